@@ -22,10 +22,15 @@ use criterion::{criterion_group, Criterion, Throughput};
 fn transports() -> (Transport, Transport) {
     let secp = Secp256k1::new();
     let key = |b: u8| SecretKey::from_slice(&[b; 32]).expect("valid key");
-    let (init, act1) =
-        Initiator::new(&secp, key(1), PublicKey::from_secret_key(&secp, &key(2)), key(3));
-    let (resp, act2) =
-        Responder::new(&secp, key(2), key(4)).process_act_one(&secp, &act1).expect("act one");
+    let (init, act1) = Initiator::new(
+        &secp,
+        key(1),
+        PublicKey::from_secret_key(&secp, &key(2)),
+        key(3),
+    );
+    let (resp, act2) = Responder::new(&secp, key(2), key(4))
+        .process_act_one(&secp, &act1)
+        .expect("act one");
     let (act3, a) = init.process_act_two(&secp, &act2).expect("act two");
     let (_, b) = resp.process_act_three(&secp, &act3).expect("act three");
     (a, b)
@@ -37,8 +42,12 @@ fn raw_round(cipher: &ChaCha20Poly1305, n: &mut u64, buf: &mut [u8]) {
     nonce[4..].copy_from_slice(&n.to_le_bytes());
     let nonce = Nonce::from(nonce);
     *n += 1;
-    let tag = cipher.encrypt_in_place_detached(&nonce, &[], buf).expect("seal");
-    cipher.decrypt_in_place_detached(&nonce, &[], buf, &tag).expect("open");
+    let tag = cipher
+        .encrypt_in_place_detached(&nonce, &[], buf)
+        .expect("seal");
+    cipher
+        .decrypt_in_place_detached(&nonce, &[], buf, &tag)
+        .expect("open");
 }
 
 struct Bolt8 {
@@ -50,17 +59,26 @@ struct Bolt8 {
 impl Bolt8 {
     fn new() -> Self {
         let (a, b) = transports();
-        Bolt8 { enc: a.split().0, dec: b.split().1, frame: Vec::with_capacity(70_000) }
+        Bolt8 {
+            enc: a.split().0,
+            dec: b.split().1,
+            frame: Vec::with_capacity(70_000),
+        }
     }
 
     /// Frame `msg` and read it back, as a sending and a receiving peer do.
     fn round(&mut self, msg: &[u8]) {
         self.frame.clear();
-        self.enc.encrypt_message_into(msg, &mut self.frame).expect("fits");
+        self.enc
+            .encrypt_message_into(msg, &mut self.frame)
+            .expect("fits");
         let header: &[u8; LENGTH_HEADER_LEN] =
             self.frame[..LENGTH_HEADER_LEN].try_into().expect("header");
         let len = self.dec.decrypt_length(header).expect("length") as usize;
-        let body = self.dec.decrypt_body_in_place(&mut self.frame[LENGTH_HEADER_LEN..]).expect("body");
+        let body = self
+            .dec
+            .decrypt_body_in_place(&mut self.frame[LENGTH_HEADER_LEN..])
+            .expect("body");
         assert_eq!(body.len(), len);
         black_box(body);
     }
@@ -76,7 +94,9 @@ fn framing(c: &mut Criterion) {
         let cipher = ChaCha20Poly1305::new(&[7u8; 32].into());
         let mut buf = msg.clone();
         let mut n = 0;
-        group.bench_function("raw_aead", |b| b.iter(|| raw_round(&cipher, &mut n, &mut buf)));
+        group.bench_function("raw_aead", |b| {
+            b.iter(|| raw_round(&cipher, &mut n, &mut buf))
+        });
         let mut bolt8 = Bolt8::new();
         group.bench_function("bolt8", |b| b.iter(|| bolt8.round(&msg)));
         group.finish();

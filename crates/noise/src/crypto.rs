@@ -95,7 +95,10 @@ pub(crate) fn decrypt_with_ad(
     ad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>, NoiseError> {
-    let split = sealed.len().checked_sub(TAG_LEN).ok_or(NoiseError::BadMac)?;
+    let split = sealed
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(NoiseError::BadMac)?;
     let (ct, tag) = sealed.split_at(split);
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| NoiseError::BadMac)?;
     let mut out = ct.to_vec();
@@ -113,13 +116,18 @@ mod tests {
     #[test]
     fn hkdf_rfc5869_case_3() {
         let (t1, t2) = hkdf(&[], &[0x0b; 22]);
-        let okm = hex_lit("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+        let okm = hex_lit(
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+        );
         assert_eq!(&t1[..], &okm[..32]);
         assert_eq!(&t2[..10], &okm[32..]);
     }
 
     fn hex_lit(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -127,9 +135,21 @@ mod tests {
         let key = [7u8; 32];
         let sealed = encrypt_with_ad(&key, 5, b"ad", b"payload");
         assert_eq!(sealed.len(), 7 + TAG_LEN);
-        assert_eq!(decrypt_with_ad(&key, 5, b"ad", &sealed).unwrap(), b"payload");
-        assert_eq!(decrypt_with_ad(&key, 6, b"ad", &sealed), Err(NoiseError::BadMac));
-        assert_eq!(decrypt_with_ad(&key, 5, b"xx", &sealed), Err(NoiseError::BadMac));
-        assert_eq!(decrypt_with_ad(&key, 5, b"ad", &sealed[..10]), Err(NoiseError::BadMac));
+        assert_eq!(
+            decrypt_with_ad(&key, 5, b"ad", &sealed).unwrap(),
+            b"payload"
+        );
+        assert_eq!(
+            decrypt_with_ad(&key, 6, b"ad", &sealed),
+            Err(NoiseError::BadMac)
+        );
+        assert_eq!(
+            decrypt_with_ad(&key, 5, b"xx", &sealed),
+            Err(NoiseError::BadMac)
+        );
+        assert_eq!(
+            decrypt_with_ad(&key, 5, b"ad", &sealed[..10]),
+            Err(NoiseError::BadMac)
+        );
     }
 }

@@ -49,11 +49,7 @@ impl State {
 
 /// Builds act one or two: `0 || e.pub || encryptWithAD(temp_k, 0, h, "")`,
 /// mixing `e.pub` before the ECDH and the MAC after it. Returns the act and `temp_k`.
-fn write_ephemeral_act(
-    state: &mut State,
-    e_pub: &PublicKey,
-    dh: [u8; 32],
-) -> ([u8; 50], [u8; 32]) {
+fn write_ephemeral_act(state: &mut State, e_pub: &PublicKey, dh: [u8; 32]) -> ([u8; 50], [u8; 32]) {
     let e_pub = e_pub.serialize();
     state.mix_hash(&e_pub);
     let temp_k = state.mix_key(&dh);
@@ -152,7 +148,12 @@ impl Responder {
     pub fn new<C: Signing>(secp: &Secp256k1<C>, ls: SecretKey, e: SecretKey) -> Self {
         let state = State::new(&PublicKey::from_secret_key(secp, &ls));
         let e_pub = PublicKey::from_secret_key(secp, &e);
-        Responder { state, ls, e, e_pub }
+        Responder {
+            state,
+            ls,
+            e,
+            e_pub,
+        }
     }
 
     /// BOLT 8 §"Act One" (receiver side) then §"Act Two" (sender side):
@@ -167,7 +168,14 @@ impl Responder {
         let (re, _) = read_ephemeral_act(&mut self.state, act_one, |re| ecdh(&ls, re))?;
         // ee = ECDH(e.priv, re)
         let (act, temp_k2) = write_ephemeral_act(&mut self.state, &self.e_pub, ecdh(&self.e, &re));
-        Ok((ResponderActTwoSent { state: self.state, e: self.e, temp_k2 }, act))
+        Ok((
+            ResponderActTwoSent {
+                state: self.state,
+                e: self.e,
+                temp_k2,
+            },
+            act,
+        ))
     }
 }
 

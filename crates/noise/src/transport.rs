@@ -44,7 +44,12 @@ struct CipherState {
 
 impl CipherState {
     fn new(k: [u8; 32], ck: [u8; 32]) -> Self {
-        CipherState { aead: Aead::new(&k), k, n: 0, ck }
+        CipherState {
+            aead: Aead::new(&k),
+            k,
+            n: 0,
+            ck,
+        }
     }
 
     /// Advances the nonce after one use, rotating the key after 1000 uses
@@ -80,7 +85,11 @@ impl Encryptor {
     /// MAC, then the encrypted message and its MAC (BOLT 8 §"Encrypting and
     /// Sending Messages"). A message over 65535 bytes is refused and nothing is
     /// written.
-    pub fn encrypt_message_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseError> {
+    pub fn encrypt_message_into(
+        &mut self,
+        msg: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), NoiseError> {
         let len = u16::try_from(msg.len()).map_err(|_| NoiseError::MessageTooLong(msg.len()))?;
         out.reserve(LENGTH_HEADER_LEN + msg.len() + MAC_LEN);
 
@@ -120,8 +129,14 @@ impl Decryptor {
 
     /// Decrypts a frame body (`length` bytes of ciphertext followed by the MAC)
     /// in place and returns the plaintext part of `sealed`.
-    pub fn decrypt_body_in_place<'a>(&mut self, sealed: &'a mut [u8]) -> Result<&'a [u8], NoiseError> {
-        let split = sealed.len().checked_sub(MAC_LEN).ok_or(NoiseError::BadMac)?;
+    pub fn decrypt_body_in_place<'a>(
+        &mut self,
+        sealed: &'a mut [u8],
+    ) -> Result<&'a [u8], NoiseError> {
+        let split = sealed
+            .len()
+            .checked_sub(MAC_LEN)
+            .ok_or(NoiseError::BadMac)?;
         let (body, tag) = sealed.split_at_mut(split);
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().expect("split leaves exactly the tag");
         self.cipher.open_in_place(body, tag)?;
@@ -148,8 +163,12 @@ impl Transport {
     /// start as the handshake's final `ck`.
     pub(crate) fn new(sk: [u8; 32], rk: [u8; 32], ck: [u8; 32]) -> Self {
         Transport {
-            encryptor: Encryptor { cipher: CipherState::new(sk, ck) },
-            decryptor: Decryptor { cipher: CipherState::new(rk, ck) },
+            encryptor: Encryptor {
+                cipher: CipherState::new(sk, ck),
+            },
+            decryptor: Decryptor {
+                cipher: CipherState::new(rk, ck),
+            },
         }
     }
 
@@ -202,7 +221,13 @@ pub struct MessageDecoder {
 impl MessageDecoder {
     /// A decoder over the receiving half of a transport.
     pub fn new(decryptor: Decryptor) -> Self {
-        MessageDecoder { decryptor, buf: Vec::new(), pos: 0, pending_len: None, poisoned: false }
+        MessageDecoder {
+            decryptor,
+            buf: Vec::new(),
+            pos: 0,
+            pending_len: None,
+            poisoned: false,
+        }
     }
 
     /// Appends bytes read from the network.
@@ -231,7 +256,9 @@ impl MessageDecoder {
         let len = match self.pending_len {
             Some(len) => len,
             None => {
-                let Some(header) = available.get(..LENGTH_HEADER_LEN) else { return Ok(None) };
+                let Some(header) = available.get(..LENGTH_HEADER_LEN) else {
+                    return Ok(None);
+                };
                 let header: &[u8; LENGTH_HEADER_LEN] = header.try_into().expect("sliced to length");
                 let len = usize::from(self.decryptor.decrypt_length(header)?);
                 self.pos += LENGTH_HEADER_LEN;
@@ -240,7 +267,9 @@ impl MessageDecoder {
             }
         };
         let available = &mut self.buf[self.pos..];
-        let Some(sealed) = available.get_mut(..len + MAC_LEN) else { return Ok(None) };
+        let Some(sealed) = available.get_mut(..len + MAC_LEN) else {
+            return Ok(None);
+        };
         let msg = self.decryptor.decrypt_body_in_place(sealed)?.to_vec();
         self.pos += len + MAC_LEN;
         self.pending_len = None;
@@ -272,7 +301,8 @@ mod tests {
             Err(NoiseError::MessageTooLong(65536))
         );
         assert_eq!(out, vec![9]);
-        enc.encrypt_message_into(&vec![0; MAX_MESSAGE_LEN], &mut out).unwrap();
+        enc.encrypt_message_into(&vec![0; MAX_MESSAGE_LEN], &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1 + LENGTH_HEADER_LEN + MAX_MESSAGE_LEN + MAC_LEN);
     }
 
@@ -284,7 +314,8 @@ mod tests {
         let mut decoder = MessageDecoder::new(dec);
         let mut wire = Vec::new();
         for i in 0..1200u32 {
-            enc.encrypt_message_into(&i.to_be_bytes()[..(i % 4) as usize], &mut wire).unwrap();
+            enc.encrypt_message_into(&i.to_be_bytes()[..(i % 4) as usize], &mut wire)
+                .unwrap();
         }
         let mut got = Vec::new();
         for chunk in wire.chunks(7) {

@@ -57,12 +57,30 @@ const ROTATION_2_K: &str = "9e0477f9850dca41e42db0e4d154e3a098e5a000d995e421849f
 
 // Message Encryption Tests: "output N" for the Nth "hello" (N counted from 0).
 const MESSAGE_OUTPUTS: [(usize, &str); 6] = [
-    (0, "cf2b30ddf0cf3f80e7c35a6e6730b59fe802473180f396d88a8fb0db8cbcf25d2f214cf9ea1d95"),
-    (1, "72887022101f0b6753e0c7de21657d35a4cb2a1f5cde2650528bbc8f837d0f0d7ad833b1a256a1"),
-    (500, "178cb9d7387190fa34db9c2d50027d21793c9bc2d40b1e14dcf30ebeeeb220f48364f7a4c68bf8"),
-    (501, "1b186c57d44eb6de4c057c49940d79bb838a145cb528d6e8fd26dbe50a60ca2c104b56b60e45bd"),
-    (1000, "4a2f3cc3b5e78ddb83dcb426d9863d9d9a723b0337c89dd0b005d89f8d3c05c52b76b29b740f09"),
-    (1001, "2ecd8c8a5629d0d02ab457a0fdd0f7b90a192cd46be5ecb6ca570bfc5e268338b1a16cf4ef2d36"),
+    (
+        0,
+        "cf2b30ddf0cf3f80e7c35a6e6730b59fe802473180f396d88a8fb0db8cbcf25d2f214cf9ea1d95",
+    ),
+    (
+        1,
+        "72887022101f0b6753e0c7de21657d35a4cb2a1f5cde2650528bbc8f837d0f0d7ad833b1a256a1",
+    ),
+    (
+        500,
+        "178cb9d7387190fa34db9c2d50027d21793c9bc2d40b1e14dcf30ebeeeb220f48364f7a4c68bf8",
+    ),
+    (
+        501,
+        "1b186c57d44eb6de4c057c49940d79bb838a145cb528d6e8fd26dbe50a60ca2c104b56b60e45bd",
+    ),
+    (
+        1000,
+        "4a2f3cc3b5e78ddb83dcb426d9863d9d9a723b0337c89dd0b005d89f8d3c05c52b76b29b740f09",
+    ),
+    (
+        1001,
+        "2ecd8c8a5629d0d02ab457a0fdd0f7b90a192cd46be5ecb6ca570bfc5e268338b1a16cf4ef2d36",
+    ),
 ];
 
 // Message Encryption Tests: the "encrypt l" / "encrypt m" halves of output 0
@@ -426,15 +444,35 @@ fn encrypt_hellos(transport: &mut Transport) -> Vec<Vec<u8>> {
             // key) and message 1000 the rotated keys must be in use.
             if i == 500 {
                 let keys = transport.keys();
-                assert_eq!(hex::encode(keys.sk), ROTATION_1_K, "sk after first rotation");
-                assert_eq!(hex::encode(keys.sck), ROTATION_1_CK, "ck after first rotation");
-                assert_eq!(hex::encode(keys.rk), INITIATOR_RK, "rk is rotated separately");
+                assert_eq!(
+                    hex::encode(keys.sk),
+                    ROTATION_1_K,
+                    "sk after first rotation"
+                );
+                assert_eq!(
+                    hex::encode(keys.sck),
+                    ROTATION_1_CK,
+                    "ck after first rotation"
+                );
+                assert_eq!(
+                    hex::encode(keys.rk),
+                    INITIATOR_RK,
+                    "rk is rotated separately"
+                );
                 assert_eq!(hex::encode(keys.rck), FINAL_CK, "rck is rotated separately");
             }
             if i == 1000 {
                 let keys = transport.keys();
-                assert_eq!(hex::encode(keys.sk), ROTATION_2_K, "sk after second rotation");
-                assert_eq!(hex::encode(keys.sck), ROTATION_2_CK, "ck after second rotation");
+                assert_eq!(
+                    hex::encode(keys.sk),
+                    ROTATION_2_K,
+                    "sk after second rotation"
+                );
+                assert_eq!(
+                    hex::encode(keys.sck),
+                    ROTATION_2_CK,
+                    "ck after second rotation"
+                );
             }
             out
         })
@@ -458,10 +496,26 @@ fn transport_message_test() {
     let outputs = encrypt_hellos(&mut transport);
 
     // The "encrypt l" / "encrypt m" halves given for outputs 0 and 1.
-    assert_eq!(hex::encode(&outputs[0][..18]), OUTPUT_0_LC, "output 0, encrypted length");
-    assert_eq!(hex::encode(&outputs[0][18..]), OUTPUT_0_C, "output 0, encrypted body");
-    assert_eq!(hex::encode(&outputs[1][..18]), OUTPUT_1_LC, "output 1, encrypted length");
-    assert_eq!(hex::encode(&outputs[1][18..]), OUTPUT_1_C, "output 1, encrypted body");
+    assert_eq!(
+        hex::encode(&outputs[0][..18]),
+        OUTPUT_0_LC,
+        "output 0, encrypted length"
+    );
+    assert_eq!(
+        hex::encode(&outputs[0][18..]),
+        OUTPUT_0_C,
+        "output 0, encrypted body"
+    );
+    assert_eq!(
+        hex::encode(&outputs[1][..18]),
+        OUTPUT_1_LC,
+        "output 1, encrypted length"
+    );
+    assert_eq!(
+        hex::encode(&outputs[1][18..]),
+        OUTPUT_1_C,
+        "output 1, encrypted body"
+    );
 
     for (index, expected) in MESSAGE_OUTPUTS {
         assert_eq!(outputs[index], bytes(expected), "output {index}");
@@ -496,15 +550,35 @@ fn transport_message_test_responder_decrypts() {
         assert_eq!(plain, b"hello", "plaintext of message {i}");
         if i == 500 {
             let keys = receiver.keys();
-            assert_eq!(hex::encode(keys.rk), ROTATION_1_K, "rk after first rotation");
-            assert_eq!(hex::encode(keys.rck), ROTATION_1_CK, "rck after first rotation");
-            assert_eq!(hex::encode(keys.sk), INITIATOR_RK, "sk is rotated separately");
+            assert_eq!(
+                hex::encode(keys.rk),
+                ROTATION_1_K,
+                "rk after first rotation"
+            );
+            assert_eq!(
+                hex::encode(keys.rck),
+                ROTATION_1_CK,
+                "rck after first rotation"
+            );
+            assert_eq!(
+                hex::encode(keys.sk),
+                INITIATOR_RK,
+                "sk is rotated separately"
+            );
             assert_eq!(hex::encode(keys.sck), FINAL_CK, "sck is rotated separately");
         }
         if i == 1000 {
             let keys = receiver.keys();
-            assert_eq!(hex::encode(keys.rk), ROTATION_2_K, "rk after second rotation");
-            assert_eq!(hex::encode(keys.rck), ROTATION_2_CK, "rck after second rotation");
+            assert_eq!(
+                hex::encode(keys.rk),
+                ROTATION_2_K,
+                "rk after second rotation"
+            );
+            assert_eq!(
+                hex::encode(keys.rck),
+                ROTATION_2_CK,
+                "rck after second rotation"
+            );
         }
     }
 }
