@@ -1,1 +1,10 @@
-//! placeholder
+//! The Beongae node: a deterministic protocol core ([`core::NodeCore`]) and
+//! the tokio runtime that drives it ([`runtime::Node`]).
+//!
+//! Embed it by starting a [`runtime::Node`] with a secret key and a
+//! [`runtime::NodeConfig`], then use its [`runtime::NodeHandle`].
+
+pub mod address;
+pub mod core;
+pub mod identity;
+pub mod runtime;

@@ -1,0 +1,208 @@
+//! The daemon's local control socket: one JSON request per line, one JSON
+//! response per line, over a Unix socket in the data directory (mode 0600,
+//! so only the node's user can drive it). The full HTTP API comes later.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use beongae_node::address::PeerAddress;
+use beongae_node::core::{Direction, PeerInfo};
+use beongae_node::runtime::NodeHandle;
+use beongae_wire::NodeId;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// File name of the socket inside the data directory.
+pub const SOCKET_NAME: &str = "beongae.sock";
+
+/// A request from the CLI.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Request {
+    /// Node id and listen address.
+    GetInfo,
+    /// Connect to `NODE_ID@HOST:PORT`.
+    Connect {
+        /// The peer address as the user typed it.
+        address: String,
+    },
+    /// List peers.
+    Peers,
+    /// Disconnect a peer.
+    Disconnect {
+        /// The node id.
+        node_id: String,
+    },
+    /// Ping a peer.
+    Ping {
+        /// The node id.
+        node_id: String,
+        /// `num_pong_bytes`.
+        num_pong_bytes: u16,
+    },
+}
+
+/// A peer as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerView {
+    /// Node id, hex.
+    pub node_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Remote socket address.
+    pub address: Option<String>,
+    /// Feature bits, hex (big-endian, as on the wire).
+    pub features: String,
+    /// Feature bits with names.
+    pub feature_names: String,
+}
+
+impl From<PeerInfo> for PeerView {
+    fn from(p: PeerInfo) -> Self {
+        PeerView {
+            node_id: p.node_id.to_string(),
+            direction: match p.direction {
+                Direction::Inbound => "inbound".into(),
+                Direction::Outbound => "outbound".into(),
+            },
+            address: p.remote_addr.map(|a| a.to_string()),
+            features: p
+                .features
+                .to_be_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            feature_names: p.features.to_string(),
+        }
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Success, with a JSON result.
+    Ok(serde_json::Value),
+    /// Failure, with a message for the user.
+    Error(String),
+}
+
+/// Path of the control socket for `datadir`.
+pub fn socket_path(datadir: &Path) -> PathBuf {
+    datadir.join(SOCKET_NAME)
+}
+
+/// Binds the control socket, refusing if another daemon already serves it.
+pub async fn bind(datadir: &Path) -> anyhow::Result<UnixListener> {
+    let path = socket_path(datadir);
+    if path.as_os_str().len() > 100 {
+        bail!(
+            "control socket path {} is too long for a Unix socket; use a shorter --datadir",
+            path.display()
+        );
+    }
+    if path.exists() {
+        if UnixStream::connect(&path).await.is_ok() {
+            bail!(
+                "another beongae daemon is already running with data directory {}",
+                datadir.display()
+            );
+        }
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves requests until the task is dropped.
+pub async fn serve(listener: UnixListener, node: NodeHandle, listen: Option<std::net::SocketAddr>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let response = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => handle(&node, listen, req).await,
+                    Err(e) => Response::Error(format!("bad request: {e}")),
+                };
+                let mut out = serde_json::to_string(&response).expect("responses serialize");
+                out.push('\n');
+                if write.write_all(out.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    s.parse::<NodeId>()
+        .map_err(|e| format!("bad node id `{s}`: {e}"))
+}
+
+async fn handle(node: &NodeHandle, listen: Option<std::net::SocketAddr>, req: Request) -> Response {
+    let result: Result<serde_json::Value, String> = async {
+        match req {
+            Request::GetInfo => Ok(serde_json::json!({
+                "node_id": node.node_id().to_string(),
+                "listen": listen.map(|a| a.to_string()),
+            })),
+            Request::Connect { address } => {
+                let addr: PeerAddress = address.parse().map_err(|e| format!("{e}"))?;
+                let info = node.connect_to(&addr).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::to_value(PeerView::from(info)).expect("serializes"))
+            }
+            Request::Peers => {
+                let peers: Vec<PeerView> = node.peers().await.map_err(|e| e.to_string())?.into_iter().map(Into::into).collect();
+                Ok(serde_json::to_value(peers).expect("serializes"))
+            }
+            Request::Disconnect { node_id } => {
+                let was = node.disconnect(parse_node_id(&node_id)?).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({ "was_connected": was }))
+            }
+            Request::Ping { node_id, num_pong_bytes } => {
+                let (len, rtt) = node.ping(parse_node_id(&node_id)?, num_pong_bytes).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({ "pong_bytes": len, "round_trip_ms": rtt.as_secs_f64() * 1000.0 }))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => Response::Ok(v),
+        Err(e) => Response::Error(e),
+    }
+}
+
+/// Sends one request to the daemon of `datadir` and returns its result.
+pub async fn call(datadir: &Path, req: &Request) -> anyhow::Result<serde_json::Value> {
+    let path = socket_path(datadir);
+    let stream = UnixStream::connect(&path).await.with_context(|| {
+        format!(
+            "cannot reach a running daemon at {} (start one with `beongae daemon --datadir {}`)",
+            path.display(),
+            datadir.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    let reply = lines
+        .next_line()
+        .await?
+        .context("the daemon closed the connection without answering")?;
+    match serde_json::from_str::<Response>(&reply)? {
+        Response::Ok(v) => Ok(v),
+        Response::Error(e) => bail!(e),
+    }
+}

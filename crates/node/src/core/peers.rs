@@ -1,0 +1,374 @@
+//! BOLT 1 peer handling in the core: the `init` exchange, `ping`/`pong`,
+//! `error`/`warning`, unknown messages, and connection liveness.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use beongae_wire::{
+    ChainHash, ChannelId, DecodeError, Features, Init, Message, NetAddress, NodeId, Ping, Warning,
+};
+
+use super::{CommandId, DisconnectReason, Event, NodeCore, Output, PeerId, Reply};
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// They dialled us.
+    Inbound,
+    /// We dialled them.
+    Outbound,
+}
+
+/// A peer that completed the `init` exchange, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's node id.
+    pub node_id: NodeId,
+    /// Who dialled.
+    pub direction: Direction,
+    /// Remote socket address.
+    pub remote_addr: Option<SocketAddr>,
+    /// The peer's features (`globalfeatures` OR `features`).
+    pub features: Features,
+    /// The chains the peer listed in `networks`, if it sent the TLV.
+    pub networks: Option<Vec<ChainHash>>,
+}
+
+/// A `ping` we sent and whose `pong` we await.
+#[derive(Debug)]
+struct OutstandingPing {
+    sent_at: Duration,
+    num_pong_bytes: u16,
+    command: Option<CommandId>,
+}
+
+/// One connection.
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) node_id: NodeId,
+    direction: Direction,
+    remote_addr: Option<SocketAddr>,
+    connected_at: Duration,
+    /// The peer's `init`, once received.
+    init: Option<Init>,
+    pings: VecDeque<OutstandingPing>,
+    next_ping_at: Duration,
+}
+
+impl Peer {
+    pub(super) fn is_ready(&self) -> bool {
+        self.init.is_some()
+    }
+
+    pub(super) fn info(&self) -> Option<PeerInfo> {
+        let init = self.init.as_ref()?;
+        Some(PeerInfo {
+            node_id: self.node_id,
+            direction: self.direction,
+            remote_addr: self.remote_addr,
+            features: init.combined_features(),
+            networks: init.networks.clone(),
+        })
+    }
+}
+
+impl NodeCore {
+    /// A handshake completed: BOLT 1 "MUST send `init` as the first Lightning
+    /// message for any connection". BOLT 1 also requires a single connection
+    /// per peer, so an older connection to the same node is closed.
+    pub(super) fn on_connected(
+        &mut self,
+        now: Duration,
+        peer: PeerId,
+        node_id: NodeId,
+        direction: Direction,
+        remote_addr: Option<SocketAddr>,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(old) = self.peer_by_node(node_id) {
+            // The replacement serves any `Connect` waiting for this node.
+            let waiting = std::mem::take(&mut self.pending_connects);
+            out.push(Output::Disconnect {
+                peer: old,
+                reason: DisconnectReason::Replaced,
+            });
+            self.remove_peer(old, out);
+            self.pending_connects = waiting;
+        }
+        // BOLT 1: SHOULD set `remote_addr` on an incoming connection made over
+        // IP, and SHOULD NOT set a private address.
+        let their_addr = remote_addr
+            .filter(|_| direction == Direction::Inbound)
+            .map(NetAddress::from)
+            .filter(|a| !a.is_private_ip());
+        let init = Init {
+            global_features: Features::empty(),
+            features: self.config.features.clone(),
+            networks: Some(vec![self.config.chain]),
+            remote_addr: their_addr,
+            ..Init::default()
+        };
+        out.push(Output::Send {
+            peer,
+            msg: init.into(),
+        });
+        let jitter = Duration::from_millis(self.next_random() % 1000);
+        self.peers.insert(
+            peer,
+            Peer {
+                node_id,
+                direction,
+                remote_addr,
+                connected_at: now,
+                init: None,
+                pings: VecDeque::new(),
+                next_ping_at: now + self.config.ping_interval + jitter,
+            },
+        );
+    }
+
+    pub(super) fn on_message(
+        &mut self,
+        now: Duration,
+        peer: PeerId,
+        bytes: &[u8],
+        out: &mut Vec<Output>,
+    ) {
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let ready = state.is_ready();
+        let msg = match Message::decode(bytes) {
+            Ok(msg) => msg,
+            // BOLT 1: unknown even type, or a known message with insufficient
+            // length or an invalid extension: MUST close the connection.
+            Err(e) => return self.protocol_violation(peer, &describe_decode_error(&e), ready, out),
+        };
+        if !ready {
+            return match msg {
+                Message::Init(init) => self.on_init(peer, init, out),
+                // BOLT 1: `init` MUST be the first message.
+                other => {
+                    let text = format!("expected init as the first message, got {}", other.name());
+                    self.protocol_violation(peer, &text, false, out)
+                }
+            };
+        }
+        match msg {
+            Message::Init(_) => self.protocol_violation(peer, "received a second init", true, out),
+            Message::Ping(ping) => {
+                // BOLT 1: respond with `byteslen` = `num_pong_bytes` if it is
+                // below 65532, otherwise ignore the ping.
+                if let Some(pong) = ping.reply() {
+                    out.push(Output::Send {
+                        peer,
+                        msg: pong.into(),
+                    });
+                }
+            }
+            Message::Pong(pong) => self.on_pong(now, peer, pong.ignored.len(), out),
+            Message::Warning(w) => {
+                let node_id = self.peers[&peer].node_id;
+                out.push(Output::Event(Event::WarningReceived {
+                    node_id,
+                    text: w.printable_data(),
+                }));
+            }
+            Message::Error(e) => {
+                // BOLT 1: MUST fail the channel(s) named; there are no channels
+                // yet, so reporting it is all there is to do.
+                let node_id = self.peers[&peer].node_id;
+                out.push(Output::Event(Event::ErrorReceived {
+                    node_id,
+                    text: e.printable_data(),
+                }));
+            }
+            // BOLT 1: "upon receiving a message of odd, unknown type: MUST ignore".
+            Message::Unknown(_) => {}
+            _ => {}
+        }
+    }
+
+    /// BOLT 1 §"The `init` Message", receiving node.
+    fn on_init(&mut self, peer: PeerId, init: Init, out: &mut Vec<Output>) {
+        let features = init.combined_features();
+        let problem = features
+            .check_required_supported(&self.config.features)
+            .and_then(|()| features.check_dependencies())
+            .err()
+            .map(|e| e.to_string())
+            .or_else(|| match &init.networks {
+                Some(chains) if !chains.contains(&self.config.chain) => {
+                    Some(format!("no common chain: we are on {}", self.config.chain))
+                }
+                _ => None,
+            });
+        if let Some(text) = problem {
+            // We have their init, so a warning may be sent before closing.
+            return self.protocol_violation(peer, &text, true, out);
+        }
+        let state = self
+            .peers
+            .get_mut(&peer)
+            .expect("caller checked the peer exists");
+        state.init = Some(init);
+        let info = state.info().expect("init was just set");
+        let node_id = info.node_id;
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .pending_connects
+            .drain(..)
+            .partition(|(_, n)| *n == node_id);
+        self.pending_connects = waiting;
+        for (id, _) in ready {
+            out.push(Output::Reply {
+                id,
+                reply: Reply::Connected(info.clone()),
+            });
+        }
+        out.push(Output::Event(Event::PeerReady(info)));
+    }
+
+    fn on_pong(&mut self, now: Duration, peer: PeerId, byteslen: usize, out: &mut Vec<Output>) {
+        let state = self
+            .peers
+            .get_mut(&peer)
+            .expect("caller checked the peer exists");
+        // Pongs answer pings in order. BOLT 1 allows closing on a pong that
+        // matches no ping; we ignore it instead (it costs nothing, and some
+        // peers send keepalive pongs).
+        let Some(ping) = state.pings.front() else {
+            return;
+        };
+        if usize::from(ping.num_pong_bytes) != byteslen {
+            return;
+        }
+        let ping = state.pings.pop_front().expect("front exists");
+        if let Some(id) = ping.command {
+            let reply = Reply::Pong {
+                byteslen: ping.num_pong_bytes,
+                round_trip: now.saturating_sub(ping.sent_at),
+            };
+            out.push(Output::Reply { id, reply });
+        }
+    }
+
+    pub(super) fn send_ping(
+        &mut self,
+        now: Duration,
+        peer: PeerId,
+        num_pong_bytes: u16,
+        command: Option<CommandId>,
+        out: &mut Vec<Output>,
+    ) {
+        // BOLT 1: `ignored` SHOULD be zeros and never secrets; its length varies
+        // so pings do not all look alike.
+        let byteslen = (self.next_random() % 64) as u16;
+        let state = self
+            .peers
+            .get_mut(&peer)
+            .expect("caller checked the peer exists");
+        state.pings.push_back(OutstandingPing {
+            sent_at: now,
+            num_pong_bytes,
+            command,
+        });
+        state.next_ping_at = now + self.config.ping_interval;
+        out.push(Output::Send {
+            peer,
+            msg: Ping::new(num_pong_bytes, byteslen).into(),
+        });
+    }
+
+    /// Timers: `init` timeout, `pong` timeout, periodic pings.
+    pub(super) fn on_tick(&mut self, now: Duration, out: &mut Vec<Output>) {
+        let mut expired = Vec::new();
+        let mut due = Vec::new();
+        for (&id, p) in &self.peers {
+            if !p.is_ready() {
+                if now.saturating_sub(p.connected_at) >= self.config.init_timeout {
+                    expired.push((id, DisconnectReason::InitTimeout));
+                }
+            } else if p
+                .pings
+                .front()
+                .is_some_and(|ping| now.saturating_sub(ping.sent_at) >= self.config.ping_timeout)
+            {
+                // BOLT 1: MAY close the connection without a pong, and MUST
+                // NOT fail the channels for it.
+                expired.push((id, DisconnectReason::PingTimeout));
+            } else if p.pings.is_empty() && now >= p.next_ping_at {
+                due.push(id);
+            }
+        }
+        for (peer, reason) in expired {
+            out.push(Output::Disconnect { peer, reason });
+            self.remove_peer(peer, out);
+        }
+        for peer in due {
+            let num_pong_bytes = (self.next_random() % 64) as u16;
+            self.send_ping(now, peer, num_pong_bytes, None, out);
+        }
+    }
+
+    /// Sends a `warning` (only once the peer's `init` arrived: BOLT 1 says a
+    /// node MUST wait for `init` before sending anything else) and closes.
+    pub(super) fn protocol_violation(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        may_send: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if may_send {
+            out.push(Output::Send {
+                peer,
+                msg: Warning::new(ChannelId::ALL, text).into(),
+            });
+        }
+        out.push(Output::Disconnect {
+            peer,
+            reason: DisconnectReason::ProtocolViolation(text.to_owned()),
+        });
+        self.remove_peer(peer, out);
+    }
+
+    /// Forgets a connection, failing what waited on it.
+    pub(super) fn remove_peer(&mut self, peer: PeerId, out: &mut Vec<Output>) {
+        let Some(state) = self.peers.remove(&peer) else {
+            return;
+        };
+        let ready = state.is_ready();
+        for ping in state.pings {
+            if let Some(id) = ping.command {
+                out.push(Output::Reply {
+                    id,
+                    reply: Reply::Failed("peer disconnected before the pong".into()),
+                });
+            }
+        }
+        if ready {
+            out.push(Output::Event(Event::PeerDisconnected {
+                node_id: state.node_id,
+            }));
+        } else {
+            let node_id = state.node_id;
+            let (failed, waiting): (Vec<_>, Vec<_>) = self
+                .pending_connects
+                .drain(..)
+                .partition(|(_, n)| *n == node_id);
+            self.pending_connects = waiting;
+            for (id, _) in failed {
+                let reply = Reply::Failed(format!("{node_id} disconnected before completing init"));
+                out.push(Output::Reply { id, reply });
+            }
+        }
+    }
+}
+
+fn describe_decode_error(e: &DecodeError) -> String {
+    match e {
+        DecodeError::UnknownEvenMessage(t) => format!("unknown even message type {t}"),
+        other => format!("malformed message: {other}"),
+    }
+}
