@@ -128,6 +128,7 @@ async fn daemon(datadir: &Path, listen: SocketAddr, network: Network) -> anyhow:
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     std::fs::create_dir_all(datadir)
         .with_context(|| format!("creating data directory {}", datadir.display()))?;
