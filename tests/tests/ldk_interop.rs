@@ -1,6 +1,8 @@
 //! Interop with LDK 0.2 as a live peer over loopback TCP: the BOLT 8
 //! handshake in both directions, the `init` exchange and `ping`/`pong`.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

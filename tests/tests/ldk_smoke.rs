@@ -1,6 +1,8 @@
 //! Smoke test for the in-process LDK peer harness (`support/ldk.rs`): two LDK nodes connect,
 //! see each other, exchange pings on timer ticks and stay connected.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The peer layer over real TCP: misbehaving peers are dropped without a
 //! panic and without disturbing others; silent peers time out; many peers at once.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

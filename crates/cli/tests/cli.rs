@@ -2,6 +2,8 @@
 //! and the errors a user sees for a bad address, a wrong pubkey and a refused
 //! connection.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,25 +21,57 @@ struct Daemon {
 impl Daemon {
     fn start(datadir: &Path) -> Daemon {
         let mut child = Command::new(BIN)
-            .args(["--datadir", datadir.to_str().unwrap(), "daemon", "--listen", "127.0.0.1:0"])
+            .args([
+                "--datadir",
+                datadir.to_str().unwrap(),
+                "daemon",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .env("BEONGAE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("daemon starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let node_id = lines.next().unwrap().unwrap().strip_prefix("node id: ").unwrap().to_owned();
-        let listen = lines.next().unwrap().unwrap().strip_prefix("listening on: ").unwrap().to_owned();
-        Daemon { child, node_id, listen, datadir: datadir.to_owned() }
+        let node_id = lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .strip_prefix("node id: ")
+            .unwrap()
+            .to_owned();
+        let listen = lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .strip_prefix("listening on: ")
+            .unwrap()
+            .to_owned();
+        Daemon {
+            child,
+            node_id,
+            listen,
+            datadir: datadir.to_owned(),
+        }
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--datadir").arg(&self.datadir).args(args).output().unwrap()
+        Command::new(BIN)
+            .arg("--datadir")
+            .arg(&self.datadir)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> serde_json::Value {
         let out = self.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -50,7 +84,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -62,7 +98,10 @@ fn two_daemons_connect_and_list_peers() {
     let b = Daemon::start(&dir.path().join("b"));
 
     // Key file is private.
-    let mode = std::fs::metadata(dir.path().join("a/node_key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("a/node_key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     let peer = a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
@@ -90,10 +129,19 @@ fn two_daemons_connect_and_list_peers() {
     assert!(e.contains("bad node id `02ab`"), "{e}");
     let wrong = "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619";
     let e = a.err(&["connect", &format!("{wrong}@{}", b.listen)]);
-    assert!(e.contains(&format!("is {wrong} the node listening there?")), "{e}");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(
+        e.contains(&format!("is {wrong} the node listening there?")),
+        "{e}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let e = a.err(&["connect", &format!("{wrong}@{closed}")]);
-    assert!(e.contains(&format!("cannot connect to {closed}")) && e.contains("refused"), "{e}");
+    assert!(
+        e.contains(&format!("cannot connect to {closed}")) && e.contains("refused"),
+        "{e}"
+    );
 
     let disc = a.ok(&["disconnect", &b.node_id]);
     assert_eq!(disc["was_connected"], true);
@@ -107,12 +155,27 @@ fn identity_survives_restart_and_one_daemon_per_datadir() {
     assert_eq!(again.node_id, first);
 
     let out = Command::new(BIN)
-        .args(["--datadir", dir.path().join("n").to_str().unwrap(), "daemon", "--listen", "127.0.0.1:0"])
+        .args([
+            "--datadir",
+            dir.path().join("n").to_str().unwrap(),
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another beongae daemon is already running"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another beongae daemon is already running")
+    );
 
-    let out = Command::new(BIN).args(["--datadir", dir.path().join("none").to_str().unwrap(), "peers"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--datadir",
+            dir.path().join("none").to_str().unwrap(),
+            "peers",
+        ])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach a running daemon"));
 }

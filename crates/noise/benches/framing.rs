@@ -10,6 +10,8 @@
 //! After the criterion groups, a plain timing loop over the same work prints
 //! the ratio `raw_time / bolt8_time` (1.0 = framing costs nothing extra).
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

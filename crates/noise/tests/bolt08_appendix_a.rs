@@ -14,6 +14,8 @@
 //! | `ACT3_BAD_CIPHERTEXT`     | `BadMac`                           |
 //! | `ACTn_READ_FAILED`        | unrepresentable: acts are `&[u8; N]` |
 
+#![allow(clippy::unwrap_used)]
+
 use beongae_noise::{
     Initiator, NoiseError, Responder, ResponderActTwoSent, Transport, ACT_ONE_LEN, ACT_THREE_LEN,
     ACT_TWO_LEN,

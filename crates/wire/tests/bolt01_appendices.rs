@@ -1,6 +1,8 @@
 //! BOLT 1 Appendix A (BigSize), B (TLV), C (message extension) and D (signed
 //! integers), transcribed from `01-messaging.md` in `lightning/bolts`.
 
+#![allow(clippy::unwrap_used)]
+
 use beongae_wire::{DecodeError, Init, Message, Reader, ShortChannelId, TlvStream, Writer};
 use bitcoin::secp256k1::PublicKey;
 

@@ -1,6 +1,8 @@
 //! Property tests: decode(encode(m)) == m for every message type, and decoding
 //! arbitrary bytes never panics.
 
+#![allow(clippy::unwrap_used)]
+
 use beongae_wire::{
     ChainHash, ChannelId, ErrorMessage, Features, Init, Message, NetAddress, Ping, Pong, Reader,
     TlvStream, UnknownMessage, Warning, Writer,
