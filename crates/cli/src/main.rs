@@ -1,5 +1,6 @@
 //! `beongae`: the Lightning node daemon and its command-line client.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -141,11 +142,19 @@ async fn daemon(datadir: &Path, listen: SocketAddr, network: Network) -> anyhow:
     config.core.seed = rand::random();
     let node = Node::start(key, config).await?;
     let listen_addr = node.listen_addr();
-    println!("node id: {}", node.node_id());
+    // The daemon keeps running if whoever started it stops reading stdout.
+    let mut banner = format!("node id: {}\n", node.node_id());
     if let Some(addr) = listen_addr {
-        println!("listening on: {addr}");
-        println!("connect with: {}@{addr}", node.node_id());
+        banner += &format!(
+            "listening on: {addr}\nconnect with: {}@{addr}\n",
+            node.node_id()
+        );
     }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     let server = tokio::spawn(control::serve(control, node.handle(), listen_addr));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

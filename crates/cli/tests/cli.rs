@@ -179,3 +179,43 @@ fn identity_survives_restart_and_one_daemon_per_datadir() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach a running daemon"));
 }
+
+#[test]
+fn daemon_survives_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("q");
+    let mut child = Command::new(BIN)
+        .args([
+            "--datadir",
+            datadir.to_str().unwrap(),
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // nobody reads the banner
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let info = loop {
+        let out = Command::new(BIN)
+            .arg("--datadir")
+            .arg(&datadir)
+            .arg("info")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(info["node_id"].as_str().unwrap().len(), 66);
+    assert_eq!(child.try_wait().unwrap(), None, "daemon exited");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
