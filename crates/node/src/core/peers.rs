@@ -215,17 +215,7 @@ impl NodeCore {
         state.init = Some(init);
         let info = state.info().expect("init was just set");
         let node_id = info.node_id;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .pending_connects
-            .drain(..)
-            .partition(|(_, n)| *n == node_id);
-        self.pending_connects = waiting;
-        for (id, _) in ready {
-            out.push(Output::Reply {
-                id,
-                reply: Reply::Connected(info.clone()),
-            });
-        }
+        self.answer_pending_connects(node_id, &Reply::Connected(info.clone()), out);
         out.push(Output::Event(Event::PeerReady(info)));
     }
 
@@ -353,15 +343,25 @@ impl NodeCore {
             }));
         } else {
             let node_id = state.node_id;
-            let (failed, waiting): (Vec<_>, Vec<_>) = self
-                .pending_connects
-                .drain(..)
-                .partition(|(_, n)| *n == node_id);
-            self.pending_connects = waiting;
-            for (id, _) in failed {
-                let reply = Reply::Failed(format!("{node_id} disconnected before completing init"));
-                out.push(Output::Reply { id, reply });
-            }
+            let reply = Reply::Failed(format!("{node_id} disconnected before completing init"));
+            self.answer_pending_connects(node_id, &reply, out);
+        }
+    }
+}
+
+impl NodeCore {
+    /// Replies to every `Connect` command waiting for `node_id`.
+    fn answer_pending_connects(&mut self, node_id: NodeId, reply: &Reply, out: &mut Vec<Output>) {
+        let (answered, waiting): (Vec<_>, Vec<_>) = self
+            .pending_connects
+            .drain(..)
+            .partition(|(_, n)| *n == node_id);
+        self.pending_connects = waiting;
+        for (id, _) in answered {
+            out.push(Output::Reply {
+                id,
+                reply: reply.clone(),
+            });
         }
     }
 }

@@ -58,10 +58,15 @@ impl Harness {
         })
     }
 
+    /// Connects peer `P` (node 2) and delivers its `init`.
+    fn offer_init(&mut self, init: Init) -> Vec<Output> {
+        self.connect(P, node_id(2), Direction::Outbound);
+        self.recv(P, init)
+    }
+
     /// Connected and `init` exchanged with a plain peer.
     fn ready(&mut self) {
-        self.connect(P, node_id(2), Direction::Outbound);
-        let out = self.recv(P, their_init());
+        let out = self.offer_init(their_init());
         assert!(
             matches!(out.as_slice(), [Output::Event(Event::PeerReady(_))]),
             "{out:?}"
@@ -203,14 +208,10 @@ fn unknown_required_feature_closes_the_connection() {
 #[test]
 fn known_but_unsupported_required_feature_closes_the_connection() {
     let mut h = Harness::new();
-    h.connect(P, node_id(2), Direction::Outbound);
-    let out = h.recv(
-        P,
-        Init {
-            features: default_features().with_required(Feature::Anchors),
-            ..their_init()
-        },
-    );
+    let out = h.offer_init(Init {
+        features: default_features().with_required(Feature::Anchors),
+        ..their_init()
+    });
     warning_then_disconnect(
         &out,
         "peer requires feature bit 22 (option_anchors) which we do not support",
@@ -239,14 +240,10 @@ fn unknown_odd_feature_is_ignored() {
 #[test]
 fn missing_feature_dependency_closes_the_connection() {
     let mut h = Harness::new();
-    h.connect(P, node_id(2), Direction::Outbound);
-    let out = h.recv(
-        P,
-        Init {
-            features: Features::empty().with_optional(Feature::BasicMpp),
-            ..their_init()
-        },
-    );
+    let out = h.offer_init(Init {
+        features: Features::empty().with_optional(Feature::BasicMpp),
+        ..their_init()
+    });
     warning_then_disconnect(
         &out,
         "feature basic_mpp is set without its dependency payment_secret",
@@ -256,25 +253,17 @@ fn missing_feature_dependency_closes_the_connection() {
 #[test]
 fn no_common_chain_closes_and_absent_networks_is_fine() {
     let mut h = Harness::new();
-    h.connect(P, node_id(2), Direction::Outbound);
-    let out = h.recv(
-        P,
-        Init {
-            networks: Some(vec![ChainHash::BITCOIN]),
-            ..their_init()
-        },
-    );
+    let out = h.offer_init(Init {
+        networks: Some(vec![ChainHash::BITCOIN]),
+        ..their_init()
+    });
     let text = format!("no common chain: we are on {}", ChainHash::REGTEST);
     warning_then_disconnect(&out, &text);
 
-    h.connect(P, node_id(2), Direction::Outbound);
-    let out = h.recv(
-        P,
-        Init {
-            networks: None,
-            ..their_init()
-        },
-    );
+    let out = h.offer_init(Init {
+        networks: None,
+        ..their_init()
+    });
     assert!(matches!(
         out.as_slice(),
         [Output::Event(Event::PeerReady(_))]
@@ -528,8 +517,7 @@ fn connect_command_dials_and_replies_once_ready() {
             addr
         }]
     );
-    h.connect(P, node_id(2), Direction::Outbound);
-    let out = h.recv(P, their_init());
+    let out = h.offer_init(their_init());
     let Output::Reply {
         id: CommandId(1),
         reply: Reply::Connected(info),
