@@ -202,6 +202,32 @@ mod tests {
     }
 
     #[test]
+    fn oversize_messages_are_not_encoded() {
+        use crate::codec::EncodeError;
+        let fits = Warning {
+            data: vec![b'x'; 65535 - 36],
+            ..Warning::new(ChannelId::ALL, "")
+        };
+        assert_eq!(fits.encode().unwrap().len(), 65535);
+        let over = Warning {
+            data: vec![b'x'; 65535 - 35],
+            ..fits.clone()
+        };
+        assert_eq!(over.encode(), Err(EncodeError::MessageTooLong(65536)));
+        let field = Warning {
+            data: vec![b'x'; 70_000],
+            ..fits
+        };
+        assert_eq!(
+            field.encode(),
+            Err(EncodeError::FieldTooLong {
+                field: "data",
+                len: 70_000
+            })
+        );
+    }
+
+    #[test]
     fn error_data_printing() {
         let e = ErrorMessage::new(ChannelId::ALL, "bad thing");
         assert_eq!(e.printable_data(), "bad thing");
