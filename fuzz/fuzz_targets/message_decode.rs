@@ -69,7 +69,11 @@ fn tlv_round_trip(data: &[u8]) {
     };
     let mut w = Writer::new();
     stream.write(&mut w);
-    assert_eq!(stream.encoded_len(), w.len(), "encoded_len disagrees with write");
+    assert_eq!(
+        stream.encoded_len(),
+        w.len(),
+        "encoded_len disagrees with write"
+    );
     assert_eq!(w.as_slice(), data, "accepted TLV stream is not canonical");
     // Exercise lookups and the extension check on what was decoded.
     for rec in stream.records() {

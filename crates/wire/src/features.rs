@@ -79,7 +79,7 @@ impl Feature {
     ];
 
     /// The even (compulsory) bit; the odd (optional) bit is one above it.
-    pub fn even_bit(self) -> u16 {
+    pub fn even_bit(self) -> u32 {
         match self {
             Feature::DataLossProtect => 0,
             Feature::UpfrontShutdownScript => 4,
@@ -101,7 +101,7 @@ impl Feature {
     }
 
     /// The optional bit.
-    pub fn odd_bit(self) -> u16 {
+    pub fn odd_bit(self) -> u32 {
         self.even_bit() + 1
     }
 
@@ -171,7 +171,7 @@ impl Feature {
     }
 
     /// The feature owning `bit`, if assigned.
-    pub fn from_bit(bit: u16) -> Option<Feature> {
+    pub fn from_bit(bit: u32) -> Option<Feature> {
         Feature::ALL.into_iter().find(|f| f.even_bit() == bit & !1)
     }
 }
@@ -203,7 +203,7 @@ pub enum FeatureError {
     #[error("peer requires feature bit {bit} ({name}) which we do not support")]
     UnsupportedRequired {
         /// The bit.
-        bit: u16,
+        bit: u32,
         /// The feature's name, or "unknown".
         name: &'static str,
     },
@@ -249,14 +249,14 @@ impl Features {
     }
 
     /// Whether `bit` is set.
-    pub fn is_set(&self, bit: u16) -> bool {
-        let (byte, mask) = (usize::from(bit / 8), 1u8 << (bit % 8));
+    pub fn is_set(&self, bit: u32) -> bool {
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
         self.le.get(byte).is_some_and(|b| b & mask != 0)
     }
 
     /// Sets `bit`.
-    pub fn set(&mut self, bit: u16) {
-        let (byte, mask) = (usize::from(bit / 8), 1u8 << (bit % 8));
+    pub fn set(&mut self, bit: u32) {
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
         if self.le.len() <= byte {
             self.le.resize(byte + 1, 0);
         }
@@ -264,8 +264,8 @@ impl Features {
     }
 
     /// Clears `bit`.
-    pub fn clear(&mut self, bit: u16) {
-        let (byte, mask) = (usize::from(bit / 8), 1u8 << (bit % 8));
+    pub fn clear(&mut self, bit: u32) {
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
         if let Some(b) = self.le.get_mut(byte) {
             *b &= !mask;
         }
@@ -309,11 +309,11 @@ impl Features {
     }
 
     /// The set bits, ascending.
-    pub fn bits(&self) -> impl Iterator<Item = u16> + '_ {
+    pub fn bits(&self) -> impl Iterator<Item = u32> + '_ {
         self.le.iter().enumerate().flat_map(|(i, byte)| {
-            (0..8u16)
+            (0..8usize)
                 .filter(move |j| byte & (1 << j) != 0)
-                .map(move |j| i as u16 * 8 + j)
+                .map(move |j| (i * 8 + j) as u32)
         })
     }
 
@@ -470,6 +470,25 @@ mod tests {
         assert_eq!(f.check_context(Context::Invoice), Ok(()));
         assert_eq!(Feature::from_bit(23), Some(Feature::Anchors));
         assert_eq!(Feature::from_bit(20), None);
+    }
+
+    /// A feature vector can be up to 65535 bytes (`init`'s u16 length), so
+    /// bit numbers go past u16: bit 65536 must not wrap to bit 0.
+    #[test]
+    fn bits_beyond_u16_do_not_wrap() {
+        let mut be = vec![0u8; 8193];
+        be[0] = 1; // bit 65536
+        let f = Features::from_be_bytes(&be);
+        assert_eq!(f.bits().collect::<Vec<_>>(), vec![65536]);
+        assert!(!f.is_set(0));
+        let ours = Features::empty().with_optional(Feature::DataLossProtect);
+        assert_eq!(
+            f.check_required_supported(&ours),
+            Err(FeatureError::UnsupportedRequired { bit: 65536, name: "unknown" })
+        );
+        let mut top = vec![0u8; 65535];
+        top[0] = 0x80;
+        assert_eq!(Features::from_be_bytes(&top).bits().last(), Some(65535 * 8 - 1));
     }
 
     #[test]
