@@ -484,11 +484,17 @@ mod tests {
         let ours = Features::empty().with_optional(Feature::DataLossProtect);
         assert_eq!(
             f.check_required_supported(&ours),
-            Err(FeatureError::UnsupportedRequired { bit: 65536, name: "unknown" })
+            Err(FeatureError::UnsupportedRequired {
+                bit: 65536,
+                name: "unknown"
+            })
         );
         let mut top = vec![0u8; 65535];
         top[0] = 0x80;
-        assert_eq!(Features::from_be_bytes(&top).bits().last(), Some(65535 * 8 - 1));
+        assert_eq!(
+            Features::from_be_bytes(&top).bits().last(),
+            Some(65535 * 8 - 1)
+        );
     }
 
     #[test]
