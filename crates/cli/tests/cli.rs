@@ -11,6 +11,23 @@ use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_beongae");
 
+/// `beongae daemon` on a free port with its banner on a pipe.
+fn spawn_daemon(datadir: &Path) -> Child {
+    Command::new(BIN)
+        .args([
+            "--datadir",
+            datadir.to_str().unwrap(),
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("BEONGAE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon starts")
+}
+
 struct Daemon {
     child: Child,
     node_id: String,
@@ -20,19 +37,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(datadir: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args([
-                "--datadir",
-                datadir.to_str().unwrap(),
-                "daemon",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env("BEONGAE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon starts");
+        let mut child = spawn_daemon(datadir);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let node_id = lines
             .next()
@@ -184,18 +189,7 @@ fn identity_survives_restart_and_one_daemon_per_datadir() {
 fn daemon_survives_a_closed_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let datadir = dir.path().join("q");
-    let mut child = Command::new(BIN)
-        .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
-            "daemon",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&datadir);
     drop(child.stdout.take()); // nobody reads the banner
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let info = loop {
