@@ -4,12 +4,14 @@
 //! This crate is pure: bytes in, values out, and never a panic on any input
 //! (decoding returns [`DecodeError`]).
 
+pub mod amount;
 pub mod codec;
 pub mod features;
 pub mod msgs;
 pub mod tlv;
 pub mod types;
 
+pub use amount::{Msat, PaymentHash, Preimage};
 pub use codec::{DecodeError, EncodeError, Reader, Writer};
 pub use features::{Context, Feature, FeatureError, Features};
 pub use msgs::{ErrorMessage, Init, Message, Ping, Pong, UnknownMessage, Warning, WireMessage};

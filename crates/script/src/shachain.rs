@@ -1,0 +1,178 @@
+//! BOLT 3 §"Per-commitment Secret Requirements" and §"Efficient
+//! Per-commitment Secret Storage" (the "shachain").
+
+use bitcoin::hashes::{sha256, Hash};
+
+/// The first per-commitment secret index: `2^48 - 1`; indexes count down.
+pub const FIRST_INDEX: u64 = (1 << 48) - 1;
+
+/// Why a received secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShachainError {
+    /// The index is beyond 48 bits.
+    #[error("per-commitment index {0} exceeds 2^48 - 1")]
+    IndexOutOfRange(u64),
+    /// BOLT 3 `insert_secret`: "The secret for I is incorrect": it does not
+    /// derive the secrets already received, so it was not generated from the
+    /// same seed.
+    #[error(
+        "secret for index {index} does not derive the secret already stored for index {known}"
+    )]
+    Inconsistent {
+        /// Index of the new secret.
+        index: u64,
+        /// Index of the stored secret it fails to derive.
+        known: u64,
+    },
+}
+
+/// "flip(B)": toggles bit `B mod 8` of byte `B div 8`.
+fn flip(p: &mut [u8; 32], b: u32) {
+    p[(b / 8) as usize] ^= 1 << (b % 8);
+}
+
+/// BOLT 3 `derive_secret(base, bits, I)`.
+fn derive_secret(base: &[u8; 32], bits: u32, index: u64) -> [u8; 32] {
+    let mut p = *base;
+    for b in (0..bits).rev() {
+        if index >> b & 1 == 1 {
+            flip(&mut p, b);
+            p = sha256::Hash::hash(&p).to_byte_array();
+        }
+    }
+    p
+}
+
+/// BOLT 3 `generate_from_seed(seed, I)`: the `I`th per-commitment secret.
+pub fn generate_from_seed(seed: &[u8; 32], index: u64) -> Result<[u8; 32], ShachainError> {
+    if index > FIRST_INDEX {
+        return Err(ShachainError::IndexOutOfRange(index));
+    }
+    Ok(derive_secret(seed, 48, index))
+}
+
+/// BOLT 3 `where_to_put_secret(I)`: the number of trailing zeros (48 for 0).
+fn bucket(index: u64) -> u32 {
+    index.trailing_zeros().min(48)
+}
+
+/// Compact O(log n) storage of received per-commitment secrets: at most 49
+/// (index, secret) pairs, from which every received secret can be derived.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretStore {
+    known: [Option<(u64, [u8; 32])>; 49],
+}
+
+impl Default for SecretStore {
+    fn default() -> Self {
+        SecretStore { known: [None; 49] }
+    }
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.known.iter().flatten().count();
+        write!(f, "SecretStore({n} buckets)")
+    }
+}
+
+impl SecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        SecretStore::default()
+    }
+
+    /// BOLT 3 `insert_secret(secret, I)`: stores the secret after checking it
+    /// derives every secret already stored in lower buckets. On error the
+    /// store is unchanged.
+    pub fn insert(&mut self, index: u64, secret: [u8; 32]) -> Result<(), ShachainError> {
+        if index > FIRST_INDEX {
+            return Err(ShachainError::IndexOutOfRange(index));
+        }
+        let b = bucket(index);
+        for (known, known_secret) in self.known[..b as usize].iter().flatten() {
+            if derive_secret(&secret, b, *known) != *known_secret {
+                return Err(ShachainError::Inconsistent {
+                    index,
+                    known: *known,
+                });
+            }
+        }
+        self.known[b as usize] = Some((index, secret));
+        Ok(())
+    }
+
+    /// BOLT 3 `derive_old_secret(I)`: the secret at `index`, if it was received
+    /// (directly or derivably).
+    pub fn get(&self, index: u64) -> Option<[u8; 32]> {
+        self.known.iter().enumerate().find_map(|(b, entry)| {
+            let (known, secret) = entry.as_ref()?;
+            let mask = !((1u64 << b) - 1);
+            (index & mask == *known).then(|| derive_secret(secret, b as u32, index))
+        })
+    }
+
+    /// The lowest index received so far (the most recent secret), if any.
+    pub fn min_index(&self) -> Option<u64> {
+        self.known.iter().flatten().map(|(i, _)| *i).min()
+    }
+
+    /// The stored pairs, for persistence.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, [u8; 32])> + '_ {
+        self.known.iter().flatten().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_received_secret_is_derivable() {
+        let seed = [0x5a; 32];
+        let mut store = SecretStore::new();
+        for i in 0..1000u64 {
+            let index = FIRST_INDEX - i;
+            store
+                .insert(index, generate_from_seed(&seed, index).unwrap())
+                .unwrap();
+        }
+        assert!(store.entries().count() <= 49);
+        for i in 0..1000u64 {
+            let index = FIRST_INDEX - i;
+            assert_eq!(
+                store.get(index),
+                Some(generate_from_seed(&seed, index).unwrap()),
+                "{index}"
+            );
+        }
+        assert_eq!(store.get(FIRST_INDEX - 1000), None);
+        assert_eq!(store.min_index(), Some(FIRST_INDEX - 999));
+    }
+
+    #[test]
+    fn wrong_seed_is_refused_and_store_unchanged() {
+        let mut store = SecretStore::new();
+        store
+            .insert(
+                FIRST_INDEX,
+                generate_from_seed(&[1; 32], FIRST_INDEX).unwrap(),
+            )
+            .unwrap();
+        let before = store.clone();
+        let bad = generate_from_seed(&[2; 32], FIRST_INDEX - 1).unwrap();
+        assert_eq!(
+            store.insert(FIRST_INDEX - 1, bad),
+            Err(ShachainError::Inconsistent {
+                index: FIRST_INDEX - 1,
+                known: FIRST_INDEX
+            })
+        );
+        assert_eq!(store, before);
+        assert_eq!(
+            store.insert(1 << 48, [0; 32]),
+            Err(ShachainError::IndexOutOfRange(1 << 48))
+        );
+    }
+}
