@@ -302,3 +302,47 @@ async fn futures_join_all<F: std::future::Future>(
     .await;
     results.into_iter().map(|r| r.expect("all done")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_stops_reading_is_cut_off() {
+    let node = beongae(5, |c| c.core.max_pongs_per_interval = 100_000).await;
+    let mut raw = RawPeer::connect(&node, 40).await;
+    raw.init().await;
+    wait_peers(&node, 1).await;
+    // Ask for ~26 MB of pongs and never read them: more than the socket
+    // buffers and the 4 MiB queue limit hold.
+    let ping = Message::from(Ping::new(65531, 0)).encode().unwrap();
+    let mut frames = Vec::new();
+    for _ in 0..400 {
+        frames.extend(raw.transport.encrypt_message(&ping).unwrap());
+    }
+    raw.stream.write_all(&frames).await.unwrap();
+    wait_peers(&node, 0).await;
+    // What was queued is dropped and the socket closed: reading now gets
+    // fewer pongs than asked for, then the end of the stream.
+    let seen = raw.expect_closed().await;
+    assert!(seen.len() < 400, "{} messages", seen.len());
+    assert!(seen.iter().all(|m| matches!(m, Message::Pong(_))));
+    // The node is fine and still takes new peers.
+    let mut again = RawPeer::connect(&node, 41).await;
+    again.init().await;
+    wait_peers(&node, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_messages_are_refused_without_closing() {
+    let node = beongae(6, |_| {}).await;
+    let mut raw = RawPeer::connect(&node, 42).await;
+    raw.init().await;
+    // channel_reestablish (136) for a channel the node does not have.
+    let mut msg = vec![0x00, 0x88];
+    msg.extend_from_slice(&[0x11; 32]);
+    msg.extend_from_slice(&[0; 16]);
+    raw.send_raw_message(&msg).await;
+    match raw.recv().await {
+        Some(Message::Error(e)) => assert_eq!(e.channel_id, ChannelId([0x11; 32])),
+        other => panic!("expected error, got {other:?}"),
+    }
+    raw.send(Ping::new(3, 0)).await;
+    assert!(matches!(raw.recv().await, Some(Message::Pong(_))));
+}

@@ -28,8 +28,8 @@ pub(crate) fn hkdf(salt: &[u8], ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
     (t1.to_byte_array(), t2.to_byte_array())
 }
 
-/// BOLT 8 `ECDH(k, rk)`: SHA-256 of the compressed shared point, which is
-/// libsecp256k1's default ECDH hash.
+/// BOLT 8 `ECDH(rk, k)` (remote public key `rk`, local secret `k`): SHA-256
+/// of the compressed shared point, which is libsecp256k1's default ECDH hash.
 pub(crate) fn ecdh(key: &SecretKey, point: &PublicKey) -> [u8; 32] {
     SharedSecret::new(point, key).secret_bytes()
 }

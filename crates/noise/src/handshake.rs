@@ -1,4 +1,5 @@
-//! BOLT 8 §"Authenticated Key Agreement Handshake": acts one, two and three
+//! BOLT 8 §"Authenticated Key Exchange Handshake Specification" ("Handshake
+//! Exchange"): acts one, two and three
 //! for both roles. Each role is a chain of types, so a step cannot be taken
 //! twice or out of order.
 

@@ -1,7 +1,7 @@
 //! BOLT 8: encrypted and authenticated transport.
 //!
 //! The handshake is `Noise_XK_secp256k1_ChaChaPoly_SHA256` with the prologue
-//! `lightning` (BOLT 8 §"Authenticated Key Agreement Handshake"), followed by
+//! `lightning` (BOLT 8 §"Authenticated Key Exchange Handshake Specification"), followed by
 //! length-prefixed message framing with key rotation every 1000 nonces
 //! (BOLT 8 §"Encrypting and Sending Messages", §"Lightning Message Key Rotation").
 //!
@@ -61,7 +61,7 @@ pub enum NoiseError {
     /// A ChaCha20-Poly1305 tag did not verify.
     #[error("message authentication failed (bad mac)")]
     BadMac,
-    /// A message to be sent exceeds 65535 bytes (BOLT 8 §"Encrypting and Sending Messages").
+    /// A message to be sent exceeds 65535 bytes (BOLT 8 §"Lightning Message Specification").
     #[error("message of {0} bytes exceeds the 65535-byte limit")]
     MessageTooLong(usize),
 }

@@ -336,7 +336,9 @@ impl Features {
     }
 
     /// Checks that every set feature has its dependencies set, transitively
-    /// (BOLT 9: "MUST set all transitive feature dependencies").
+    /// (BOLT 1 §"The `init` Message", receiving node: "if the feature vector
+    /// does not set all known, transitive dependencies: MUST close the
+    /// connection"; BOLT 9 puts the same duty on the sender).
     pub fn check_dependencies(&self) -> Result<(), FeatureError> {
         for feature in Feature::ALL.into_iter().filter(|f| self.offers(*f)) {
             for &dependency in feature.dependencies() {
@@ -373,12 +375,16 @@ impl fmt::Display for Features {
     /// Lists set bits with their names, e.g. `1:option_data_loss_protect?,14:payment_secret!`
     /// (`!` compulsory, `?` optional).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for bit in self.bits() {
-            if !first {
+        // A peer controls this vector (up to 524280 bits): print a bounded prefix.
+        const SHOWN: usize = 48;
+        for (i, bit) in self.bits().enumerate() {
+            if i == SHOWN {
+                let rest = self.bits().count() - SHOWN;
+                return write!(f, ",…(+{rest} more)");
+            }
+            if i > 0 {
                 f.write_str(",")?;
             }
-            first = false;
             let kind = if bit % 2 == 0 { '!' } else { '?' };
             match Feature::from_bit(bit) {
                 Some(feat) => write!(f, "{bit}:{feat}{kind}")?,
@@ -494,6 +500,25 @@ mod tests {
         assert_eq!(
             Features::from_be_bytes(&top).bits().last(),
             Some(65535 * 8 - 1)
+        );
+    }
+
+    #[test]
+    fn display_is_bounded() {
+        let f = Features::from_be_bytes(&[0xff; 1000]);
+        let shown = f.to_string();
+        assert!(
+            shown.ends_with(",…(+7952 more)"),
+            "{}",
+            &shown[shown.len() - 40..]
+        );
+        assert!(shown.len() < 2000);
+        let small = Features::empty()
+            .with_optional(Feature::DataLossProtect)
+            .with_required(Feature::PaymentSecret);
+        assert_eq!(
+            small.to_string(),
+            "1:option_data_loss_protect?,14:payment_secret!"
         );
     }
 

@@ -278,15 +278,20 @@ impl NetAddress {
     pub fn is_private_ip(&self) -> bool {
         match self {
             NetAddress::Ipv4 { addr, .. } => {
+                let [a, b, ..] = addr.octets();
+                let shared = a == 100 && (b & 0xc0) == 64; // 100.64.0.0/10
                 addr.is_private()
                     || addr.is_loopback()
                     || addr.is_link_local()
                     || addr.is_unspecified()
+                    || shared
             }
             NetAddress::Ipv6 { addr, .. } => {
+                let first = addr.segments()[0];
                 addr.is_loopback()
                     || addr.is_unspecified()
-                    || (addr.segments()[0] & 0xfe00) == 0xfc00
+                    || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                    || (first & 0xffc0) == 0xfe80 // link local fe80::/10
             }
             _ => false,
         }
@@ -377,6 +382,33 @@ mod tests {
             let mut r = Reader::new(w.as_slice());
             assert_eq!(NetAddress::read(&mut r).unwrap(), a);
             assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn private_addresses() {
+        let private = [
+            "10.1.2.3:1",
+            "192.168.0.1:1",
+            "172.16.5.5:1",
+            "127.0.0.1:1",
+            "100.64.0.1:1",
+            "169.254.1.1:1",
+            "[::1]:1",
+            "[fd00::1]:1",
+            "[fe80::1]:1",
+        ];
+        for a in private {
+            assert!(
+                NetAddress::from(a.parse::<SocketAddr>().unwrap()).is_private_ip(),
+                "{a}"
+            );
+        }
+        for a in ["203.0.113.9:1", "100.128.0.1:1", "[2001:db8::1]:1"] {
+            assert!(
+                !NetAddress::from(a.parse::<SocketAddr>().unwrap()).is_private_ip(),
+                "{a}"
+            );
         }
     }
 

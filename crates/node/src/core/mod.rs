@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use beongae_wire::msgs::MAX_PONG_BYTES;
 use beongae_wire::{ChainHash, Feature, Features, Message, NodeId};
 
 use peers::Peer;
@@ -40,6 +41,12 @@ pub struct CoreConfig {
     /// Seed for the core's own choices that should look random on the wire
     /// (ping padding lengths). Not a secret.
     pub seed: u64,
+    /// Pings answered per peer per `ping_interval`; more are ignored
+    /// (BOLT 1 recommends "limited precautions against ping flooding": each
+    /// ping can ask for a 65531-byte pong).
+    pub max_pongs_per_interval: u32,
+    /// Inbound connections accepted at once; more are closed right away.
+    pub max_inbound_peers: usize,
 }
 
 impl CoreConfig {
@@ -52,6 +59,8 @@ impl CoreConfig {
             ping_timeout: Duration::from_secs(20),
             init_timeout: Duration::from_secs(30),
             seed: 0x6265_6f6e_6761_6521,
+            max_pongs_per_interval: 32,
+            max_inbound_peers: 512,
         }
     }
 }
@@ -59,10 +68,12 @@ impl CoreConfig {
 /// The features we advertise: the optional bits of the features BOLT 9 marks
 /// ASSUMED, plus `payment_secret` and `option_channel_type`, which deployed
 /// nodes (LDK's `ChannelManager` among them) require before they will open
-/// channels. See docs/adr/0002-advertised-features.md.
+/// channels. `gossip_queries` also tells peers not to push the whole gossip
+/// stream at us unasked. See docs/adr/0002-advertised-features.md.
 pub fn default_features() -> Features {
     Features::empty()
         .with_optional(Feature::DataLossProtect)
+        .with_optional(Feature::GossipQueries)
         .with_optional(Feature::VarOnionOptin)
         .with_optional(Feature::StaticRemoteKey)
         .with_optional(Feature::PaymentSecret)
@@ -174,9 +185,11 @@ pub enum DisconnectReason {
     PingTimeout,
     /// No `init` within the timeout.
     InitTimeout,
-    /// A newer connection to the same node replaced this one (BOLT 1: one
+    /// Another connection to the same node is kept instead (BOLT 1: one
     /// connection per peer).
     Replaced,
+    /// Too many inbound connections.
+    TooManyPeers,
     /// The user asked.
     Requested,
 }
@@ -380,6 +393,16 @@ impl NodeCore {
                 node_id,
                 num_pong_bytes,
             } => {
+                if num_pong_bytes > MAX_PONG_BYTES {
+                    let why = format!(
+                        "num_pong_bytes must be at most {MAX_PONG_BYTES}: BOLT 1 says a peer ignores a ping asking for more"
+                    );
+                    out.push(Output::Reply {
+                        id,
+                        reply: Reply::Failed(why),
+                    });
+                    return;
+                }
                 let ready = self
                     .peer_by_node(node_id)
                     .filter(|p| self.peers[p].is_ready());

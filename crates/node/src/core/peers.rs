@@ -6,10 +6,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use beongae_wire::{
-    ChainHash, ChannelId, DecodeError, Features, Init, Message, NetAddress, NodeId, Ping, Warning,
+    ChainHash, ChannelId, DecodeError, ErrorMessage, Features, Init, Message, NetAddress, NodeId,
+    Ping, Warning,
 };
 
 use super::{CommandId, DisconnectReason, Event, NodeCore, Output, PeerId, Reply};
+
+/// Two connections to the same node within this time of each other, in
+/// opposite directions, are a simultaneous connect rather than a reconnect.
+const SIMULTANEOUS_CONNECT_WINDOW: Duration = Duration::from_secs(5);
+
+/// BOLT 1 message groups: channel (32-127) and commitment (128-255) messages.
+const CHANNEL_MESSAGES: std::ops::RangeInclusive<u16> = 32..=255;
+
+/// BOLT 7 gossip messages: `channel_announcement` (256), `node_announcement`
+/// (257), `channel_update` (258), `announcement_signatures` is 259 (a channel
+/// message in effect, but without channels there is nothing to sign), the
+/// `gossip_queries` messages (261-265).
+const GOSSIP_MESSAGES: [u16; 9] = [256, 257, 258, 259, 261, 262, 263, 264, 265];
 
 /// Who opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +68,8 @@ pub(super) struct Peer {
     init: Option<Init>,
     pings: VecDeque<OutstandingPing>,
     next_ping_at: Duration,
+    /// Start of the current ping-flood window and pongs sent in it.
+    pong_window: (Duration, u32),
 }
 
 impl Peer {
@@ -87,6 +103,25 @@ impl NodeCore {
         out: &mut Vec<Output>,
     ) {
         if let Some(old) = self.peer_by_node(node_id) {
+            let existing = &self.peers[&old];
+            // Both nodes dialled each other at about the same time: both must
+            // keep the same connection, so keep the one dialled by the node
+            // with the greater id. A connection older than the window is taken
+            // to be stale (the peer restarted) and the new one wins.
+            let simultaneous = now.saturating_sub(existing.connected_at)
+                < SIMULTANEOUS_CONNECT_WINDOW
+                && existing.direction != direction;
+            let dialled_by_greater = |d: Direction| match d {
+                Direction::Outbound => self.local_id > node_id,
+                Direction::Inbound => node_id > self.local_id,
+            };
+            if simultaneous && dialled_by_greater(existing.direction) {
+                out.push(Output::Disconnect {
+                    peer,
+                    reason: DisconnectReason::Replaced,
+                });
+                return;
+            }
             // The replacement serves any `Connect` waiting for this node.
             let waiting = std::mem::take(&mut self.pending_connects);
             out.push(Output::Disconnect {
@@ -95,6 +130,20 @@ impl NodeCore {
             });
             self.remove_peer(old, out);
             self.pending_connects = waiting;
+        }
+        if direction == Direction::Inbound {
+            let inbound = self
+                .peers
+                .values()
+                .filter(|p| p.direction == Direction::Inbound)
+                .count();
+            if inbound >= self.config.max_inbound_peers {
+                out.push(Output::Disconnect {
+                    peer,
+                    reason: DisconnectReason::TooManyPeers,
+                });
+                return;
+            }
         }
         // BOLT 1: SHOULD set `remote_addr` on an incoming connection made over
         // IP, and SHOULD NOT set a private address.
@@ -124,6 +173,7 @@ impl NodeCore {
                 init: None,
                 pings: VecDeque::new(),
                 next_ping_at: now + self.config.ping_interval + jitter,
+                pong_window: (now, 0),
             },
         );
     }
@@ -139,6 +189,17 @@ impl NodeCore {
             return;
         };
         let ready = state.is_ready();
+        let typ = bytes.get(..2).map(|t| u16::from_be_bytes([t[0], t[1]]));
+        if let (true, Some(typ)) = (ready, typ) {
+            if CHANNEL_MESSAGES.contains(&typ) {
+                return self.on_channel_message(peer, typ, bytes, out);
+            }
+            if GOSSIP_MESSAGES.contains(&typ) {
+                // BOLT 7 gossip: known, not processed until the network graph
+                // exists; dropping it is what a node that does not route does.
+                return;
+            }
+        }
         let msg = match Message::decode(bytes) {
             Ok(msg) => msg,
             // BOLT 1: unknown even type, or a known message with insufficient
@@ -148,8 +209,10 @@ impl NodeCore {
         if !ready {
             return match msg {
                 Message::Init(init) => self.on_init(peer, init, out),
-                // BOLT 1: `init` MUST be the first message.
+                // BOLT 1: `init` MUST be the first message. A peer that starts
+                // with `warning`/`error` is telling us why; report it first.
                 other => {
+                    self.report_warning_or_error(peer, &other, out);
                     let text = format!("expected init as the first message, got {}", other.name());
                     self.protocol_violation(peer, &text, false, out)
                 }
@@ -159,8 +222,16 @@ impl NodeCore {
             Message::Init(_) => self.protocol_violation(peer, "received a second init", true, out),
             Message::Ping(ping) => {
                 // BOLT 1: respond with `byteslen` = `num_pong_bytes` if it is
-                // below 65532, otherwise ignore the ping.
-                if let Some(pong) = ping.reply() {
+                // below 65532, otherwise ignore the ping; and answer at most
+                // `max_pongs_per_interval` pings per interval (flood precaution).
+                let interval = self.config.ping_interval;
+                let limit = self.config.max_pongs_per_interval;
+                let state = self.peers.get_mut(&peer).expect("checked above");
+                if now.saturating_sub(state.pong_window.0) >= interval {
+                    state.pong_window = (now, 0);
+                }
+                if let Some(pong) = ping.reply().filter(|_| state.pong_window.1 < limit) {
+                    state.pong_window.1 += 1;
                     out.push(Output::Send {
                         peer,
                         msg: pong.into(),
@@ -168,21 +239,10 @@ impl NodeCore {
                 }
             }
             Message::Pong(pong) => self.on_pong(now, peer, pong.ignored.len(), out),
-            Message::Warning(w) => {
-                let node_id = self.peers[&peer].node_id;
-                out.push(Output::Event(Event::WarningReceived {
-                    node_id,
-                    text: w.printable_data(),
-                }));
-            }
-            Message::Error(e) => {
-                // BOLT 1: MUST fail the channel(s) named; there are no channels
-                // yet, so reporting it is all there is to do.
-                let node_id = self.peers[&peer].node_id;
-                out.push(Output::Event(Event::ErrorReceived {
-                    node_id,
-                    text: e.printable_data(),
-                }));
+            // BOLT 1: a `warning` SHOULD be logged; an `error` fails the named
+            // channel(s), and there are none yet, so reporting it is all.
+            m @ (Message::Warning(_) | Message::Error(_)) => {
+                self.report_warning_or_error(peer, &m, out)
             }
             // BOLT 1: "upon receiving a message of odd, unknown type: MUST ignore".
             Message::Unknown(_) => {}
@@ -350,6 +410,48 @@ impl NodeCore {
 }
 
 impl NodeCore {
+    /// Emits the event for a received `warning` or `error`.
+    fn report_warning_or_error(&self, peer: PeerId, msg: &Message, out: &mut Vec<Output>) {
+        let node_id = self.peers[&peer].node_id;
+        match msg {
+            Message::Warning(w) => out.push(Output::Event(Event::WarningReceived {
+                node_id,
+                text: w.printable_data(),
+            })),
+            Message::Error(e) => out.push(Output::Event(Event::ErrorReceived {
+                node_id,
+                text: e.printable_data(),
+            })),
+            _ => {}
+        }
+    }
+
+    /// A BOLT 2 channel message (types 32-255). We have no channels yet, so
+    /// every one refers to an unknown channel: BOLT 1 "SHOULD send `error`
+    /// with the unknown `channel_id` in reply to messages of type 32-255
+    /// related to unknown channels". Every such message starts with its
+    /// `channel_id`, except `open_channel` (32) and `open_channel2` (64), which
+    /// start with `chain_hash` and then `temporary_channel_id` (BOLT 2);
+    /// without one the message is malformed.
+    fn on_channel_message(&mut self, peer: PeerId, typ: u16, bytes: &[u8], out: &mut Vec<Output>) {
+        let at = if matches!(typ, 32 | 64) { 34 } else { 2 };
+        let Some(id) = bytes.get(at..at + 32) else {
+            let text =
+                format!("malformed message: channel message type {typ} without a channel_id");
+            return self.protocol_violation(peer, &text, true, out);
+        };
+        let channel_id = ChannelId(id.try_into().expect("sliced to 32 bytes"));
+        let text = format!("unknown channel {channel_id}: this node does not accept channels yet");
+        // An all-zero id would mean "all channels"; a warning says the same
+        // without asking the peer to fail anything else.
+        let msg: Message = if channel_id.is_all() {
+            Warning::new(channel_id, &text).into()
+        } else {
+            ErrorMessage::new(channel_id, &text).into()
+        };
+        out.push(Output::Send { peer, msg });
+    }
+
     /// Replies to every `Connect` command waiting for `node_id`.
     fn answer_pending_connects(&mut self, node_id: NodeId, reply: &Reply, out: &mut Vec<Output>) {
         let (answered, waiting): (Vec<_>, Vec<_>) = self

@@ -123,10 +123,10 @@ fn init_is_sent_first_with_features_networks_and_public_remote_addr() {
             msg: expected.into()
         }]
     );
-    // Exactly the bits 1, 9, 13, 15, 45.
+    // Exactly the bits 1, 7, 9, 13, 15, 45.
     assert_eq!(
         default_features().to_be_bytes(),
-        hex::decode("20000000a202").unwrap()
+        hex::decode("20000000a282").unwrap()
     );
 }
 
@@ -287,9 +287,11 @@ fn first_message_must_be_init_and_nothing_is_sent_before_it() {
 }
 
 #[test]
-fn second_connection_replaces_the_first() {
+fn later_connection_replaces_a_stale_one() {
     let mut h = Harness::new();
     h.ready();
+    // Long after the first connection: the peer restarted and dialled again.
+    h.now += Duration::from_secs(6);
     let out = h.connect(PeerId(9), node_id(2), Direction::Inbound);
     assert_eq!(
         out[0],
@@ -313,7 +315,225 @@ fn second_connection_replaces_the_first() {
     ));
 }
 
+/// Both nodes dial each other at once: each sees two connections, in opposite
+/// directions, and both must keep the same one (the one dialled by the node
+/// with the greater id), whatever order the handshakes complete in.
+#[test]
+fn simultaneous_connect_keeps_the_same_connection_on_both_sides() {
+    let (a_id, b_id) = (node_id(1), node_id(2));
+    let greater = a_id.max(b_id);
+    // Connection X is dialled by A, connection Y by B.
+    for a_sees_x_first in [true, false] {
+        for b_sees_x_first in [true, false] {
+            let mut a = NodeCore::new(a_id, CoreConfig::new(ChainHash::REGTEST));
+            let mut b = NodeCore::new(b_id, CoreConfig::new(ChainHash::REGTEST));
+            let (x, y) = (PeerId(1), PeerId(2));
+            let conn = |peer, node_id, direction| Input::PeerConnected {
+                peer,
+                node_id,
+                direction,
+                remote_addr: None,
+            };
+            let dropped_by = |core: &mut NodeCore, inputs: [Input; 2]| {
+                let mut dropped = Vec::new();
+                for i in inputs {
+                    for o in core.handle(Duration::ZERO, i) {
+                        if let Output::Disconnect {
+                            peer,
+                            reason: DisconnectReason::Replaced,
+                        } = o
+                        {
+                            dropped.push(peer);
+                        }
+                    }
+                }
+                dropped
+            };
+            let a_inputs = [
+                conn(x, b_id, Direction::Outbound),
+                conn(y, b_id, Direction::Inbound),
+            ];
+            let a_inputs = if a_sees_x_first {
+                a_inputs
+            } else {
+                [a_inputs[1].clone(), a_inputs[0].clone()]
+            };
+            let b_inputs = [
+                conn(x, a_id, Direction::Inbound),
+                conn(y, a_id, Direction::Outbound),
+            ];
+            let b_inputs = if b_sees_x_first {
+                b_inputs
+            } else {
+                [b_inputs[1].clone(), b_inputs[0].clone()]
+            };
+            let a_dropped = dropped_by(&mut a, a_inputs);
+            let b_dropped = dropped_by(&mut b, b_inputs);
+            let expected_drop = if greater == a_id { y } else { x };
+            assert_eq!(
+                a_dropped,
+                vec![expected_drop],
+                "A, x first: {a_sees_x_first}"
+            );
+            assert_eq!(
+                b_dropped,
+                vec![expected_drop],
+                "B, x first: {b_sees_x_first}"
+            );
+        }
+    }
+}
+
+#[test]
+fn inbound_connections_are_capped() {
+    let mut h = Harness::new();
+    h.core = NodeCore::new(
+        node_id(1),
+        CoreConfig {
+            max_inbound_peers: 2,
+            ..CoreConfig::new(ChainHash::REGTEST)
+        },
+    );
+    h.connect(PeerId(1), node_id(2), Direction::Inbound);
+    h.connect(PeerId(2), node_id(3), Direction::Inbound);
+    let out = h.connect(PeerId(3), node_id(4), Direction::Inbound);
+    assert_eq!(
+        out,
+        vec![Output::Disconnect {
+            peer: PeerId(3),
+            reason: DisconnectReason::TooManyPeers
+        }]
+    );
+    // Outbound connections are ours to make and not capped.
+    let out = h.connect(PeerId(4), node_id(5), Direction::Outbound);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Send {
+            msg: Message::Init(_),
+            ..
+        }]
+    ));
+}
+
 // ------------------------------------------------------------ messages once ready
+
+#[test]
+fn channel_messages_get_an_error_for_the_unknown_channel() {
+    let mut h = Harness::new();
+    h.ready();
+    let mut msg = vec![0x00, 0x88]; // channel_reestablish (136)
+    msg.extend_from_slice(&[0xab; 32]);
+    msg.extend_from_slice(&[0; 16]);
+    let out = h.recv_bytes(P, &msg);
+    let text = format!(
+        "unknown channel {}: this node does not accept channels yet",
+        ChannelId([0xab; 32])
+    );
+    assert_eq!(
+        out,
+        vec![Output::Send {
+            peer: P,
+            msg: ErrorMessage::new(ChannelId([0xab; 32]), &text).into()
+        }]
+    );
+    // Odd channel messages too (closing_signed, 39).
+    let mut msg = vec![0x00, 0x27];
+    msg.extend_from_slice(&[0x01; 40]);
+    let out = h.recv_bytes(P, &msg);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Send {
+                msg: Message::Error(_),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    // All-zero channel id: a warning, not an error for "all channels".
+    let mut msg = vec![0x00, 0x84];
+    msg.extend_from_slice(&[0; 40]);
+    let out = h.recv_bytes(P, &msg);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Send {
+                msg: Message::Warning(_),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    // open_channel (32) carries chain_hash first, then temporary_channel_id.
+    let mut msg = vec![0x00, 0x20];
+    msg.extend_from_slice(&[0x06; 32]);
+    msg.extend_from_slice(&[0xcd; 32]);
+    msg.extend_from_slice(&[0; 200]);
+    let out = h.recv_bytes(P, &msg);
+    let Output::Send {
+        msg: Message::Error(e),
+        ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(e.channel_id, ChannelId([0xcd; 32]));
+    // Too short to carry a channel id: malformed, closed.
+    let out = h.recv_bytes(P, &[0x00, 0x20, 1, 2, 3]);
+    warning_then_disconnect(
+        &out,
+        "malformed message: channel message type 32 without a channel_id",
+    );
+}
+
+#[test]
+fn gossip_is_dropped_without_closing() {
+    let mut h = Harness::new();
+    h.ready();
+    for typ in [256u16, 257, 258, 264] {
+        let mut msg = typ.to_be_bytes().to_vec();
+        msg.extend_from_slice(&[7; 100]);
+        assert_eq!(h.recv_bytes(P, &msg), vec![], "type {typ}");
+    }
+    assert_eq!(h.core.peers().len(), 1);
+    // An unassigned even type in the gossip range still closes.
+    let out = h.recv_bytes(P, &[0x01, 0xfe]);
+    warning_then_disconnect(&out, "unknown even message type 510");
+}
+
+#[test]
+fn ping_flood_is_limited() {
+    let mut h = Harness::new();
+    h.ready();
+    let answered = (0..40)
+        .filter(|_| !h.recv(P, Ping::new(65531, 0)).is_empty())
+        .count();
+    assert_eq!(answered, 32);
+    // A new window answers again.
+    h.now += Duration::from_secs(30);
+    assert_eq!(
+        h.recv(P, Ping::new(1, 0)),
+        vec![Output::Send {
+            peer: P,
+            msg: Pong::new(1).into()
+        }]
+    );
+}
+
+#[test]
+fn warning_before_init_is_reported_then_closed() {
+    let mut h = Harness::new();
+    h.connect(P, node_id(2), Direction::Outbound);
+    let out = h.recv(P, Warning::new(ChannelId::ALL, "go away"));
+    assert_eq!(
+        out[0],
+        Output::Event(Event::WarningReceived {
+            node_id: node_id(2),
+            text: "go away".into()
+        })
+    );
+    assert!(matches!(out[1], Output::Disconnect { .. }));
+}
 
 #[test]
 fn ping_gets_pong_of_requested_length() {
@@ -596,6 +816,28 @@ fn connect_failures_are_replied() {
         vec![Output::Reply {
             id: CommandId(3),
             reply: Reply::Failed("cannot connect to ourselves".into())
+        }]
+    );
+}
+
+#[test]
+fn ping_command_refuses_lengths_a_peer_must_ignore() {
+    let mut h = Harness::new();
+    h.ready();
+    let out = h.input(Input::Command {
+        id: CommandId(1),
+        command: Command::Ping {
+            node_id: node_id(2),
+            num_pong_bytes: 65532,
+        },
+    });
+    let why =
+        "num_pong_bytes must be at most 65531: BOLT 1 says a peer ignores a ping asking for more";
+    assert_eq!(
+        out,
+        vec![Output::Reply {
+            id: CommandId(1),
+            reply: Reply::Failed(why.into())
         }]
     );
 }

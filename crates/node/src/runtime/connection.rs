@@ -3,6 +3,8 @@
 //! live here beyond BOLT 8 framing.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use beongae_noise::{
@@ -14,14 +16,18 @@ use bitcoin::secp256k1::{rand, PublicKey, Secp256k1, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::CoreMsg;
 use crate::core::{Direction, Input, PeerId};
 
-/// Queue depth per peer before we consider it too slow and drop it.
-pub(super) const WRITE_QUEUE: usize = 1024;
+/// Messages queued per peer before we consider it too slow and drop it.
+pub(super) const WRITE_QUEUE: usize = 4096;
+/// Bytes queued per peer before we consider it too slow and drop it.
+pub(super) const MAX_QUEUED_BYTES: usize = 4 << 20;
+/// How long a closing connection may take to flush what was queued.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What the writer task is told.
 pub(crate) enum WriterCmd {
@@ -29,6 +35,49 @@ pub(crate) enum WriterCmd {
     Send(Vec<u8>),
     /// Flush what came before and close.
     Close,
+}
+
+/// The runtime's handle on one connection's reader and writer tasks.
+pub(crate) struct PeerLink {
+    writer: mpsc::Sender<WriterCmd>,
+    queued: Arc<AtomicUsize>,
+    kill: Arc<watch::Sender<bool>>,
+}
+
+/// The peer is not reading what we send.
+#[derive(Debug)]
+pub(crate) struct PeerStalled;
+
+impl PeerLink {
+    /// Queues an encoded message. Fails (and the caller must drop the peer)
+    /// when the peer lets too much pile up.
+    pub(crate) fn send(&self, bytes: Vec<u8>) -> Result<(), PeerStalled> {
+        let len = bytes.len();
+        if self.queued.load(Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            return Err(PeerStalled);
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.writer
+            .try_send(WriterCmd::Send(bytes))
+            .map_err(|_| PeerStalled)
+    }
+
+    /// Flushes what is queued and closes; a peer that does not take the
+    /// bytes within the grace period is cut off.
+    pub(crate) fn close(self) {
+        if self.writer.try_send(WriterCmd::Close).is_err() {
+            return self.kill();
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(CLOSE_GRACE).await;
+            self.kill();
+        });
+    }
+
+    /// Closes at once, dropping anything queued.
+    pub(crate) fn kill(self) {
+        let _ = self.kill.send(true);
+    }
 }
 
 /// Why a handshake failed.
@@ -97,23 +146,43 @@ pub(super) async fn run(
     let (encryptor, decryptor) = transport.split();
     let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE);
     let (closed_tx, closed_rx) = oneshot::channel();
-    let registered = core
-        .send(CoreMsg::Connected {
-            peer,
-            writer: writer_tx,
-            input: Input::PeerConnected {
-                peer,
-                node_id,
-                direction,
-                remote_addr,
-            },
-        })
-        .await;
-    if registered.is_err() {
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let link = PeerLink {
+        writer: writer_tx,
+        queued: queued.clone(),
+        kill: Arc::new(kill_tx),
+    };
+    let input = Input::PeerConnected {
+        peer,
+        node_id,
+        direction,
+        remote_addr,
+    };
+    if core
+        .send(CoreMsg::Connected { peer, link, input })
+        .await
+        .is_err()
+    {
         return; // the node is shutting down
     }
-    tokio::spawn(write_loop(write, encryptor, writer_rx, closed_tx));
-    read_loop(read, MessageDecoder::new(decryptor), peer, &core, closed_rx).await;
+    tokio::spawn(write_loop(
+        write,
+        encryptor,
+        writer_rx,
+        queued,
+        kill_rx.clone(),
+        closed_tx,
+    ));
+    read_loop(
+        read,
+        MessageDecoder::new(decryptor),
+        peer,
+        &core,
+        closed_rx,
+        kill_rx,
+    )
+    .await;
     let _ = core
         .send(CoreMsg::Input(Input::PeerDisconnected { peer }))
         .await;
@@ -125,6 +194,7 @@ async fn read_loop(
     peer: PeerId,
     core: &mpsc::Sender<CoreMsg>,
     mut closed: oneshot::Receiver<()>,
+    mut kill: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -135,6 +205,7 @@ async fn read_loop(
                 Err(e) => { debug!(?peer, error = %e, "read failed"); return; }
             },
             _ = &mut closed => return,
+            _ = kill.changed() => return,
         };
         decoder.push(&buf[..n]);
         loop {
@@ -150,7 +221,8 @@ async fn read_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    // BOLT 8: a MAC failure MUST terminate the connection.
+                    // A frame that fails authentication cannot be skipped (the
+                    // nonces would desynchronise), so the connection ends here.
                     warn!(?peer, error = %e, "closing connection: transport decryption failed");
                     return;
                 }
@@ -163,10 +235,17 @@ async fn write_loop(
     mut write: OwnedWriteHalf,
     mut encryptor: Encryptor,
     mut rx: mpsc::Receiver<WriterCmd>,
+    queued: Arc<AtomicUsize>,
+    mut kill: watch::Receiver<bool>,
     closed: oneshot::Sender<()>,
 ) {
     let mut frame = Vec::with_capacity(64 * 1024);
-    'outer: while let Some(cmd) = rx.recv().await {
+    loop {
+        let cmd = tokio::select! {
+            cmd = rx.recv() => cmd,
+            _ = kill.changed() => None,
+        };
+        let Some(cmd) = cmd else { break };
         frame.clear();
         let mut close = false;
         let mut next = Some(cmd);
@@ -174,6 +253,7 @@ async fn write_loop(
         while let Some(cmd) = next {
             match cmd {
                 WriterCmd::Send(msg) => {
+                    queued.fetch_sub(msg.len(), Ordering::Relaxed);
                     if let Err(e) = encryptor.encrypt_message_into(&msg, &mut frame) {
                         warn!(error = %e, "dropping a message that cannot be framed");
                     }
@@ -188,13 +268,19 @@ async fn write_loop(
             }
             next = rx.try_recv().ok();
         }
-        if !frame.is_empty() && write.write_all(&frame).await.is_err() {
-            break 'outer;
+        if !frame.is_empty() {
+            let written = tokio::select! {
+                r = write.write_all(&frame) => r.is_ok(),
+                _ = kill.changed() => false,
+            };
+            if !written {
+                break;
+            }
         }
         if close {
             break;
         }
     }
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_millis(100), write.shutdown()).await;
     let _ = closed.send(());
 }

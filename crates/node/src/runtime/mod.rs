@@ -22,7 +22,10 @@ use crate::core::{
     Command, CommandId, CoreConfig, Direction, Event, Input, NodeCore, Output, PeerId, PeerInfo,
     Reply,
 };
-use connection::WriterCmd;
+use connection::PeerLink;
+
+/// Inbound handshakes in progress at once; further connections are closed.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -80,10 +83,10 @@ pub enum NodeError {
 
 /// Messages to the core task.
 pub(crate) enum CoreMsg {
-    /// A connection finished its handshake: register its writer, then feed `input`.
+    /// A connection finished its handshake: register its link, then feed `input`.
     Connected {
         peer: PeerId,
-        writer: mpsc::Sender<WriterCmd>,
+        link: PeerLink,
         input: Input,
     },
     /// Any other input.
@@ -233,7 +236,7 @@ impl Node {
             ids,
             tx: tx.clone(),
             events: events.clone(),
-            writers: HashMap::new(),
+            links: HashMap::new(),
             pending: HashMap::new(),
             next_command: 1,
             start: Instant::now(),
@@ -289,6 +292,8 @@ async fn accept_loop(
     ids: Arc<AtomicU64>,
     core: mpsc::Sender<CoreMsg>,
 ) {
+    // Handshakes cost an ECDH each and hold a socket: bound how many run at once.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -298,12 +303,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            debug!(%addr, "refusing connection: too many handshakes in progress");
+            continue;
+        };
         let peer = PeerId(ids.fetch_add(1, Ordering::Relaxed));
         let core = core.clone();
         let task = async move {
             let mut stream = stream;
             let _ = stream.set_nodelay(true);
-            match connection::handshake(&mut stream, key, None, handshake_timeout).await {
+            let result = connection::handshake(&mut stream, key, None, handshake_timeout).await;
+            drop(permit);
+            match result {
                 Ok((node_id, transport)) => {
                     debug!(%node_id, "inbound handshake complete");
                     connection::run(
@@ -332,7 +343,7 @@ struct CoreDriver {
     ids: Arc<AtomicU64>,
     tx: mpsc::Sender<CoreMsg>,
     events: broadcast::Sender<Event>,
-    writers: HashMap<PeerId, mpsc::Sender<WriterCmd>>,
+    links: HashMap<PeerId, PeerLink>,
     pending: HashMap<CommandId, oneshot::Sender<Reply>>,
     next_command: u64,
     start: Instant,
@@ -346,8 +357,8 @@ impl CoreDriver {
             let input = tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(CoreMsg::Input(input)) => input,
-                    Some(CoreMsg::Connected { peer, writer, input }) => {
-                        self.writers.insert(peer, writer);
+                    Some(CoreMsg::Connected { peer, link, input }) => {
+                        self.links.insert(peer, link);
                         input
                     }
                     Some(CoreMsg::Command(command, reply)) => {
@@ -361,7 +372,7 @@ impl CoreDriver {
                 _ = tick.tick() => Input::Tick,
             };
             if let Input::PeerDisconnected { peer } = &input {
-                self.writers.remove(peer);
+                self.links.remove(peer);
             }
             let outputs = self.core.handle(self.start.elapsed(), input);
             for output in outputs {
@@ -373,7 +384,7 @@ impl CoreDriver {
     fn perform(&mut self, output: Output) {
         match output {
             Output::Send { peer, msg } => {
-                let Some(writer) = self.writers.get(&peer) else {
+                let Some(link) = self.links.get(&peer) else {
                     return;
                 };
                 let bytes = match msg.encode() {
@@ -383,10 +394,13 @@ impl CoreDriver {
                     }
                 };
                 debug!(?peer, "sending {}", msg.name());
-                if writer.try_send(WriterCmd::Send(bytes)).is_err() {
-                    // Full queue: the peer does not read. Dropping it loses nothing.
+                if link.send(bytes).is_err() {
+                    // The peer does not read what we send: cut it off (nothing
+                    // is lost, a connection holds no state of its own).
                     warn!(?peer, "peer is not reading; disconnecting");
-                    self.writers.remove(&peer);
+                    if let Some(link) = self.links.remove(&peer) {
+                        link.kill();
+                    }
                     let outputs = self
                         .core
                         .handle(self.start.elapsed(), Input::PeerDisconnected { peer });
@@ -395,8 +409,8 @@ impl CoreDriver {
             }
             Output::Disconnect { peer, reason } => {
                 info!(?peer, ?reason, "disconnecting");
-                if let Some(writer) = self.writers.remove(&peer) {
-                    let _ = writer.try_send(WriterCmd::Close);
+                if let Some(link) = self.links.remove(&peer) {
+                    link.close();
                 }
             }
             Output::Dial { id, node_id, addr } => {
@@ -458,10 +472,29 @@ impl CoreDriver {
                 }
             }
             Output::Event(event) => {
-                info!(?event, "event");
+                match &event {
+                    Event::PeerReady(p) => {
+                        info!(node_id = %p.node_id, direction = ?p.direction, "peer ready")
+                    }
+                    Event::WarningReceived { node_id, text } => {
+                        warn!(%node_id, text = %truncate(text), "peer sent a warning")
+                    }
+                    Event::ErrorReceived { node_id, text } => {
+                        warn!(%node_id, text = %truncate(text), "peer sent an error")
+                    }
+                    other => info!(event = ?other, "event"),
+                }
                 let _ = self.events.send(event);
             }
         }
+    }
+}
+
+/// A peer's text, cut to a length fit for a log line.
+fn truncate(text: &str) -> &str {
+    match text.char_indices().nth(300) {
+        Some((i, _)) => &text[..i],
+        None => text,
     }
 }
 
