@@ -9,6 +9,7 @@
 //! - [`sign`]: BIP 143 signatures over these transactions.
 //! - [`funding`]: the funding output and the 2-of-2 witness.
 
+pub mod closing;
 pub mod commitment;
 pub mod fees;
 pub mod funding;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod scripts;
 pub mod shachain;
 pub mod sign;
+pub mod sweep;
 
 pub use beongae_wire::{Msat, PaymentHash, Preimage};
 pub use fees::FeeratePerKw;
