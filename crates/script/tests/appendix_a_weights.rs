@@ -20,17 +20,18 @@ fn key(b: u8) -> PublicKey {
     PublicKey::from_secret_key(&Secp256k1::new(), &SecretKey::from_slice(&[b; 32]).unwrap())
 }
 
-/// A long signature (Appendix A assumes the 73-byte maximum).
+/// A long signature: r = 0x80.. needs a 0x00 pad (33 bytes) and a low-S s
+/// has at most 32, so it serializes to 72 bytes with the sighash byte.
+/// Appendix A assumes the 73-byte maximum; the tests add the difference.
 fn max_sig() -> Signature {
-    let mut compact = [0xffu8; 64];
+    let mut compact = [0x11u8; 64];
     compact[0] = 0x80;
-    compact[32] = 0x7f; // s must be below the curve order; low-S, so 32 bytes plus no pad...
-    let sig = ecdsa::Signature::from_compact(&compact).unwrap();
-    let s = Signature {
-        signature: sig,
+    compact[32] = 0x7f;
+    let signature = ecdsa::Signature::from_compact(&compact).unwrap();
+    Signature {
+        signature,
         sighash_type: EcdsaSighashType::All,
-    };
-    s
+    }
 }
 
 fn keys() -> CommitmentKeys {
