@@ -16,25 +16,72 @@ use crate::ChannelType;
 /// Largest commitment number: commitment numbers are 48 bits.
 pub const MAX_COMMITMENT_NUMBER: u64 = (1 << 48) - 1;
 
+/// A 48-bit commitment number (BOLT 3 §"Commitment Transaction"); counts up
+/// from 0, while per-commitment secret indexes count down from 2^48 - 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommitmentNumber(u64);
+
+impl CommitmentNumber {
+    /// The first commitment.
+    pub const ZERO: CommitmentNumber = CommitmentNumber(0);
+
+    /// `None` past 48 bits.
+    pub fn new(n: u64) -> Option<Self> {
+        (n <= MAX_COMMITMENT_NUMBER).then_some(CommitmentNumber(n))
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next commitment number, `None` after the last.
+    pub fn next(self) -> Option<Self> {
+        CommitmentNumber::new(self.0 + 1)
+    }
+
+    /// The per-commitment secret index for this commitment (BOLT 3: the
+    /// first secret is index 2^48 - 1, and from there the index decrements).
+    pub fn secret_index(self) -> u64 {
+        MAX_COMMITMENT_NUMBER - self.0
+    }
+}
+
+/// The 48-bit mask hiding commitment numbers on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObscuringFactor(u64);
+
+impl ObscuringFactor {
+    /// From a raw value (masked to 48 bits).
+    pub fn from_u64(v: u64) -> Self {
+        ObscuringFactor(v & MAX_COMMITMENT_NUMBER)
+    }
+
+    /// The value.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// BOLT 3: the lower 48 bits of `SHA256(payment_basepoint from open_channel ||
 /// payment_basepoint from accept_channel)`.
 pub fn obscuring_factor(
     opener_payment_basepoint: &PublicKey,
     accepter_payment_basepoint: &PublicKey,
-) -> u64 {
+) -> ObscuringFactor {
     let mut engine = sha256::Hash::engine();
     engine.input(&opener_payment_basepoint.serialize());
     engine.input(&accepter_payment_basepoint.serialize());
     let h = sha256::Hash::from_engine(engine).to_byte_array();
     let mut low = [0u8; 8];
     low[2..].copy_from_slice(&h[26..]);
-    u64::from_be_bytes(low)
+    ObscuringFactor(u64::from_be_bytes(low))
 }
 
 /// The commitment number hidden in `nLockTime` and `nSequence` (BOLT 3:
 /// upper 8 bits 0x20 / 0x80, lower 24 bits from the obscured number).
-pub fn obscured_locktime_and_sequence(commitment_number: u64, obscuring_factor: u64) -> (u32, u32) {
-    let obscured = (commitment_number ^ obscuring_factor) & MAX_COMMITMENT_NUMBER;
+pub fn obscured_locktime_and_sequence(n: CommitmentNumber, factor: ObscuringFactor) -> (u32, u32) {
+    let obscured = n.0 ^ factor.0;
     let locktime = (0x20 << 24) | (obscured & 0xff_ffff) as u32;
     let sequence = (0x80 << 24) | ((obscured >> 24) & 0xff_ffff) as u32;
     (locktime, sequence)
@@ -42,12 +89,16 @@ pub fn obscured_locktime_and_sequence(commitment_number: u64, obscuring_factor: 
 
 /// Recovers the commitment number from a commitment transaction's locktime
 /// and sequence (to recognise which commitment was broadcast).
-pub fn commitment_number_from(locktime: u32, sequence: u32, obscuring_factor: u64) -> Option<u64> {
+pub fn commitment_number_from(
+    locktime: u32,
+    sequence: u32,
+    factor: ObscuringFactor,
+) -> Option<CommitmentNumber> {
     if locktime >> 24 != 0x20 || sequence >> 24 != 0x80 {
         return None;
     }
     let obscured = (u64::from(sequence & 0xff_ffff) << 24) | u64::from(locktime & 0xff_ffff);
-    Some(obscured ^ (obscuring_factor & MAX_COMMITMENT_NUMBER))
+    CommitmentNumber::new(obscured ^ factor.0)
 }
 
 /// An HTLC as the owner of the commitment sees it.
@@ -72,10 +123,10 @@ pub struct CommitmentSpec<'a> {
     pub funding_outpoint: OutPoint,
     /// The funding output's value.
     pub funding_amount: Amount,
-    /// 48-bit commitment number.
-    pub commitment_number: u64,
+    /// The commitment number.
+    pub commitment_number: CommitmentNumber,
     /// See [`obscuring_factor`].
-    pub obscuring_factor: u64,
+    pub obscuring_factor: ObscuringFactor,
     /// `to_self_delay` that applies to the owner's outputs (set by the counterparty).
     pub to_self_delay: u16,
     /// The owner's `dust_limit_satoshis`.
@@ -159,9 +210,12 @@ impl CommitmentTx {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommitmentError {
-    /// The commitment number exceeds 48 bits.
-    #[error("commitment number {0} exceeds 2^48 - 1")]
-    CommitmentNumber(u64),
+    /// The funder's balance does not cover the two anchor outputs.
+    #[error("funder balance {balance} cannot pay the two 330-sat anchors")]
+    FunderCannotAffordAnchors {
+        /// The funder's balance.
+        balance: Msat,
+    },
     /// Balances and HTLCs do not add up to the funding amount.
     #[error("balances and htlcs add up to {total:?}, funding output holds {funding}")]
     Unbalanced {
@@ -205,9 +259,6 @@ pub fn htlc_script(htlc: &Htlc, keys: &CommitmentKeys, channel_type: ChannelType
 
 /// BOLT 3 §"Commitment Transaction Construction".
 pub fn build_commitment(spec: &CommitmentSpec<'_>) -> Result<CommitmentTx, CommitmentError> {
-    if spec.commitment_number > MAX_COMMITMENT_NUMBER {
-        return Err(CommitmentError::CommitmentNumber(spec.commitment_number));
-    }
     let total = Msat::checked_sum(
         [spec.to_local, spec.to_remote]
             .into_iter()
@@ -229,20 +280,26 @@ pub fn build_commitment(spec: &CommitmentSpec<'_>) -> Result<CommitmentTx, Commi
         .collect();
     let base_fee = fees::commitment_fee(ct, spec.feerate, untrimmed.len());
 
-    // The funder pays the base fee and, with anchors, both anchors.
-    let funder_cost = match ct {
-        ChannelType::StaticRemoteKey => base_fee,
-        ChannelType::Anchors => base_fee + ANCHOR_OUTPUT_VALUE * 2,
+    // BOLT 3: the funder pays both anchors and the base fee. The anchors are
+    // outputs, so a funder that cannot pay them would create money: refuse.
+    // A funder that cannot pay the whole fee ends with nothing (its output
+    // disappears and the fee is what is left); BOLT 2 keeps channels out of
+    // that state, and the Appendix C/F vectors exercise it.
+    let anchors_cost = match ct {
+        ChannelType::StaticRemoteKey => Msat::ZERO,
+        ChannelType::Anchors => Msat::from_msat(ANCHOR_OUTPUT_VALUE.to_sat() * 2 * 1000),
     };
-    let funder_cost = Msat::from_sat(funder_cost.to_sat()).unwrap_or(Msat::MAX_MONEY);
+    let fee_msat = Msat::from_sat(base_fee.to_sat()).unwrap_or(Msat::MAX_MONEY);
     let (mut to_local, mut to_remote) = (spec.to_local, spec.to_remote);
-    // A funder that cannot pay ends with nothing (its output disappears);
-    // BOLT 2 prevents reaching this state, the Appendix C vectors exercise it.
-    if spec.owner_is_funder {
-        to_local = to_local.saturating_sub(funder_cost);
+    let funder = if spec.owner_is_funder {
+        &mut to_local
     } else {
-        to_remote = to_remote.saturating_sub(funder_cost);
-    }
+        &mut to_remote
+    };
+    *funder = funder
+        .checked_sub(anchors_cost)
+        .ok_or(CommitmentError::FunderCannotAffordAnchors { balance: *funder })?
+        .saturating_sub(fee_msat);
 
     let mut outputs: Vec<(TxOut, OutputKind, Option<ScriptBuf>, u32)> = Vec::new();
     for &i in &untrimmed {
@@ -343,13 +400,27 @@ mod tests {
 
     #[test]
     fn commitment_number_round_trips_through_locktime_and_sequence() {
-        let factor = 0x2bb0_3852_1914;
+        let factor = ObscuringFactor::from_u64(0x2bb0_3852_1914);
         for n in [0, 1, 42, 0xff_ffff, 0x100_0000, MAX_COMMITMENT_NUMBER] {
+            let n = CommitmentNumber::new(n).unwrap();
             let (l, s) = obscured_locktime_and_sequence(n, factor);
             assert_eq!(l >> 24, 0x20);
             assert_eq!(s >> 24, 0x80);
             assert_eq!(commitment_number_from(l, s, factor), Some(n));
         }
-        assert_eq!(commitment_number_from(0, 0x8000_0000, factor), None);
+        assert_eq!(
+            commitment_number_from(0x2000_0000, 0x8000_0000, factor).map(CommitmentNumber::get),
+            Some(factor.get())
+        );
+        assert_eq!(commitment_number_from(0, 0, factor), None);
+        assert_eq!(CommitmentNumber::new(MAX_COMMITMENT_NUMBER + 1), None);
+        assert_eq!(
+            CommitmentNumber::new(MAX_COMMITMENT_NUMBER).unwrap().next(),
+            None
+        );
+        assert_eq!(
+            CommitmentNumber::ZERO.secret_index(),
+            crate::shachain::FIRST_INDEX
+        );
     }
 }

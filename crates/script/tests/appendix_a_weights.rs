@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use beongae_script::commitment::{build_commitment, CommitmentSpec, Htlc};
+use beongae_script::commitment::{
+    build_commitment, CommitmentNumber, CommitmentSpec, Htlc, ObscuringFactor,
+};
 use beongae_script::fees::{commitment_weight, htlc_success_weight, htlc_timeout_weight};
 use beongae_script::funding::funding_witness;
 use beongae_script::htlc_tx::{build_htlc_tx, htlc_tx_witness};
@@ -69,8 +71,8 @@ fn commitment_weight_matches_appendix_a() {
                     vout: 1,
                 },
                 funding_amount: Amount::from_sat(1_000_000),
-                commitment_number: 1,
-                obscuring_factor: 5,
+                commitment_number: CommitmentNumber::new(1).unwrap(),
+                obscuring_factor: ObscuringFactor::from_u64(5),
                 to_self_delay: 144,
                 dust_limit: Amount::from_sat(546),
                 feerate: FeeratePerKw(253),

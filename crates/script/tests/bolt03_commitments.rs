@@ -7,7 +7,9 @@
 
 mod common;
 
-use beongae_script::commitment::{build_commitment, obscuring_factor, CommitmentSpec, Htlc};
+use beongae_script::commitment::{
+    build_commitment, obscuring_factor, CommitmentNumber, CommitmentSpec, Htlc,
+};
 use beongae_script::funding::funding_witness;
 use beongae_script::htlc_tx::{build_htlc_tx, htlc_tx_witness, remote_htlc_sighash};
 use beongae_script::keys::{
@@ -28,7 +30,7 @@ use serde_json::Value;
 struct Common {
     funding_outpoint: OutPoint,
     funding_amount: Amount,
-    commitment_number: u64,
+    commitment_number: CommitmentNumber,
     to_self_delay: u16,
     keys: CommitmentKeys,
     local_payment_basepoint: PublicKey,
@@ -115,7 +117,8 @@ fn common(v: &Value, hidden: &[Value]) -> Common {
             vout: get("funding_output_index").parse().unwrap(),
         },
         funding_amount: Amount::from_sat(get("funding_amount_satoshi").parse().unwrap()),
-        commitment_number: get("commitment_number").parse().unwrap(),
+        commitment_number: CommitmentNumber::new(get("commitment_number").parse().unwrap())
+            .unwrap(),
         to_self_delay: get("local_delay").parse().unwrap(),
         keys,
         local_payment_basepoint,
@@ -166,7 +169,7 @@ fn check_case(c: &Common, case: &Case<'_>, channel_type: ChannelType) {
     let chosen = htlc_set(c, case);
     let htlcs: Vec<Htlc> = chosen.iter().map(|&i| c.htlcs[i].0).collect();
     let factor = obscuring_factor(&c.local_payment_basepoint, &c.remote_payment_basepoint);
-    assert_eq!(factor, 0x2bb0_3852_1914);
+    assert_eq!(factor.get(), 0x2bb0_3852_1914);
     let spec = CommitmentSpec {
         channel_type,
         funding_outpoint: c.funding_outpoint,

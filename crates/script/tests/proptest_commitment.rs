@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use beongae_script::commitment::{
-    build_commitment, CommitmentSpec, CommitmentTx, Htlc, OutputKind,
+    build_commitment, CommitmentError, CommitmentNumber, CommitmentSpec, CommitmentTx, Htlc,
+    ObscuringFactor, OutputKind,
 };
 use beongae_script::keys::CommitmentKeys;
 use beongae_script::{ChannelType, FeeratePerKw, Msat, PaymentHash};
@@ -95,7 +96,7 @@ fn htlc_list(s: &State, owner_is_a: bool) -> Vec<Htlc> {
         .collect()
 }
 
-fn build(s: &State, owner_is_a: bool) -> (CommitmentTx, Vec<Htlc>) {
+fn build(s: &State, owner_is_a: bool) -> (Result<CommitmentTx, CommitmentError>, Vec<Htlc>) {
     let k = if owner_is_a {
         keys(10, 50)
     } else {
@@ -114,8 +115,8 @@ fn build(s: &State, owner_is_a: bool) -> (CommitmentTx, Vec<Htlc>) {
             vout: 0,
         },
         funding_amount: Amount::from_sat(s.funding_sat),
-        commitment_number: 99,
-        obscuring_factor: 0xabc,
+        commitment_number: CommitmentNumber::new(99).unwrap(),
+        obscuring_factor: ObscuringFactor::from_u64(0xabc),
         to_self_delay: 144,
         dust_limit: Amount::from_sat(s.dust),
         feerate: FeeratePerKw(s.feerate),
@@ -125,7 +126,17 @@ fn build(s: &State, owner_is_a: bool) -> (CommitmentTx, Vec<Htlc>) {
         keys: &k,
         htlcs: &htlcs,
     };
-    (build_commitment(&spec).unwrap(), htlcs)
+    (build_commitment(&spec), htlcs)
+}
+
+/// Whether the funder can pay the anchors (else building must fail).
+fn affordable(s: &State) -> bool {
+    let funder = if s.a_is_funder {
+        s.a_balance_msat
+    } else {
+        s.b_balance_msat
+    };
+    s.ct == ChannelType::StaticRemoteKey || funder >= 660_000
 }
 
 /// The naive model: BOLT 3 "Commitment Transaction Construction" step by step.
@@ -194,6 +205,12 @@ proptest! {
     fn outputs_follow_the_rules_and_the_money_adds_up(s in state()) {
         for owner_is_a in [true, false] {
             let (c, htlcs) = build(&s, owner_is_a);
+            if !affordable(&s) {
+                let refused = matches!(c, Err(CommitmentError::FunderCannotAffordAnchors { .. }));
+                prop_assert!(refused);
+                continue;
+            }
+            let c = c.unwrap();
             let (expected, base_fee) = model(&s, owner_is_a);
             let mut got: Vec<u64> = c.tx.output.iter().map(|o| o.value.to_sat()).collect();
             got.sort_unstable();
@@ -203,6 +220,7 @@ proptest! {
             // The money adds up: outputs + fee = funding, and the fee is the
             // base fee plus what trimming and rounding took (never less).
             let out: u64 = got.iter().sum();
+            prop_assert!(out <= s.funding_sat, "outputs {} exceed funding {}", out, s.funding_sat);
             let fee = s.funding_sat - out;
             prop_assert_eq!(c.actual_fee(Amount::from_sat(s.funding_sat)).to_sat(), fee);
             let trimmed: u64 = htlcs.iter().enumerate().filter(|(i, _)| c.htlc_output(*i).is_none()).map(|(_, h)| h.amount.to_sat_floor()).sum();
@@ -220,8 +238,8 @@ proptest! {
 
     #[test]
     fn both_views_mirror_each_other(s in state()) {
-        let (a, _) = build(&s, true);
-        let (b, _) = build(&s, false);
+        prop_assume!(affordable(&s));
+        let (a, b) = (build(&s, true).0.unwrap(), build(&s, false).0.unwrap());
         // The side that does not pay the fee gets the same output in both views.
         let (a_fundee, b_fundee) = if s.a_is_funder {
             (value_of(&a, OutputKind::ToRemote), value_of(&b, OutputKind::ToLocal))

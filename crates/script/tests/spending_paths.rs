@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use beongae_script::commitment::{
-    build_commitment, CommitmentSpec, CommitmentTx, Htlc, OutputKind,
+    build_commitment, CommitmentNumber, CommitmentSpec, CommitmentTx, Htlc, ObscuringFactor,
+    OutputKind,
 };
 use beongae_script::htlc_tx::{build_htlc_tx, htlc_tx_witness, remote_htlc_sighash};
 use beongae_script::keys::{
@@ -104,8 +105,8 @@ impl Fixture {
                 vout: 0,
             },
             funding_amount: Amount::from_sat(1_000_000),
-            commitment_number: 7,
-            obscuring_factor: 0x1234_5678_9abc,
+            commitment_number: CommitmentNumber::new(7).unwrap(),
+            obscuring_factor: ObscuringFactor::from_u64(0x1234_5678_9abc),
             to_self_delay: TO_SELF_DELAY,
             dust_limit: Amount::from_sat(546),
             feerate: FeeratePerKw(2500),
