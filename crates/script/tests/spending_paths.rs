@@ -21,7 +21,7 @@ use bitcoin::consensus::encode::serialize;
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxOut, Txid};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxOut, Txid, Witness};
 
 const TO_SELF_DELAY: u16 = 144;
 const OFFERED_CLTV: u32 = 700;
@@ -517,4 +517,92 @@ fn one_penalty_sweeps_all_revoked_outputs() {
             tx.weight()
         );
     });
+}
+
+/// Commitment and closing transactions spend the 2-of-2 funding output only
+/// with both signatures in key order.
+#[test]
+fn closing_transactions_spend_the_funding_output() {
+    use beongae_script::closing::{build_legacy_closing, build_simple_closing, ClosingOutput};
+    use beongae_script::funding::{funding_script_pubkey, funding_witness};
+    use beongae_script::scripts::funding_script;
+
+    let f = Fixture::new(ChannelType::Anchors);
+    let (a_key, b_key) = (f.a.funding, f.b.funding);
+    let (a_pub, b_pub) = (
+        PublicKey::from_secret_key(&f.secp, &a_key),
+        PublicKey::from_secret_key(&f.secp, &b_key),
+    );
+    let script = funding_script(&a_pub, &b_pub);
+    let funding = TxOut {
+        value: Amount::from_sat(1_000_000),
+        script_pubkey: funding_script_pubkey(&a_pub, &b_pub),
+    };
+    let op = OutPoint {
+        txid: Txid::from_byte_array([1; 32]),
+        vout: 0,
+    };
+    let wpkh = |b: u8| ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([b; 20]));
+    let a_out = ClosingOutput {
+        balance: Msat::from_msat(600_000_000),
+        script_pubkey: wpkh(1),
+    };
+    let b_out = ClosingOutput {
+        balance: Msat::from_msat(400_000_000),
+        script_pubkey: wpkh(2),
+    };
+    let legacy = build_legacy_closing(
+        op,
+        &a_out,
+        &b_out,
+        Amount::from_sat(700),
+        Amount::from_sat(546),
+    )
+    .unwrap();
+    let simple = build_simple_closing(
+        op,
+        bitcoin::absolute::LockTime::from_consensus(0),
+        Some(&a_out),
+        Some(&b_out),
+        Amount::from_sat(700),
+    )
+    .unwrap();
+    let commitment = f.commitment.tx.clone();
+    for mut tx in [legacy, simple, commitment] {
+        let sa = sign_p2wsh(
+            &f.secp,
+            &tx,
+            0,
+            &script,
+            funding.value,
+            EcdsaSighashType::All,
+            &a_key,
+        )
+        .unwrap();
+        let sb = sign_p2wsh(
+            &f.secp,
+            &tx,
+            0,
+            &script,
+            funding.value,
+            EcdsaSighashType::All,
+            &b_key,
+        )
+        .unwrap();
+        // Signatures in the wrong order fail CHECKMULTISIG.
+        let mut swapped = Witness::new();
+        let lesser_first = a_pub.serialize() < b_pub.serialize();
+        let (first, second) = if lesser_first { (&sb, &sa) } else { (&sa, &sb) };
+        swapped.push([0u8; 0]);
+        swapped.push(first.serialize());
+        swapped.push(second.serialize());
+        swapped.push(script.as_bytes());
+        tx.input[0].witness = swapped;
+        assert!(consensus(&tx, 0, &funding).is_err());
+        tx.input[0].witness = funding_witness(&a_pub, &sa, &b_pub, &sb);
+        consensus(&tx, 0, &funding).unwrap();
+        // One party's signature twice is not enough.
+        tx.input[0].witness = funding_witness(&a_pub, &sa, &b_pub, &sa);
+        assert!(consensus(&tx, 0, &funding).is_err());
+    }
 }
