@@ -209,13 +209,19 @@ fn to_local_after_delay_and_not_before() {
                 to_self_delay: TO_SELF_DELAY,
             },
         );
-        let ok = f.sweep(&[input.clone()], &[Some(f.a_delayed_key())], |_| {});
+        let ok = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.a_delayed_key())],
+            |_| {},
+        );
         assert_eq!(ok.input[0].sequence, Sequence::from_height(TO_SELF_DELAY));
         consensus(&ok, 0, &spent).unwrap();
         // One block too early: OP_CHECKSEQUENCEVERIFY fails.
-        let early = f.sweep(&[input.clone()], &[Some(f.a_delayed_key())], |tx| {
-            tx.input[0].sequence = Sequence::from_height(TO_SELF_DELAY - 1)
-        });
+        let early = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.a_delayed_key())],
+            |tx| tx.input[0].sequence = Sequence::from_height(TO_SELF_DELAY - 1),
+        );
         assert!(consensus(&early, 0, &spent).is_err());
         // Someone else's key.
         let wrong = f.sweep(&[input], &[Some(f.b_htlc_key())], |_| {});
@@ -227,7 +233,11 @@ fn to_local_after_delay_and_not_before() {
 fn revoked_to_local_penalty() {
     both_types(|f| {
         let (input, spent) = f.input(OutputKind::ToLocal, SpendPath::RevokedDelayed);
-        let ok = f.sweep(&[input.clone()], &[Some(f.revocation_key())], |_| {});
+        let ok = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.revocation_key())],
+            |_| {},
+        );
         consensus(&ok, 0, &spent).unwrap();
         // The owner's delayed key cannot take the revocation branch.
         let wrong = f.sweep(&[input], &[Some(f.a_delayed_key())], |_| {});
@@ -242,7 +252,11 @@ fn offered_htlc_by_preimage_and_by_revocation() {
         let preimage = Preimage([0x24; 32]);
         let path = SpendPath::OfferedHtlcPreimage { preimage, anchors };
         let (input, spent) = f.input(OutputKind::Htlc(0), path);
-        let ok = f.sweep(&[input.clone()], &[Some(f.b_htlc_key())], |_| {});
+        let ok = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.b_htlc_key())],
+            |_| {},
+        );
         consensus(&ok, 0, &spent).unwrap();
         let wrong_preimage = SweepInput {
             path: SpendPath::OfferedHtlcPreimage {
@@ -266,7 +280,11 @@ fn offered_htlc_by_preimage_and_by_revocation() {
         };
         let (input, spent) = f.input(OutputKind::Htlc(0), revoked);
         consensus(
-            &f.sweep(&[input.clone()], &[Some(f.revocation_key())], |_| {}),
+            &f.sweep(
+                std::slice::from_ref(&input),
+                &[Some(f.revocation_key())],
+                |_| {},
+            ),
             0,
             &spent,
         )
@@ -289,13 +307,19 @@ fn received_htlc_by_timeout_and_by_revocation() {
             anchors,
         };
         let (input, spent) = f.input(OutputKind::Htlc(1), path);
-        let ok = f.sweep(&[input.clone()], &[Some(f.b_htlc_key())], |_| {});
+        let ok = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.b_htlc_key())],
+            |_| {},
+        );
         assert_eq!(ok.lock_time.to_consensus_u32(), RECEIVED_CLTV);
         consensus(&ok, 0, &spent).unwrap();
         // Before the expiry: OP_CHECKLOCKTIMEVERIFY fails.
-        let early = f.sweep(&[input.clone()], &[Some(f.b_htlc_key())], |tx| {
-            tx.lock_time = bitcoin::absolute::LockTime::from_consensus(RECEIVED_CLTV - 1)
-        });
+        let early = f.sweep(
+            std::slice::from_ref(&input),
+            &[Some(f.b_htlc_key())],
+            |tx| tx.lock_time = bitcoin::absolute::LockTime::from_consensus(RECEIVED_CLTV - 1),
+        );
         assert!(consensus(&early, 0, &spent).is_err());
         // The owner cannot take the timeout branch with its own key.
         let wrong = f.sweep(&[input], &[Some(f.a_htlc_key())], |_| {});
@@ -387,7 +411,11 @@ fn second_stage_transactions_and_their_outputs() {
                 },
             };
             consensus(
-                &f.sweep(&[input.clone()], &[Some(f.a_delayed_key())], |_| {}),
+                &f.sweep(
+                    std::slice::from_ref(&input),
+                    &[Some(f.a_delayed_key())],
+                    |_| {},
+                ),
                 0,
                 &out,
             )
@@ -418,7 +446,7 @@ fn to_remote_static_and_anchors() {
     let pubkey = PublicKey::from_secret_key(&f.secp, &f.b.payment);
     let (input, spent) = f.input(OutputKind::ToRemote, SpendPath::ToRemoteP2wpkh { pubkey });
     consensus(
-        &f.sweep(&[input.clone()], &[Some(f.b.payment)], |_| {}),
+        &f.sweep(std::slice::from_ref(&input), &[Some(f.b.payment)], |_| {}),
         0,
         &spent,
     )
@@ -427,7 +455,7 @@ fn to_remote_static_and_anchors() {
 
     let f = Fixture::new(ChannelType::Anchors);
     let (input, spent) = f.input(OutputKind::ToRemote, SpendPath::ToRemoteAnchors);
-    let ok = f.sweep(&[input.clone()], &[Some(f.b.payment)], |_| {});
+    let ok = f.sweep(std::slice::from_ref(&input), &[Some(f.b.payment)], |_| {});
     assert_eq!(ok.input[0].sequence, Sequence(1));
     consensus(&ok, 0, &spent).unwrap();
     // The anchors to_remote is CSV-locked for 1 block.
