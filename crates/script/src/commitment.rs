@@ -234,11 +234,7 @@ pub fn is_trimmed(
     feerate: FeeratePerKw,
     dust_limit: Amount,
 ) -> bool {
-    let fee = if htlc.offered {
-        fees::htlc_timeout_fee(channel_type, feerate)
-    } else {
-        fees::htlc_success_fee(channel_type, feerate)
-    };
+    let fee = fees::second_stage_fee(htlc.offered, channel_type, feerate);
     let amount = htlc.amount.to_amount_floor();
     amount.checked_sub(fee).is_none_or(|left| left < dust_limit)
 }

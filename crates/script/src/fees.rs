@@ -67,6 +67,16 @@ pub fn htlc_success_fee(channel_type: ChannelType, feerate: FeeratePerKw) -> Amo
     }
 }
 
+/// The fee of the second-stage transaction of an HTLC: HTLC-timeout for an
+/// HTLC the commitment's owner offered, HTLC-success for one it received.
+pub fn second_stage_fee(offered: bool, channel_type: ChannelType, feerate: FeeratePerKw) -> Amount {
+    if offered {
+        htlc_timeout_fee(channel_type, feerate)
+    } else {
+        htlc_success_fee(channel_type, feerate)
+    }
+}
+
 /// BOLT 3: the base fee of a commitment with `untrimmed_htlcs` HTLC outputs.
 pub fn commitment_fee(
     channel_type: ChannelType,

@@ -28,11 +28,7 @@ pub fn build_htlc_tx(
     feerate: FeeratePerKw,
     channel_type: ChannelType,
 ) -> Transaction {
-    let fee = if htlc.offered {
-        fees::htlc_timeout_fee(channel_type, feerate)
-    } else {
-        fees::htlc_success_fee(channel_type, feerate)
-    };
+    let fee = fees::second_stage_fee(htlc.offered, channel_type, feerate);
     let value = htlc
         .amount
         .to_amount_floor()

@@ -102,13 +102,10 @@ pub struct HtlcKeys<'a> {
     pub remote_htlc_key: &'a PublicKey,
 }
 
-/// BOLT 3 §"Offered HTLC Outputs" (with the `1 OP_CSV OP_DROP` of `option_anchors`).
-pub fn offered_htlc_script(
-    keys: HtlcKeys<'_>,
-    payment_hash: &PaymentHash,
-    channel_type: ChannelType,
-) -> ScriptBuf {
-    let b = Builder::new()
+/// The part both HTLC scripts share: the revocation branch, then
+/// `<remote_htlcpubkey> OP_SWAP OP_SIZE 32 OP_EQUAL`.
+fn htlc_script_head(keys: HtlcKeys<'_>) -> Builder {
+    Builder::new()
         .push_opcode(OP_DUP)
         .push_opcode(OP_HASH160)
         .push_slice(revocation_hash(keys.revocation_key))
@@ -121,6 +118,15 @@ pub fn offered_htlc_script(
         .push_opcode(OP_SIZE)
         .push_int(32)
         .push_opcode(OP_EQUAL)
+}
+
+/// BOLT 3 §"Offered HTLC Outputs" (with the `1 OP_CSV OP_DROP` of `option_anchors`).
+pub fn offered_htlc_script(
+    keys: HtlcKeys<'_>,
+    payment_hash: &PaymentHash,
+    channel_type: ChannelType,
+) -> ScriptBuf {
+    let b = htlc_script_head(keys)
         .push_opcode(OP_NOTIF)
         .push_opcode(OP_DROP)
         .push_int(2)
@@ -146,19 +152,7 @@ pub fn received_htlc_script(
     cltv_expiry: u32,
     channel_type: ChannelType,
 ) -> ScriptBuf {
-    let b = Builder::new()
-        .push_opcode(OP_DUP)
-        .push_opcode(OP_HASH160)
-        .push_slice(revocation_hash(keys.revocation_key))
-        .push_opcode(OP_EQUAL)
-        .push_opcode(OP_IF)
-        .push_opcode(OP_CHECKSIG)
-        .push_opcode(OP_ELSE)
-        .push_slice(keys.remote_htlc_key.serialize())
-        .push_opcode(OP_SWAP)
-        .push_opcode(OP_SIZE)
-        .push_int(32)
-        .push_opcode(OP_EQUAL)
+    let b = htlc_script_head(keys)
         .push_opcode(OP_IF)
         .push_opcode(OP_HASH160)
         .push_slice(payment_hash160(payment_hash))
@@ -198,8 +192,7 @@ mod tests {
     }
 
     /// Appendix A gives the HTLC script sizes: offered 133 (136 with anchors),
-    /// received 140 (143) when `cltv_expiry` takes 4 bytes... minus one here
-    /// since a 3-byte CLTV push is one byte shorter.
+    /// received 140 (143) with a 4-byte `cltv_expiry`.
     #[test]
     fn htlc_script_sizes_match_appendix_a() {
         let (r, l, rm) = (key(1), key(2), key(3));
