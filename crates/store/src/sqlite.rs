@@ -1,0 +1,241 @@
+//! The SQLite backend: WAL journal, `synchronous=FULL` (a commit is on disk
+//! when it returns), a schema version and forward migrations.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{check_namespace, Batch, Op, Store, StoreError};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migrations: `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE kv (
+        ns TEXT NOT NULL,
+        key BLOB NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (ns, key)
+    ) WITHOUT ROWID;"];
+
+/// A [`Store`] in one SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and migrates it to
+    /// [`SCHEMA_VERSION`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL: readers do not block the writer; FULL: fsync on every commit.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!(
+                "could not enable WAL (journal_mode is {mode})"
+            )));
+        }
+        Self::setup(conn)
+    }
+
+    /// A store in memory (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-applied batch
+        // (SQLite rolls back the open transaction), so the poison is moot.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version on disk.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The smallest byte string greater than every string with `prefix`, or
+/// `None` if there is none (the prefix is empty or all 0xff).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl Store for SqliteStore {
+    fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_namespace(namespace)?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")?;
+        Ok(stmt
+            .query_row(params![namespace, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn list(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        check_namespace(namespace)?;
+        let conn = self.conn();
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 AND key < ?3 ORDER BY key",
+                )?;
+                let rows = stmt.query_map(params![namespace, prefix, end], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            }
+            None => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 ORDER BY key",
+                )?;
+                let rows =
+                    stmt.query_map(params![namespace, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        Ok(rows)
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        for op in batch.ops() {
+            match op {
+                Op::Put { namespace, .. } | Op::Delete { namespace, .. } => {
+                    check_namespace(namespace)?
+                }
+            }
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut put = tx
+                .prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?1, ?2, ?3)")?;
+            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?;
+            for op in batch.ops() {
+                match op {
+                    Op::Put {
+                        namespace,
+                        key,
+                        value,
+                    } => put.execute(params![namespace, key, value])?,
+                    Op::Delete { namespace, key } => delete.execute(params![namespace, key])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_cases() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn put_get_list_delete() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut b = Batch::new();
+        b.put("chan", b"a/1".to_vec(), b"x".to_vec())
+            .put("chan", b"a/2".to_vec(), b"y".to_vec())
+            .put("chan", b"b/1".to_vec(), b"z".to_vec());
+        b.put("other", b"a/1".to_vec(), b"o".to_vec());
+        s.commit(b).unwrap();
+        assert_eq!(s.get("chan", b"a/2").unwrap(), Some(b"y".to_vec()));
+        assert_eq!(s.get("chan", b"a/3").unwrap(), None);
+        let listed = s.list("chan", b"a/").unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                (b"a/1".to_vec(), b"x".to_vec()),
+                (b"a/2".to_vec(), b"y".to_vec())
+            ]
+        );
+        assert_eq!(s.list("chan", b"").unwrap().len(), 3);
+        let mut b = Batch::new();
+        b.delete("chan", b"a/1".to_vec())
+            .put("chan", b"a/2".to_vec(), b"y2".to_vec());
+        s.commit(b).unwrap();
+        assert_eq!(
+            s.list("chan", b"a/").unwrap(),
+            vec![(b"a/2".to_vec(), b"y2".to_vec())]
+        );
+        assert_eq!(s.get("other", b"a/1").unwrap(), Some(b"o".to_vec()));
+    }
+
+    #[test]
+    fn a_failing_batch_writes_nothing() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut b = Batch::new();
+        b.put("ok", b"k".to_vec(), b"v".to_vec())
+            .put("", b"k".to_vec(), b"v".to_vec());
+        assert!(matches!(s.commit(b), Err(StoreError::InvalidNamespace(_))));
+        assert_eq!(s.get("ok", b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn schema_version_and_newer_database_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(s);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION)
+        );
+        assert!(err.to_string().contains("upgrade beongae"));
+    }
+}

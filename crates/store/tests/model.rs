@@ -1,0 +1,68 @@
+//! The SQLite store against a `BTreeMap` model: random batches of puts and
+//! deletes, then every prefix listing and lookup must agree.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use beongae_store::{Batch, SqliteStore, Store};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Write {
+    Put(u8, Vec<u8>, Vec<u8>),
+    Delete(u8, Vec<u8>),
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![Just(0u8), Just(1), Just(0xfe), Just(0xff), any::<u8>()],
+        0..4,
+    )
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    prop_oneof![
+        (0u8..3, key(), proptest::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(n, k, v)| Write::Put(n, k, v)),
+        (0u8..3, key()).prop_map(|(n, k)| Write::Delete(n, k)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn store_agrees_with_a_map(batches in proptest::collection::vec(proptest::collection::vec(write(), 0..12), 1..8), prefixes in proptest::collection::vec(key(), 1..6)) {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut model: BTreeMap<(String, Vec<u8>), Vec<u8>> = BTreeMap::new();
+        let ns = |n: u8| format!("ns{n}");
+        for writes in batches {
+            let mut batch = Batch::new();
+            for w in writes {
+                match w {
+                    Write::Put(n, k, v) => {
+                        batch.put(&ns(n), k.clone(), v.clone());
+                        model.insert((ns(n), k), v);
+                    }
+                    Write::Delete(n, k) => {
+                        batch.delete(&ns(n), k.clone());
+                        model.remove(&(ns(n), k));
+                    }
+                }
+            }
+            store.commit(batch).unwrap();
+        }
+        for n in 0..3u8 {
+            for prefix in &prefixes {
+                let expected: Vec<(Vec<u8>, Vec<u8>)> = model
+                    .iter()
+                    .filter(|((m, k), _)| *m == ns(n) && k.starts_with(prefix))
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
+                    .collect();
+                prop_assert_eq!(store.list(&ns(n), prefix).unwrap(), expected);
+                prop_assert_eq!(store.get(&ns(n), prefix).unwrap(), model.get(&(ns(n), prefix.clone())).cloned());
+            }
+        }
+    }
+}
