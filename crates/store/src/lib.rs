@@ -41,6 +41,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// `(key, value)` pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A key-value store with namespaces and atomic batches.
 pub trait Store: Send + Sync {
     /// The value of `key` in `namespace`.
@@ -48,7 +51,7 @@ pub trait Store: Send + Sync {
 
     /// Every `(key, value)` in `namespace` whose key starts with `prefix`,
     /// in key order.
-    fn list(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn list(&self, namespace: &str, prefix: &[u8]) -> Result<Entries, StoreError>;
 
     /// Applies every operation of `batch` atomically and durably, in order.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;

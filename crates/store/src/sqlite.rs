@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{check_namespace, Batch, Op, Store, StoreError};
+use crate::{check_namespace, Batch, Entries, Op, Store, StoreError};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -113,7 +113,7 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn list(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn list(&self, namespace: &str, prefix: &[u8]) -> Result<Entries, StoreError> {
         check_namespace(namespace)?;
         let conn = self.conn();
         let rows = match prefix_end(prefix) {
