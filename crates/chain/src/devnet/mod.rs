@@ -1,0 +1,403 @@
+//! The devnet: an embedded regtest chain.
+//!
+//! Real regtest blocks (proof of work at the regtest target, BIP 34 heights,
+//! witness commitments), a UTXO set with undo data so blocks can be
+//! disconnected, and a mempool that admits a transaction only if it would be
+//! valid in the next block ([`validate::check_transaction`]).
+
+mod block;
+mod persist;
+pub mod validate;
+
+use std::collections::HashMap;
+
+use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+
+pub use block::{subsidy, HALVING_INTERVAL, REGTEST_BITS};
+pub use persist::PersistError;
+pub use validate::{Coin, CoinView, MempoolError, COINBASE_MATURITY};
+
+use crate::{ChainError, ChainSource, FeeratePerKw};
+
+/// A block on the main chain and the coins it spent (to undo it).
+#[derive(Debug, Clone)]
+struct ChainBlock {
+    block: Block,
+    undo: Vec<(OutPoint, Coin)>,
+}
+
+/// A transaction waiting in the mempool.
+#[derive(Debug, Clone)]
+struct MempoolEntry {
+    tx: Transaction,
+    fee: Amount,
+}
+
+/// An embedded regtest chain and its mempool.
+#[derive(Debug)]
+pub struct Devnet {
+    /// Main chain; index = height; 0 is the regtest genesis block.
+    chain: Vec<ChainBlock>,
+    heights: HashMap<BlockHash, u32>,
+    /// Confirmed transactions: txid -> height.
+    confirmed: HashMap<Txid, u32>,
+    utxos: HashMap<OutPoint, Coin>,
+    /// Mempool in acceptance order (parents before children).
+    mempool: Vec<(Txid, MempoolEntry)>,
+    /// Outpoint -> the mempool transaction spending it.
+    mempool_spends: HashMap<OutPoint, Txid>,
+    feerate: FeeratePerKw,
+}
+
+impl Default for Devnet {
+    fn default() -> Self {
+        Devnet::new()
+    }
+}
+
+/// Coins as seen by the next block: the UTXO set plus mempool outputs.
+struct NextBlockView<'a>(&'a Devnet);
+
+impl CoinView for NextBlockView<'_> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        let d = self.0;
+        if let Some(c) = d.utxos.get(outpoint) {
+            return Some(c.clone());
+        }
+        let (_, entry) = d.mempool.iter().find(|(txid, _)| *txid == outpoint.txid)?;
+        let txout = entry.tx.output.get(outpoint.vout as usize)?.clone();
+        Some(Coin {
+            txout,
+            height: d.height() + 1,
+            coinbase: false,
+        })
+    }
+
+    fn median_time_past(&self, height: u32) -> u32 {
+        self.0.median_time_past(height)
+    }
+}
+
+impl Devnet {
+    /// A chain holding only the regtest genesis block.
+    pub fn new() -> Self {
+        let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        let mut heights = HashMap::new();
+        heights.insert(genesis.block_hash(), 0);
+        Devnet {
+            chain: vec![ChainBlock {
+                block: genesis,
+                undo: Vec::new(),
+            }],
+            heights,
+            confirmed: HashMap::new(),
+            utxos: HashMap::new(), // the genesis coinbase is unspendable
+            mempool: Vec::new(),
+            mempool_spends: HashMap::new(),
+            feerate: FeeratePerKw(2500),
+        }
+    }
+
+    /// Height of the tip.
+    pub fn height(&self) -> u32 {
+        (self.chain.len() - 1) as u32
+    }
+
+    /// Hash of the tip.
+    pub fn tip_hash(&self) -> BlockHash {
+        self.chain
+            .last()
+            .expect("genesis is always there")
+            .block
+            .block_hash()
+    }
+
+    /// The main-chain block at `height`.
+    pub fn block_at(&self, height: u32) -> Option<&Block> {
+        self.chain.get(height as usize).map(|b| &b.block)
+    }
+
+    /// A main-chain block by hash.
+    pub fn block_by_hash(&self, hash: &BlockHash) -> Option<&Block> {
+        self.heights.get(hash).and_then(|h| self.block_at(*h))
+    }
+
+    /// Median time of the 11 blocks ending at `height` (BIP 113).
+    pub fn median_time_past(&self, height: u32) -> u32 {
+        let end = (height as usize).min(self.chain.len() - 1);
+        let start = end.saturating_sub(10);
+        let mut times: Vec<u32> = self.chain[start..=end]
+            .iter()
+            .map(|b| b.block.header.time)
+            .collect();
+        times.sort_unstable();
+        times[times.len() / 2]
+    }
+
+    /// A confirmed unspent output.
+    pub fn utxo(&self, outpoint: &OutPoint) -> Option<&Coin> {
+        self.utxos.get(outpoint)
+    }
+
+    /// Confirmations of a transaction (0 if in the mempool, `None` if unknown).
+    pub fn confirmations(&self, txid: &Txid) -> Option<u32> {
+        if let Some(h) = self.confirmed.get(txid) {
+            return Some(self.height() - h + 1);
+        }
+        self.mempool.iter().any(|(t, _)| t == txid).then_some(0)
+    }
+
+    /// A transaction from the mempool or the chain.
+    pub fn transaction(&self, txid: &Txid) -> Option<&Transaction> {
+        if let Some((_, e)) = self.mempool.iter().find(|(t, _)| t == txid) {
+            return Some(&e.tx);
+        }
+        let h = self.confirmed.get(txid)?;
+        self.chain[*h as usize]
+            .block
+            .txdata
+            .iter()
+            .find(|t| t.compute_txid() == *txid)
+    }
+
+    /// Txids in the mempool, in acceptance order.
+    pub fn mempool(&self) -> Vec<Txid> {
+        self.mempool.iter().map(|(t, _)| *t).collect()
+    }
+
+    /// Every unspent confirmed output paying `script_pubkey`.
+    pub fn utxos_for(&self, script_pubkey: &ScriptBuf) -> Vec<(OutPoint, Coin)> {
+        let mut v: Vec<_> = self
+            .utxos
+            .iter()
+            .filter(|(_, c)| &c.txout.script_pubkey == script_pubkey)
+            .map(|(o, c)| (*o, c.clone()))
+            .collect();
+        v.sort_by_key(|(o, c)| (c.height, o.txid, o.vout));
+        v
+    }
+
+    /// The feerate [`ChainSource::fee_estimate`] reports.
+    pub fn set_feerate(&mut self, feerate: FeeratePerKw) {
+        self.feerate = feerate;
+    }
+
+    /// Admits `tx` to the mempool if it would be valid in the next block.
+    /// A transaction spending an output a mempool transaction already spends
+    /// replaces it (and its descendants) only if it pays a higher fee.
+    pub fn accept(&mut self, tx: Transaction) -> Result<Txid, MempoolError> {
+        let txid = tx.compute_txid();
+        if self.confirmations(&txid).is_some() {
+            return Err(MempoolError::AlreadyKnown(txid));
+        }
+        let next = self.height() + 1;
+        let conflicts: Vec<Txid> = tx
+            .input
+            .iter()
+            .filter_map(|i| self.mempool_spends.get(&i.previous_output).copied())
+            .collect();
+        // Validate against the mempool without the transactions it replaces.
+        let evicted = self.without_mempool_descendants(&conflicts);
+        let result = check_transaction(&tx, &NextBlockView(self), next).and_then(|fee| {
+            let replaced_fee: Amount = evicted.iter().map(|(_, e)| e.fee).sum();
+            match conflicts.first() {
+                Some(conflict) if fee <= replaced_fee => Err(MempoolError::ReplacementTooCheap {
+                    conflict: *conflict,
+                    fee,
+                    conflict_fee: replaced_fee,
+                }),
+                _ => Ok(fee),
+            }
+        });
+        match result {
+            Ok(fee) => {
+                self.add_to_mempool(txid, MempoolEntry { tx, fee });
+                Ok(txid)
+            }
+            Err(e) => {
+                // Put back what we took out to validate.
+                for (t, e) in evicted {
+                    self.add_to_mempool(t, e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn add_to_mempool(&mut self, txid: Txid, entry: MempoolEntry) {
+        for input in &entry.tx.input {
+            self.mempool_spends.insert(input.previous_output, txid);
+        }
+        self.mempool.push((txid, entry));
+    }
+
+    /// Removes `roots` and everything in the mempool that spends them,
+    /// returning the removed entries in their original order.
+    fn without_mempool_descendants(&mut self, roots: &[Txid]) -> Vec<(Txid, MempoolEntry)> {
+        let mut doomed: Vec<Txid> = roots.to_vec();
+        let mut changed = !doomed.is_empty();
+        while changed {
+            changed = false;
+            for (txid, e) in &self.mempool {
+                if !doomed.contains(txid)
+                    && e.tx
+                        .input
+                        .iter()
+                        .any(|i| doomed.contains(&i.previous_output.txid))
+                {
+                    doomed.push(*txid);
+                    changed = true;
+                }
+            }
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.mempool)
+            .into_iter()
+            .partition(|(t, _)| doomed.contains(t));
+        self.mempool = kept;
+        self.mempool_spends.retain(|_, t| !doomed.contains(t));
+        gone
+    }
+
+    /// Mines `n` blocks paying the coinbase to `script_pubkey`, the first
+    /// including the whole mempool. Block times are `time`, raised where
+    /// needed to exceed the median time past. Returns the new hashes.
+    pub fn mine(&mut self, n: u32, script_pubkey: &ScriptBuf, time: u32) -> Vec<BlockHash> {
+        (0..n).map(|_| self.mine_one(script_pubkey, time)).collect()
+    }
+
+    fn mine_one(&mut self, script_pubkey: &ScriptBuf, time: u32) -> BlockHash {
+        let height = self.height() + 1;
+        let time = time
+            .max(self.median_time_past(self.height()) + 1)
+            .max(self.chain[self.height() as usize].block.header.time);
+        let entries = std::mem::take(&mut self.mempool);
+        self.mempool_spends.clear();
+        let fees = entries.iter().map(|(_, e)| e.fee).sum();
+        let txs = entries.into_iter().map(|(_, e)| e.tx).collect();
+        let block = block::assemble(
+            self.tip_hash(),
+            height,
+            time,
+            txs,
+            fees,
+            script_pubkey.clone(),
+        );
+        let hash = block.block_hash();
+        self.connect(block);
+        hash
+    }
+
+    /// Appends a block whose transactions were validated, updating the UTXO set.
+    fn connect(&mut self, block: Block) {
+        let height = self.chain.len() as u32;
+        let mut undo = Vec::new();
+        for tx in &block.txdata {
+            let txid = tx.compute_txid();
+            if !tx.is_coinbase() {
+                for input in &tx.input {
+                    if let Some(coin) = self.utxos.remove(&input.previous_output) {
+                        undo.push((input.previous_output, coin));
+                    }
+                }
+            }
+            for (vout, txout) in tx.output.iter().enumerate() {
+                if txout.script_pubkey.is_op_return() {
+                    continue;
+                }
+                let coin = Coin {
+                    txout: txout.clone(),
+                    height,
+                    coinbase: tx.is_coinbase(),
+                };
+                self.utxos.insert(
+                    OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    },
+                    coin,
+                );
+            }
+            self.confirmed.insert(txid, height);
+        }
+        self.heights.insert(block.block_hash(), height);
+        self.chain.push(ChainBlock { block, undo });
+    }
+
+    /// Disconnects the top `n` blocks (never the genesis block). Their
+    /// transactions return to the mempool where still valid; the mempool's
+    /// own transactions follow them. Returns the disconnected blocks, tip first.
+    pub fn disconnect(&mut self, n: u32) -> Vec<Block> {
+        let mut blocks = Vec::new();
+        for _ in 0..n.min(self.height()) {
+            let ChainBlock { block, undo } = self.chain.pop().expect("above genesis");
+            for tx in block.txdata.iter().rev() {
+                let txid = tx.compute_txid();
+                for vout in 0..tx.output.len() as u32 {
+                    self.utxos.remove(&OutPoint { txid, vout });
+                }
+                self.confirmed.remove(&txid);
+            }
+            for (outpoint, coin) in undo {
+                self.utxos.insert(outpoint, coin);
+            }
+            self.heights.remove(&block.block_hash());
+            blocks.push(block);
+        }
+        let old_mempool = std::mem::take(&mut self.mempool);
+        self.mempool_spends.clear();
+        for block in blocks.iter().rev() {
+            for tx in block.txdata.iter().filter(|t| !t.is_coinbase()) {
+                let _ = self.accept(tx.clone());
+            }
+        }
+        for (_, e) in old_mempool {
+            let _ = self.accept(e.tx);
+        }
+        blocks
+    }
+
+    /// Total value of the mempool's fees (what the next block's coinbase adds).
+    pub fn mempool_fees(&self) -> Amount {
+        self.mempool.iter().map(|(_, e)| e.fee).sum()
+    }
+
+    /// The output `outpoint` as the next block sees it (chain or mempool).
+    pub fn spendable(&self, outpoint: &OutPoint) -> Option<TxOut> {
+        NextBlockView(self).coin(outpoint).map(|c| c.txout)
+    }
+}
+
+impl ChainSource for std::sync::Mutex<Devnet> {
+    fn tip(&self) -> Result<(u32, BlockHash), ChainError> {
+        let d = lock(self);
+        Ok((d.height(), d.tip_hash()))
+    }
+
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
+        Ok(lock(self).block_at(height).map(Block::block_hash))
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
+        Ok(lock(self).block_by_hash(hash).cloned())
+    }
+
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
+        lock(self)
+            .accept(tx.clone())
+            .map_err(|e| ChainError::Rejected(e.to_string()))
+    }
+
+    fn fee_estimate(&self, _target_blocks: u16) -> Result<FeeratePerKw, ChainError> {
+        Ok(lock(self).feerate)
+    }
+
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, ChainError> {
+        Ok(lock(self).utxo(outpoint).map(|c| c.txout.clone()))
+    }
+}
+
+fn lock(m: &std::sync::Mutex<Devnet>) -> std::sync::MutexGuard<'_, Devnet> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+use validate::check_transaction;
