@@ -9,6 +9,7 @@
 //! on demand.
 
 pub mod devnet;
+pub mod rpc;
 
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, TxOut, Txid};
 

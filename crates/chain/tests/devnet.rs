@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use beongae_chain::devnet::{Devnet, MempoolError};
 use beongae_script::commitment::{
     build_commitment, CommitmentNumber, CommitmentSpec, ObscuringFactor, OutputKind,
@@ -14,99 +16,10 @@ use beongae_script::scripts::funding_script;
 use beongae_script::sign::sign_p2wsh;
 use beongae_script::sweep::{build_sweep, sign_sweep, SpendPath, SweepInput};
 use beongae_script::{ChannelType, FeeratePerKw, Msat};
-use bitcoin::absolute::LockTime;
-use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
-
-const T0: u32 = 1_700_000_000;
-
-struct Wallet {
-    secp: Secp256k1<bitcoin::secp256k1::All>,
-    key: SecretKey,
-    pubkey: PublicKey,
-    spk: ScriptBuf,
-}
-
-impl Wallet {
-    fn new(b: u8) -> Wallet {
-        let secp = Secp256k1::new();
-        let key = SecretKey::from_slice(&[b; 32]).unwrap();
-        let pubkey = PublicKey::from_secret_key(&secp, &key);
-        let spk = ScriptBuf::new_p2wpkh(&bitcoin::CompressedPublicKey(pubkey).wpubkey_hash());
-        Wallet {
-            secp,
-            key,
-            pubkey,
-            spk,
-        }
-    }
-
-    /// Spends `inputs` (ours, P2WPKH) to `outputs`, with per-input sequences and a locktime.
-    fn spend(
-        &self,
-        inputs: &[(OutPoint, Amount, Sequence)],
-        outputs: Vec<TxOut>,
-        lock: u32,
-    ) -> Transaction {
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::from_consensus(lock),
-            input: inputs
-                .iter()
-                .map(|(o, _, s)| TxIn {
-                    previous_output: *o,
-                    script_sig: ScriptBuf::new(),
-                    sequence: *s,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: outputs,
-        };
-        let sigs: Vec<_> = inputs
-            .iter()
-            .enumerate()
-            .map(|(n, (_, value, _))| {
-                let h = SighashCache::new(&tx)
-                    .p2wpkh_signature_hash(n, &self.spk, *value, EcdsaSighashType::All)
-                    .unwrap();
-                bitcoin::ecdsa::Signature {
-                    signature: self.secp.sign_ecdsa(&Message::from(h), &self.key),
-                    sighash_type: EcdsaSighashType::All,
-                }
-            })
-            .collect();
-        for (input, sig) in tx.input.iter_mut().zip(sigs) {
-            input.witness = Witness::p2wpkh(&sig, &self.pubkey);
-        }
-        tx
-    }
-
-    fn pay(
-        &self,
-        from: (OutPoint, Amount),
-        to: &ScriptBuf,
-        amount: Amount,
-        fee: Amount,
-    ) -> Transaction {
-        let change = from.1 - amount - fee;
-        self.spend(
-            &[(from.0, from.1, Sequence::ENABLE_RBF_NO_LOCKTIME)],
-            vec![
-                TxOut {
-                    value: amount,
-                    script_pubkey: to.clone(),
-                },
-                TxOut {
-                    value: change,
-                    script_pubkey: self.spk.clone(),
-                },
-            ],
-            0,
-        )
-    }
-}
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::sighash::EcdsaSighashType;
+use bitcoin::{Amount, OutPoint, Sequence, TxOut};
+use common::{Wallet, T0};
 
 /// A devnet with 101 blocks mined to `w`: the coinbases of blocks 1 and 2 are spendable.
 fn funded(w: &Wallet) -> Devnet {

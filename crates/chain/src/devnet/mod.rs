@@ -182,6 +182,11 @@ impl Devnet {
         self.feerate = feerate;
     }
 
+    /// The devnet's fee estimate (fixed; see [`Devnet::set_feerate`]).
+    pub fn fee_estimate_per_kw(&self) -> FeeratePerKw {
+        self.feerate
+    }
+
     /// Admits `tx` to the mempool if it would be valid in the next block.
     /// A transaction spending an output a mempool transaction already spends
     /// replaces it (and its descendants) only if it pays a higher fee.
