@@ -13,6 +13,7 @@ use bitcoin::secp256k1::{rand, SecretKey};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod control;
+mod devnet;
 
 use control::Request;
 
@@ -52,6 +53,11 @@ enum Cmd {
         /// The peer's node id.
         node_id: String,
     },
+    /// The devnet: an embedded regtest chain shared over JSON-RPC.
+    Devnet {
+        #[command(subcommand)]
+        command: DevnetCmd,
+    },
     /// Ping a peer and wait for its pong.
     Ping {
         /// The peer's node id.
@@ -59,6 +65,39 @@ enum Cmd {
         /// Bytes to ask for in the pong (0 to 65531).
         #[arg(long, default_value_t = 0)]
         bytes: u16,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DevnetCmd {
+    /// Serve a devnet (kept in DATADIR/devnet) over Bitcoin Core's JSON-RPC.
+    Serve {
+        /// Address for the RPC server.
+        #[arg(long, default_value = "127.0.0.1:18443")]
+        rpc: SocketAddr,
+        /// RPC user (default: a cookie file in DATADIR/devnet/.cookie).
+        #[arg(long, requires = "rpcpassword")]
+        rpcuser: Option<String>,
+        /// RPC password.
+        #[arg(long, requires = "rpcuser")]
+        rpcpassword: Option<String>,
+        /// Mine a block every this many seconds (0: only on request).
+        #[arg(long, default_value_t = 0)]
+        block_interval: u64,
+        /// Address the interval blocks pay to (default: unspendable).
+        #[arg(long)]
+        mine_to: Option<String>,
+    },
+    /// Mine blocks on a served devnet.
+    Mine {
+        /// How many blocks.
+        blocks: u32,
+        /// Regtest address for the coinbase rewards.
+        #[arg(long)]
+        address: String,
+        /// RPC URL of the devnet.
+        #[arg(long, default_value = "http://127.0.0.1:18443")]
+        rpc: String,
     },
 }
 
@@ -104,6 +143,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let datadir = cli.datadir;
     let request = match cli.command {
         Cmd::Daemon { listen, network } => return daemon(&datadir, listen, network).await,
+        Cmd::Devnet { command } => {
+            return tokio::task::spawn_blocking(move || match command {
+                DevnetCmd::Serve {
+                    rpc,
+                    rpcuser,
+                    rpcpassword,
+                    block_interval,
+                    mine_to,
+                } => devnet::serve(
+                    &datadir,
+                    rpc,
+                    rpcuser.zip(rpcpassword),
+                    Some(block_interval),
+                    mine_to,
+                ),
+                DevnetCmd::Mine {
+                    blocks,
+                    address,
+                    rpc,
+                } => devnet::mine(&datadir, &rpc, blocks, &address),
+            })
+            .await?;
+        }
         Cmd::Info => Request::GetInfo,
         Cmd::Connect { address } => {
             // Check the syntax here so a typo never needs a running daemon to be reported.
