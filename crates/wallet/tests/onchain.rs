@@ -1,0 +1,106 @@
+//! The on-chain wallet against the devnet: funded by mining, paying out with
+//! transactions the devnet's mempool (Bitcoin Core's interpreter) accepts,
+//! restored from its mnemonic, and rescanned after a reorg.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Mutex;
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_script::FeeratePerKw;
+use beongae_wallet::{OnchainWallet, Seed, WalletError};
+use bitcoin::{Amount, Network, NetworkKind};
+
+const T0: u32 = 1_700_000_000;
+
+fn wallet(seed: &Seed) -> OnchainWallet {
+    OnchainWallet::new(&seed.master_key(NetworkKind::Test), Network::Regtest).unwrap()
+}
+
+#[test]
+fn fund_pay_restore_and_reorg() {
+    let chain = Mutex::new(Devnet::new());
+    let seed = Seed::from_entropy([11; 32]);
+    let mut alice = wallet(&seed);
+    let address = alice.new_address();
+    chain
+        .lock()
+        .unwrap()
+        .mine(101, &address.script_pubkey(), T0);
+    alice.sync(&chain).unwrap();
+    assert_eq!(alice.synced_height(), 101);
+    let b = alice.balance();
+    assert_eq!(
+        b.confirmed + b.immature,
+        Amount::from_btc(50.0 * 101.0).unwrap()
+    );
+    assert!(b.confirmed >= Amount::from_btc(50.0).unwrap(), "{b:?}");
+
+    // Pay Bob 1 BTC; the devnet's mempool accepts the signed transaction.
+    let bob_seed = Seed::from_entropy([22; 32]);
+    let mut bob = wallet(&bob_seed);
+    let bob_address = bob.new_address();
+    let tx = alice
+        .pay_to(
+            bob_address.script_pubkey(),
+            Amount::from_btc(1.0).unwrap(),
+            FeeratePerKw(2500),
+        )
+        .unwrap();
+    let txid = chain.broadcast(&tx).unwrap();
+    alice.note_broadcast(tx.clone(), u64::from(T0));
+    chain
+        .lock()
+        .unwrap()
+        .mine(1, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+    bob.sync(&chain).unwrap();
+    assert_eq!(bob.balance().confirmed, Amount::from_btc(1.0).unwrap());
+    alice.sync(&chain).unwrap();
+    let after = alice.balance();
+    assert_eq!(after.unconfirmed, Amount::ZERO);
+
+    // Restored from the words on a fresh wallet: the same funds.
+    let restored_seed = Seed::from_phrase(&seed.phrase()).unwrap();
+    let mut restored = wallet(&restored_seed);
+    restored.sync(&chain).unwrap();
+    assert_eq!(restored.balance(), alice.balance());
+
+    // Errors a user can act on.
+    let too_much = alice.pay_to(
+        bob_address.script_pubkey(),
+        Amount::from_btc(1_000_000.0).unwrap(),
+        FeeratePerKw(2500),
+    );
+    assert!(
+        matches!(too_much, Err(WalletError::InsufficientFunds { .. })),
+        "{too_much:?}"
+    );
+    let dust = alice.pay_to(
+        bob_address.script_pubkey(),
+        Amount::from_sat(100),
+        FeeratePerKw(2500),
+    );
+    assert!(matches!(dust, Err(WalletError::Dust(_))));
+    let mainnet = alice.parse_address("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
+    assert!(matches!(mainnet, Err(WalletError::WrongNetwork { .. })));
+    assert!(matches!(
+        alice.parse_address("hello"),
+        Err(WalletError::BadAddress(_))
+    ));
+
+    // Reorg: the block with the payment is disconnected (the payment goes
+    // back to the mempool); after rescanning, Bob has no confirmed coin.
+    chain.lock().unwrap().disconnect(1);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(0));
+    bob.sync(&chain).unwrap();
+    assert_eq!(bob.balance().confirmed, Amount::ZERO);
+    // Mined again, it is back.
+    chain
+        .lock()
+        .unwrap()
+        .mine(1, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0 + 60);
+    bob.sync(&chain).unwrap();
+    assert_eq!(bob.balance().confirmed, Amount::from_btc(1.0).unwrap());
+}
