@@ -4,12 +4,16 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
+use beongae_chain::devnet::Devnet;
 use beongae_node::address::PeerAddress;
 use beongae_node::core::{Direction, PeerInfo};
+use beongae_node::onchain::Onchain;
 use beongae_node::runtime::NodeHandle;
 use beongae_wire::NodeId;
+use bitcoin::Amount;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -42,6 +46,36 @@ pub enum Request {
         /// `num_pong_bytes`.
         num_pong_bytes: u16,
     },
+    /// A new on-chain receiving address.
+    NewAddress,
+    /// On-chain balances.
+    Balance,
+    /// Pay `amount_sat` to `address` from the on-chain wallet.
+    Send {
+        /// Destination.
+        address: String,
+        /// Amount in satoshi.
+        amount_sat: u64,
+    },
+    /// Mine blocks on the daemon's embedded devnet.
+    DevnetMine {
+        /// How many.
+        blocks: u32,
+        /// Where the rewards go (default: a new wallet address).
+        address: Option<String>,
+    },
+}
+
+/// What the control handlers reach.
+pub struct Ctx {
+    /// The peer node.
+    pub node: NodeHandle,
+    /// Its listen address.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Chain and wallet, if a chain is configured.
+    pub onchain: Option<Arc<Onchain>>,
+    /// The embedded devnet and its directory, with `--network devnet`.
+    pub devnet: Option<(Arc<Mutex<Devnet>>, PathBuf)>,
 }
 
 /// A peer as the API shows it.
@@ -120,18 +154,18 @@ pub async fn bind(datadir: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Serves requests until the task is dropped.
-pub async fn serve(listener: UnixListener, node: NodeHandle, listen: Option<std::net::SocketAddr>) {
+pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let node = node.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let response = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => handle(&node, listen, req).await,
+                    Ok(req) => handle(&ctx, req).await,
                     Err(e) => Response::Error(format!("bad request: {e}")),
                 };
                 let mut out = serde_json::to_string(&response).expect("responses serialize");
@@ -149,12 +183,16 @@ fn parse_node_id(s: &str) -> Result<NodeId, String> {
         .map_err(|e| format!("bad node id `{s}`: {e}"))
 }
 
-async fn handle(node: &NodeHandle, listen: Option<std::net::SocketAddr>, req: Request) -> Response {
+const NO_CHAIN: &str =
+    "no chain: start the daemon with --network devnet, or with --bitcoind-rpc URL";
+
+async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
+    let node = &ctx.node;
     let result: Result<serde_json::Value, String> = async {
         match req {
             Request::GetInfo => Ok(serde_json::json!({
                 "node_id": node.node_id().to_string(),
-                "listen": listen.map(|a| a.to_string()),
+                "listen": ctx.listen.map(|a| a.to_string()),
             })),
             Request::Connect { address } => {
                 let addr: PeerAddress = address.parse().map_err(|e| format!("{e}"))?;
@@ -173,6 +211,45 @@ async fn handle(node: &NodeHandle, listen: Option<std::net::SocketAddr>, req: Re
                 let (len, rtt) = node.ping(parse_node_id(&node_id)?, num_pong_bytes).await.map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({ "pong_bytes": len, "round_trip_ms": rtt.as_secs_f64() * 1000.0 }))
             }
+            Request::NewAddress => {
+                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                Ok(serde_json::json!({ "address": onchain.new_address().to_string() }))
+            }
+            Request::Balance => {
+                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                let (b, height) = blocking(move || Ok((onchain.balance()?, onchain.sync()?))).await?;
+                Ok(serde_json::json!({
+                    "confirmed_sat": b.confirmed.to_sat(),
+                    "unconfirmed_sat": b.unconfirmed.to_sat(),
+                    "immature_sat": b.immature.to_sat(),
+                    "height": height,
+                }))
+            }
+            Request::Send { address, amount_sat } => {
+                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat))).await?;
+                Ok(serde_json::json!({ "txid": txid.to_string() }))
+            }
+            Request::DevnetMine { blocks, address } => {
+                let (devnet, dir) = ctx.devnet.clone().ok_or("the daemon has no embedded devnet (start it with --network devnet); for a served devnet use `beongae devnet mine --rpc URL`")?;
+                if blocks == 0 || blocks > 10_000 {
+                    return Err("choose between 1 and 10000 blocks".to_owned());
+                }
+                let spk = match (address, &ctx.onchain) {
+                    (Some(a), _) => crate::devnet::regtest_address(&a).map_err(|e| format!("{e:#}"))?.script_pubkey(),
+                    (None, Some(o)) => o.new_address().script_pubkey(),
+                    (None, None) => return Err(NO_CHAIN.to_owned()),
+                };
+                let hashes = tokio::task::spawn_blocking(move || {
+                    let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
+                    let hashes = d.mine(blocks, &spk, now);
+                    d.save(&dir).map(|()| hashes).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+                Ok(serde_json::json!({ "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>() }))
+            }
         }
     }
     .await;
@@ -180,6 +257,16 @@ async fn handle(node: &NodeHandle, listen: Option<std::net::SocketAddr>, req: Re
         Ok(v) => Response::Ok(v),
         Err(e) => Response::Error(e),
     }
+}
+
+/// Runs wallet work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, beongae_wallet::WalletError> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Sends one request to the daemon of `datadir` and returns its result.

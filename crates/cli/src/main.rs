@@ -1,18 +1,14 @@
 //! `beongae`: the Lightning node daemon and its command-line client.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
-use beongae_node::core::CoreConfig;
-use beongae_node::runtime::{Node, NodeConfig};
 use beongae_wire::ChainHash;
-use bitcoin::secp256k1::{rand, SecretKey};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod control;
+mod daemon;
 mod devnet;
 
 use control::Request;
@@ -21,7 +17,7 @@ use control::Request;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// Data directory (node key, control socket).
+    /// Data directory (seed, devnet, control socket).
     #[arg(long, global = true, env = "BEONGAE_DATADIR", default_value_os_t = default_datadir())]
     datadir: PathBuf,
     #[command(subcommand)]
@@ -35,9 +31,41 @@ enum Cmd {
         /// Address to accept peer connections on.
         #[arg(long, default_value = "127.0.0.1:9735")]
         listen: SocketAddr,
-        /// Bitcoin network the node works on.
-        #[arg(long, value_enum, default_value_t = Network::Regtest)]
+        /// Bitcoin network: `devnet` runs an embedded regtest chain.
+        #[arg(long, value_enum, default_value_t = Network::Devnet)]
         network: Network,
+        /// Devnet: mine a block every this many seconds (0: only on request).
+        #[arg(long, default_value_t = 10)]
+        block_interval: u64,
+        /// Bitcoin Core JSON-RPC URL (not with devnet).
+        #[arg(long)]
+        bitcoind_rpc: Option<String>,
+        /// Bitcoin Core cookie file.
+        #[arg(long)]
+        bitcoind_cookie: Option<PathBuf>,
+        /// Bitcoin Core RPC user.
+        #[arg(long, requires = "bitcoind_password")]
+        bitcoind_user: Option<String>,
+        /// Bitcoin Core RPC password.
+        #[arg(long, requires = "bitcoind_user")]
+        bitcoind_password: Option<String>,
+    },
+    /// Create the node's seed and show its 24 words (once), or restore one.
+    Init {
+        /// Restore from words read from standard input.
+        #[arg(long)]
+        restore: bool,
+    },
+    /// A new on-chain receiving address.
+    Newaddress,
+    /// On-chain balance.
+    Balance,
+    /// Pay to an on-chain address: AMOUNT in satoshi (50000) or with a unit (0.0005btc).
+    Send {
+        /// Destination address.
+        address: String,
+        /// Amount.
+        amount: String,
     },
     /// Node id and listen address of the running daemon.
     Info,
@@ -88,36 +116,80 @@ enum DevnetCmd {
         #[arg(long)]
         mine_to: Option<String>,
     },
-    /// Mine blocks on a served devnet.
+    /// Mine blocks: on the running daemon's devnet, or with --rpc on a served devnet.
     Mine {
         /// How many blocks.
         blocks: u32,
-        /// Regtest address for the coinbase rewards.
+        /// Regtest address for the rewards (default with a daemon: its wallet).
         #[arg(long)]
-        address: String,
-        /// RPC URL of the devnet.
-        #[arg(long, default_value = "http://127.0.0.1:18443")]
-        rpc: String,
+        address: Option<String>,
+        /// RPC URL of a served devnet.
+        #[arg(long)]
+        rpc: Option<String>,
     },
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Network {
+/// The network a daemon works on.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// An embedded regtest chain (no bitcoind needed).
+    Devnet,
+    /// Bitcoin mainnet.
     Bitcoin,
+    /// testnet3.
     Testnet,
+    /// signet.
     Signet,
+    /// regtest with an external bitcoind.
     Regtest,
 }
 
 impl Network {
-    fn chain_hash(self) -> ChainHash {
+    /// The chain hash announced in `init`.
+    pub fn chain_hash(self) -> ChainHash {
+        ChainHash::using_genesis_block(self.bitcoin_network())
+    }
+
+    /// The rust-bitcoin network (the devnet is regtest).
+    pub fn bitcoin_network(self) -> bitcoin::Network {
         match self {
-            Network::Bitcoin => ChainHash::BITCOIN,
-            Network::Testnet => ChainHash::TESTNET3,
-            Network::Signet => ChainHash::SIGNET,
-            Network::Regtest => ChainHash::REGTEST,
+            Network::Bitcoin => bitcoin::Network::Bitcoin,
+            Network::Testnet => bitcoin::Network::Testnet,
+            Network::Signet => bitcoin::Network::Signet,
+            Network::Regtest | Network::Devnet => bitcoin::Network::Regtest,
         }
     }
+
+    /// What bitcoind's `getblockchaininfo` calls this chain.
+    pub fn bitcoind_chain_name(self) -> &'static str {
+        match self {
+            Network::Bitcoin => "main",
+            Network::Testnet => "test",
+            Network::Signet => "signet",
+            Network::Regtest | Network::Devnet => "regtest",
+        }
+    }
+}
+
+/// Parses `50000`, `50000sat` or `0.0005btc` (any case, optional space).
+fn parse_amount(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_lowercase();
+    let bad = || {
+        anyhow::anyhow!(
+            "amount `{s}`: write satoshis (e.g. 50000) or BTC with a unit (e.g. 0.0005btc)"
+        )
+    };
+    let amount = if let Some(btc) = t.strip_suffix("btc") {
+        bitcoin::Amount::from_str_in(btc.trim(), bitcoin::Denomination::Bitcoin)
+            .map_err(|_| bad())?
+    } else {
+        let sat = t.strip_suffix("sat").unwrap_or(&t).trim();
+        bitcoin::Amount::from_sat(sat.parse::<u64>().map_err(|_| bad())?)
+    };
+    if amount == bitcoin::Amount::ZERO {
+        anyhow::bail!("amount `{s}` is zero");
+    }
+    Ok(amount.to_sat())
 }
 
 fn default_datadir() -> PathBuf {
@@ -142,7 +214,41 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let datadir = cli.datadir;
     let request = match cli.command {
-        Cmd::Daemon { listen, network } => return daemon(&datadir, listen, network).await,
+        Cmd::Daemon {
+            listen,
+            network,
+            block_interval,
+            bitcoind_rpc,
+            bitcoind_cookie,
+            bitcoind_user,
+            bitcoind_password,
+        } => {
+            init_logging();
+            let bitcoind = daemon::BitcoindOpts {
+                url: bitcoind_rpc,
+                cookie: bitcoind_cookie,
+                user_pass: bitcoind_user.zip(bitcoind_password),
+            };
+            return daemon::run(
+                &datadir,
+                daemon::DaemonOpts {
+                    listen,
+                    network,
+                    block_interval,
+                    bitcoind,
+                },
+            )
+            .await;
+        }
+        Cmd::Init { restore } => return init(&datadir, restore),
+        Cmd::Devnet {
+            command:
+                DevnetCmd::Mine {
+                    blocks,
+                    address,
+                    rpc: None,
+                },
+        } => Request::DevnetMine { blocks, address },
         Cmd::Devnet { command } => {
             return tokio::task::spawn_blocking(move || match command {
                 DevnetCmd::Serve {
@@ -162,10 +268,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     blocks,
                     address,
                     rpc,
-                } => devnet::mine(&datadir, &rpc, blocks, &address),
+                } => {
+                    let address =
+                        address.ok_or_else(|| anyhow::anyhow!("--address is needed with --rpc"))?;
+                    devnet::mine(
+                        &datadir,
+                        rpc.as_deref().unwrap_or_default(),
+                        blocks,
+                        &address,
+                    )
+                }
             })
             .await?;
         }
+        Cmd::Newaddress => Request::NewAddress,
+        Cmd::Balance => Request::Balance,
+        Cmd::Send { address, amount } => Request::Send {
+            address,
+            amount_sat: parse_amount(&amount)?,
+        },
         Cmd::Info => Request::GetInfo,
         Cmd::Connect { address } => {
             // Check the syntax here so a typo never needs a running daemon to be reported.
@@ -184,7 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn daemon(datadir: &Path, listen: SocketAddr, network: Network) -> anyhow::Result<()> {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BEONGAE_LOG")
@@ -193,41 +314,48 @@ async fn daemon(datadir: &Path, listen: SocketAddr, network: Network) -> anyhow:
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// `beongae init`: a new seed, shown once; `--restore`: words from stdin.
+fn init(datadir: &Path, restore: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(datadir)
         .with_context(|| format!("creating data directory {}", datadir.display()))?;
-    let key = beongae_node::identity::load_or_create(&datadir.join("node_key"), || {
-        SecretKey::new(&mut rand::thread_rng())
-    })?;
-    let control = control::bind(datadir).await?;
-    let mut config = NodeConfig::new(CoreConfig::new(network.chain_hash()));
-    config.listen = Some(listen);
-    config.core.seed = rand::random();
-    let node = Node::start(key, config).await?;
-    let listen_addr = node.listen_addr();
-    // The daemon keeps running if whoever started it stops reading stdout.
-    let mut banner = format!("node id: {}\n", node.node_id());
-    if let Some(addr) = listen_addr {
-        banner += &format!(
-            "listening on: {addr}\nconnect with: {}@{addr}\n",
-            node.node_id()
+    let path = datadir.join("seed");
+    if path.exists() {
+        anyhow::bail!(
+            "{} already has a seed; refusing to replace it",
+            datadir.display()
         );
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(banner.as_bytes())
-        .and_then(|()| stdout.flush());
-    drop(stdout);
-    let server = tokio::spawn(control::serve(control, node.handle(), listen_addr));
-
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let seed = if restore {
+        eprintln!("enter the 24 words of the seed to restore, then press Enter:");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        beongae_wallet::Seed::from_phrase(&line)?
+    } else {
+        beongae_wallet::Seed::from_entropy(bitcoin::secp256k1::rand::random())
+    };
+    seed.save(&path)?;
+    let keys = beongae_wallet::KeyManager::new(
+        seed.master_key(bitcoin::NetworkKind::Test),
+        bitcoin::Network::Regtest,
+    );
+    let node_id = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &keys.node_secret(),
+    );
+    if restore {
+        println!("seed restored to {}", path.display());
+    } else {
+        println!(
+            "Write these 24 words down and keep them safe; they restore this node and its funds."
+        );
+        println!(
+            "They are shown this once (and kept in {}, readable only by you):\n",
+            path.display()
+        );
+        println!("{}\n", seed.phrase());
     }
-    eprintln!("shutting down");
-    server.abort();
-    node.stop();
-    let _ = std::fs::remove_file(control::socket_path(datadir));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    println!("node id on test networks: {node_id}");
     Ok(())
 }

@@ -20,6 +20,8 @@ fn spawn_daemon(datadir: &Path) -> Child {
             "daemon",
             "--listen",
             "127.0.0.1:0",
+            "--block-interval",
+            "0",
         ])
         .env("BEONGAE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -103,7 +105,7 @@ fn two_daemons_connect_and_list_peers() {
     let b = Daemon::start(&dir.path().join("b"));
 
     // Key file is private.
-    let mode = std::fs::metadata(dir.path().join("a/node_key"))
+    let mode = std::fs::metadata(dir.path().join("a/seed"))
         .unwrap()
         .permissions()
         .mode();
@@ -212,4 +214,112 @@ fn daemon_survives_a_closed_stdout() {
     assert_eq!(child.try_wait().unwrap(), None, "daemon exited");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
+}
+
+const OTHER: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+#[test]
+fn wallet_on_the_embedded_devnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&dir.path().join("w"));
+    // First start: 101 blocks mined to the wallet, two coinbases mature.
+    let bal = d.ok(&["balance"]);
+    assert_eq!(bal["height"], 101);
+    assert_eq!(bal["confirmed_sat"], 10_000_000_000u64);
+    assert!(d.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("bcrt1q"));
+
+    let sent = d.ok(&["send", OTHER, "0.5btc"]);
+    assert_eq!(sent["txid"].as_str().unwrap().len(), 64);
+    let bal = d.ok(&["balance"]);
+    assert_eq!(
+        bal["confirmed_sat"], 5_000_000_000u64,
+        "one 50 BTC coin is being spent"
+    );
+    let change = bal["unconfirmed_sat"].as_u64().unwrap();
+    assert!(
+        change < 4_950_000_000 && change > 4_949_990_000,
+        "change {change}"
+    );
+
+    let mined = d.ok(&["devnet", "mine", "1"]);
+    assert_eq!(mined["blocks"].as_array().unwrap().len(), 1);
+    let bal = d.ok(&["balance"]);
+    assert_eq!(bal["height"], 102);
+    assert_eq!(bal["unconfirmed_sat"], 0);
+    // The change confirmed, and block 3's coinbase matured.
+    assert_eq!(
+        bal["confirmed_sat"].as_u64().unwrap(),
+        5_000_000_000 + change + 5_000_000_000
+    );
+
+    let e = d.err(&["send", OTHER, "100000btc"]);
+    assert!(e.contains("insufficient funds"), "{e}");
+    let e = d.err(&["send", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "1000"]);
+    assert!(e.contains("another network"), "{e}");
+    let e = d.err(&["send", "notanaddress", "1000"]);
+    assert!(e.contains("is not a bitcoin address"), "{e}");
+    let e = d.err(&["send", OTHER, "12x"]);
+    assert!(e.contains("write satoshis"), "{e}");
+}
+
+#[test]
+fn init_shows_the_words_and_restore_gives_the_same_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let out = Command::new(BIN)
+        .arg("--datadir")
+        .arg(&a)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let words = text
+        .lines()
+        .find(|l| l.split_whitespace().count() == 24)
+        .expect("24 words shown")
+        .to_owned();
+    let node_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("node id on test networks: "))
+        .unwrap()
+        .to_owned();
+    let again = Command::new(BIN)
+        .arg("--datadir")
+        .arg(&a)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has a seed"));
+
+    let restore = |dir: &Path, input: &str| {
+        let mut child = Command::new(BIN)
+            .arg("--datadir")
+            .arg(dir)
+            .args(["init", "--restore"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let bad = restore(&dir.path().join("bad"), "abandon abandon abandon");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid BIP39 mnemonic"));
+    let b = dir.path().join("b");
+    let out = restore(&b, &words);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&node_id));
+    // The daemon on the restored directory is the same node.
+    let d = Daemon::start(&b);
+    assert_eq!(d.node_id, node_id);
 }

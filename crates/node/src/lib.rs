@@ -6,5 +6,5 @@
 
 pub mod address;
 pub mod core;
-pub mod identity;
+pub mod onchain;
 pub mod runtime;

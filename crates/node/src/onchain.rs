@@ -1,0 +1,93 @@
+//! The node's on-chain side: a [`ChainSource`] and the wallet synced from it.
+//! Calls block on the chain source; async callers run them with
+//! `spawn_blocking`.
+
+use std::sync::{Arc, Mutex};
+
+use beongae_chain::{ChainError, ChainSource};
+use beongae_wallet::{OnchainBalance, OnchainWallet, WalletError};
+use bitcoin::{Address, Amount, Txid};
+
+/// Runs after a change the caller may want to persist (e.g. a devnet save).
+pub type AfterChange = Box<dyn Fn() + Send + Sync>;
+
+/// Chain and wallet together.
+pub struct Onchain {
+    chain: Arc<dyn ChainSource>,
+    wallet: Mutex<OnchainWallet>,
+    after_broadcast: Option<AfterChange>,
+}
+
+impl std::fmt::Debug for Onchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Onchain")
+    }
+}
+
+impl Onchain {
+    /// Wraps a chain source and a wallet; `after_broadcast` runs after each
+    /// transaction we broadcast.
+    pub fn new(
+        chain: Arc<dyn ChainSource>,
+        wallet: OnchainWallet,
+        after_broadcast: Option<AfterChange>,
+    ) -> Self {
+        Onchain {
+            chain,
+            wallet: Mutex::new(wallet),
+            after_broadcast,
+        }
+    }
+
+    fn wallet(&self) -> std::sync::MutexGuard<'_, OnchainWallet> {
+        self.wallet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The chain source.
+    pub fn chain(&self) -> &Arc<dyn ChainSource> {
+        &self.chain
+    }
+
+    /// Catches the wallet up with the chain.
+    pub fn sync(&self) -> Result<u32, WalletError> {
+        let mut w = self.wallet();
+        w.sync(self.chain.as_ref())?;
+        Ok(w.synced_height())
+    }
+
+    /// A new receiving address.
+    pub fn new_address(&self) -> Address {
+        self.wallet().new_address()
+    }
+
+    /// Balances after catching up with the chain.
+    pub fn balance(&self) -> Result<OnchainBalance, WalletError> {
+        self.sync()?;
+        Ok(self.wallet().balance())
+    }
+
+    /// Pays `amount` to `address` at the chain's 6-block fee estimate and
+    /// broadcasts the transaction.
+    pub fn send(&self, address: &str, amount: Amount) -> Result<Txid, WalletError> {
+        self.sync()?;
+        let feerate = self.chain.fee_estimate(6)?;
+        let mut w = self.wallet();
+        let address = w.parse_address(address)?;
+        let tx = w.pay_to(address.script_pubkey(), amount, feerate)?;
+        let txid = self.chain.broadcast(&tx).map_err(|e| match e {
+            ChainError::Rejected(why) => {
+                WalletError::Internal(format!("the chain refused our transaction: {why}"))
+            }
+            other => WalletError::Chain(other),
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        w.note_broadcast(tx, now);
+        drop(w);
+        if let Some(f) = &self.after_broadcast {
+            f();
+        }
+        Ok(txid)
+    }
+}
