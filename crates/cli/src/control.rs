@@ -12,6 +12,8 @@ use beongae_node::address::PeerAddress;
 use beongae_node::core::{Direction, PeerInfo};
 use beongae_node::onchain::Onchain;
 use beongae_node::runtime::NodeHandle;
+use beongae_script::FeeratePerKw;
+use beongae_wallet::AddressKind;
 use beongae_wire::NodeId;
 use bitcoin::Amount;
 use serde::{Deserialize, Serialize};
@@ -47,7 +49,10 @@ pub enum Request {
         num_pong_bytes: u16,
     },
     /// A new on-chain receiving address.
-    NewAddress,
+    NewAddress {
+        /// `p2wpkh` (default) or `p2tr`.
+        kind: Option<String>,
+    },
     /// On-chain balances.
     Balance,
     /// Pay `amount_sat` to `address` from the on-chain wallet.
@@ -56,6 +61,8 @@ pub enum Request {
         address: String,
         /// Amount in satoshi.
         amount_sat: u64,
+        /// Feerate in sat/vB (default: the chain's estimate).
+        feerate_sat_per_vb: Option<u64>,
     },
     /// Mine blocks on the daemon's embedded devnet.
     DevnetMine {
@@ -211,9 +218,14 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 let (len, rtt) = node.ping(parse_node_id(&node_id)?, num_pong_bytes).await.map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({ "pong_bytes": len, "round_trip_ms": rtt.as_secs_f64() * 1000.0 }))
             }
-            Request::NewAddress => {
+            Request::NewAddress { kind } => {
                 let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
-                Ok(serde_json::json!({ "address": onchain.new_address().to_string() }))
+                let kind = match kind.as_deref() {
+                    None | Some("p2wpkh") => AddressKind::P2wpkh,
+                    Some("p2tr") => AddressKind::P2tr,
+                    Some(other) => return Err(format!("unknown address type `{other}`: use p2wpkh or p2tr")),
+                };
+                Ok(serde_json::json!({ "address": onchain.new_address_of(kind).to_string() }))
             }
             Request::Balance => {
                 let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
@@ -225,9 +237,11 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     "height": height,
                 }))
             }
-            Request::Send { address, amount_sat } => {
+            Request::Send { address, amount_sat, feerate_sat_per_vb } => {
                 let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
-                let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat))).await?;
+                // sat/vB -> sat per 1000 weight units.
+                let feerate = feerate_sat_per_vb.map(|r| FeeratePerKw(u32::try_from(r.saturating_mul(250)).unwrap_or(u32::MAX)));
+                let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat), feerate)).await?;
                 Ok(serde_json::json!({ "txid": txid.to_string() }))
             }
             Request::DevnetMine { blocks, address } => {

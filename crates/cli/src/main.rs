@@ -57,7 +57,11 @@ enum Cmd {
         restore: bool,
     },
     /// A new on-chain receiving address.
-    Newaddress,
+    Newaddress {
+        /// Address type: p2wpkh or p2tr.
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
     /// On-chain balance.
     Balance,
     /// Pay to an on-chain address: AMOUNT in satoshi (50000) or with a unit (0.0005btc).
@@ -66,6 +70,9 @@ enum Cmd {
         address: String,
         /// Amount.
         amount: String,
+        /// Feerate in sat/vB (default: the chain's estimate).
+        #[arg(long)]
+        feerate: Option<u64>,
     },
     /// Node id and listen address of the running daemon.
     Info,
@@ -281,12 +288,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
         }
-        Cmd::Newaddress => Request::NewAddress,
+        Cmd::Newaddress { kind } => Request::NewAddress { kind },
         Cmd::Balance => Request::Balance,
-        Cmd::Send { address, amount } => Request::Send {
+        Cmd::Send {
             address,
-            amount_sat: parse_amount(&amount)?,
-        },
+            amount,
+            feerate,
+        } => {
+            if feerate == Some(0) {
+                anyhow::bail!("--feerate must be at least 1 sat/vB");
+            }
+            Request::Send {
+                address,
+                amount_sat: parse_amount(&amount)?,
+                feerate_sat_per_vb: feerate,
+            }
+        }
         Cmd::Info => Request::GetInfo,
         Cmd::Connect { address } => {
             // Check the syntax here so a typo never needs a running daemon to be reported.

@@ -230,8 +230,14 @@ fn wallet_on_the_embedded_devnet() {
         .as_str()
         .unwrap()
         .starts_with("bcrt1q"));
+    assert!(d.ok(&["newaddress", "--type", "p2tr"])["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("bcrt1p"));
+    let e = d.err(&["newaddress", "--type", "p2sh"]);
+    assert!(e.contains("use p2wpkh or p2tr"), "{e}");
 
-    let sent = d.ok(&["send", OTHER, "0.5btc"]);
+    let sent = d.ok(&["send", OTHER, "0.5btc", "--feerate", "10"]);
     assert_eq!(sent["txid"].as_str().unwrap().len(), 64);
     let bal = d.ok(&["balance"]);
     assert_eq!(

@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use beongae_chain::{ChainError, ChainSource};
-use beongae_wallet::{OnchainBalance, OnchainWallet, WalletError};
+use beongae_script::FeeratePerKw;
+use beongae_wallet::{AddressKind, OnchainBalance, OnchainWallet, WalletError};
 use bitcoin::{Address, Amount, Txid};
 
 /// Runs after a change the caller may want to persist (e.g. a devnet save).
@@ -55,9 +56,14 @@ impl Onchain {
         Ok(w.synced_height())
     }
 
-    /// A new receiving address.
+    /// A new receiving address (P2WPKH).
     pub fn new_address(&self) -> Address {
         self.wallet().new_address()
+    }
+
+    /// A new receiving address of the given kind.
+    pub fn new_address_of(&self, kind: AddressKind) -> Address {
+        self.wallet().new_address_of(kind)
     }
 
     /// Balances after catching up with the chain.
@@ -66,11 +72,19 @@ impl Onchain {
         Ok(self.wallet().balance())
     }
 
-    /// Pays `amount` to `address` at the chain's 6-block fee estimate and
-    /// broadcasts the transaction.
-    pub fn send(&self, address: &str, amount: Amount) -> Result<Txid, WalletError> {
+    /// Pays `amount` to `address` at `feerate` (default: the chain's 6-block
+    /// estimate) and broadcasts the transaction.
+    pub fn send(
+        &self,
+        address: &str,
+        amount: Amount,
+        feerate: Option<FeeratePerKw>,
+    ) -> Result<Txid, WalletError> {
         self.sync()?;
-        let feerate = self.chain.fee_estimate(6)?;
+        let feerate = match feerate {
+            Some(f) => f,
+            None => self.chain.fee_estimate(6)?,
+        };
         let mut w = self.wallet();
         let address = w.parse_address(address)?;
         let tx = w.pay_to(address.script_pubkey(), amount, feerate)?;

@@ -7,5 +7,5 @@ pub mod onchain;
 pub mod seed;
 
 pub use keys::{ChannelSecrets, KeyManager};
-pub use onchain::{OnchainBalance, OnchainWallet, WalletError};
+pub use onchain::{AddressKind, OnchainBalance, OnchainWallet, WalletError};
 pub use seed::{Seed, SeedError};

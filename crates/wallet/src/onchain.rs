@@ -1,11 +1,13 @@
-//! The on-chain wallet: BDK with BIP 84 (P2WPKH) descriptors from the seed,
-//! fed blocks from a [`ChainSource`].
+//! The on-chain wallet: BDK with BIP 84 (P2WPKH) and BIP 86 (P2TR)
+//! descriptors from the seed, fed blocks from a [`ChainSource`].
 
 use std::str::FromStr;
 
 use bdk_wallet::{KeychainKind, SignOptions, Wallet};
 use bitcoin::bip32::Xpriv;
-use bitcoin::{Address, Amount, BlockHash, FeeRate, Network, ScriptBuf, Transaction};
+use bitcoin::{
+    Address, Amount, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Transaction, Weight,
+};
 
 use beongae_chain::{ChainError, ChainSource};
 use beongae_script::FeeratePerKw;
@@ -55,11 +57,30 @@ pub struct OnchainBalance {
     pub immature: Amount,
 }
 
-/// The node's on-chain wallet.
+/// Which kind of address to hand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressKind {
+    /// BIP 84 native segwit v0 (`bc1q…`).
+    #[default]
+    P2wpkh,
+    /// BIP 86 taproot key path (`bc1p…`).
+    P2tr,
+}
+
+/// Which coins a payment may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Funding {
+    Taproot,
+    SegwitV0,
+    Both,
+}
+
+/// The node's on-chain wallet: a BIP 84 (P2WPKH) and a BIP 86 (P2TR) BDK
+/// wallet from the same master key, synced together.
 pub struct OnchainWallet {
-    wallet: Wallet,
+    wpkh: Wallet,
+    tr: Wallet,
     master: Xpriv,
-    descriptors: (String, String),
     network: Network,
     /// Last block applied.
     synced: (u32, BlockHash),
@@ -80,29 +101,31 @@ fn internal(e: impl std::fmt::Display) -> WalletError {
 }
 
 impl OnchainWallet {
-    /// A wallet for `network` with BIP 84 keys under `master`.
+    /// A wallet for `network` with BIP 84 and BIP 86 keys under `master`.
     pub fn new(master: &Xpriv, network: Network) -> Result<Self, WalletError> {
-        let coin = if network == Network::Bitcoin { 0 } else { 1 };
-        let descriptors = (
-            format!("wpkh({master}/84'/{coin}'/0'/0/*)"),
-            format!("wpkh({master}/84'/{coin}'/0'/1/*)"),
-        );
-        let wallet = Self::empty(&descriptors, network)?;
+        let (wpkh, tr) = Self::empty_pair(master, network)?;
         let genesis = bitcoin::constants::genesis_block(network).block_hash();
         Ok(OnchainWallet {
-            wallet,
+            wpkh,
+            tr,
             master: *master,
-            descriptors,
             network,
             synced: (0, genesis),
         })
     }
 
-    fn empty(descriptors: &(String, String), network: Network) -> Result<Wallet, WalletError> {
-        Wallet::create(descriptors.0.clone(), descriptors.1.clone())
+    fn empty_pair(master: &Xpriv, network: Network) -> Result<(Wallet, Wallet), WalletError> {
+        let coin = if network == Network::Bitcoin { 0 } else { 1 };
+        let make = |script: &str, purpose: u32| {
+            Wallet::create(
+                format!("{script}({master}/{purpose}'/{coin}'/0'/0/*)"),
+                format!("{script}({master}/{purpose}'/{coin}'/0'/1/*)"),
+            )
             .network(network)
             .create_wallet_no_persist()
             .map_err(internal)
+        };
+        Ok((make("wpkh", 84)?, make("tr", 86)?))
     }
 
     /// Applies every block from the last synced one to the tip. After a reorg
@@ -110,7 +133,7 @@ impl OnchainWallet {
     pub fn sync(&mut self, chain: &dyn ChainSource) -> Result<(), WalletError> {
         let (tip, _) = chain.tip()?;
         if chain.block_hash(self.synced.0)? != Some(self.synced.1) {
-            self.wallet = Self::empty(&self.descriptors, self.network)?;
+            (self.wpkh, self.tr) = Self::empty_pair(&self.master, self.network)?;
             self.synced = (
                 0,
                 bitcoin::constants::genesis_block(self.network).block_hash(),
@@ -123,7 +146,8 @@ impl OnchainWallet {
             let block = chain
                 .block(&hash)?
                 .ok_or_else(|| internal(format!("block {hash} vanished")))?;
-            self.wallet.apply_block(&block, height).map_err(internal)?;
+            self.wpkh.apply_block(&block, height).map_err(internal)?;
+            self.tr.apply_block(&block, height).map_err(internal)?;
             self.synced = (height, hash);
         }
         Ok(())
@@ -134,20 +158,30 @@ impl OnchainWallet {
         self.synced.0
     }
 
-    /// A new receiving address.
+    /// A new receiving address (P2WPKH).
     pub fn new_address(&mut self) -> Address {
-        self.wallet
-            .reveal_next_address(KeychainKind::External)
-            .address
+        self.new_address_of(AddressKind::P2wpkh)
     }
 
-    /// Balances.
+    /// A new receiving address of the given kind.
+    pub fn new_address_of(&mut self, kind: AddressKind) -> Address {
+        let wallet = match kind {
+            AddressKind::P2wpkh => &mut self.wpkh,
+            AddressKind::P2tr => &mut self.tr,
+        };
+        wallet.reveal_next_address(KeychainKind::External).address
+    }
+
+    /// Balances (both kinds together).
     pub fn balance(&self) -> OnchainBalance {
-        let b = self.wallet.balance();
+        let (a, b) = (self.wpkh.balance(), self.tr.balance());
         OnchainBalance {
-            confirmed: b.confirmed,
-            unconfirmed: b.trusted_pending + b.untrusted_pending,
-            immature: b.immature,
+            confirmed: a.confirmed + b.confirmed,
+            unconfirmed: a.trusted_pending
+                + a.untrusted_pending
+                + b.trusted_pending
+                + b.untrusted_pending,
+            immature: a.immature + b.immature,
         }
     }
 
@@ -165,6 +199,9 @@ impl OnchainWallet {
     /// Builds and signs a transaction paying `amount` to `script_pubkey` at
     /// `feerate` (also how a channel's funding transaction is made). The
     /// caller broadcasts it and then calls [`OnchainWallet::note_broadcast`].
+    ///
+    /// Coins of one kind pay if they can (taproot first); otherwise every
+    /// taproot coin is spent together with as many P2WPKH coins as needed.
     pub fn pay_to(
         &mut self,
         script_pubkey: ScriptBuf,
@@ -174,11 +211,57 @@ impl OnchainWallet {
         if amount < script_pubkey.minimal_non_dust() {
             return Err(WalletError::Dust(amount));
         }
-        let mut builder = self.wallet.build_tx();
+        let feerate = FeeRate::from_sat_per_kwu(u64::from(feerate.0));
+        let mut last = None;
+        for funding in [Funding::Taproot, Funding::SegwitV0, Funding::Both] {
+            match self.build(funding, &script_pubkey, amount, feerate) {
+                Ok(tx) => return Ok(tx),
+                Err(e @ WalletError::InsufficientFunds { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("three attempts were made"))
+    }
+
+    fn build(
+        &mut self,
+        funding: Funding,
+        spk: &ScriptBuf,
+        amount: Amount,
+        feerate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
+        let height = self.synced.0;
+        let foreign: Vec<(OutPoint, bitcoin::psbt::Input)> = match funding {
+            Funding::Both => {
+                let utxos: Vec<_> = self.tr.list_unspent().collect();
+                utxos
+                    .into_iter()
+                    .map(|u| {
+                        Ok((
+                            u.outpoint,
+                            self.tr.get_psbt_input(u, None, false).map_err(internal)?,
+                        ))
+                    })
+                    .collect::<Result<_, WalletError>>()?
+            }
+            Funding::Taproot | Funding::SegwitV0 => Vec::new(),
+        };
+        let wallet = if funding == Funding::Taproot {
+            &mut self.tr
+        } else {
+            &mut self.wpkh
+        };
+        let mut builder = wallet.build_tx();
         builder
-            .add_recipient(script_pubkey, amount)
-            .fee_rate(FeeRate::from_sat_per_kwu(u64::from(feerate.0)))
-            .current_height(self.synced.0);
+            .add_recipient(spk.clone(), amount)
+            .fee_rate(feerate)
+            .current_height(height);
+        for (outpoint, input) in foreign {
+            // Key-path spend: item count, length and a 64-byte signature.
+            builder
+                .add_foreign_utxo(outpoint, input, Weight::from_wu(66))
+                .map_err(internal)?;
+        }
         let mut psbt = builder.finish().map_err(|e| match e {
             bdk_wallet::error::CreateTxError::CoinSelection(c) => WalletError::InsufficientFunds {
                 needed: c.needed,
@@ -186,13 +269,16 @@ impl OnchainWallet {
             },
             other => internal(other),
         })?;
-        psbt.sign(&self.master, self.wallet.secp_ctx())
+        psbt.sign(&self.master, self.wpkh.secp_ctx())
             .map_err(|(_, errors)| internal(format!("{errors:?}")))?;
-        let finalized = self
-            .wallet
+        // Each wallet finalizes the inputs of its own descriptors.
+        self.wpkh
             .finalize_psbt(&mut psbt, SignOptions::default())
             .map_err(internal)?;
-        if !finalized {
+        self.tr
+            .finalize_psbt(&mut psbt, SignOptions::default())
+            .map_err(internal)?;
+        if psbt.inputs.iter().any(|i| i.final_script_witness.is_none()) {
             return Err(internal("could not sign every input"));
         }
         psbt.extract_tx().map_err(internal)
@@ -201,6 +287,7 @@ impl OnchainWallet {
     /// Records a transaction we broadcast, so its change counts as unconfirmed
     /// and its inputs are not spent twice.
     pub fn note_broadcast(&mut self, tx: Transaction, now: u64) {
-        self.wallet.apply_unconfirmed_txs([(tx, now)]);
+        self.wpkh.apply_unconfirmed_txs([(tx.clone(), now)]);
+        self.tr.apply_unconfirmed_txs([(tx, now)]);
     }
 }

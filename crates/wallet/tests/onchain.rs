@@ -104,3 +104,58 @@ fn fund_pay_restore_and_reorg() {
     bob.sync(&chain).unwrap();
     assert_eq!(bob.balance().confirmed, Amount::from_btc(1.0).unwrap());
 }
+
+/// P2TR coins pay (the devnet checks the BIP 340 key-path signatures), and
+/// a payment no single kind covers spends P2TR and P2WPKH coins together.
+#[test]
+fn taproot_and_mixed_payments() {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([31; 32]));
+    let tr_address = alice.new_address_of(AddressKind::P2tr);
+    assert!(tr_address.to_string().starts_with("bcrt1p"));
+    chain
+        .lock()
+        .unwrap()
+        .mine(101, &tr_address.script_pubkey(), T0);
+    alice.sync(&chain).unwrap();
+    assert_eq!(alice.balance().confirmed, Amount::from_btc(100.0).unwrap());
+
+    // Carol gets 1 BTC on each kind of address.
+    let mut carol = wallet(&Seed::from_entropy([32; 32]));
+    for kind in [AddressKind::P2tr, AddressKind::P2wpkh] {
+        let to = carol.new_address_of(kind).script_pubkey();
+        let tx = alice
+            .pay_to(to, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
+            .unwrap();
+        chain.broadcast(&tx).unwrap();
+        alice.note_broadcast(tx, u64::from(T0));
+    }
+    chain
+        .lock()
+        .unwrap()
+        .mine(1, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0);
+    carol.sync(&chain).unwrap();
+    assert_eq!(carol.balance().confirmed, Amount::from_btc(2.0).unwrap());
+
+    // 1.5 BTC needs both of Carol's coins.
+    let dave = wallet(&Seed::from_entropy([33; 32]))
+        .new_address()
+        .script_pubkey();
+    let tx = carol
+        .pay_to(dave, Amount::from_btc(1.5).unwrap(), FeeratePerKw(2500))
+        .unwrap();
+    assert_eq!(tx.input.len(), 2);
+    let txid = chain.broadcast(&tx).unwrap();
+    chain
+        .lock()
+        .unwrap()
+        .mine(1, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+    carol.sync(&chain).unwrap();
+    let left = carol.balance().confirmed;
+    assert!(
+        left < Amount::from_btc(0.5).unwrap() && left > Amount::from_btc(0.4999).unwrap(),
+        "{left}"
+    );
+}
