@@ -10,10 +10,12 @@
 
 pub mod devnet;
 pub mod rpc;
+pub mod watch;
 
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, TxOut, Txid};
 
 pub use beongae_script::FeeratePerKw;
+pub use watch::{BlockEvent, ChainWatcher};
 
 /// Why a chain request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
