@@ -1,0 +1,1 @@
+//! BOLT 4 onions (work in progress).
