@@ -3,10 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+use beongae_wire::msgs::{
+    AcceptChannel, ChannelReady, ChannelReestablish, ClosingComplete, ClosingSig, ClosingSigned,
+    CommitmentSigned, FeeRange, FundingCreated, FundingSigned, OnionPacketBytes, OpenChannel,
+    RevokeAndAck, Shutdown, U16Bytes, UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc,
+    UpdateFee, UpdateFulfillHtlc, ONION_PACKET_LEN,
+};
 use beongae_wire::{
     ChainHash, ChannelId, ErrorMessage, Features, Init, Message, NetAddress, Ping, Pong, Reader,
-    TlvStream, UnknownMessage, Warning, Writer,
+    ShortChannelId, TlvStream, UnknownMessage, Warning, Writer,
 };
+use bitcoin::secp256k1::ecdsa::Signature;
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -68,6 +76,326 @@ fn init() -> impl Strategy<Value = Init> {
         )
 }
 
+/// Odd types the registry decodes.
+const KNOWN_ODD: [u16; 10] = [1, 17, 19, 33, 35, 39, 41, 131, 133, 135];
+
+fn point() -> impl Strategy<Value = PublicKey> {
+    any::<[u8; 32]>().prop_filter_map("valid secret", |b| {
+        SecretKey::from_slice(&b)
+            .ok()
+            .map(|k| PublicKey::from_secret_key(&Secp256k1::signing_only(), &k))
+    })
+}
+
+fn signature() -> impl Strategy<Value = Signature> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_filter_map("valid secret", |(k, m)| {
+        let k = SecretKey::from_slice(&k).ok()?;
+        Some(Secp256k1::signing_only().sign_ecdsa(&bitcoin::secp256k1::Message::from_digest(m), &k))
+    })
+}
+
+fn channel_id() -> impl Strategy<Value = ChannelId> {
+    any::<[u8; 32]>().prop_map(ChannelId)
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    vec(any::<u8>(), 0..max)
+}
+
+/// BOLT 2 messages with random fields, TLVs present or not, and unknown odd records.
+fn channel_message() -> impl Strategy<Value = Message> {
+    let open = (
+        (
+            any::<[u8; 32]>(),
+            channel_id(),
+            any::<[u64; 6]>(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<u16>(),
+        ),
+        (point(), point(), point(), point(), point(), point()),
+        (
+            any::<u8>(),
+            proptest::option::of(bytes(40)),
+            proptest::option::of(features()),
+            extension(),
+        ),
+    )
+        .prop_map(
+            |(
+                (chain, tmp, n, feerate, delay, max),
+                (f, r, p, d, h, first),
+                (flags, script, ct, ext),
+            )| {
+                Message::OpenChannel(OpenChannel {
+                    chain_hash: ChainHash::from(chain),
+                    temporary_channel_id: tmp,
+                    funding_satoshis: n[0],
+                    push_msat: n[1],
+                    dust_limit_satoshis: n[2],
+                    max_htlc_value_in_flight_msat: n[3],
+                    channel_reserve_satoshis: n[4],
+                    htlc_minimum_msat: n[5],
+                    feerate_per_kw: feerate,
+                    to_self_delay: delay,
+                    max_accepted_htlcs: max,
+                    funding_pubkey: f,
+                    revocation_basepoint: r,
+                    payment_basepoint: p,
+                    delayed_payment_basepoint: d,
+                    htlc_basepoint: h,
+                    first_per_commitment_point: first,
+                    channel_flags: flags,
+                    upfront_shutdown_script: script,
+                    channel_type: ct,
+                    extension: ext,
+                })
+            },
+        );
+    let accept = (
+        (
+            channel_id(),
+            any::<[u64; 4]>(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<u16>(),
+        ),
+        (point(), point(), point(), point(), point(), point()),
+        (
+            proptest::option::of(bytes(40)),
+            proptest::option::of(features()),
+            extension(),
+        ),
+    )
+        .prop_map(
+            |((tmp, n, depth, delay, max), (f, r, p, d, h, first), (script, ct, ext))| {
+                Message::AcceptChannel(AcceptChannel {
+                    temporary_channel_id: tmp,
+                    dust_limit_satoshis: n[0],
+                    max_htlc_value_in_flight_msat: n[1],
+                    channel_reserve_satoshis: n[2],
+                    htlc_minimum_msat: n[3],
+                    minimum_depth: depth,
+                    to_self_delay: delay,
+                    max_accepted_htlcs: max,
+                    funding_pubkey: f,
+                    revocation_basepoint: r,
+                    payment_basepoint: p,
+                    delayed_payment_basepoint: d,
+                    htlc_basepoint: h,
+                    first_per_commitment_point: first,
+                    upfront_shutdown_script: script,
+                    channel_type: ct,
+                    extension: ext,
+                })
+            },
+        );
+    let closing = (
+        channel_id(),
+        bytes(40),
+        bytes(40),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::option::of(signature()),
+        proptest::option::of(signature()),
+        proptest::option::of(signature()),
+        extension(),
+        any::<bool>(),
+    )
+        .prop_map(|(c, closer, closee, fee, locktime, s1, s2, s3, ext, sig)| {
+            if sig {
+                Message::ClosingSig(ClosingSig {
+                    channel_id: c,
+                    closer_scriptpubkey: U16Bytes(closer),
+                    closee_scriptpubkey: U16Bytes(closee),
+                    fee_satoshis: fee,
+                    locktime,
+                    closer_output_only: s1,
+                    closee_output_only: s2,
+                    closer_and_closee_outputs: s3,
+                    extension: ext,
+                })
+            } else {
+                Message::ClosingComplete(ClosingComplete {
+                    channel_id: c,
+                    closer_scriptpubkey: U16Bytes(closer),
+                    closee_scriptpubkey: U16Bytes(closee),
+                    fee_satoshis: fee,
+                    locktime,
+                    closer_output_only: s1,
+                    closee_output_only: s2,
+                    closer_and_closee_outputs: s3,
+                    extension: ext,
+                })
+            }
+        });
+    let small = prop_oneof![
+        (
+            channel_id(),
+            any::<[u8; 32]>(),
+            any::<u16>(),
+            signature(),
+            extension()
+        )
+            .prop_map(
+                |(c, txid, idx, s, ext)| Message::FundingCreated(FundingCreated {
+                    temporary_channel_id: c,
+                    funding_txid: txid,
+                    funding_output_index: idx,
+                    signature: s,
+                    extension: ext
+                })
+            ),
+        (channel_id(), signature(), extension()).prop_map(|(c, s, ext)| Message::FundingSigned(
+            FundingSigned {
+                channel_id: c,
+                signature: s,
+                extension: ext
+            }
+        )),
+        (
+            channel_id(),
+            point(),
+            proptest::option::of(any::<u64>()),
+            extension()
+        )
+            .prop_map(|(c, p, alias, ext)| Message::ChannelReady(ChannelReady {
+                channel_id: c,
+                second_per_commitment_point: p,
+                short_channel_id_alias: alias.map(ShortChannelId::from_u64),
+                extension: ext
+            })),
+        (channel_id(), bytes(60), extension()).prop_map(|(c, s, ext)| Message::Shutdown(
+            Shutdown {
+                channel_id: c,
+                scriptpubkey: U16Bytes(s),
+                extension: ext
+            }
+        )),
+        (
+            channel_id(),
+            any::<u64>(),
+            signature(),
+            proptest::option::of(any::<(u64, u64)>()),
+            extension()
+        )
+            .prop_map(
+                |(c, fee, s, range, ext)| Message::ClosingSigned(ClosingSigned {
+                    channel_id: c,
+                    fee_satoshis: fee,
+                    signature: s,
+                    fee_range: range.map(|(a, b)| FeeRange {
+                        min_fee_satoshis: a,
+                        max_fee_satoshis: b
+                    }),
+                    extension: ext
+                })
+            ),
+        (
+            channel_id(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            vec(any::<u8>(), ONION_PACKET_LEN),
+            proptest::option::of(point()),
+            extension()
+        )
+            .prop_map(
+                |(c, id, amt, hash, cltv, onion, key, ext)| Message::UpdateAddHtlc(UpdateAddHtlc {
+                    channel_id: c,
+                    id,
+                    amount_msat: amt,
+                    payment_hash: hash,
+                    cltv_expiry: cltv,
+                    onion_routing_packet: OnionPacketBytes(Box::new(onion.try_into().unwrap())),
+                    path_key: key,
+                    extension: ext
+                })
+            ),
+        (channel_id(), any::<u64>(), any::<[u8; 32]>(), extension()).prop_map(|(c, id, p, ext)| {
+            Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                channel_id: c,
+                id,
+                payment_preimage: p,
+                extension: ext,
+            })
+        }),
+        (channel_id(), any::<u64>(), bytes(300), extension()).prop_map(|(c, id, r, ext)| {
+            Message::UpdateFailHtlc(UpdateFailHtlc {
+                channel_id: c,
+                id,
+                reason: U16Bytes(r),
+                extension: ext,
+            })
+        }),
+        (
+            channel_id(),
+            signature(),
+            vec(signature(), 0..30),
+            extension()
+        )
+            .prop_map(
+                |(c, s, h, ext)| Message::CommitmentSigned(CommitmentSigned {
+                    channel_id: c,
+                    signature: s,
+                    htlc_signatures: h,
+                    extension: ext
+                })
+            ),
+        (channel_id(), any::<[u8; 32]>(), point(), extension()).prop_map(|(c, s, p, ext)| {
+            Message::RevokeAndAck(RevokeAndAck {
+                channel_id: c,
+                per_commitment_secret: s,
+                next_per_commitment_point: p,
+                extension: ext,
+            })
+        }),
+        (channel_id(), any::<u32>(), extension()).prop_map(|(c, f, ext)| Message::UpdateFee(
+            UpdateFee {
+                channel_id: c,
+                feerate_per_kw: f,
+                extension: ext
+            }
+        )),
+        (
+            channel_id(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u16>(),
+            extension()
+        )
+            .prop_map(|(c, id, h, code, ext)| Message::UpdateFailMalformedHtlc(
+                UpdateFailMalformedHtlc {
+                    channel_id: c,
+                    id,
+                    sha256_of_onion: h,
+                    failure_code: code,
+                    extension: ext
+                }
+            )),
+        (
+            channel_id(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            point(),
+            extension()
+        )
+            .prop_map(|(c, n, r, s, p, ext)| Message::ChannelReestablish(
+                ChannelReestablish {
+                    channel_id: c,
+                    next_commitment_number: n,
+                    next_revocation_number: r,
+                    your_last_per_commitment_secret: s,
+                    my_current_per_commitment_point: p,
+                    extension: ext
+                }
+            )),
+    ];
+    prop_oneof![open, accept, closing, small]
+}
+
 fn message() -> impl Strategy<Value = Message> {
     let data = || vec(any::<u8>(), 0..300);
     prop_oneof![
@@ -98,10 +426,11 @@ fn message() -> impl Strategy<Value = Message> {
         (
             (0u16..32767)
                 .prop_map(|t| t * 2 + 1)
-                .prop_filter("known", |t| ![1, 17, 19].contains(t)),
+                .prop_filter("known", |t| !KNOWN_ODD.contains(t)),
             data()
         )
             .prop_map(|(typ, payload)| Message::Unknown(UnknownMessage { typ, payload })),
+        channel_message(),
     ]
 }
 
@@ -128,7 +457,7 @@ proptest! {
     }
 
     #[test]
-    fn known_type_with_random_payload_never_panics(typ in prop::sample::select(vec![1u16, 16, 17, 18, 19]), payload in vec(any::<u8>(), 0..200)) {
+    fn known_type_with_random_payload_never_panics(typ in prop::sample::select(vec![1u16, 16, 17, 18, 19, 32, 33, 34, 35, 36, 38, 39, 40, 41, 128, 130, 131, 132, 133, 134, 135, 136]), payload in vec(any::<u8>(), 0..1500)) {
         let mut w = Writer::new();
         w.write_u16(typ);
         w.write_bytes(&payload);
@@ -146,8 +475,8 @@ proptest! {
 #[test]
 fn unknown_even_message_is_an_error_and_odd_is_kept() {
     assert_eq!(
-        Message::decode(&[0x00, 0x20]),
-        Err(beongae_wire::DecodeError::UnknownEvenMessage(32))
+        Message::decode(&[0x02, 0x00]),
+        Err(beongae_wire::DecodeError::UnknownEvenMessage(512))
     );
     assert_eq!(
         Message::decode(&[0x80, 0x01, 0xaa]),

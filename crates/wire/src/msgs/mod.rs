@@ -5,10 +5,18 @@
 //! enum is generated from one table in this file, so adding a message later
 //! (BOLT 2, BOLT 7) is one line here plus its module.
 
+mod channel;
 mod control;
+pub mod fields;
 mod setup;
 
+pub use channel::{
+    AcceptChannel, ChannelReady, ChannelReestablish, ClosingComplete, ClosingSig, ClosingSigned,
+    CommitmentSigned, FeeRange, FundingCreated, FundingSigned, OpenChannel, RevokeAndAck, Shutdown,
+    UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc,
+};
 pub use control::{Ping, Pong, MAX_PONG_BYTES};
+pub use fields::{OnionPacketBytes, U16Bytes, ONION_PACKET_LEN};
 pub use setup::{ErrorMessage, Init, Warning};
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
@@ -133,4 +141,38 @@ messages! {
     Ping(Ping),
     /// BOLT 1 `pong` (type 19).
     Pong(Pong),
+    /// BOLT 2 `open_channel` (type 32).
+    OpenChannel(OpenChannel),
+    /// BOLT 2 `accept_channel` (type 33).
+    AcceptChannel(AcceptChannel),
+    /// BOLT 2 `funding_created` (type 34).
+    FundingCreated(FundingCreated),
+    /// BOLT 2 `funding_signed` (type 35).
+    FundingSigned(FundingSigned),
+    /// BOLT 2 `channel_ready` (type 36).
+    ChannelReady(ChannelReady),
+    /// BOLT 2 `shutdown` (type 38).
+    Shutdown(Shutdown),
+    /// BOLT 2 `closing_signed` (type 39).
+    ClosingSigned(ClosingSigned),
+    /// BOLT 2 `closing_complete` (type 40).
+    ClosingComplete(ClosingComplete),
+    /// BOLT 2 `closing_sig` (type 41).
+    ClosingSig(ClosingSig),
+    /// BOLT 2 `update_add_htlc` (type 128).
+    UpdateAddHtlc(UpdateAddHtlc),
+    /// BOLT 2 `update_fulfill_htlc` (type 130).
+    UpdateFulfillHtlc(UpdateFulfillHtlc),
+    /// BOLT 2 `update_fail_htlc` (type 131).
+    UpdateFailHtlc(UpdateFailHtlc),
+    /// BOLT 2 `commitment_signed` (type 132).
+    CommitmentSigned(CommitmentSigned),
+    /// BOLT 2 `revoke_and_ack` (type 133).
+    RevokeAndAck(RevokeAndAck),
+    /// BOLT 2 `update_fee` (type 134).
+    UpdateFee(UpdateFee),
+    /// BOLT 2 `update_fail_malformed_htlc` (type 135).
+    UpdateFailMalformedHtlc(UpdateFailMalformedHtlc),
+    /// BOLT 2 `channel_reestablish` (type 136).
+    ChannelReestablish(ChannelReestablish),
 }
