@@ -195,6 +195,9 @@ pub enum DisconnectReason {
 }
 
 /// What the runtime must do, in order.
+// `Send` is by far the most common output and carries the message inline;
+// boxing it would cost an allocation per message for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output {
