@@ -1,0 +1,14 @@
+//! The BOLT 2 channel, as a pure state machine (work in progress: channel
+//! establishment parameters first).
+//!
+//! - [`config`]: the limits this node applies to itself and to its peers.
+//! - [`channel_type`]: `channel_type` negotiation (BOLT 2 §"Defined Channel Types").
+//! - [`open`]: the checks on `open_channel` and `accept_channel`.
+
+pub mod channel_type;
+pub mod config;
+pub mod open;
+
+pub use channel_type::ChannelTypeSpec;
+pub use config::ChannelConfig;
+pub use open::{OpenError, PeerParams};
