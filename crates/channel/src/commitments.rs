@@ -1,0 +1,499 @@
+//! The asymmetric commitment protocol of BOLT 2 §"Normal Operation", at the
+//! level of balances and HTLCs (signatures and transactions come from
+//! `beongae-script` on top of these specs).
+//!
+//! Each side's updates pass through three stages:
+//! - **proposed**: sent (or received) but not yet covered by a `commitment_signed`;
+//! - **signed**: our updates covered by a `commitment_signed` we sent, awaiting
+//!   the peer's `revoke_and_ack`;
+//! - **acked**: in the peer's commitment (ours) / in our commitment (theirs),
+//!   to be included in the next commitment of the other side.
+//!
+//! A commitment's content is the previous one "reduced" by the updates of its
+//! owner that the other side acknowledged and the updates of the other side
+//! being signed now. Both nodes compute the same specs, which is what makes
+//! the signatures agree; the property tests drive two instances through
+//! random interleavings and check exactly that.
+
+use beongae_script::FeeratePerKw;
+use beongae_wire::{Msat, PaymentHash, Preimage};
+
+/// One update message, as it affects commitments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// `update_add_htlc`
+    Add {
+        /// `id`
+        id: u64,
+        /// `amount_msat`
+        amount: Msat,
+        /// `payment_hash`
+        payment_hash: PaymentHash,
+        /// `cltv_expiry`
+        cltv_expiry: u32,
+    },
+    /// `update_fulfill_htlc` of an HTLC the other side offered.
+    Fulfill {
+        /// `id` (the offerer's numbering)
+        id: u64,
+        /// `payment_preimage`
+        preimage: Preimage,
+    },
+    /// `update_fail_htlc` / `update_fail_malformed_htlc` of an HTLC the other side offered.
+    Fail {
+        /// `id` (the offerer's numbering)
+        id: u64,
+    },
+    /// `update_fee` (only from the funder).
+    Fee {
+        /// `feerate_per_kw`
+        feerate: FeeratePerKw,
+    },
+}
+
+/// An HTLC in a commitment, from the commitment owner's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecHtlc {
+    /// Offered by the owner (else received by it).
+    pub offered: bool,
+    /// The offerer's `id`.
+    pub id: u64,
+    /// `amount_msat`
+    pub amount: Msat,
+    /// `payment_hash`
+    pub payment_hash: PaymentHash,
+    /// `cltv_expiry`
+    pub cltv_expiry: u32,
+}
+
+/// The content of one commitment transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSpec {
+    /// HTLCs, in the order they were added.
+    pub htlcs: Vec<SpecHtlc>,
+    /// The owner's balance.
+    pub to_local: Msat,
+    /// The other side's balance.
+    pub to_remote: Msat,
+    /// `feerate_per_kw`
+    pub feerate: FeeratePerKw,
+}
+
+/// Why an update cannot be applied; each means the peer (or we) broke
+/// BOLT 2, and the channel must fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// Fulfill or fail of an HTLC that is not there.
+    #[error("no htlc with id {0} to remove")]
+    UnknownHtlc(u64),
+    /// A preimage that does not match the payment hash.
+    #[error("preimage does not match the payment hash of htlc {0}")]
+    WrongPreimage(u64),
+    /// An HTLC the offerer cannot pay for.
+    #[error("htlc of {amount} exceeds the offerer's balance {balance}")]
+    CannotAfford {
+        /// The HTLC.
+        amount: Msat,
+        /// The balance.
+        balance: Msat,
+    },
+    /// `update_add_htlc` with an `id` out of sequence.
+    #[error("htlc id {got} out of sequence, expected {expected}")]
+    IdOutOfSequence {
+        /// Received.
+        got: u64,
+        /// Expected.
+        expected: u64,
+    },
+    /// `amount_msat` of zero.
+    #[error("htlc amount is zero")]
+    ZeroAmount,
+    /// `commitment_signed` with nothing to sign.
+    #[error("commitment_signed without any update to sign")]
+    NothingToSign,
+    /// A second `commitment_signed` before the previous was revoked.
+    #[error("commitment_signed sent while the previous one awaits revoke_and_ack")]
+    AwaitingRevocation,
+    /// `revoke_and_ack` without an outstanding `commitment_signed`.
+    #[error("revoke_and_ack without a pending commitment_signed")]
+    UnexpectedRevocation,
+    /// `update_fee` from the side that does not pay the fee.
+    #[error("update_fee from the non-funder")]
+    FeeFromNonFunder,
+}
+
+impl CommitSpec {
+    /// A commitment with no HTLCs.
+    pub fn new(to_local: Msat, to_remote: Msat, feerate: FeeratePerKw) -> Self {
+        CommitSpec {
+            htlcs: Vec::new(),
+            to_local,
+            to_remote,
+            feerate,
+        }
+    }
+
+    /// The next commitment: `owner_changes` are updates sent by the owner,
+    /// `other_changes` those sent by the other side. Removals apply first
+    /// (they only name HTLCs already in `self`: BOLT 2 lets a node remove an
+    /// HTLC only once it is irrevocably committed), so the funds they return
+    /// are available to adds signed in the same commitment; then adds, then
+    /// the last fee update.
+    pub fn reduce(
+        &self,
+        owner_changes: &[Update],
+        other_changes: &[Update],
+    ) -> Result<CommitSpec, UpdateError> {
+        let mut spec = self.clone();
+        for (changes, owner) in [(owner_changes, true), (other_changes, false)] {
+            for u in changes {
+                let (id, fulfilled) = match u {
+                    Update::Fulfill { id, .. } => (*id, true),
+                    Update::Fail { id } => (*id, false),
+                    _ => continue,
+                };
+                // A removal by one side concerns an HTLC the other side offered.
+                let pos = spec
+                    .htlcs
+                    .iter()
+                    .position(|h| h.id == id && h.offered != owner)
+                    .ok_or(UpdateError::UnknownHtlc(id))?;
+                let htlc = spec.htlcs.remove(pos);
+                // Fulfilled: to the remover; failed: back to the offerer.
+                let to_owner = fulfilled == owner;
+                let balance = if to_owner {
+                    &mut spec.to_local
+                } else {
+                    &mut spec.to_remote
+                };
+                *balance = balance
+                    .checked_add(htlc.amount)
+                    .expect("bounded by the channel capacity");
+            }
+        }
+        for (changes, owner) in [(owner_changes, true), (other_changes, false)] {
+            for u in changes {
+                if let Update::Add {
+                    id,
+                    amount,
+                    payment_hash,
+                    cltv_expiry,
+                } = u
+                {
+                    let balance = if owner {
+                        &mut spec.to_local
+                    } else {
+                        &mut spec.to_remote
+                    };
+                    *balance = balance
+                        .checked_sub(*amount)
+                        .ok_or(UpdateError::CannotAfford {
+                            amount: *amount,
+                            balance: *balance,
+                        })?;
+                    spec.htlcs.push(SpecHtlc {
+                        offered: owner,
+                        id: *id,
+                        amount: *amount,
+                        payment_hash: *payment_hash,
+                        cltv_expiry: *cltv_expiry,
+                    });
+                }
+            }
+        }
+        if let Some(f) = owner_changes
+            .iter()
+            .chain(other_changes)
+            .rev()
+            .find_map(|u| match u {
+                Update::Fee { feerate } => Some(*feerate),
+                _ => None,
+            })
+        {
+            spec.feerate = f;
+        }
+        Ok(spec)
+    }
+
+    /// The same commitment as the other side describes it.
+    pub fn mirror(&self) -> CommitSpec {
+        CommitSpec {
+            htlcs: self
+                .htlcs
+                .iter()
+                .map(|h| SpecHtlc {
+                    offered: !h.offered,
+                    ..h.clone()
+                })
+                .collect(),
+            to_local: self.to_remote,
+            to_remote: self.to_local,
+            feerate: self.feerate,
+        }
+    }
+
+    /// Balances plus HTLCs: constant over a channel's life.
+    pub fn total(&self) -> Option<Msat> {
+        Msat::checked_sum(
+            [self.to_local, self.to_remote]
+                .into_iter()
+                .chain(self.htlcs.iter().map(|h| h.amount)),
+        )
+    }
+}
+
+/// One side's updates by stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Changes {
+    proposed: Vec<Update>,
+    signed: Vec<Update>,
+    acked: Vec<Update>,
+}
+
+/// Both commitments of a channel and the updates in flight, from our side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commitments {
+    /// Our current commitment.
+    pub local: CommitSpec,
+    /// The peer's current (unrevoked) commitment.
+    pub remote: CommitSpec,
+    /// The peer's next commitment, signed by us, awaiting its revocation of `remote`.
+    pub remote_next: Option<CommitSpec>,
+    local_changes: Changes,
+    remote_changes: Changes,
+    next_local_id: u64,
+    next_remote_id: u64,
+    /// Whether we pay the fee.
+    pub we_are_funder: bool,
+}
+
+impl Commitments {
+    /// A fresh channel: our and their balances, the initial feerate.
+    pub fn new(ours: Msat, theirs: Msat, feerate: FeeratePerKw, we_are_funder: bool) -> Self {
+        Commitments {
+            local: CommitSpec::new(ours, theirs, feerate),
+            remote: CommitSpec::new(theirs, ours, feerate),
+            remote_next: None,
+            local_changes: Changes::default(),
+            remote_changes: Changes::default(),
+            next_local_id: 0,
+            next_remote_id: 0,
+            we_are_funder,
+        }
+    }
+
+    /// The peer's commitment as it would be if we signed now.
+    fn remote_pending(&self) -> Result<CommitSpec, UpdateError> {
+        let base = self.remote_next.as_ref().unwrap_or(&self.remote);
+        base.reduce(&self.remote_changes.acked, &self.local_changes.proposed)
+    }
+
+    /// Our next commitment as the peer would sign it now.
+    fn local_pending(&self) -> Result<CommitSpec, UpdateError> {
+        self.local
+            .reduce(&self.local_changes.acked, &self.remote_changes.proposed)
+    }
+
+    /// Offers an HTLC (`update_add_htlc`); returns the update to send.
+    pub fn send_add(
+        &mut self,
+        amount: Msat,
+        payment_hash: PaymentHash,
+        cltv_expiry: u32,
+    ) -> Result<Update, UpdateError> {
+        if amount == Msat::ZERO {
+            return Err(UpdateError::ZeroAmount);
+        }
+        let add = Update::Add {
+            id: self.next_local_id,
+            amount,
+            payment_hash,
+            cltv_expiry,
+        };
+        self.local_changes.proposed.push(add.clone());
+        // It must be payable in the peer's next commitment.
+        if let Err(e) = self.remote_pending() {
+            self.local_changes.proposed.pop();
+            return Err(e);
+        }
+        self.next_local_id += 1;
+        Ok(add)
+    }
+
+    /// Receives `update_add_htlc`.
+    pub fn receive_add(&mut self, add: Update) -> Result<(), UpdateError> {
+        let Update::Add { id, amount, .. } = &add else {
+            return Err(UpdateError::UnknownHtlc(u64::MAX));
+        };
+        if *id != self.next_remote_id {
+            return Err(UpdateError::IdOutOfSequence {
+                got: *id,
+                expected: self.next_remote_id,
+            });
+        }
+        if *amount == Msat::ZERO {
+            return Err(UpdateError::ZeroAmount);
+        }
+        self.remote_changes.proposed.push(add);
+        if let Err(e) = self.local_pending() {
+            self.remote_changes.proposed.pop();
+            return Err(e);
+        }
+        self.next_remote_id += 1;
+        Ok(())
+    }
+
+    /// The HTLC the peer offered with `id`, if it is irrevocably committed:
+    /// in our current commitment and in the peer's (BOLT 2: a node MUST NOT
+    /// fulfill or fail an HTLC until it is irrevocably committed in both).
+    fn received_htlc(&self, id: u64) -> Option<&SpecHtlc> {
+        let in_remote = self.remote.htlcs.iter().any(|h| h.offered && h.id == id)
+            && self
+                .remote_next
+                .as_ref()
+                .is_none_or(|n| n.htlcs.iter().any(|h| h.offered && h.id == id));
+        self.local
+            .htlcs
+            .iter()
+            .find(|h| !h.offered && h.id == id)
+            .filter(|_| in_remote)
+    }
+
+    fn removal_pending(&self, id: u64) -> bool {
+        let ours = |u: &Update| matches!(u, Update::Fulfill { id: i, .. } | Update::Fail { id: i } if *i == id);
+        [
+            &self.local_changes.proposed,
+            &self.local_changes.signed,
+            &self.local_changes.acked,
+        ]
+        .iter()
+        .any(|l| l.iter().any(ours))
+    }
+
+    /// Fulfills an HTLC the peer offered (it must be committed on our side).
+    pub fn send_fulfill(&mut self, id: u64, preimage: Preimage) -> Result<Update, UpdateError> {
+        let htlc = self.received_htlc(id).ok_or(UpdateError::UnknownHtlc(id))?;
+        if htlc.payment_hash != preimage.payment_hash() {
+            return Err(UpdateError::WrongPreimage(id));
+        }
+        if self.removal_pending(id) {
+            return Err(UpdateError::UnknownHtlc(id));
+        }
+        let u = Update::Fulfill { id, preimage };
+        self.local_changes.proposed.push(u.clone());
+        Ok(u)
+    }
+
+    /// Fails an HTLC the peer offered.
+    pub fn send_fail(&mut self, id: u64) -> Result<Update, UpdateError> {
+        if self.received_htlc(id).is_none() || self.removal_pending(id) {
+            return Err(UpdateError::UnknownHtlc(id));
+        }
+        let u = Update::Fail { id };
+        self.local_changes.proposed.push(u.clone());
+        Ok(u)
+    }
+
+    /// Receives a fulfill or fail of an HTLC we offered; it must be in the
+    /// peer's current commitment (BOLT 2: "if the id does not correspond to
+    /// an HTLC in its current commitment transaction: MUST fail the channel").
+    pub fn receive_remove(&mut self, u: Update) -> Result<(), UpdateError> {
+        let id = match &u {
+            Update::Fulfill { id, .. } | Update::Fail { id } => *id,
+            _ => return Err(UpdateError::UnknownHtlc(u64::MAX)),
+        };
+        let htlc = self
+            .remote
+            .htlcs
+            .iter()
+            .find(|h| !h.offered && h.id == id)
+            .ok_or(UpdateError::UnknownHtlc(id))?;
+        if let Update::Fulfill { preimage, .. } = &u {
+            if htlc.payment_hash != preimage.payment_hash() {
+                return Err(UpdateError::WrongPreimage(id));
+            }
+        }
+        let theirs = |x: &Update| matches!(x, Update::Fulfill { id: i, .. } | Update::Fail { id: i } if *i == id);
+        if [&self.remote_changes.proposed, &self.remote_changes.acked]
+            .iter()
+            .any(|l| l.iter().any(theirs))
+        {
+            return Err(UpdateError::UnknownHtlc(id));
+        }
+        self.remote_changes.proposed.push(u);
+        Ok(())
+    }
+
+    /// `update_fee` from us (we must be the funder).
+    pub fn send_fee(&mut self, feerate: FeeratePerKw) -> Result<Update, UpdateError> {
+        if !self.we_are_funder {
+            return Err(UpdateError::FeeFromNonFunder);
+        }
+        let u = Update::Fee { feerate };
+        self.local_changes.proposed.push(u.clone());
+        Ok(u)
+    }
+
+    /// `update_fee` from the peer (it must be the funder).
+    pub fn receive_fee(&mut self, feerate: FeeratePerKw) -> Result<(), UpdateError> {
+        if self.we_are_funder {
+            return Err(UpdateError::FeeFromNonFunder);
+        }
+        self.remote_changes.proposed.push(Update::Fee { feerate });
+        Ok(())
+    }
+
+    /// Whether a `commitment_signed` would sign anything new.
+    pub fn can_send_commit(&self) -> bool {
+        self.remote_next.is_none()
+            && (!self.local_changes.proposed.is_empty() || !self.remote_changes.acked.is_empty())
+    }
+
+    /// Sends `commitment_signed`: returns the peer's new commitment to sign.
+    pub fn send_commit(&mut self) -> Result<CommitSpec, UpdateError> {
+        if self.remote_next.is_some() {
+            return Err(UpdateError::AwaitingRevocation);
+        }
+        if self.local_changes.proposed.is_empty() && self.remote_changes.acked.is_empty() {
+            return Err(UpdateError::NothingToSign);
+        }
+        let next = self
+            .remote
+            .reduce(&self.remote_changes.acked, &self.local_changes.proposed)?;
+        self.local_changes.signed = std::mem::take(&mut self.local_changes.proposed);
+        self.remote_changes.signed = std::mem::take(&mut self.remote_changes.acked);
+        self.remote_next = Some(next.clone());
+        Ok(next)
+    }
+
+    /// Receives `commitment_signed`: returns our new commitment (which the
+    /// caller checks the signatures against) and moves to it. The caller
+    /// then sends `revoke_and_ack` for the previous one.
+    pub fn receive_commit(&mut self) -> Result<CommitSpec, UpdateError> {
+        if self.remote_changes.proposed.is_empty() && self.local_changes.acked.is_empty() {
+            return Err(UpdateError::NothingToSign);
+        }
+        let next = self
+            .local
+            .reduce(&self.local_changes.acked, &self.remote_changes.proposed)?;
+        self.local_changes.acked.clear();
+        let proposed = std::mem::take(&mut self.remote_changes.proposed);
+        self.remote_changes.acked.extend(proposed);
+        self.local = next.clone();
+        Ok(next)
+    }
+
+    /// Receives `revoke_and_ack` for the peer's previous commitment.
+    pub fn receive_revoke(&mut self) -> Result<(), UpdateError> {
+        let next = self
+            .remote_next
+            .take()
+            .ok_or(UpdateError::UnexpectedRevocation)?;
+        self.remote = next;
+        let signed = std::mem::take(&mut self.local_changes.signed);
+        self.local_changes.acked.extend(signed);
+        self.remote_changes.signed.clear();
+        Ok(())
+    }
+}
