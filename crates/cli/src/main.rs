@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod control;
 mod daemon;
+mod decode;
 mod devnet;
 
 use control::Request;
@@ -92,6 +93,11 @@ enum Cmd {
     Devnet {
         #[command(subcommand)]
         command: DevnetCmd,
+    },
+    /// Decode and check a BOLT 11 invoice (offline; no daemon needed).
+    Decode {
+        /// The invoice (`lnbc…`, `lntb…`, `lntbs…`, `lnbcrt…`).
+        invoice: String,
     },
     /// Ping a peer and wait for its pong.
     Ping {
@@ -248,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
         }
         Cmd::Init { restore } => return init(&datadir, restore),
+        Cmd::Decode { invoice } => return decode::run(&invoice),
         Cmd::Devnet {
             command:
                 DevnetCmd::Mine {

@@ -329,3 +329,51 @@ fn init_shows_the_words_and_restore_gives_the_same_node() {
     let d = Daemon::start(&b);
     assert_eq!(d.node_id, node_id);
 }
+
+/// `beongae decode` works offline: the BOLT 11 "$3 for a cup of coffee"
+/// example as JSON, and a clear error for a corrupted checksum.
+#[test]
+fn decode_shows_an_invoice_and_rejects_a_bad_one() {
+    const COFFEE: &str = "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgquk0rl77nj30yxdy8j9vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh";
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--datadir", dir.path().to_str().unwrap(), "decode", COFFEE])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["currency"], "lnbc");
+    assert_eq!(v["amount_msat"], 250_000_000);
+    assert_eq!(v["description"], "1 cup coffee");
+    assert_eq!(v["expiry"], 60);
+    assert_eq!(v["timestamp"], 1_496_314_658);
+    assert_eq!(
+        v["payee"],
+        "03e7156ae33b0a208d0744199163177e909e80176e55d97a2f221ede0f934dd9ad"
+    );
+    assert_eq!(
+        v["payment_hash"],
+        "0001020304050607080900010203040506070809000102030405060708090102"
+    );
+    assert_eq!(
+        v["payment_secret"],
+        "1111111111111111111111111111111111111111111111111111111111111111"
+    );
+
+    let mut bad = COFFEE.to_string();
+    bad.pop();
+    bad.push('x');
+    let out = Command::new(BIN)
+        .args(["--datadir", dir.path().to_str().unwrap(), "decode", &bad])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: not a valid BOLT 11 invoice: invoice bech32 checksum is incorrect"
+    );
+}
