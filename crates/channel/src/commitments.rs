@@ -18,6 +18,8 @@
 use beongae_script::FeeratePerKw;
 use beongae_wire::{Msat, PaymentHash, Preimage};
 
+use crate::limits::{check_add, check_fee, ChannelParams, Checker};
+
 /// One update message, as it affects commitments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
@@ -121,6 +123,53 @@ pub enum UpdateError {
     /// `update_fee` from the side that does not pay the fee.
     #[error("update_fee from the non-funder")]
     FeeFromNonFunder,
+    /// An HTLC below the receiver's `htlc_minimum_msat`.
+    #[error("htlc of {amount} is below the htlc_minimum_msat of {minimum}")]
+    BelowHtlcMinimum {
+        /// The HTLC.
+        amount: Msat,
+        /// The receiver's minimum.
+        minimum: Msat,
+    },
+    /// `cltv_expiry` of 500000000 or more.
+    #[error("cltv_expiry {0} is not below 500000000")]
+    CltvExpiryTooFar(u32),
+    /// More offered HTLCs than the receiver's `max_accepted_htlcs`.
+    #[error("more than max_accepted_htlcs ({max}) htlcs offered")]
+    TooManyHtlcs {
+        /// The receiver's limit.
+        max: u16,
+    },
+    /// More offered value than the receiver's `max_htlc_value_in_flight_msat`.
+    #[error("{in_flight} offered in flight exceeds max_htlc_value_in_flight_msat {max}")]
+    InFlightExceeded {
+        /// Total offered.
+        in_flight: Msat,
+        /// The receiver's limit.
+        max: Msat,
+    },
+    /// The offerer would go below its channel reserve (after its fee, if funder).
+    #[error("offerer balance {balance} is below the {needed} it must keep (reserve and fee)")]
+    ReserveBreached {
+        /// The offerer's balance after the HTLC.
+        balance: Msat,
+        /// Reserve plus the fee it pays.
+        needed: Msat,
+    },
+    /// The funder would not keep BOLT 2's fee spike buffer (we do not send).
+    #[error("the funder would not keep a buffer for twice the feerate and one more htlc")]
+    FeeSpikeBuffer,
+    /// The funder cannot pay the commitment fee (and anchors).
+    #[error("funder balance {balance} cannot pay the commitment fee {fee} and its reserve")]
+    FunderCannotPayFee {
+        /// The funder's balance.
+        balance: Msat,
+        /// The fee and anchors.
+        fee: Msat,
+    },
+    /// `update_fee` below 253 sat/kw.
+    #[error("feerate {} sat/kw is below the 253 minimum", .0 .0)]
+    FeerateTooLow(FeeratePerKw),
 }
 
 impl CommitSpec {
@@ -264,13 +313,13 @@ pub struct Commitments {
     remote_changes: Changes,
     next_local_id: u64,
     next_remote_id: u64,
-    /// Whether we pay the fee.
-    pub we_are_funder: bool,
+    /// Channel type, funder and both sides' limits.
+    pub params: ChannelParams,
 }
 
 impl Commitments {
     /// A fresh channel: our and their balances, the initial feerate.
-    pub fn new(ours: Msat, theirs: Msat, feerate: FeeratePerKw, we_are_funder: bool) -> Self {
+    pub fn new(ours: Msat, theirs: Msat, feerate: FeeratePerKw, params: ChannelParams) -> Self {
         Commitments {
             local: CommitSpec::new(ours, theirs, feerate),
             remote: CommitSpec::new(theirs, ours, feerate),
@@ -279,7 +328,7 @@ impl Commitments {
             remote_changes: Changes::default(),
             next_local_id: 0,
             next_remote_id: 0,
-            we_are_funder,
+            params,
         }
     }
 
@@ -312,8 +361,22 @@ impl Commitments {
             cltv_expiry,
         };
         self.local_changes.proposed.push(add.clone());
-        // It must be payable in the peer's next commitment.
-        if let Err(e) = self.remote_pending() {
+        // BOLT 2: it must be payable, within the peer's limits, in the peer's
+        // next commitment.
+        let p = self.params;
+        let checked = self.remote_pending().and_then(|spec| {
+            check_add(
+                &spec,
+                amount,
+                cltv_expiry,
+                p.channel_type,
+                &p.remote,
+                p.local.channel_reserve,
+                p.we_are_funder,
+                Checker::Sender,
+            )
+        });
+        if let Err(e) = checked {
             self.local_changes.proposed.pop();
             return Err(e);
         }
@@ -323,7 +386,13 @@ impl Commitments {
 
     /// Receives `update_add_htlc`.
     pub fn receive_add(&mut self, add: Update) -> Result<(), UpdateError> {
-        let Update::Add { id, amount, .. } = &add else {
+        let Update::Add {
+            id,
+            amount,
+            cltv_expiry,
+            ..
+        } = &add
+        else {
             return Err(UpdateError::UnknownHtlc(u64::MAX));
         };
         if *id != self.next_remote_id {
@@ -332,11 +401,23 @@ impl Commitments {
                 expected: self.next_remote_id,
             });
         }
-        if *amount == Msat::ZERO {
-            return Err(UpdateError::ZeroAmount);
-        }
+        let (amount, cltv_expiry) = (*amount, *cltv_expiry);
         self.remote_changes.proposed.push(add);
-        if let Err(e) = self.local_pending() {
+        // BOLT 2: the sender must afford it, within our limits, in our next commitment.
+        let p = self.params;
+        let checked = self.local_pending().and_then(|spec| {
+            check_add(
+                &spec,
+                amount,
+                cltv_expiry,
+                p.channel_type,
+                &p.local,
+                p.remote.channel_reserve,
+                !p.we_are_funder,
+                Checker::Receiver,
+            )
+        });
+        if let Err(e) = checked {
             self.remote_changes.proposed.pop();
             return Err(e);
         }
@@ -427,20 +508,38 @@ impl Commitments {
 
     /// `update_fee` from us (we must be the funder).
     pub fn send_fee(&mut self, feerate: FeeratePerKw) -> Result<Update, UpdateError> {
-        if !self.we_are_funder {
+        if !self.params.we_are_funder {
             return Err(UpdateError::FeeFromNonFunder);
         }
         let u = Update::Fee { feerate };
         self.local_changes.proposed.push(u.clone());
+        // BOLT 2: the funder must afford the new fee on the peer's commitment.
+        let p = self.params;
+        let checked = self
+            .remote_pending()
+            .and_then(|spec| check_fee(&spec, p.channel_type, &p.remote, Checker::Sender));
+        if let Err(e) = checked {
+            self.local_changes.proposed.pop();
+            return Err(e);
+        }
         Ok(u)
     }
 
     /// `update_fee` from the peer (it must be the funder).
     pub fn receive_fee(&mut self, feerate: FeeratePerKw) -> Result<(), UpdateError> {
-        if self.we_are_funder {
+        if self.params.we_are_funder {
             return Err(UpdateError::FeeFromNonFunder);
         }
         self.remote_changes.proposed.push(Update::Fee { feerate });
+        // BOLT 2: the funder must afford it on our current commitment.
+        let p = self.params;
+        let checked = self
+            .local_pending()
+            .and_then(|spec| check_fee(&spec, p.channel_type, &p.local, Checker::Receiver));
+        if let Err(e) = checked {
+            self.remote_changes.proposed.pop();
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 pub mod channel_type;
 pub mod commitments;
 pub mod config;
+pub mod limits;
 pub mod open;
 
 pub use channel_type::ChannelTypeSpec;

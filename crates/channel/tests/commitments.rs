@@ -8,10 +8,51 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use beongae_channel::commitments::{CommitSpec, Commitments, Update};
-use beongae_script::FeeratePerKw;
+use beongae_channel::commitments::{CommitSpec, Commitments, Update, UpdateError};
+use beongae_channel::limits::{ChannelParams, CommitLimits};
+use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::{Msat, Preimage};
+use bitcoin::Amount;
 use proptest::prelude::*;
+
+/// Limits both sides announce in these tests.
+fn limits(max_accepted_htlcs: u16) -> CommitLimits {
+    CommitLimits {
+        dust_limit: Amount::from_sat(354),
+        channel_reserve: Amount::from_sat(10_000),
+        htlc_minimum: Msat::from_msat(1_000),
+        max_htlc_value_in_flight: Msat::from_msat(300_000_000),
+        max_accepted_htlcs,
+    }
+}
+
+fn params(we_are_funder: bool, max_accepted_htlcs: u16) -> ChannelParams {
+    ChannelParams {
+        channel_type: ChannelType::Anchors,
+        we_are_funder,
+        local: limits(max_accepted_htlcs),
+        remote: limits(max_accepted_htlcs),
+    }
+}
+
+/// A funder with `a` and a fundee with `b` satoshi.
+fn pair(a: u64, b: u64, max_accepted_htlcs: u16) -> (Commitments, Commitments) {
+    let (a, b) = (Msat::from_msat(a * 1000), Msat::from_msat(b * 1000));
+    let f = FeeratePerKw(253);
+    (
+        Commitments::new(a, b, f, params(true, max_accepted_htlcs)),
+        Commitments::new(b, a, f, params(false, max_accepted_htlcs)),
+    )
+}
+
+fn add(id: u64, msat: u64) -> Update {
+    Update::Add {
+        id,
+        amount: Msat::from_msat(msat),
+        payment_hash: Preimage([id as u8; 32]).payment_hash(),
+        cltv_expiry: 500,
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -69,8 +110,8 @@ impl Sim {
         let f = FeeratePerKw(2500);
         let (a_bal, b_bal) = (Msat::from_msat(600_000_000), Msat::from_msat(400_000_000));
         Sim {
-            a: Commitments::new(a_bal, b_bal, f, true),
-            b: Commitments::new(b_bal, a_bal, f, false),
+            a: Commitments::new(a_bal, b_bal, f, params(true, 30)),
+            b: Commitments::new(b_bal, a_bal, f, params(false, 30)),
             to_a: VecDeque::new(),
             to_b: VecDeque::new(),
             preimages: HashMap::new(),
@@ -138,11 +179,10 @@ impl Sim {
                 }
             }
             Op::Fee { rate } => {
-                let u = self.a.send_fee(FeeratePerKw(rate)).unwrap();
-                let Update::Fee { feerate } = u else {
-                    unreachable!()
-                };
-                self.to_b.push_back(Msg::Fee(feerate));
+                // Refused (the funder cannot afford it): nothing sent.
+                if let Ok(Update::Fee { feerate }) = self.a.send_fee(FeeratePerKw(rate)) {
+                    self.to_b.push_back(Msg::Fee(feerate));
+                }
             }
             Op::Deliver { to_a } => {
                 let queue = if to_a { &mut self.to_a } else { &mut self.to_b };
@@ -169,6 +209,11 @@ impl Sim {
         }
         for spec in [&self.a.local, &self.a.remote, &self.b.local, &self.b.remote] {
             assert_eq!(spec.total(), Some(self.total), "money not conserved");
+            // Whatever was accepted stays within the receiver's limits.
+            let received = spec.htlcs.iter().filter(|h| !h.offered);
+            assert!(received.clone().count() <= 30);
+            let in_flight = Msat::checked_sum(received.map(|h| h.amount)).unwrap();
+            assert!(in_flight <= Msat::from_msat(300_000_000));
         }
     }
 
@@ -254,7 +299,12 @@ fn one_payment_end_to_end() {
 
 #[test]
 fn protocol_violations_are_refused() {
-    let mut a = Commitments::new(Msat::from_msat(1000), Msat::ZERO, FeeratePerKw(253), true);
+    let mut a = Commitments::new(
+        Msat::from_msat(1000),
+        Msat::ZERO,
+        FeeratePerKw(253),
+        params(true, 30),
+    );
     assert!(a
         .send_add(Msat::from_msat(1001), Preimage([1; 32]).payment_hash(), 500)
         .is_err());
@@ -267,7 +317,12 @@ fn protocol_violations_are_refused() {
         a.receive_fee(FeeratePerKw(1000)).is_err(),
         "the fundee cannot send update_fee"
     );
-    let mut b = Commitments::new(Msat::ZERO, Msat::from_msat(1000), FeeratePerKw(253), false);
+    let mut b = Commitments::new(
+        Msat::ZERO,
+        Msat::from_msat(1000),
+        FeeratePerKw(253),
+        params(false, 30),
+    );
     let add = Update::Add {
         id: 1,
         amount: Msat::from_msat(10),
@@ -285,12 +340,23 @@ fn protocol_violations_are_refused() {
 /// Funds an HTLC removal returns are usable by an add signed in the same
 /// commitment: A fulfills B's HTLC, then offers more than its balance had
 /// before the fulfill. B's next signature covers A's commitment with both the
-/// fulfill and the add (a regression the random test found).
+/// fulfill and the add (a regression the random test found). B is the
+/// funder and pays the fee.
 #[test]
 fn an_add_may_spend_what_a_fulfill_in_the_same_commitment_returns() {
     let fee = FeeratePerKw(253);
-    let mut a = Commitments::new(Msat::from_msat(1_000), Msat::from_msat(9_000), fee, true);
-    let mut b = Commitments::new(Msat::from_msat(9_000), Msat::from_msat(1_000), fee, false);
+    let mut a = Commitments::new(
+        Msat::from_msat(1_000),
+        Msat::from_msat(9_000_000),
+        fee,
+        unlimited(false),
+    );
+    let mut b = Commitments::new(
+        Msat::from_msat(9_000_000),
+        Msat::from_msat(1_000),
+        fee,
+        unlimited(true),
+    );
     let preimage = Preimage([7; 32]);
     // B offers 500 msat; both commitments get it irrevocably.
     let add = b
@@ -326,7 +392,180 @@ fn an_add_may_spend_what_a_fulfill_in_the_same_commitment_returns() {
     // B signs A's commitment holding the fulfill and the add together.
     let spec = b.send_commit().unwrap();
     assert_eq!(spec.to_local, Msat::from_msat(100));
-    assert_eq!(spec.to_remote, Msat::from_msat(8_500));
+    assert_eq!(spec.to_remote, Msat::from_msat(8_999_500));
     assert_eq!(a.receive_commit().unwrap(), spec);
     b.receive_revoke().unwrap();
+}
+
+/// No reserve, no minimum, static_remotekey with a high dust limit (every
+/// HTLC trimmed) and a zero feerate: only balances matter.
+fn unlimited(we_are_funder: bool) -> ChannelParams {
+    let l = CommitLimits {
+        dust_limit: Amount::from_sat(1_000_000),
+        channel_reserve: Amount::ZERO,
+        htlc_minimum: Msat::from_msat(1),
+        max_htlc_value_in_flight: Msat::from_msat(u64::MAX),
+        max_accepted_htlcs: 483,
+    };
+    ChannelParams {
+        channel_type: ChannelType::StaticRemoteKey,
+        we_are_funder,
+        local: l,
+        remote: l,
+    }
+}
+
+/// BOLT 2 `update_add_htlc` limits, from the sender's side (it does not
+/// send) and the receiver's (it fails the channel): minimum, CLTV, count,
+/// value in flight.
+#[test]
+fn htlc_limits_hold_on_both_sides() {
+    let (mut a, mut b) = pair(100_000, 100_000, 2);
+    let h = Preimage([1; 32]).payment_hash();
+    assert_eq!(
+        a.send_add(Msat::from_msat(999), h, 500),
+        Err(UpdateError::BelowHtlcMinimum {
+            amount: Msat::from_msat(999),
+            minimum: Msat::from_msat(1_000)
+        })
+    );
+    assert_eq!(
+        b.receive_add(add(0, 999)),
+        Err(UpdateError::BelowHtlcMinimum {
+            amount: Msat::from_msat(999),
+            minimum: Msat::from_msat(1_000)
+        })
+    );
+    assert_eq!(
+        a.send_add(Msat::from_msat(1_000), h, 500_000_000),
+        Err(UpdateError::CltvExpiryTooFar(500_000_000))
+    );
+    let mut far = add(0, 1_000);
+    if let Update::Add { cltv_expiry, .. } = &mut far {
+        *cltv_expiry = 500_000_000;
+    }
+    assert_eq!(
+        b.receive_add(far),
+        Err(UpdateError::CltvExpiryTooFar(500_000_000))
+    );
+    // Two HTLCs fit, a third does not.
+    for id in 0..2 {
+        let u = a.send_add(Msat::from_msat(1_000), h, 500).unwrap();
+        assert_eq!(
+            u,
+            Update::Add {
+                id,
+                amount: Msat::from_msat(1_000),
+                payment_hash: h,
+                cltv_expiry: 500
+            }
+        );
+        b.receive_add(u).unwrap();
+    }
+    assert_eq!(
+        a.send_add(Msat::from_msat(1_000), h, 500),
+        Err(UpdateError::TooManyHtlcs { max: 2 })
+    );
+    assert_eq!(
+        b.receive_add(add(2, 1_000)),
+        Err(UpdateError::TooManyHtlcs { max: 2 })
+    );
+
+    // In flight: 300_000_000 msat at most.
+    let (mut a, mut b) = pair(1_000_000, 0, 30);
+    let u = a.send_add(Msat::from_msat(299_999_000), h, 500).unwrap();
+    b.receive_add(u).unwrap();
+    assert_eq!(
+        a.send_add(Msat::from_msat(1_001), h, 500),
+        Err(UpdateError::InFlightExceeded {
+            in_flight: Msat::from_msat(300_000_001),
+            max: Msat::from_msat(300_000_000)
+        })
+    );
+    assert_eq!(
+        b.receive_add(add(1, 1_001)),
+        Err(UpdateError::InFlightExceeded {
+            in_flight: Msat::from_msat(300_000_001),
+            max: Msat::from_msat(300_000_000)
+        })
+    );
+    a.send_add(Msat::from_msat(1_000), h, 500).unwrap();
+    b.receive_add(add(1, 1_000)).unwrap();
+}
+
+/// The funder (100_000 sat, reserve 10_000, anchors at 253 sat/kw) pays
+/// 327 sat of fee for one HTLC plus 660 sat of anchors: it may offer up to
+/// 89_013_000 msat, and keeps the fee spike buffer (twice the feerate, one
+/// more HTLC: 742 + 660 sat) when it sends, so it sends at most 88_598_000.
+#[test]
+fn the_funder_keeps_its_reserve_and_pays_the_fee() {
+    let (a, mut b) = pair(100_000, 100_000, 30);
+    let h = Preimage([1; 32]).payment_hash();
+    assert_eq!(
+        a.clone().send_add(Msat::from_msat(88_598_001), h, 500),
+        Err(UpdateError::FeeSpikeBuffer)
+    );
+    assert_eq!(
+        a.clone().send_add(Msat::from_msat(89_013_001), h, 500),
+        Err(UpdateError::ReserveBreached {
+            balance: Msat::from_msat(10_986_999),
+            needed: Msat::from_msat(10_987_000)
+        })
+    );
+    a.clone()
+        .send_add(Msat::from_msat(88_598_000), h, 500)
+        .unwrap();
+    assert_eq!(
+        b.receive_add(add(0, 89_013_001)),
+        Err(UpdateError::ReserveBreached {
+            balance: Msat::from_msat(10_986_999),
+            needed: Msat::from_msat(10_987_000)
+        })
+    );
+    b.receive_add(add(0, 89_013_000)).unwrap();
+
+    // update_fee: the sender keeps its reserve (79_484 sat/kw at most:
+    // 89_340 + 660 <= 90_000), the receiver only needs the fee paid
+    // (88_381 at most); and nothing below 253.
+    let (mut a, mut b) = pair(100_000, 100_000, 30);
+    assert!(matches!(
+        a.clone().send_fee(FeeratePerKw(79_485)),
+        Err(UpdateError::FunderCannotPayFee { .. })
+    ));
+    a.send_fee(FeeratePerKw(79_484)).unwrap();
+    assert_eq!(
+        b.clone().receive_fee(FeeratePerKw(88_382)),
+        Err(UpdateError::FunderCannotPayFee {
+            balance: Msat::from_msat(100_000_000),
+            fee: Msat::from_msat(100_001_000)
+        })
+    );
+    assert_eq!(
+        b.clone().receive_fee(FeeratePerKw(252)),
+        Err(UpdateError::FeerateTooLow(FeeratePerKw(252)))
+    );
+    b.receive_fee(FeeratePerKw(88_381)).unwrap();
+}
+
+/// The fundee's HTLCs raise the funder's fee: with 11_000 sat the funder
+/// pays 327 + 660 sat for one HTLC and keeps its 10_000 reserve, but not
+/// 371 + 660 for two. A trimmed HTLC (below the 354 sat dust limit) adds no
+/// fee. The receiving funder only refuses what it cannot pay at all.
+#[test]
+fn the_fundee_does_not_push_the_funder_below_its_reserve() {
+    let (mut a, mut b) = pair(11_000, 89_000, 30);
+    let h = Preimage([2; 32]).payment_hash();
+    let u = b.send_add(Msat::from_msat(1_000_000), h, 500).unwrap();
+    a.receive_add(u).unwrap();
+    assert_eq!(
+        b.clone().send_add(Msat::from_msat(1_000_000), h, 500),
+        Err(UpdateError::FunderCannotPayFee {
+            balance: Msat::from_msat(11_000_000),
+            fee: Msat::from_msat(1_031_000)
+        })
+    );
+    a.clone().receive_add(add(1, 1_000_000)).unwrap();
+    // Trimmed: no output, no fee.
+    let u = b.send_add(Msat::from_msat(353_999), h, 500).unwrap();
+    a.receive_add(u).unwrap();
 }
