@@ -449,3 +449,53 @@ fn bolt3_transactions_confirm_only_when_they_should() {
     d.mine(1, &w.spk, T0);
     assert_eq!(d.confirmations(&sweep_txid), Some(1));
 }
+
+/// A coin created and spent in the same block does not come back when the
+/// block is disconnected (it existed only with the block): after a reorg and
+/// a replacement of its parent, nothing can spend it.
+#[test]
+fn reorg_does_not_resurrect_a_coin_created_and_spent_in_one_block() {
+    let w = Wallet::new(1);
+    let w2 = Wallet::new(2);
+    let mut d = funded(&w);
+    let coin = coinbase_of(&d, 1);
+    let parent = w.pay(
+        coin,
+        &w2.spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(1000),
+    );
+    let parent_id = d.accept(parent).unwrap();
+    let out = OutPoint {
+        txid: parent_id,
+        vout: 0,
+    };
+    let child = w2.pay(
+        (out, Amount::from_sat(1_000_000)),
+        &Wallet::new(3).spk,
+        Amount::from_sat(500_000),
+        Amount::from_sat(1000),
+    );
+    d.accept(child.clone()).unwrap();
+    d.mine(1, &w.spk, T0);
+    assert!(d.utxo(&out).is_none(), "spent in the block");
+
+    d.disconnect(1);
+    assert!(d.utxo(&out).is_none(), "its parent is unconfirmed again");
+    // Replace the parent: its outputs are gone for good.
+    let conflict = w.pay(
+        coin,
+        &Wallet::new(4).spk,
+        Amount::from_sat(2_000_000),
+        Amount::from_sat(50_000),
+    );
+    d.accept(conflict).unwrap();
+    assert!(d.utxo(&out).is_none());
+    assert!(d.spendable(&out).is_none());
+    assert!(
+        d.accept(child).is_err(),
+        "spends a coin that no longer exists"
+    );
+    d.mine(1, &w.spk, T0 + 10);
+    assert_eq!(d.confirmations(&parent_id), None);
+}

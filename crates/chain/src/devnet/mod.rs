@@ -342,8 +342,14 @@ impl Devnet {
                 }
                 self.confirmed.remove(&txid);
             }
+            // A coin both created and spent in this block is gone with it:
+            // restore only coins that predate the block.
+            let created: std::collections::HashSet<_> =
+                block.txdata.iter().map(|t| t.compute_txid()).collect();
             for (outpoint, coin) in undo {
-                self.utxos.insert(outpoint, coin);
+                if !created.contains(&outpoint.txid) {
+                    self.utxos.insert(outpoint, coin);
+                }
             }
             self.heights.remove(&block.block_hash());
             blocks.push(block);
