@@ -18,7 +18,8 @@ use crate::ChannelType;
 /// HTLC-timeout for an offered HTLC (locktime `cltv_expiry`), HTLC-success
 /// for a received one (locktime 0). Input sequence is 1 with `option_anchors`,
 /// else 0; the output pays the `to_local`-shaped script with the HTLC amount
-/// minus the fee (zero with anchors).
+/// minus the fee (zero with anchors). `None` for an HTLC whose amount does
+/// not exceed that fee: it is trimmed and has no second stage.
 pub fn build_htlc_tx(
     commitment_txid: Txid,
     output_index: u32,
@@ -27,16 +28,16 @@ pub fn build_htlc_tx(
     to_self_delay: u16,
     feerate: FeeratePerKw,
     channel_type: ChannelType,
-) -> Transaction {
+) -> Option<Transaction> {
     let fee = fees::second_stage_fee(htlc.offered, channel_type, feerate);
     let value = htlc
         .amount
         .to_amount_floor()
         .checked_sub(fee)
-        .unwrap_or(bitcoin::Amount::ZERO);
+        .filter(|v| *v > bitcoin::Amount::ZERO)?;
     let script =
         scripts::to_local_script(&keys.revocation_key, to_self_delay, &keys.local_delayed_key);
-    Transaction {
+    Some(Transaction {
         version: Version::TWO,
         lock_time: LockTime::from_consensus(if htlc.offered { htlc.cltv_expiry } else { 0 }),
         input: vec![TxIn {
@@ -55,7 +56,7 @@ pub fn build_htlc_tx(
             value,
             script_pubkey: script.to_p2wsh(),
         }],
-    }
+    })
 }
 
 /// The sighash type the counterparty uses for its signature on our HTLC

@@ -25,6 +25,16 @@ pub enum ShachainError {
         /// Index of the stored secret it fails to derive.
         known: u64,
     },
+    /// Secrets arrive one commitment at a time, counting down ("secrets are
+    /// always received in descending order"); a gap or a repeat would
+    /// overwrite a bucket still needed to derive an older secret.
+    #[error("per-commitment index {index} out of order, expected {expected}")]
+    OutOfOrder {
+        /// Index of the new secret.
+        index: u64,
+        /// The only index acceptable next.
+        expected: u64,
+    },
 }
 
 /// "flip(B)": toggles bit `B mod 8` of byte `B div 8`.
@@ -84,11 +94,17 @@ impl SecretStore {
     }
 
     /// BOLT 3 `insert_secret(secret, I)`: stores the secret after checking it
-    /// derives every secret already stored in lower buckets. On error the
-    /// store is unchanged.
+    /// derives every secret already stored in lower buckets and comes right
+    /// after the last one received. On error the store is unchanged.
     pub fn insert(&mut self, index: u64, secret: [u8; 32]) -> Result<(), ShachainError> {
         if index > FIRST_INDEX {
             return Err(ShachainError::IndexOutOfRange(index));
+        }
+        if let Some(min) = self.min_index() {
+            let expected = min.wrapping_sub(1);
+            if index != expected || min == 0 {
+                return Err(ShachainError::OutOfOrder { index, expected });
+            }
         }
         let b = bucket(index);
         for (known, known_secret) in self.known[..b as usize].iter().flatten() {
@@ -127,6 +143,44 @@ impl SecretStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repeat or a gap is refused and the store keeps every secret
+    /// derivable (a repeat of 2^48-1 after 2^48-3 would otherwise overwrite
+    /// the bucket that 2^48-3 is derived from).
+    #[test]
+    fn out_of_order_secrets_are_refused() {
+        let seed = [9u8; 32];
+        let mut store = SecretStore::new();
+        for i in 0..3 {
+            let idx = FIRST_INDEX - i;
+            store
+                .insert(idx, generate_from_seed(&seed, idx).unwrap())
+                .unwrap();
+        }
+        let again = generate_from_seed(&seed, FIRST_INDEX).unwrap();
+        assert_eq!(
+            store.insert(FIRST_INDEX, again),
+            Err(ShachainError::OutOfOrder {
+                index: FIRST_INDEX,
+                expected: FIRST_INDEX - 3
+            })
+        );
+        let gap = FIRST_INDEX - 4;
+        assert_eq!(
+            store.insert(gap, generate_from_seed(&seed, gap).unwrap()),
+            Err(ShachainError::OutOfOrder {
+                index: gap,
+                expected: FIRST_INDEX - 3
+            })
+        );
+        for i in 0..3 {
+            let idx = FIRST_INDEX - i;
+            assert_eq!(
+                store.get(idx),
+                Some(generate_from_seed(&seed, idx).unwrap())
+            );
+        }
+    }
 
     #[test]
     fn every_received_secret_is_derivable() {

@@ -144,6 +144,22 @@ pub enum SweepError {
     /// A P2WSH input without its witness script.
     #[error("input {0} needs its witness script")]
     MissingScript(usize),
+    /// A spending path that needs a signature given no key.
+    #[error("input {0} needs a signature but no key was given")]
+    MissingKey(usize),
+    /// A P2WPKH input given a witness script.
+    #[error("input {0} is P2WPKH and takes no witness script")]
+    UnexpectedScript(usize),
+    /// A revoked output batched with an input locked until a block height:
+    /// the penalty would wait for the lock, possibly past the cheater's
+    /// `to_self_delay` (BOLT 5 asks for penalties that confirm in time).
+    #[error("input {timelocked} is locked until height {height}; sweep it apart from the revoked outputs")]
+    PenaltyBehindLocktime {
+        /// The time-locked input.
+        timelocked: usize,
+        /// Its `cltv_expiry`.
+        height: u32,
+    },
     /// Inputs and keys do not line up.
     #[error("{inputs} inputs but {keys} keys")]
     KeyCount {
@@ -174,6 +190,35 @@ pub fn sweep_weight(inputs: &[SweepInput], destination: &ScriptBuf) -> Weight {
     Weight::from_wu(base + 2 + per_input)
 }
 
+/// Inputs a sweep refuses: a P2WPKH input with a script, or revoked outputs
+/// mixed with a time-locked one.
+fn check_inputs(inputs: &[SweepInput]) -> Result<(), SweepError> {
+    if let Some(n) = inputs.iter().position(|i| {
+        matches!(i.path, SpendPath::ToRemoteP2wpkh { .. }) && i.witness_script.is_some()
+    }) {
+        return Err(SweepError::UnexpectedScript(n));
+    }
+    let revoked = inputs.iter().any(|i| {
+        matches!(
+            i.path,
+            SpendPath::RevokedDelayed | SpendPath::RevokedHtlc { .. }
+        )
+    });
+    if revoked {
+        if let Some((n, height)) = inputs
+            .iter()
+            .enumerate()
+            .find_map(|(n, i)| i.path.locktime().map(|h| (n, h)))
+        {
+            return Err(SweepError::PenaltyBehindLocktime {
+                timelocked: n,
+                height,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Builds the unsigned sweep of `inputs` to `destination`, paying
 /// `feerate` on the expected weight; the locktime is the highest any input
 /// needs.
@@ -186,6 +231,7 @@ pub fn build_sweep(
     if inputs.is_empty() {
         return Err(SweepError::NoInputs);
     }
+    check_inputs(inputs)?;
     let total: Amount = inputs.iter().map(|i| i.value).sum();
     let fee = feerate.fee_for_weight(sweep_weight(inputs, &destination).to_wu());
     let value =
@@ -235,6 +281,7 @@ pub fn sign_sweep<C: Signing>(
             keys: keys.len(),
         });
     }
+    check_inputs(inputs)?;
     let mut witnesses = Vec::with_capacity(inputs.len());
     {
         let mut cache = SighashCache::new(&*tx);
@@ -262,7 +309,8 @@ pub fn sign_sweep<C: Signing>(
                         sighash_type: EcdsaSighashType::All,
                     })
                 }
-                _ => None,
+                (true, None) => return Err(SweepError::MissingKey(n)),
+                (false, _) => None,
             };
             witnesses.push(witness_for(input, sig.as_ref()));
         }
@@ -311,4 +359,93 @@ pub fn witness_for(input: &SweepInput, sig: Option<&Signature>) -> Witness {
         w.push(script.as_bytes());
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(vout: u32, path: SpendPath, script: Option<ScriptBuf>) -> SweepInput {
+        SweepInput {
+            outpoint: OutPoint {
+                txid: bitcoin::Txid::from_byte_array([1; 32]),
+                vout,
+            },
+            value: Amount::from_sat(100_000),
+            witness_script: script,
+            path,
+        }
+    }
+
+    use bitcoin::hashes::Hash;
+
+    fn key() -> (Secp256k1<bitcoin::secp256k1::All>, SecretKey, PublicKey) {
+        let secp = Secp256k1::new();
+        let sk = SecretKey::from_slice(&[3; 32]).unwrap_or_else(|_| unreachable!());
+        let pk = PublicKey::from_secret_key(&secp, &sk);
+        (secp, sk, pk)
+    }
+
+    /// A path that needs a signature is never left unsigned.
+    #[test]
+    fn a_missing_key_is_an_error_not_an_unsigned_witness() {
+        let (secp, _, _) = key();
+        let script = ScriptBuf::from_bytes(vec![0x51]);
+        let inputs = [input(
+            0,
+            SpendPath::Delayed { to_self_delay: 144 },
+            Some(script),
+        )];
+        let dest = ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::all_zeros());
+        let mut tx = build_sweep(&inputs, dest, FeeratePerKw(253), Amount::from_sat(354))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sign_sweep(&secp, &mut tx, &inputs, &[None]),
+            Err(SweepError::MissingKey(0))
+        );
+        assert!(tx.input[0].witness.is_empty());
+    }
+
+    /// P2WPKH takes no script; penalties do not wait behind a CLTV input.
+    #[test]
+    fn inputs_that_cannot_make_a_valid_or_timely_sweep_are_refused() {
+        let (_, _, pk) = key();
+        let dest = ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::all_zeros());
+        let script = ScriptBuf::from_bytes(vec![0x51]);
+        let p2wpkh = input(
+            0,
+            SpendPath::ToRemoteP2wpkh { pubkey: pk },
+            Some(script.clone()),
+        );
+        assert_eq!(
+            build_sweep(
+                &[p2wpkh],
+                dest.clone(),
+                FeeratePerKw(253),
+                Amount::from_sat(354)
+            ),
+            Err(SweepError::UnexpectedScript(0))
+        );
+        let revoked = input(0, SpendPath::RevokedDelayed, Some(script.clone()));
+        let timeout = input(
+            1,
+            SpendPath::ReceivedHtlcTimeout {
+                cltv_expiry: 800_000,
+                anchors: true,
+            },
+            Some(script),
+        );
+        assert_eq!(
+            build_sweep(
+                &[revoked, timeout],
+                dest,
+                FeeratePerKw(253),
+                Amount::from_sat(354)
+            ),
+            Err(SweepError::PenaltyBehindLocktime {
+                timelocked: 1,
+                height: 800_000
+            })
+        );
+    }
 }

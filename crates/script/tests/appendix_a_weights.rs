@@ -139,7 +139,8 @@ fn htlc_transaction_weights_match_appendix_a() {
                 144,
                 FeeratePerKw(253),
                 ct,
-            );
+            )
+            .unwrap();
             tx.input[0].witness = htlc_tx_witness(&sig, &sig, preimage.as_ref(), &script);
             assert_eq!(
                 tx.weight().to_wu() + adjust,

@@ -249,7 +249,8 @@ fn check_case(c: &Common, case: &Case<'_>, channel_type: ChannelType) {
             c.to_self_delay,
             case.feerate,
             channel_type,
-        );
+        )
+        .unwrap();
         let remote = der(remote_hex, remote_htlc_sighash(channel_type));
         verify_p2wsh(
             &secp,

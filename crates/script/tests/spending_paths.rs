@@ -357,7 +357,8 @@ fn second_stage_transactions_and_their_outputs() {
                 TO_SELF_DELAY,
                 FeeratePerKw(2500),
                 f.ct,
-            );
+            )
+            .unwrap();
             let remote = sign_p2wsh(
                 &f.secp,
                 &tx,
