@@ -16,7 +16,7 @@ pub use batch::{Batch, Op};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database reported an error.
@@ -30,6 +30,9 @@ pub enum StoreError {
         /// Highest version this build knows.
         supported: u32,
     },
+    /// Another process (or another handle in this one) has the database open.
+    #[error("database {0} is in use by another process; stop the other beongae first")]
+    Locked(String),
     /// A namespace name is empty or too long.
     #[error("invalid namespace {0:?}: use 1 to 64 characters")]
     InvalidNamespace(String),

@@ -33,15 +33,39 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) the database at `path` and migrates it to
     /// [`SCHEMA_VERSION`].
+    ///
+    /// The file is locked for this connection until it is dropped: a second
+    /// process (or a second `open`) gets [`StoreError::Locked`], so two nodes
+    /// can never both write channel state to one database.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let locked = |e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Locked(path.display().to_string())
+            }
+            e => e.into(),
+        };
         let conn = Connection::open(path)?;
+        // Fail at once if another process holds the lock (no retrying).
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        // Exclusive: the write lock, once taken, is kept for the connection's life.
+        conn.query_row("PRAGMA locking_mode=EXCLUSIVE", [], |_| Ok(()))
+            .map_err(locked)?;
         // WAL: readers do not block the writer; FULL: fsync on every commit.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(locked)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Database(format!(
                 "could not enable WAL (journal_mode is {mode})"
             )));
         }
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(locked)?;
         Self::setup(conn)
     }
 
@@ -51,7 +75,10 @@ impl SqliteStore {
     }
 
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        // fullfsync: on macOS a plain fsync does not reach the platter (no-op elsewhere).
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA fullfsync=ON; PRAGMA foreign_keys=ON;",
+        )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         Ok(SqliteStore {
@@ -237,5 +264,21 @@ mod tests {
             matches!(err, StoreError::SchemaTooNew { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION)
         );
         assert!(err.to_string().contains("upgrade beongae"));
+    }
+
+    #[test]
+    fn one_handle_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let first = SqliteStore::open(&path).unwrap();
+        let mut b = Batch::new();
+        b.put("ns", b"k".to_vec(), b"v".to_vec());
+        first.commit(b).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert_eq!(err, StoreError::Locked(path.display().to_string()));
+        assert!(err.to_string().contains("in use by another process"));
+        drop(first);
+        let second = SqliteStore::open(&path).unwrap();
+        assert_eq!(second.get("ns", b"k").unwrap(), Some(b"v".to_vec()));
     }
 }
