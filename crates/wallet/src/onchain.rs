@@ -233,7 +233,24 @@ impl OnchainWallet {
         let height = self.synced.0;
         let foreign: Vec<(OutPoint, bitcoin::psbt::Input)> = match funding {
             Funding::Both => {
-                let utxos: Vec<_> = self.tr.list_unspent().collect();
+                // Foreign inputs skip BDK's own filters: take only confirmed
+                // coins, and coinbase outputs only once mature (100 blocks).
+                let utxos: Vec<_> = self
+                    .tr
+                    .list_unspent()
+                    .filter(|u| {
+                        let bdk_wallet::chain::ChainPosition::Confirmed { anchor, .. } =
+                            &u.chain_position
+                        else {
+                            return false;
+                        };
+                        let coinbase = self
+                            .tr
+                            .get_tx(u.outpoint.txid)
+                            .is_none_or(|t| t.tx_node.tx.is_coinbase());
+                        !coinbase || (height + 1).saturating_sub(anchor.block_id.height) >= 100
+                    })
+                    .collect();
                 utxos
                     .into_iter()
                     .map(|u| {

@@ -159,3 +159,39 @@ fn taproot_and_mixed_payments() {
         "{left}"
     );
 }
+
+/// A payment that needs coins of both kinds spends only mature, confirmed
+/// P2TR coins alongside the P2WPKH ones: the devnet (with Bitcoin Core's
+/// coinbase maturity rule) accepts it although most of the P2TR balance is
+/// immature coinbase.
+#[test]
+fn mixed_payment_leaves_immature_coinbase_alone() {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([41; 32]));
+    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
+    chain.lock().unwrap().mine(101, &tr, T0);
+    alice.sync(&chain).unwrap();
+    // One P2WPKH coin of 1 BTC, paid to herself.
+    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
+    let tx = alice
+        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
+    chain.lock().unwrap().mine(1, &burn, T0);
+    alice.sync(&chain).unwrap();
+    let spendable = alice.balance().confirmed;
+    assert!(spendable > Amount::from_btc(100.0).unwrap(), "{spendable}");
+    assert!(alice.balance().immature > Amount::from_btc(4000.0).unwrap());
+
+    // More than either kind holds alone, less than both.
+    let to = wallet(&Seed::from_entropy([42; 32]))
+        .new_address()
+        .script_pubkey();
+    let amount = spendable - Amount::from_btc(0.01).unwrap();
+    let tx = alice.pay_to(to, amount, FeeratePerKw(2500)).unwrap();
+    let txid = chain.broadcast(&tx).unwrap();
+    chain.lock().unwrap().mine(1, &burn, T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+}
