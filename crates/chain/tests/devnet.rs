@@ -142,6 +142,22 @@ fn double_spend_needs_a_higher_fee() {
         Err(MempoolError::ReplacementTooCheap { .. })
     ));
     assert_eq!(d.mempool(), vec![first_id, child_id]);
+    // More than the 1500 replaced, but not by 1 sat/vB of its own size
+    // (BIP 125 rule 4 as Core applies it: "insufficient fee").
+    let plus_one = w.pay(
+        coin,
+        &Wallet::new(4).spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(1501),
+    );
+    assert_eq!(
+        d.accept(plus_one),
+        Err(MempoolError::ReplacementTooCheap {
+            conflict: first_id,
+            fee: Amount::from_sat(1501),
+            conflict_fee: Amount::from_sat(1500)
+        })
+    );
     let higher = w.pay(
         coin,
         &Wallet::new(4).spk,
@@ -498,4 +514,56 @@ fn reorg_does_not_resurrect_a_coin_created_and_spent_in_one_block() {
     );
     d.mine(1, &w.spk, T0 + 10);
     assert_eq!(d.confirmations(&parent_id), None);
+}
+
+/// Bitcoin Core's relay floor: 1 sat/vB; and a replacement must beat each
+/// transaction it conflicts with on feerate, not only on total fee.
+#[test]
+fn min_relay_fee_and_replacement_feerate() {
+    let w = Wallet::new(1);
+    let mut d = funded(&w);
+    let coin = coinbase_of(&d, 1);
+    let cheap = w.pay(
+        coin,
+        &Wallet::new(2).spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(100),
+    );
+    let vsize = cheap.weight().to_vbytes_ceil();
+    assert!((140..=141).contains(&vsize), "{vsize}");
+    assert_eq!(
+        d.accept(cheap),
+        Err(MempoolError::MinRelayFeeNotMet {
+            fee: Amount::from_sat(100),
+            needed: Amount::from_sat(vsize)
+        })
+    );
+    assert!(d.mempool().is_empty());
+    // 10_000 sat on ~141 vB (~71 sat/vB).
+    let small = w.pay(
+        coin,
+        &Wallet::new(2).spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(10_000),
+    );
+    let small_id = d.accept(small).unwrap();
+    // Two inputs, 12_000 sat on ~209 vB (~57 sat/vB): more fee, lower rate.
+    let coin2 = coinbase_of(&d, 2);
+    let total = coin.1 + coin2.1;
+    let big = w.spend(
+        &[
+            (coin.0, coin.1, bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME),
+            (coin2.0, coin2.1, bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME),
+        ],
+        vec![TxOut {
+            value: total - Amount::from_sat(12_000),
+            script_pubkey: Wallet::new(3).spk,
+        }],
+        0,
+    );
+    assert_eq!(
+        d.accept(big),
+        Err(MempoolError::ReplacementFeerateTooLow { conflict: small_id })
+    );
+    assert_eq!(d.mempool(), vec![small_id]);
 }

@@ -80,11 +80,13 @@ fn client_against_devnet_serve() {
     let txid = rpc.broadcast(&tx).unwrap();
     assert_eq!(txid, tx.compute_txid());
     assert_eq!(rpc.raw_transaction(&txid).unwrap(), Some(tx.clone()));
+    // Again while in the mempool: its txid, as sendrawtransaction answers.
+    assert_eq!(rpc.broadcast(&tx).unwrap(), txid);
+    rpc.generate_to_address(1, &address).unwrap();
     match rpc.broadcast(&tx) {
         Err(ChainError::Rejected(why)) => assert!(why.contains("already"), "{why}"),
-        other => panic!("expected rejection, got {other:?}"),
+        other => panic!("expected rejection once confirmed, got {other:?}"),
     }
-    rpc.generate_to_address(1, &address).unwrap();
     assert_eq!(rpc.utxo(&coinbase).unwrap(), None, "spent");
     assert_eq!(
         rpc.utxo(&OutPoint { txid, vout: 0 })

@@ -187,30 +187,62 @@ impl Devnet {
         self.feerate
     }
 
-    /// Admits `tx` to the mempool if it would be valid in the next block.
-    /// A transaction spending an output a mempool transaction already spends
-    /// replaces it (and its descendants) only if it pays a higher fee.
+    /// Admits `tx` to the mempool if it would be valid in the next block and
+    /// pays at least the minimum relay fee (1 sat/vB). A transaction spending
+    /// an output a mempool transaction already spends replaces it (and its
+    /// descendants) as Bitcoin Core's BIP 125 rules allow: a higher feerate
+    /// than each direct conflict, and a fee covering everything replaced
+    /// plus 1 sat/vB of its own size. Sending a transaction already in the
+    /// mempool again returns its txid, as `sendrawtransaction` does.
     pub fn accept(&mut self, tx: Transaction) -> Result<Txid, MempoolError> {
         let txid = tx.compute_txid();
-        if self.confirmations(&txid).is_some() {
-            return Err(MempoolError::AlreadyKnown(txid));
+        match self.confirmations(&txid) {
+            Some(0) => return Ok(txid),
+            Some(_) => return Err(MempoolError::AlreadyKnown(txid)),
+            None => {}
         }
         let next = self.height() + 1;
+        let vsize = tx.weight().to_vbytes_ceil();
         let conflicts: Vec<Txid> = tx
             .input
             .iter()
             .filter_map(|i| self.mempool_spends.get(&i.previous_output).copied())
             .collect();
+        // Direct conflicts' feerates, before they leave the mempool.
+        let conflict_rates: Vec<(Txid, Amount, u64)> = self
+            .mempool
+            .iter()
+            .filter(|(t, _)| conflicts.contains(t))
+            .map(|(t, e)| (*t, e.fee, e.tx.weight().to_vbytes_ceil()))
+            .collect();
         // Validate against the mempool without the transactions it replaces.
         let evicted = self.without_mempool_descendants(&conflicts);
         let result = check_transaction(&tx, &NextBlockView(self), next).and_then(|fee| {
+            let min_relay = Amount::from_sat(vsize);
+            if fee < min_relay {
+                return Err(MempoolError::MinRelayFeeNotMet {
+                    fee,
+                    needed: min_relay,
+                });
+            }
+            // fee / vsize > conflict_fee / conflict_vsize, without division.
+            if let Some((conflict, ..)) = conflict_rates.iter().find(|(_, cfee, cvsize)| {
+                u128::from(fee.to_sat()) * u128::from(*cvsize)
+                    <= u128::from(cfee.to_sat()) * u128::from(vsize)
+            }) {
+                return Err(MempoolError::ReplacementFeerateTooLow {
+                    conflict: *conflict,
+                });
+            }
             let replaced_fee: Amount = evicted.iter().map(|(_, e)| e.fee).sum();
             match conflicts.first() {
-                Some(conflict) if fee <= replaced_fee => Err(MempoolError::ReplacementTooCheap {
-                    conflict: *conflict,
-                    fee,
-                    conflict_fee: replaced_fee,
-                }),
+                Some(conflict) if fee < replaced_fee + min_relay => {
+                    Err(MempoolError::ReplacementTooCheap {
+                        conflict: *conflict,
+                        fee,
+                        conflict_fee: replaced_fee,
+                    })
+                }
                 _ => Ok(fee),
             }
         });

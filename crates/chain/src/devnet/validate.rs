@@ -85,6 +85,22 @@ pub enum MempoolError {
         /// Fee of what it would replace.
         conflict_fee: Amount,
     },
+    /// Pays less than the minimum relay fee (1 sat/vB, Bitcoin Core's
+    /// `minrelaytxfee` default): Core answers "min relay fee not met".
+    #[error("fee {fee} is below the minimum relay fee {needed} (1 sat/vB)")]
+    MinRelayFeeNotMet {
+        /// This transaction's fee.
+        fee: Amount,
+        /// What its size requires.
+        needed: Amount,
+    },
+    /// A replacement whose feerate is not above a transaction it replaces
+    /// (BIP 125 as Bitcoin Core applies it).
+    #[error("replacement feerate is not above that of mempool transaction {conflict}")]
+    ReplacementFeerateTooLow {
+        /// The conflicting transaction.
+        conflict: Txid,
+    },
     /// Too large.
     #[error("transaction weight {0} exceeds 400000")]
     TooLarge(u64),
@@ -211,8 +227,10 @@ fn check_sequence_locks(
     Ok(())
 }
 
-/// Script checks: libbitcoinconsensus (Bitcoin Core 25.1) with all
-/// pre-taproot flags for every non-taproot input; taproot key-path spends are
+/// Script checks: libbitcoinconsensus (Bitcoin Core 25.1) with the
+/// consensus flags (P2SH, DERSIG, CHECKLOCKTIMEVERIFY, CHECKSEQUENCEVERIFY,
+/// WITNESS, NULLDUMMY) for every non-taproot input; Core's policy flags
+/// (MINIMALIF, NULLFAIL, LOW_S, ...) are not applied (docs/devnet.md); taproot key-path spends are
 /// checked with BIP 341 sighashes and BIP 340 signatures (the library has no
 /// taproot entry point). Taproot script-path spends are refused.
 fn check_scripts(tx: &Transaction, spent: &[Coin]) -> Result<(), MempoolError> {
