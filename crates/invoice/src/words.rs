@@ -67,61 +67,50 @@ pub(crate) fn to_bech32(hrp: &str, words: &[u8]) -> String {
     out
 }
 
-/// Bytes to 5-bit words, padding the last word with 0 bits (BOLT 11: "MUST
-/// pad field data to a multiple of 5 bits, using 0s").
-pub(crate) fn bytes_to_words(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity((bytes.len() * 8).div_ceil(5));
+/// Regroups `from`-bit values into `to`-bit values, most significant bit
+/// first. Returns the full groups and the leftover `(value, bit count)`.
+fn regroup(input: &[u8], from: u32, to: u32) -> (Vec<u8>, u32, u32) {
+    let mut out = Vec::with_capacity((input.len() * from as usize).div_ceil(to as usize));
     let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(((acc >> bits) & 31) as u8);
+    let (in_mask, out_mask) = ((1u32 << from) - 1, (1u32 << to) - 1);
+    for &v in input {
+        acc = (acc << from) | (u32::from(v) & in_mask);
+        bits += from;
+        while bits >= to {
+            bits -= to;
+            out.push(((acc >> bits) & out_mask) as u8);
         }
         acc &= (1 << bits) - 1;
     }
+    (out, acc, bits)
+}
+
+/// Regroups, then pads the leftover bits with zeros into one last value.
+fn regroup_padded(input: &[u8], from: u32, to: u32) -> Vec<u8> {
+    let (mut out, acc, bits) = regroup(input, from, to);
     if bits > 0 {
-        out.push(((acc << (5 - bits)) & 31) as u8);
+        out.push(((acc << (to - bits)) & ((1 << to) - 1)) as u8);
     }
     out
+}
+
+/// Bytes to 5-bit words, padding the last word with 0 bits (BOLT 11: "MUST
+/// pad field data to a multiple of 5 bits, using 0s").
+pub(crate) fn bytes_to_words(bytes: &[u8]) -> Vec<u8> {
+    regroup_padded(bytes, 8, 5)
 }
 
 /// Words to bytes, appending 0 bits up to the next byte boundary: the form
 /// the signature covers (BOLT 11 §"Data Part").
 pub(crate) fn words_to_bytes_padded(words: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity((words.len() * 5).div_ceil(8));
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &w in words {
-        acc = (acc << 5) | u32::from(w & 31);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(((acc << (8 - bits)) & 0xff) as u8);
-    }
-    out
+    regroup_padded(words, 5, 8)
 }
 
 /// Words to bytes, dropping the padding; `None` unless the padding is what a
 /// writer must produce: fewer than 5 bits, all zero. This keeps every parsed
 /// field in the one form we re-encode, so signatures stay valid.
 pub(crate) fn words_to_bytes_strict(words: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(words.len() * 5 / 8);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &w in words {
-        acc = (acc << 5) | u32::from(w & 31);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-        acc &= (1 << bits) - 1;
-    }
+    let (out, acc, bits) = regroup(words, 5, 8);
     (bits < 5 && acc == 0).then_some(out)
 }
 
