@@ -10,6 +10,7 @@ pub mod commitments;
 pub mod config;
 pub mod limits;
 pub mod open;
+pub mod revocation;
 pub mod sign;
 
 pub use channel_type::ChannelTypeSpec;
