@@ -9,6 +9,7 @@ pub mod channel_type;
 pub mod commitments;
 pub mod config;
 pub mod limits;
+pub mod normal;
 pub mod open;
 pub mod revocation;
 pub mod sign;

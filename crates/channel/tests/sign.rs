@@ -6,106 +6,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use beongae_channel::commitments::{CommitSpec, Commitments};
-use beongae_channel::limits::{ChannelParams, CommitLimits};
-use beongae_channel::sign::{
-    BuiltCommitment, CommitSignError, CommitmentSignatures, FundedChannel, Owner, SigningKeys,
-};
-use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
+use beongae_channel::sign::{BuiltCommitment, CommitSignError, CommitmentSignatures, Owner};
+use beongae_script::commitment::CommitmentNumber;
 use beongae_script::funding::{funding_script_pubkey, funding_witness};
 use beongae_script::htlc_tx::{htlc_tx_witness, remote_htlc_sighash};
-use beongae_script::keys::{derive_privkey, ChannelPublicKeys};
+use beongae_script::keys::derive_privkey;
 use beongae_script::scripts::funding_script;
-use beongae_script::shachain::generate_from_seed;
 use beongae_script::sign::sign_p2wsh;
 use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::{Msat, Preimage};
 use bitcoin::consensus::serialize;
 use bitcoin::ecdsa::Signature;
-use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::Secp256k1;
 use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::{Amount, OutPoint, TxOut, Txid};
-
-struct Party {
-    funding: SecretKey,
-    htlc_base: SecretKey,
-    keys: ChannelPublicKeys,
-    seed: [u8; 32],
-}
-
-fn sk(b: u8) -> SecretKey {
-    SecretKey::from_slice(&[b; 32]).unwrap()
-}
-
-impl Party {
-    fn new(secp: &Secp256k1<All>, b: u8) -> Party {
-        let pk = |k: u8| PublicKey::from_secret_key(secp, &sk(k));
-        Party {
-            funding: sk(b),
-            htlc_base: sk(b + 4),
-            keys: ChannelPublicKeys {
-                funding_pubkey: pk(b),
-                revocation_basepoint: pk(b + 1),
-                payment_basepoint: pk(b + 2),
-                delayed_payment_basepoint: pk(b + 3),
-                htlc_basepoint: pk(b + 4),
-            },
-            seed: [b + 5; 32],
-        }
-    }
-
-    fn point(&self, secp: &Secp256k1<All>, n: CommitmentNumber) -> PublicKey {
-        let secret = generate_from_seed(&self.seed, n.secret_index()).unwrap();
-        PublicKey::from_secret_key(secp, &SecretKey::from_slice(&secret).unwrap())
-    }
-
-    fn signing(&self) -> SigningKeys {
-        SigningKeys {
-            funding_key: self.funding,
-            htlc_base_key: self.htlc_base,
-        }
-    }
-}
-
-const FUNDING: Amount = Amount::from_sat(1_000_000);
-
-fn channel(ct: ChannelType, a: &Party, b: &Party, a_view: bool) -> FundedChannel {
-    let (local, remote) = if a_view { (a, b) } else { (b, a) };
-    FundedChannel {
-        channel_type: ct,
-        funding_outpoint: OutPoint {
-            txid: Txid::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 32])),
-            vout: 1,
-        },
-        funding_amount: FUNDING,
-        obscuring_factor: obscuring_factor(&a.keys.payment_basepoint, &b.keys.payment_basepoint),
-        we_are_funder: a_view,
-        local_keys: local.keys,
-        remote_keys: remote.keys,
-        // A asked for 144 blocks on B's outputs, B for 720 on A's.
-        local_to_self_delay: if a_view { 720 } else { 144 },
-        remote_to_self_delay: if a_view { 144 } else { 720 },
-        local_dust_limit: Amount::from_sat(if a_view { 546 } else { 354 }),
-        remote_dust_limit: Amount::from_sat(if a_view { 354 } else { 546 }),
-    }
-}
-
-fn params(ct: ChannelType, a_view: bool) -> ChannelParams {
-    let limits = |dust| CommitLimits {
-        dust_limit: Amount::from_sat(dust),
-        channel_reserve: Amount::from_sat(10_000),
-        htlc_minimum: Msat::from_msat(1),
-        max_htlc_value_in_flight: Msat::from_msat(1_000_000_000),
-        max_accepted_htlcs: 483,
-    };
-    let (a, b) = (limits(546), limits(354));
-    ChannelParams {
-        channel_type: ct,
-        we_are_funder: a_view,
-        local: if a_view { a } else { b },
-        remote: if a_view { b } else { a },
-    }
-}
+use bitcoin::TxOut;
+use common::{channel, params, Party, FUNDING};
 
 /// A fully signed commitment passes the interpreter against the funding output.
 fn check_commitment_on_chain(

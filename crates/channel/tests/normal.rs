@@ -1,0 +1,457 @@
+//! Two `NormalChannel`s exchanging real BOLT 2 messages (encoded and decoded
+//! through `beongae-wire`): many HTLCs in both directions, in flight at
+//! once, fulfilled or failed, every `commitment_signed` verified and every
+//! `revoke_and_ack` checked; balances exact to the msat at the end, and the
+//! latest commitment either side holds is valid on chain. Then the inputs a
+//! peer must not get away with.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::VecDeque;
+
+use beongae_channel::commitments::{Commitments, UpdateError};
+use beongae_channel::normal::{ChannelError, Event, FailReason, NormalChannel};
+use beongae_channel::revocation::{LocalSecrets, RemoteRevocations, RevocationError};
+use beongae_channel::sign::{CommitSignError, Owner};
+use beongae_script::commitment::CommitmentNumber;
+use beongae_script::funding::{funding_script_pubkey, funding_witness};
+use beongae_script::scripts::funding_script;
+use beongae_script::sign::sign_p2wsh;
+use beongae_script::{ChannelType, FeeratePerKw};
+use beongae_wire::msgs::{Message, OnionPacketBytes, UpdateFailMalformedHtlc, ONION_PACKET_LEN};
+use beongae_wire::{ChannelId, Msat, Preimage, TlvStream, WireMessage};
+use bitcoin::consensus::serialize;
+use bitcoin::ecdsa::Signature;
+use bitcoin::secp256k1::{All, Secp256k1};
+use bitcoin::sighash::EcdsaSighashType;
+use common::{channel, params, Party, FUNDING};
+
+const CT: ChannelType = ChannelType::Anchors;
+const A_SAT: u64 = 700_000;
+const B_SAT: u64 = 300_000;
+
+struct Pair {
+    secp: Secp256k1<All>,
+    a: NormalChannel,
+    b: NormalChannel,
+    pa: Party,
+    pb: Party,
+    to_a: VecDeque<Vec<u8>>,
+    to_b: VecDeque<Vec<u8>>,
+    events_a: Vec<Event>,
+    events_b: Vec<Event>,
+}
+
+fn onion(tag: u8) -> OnionPacketBytes {
+    let mut o = [tag; ONION_PACKET_LEN];
+    o[0] = 0;
+    OnionPacketBytes(Box::new(o))
+}
+
+fn setup() -> Pair {
+    let secp = Secp256k1::new();
+    let (pa, pb) = (Party::new(&secp, 1), Party::new(&secp, 20));
+    let (fa, fb) = (channel(CT, &pa, &pb, true), channel(CT, &pa, &pb, false));
+    let f = FeeratePerKw(2500);
+    let (a_bal, b_bal) = (Msat::from_msat(A_SAT * 1000), Msat::from_msat(B_SAT * 1000));
+    let ca = Commitments::new(a_bal, b_bal, f, params(CT, true));
+    let cb = Commitments::new(b_bal, a_bal, f, params(CT, false));
+    let zero = CommitmentNumber::ZERO;
+    // funding_created / funding_signed: each signs the other's commitment 0.
+    let b_local0 = fb
+        .build(&secp, Owner::Local, &cb.local, zero, &pb.point(&secp, zero))
+        .unwrap();
+    let a_local0 = fa
+        .build(&secp, Owner::Local, &ca.local, zero, &pa.point(&secp, zero))
+        .unwrap();
+    let sig_for_b = fa
+        .sign_remote(
+            &secp,
+            &fa.build(
+                &secp,
+                Owner::Remote,
+                &ca.remote,
+                zero,
+                &pb.point(&secp, zero),
+            )
+            .unwrap(),
+            &pa.signing(),
+        )
+        .unwrap();
+    let sig_for_a = fb
+        .sign_remote(
+            &secp,
+            &fb.build(
+                &secp,
+                Owner::Remote,
+                &cb.remote,
+                zero,
+                &pa.point(&secp, zero),
+            )
+            .unwrap(),
+            &pb.signing(),
+        )
+        .unwrap();
+    fb.verify_local(&secp, &b_local0, &sig_for_b).unwrap();
+    fa.verify_local(&secp, &a_local0, &sig_for_a).unwrap();
+    let id = ChannelId([9; 32]);
+    let one = CommitmentNumber::new(1).unwrap();
+    let a = NormalChannel::new(
+        id,
+        fa,
+        pa.signing(),
+        LocalSecrets::new(pa.seed),
+        RemoteRevocations::new(pb.point(&secp, zero), pb.point(&secp, one)),
+        ca,
+        sig_for_a,
+    );
+    let b = NormalChannel::new(
+        id,
+        fb,
+        pb.signing(),
+        LocalSecrets::new(pb.seed),
+        RemoteRevocations::new(pa.point(&secp, zero), pa.point(&secp, one)),
+        cb,
+        sig_for_b,
+    );
+    Pair {
+        secp,
+        a,
+        b,
+        pa,
+        pb,
+        to_a: VecDeque::new(),
+        to_b: VecDeque::new(),
+        events_a: Vec::new(),
+        events_b: Vec::new(),
+    }
+}
+
+impl Pair {
+    fn send(&mut self, to_b: bool, m: impl WireMessage) {
+        let bytes = m.encode().unwrap();
+        if to_b {
+            self.to_b.push_back(bytes);
+        } else {
+            self.to_a.push_back(bytes);
+        }
+    }
+
+    /// Delivers one queued message to `to_a`'s side; replies are queued back.
+    fn deliver(&mut self, to_a: bool) -> bool {
+        let queue = if to_a { &mut self.to_a } else { &mut self.to_b };
+        let Some(bytes) = queue.pop_front() else {
+            return false;
+        };
+        let msg = Message::decode(&bytes).unwrap();
+        let (ch, events) = if to_a {
+            (&mut self.a, &mut self.events_a)
+        } else {
+            (&mut self.b, &mut self.events_b)
+        };
+        let got = ch.receive(&self.secp, &msg).unwrap();
+        events.extend(got.events);
+        for r in got.reply {
+            let bytes = r.encode().unwrap();
+            if to_a {
+                self.to_b.push_back(bytes);
+            } else {
+                self.to_a.push_back(bytes);
+            }
+        }
+        true
+    }
+
+    /// Signs and delivers until both sides are quiet.
+    fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for side_a in [true, false] {
+                let ch = if side_a { &mut self.a } else { &mut self.b };
+                if let Some(cs) = ch.sign(&self.secp).unwrap() {
+                    self.send(side_a, cs);
+                    moved = true;
+                }
+            }
+            while self.deliver(true) | self.deliver(false) {
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The latest commitment `a_side` holds, with its own signature added,
+    /// spends the funding output under libbitcoinconsensus.
+    fn check_broadcastable(&self, a_side: bool) {
+        let (ch, me) = if a_side {
+            (&self.a, &self.pa)
+        } else {
+            (&self.b, &self.pb)
+        };
+        let other = if a_side { &self.pb } else { &self.pa };
+        let n = ch.local_number;
+        let point = LocalSecrets::new(me.seed).point(&self.secp, n);
+        let built = ch
+            .funded
+            .build(&self.secp, Owner::Local, &ch.commitments.local, n, &point)
+            .unwrap();
+        let funding = funding_script(&me.keys.funding_pubkey, &other.keys.funding_pubkey);
+        let mine = sign_p2wsh(
+            &self.secp,
+            &built.commitment.tx,
+            0,
+            &funding,
+            FUNDING,
+            EcdsaSighashType::All,
+            &me.funding,
+        )
+        .unwrap();
+        let theirs = Signature {
+            signature: ch.local_signatures.signature,
+            sighash_type: EcdsaSighashType::All,
+        };
+        let mut tx = built.commitment.tx.clone();
+        tx.input[0].witness = funding_witness(
+            &me.keys.funding_pubkey,
+            &mine,
+            &other.keys.funding_pubkey,
+            &theirs,
+        );
+        funding_script_pubkey(&me.keys.funding_pubkey, &other.keys.funding_pubkey)
+            .verify(0, FUNDING, &serialize(&tx))
+            .unwrap();
+    }
+}
+
+#[test]
+fn many_htlcs_both_ways_balances_exact() {
+    let mut p = setup();
+    let mut seed = 12345u64;
+    let mut rand = move |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    let mut moved_to_b: i64 = 0; // msat, net A -> B
+    let (mut fulfilled, mut failed) = (0, 0);
+    let mut preimages = std::collections::HashMap::new();
+    let mut counter = 0u32;
+    let (mut outcomes_a, mut outcomes_b) = (Vec::new(), Vec::new());
+    for round in 0..25 {
+        // 2-5 HTLCs each way, some below the dust limits.
+        for from_a in [true, false] {
+            for _ in 0..2 + rand(4) {
+                counter += 1;
+                let mut pre = [0u8; 32];
+                pre[..4].copy_from_slice(&counter.to_be_bytes());
+                let preimage = Preimage(pre);
+                preimages.insert(preimage.payment_hash(), preimage);
+                let amount = Msat::from_msat(100_000 + rand(20_000_000));
+                let ch = if from_a { &mut p.a } else { &mut p.b };
+                let add = ch
+                    .send_add(
+                        amount,
+                        preimage.payment_hash(),
+                        700_000 + round,
+                        onion(counter as u8),
+                    )
+                    .unwrap();
+                p.send(from_a, add);
+            }
+        }
+        p.settle();
+        // Each side settles what it received: two in three fulfilled.
+        for side_a in [true, false] {
+            let events = std::mem::take(if side_a {
+                &mut p.events_a
+            } else {
+                &mut p.events_b
+            });
+            for e in events {
+                let ch = if side_a { &mut p.a } else { &mut p.b };
+                match e {
+                    Event::IncomingCommitted {
+                        id,
+                        amount,
+                        payment_hash,
+                        onion: o,
+                        ..
+                    } => {
+                        assert_eq!(o.0[1..], onion(o.0[1]).0[1..]);
+                        if rand(3) > 0 {
+                            let f = ch.send_fulfill(id, preimages[&payment_hash]).unwrap();
+                            p.send(side_a, f);
+                            let delta = amount.to_msat() as i64;
+                            moved_to_b += if side_a { -delta } else { delta };
+                            fulfilled += 1;
+                        } else {
+                            let f = ch.send_fail(id, vec![side_a as u8; 32]).unwrap();
+                            p.send(side_a, f);
+                            failed += 1;
+                        }
+                    }
+                    outcome => {
+                        if side_a {
+                            outcomes_a.push(outcome)
+                        } else {
+                            outcomes_b.push(outcome)
+                        }
+                    }
+                }
+            }
+        }
+        p.settle();
+        p.check_broadcastable(round % 2 == 0);
+    }
+    p.settle();
+    // Nothing left in flight; balances moved by exactly the fulfilled HTLCs.
+    for ch in [&p.a, &p.b] {
+        assert!(ch.commitments.local.htlcs.is_empty());
+        assert!(ch.commitments.remote.htlcs.is_empty());
+    }
+    let a_now = p.a.commitments.local.to_local.to_msat() as i64;
+    assert_eq!(a_now, (A_SAT * 1000) as i64 - moved_to_b);
+    assert_eq!(
+        p.b.commitments.local.to_local.to_msat() as i64,
+        (B_SAT * 1000) as i64 + moved_to_b
+    );
+    assert_eq!(p.a.commitments.remote, p.b.commitments.local);
+    assert!(
+        fulfilled > 40 && failed > 10,
+        "{fulfilled} fulfilled, {failed} failed"
+    );
+    // Every outcome reached the offerer, each failure with its reason.
+    let outcomes = |ev: &[Event]| {
+        let ok = ev
+            .iter()
+            .filter(|e| matches!(e, Event::OutgoingFulfilled { .. }))
+            .count();
+        let ko: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::OutgoingFailed { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        (ok, ko)
+    };
+    outcomes_a.append(&mut p.events_a);
+    outcomes_b.append(&mut p.events_b);
+    let ((ok_a, ko_a), (ok_b, ko_b)) = (outcomes(&outcomes_a), outcomes(&outcomes_b));
+    assert_eq!(ok_a + ok_b, fulfilled);
+    assert_eq!(ko_a.len() + ko_b.len(), failed);
+    assert!(ko_a.iter().all(|r| *r == FailReason::Reason(vec![0; 32])));
+    assert!(ko_b.iter().all(|r| *r == FailReason::Reason(vec![1; 32])));
+    // Every commitment the peer revoked is recoverable for a penalty.
+    let revoked = p.a.remote.current.get();
+    assert!(revoked > 40);
+    for n in 0..revoked {
+        let n = CommitmentNumber::new(n).unwrap();
+        assert_eq!(
+            p.a.remote.revoked_secret(n),
+            Some(LocalSecrets::new(p.pb.seed).secret(n))
+        );
+    }
+    p.check_broadcastable(true);
+    p.check_broadcastable(false);
+}
+
+#[test]
+fn bad_messages_fail_the_channel_and_change_nothing() {
+    let mut p = setup();
+    let h = Preimage([5; 32]).payment_hash();
+    let add =
+        p.a.send_add(Msat::from_msat(5_000_000), h, 700_000, onion(1))
+            .unwrap();
+    p.send(true, add);
+    assert!(p.deliver(false));
+    let cs = p.a.sign(&p.secp).unwrap().unwrap();
+
+    // A signature over something else.
+    let mut bad = cs.clone();
+    bad.signature = p.a.local_signatures.signature;
+    let before = (p.b.commitments.clone(), p.b.local_number);
+    assert_eq!(
+        p.b.receive(&p.secp, &Message::CommitmentSigned(bad)),
+        Err(ChannelError::Sign(CommitSignError::BadCommitmentSignature))
+    );
+    assert_eq!((p.b.commitments.clone(), p.b.local_number), before);
+    // Missing HTLC signature.
+    let mut fewer = cs.clone();
+    fewer.htlc_signatures.clear();
+    assert_eq!(
+        p.b.receive(&p.secp, &Message::CommitmentSigned(fewer)),
+        Err(ChannelError::Sign(CommitSignError::HtlcSignatureCount {
+            got: 0,
+            expected: 1
+        }))
+    );
+    // Another channel.
+    let mut other = cs.clone();
+    other.channel_id = ChannelId([1; 32]);
+    assert_eq!(
+        p.b.receive(&p.secp, &Message::CommitmentSigned(other)),
+        Err(ChannelError::WrongChannel(ChannelId([1; 32])))
+    );
+    // The real one: B revokes commitment 0.
+    let got =
+        p.b.receive(&p.secp, &Message::CommitmentSigned(cs))
+            .unwrap();
+    let Message::RevokeAndAck(raa) = &got.reply[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        raa.per_commitment_secret,
+        LocalSecrets::new(p.pb.seed).secret(CommitmentNumber::ZERO)
+    );
+    // A wrong secret in revoke_and_ack.
+    let mut wrong = raa.clone();
+    wrong.per_commitment_secret[0] ^= 1;
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::RevokeAndAck(wrong)),
+        Err(ChannelError::Revocation(RevocationError::WrongSecret))
+    );
+    assert!(p.a.commitments.remote_next.is_some(), "still awaiting");
+    p.a.receive(&p.secp, &Message::RevokeAndAck(raa.clone()))
+        .unwrap();
+    // A second revoke_and_ack with nothing outstanding.
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::RevokeAndAck(raa.clone())),
+        Err(ChannelError::Update(UpdateError::UnexpectedRevocation))
+    );
+    // commitment_signed with nothing new to sign.
+    let empty = p.b.sign(&p.secp).unwrap().unwrap(); // B signs A's side of the add
+    p.a.receive(&p.secp, &Message::CommitmentSigned(empty.clone()))
+        .unwrap();
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::CommitmentSigned(empty)),
+        Err(ChannelError::Update(UpdateError::NothingToSign))
+    );
+    // update_fail_malformed_htlc without BADONION.
+    let malformed = UpdateFailMalformedHtlc {
+        channel_id: ChannelId([9; 32]),
+        id: 0,
+        sha256_of_onion: [0; 32],
+        failure_code: 0x4000 | 5,
+        extension: TlvStream::default(),
+    };
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::UpdateFailMalformedHtlc(malformed)),
+        Err(ChannelError::NotBadOnion(0x4005))
+    );
+    assert_eq!(
+        p.b.send_fail_malformed(0, [0; 32], 0x4005).unwrap_err(),
+        ChannelError::NotBadOnion(0x4005)
+    );
+    // Unexpected in this phase.
+    let ping = Message::decode(&[0, 18, 0, 0, 0, 0]).unwrap();
+    assert_eq!(
+        p.a.receive(&p.secp, &ping),
+        Err(ChannelError::Unexpected("Ping"))
+    );
+}
