@@ -252,3 +252,17 @@ fn closing_messages() {
     };
     ldk_round_trip::<lightning::ln::msgs::ClosingSig>(&closing_sig);
 }
+
+/// BOLT 2 v1 `channel_id` from the funding outpoint agrees with LDK's.
+#[test]
+fn channel_id_from_funding_outpoint() {
+    for (txid, index) in [([0xab; 32], 0u16), ([0x01; 32], 1), ([0x5c; 32], 0x1234)] {
+        let ours = ChannelId::from_funding(txid, index);
+        let ldk = lightning::ln::types::ChannelId::v1_from_funding_txid(&txid, index);
+        assert_eq!(ours.0, ldk.0, "index {index}");
+    }
+    let mut expected = [0x5c; 32];
+    expected[30] ^= 0x12;
+    expected[31] ^= 0x34;
+    assert_eq!(ChannelId::from_funding([0x5c; 32], 0x1234).0, expected);
+}

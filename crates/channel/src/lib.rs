@@ -8,6 +8,7 @@
 pub mod channel_type;
 pub mod commitments;
 pub mod config;
+pub mod funding;
 pub mod limits;
 pub mod normal;
 pub mod open;

@@ -16,17 +16,11 @@ use beongae_channel::normal::{ChannelError, Event, FailReason, NormalChannel};
 use beongae_channel::revocation::{LocalSecrets, RemoteRevocations, RevocationError};
 use beongae_channel::sign::{CommitSignError, Owner};
 use beongae_script::commitment::CommitmentNumber;
-use beongae_script::funding::{funding_script_pubkey, funding_witness};
-use beongae_script::scripts::funding_script;
-use beongae_script::sign::sign_p2wsh;
 use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::msgs::{Message, OnionPacketBytes, UpdateFailMalformedHtlc, ONION_PACKET_LEN};
 use beongae_wire::{ChannelId, Msat, Preimage, TlvStream, WireMessage};
-use bitcoin::consensus::serialize;
-use bitcoin::ecdsa::Signature;
 use bitcoin::secp256k1::{All, Secp256k1};
-use bitcoin::sighash::EcdsaSighashType;
-use common::{channel, params, Party, FUNDING};
+use common::{channel, params, Party};
 
 const CT: ChannelType = ChannelType::Anchors;
 const A_SAT: u64 = 700_000;
@@ -184,46 +178,13 @@ impl Pair {
         }
     }
 
-    /// The latest commitment `a_side` holds, with its own signature added,
-    /// spends the funding output under libbitcoinconsensus.
     fn check_broadcastable(&self, a_side: bool) {
-        let (ch, me) = if a_side {
-            (&self.a, &self.pa)
+        let (ch, me, other) = if a_side {
+            (&self.a, &self.pa, &self.pb)
         } else {
-            (&self.b, &self.pb)
+            (&self.b, &self.pb, &self.pa)
         };
-        let other = if a_side { &self.pb } else { &self.pa };
-        let n = ch.local_number;
-        let point = LocalSecrets::new(me.seed).point(&self.secp, n);
-        let built = ch
-            .funded
-            .build(&self.secp, Owner::Local, &ch.commitments.local, n, &point)
-            .unwrap();
-        let funding = funding_script(&me.keys.funding_pubkey, &other.keys.funding_pubkey);
-        let mine = sign_p2wsh(
-            &self.secp,
-            &built.commitment.tx,
-            0,
-            &funding,
-            FUNDING,
-            EcdsaSighashType::All,
-            &me.funding,
-        )
-        .unwrap();
-        let theirs = Signature {
-            signature: ch.local_signatures.signature,
-            sighash_type: EcdsaSighashType::All,
-        };
-        let mut tx = built.commitment.tx.clone();
-        tx.input[0].witness = funding_witness(
-            &me.keys.funding_pubkey,
-            &mine,
-            &other.keys.funding_pubkey,
-            &theirs,
-        );
-        funding_script_pubkey(&me.keys.funding_pubkey, &other.keys.funding_pubkey)
-            .verify(0, FUNDING, &serialize(&tx))
-            .unwrap();
+        common::check_broadcastable(&self.secp, ch, me, other);
     }
 }
 

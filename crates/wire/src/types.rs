@@ -85,6 +85,17 @@ impl ChannelId {
     pub fn is_all(&self) -> bool {
         self.0 == [0; 32]
     }
+
+    /// BOLT 2 §"Definition of `channel_id`" (v1): `funding_txid` (internal
+    /// byte order, as in `funding_created`) exclusive-ORed with
+    /// `funding_output_index` big-endian in its last two bytes.
+    pub fn from_funding(funding_txid: [u8; 32], funding_output_index: u16) -> ChannelId {
+        let mut id = funding_txid;
+        let [hi, lo] = funding_output_index.to_be_bytes();
+        id[30] ^= hi;
+        id[31] ^= lo;
+        ChannelId(id)
+    }
 }
 
 impl fmt::Display for ChannelId {

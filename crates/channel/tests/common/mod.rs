@@ -4,13 +4,22 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use beongae_channel::limits::{ChannelParams, CommitLimits};
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::Owner;
 use beongae_channel::sign::{FundedChannel, SigningKeys};
 use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
+use beongae_script::funding::{funding_script_pubkey, funding_witness};
 use beongae_script::keys::ChannelPublicKeys;
+use beongae_script::scripts::funding_script;
 use beongae_script::shachain::generate_from_seed;
+use beongae_script::sign::sign_p2wsh;
 use beongae_script::ChannelType;
 use beongae_wire::Msat;
+use bitcoin::consensus::serialize;
+use bitcoin::ecdsa::Signature;
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{Amount, OutPoint, Txid};
 
 pub struct Party {
@@ -92,4 +101,41 @@ pub fn params(ct: ChannelType, a_view: bool) -> ChannelParams {
         local: if a_view { a } else { b },
         remote: if a_view { b } else { a },
     }
+}
+
+/// The latest commitment `ch` (held by `me`) holds, with `me`'s own
+/// signature added to the peer's, spends the funding output under
+/// libbitcoinconsensus: the channel can always be closed unilaterally.
+pub fn check_broadcastable(secp: &Secp256k1<All>, ch: &NormalChannel, me: &Party, other: &Party) {
+    let n = ch.local_number;
+    let point = LocalSecrets::new(me.seed).point(secp, n);
+    let built = ch
+        .funded
+        .build(secp, Owner::Local, &ch.commitments.local, n, &point)
+        .unwrap();
+    let funding = funding_script(&me.keys.funding_pubkey, &other.keys.funding_pubkey);
+    let mine = sign_p2wsh(
+        secp,
+        &built.commitment.tx,
+        0,
+        &funding,
+        ch.funded.funding_amount,
+        EcdsaSighashType::All,
+        &me.funding,
+    )
+    .unwrap();
+    let theirs = Signature {
+        signature: ch.local_signatures.signature,
+        sighash_type: EcdsaSighashType::All,
+    };
+    let mut tx = built.commitment.tx.clone();
+    tx.input[0].witness = funding_witness(
+        &me.keys.funding_pubkey,
+        &mine,
+        &other.keys.funding_pubkey,
+        &theirs,
+    );
+    funding_script_pubkey(&me.keys.funding_pubkey, &other.keys.funding_pubkey)
+        .verify(0, ch.funded.funding_amount, &serialize(&tx))
+        .unwrap();
 }
