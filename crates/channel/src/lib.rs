@@ -6,6 +6,7 @@
 //! - [`open`]: the checks on `open_channel` and `accept_channel`.
 
 pub mod channel_type;
+pub mod close;
 pub mod commitments;
 pub mod config;
 pub mod funding;
