@@ -583,6 +583,44 @@ impl Commitments {
         Ok(next)
     }
 
+    /// On disconnection (BOLT 2 §"Message Retransmission": a node "MUST
+    /// reverse any uncommitted updates sent by the other side"): drops the
+    /// peer's updates not yet covered by a `commitment_signed` and ours not
+    /// yet covered by one (the peer drops those), restoring the HTLC ids.
+    /// Returns our dropped updates, to be proposed again or failed back.
+    pub fn drop_uncommitted(&mut self) -> Vec<Update> {
+        let first_add = |updates: &[Update]| {
+            updates.iter().find_map(|u| match u {
+                Update::Add { id, .. } => Some(*id),
+                _ => None,
+            })
+        };
+        if let Some(id) = first_add(&self.remote_changes.proposed) {
+            self.next_remote_id = id;
+        }
+        self.remote_changes.proposed.clear();
+        if let Some(id) = first_add(&self.local_changes.proposed) {
+            self.next_local_id = id;
+        }
+        std::mem::take(&mut self.local_changes.proposed)
+    }
+
+    /// The id the peer's next `update_add_htlc` must carry.
+    pub fn next_remote_id(&self) -> u64 {
+        self.next_remote_id
+    }
+
+    /// Whether the peer has sent a fulfill or fail of our HTLC `id` that is
+    /// still in flight.
+    pub fn peer_removes(&self, id: u64) -> bool {
+        let c = &self.remote_changes;
+        [&c.proposed, &c.signed, &c.acked].iter().any(|l| {
+            l.iter().any(
+                |u| matches!(u, Update::Fulfill { id: i, .. } | Update::Fail { id: i } if *i == id),
+            )
+        })
+    }
+
     /// Receives `revoke_and_ack` for the peer's previous commitment.
     pub fn receive_revoke(&mut self) -> Result<(), UpdateError> {
         let next = self

@@ -420,6 +420,18 @@ impl NormalChannel {
         }
     }
 
+    /// The connection dropped: the peer's uncommitted updates are reversed
+    /// and ours forgotten (see [`Commitments::drop_uncommitted`]). Returns
+    /// our dropped updates.
+    pub fn on_disconnect(&mut self) -> Vec<Update> {
+        let dropped = self.commitments.drop_uncommitted();
+        // Onions and failure reasons of reversed peer updates go too.
+        let c = &self.commitments;
+        self.incoming.retain(|id, _| *id < c.next_remote_id());
+        self.failures.retain(|id, _| c.peer_removes(*id));
+        dropped
+    }
+
     fn check_channel(&self, id: ChannelId) -> Result<(), ChannelError> {
         if id == self.channel_id {
             Ok(())

@@ -416,3 +416,52 @@ fn bad_messages_fail_the_channel_and_change_nothing() {
         Err(ChannelError::Unexpected("Ping"))
     );
 }
+
+/// BOLT 2: on disconnection each side reverses the updates not yet covered
+/// by a `commitment_signed`; HTLC ids start again where they were, and the
+/// updates proposed anew go through.
+#[test]
+fn disconnection_reverses_uncommitted_updates() {
+    let mut p = setup();
+    let h = |b: u8| Preimage([b; 32]).payment_hash();
+    for b in [1, 2] {
+        let add =
+            p.a.send_add(Msat::from_msat(3_000_000), h(b), 700_000, onion(b))
+                .unwrap();
+        p.send(true, add);
+    }
+    let add =
+        p.b.send_add(Msat::from_msat(4_000_000), h(3), 700_000, onion(3))
+            .unwrap();
+    p.send(false, add);
+    while p.deliver(true) | p.deliver(false) {}
+    let before_a = p.a.commitments.local.clone();
+
+    let dropped_a = p.a.on_disconnect();
+    let dropped_b = p.b.on_disconnect();
+    assert_eq!(dropped_a.len(), 2);
+    assert_eq!(dropped_b.len(), 1);
+    assert!(!p.a.commitments.can_send_commit(), "nothing left to sign");
+    assert_eq!(p.a.commitments.local, before_a);
+
+    // Proposed again after reconnecting: ids restart at 0 on both sides.
+    let again =
+        p.a.send_add(Msat::from_msat(3_000_000), h(1), 700_000, onion(1))
+            .unwrap();
+    assert_eq!(again.id, 0);
+    p.send(true, again);
+    p.settle();
+    let events = std::mem::take(&mut p.events_b);
+    assert!(matches!(
+        events.as_slice(),
+        [Event::IncomingCommitted { id: 0, payment_hash, .. }] if *payment_hash == h(1)
+    ));
+    let f = p.b.send_fulfill(0, Preimage([1; 32])).unwrap();
+    p.send(false, f);
+    p.settle();
+    assert_eq!(
+        p.a.commitments.local.to_local,
+        Msat::from_msat(A_SAT * 1000 - 3_000_000)
+    );
+    assert_eq!(p.a.commitments.remote, p.b.commitments.local);
+}
