@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+mod reestablish;
+pub use reestablish::ReestablishError;
+
 use beongae_script::commitment::CommitmentNumber;
 use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::{
@@ -46,6 +49,9 @@ pub enum ChannelError {
     /// `update_fail_malformed_htlc`: MUST ... fail the channel".
     #[error("update_fail_malformed_htlc failure_code {0:#06x} lacks BADONION")]
     NotBadOnion(u16),
+    /// `channel_reestablish` shows the two sides disagree on the state.
+    #[error(transparent)]
+    Reestablish(#[from] ReestablishError),
     /// A message this phase does not take.
     #[error("{0} is not expected in normal operation")]
     Unexpected(&'static str),
@@ -131,6 +137,21 @@ pub struct NormalChannel {
     incoming: BTreeMap<u64, OnionPacketBytes>,
     /// Failure reasons of HTLCs we offered, until reported.
     failures: BTreeMap<u64, FailReason>,
+    /// What a reconnection may need to send again.
+    pub(crate) retransmit: Retransmit,
+}
+
+/// Our messages a peer may have missed (BOLT 2 §"Message Retransmission").
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retransmit {
+    /// Updates sent since our last `commitment_signed`.
+    pub(crate) proposed_updates: Vec<Message>,
+    /// Updates our outstanding `commitment_signed` covers, in order.
+    pub(crate) signed_updates: Vec<Message>,
+    /// Our `commitment_signed` the peer has not revoked for yet.
+    pub(crate) commitment_signed: Option<CommitmentSigned>,
+    /// Whether that `commitment_signed` went out before our last `revoke_and_ack`.
+    pub(crate) commit_before_revoke: bool,
 }
 
 impl NormalChannel {
@@ -157,6 +178,7 @@ impl NormalChannel {
             local_signatures,
             incoming: BTreeMap::new(),
             failures: BTreeMap::new(),
+            retransmit: Retransmit::default(),
         }
     }
 
@@ -174,7 +196,7 @@ impl NormalChannel {
         else {
             unreachable!("send_add returns an add")
         };
-        Ok(UpdateAddHtlc {
+        Ok(self.record(UpdateAddHtlc {
             channel_id: self.channel_id,
             id,
             amount_msat: amount.to_msat(),
@@ -183,7 +205,7 @@ impl NormalChannel {
             onion_routing_packet: onion,
             path_key: None,
             extension: TlvStream::default(),
-        })
+        }))
     }
 
     /// Fulfills an HTLC the peer offered (`update_fulfill_htlc`).
@@ -193,23 +215,23 @@ impl NormalChannel {
         preimage: Preimage,
     ) -> Result<UpdateFulfillHtlc, ChannelError> {
         self.commitments.send_fulfill(id, preimage)?;
-        Ok(UpdateFulfillHtlc {
+        Ok(self.record(UpdateFulfillHtlc {
             channel_id: self.channel_id,
             id,
             payment_preimage: preimage.0,
             extension: TlvStream::default(),
-        })
+        }))
     }
 
     /// Fails an HTLC the peer offered with an obfuscated BOLT 4 `reason`.
     pub fn send_fail(&mut self, id: u64, reason: Vec<u8>) -> Result<UpdateFailHtlc, ChannelError> {
         self.commitments.send_fail(id)?;
-        Ok(UpdateFailHtlc {
+        Ok(self.record(UpdateFailHtlc {
             channel_id: self.channel_id,
             id,
             reason: U16Bytes(reason),
             extension: TlvStream::default(),
-        })
+        }))
     }
 
     /// Fails an HTLC whose onion we could not parse.
@@ -223,23 +245,23 @@ impl NormalChannel {
             return Err(ChannelError::NotBadOnion(failure_code));
         }
         self.commitments.send_fail(id)?;
-        Ok(UpdateFailMalformedHtlc {
+        Ok(self.record(UpdateFailMalformedHtlc {
             channel_id: self.channel_id,
             id,
             sha256_of_onion,
             failure_code,
             extension: TlvStream::default(),
-        })
+        }))
     }
 
     /// Changes the feerate (`update_fee`; funder only).
     pub fn send_fee(&mut self, feerate: FeeratePerKw) -> Result<UpdateFee, ChannelError> {
         self.commitments.send_fee(feerate)?;
-        Ok(UpdateFee {
+        Ok(self.record(UpdateFee {
             channel_id: self.channel_id,
             feerate_per_kw: feerate.0,
             extension: TlvStream::default(),
-        })
+        }))
     }
 
     /// Signs the peer's next commitment if there is anything to sign and no
@@ -264,12 +286,23 @@ impl NormalChannel {
                 .build(secp, Owner::Remote, &spec, number, &self.remote.next_point)?;
         let sigs = self.funded.sign_remote(secp, &built, &self.signing)?;
         self.commitments = next;
-        Ok(Some(CommitmentSigned {
+        let cs = CommitmentSigned {
             channel_id: self.channel_id,
             signature: sigs.signature,
             htlc_signatures: sigs.htlc_signatures,
             extension: TlvStream::default(),
-        }))
+        };
+        // Kept for retransmission until the peer revokes.
+        self.retransmit.signed_updates = std::mem::take(&mut self.retransmit.proposed_updates);
+        self.retransmit.commitment_signed = Some(cs.clone());
+        self.retransmit.commit_before_revoke = false;
+        Ok(Some(cs))
+    }
+
+    /// Records an update we send, for retransmission after a reconnection.
+    fn record<M: Clone + Into<Message>>(&mut self, m: M) -> M {
+        self.retransmit.proposed_updates.push(m.clone().into());
+        m
     }
 
     /// Handles one message from the peer. On error nothing changed and the
@@ -337,8 +370,12 @@ impl NormalChannel {
                 self.remote
                     .receive(secp, m.per_commitment_secret, m.next_per_commitment_point)?;
                 self.commitments.receive_revoke()?;
+                self.retransmit.signed_updates.clear();
+                self.retransmit.commitment_signed = None;
                 self.settled_events(&mut out.events);
             }
+            // BOLT 2: "upon reconnection: MUST ignore any redundant `channel_ready`".
+            Message::ChannelReady(m) => self.check_channel(m.channel_id)?,
             other => return Err(ChannelError::Unexpected(other.name())),
         }
         Ok(out)
@@ -364,6 +401,8 @@ impl NormalChannel {
         };
         self.funded.verify_local(secp, &built, &sigs)?;
         let (secret, next_point) = self.local_secrets.revoke(secp, self.local_number)?;
+        // Whether our outstanding commitment_signed went out before this revocation.
+        self.retransmit.commit_before_revoke = self.commitments.remote_next.is_some();
         self.commitments = next;
         self.local_number = number;
         self.local_signatures = sigs;
@@ -425,6 +464,7 @@ impl NormalChannel {
     /// our dropped updates.
     pub fn on_disconnect(&mut self) -> Vec<Update> {
         let dropped = self.commitments.drop_uncommitted();
+        self.retransmit.proposed_updates.clear();
         // Onions and failure reasons of reversed peer updates go too.
         let c = &self.commitments;
         self.incoming.retain(|id, _| *id < c.next_remote_id());
