@@ -605,6 +605,14 @@ impl Commitments {
         std::mem::take(&mut self.local_changes.proposed)
     }
 
+    /// No update in flight in either direction and no signature awaiting
+    /// revocation: both commitments hold exactly the same.
+    pub fn is_quiescent(&self) -> bool {
+        let empty =
+            |c: &Changes| c.proposed.is_empty() && c.signed.is_empty() && c.acked.is_empty();
+        self.remote_next.is_none() && empty(&self.local_changes) && empty(&self.remote_changes)
+    }
+
     /// The id the peer's next `update_add_htlc` must carry.
     pub fn next_remote_id(&self) -> u64 {
         self.next_remote_id

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 mod reestablish;
+mod shutdown;
 pub use reestablish::ReestablishError;
 
 use beongae_script::commitment::CommitmentNumber;
@@ -52,6 +53,12 @@ pub enum ChannelError {
     /// `channel_reestablish` shows the two sides disagree on the state.
     #[error(transparent)]
     Reestablish(#[from] ReestablishError),
+    /// No new HTLC once `shutdown` was sent or received (BOLT 2).
+    #[error("the channel is shutting down: no new htlc")]
+    ShuttingDown,
+    /// A `shutdown` with a script BOLT 2 does not allow, or a second one.
+    #[error("shutdown scriptpubkey {0} is not allowed")]
+    BadShutdownScript(String),
     /// A message this phase does not take.
     #[error("{0} is not expected in normal operation")]
     Unexpected(&'static str),
@@ -96,6 +103,12 @@ pub enum Event {
         /// `payment_preimage`
         preimage: Preimage,
     },
+    /// The peer sent `shutdown`: reply with ours (BOLT 2: "MUST reply to a
+    /// `shutdown` message with a `shutdown`") unless already sent.
+    ShutdownReceived {
+        /// Where the peer's funds go.
+        script: bitcoin::ScriptBuf,
+    },
     /// An HTLC we offered failed and is irrevocably removed.
     OutgoingFailed {
         /// Our `id`.
@@ -139,6 +152,19 @@ pub struct NormalChannel {
     failures: BTreeMap<u64, FailReason>,
     /// What a reconnection may need to send again.
     pub(crate) retransmit: Retransmit,
+    /// The `shutdown` scripts sent and received.
+    pub shutdown: ShutdownScripts,
+    /// Whether `option_shutdown_anysegwit` was negotiated with the peer.
+    pub anysegwit: bool,
+}
+
+/// The `scriptpubkey`s of the `shutdown` messages exchanged so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownScripts {
+    /// Ours, once sent.
+    pub local: Option<bitcoin::ScriptBuf>,
+    /// The peer's, once received.
+    pub remote: Option<bitcoin::ScriptBuf>,
 }
 
 /// Our messages a peer may have missed (BOLT 2 §"Message Retransmission").
@@ -179,6 +205,8 @@ impl NormalChannel {
             incoming: BTreeMap::new(),
             failures: BTreeMap::new(),
             retransmit: Retransmit::default(),
+            shutdown: ShutdownScripts::default(),
+            anysegwit: false,
         }
     }
 
@@ -190,6 +218,9 @@ impl NormalChannel {
         cltv_expiry: u32,
         onion: OnionPacketBytes,
     ) -> Result<UpdateAddHtlc, ChannelError> {
+        if self.shutdown.local.is_some() || self.shutdown.remote.is_some() {
+            return Err(ChannelError::ShuttingDown);
+        }
         let Update::Add { id, .. } =
             self.commitments
                 .send_add(amount, payment_hash, cltv_expiry)?
@@ -316,6 +347,9 @@ impl NormalChannel {
         match msg {
             Message::UpdateAddHtlc(m) => {
                 self.check_channel(m.channel_id)?;
+                if self.shutdown.remote.is_some() {
+                    return Err(ChannelError::ShuttingDown);
+                }
                 self.commitments.receive_add(Update::Add {
                     id: m.id,
                     amount: Msat::from_msat(m.amount_msat),
@@ -373,6 +407,10 @@ impl NormalChannel {
                 self.retransmit.signed_updates.clear();
                 self.retransmit.commitment_signed = None;
                 self.settled_events(&mut out.events);
+            }
+            Message::Shutdown(m) => {
+                self.check_channel(m.channel_id)?;
+                out.events.push(self.receive_shutdown(m)?);
             }
             // BOLT 2: "upon reconnection: MUST ignore any redundant `channel_ready`".
             Message::ChannelReady(m) => self.check_channel(m.channel_id)?,

@@ -810,3 +810,84 @@ impl Pair {
         self.settle();
     }
 }
+
+/// A payment, then `shutdown` both ways (no HTLC may be added any more),
+/// then the fee negotiation: the closing transaction pays each side its
+/// final balance (the funder minus the fee) and spends the funding output
+/// under libbitcoinconsensus.
+#[test]
+fn shutdown_then_close() {
+    use beongae_channel::close::CloseStep;
+    use bitcoin::hashes::Hash;
+    let mut p = setup();
+    let add =
+        p.a.send_add(
+            Msat::from_msat(12_345_678),
+            Preimage([1; 32]).payment_hash(),
+            700_000,
+            onion(1),
+        )
+        .unwrap();
+    p.send(true, add);
+    p.finish();
+    let (script_a, script_b) = (
+        bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0xaa; 20])),
+        bitcoin::ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([0xbb; 32])),
+    );
+    assert!(matches!(
+        p.a.send_shutdown(bitcoin::ScriptBuf::from_bytes(vec![0x51, 0x02, 1, 2])),
+        Err(ChannelError::BadShutdownScript(_))
+    ));
+    let s = p.a.send_shutdown(script_a.clone()).unwrap();
+    p.send(true, s);
+    assert!(p.deliver(false));
+    assert_eq!(
+        p.events_b.pop(),
+        Some(Event::ShutdownReceived {
+            script: script_a.clone()
+        })
+    );
+    assert_eq!(
+        p.b.send_add(
+            Msat::from_msat(1_000_000),
+            Preimage([2; 32]).payment_hash(),
+            700_000,
+            onion(2)
+        )
+        .unwrap_err(),
+        ChannelError::ShuttingDown
+    );
+    let s = p.b.send_shutdown(script_b.clone()).unwrap();
+    p.send(false, s);
+    assert!(p.deliver(true));
+    assert!(p.a.ready_to_close() && p.b.ready_to_close());
+
+    let range = (
+        bitcoin::Amount::from_sat(500),
+        bitcoin::Amount::from_sat(5_000),
+    );
+    let mut ca = p.a.start_closing(range).unwrap();
+    let mut cb = p.b.start_closing(range).unwrap();
+    let first = ca
+        .propose(&p.secp, bitcoin::Amount::from_sat(1_500))
+        .unwrap();
+    let CloseStep::SendAndDone(reply, tx_b) = cb.receive(&p.secp, &first).unwrap() else {
+        panic!()
+    };
+    let CloseStep::Done(tx_a) = ca.receive(&p.secp, &reply).unwrap() else {
+        panic!()
+    };
+    assert_eq!(tx_a, tx_b);
+    let paid = |s: &bitcoin::ScriptBuf| {
+        tx_a.output
+            .iter()
+            .find(|o| o.script_pubkey == *s)
+            .unwrap()
+            .value
+            .to_sat()
+    };
+    // A: 700_000 sat - 12_345.678 sat paid (rounded down) - 1_500 fee.
+    assert_eq!(paid(&script_a), 700_000 - 12_346 - 1_500);
+    assert_eq!(paid(&script_b), 300_000 + 12_345);
+    common::check_closing(&tx_a, &p.pa, &p.pb);
+}

@@ -139,3 +139,11 @@ pub fn check_broadcastable(secp: &Secp256k1<All>, ch: &NormalChannel, me: &Party
         .verify(0, ch.funded.funding_amount, &serialize(&tx))
         .unwrap();
 }
+
+/// A fully signed closing (or any funding-spending) transaction passes the
+/// interpreter.
+pub fn check_closing(tx: &bitcoin::Transaction, a: &Party, b: &Party) {
+    funding_script_pubkey(&a.keys.funding_pubkey, &b.keys.funding_pubkey)
+        .verify(0, FUNDING, &serialize(tx))
+        .unwrap();
+}
