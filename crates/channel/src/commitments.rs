@@ -376,12 +376,44 @@ impl Commitments {
                 Checker::Sender,
             )
         });
+        // BOLT 2: the funder must also pay the fee of our own commitment
+        // once the HTLC is in it (its untrimmed HTLCs differ with our dust
+        // limit), keeping its reserve.
+        let checked = checked.and_then(|()| self.check_funder_on_local());
         if let Err(e) = checked {
             self.local_changes.proposed.pop();
             return Err(e);
         }
         self.next_local_id += 1;
         Ok(add)
+    }
+
+    /// Our commitment with every update we have in flight applied: the
+    /// funder (us or the peer) pays its fee and anchors and keeps the
+    /// reserve the other side asked of it.
+    fn check_funder_on_local(&self) -> Result<(), UpdateError> {
+        let ours: Vec<Update> = [
+            &self.local_changes.acked,
+            &self.local_changes.signed,
+            &self.local_changes.proposed,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        let future = self.local.reduce(&ours, &self.remote_changes.proposed)?;
+        let p = self.params;
+        let cost = future.funder_cost(p.channel_type, p.local.dust_limit, future.feerate, 0);
+        let (balance, reserve) = if p.we_are_funder {
+            (future.to_local, p.remote.channel_reserve)
+        } else {
+            (future.to_remote, p.local.channel_reserve)
+        };
+        let need = cost.checked_add(Msat::from_msat(reserve.to_sat() * 1000));
+        if need.is_none_or(|need| balance < need) {
+            return Err(UpdateError::FunderCannotPayFee { balance, fee: cost });
+        }
+        Ok(())
     }
 
     /// Receives `update_add_htlc`.

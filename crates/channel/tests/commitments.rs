@@ -569,3 +569,43 @@ fn the_fundee_does_not_push_the_funder_below_its_reserve() {
     let u = b.send_add(Msat::from_msat(353_999), h, 500).unwrap();
     a.receive_add(u).unwrap();
 }
+
+/// BOLT 2: a sender not paying the fee "SHOULD NOT offer `amount_msat` if,
+/// once the remote node adds that HTLC to its commitment transaction, it
+/// cannot pay the fee for the updated local or remote transaction". With
+/// static_remotekey at 1000 sat/kw, B's 1100-sat HTLC is trimmed on A's
+/// commitment (dust 546, success fee 703) but not on B's own (dust 354,
+/// timeout fee 663), where funder A would pay 896 sat instead of 724 and
+/// fall below its 10_000-sat reserve with 10_824 sat.
+#[test]
+fn the_fundee_checks_the_funder_on_its_own_commitment_too() {
+    let limits = |dust| CommitLimits {
+        dust_limit: Amount::from_sat(dust),
+        channel_reserve: Amount::from_sat(10_000),
+        htlc_minimum: Msat::from_msat(1),
+        max_htlc_value_in_flight: Msat::from_msat(u64::MAX),
+        max_accepted_htlcs: 483,
+    };
+    let params = |we_are_funder: bool| ChannelParams {
+        channel_type: ChannelType::StaticRemoteKey,
+        we_are_funder,
+        local: limits(if we_are_funder { 546 } else { 354 }),
+        remote: limits(if we_are_funder { 354 } else { 546 }),
+    };
+    let (fa, fb) = (Msat::from_msat(10_824_000), Msat::from_msat(89_176_000));
+    let f = FeeratePerKw(1000);
+    let mut a = Commitments::new(fa, fb, f, params(true));
+    let mut b = Commitments::new(fb, fa, f, params(false));
+    let h = Preimage([3; 32]).payment_hash();
+    assert_eq!(
+        b.send_add(Msat::from_msat(1_100_000), h, 500),
+        Err(UpdateError::FunderCannotPayFee {
+            balance: Msat::from_msat(10_824_000),
+            fee: Msat::from_msat(896_000)
+        })
+    );
+    // A, checking only its own commitment (where it is trimmed), would accept.
+    a.receive_add(add(0, 1_100_000)).unwrap();
+    // Trimmed on both commitments: fine.
+    b.send_add(Msat::from_msat(1_000_000), h, 500).unwrap();
+}
