@@ -119,6 +119,46 @@ impl SecretStore {
         Ok(())
     }
 
+    /// Rebuilds a store from its [`SecretStore::entries`] (persistence):
+    /// each secret goes to its bucket and must derive the lower-bucket
+    /// secrets under its prefix.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (u64, [u8; 32])>,
+    ) -> Result<Self, ShachainError> {
+        let mut store = SecretStore::new();
+        for (index, secret) in entries {
+            if index > FIRST_INDEX {
+                return Err(ShachainError::IndexOutOfRange(index));
+            }
+            let b = bucket(index) as usize;
+            if store.known[b].is_some() {
+                return Err(ShachainError::Inconsistent {
+                    index,
+                    known: index,
+                });
+            }
+            store.known[b] = Some((index, secret));
+        }
+        for (b, entry) in store.known.iter().enumerate() {
+            let Some((index, secret)) = entry else {
+                continue;
+            };
+            let mask = !((1u64 << b) - 1);
+            // Lower buckets it covers (indexes under its prefix) must match.
+            for (known, known_secret) in store.known[..b].iter().flatten() {
+                if *known & mask == *index
+                    && derive_secret(secret, b as u32, *known) != *known_secret
+                {
+                    return Err(ShachainError::Inconsistent {
+                        index: *index,
+                        known: *known,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
     /// BOLT 3 `derive_old_secret(I)`: the secret at `index`, if it was received
     /// (directly or derivably).
     pub fn get(&self, index: u64) -> Option<[u8; 32]> {
@@ -147,6 +187,23 @@ mod tests {
     /// A repeat or a gap is refused and the store keeps every secret
     /// derivable (a repeat of 2^48-1 after 2^48-3 would otherwise overwrite
     /// the bucket that 2^48-3 is derived from).
+    #[test]
+    fn entries_round_trip() {
+        let seed = [4u8; 32];
+        let mut store = SecretStore::new();
+        for i in 0..77 {
+            let idx = FIRST_INDEX - i;
+            store
+                .insert(idx, generate_from_seed(&seed, idx).unwrap())
+                .unwrap();
+        }
+        let back = SecretStore::from_entries(store.entries()).unwrap();
+        assert_eq!(back, store);
+        let mut wrong: Vec<_> = store.entries().collect();
+        wrong[1].1[0] ^= 1;
+        assert!(SecretStore::from_entries(wrong).is_err());
+    }
+
     #[test]
     fn out_of_order_secrets_are_refused() {
         let seed = [9u8; 32];
