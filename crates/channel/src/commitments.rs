@@ -674,3 +674,62 @@ impl Commitments {
         Ok(())
     }
 }
+
+impl Commitments {
+    /// Writes the whole state (see [`crate::persist`]).
+    pub(crate) fn write(
+        &self,
+        w: &mut beongae_wire::Writer,
+    ) -> Result<(), crate::persist::PersistError> {
+        use crate::persist::{put_params, put_spec, put_updates};
+        put_params(w, &self.params);
+        put_spec(w, &self.local)?;
+        put_spec(w, &self.remote)?;
+        crate::persist::put_bool(w, self.remote_next.is_some());
+        if let Some(next) = &self.remote_next {
+            put_spec(w, next)?;
+        }
+        for c in [&self.local_changes, &self.remote_changes] {
+            put_updates(w, &c.proposed)?;
+            put_updates(w, &c.signed)?;
+            put_updates(w, &c.acked)?;
+        }
+        w.write_u64(self.next_local_id);
+        w.write_u64(self.next_remote_id);
+        Ok(())
+    }
+
+    /// Reads what [`Commitments::write`] wrote.
+    pub(crate) fn read(
+        r: &mut beongae_wire::Reader<'_>,
+    ) -> Result<Self, crate::persist::PersistError> {
+        use crate::persist::{get_bool, get_params, get_spec, get_updates};
+        let params = get_params(r)?;
+        let local = get_spec(r)?;
+        let remote = get_spec(r)?;
+        let remote_next = if get_bool(r)? {
+            Some(get_spec(r)?)
+        } else {
+            None
+        };
+        let mut changes = || -> Result<Changes, crate::persist::PersistError> {
+            Ok(Changes {
+                proposed: get_updates(r)?,
+                signed: get_updates(r)?,
+                acked: get_updates(r)?,
+            })
+        };
+        let local_changes = changes()?;
+        let remote_changes = changes()?;
+        Ok(Commitments {
+            local,
+            remote,
+            remote_next,
+            local_changes,
+            remote_changes,
+            next_local_id: r.read_u64()?,
+            next_remote_id: r.read_u64()?,
+            params,
+        })
+    }
+}

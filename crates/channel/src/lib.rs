@@ -13,6 +13,7 @@ pub mod funding;
 pub mod limits;
 pub mod normal;
 pub mod open;
+pub mod persist;
 pub mod revocation;
 pub mod sign;
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+mod persist;
 mod reestablish;
 mod shutdown;
 pub use reestablish::ReestablishError;
