@@ -14,6 +14,7 @@ pub mod limits;
 pub mod normal;
 pub mod open;
 pub mod persist;
+pub mod propose;
 pub mod revocation;
 pub mod sign;
 
