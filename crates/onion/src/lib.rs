@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod failure;
 pub mod packet;
 pub mod payload;
+pub mod receive;
 
 pub use crypto::SharedSecret;
 pub use failure::{
@@ -21,3 +22,4 @@ pub use packet::{
     OnionPacket, Peeled, HOP_PAYLOADS_LEN, ONION_PACKET_LEN,
 };
 pub use payload::{FinalPayload, ForwardPayload, HopPayload, PayloadError, PaymentData};
+pub use receive::{check_final_htlc, ExpectedPayment, FinalOutcome, IncomingHtlc};
