@@ -7,4 +7,5 @@
 pub mod address;
 pub mod core;
 pub mod onchain;
+pub mod payments;
 pub mod runtime;

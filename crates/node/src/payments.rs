@@ -1,0 +1,218 @@
+//! Paying an invoice over a channel to its payee, and receiving such a
+//! payment: the glue between BOLT 11 invoices and BOLT 4 onions. Pure: the
+//! session key and the block height come in as arguments.
+//!
+//! Only direct payments for now (the payee is the channel peer); routes
+//! through other nodes come with pathfinding.
+
+use beongae_invoice::Invoice;
+use beongae_onion::{
+    build_error_packet, check_final_htlc, construct_onion, decrypt_error_packet, peel, route_keys,
+    DecryptedFailure, ExpectedPayment, FailureError, FailureMessage, FinalOutcome, FinalPayload,
+    HopPayload, IncomingHtlc, OnionError, OnionPacket, PaymentData, Peeled, SharedSecret,
+};
+use beongae_wire::msgs::OnionPacketBytes;
+use beongae_wire::{Msat, PaymentHash};
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{Secp256k1, SecretKey, Signing, Verification};
+
+/// Why a payment could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayError {
+    /// The invoice has no amount and none was given.
+    #[error("the invoice has no amount: give one")]
+    AmountNeeded,
+    /// An amount below the invoice's.
+    #[error("amount {given} is below the invoice's {asked}")]
+    AmountBelowInvoice {
+        /// Given.
+        given: Msat,
+        /// In the invoice.
+        asked: Msat,
+    },
+    /// The invoice has expired (BOLT 11: the payer "SHOULD NOT attempt a
+    /// payment" after `timestamp` plus `expiry`).
+    #[error("the invoice expired at {0} (unix time)")]
+    Expired(u64),
+    /// The onion could not be built.
+    #[error("onion: {0}")]
+    Onion(#[from] OnionError),
+}
+
+/// An HTLC to offer the payee, and what is needed to read its failure.
+#[derive(Debug, Clone)]
+pub struct OutgoingPayment {
+    /// `amount_msat`
+    pub amount: Msat,
+    /// `cltv_expiry`
+    pub cltv_expiry: u32,
+    /// `payment_hash`
+    pub payment_hash: PaymentHash,
+    /// `onion_routing_packet`
+    pub onion: OnionPacketBytes,
+    /// The secrets shared with each hop, to attribute a failure.
+    pub shared_secrets: Vec<SharedSecret>,
+}
+
+/// The HTLC paying `invoice` to its payee over a direct channel: the final
+/// hop payload carries the amount, the expiry, the `payment_secret` with
+/// `total_msat` and the invoice's `payment_metadata` (BOLT 4 "Payload
+/// Format", BOLT 11 "Requirements" for the payer).
+pub fn pay_direct<C: Signing>(
+    secp: &Secp256k1<C>,
+    session_key: &SecretKey,
+    invoice: &Invoice,
+    amount: Option<Msat>,
+    height: u32,
+    now_secs: u64,
+) -> Result<OutgoingPayment, PayError> {
+    if invoice.is_expired(now_secs) {
+        return Err(PayError::Expired(invoice.expires_at()));
+    }
+    let amount = match (invoice.amount(), amount) {
+        (None, None) => return Err(PayError::AmountNeeded),
+        (Some(asked), Some(given)) if given < asked => {
+            return Err(PayError::AmountBelowInvoice { given, asked })
+        }
+        (_, Some(given)) => given,
+        (Some(asked), None) => asked,
+    };
+    let delta = u32::try_from(invoice.min_final_cltv_expiry_delta()).unwrap_or(u32::MAX);
+    let cltv_expiry = height.saturating_add(delta);
+    let payload = HopPayload {
+        amt_to_forward: Some(amount),
+        outgoing_cltv_value: Some(cltv_expiry),
+        payment_data: Some(PaymentData {
+            payment_secret: invoice.payment_secret().0,
+            total_msat: amount,
+        }),
+        payment_metadata: invoice.payment_metadata().map(<[u8]>::to_vec),
+        ..HopPayload::default()
+    };
+    let payee = invoice.payee_node_id().pubkey();
+    let payment_hash = invoice.payment_hash();
+    let onion = construct_onion(
+        secp,
+        session_key,
+        &[(payee, payload.encode())],
+        &payment_hash.0,
+    )?;
+    let shared_secrets = route_keys(secp, session_key, [payee])?
+        .into_iter()
+        .map(|k| k.shared_secret)
+        .collect();
+    Ok(OutgoingPayment {
+        amount,
+        cltv_expiry,
+        payment_hash,
+        onion: OnionPacketBytes(Box::new(
+            onion
+                .encode()
+                .try_into()
+                .map_err(|_| PayError::Onion(OnionError::InvalidPayloadLength))?,
+        )),
+        shared_secrets,
+    })
+}
+
+/// What to do with an HTLC offered to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingDecision {
+    /// It pays an invoice of ours: fulfil it (or hold it, for a part).
+    Accept {
+        /// Whole payment or one part.
+        outcome: FinalOutcome,
+        /// Its payload.
+        payload: FinalPayload,
+    },
+    /// Fail it with this `reason` (`update_fail_htlc`).
+    Fail {
+        /// The obfuscated return packet.
+        reason: Vec<u8>,
+        /// The failure inside, for logs.
+        failure: FailureMessage,
+    },
+    /// The onion could not be read: `update_fail_malformed_htlc`.
+    Malformed {
+        /// `sha256_of_onion`
+        sha256_of_onion: [u8; 32],
+        /// `failure_code` (BADONION set).
+        failure_code: u16,
+    },
+}
+
+/// Peels the onion of an HTLC offered to us and checks it against the
+/// invoice `expected` returns for its payment hash.
+pub fn receive_htlc<C: Verification>(
+    secp: &Secp256k1<C>,
+    node_secret: &SecretKey,
+    htlc: &IncomingHtlc,
+    onion: &OnionPacketBytes,
+    expected: impl Fn(&PaymentHash) -> Option<ExpectedPayment>,
+    height: u32,
+) -> Result<IncomingDecision, FailureError> {
+    let packet = match OnionPacket::decode(&onion.0[..]) {
+        Ok(p) => p,
+        // A 1366-byte field always decodes; answer clearly all the same.
+        Err(_) => {
+            let sha256_of_onion = sha256::Hash::hash(&onion.0[..]).to_byte_array();
+            let failure = FailureMessage::InvalidOnionVersion { sha256_of_onion };
+            return Ok(IncomingDecision::Malformed {
+                sha256_of_onion,
+                failure_code: failure.code(),
+            });
+        }
+    };
+    let peeled = match peel(secp, node_secret, &packet, &htlc.payment_hash.0) {
+        Ok(p) => p,
+        Err(e) => {
+            let failure = e
+                .failure(&packet)
+                .unwrap_or(FailureMessage::InvalidOnionHmac {
+                    sha256_of_onion: packet.sha256(),
+                });
+            return Ok(IncomingDecision::Malformed {
+                sha256_of_onion: packet.sha256(),
+                failure_code: failure.code(),
+            });
+        }
+    };
+    let fail = |ss: &SharedSecret, failure: FailureMessage| {
+        Ok(IncomingDecision::Fail {
+            reason: build_error_packet(ss, &failure)?,
+            failure,
+        })
+    };
+    let (payload, ss) = match &peeled {
+        // No forwarding yet: we are not a route to anyone else.
+        Peeled::Forward { shared_secret, .. } => {
+            return fail(shared_secret, FailureMessage::UnknownNextPeer)
+        }
+        Peeled::Final {
+            payload,
+            shared_secret,
+        } => (payload, shared_secret),
+    };
+    let payload = match HopPayload::decode(payload).and_then(HopPayload::into_final) {
+        Ok(p) => p,
+        Err(e) => {
+            let tlv = e.tlv_type().map(|t| (t, 0));
+            return fail(ss, FailureMessage::InvalidOnionPayload { tlv });
+        }
+    };
+    let invoice = expected(&htlc.payment_hash);
+    match check_final_htlc(htlc, &payload, invoice.as_ref(), height) {
+        Ok(outcome) => Ok(IncomingDecision::Accept { outcome, payload }),
+        Err(failure) => fail(ss, failure),
+    }
+}
+
+/// The failure the payee returned for an HTLC we sent (`update_fail_htlc`
+/// `reason`).
+pub fn read_failure(
+    payment: &OutgoingPayment,
+    reason: &[u8],
+) -> Result<DecryptedFailure, FailureError> {
+    decrypt_error_packet(&payment.shared_secrets, reason)
+}
