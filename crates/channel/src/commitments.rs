@@ -18,7 +18,7 @@
 use beongae_script::FeeratePerKw;
 use beongae_wire::{Msat, PaymentHash, Preimage};
 
-use crate::limits::{check_add, check_fee, ChannelParams, Checker};
+use crate::limits::{check_add, check_fee, exceeds_dust_exposure, ChannelParams, Checker};
 
 /// One update message, as it affects commitments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +166,15 @@ pub enum UpdateError {
         balance: Msat,
         /// The fee and anchors.
         fee: Msat,
+    },
+    /// A trimmed HTLC that would bring a commitment's dust balance above our
+    /// `max_dust_htlc_exposure_msat` (we do not send it).
+    #[error("trimmed htlcs would hold {exposure}, above max_dust_htlc_exposure_msat {max}")]
+    DustExposure {
+        /// The dust balance with the HTLC.
+        exposure: Msat,
+        /// Our limit.
+        max: Msat,
     },
     /// `update_fee` below 253 sat/kw.
     #[error("feerate {} sat/kw is below the 253 minimum", .0 .0)]
@@ -379,7 +388,9 @@ impl Commitments {
         // BOLT 2: the funder must also pay the fee of our own commitment
         // once the HTLC is in it (its untrimmed HTLCs differ with our dust
         // limit), keeping its reserve.
-        let checked = checked.and_then(|()| self.check_funder_on_local());
+        let checked = checked
+            .and_then(|()| self.check_funder_on_local())
+            .and_then(|()| self.check_dust_on_send(self.next_local_id));
         if let Err(e) = checked {
             self.local_changes.proposed.pop();
             return Err(e);
@@ -416,24 +427,70 @@ impl Commitments {
         Ok(())
     }
 
-    /// Receives `update_add_htlc`.
-    pub fn receive_add(&mut self, add: Update) -> Result<(), UpdateError> {
+    /// BOLT 2: "when offering an HTLC ... if the `amount_msat` plus the dust
+    /// balance of the remote (local) transaction is greater than
+    /// `max_dust_htlc_exposure_msat`: SHOULD NOT send this HTLC".
+    fn check_dust_on_send(&self, id: u64) -> Result<(), UpdateError> {
+        let p = self.params;
+        let remote = self.remote_pending()?;
+        let exceeded = exceeds_dust_exposure(
+            &remote,
+            (false, id),
+            p.channel_type,
+            p.remote.dust_limit,
+            p.max_dust_htlc_exposure,
+        )
+        .or(exceeds_dust_exposure(
+            &self.local_future()?,
+            (true, id),
+            p.channel_type,
+            p.local.dust_limit,
+            p.max_dust_htlc_exposure,
+        ));
+        match exceeded {
+            Some(exposure) => Err(UpdateError::DustExposure {
+                exposure,
+                max: p.max_dust_htlc_exposure,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Our commitment with every update in flight applied.
+    fn local_future(&self) -> Result<CommitSpec, UpdateError> {
+        let ours: Vec<Update> = [
+            &self.local_changes.acked,
+            &self.local_changes.signed,
+            &self.local_changes.proposed,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        self.local.reduce(&ours, &self.remote_changes.proposed)
+    }
+
+    /// Receives `update_add_htlc`. Returns whether the HTLC, once
+    /// committed, must be failed rather than accepted because it is trimmed
+    /// and brings a commitment's dust balance above our
+    /// `max_dust_htlc_exposure_msat` (BOLT 2: "SHOULD fail this HTLC once
+    /// it's committed", "SHOULD NOT reveal a preimage for this HTLC").
+    pub fn receive_add(&mut self, add: Update) -> Result<bool, UpdateError> {
         let Update::Add {
             id,
             amount,
+            payment_hash,
             cltv_expiry,
-            ..
-        } = &add
+        } = add
         else {
             return Err(UpdateError::UnknownHtlc(u64::MAX));
         };
-        if *id != self.next_remote_id {
+        if id != self.next_remote_id {
             return Err(UpdateError::IdOutOfSequence {
-                got: *id,
+                got: id,
                 expected: self.next_remote_id,
             });
         }
-        let (amount, cltv_expiry) = (*amount, *cltv_expiry);
         self.remote_changes.proposed.push(add);
         // BOLT 2: the sender must afford it, within our limits, in our next commitment.
         let p = self.params;
@@ -454,7 +511,33 @@ impl Commitments {
             return Err(e);
         }
         self.next_remote_id += 1;
-        Ok(())
+        let p = self.params;
+        let over = |spec: Result<CommitSpec, UpdateError>, offered, dust| {
+            spec.ok().and_then(|s| {
+                exceeds_dust_exposure(
+                    &s,
+                    (offered, id),
+                    p.channel_type,
+                    dust,
+                    p.max_dust_htlc_exposure,
+                )
+            })
+        };
+        let mut remote_future = self.remote_pending();
+        if let Ok(spec) = &mut remote_future {
+            // The peer's HTLC as its own commitment will hold it.
+            spec.htlcs.push(SpecHtlc {
+                offered: true,
+                id,
+                amount,
+                payment_hash,
+                cltv_expiry,
+            });
+        }
+        Ok(
+            over(self.local_pending(), false, p.local.dust_limit).is_some()
+                || over(remote_future, true, p.remote.dust_limit).is_some(),
+        )
     }
 
     /// The HTLC the peer offered with `id`, if it is irrevocably committed:

@@ -42,6 +42,9 @@ pub struct ChannelConfig {
     pub min_peer_max_accepted_htlcs: u16,
     /// Largest reserve we keep for a peer, in millionths of the channel.
     pub max_peer_reserve_ppm: u32,
+    /// `max_dust_htlc_exposure_msat`: the most trimmed HTLCs may hold on
+    /// either commitment.
+    pub max_dust_htlc_exposure: Msat,
 }
 
 impl Default for ChannelConfig {
@@ -64,6 +67,7 @@ impl Default for ChannelConfig {
             max_peer_htlc_minimum: Msat::from_msat(1_000_000),
             min_peer_max_accepted_htlcs: 5,
             max_peer_reserve_ppm: 100_000,
+            max_dust_htlc_exposure: Msat::from_msat(50_000_000),
         }
     }
 }

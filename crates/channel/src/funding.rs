@@ -40,6 +40,8 @@ pub struct LocalSetup {
     pub limits: CommitLimits,
     /// The `to_self_delay` we impose on the peer's outputs.
     pub to_self_delay: u16,
+    /// Our `max_dust_htlc_exposure_msat`.
+    pub max_dust_htlc_exposure: Msat,
 }
 
 /// The terms of the channel both messages agreed on.
@@ -152,6 +154,7 @@ impl Funding {
             we_are_funder: terms.we_are_funder,
             local: local.limits,
             remote: CommitLimits::from(&peer),
+            max_dust_htlc_exposure: local.max_dust_htlc_exposure,
         };
         let index = u16::try_from(funding_outpoint.vout).map_err(|_| {
             FundingError::Channel(ChannelError::Unexpected("funding output index above 65535"))

@@ -63,9 +63,28 @@ pub struct ChannelParams {
     pub local: CommitLimits,
     /// The peer's limits (they govern its commitment).
     pub remote: CommitLimits,
+    /// Our `max_dust_htlc_exposure_msat` (BOLT 2 §"Bounding exposure to
+    /// trimmed in-flight HTLCs"): the most trimmed HTLCs may hold on either
+    /// commitment, which a force-close would give to miners.
+    pub max_dust_htlc_exposure: Msat,
 }
 
 impl CommitSpec {
+    /// The "dust balance": trimmed HTLCs on this commitment, for an owner
+    /// whose dust limit is `dust_limit`.
+    pub fn dust_exposure(&self, channel_type: ChannelType, dust_limit: Amount) -> Msat {
+        let trimmed = self.htlcs.iter().filter(|h| {
+            let htlc = Htlc {
+                offered: h.offered,
+                amount: h.amount,
+                cltv_expiry: h.cltv_expiry,
+                payment_hash: h.payment_hash,
+            };
+            is_trimmed(&htlc, channel_type, self.feerate, dust_limit)
+        });
+        Msat::checked_sum(trimmed.map(|h| h.amount)).unwrap_or(Msat::from_msat(u64::MAX))
+    }
+
     /// HTLCs that get an output on this commitment, for an owner whose
     /// dust limit is `dust_limit` (BOLT 3 §"Trimmed Outputs").
     pub fn untrimmed_htlcs(&self, channel_type: ChannelType, dust_limit: Amount) -> usize {
@@ -202,6 +221,25 @@ pub(crate) fn check_add(
         (Checker::Receiver, true) => {}
     }
     Ok(())
+}
+
+/// BOLT 2 §"Bounding exposure to trimmed in-flight HTLCs": whether the
+/// HTLC `(offered, id)` (owner's view) is trimmed on `after` and brings its
+/// dust balance above `max`.
+pub(crate) fn exceeds_dust_exposure(
+    after: &CommitSpec,
+    new: (bool, u64),
+    channel_type: ChannelType,
+    dust_limit: Amount,
+    max: Msat,
+) -> Option<Msat> {
+    let exposure = after.dust_exposure(channel_type, dust_limit);
+    if exposure <= max {
+        return None;
+    }
+    let mut before = after.clone();
+    before.htlcs.retain(|h| (h.offered, h.id) != new);
+    (before.dust_exposure(channel_type, dust_limit) < exposure).then_some(exposure)
 }
 
 /// BOLT 2 `update_fee` rules on the commitment `spec` (already at the new

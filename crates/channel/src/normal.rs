@@ -96,6 +96,9 @@ pub enum Event {
         cltv_expiry: u32,
         /// `onion_routing_packet`
         onion: OnionPacketBytes,
+        /// It is trimmed and brought a commitment's dust balance above our
+        /// `max_dust_htlc_exposure_msat`: fail it, never reveal its preimage.
+        dust_exposure_exceeded: bool,
     },
     /// The peer fulfilled an HTLC we offered: the preimage is ours from now.
     OutgoingFulfilled {
@@ -151,6 +154,8 @@ pub struct NormalChannel {
     incoming: BTreeMap<u64, OnionPacketBytes>,
     /// Failure reasons of HTLCs we offered, until reported.
     failures: BTreeMap<u64, FailReason>,
+    /// Incoming HTLCs over the dust exposure limit, to fail once committed.
+    over_dust: std::collections::BTreeSet<u64>,
     /// What a reconnection may need to send again.
     pub(crate) retransmit: Retransmit,
     /// The `shutdown` scripts sent and received.
@@ -205,6 +210,7 @@ impl NormalChannel {
             local_signatures,
             incoming: BTreeMap::new(),
             failures: BTreeMap::new(),
+            over_dust: std::collections::BTreeSet::new(),
             retransmit: Retransmit::default(),
             shutdown: ShutdownScripts::default(),
             anysegwit: false,
@@ -351,12 +357,15 @@ impl NormalChannel {
                 if self.shutdown.remote.is_some() {
                     return Err(ChannelError::ShuttingDown);
                 }
-                self.commitments.receive_add(Update::Add {
+                let over_dust = self.commitments.receive_add(Update::Add {
                     id: m.id,
                     amount: Msat::from_msat(m.amount_msat),
                     payment_hash: PaymentHash(m.payment_hash),
                     cltv_expiry: m.cltv_expiry,
                 })?;
+                if over_dust {
+                    self.over_dust.insert(m.id);
+                }
                 self.incoming.insert(m.id, m.onion_routing_packet.clone());
             }
             Message::UpdateFulfillHtlc(m) => {
@@ -479,6 +488,7 @@ impl NormalChannel {
                     payment_hash,
                     cltv_expiry,
                     onion,
+                    dust_exposure_exceeded: self.over_dust.remove(&id),
                 });
             }
         }
@@ -507,6 +517,7 @@ impl NormalChannel {
         // Onions and failure reasons of reversed peer updates go too.
         let c = &self.commitments;
         self.incoming.retain(|id, _| *id < c.next_remote_id());
+        self.over_dust.retain(|id| *id < c.next_remote_id());
         self.failures.retain(|id, _| c.peer_removes(*id));
         dropped
     }

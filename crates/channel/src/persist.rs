@@ -161,6 +161,7 @@ pub(crate) fn put_params(w: &mut Writer, p: &ChannelParams) {
     put_bool(w, p.we_are_funder);
     put_limits(w, &p.local);
     put_limits(w, &p.remote);
+    w.write_u64(p.max_dust_htlc_exposure.to_msat());
 }
 
 pub(crate) fn get_params(r: &mut Reader<'_>) -> Result<ChannelParams, PersistError> {
@@ -169,6 +170,7 @@ pub(crate) fn get_params(r: &mut Reader<'_>) -> Result<ChannelParams, PersistErr
         we_are_funder: get_bool(r)?,
         local: get_limits(r)?,
         remote: get_limits(r)?,
+        max_dust_htlc_exposure: Msat::from_msat(r.read_u64()?),
     })
 }
 

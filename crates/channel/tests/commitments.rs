@@ -32,6 +32,7 @@ fn params(we_are_funder: bool, max_accepted_htlcs: u16) -> ChannelParams {
         we_are_funder,
         local: limits(max_accepted_htlcs),
         remote: limits(max_accepted_htlcs),
+        max_dust_htlc_exposure: Msat::from_msat(u64::MAX),
     }
 }
 
@@ -193,7 +194,9 @@ impl Sim {
                     (&mut self.b, &mut self.to_a)
                 };
                 match msg {
-                    Msg::Add(u) => c.receive_add(u).unwrap(),
+                    Msg::Add(u) => {
+                        c.receive_add(u).unwrap();
+                    }
                     Msg::Remove(u) => c.receive_remove(u).unwrap(),
                     Msg::Fee(f) => c.receive_fee(f).unwrap(),
                     Msg::Commit(signed) => {
@@ -412,6 +415,7 @@ fn unlimited(we_are_funder: bool) -> ChannelParams {
         we_are_funder,
         local: l,
         remote: l,
+        max_dust_htlc_exposure: Msat::from_msat(u64::MAX),
     }
 }
 
@@ -591,6 +595,7 @@ fn the_fundee_checks_the_funder_on_its_own_commitment_too() {
         we_are_funder,
         local: limits(if we_are_funder { 546 } else { 354 }),
         remote: limits(if we_are_funder { 354 } else { 546 }),
+        max_dust_htlc_exposure: Msat::from_msat(u64::MAX),
     };
     let (fa, fb) = (Msat::from_msat(10_824_000), Msat::from_msat(89_176_000));
     let f = FeeratePerKw(1000);
@@ -608,4 +613,39 @@ fn the_fundee_checks_the_funder_on_its_own_commitment_too() {
     a.receive_add(add(0, 1_100_000)).unwrap();
     // Trimmed on both commitments: fine.
     b.send_add(Msat::from_msat(1_000_000), h, 500).unwrap();
+}
+
+/// BOLT 2 §"Bounding exposure to trimmed in-flight HTLCs": with a
+/// 1_000_000-msat limit and 354-sat dust limits, three 300-sat HTLCs fit;
+/// a fourth trimmed one is not sent, and when received it is flagged to be
+/// failed once committed. Untrimmed HTLCs are not affected.
+#[test]
+fn dust_exposure_is_bounded() {
+    let with_max = |we_are_funder| {
+        let mut p = params(we_are_funder, 30);
+        p.max_dust_htlc_exposure = Msat::from_msat(1_000_000);
+        p
+    };
+    let (a_bal, b_bal) = (Msat::from_msat(600_000_000), Msat::from_msat(400_000_000));
+    let f = FeeratePerKw(253);
+    let mut a = Commitments::new(a_bal, b_bal, f, with_max(true));
+    let mut b = Commitments::new(b_bal, a_bal, f, with_max(false));
+    let h = Preimage([5; 32]).payment_hash();
+    for _ in 0..3 {
+        let u = a.send_add(Msat::from_msat(300_000), h, 500).unwrap();
+        assert!(!b.receive_add(u).unwrap(), "within the limit");
+    }
+    assert_eq!(
+        a.send_add(Msat::from_msat(300_000), h, 500),
+        Err(UpdateError::DustExposure {
+            exposure: Msat::from_msat(1_200_000),
+            max: Msat::from_msat(1_000_000)
+        })
+    );
+    // A peer that sends it anyway: accepted, flagged to fail.
+    assert!(b.receive_add(add(3, 300_000)).unwrap());
+    // An untrimmed HTLC still goes through.
+    let u = a.send_add(Msat::from_msat(5_000_000), h, 500).unwrap();
+    let Update::Add { id, .. } = u else { panic!() };
+    assert_eq!(id, 3);
 }

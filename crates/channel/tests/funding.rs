@@ -40,6 +40,7 @@ fn setup(p: &Party, dust: u64, delay: u16) -> LocalSetup {
         secrets: LocalSecrets::new(p.seed),
         limits: limits(dust),
         to_self_delay: delay,
+        max_dust_htlc_exposure: Msat::from_msat(50_000_000),
     }
 }
 

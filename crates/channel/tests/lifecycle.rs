@@ -36,6 +36,7 @@ fn setup(p: &Party, cfg: &ChannelConfig, peer_dust: Amount) -> LocalSetup {
         secrets: LocalSecrets::new(p.seed),
         limits: our_limits(cfg, FUNDING, peer_dust),
         to_self_delay: cfg.to_self_delay,
+        max_dust_htlc_exposure: cfg.max_dust_htlc_exposure,
     }
 }
 

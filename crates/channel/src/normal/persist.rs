@@ -100,6 +100,10 @@ impl NormalChannel {
                 }
             }
         }
+        w.write_u32(self.over_dust.len() as u32);
+        for id in &self.over_dust {
+            w.write_u64(*id);
+        }
         let t = &self.retransmit;
         put_messages(&mut w, &t.proposed_updates)?;
         put_messages(&mut w, &t.signed_updates)?;
@@ -170,6 +174,8 @@ impl NormalChannel {
             };
             failures.insert(id, reason);
         }
+        let n = r.read_u32()?;
+        let over_dust = (0..n).map(|_| r.read_u64()).collect::<Result<_, _>>()?;
         let proposed_updates = get_messages(&mut r)?;
         let signed_updates = get_messages(&mut r)?;
         let commitment_signed = match get_messages(&mut r)?.pop() {
@@ -203,6 +209,7 @@ impl NormalChannel {
             },
             incoming,
             failures,
+            over_dust,
             retransmit: Retransmit {
                 proposed_updates,
                 signed_updates,

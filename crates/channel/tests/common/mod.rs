@@ -100,6 +100,7 @@ pub fn params(ct: ChannelType, a_view: bool) -> ChannelParams {
         we_are_funder: a_view,
         local: if a_view { a } else { b },
         remote: if a_view { b } else { a },
+        max_dust_htlc_exposure: Msat::from_msat(50_000_000),
     }
 }
 
