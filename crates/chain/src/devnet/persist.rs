@@ -50,6 +50,8 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), PersistError
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     fs::rename(&tmp, &path).map_err(io)?;
+    // The rename itself is durable only once the directory is synced.
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
 
