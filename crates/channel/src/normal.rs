@@ -60,6 +60,14 @@ pub enum ChannelError {
     /// A `shutdown` with a script BOLT 2 does not allow, or a second one.
     #[error("shutdown scriptpubkey {0} is not allowed")]
     BadShutdownScript(String),
+    /// BOLT 2: an `update_fee` that "is unreasonably large".
+    #[error("update_fee of {got} sat/kw is above our limit of {max} sat/kw")]
+    FeerateTooHigh {
+        /// Received.
+        got: u32,
+        /// Ours.
+        max: u32,
+    },
     /// A message this phase does not take.
     #[error("{0} is not expected in normal operation")]
     Unexpected(&'static str),
@@ -162,6 +170,9 @@ pub struct NormalChannel {
     pub shutdown: ShutdownScripts,
     /// Whether `option_shutdown_anysegwit` was negotiated with the peer.
     pub anysegwit: bool,
+    /// The highest `update_fee` we accept from a funding peer (BOLT 2: an
+    /// "unreasonably large" one fails the channel); from `ChannelConfig`.
+    pub max_feerate: FeeratePerKw,
 }
 
 /// The `scriptpubkey`s of the `shutdown` messages exchanged so far.
@@ -214,6 +225,7 @@ impl NormalChannel {
             retransmit: Retransmit::default(),
             shutdown: ShutdownScripts::default(),
             anysegwit: false,
+            max_feerate: FeeratePerKw(250_000),
         }
     }
 
@@ -398,6 +410,12 @@ impl NormalChannel {
             }
             Message::UpdateFee(m) => {
                 self.check_channel(m.channel_id)?;
+                if m.feerate_per_kw > self.max_feerate.0 {
+                    return Err(ChannelError::FeerateTooHigh {
+                        got: m.feerate_per_kw,
+                        max: self.max_feerate.0,
+                    });
+                }
                 self.commitments
                     .receive_fee(FeeratePerKw(m.feerate_per_kw))?;
             }

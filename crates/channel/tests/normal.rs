@@ -935,3 +935,28 @@ fn stored_state_refuses_damage() {
         let _ = load(&b);
     }
 }
+
+/// BOLT 2: an "unreasonably large" `update_fee` fails the channel; one within
+/// our limit goes through and both sides sign at the new rate.
+#[test]
+fn update_fee_bounds() {
+    let mut p = setup();
+    p.b.max_feerate = FeeratePerKw(10_000);
+    let high = p.a.send_fee(FeeratePerKw(10_001)).unwrap();
+    let high = Message::decode(&high.encode().unwrap()).unwrap();
+    assert_eq!(
+        p.b.receive(&p.secp, &high),
+        Err(ChannelError::FeerateTooHigh {
+            got: 10_001,
+            max: 10_000
+        })
+    );
+    let mut p = setup();
+    let fee = p.a.send_fee(FeeratePerKw(5_000)).unwrap();
+    p.send(true, fee);
+    p.settle();
+    assert_eq!(p.b.commitments.local.feerate, FeeratePerKw(5_000));
+    assert_eq!(p.a.commitments.local.feerate, FeeratePerKw(5_000));
+    p.check_broadcastable(true);
+    p.check_broadcastable(false);
+}

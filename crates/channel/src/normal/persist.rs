@@ -118,6 +118,7 @@ impl NormalChannel {
         put_opt_script(&mut w, &self.shutdown.local)?;
         put_opt_script(&mut w, &self.shutdown.remote)?;
         put_bool(&mut w, self.anysegwit);
+        w.write_u32(self.max_feerate.0);
         Ok(w.into_vec())
     }
 
@@ -189,6 +190,7 @@ impl NormalChannel {
             remote: get_opt_script(&mut r)?,
         };
         let anysegwit = get_bool(&mut r)?;
+        let max_feerate = beongae_script::FeeratePerKw(r.read_u32()?);
         r.finish()?;
         Ok(NormalChannel {
             channel_id,
@@ -218,6 +220,7 @@ impl NormalChannel {
             },
             shutdown,
             anysegwit,
+            max_feerate,
         })
     }
 }
