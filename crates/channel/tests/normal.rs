@@ -960,3 +960,109 @@ fn update_fee_bounds() {
     p.check_broadcastable(true);
     p.check_broadcastable(false);
 }
+
+mod arbitrary_messages {
+    use super::*;
+    use beongae_wire::msgs::{
+        ChannelReestablish, CommitmentSigned, RevokeAndAck, Shutdown, U16Bytes, UpdateAddHtlc,
+        UpdateFailHtlc, UpdateFee, UpdateFulfillHtlc,
+    };
+    use beongae_wire::TlvStream;
+    use proptest::prelude::*;
+
+    /// One message from a peer that may be lying about anything.
+    fn message(p: &Pair, kind: u8, x: u64, y: u64, bytes: Vec<u8>) -> Message {
+        let id = p.b.channel_id;
+        let t = TlvStream::default;
+        let point = p.pa.point(&p.secp, CommitmentNumber::new(x % 4).unwrap());
+        match kind % 9 {
+            0 => Message::UpdateAddHtlc(UpdateAddHtlc {
+                channel_id: id,
+                id: x % 4,
+                amount_msat: y,
+                payment_hash: [bytes.first().copied().unwrap_or(0); 32],
+                cltv_expiry: (y % 600_000_000) as u32,
+                onion_routing_packet: onion(1),
+                path_key: None,
+                extension: t(),
+            }),
+            1 => Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                channel_id: id,
+                id: x % 4,
+                payment_preimage: [y as u8; 32],
+                extension: t(),
+            }),
+            2 => Message::UpdateFailHtlc(UpdateFailHtlc {
+                channel_id: id,
+                id: x % 4,
+                reason: U16Bytes(bytes),
+                extension: t(),
+            }),
+            3 => Message::UpdateFee(UpdateFee {
+                channel_id: id,
+                feerate_per_kw: y as u32,
+                extension: t(),
+            }),
+            4 => Message::CommitmentSigned(CommitmentSigned {
+                channel_id: id,
+                signature: p.b.local_signatures.signature,
+                htlc_signatures: vec![p.b.local_signatures.signature; (x % 3) as usize],
+                extension: t(),
+            }),
+            5 => Message::RevokeAndAck(RevokeAndAck {
+                channel_id: id,
+                per_commitment_secret: [y as u8; 32],
+                next_per_commitment_point: point,
+                extension: t(),
+            }),
+            6 => Message::Shutdown(Shutdown {
+                channel_id: id,
+                scriptpubkey: U16Bytes(bytes),
+                extension: t(),
+            }),
+            7 => Message::ChannelReestablish(ChannelReestablish {
+                channel_id: id,
+                next_commitment_number: x % 5,
+                next_revocation_number: y % 5,
+                your_last_per_commitment_secret: [0; 32],
+                my_current_per_commitment_point: point,
+                extension: t(),
+            }),
+            _ => Message::UpdateFee(UpdateFee {
+                channel_id: ChannelId([x as u8; 32]),
+                feerate_per_kw: 253,
+                extension: t(),
+            }),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a peer sends, the channel never panics, and a refused
+        /// message leaves its stored state byte for byte as it was.
+        #[test]
+        fn refused_messages_change_nothing(
+            msgs in proptest::collection::vec(
+                (any::<u8>(), any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)),
+                1..40,
+            )
+        ) {
+            let mut p = setup();
+            let add = p.a.send_add(Msat::from_msat(3_000_000), Preimage([1; 32]).payment_hash(), 700_000, onion(1)).unwrap();
+            p.send(true, add);
+            p.settle();
+            for (kind, x, y, bytes) in msgs {
+                let m = message(&p, kind, x, y, bytes);
+                let before = p.b.encode_state().unwrap();
+                let result = match &m {
+                    Message::ChannelReestablish(r) => p.b.receive_reestablish(&p.secp, r).map(|_| ()),
+                    other => p.b.receive(&p.secp, other).map(|_| ()),
+                };
+                if result.is_err() {
+                    prop_assert_eq!(p.b.encode_state().unwrap(), before);
+                }
+            }
+        }
+    }
+}
