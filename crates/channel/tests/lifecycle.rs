@@ -58,10 +58,7 @@ fn pump(secp: &Secp256k1<All>, a: &mut NormalChannel, b: &mut NormalChannel, to_
                         id, payment_hash, ..
                     } = e
                     {
-                        let pre = (0..=255u8)
-                            .map(|b| Preimage([b; 32]))
-                            .find(|p| p.payment_hash() == payment_hash)
-                            .unwrap();
+                        let pre = common::preimage_of(payment_hash);
                         outbox.push(wire(&me.send_fulfill(id, pre).unwrap()));
                     }
                 }

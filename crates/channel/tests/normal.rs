@@ -523,15 +523,7 @@ fn names(ms: &[Message]) -> Vec<&'static str> {
 #[test]
 fn reestablish_resends_a_lost_commitment_signed() {
     let mut p = setup();
-    let add =
-        p.a.send_add(
-            Msat::from_msat(2_000_000),
-            Preimage([1; 32]).payment_hash(),
-            700_000,
-            onion(1),
-        )
-        .unwrap();
-    p.send(true, add);
+    p.offer(true, 2_000_000, 1);
     assert!(p.deliver(false), "B got the add");
     let cs = p.a.sign(&p.secp).unwrap().unwrap();
     p.send(true, cs); // lost
@@ -553,15 +545,7 @@ fn reestablish_resends_a_lost_commitment_signed() {
 #[test]
 fn reestablish_resends_revoke_then_commit() {
     let mut p = setup();
-    let add =
-        p.a.send_add(
-            Msat::from_msat(2_000_000),
-            Preimage([1; 32]).payment_hash(),
-            700_000,
-            onion(1),
-        )
-        .unwrap();
-    p.send(true, add);
+    p.offer(true, 2_000_000, 1);
     let cs = p.a.sign(&p.secp).unwrap().unwrap();
     p.send(true, cs);
     assert!(
@@ -586,24 +570,8 @@ fn reestablish_resends_revoke_then_commit() {
 #[test]
 fn reestablish_resends_commit_then_revoke() {
     let mut p = setup();
-    let add_a =
-        p.a.send_add(
-            Msat::from_msat(2_000_000),
-            Preimage([1; 32]).payment_hash(),
-            700_000,
-            onion(1),
-        )
-        .unwrap();
-    p.send(true, add_a);
-    let add_b =
-        p.b.send_add(
-            Msat::from_msat(3_000_000),
-            Preimage([2; 32]).payment_hash(),
-            700_000,
-            onion(2),
-        )
-        .unwrap();
-    p.send(false, add_b);
+    p.offer(true, 2_000_000, 1);
+    p.offer(false, 3_000_000, 2);
     assert!(p.deliver(true) && p.deliver(false), "adds crossed");
     let cs_a = p.a.sign(&p.secp).unwrap().unwrap();
     p.send(true, cs_a);
@@ -634,15 +602,7 @@ fn reestablish_detects_a_node_that_fell_behind() {
     let mut p = setup();
     let old_a = p.a.clone();
     for b in 1..=3u8 {
-        let add =
-            p.a.send_add(
-                Msat::from_msat(1_000_000),
-                Preimage([b; 32]).payment_hash(),
-                700_000,
-                onion(b),
-            )
-            .unwrap();
-        p.send(true, add);
+        p.offer(true, 1_000_000, b);
         p.finish();
     }
     p.a = old_a;
@@ -710,31 +670,7 @@ fn random_disconnections_always_recover() {
                 3..=6 => {
                     p.deliver(next(2) == 0);
                 }
-                7 => {
-                    for side_a in [true, false] {
-                        let events = std::mem::take(if side_a {
-                            &mut p.events_a
-                        } else {
-                            &mut p.events_b
-                        });
-                        for e in events {
-                            if let Event::IncomingCommitted {
-                                id, payment_hash, ..
-                            } = e
-                            {
-                                let pre = (0..=255u8)
-                                    .map(|b| Preimage([b; 32]))
-                                    .find(|p| p.payment_hash() == payment_hash)
-                                    .unwrap();
-                                let ch = if side_a { &mut p.a } else { &mut p.b };
-                                // May already be settled and lost; re-sent after reconnection.
-                                if let Ok(f) = ch.send_fulfill(id, pre) {
-                                    p.send(side_a, f);
-                                }
-                            }
-                        }
-                    }
-                }
+                7 => p.fulfill_committed(),
                 8 if next(2) == 0 => {
                     p.restart();
                     p.reconnect();
@@ -770,6 +706,14 @@ impl Pair {
     /// Like `finish` without the final assertions.
     fn finish_soft(&mut self) {
         self.settle();
+        self.fulfill_committed();
+        self.settle();
+    }
+
+    /// Fulfils every incoming HTLC reported committed so far (one whose
+    /// fulfill was already sent and lost is fulfilled again after a
+    /// reconnection instead).
+    fn fulfill_committed(&mut self) {
         for side_a in [true, false] {
             let events = std::mem::take(if side_a {
                 &mut self.events_a
@@ -781,18 +725,27 @@ impl Pair {
                     id, payment_hash, ..
                 } = e
                 {
-                    let pre = (0..=255u8)
-                        .map(|b| Preimage([b; 32]))
-                        .find(|p| p.payment_hash() == payment_hash)
-                        .unwrap();
                     let ch = if side_a { &mut self.a } else { &mut self.b };
-                    if let Ok(f) = ch.send_fulfill(id, pre) {
+                    if let Ok(f) = ch.send_fulfill(id, common::preimage_of(payment_hash)) {
                         self.send(side_a, f);
                     }
                 }
             }
         }
-        self.settle();
+    }
+
+    /// Offers an HTLC of `msat` paying `Preimage([tag; 32])` and queues it.
+    fn offer(&mut self, from_a: bool, msat: u64, tag: u8) {
+        let ch = if from_a { &mut self.a } else { &mut self.b };
+        let add = ch
+            .send_add(
+                Msat::from_msat(msat),
+                Preimage([tag; 32]).payment_hash(),
+                700_000,
+                onion(tag),
+            )
+            .unwrap();
+        self.send(from_a, add);
     }
 }
 
@@ -805,15 +758,7 @@ fn shutdown_then_close() {
     use beongae_channel::close::CloseStep;
     use bitcoin::hashes::Hash;
     let mut p = setup();
-    let add =
-        p.a.send_add(
-            Msat::from_msat(12_345_678),
-            Preimage([1; 32]).payment_hash(),
-            700_000,
-            onion(1),
-        )
-        .unwrap();
-    p.send(true, add);
+    p.offer(true, 12_345_678, 1);
     p.finish();
     let (script_a, script_b) = (
         bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0xaa; 20])),
@@ -902,15 +847,7 @@ impl Pair {
 fn stored_state_refuses_damage() {
     use beongae_channel::persist::PersistError;
     let mut p = setup();
-    let add =
-        p.a.send_add(
-            Msat::from_msat(2_000_000),
-            Preimage([1; 32]).payment_hash(),
-            700_000,
-            onion(1),
-        )
-        .unwrap();
-    p.send(true, add);
+    p.offer(true, 2_000_000, 1);
     p.settle();
     let bytes = p.a.encode_state().unwrap();
     let load =
@@ -1049,8 +986,7 @@ mod arbitrary_messages {
             )
         ) {
             let mut p = setup();
-            let add = p.a.send_add(Msat::from_msat(3_000_000), Preimage([1; 32]).payment_hash(), 700_000, onion(1)).unwrap();
-            p.send(true, add);
+            p.offer(true, 3_000_000, 1);
             p.settle();
             for (kind, x, y, bytes) in msgs {
                 let m = message(&p, kind, x, y, bytes);

@@ -148,3 +148,12 @@ pub fn check_closing(tx: &bitcoin::Transaction, a: &Party, b: &Party) {
         .verify(0, FUNDING, &serialize(tx))
         .unwrap();
 }
+
+/// The preimage, among `Preimage([b; 32])` for every byte `b`, of a test
+/// payment hash.
+pub fn preimage_of(hash: beongae_wire::PaymentHash) -> beongae_wire::Preimage {
+    (0..=255u8)
+        .map(|b| beongae_wire::Preimage([b; 32]))
+        .find(|p| p.payment_hash() == hash)
+        .unwrap()
+}
