@@ -494,7 +494,7 @@ impl Commitments {
         self.remote_changes.proposed.push(add);
         // BOLT 2: the sender must afford it, within our limits, in our next commitment.
         let p = self.params;
-        let checked = self.local_pending().and_then(|spec| {
+        let local = self.local_pending().and_then(|spec| {
             check_add(
                 &spec,
                 amount,
@@ -505,27 +505,28 @@ impl Commitments {
                 !p.we_are_funder,
                 Checker::Receiver,
             )
+            .map(|()| spec)
         });
-        if let Err(e) = checked {
-            self.remote_changes.proposed.pop();
-            return Err(e);
-        }
-        self.next_remote_id += 1;
-        let p = self.params;
-        let over = |spec: Result<CommitSpec, UpdateError>, offered, dust| {
-            spec.ok().and_then(|s| {
-                exceeds_dust_exposure(
-                    &s,
-                    (offered, id),
-                    p.channel_type,
-                    dust,
-                    p.max_dust_htlc_exposure,
-                )
-            })
+        let local = match local {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.remote_changes.proposed.pop();
+                return Err(e);
+            }
         };
-        let mut remote_future = self.remote_pending();
-        if let Ok(spec) = &mut remote_future {
-            // The peer's HTLC as its own commitment will hold it.
+        self.next_remote_id += 1;
+        let over = |spec: &CommitSpec, offered, dust| {
+            exceeds_dust_exposure(
+                spec,
+                (offered, id),
+                p.channel_type,
+                dust,
+                p.max_dust_htlc_exposure,
+            )
+            .is_some()
+        };
+        // The peer's HTLC as its own commitment will hold it.
+        let remote_over = self.remote_pending().is_ok_and(|mut spec| {
             spec.htlcs.push(SpecHtlc {
                 offered: true,
                 id,
@@ -533,11 +534,9 @@ impl Commitments {
                 payment_hash,
                 cltv_expiry,
             });
-        }
-        Ok(
-            over(self.local_pending(), false, p.local.dust_limit).is_some()
-                || over(remote_future, true, p.remote.dust_limit).is_some(),
-        )
+            over(&spec, true, p.remote.dust_limit)
+        });
+        Ok(over(&local, false, p.local.dust_limit) || remote_over)
     }
 
     /// The HTLC the peer offered with `id`, if it is irrevocably committed:

@@ -768,6 +768,15 @@ fn shutdown_then_close() {
         p.a.send_shutdown(bitcoin::ScriptBuf::from_bytes(vec![0x51, 0x02, 1, 2])),
         Err(ChannelError::BadShutdownScript(_))
     ));
+    // Not while an update we sent awaits its commitment_signed.
+    let mut busy = setup();
+    busy.offer(true, 1_000_000, 9);
+    assert_eq!(
+        busy.a.send_shutdown(script_a.clone()).unwrap_err(),
+        ChannelError::Unexpected(
+            "shutdown with updates not yet signed; send commitment_signed first"
+        )
+    );
     let s = p.a.send_shutdown(script_a.clone()).unwrap();
     p.send(true, s);
     assert!(p.deliver(false));
@@ -788,8 +797,17 @@ fn shutdown_then_close() {
         ChannelError::ShuttingDown
     );
     let s = p.b.send_shutdown(script_b.clone()).unwrap();
-    p.send(false, s);
+    p.send(false, s.clone());
     assert!(p.deliver(true));
+    // BOLT 2: "MUST NOT send multiple `shutdown` messages".
+    assert_eq!(
+        p.a.send_shutdown(script_a.clone()).unwrap_err(),
+        ChannelError::Unexpected("a second shutdown")
+    );
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::Shutdown(s)).unwrap_err(),
+        ChannelError::Unexpected("a second shutdown")
+    );
     assert!(p.a.ready_to_close() && p.b.ready_to_close());
 
     let range = (
