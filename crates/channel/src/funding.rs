@@ -12,7 +12,7 @@
 use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
 use beongae_script::keys::ChannelPublicKeys;
 use beongae_script::{ChannelType, FeeratePerKw};
-use beongae_wire::msgs::{ChannelReady, FundingCreated, FundingSigned};
+use beongae_wire::msgs::{ChannelReady, ChannelReestablish, FundingCreated, FundingSigned};
 use beongae_wire::{ChannelId, Msat, ShortChannelId, TlvStream};
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{Secp256k1, Signing, Verification};
@@ -24,6 +24,8 @@ use crate::normal::{ChannelError, NormalChannel};
 use crate::open::PeerParams;
 use crate::revocation::{LocalSecrets, RemoteRevocations};
 use crate::sign::{CommitmentSignatures, FundedChannel, Owner, SigningKeys};
+
+mod persist;
 
 /// What we announced in our `open_channel` or `accept_channel`, and the
 /// secrets behind it.
@@ -278,6 +280,42 @@ impl Funding {
             short_channel_id_alias: alias,
             extension: TlvStream::default(),
         }
+    }
+
+    /// Our `channel_reestablish` before `channel_ready` was exchanged
+    /// (BOLT 2: `next_commitment_number` 1, `next_revocation_number` 0, no
+    /// secret revealed yet).
+    pub fn reestablish<C: Signing>(&self, secp: &Secp256k1<C>) -> ChannelReestablish {
+        ChannelReestablish {
+            channel_id: self.channel_id,
+            next_commitment_number: 1,
+            next_revocation_number: 0,
+            your_last_per_commitment_secret: [0; 32],
+            my_current_per_commitment_point: self.local.secrets.point(secp, CommitmentNumber::ZERO),
+            extension: TlvStream::default(),
+        }
+    }
+
+    /// Our commitment 0 with both signatures, once `funding_signed` (funder)
+    /// or `funding_created` (fundee) brought the peer's: what a channel that
+    /// fails before `channel_ready` broadcasts.
+    pub fn signed_local_commitment<C: Signing + Verification>(
+        &self,
+        secp: &Secp256k1<C>,
+    ) -> Result<bitcoin::Transaction, FundingError> {
+        let sigs = self
+            .local_signatures
+            .as_ref()
+            .ok_or(FundingError::NotSigned)?;
+        let point = self.local.secrets.point(secp, CommitmentNumber::ZERO);
+        Ok(self.funded.signed_local_commitment(
+            secp,
+            &self.commitments.local,
+            CommitmentNumber::ZERO,
+            &point,
+            &self.local.signing,
+            sigs.signature,
+        )?)
     }
 
     /// The peer's `channel_ready`: the channel enters normal operation.

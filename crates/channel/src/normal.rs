@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+mod force;
 mod persist;
 mod reestablish;
 mod shutdown;

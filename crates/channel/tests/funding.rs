@@ -125,6 +125,46 @@ fn open_to_first_payment() {
     assert_eq!(fb.commitments.local.to_local, Msat::from_msat(20_000_000));
     assert_eq!(fa.commitments.remote, fb.commitments.local);
 
+    // Both sides stored the channel (the fundee before funding_signed, the
+    // funder before broadcasting) and restart from the record: the restored
+    // channel writes the same record and goes on as the original.
+    let restore = |f: &Funding, p: &Party| {
+        let bytes = f.encode_state().unwrap();
+        let back = Funding::decode_state(&bytes, p.signing(), LocalSecrets::new(p.seed)).unwrap();
+        assert_eq!(back.encode_state().unwrap(), bytes);
+        assert_eq!(back.commitments, f.commitments);
+        assert_eq!(back.funded, f.funded);
+        assert_eq!(back.local_signatures, f.local_signatures);
+        // A truncated record is an error, not a panic.
+        assert!(Funding::decode_state(
+            &bytes[..bytes.len() - 1],
+            p.signing(),
+            LocalSecrets::new(p.seed)
+        )
+        .is_err());
+        back
+    };
+    let (fa, fb) = (restore(&fa, &pa), restore(&fb, &pb));
+    // A channel that fails now broadcasts commitment 0, which the 2-of-2
+    // accepts; the fundee's 20_000 sat (it pays no fee) are in both.
+    for f in [&fa, &fb] {
+        let tx = f.signed_local_commitment(&secp).unwrap();
+        beongae_script::funding::funding_script_pubkey(
+            &pa.keys.funding_pubkey,
+            &pb.keys.funding_pubkey,
+        )
+        .verify(
+            0,
+            Amount::from_sat(500_000),
+            &bitcoin::consensus::serialize(&tx),
+        )
+        .unwrap();
+        assert!(tx
+            .output
+            .iter()
+            .any(|o| o.value == Amount::from_sat(20_000)));
+    }
+
     let alias = ShortChannelId::from_u64(0x0000_0100_0002_0003);
     let ready_a = fa.channel_ready(&secp, Some(alias));
     let ready_b = fb.channel_ready(&secp, None);

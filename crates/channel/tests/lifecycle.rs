@@ -196,6 +196,17 @@ fn open_pay_both_ways_and_close() {
     assert_eq!(b.commitments.local.to_local, Msat::from_msat(b_final));
     check_broadcastable(&secp, &a, &pa, &pb);
     check_broadcastable(&secp, &b, &pb, &pa);
+    // What a failing channel broadcasts: each side's latest commitment,
+    // fully signed, spends the 2-of-2 under the interpreter.
+    for (ch, me, other) in [(&a, &pa, &pb), (&b, &pb, &pa)] {
+        let tx = ch.signed_local_commitment(&secp).unwrap();
+        check_closing(&tx, me, other);
+        // B pays no fee: its balance appears exactly in both commitments.
+        assert!(tx
+            .output
+            .iter()
+            .any(|o| o.value == Amount::from_sat(b_final / 1000)));
+    }
 
     // Shutdown and close.
     let sa = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0xaa; 20]));
