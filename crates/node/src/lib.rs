@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod core;
+pub mod embedded;
 pub mod onchain;
 pub mod payments;
 pub mod runtime;

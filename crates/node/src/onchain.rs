@@ -94,14 +94,44 @@ impl Onchain {
             }
             other => WalletError::Chain(other),
         })?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        w.note_broadcast(tx, now);
+        w.note_broadcast(tx, unix_now());
         drop(w);
         if let Some(f) = &self.after_broadcast {
             f();
         }
         Ok(txid)
     }
+
+    /// A signed transaction paying `amount` to `script_pubkey` (a channel's
+    /// funding output), not broadcast. Its inputs count as spent from now
+    /// on, so a second funding cannot pick them while the first waits for
+    /// the peer's signature.
+    pub fn build_funding(
+        &self,
+        script_pubkey: bitcoin::ScriptBuf,
+        amount: Amount,
+        feerate: FeeratePerKw,
+    ) -> Result<bitcoin::Transaction, WalletError> {
+        self.sync()?;
+        let mut w = self.wallet();
+        let tx = w.pay_to(script_pubkey, amount, feerate)?;
+        w.note_broadcast(tx.clone(), unix_now());
+        Ok(tx)
+    }
+
+    /// Broadcasts a transaction of the node's (funding, closing, commitment).
+    pub fn broadcast(&self, tx: &bitcoin::Transaction) -> Result<Txid, ChainError> {
+        let txid = self.chain.broadcast(tx)?;
+        self.wallet().note_broadcast(tx.clone(), unix_now());
+        if let Some(f) = &self.after_broadcast {
+            f();
+        }
+        Ok(txid)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -152,6 +152,21 @@ pub fn receive_htlc<C: Verification>(
     expected: impl Fn(&PaymentHash) -> Option<ExpectedPayment>,
     height: u32,
 ) -> Result<IncomingDecision, FailureError> {
+    receive_htlc_or_refuse(secp, node_secret, htlc, onion, expected, height, None)
+}
+
+/// As [`receive_htlc`], but an HTLC that would be accepted fails with
+/// `refuse` instead (e.g. one that exceeds our dust exposure: BOLT 2 says
+/// to fail it and never reveal its preimage).
+pub fn receive_htlc_or_refuse<C: Verification>(
+    secp: &Secp256k1<C>,
+    node_secret: &SecretKey,
+    htlc: &IncomingHtlc,
+    onion: &OnionPacketBytes,
+    expected: impl Fn(&PaymentHash) -> Option<ExpectedPayment>,
+    height: u32,
+    refuse: Option<FailureMessage>,
+) -> Result<IncomingDecision, FailureError> {
     let packet = match OnionPacket::decode(&onion.0[..]) {
         Ok(p) => p,
         // A 1366-byte field always decodes; answer clearly all the same.
@@ -202,17 +217,21 @@ pub fn receive_htlc<C: Verification>(
         }
     };
     let invoice = expected(&htlc.payment_hash);
-    match check_final_htlc(htlc, &payload, invoice.as_ref(), height) {
-        Ok(outcome) => Ok(IncomingDecision::Accept { outcome, payload }),
-        Err(failure) => fail(ss, failure),
+    match (
+        check_final_htlc(htlc, &payload, invoice.as_ref(), height),
+        refuse,
+    ) {
+        (Ok(_), Some(failure)) => fail(ss, failure),
+        (Ok(outcome), None) => Ok(IncomingDecision::Accept { outcome, payload }),
+        (Err(failure), _) => fail(ss, failure),
     }
 }
 
 /// The failure the payee returned for an HTLC we sent (`update_fail_htlc`
-/// `reason`).
+/// `reason`), read with the secrets shared with each hop of its route.
 pub fn read_failure(
-    payment: &OutgoingPayment,
+    shared_secrets: &[SharedSecret],
     reason: &[u8],
 ) -> Result<DecryptedFailure, FailureError> {
-    decrypt_error_packet(&payment.shared_secrets, reason)
+    decrypt_error_packet(shared_secrets, reason)
 }

@@ -125,7 +125,7 @@ fn refusals_travel_back_to_the_payer() {
         height: HEIGHT,
     };
     assert_eq!(failure, details);
-    let read = read_failure(&pay, &reason).unwrap();
+    let read = read_failure(&pay.shared_secrets, &reason).unwrap();
     assert_eq!((read.hop, read.message), (0, details));
 
     // An HTLC carrying less than the onion says.
@@ -146,7 +146,7 @@ fn refusals_travel_back_to_the_payer() {
         panic!()
     };
     assert_eq!(
-        read_failure(&pay, &reason).unwrap().message,
+        read_failure(&pay.shared_secrets, &reason).unwrap().message,
         FailureMessage::FinalIncorrectHtlcAmount {
             incoming_htlc_amt: Msat::from_msat(24_999_999)
         }

@@ -5,15 +5,28 @@
 //! draws no randomness of its own: the runtime (or a test, or the simulator)
 //! feeds it and carries out what it returns.
 
+pub mod channels;
 mod peers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use beongae_script::FeeratePerKw;
+use beongae_store::Batch;
+use beongae_wallet::KeyManager;
 use beongae_wire::msgs::MAX_PONG_BYTES;
-use beongae_wire::{ChainHash, Feature, Features, Message, NodeId};
+use beongae_wire::{
+    ChainHash, ChannelId, Feature, Features, Message, Msat, NodeId, PaymentHash, Preimage,
+    ShortChannelId,
+};
+use bitcoin::secp256k1::SecretKey;
+use bitcoin::{Amount, Block, ScriptBuf, Transaction, Txid};
 
+pub use channels::record::RecordError;
+use channels::Channels;
+pub use channels::{ChannelSettings, ChannelState, ChannelSummary, PaymentSummary, StoredState};
 use peers::Peer;
 pub use peers::{Direction, PeerInfo};
 
@@ -68,8 +81,9 @@ impl CoreConfig {
 /// The features we advertise: the optional bits of the features BOLT 9 marks
 /// ASSUMED, plus `payment_secret` and `option_channel_type`, which deployed
 /// nodes (LDK's `ChannelManager` among them) require before they will open
-/// channels. `gossip_queries` also tells peers not to push the whole gossip
-/// stream at us unasked. See docs/adr/0002-advertised-features.md.
+/// channels, and `option_anchors` (zero-fee HTLC transactions), the
+/// channel type we prefer. `gossip_queries` also tells peers not to push the
+/// whole gossip stream at us unasked. See docs/adr/0002-advertised-features.md.
 pub fn default_features() -> Features {
     Features::empty()
         .with_optional(Feature::DataLossProtect)
@@ -77,6 +91,7 @@ pub fn default_features() -> Features {
         .with_optional(Feature::VarOnionOptin)
         .with_optional(Feature::StaticRemoteKey)
         .with_optional(Feature::PaymentSecret)
+        .with_optional(Feature::Anchors)
         .with_optional(Feature::ChannelType)
 }
 
@@ -123,6 +138,29 @@ pub enum Input {
         /// Why, for the user.
         reason: String,
     },
+    /// The wallet's answer to [`Output::BuildFunding`].
+    FundingBuilt {
+        /// The peer.
+        node_id: NodeId,
+        /// The channel's `temporary_channel_id`.
+        temporary_channel_id: ChannelId,
+        /// The signed, not yet broadcast, funding transaction, or why not.
+        result: Result<Transaction, String>,
+    },
+    /// A block joined the best chain.
+    BlockConnected {
+        /// Its height.
+        height: u32,
+        /// The block.
+        block: Arc<Block>,
+    },
+    /// The block at `height` left the best chain (a reorganisation).
+    BlockDisconnected {
+        /// Its height.
+        height: u32,
+    },
+    /// The chain's current fee estimate (for new channels and closes).
+    FeerateEstimate(FeeratePerKw),
 }
 
 /// An API command.
@@ -150,6 +188,49 @@ pub enum Command {
         /// `num_pong_bytes` to ask for.
         num_pong_bytes: u16,
     },
+    /// Open a channel to a connected peer; the reply comes once the funding
+    /// transaction is broadcast.
+    OpenChannel {
+        /// The peer.
+        node_id: NodeId,
+        /// `funding_satoshis`
+        funding: Amount,
+        /// `push_msat`
+        push: Msat,
+    },
+    /// List channels.
+    ListChannels,
+    /// Close a channel cooperatively; the reply comes once the closing
+    /// transaction is broadcast.
+    CloseChannel {
+        /// The channel.
+        channel_id: ChannelId,
+    },
+    /// Create an invoice.
+    CreateInvoice {
+        /// Amount (none: the payer chooses).
+        amount: Option<Msat>,
+        /// Description (`d`).
+        description: String,
+        /// Expiry in seconds.
+        expiry_secs: u64,
+        /// Current unix time.
+        now_secs: u64,
+    },
+    /// Pay an invoice whose payee is a channel peer; the reply comes once
+    /// the payment succeeded or failed.
+    Pay {
+        /// The BOLT 11 invoice.
+        invoice: String,
+        /// Amount, if the invoice has none (or to pay more).
+        amount: Option<Msat>,
+        /// Current unix time.
+        now_secs: u64,
+        /// A fresh random key for the onion.
+        session_key: SecretKey,
+    },
+    /// List invoices and payments.
+    ListPayments,
 }
 
 /// The result of a [`Command`].
@@ -172,6 +253,40 @@ pub enum Reply {
         /// Time from sending the ping to receiving the pong.
         round_trip: Duration,
     },
+    /// The funding transaction is broadcast.
+    ChannelOpened {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// Funding txid.
+        funding_txid: Txid,
+    },
+    /// The channels.
+    Channels(Vec<ChannelSummary>),
+    /// The closing transaction is broadcast.
+    ChannelClosed {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// Closing txid.
+        txid: Txid,
+    },
+    /// A new invoice.
+    Invoice {
+        /// BOLT 11 string.
+        invoice: String,
+        /// Its payment hash.
+        payment_hash: PaymentHash,
+    },
+    /// The payment succeeded.
+    Paid {
+        /// `payment_hash`
+        payment_hash: PaymentHash,
+        /// The payee's preimage: proof of payment.
+        preimage: Preimage,
+        /// Amount delivered.
+        amount: Msat,
+    },
+    /// Invoices and payments.
+    Payments(Vec<PaymentSummary>),
     /// The command failed; the text says why.
     Failed(String),
 }
@@ -233,6 +348,27 @@ pub enum Output {
     },
     /// Something the application may want to know.
     Event(Event),
+    /// Make these writes durable before performing any later output.
+    Persist(Batch),
+    /// Build and sign (not broadcast) a transaction paying `amount` to
+    /// `script_pubkey`; answer with [`Input::FundingBuilt`].
+    BuildFunding {
+        /// The peer.
+        node_id: NodeId,
+        /// The channel's `temporary_channel_id`.
+        temporary_channel_id: ChannelId,
+        /// The 2-of-2 P2WSH output script.
+        script_pubkey: ScriptBuf,
+        /// Channel capacity.
+        amount: Amount,
+        /// Feerate for the funding transaction.
+        feerate: FeeratePerKw,
+    },
+    /// Broadcast a transaction (funding, closing, or our commitment).
+    Broadcast {
+        /// The transaction.
+        tx: Transaction,
+    },
 }
 
 /// Observable events.
@@ -260,6 +396,53 @@ pub enum Event {
         /// Printable text.
         text: String,
     },
+    /// Both commitment 0s are signed; the funding transaction awaits
+    /// confirmation.
+    ChannelPending {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// The peer.
+        peer: NodeId,
+        /// Funding txid.
+        funding_txid: Txid,
+    },
+    /// The channel entered normal operation.
+    ChannelReady {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// The peer.
+        peer: NodeId,
+        /// Its short channel id.
+        short_channel_id: Option<ShortChannelId>,
+    },
+    /// The channel closed (cooperatively, failed, or spent on chain).
+    ChannelClosed {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// The transaction spending the funding output, if known.
+        txid: Option<Txid>,
+    },
+    /// One of our invoices was paid.
+    PaymentReceived {
+        /// `payment_hash`
+        payment_hash: PaymentHash,
+        /// Amount received.
+        amount: Msat,
+    },
+    /// A payment we made succeeded.
+    PaymentSent {
+        /// `payment_hash`
+        payment_hash: PaymentHash,
+        /// Amount delivered.
+        amount: Msat,
+    },
+    /// A payment we made failed.
+    PaymentFailed {
+        /// `payment_hash`
+        payment_hash: PaymentHash,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The deterministic node state machine.
@@ -270,6 +453,8 @@ pub struct NodeCore {
     /// `Connect` commands waiting for the node to become ready.
     pending_connects: Vec<(CommandId, NodeId)>,
     rng: u64,
+    /// The channel layer, when the node has keys for channels.
+    channels: Option<Channels>,
 }
 
 impl NodeCore {
@@ -282,7 +467,46 @@ impl NodeCore {
             peers: BTreeMap::new(),
             pending_connects: Vec::new(),
             rng,
+            channels: None,
         }
+    }
+
+    /// A core with channels: keys derive from `keys`, the state comes from
+    /// `stored` (what the store held), and blocks up to `height` are known.
+    pub fn with_channels(
+        local_id: NodeId,
+        config: CoreConfig,
+        keys: KeyManager,
+        settings: ChannelSettings,
+        height: u32,
+        stored: StoredState,
+    ) -> Result<Self, RecordError> {
+        let channels = Channels::new(keys, config.chain, settings, height, stored)?;
+        let mut core = NodeCore::new(local_id, config);
+        core.channels = Some(channels);
+        Ok(core)
+    }
+
+    /// The height the channel layer has processed blocks to.
+    pub fn height(&self) -> Option<u32> {
+        self.channels.as_ref().map(|c| c.height)
+    }
+
+    /// Our transactions not yet seen confirmed (funding we built, closing
+    /// or commitment transactions): to broadcast again after a restart.
+    pub fn pending_broadcasts(&self) -> Vec<Transaction> {
+        self.channels
+            .as_ref()
+            .map(Channels::pending_broadcasts)
+            .unwrap_or_default()
+    }
+
+    /// Every channel.
+    pub fn channels(&self) -> Vec<ChannelSummary> {
+        self.channels
+            .as_ref()
+            .map(Channels::summaries)
+            .unwrap_or_default()
     }
 
     /// Our node id.
@@ -321,6 +545,33 @@ impl NodeCore {
                     reply: Reply::Failed(reason),
                 });
             }
+            Input::FundingBuilt {
+                node_id,
+                temporary_channel_id,
+                result,
+            } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_funding_built(node_id, temporary_channel_id, result);
+                }
+            }
+            Input::BlockConnected { height, block } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_block(height, &block);
+                }
+            }
+            Input::BlockDisconnected { height } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_block_disconnected(height);
+                }
+            }
+            Input::FeerateEstimate(f) => {
+                if let Some(c) = &mut self.channels {
+                    c.feerate = f;
+                }
+            }
+        }
+        if let Some(c) = &mut self.channels {
+            c.flush(&mut out);
         }
         out
     }
@@ -418,6 +669,59 @@ impl NodeCore {
                 };
                 self.send_ping(now, peer, num_pong_bytes, Some(id), out);
             }
+            other => self.on_channel_command(id, other, out),
+        }
+    }
+
+    fn on_channel_command(&mut self, id: CommandId, command: Command, out: &mut Vec<Output>) {
+        let Some(c) = &mut self.channels else {
+            out.push(Output::Reply {
+                id,
+                reply: Reply::Failed("this node runs without channels (no wallet)".into()),
+            });
+            return;
+        };
+        match command {
+            Command::OpenChannel {
+                node_id,
+                funding,
+                push,
+            } => c.open(node_id, funding, push, id),
+            Command::ListChannels => out.push(Output::Reply {
+                id,
+                reply: Reply::Channels(c.summaries()),
+            }),
+            Command::CloseChannel { channel_id } => c.close(channel_id, id),
+            Command::CreateInvoice {
+                amount,
+                description,
+                expiry_secs,
+                now_secs,
+            } => {
+                let reply = match c.create_invoice(amount, &description, expiry_secs, now_secs) {
+                    Ok((invoice, payment_hash)) => Reply::Invoice {
+                        invoice,
+                        payment_hash,
+                    },
+                    Err(why) => Reply::Failed(why),
+                };
+                // After the invoice record is stored.
+                c.reply(Some(id), reply);
+            }
+            Command::Pay {
+                invoice,
+                amount,
+                now_secs,
+                session_key,
+            } => c.pay(&invoice, amount, now_secs, session_key, id),
+            Command::ListPayments => out.push(Output::Reply {
+                id,
+                reply: Reply::Payments(c.payments()),
+            }),
+            Command::Connect { .. }
+            | Command::ListPeers
+            | Command::Disconnect { .. }
+            | Command::Ping { .. } => {}
         }
     }
 }

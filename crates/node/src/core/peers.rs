@@ -242,7 +242,10 @@ impl NodeCore {
             // BOLT 1: a `warning` SHOULD be logged; an `error` fails the named
             // channel(s), and there are none yet, so reporting it is all.
             m @ (Message::Warning(_) | Message::Error(_)) => {
-                self.report_warning_or_error(peer, &m, out)
+                self.report_warning_or_error(peer, &m, out);
+                if let (Message::Error(e), Some(c)) = (&m, &mut self.channels) {
+                    c.on_error(self.peers[&peer].node_id, e.channel_id);
+                }
             }
             // BOLT 1: "upon receiving a message of odd, unknown type: MUST ignore".
             Message::Unknown(_) => {}
@@ -275,8 +278,12 @@ impl NodeCore {
         state.init = Some(init);
         let info = state.info().expect("init was just set");
         let node_id = info.node_id;
+        let features = info.features.clone();
         self.answer_pending_connects(node_id, &Reply::Connected(info.clone()), out);
         out.push(Output::Event(Event::PeerReady(info)));
+        if let Some(c) = &mut self.channels {
+            c.on_peer_ready(node_id, peer, features);
+        }
     }
 
     fn on_pong(&mut self, now: Duration, peer: PeerId, byteslen: usize, out: &mut Vec<Output>) {
@@ -401,6 +408,9 @@ impl NodeCore {
             out.push(Output::Event(Event::PeerDisconnected {
                 node_id: state.node_id,
             }));
+            if let Some(c) = &mut self.channels {
+                c.on_peer_gone(state.node_id);
+            }
         } else {
             let node_id = state.node_id;
             let reply = Reply::Failed(format!("{node_id} disconnected before completing init"));
@@ -441,6 +451,20 @@ impl NodeCore {
             return self.protocol_violation(peer, &text, true, out);
         };
         let channel_id = ChannelId(id.try_into().expect("sliced to 32 bytes"));
+        if self.channels.is_some() {
+            let node = self.peers[&peer].node_id;
+            let msg = match Message::decode(bytes) {
+                Ok(m) => m,
+                // BOLT 1: a malformed message closes the connection.
+                Err(e) => {
+                    return self.protocol_violation(peer, &describe_decode_error(&e), true, out)
+                }
+            };
+            if let Some(c) = &mut self.channels {
+                c.on_message(node, channel_id, &msg);
+            }
+            return;
+        }
         let text = format!("unknown channel {channel_id}: this node does not accept channels yet");
         // An all-zero id would mean "all channels"; a warning says the same
         // without asking the peer to fail anything else.

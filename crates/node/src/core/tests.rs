@@ -123,10 +123,10 @@ fn init_is_sent_first_with_features_networks_and_public_remote_addr() {
             msg: expected.into()
         }]
     );
-    // Exactly the bits 1, 7, 9, 13, 15, 45.
+    // Exactly the bits 1, 7, 9, 13, 15, 23, 45.
     assert_eq!(
         default_features().to_be_bytes(),
-        hex::decode("20000000a282").unwrap()
+        hex::decode("20000080a282").unwrap()
     );
 }
 
@@ -209,12 +209,12 @@ fn unknown_required_feature_closes_the_connection() {
 fn known_but_unsupported_required_feature_closes_the_connection() {
     let mut h = Harness::new();
     let out = h.offer_init(Init {
-        features: default_features().with_required(Feature::Anchors),
+        features: default_features().with_required(Feature::ZeroConf),
         ..their_init()
     });
     warning_then_disconnect(
         &out,
-        "peer requires feature bit 22 (option_anchors) which we do not support",
+        "peer requires feature bit 50 (option_zeroconf) which we do not support",
     );
 }
 

@@ -18,11 +18,37 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::address::PeerAddress;
+use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS};
 use crate::core::{
-    Command, CommandId, CoreConfig, Direction, Event, Input, NodeCore, Output, PeerId, PeerInfo,
-    Reply,
+    ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Input,
+    NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
 };
+use crate::onchain::Onchain;
+use beongae_chain::{BlockEvent, ChainWatcher};
+use beongae_store::{Batch, Store};
+use beongae_wallet::KeyManager;
+use beongae_wire::{ChannelId, Msat, PaymentHash, Preimage};
+use bitcoin::{Amount, Txid};
 use connection::PeerLink;
+
+/// Inputs handled together before their writes are committed at once
+/// (group commit: one fsync for many channels' changes).
+const MAX_INPUTS_PER_COMMIT: usize = 256;
+
+/// What a node needs for channels: keys, a durable store and the chain
+/// with the wallet.
+pub struct ChannelServices {
+    /// Channel keys (from the seed).
+    pub keys: KeyManager,
+    /// Where channels and payments are kept.
+    pub store: Arc<dyn Store>,
+    /// Chain and wallet.
+    pub onchain: Arc<Onchain>,
+    /// Channel settings; `close_script` defaults to a new wallet address.
+    pub settings: ChannelSettings,
+    /// How often the chain is polled for new blocks.
+    pub chain_poll: Duration,
+}
 
 /// Inbound handshakes in progress at once; further connections are closed.
 const MAX_PENDING_HANDSHAKES: usize = 64;
@@ -67,6 +93,12 @@ pub enum StartError {
         /// The error.
         source: std::io::Error,
     },
+    /// The stored channels could not be read.
+    #[error("cannot restore channels from the store: {0}")]
+    Restore(String),
+    /// The chain could not be reached at start.
+    #[error("cannot reach the chain: {0}")]
+    Chain(String),
 }
 
 /// Why a request to the node failed.
@@ -185,6 +217,103 @@ impl NodeHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
+
+    /// Opens a channel of `funding` to a connected peer, pushing `push` to
+    /// it; returns once the funding transaction is broadcast.
+    pub async fn open_channel(
+        &self,
+        node_id: NodeId,
+        funding: Amount,
+        push: Msat,
+    ) -> Result<(ChannelId, Txid), NodeError> {
+        match self
+            .command(Command::OpenChannel {
+                node_id,
+                funding,
+                push,
+            })
+            .await?
+        {
+            Reply::ChannelOpened {
+                channel_id,
+                funding_txid,
+            } => Ok((channel_id, funding_txid)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every channel.
+    pub async fn channels(&self) -> Result<Vec<ChannelSummary>, NodeError> {
+        match self.command(Command::ListChannels).await? {
+            Reply::Channels(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Closes a channel cooperatively; returns the closing txid once broadcast.
+    pub async fn close_channel(&self, channel_id: ChannelId) -> Result<Txid, NodeError> {
+        match self.command(Command::CloseChannel { channel_id }).await? {
+            Reply::ChannelClosed { txid, .. } => Ok(txid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A new invoice.
+    pub async fn invoice(
+        &self,
+        amount: Option<Msat>,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<(String, PaymentHash), NodeError> {
+        let command = Command::CreateInvoice {
+            amount,
+            description: description.to_owned(),
+            expiry_secs,
+            now_secs: unix_now(),
+        };
+        match self.command(command).await? {
+            Reply::Invoice {
+                invoice,
+                payment_hash,
+            } => Ok((invoice, payment_hash)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Pays an invoice whose payee is a channel peer; returns the preimage.
+    pub async fn pay(&self, invoice: &str, amount: Option<Msat>) -> Result<Preimage, NodeError> {
+        let command = Command::Pay {
+            invoice: invoice.to_owned(),
+            amount,
+            now_secs: unix_now(),
+            session_key: SecretKey::new(&mut bitcoin::secp256k1::rand::thread_rng()),
+        };
+        match self.command(command).await? {
+            Reply::Paid { preimage, .. } => Ok(preimage),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Invoices and payments.
+    pub async fn payments(&self) -> Result<Vec<PaymentSummary>, NodeError> {
+        match self.command(Command::ListPayments).await? {
+            Reply::Payments(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(reply: Reply) -> NodeError {
+    match reply {
+        Reply::Failed(why) => NodeError::Failed(why),
+        other => NodeError::Failed(format!("unexpected reply {other:?}")),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A running node.
@@ -198,6 +327,25 @@ impl Node {
     /// Starts the node with identity `key`: binds the listener (if any) and
     /// spawns the core task on the current tokio runtime.
     pub async fn start(key: SecretKey, config: NodeConfig) -> Result<Node, StartError> {
+        Node::start_inner(key, config, None).await
+    }
+
+    /// Starts a node with channels: restores every channel and payment from
+    /// the store, follows the chain from where the store left off, and
+    /// reestablishes channels as their peers connect.
+    pub async fn start_with_channels(
+        key: SecretKey,
+        config: NodeConfig,
+        services: ChannelServices,
+    ) -> Result<Node, StartError> {
+        Node::start_inner(key, config, Some(services)).await
+    }
+
+    async fn start_inner(
+        key: SecretKey,
+        config: NodeConfig,
+        services: Option<ChannelServices>,
+    ) -> Result<Node, StartError> {
         let node_id =
             NodeId::from_pubkey(PublicKey::from_secret_key(&Secp256k1::signing_only(), &key));
         let (tx, rx) = mpsc::channel(4096);
@@ -228,7 +376,18 @@ impl Node {
             None => None,
         };
 
-        let core = NodeCore::new(node_id, config.core.clone());
+        let (core, io) = match services {
+            None => (NodeCore::new(node_id, config.core.clone()), None),
+            Some(services) => {
+                let every = services.chain_poll;
+                let (core, watcher, store, onchain) =
+                    restore(node_id, config.core.clone(), services).await?;
+                let poll = chain_poll_loop(watcher, onchain.clone(), tx.clone(), every);
+                tasks.push(tokio::spawn(poll.instrument(info_span!("chain"))));
+                (core, Some(ChannelIo { store, onchain }))
+            }
+        };
+        let rebroadcast = core.pending_broadcasts();
         let driver = CoreDriver {
             core,
             key,
@@ -240,7 +399,13 @@ impl Node {
             pending: HashMap::new(),
             next_command: 1,
             start: Instant::now(),
+            io,
         };
+        if let Some(io) = &driver.io {
+            for tx in rebroadcast {
+                broadcast(io.onchain.clone(), tx);
+            }
+        }
         tasks.push(tokio::spawn(
             driver.run(rx).instrument(info_span!("node", %node_id)),
         ));
@@ -275,6 +440,15 @@ impl Node {
     pub fn stop(&self) {
         for t in &self.tasks {
             t.abort();
+        }
+    }
+
+    /// Stops, and returns once every task has ended (so the store is
+    /// closed and may be opened again).
+    pub async fn shutdown(mut self) {
+        self.stop();
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
         }
     }
 }
@@ -347,6 +521,13 @@ struct CoreDriver {
     pending: HashMap<CommandId, oneshot::Sender<Reply>>,
     next_command: u64,
     start: Instant,
+    io: Option<ChannelIo>,
+}
+
+/// The store and the wallet, for a node with channels.
+struct ChannelIo {
+    store: Arc<dyn Store>,
+    onchain: Arc<Onchain>,
 }
 
 impl CoreDriver {
@@ -354,31 +535,72 @@ impl CoreDriver {
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let input = tokio::select! {
+            let first = tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(CoreMsg::Input(input)) => input,
-                    Some(CoreMsg::Connected { peer, link, input }) => {
-                        self.links.insert(peer, link);
-                        input
-                    }
-                    Some(CoreMsg::Command(command, reply)) => {
-                        let id = CommandId(self.next_command);
-                        self.next_command += 1;
-                        self.pending.insert(id, reply);
-                        Input::Command { id, command }
-                    }
+                    Some(m) => m,
                     None => return,
                 },
-                _ = tick.tick() => Input::Tick,
+                _ = tick.tick() => CoreMsg::Input(Input::Tick),
             };
-            if let Input::PeerDisconnected { peer } = &input {
-                self.links.remove(peer);
+            // Group commit: handle what is already queued, then make all
+            // their writes durable with one commit before performing any
+            // output (every output follows the writes it depends on).
+            let mut outputs = self.feed(first);
+            for _ in 1..MAX_INPUTS_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(m) => outputs.extend(self.feed(m)),
+                    Err(_) => break,
+                }
             }
-            let outputs = self.core.handle(self.start.elapsed(), input);
-            for output in outputs {
+            let mut batch = Batch::new();
+            let mut rest = Vec::with_capacity(outputs.len());
+            for o in outputs {
+                match o {
+                    Output::Persist(b) => {
+                        batch.extend(b);
+                    }
+                    other => rest.push(other),
+                }
+            }
+            if !batch.is_empty() {
+                let Some(io) = &self.io else {
+                    tracing::error!("the core asked to persist without a store; stopping");
+                    return;
+                };
+                if let Err(e) = io.store.commit(batch) {
+                    // Nothing that depends on the writes may go out.
+                    tracing::error!(error = %e, "cannot write to the store; stopping the node");
+                    for (_, link) in self.links.drain() {
+                        link.kill();
+                    }
+                    return;
+                }
+            }
+            for output in rest {
                 self.perform(output);
             }
         }
+    }
+
+    /// Feeds one message to the core; returns its outputs.
+    fn feed(&mut self, msg: CoreMsg) -> Vec<Output> {
+        let input = match msg {
+            CoreMsg::Input(input) => input,
+            CoreMsg::Connected { peer, link, input } => {
+                self.links.insert(peer, link);
+                input
+            }
+            CoreMsg::Command(command, reply) => {
+                let id = CommandId(self.next_command);
+                self.next_command += 1;
+                self.pending.insert(id, reply);
+                Input::Command { id, command }
+            }
+        };
+        if let Input::PeerDisconnected { peer } = &input {
+            self.links.remove(peer);
+        }
+        self.core.handle(self.start.elapsed(), input)
     }
 
     fn perform(&mut self, output: Output) {
@@ -471,6 +693,40 @@ impl CoreDriver {
                     let _ = tx.send(reply);
                 }
             }
+            // Committed by `run` before any output is performed.
+            Output::Persist(_) => {}
+            Output::BuildFunding {
+                node_id,
+                temporary_channel_id,
+                script_pubkey,
+                amount,
+                feerate,
+            } => {
+                let core = self.tx.clone();
+                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
+                tokio::spawn(async move {
+                    let result = match onchain {
+                        None => Err("no wallet".to_owned()),
+                        Some(o) => tokio::task::spawn_blocking(move || {
+                            o.build_funding(script_pubkey, amount, feerate)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                    };
+                    let _ = core
+                        .send(CoreMsg::Input(Input::FundingBuilt {
+                            node_id,
+                            temporary_channel_id,
+                            result,
+                        }))
+                        .await;
+                });
+            }
+            Output::Broadcast { tx } => match &self.io {
+                Some(io) => broadcast(io.onchain.clone(), tx),
+                None => warn!(txid = %tx.compute_txid(), "no chain to broadcast to"),
+            },
             Output::Event(event) => {
                 match &event {
                     Event::PeerReady(p) => {
@@ -503,4 +759,125 @@ async fn dial_failed(core: &mpsc::Sender<CoreMsg>, id: CommandId, reason: String
     let _ = core
         .send(CoreMsg::Input(Input::DialFailed { id, reason }))
         .await;
+}
+
+/// Broadcasts in the background; a refusal is logged (a transaction the
+/// chain already has is refused too).
+fn broadcast(onchain: Arc<Onchain>, tx: bitcoin::Transaction) {
+    tokio::task::spawn_blocking(move || {
+        let txid = tx.compute_txid();
+        match onchain.broadcast(&tx) {
+            Ok(_) => info!(%txid, "broadcast"),
+            Err(e) => warn!(%txid, error = %e, "broadcast refused"),
+        }
+    });
+}
+
+/// Reads the store and the chain tip, and builds the core.
+async fn restore(
+    node_id: NodeId,
+    core: CoreConfig,
+    services: ChannelServices,
+) -> Result<(NodeCore, ChainWatcher, Arc<dyn Store>, Arc<Onchain>), StartError> {
+    let ChannelServices {
+        keys,
+        store,
+        onchain,
+        mut settings,
+        chain_poll: _,
+    } = services;
+    let (s, o) = (store.clone(), onchain.clone());
+    let blocking = tokio::task::spawn_blocking(move || {
+        let read = |ns: &str| {
+            s.list(ns, b"")
+                .map_err(|e| StartError::Restore(e.to_string()))
+        };
+        let stored = StoredState {
+            channels: read(NS_CHANNELS)?,
+            payments: read(NS_PAYMENTS)?,
+            node: read(NS_NODE)?,
+        };
+        let chain = o.chain().clone();
+        let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;
+        let feerate = chain.fee_estimate(6).ok();
+        let close = o.new_address().script_pubkey();
+        Ok::<_, StartError>((stored, tip, feerate, close))
+    });
+    let (stored, tip, feerate, close) = blocking
+        .await
+        .map_err(|e| StartError::Restore(e.to_string()))??;
+    if settings.close_script.is_none() {
+        settings.close_script = Some(close);
+    }
+    if let Some(f) = feerate {
+        settings.feerate = f;
+    }
+    let core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
+        .map_err(|e| StartError::Restore(e.to_string()))?;
+    let from = core.height().unwrap_or(tip);
+    let o = onchain.clone();
+    let watcher =
+        tokio::task::spawn_blocking(move || ChainWatcher::starting_at(o.chain().as_ref(), from))
+            .await
+            .map_err(|e| StartError::Chain(e.to_string()))?
+            .map_err(|e| StartError::Chain(e.to_string()))?;
+    Ok((core, watcher, store, onchain))
+}
+
+/// Follows the chain: new and disconnected blocks and the fee estimate go
+/// to the core.
+async fn chain_poll_loop(
+    mut watcher: ChainWatcher,
+    onchain: Arc<Onchain>,
+    core: mpsc::Sender<CoreMsg>,
+    every: Duration,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut polls: u64 = 0;
+    loop {
+        interval.tick().await;
+        let o = onchain.clone();
+        // The fee estimate now and then (every 50 polls).
+        let estimate = polls % 50 == 0;
+        polls += 1;
+        let result = tokio::task::spawn_blocking(move || {
+            let events = watcher.poll(o.chain().as_ref());
+            let fee = estimate.then(|| o.chain().fee_estimate(6).ok()).flatten();
+            (watcher, events, fee)
+        })
+        .await;
+        let Ok((w, events, fee)) = result else {
+            return;
+        };
+        watcher = w;
+        if let Some(f) = fee {
+            if core
+                .send(CoreMsg::Input(Input::FeerateEstimate(f)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let events = match events {
+            Ok(e) => e,
+            Err(e) => {
+                debug!(error = %e, "chain poll failed");
+                continue;
+            }
+        };
+        for e in events {
+            let input = match e {
+                BlockEvent::Connected { height, block } => Input::BlockConnected {
+                    height,
+                    block: Arc::new(block),
+                },
+                BlockEvent::Disconnected { height, .. } => Input::BlockDisconnected { height },
+            };
+            if core.send(CoreMsg::Input(input)).await.is_err() {
+                return;
+            }
+        }
+    }
 }

@@ -1,0 +1,633 @@
+//! The node's channels (BOLT 2) inside the core: opening in both roles,
+//! normal operation, reconnection, cooperative close, and the payments
+//! that ride on them.
+//!
+//! Every change of a channel or payment is collected during one input and
+//! written as one [`Output::Persist`] batch placed before every message,
+//! broadcast and reply that depends on it (DESIGN.md "Persistence": the
+//! runtime makes the batch durable before it performs what follows).
+
+mod chain;
+mod normal;
+mod open;
+mod pay;
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use beongae_channel::close::ClosingNegotiation;
+use beongae_channel::config::ChannelConfig;
+use beongae_channel::funding::{Funding, LocalSetup};
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::propose::our_limits;
+use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::SigningKeys;
+use beongae_script::FeeratePerKw;
+use beongae_store::Batch;
+use beongae_wallet::KeyManager;
+use beongae_wire::msgs::{ChannelReady, Message};
+use beongae_wire::{
+    ChainHash, ChannelId, ErrorMessage, Features, Msat, NodeId, PaymentHash, ShortChannelId,
+};
+use bitcoin::secp256k1::{All, Secp256k1, SecretKey};
+use bitcoin::{Amount, ScriptBuf, Transaction, Txid};
+
+use super::{CommandId, Output, PeerId, Reply};
+use open::Opening;
+use record::{
+    ChannelRecord, InvoiceRecord, OutgoingRecord, RecordError, StoredPhase, KEY_HEIGHT,
+    KEY_NEXT_CHANNEL, KEY_NEXT_INVOICE, NS_CHANNELS, NS_NODE,
+};
+
+pub use pay::PaymentSummary;
+
+/// What the channel layer needs besides the peer layer's settings.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// Our limits and what we accept of peers.
+    pub config: ChannelConfig,
+    /// Where our funds go on a cooperative close (a wallet address).
+    pub close_script: Option<ScriptBuf>,
+    /// Feerate for new channels and closes until the runtime reports one.
+    pub feerate: FeeratePerKw,
+    /// `min_final_cltv_expiry_delta` of our invoices.
+    pub min_final_cltv_expiry_delta: u16,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            config: ChannelConfig::default(),
+            close_script: None,
+            feerate: FeeratePerKw(2_500),
+            min_final_cltv_expiry_delta: beongae_invoice::DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA
+                as u16,
+        }
+    }
+}
+
+/// Everything the store held for the core, read at start.
+#[derive(Debug, Clone, Default)]
+pub struct StoredState {
+    /// `channels` namespace entries.
+    pub channels: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `payments` namespace entries.
+    pub payments: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `node` namespace entries.
+    pub node: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Where a channel stands, for the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    /// Funding signed; waiting for confirmations and `channel_ready`.
+    AwaitingConfirmation,
+    /// Payments may flow.
+    Normal,
+    /// `shutdown` sent or received; closing once empty.
+    ShuttingDown,
+    /// Closed; the transaction may await confirmation.
+    Closed,
+}
+
+/// One channel, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSummary {
+    /// `channel_id`
+    pub channel_id: ChannelId,
+    /// The peer.
+    pub peer: NodeId,
+    /// Where it stands.
+    pub state: ChannelState,
+    /// Capacity.
+    pub capacity: Amount,
+    /// Our balance (our current commitment's `to_local`, HTLCs excluded).
+    pub local: Msat,
+    /// The peer's balance.
+    pub remote: Msat,
+    /// HTLCs in our current commitment.
+    pub pending_htlcs: usize,
+    /// The funding outpoint's txid.
+    pub funding_txid: Txid,
+    /// Short channel id once the funding is deep enough.
+    pub short_channel_id: Option<ShortChannelId>,
+    /// Whether we opened it.
+    pub we_are_funder: bool,
+    /// The transaction that closed it.
+    pub closing_txid: Option<Txid>,
+    /// Whether the peer is connected and the channel reestablished.
+    pub active: bool,
+}
+
+/// A stored channel's live state.
+pub(super) enum Phase {
+    Funded {
+        funding: Box<Funding>,
+        tx: Option<Transaction>,
+        depth: u32,
+        confirmed: Option<(u32, u32)>,
+        their_ready: Option<ChannelReady>,
+        ready_sent: bool,
+        command: Option<CommandId>,
+    },
+    Normal {
+        chan: Box<NormalChannel>,
+        scid: Option<ShortChannelId>,
+        closing: Option<Box<ClosingNegotiation>>,
+        command: Option<CommandId>,
+    },
+    Closed {
+        tx: Option<Transaction>,
+        txid: Txid,
+        local: Msat,
+        confirmed: Option<u32>,
+        reason: String,
+    },
+}
+
+pub(super) struct Entry {
+    pub(super) peer: NodeId,
+    pub(super) index: u32,
+    pub(super) funding: Amount,
+    pub(super) phase: Phase,
+    /// The peer's `channel_reestablish` arrived on the current connection.
+    pub(super) live: bool,
+}
+
+/// The channel layer of the core.
+pub(super) struct Channels {
+    pub(super) secp: Secp256k1<All>,
+    keys: KeyManager,
+    pub(super) node_secret: SecretKey,
+    pub(super) chain: ChainHash,
+    pub(super) settings: ChannelSettings,
+    pub(super) feerate: FeeratePerKw,
+    pub(super) height: u32,
+    next_index: u32,
+    next_invoice: u64,
+    /// Ready peers: connection and features.
+    pub(super) connected: BTreeMap<NodeId, (PeerId, Features)>,
+    opening: BTreeMap<(NodeId, ChannelId), Opening>,
+    pub(super) entries: BTreeMap<ChannelId, Entry>,
+    pub(super) invoices: BTreeMap<PaymentHash, InvoiceRecord>,
+    pub(super) outgoing: BTreeMap<PaymentHash, OutgoingRecord>,
+    pub(super) by_htlc: BTreeMap<(ChannelId, u64), PaymentHash>,
+    pub(super) waiting: BTreeMap<PaymentHash, CommandId>,
+    pub(super) held: BTreeMap<PaymentHash, Vec<(ChannelId, u64, Msat)>>,
+    /// Changes of the current input.
+    dirty: BTreeSet<ChannelId>,
+    pub(super) batch: Batch,
+    pub(super) deferred: Vec<Output>,
+}
+
+impl Channels {
+    /// The channel layer, restored from `stored`.
+    pub(super) fn new(
+        keys: KeyManager,
+        chain: ChainHash,
+        settings: ChannelSettings,
+        height: u32,
+        stored: StoredState,
+    ) -> Result<Channels, RecordError> {
+        let node_secret = keys.node_secret();
+        let mut c = Channels {
+            secp: Secp256k1::new(),
+            keys,
+            node_secret,
+            chain,
+            feerate: settings.feerate,
+            settings,
+            height,
+            next_index: 0,
+            next_invoice: 0,
+            connected: BTreeMap::new(),
+            opening: BTreeMap::new(),
+            entries: BTreeMap::new(),
+            invoices: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
+            by_htlc: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            held: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            batch: Batch::new(),
+            deferred: Vec::new(),
+        };
+        let u = |v: &[u8]| -> Result<u64, RecordError> {
+            Ok(u64::from_be_bytes(v.try_into().map_err(|_| {
+                RecordError::Corrupt("node counter".into())
+            })?))
+        };
+        for (k, v) in &stored.node {
+            match k.as_slice() {
+                KEY_NEXT_CHANNEL => {
+                    c.next_index = u32::try_from(u(v)?)
+                        .map_err(|_| RecordError::Corrupt("channel index".into()))?
+                }
+                KEY_NEXT_INVOICE => c.next_invoice = u(v)?,
+                KEY_HEIGHT => c.height = c.height.min(u32::try_from(u(v)?).unwrap_or(0)),
+                _ => {}
+            }
+        }
+        for (k, v) in &stored.channels {
+            let id = ChannelId(
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| RecordError::Corrupt("channel key".into()))?,
+            );
+            let rec = ChannelRecord::decode(v)?;
+            let (signing, secrets) = c.secrets(rec.index);
+            let phase = match rec.phase {
+                StoredPhase::Funded {
+                    state,
+                    tx,
+                    depth,
+                    confirmed,
+                } => Phase::Funded {
+                    funding: Box::new(record::decode_funding(&state, signing, secrets)?),
+                    tx,
+                    depth,
+                    confirmed,
+                    their_ready: None,
+                    ready_sent: false,
+                    command: None,
+                },
+                StoredPhase::Normal { state, scid } => Phase::Normal {
+                    chan: Box::new(record::decode_normal(&state, signing, secrets)?),
+                    scid,
+                    closing: None,
+                    command: None,
+                },
+                StoredPhase::Closed {
+                    tx,
+                    txid,
+                    local,
+                    confirmed,
+                    reason,
+                } => Phase::Closed {
+                    tx,
+                    txid,
+                    local,
+                    confirmed,
+                    reason,
+                },
+            };
+            c.entries.insert(
+                id,
+                Entry {
+                    peer: rec.peer,
+                    index: rec.index,
+                    funding: rec.funding,
+                    phase,
+                    live: false,
+                },
+            );
+        }
+        for (k, v) in &stored.payments {
+            let hash = k
+                .get(1..)
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .map(PaymentHash)
+                .ok_or_else(|| RecordError::Corrupt("payment key".into()))?;
+            match k.first() {
+                Some(b'i') => {
+                    c.invoices.insert(hash, InvoiceRecord::decode(v)?);
+                }
+                Some(b'o') => {
+                    let rec = OutgoingRecord::decode(v)?;
+                    c.by_htlc.insert((rec.channel_id, rec.htlc_id), hash);
+                    c.outgoing.insert(hash, rec);
+                }
+                _ => return Err(RecordError::Corrupt("payment key".into())),
+            }
+        }
+        Ok(c)
+    }
+
+    /// The signing keys and per-commitment secrets of channel `index`.
+    fn secrets(&self, index: u32) -> (SigningKeys, LocalSecrets) {
+        let s = self.keys.channel(index);
+        (
+            SigningKeys {
+                funding_key: s.funding,
+                htlc_base_key: s.htlc_base,
+            },
+            LocalSecrets::new(s.commitment_seed),
+        )
+    }
+
+    /// What we announce for a new channel of `funding` with key `index`.
+    fn local_setup(&self, index: u32, funding: Amount, peer_dust: Amount) -> LocalSetup {
+        let cfg = &self.settings.config;
+        let (signing, secrets) = self.secrets(index);
+        LocalSetup {
+            keys: self.keys.channel(index).public(&self.secp),
+            signing,
+            secrets,
+            limits: our_limits(cfg, funding, peer_dust),
+            to_self_delay: cfg.to_self_delay,
+            max_dust_htlc_exposure: cfg.max_dust_htlc_exposure,
+        }
+    }
+
+    /// Takes the next channel key index (stored with this input's batch).
+    fn take_index(&mut self) -> u32 {
+        let i = self.next_index;
+        self.next_index += 1;
+        self.batch.put(
+            NS_NODE,
+            KEY_NEXT_CHANNEL,
+            u64::from(self.next_index).to_be_bytes(),
+        );
+        i
+    }
+
+    /// Takes the next invoice index.
+    fn take_invoice_index(&mut self) -> u64 {
+        let i = self.next_invoice;
+        self.next_invoice += 1;
+        self.batch
+            .put(NS_NODE, KEY_NEXT_INVOICE, self.next_invoice.to_be_bytes());
+        i
+    }
+
+    /// Sends `msg` to `node` (after this input's batch is durable).
+    pub(super) fn send(&mut self, node: NodeId, msg: impl Into<Message>) {
+        if let Some((peer, _)) = self.connected.get(&node) {
+            self.deferred.push(Output::Send {
+                peer: *peer,
+                msg: msg.into(),
+            });
+        }
+    }
+
+    /// Replies to a command (after this input's batch is durable).
+    pub(super) fn reply(&mut self, id: Option<CommandId>, reply: Reply) {
+        if let Some(id) = id {
+            self.deferred.push(Output::Reply { id, reply });
+        }
+    }
+
+    pub(super) fn event(&mut self, event: super::Event) {
+        self.deferred.push(Output::Event(event));
+    }
+
+    /// Marks a channel for storing at the end of the input.
+    pub(super) fn touch(&mut self, id: ChannelId) {
+        self.dirty.insert(id);
+    }
+
+    /// Ends an input: signs what can be signed, then emits the batch and
+    /// everything that waited for it.
+    pub(super) fn flush(&mut self, out: &mut Vec<Output>) {
+        let dirty: Vec<ChannelId> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for id in &dirty {
+            self.sign_if_needed(*id);
+            self.maybe_start_closing(*id);
+        }
+        // Signing or closing may have touched more channels' records.
+        let dirty: BTreeSet<ChannelId> = dirty
+            .into_iter()
+            .chain(std::mem::take(&mut self.dirty))
+            .collect();
+        for id in dirty {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            match entry_record(entry) {
+                Ok(rec) => {
+                    self.batch.put(NS_CHANNELS, id.0, rec.encode());
+                }
+                Err(e) => {
+                    // Cannot happen for a valid state; refuse to send what
+                    // depends on a state we could not store.
+                    tracing::error!(channel = %id, error = %e, "cannot encode channel; holding its messages");
+                    self.deferred.retain(|o| !depends_on(o, id));
+                }
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if !batch.is_empty() {
+            out.push(Output::Persist(batch));
+        }
+        out.append(&mut self.deferred);
+    }
+
+    /// Fails a channel (BOLT 2/5): sends `error`, broadcasts our latest
+    /// commitment if it may hold funds, and forgets pending commands.
+    pub(super) fn fail(&mut self, id: ChannelId, why: &str) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let peer = entry.peer;
+        let (tx, local, command) = match &mut entry.phase {
+            Phase::Funded {
+                funding, command, ..
+            } => (
+                funding.signed_local_commitment(&self.secp).ok(),
+                funding.commitments.local.to_local,
+                command.take(),
+            ),
+            Phase::Normal { chan, command, .. } => (
+                chan.signed_local_commitment(&self.secp).ok(),
+                chan.commitments.local.to_local,
+                command.take(),
+            ),
+            Phase::Closed { .. } => return,
+        };
+        tracing::warn!(channel = %id, %why, "failing channel");
+        let txid = tx.as_ref().map(Transaction::compute_txid);
+        if let Some(tx) = &tx {
+            self.deferred.push(Output::Broadcast { tx: tx.clone() });
+        }
+        entry.phase = Phase::Closed {
+            tx,
+            txid: txid.unwrap_or_else(|| Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros())),
+            local,
+            confirmed: None,
+            reason: format!("failed: {why}"),
+        };
+        self.touch(id);
+        self.send(peer, ErrorMessage::new(id, why));
+        self.reply(
+            command,
+            Reply::Failed(format!("channel {id} failed: {why}")),
+        );
+        self.fail_payments_of(id, why);
+        self.event(super::Event::ChannelClosed {
+            channel_id: id,
+            txid,
+        });
+    }
+
+    /// Transactions of ours not yet seen in a block.
+    pub(super) fn pending_broadcasts(&self) -> Vec<Transaction> {
+        self.entries
+            .values()
+            .filter_map(|e| match &e.phase {
+                Phase::Funded {
+                    tx: Some(tx),
+                    confirmed: None,
+                    ..
+                } => Some(tx.clone()),
+                Phase::Closed {
+                    tx: Some(tx),
+                    confirmed: None,
+                    ..
+                } => Some(tx.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Summaries of every channel.
+    pub(super) fn summaries(&self) -> Vec<ChannelSummary> {
+        self.entries
+            .iter()
+            .map(|(id, e)| summary(*id, e, self.connected.contains_key(&e.peer)))
+            .collect()
+    }
+}
+
+fn depends_on(o: &Output, id: ChannelId) -> bool {
+    match o {
+        Output::Send { msg, .. } => message_channel(msg) == Some(id),
+        Output::Broadcast { .. } => true,
+        _ => false,
+    }
+}
+
+/// The `channel_id` a channel message is about.
+pub(super) fn message_channel(msg: &Message) -> Option<ChannelId> {
+    Some(match msg {
+        Message::OpenChannel(m) => m.temporary_channel_id,
+        Message::AcceptChannel(m) => m.temporary_channel_id,
+        Message::FundingCreated(m) => m.temporary_channel_id,
+        Message::FundingSigned(m) => m.channel_id,
+        Message::ChannelReady(m) => m.channel_id,
+        Message::Shutdown(m) => m.channel_id,
+        Message::ClosingSigned(m) => m.channel_id,
+        Message::UpdateAddHtlc(m) => m.channel_id,
+        Message::UpdateFulfillHtlc(m) => m.channel_id,
+        Message::UpdateFailHtlc(m) => m.channel_id,
+        Message::UpdateFailMalformedHtlc(m) => m.channel_id,
+        Message::CommitmentSigned(m) => m.channel_id,
+        Message::RevokeAndAck(m) => m.channel_id,
+        Message::UpdateFee(m) => m.channel_id,
+        Message::ChannelReestablish(m) => m.channel_id,
+        Message::Error(m) => m.channel_id,
+        Message::Warning(m) => m.channel_id,
+        _ => return None,
+    })
+}
+
+fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
+    let phase = match &e.phase {
+        Phase::Funded {
+            funding,
+            tx,
+            depth,
+            confirmed,
+            ..
+        } => StoredPhase::Funded {
+            state: funding.encode_state()?,
+            tx: tx.clone(),
+            depth: *depth,
+            confirmed: *confirmed,
+        },
+        Phase::Normal { chan, scid, .. } => StoredPhase::Normal {
+            state: chan.encode_state()?,
+            scid: *scid,
+        },
+        Phase::Closed {
+            tx,
+            txid,
+            local,
+            confirmed,
+            reason,
+        } => StoredPhase::Closed {
+            tx: tx.clone(),
+            txid: *txid,
+            local: *local,
+            confirmed: *confirmed,
+            reason: reason.clone(),
+        },
+    };
+    Ok(ChannelRecord {
+        peer: e.peer,
+        index: e.index,
+        funding: e.funding,
+        phase,
+    })
+}
+
+fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
+    let mut s = ChannelSummary {
+        channel_id: id,
+        peer: e.peer,
+        state: ChannelState::Closed,
+        capacity: e.funding,
+        local: Msat::ZERO,
+        remote: Msat::ZERO,
+        pending_htlcs: 0,
+        funding_txid: Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+        short_channel_id: None,
+        we_are_funder: false,
+        closing_txid: None,
+        active: false,
+    };
+    match &e.phase {
+        Phase::Funded { funding, .. } => {
+            s.state = ChannelState::AwaitingConfirmation;
+            s.local = funding.commitments.local.to_local;
+            s.remote = funding.commitments.local.to_remote;
+            s.funding_txid = funding.funded.funding_outpoint.txid;
+            s.we_are_funder = funding.funded.we_are_funder;
+        }
+        Phase::Normal { chan, scid, .. } => {
+            let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
+            s.state = if shutting {
+                ChannelState::ShuttingDown
+            } else {
+                ChannelState::Normal
+            };
+            s.local = chan.commitments.local.to_local;
+            s.remote = chan.commitments.local.to_remote;
+            s.pending_htlcs = chan.commitments.local.htlcs.len();
+            s.funding_txid = chan.funded.funding_outpoint.txid;
+            s.short_channel_id = *scid;
+            s.we_are_funder = chan.funded.we_are_funder;
+            s.active = connected && e.live;
+        }
+        Phase::Closed { txid, local, .. } => {
+            s.local = *local;
+            s.closing_txid = Some(*txid);
+        }
+    }
+    s
+}
+
+impl Channels {
+    /// A channel message (BOLT 2, types 32-255) from a ready peer.
+    pub(in crate::core) fn on_message(&mut self, node: NodeId, id: ChannelId, msg: &Message) {
+        match msg {
+            Message::OpenChannel(m) => self.on_open_channel(node, m),
+            Message::AcceptChannel(m) => self.on_accept_channel(node, m),
+            Message::FundingCreated(m) => self.on_funding_created(node, m),
+            Message::FundingSigned(m) => self.on_funding_signed(node, m),
+            Message::ChannelReady(m) => self.on_channel_ready(node, m),
+            Message::ChannelReestablish(m) => self.on_reestablish(node, m),
+            Message::ClosingSigned(m) => self.on_closing_signed(node, m),
+            Message::Shutdown(_)
+            | Message::UpdateAddHtlc(_)
+            | Message::UpdateFulfillHtlc(_)
+            | Message::UpdateFailHtlc(_)
+            | Message::UpdateFailMalformedHtlc(_)
+            | Message::CommitmentSigned(_)
+            | Message::RevokeAndAck(_)
+            | Message::UpdateFee(_) => self.on_normal_message(node, id, msg),
+            // A channel message we do not implement (splicing, dual
+            // funding, simple close, ...): unknown to us.
+            _ => self.unknown(node, id),
+        }
+    }
+}

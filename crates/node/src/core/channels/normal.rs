@@ -1,0 +1,446 @@
+//! Channels in normal operation inside the core: the peer's updates and
+//! signatures, our signing, reconnection (`channel_reestablish`), and the
+//! cooperative close (`shutdown`, legacy `closing_signed`).
+
+use beongae_channel::normal::{ChannelError, Event as ChannelEvent, ReestablishError};
+use beongae_script::FeeratePerKw;
+use beongae_wire::msgs::{ChannelReestablish, ClosingSigned, Message, Shutdown, U16Bytes};
+use beongae_wire::{ChannelId, ErrorMessage, Features, NodeId, TlvStream};
+use bitcoin::Transaction;
+
+use super::{Channels, Phase};
+use crate::core::{CommandId, Event, PeerId, Reply};
+
+/// Weight of a legacy closing transaction with two P2WPKH outputs, rounded
+/// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
+const CLOSING_WEIGHT: u64 = 700;
+
+/// The lowest feerate relayed by default (1 sat/vbyte, rounded up).
+const MIN_RELAY_FEERATE: FeeratePerKw = FeeratePerKw(253);
+
+impl Channels {
+    /// A peer finished `init`: BOLT 2 §"Message Retransmission", "upon
+    /// reconnection ... MUST send `channel_reestablish`" for every channel
+    /// past `funding_signed`.
+    pub(in crate::core) fn on_peer_ready(
+        &mut self,
+        node: NodeId,
+        peer: PeerId,
+        features: Features,
+    ) {
+        self.connected.insert(node, (peer, features));
+        let ids: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.peer == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            entry.live = false;
+            let msg = match &entry.phase {
+                Phase::Funded { funding, .. } => funding.reestablish(&self.secp),
+                Phase::Normal { chan, .. } => chan.reestablish(&self.secp),
+                Phase::Closed { .. } => continue,
+            };
+            self.send(node, msg);
+        }
+    }
+
+    /// A ready peer went away: updates not yet signed by both are undone
+    /// (BOLT 2), openings in progress are abandoned.
+    pub(in crate::core) fn on_peer_gone(&mut self, node: NodeId) {
+        self.connected.remove(&node);
+        let openings: Vec<_> = self
+            .opening
+            .keys()
+            .filter(|(n, _)| *n == node)
+            .copied()
+            .collect();
+        for key in openings {
+            if let Some(o) = self.opening.remove(&key) {
+                let why = format!("{node} disconnected during the channel open");
+                self.reply(o_command(&o), Reply::Failed(why));
+            }
+        }
+        let ids: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.peer == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            entry.live = false;
+            let dropped = match &mut entry.phase {
+                Phase::Normal { chan, closing, .. } => {
+                    // BOLT 2: a closing negotiation restarts after reconnection.
+                    *closing = None;
+                    chan.on_disconnect()
+                }
+                Phase::Funded { ready_sent, .. } => {
+                    // Sent again after the peer's channel_reestablish.
+                    *ready_sent = false;
+                    continue;
+                }
+                Phase::Closed { .. } => continue,
+            };
+            self.touch(id);
+            for update in dropped {
+                if let beongae_channel::commitments::Update::Add { id: htlc, .. } = update {
+                    self.outgoing_dropped(id, htlc);
+                }
+            }
+        }
+    }
+
+    /// The peer's `channel_reestablish`.
+    pub(super) fn on_reestablish(&mut self, node: NodeId, msg: &ChannelReestablish) {
+        let id = msg.channel_id;
+        let Some(entry) = self.entries.get_mut(&id).filter(|e| e.peer == node) else {
+            return self.unknown(node, id);
+        };
+        entry.live = true;
+        let result = match &mut entry.phase {
+            Phase::Funded { .. } => {
+                // Both at commitment 0: our channel_ready goes again if due.
+                self.check_ready(id);
+                return;
+            }
+            Phase::Normal { chan, .. } => {
+                chan.receive_reestablish(&self.secp, msg).map(|mut out| {
+                    // BOLT 2: "if it has sent `shutdown` previously, MUST
+                    // retransmit `shutdown`".
+                    if let Some(script) = &chan.shutdown.local {
+                        out.push(Message::Shutdown(Shutdown {
+                            channel_id: id,
+                            scriptpubkey: U16Bytes(script.to_bytes()),
+                            extension: TlvStream::default(),
+                        }));
+                    }
+                    out
+                })
+            }
+            Phase::Closed { .. } => return,
+        };
+        match result {
+            Ok(msgs) => {
+                for m in msgs {
+                    self.send(node, m);
+                }
+                self.touch(id);
+            }
+            Err(ChannelError::Reestablish(ReestablishError::WeFellBehind(n))) => {
+                // BOLT 2: our state is old; we "MUST NOT broadcast" our
+                // commitment. Ask the peer to close; our funds come back in
+                // its commitment's to_remote output.
+                let why = format!("our channel state is behind (you hold our secret {n}); please close the channel");
+                self.send(node, ErrorMessage::new(id, &why));
+                if let Some(entry) = self.entries.get_mut(&id) {
+                    if let Phase::Normal { chan, .. } = &entry.phase {
+                        entry.phase = Phase::Closed {
+                            tx: None,
+                            txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+                            local: chan.commitments.local.to_local,
+                            confirmed: None,
+                            reason: why.clone(),
+                        };
+                    }
+                }
+                self.touch(id);
+                tracing::error!(channel = %id, "{why}");
+            }
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// An update, `commitment_signed`, `revoke_and_ack`, `update_fee` or
+    /// `shutdown` from the peer.
+    pub(super) fn on_normal_message(&mut self, node: NodeId, id: ChannelId, msg: &Message) {
+        let Some(entry) = self.entries.get_mut(&id).filter(|e| e.peer == node) else {
+            return self.unknown(node, id);
+        };
+        let live = entry.live;
+        let result = match &mut entry.phase {
+            Phase::Normal { chan, .. } if live => chan.receive(&self.secp, msg),
+            Phase::Normal { .. } => {
+                // BOLT 2: nothing but channel_reestablish until it arrived.
+                return self.fail(id, &format!("{} before channel_reestablish", msg.name()));
+            }
+            Phase::Funded { .. } => {
+                return self.fail(id, &format!("{} before channel_ready", msg.name()));
+            }
+            Phase::Closed { .. } => return,
+        };
+        match result {
+            Ok(received) => {
+                for m in received.reply {
+                    self.send(node, m);
+                }
+                for e in received.events {
+                    self.on_channel_event(id, e);
+                }
+                self.touch(id);
+            }
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    fn on_channel_event(&mut self, id: ChannelId, e: ChannelEvent) {
+        match e {
+            ChannelEvent::IncomingCommitted {
+                id: htlc,
+                amount,
+                payment_hash,
+                cltv_expiry,
+                onion,
+                dust_exposure_exceeded,
+            } => self.on_incoming(
+                id,
+                htlc,
+                amount,
+                payment_hash,
+                cltv_expiry,
+                &onion,
+                dust_exposure_exceeded,
+            ),
+            ChannelEvent::OutgoingFulfilled { id: htlc, preimage } => {
+                self.outgoing_fulfilled(id, htlc, preimage)
+            }
+            ChannelEvent::OutgoingFailed { id: htlc, reason } => {
+                self.outgoing_failed(id, htlc, &reason)
+            }
+            // Answered in `maybe_start_closing` once our updates are signed.
+            ChannelEvent::ShutdownReceived { .. } => {}
+        }
+    }
+
+    /// Signs the peer's next commitment when there is something to sign.
+    pub(super) fn sign_if_needed(&mut self, id: ChannelId) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if !entry.live || !self.connected.contains_key(&entry.peer) {
+            return;
+        }
+        let peer = entry.peer;
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return;
+        };
+        match chan.sign(&self.secp) {
+            Ok(Some(cs)) => {
+                self.send(peer, cs);
+                self.touch(id);
+            }
+            Ok(None) => {}
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// `closechannel`: our `shutdown` as soon as our updates are signed.
+    pub(in crate::core) fn close(&mut self, id: ChannelId, command: CommandId) {
+        if self.settings.close_script.is_none() {
+            return self.reply(
+                Some(command),
+                Reply::Failed("no close address: the node runs without a wallet".into()),
+            );
+        }
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
+        };
+        match &mut entry.phase {
+            Phase::Normal { command: c, .. } => {
+                if let Some(old) = c.replace(command) {
+                    self.reply(
+                        Some(old),
+                        Reply::Failed("superseded by a newer close".into()),
+                    );
+                }
+                self.touch(id);
+            }
+            Phase::Funded { .. } => self.reply(
+                Some(command),
+                Reply::Failed(format!(
+                    "channel {id} is not open yet; a force close comes with on-chain enforcement"
+                )),
+            ),
+            Phase::Closed { txid, .. } => {
+                let txid = *txid;
+                self.reply(
+                    Some(command),
+                    Reply::ChannelClosed {
+                        channel_id: id,
+                        txid,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Sends `shutdown` when asked to (by the user or the peer's own) and
+    /// starts the fee negotiation once the channel is empty (BOLT 2
+    /// §"Closing Negotiation": the funder sends the first `closing_signed`).
+    pub(super) fn maybe_start_closing(&mut self, id: ChannelId) {
+        let feerate = self.feerate;
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if !entry.live || !self.connected.contains_key(&entry.peer) {
+            return;
+        }
+        let peer = entry.peer;
+        let Phase::Normal {
+            chan,
+            closing,
+            command,
+            ..
+        } = &mut entry.phase
+        else {
+            return;
+        };
+        let mut out: Vec<Message> = Vec::new();
+        let wants = command.is_some() || chan.shutdown.remote.is_some();
+        if wants && chan.shutdown.local.is_none() {
+            let Some(script) = self.settings.close_script.clone() else {
+                return;
+            };
+            match chan.send_shutdown(script) {
+                Ok(m) => out.push(m.into()),
+                // Updates of ours still unsigned: after the next signature.
+                Err(ChannelError::Unexpected(_)) => return,
+                Err(e) => return self.fail(id, &e.to_string()),
+            }
+        }
+        let mut failed = None;
+        if closing.is_none() && chan.ready_to_close() {
+            let fee = feerate.fee_for_weight(CLOSING_WEIGHT);
+            let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
+            let range = (min.min(fee), fee * 3);
+            match chan.start_closing(range) {
+                Ok(mut c) => {
+                    if chan.funded.we_are_funder {
+                        match c.propose(&self.secp, fee) {
+                            Ok(m) => out.push(m.into()),
+                            Err(e) => failed = Some(e.to_string()),
+                        }
+                    }
+                    *closing = Some(Box::new(c));
+                }
+                Err(e) => failed = Some(e.to_string()),
+            }
+        }
+        if !out.is_empty() {
+            self.touch(id);
+        }
+        for m in out {
+            self.send(peer, m);
+        }
+        if let Some(why) = failed {
+            self.fail(id, &why);
+        }
+    }
+
+    /// The peer's `closing_signed`.
+    pub(super) fn on_closing_signed(&mut self, node: NodeId, msg: &ClosingSigned) {
+        let id = msg.channel_id;
+        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
+            return self.unknown(node, id);
+        }
+        // The fundee starts its side of the negotiation on the first one.
+        self.maybe_start_closing(id);
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Phase::Normal { closing, .. } = &mut entry.phase else {
+            return;
+        };
+        let Some(c) = closing.as_mut() else {
+            return self.fail(id, "closing_signed before the channel is empty");
+        };
+        use beongae_channel::close::CloseStep;
+        match c.receive(&self.secp, msg) {
+            Ok(CloseStep::Send(m)) => self.send(node, m),
+            Ok(CloseStep::SendAndDone(m, tx)) => {
+                self.send(node, m);
+                self.closed(id, tx);
+            }
+            Ok(CloseStep::Done(tx)) => self.closed(id, tx),
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// The negotiation agreed: store, then broadcast the closing transaction.
+    fn closed(&mut self, id: ChannelId, tx: Transaction) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Phase::Normal { chan, command, .. } = &mut entry.phase else {
+            return;
+        };
+        let command = command.take();
+        let local = chan.commitments.local.to_local;
+        let txid = tx.compute_txid();
+        entry.phase = Phase::Closed {
+            tx: Some(tx.clone()),
+            txid,
+            local,
+            confirmed: None,
+            reason: "cooperative close".into(),
+        };
+        self.touch(id);
+        self.deferred.push(crate::core::Output::Broadcast { tx });
+        self.reply(
+            command,
+            Reply::ChannelClosed {
+                channel_id: id,
+                txid,
+            },
+        );
+        self.event(Event::ChannelClosed {
+            channel_id: id,
+            txid: Some(txid),
+        });
+    }
+
+    /// The peer's `error` for one channel (BOLT 1: "MUST fail the channel
+    /// referred to by `channel_id`"), or for all of them (all-zero id).
+    pub(in crate::core) fn on_error(&mut self, node: NodeId, id: ChannelId) {
+        let ids: Vec<ChannelId> = if id.is_all() {
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.peer == node)
+                .map(|(i, _)| *i)
+                .collect()
+        } else {
+            vec![id]
+        };
+        for id in ids {
+            if self.entries.get(&id).is_some_and(|e| e.peer == node) {
+                self.fail(id, "the peer sent an error");
+            }
+        }
+        // Openings in progress with that temporary id.
+        let keys: Vec<_> = self
+            .opening
+            .keys()
+            .filter(|(n, t)| *n == node && (id.is_all() || *t == id))
+            .copied()
+            .collect();
+        for key in keys {
+            if let Some(o) = self.opening.remove(&key) {
+                self.reply(
+                    o_command(&o),
+                    Reply::Failed("the peer refused the channel".into()),
+                );
+            }
+        }
+    }
+}
+
+fn o_command(o: &super::open::Opening) -> Option<CommandId> {
+    o.command()
+}

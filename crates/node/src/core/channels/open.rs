@@ -1,0 +1,551 @@
+//! Opening channels, both roles (BOLT 2 §"Channel Establishment v1"), up
+//! to normal operation once the funding is deep enough and both
+//! `channel_ready`s were exchanged.
+
+use beongae_channel::channel_type::ChannelTypeSpec;
+use beongae_channel::funding::{ChannelTerms, Funding, LocalSetup};
+use beongae_channel::open::{check_accept_channel, check_open_channel, OpenRequest, PeerParams};
+use beongae_channel::propose::{accept_channel, open_channel};
+use beongae_script::funding::funding_script_pubkey;
+use beongae_wire::msgs::{AcceptChannel, ChannelReady, FundingCreated, FundingSigned, OpenChannel};
+use beongae_wire::{ChannelId, ErrorMessage, Feature, Msat, NodeId, ShortChannelId};
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::{Amount, OutPoint, Transaction};
+
+use super::{Channels, Entry, Phase};
+use crate::core::{CommandId, Event, Output, Reply};
+
+/// A channel before both commitment 0 signatures exist (kept in memory
+/// only: nothing can be lost yet).
+pub(super) enum Opening {
+    /// We sent `open_channel`.
+    Offered {
+        open: Box<OpenChannel>,
+        setup: Box<LocalSetup>,
+        index: u32,
+        command: Option<CommandId>,
+    },
+    /// The wallet builds the funding transaction.
+    Building {
+        open: Box<OpenChannel>,
+        setup: Box<LocalSetup>,
+        index: u32,
+        params: Box<PeerParams>,
+        depth: u32,
+        command: Option<CommandId>,
+    },
+    /// We sent `funding_created`.
+    Created {
+        funding: Box<Funding>,
+        tx: Transaction,
+        depth: u32,
+        index: u32,
+        command: Option<CommandId>,
+    },
+    /// We sent `accept_channel`.
+    Accepted {
+        request: Box<OpenRequest>,
+        setup: Box<LocalSetup>,
+        index: u32,
+    },
+}
+
+impl Opening {
+    pub(super) fn command(&self) -> Option<CommandId> {
+        match self {
+            Opening::Offered { command, .. }
+            | Opening::Building { command, .. }
+            | Opening::Created { command, .. } => *command,
+            Opening::Accepted { .. } => None,
+        }
+    }
+}
+
+impl Channels {
+    /// `openchannel`: sends `open_channel` to a connected peer.
+    pub(in crate::core) fn open(
+        &mut self,
+        node: NodeId,
+        funding: Amount,
+        push: Msat,
+        command: CommandId,
+    ) {
+        let Some((_, features)) = self.connected.get(&node) else {
+            return self.reply(
+                Some(command),
+                Reply::Failed(format!("not connected to {node}: connect first")),
+            );
+        };
+        // Anchors when the peer supports them (BOLT 9 `option_anchors`),
+        // else static_remotekey, which every peer we accept supports.
+        let channel_type = if features.offers(Feature::Anchors) {
+            ChannelTypeSpec::ANCHORS
+        } else {
+            ChannelTypeSpec::STATIC_REMOTE_KEY
+        };
+        let index = self.take_index();
+        let setup = self.local_setup(index, funding, Amount::ZERO);
+        let temp = temporary_id(&self.node_secret, index);
+        let msg = match open_channel(
+            &self.secp,
+            self.chain,
+            temp,
+            funding,
+            push,
+            self.feerate,
+            channel_type,
+            &setup,
+            &self.settings.config,
+            false,
+        ) {
+            Ok(m) => m,
+            Err(e) => return self.reply(Some(command), Reply::Failed(e.to_string())),
+        };
+        self.send(node, msg.clone());
+        self.opening.insert(
+            (node, temp),
+            Opening::Offered {
+                open: Box::new(msg),
+                setup: Box::new(setup),
+                index,
+                command: Some(command),
+            },
+        );
+    }
+
+    /// Ends an opening with an `error` to the peer and a failed reply.
+    fn abandon(&mut self, node: NodeId, temp: ChannelId, why: String) {
+        let command = self.opening.remove(&(node, temp)).and_then(|o| o.command());
+        self.send(node, ErrorMessage::new(temp, &why));
+        self.reply(
+            command,
+            Reply::Failed(format!("channel open failed: {why}")),
+        );
+    }
+
+    /// The peer's `accept_channel`: checked, then the wallet builds the
+    /// funding transaction.
+    pub(super) fn on_accept_channel(&mut self, node: NodeId, msg: &AcceptChannel) {
+        let key = (node, msg.temporary_channel_id);
+        let Some(Opening::Offered { .. }) = self.opening.get(&key) else {
+            return self.unknown(node, msg.temporary_channel_id);
+        };
+        let Some(Opening::Offered {
+            open,
+            setup,
+            index,
+            command,
+        }) = self.opening.remove(&key)
+        else {
+            return;
+        };
+        let (params, depth) = match check_accept_channel(msg, &open, &self.settings.config) {
+            Ok(x) => x,
+            Err(e) => {
+                self.opening.insert(
+                    key,
+                    Opening::Offered {
+                        open,
+                        setup,
+                        index,
+                        command,
+                    },
+                );
+                return self.abandon(node, key.1, e.to_string());
+            }
+        };
+        let script_pubkey =
+            funding_script_pubkey(&setup.keys.funding_pubkey, &params.keys.funding_pubkey);
+        let amount = Amount::from_sat(open.funding_satoshis);
+        self.deferred.push(Output::BuildFunding {
+            node_id: node,
+            temporary_channel_id: key.1,
+            script_pubkey,
+            amount,
+            feerate: self.feerate,
+        });
+        self.opening.insert(
+            key,
+            Opening::Building {
+                open,
+                setup,
+                index,
+                params: Box::new(params),
+                // BOLT 2: zero means the accepter trusts us; we still wait
+                // for one confirmation (no zero-conf yet).
+                depth: depth.max(1),
+                command,
+            },
+        );
+    }
+
+    /// The wallet built (or could not build) the funding transaction:
+    /// `funding_created`.
+    pub(in crate::core) fn on_funding_built(
+        &mut self,
+        node: NodeId,
+        temp: ChannelId,
+        result: Result<Transaction, String>,
+    ) {
+        let key = (node, temp);
+        let Some(Opening::Building { .. }) = self.opening.get(&key) else {
+            return;
+        };
+        let Some(Opening::Building {
+            open,
+            setup,
+            index,
+            params,
+            depth,
+            command,
+        }) = self.opening.remove(&key)
+        else {
+            return;
+        };
+        let tx = match result {
+            Ok(tx) => tx,
+            Err(why) => {
+                self.send(
+                    node,
+                    ErrorMessage::new(temp, "funding transaction could not be built"),
+                );
+                return self.reply(
+                    command,
+                    Reply::Failed(format!("cannot fund the channel: {why}")),
+                );
+            }
+        };
+        let amount = Amount::from_sat(open.funding_satoshis);
+        let script = funding_script_pubkey(&setup.keys.funding_pubkey, &params.keys.funding_pubkey);
+        let Some(vout) = tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == script && o.value == amount)
+        else {
+            self.send(
+                node,
+                ErrorMessage::new(temp, "funding transaction could not be built"),
+            );
+            return self.reply(
+                command,
+                Reply::Failed("the wallet's funding transaction lacks the funding output".into()),
+            );
+        };
+        let outpoint = OutPoint {
+            txid: tx.compute_txid(),
+            vout: vout as u32,
+        };
+        let channel_type = open
+            .channel_type
+            .as_ref()
+            .and_then(|f| ChannelTypeSpec::from_features(f).ok())
+            .map_or(beongae_script::ChannelType::StaticRemoteKey, |s| s.base);
+        let terms = ChannelTerms {
+            channel_type,
+            funding: amount,
+            push: Msat::from_msat(open.push_msat),
+            feerate: beongae_script::FeeratePerKw(open.feerate_per_kw),
+            we_are_funder: true,
+        };
+        let created = Funding::new(*setup, *params, terms, outpoint)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                let m = f
+                    .funding_created(&self.secp, temp)
+                    .map_err(|e| e.to_string())?;
+                Ok((f, m))
+            });
+        match created {
+            Ok((funding, msg)) => {
+                if self.entries.contains_key(&funding.channel_id) {
+                    self.send(node, ErrorMessage::new(temp, "channel id collision"));
+                    return self.reply(command, Reply::Failed("channel id collision".into()));
+                }
+                self.send(node, msg);
+                self.opening.insert(
+                    key,
+                    Opening::Created {
+                        funding: Box::new(funding),
+                        tx,
+                        depth,
+                        index,
+                        command,
+                    },
+                );
+            }
+            Err(why) => {
+                self.send(node, ErrorMessage::new(temp, &why));
+                self.reply(command, Reply::Failed(why));
+            }
+        }
+    }
+
+    /// The fundee's `funding_signed`: store the channel, then broadcast.
+    pub(super) fn on_funding_signed(&mut self, node: NodeId, msg: &FundingSigned) {
+        let key = self.opening.iter().find_map(|(k, o)| match o {
+            Opening::Created { funding, .. }
+                if k.0 == node && funding.channel_id == msg.channel_id =>
+            {
+                Some(*k)
+            }
+            _ => None,
+        });
+        let Some(key) = key else {
+            return self.unknown(node, msg.channel_id);
+        };
+        let Some(Opening::Created {
+            mut funding,
+            tx,
+            depth,
+            index,
+            command,
+        }) = self.opening.remove(&key)
+        else {
+            return;
+        };
+        if let Err(e) = funding.receive_funding_signed(&self.secp, msg) {
+            // Nothing was broadcast: forget the channel.
+            self.send(node, ErrorMessage::new(msg.channel_id, &e.to_string()));
+            return self.reply(command, Reply::Failed(format!("channel open failed: {e}")));
+        }
+        let id = funding.channel_id;
+        let txid = tx.compute_txid();
+        let amount = funding.funded.funding_amount;
+        self.entries.insert(
+            id,
+            Entry {
+                peer: node,
+                index,
+                funding: amount,
+                phase: Phase::Funded {
+                    funding,
+                    tx: Some(tx.clone()),
+                    depth,
+                    confirmed: None,
+                    their_ready: None,
+                    ready_sent: false,
+                    command: None,
+                },
+                live: true,
+            },
+        );
+        self.touch(id);
+        self.deferred.push(Output::Broadcast { tx });
+        self.reply(
+            command,
+            Reply::ChannelOpened {
+                channel_id: id,
+                funding_txid: txid,
+            },
+        );
+        self.event(Event::ChannelPending {
+            channel_id: id,
+            peer: node,
+            funding_txid: txid,
+        });
+    }
+
+    /// The peer's `open_channel`: checked against our config, answered
+    /// with `accept_channel`.
+    pub(super) fn on_open_channel(&mut self, node: NodeId, msg: &OpenChannel) {
+        let temp = msg.temporary_channel_id;
+        if self.opening.contains_key(&(node, temp)) {
+            // BOLT 2: a duplicate temporary_channel_id from the same peer.
+            return self.abandon(node, temp, "temporary_channel_id already in use".into());
+        }
+        let request = match check_open_channel(msg, self.chain, &self.settings.config, false) {
+            Ok(r) => r,
+            Err(e) => return self.send(node, ErrorMessage::new(temp, &e.to_string())),
+        };
+        let index = self.take_index();
+        let setup = self.local_setup(index, request.funding, request.params.dust_limit);
+        match accept_channel(
+            &self.secp,
+            &request,
+            &setup,
+            self.settings.config.minimum_depth,
+        ) {
+            Ok(accept) => {
+                self.send(node, accept);
+                self.opening.insert(
+                    (node, temp),
+                    Opening::Accepted {
+                        request: Box::new(request),
+                        setup: Box::new(setup),
+                        index,
+                    },
+                );
+            }
+            Err(e) => self.send(node, ErrorMessage::new(temp, &e.to_string())),
+        }
+    }
+
+    /// The funder's `funding_created`: check its signature, store the
+    /// channel, answer `funding_signed`.
+    pub(super) fn on_funding_created(&mut self, node: NodeId, msg: &FundingCreated) {
+        let key = (node, msg.temporary_channel_id);
+        let Some(Opening::Accepted { .. }) = self.opening.get(&key) else {
+            return self.unknown(node, msg.temporary_channel_id);
+        };
+        let Some(Opening::Accepted {
+            request,
+            setup,
+            index,
+        }) = self.opening.remove(&key)
+        else {
+            return;
+        };
+        let terms = ChannelTerms {
+            channel_type: request.channel_type.base,
+            funding: request.funding,
+            push: request.push,
+            feerate: request.feerate,
+            we_are_funder: false,
+        };
+        let (funding, signed) = match Funding::receive_funding_created(
+            &self.secp,
+            *setup,
+            request.params,
+            terms,
+            msg,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                return self.send(node, ErrorMessage::new(key.1, &e.to_string()));
+            }
+        };
+        let id = funding.channel_id;
+        if self.entries.contains_key(&id) {
+            return self.send(node, ErrorMessage::new(key.1, "channel id already in use"));
+        }
+        self.entries.insert(
+            id,
+            Entry {
+                peer: node,
+                index,
+                funding: request.funding,
+                phase: Phase::Funded {
+                    funding: Box::new(funding),
+                    tx: None,
+                    depth: self.settings.config.minimum_depth.max(1),
+                    confirmed: None,
+                    their_ready: None,
+                    ready_sent: false,
+                    command: None,
+                },
+                live: true,
+            },
+        );
+        self.touch(id);
+        self.send(node, signed);
+        self.event(Event::ChannelPending {
+            channel_id: id,
+            peer: node,
+            funding_txid: bitcoin::Txid::from_byte_array(msg.funding_txid),
+        });
+    }
+
+    /// The peer's `channel_ready`.
+    pub(super) fn on_channel_ready(&mut self, node: NodeId, msg: &ChannelReady) {
+        let Some(entry) = self
+            .entries
+            .get_mut(&msg.channel_id)
+            .filter(|e| e.peer == node)
+        else {
+            return self.unknown(node, msg.channel_id);
+        };
+        match &mut entry.phase {
+            Phase::Funded { their_ready, .. } => {
+                *their_ready = Some(msg.clone());
+                self.check_ready(msg.channel_id);
+            }
+            // A retransmission after a reconnection (BOLT 2 allows it).
+            Phase::Normal { .. } | Phase::Closed { .. } => {}
+        }
+    }
+
+    /// Sends our `channel_ready` once the funding is deep enough, and
+    /// enters normal operation once both were sent (BOLT 2: a node "MUST
+    /// wait until the funding transaction has reached `minimum_depth`
+    /// before sending this message").
+    pub(super) fn check_ready(&mut self, id: ChannelId) {
+        let height = self.height;
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let connected = self.connected.contains_key(&entry.peer) && entry.live;
+        let peer = entry.peer;
+        let Phase::Funded {
+            funding,
+            depth,
+            confirmed,
+            their_ready,
+            ready_sent,
+            ..
+        } = &mut entry.phase
+        else {
+            return;
+        };
+        let Some((h, index)) = *confirmed else {
+            return;
+        };
+        if height + 1 < h + *depth {
+            return;
+        }
+        let mut ours = None;
+        if !*ready_sent && connected {
+            *ready_sent = true;
+            ours = Some(funding.channel_ready(&self.secp, None));
+        }
+        let next = match their_ready.take() {
+            Some(ready) if *ready_sent => Some(((**funding).clone(), ready)),
+            other => {
+                *their_ready = other;
+                None
+            }
+        };
+        let vout = u16::try_from(funding.funded.funding_outpoint.vout).unwrap_or(u16::MAX);
+        let scid = ShortChannelId::new(h, index, vout);
+        if let Some(m) = ours {
+            self.send(peer, m);
+        }
+        let Some((funding, ready)) = next else {
+            return;
+        };
+        match funding.receive_channel_ready(&ready) {
+            Ok(chan) => {
+                if let Some(entry) = self.entries.get_mut(&id) {
+                    entry.phase = Phase::Normal {
+                        chan: Box::new(chan),
+                        scid,
+                        closing: None,
+                        command: None,
+                    };
+                }
+                self.touch(id);
+                self.event(Event::ChannelReady {
+                    channel_id: id,
+                    peer,
+                    short_channel_id: scid,
+                });
+            }
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// BOLT 1: "SHOULD send `error` with the unknown `channel_id`".
+    pub(super) fn unknown(&mut self, node: NodeId, id: ChannelId) {
+        let text = format!("unknown channel {id}");
+        self.send(node, ErrorMessage::new(id, &text));
+    }
+}
+
+/// A temporary channel id no one else can guess or repeat: a hash of our
+/// node secret and the channel's key index.
+fn temporary_id(node_secret: &bitcoin::secp256k1::SecretKey, index: u32) -> ChannelId {
+    let mut e = sha256::Hash::engine();
+    e.input(b"beongae/temporary_channel_id");
+    e.input(&node_secret.secret_bytes());
+    e.input(&index.to_be_bytes());
+    ChannelId(sha256::Hash::from_engine(e).to_byte_array())
+}

@@ -1,0 +1,434 @@
+//! Invoices and payments over the node's channels: our BOLT 11 invoices
+//! (preimages and payment secrets derived from the node secret, so none is
+//! stored), payments to a direct peer, and the settlement of HTLCs offered
+//! to us.
+
+use beongae_channel::normal::FailReason;
+use beongae_invoice::{Currency, Invoice, InvoiceBuilder, PaymentSecret};
+use beongae_onion::{ExpectedPayment, FailureMessage, FinalOutcome, IncomingHtlc};
+use beongae_wire::msgs::OnionPacketBytes;
+use beongae_wire::{ChainHash, ChannelId, Feature, Features, Msat, PaymentHash, Preimage};
+use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
+use bitcoin::secp256k1::SecretKey;
+
+use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
+use super::{Channels, Phase};
+use crate::core::{CommandId, Event, Reply};
+use crate::payments::{pay_direct, read_failure, receive_htlc_or_refuse, IncomingDecision};
+
+/// A payment, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSummary {
+    /// `payment_hash`
+    pub payment_hash: PaymentHash,
+    /// Whether we are the payee.
+    pub incoming: bool,
+    /// Amount (asked or sent).
+    pub amount: Option<Msat>,
+    /// `pending`, `succeeded`, `failed: ...`, `open` or `paid`.
+    pub status: String,
+    /// The invoice, for incoming payments.
+    pub invoice: Option<String>,
+}
+
+/// A key for deriving one invoice's secrets.
+fn derive(node_secret: &SecretKey, label: &[u8], index: u64) -> [u8; 32] {
+    let mut e = hmac::HmacEngine::<sha256::Hash>::new(&node_secret.secret_bytes());
+    e.input(label);
+    e.input(&index.to_be_bytes());
+    hmac::Hmac::<sha256::Hash>::from_engine(e).to_byte_array()
+}
+
+fn currency(chain: ChainHash) -> Currency {
+    if chain == ChainHash::BITCOIN {
+        Currency::Bitcoin
+    } else if chain == ChainHash::TESTNET3 || chain == ChainHash::TESTNET4 {
+        Currency::BitcoinTestnet
+    } else if chain == ChainHash::SIGNET {
+        Currency::Signet
+    } else {
+        Currency::Regtest
+    }
+}
+
+impl Channels {
+    fn preimage(&self, index: u64) -> Preimage {
+        Preimage(derive(&self.node_secret, b"beongae/preimage", index))
+    }
+
+    fn payment_secret(&self, index: u64) -> [u8; 32] {
+        derive(&self.node_secret, b"beongae/payment_secret", index)
+    }
+
+    /// `invoice`: a signed BOLT 11 invoice of ours.
+    pub(in crate::core) fn create_invoice(
+        &mut self,
+        amount: Option<Msat>,
+        description: &str,
+        expiry_secs: u64,
+        now_secs: u64,
+    ) -> Result<(String, PaymentHash), String> {
+        let index = self.take_invoice_index();
+        let preimage = self.preimage(index);
+        let hash = preimage.payment_hash();
+        // BOLT 11: var_onion_optin and payment_secret are required of payers.
+        let features = Features::empty()
+            .with_required(Feature::VarOnionOptin)
+            .with_required(Feature::PaymentSecret)
+            .with_optional(Feature::BasicMpp);
+        let mut b = InvoiceBuilder::new(currency(self.chain))
+            .timestamp(now_secs)
+            .payment_hash(hash)
+            .payment_secret(PaymentSecret(self.payment_secret(index)))
+            .description(description)
+            .expiry(expiry_secs)
+            .min_final_cltv_expiry_delta(u64::from(self.settings.min_final_cltv_expiry_delta))
+            .features(features);
+        if let Some(a) = amount {
+            b = b.amount(a);
+        }
+        let invoice = b
+            .sign(&self.secp, &self.node_secret)
+            .map_err(|e| format!("cannot build the invoice: {e}"))?
+            .encode();
+        let rec = InvoiceRecord {
+            index,
+            invoice: invoice.clone(),
+            amount,
+            received: None,
+        };
+        self.batch.put(NS_PAYMENTS, key(b'i', &hash), rec.encode());
+        self.invoices.insert(hash, rec);
+        Ok((invoice, hash))
+    }
+
+    /// `pay`: offers the HTLC for `invoice` to its payee, a direct peer.
+    pub(in crate::core) fn pay(
+        &mut self,
+        invoice: &str,
+        amount: Option<Msat>,
+        now_secs: u64,
+        session_key: SecretKey,
+        command: CommandId,
+    ) {
+        if let Err(why) = self.try_pay(invoice, amount, now_secs, session_key, command) {
+            self.reply(Some(command), Reply::Failed(why));
+        }
+    }
+
+    fn try_pay(
+        &mut self,
+        invoice: &str,
+        amount: Option<Msat>,
+        now_secs: u64,
+        session_key: SecretKey,
+        command: CommandId,
+    ) -> Result<(), String> {
+        let inv = Invoice::decode(invoice).map_err(|e| format!("invalid invoice: {e}"))?;
+        if inv.currency() != currency(self.chain) {
+            return Err(format!(
+                "the invoice is for {:?}, this node runs on another network",
+                inv.currency()
+            ));
+        }
+        let hash = inv.payment_hash();
+        match self.outgoing.get(&hash).map(|p| &p.status) {
+            Some(OutgoingStatus::Pending) => return Err("this invoice is being paid".into()),
+            Some(OutgoingStatus::Succeeded(_)) => return Err("this invoice is already paid".into()),
+            _ => {}
+        }
+        let payee = inv.payee_node_id();
+        let p = pay_direct(
+            &self.secp,
+            &session_key,
+            &inv,
+            amount,
+            self.height,
+            now_secs,
+        )
+        .map_err(|e| e.to_string())?;
+        let candidates: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.peer == payee && e.live && matches!(e.phase, Phase::Normal { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        if candidates.is_empty() {
+            return Err(format!(
+                "no active channel with the payee {payee} (only direct payments for now)"
+            ));
+        }
+        let mut last = String::new();
+        for id in candidates {
+            let Some(Phase::Normal { chan, .. }) = self.entries.get_mut(&id).map(|e| &mut e.phase)
+            else {
+                continue;
+            };
+            match chan.send_add(p.amount, hash, p.cltv_expiry, p.onion.clone()) {
+                Ok(add) => {
+                    let rec = OutgoingRecord {
+                        payment_hash: hash,
+                        amount: p.amount,
+                        channel_id: id,
+                        htlc_id: add.id,
+                        shared_secrets: p.shared_secrets,
+                        status: OutgoingStatus::Pending,
+                    };
+                    self.batch.put(NS_PAYMENTS, key(b'o', &hash), rec.encode());
+                    self.by_htlc.insert((id, add.id), hash);
+                    self.outgoing.insert(hash, rec);
+                    self.waiting.insert(hash, command);
+                    self.send(payee, add);
+                    self.touch(id);
+                    return Ok(());
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!("no channel can carry the payment: {last}"))
+    }
+
+    /// An HTLC offered to us is irrevocably committed: settle or fail it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_incoming(
+        &mut self,
+        channel: ChannelId,
+        htlc: u64,
+        amount: Msat,
+        payment_hash: PaymentHash,
+        cltv_expiry: u32,
+        onion: &OnionPacketBytes,
+        dust_exposure_exceeded: bool,
+    ) {
+        let incoming = IncomingHtlc {
+            amount,
+            cltv_expiry,
+            payment_hash,
+        };
+        let expected = |h: &PaymentHash| {
+            let rec = self.invoices.get(h).filter(|r| r.received.is_none())?;
+            Some(ExpectedPayment {
+                payment_secret: self.payment_secret(rec.index),
+                amount: rec.amount,
+                min_final_cltv_expiry_delta: u32::from(self.settings.min_final_cltv_expiry_delta),
+            })
+        };
+        let refuse = dust_exposure_exceeded.then_some(FailureMessage::TemporaryNodeFailure);
+        let decision = receive_htlc_or_refuse(
+            &self.secp,
+            &self.node_secret,
+            &incoming,
+            onion,
+            expected,
+            self.height,
+            refuse,
+        );
+        let Some(Phase::Normal { chan, .. }) = self.entries.get_mut(&channel).map(|e| &mut e.phase)
+        else {
+            return;
+        };
+        let msg: Result<beongae_wire::msgs::Message, String> = match decision {
+            Ok(IncomingDecision::Accept { outcome, .. }) => {
+                let total = match outcome {
+                    FinalOutcome::Complete => amount,
+                    FinalOutcome::Part { total } => total,
+                };
+                let parts = self.held.entry(payment_hash).or_default();
+                parts.push((channel, htlc, amount));
+                let sum = parts
+                    .iter()
+                    .try_fold(Msat::ZERO, |s, p| s.checked_add(p.2))
+                    .unwrap_or(Msat::ZERO);
+                if sum < total {
+                    // BOLT 4: hold the parts until they add up.
+                    return;
+                }
+                return self.settle(payment_hash, sum);
+            }
+            Ok(IncomingDecision::Fail { reason, failure }) => {
+                tracing::info!(%payment_hash, ?failure, "failing an incoming htlc");
+                chan.send_fail(htlc, reason)
+                    .map(Into::into)
+                    .map_err(|e| e.to_string())
+            }
+            Ok(IncomingDecision::Malformed {
+                sha256_of_onion,
+                failure_code,
+            }) => chan
+                .send_fail_malformed(htlc, sha256_of_onion, failure_code)
+                .map(Into::into)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let peer = self.entries[&channel].peer;
+        match msg {
+            Ok(m) => {
+                self.send(peer, m);
+                self.touch(channel);
+            }
+            Err(why) => self.fail(channel, &why),
+        }
+    }
+
+    /// Every part of a payment arrived: fulfil them all.
+    fn settle(&mut self, hash: PaymentHash, total: Msat) {
+        let Some(rec) = self.invoices.get_mut(&hash) else {
+            return;
+        };
+        let index = rec.index;
+        rec.received = Some(total);
+        let encoded = rec.encode();
+        self.batch.put(NS_PAYMENTS, key(b'i', &hash), encoded);
+        let preimage = self.preimage(index);
+        for (channel, htlc, _) in self.held.remove(&hash).unwrap_or_default() {
+            let Some(entry) = self.entries.get_mut(&channel) else {
+                continue;
+            };
+            let peer = entry.peer;
+            let Phase::Normal { chan, .. } = &mut entry.phase else {
+                continue;
+            };
+            match chan.send_fulfill(htlc, preimage) {
+                Ok(m) => {
+                    self.send(peer, m);
+                    self.touch(channel);
+                }
+                Err(e) => self.fail(channel, &e.to_string()),
+            }
+        }
+        self.event(Event::PaymentReceived {
+            payment_hash: hash,
+            amount: total,
+        });
+    }
+
+    pub(super) fn outgoing_fulfilled(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {
+        let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
+            return;
+        };
+        let Some(rec) = self.outgoing.get_mut(&hash) else {
+            return;
+        };
+        rec.status = OutgoingStatus::Succeeded(preimage);
+        let amount = rec.amount;
+        let encoded = rec.encode();
+        self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
+        let command = self.waiting.remove(&hash);
+        self.reply(
+            command,
+            Reply::Paid {
+                payment_hash: hash,
+                preimage,
+                amount,
+            },
+        );
+        self.event(Event::PaymentSent {
+            payment_hash: hash,
+            amount,
+        });
+    }
+
+    pub(super) fn outgoing_failed(&mut self, channel: ChannelId, htlc: u64, reason: &FailReason) {
+        let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
+            return;
+        };
+        let Some(rec) = self.outgoing.get_mut(&hash) else {
+            return;
+        };
+        let why = match reason {
+            FailReason::Reason(bytes) => match read_failure_of(rec, bytes) {
+                Some(text) => text,
+                None => "the payee's failure could not be read".into(),
+            },
+            FailReason::Malformed { failure_code, .. } => {
+                format!("the payee could not read the onion (failure code {failure_code:#06x})")
+            }
+        };
+        self.finish_failed(hash, why);
+    }
+
+    /// Our HTLC was dropped before being signed (a disconnection).
+    pub(super) fn outgoing_dropped(&mut self, channel: ChannelId, htlc: u64) {
+        if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
+            self.finish_failed(
+                hash,
+                "the peer disconnected before the payment was committed".into(),
+            );
+        }
+    }
+
+    fn finish_failed(&mut self, hash: PaymentHash, why: String) {
+        let Some(rec) = self.outgoing.get_mut(&hash) else {
+            return;
+        };
+        rec.status = OutgoingStatus::Failed(why.clone());
+        let encoded = rec.encode();
+        self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
+        let command = self.waiting.remove(&hash);
+        self.reply(command, Reply::Failed(format!("payment failed: {why}")));
+        self.event(Event::PaymentFailed {
+            payment_hash: hash,
+            reason: why,
+        });
+    }
+
+    /// A channel failed: payments waiting on it are settled on chain now;
+    /// their commands learn so.
+    pub(super) fn fail_payments_of(&mut self, channel: ChannelId, why: &str) {
+        let hashes: Vec<PaymentHash> = self
+            .by_htlc
+            .iter()
+            .filter(|((c, _), _)| *c == channel)
+            .map(|(_, h)| *h)
+            .collect();
+        for h in hashes {
+            let command = self.waiting.remove(&h);
+            self.reply(
+                command,
+                Reply::Failed(format!(
+                    "the channel failed ({why}); the payment resolves on chain"
+                )),
+            );
+        }
+    }
+
+    /// Every invoice and payment.
+    pub(in crate::core) fn payments(&self) -> Vec<PaymentSummary> {
+        let mut v: Vec<PaymentSummary> = self
+            .invoices
+            .iter()
+            .map(|(h, r)| PaymentSummary {
+                payment_hash: *h,
+                incoming: true,
+                amount: r.received.or(r.amount),
+                status: if r.received.is_some() { "paid" } else { "open" }.into(),
+                invoice: Some(r.invoice.clone()),
+            })
+            .collect();
+        v.extend(self.outgoing.iter().map(|(h, r)| PaymentSummary {
+            payment_hash: *h,
+            incoming: false,
+            amount: Some(r.amount),
+            status: match &r.status {
+                OutgoingStatus::Pending => "pending".into(),
+                OutgoingStatus::Succeeded(_) => "succeeded".into(),
+                OutgoingStatus::Failed(why) => format!("failed: {why}"),
+            },
+            invoice: None,
+        }));
+        v
+    }
+}
+
+fn read_failure_of(rec: &OutgoingRecord, reason: &[u8]) -> Option<String> {
+    read_failure(&rec.shared_secrets, reason)
+        .ok()
+        .map(|f| format!("{:?} (from hop {})", f.message, f.hop))
+}
+
+fn key(kind: u8, hash: &PaymentHash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(kind);
+    k.extend_from_slice(&hash.0);
+    k
+}

@@ -1,0 +1,416 @@
+//! The stored form of the node's channels and payments.
+//!
+//! Namespaces of the store:
+//! - `channels`: one record per channel, keyed by `channel_id`: the peer,
+//!   the key index, the phase and the channel crate's own record
+//!   (`Funding::encode_state`, `NormalChannel::encode_state`). No secret is
+//!   stored: keys derive again from the seed by index.
+//! - `payments`: `i` + payment hash for our invoices, `o` + payment hash for
+//!   payments we make.
+//! - `node`: counters (next channel and invoice index) and the height the
+//!   core has processed blocks up to.
+
+use beongae_channel::funding::Funding;
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::persist::PersistError;
+use beongae_onion::SharedSecret;
+use beongae_wire::{
+    ChannelId, Msat, NodeId, PaymentHash, Preimage, Reader, ShortChannelId, Writer,
+};
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, Transaction, Txid};
+
+/// Namespace of channel records.
+pub const NS_CHANNELS: &str = "channels";
+/// Namespace of invoice and payment records.
+pub const NS_PAYMENTS: &str = "payments";
+/// Namespace of node counters.
+pub const NS_NODE: &str = "node";
+/// Key of the next channel key index.
+pub const KEY_NEXT_CHANNEL: &[u8] = b"next_channel_index";
+/// Key of the next invoice index.
+pub const KEY_NEXT_INVOICE: &[u8] = b"next_invoice_index";
+/// Key of the height blocks were processed to.
+pub const KEY_HEIGHT: &[u8] = b"height";
+
+const RECORD_VERSION: u8 = 1;
+
+/// A stored record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The channel crate's record.
+    #[error(transparent)]
+    Channel(#[from] PersistError),
+    /// Truncated or malformed.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<beongae_wire::DecodeError> for RecordError {
+    fn from(e: beongae_wire::DecodeError) -> Self {
+        RecordError::Corrupt(e.to_string())
+    }
+}
+
+/// The stored phase of a channel (the phases before both commitment 0
+/// signatures exist are not stored: nothing can be lost in them).
+#[derive(Debug, Clone)]
+pub enum StoredPhase {
+    /// Signed commitment 0s; waiting for the funding transaction's depth
+    /// and both `channel_ready`s.
+    Funded {
+        /// The channel crate's record.
+        state: Vec<u8>,
+        /// The funding transaction, if we built it (funder).
+        tx: Option<Transaction>,
+        /// `minimum_depth`
+        depth: u32,
+        /// Block height and index of the funding transaction once mined.
+        confirmed: Option<(u32, u32)>,
+    },
+    /// In normal operation (or shutting down).
+    Normal {
+        /// The channel crate's record.
+        state: Vec<u8>,
+        /// The real short channel id, once the funding is deep enough.
+        scid: Option<ShortChannelId>,
+    },
+    /// Closed: the closing (or our commitment) transaction.
+    Closed {
+        /// The transaction spending the funding output.
+        tx: Option<Transaction>,
+        /// Its txid.
+        txid: Txid,
+        /// Our balance when the channel closed.
+        local: Msat,
+        /// Height it confirmed at.
+        confirmed: Option<u32>,
+        /// Why it closed.
+        reason: String,
+    },
+}
+
+/// One stored channel.
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    /// The peer.
+    pub peer: NodeId,
+    /// Key index (`KeyManager::channel`).
+    pub index: u32,
+    /// Capacity.
+    pub funding: Amount,
+    /// The phase.
+    pub phase: StoredPhase,
+}
+
+fn put_tx(w: &mut Writer, tx: &Option<Transaction>) {
+    match tx {
+        None => w.write_u8(0),
+        Some(tx) => {
+            w.write_u8(1);
+            let bytes = serialize(tx);
+            w.write_u32(bytes.len() as u32);
+            w.write_bytes(&bytes);
+        }
+    }
+}
+
+fn get_tx(r: &mut Reader<'_>) -> Result<Option<Transaction>, RecordError> {
+    match r.read_u8()? {
+        0 => Ok(None),
+        1 => {
+            let len = r.read_u32()? as usize;
+            let tx = deserialize(r.read_bytes(len)?)
+                .map_err(|e| RecordError::Corrupt(format!("transaction: {e}")))?;
+            Ok(Some(tx))
+        }
+        _ => Err(RecordError::Corrupt("transaction flag".into())),
+    }
+}
+
+fn put_blob(w: &mut Writer, b: &[u8]) {
+    w.write_u32(b.len() as u32);
+    w.write_bytes(b);
+}
+
+fn get_blob(r: &mut Reader<'_>) -> Result<Vec<u8>, RecordError> {
+    let len = r.read_u32()? as usize;
+    Ok(r.read_bytes(len)?.to_vec())
+}
+
+fn put_str(w: &mut Writer, s: &str) {
+    put_blob(w, s.as_bytes());
+}
+
+fn get_str(r: &mut Reader<'_>) -> Result<String, RecordError> {
+    String::from_utf8(get_blob(r)?).map_err(|_| RecordError::Corrupt("text".into()))
+}
+
+impl ChannelRecord {
+    /// Bytes for the store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_u8(RECORD_VERSION);
+        w.write_bytes(&self.peer.serialize());
+        w.write_u32(self.index);
+        w.write_u64(self.funding.to_sat());
+        match &self.phase {
+            StoredPhase::Funded {
+                state,
+                tx,
+                depth,
+                confirmed,
+            } => {
+                w.write_u8(1);
+                put_blob(&mut w, state);
+                put_tx(&mut w, tx);
+                w.write_u32(*depth);
+                match confirmed {
+                    None => w.write_u8(0),
+                    Some((h, i)) => {
+                        w.write_u8(1);
+                        w.write_u32(*h);
+                        w.write_u32(*i);
+                    }
+                }
+            }
+            StoredPhase::Normal { state, scid } => {
+                w.write_u8(2);
+                put_blob(&mut w, state);
+                w.write_u64(scid.map_or(0, ShortChannelId::to_u64));
+            }
+            StoredPhase::Closed {
+                tx,
+                txid,
+                local,
+                confirmed,
+                reason,
+            } => {
+                w.write_u8(3);
+                put_tx(&mut w, tx);
+                w.write_bytes(&txid.to_byte_array());
+                w.write_u64(local.to_msat());
+                w.write_u32(confirmed.map_or(0, |h| h + 1));
+                put_str(&mut w, reason);
+            }
+        }
+        w.into_vec()
+    }
+
+    /// A record from the store.
+    pub fn decode(bytes: &[u8]) -> Result<ChannelRecord, RecordError> {
+        let mut r = Reader::new(bytes);
+        let v = r.read_u8()?;
+        if v != RECORD_VERSION {
+            return Err(RecordError::Corrupt(format!(
+                "record version {v} (this build reads {RECORD_VERSION}; upgrade beongae)"
+            )));
+        }
+        let peer = bitcoin::secp256k1::PublicKey::from_slice(&r.read_array::<33>()?)
+            .map(NodeId::from_pubkey)
+            .map_err(|_| RecordError::Corrupt("peer node id".into()))?;
+        let index = r.read_u32()?;
+        let funding = Amount::from_sat(r.read_u64()?);
+        let phase = match r.read_u8()? {
+            1 => {
+                let state = get_blob(&mut r)?;
+                let tx = get_tx(&mut r)?;
+                let depth = r.read_u32()?;
+                let confirmed = match r.read_u8()? {
+                    0 => None,
+                    1 => Some((r.read_u32()?, r.read_u32()?)),
+                    _ => return Err(RecordError::Corrupt("confirmation flag".into())),
+                };
+                StoredPhase::Funded {
+                    state,
+                    tx,
+                    depth,
+                    confirmed,
+                }
+            }
+            2 => {
+                let state = get_blob(&mut r)?;
+                let scid = match r.read_u64()? {
+                    0 => None,
+                    v => Some(ShortChannelId::from_u64(v)),
+                };
+                StoredPhase::Normal { state, scid }
+            }
+            3 => {
+                let tx = get_tx(&mut r)?;
+                let txid = Txid::from_byte_array(r.read_array()?);
+                let local = Msat::from_msat(r.read_u64()?);
+                let confirmed = r.read_u32()?.checked_sub(1);
+                let reason = get_str(&mut r)?;
+                StoredPhase::Closed {
+                    tx,
+                    txid,
+                    local,
+                    confirmed,
+                    reason,
+                }
+            }
+            p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
+        };
+        r.finish()?;
+        Ok(ChannelRecord {
+            peer,
+            index,
+            funding,
+            phase,
+        })
+    }
+}
+
+/// The state of one of our invoices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRecord {
+    /// Index its preimage and payment secret derive from.
+    pub index: u64,
+    /// The encoded invoice.
+    pub invoice: String,
+    /// What it asks (none: any amount).
+    pub amount: Option<Msat>,
+    /// What arrived, once paid.
+    pub received: Option<Msat>,
+}
+
+impl InvoiceRecord {
+    /// Bytes for the store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_u8(RECORD_VERSION);
+        w.write_u64(self.index);
+        put_str(&mut w, &self.invoice);
+        w.write_u64(self.amount.map_or(u64::MAX, Msat::to_msat));
+        w.write_u64(self.received.map_or(u64::MAX, Msat::to_msat));
+        w.into_vec()
+    }
+
+    /// A record from the store.
+    pub fn decode(bytes: &[u8]) -> Result<InvoiceRecord, RecordError> {
+        let mut r = Reader::new(bytes);
+        if r.read_u8()? != RECORD_VERSION {
+            return Err(RecordError::Corrupt("invoice record version".into()));
+        }
+        let index = r.read_u64()?;
+        let invoice = get_str(&mut r)?;
+        let opt = |v: u64| (v != u64::MAX).then(|| Msat::from_msat(v));
+        let amount = opt(r.read_u64()?);
+        let received = opt(r.read_u64()?);
+        r.finish()?;
+        Ok(InvoiceRecord {
+            index,
+            invoice,
+            amount,
+            received,
+        })
+    }
+}
+
+/// Where a payment we make stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutgoingStatus {
+    /// The HTLC is offered.
+    Pending,
+    /// The payee revealed the preimage.
+    Succeeded(Preimage),
+    /// It failed; the text says why.
+    Failed(String),
+}
+
+/// One payment we make.
+#[derive(Debug, Clone)]
+pub struct OutgoingRecord {
+    /// `payment_hash`
+    pub payment_hash: PaymentHash,
+    /// Amount delivered to the payee.
+    pub amount: Msat,
+    /// The channel carrying it.
+    pub channel_id: ChannelId,
+    /// Our HTLC id in it.
+    pub htlc_id: u64,
+    /// Secrets shared with each hop (to read a failure).
+    pub shared_secrets: Vec<SharedSecret>,
+    /// Where it stands.
+    pub status: OutgoingStatus,
+}
+
+impl OutgoingRecord {
+    /// Bytes for the store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_u8(RECORD_VERSION);
+        w.write_bytes(&self.payment_hash.0);
+        w.write_u64(self.amount.to_msat());
+        w.write_bytes(&self.channel_id.0);
+        w.write_u64(self.htlc_id);
+        w.write_u8(self.shared_secrets.len() as u8); // at most 20 hops
+        for s in &self.shared_secrets {
+            w.write_bytes(&s.0);
+        }
+        match &self.status {
+            OutgoingStatus::Pending => w.write_u8(0),
+            OutgoingStatus::Succeeded(p) => {
+                w.write_u8(1);
+                w.write_bytes(&p.0);
+            }
+            OutgoingStatus::Failed(why) => {
+                w.write_u8(2);
+                put_str(&mut w, why);
+            }
+        }
+        w.into_vec()
+    }
+
+    /// A record from the store.
+    pub fn decode(bytes: &[u8]) -> Result<OutgoingRecord, RecordError> {
+        let mut r = Reader::new(bytes);
+        if r.read_u8()? != RECORD_VERSION {
+            return Err(RecordError::Corrupt("payment record version".into()));
+        }
+        let payment_hash = PaymentHash(r.read_array()?);
+        let amount = Msat::from_msat(r.read_u64()?);
+        let channel_id = ChannelId(r.read_array()?);
+        let htlc_id = r.read_u64()?;
+        let n = r.read_u8()?;
+        let shared_secrets = (0..n)
+            .map(|_| Ok(SharedSecret(r.read_array()?)))
+            .collect::<Result<_, RecordError>>()?;
+        let status = match r.read_u8()? {
+            0 => OutgoingStatus::Pending,
+            1 => OutgoingStatus::Succeeded(Preimage(r.read_array()?)),
+            2 => OutgoingStatus::Failed(get_str(&mut r)?),
+            _ => return Err(RecordError::Corrupt("payment status".into())),
+        };
+        r.finish()?;
+        Ok(OutgoingRecord {
+            payment_hash,
+            amount,
+            channel_id,
+            htlc_id,
+            shared_secrets,
+            status,
+        })
+    }
+}
+
+/// Decodes a funding-phase channel crate record.
+pub fn decode_funding(
+    state: &[u8],
+    signing: beongae_channel::sign::SigningKeys,
+    secrets: beongae_channel::revocation::LocalSecrets,
+) -> Result<Funding, RecordError> {
+    Ok(Funding::decode_state(state, signing, secrets)?)
+}
+
+/// Decodes a normal-phase channel crate record.
+pub fn decode_normal(
+    state: &[u8],
+    signing: beongae_channel::sign::SigningKeys,
+    secrets: beongae_channel::revocation::LocalSecrets,
+) -> Result<NormalChannel, RecordError> {
+    Ok(NormalChannel::decode_state(state, signing, secrets)?)
+}

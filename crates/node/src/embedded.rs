@@ -1,0 +1,116 @@
+//! A complete node from a seed, a data directory and a chain source: the
+//! identity and channel keys from the seed, the on-chain wallet, a SQLite
+//! store in the directory, and the runtime with channels. The daemon, the
+//! demo and the integration tests all start nodes this way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beongae_chain::ChainSource;
+use beongae_store::SqliteStore;
+use beongae_wallet::{KeyManager, OnchainWallet, Seed};
+use beongae_wire::ChainHash;
+
+use crate::core::{ChannelSettings, CoreConfig};
+use crate::onchain::{AfterChange, Onchain};
+use crate::runtime::{ChannelServices, Node, NodeConfig};
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "beongae.sqlite";
+
+/// How to start an embedded node.
+pub struct EmbeddedConfig {
+    /// Where the store lives (created if missing).
+    pub datadir: PathBuf,
+    /// The network (the devnet is regtest).
+    pub network: bitcoin::Network,
+    /// Peer listen address (port 0: any free port).
+    pub listen: Option<SocketAddr>,
+    /// Channel settings.
+    pub settings: ChannelSettings,
+    /// How often the chain is polled.
+    pub chain_poll: Duration,
+    /// Runs after each transaction the node broadcasts.
+    pub after_broadcast: Option<AfterChange>,
+    /// Seed for the core's non-secret choices (ping padding).
+    pub core_seed: u64,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for `network` in `datadir`.
+    pub fn new(datadir: impl Into<PathBuf>, network: bitcoin::Network) -> Self {
+        EmbeddedConfig {
+            datadir: datadir.into(),
+            network,
+            listen: None,
+            settings: ChannelSettings::default(),
+            chain_poll: Duration::from_secs(1),
+            after_broadcast: None,
+            core_seed: 0x6265_6f6e_6761_6521,
+        }
+    }
+}
+
+/// Why an embedded node did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbeddedError {
+    /// The data directory.
+    #[error("data directory {0}: {1}")]
+    Datadir(PathBuf, std::io::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] beongae_store::StoreError),
+    /// The wallet.
+    #[error(transparent)]
+    Wallet(#[from] beongae_wallet::WalletError),
+    /// The node.
+    #[error(transparent)]
+    Start(#[from] crate::runtime::StartError),
+}
+
+/// A running embedded node and its wallet.
+pub struct Embedded {
+    /// The node.
+    pub node: Node,
+    /// Its chain and wallet.
+    pub onchain: Arc<Onchain>,
+}
+
+/// Starts a node for `seed` on `chain`.
+pub async fn start(
+    seed: &Seed,
+    chain: Arc<dyn ChainSource>,
+    cfg: EmbeddedConfig,
+) -> Result<Embedded, EmbeddedError> {
+    std::fs::create_dir_all(&cfg.datadir)
+        .map_err(|e| EmbeddedError::Datadir(cfg.datadir.clone(), e))?;
+    let master = seed.master_key(cfg.network.into());
+    let keys = KeyManager::new(master, cfg.network);
+    let node_secret = keys.node_secret();
+    let wallet = OnchainWallet::new(&master, cfg.network)?;
+    let onchain = Arc::new(Onchain::new(chain, wallet, cfg.after_broadcast));
+    let o = onchain.clone();
+    let path = cfg.datadir.join(STORE_FILE);
+    let store = tokio::task::spawn_blocking(move || {
+        o.sync()?;
+        Ok::<_, EmbeddedError>(SqliteStore::open(&path)?)
+    })
+    .await
+    .map_err(|e| EmbeddedError::Datadir(cfg.datadir.clone(), std::io::Error::other(e)))??;
+    let mut core = CoreConfig::new(ChainHash::using_genesis_block(cfg.network));
+    core.seed = cfg.core_seed;
+    let mut config = NodeConfig::new(core);
+    config.listen = cfg.listen;
+    let services = ChannelServices {
+        keys,
+        store: Arc::new(store),
+        onchain: onchain.clone(),
+        settings: cfg.settings,
+        chain_poll: cfg.chain_poll,
+    };
+    let node = Node::start_with_channels(node_secret, config, services).await?;
+    Ok(Embedded { node, onchain })
+}

@@ -1,0 +1,262 @@
+//! Two Beongae nodes with channels over real TCP and BOLT 8, on an
+//! in-process devnet, each with its own SQLite store: open, pay invoices
+//! both ways with many payments in flight, restart both nodes in the
+//! middle, close cooperatively. Balances are checked to the msat and the
+//! closing outputs to the satoshi.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_node::core::{ChannelState, ChannelSummary};
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_wallet::Seed;
+use beongae_wire::{ChannelId, Msat, NodeId};
+use bitcoin::{Amount, ScriptBuf};
+
+const FUNDING: Amount = Amount::from_sat(2_000_000);
+
+struct Net {
+    devnet: Arc<Mutex<Devnet>>,
+    dirs: [tempfile::TempDir; 2],
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            devnet: Arc::new(Mutex::new(Devnet::new())),
+            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
+        }
+    }
+
+    fn mine(&self, n: u32) {
+        let time = 1_700_000_000 + self.devnet.lock().unwrap().height() * 600;
+        self.devnet
+            .lock()
+            .unwrap()
+            .mine(n, &ScriptBuf::new_op_return([0u8; 0]), time);
+    }
+
+    fn mine_to(&self, n: u32, script: &ScriptBuf) {
+        let time = 1_700_000_000 + self.devnet.lock().unwrap().height() * 600;
+        self.devnet.lock().unwrap().mine(n, script, time);
+    }
+
+    async fn start(&self, who: usize) -> Embedded {
+        let seed = Seed::from_entropy([who as u8 + 1; 32]);
+        let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
+        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+        cfg.chain_poll = Duration::from_millis(20);
+        let chain: Arc<dyn ChainSource> = self.devnet.clone();
+        embedded::start(&seed, chain, cfg).await.unwrap()
+    }
+}
+
+async fn connect(a: &Embedded, b: &Embedded) {
+    a.node
+        .handle()
+        .connect(b.node.node_id(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+}
+
+async fn channel(e: &Embedded, id: ChannelId) -> ChannelSummary {
+    e.node
+        .handle()
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.channel_id == id)
+        .unwrap()
+}
+
+/// Waits until `e` shows the channel in `state` (and active, if normal).
+async fn wait_state(e: &Embedded, id: ChannelId, state: ChannelState) -> ChannelSummary {
+    for _ in 0..500 {
+        let c = channel(e, id).await;
+        if c.state == state && (state != ChannelState::Normal || c.active) {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "channel {id} never reached {state:?}: {:?}",
+        channel(e, id).await
+    );
+}
+
+/// `n` payments of `amount(i)` from `payer` to `payee`, all in flight at once.
+async fn pay_many(payer: &Embedded, payee: &Embedded, n: u64, amount: impl Fn(u64) -> u64) -> Msat {
+    let mut invoices = Vec::new();
+    let mut total = 0;
+    for i in 0..n {
+        let a = amount(i);
+        total += a;
+        let (inv, hash) = payee
+            .node
+            .handle()
+            .invoice(Some(Msat::from_msat(a)), &format!("payment {i}"), 3600)
+            .await
+            .unwrap();
+        invoices.push((inv, hash));
+    }
+    let mut tasks = Vec::new();
+    for (inv, hash) in invoices {
+        let h = payer.node.handle();
+        tasks.push(tokio::spawn(async move {
+            let preimage = h.pay(&inv, None).await.unwrap();
+            assert_eq!(preimage.payment_hash(), hash);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Msat::from_msat(total)
+}
+
+/// Waits until both sides' commitments hold no HTLC (every payment's
+/// removal signed by both), then returns both views.
+async fn settled(a: &Embedded, b: &Embedded, id: ChannelId) -> (ChannelSummary, ChannelSummary) {
+    for _ in 0..500 {
+        let (x, y) = (channel(a, id).await, channel(b, id).await);
+        if x.pending_htlcs == 0 && y.pending_htlcs == 0 && x.local == y.remote {
+            return (x, y);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("channel {id} never settled");
+}
+
+/// Waits until the devnet's mempool holds `txid`.
+async fn in_mempool(net: &Net, txid: bitcoin::Txid) {
+    for _ in 0..500 {
+        if net.devnet.lock().unwrap().mempool().contains(&txid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{txid} never reached the mempool");
+}
+
+fn ids(a: &Embedded) -> NodeId {
+    a.node.node_id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pay_restart_and_close_on_devnet() {
+    let net = Net::new();
+    let alice = net.start(0).await;
+    let bob = net.start(1).await;
+    // 101 blocks to Alice: the first coinbase (50 BTC) is spendable.
+    net.mine_to(101, &alice.onchain.new_address().script_pubkey());
+    connect(&alice, &bob).await;
+
+    let (id, funding_txid) = alice
+        .node
+        .handle()
+        .open_channel(ids(&bob), FUNDING, Msat::ZERO)
+        .await
+        .unwrap();
+    in_mempool(&net, funding_txid).await;
+    assert_eq!(
+        channel(&alice, id).await.state,
+        ChannelState::AwaitingConfirmation
+    );
+    // minimum_depth is 3: two blocks are not enough.
+    net.mine(2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        channel(&bob, id).await.state,
+        ChannelState::AwaitingConfirmation
+    );
+    net.mine(1);
+    let a = wait_state(&alice, id, ChannelState::Normal).await;
+    let b = wait_state(&bob, id, ChannelState::Normal).await;
+    assert_eq!(a.local, Msat::from_msat(2_000_000_000));
+    assert_eq!(b.local, Msat::ZERO);
+    let scid = a.short_channel_id.unwrap();
+    assert_eq!(scid.block(), 102, "mined in the first block after the 101");
+    assert_eq!(b.short_channel_id, Some(scid));
+
+    // One payment, then many in flight both ways.
+    let first = pay_many(&alice, &bob, 1, |_| 500_000_000).await;
+    let ab = pay_many(&alice, &bob, 40, |i| 1_000_000 + i * 1_001).await;
+    let ba = pay_many(&bob, &alice, 20, |i| 2_000_000 + i * 7).await;
+    let (alice_msat, bob_msat) = (
+        2_000_000_000 - first.to_msat() - ab.to_msat() + ba.to_msat(),
+        first.to_msat() + ab.to_msat() - ba.to_msat(),
+    );
+    let (a, b) = settled(&alice, &bob, id).await;
+    assert_eq!(
+        (a.local, a.remote),
+        (Msat::from_msat(alice_msat), Msat::from_msat(bob_msat))
+    );
+    assert_eq!(
+        (b.local, b.remote),
+        (Msat::from_msat(bob_msat), Msat::from_msat(alice_msat))
+    );
+    assert_eq!(a.pending_htlcs, 0);
+
+    // Both nodes restart from their stores.
+    alice.node.shutdown().await;
+    bob.node.shutdown().await;
+    let alice = net.start(0).await;
+    let bob = net.start(1).await;
+    connect(&bob, &alice).await;
+    wait_state(&alice, id, ChannelState::Normal).await;
+    wait_state(&bob, id, ChannelState::Normal).await;
+    assert_eq!(channel(&alice, id).await.local, Msat::from_msat(alice_msat));
+    let more = pay_many(&bob, &alice, 10, |i| 3_000_000 + i).await;
+    let (alice_msat, bob_msat) = (alice_msat + more.to_msat(), bob_msat - more.to_msat());
+    let (_, b) = settled(&alice, &bob, id).await;
+    assert_eq!(b.local, Msat::from_msat(bob_msat));
+
+    // Invoices and payments are listed with their outcome.
+    let payments = alice.node.handle().payments().await.unwrap();
+    assert_eq!(
+        payments
+            .iter()
+            .filter(|p| p.incoming && p.status == "paid")
+            .count(),
+        30
+    );
+    assert_eq!(
+        payments
+            .iter()
+            .filter(|p| !p.incoming && p.status == "succeeded")
+            .count(),
+        41
+    );
+
+    // Cooperative close; the closing transaction pays each side its balance
+    // (Alice, the funder, pays the fee).
+    let txid = alice.node.handle().close_channel(id).await.unwrap();
+    wait_state(&bob, id, ChannelState::Closed).await;
+    in_mempool(&net, txid).await;
+    let tx = net
+        .devnet
+        .lock()
+        .unwrap()
+        .transaction(&txid)
+        .cloned()
+        .expect("in the mempool");
+    net.mine(1);
+    let values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    // Alice proposed the fee for 700 weight units at the devnet's estimate
+    // and Bob accepted it; fractions of a satoshi are not paid out.
+    let feerate = net.devnet.lock().unwrap().fee_estimate_per_kw();
+    let fee = feerate.fee_for_weight(700).to_sat();
+    let mut expected = vec![bob_msat / 1000, alice_msat / 1000 - fee];
+    expected.sort_unstable();
+    let mut got = values.clone();
+    got.sort_unstable();
+    assert_eq!(got, expected, "closing outputs");
+    // Bob's wallet sees his closing output.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bal = bob.onchain.balance().unwrap();
+    assert_eq!(bal.confirmed, Amount::from_sat(bob_msat / 1000));
+}
