@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context as _};
 use beongae_chain::devnet::Devnet;
 use beongae_node::address::PeerAddress;
-use beongae_node::core::{Direction, PeerInfo};
+use beongae_node::core::{ChannelState, ChannelSummary, Direction, PeerInfo};
 use beongae_node::onchain::Onchain;
 use beongae_node::runtime::NodeHandle;
 use beongae_script::FeeratePerKw;
 use beongae_wallet::AddressKind;
-use beongae_wire::NodeId;
+use beongae_wire::{ChannelId, Msat, NodeId};
 use bitcoin::Amount;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -64,6 +64,40 @@ pub enum Request {
         /// Feerate in sat/vB (default: the chain's estimate).
         feerate_sat_per_vb: Option<u64>,
     },
+    /// Open a channel.
+    OpenChannel {
+        /// The peer.
+        node_id: String,
+        /// Capacity.
+        amount_sat: u64,
+        /// Given to the peer at opening.
+        push_msat: u64,
+    },
+    /// List channels.
+    Channels,
+    /// Close a channel cooperatively.
+    CloseChannel {
+        /// Hex channel id.
+        channel_id: String,
+    },
+    /// Create an invoice.
+    Invoice {
+        /// Amount (none: any).
+        amount_msat: Option<u64>,
+        /// Description.
+        description: String,
+        /// Expiry in seconds.
+        expiry_secs: u64,
+    },
+    /// Pay an invoice.
+    Pay {
+        /// BOLT 11.
+        invoice: String,
+        /// Amount for an invoice without one.
+        amount_msat: Option<u64>,
+    },
+    /// List invoices and payments.
+    Payments,
     /// Mine blocks on the daemon's embedded devnet.
     DevnetMine {
         /// How many.
@@ -185,6 +219,38 @@ pub async fn serve(listener: UnixListener, ctx: Arc<Ctx>) {
     }
 }
 
+fn parse_channel_id(s: &str) -> Result<ChannelId, String> {
+    let bytes = hex::decode(s.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            format!("bad channel id `{s}`: 64 hex characters, as `beongae channels` shows")
+        })?;
+    Ok(ChannelId(bytes))
+}
+
+fn channel_json(c: &ChannelSummary) -> serde_json::Value {
+    serde_json::json!({
+        "channel_id": hex::encode(c.channel_id.0),
+        "peer": c.peer.to_string(),
+        "state": match c.state {
+            ChannelState::AwaitingConfirmation => "awaiting_confirmation",
+            ChannelState::Normal => "normal",
+            ChannelState::ShuttingDown => "shutting_down",
+            ChannelState::Closed => "closed",
+        },
+        "active": c.active,
+        "capacity_sat": c.capacity.to_sat(),
+        "local_msat": c.local.to_msat(),
+        "remote_msat": c.remote.to_msat(),
+        "pending_htlcs": c.pending_htlcs,
+        "funding_txid": c.funding_txid.to_string(),
+        "short_channel_id": c.short_channel_id.map(|s| format!("{}x{}x{}", s.block(), s.tx_index(), s.output())),
+        "we_opened": c.we_are_funder,
+        "closing_txid": c.closing_txid.map(|t| t.to_string()),
+    })
+}
+
 fn parse_node_id(s: &str) -> Result<NodeId, String> {
     s.parse::<NodeId>()
         .map_err(|e| format!("bad node id `{s}`: {e}"))
@@ -243,6 +309,45 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 let feerate = feerate_sat_per_vb.map(|r| FeeratePerKw(u32::try_from(r.saturating_mul(250)).unwrap_or(u32::MAX)));
                 let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat), feerate)).await?;
                 Ok(serde_json::json!({ "txid": txid.to_string() }))
+            }
+            Request::OpenChannel { node_id, amount_sat, push_msat } => {
+                let (id, txid) = node
+                    .open_channel(parse_node_id(&node_id)?, Amount::from_sat(amount_sat), Msat::from_msat(push_msat))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({ "channel_id": hex::encode(id.0), "funding_txid": txid.to_string() }))
+            }
+            Request::Channels => {
+                let channels = node.channels().await.map_err(|e| e.to_string())?;
+                Ok(serde_json::Value::Array(channels.iter().map(channel_json).collect()))
+            }
+            Request::CloseChannel { channel_id } => {
+                let txid = node.close_channel(parse_channel_id(&channel_id)?).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({ "closing_txid": txid.to_string() }))
+            }
+            Request::Invoice { amount_msat, description, expiry_secs } => {
+                let (invoice, hash) = node
+                    .invoice(amount_msat.map(Msat::from_msat), &description, expiry_secs)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({ "invoice": invoice, "payment_hash": hex::encode(hash.0) }))
+            }
+            Request::Pay { invoice, amount_msat } => {
+                let preimage = node.pay(&invoice, amount_msat.map(Msat::from_msat)).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "payment_hash": hex::encode(preimage.payment_hash().0),
+                    "preimage": hex::encode(preimage.0),
+                }))
+            }
+            Request::Payments => {
+                let payments = node.payments().await.map_err(|e| e.to_string())?;
+                Ok(serde_json::Value::Array(payments.iter().map(|p| serde_json::json!({
+                    "payment_hash": hex::encode(p.payment_hash.0),
+                    "direction": if p.incoming { "incoming" } else { "outgoing" },
+                    "amount_msat": p.amount.map(Msat::to_msat),
+                    "status": p.status,
+                    "invoice": p.invoice,
+                })).collect()))
             }
             Request::DevnetMine { blocks, address } => {
                 let (devnet, dir) = ctx.devnet.clone().ok_or("the daemon has no embedded devnet (start it with --network devnet); for a served devnet use `beongae devnet mine --rpc URL`")?;

@@ -12,7 +12,7 @@ use beongae_chain::devnet::Devnet;
 use beongae_chain::rpc::{Auth, Bitcoind};
 use beongae_chain::ChainSource;
 use beongae_node::core::CoreConfig;
-use beongae_node::onchain::Onchain;
+use beongae_node::embedded::{self, EmbeddedConfig};
 use beongae_node::runtime::{Node, NodeConfig};
 use beongae_wallet::{KeyManager, OnchainWallet, Seed};
 use bitcoin::secp256k1::rand;
@@ -82,7 +82,6 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     let btc_network = opts.network.bitcoin_network();
     let master = seed.master_key(btc_network.into());
     let keys = KeyManager::new(master, btc_network);
-    let mut wallet = OnchainWallet::new(&master, btc_network)?;
 
     // The chain: an embedded devnet, Bitcoin Core, or none.
     let mut devnet_handle = None;
@@ -95,7 +94,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             let mut devnet = Devnet::load(&dir)?;
             if devnet.height() == 0 {
                 // First start: 101 blocks to our wallet, so 50 BTC are spendable.
-                let address = wallet.new_address();
+                let address = OnchainWallet::new(&master, btc_network)?.new_address();
                 devnet.mine(101, &address.script_pubkey(), now());
                 devnet.save(&dir)?;
             }
@@ -122,18 +121,6 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         }
         (_, None) => None,
     };
-    let onchain = match chain {
-        Some(chain) => {
-            let after = devnet_handle.clone().map(|(d, dir)| {
-                Box::new(move || save_devnet(&d, &dir)) as beongae_node::onchain::AfterChange
-            });
-            let onchain = Arc::new(Onchain::new(chain, wallet, after));
-            let o = onchain.clone();
-            tokio::task::spawn_blocking(move || o.sync()).await??;
-            Some(onchain)
-        }
-        None => None,
-    };
     if let (Some((devnet, dir)), true) = (&devnet_handle, opts.block_interval > 0) {
         let (devnet, dir, secs) = (devnet.clone(), dir.clone(), opts.block_interval);
         std::thread::spawn(move || loop {
@@ -148,10 +135,31 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     }
 
     let control_listener = control::bind(datadir).await?;
-    let mut config = NodeConfig::new(CoreConfig::new(opts.network.chain_hash()));
-    config.listen = Some(opts.listen);
-    config.core.seed = rand::random();
-    let node = Node::start(keys.node_secret(), config).await?;
+    // With a chain, the node has channels (store in the data directory,
+    // wallet from the seed); without one, it is a peer only.
+    let (node, onchain) = match chain {
+        Some(chain) => {
+            let mut cfg = EmbeddedConfig::new(datadir, btc_network);
+            cfg.listen = Some(opts.listen);
+            cfg.core_seed = rand::random();
+            cfg.chain_poll = match opts.network {
+                Network::Devnet => Duration::from_millis(200),
+                Network::Regtest => Duration::from_millis(500),
+                _ => Duration::from_secs(5),
+            };
+            cfg.after_broadcast = devnet_handle.clone().map(|(d, dir)| {
+                Box::new(move || save_devnet(&d, &dir)) as beongae_node::onchain::AfterChange
+            });
+            let e = embedded::start(&seed, chain, cfg).await?;
+            (e.node, Some(e.onchain))
+        }
+        None => {
+            let mut config = NodeConfig::new(CoreConfig::new(opts.network.chain_hash()));
+            config.listen = Some(opts.listen);
+            config.core.seed = rand::random();
+            (Node::start(keys.node_secret(), config).await?, None)
+        }
+    };
     let listen_addr = node.listen_addr();
     // The daemon keeps running if whoever started it stops reading stdout.
     let mut banner = format!("node id: {}\n", node.node_id());

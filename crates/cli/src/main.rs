@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod control;
 mod daemon;
 mod decode;
+mod demo;
 mod devnet;
 
 use control::Request;
@@ -94,11 +95,51 @@ enum Cmd {
         #[command(subcommand)]
         command: DevnetCmd,
     },
+    /// Two nodes on an embedded devnet: open a channel, pay both ways, close.
+    Demo,
     /// Decode and check a BOLT 11 invoice (offline; no daemon needed).
     Decode {
         /// The invoice (`lnbc…`, `lntb…`, `lntbs…`, `lnbcrt…`).
         invoice: String,
     },
+    /// Open a channel to a connected peer: AMOUNT in satoshi or with a unit.
+    Openchannel {
+        /// The peer's node id.
+        peer: String,
+        /// Channel capacity (e.g. 1000000 or 0.01btc).
+        amount: String,
+        /// Millisatoshi to give the peer at opening.
+        #[arg(long, default_value_t = 0)]
+        push: u64,
+    },
+    /// List channels with balances in millisatoshi.
+    Channels,
+    /// Close a channel cooperatively (a force close comes with on-chain enforcement).
+    Closechannel {
+        /// The channel id (64 hex characters).
+        channel_id: String,
+    },
+    /// Create an invoice: AMOUNT in satoshi, or with a unit (1500msat, 0.0001btc), or `any`.
+    Invoice {
+        /// Amount.
+        amount: String,
+        /// What the payment is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        expiry: u64,
+    },
+    /// Pay a BOLT 11 invoice (to a channel peer, for now); waits for the outcome.
+    Pay {
+        /// The invoice.
+        invoice: String,
+        /// Amount for an invoice without one (same units as `invoice`).
+        #[arg(long)]
+        amount: Option<String>,
+    },
+    /// List invoices and payments.
+    Payments,
     /// Ping a peer and wait for its pong.
     Ping {
         /// The peer's node id.
@@ -205,6 +246,24 @@ fn parse_amount(s: &str) -> anyhow::Result<u64> {
     Ok(amount.to_sat())
 }
 
+/// Parses a Lightning amount: `1500msat`, `2sat` or `2` (satoshi), or
+/// `0.0001btc`, to millisatoshi.
+fn parse_msat(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_lowercase();
+    if let Some(m) = t.strip_suffix("msat") {
+        let v: u64 = m.trim().parse().map_err(|_| {
+            anyhow::anyhow!("amount `{s}`: write millisatoshis as a whole number (e.g. 1500msat)")
+        })?;
+        if v == 0 {
+            anyhow::bail!("amount `{s}` is zero");
+        }
+        return Ok(v);
+    }
+    parse_amount(s)?
+        .checked_mul(1000)
+        .ok_or_else(|| anyhow::anyhow!("amount `{s}` is too large"))
+}
+
 fn default_datadir() -> PathBuf {
     std::env::var_os("HOME").map_or_else(
         || PathBuf::from(".beongae"),
@@ -255,6 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Init { restore } => return init(&datadir, restore),
         Cmd::Decode { invoice } => return decode::run(&invoice),
+        Cmd::Demo => return demo::run().await,
         Cmd::Devnet {
             command:
                 DevnetCmd::Mine {
@@ -319,6 +379,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Peers => Request::Peers,
         Cmd::Disconnect { node_id } => Request::Disconnect { node_id },
+        Cmd::Openchannel { peer, amount, push } => Request::OpenChannel {
+            node_id: peer,
+            amount_sat: parse_amount(&amount)?,
+            push_msat: push,
+        },
+        Cmd::Channels => Request::Channels,
+        Cmd::Closechannel { channel_id } => Request::CloseChannel { channel_id },
+        Cmd::Invoice {
+            amount,
+            description,
+            expiry,
+        } => Request::Invoice {
+            amount_msat: if amount.trim().eq_ignore_ascii_case("any") {
+                None
+            } else {
+                Some(parse_msat(&amount)?)
+            },
+            description,
+            expiry_secs: expiry,
+        },
+        Cmd::Pay { invoice, amount } => Request::Pay {
+            invoice,
+            amount_msat: amount.as_deref().map(parse_msat).transpose()?,
+        },
+        Cmd::Payments => Request::Payments,
         Cmd::Ping { node_id, bytes } => Request::Ping {
             node_id,
             num_pong_bytes: bytes,

@@ -1,0 +1,263 @@
+//! Channels from the command line: `beongae demo`, and two daemons on one
+//! served devnet (`devnet serve`, daemons with `--network regtest
+//! --bitcoind-rpc`): `openchannel`, `channels`, `invoice`, `pay`,
+//! `payments`, `closechannel`, with the errors a user sees.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_beongae");
+
+#[test]
+fn demo_runs_and_balances_add_up() {
+    let out = Command::new(BIN).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("channel balances: Alice 750,000,000 msat (750,000.000 sat), Bob 250,000,000 msat (250,000.000 sat)"), "{text}");
+    assert!(text.contains("Alice 788,765,433 msat"), "{text}");
+    // 100 micro-payments of 10_000..10_099 msat: 1_004_950 msat more to Bob.
+    assert!(text.contains("Bob 212,239,517 msat"), "{text}");
+    assert!(text.contains("Bob's wallet holds 212,239 sat"), "{text}");
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(datadir: &Path) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "--datadir",
+            datadir.to_str().unwrap(),
+            "devnet",
+            "serve",
+            "--rpc",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().nth(3).unwrap().to_owned();
+    (Proc(child), url)
+}
+
+struct Daemon {
+    _proc: Proc,
+    node_id: String,
+    listen: String,
+    datadir: PathBuf,
+}
+
+impl Daemon {
+    fn start(datadir: &Path, url: &str, cookie: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args([
+                "--datadir",
+                datadir.to_str().unwrap(),
+                "daemon",
+                "--listen",
+                "127.0.0.1:0",
+                "--network",
+                "regtest",
+                "--bitcoind-rpc",
+                url,
+                "--bitcoind-cookie",
+                cookie.to_str().unwrap(),
+            ])
+            .env("BEONGAE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let node_id = lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .strip_prefix("node id: ")
+            .unwrap()
+            .to_owned();
+        let listen = lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .strip_prefix("listening on: ")
+            .unwrap()
+            .to_owned();
+        Daemon {
+            _proc: Proc(child),
+            node_id,
+            listen,
+            datadir: datadir.to_owned(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--datadir")
+            .arg(&self.datadir)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// The first channel, once `ok` holds for it.
+    fn wait_channel(&self, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        for _ in 0..300 {
+            let list = self.ok(&["channels"]);
+            if let Some(c) = list.as_array().unwrap().first() {
+                if ok(c) {
+                    return c.clone();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("channel never got there: {}", self.ok(&["channels"]));
+    }
+}
+
+fn mine(dir: &Path, url: &str, n: &str, address: &str) {
+    let out = Command::new(BIN)
+        .args([
+            "--datadir",
+            dir.to_str().unwrap(),
+            "devnet",
+            "mine",
+            n,
+            "--address",
+            address,
+            "--rpc",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn two_daemons_open_pay_and_close_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let (_served, url) = serve(&chain_dir);
+    let cookie = chain_dir.join("devnet/.cookie");
+    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
+    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
+    let a_addr = a.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "101", &a_addr);
+    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+    // Errors first: no peer, bad amounts, bad ids.
+    assert!(a
+        .err(&["openchannel", &b.node_id, "1000000"])
+        .contains("not connected to"));
+    assert!(a
+        .err(&["openchannel", &b.node_id, "lots"])
+        .contains("write satoshis"));
+    assert!(a
+        .err(&["closechannel", "abcd"])
+        .contains("64 hex characters"));
+    assert!(a.err(&["pay", "lnbc1garbage"]).contains("invalid invoice"));
+
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    let opened = a.ok(&["openchannel", &b.node_id, "500000", "--push", "10000000"]);
+    let id = opened["channel_id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 64);
+    let c = a.ok(&["channels"]);
+    assert_eq!(c[0]["state"], "awaiting_confirmation");
+    assert_eq!(c[0]["capacity_sat"], 500_000);
+    mine(&chain_dir, &url, "3", burn);
+    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
+    let c = a.wait_channel(normal);
+    assert_eq!(c["local_msat"], 490_000_000u64);
+    assert_eq!(c["remote_msat"], 10_000_000u64);
+    assert_eq!(c["we_opened"], true);
+    b.wait_channel(normal);
+
+    let inv = b.ok(&["invoice", "2500sat", "--description", "coffee"]);
+    let invoice = inv["invoice"].as_str().unwrap();
+    assert!(invoice.starts_with("lnbcrt25u1"), "{invoice}");
+    let paid = a.ok(&["pay", invoice]);
+    assert_eq!(paid["payment_hash"], inv["payment_hash"]);
+    // Paying again is refused.
+    assert!(a.err(&["pay", invoice]).contains("already paid"));
+    let any = a.ok(&["invoice", "any", "--description", "tip"]);
+    b.ok(&[
+        "pay",
+        any["invoice"].as_str().unwrap(),
+        "--amount",
+        "1500msat",
+    ]);
+    let settled =
+        |c: &serde_json::Value| c["pending_htlcs"] == 0 && c["local_msat"] == 487_501_500u64;
+    a.wait_channel(settled);
+    let c = b.wait_channel(|c| c["pending_htlcs"] == 0 && c["local_msat"] == 12_498_500u64);
+    assert_eq!(c["remote_msat"], 487_501_500u64);
+
+    // Bob must keep his 5_000 sat reserve: 9_000 sat is more than he may send.
+    let big = a.ok(&["invoice", "9000sat"]);
+    let why = b.err(&["pay", big["invoice"].as_str().unwrap()]);
+    assert!(why.contains("below the 5000000 msat it must keep"), "{why}");
+    assert_eq!(b.ok(&["channels"])[0]["local_msat"], 12_498_500u64);
+
+    let payments = a.ok(&["payments"]);
+    let list = payments.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().any(|p| p["direction"] == "outgoing"
+        && p["status"] == "succeeded"
+        && p["amount_msat"] == 2_500_000));
+    assert!(list.iter().any(|p| p["direction"] == "incoming"
+        && p["status"] == "paid"
+        && p["amount_msat"] == 1_500));
+
+    let closed = a.ok(&["closechannel", &id]);
+    assert_eq!(closed["closing_txid"].as_str().unwrap().len(), 64);
+    mine(&chain_dir, &url, "1", burn);
+    b.wait_channel(|c| c["state"] == "closed");
+    // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down).
+    for _ in 0..100 {
+        if b.ok(&["balance"])["confirmed_sat"] == 12_498 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("Bob's balance: {}", b.ok(&["balance"]));
+}
