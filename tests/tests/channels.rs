@@ -260,3 +260,112 @@ async fn open_pay_restart_and_close_on_devnet() {
     let bal = bob.onchain.balance().unwrap();
     assert_eq!(bal.confirmed, Amount::from_sat(bob_msat / 1000));
 }
+
+/// Sums of a node's succeeded outgoing payments and paid invoices; panics
+/// if a payment is still pending.
+async fn ledger(e: &Embedded) -> (u64, u64) {
+    let (mut out, mut inc) = (0, 0);
+    for p in e.node.handle().payments().await.unwrap() {
+        let a = p.amount.map_or(0, Msat::to_msat);
+        match (p.incoming, p.status.as_str()) {
+            (false, "succeeded") => out += a,
+            (true, "paid") => inc += a,
+            (false, s) => assert!(s.starts_with("failed"), "payment {} is {s}", p.payment_hash),
+            (true, _) => {}
+        }
+    }
+    (out, inc)
+}
+
+/// 1,000 payments, 500 each way, 50 + 50 in flight at once; both nodes stop
+/// abruptly while a round is in flight and restart from their stores.
+/// Whatever each side's ledger says was paid is exactly what moved in the
+/// channel, and both sides agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_payments_with_a_restart_mid_flight() {
+    let net = Net::new();
+    let mut alice = net.start(0).await;
+    let mut bob = net.start(1).await;
+    net.mine_to(101, &alice.onchain.new_address().script_pubkey());
+    connect(&alice, &bob).await;
+    let (id, txid) = alice
+        .node
+        .handle()
+        .open_channel(ids(&bob), FUNDING, Msat::from_msat(500_000_000))
+        .await
+        .unwrap();
+    in_mempool(&net, txid).await;
+    net.mine(3);
+    wait_state(&alice, id, ChannelState::Normal).await;
+    wait_state(&bob, id, ChannelState::Normal).await;
+
+    let mut expected_rounds = 0u64;
+    for round in 0..10u64 {
+        let amount = move |i: u64| 100_000 + round * 1_000 + i;
+        // Invoices first (they are stored), then every payment at once.
+        let mut jobs = Vec::new();
+        for (payer, payee) in [(&alice, &bob), (&bob, &alice)] {
+            for i in 0..50 {
+                let (inv, _) = payee
+                    .node
+                    .handle()
+                    .invoice(Some(Msat::from_msat(amount(i))), "round", 3600)
+                    .await
+                    .unwrap();
+                jobs.push((payer.node.handle(), inv));
+            }
+        }
+        let tasks: Vec<_> = jobs
+            .into_iter()
+            .map(|(h, inv)| tokio::spawn(async move { h.pay(&inv, None).await }))
+            .collect();
+        if round == 5 {
+            // Stop both nodes while the payments are in flight.
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            alice.node.shutdown().await;
+            bob.node.shutdown().await;
+            for t in tasks {
+                // Some were answered, the others see a stopped node.
+                let _ = t.await.unwrap();
+            }
+            alice = net.start(0).await;
+            bob = net.start(1).await;
+            connect(&alice, &bob).await;
+            wait_state(&alice, id, ChannelState::Normal).await;
+            wait_state(&bob, id, ChannelState::Normal).await;
+        } else {
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            expected_rounds += 1;
+        }
+        let (a, b) = settled(&alice, &bob, id).await;
+        let ((a_out, a_in), (b_out, b_in)) = (ledger(&alice).await, ledger(&bob).await);
+        assert_eq!(a_out, b_in, "round {round}: Alice sent what Bob received");
+        assert_eq!(b_out, a_in, "round {round}: Bob sent what Alice received");
+        assert_eq!(
+            a.local.to_msat(),
+            1_500_000_000 - a_out + a_in,
+            "round {round}"
+        );
+        assert_eq!(
+            b.local.to_msat(),
+            500_000_000 - b_out + b_in,
+            "round {round}"
+        );
+        assert_eq!(a.remote, b.local);
+    }
+    // Nine full rounds succeeded; the interrupted one as far as it got.
+    assert_eq!(expected_rounds, 9);
+    let payments = alice.node.handle().payments().await.unwrap();
+    let sent = payments
+        .iter()
+        .filter(|p| !p.incoming && p.status == "succeeded")
+        .count();
+    assert!(
+        (450..=500).contains(&sent),
+        "{sent} of Alice's 500 payments succeeded"
+    );
+    let txid = alice.node.handle().close_channel(id).await.unwrap();
+    in_mempool(&net, txid).await;
+}

@@ -527,6 +527,60 @@ impl NormalChannel {
         }
     }
 
+    /// Our removals (`update_fulfill_htlc`, `update_fail_htlc`,
+    /// `update_fail_malformed_htlc`) not yet covered by a
+    /// `commitment_signed`: a disconnection forgets them (BOLT 2), so the
+    /// owner takes them first and offers them again once the channel is
+    /// reestablished (see [`NormalChannel::redo_removal`]).
+    pub fn unsigned_removals(&self) -> Vec<Message> {
+        self.retransmit
+            .proposed_updates
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    Message::UpdateFulfillHtlc(_)
+                        | Message::UpdateFailHtlc(_)
+                        | Message::UpdateFailMalformedHtlc(_)
+                )
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Offers again a removal [`NormalChannel::unsigned_removals`] returned
+    /// before a disconnection; `Ok(None)` if the HTLC is gone meanwhile.
+    pub fn redo_removal(&mut self, m: &Message) -> Result<Option<Message>, ChannelError> {
+        let id = match m {
+            Message::UpdateFulfillHtlc(u) => u.id,
+            Message::UpdateFailHtlc(u) => u.id,
+            Message::UpdateFailMalformedHtlc(u) => u.id,
+            _ => return Err(ChannelError::Unexpected("not a removal")),
+        };
+        if !self.offered_by_peer(id) {
+            return Ok(None);
+        }
+        Ok(Some(match m {
+            Message::UpdateFulfillHtlc(u) => {
+                self.send_fulfill(id, Preimage(u.payment_preimage))?.into()
+            }
+            Message::UpdateFailHtlc(u) => self.send_fail(id, u.reason.0.clone())?.into(),
+            Message::UpdateFailMalformedHtlc(u) => self
+                .send_fail_malformed(id, u.sha256_of_onion, u.failure_code)?
+                .into(),
+            _ => return Err(ChannelError::Unexpected("not a removal")),
+        }))
+    }
+
+    /// Whether the peer's HTLC `id` is in our current commitment.
+    fn offered_by_peer(&self, id: u64) -> bool {
+        self.commitments
+            .local
+            .htlcs
+            .iter()
+            .any(|h| !h.offered && h.id == id)
+    }
+
     /// The connection dropped: the peer's uncommitted updates are reversed
     /// and ours forgotten (see [`Commitments::drop_uncommitted`]). Returns
     /// our dropped updates.

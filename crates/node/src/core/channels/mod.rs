@@ -152,6 +152,8 @@ pub(super) struct Entry {
     pub(super) phase: Phase,
     /// The peer's `channel_reestablish` arrived on the current connection.
     pub(super) live: bool,
+    /// Our removals a disconnection forgot, offered again once reestablished.
+    pub(super) redo: Vec<Message>,
 }
 
 /// The channel layer of the core.
@@ -279,6 +281,7 @@ impl Channels {
                     funding: rec.funding,
                     phase,
                     live: false,
+                    redo: Vec::new(),
                 },
             );
         }
@@ -298,6 +301,30 @@ impl Channels {
                     c.outgoing.insert(hash, rec);
                 }
                 _ => return Err(RecordError::Corrupt("payment key".into())),
+            }
+        }
+        // A restart is a disconnection: updates not covered by a
+        // commitment_signed are forgotten (BOLT 2); our removals among them
+        // are offered again after channel_reestablish, our dropped HTLCs
+        // fail their payments.
+        let ids: Vec<ChannelId> = c.entries.keys().copied().collect();
+        for id in ids {
+            let Some(entry) = c.entries.get_mut(&id) else {
+                continue;
+            };
+            let Phase::Normal { chan, .. } = &mut entry.phase else {
+                continue;
+            };
+            entry.redo = chan.unsigned_removals();
+            let dropped = chan.on_disconnect();
+            if dropped.is_empty() && entry.redo.is_empty() {
+                continue;
+            }
+            c.touch(id);
+            for update in dropped {
+                if let beongae_channel::commitments::Update::Add { id: htlc, .. } = update {
+                    c.outgoing_dropped(id, htlc);
+                }
             }
         }
         Ok(c)

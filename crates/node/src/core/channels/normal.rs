@@ -80,6 +80,7 @@ impl Channels {
                 Phase::Normal { chan, closing, .. } => {
                     // BOLT 2: a closing negotiation restarts after reconnection.
                     *closing = None;
+                    entry.redo.extend(chan.unsigned_removals());
                     chan.on_disconnect()
                 }
                 Phase::Funded { ready_sent, .. } => {
@@ -132,6 +133,7 @@ impl Channels {
                 for m in msgs {
                     self.send(node, m);
                 }
+                self.redo_removals(id);
                 self.touch(id);
             }
             Err(ChannelError::Reestablish(ReestablishError::WeFellBehind(n))) => {
@@ -155,6 +157,29 @@ impl Channels {
                 tracing::error!(channel = %id, "{why}");
             }
             Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// Offers again the fulfills and fails a disconnection forgot.
+    fn redo_removals(&mut self, id: ChannelId) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let peer = entry.peer;
+        let redo = std::mem::take(&mut entry.redo);
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return;
+        };
+        let mut out = Vec::new();
+        for m in &redo {
+            match chan.redo_removal(m) {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(channel = %id, error = %e, "cannot offer a removal again"),
+            }
+        }
+        for m in out {
+            self.send(peer, m);
         }
     }
 

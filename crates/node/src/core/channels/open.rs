@@ -327,6 +327,7 @@ impl Channels {
                     command: None,
                 },
                 live: true,
+                redo: Vec::new(),
             },
         );
         self.touch(id);
@@ -434,6 +435,7 @@ impl Channels {
                     command: None,
                 },
                 live: true,
+                redo: Vec::new(),
             },
         );
         self.touch(id);
