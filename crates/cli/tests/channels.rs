@@ -261,3 +261,111 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     }
     panic!("Bob's balance: {}", b.ok(&["balance"]));
 }
+
+/// Sums of a node's succeeded outgoing payments and paid invoices, in msat;
+/// no payment may be left pending.
+fn ledger(d: &Daemon) -> (u64, u64) {
+    let (mut out, mut inc) = (0, 0);
+    for p in d.ok(&["payments"]).as_array().unwrap() {
+        let a = p["amount_msat"].as_u64().unwrap_or(0);
+        match (
+            p["direction"].as_str().unwrap(),
+            p["status"].as_str().unwrap(),
+        ) {
+            ("outgoing", "succeeded") => out += a,
+            ("incoming", "paid") => inc += a,
+            ("outgoing", s) => assert!(s.starts_with("failed"), "{p}"),
+            _ => {}
+        }
+    }
+    (out, inc)
+}
+
+/// The paying daemon is SIGKILLed with payments in flight, restarts from
+/// its store, reconnects to its channel peer by itself, and both ledgers
+/// match the channel to the msat.
+#[test]
+fn payer_killed_mid_flight_recovers_without_losing_a_msat() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let (_served, url) = serve(&chain_dir);
+    let cookie = chain_dir.join("devnet/.cookie");
+    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
+    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
+    let a_addr = a.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "101", &a_addr);
+    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    a.ok(&["openchannel", &b.node_id, "1000000"]);
+    mine(&chain_dir, &url, "3", burn);
+    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
+    a.wait_channel(normal);
+    b.wait_channel(normal);
+
+    let invoices: Vec<String> = (0..60)
+        .map(|i| {
+            let amount = format!("{}msat", 1_000_000 + i);
+            b.ok(&["invoice", &amount])["invoice"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let payers: Vec<Child> = invoices
+        .iter()
+        .map(|inv| {
+            Command::new(BIN)
+                .arg("--datadir")
+                .arg(&a.datadir)
+                .args(["pay", inv])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let status = Command::new("kill")
+        .args(["-9", &a._proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for mut p in payers {
+        let _ = p.wait();
+    }
+    let datadir = a.datadir.clone();
+    drop(a);
+    let a = Daemon::start(&datadir, &url, &cookie);
+    // Alice dialled Bob before: she reconnects by herself.
+    a.wait_channel(normal);
+    b.wait_channel(normal);
+    let settled = |c: &serde_json::Value| c["pending_htlcs"] == 0;
+    let mut ok = false;
+    for _ in 0..100 {
+        let (ca, cb) = (a.wait_channel(settled), b.wait_channel(settled));
+        let ((a_out, a_in), (b_out, b_in)) = (ledger(&a), ledger(&b));
+        if ca["local_msat"] == 1_000_000_000 - a_out && cb["local_msat"] == a_out {
+            assert_eq!((a_in, b_out), (0, 0));
+            assert_eq!(
+                a_out, b_in,
+                "Alice's succeeded payments are Bob's paid invoices"
+            );
+            assert_eq!(ca["remote_msat"], cb["local_msat"]);
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ok,
+        "ledgers never matched: {} / {}",
+        a.ok(&["channels"]),
+        b.ok(&["channels"])
+    );
+    // And the channel still works.
+    let inv = b.ok(&["invoice", "777sat"]);
+    a.ok(&["pay", inv["invoice"].as_str().unwrap()]);
+}

@@ -455,7 +455,17 @@ pub struct NodeCore {
     rng: u64,
     /// The channel layer, when the node has keys for channels.
     channels: Option<Channels>,
+    /// Channel peers we redial: when next, and the current back-off.
+    redial: BTreeMap<NodeId, (Duration, Duration)>,
 }
+
+/// The command id of the core's own dials (reconnecting channel peers);
+/// their replies go nowhere.
+pub const RECONNECT_COMMAND: CommandId = CommandId(u64::MAX);
+
+/// First wait before redialling a channel peer; doubles up to [`MAX_REDIAL`].
+const FIRST_REDIAL: Duration = Duration::from_secs(1);
+const MAX_REDIAL: Duration = Duration::from_secs(120);
 
 impl NodeCore {
     /// A core for the node `local_id`.
@@ -468,6 +478,30 @@ impl NodeCore {
             pending_connects: Vec::new(),
             rng,
             channels: None,
+            redial: BTreeMap::new(),
+        }
+    }
+
+    /// Dials channel peers that are away, with exponential back-off.
+    fn redial_channel_peers(&mut self, now: Duration, out: &mut Vec<Output>) {
+        let Some(c) = &self.channels else {
+            return;
+        };
+        for (node_id, addr) in c.reconnect_targets() {
+            if self.peer_by_node(node_id).is_some() {
+                continue;
+            }
+            let (next, backoff) = self.redial.entry(node_id).or_insert((now, FIRST_REDIAL));
+            if now < *next {
+                continue;
+            }
+            *next = now + *backoff;
+            *backoff = (*backoff * 2).min(MAX_REDIAL);
+            out.push(Output::Dial {
+                id: RECONNECT_COMMAND,
+                node_id,
+                addr,
+            });
         }
     }
 
@@ -536,7 +570,10 @@ impl NodeCore {
             } => self.on_connected(now, peer, node_id, direction, remote_addr, &mut out),
             Input::PeerMessage { peer, bytes } => self.on_message(now, peer, &bytes, &mut out),
             Input::PeerDisconnected { peer } => self.remove_peer(peer, &mut out),
-            Input::Tick => self.on_tick(now, &mut out),
+            Input::Tick => {
+                self.on_tick(now, &mut out);
+                self.redial_channel_peers(now, &mut out);
+            }
             Input::Command { id, command } => self.on_command(now, id, command, &mut out),
             Input::DialFailed { id, reason } => {
                 self.pending_connects.retain(|(c, _)| *c != id);

@@ -281,7 +281,13 @@ impl NodeCore {
         let features = info.features.clone();
         self.answer_pending_connects(node_id, &Reply::Connected(info.clone()), out);
         out.push(Output::Event(Event::PeerReady(info)));
+        let dialled = self.peers[&peer].direction == Direction::Outbound;
+        let addr = self.peers[&peer].remote_addr;
+        self.redial.remove(&node_id);
         if let Some(c) = &mut self.channels {
+            if let (true, Some(addr)) = (dialled, addr) {
+                c.remember_address(node_id, addr);
+            }
             c.on_peer_ready(node_id, peer, features);
         }
     }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::address::PeerAddress;
-use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS};
+use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS, NS_PEERS};
 use crate::core::{
     ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Input,
     NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
@@ -796,6 +796,7 @@ async fn restore(
             channels: read(NS_CHANNELS)?,
             payments: read(NS_PAYMENTS)?,
             node: read(NS_NODE)?,
+            peers: read(NS_PEERS)?,
         };
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;

@@ -75,6 +75,8 @@ pub struct StoredState {
     pub payments: Vec<(Vec<u8>, Vec<u8>)>,
     /// `node` namespace entries.
     pub node: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `peers` namespace entries.
+    pub peers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a channel stands, for the API.
@@ -169,6 +171,8 @@ pub(super) struct Channels {
     next_invoice: u64,
     /// Ready peers: connection and features.
     pub(super) connected: BTreeMap<NodeId, (PeerId, Features)>,
+    /// Where we reached channel peers we dialled.
+    addresses: BTreeMap<NodeId, std::net::SocketAddr>,
     opening: BTreeMap<(NodeId, ChannelId), Opening>,
     pub(super) entries: BTreeMap<ChannelId, Entry>,
     pub(super) invoices: BTreeMap<PaymentHash, InvoiceRecord>,
@@ -203,6 +207,7 @@ impl Channels {
             next_index: 0,
             next_invoice: 0,
             connected: BTreeMap::new(),
+            addresses: BTreeMap::new(),
             opening: BTreeMap::new(),
             entries: BTreeMap::new(),
             invoices: BTreeMap::new(),
@@ -229,6 +234,16 @@ impl Channels {
                 KEY_HEIGHT => c.height = c.height.min(u32::try_from(u(v)?).unwrap_or(0)),
                 _ => {}
             }
+        }
+        for (k, v) in &stored.peers {
+            let node = bitcoin::secp256k1::PublicKey::from_slice(k)
+                .map(NodeId::from_pubkey)
+                .map_err(|_| RecordError::Corrupt("peer key".into()))?;
+            let addr = std::str::from_utf8(v)
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| RecordError::Corrupt("peer address".into()))?;
+            c.addresses.insert(node, addr);
         }
         for (k, v) in &stored.channels {
             let id = ChannelId(
@@ -504,6 +519,29 @@ impl Channels {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Remembers where we reached `node` (stored with this input's batch).
+    pub(in crate::core) fn remember_address(&mut self, node: NodeId, addr: std::net::SocketAddr) {
+        if self.addresses.get(&node) != Some(&addr) {
+            self.addresses.insert(node, addr);
+            self.batch
+                .put(record::NS_PEERS, node.serialize(), addr.to_string());
+        }
+    }
+
+    /// Peers with an open (or opening) channel that are not connected, and
+    /// where we reached them before.
+    pub(in crate::core) fn reconnect_targets(&self) -> Vec<(NodeId, std::net::SocketAddr)> {
+        let mut v: Vec<(NodeId, std::net::SocketAddr)> = self
+            .entries
+            .values()
+            .filter(|e| !matches!(e.phase, Phase::Closed { .. }))
+            .filter(|e| !self.connected.contains_key(&e.peer))
+            .filter_map(|e| self.addresses.get(&e.peer).map(|a| (e.peer, *a)))
+            .collect();
+        v.dedup();
+        v
     }
 
     /// Summaries of every channel.

@@ -27,6 +27,9 @@ pub const NS_CHANNELS: &str = "channels";
 pub const NS_PAYMENTS: &str = "payments";
 /// Namespace of node counters.
 pub const NS_NODE: &str = "node";
+/// Namespace of channel peers' addresses (node id → `HOST:PORT`), for
+/// reconnecting.
+pub const NS_PEERS: &str = "peers";
 /// Key of the next channel key index.
 pub const KEY_NEXT_CHANNEL: &[u8] = b"next_channel_index";
 /// Key of the next invoice index.
