@@ -555,7 +555,7 @@ impl Commitments {
             .filter(|_| in_remote)
     }
 
-    fn removal_pending(&self, id: u64) -> bool {
+    pub(crate) fn removal_pending(&self, id: u64) -> bool {
         let ours = |u: &Update| matches!(u, Update::Fulfill { id: i, .. } | Update::Fail { id: i } if *i == id);
         [
             &self.local_changes.proposed,

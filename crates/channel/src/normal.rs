@@ -572,6 +572,18 @@ impl NormalChannel {
         }))
     }
 
+    /// HTLCs the peer offered that are in our current commitment and that
+    /// we have not begun to fulfil or fail: `(id, payment_hash, amount)`.
+    pub fn unresolved_incoming(&self) -> Vec<(u64, PaymentHash, Msat)> {
+        self.commitments
+            .local
+            .htlcs
+            .iter()
+            .filter(|h| !h.offered && !self.commitments.removal_pending(h.id))
+            .map(|h| (h.id, h.payment_hash, h.amount))
+            .collect()
+    }
+
     /// Whether the peer's HTLC `id` is in our current commitment.
     fn offered_by_peer(&self, id: u64) -> bool {
         self.commitments

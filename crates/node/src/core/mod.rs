@@ -561,6 +561,9 @@ impl NodeCore {
     /// Processes one input at time `now` (monotonic, from any fixed origin).
     pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        if let Some(c) = &mut self.channels {
+            c.now = now;
+        }
         match input {
             Input::PeerConnected {
                 peer,
@@ -573,6 +576,9 @@ impl NodeCore {
             Input::Tick => {
                 self.on_tick(now, &mut out);
                 self.redial_channel_peers(now, &mut out);
+                if let Some(c) = &mut self.channels {
+                    c.expire_openings(now);
+                }
             }
             Input::Command { id, command } => self.on_command(now, id, command, &mut out),
             Input::DialFailed { id, reason } => {

@@ -400,6 +400,7 @@ impl Node {
             next_command: 1,
             start: Instant::now(),
             io,
+            requeue: Vec::new(),
         };
         if let Some(io) = &driver.io {
             for tx in rebroadcast {
@@ -522,6 +523,8 @@ struct CoreDriver {
     next_command: u64,
     start: Instant,
     io: Option<ChannelIo>,
+    /// Inputs raised while performing outputs, fed before the next message.
+    requeue: Vec<Input>,
 }
 
 /// The store and the wallet, for a node with channels.
@@ -535,6 +538,17 @@ impl CoreDriver {
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if !self.requeue.is_empty() {
+                let inputs = std::mem::take(&mut self.requeue);
+                let outputs: Vec<Output> = inputs
+                    .into_iter()
+                    .flat_map(|i| self.feed(CoreMsg::Input(i)))
+                    .collect();
+                if !self.commit_and_perform(outputs) {
+                    return;
+                }
+                continue;
+            }
             let first = tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => m,
@@ -552,34 +566,43 @@ impl CoreDriver {
                     Err(_) => break,
                 }
             }
-            let mut batch = Batch::new();
-            let mut rest = Vec::with_capacity(outputs.len());
-            for o in outputs {
-                match o {
-                    Output::Persist(b) => {
-                        batch.extend(b);
-                    }
-                    other => rest.push(other),
-                }
-            }
-            if !batch.is_empty() {
-                let Some(io) = &self.io else {
-                    tracing::error!("the core asked to persist without a store; stopping");
-                    return;
-                };
-                if let Err(e) = io.store.commit(batch) {
-                    // Nothing that depends on the writes may go out.
-                    tracing::error!(error = %e, "cannot write to the store; stopping the node");
-                    for (_, link) in self.links.drain() {
-                        link.kill();
-                    }
-                    return;
-                }
-            }
-            for output in rest {
-                self.perform(output);
+            if !self.commit_and_perform(outputs) {
+                return;
             }
         }
+    }
+
+    /// Commits every write among `outputs` at once, then performs the rest
+    /// in order. False if the store failed (the node must stop).
+    fn commit_and_perform(&mut self, outputs: Vec<Output>) -> bool {
+        let mut batch = Batch::new();
+        let mut rest = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            match o {
+                Output::Persist(b) => {
+                    batch.extend(b);
+                }
+                other => rest.push(other),
+            }
+        }
+        if !batch.is_empty() {
+            let Some(io) = &self.io else {
+                tracing::error!("the core asked to persist without a store; stopping");
+                return false;
+            };
+            if let Err(e) = io.store.commit(batch) {
+                // Nothing that depends on the writes may go out.
+                tracing::error!(error = %e, "cannot write to the store; stopping the node");
+                for (_, link) in self.links.drain() {
+                    link.kill();
+                }
+                return false;
+            }
+        }
+        for output in rest {
+            self.perform(output);
+        }
+        true
     }
 
     /// Feeds one message to the core; returns its outputs.
@@ -623,10 +646,9 @@ impl CoreDriver {
                     if let Some(link) = self.links.remove(&peer) {
                         link.kill();
                     }
-                    let outputs = self
-                        .core
-                        .handle(self.start.elapsed(), Input::PeerDisconnected { peer });
-                    outputs.into_iter().for_each(|o| self.perform(o));
+                    // Through the main loop, so its writes are committed
+                    // before what depends on them.
+                    self.requeue.push(Input::PeerDisconnected { peer });
                 }
             }
             Output::Disconnect { peer, reason } => {
@@ -836,6 +858,7 @@ async fn chain_poll_loop(
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polls: u64 = 0;
+    let mut failures = 0u32;
     loop {
         interval.tick().await;
         let o = onchain.clone();
@@ -862,9 +885,29 @@ async fn chain_poll_loop(
             }
         }
         let events = match events {
-            Ok(e) => e,
+            Ok(e) => {
+                failures = 0;
+                e
+            }
             Err(e) => {
-                debug!(error = %e, "chain poll failed");
+                failures += 1;
+                warn!(error = %e, "chain poll failed");
+                if failures >= 3 {
+                    // E.g. a reorganisation deeper than what we watched:
+                    // follow the chain again from 100 blocks back (the core
+                    // takes blocks it saw again in its stride).
+                    let from = watcher.tip().0.saturating_sub(100);
+                    let o = onchain.clone();
+                    let again = tokio::task::spawn_blocking(move || {
+                        ChainWatcher::starting_at(o.chain().as_ref(), from)
+                    })
+                    .await;
+                    if let Ok(Ok(w)) = again {
+                        warn!(from, "following the chain again");
+                        watcher = w;
+                        failures = 0;
+                    }
+                }
                 continue;
             }
         };

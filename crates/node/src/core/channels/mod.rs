@@ -139,8 +139,9 @@ pub(super) enum Phase {
         command: Option<CommandId>,
     },
     Closed {
+        funding_outpoint: bitcoin::OutPoint,
         tx: Option<Transaction>,
-        txid: Txid,
+        txid: Option<Txid>,
         local: Msat,
         confirmed: Option<u32>,
         reason: String,
@@ -174,6 +175,10 @@ pub(super) struct Channels {
     /// Where we reached channel peers we dialled.
     addresses: BTreeMap<NodeId, std::net::SocketAddr>,
     opening: BTreeMap<(NodeId, ChannelId), Opening>,
+    /// When each opening began.
+    opening_started: BTreeMap<(NodeId, ChannelId), std::time::Duration>,
+    /// The core's clock at the current input.
+    pub(super) now: std::time::Duration,
     pub(super) entries: BTreeMap<ChannelId, Entry>,
     pub(super) invoices: BTreeMap<PaymentHash, InvoiceRecord>,
     pub(super) outgoing: BTreeMap<PaymentHash, OutgoingRecord>,
@@ -209,6 +214,8 @@ impl Channels {
             connected: BTreeMap::new(),
             addresses: BTreeMap::new(),
             opening: BTreeMap::new(),
+            opening_started: BTreeMap::new(),
+            now: std::time::Duration::ZERO,
             entries: BTreeMap::new(),
             invoices: BTreeMap::new(),
             outgoing: BTreeMap::new(),
@@ -275,12 +282,14 @@ impl Channels {
                     command: None,
                 },
                 StoredPhase::Closed {
+                    funding_outpoint,
                     tx,
                     txid,
                     local,
                     confirmed,
                     reason,
                 } => Phase::Closed {
+                    funding_outpoint,
                     tx,
                     txid,
                     local,
@@ -312,7 +321,11 @@ impl Channels {
                 }
                 Some(b'o') => {
                     let rec = OutgoingRecord::decode(v)?;
-                    c.by_htlc.insert((rec.channel_id, rec.htlc_id), hash);
+                    // Only pending payments own their HTLC id: a failed
+                    // one's id may be reused after a disconnection.
+                    if rec.status == record::OutgoingStatus::Pending {
+                        c.by_htlc.insert((rec.channel_id, rec.htlc_id), hash);
+                    }
                     c.outgoing.insert(hash, rec);
                 }
                 _ => return Err(RecordError::Corrupt("payment key".into())),
@@ -455,50 +468,76 @@ impl Channels {
     }
 
     /// Fails a channel (BOLT 2/5): sends `error`, broadcasts our latest
-    /// commitment if it may hold funds, and forgets pending commands.
+    /// commitment if it may hold funds, and answers pending commands.
     pub(super) fn fail(&mut self, id: ChannelId, why: &str) {
-        let Some(entry) = self.entries.get_mut(&id) else {
+        let Some(entry) = self.entries.get(&id) else {
             return;
         };
         let peer = entry.peer;
-        let (tx, local, command) = match &mut entry.phase {
-            Phase::Funded {
-                funding, command, ..
-            } => (
-                funding.signed_local_commitment(&self.secp).ok(),
-                funding.commitments.local.to_local,
-                command.take(),
-            ),
-            Phase::Normal { chan, command, .. } => (
-                chan.signed_local_commitment(&self.secp).ok(),
-                chan.commitments.local.to_local,
-                command.take(),
-            ),
+        let tx = match &entry.phase {
+            Phase::Funded { funding, .. } => funding.signed_local_commitment(&self.secp).ok(),
+            Phase::Normal { chan, .. } => chan.signed_local_commitment(&self.secp).ok(),
             Phase::Closed { .. } => return,
         };
         tracing::warn!(channel = %id, %why, "failing channel");
-        let txid = tx.as_ref().map(Transaction::compute_txid);
         if let Some(tx) = &tx {
             self.deferred.push(Output::Broadcast { tx: tx.clone() });
         }
-        entry.phase = Phase::Closed {
-            tx,
-            txid: txid.unwrap_or_else(|| Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros())),
-            local,
-            confirmed: None,
-            reason: format!("failed: {why}"),
-        };
-        self.touch(id);
+        let txid = tx.as_ref().map(Transaction::compute_txid);
+        let command = self.mark_closed(id, tx, txid, None, format!("failed: {why}"));
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
             Reply::Failed(format!("channel {id} failed: {why}")),
         );
-        self.fail_payments_of(id, why);
+    }
+
+    /// Moves a channel to [`Phase::Closed`]: stored, its payments and held
+    /// HTLCs let go, the event emitted. Returns the command that waited on it.
+    pub(super) fn mark_closed(
+        &mut self,
+        id: ChannelId,
+        tx: Option<Transaction>,
+        txid: Option<Txid>,
+        confirmed: Option<u32>,
+        reason: String,
+    ) -> Option<CommandId> {
+        let entry = self.entries.get_mut(&id)?;
+        let (funding_outpoint, local, command) = match &mut entry.phase {
+            Phase::Funded {
+                funding, command, ..
+            } => (
+                funding.funded.funding_outpoint,
+                funding.commitments.local.to_local,
+                command.take(),
+            ),
+            Phase::Normal { chan, command, .. } => (
+                chan.funded.funding_outpoint,
+                chan.commitments.local.to_local,
+                command.take(),
+            ),
+            Phase::Closed { .. } => return None,
+        };
+        entry.phase = Phase::Closed {
+            funding_outpoint,
+            tx,
+            txid,
+            local,
+            confirmed,
+            reason: reason.clone(),
+        };
+        entry.redo.clear();
+        self.touch(id);
+        for parts in self.held.values_mut() {
+            parts.retain(|(c, _, _)| *c != id);
+        }
+        self.held.retain(|_, parts| !parts.is_empty());
+        self.fail_payments_of(id, &reason);
         self.event(super::Event::ChannelClosed {
             channel_id: id,
             txid,
         });
+        command
     }
 
     /// Transactions of ours not yet seen in a block.
@@ -604,12 +643,14 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
             scid: *scid,
         },
         Phase::Closed {
+            funding_outpoint,
             tx,
             txid,
             local,
             confirmed,
             reason,
         } => StoredPhase::Closed {
+            funding_outpoint: *funding_outpoint,
             tx: tx.clone(),
             txid: *txid,
             local: *local,
@@ -663,9 +704,15 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             s.we_are_funder = chan.funded.we_are_funder;
             s.active = connected && e.live;
         }
-        Phase::Closed { txid, local, .. } => {
+        Phase::Closed {
+            txid,
+            local,
+            funding_outpoint,
+            ..
+        } => {
             s.local = *local;
-            s.closing_txid = Some(*txid);
+            s.closing_txid = *txid;
+            s.funding_txid = funding_outpoint.txid;
         }
     }
     s
@@ -690,9 +737,14 @@ impl Channels {
             | Message::CommitmentSigned(_)
             | Message::RevokeAndAck(_)
             | Message::UpdateFee(_) => self.on_normal_message(node, id, msg),
-            // A channel message we do not implement (splicing, dual
-            // funding, simple close, ...): unknown to us.
-            _ => self.unknown(node, id),
+            // BOLT 1: an unknown odd message is ignored.
+            Message::Unknown(_) => {}
+            // A channel message we know but do not implement (simple close,
+            // splicing, ...): a warning, the channel stays.
+            other => {
+                let text = format!("{} is not supported by this node", other.name());
+                self.send(node, beongae_wire::Warning::new(id, &text));
+            }
         }
     }
 }

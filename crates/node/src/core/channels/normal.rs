@@ -6,10 +6,10 @@ use beongae_channel::normal::{ChannelError, Event as ChannelEvent, ReestablishEr
 use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::{ChannelReestablish, ClosingSigned, Message, Shutdown, U16Bytes};
 use beongae_wire::{ChannelId, ErrorMessage, Features, NodeId, TlvStream};
-use bitcoin::Transaction;
+use bitcoin::{Amount, Transaction};
 
 use super::{Channels, Phase};
-use crate::core::{CommandId, Event, PeerId, Reply};
+use crate::core::{CommandId, PeerId, Reply};
 
 /// Weight of a legacy closing transaction with two P2WPKH outputs, rounded
 /// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
@@ -126,7 +126,15 @@ impl Channels {
                     out
                 })
             }
-            Phase::Closed { .. } => return,
+            Phase::Closed { reason, .. } => {
+                // BOLT 2: "if a channel is in an error state: SHOULD
+                // retransmit the error packet".
+                if let Some(why) = reason.strip_prefix("failed: ") {
+                    let e = ErrorMessage::new(id, why);
+                    self.send(node, e);
+                }
+                return;
+            }
         };
         match result {
             Ok(msgs) => {
@@ -134,6 +142,7 @@ impl Channels {
                     self.send(node, m);
                 }
                 self.redo_removals(id);
+                self.fulfill_paid(id);
                 self.touch(id);
             }
             Err(ChannelError::Reestablish(ReestablishError::WeFellBehind(n))) => {
@@ -141,20 +150,13 @@ impl Channels {
                 // commitment. Ask the peer to close; our funds come back in
                 // its commitment's to_remote output.
                 let why = format!("our channel state is behind (you hold our secret {n}); please close the channel");
-                self.send(node, ErrorMessage::new(id, &why));
-                if let Some(entry) = self.entries.get_mut(&id) {
-                    if let Phase::Normal { chan, .. } = &entry.phase {
-                        entry.phase = Phase::Closed {
-                            tx: None,
-                            txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
-                            local: chan.commitments.local.to_local,
-                            confirmed: None,
-                            reason: why.clone(),
-                        };
-                    }
-                }
-                self.touch(id);
                 tracing::error!(channel = %id, "{why}");
+                let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
+                self.send(node, ErrorMessage::new(id, &why));
+                self.reply(
+                    command,
+                    Reply::Failed(format!("channel {id} failed: {why}")),
+                );
             }
             Err(e) => self.fail(id, &e.to_string()),
         }
@@ -194,7 +196,15 @@ impl Channels {
             Phase::Normal { chan, .. } if live => chan.receive(&self.secp, msg),
             Phase::Normal { .. } => {
                 // BOLT 2: nothing but channel_reestablish until it arrived.
-                return self.fail(id, &format!("{} before channel_reestablish", msg.name()));
+                // Not worth a force close: the update is ignored.
+                let text = format!("{} before channel_reestablish; ignored", msg.name());
+                return self.send(node, beongae_wire::Warning::new(id, &text));
+            }
+            Phase::Funded { .. } if matches!(msg, Message::Shutdown(_)) => {
+                // Allowed after funding_signed (BOLT 2), but not handled
+                // before channel_ready yet: say so, close nothing.
+                let text = "shutdown before channel_ready is not supported yet; send it once the channel is ready";
+                return self.send(node, beongae_wire::Warning::new(id, text));
             }
             Phase::Funded { .. } => {
                 return self.fail(id, &format!("{} before channel_ready", msg.name()));
@@ -293,7 +303,9 @@ impl Channels {
                     "channel {id} is not open yet; a force close comes with on-chain enforcement"
                 )),
             ),
-            Phase::Closed { txid, .. } => {
+            Phase::Closed {
+                txid: Some(txid), ..
+            } => {
                 let txid = *txid;
                 self.reply(
                     Some(command),
@@ -302,6 +314,10 @@ impl Channels {
                         txid,
                     },
                 )
+            }
+            Phase::Closed { reason, .. } => {
+                let why = format!("channel {id} is closed ({reason})");
+                self.reply(Some(command), Reply::Failed(why))
             }
         }
     }
@@ -342,9 +358,19 @@ impl Channels {
         }
         let mut failed = None;
         if closing.is_none() && chan.ready_to_close() {
-            let fee = feerate.fee_for_weight(CLOSING_WEIGHT);
             let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
-            let range = (min.min(fee), fee * 3);
+            // The funder pays: never more than its balance above the dust
+            // limit (BOLT 3 trims an output below it).
+            let cap = if chan.funded.we_are_funder {
+                let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
+                ours.checked_sub(chan.funded.local_dust_limit)
+                    .unwrap_or(Amount::ZERO)
+                    .max(min)
+            } else {
+                Amount::MAX_MONEY
+            };
+            let fee = feerate.fee_for_weight(CLOSING_WEIGHT).max(min).min(cap);
+            let range = (min.min(fee), (fee * 3).min(cap).max(fee));
             match chan.start_closing(range) {
                 Ok(mut c) => {
                     if chan.funded.we_are_funder {
@@ -400,24 +426,10 @@ impl Channels {
 
     /// The negotiation agreed: store, then broadcast the closing transaction.
     fn closed(&mut self, id: ChannelId, tx: Transaction) {
-        let Some(entry) = self.entries.get_mut(&id) else {
-            return;
-        };
-        let Phase::Normal { chan, command, .. } = &mut entry.phase else {
-            return;
-        };
-        let command = command.take();
-        let local = chan.commitments.local.to_local;
         let txid = tx.compute_txid();
-        entry.phase = Phase::Closed {
-            tx: Some(tx.clone()),
-            txid,
-            local,
-            confirmed: None,
-            reason: "cooperative close".into(),
-        };
-        self.touch(id);
-        self.deferred.push(crate::core::Output::Broadcast { tx });
+        self.deferred
+            .push(crate::core::Output::Broadcast { tx: tx.clone() });
+        let command = self.mark_closed(id, Some(tx), Some(txid), None, "cooperative close".into());
         self.reply(
             command,
             Reply::ChannelClosed {
@@ -425,10 +437,6 @@ impl Channels {
                 txid,
             },
         );
-        self.event(Event::ChannelClosed {
-            channel_id: id,
-            txid: Some(txid),
-        });
     }
 
     /// The peer's `error` for one channel (BOLT 1: "MUST fail the channel

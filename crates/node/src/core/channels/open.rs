@@ -15,6 +15,9 @@ use bitcoin::{Amount, OutPoint, Transaction};
 use super::{Channels, Entry, Phase};
 use crate::core::{CommandId, Event, Output, Reply};
 
+/// How long an opening may wait for the peer's next message.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A channel before both commitment 0 signatures exist (kept in memory
 /// only: nothing can be lost yet).
 pub(super) enum Opening {
@@ -102,6 +105,7 @@ impl Channels {
             Err(e) => return self.reply(Some(command), Reply::Failed(e.to_string())),
         };
         self.send(node, msg.clone());
+        self.opening_started.insert((node, temp), self.now);
         self.opening.insert(
             (node, temp),
             Opening::Offered {
@@ -111,6 +115,24 @@ impl Channels {
                 command: Some(command),
             },
         );
+    }
+
+    /// Openings the peer left unanswered for [`OPEN_TIMEOUT`] are abandoned.
+    pub(in crate::core) fn expire_openings(&mut self, now: std::time::Duration) {
+        let stale: Vec<(NodeId, ChannelId)> = self
+            .opening_started
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(**t) >= OPEN_TIMEOUT)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            self.opening_started.remove(&key);
+            if self.opening.contains_key(&key) {
+                self.abandon(key.0, key.1, "the channel open timed out".into());
+            }
+        }
+        self.opening_started
+            .retain(|k, _| self.opening.contains_key(k));
     }
 
     /// Ends an opening with an `error` to the peer and a failed reply.
@@ -368,6 +390,7 @@ impl Channels {
         ) {
             Ok(accept) => {
                 self.send(node, accept);
+                self.opening_started.insert((node, temp), self.now);
                 self.opening.insert(
                     (node, temp),
                     Opening::Accepted {
@@ -517,6 +540,8 @@ impl Channels {
         match funding.receive_channel_ready(&ready) {
             Ok(chan) => {
                 if let Some(entry) = self.entries.get_mut(&id) {
+                    let mut chan = chan;
+                    chan.max_feerate = self.settings.config.max_feerate;
                     entry.phase = Phase::Normal {
                         chan: Box::new(chan),
                         scid,

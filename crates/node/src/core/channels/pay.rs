@@ -285,9 +285,15 @@ impl Channels {
                 continue;
             };
             let peer = entry.peer;
+            // A channel not reestablished yet fulfils once it is (see
+            // `fulfill_paid`): nothing may be sent before channel_reestablish.
+            let live = entry.live && self.connected.contains_key(&peer);
             let Phase::Normal { chan, .. } = &mut entry.phase else {
                 continue;
             };
+            if !live {
+                continue;
+            }
             match chan.send_fulfill(htlc, preimage) {
                 Ok(m) => {
                     self.send(peer, m);
@@ -300,6 +306,41 @@ impl Channels {
             payment_hash: hash,
             amount: total,
         });
+    }
+
+    /// After `channel_reestablish` (and at every restart): HTLCs paying an
+    /// invoice of ours that is already settled are fulfilled (again): the
+    /// fulfill may have been forgotten by a disconnection or a restart.
+    pub(super) fn fulfill_paid(&mut self, channel: ChannelId) {
+        let Some(entry) = self.entries.get_mut(&channel) else {
+            return;
+        };
+        let peer = entry.peer;
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return;
+        };
+        let mut out = Vec::new();
+        for (id, hash, _) in chan.unresolved_incoming() {
+            let Some(index) = self
+                .invoices
+                .get(&hash)
+                .filter(|r| r.received.is_some())
+                .map(|r| r.index)
+            else {
+                continue;
+            };
+            let preimage = Preimage(derive(&self.node_secret, b"beongae/preimage", index));
+            match chan.send_fulfill(id, preimage) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(%channel, htlc = id, error = %e, "cannot fulfil again"),
+            }
+        }
+        if !out.is_empty() {
+            self.touch(channel);
+        }
+        for m in out {
+            self.send(peer, m);
+        }
     }
 
     pub(super) fn outgoing_fulfilled(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {

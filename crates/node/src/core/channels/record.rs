@@ -19,7 +19,7 @@ use beongae_wire::{
 };
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Transaction, Txid};
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
 
 /// Namespace of channel records.
 pub const NS_CHANNELS: &str = "channels";
@@ -82,10 +82,13 @@ pub enum StoredPhase {
     },
     /// Closed: the closing (or our commitment) transaction.
     Closed {
-        /// The transaction spending the funding output.
+        /// The funding outpoint (to recognise whatever spends it).
+        funding_outpoint: OutPoint,
+        /// Our transaction spending the funding output, to broadcast.
         tx: Option<Transaction>,
-        /// Its txid.
-        txid: Txid,
+        /// The txid of the transaction that spends it (ours, or the one
+        /// seen on chain), once known.
+        txid: Option<Txid>,
         /// Our balance when the channel closed.
         local: Msat,
         /// Height it confirmed at.
@@ -185,6 +188,7 @@ impl ChannelRecord {
                 w.write_u64(scid.map_or(0, ShortChannelId::to_u64));
             }
             StoredPhase::Closed {
+                funding_outpoint,
                 tx,
                 txid,
                 local,
@@ -192,8 +196,16 @@ impl ChannelRecord {
                 reason,
             } => {
                 w.write_u8(3);
+                w.write_bytes(&funding_outpoint.txid.to_byte_array());
+                w.write_u32(funding_outpoint.vout);
                 put_tx(&mut w, tx);
-                w.write_bytes(&txid.to_byte_array());
+                match txid {
+                    None => w.write_u8(0),
+                    Some(t) => {
+                        w.write_u8(1);
+                        w.write_bytes(&t.to_byte_array());
+                    }
+                }
                 w.write_u64(local.to_msat());
                 w.write_u32(confirmed.map_or(0, |h| h + 1));
                 put_str(&mut w, reason);
@@ -242,12 +254,21 @@ impl ChannelRecord {
                 StoredPhase::Normal { state, scid }
             }
             3 => {
+                let funding_outpoint = OutPoint {
+                    txid: Txid::from_byte_array(r.read_array()?),
+                    vout: r.read_u32()?,
+                };
                 let tx = get_tx(&mut r)?;
-                let txid = Txid::from_byte_array(r.read_array()?);
+                let txid = match r.read_u8()? {
+                    0 => None,
+                    1 => Some(Txid::from_byte_array(r.read_array()?)),
+                    _ => return Err(RecordError::Corrupt("txid flag".into())),
+                };
                 let local = Msat::from_msat(r.read_u64()?);
                 let confirmed = r.read_u32()?.checked_sub(1);
                 let reason = get_str(&mut r)?;
                 StoredPhase::Closed {
+                    funding_outpoint,
                     tx,
                     txid,
                     local,
