@@ -1,0 +1,296 @@
+//! Beongae and LDK 0.2.7 as live channel peers over TCP on one devnet:
+//! LDK opens an anchors channel to Beongae and Beongae opens one to LDK;
+//! BOLT 11 invoices are paid both ways; a disconnection with an HTLC in
+//! flight is recovered by `channel_reestablish`; both channels close
+//! cooperatively and the closing transactions confirm with the exact
+//! balances.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/ldk_node.rs"]
+mod ldk_node;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_node::core::{ChannelState, ChannelSummary};
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_wallet::Seed;
+use beongae_wire::{ChannelId, Msat, NodeId};
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::{Amount, ScriptBuf};
+use ldk_node::LdkNode;
+
+const CHANNEL_SAT: u64 = 1_000_000;
+
+fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
+    let mut d = devnet.lock().unwrap();
+    let time = 1_700_000_000 + d.height() * 600;
+    d.mine(n, script, time);
+}
+
+async fn beongae(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path) -> Embedded {
+    let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.chain_poll = Duration::from_millis(20);
+    let chain: Arc<dyn ChainSource> = devnet.clone();
+    embedded::start(&Seed::from_entropy([7; 32]), chain, cfg)
+        .await
+        .unwrap()
+}
+
+async fn ours(b: &Embedded, ok: impl Fn(&ChannelSummary) -> bool) -> ChannelSummary {
+    for _ in 0..1000 {
+        let list = b.node.handle().channels().await.unwrap();
+        if let Some(c) = list.iter().find(|c| ok(c)) {
+            return c.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "no channel as expected: {:?}",
+        b.node.handle().channels().await.unwrap()
+    );
+}
+
+async fn in_mempool(devnet: &Mutex<Devnet>, txid: bitcoin::Txid) -> bitcoin::Transaction {
+    for _ in 0..1000 {
+        if let Some(tx) = devnet.lock().unwrap().transaction(&txid) {
+            return tx.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{txid} never reached the devnet");
+}
+
+/// `f`, or a panic naming `what` after 20 seconds.
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(20), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+fn ldk_channel_id(id: ChannelId) -> lightning::ln::types::ChannelId {
+    lightning::ln::types::ChannelId(id.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_with_ldk_both_ways() {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let b = beongae(&devnet, dir.path()).await;
+    let ldk = LdkNode::start([3; 32], devnet.clone()).await;
+    ldk.set_label("LDK");
+    ldk.set_auto_sync(true);
+    let burn = ScriptBuf::new_op_return([]);
+    let ldk_id = NodeId::from_pubkey(ldk.node_id());
+    let our_id = b.node.node_id();
+
+    // Fund both wallets.
+    mine(&devnet, 101, &ldk.wallet_script());
+    mine(&devnet, 101, &b.onchain.new_address().script_pubkey());
+
+    // ---- LDK opens an anchors channel to Beongae.
+    ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let cid = ldk
+        .open_channel(our_id.pubkey(), CHANNEL_SAT, 0)
+        .await
+        .unwrap();
+    let c = ours(&b, |c| c.channel_id.0 == cid.0).await;
+    assert_eq!(c.state, ChannelState::AwaitingConfirmation);
+    assert!(!c.we_are_funder);
+    // Beongae asks for 3 confirmations.
+    mine(&devnet, 3, &burn);
+    let c = ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.state == ChannelState::Normal && c.active
+    })
+    .await;
+    ldk.wait_channel(&cid, Duration::from_secs(10), |c| c.is_usable)
+        .await
+        .unwrap();
+    let l = ldk.channel(&cid).unwrap();
+    assert!(l.anchors, "negotiated option_anchors_zero_fee_htlc_tx");
+    assert_eq!(c.short_channel_id.map(|s| s.to_u64()), l.short_channel_id);
+    assert_eq!(c.local, Msat::ZERO);
+    assert_eq!(c.remote, Msat::from_msat(CHANNEL_SAT * 1000));
+
+    // LDK pays a Beongae invoice.
+    let (invoice, hash) = b
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(120_000_000)), "from LDK", 3600)
+        .await
+        .unwrap();
+    let h = ldk.pay_invoice(&invoice).unwrap();
+    assert_eq!(h.0, hash.0);
+    let preimage = within("LDK pays", ldk.wait_payment(&h)).await.unwrap();
+    eprintln!("LDK paid Beongae");
+    assert_eq!(sha256::Hash::hash(&preimage.0).to_byte_array(), hash.0);
+    let settled = |m: u64| {
+        move |c: &ChannelSummary| {
+            c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(m)
+        }
+    };
+    ours(&b, settled(120_000_000)).await;
+
+    // Beongae pays an LDK invoice.
+    let inv = ldk.create_invoice(20_000_000, "from Beongae");
+    let pre = within("Beongae pays LDK", b.node.handle().pay(&inv, None))
+        .await
+        .unwrap();
+    ldk.wait_received(&lightning::types::payment::PaymentHash(
+        pre.payment_hash().0,
+    ))
+    .await
+    .unwrap();
+    ours(&b, settled(100_000_000)).await;
+
+    // A disconnection with an HTLC in flight: the pay command and the
+    // disconnect reach the core back to back, so update_add_htlc and
+    // commitment_signed leave just before the connection closes.
+    let inv = ldk.create_invoice(5_000_000, "in flight");
+    let handle = b.node.handle();
+    let pay = handle.pay(&inv, None);
+    tokio::pin!(pay);
+    // One poll queues the pay command; the disconnect command follows it.
+    tokio::select! {
+        biased;
+        _ = &mut pay => panic!("the payment cannot complete before the disconnect"),
+        () = std::future::ready(()) => {}
+    }
+    assert!(handle.disconnect(ldk_id).await.unwrap());
+    // Reconnect: channel_reestablish retransmits what LDK missed, or both
+    // forget an HTLC that was never signed. LDK may still be dropping the
+    // old connection: try a few times.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match within("reconnect", handle.connect(ldk_id, ldk.listen_addr())).await {
+            Ok(_) => break,
+            Err(e) if attempt < 10 => {
+                eprintln!("reconnect attempt {attempt}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot reconnect to LDK: {e}"),
+        }
+    }
+    let paid = within("in-flight payment", pay).await;
+    eprintln!("in-flight payment: {paid:?}");
+    let expected = match paid {
+        Ok(_) => 95_000_000,
+        // The HTLC was dropped before it was signed: the payment failed
+        // cleanly and may be made again.
+        Err(e) => {
+            assert!(e.to_string().contains("disconnected"), "{e}");
+            ours(&b, |c| c.channel_id.0 == cid.0 && c.active).await;
+            within("retry", b.node.handle().pay(&inv, None))
+                .await
+                .unwrap();
+            95_000_000
+        }
+    };
+    ours(&b, settled(expected)).await;
+    ldk.wait_channel(&cid, Duration::from_secs(10), |c| {
+        c.is_usable && c.pending_inbound_htlcs == 0 && c.pending_outbound_htlcs == 0
+    })
+    .await
+    .unwrap();
+
+    // ---- Beongae opens an anchors channel to LDK.
+    let (cid2, funding) = b
+        .node
+        .handle()
+        .open_channel(
+            ldk_id,
+            Amount::from_sat(CHANNEL_SAT),
+            Msat::from_msat(10_000_000),
+        )
+        .await
+        .unwrap();
+    in_mempool(&devnet, funding).await;
+    mine(&devnet, 6, &burn);
+    let c2 = ours(&b, |c| {
+        c.channel_id == cid2 && c.state == ChannelState::Normal && c.active
+    })
+    .await;
+    assert!(c2.we_are_funder);
+    assert_eq!(c2.local, Msat::from_msat(990_000_000));
+    let lcid2 = ldk_channel_id(cid2);
+    ldk.wait_channel(&lcid2, Duration::from_secs(10), |c| c.is_usable)
+        .await
+        .unwrap();
+    assert!(ldk.channel(&lcid2).unwrap().anchors);
+
+    // Payments both ways on it (LDK's invoice route hint names the channel
+    // by alias; we pay the peer directly).
+    let inv = ldk.create_invoice(33_000_000, "second channel");
+    within("second channel payment", b.node.handle().pay(&inv, None))
+        .await
+        .unwrap();
+    let (invoice, _) = b
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(3_000_000)), "back", 3600)
+        .await
+        .unwrap();
+    let h = ldk.pay_invoice(&invoice).unwrap();
+    ldk.wait_payment(&h).await.unwrap();
+
+    // LDK picks either channel to pay us over; together our balances are
+    // exact.
+    let quiet =
+        |id: [u8; 32]| move |c: &ChannelSummary| c.channel_id.0 == id && c.pending_htlcs == 0;
+    let (mut first, mut second);
+    loop {
+        first = ours(&b, quiet(cid.0)).await;
+        second = ours(&b, quiet(cid2.0)).await;
+        if first.local.to_msat() + second.local.to_msat()
+            == expected + 990_000_000 - 33_000_000 + 3_000_000
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // ---- Cooperative closes: Beongae closes the first, LDK the second.
+    let txid = within("close", b.node.handle().close_channel(first.channel_id))
+        .await
+        .unwrap();
+    let tx = in_mempool(&devnet, txid).await;
+    let ours_sat = first.local.to_msat() / 1000;
+    assert!(
+        tx.output
+            .iter()
+            .any(|o| o.value == Amount::from_sat(ours_sat)),
+        "Beongae (not the funder) gets exactly {ours_sat} sat: {tx:?}"
+    );
+    ldk.close_channel(&lcid2, &our_id.pubkey()).unwrap();
+    let closed2 = ours(&b, |c| {
+        c.channel_id == cid2 && c.state == ChannelState::Closed
+    })
+    .await;
+    let tx2 = in_mempool(&devnet, closed2.closing_txid.unwrap()).await;
+    // LDK (not the funder) gets exactly its balance.
+    let theirs = second.remote.to_msat() / 1000;
+    assert!(
+        tx2.output
+            .iter()
+            .any(|o| o.value == Amount::from_sat(theirs)),
+        "LDK gets exactly {theirs} sat: {tx2:?}"
+    );
+    mine(&devnet, 1, &burn);
+    ldk.wait_closed(&cid).await.unwrap();
+    ldk.wait_closed(&lcid2).await.unwrap();
+    for txid in [txid, tx2.compute_txid()] {
+        assert_eq!(
+            devnet.lock().unwrap().confirmations(&txid),
+            Some(1),
+            "closing {txid} confirmed"
+        );
+    }
+}
