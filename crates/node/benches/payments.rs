@@ -1,0 +1,158 @@
+//! Node throughput: payments per second between two Beongae nodes over one
+//! channel, each with its durable SQLite store (`synchronous=FULL`), over
+//! real loopback TCP with BOLT 8, on an in-process devnet. Each payment is
+//! an invoice of the payee's (created beforehand) paid by the payer: the
+//! onion, the HTLC, four commitment signatures and two revocations, the
+//! fulfill, every state change committed before the messages that depend on
+//! it.
+//!
+//! With N payments in flight (N = 1, 10, 100), the nodes sign one
+//! commitment for many updates and the runtime commits many inputs' writes
+//! with one fsync (group commit).
+//!
+//! The baseline, run in the same process on the same disk: durable commits
+//! per second of a one-row batch to the same kind of store. The printed
+//! ratio is payments per second / commits per second: below 1.0 a payment
+//! costs more than one fsync; above 1.0 group commit shares fsyncs between
+//! payments.
+//!
+//! Run: `cargo bench -p beongae-node --bench payments`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_node::core::ChannelState;
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_store::{Batch, SqliteStore, Store};
+use beongae_wallet::Seed;
+use beongae_wire::Msat;
+use bitcoin::{Amount, ScriptBuf};
+
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // Next to the build output: the same disk as a node's data directory
+    // usually is (not a tmpfs).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-scratch")
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
+    let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.chain_poll = Duration::from_millis(20);
+    let chain: Arc<dyn ChainSource> = devnet.clone();
+    embedded::start(&Seed::from_entropy([seed; 32]), chain, cfg)
+        .await
+        .unwrap()
+}
+
+fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
+    let mut d = devnet.lock().unwrap();
+    let time = 1_700_000_000 + d.height() * 600;
+    d.mine(n, script, time);
+}
+
+/// `count` payments of 1_000 sat from `a` to `b`, `in_flight` at a time.
+async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 {
+    let mut invoices = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (inv, _) = b
+            .node
+            .handle()
+            .invoice(Some(Msat::from_msat(1_000_000)), "bench", 3600)
+            .await
+            .unwrap();
+        invoices.push(inv);
+    }
+    let start = Instant::now();
+    let queue = Arc::new(Mutex::new(invoices));
+    let mut workers = Vec::new();
+    for _ in 0..in_flight {
+        let (h, q) = (a.node.handle(), queue.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(inv) = q.lock().unwrap().pop() else {
+                    return;
+                };
+                h.pay(&inv, None).await.unwrap();
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Durable one-row commits per second on a fresh store.
+fn baseline(dir: &std::path::Path, n: usize) -> f64 {
+    let store = SqliteStore::open(&dir.join("baseline.sqlite")).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        let mut b = Batch::new();
+        b.put("bench", (i as u64).to_be_bytes(), vec![0u8; 200]);
+        store.commit(b).unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = scratch("payments");
+    let commits = baseline(&dir.0, 300);
+    println!("baseline: {commits:.0} durable store commits/s");
+    rt.block_on(async {
+        let devnet = Arc::new(Mutex::new(Devnet::new()));
+        let a = start(&devnet, &dir.0.join("a"), 1).await;
+        let b = start(&devnet, &dir.0.join("b"), 2).await;
+        mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
+        a.node
+            .handle()
+            .connect(b.node.node_id(), b.node.listen_addr().unwrap())
+            .await
+            .unwrap();
+        let (id, _) = a
+            .node
+            .handle()
+            .open_channel(b.node.node_id(), Amount::from_sat(16_000_000), Msat::ZERO)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
+        loop {
+            let c = a.node.handle().channels().await.unwrap();
+            if c.iter().any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (n, count) in [(1usize, 300usize), (10, 1_000), (100, 2_000)] {
+            let per_sec = run(&a, &b, count, n).await;
+            println!(
+                "{n:>3} in flight: {per_sec:>7.0} payments/s over TCP with SQLite (ratio to store commits/s {:.3})",
+                per_sec / commits
+            );
+        }
+    });
+}
