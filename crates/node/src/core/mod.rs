@@ -770,4 +770,6 @@ impl NodeCore {
 }
 
 #[cfg(test)]
+mod channel_tests;
+#[cfg(test)]
 mod tests;

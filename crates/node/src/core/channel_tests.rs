@@ -1,0 +1,601 @@
+//! The channel layer of two cores wired to each other in memory (no I/O):
+//! opening, a payment, and what a misbehaving peer gets. Every output list
+//! is checked for the persistence rule: the `Persist` batch comes before
+//! any channel message, broadcast or reply of the same input.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use beongae_wallet::{KeyManager, Seed};
+use beongae_wire::msgs::{OnionPacketBytes, UpdateAddHtlc, ONION_PACKET_LEN};
+use beongae_wire::{ErrorMessage, Init, TlvStream};
+use bitcoin::absolute::LockTime;
+use bitcoin::transaction::Version;
+use bitcoin::{OutPoint, Sequence, TxIn, TxOut, Witness};
+
+use super::*;
+
+const PA: PeerId = PeerId(1);
+const PB: PeerId = PeerId(2);
+
+fn keys(b: u8) -> KeyManager {
+    let seed = Seed::from_entropy([b; 32]);
+    KeyManager::new(
+        seed.master_key(bitcoin::NetworkKind::Test),
+        bitcoin::Network::Regtest,
+    )
+}
+
+fn node_id_of(k: &KeyManager) -> NodeId {
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+    NodeId::from_pubkey(bitcoin::secp256k1::PublicKey::from_secret_key(
+        &secp,
+        &k.node_secret(),
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    A,
+    B,
+}
+
+struct Pair {
+    a: NodeCore,
+    b: NodeCore,
+    ids: (NodeId, NodeId),
+    now: Duration,
+    height: u32,
+    /// Transactions each side broadcast.
+    broadcasts: Vec<(Side, Transaction)>,
+    /// Replies each side gave.
+    replies: Vec<(Side, Reply)>,
+    /// Messages each side sent (after the fact).
+    sent: Vec<(Side, Message)>,
+    /// Whether messages are delivered (false: the link is down).
+    linked: bool,
+    /// What each side's store holds: (namespace, key) -> value.
+    stores: [BTreeMap<(String, Vec<u8>), Vec<u8>>; 2],
+}
+
+fn settings() -> ChannelSettings {
+    ChannelSettings {
+        close_script: Some(ScriptBuf::new_p2wpkh(
+            &bitcoin::WPubkeyHash::from_byte_array([9; 20]),
+        )),
+        ..ChannelSettings::default()
+    }
+}
+
+use bitcoin::hashes::Hash as _;
+
+/// Every output list: the persist batch precedes what depends on it.
+fn check_order(outs: &[Output]) {
+    let Some(p) = outs.iter().position(|o| matches!(o, Output::Persist(_))) else {
+        return;
+    };
+    for (i, o) in outs.iter().enumerate() {
+        let dependent = match o {
+            Output::Send { msg, .. } => channels::message_channel(msg).is_some(),
+            Output::Broadcast { .. } | Output::Reply { .. } => true,
+            _ => false,
+        };
+        assert!(
+            !dependent || i > p,
+            "output {i} ({o:?}) before the persist at {p}"
+        );
+    }
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let (ka, kb) = (keys(1), keys(2));
+        let ids = (node_id_of(&ka), node_id_of(&kb));
+        let config = CoreConfig::new(ChainHash::REGTEST);
+        let a = NodeCore::with_channels(
+            ids.0,
+            config.clone(),
+            ka,
+            settings(),
+            100,
+            StoredState::default(),
+        )
+        .unwrap();
+        let b = NodeCore::with_channels(ids.1, config, kb, settings(), 100, StoredState::default())
+            .unwrap();
+        let mut p = Pair {
+            a,
+            b,
+            ids,
+            now: Duration::ZERO,
+            height: 100,
+            broadcasts: Vec::new(),
+            replies: Vec::new(),
+            sent: Vec::new(),
+            linked: true,
+            stores: [BTreeMap::new(), BTreeMap::new()],
+        };
+        p.connect();
+        p
+    }
+
+    fn connect(&mut self) {
+        self.linked = true;
+        let (ida, idb) = self.ids;
+        self.run(vec![
+            (
+                Side::A,
+                Input::PeerConnected {
+                    peer: PA,
+                    node_id: idb,
+                    direction: Direction::Outbound,
+                    remote_addr: None,
+                },
+            ),
+            (
+                Side::B,
+                Input::PeerConnected {
+                    peer: PB,
+                    node_id: ida,
+                    direction: Direction::Inbound,
+                    remote_addr: None,
+                },
+            ),
+        ]);
+    }
+
+    fn disconnect(&mut self) {
+        self.linked = false;
+        self.run(vec![
+            (Side::A, Input::PeerDisconnected { peer: PA }),
+            (Side::B, Input::PeerDisconnected { peer: PB }),
+        ]);
+    }
+
+    /// `side` restarts from what its store holds (its link drops first).
+    fn restart(&mut self, side: Side) {
+        self.disconnect();
+        let store = &self.stores[side as usize];
+        let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+            store
+                .iter()
+                .filter(|((ns, _), _)| ns == n)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let stored = StoredState {
+            channels: ns(channels::record::NS_CHANNELS),
+            payments: ns(channels::record::NS_PAYMENTS),
+            node: ns(channels::record::NS_NODE),
+            peers: ns(channels::record::NS_PEERS),
+        };
+        let (k, id) = match side {
+            Side::A => (keys(1), self.ids.0),
+            Side::B => (keys(2), self.ids.1),
+        };
+        let core = NodeCore::with_channels(
+            id,
+            CoreConfig::new(ChainHash::REGTEST),
+            k,
+            settings(),
+            self.height,
+            stored,
+        )
+        .unwrap();
+        *self.core(side) = core;
+        self.connect();
+    }
+
+    fn core(&mut self, s: Side) -> &mut NodeCore {
+        match s {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    /// Feeds inputs and everything they cause until quiet.
+    fn run(&mut self, start: Vec<(Side, Input)>) {
+        let mut queue: VecDeque<(Side, Input)> = start.into();
+        let mut steps = 0;
+        while let Some((side, input)) = queue.pop_front() {
+            steps += 1;
+            assert!(steps < 10_000, "no quiescence");
+            let now = self.now;
+            let outs = self.core(side).handle(now, input);
+            check_order(&outs);
+            let other = if side == Side::A { Side::B } else { Side::A };
+            let to_peer = if other == Side::A { PA } else { PB };
+            for o in outs {
+                match o {
+                    Output::Send { msg, .. } => {
+                        self.sent.push((side, msg.clone()));
+                        if self.linked {
+                            let bytes = msg.encode().unwrap();
+                            queue.push_back((
+                                other,
+                                Input::PeerMessage {
+                                    peer: to_peer,
+                                    bytes,
+                                },
+                            ));
+                        }
+                    }
+                    Output::BuildFunding {
+                        node_id,
+                        temporary_channel_id,
+                        script_pubkey,
+                        amount,
+                        ..
+                    } => {
+                        let tx = Transaction {
+                            version: Version::TWO,
+                            lock_time: LockTime::ZERO,
+                            input: vec![TxIn {
+                                previous_output: OutPoint {
+                                    txid: Txid::from_byte_array([5; 32]),
+                                    vout: 0,
+                                },
+                                script_sig: ScriptBuf::new(),
+                                sequence: Sequence::MAX,
+                                witness: Witness::new(),
+                            }],
+                            output: vec![TxOut {
+                                value: amount,
+                                script_pubkey,
+                            }],
+                        };
+                        queue.push_back((
+                            side,
+                            Input::FundingBuilt {
+                                node_id,
+                                temporary_channel_id,
+                                result: Ok(tx),
+                            },
+                        ));
+                    }
+                    Output::Broadcast { tx } => self.broadcasts.push((side, tx)),
+                    Output::Persist(batch) => {
+                        let store = &mut self.stores[side as usize];
+                        for op in batch.ops() {
+                            match op {
+                                beongae_store::Op::Put {
+                                    namespace,
+                                    key,
+                                    value,
+                                } => {
+                                    store.insert((namespace.clone(), key.clone()), value.clone());
+                                }
+                                beongae_store::Op::Delete { namespace, key } => {
+                                    store.remove(&(namespace.clone(), key.clone()));
+                                }
+                            }
+                        }
+                    }
+                    Output::Reply { reply, .. } => self.replies.push((side, reply)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, side: Side, command: Command) -> Reply {
+        let before = self.replies.len();
+        self.run(vec![(
+            side,
+            Input::Command {
+                id: CommandId(self.replies.len() as u64 + 1),
+                command,
+            },
+        )]);
+        self.replies[before..]
+            .iter()
+            .find(|(s, _)| *s == side)
+            .map(|(_, r)| r.clone())
+            .expect("a reply")
+    }
+
+    /// A block holding `txs` at the next height, to both sides.
+    fn block(&mut self, txs: Vec<Transaction>) {
+        self.height += 1;
+        let mut header = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        header.time = self.height;
+        let block = Arc::new(Block {
+            header,
+            txdata: txs,
+        });
+        let h = self.height;
+        self.run(vec![
+            (
+                Side::A,
+                Input::BlockConnected {
+                    height: h,
+                    block: block.clone(),
+                },
+            ),
+            (Side::B, Input::BlockConnected { height: h, block }),
+        ]);
+    }
+
+    fn channel(&self, side: Side) -> ChannelSummary {
+        let c = match side {
+            Side::A => self.a.channels(),
+            Side::B => self.b.channels(),
+        };
+        c.into_iter().next().expect("a channel")
+    }
+
+    /// A opens 1_000_000 sat to B and the channel becomes normal.
+    fn open(&mut self) -> (ChannelId, Transaction) {
+        let reply = self.command(
+            Side::A,
+            Command::OpenChannel {
+                node_id: self.ids.1,
+                funding: Amount::from_sat(1_000_000),
+                push: Msat::from_msat(100_000_000),
+            },
+        );
+        let Reply::ChannelOpened {
+            channel_id,
+            funding_txid,
+        } = reply
+        else {
+            panic!("{reply:?}")
+        };
+        let funding = self
+            .broadcasts
+            .iter()
+            .find(|(s, tx)| *s == Side::A && tx.compute_txid() == funding_txid)
+            .unwrap()
+            .1
+            .clone();
+        self.block(vec![funding.clone()]);
+        self.block(vec![]);
+        assert_eq!(
+            self.channel(Side::B).state,
+            ChannelState::AwaitingConfirmation
+        );
+        self.block(vec![]);
+        assert_eq!(self.channel(Side::A).state, ChannelState::Normal);
+        assert_eq!(self.channel(Side::B).state, ChannelState::Normal);
+        (channel_id, funding)
+    }
+
+    fn pay(&mut self, from: Side, msat: u64) -> Reply {
+        let to = if from == Side::A { Side::B } else { Side::A };
+        let Reply::Invoice { invoice, .. } = self.command(
+            to,
+            Command::CreateInvoice {
+                amount: Some(Msat::from_msat(msat)),
+                description: "t".into(),
+                expiry_secs: 3600,
+                now_secs: 1_700_000_000,
+            },
+        ) else {
+            panic!()
+        };
+        let key = SecretKey::from_slice(&[0x33; 32]).unwrap();
+        self.command(
+            from,
+            Command::Pay {
+                invoice,
+                amount: None,
+                now_secs: 1_700_000_000,
+                session_key: key,
+            },
+        )
+    }
+
+    /// A message from B to A, as B's connection would deliver it.
+    fn from_b(&mut self, msg: Message) -> usize {
+        let before = self.sent.len();
+        let bytes = msg.encode().unwrap();
+        self.run(vec![(Side::A, Input::PeerMessage { peer: PA, bytes })]);
+        before
+    }
+}
+
+/// A's failed channel: its own latest commitment went out, spending the
+/// funding output, paying A's balance less the fee and anchors it owes as
+/// funder and B's balance exactly.
+fn check_force_closed(p: &Pair, funding: &Transaction, a_msat: u64, b_msat: u64) {
+    let (_, tx) = p.broadcasts.iter().rfind(|(s, _)| *s == Side::A).unwrap();
+    assert_eq!(
+        tx.input[0].previous_output,
+        OutPoint {
+            txid: funding.compute_txid(),
+            vout: 0
+        }
+    );
+    let values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    assert!(
+        values.contains(&(b_msat / 1000)),
+        "B's {b_msat} msat in {values:?}"
+    );
+    let total: u64 = values.iter().sum();
+    assert!(
+        total < 1_000_000 && total > 1_000_000 - 10_000,
+        "{values:?}"
+    );
+    assert!(
+        values
+            .iter()
+            .any(|v| *v > (a_msat / 1000) - 10_000 && *v < a_msat / 1000),
+        "A's balance less fees in {values:?}"
+    );
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+}
+
+fn errors_sent(p: &Pair, since: usize) -> Vec<String> {
+    p.sent[since..]
+        .iter()
+        .filter_map(|(s, m)| match (s, m) {
+            (Side::A, Message::Error(e)) => Some(e.printable_data()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn open_and_pay_with_persistence_first() {
+    let mut p = Pair::new();
+    let (_, funding) = p.open();
+    assert_eq!(funding.output[0].value, Amount::from_sat(1_000_000));
+    let Reply::Paid { amount, .. } = p.pay(Side::A, 25_000_000) else {
+        panic!()
+    };
+    assert_eq!(amount, Msat::from_msat(25_000_000));
+    let Reply::Paid { .. } = p.pay(Side::B, 5_000_000) else {
+        panic!()
+    };
+    assert_eq!(
+        p.channel(Side::A).local,
+        Msat::from_msat(900_000_000 - 25_000_000 + 5_000_000)
+    );
+    assert_eq!(
+        p.channel(Side::B).local,
+        Msat::from_msat(100_000_000 + 25_000_000 - 5_000_000)
+    );
+    assert_eq!(p.channel(Side::A).short_channel_id.unwrap().block(), 101);
+}
+
+#[test]
+fn a_bad_htlc_fails_the_channel_and_broadcasts_our_commitment() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    // BOLT 2: an amount_msat below our htlc_minimum_msat MUST fail the
+    // channel. (B does not get our error: the link drops.)
+    p.linked = false;
+    let since = p.from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
+        channel_id: id,
+        id: 0,
+        amount_msat: 0,
+        payment_hash: [1; 32],
+        cltv_expiry: 500,
+        onion_routing_packet: OnionPacketBytes(Box::new([0; ONION_PACKET_LEN])),
+        path_key: None,
+        extension: TlvStream::default(),
+    }));
+    let errors = errors_sent(&p, since);
+    assert_eq!(errors, ["htlc amount is zero"]);
+    check_force_closed(&p, &funding, 900_000_000, 100_000_000);
+    // The failed channel's error goes again when the peer comes back.
+    p.disconnect();
+    let before = p.sent.len();
+    p.connect();
+    assert!(p.sent[before..]
+        .iter()
+        .any(|(s, m)| *s == Side::A && matches!(m, Message::Error(_))));
+}
+
+#[test]
+fn the_peers_error_fails_the_channel() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    p.pay(Side::A, 10_000_000);
+    p.from_b(Message::Error(ErrorMessage::new(id, "something broke")));
+    check_force_closed(&p, &funding, 890_000_000, 110_000_000);
+}
+
+#[test]
+fn unknown_odd_messages_and_early_updates_keep_the_channel() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    // An unknown odd channel message (type 99) is ignored (BOLT 1).
+    let mut bytes = 99u16.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&id.0);
+    let since = p.sent.len();
+    p.run(vec![(Side::A, Input::PeerMessage { peer: PA, bytes })]);
+    assert!(p.sent[since..].is_empty(), "{:?}", &p.sent[since..]);
+    // An update before channel_reestablish after a reconnection: a warning,
+    // the channel stays.
+    p.disconnect();
+    p.linked = true;
+    let (ida, idb) = p.ids;
+    let _ = ida;
+    p.a.handle(
+        p.now,
+        Input::PeerConnected {
+            peer: PA,
+            node_id: idb,
+            direction: Direction::Outbound,
+            remote_addr: None,
+        },
+    );
+    let mut init = Init {
+        features: default_features(),
+        networks: Some(vec![ChainHash::REGTEST]),
+        ..Init::default()
+    };
+    init.remote_addr = None;
+    let outs = p.a.handle(
+        p.now,
+        Input::PeerMessage {
+            peer: PA,
+            bytes: Message::Init(init).encode().unwrap(),
+        },
+    );
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: Message::ChannelReestablish(_),
+            ..
+        }
+    )));
+    let since = p.from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
+        channel_id: id,
+        id: 0,
+        amount_msat: 5_000_000,
+        payment_hash: [1; 32],
+        cltv_expiry: 500,
+        onion_routing_packet: OnionPacketBytes(Box::new([0; ONION_PACKET_LEN])),
+        path_key: None,
+        extension: TlvStream::default(),
+    }));
+    assert!(
+        matches!(&p.sent[since..], [(Side::A, Message::Warning(_))]),
+        "{:?}",
+        &p.sent[since..]
+    );
+    assert_eq!(p.channel(Side::A).state, ChannelState::Normal);
+    assert!(p
+        .broadcasts
+        .iter()
+        .all(|(_, tx)| tx.input[0].previous_output.txid == Txid::from_byte_array([5; 32])));
+}
+
+#[test]
+fn restarts_restore_channels_and_payments_then_a_cooperative_close() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay(Side::A, 30_000_000);
+    // Each side restarts from its store alone and the channel goes on.
+    p.restart(Side::A);
+    p.restart(Side::B);
+    assert_eq!(p.channel(Side::A).state, ChannelState::Normal);
+    assert_eq!(p.channel(Side::A).local, Msat::from_msat(870_000_000));
+    let Reply::Payments(list) = p.command(Side::A, Command::ListPayments) else {
+        panic!()
+    };
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].status.as_str(), list[0].amount),
+        ("succeeded", Some(Msat::from_msat(30_000_000)))
+    );
+    let Reply::Paid { .. } = p.pay(Side::B, 1_000_000) else {
+        panic!()
+    };
+    assert_eq!(p.channel(Side::B).local, Msat::from_msat(129_000_000));
+    let Reply::ChannelClosed { txid, .. } =
+        p.command(Side::B, Command::CloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    let (_, tx) = p
+        .broadcasts
+        .iter()
+        .find(|(_, t)| t.compute_txid() == txid)
+        .unwrap();
+    let values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    assert!(values.contains(&129_000), "B's 129_000 sat in {values:?}");
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+    assert_eq!(p.channel(Side::B).closing_txid, Some(txid));
+}
