@@ -184,7 +184,6 @@ pub(super) struct Channels {
     pub(super) outgoing: BTreeMap<PaymentHash, OutgoingRecord>,
     pub(super) by_htlc: BTreeMap<(ChannelId, u64), PaymentHash>,
     pub(super) waiting: BTreeMap<PaymentHash, CommandId>,
-    pub(super) held: BTreeMap<PaymentHash, Vec<(ChannelId, u64, Msat)>>,
     /// Changes of the current input.
     dirty: BTreeSet<ChannelId>,
     pub(super) batch: Batch,
@@ -221,7 +220,6 @@ impl Channels {
             outgoing: BTreeMap::new(),
             by_htlc: BTreeMap::new(),
             waiting: BTreeMap::new(),
-            held: BTreeMap::new(),
             dirty: BTreeSet::new(),
             batch: Batch::new(),
             deferred: Vec::new(),
@@ -492,8 +490,8 @@ impl Channels {
         );
     }
 
-    /// Moves a channel to [`Phase::Closed`]: stored, its payments and held
-    /// HTLCs let go, the event emitted. Returns the command that waited on it.
+    /// Moves a channel to [`Phase::Closed`]: stored, its payments let go,
+    /// the event emitted. Returns the command that waited on it.
     pub(super) fn mark_closed(
         &mut self,
         id: ChannelId,
@@ -528,10 +526,6 @@ impl Channels {
         };
         entry.redo.clear();
         self.touch(id);
-        for parts in self.held.values_mut() {
-            parts.retain(|(c, _, _)| *c != id);
-        }
-        self.held.retain(|_, parts| !parts.is_empty());
         self.fail_payments_of(id, &reason);
         self.event(super::Event::ChannelClosed {
             channel_id: id,

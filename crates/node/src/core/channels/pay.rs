@@ -72,10 +72,10 @@ impl Channels {
         let preimage = self.preimage(index);
         let hash = preimage.payment_hash();
         // BOLT 11: var_onion_optin and payment_secret are required of payers.
+        // No basic_mpp: we do not receive multi-part payments yet.
         let features = Features::empty()
             .with_required(Feature::VarOnionOptin)
-            .with_required(Feature::PaymentSecret)
-            .with_optional(Feature::BasicMpp);
+            .with_required(Feature::PaymentSecret);
         let mut b = InvoiceBuilder::new(currency(self.chain))
             .timestamp(now_secs)
             .payment_hash(hash)
@@ -214,36 +214,44 @@ impl Channels {
             })
         };
         let refuse = dust_exposure_exceeded.then_some(FailureMessage::TemporaryNodeFailure);
-        let decision = receive_htlc_or_refuse(
+        let mut decision = receive_htlc_or_refuse(
             &self.secp,
             &self.node_secret,
             &incoming,
             onion,
-            expected,
+            &expected,
             self.height,
             refuse,
         );
+        if let Ok(IncomingDecision::Accept {
+            outcome: FinalOutcome::Part { .. },
+            ..
+        }) = decision
+        {
+            // Our invoices do not offer basic_mpp, so BOLT 4: "if it does
+            // not support basic_mpp: MUST fail the HTLC if total_msat is
+            // not exactly equal to amt_to_forward".
+            let refuse = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                htlc_msat: amount,
+                height: self.height,
+            };
+            decision = receive_htlc_or_refuse(
+                &self.secp,
+                &self.node_secret,
+                &incoming,
+                onion,
+                &expected,
+                self.height,
+                Some(refuse),
+            );
+        }
         let Some(Phase::Normal { chan, .. }) = self.entries.get_mut(&channel).map(|e| &mut e.phase)
         else {
             return;
         };
         let msg: Result<beongae_wire::msgs::Message, String> = match decision {
-            Ok(IncomingDecision::Accept { outcome, .. }) => {
-                let total = match outcome {
-                    FinalOutcome::Complete => amount,
-                    FinalOutcome::Part { total } => total,
-                };
-                let parts = self.held.entry(payment_hash).or_default();
-                parts.push((channel, htlc, amount));
-                let sum = parts
-                    .iter()
-                    .try_fold(Msat::ZERO, |s, p| s.checked_add(p.2))
-                    .unwrap_or(Msat::ZERO);
-                if sum < total {
-                    // BOLT 4: hold the parts until they add up.
-                    return;
-                }
-                return self.settle(payment_hash, sum);
+            Ok(IncomingDecision::Accept { .. }) => {
+                return self.settle(payment_hash, channel, htlc, amount);
             }
             Ok(IncomingDecision::Fail { reason, failure }) => {
                 tracing::info!(%payment_hash, ?failure, "failing an incoming htlc");
@@ -270,8 +278,11 @@ impl Channels {
         }
     }
 
-    /// Every part of a payment arrived: fulfil them all.
-    fn settle(&mut self, hash: PaymentHash, total: Msat) {
+    /// The HTLC pays one of our invoices: mark it paid (stored in this
+    /// input's batch) and fulfil it. Not live (cannot happen for an HTLC
+    /// that just arrived, but kept safe): `fulfill_paid` does it after the
+    /// next `channel_reestablish`.
+    fn settle(&mut self, hash: PaymentHash, channel: ChannelId, htlc: u64, total: Msat) {
         let Some(rec) = self.invoices.get_mut(&hash) else {
             return;
         };
@@ -280,26 +291,17 @@ impl Channels {
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'i', &hash), encoded);
         let preimage = self.preimage(index);
-        for (channel, htlc, _) in self.held.remove(&hash).unwrap_or_default() {
-            let Some(entry) = self.entries.get_mut(&channel) else {
-                continue;
-            };
+        if let Some(entry) = self.entries.get_mut(&channel) {
             let peer = entry.peer;
-            // A channel not reestablished yet fulfils once it is (see
-            // `fulfill_paid`): nothing may be sent before channel_reestablish.
             let live = entry.live && self.connected.contains_key(&peer);
-            let Phase::Normal { chan, .. } = &mut entry.phase else {
-                continue;
-            };
-            if !live {
-                continue;
-            }
-            match chan.send_fulfill(htlc, preimage) {
-                Ok(m) => {
-                    self.send(peer, m);
-                    self.touch(channel);
+            if let (Phase::Normal { chan, .. }, true) = (&mut entry.phase, live) {
+                match chan.send_fulfill(htlc, preimage) {
+                    Ok(m) => {
+                        self.send(peer, m);
+                        self.touch(channel);
+                    }
+                    Err(e) => self.fail(channel, &e.to_string()),
                 }
-                Err(e) => self.fail(channel, &e.to_string()),
             }
         }
         self.event(Event::PaymentReceived {
