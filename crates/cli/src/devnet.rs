@@ -60,13 +60,20 @@ pub fn serve(
     });
     let server = serve_devnet(devnet.clone(), rpc, auth.clone(), Some(on_change))
         .with_context(|| format!("cannot serve RPC on {rpc} (is a bitcoind or another devnet using it? choose another with --rpc)"))?;
-    println!(
-        "devnet RPC on http://{} (regtest, height {height})",
+    let mut banner = format!(
+        "devnet RPC on http://{} (regtest, height {height})\n",
         server.addr()
     );
     match &auth {
-        Auth::Cookie(p) => println!("cookie file: {}", p.display()),
-        Auth::UserPass(u, _) => println!("rpc user: {u}"),
+        Auth::Cookie(p) => banner += &format!("cookie file: {}\n", p.display()),
+        Auth::UserPass(u, _) => banner += &format!("rpc user: {u}\n"),
+    }
+    // One write, and the server keeps running if whoever started it stops
+    // reading (println! would panic on a closed pipe).
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     if let Some(secs) = block_interval.filter(|s| *s > 0) {
         let dir = dir.clone();

@@ -57,6 +57,17 @@ fn serve(datadir: &Path) -> (Proc, String) {
     (Proc(child), url)
 }
 
+/// The daemon's log, kept next to its data directory (appended across restarts).
+fn log_file(datadir: &Path) -> Stdio {
+    std::fs::create_dir_all(datadir).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.with_extension("log"))
+        .unwrap();
+    Stdio::from(f)
+}
+
 struct Daemon {
     _proc: Proc,
     node_id: String,
@@ -80,9 +91,9 @@ impl Daemon {
                 "--bitcoind-cookie",
                 cookie.to_str().unwrap(),
             ])
-            .env("BEONGAE_LOG", "warn")
+            .env("BEONGAE_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file(datadir))
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -144,7 +155,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("channel never got there: {}", self.ok(&["channels"]));
+        let log = std::fs::read_to_string(self.datadir.with_extension("log")).unwrap_or_default();
+        panic!(
+            "channel never got there: {}\nlog:\n{log}",
+            self.ok(&["channels"])
+        );
     }
 }
 

@@ -62,15 +62,24 @@ impl Bitcoind {
                 ))
             }
         };
-        let response = match minreq::post(&self.url)
-            .with_header("Authorization", header)
-            .with_header("Content-Type", "application/json")
-            .with_body(body)
-            .with_timeout(self.timeout_secs)
-            .send()
-        {
-            Ok(r) => r,
-            Err(e) => return unavailable(format!("{}: {e}", self.url)),
+        // Bitcoin Core answers 503 when its RPC work queue is full ("Work
+        // queue depth exceeded"); so does a busy devnet server. Try again a
+        // few times before giving up.
+        let mut attempt = 0u64;
+        let response = loop {
+            let sent = minreq::post(&self.url)
+                .with_header("Authorization", header.clone())
+                .with_header("Content-Type", "application/json")
+                .with_body(body.clone())
+                .with_timeout(self.timeout_secs)
+                .send();
+            match sent {
+                Ok(r) if r.status_code == 503 && attempt < 8 => {}
+                Ok(r) => break r,
+                Err(e) => return unavailable(format!("{}: {e}", self.url)),
+            }
+            attempt += 1;
+            std::thread::sleep(std::time::Duration::from_millis(25 * attempt));
         };
         if response.status_code == 401 {
             return unavailable(format!(

@@ -384,7 +384,18 @@ impl Node {
                     restore(node_id, config.core.clone(), services).await?;
                 let poll = chain_poll_loop(watcher, onchain.clone(), tx.clone(), every);
                 tasks.push(tokio::spawn(poll.instrument(info_span!("chain"))));
-                (core, Some(ChannelIo { store, onchain }))
+                let (btx, brx) = mpsc::unbounded_channel();
+                tasks.push(tokio::spawn(
+                    broadcaster(onchain.clone(), brx).instrument(info_span!("broadcast")),
+                ));
+                (
+                    core,
+                    Some(ChannelIo {
+                        store,
+                        onchain,
+                        broadcaster: btx,
+                    }),
+                )
             }
         };
         let rebroadcast = core.pending_broadcasts();
@@ -401,10 +412,11 @@ impl Node {
             start: Instant::now(),
             io,
             requeue: Vec::new(),
+            broadcast_in_batch: false,
         };
         if let Some(io) = &driver.io {
             for tx in rebroadcast {
-                broadcast(io.onchain.clone(), tx);
+                let _ = io.broadcaster.send(BroadcastJob::Tx(tx));
             }
         }
         tasks.push(tokio::spawn(
@@ -525,12 +537,46 @@ struct CoreDriver {
     io: Option<ChannelIo>,
     /// Inputs raised while performing outputs, fed before the next message.
     requeue: Vec<Input>,
+    /// A broadcast was queued in the outputs being performed: later
+    /// replies wait for it.
+    broadcast_in_batch: bool,
 }
 
 /// The store and the wallet, for a node with channels.
 struct ChannelIo {
     store: Arc<dyn Store>,
     onchain: Arc<Onchain>,
+    /// Broadcasts in order, and the replies that must wait for them.
+    broadcaster: mpsc::UnboundedSender<BroadcastJob>,
+}
+
+/// Work for the broadcaster task.
+enum BroadcastJob {
+    /// Hand a transaction to the chain.
+    Tx(bitcoin::Transaction),
+    /// A reply that followed a broadcast in the core's outputs (e.g. "the
+    /// funding transaction is broadcast"): delivered once it is done.
+    Reply(oneshot::Sender<Reply>, Reply),
+}
+
+/// Performs broadcasts one after the other, off the core's task.
+async fn broadcaster(onchain: Arc<Onchain>, mut jobs: mpsc::UnboundedReceiver<BroadcastJob>) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            BroadcastJob::Tx(tx) => {
+                let o = onchain.clone();
+                let txid = tx.compute_txid();
+                match tokio::task::spawn_blocking(move || o.broadcast(&tx)).await {
+                    Ok(Ok(_)) => info!(%txid, "broadcast"),
+                    Ok(Err(e)) => warn!(%txid, error = %e, "broadcast refused"),
+                    Err(e) => warn!(%txid, error = %e, "broadcast task failed"),
+                }
+            }
+            BroadcastJob::Reply(to, reply) => {
+                let _ = to.send(reply);
+            }
+        }
+    }
 }
 
 impl CoreDriver {
@@ -599,6 +645,7 @@ impl CoreDriver {
                 return false;
             }
         }
+        self.broadcast_in_batch = false;
         for output in rest {
             self.perform(output);
         }
@@ -711,8 +758,16 @@ impl CoreDriver {
                 tokio::spawn(task.instrument(info_span!("peer", ?peer, %addr)));
             }
             Output::Reply { id, reply } => {
-                if let Some(tx) = self.pending.remove(&id) {
-                    let _ = tx.send(reply);
+                if let Some(to) = self.pending.remove(&id) {
+                    match &self.io {
+                        // After a broadcast of this batch: once it is done.
+                        Some(io) if self.broadcast_in_batch => {
+                            let _ = io.broadcaster.send(BroadcastJob::Reply(to, reply));
+                        }
+                        _ => {
+                            let _ = to.send(reply);
+                        }
+                    }
                 }
             }
             // Committed by `run` before any output is performed.
@@ -746,7 +801,10 @@ impl CoreDriver {
                 });
             }
             Output::Broadcast { tx } => match &self.io {
-                Some(io) => broadcast(io.onchain.clone(), tx),
+                Some(io) => {
+                    self.broadcast_in_batch = true;
+                    let _ = io.broadcaster.send(BroadcastJob::Tx(tx));
+                }
                 None => warn!(txid = %tx.compute_txid(), "no chain to broadcast to"),
             },
             Output::Event(event) => {
@@ -781,18 +839,6 @@ async fn dial_failed(core: &mpsc::Sender<CoreMsg>, id: CommandId, reason: String
     let _ = core
         .send(CoreMsg::Input(Input::DialFailed { id, reason }))
         .await;
-}
-
-/// Broadcasts in the background; a refusal is logged (a transaction the
-/// chain already has is refused too).
-fn broadcast(onchain: Arc<Onchain>, tx: bitcoin::Transaction) {
-    tokio::task::spawn_blocking(move || {
-        let txid = tx.compute_txid();
-        match onchain.broadcast(&tx) {
-            Ok(_) => info!(%txid, "broadcast"),
-            Err(e) => warn!(%txid, error = %e, "broadcast refused"),
-        }
-    });
 }
 
 /// Reads the store and the chain tip, and builds the core.
