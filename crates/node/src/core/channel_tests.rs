@@ -33,6 +33,9 @@ fn node_id_of(k: &KeyManager) -> NodeId {
     ))
 }
 
+/// A store in memory: (namespace, key) -> value.
+type MemStore = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
     A,
@@ -54,7 +57,7 @@ struct Pair {
     /// Whether messages are delivered (false: the link is down).
     linked: bool,
     /// What each side's store holds: (namespace, key) -> value.
-    stores: [BTreeMap<(String, Vec<u8>), Vec<u8>>; 2],
+    stores: [MemStore; 2],
 }
 
 fn settings() -> ChannelSettings {

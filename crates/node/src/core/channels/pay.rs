@@ -219,7 +219,7 @@ impl Channels {
             &self.node_secret,
             &incoming,
             onion,
-            &expected,
+            expected,
             self.height,
             refuse,
         );
@@ -240,7 +240,7 @@ impl Channels {
                 &self.node_secret,
                 &incoming,
                 onion,
-                &expected,
+                expected,
                 self.height,
                 Some(refuse),
             );
