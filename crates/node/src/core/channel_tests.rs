@@ -388,7 +388,7 @@ impl Pair {
     }
 
     /// A message from B to A, as B's connection would deliver it.
-    fn from_b(&mut self, msg: Message) -> usize {
+    fn deliver_from_b(&mut self, msg: Message) -> usize {
         let before = self.sent.len();
         let bytes = msg.encode().unwrap();
         self.run(vec![(Side::A, Input::PeerMessage { peer: PA, bytes })]);
@@ -467,7 +467,7 @@ fn a_bad_htlc_fails_the_channel_and_broadcasts_our_commitment() {
     // BOLT 2: an amount_msat below our htlc_minimum_msat MUST fail the
     // channel. (B does not get our error: the link drops.)
     p.linked = false;
-    let since = p.from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
+    let since = p.deliver_from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
         channel_id: id,
         id: 0,
         amount_msat: 0,
@@ -494,7 +494,7 @@ fn the_peers_error_fails_the_channel() {
     let mut p = Pair::new();
     let (id, funding) = p.open();
     p.pay(Side::A, 10_000_000);
-    p.from_b(Message::Error(ErrorMessage::new(id, "something broke")));
+    p.deliver_from_b(Message::Error(ErrorMessage::new(id, "something broke")));
     check_force_closed(&p, &funding, 890_000_000, 110_000_000);
 }
 
@@ -543,7 +543,7 @@ fn unknown_odd_messages_and_early_updates_keep_the_channel() {
             ..
         }
     )));
-    let since = p.from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
+    let since = p.deliver_from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
         channel_id: id,
         id: 0,
         amount_msat: 5_000_000,
