@@ -602,3 +602,134 @@ fn restarts_restore_channels_and_payments_then_a_cooperative_close() {
     assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
     assert_eq!(p.channel(Side::B).closing_txid, Some(txid));
 }
+
+/// BOLT 2 rules whose violation MUST fail the channel, each sent by the
+/// peer on an open channel with a 20_000 sat payment committed: we answer
+/// with exactly this `error`, and broadcast our latest commitment, which
+/// pays both sides their exact balances (no funds lost). (The channel
+/// crate's tests cover every rule on the state machine itself, e.g. the
+/// HTLC signature count, which needs the peer's valid commitment signature.)
+#[test]
+fn each_must_fail_violation_gets_an_error_and_our_commitment() {
+    use beongae_wire::msgs::{
+        CommitmentSigned, RevokeAndAck, UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc,
+    };
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = SecretKey::from_slice(&[0x44; 32]).unwrap();
+    let sig = secp.sign_ecdsa(&bitcoin::secp256k1::Message::from_digest([7; 32]), &key);
+    let point = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &key);
+    let add = |id: ChannelId, htlc: u64, amount: u64| {
+        Message::UpdateAddHtlc(UpdateAddHtlc {
+            channel_id: id,
+            id: htlc,
+            amount_msat: amount,
+            payment_hash: [1; 32],
+            cltv_expiry: 500,
+            onion_routing_packet: OnionPacketBytes(Box::new([0; ONION_PACKET_LEN])),
+            path_key: None,
+            extension: TlvStream::default(),
+        })
+    };
+    type Case = (&'static str, Box<dyn Fn(ChannelId) -> Vec<Message>>);
+    let cases: Vec<Case> = vec![
+        // "if it receives an amount_msat equal to 0, or less than its own htlc_minimum_msat"
+        (
+            "htlc amount is zero",
+            Box::new(move |id| vec![add(id, 1, 0)]),
+        ),
+        // "if the id is not exactly one greater than the last ... MUST fail"
+        (
+            "htlc id 5 out of sequence, expected 1",
+            Box::new(move |id| vec![add(id, 5, 1_000_000)]),
+        ),
+        // "if the sending node sets amount_msat above what it can pay"
+        (
+            "htlc of 150000000 msat exceeds the offerer's balance 80000000 msat",
+            Box::new(move |id| vec![add(id, 1, 150_000_000)]),
+        ),
+        // update_fulfill_htlc: "if the id does not correspond to an HTLC in its
+        // current commitment transaction: MUST fail the channel"
+        (
+            "no htlc with id 7 to remove",
+            Box::new(|id| {
+                vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                    channel_id: id,
+                    id: 7,
+                    payment_preimage: [2; 32],
+                    extension: TlvStream::default(),
+                })]
+            }),
+        ),
+        // update_fail_malformed_htlc without BADONION
+        (
+            "update_fail_malformed_htlc failure_code 0x1000 lacks BADONION",
+            Box::new(|id| {
+                vec![Message::UpdateFailMalformedHtlc(UpdateFailMalformedHtlc {
+                    channel_id: id,
+                    id: 0,
+                    sha256_of_onion: [3; 32],
+                    failure_code: 0x1000,
+                    extension: TlvStream::default(),
+                })]
+            }),
+        ),
+        // "if signature is not valid for its local commitment transaction"
+        (
+            "commitment signature does not verify",
+            Box::new(move |id| {
+                vec![
+                    add(id, 1, 1_000_000),
+                    Message::CommitmentSigned(CommitmentSigned {
+                        channel_id: id,
+                        signature: sig,
+                        htlc_signatures: vec![sig],
+                        extension: TlvStream::default(),
+                    }),
+                ]
+            }),
+        ),
+        // revoke_and_ack with no commitment of ours to revoke
+        (
+            "revoke_and_ack without a pending commitment_signed",
+            Box::new(move |id| {
+                vec![Message::RevokeAndAck(RevokeAndAck {
+                    channel_id: id,
+                    per_commitment_secret: [9; 32],
+                    next_per_commitment_point: point,
+                    extension: TlvStream::default(),
+                })]
+            }),
+        ),
+        // "if the sender is not responsible for paying the Bitcoin fee: MUST fail"
+        (
+            "update_fee from the non-funder",
+            Box::new(|id| {
+                vec![Message::UpdateFee(UpdateFee {
+                    channel_id: id,
+                    feerate_per_kw: 3_000,
+                    extension: TlvStream::default(),
+                })]
+            }),
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (expected, messages) in cases {
+        let mut p = Pair::new();
+        let (id, funding) = p.open();
+        let Reply::Paid { .. } = p.pay(Side::B, 20_000_000) else {
+            panic!()
+        };
+        p.linked = false;
+        let since = p.sent.len();
+        for m in messages(id) {
+            p.deliver_from_b(m);
+        }
+        let got = errors_sent(&p, since);
+        if got != [expected] {
+            mismatches.push(format!("expected {expected:?}, got {got:?}"));
+            continue;
+        }
+        check_force_closed(&p, &funding, 920_000_000, 80_000_000);
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
