@@ -17,6 +17,7 @@ pub mod persist;
 pub mod propose;
 pub mod revocation;
 pub mod sign;
+pub mod simple_close;
 
 pub use channel_type::ChannelTypeSpec;
 pub use config::ChannelConfig;
