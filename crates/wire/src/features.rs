@@ -53,13 +53,15 @@ pub enum Feature {
     PaymentMetadata,
     /// 50/51 `option_zeroconf` (depends on `option_scid_alias`).
     ZeroConf,
+    /// 60/61 `option_simple_close` (depends on `option_shutdown_anysegwit`).
+    SimpleClose,
 }
 
 use Context::{Init as I, Invoice as V, NodeAnnouncement as N};
 
 impl Feature {
     /// Every assigned feature, in bit order.
-    pub const ALL: [Feature; 16] = [
+    pub const ALL: [Feature; 17] = [
         Feature::DataLossProtect,
         Feature::UpfrontShutdownScript,
         Feature::GossipQueries,
@@ -76,6 +78,7 @@ impl Feature {
         Feature::ScidAlias,
         Feature::PaymentMetadata,
         Feature::ZeroConf,
+        Feature::SimpleClose,
     ];
 
     /// The even (compulsory) bit; the odd (optional) bit is one above it.
@@ -97,6 +100,7 @@ impl Feature {
             Feature::ScidAlias => 46,
             Feature::PaymentMetadata => 48,
             Feature::ZeroConf => 50,
+            Feature::SimpleClose => 60,
         }
     }
 
@@ -124,6 +128,7 @@ impl Feature {
             Feature::ScidAlias => "option_scid_alias",
             Feature::PaymentMetadata => "option_payment_metadata",
             Feature::ZeroConf => "option_zeroconf",
+            Feature::SimpleClose => "option_simple_close",
         }
     }
 
@@ -155,7 +160,8 @@ impl Feature {
             | Feature::ShutdownAnySegwit
             | Feature::ChannelType
             | Feature::ScidAlias
-            | Feature::ZeroConf => &[I, N],
+            | Feature::ZeroConf
+            | Feature::SimpleClose => &[I, N],
             Feature::PaymentSecret | Feature::BasicMpp | Feature::RouteBlinding => &[I, N, V],
             Feature::PaymentMetadata => &[V],
         }
@@ -166,6 +172,7 @@ impl Feature {
         match self {
             Feature::BasicMpp => &[Feature::PaymentSecret],
             Feature::ZeroConf => &[Feature::ScidAlias],
+            Feature::SimpleClose => &[Feature::ShutdownAnySegwit],
             _ => &[],
         }
     }

@@ -8,6 +8,7 @@ use bitcoin::{Amount, ScriptBuf};
 
 use super::{ChannelError, Event, NormalChannel};
 use crate::close::{is_valid_shutdown_script, ClosingNegotiation};
+use crate::simple_close::SimpleClose;
 
 impl NormalChannel {
     /// Our `shutdown`, paying our funds to `script`. BOLT 2: the sender
@@ -83,6 +84,30 @@ impl NormalChannel {
             local.clone(),
             remote.clone(),
             range,
+        ))
+    }
+
+    /// The `option_simple_close` negotiation (BOLT 2 §"Closing Negotiation:
+    /// `closing_complete` and `closing_sig`"), once the channel is empty.
+    pub fn start_simple_close(&self) -> Result<SimpleClose, ChannelError> {
+        let (Some(local), Some(remote)) = (&self.shutdown.local, &self.shutdown.remote) else {
+            return Err(ChannelError::Unexpected("closing before both shutdowns"));
+        };
+        if !self.ready_to_close() {
+            return Err(ChannelError::Unexpected(
+                "closing with htlcs or updates in flight",
+            ));
+        }
+        let c = &self.commitments.local;
+        Ok(SimpleClose::new(
+            self.channel_id,
+            self.funded,
+            self.signing.funding_key,
+            c.to_local,
+            c.to_remote,
+            local.clone(),
+            remote.clone(),
+            self.anysegwit,
         ))
     }
 }

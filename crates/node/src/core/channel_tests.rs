@@ -598,7 +598,14 @@ fn restarts_restore_channels_and_payments_then_a_cooperative_close() {
         .find(|(_, t)| t.compute_txid() == txid)
         .unwrap();
     let values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
-    assert!(values.contains(&129_000), "B's 129_000 sat in {values:?}");
+    // option_simple_close: B, the closer, pays the fee for 700 weight units
+    // at the 2_500 sat/kw default; A, the closee, gets its balance exactly.
+    let fee = 2_500 * 700 / 1000;
+    let mut sorted = values.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![129_000 - fee, 871_000], "{values:?}");
+    assert_eq!(tx.input[0].sequence, bitcoin::Sequence(0xFFFF_FFFD));
+    assert_eq!(tx.lock_time.to_consensus_u32(), p.height);
     assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
     assert_eq!(p.channel(Side::B).closing_txid, Some(txid));
 }

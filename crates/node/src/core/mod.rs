@@ -81,8 +81,9 @@ impl CoreConfig {
 /// The features we advertise: the optional bits of the features BOLT 9 marks
 /// ASSUMED, plus `payment_secret` and `option_channel_type`, which deployed
 /// nodes (LDK's `ChannelManager` among them) require before they will open
-/// channels, and `option_anchors` (zero-fee HTLC transactions), the
-/// channel type we prefer. `gossip_queries` also tells peers not to push the
+/// channels, `option_anchors` (zero-fee HTLC transactions), the channel
+/// type we prefer, and `option_simple_close` with the
+/// `option_shutdown_anysegwit` it depends on. `gossip_queries` also tells peers not to push the
 /// whole gossip stream at us unasked. See docs/adr/0002-advertised-features.md.
 pub fn default_features() -> Features {
     Features::empty()
@@ -92,7 +93,9 @@ pub fn default_features() -> Features {
         .with_optional(Feature::StaticRemoteKey)
         .with_optional(Feature::PaymentSecret)
         .with_optional(Feature::Anchors)
+        .with_optional(Feature::ShutdownAnySegwit)
         .with_optional(Feature::ChannelType)
+        .with_optional(Feature::SimpleClose)
 }
 
 /// Something that happened, for the runtime and the node's API.

@@ -136,6 +136,8 @@ pub(super) enum Phase {
         chan: Box<NormalChannel>,
         scid: Option<ShortChannelId>,
         closing: Option<Box<ClosingNegotiation>>,
+        /// With `option_simple_close`: our closing_complete and the peer's.
+        simple: Option<Box<beongae_channel::simple_close::SimpleClose>>,
         command: Option<CommandId>,
     },
     Closed {
@@ -157,6 +159,9 @@ pub(super) struct Entry {
     pub(super) live: bool,
     /// Our removals a disconnection forgot, offered again once reestablished.
     pub(super) redo: Vec<Message>,
+    /// We sent `closing_complete` on this connection (one per connection;
+    /// a fee bump is a later feature).
+    pub(super) sent_complete: bool,
 }
 
 /// The channel layer of the core.
@@ -277,6 +282,7 @@ impl Channels {
                     chan: Box::new(record::decode_normal(&state, signing, secrets)?),
                     scid,
                     closing: None,
+                    simple: None,
                     command: None,
                 },
                 StoredPhase::Closed {
@@ -304,6 +310,7 @@ impl Channels {
                     phase,
                     live: false,
                     redo: Vec::new(),
+                    sent_complete: false,
                 },
             );
         }
@@ -604,6 +611,8 @@ pub(super) fn message_channel(msg: &Message) -> Option<ChannelId> {
         Message::ChannelReady(m) => m.channel_id,
         Message::Shutdown(m) => m.channel_id,
         Message::ClosingSigned(m) => m.channel_id,
+        Message::ClosingComplete(m) => m.channel_id,
+        Message::ClosingSig(m) => m.channel_id,
         Message::UpdateAddHtlc(m) => m.channel_id,
         Message::UpdateFulfillHtlc(m) => m.channel_id,
         Message::UpdateFailHtlc(m) => m.channel_id,
@@ -723,6 +732,8 @@ impl Channels {
             Message::ChannelReady(m) => self.on_channel_ready(node, m),
             Message::ChannelReestablish(m) => self.on_reestablish(node, m),
             Message::ClosingSigned(m) => self.on_closing_signed(node, m),
+            Message::ClosingComplete(m) => self.on_closing_complete(node, m),
+            Message::ClosingSig(m) => self.on_closing_sig(node, m),
             Message::Shutdown(_)
             | Message::UpdateAddHtlc(_)
             | Message::UpdateFulfillHtlc(_)

@@ -5,7 +5,7 @@
 use beongae_channel::normal::{ChannelError, Event as ChannelEvent, ReestablishError};
 use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::{ChannelReestablish, ClosingSigned, Message, Shutdown, U16Bytes};
-use beongae_wire::{ChannelId, ErrorMessage, Features, NodeId, TlvStream};
+use beongae_wire::{ChannelId, ErrorMessage, Feature, Features, NodeId, TlvStream};
 use bitcoin::{Amount, Transaction};
 
 use super::{Channels, Phase};
@@ -76,10 +76,17 @@ impl Channels {
                 continue;
             };
             entry.live = false;
+            entry.sent_complete = false;
             let dropped = match &mut entry.phase {
-                Phase::Normal { chan, closing, .. } => {
+                Phase::Normal {
+                    chan,
+                    closing,
+                    simple,
+                    ..
+                } => {
                     // BOLT 2: a closing negotiation restarts after reconnection.
                     *closing = None;
+                    *simple = None;
                     entry.redo.extend(chan.unsigned_removals());
                     chan.on_disconnect()
                 }
@@ -327,6 +334,7 @@ impl Channels {
     /// §"Closing Negotiation": the funder sends the first `closing_signed`).
     pub(super) fn maybe_start_closing(&mut self, id: ChannelId) {
         let feerate = self.feerate;
+        let height = self.height;
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
@@ -337,12 +345,14 @@ impl Channels {
         let Phase::Normal {
             chan,
             closing,
+            simple,
             command,
             ..
         } = &mut entry.phase
         else {
             return;
         };
+        let sent_complete = &mut entry.sent_complete;
         let mut out: Vec<Message> = Vec::new();
         let wants = command.is_some() || chan.shutdown.remote.is_some();
         if wants && chan.shutdown.local.is_none() {
@@ -357,7 +367,36 @@ impl Channels {
             }
         }
         let mut failed = None;
-        if closing.is_none() && chan.ready_to_close() {
+        let simple_close = self
+            .connected
+            .get(&peer)
+            .is_some_and(|(_, f)| f.offers(Feature::SimpleClose));
+        if simple_close && chan.ready_to_close() {
+            // BOLT 2 `option_simple_close`: each side may close paying its
+            // own fee; we send closing_complete when we asked to close (the
+            // peer that asked pays for its own transaction) and answer the
+            // peer's.
+            if simple.is_none() {
+                match chan.start_simple_close() {
+                    Ok(c) => *simple = Some(Box::new(c)),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+            if let (Some(s), true) = (simple.as_mut(), command.is_some()) {
+                if !s.awaiting_sig() && !*sent_complete {
+                    let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
+                    let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
+                    let fee = feerate.fee_for_weight(CLOSING_WEIGHT).max(min).min(ours);
+                    match s.complete(&self.secp, fee, height) {
+                        Ok(m) => {
+                            *sent_complete = true;
+                            out.push(m.into());
+                        }
+                        Err(e) => failed = Some(e.to_string()),
+                    }
+                }
+            }
+        } else if closing.is_none() && chan.ready_to_close() {
             let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
             // The funder pays: never more than its balance above the dust
             // limit (BOLT 3 trims an output below it).
@@ -420,6 +459,67 @@ impl Channels {
                 self.closed(id, tx);
             }
             Ok(CloseStep::Done(tx)) => self.closed(id, tx),
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// The peer's `closing_complete` (`option_simple_close`): we sign its
+    /// transaction, answer `closing_sig` and broadcast it (BOLT 2: the
+    /// closee "MUST sign and broadcast the corresponding closing
+    /// transaction").
+    pub(super) fn on_closing_complete(
+        &mut self,
+        node: NodeId,
+        msg: &beongae_wire::msgs::ClosingComplete,
+    ) {
+        use beongae_channel::simple_close::SimpleCloseError as E;
+        let id = msg.channel_id;
+        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
+            return self.unknown(node, id);
+        }
+        self.maybe_start_closing(id);
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Phase::Normal { simple, .. } = &mut entry.phase else {
+            return;
+        };
+        let Some(s) = simple.as_mut() else {
+            return self.fail(id, "closing_complete before the channel is empty");
+        };
+        match s.receive_complete(&self.secp, msg) {
+            Ok((sig, tx)) => {
+                self.send(node, sig);
+                self.closed(id, tx);
+            }
+            // BOLT 2: "SHOULD ignore closing_complete, SHOULD send a
+            // warning, SHOULD close the connection".
+            Err(e @ (E::WrongCloseeScript(_) | E::BadCloserScript(_))) => {
+                let w = beongae_wire::Warning::new(id, &e.to_string());
+                self.send(node, w);
+            }
+            Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// The peer's `closing_sig` for our `closing_complete`: broadcast ours.
+    pub(super) fn on_closing_sig(&mut self, node: NodeId, msg: &beongae_wire::msgs::ClosingSig) {
+        let id = msg.channel_id;
+        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
+            return self.unknown(node, id);
+        }
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Phase::Normal { simple, .. } = &mut entry.phase else {
+            // Closed by the peer's transaction already: nothing to do.
+            return;
+        };
+        let Some(s) = simple.as_mut() else {
+            return self.fail(id, "closing_sig without our closing_complete");
+        };
+        match s.receive_sig(&self.secp, msg) {
+            Ok(tx) => self.closed(id, tx),
             Err(e) => self.fail(id, &e.to_string()),
         }
     }

@@ -350,6 +350,7 @@ impl Channels {
                 },
                 live: true,
                 redo: Vec::new(),
+                sent_complete: false,
             },
         );
         self.touch(id);
@@ -459,6 +460,7 @@ impl Channels {
                 },
                 live: true,
                 redo: Vec::new(),
+                sent_complete: false,
             },
         );
         self.touch(id);
@@ -539,13 +541,20 @@ impl Channels {
         };
         match funding.receive_channel_ready(&ready) {
             Ok(chan) => {
+                // BOLT 2: anysegwit shutdown scripts once both offer it (we do).
+                let anysegwit = self
+                    .connected
+                    .get(&peer)
+                    .is_some_and(|(_, f)| f.offers(Feature::ShutdownAnySegwit));
                 if let Some(entry) = self.entries.get_mut(&id) {
                     let mut chan = chan;
                     chan.max_feerate = self.settings.config.max_feerate;
+                    chan.anysegwit = anysegwit;
                     entry.phase = Phase::Normal {
                         chan: Box::new(chan),
                         scid,
                         closing: None,
+                        simple: None,
                         command: None,
                     };
                 }
