@@ -16,6 +16,10 @@ use beongae_wire::{Msat, PaymentHash};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Secp256k1, SecretKey, Signing, Verification};
 
+/// Blocks added to the final `cltv_expiry` beyond the invoice's
+/// `min_final_cltv_expiry_delta`.
+pub const CLTV_SAFETY_BLOCKS: u32 = 3;
+
 /// Why a payment could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -79,7 +83,12 @@ pub fn pay_direct<C: Signing>(
         (Some(asked), None) => asked,
     };
     let delta = u32::try_from(invoice.min_final_cltv_expiry_delta()).unwrap_or(u32::MAX);
-    let cltv_expiry = height.saturating_add(delta);
+    // A few blocks more than the invoice asks: the payee may already have
+    // seen a block or two more than we have when the HTLC reaches it (BOLT 4:
+    // it fails an HTLC whose `cltv_expiry` is below its height plus `c`).
+    let cltv_expiry = height
+        .saturating_add(delta)
+        .saturating_add(CLTV_SAFETY_BLOCKS);
     let payload = HopPayload {
         amt_to_forward: Some(amount),
         outgoing_cltv_value: Some(cltv_expiry),

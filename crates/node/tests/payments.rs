@@ -73,7 +73,7 @@ fn a_direct_payment_is_accepted_with_its_metadata() {
     );
     let pay = pay_direct(&secp, &session(), &invoice, None, HEIGHT, NOW + 10).unwrap();
     assert_eq!(pay.amount, Msat::from_msat(25_000_000));
-    assert_eq!(pay.cltv_expiry, HEIGHT + 18);
+    assert_eq!(pay.cltv_expiry, HEIGHT + 18 + 3);
     let htlc = IncomingHtlc {
         amount: pay.amount,
         cltv_expiry: pay.cltv_expiry,

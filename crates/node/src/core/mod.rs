@@ -466,9 +466,12 @@ pub struct NodeCore {
 /// their replies go nowhere.
 pub const RECONNECT_COMMAND: CommandId = CommandId(u64::MAX);
 
-/// First wait before redialling a channel peer; doubles up to [`MAX_REDIAL`].
-const FIRST_REDIAL: Duration = Duration::from_secs(1);
-const MAX_REDIAL: Duration = Duration::from_secs(120);
+/// Wait before redialling a channel peer after a dial (the first dial is
+/// immediate); longer than a dial can take (connect and handshake timeouts,
+/// 10 s each by default), so two dials to a node never overlap. Doubles up
+/// to [`MAX_REDIAL`].
+const FIRST_REDIAL: Duration = Duration::from_secs(25);
+const MAX_REDIAL: Duration = Duration::from_secs(300);
 
 impl NodeCore {
     /// A core for the node `local_id`.

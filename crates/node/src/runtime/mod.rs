@@ -911,16 +911,23 @@ async fn chain_poll_loop(
         // The fee estimate now and then (every 50 polls).
         let estimate = polls % 50 == 0;
         polls += 1;
+        // Poll a copy: a poll that fails half-way must not leave the
+        // watcher past blocks the core never received.
+        let mut copy = watcher.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let events = watcher.poll(o.chain().as_ref());
+            let events = copy.poll(o.chain().as_ref());
             let fee = estimate.then(|| o.chain().fee_estimate(6).ok()).flatten();
-            (watcher, events, fee)
+            (copy, events, fee)
         })
         .await;
-        let Ok((w, events, fee)) = result else {
-            return;
+        let (polled, events, fee) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                // The blocking task panicked: say so and keep following.
+                warn!(error = %e, "chain poll task failed");
+                continue;
+            }
         };
-        watcher = w;
         if let Some(f) = fee {
             if core
                 .send(CoreMsg::Input(Input::FeerateEstimate(f)))
@@ -930,31 +937,46 @@ async fn chain_poll_loop(
                 return;
             }
         }
-        let events = match events {
+        let events: Vec<BlockEvent> = match events {
             Ok(e) => {
+                watcher = polled;
                 failures = 0;
                 e
             }
             Err(e) => {
                 failures += 1;
                 warn!(error = %e, "chain poll failed");
-                if failures >= 3 {
-                    // E.g. a reorganisation deeper than what we watched:
-                    // follow the chain again from 100 blocks back (the core
-                    // takes blocks it saw again in its stride).
-                    let from = watcher.tip().0.saturating_sub(100);
-                    let o = onchain.clone();
-                    let again = tokio::task::spawn_blocking(move || {
-                        ChainWatcher::starting_at(o.chain().as_ref(), from)
-                    })
-                    .await;
-                    if let Ok(Ok(w)) = again {
-                        warn!(from, "following the chain again");
-                        watcher = w;
-                        failures = 0;
-                    }
+                let deep = e.to_string().contains("reorganised below");
+                if !deep || failures < 3 {
+                    continue;
                 }
-                continue;
+                // A reorganisation deeper than what we watched: undo our
+                // blocks down to 100 below our tip, then follow the chain
+                // from there (the core takes blocks it saw again in its
+                // stride).
+                let (tip, _) = watcher.tip();
+                let from = tip.saturating_sub(100);
+                let o = onchain.clone();
+                let again = tokio::task::spawn_blocking(move || {
+                    ChainWatcher::starting_at(o.chain().as_ref(), from)
+                })
+                .await;
+                let Ok(Ok(w)) = again else {
+                    continue;
+                };
+                warn!(
+                    from,
+                    "following the chain again after a deep reorganisation"
+                );
+                watcher = w;
+                failures = 0;
+                (from + 1..=tip)
+                    .rev()
+                    .map(|height| BlockEvent::Disconnected {
+                        height,
+                        hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
+                    })
+                    .collect()
             }
         };
         for e in events {

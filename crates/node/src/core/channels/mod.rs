@@ -255,6 +255,7 @@ impl Channels {
                 .ok_or_else(|| RecordError::Corrupt("peer address".into()))?;
             c.addresses.insert(node, addr);
         }
+        let mut stored_redo: BTreeMap<ChannelId, Vec<Message>> = BTreeMap::new();
         for (k, v) in &stored.channels {
             let id = ChannelId(
                 k.as_slice()
@@ -278,13 +279,16 @@ impl Channels {
                     ready_sent: false,
                     command: None,
                 },
-                StoredPhase::Normal { state, scid } => Phase::Normal {
-                    chan: Box::new(record::decode_normal(&state, signing, secrets)?),
-                    scid,
-                    closing: None,
-                    simple: None,
-                    command: None,
-                },
+                StoredPhase::Normal { state, scid, redo } => {
+                    stored_redo.insert(id, redo);
+                    Phase::Normal {
+                        chan: Box::new(record::decode_normal(&state, signing, secrets)?),
+                        scid,
+                        closing: None,
+                        simple: None,
+                        command: None,
+                    }
+                }
                 StoredPhase::Closed {
                     funding_outpoint,
                     tx,
@@ -348,7 +352,8 @@ impl Channels {
             let Phase::Normal { chan, .. } = &mut entry.phase else {
                 continue;
             };
-            entry.redo = chan.unsigned_removals();
+            entry.redo = stored_redo.remove(&id).unwrap_or_default();
+            entry.redo.extend(chan.unsigned_removals());
             let dropped = chan.on_disconnect();
             if dropped.is_empty() && entry.redo.is_empty() {
                 continue;
@@ -644,6 +649,7 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
         Phase::Normal { chan, scid, .. } => StoredPhase::Normal {
             state: chan.encode_state()?,
             scid: *scid,
+            redo: e.redo.clone(),
         },
         Phase::Closed {
             funding_outpoint,

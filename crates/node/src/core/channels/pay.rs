@@ -96,6 +96,7 @@ impl Channels {
             invoice: invoice.clone(),
             amount,
             received: None,
+            settled_by: None,
         };
         self.batch.put(NS_PAYMENTS, key(b'i', &hash), rec.encode());
         self.invoices.insert(hash, rec);
@@ -223,11 +224,17 @@ impl Channels {
             self.height,
             refuse,
         );
-        if let Ok(IncomingDecision::Accept {
-            outcome: FinalOutcome::Part { .. },
-            ..
-        }) = decision
-        {
+        let multi_part = matches!(
+            &decision,
+            Ok(IncomingDecision::Accept {
+                outcome: FinalOutcome::Part { .. },
+                ..
+            })
+        ) || matches!(
+            &decision,
+            Ok(IncomingDecision::Accept { payload, .. }) if payload.total_msat() != payload.amt_to_forward
+        );
+        if multi_part {
             // Our invoices do not offer basic_mpp, so BOLT 4: "if it does
             // not support basic_mpp: MUST fail the HTLC if total_msat is
             // not exactly equal to amt_to_forward".
@@ -288,6 +295,7 @@ impl Channels {
         };
         let index = rec.index;
         rec.received = Some(total);
+        rec.settled_by = Some((channel, htlc));
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'i', &hash), encoded);
         let preimage = self.preimage(index);
@@ -323,10 +331,12 @@ impl Channels {
         };
         let mut out = Vec::new();
         for (id, hash, _) in chan.unresolved_incoming() {
+            // Only the HTLC that settled the invoice (every check of BOLT 4
+            // passed for it); another one for the same hash was failed.
             let Some(index) = self
                 .invoices
                 .get(&hash)
-                .filter(|r| r.received.is_some())
+                .filter(|r| r.settled_by == Some((channel, id)))
                 .map(|r| r.index)
             else {
                 continue;

@@ -14,6 +14,7 @@ use beongae_channel::funding::Funding;
 use beongae_channel::normal::NormalChannel;
 use beongae_channel::persist::PersistError;
 use beongae_onion::SharedSecret;
+use beongae_wire::msgs::Message;
 use beongae_wire::{
     ChannelId, Msat, NodeId, PaymentHash, Preimage, Reader, ShortChannelId, Writer,
 };
@@ -79,6 +80,9 @@ pub enum StoredPhase {
         state: Vec<u8>,
         /// The real short channel id, once the funding is deep enough.
         scid: Option<ShortChannelId>,
+        /// Our fulfills and fails a disconnection forgot, to offer again
+        /// after the next `channel_reestablish`.
+        redo: Vec<Message>,
     },
     /// Closed: the closing (or our commitment) transaction.
     Closed {
@@ -182,10 +186,15 @@ impl ChannelRecord {
                     }
                 }
             }
-            StoredPhase::Normal { state, scid } => {
+            StoredPhase::Normal { state, scid, redo } => {
                 w.write_u8(2);
                 put_blob(&mut w, state);
                 w.write_u64(scid.map_or(0, ShortChannelId::to_u64));
+                w.write_u32(redo.len() as u32);
+                for m in redo {
+                    // Removals always encode.
+                    put_blob(&mut w, &m.encode().unwrap_or_default());
+                }
             }
             StoredPhase::Closed {
                 funding_outpoint,
@@ -251,7 +260,14 @@ impl ChannelRecord {
                     0 => None,
                     v => Some(ShortChannelId::from_u64(v)),
                 };
-                StoredPhase::Normal { state, scid }
+                let n = r.read_u32()?;
+                let redo = (0..n)
+                    .map(|_| {
+                        Message::decode(&get_blob(&mut r)?)
+                            .map_err(|e| RecordError::Corrupt(format!("stored removal: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                StoredPhase::Normal { state, scid, redo }
             }
             3 => {
                 let funding_outpoint = OutPoint {
@@ -299,6 +315,8 @@ pub struct InvoiceRecord {
     pub amount: Option<Msat>,
     /// What arrived, once paid.
     pub received: Option<Msat>,
+    /// The HTLC that paid it: `(channel_id, htlc id)`.
+    pub settled_by: Option<(ChannelId, u64)>,
 }
 
 impl InvoiceRecord {
@@ -310,6 +328,14 @@ impl InvoiceRecord {
         put_str(&mut w, &self.invoice);
         w.write_u64(self.amount.map_or(u64::MAX, Msat::to_msat));
         w.write_u64(self.received.map_or(u64::MAX, Msat::to_msat));
+        match &self.settled_by {
+            None => w.write_u8(0),
+            Some((c, id)) => {
+                w.write_u8(1);
+                w.write_bytes(&c.0);
+                w.write_u64(*id);
+            }
+        }
         w.into_vec()
     }
 
@@ -324,12 +350,18 @@ impl InvoiceRecord {
         let opt = |v: u64| (v != u64::MAX).then(|| Msat::from_msat(v));
         let amount = opt(r.read_u64()?);
         let received = opt(r.read_u64()?);
+        let settled_by = match r.read_u8()? {
+            0 => None,
+            1 => Some((ChannelId(r.read_array()?), r.read_u64()?)),
+            _ => return Err(RecordError::Corrupt("invoice settlement flag".into())),
+        };
         r.finish()?;
         Ok(InvoiceRecord {
             index,
             invoice,
             amount,
             received,
+            settled_by,
         })
     }
 }
@@ -437,4 +469,72 @@ pub fn decode_normal(
     secrets: beongae_channel::revocation::LocalSecrets,
 ) -> Result<NormalChannel, RecordError> {
     Ok(NormalChannel::decode_state(state, signing, secrets)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use beongae_wire::msgs::{U16Bytes, UpdateFailHtlc, UpdateFulfillHtlc};
+    use beongae_wire::TlvStream;
+
+    #[test]
+    fn records_round_trip_and_refuse_truncation() {
+        let peer = NodeId::from_pubkey(
+            bitcoin::secp256k1::PublicKey::from_slice(&[
+                2, 0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0, 0x62, 0x95, 0xce,
+                0x87, 0x0b, 0x07, 0x02, 0x9b, 0xfc, 0xdb, 0x2d, 0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81,
+                0x5b, 0x16, 0xf8, 0x17, 0x98,
+            ])
+            .unwrap(),
+        );
+        let redo = vec![
+            Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                channel_id: ChannelId([1; 32]),
+                id: 4,
+                payment_preimage: [9; 32],
+                extension: TlvStream::default(),
+            }),
+            Message::UpdateFailHtlc(UpdateFailHtlc {
+                channel_id: ChannelId([1; 32]),
+                id: 5,
+                reason: U16Bytes(vec![7; 292]),
+                extension: TlvStream::default(),
+            }),
+        ];
+        let rec = ChannelRecord {
+            peer,
+            index: 3,
+            funding: Amount::from_sat(1_000_000),
+            phase: StoredPhase::Normal {
+                state: vec![1, 2, 3],
+                scid: ShortChannelId::new(800_000, 12, 1),
+                redo: redo.clone(),
+            },
+        };
+        let bytes = rec.encode();
+        let back = ChannelRecord::decode(&bytes).unwrap();
+        assert_eq!(back.encode(), bytes);
+        let StoredPhase::Normal {
+            redo: got, scid, ..
+        } = back.phase
+        else {
+            panic!()
+        };
+        assert_eq!(got, redo);
+        assert_eq!(scid, ShortChannelId::new(800_000, 12, 1));
+        for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(ChannelRecord::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+
+        let inv = InvoiceRecord {
+            index: 7,
+            invoice: "lnbcrt1...".into(),
+            amount: Some(Msat::from_msat(1_500)),
+            received: Some(Msat::from_msat(1_500)),
+            settled_by: Some((ChannelId([2; 32]), 9)),
+        };
+        let bytes = inv.encode();
+        assert_eq!(InvoiceRecord::decode(&bytes).unwrap(), inv);
+        assert!(InvoiceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
 }
