@@ -116,6 +116,9 @@ async fn channels_with_ldk_both_ways() {
     let l = ldk.channel(&cid).unwrap();
     assert!(l.anchors, "negotiated option_anchors_zero_fee_htlc_tx");
     assert_eq!(c.short_channel_id.map(|s| s.to_u64()), l.short_channel_id);
+    // Both sides' scid aliases went across in channel_ready.
+    assert_eq!(l.inbound_scid_alias, c.alias.map(|s| s.to_u64()));
+    assert_eq!(c.remote_alias.map(|s| s.to_u64()), l.outbound_scid_alias);
     assert_eq!(c.local, Msat::ZERO);
     assert_eq!(c.remote, Msat::from_msat(CHANNEL_SAT * 1000));
 

@@ -18,7 +18,7 @@ const T: Duration = Duration::from_secs(10);
 /// The features LDK 0.2.7 sends with our test handlers (see support/LDK_NOTES.md).
 const LDK_FEATURES: &str = "08a0002a0aa222";
 /// Ours: optional bits 1, 7, 9, 13, 15, 45.
-const OUR_FEATURES: &str = "200020000880a282";
+const OUR_FEATURES: &str = "2000a0000880a282";
 
 async fn beongae(seed: u8) -> Node {
     let mut config = NodeConfig::new(CoreConfig::new(ChainHash::REGTEST));

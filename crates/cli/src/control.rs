@@ -229,6 +229,10 @@ fn parse_channel_id(s: &str) -> Result<ChannelId, String> {
     Ok(ChannelId(bytes))
 }
 
+fn scid(s: beongae_wire::ShortChannelId) -> String {
+    format!("{}x{}x{}", s.block(), s.tx_index(), s.output())
+}
+
 fn channel_json(c: &ChannelSummary) -> serde_json::Value {
     serde_json::json!({
         "channel_id": hex::encode(c.channel_id.0),
@@ -245,7 +249,9 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
         "remote_msat": c.remote.to_msat(),
         "pending_htlcs": c.pending_htlcs,
         "funding_txid": c.funding_txid.to_string(),
-        "short_channel_id": c.short_channel_id.map(|s| format!("{}x{}x{}", s.block(), s.tx_index(), s.output())),
+        "short_channel_id": c.short_channel_id.map(scid),
+        "alias": c.alias.map(scid),
+        "remote_alias": c.remote_alias.map(scid),
         "we_opened": c.we_are_funder,
         "closing_txid": c.closing_txid.map(|t| t.to_string()),
     })

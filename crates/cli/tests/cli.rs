@@ -114,7 +114,7 @@ fn two_daemons_connect_and_list_peers() {
     let peer = a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
     assert_eq!(peer["node_id"], b.node_id.as_str());
     assert_eq!(peer["direction"], "outbound");
-    assert_eq!(peer["features"], "200020000880a282");
+    assert_eq!(peer["features"], "2000a0000880a282");
 
     let peers = b.ok(&["peers"]);
     assert_eq!(peers.as_array().unwrap().len(), 1);

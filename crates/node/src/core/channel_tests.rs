@@ -458,6 +458,12 @@ fn open_and_pay_with_persistence_first() {
         Msat::from_msat(100_000_000 + 25_000_000 - 5_000_000)
     );
     assert_eq!(p.channel(Side::A).short_channel_id.unwrap().block(), 101);
+    // Each side sent its alias in channel_ready and keeps the peer's.
+    let (a, b) = (p.channel(Side::A), p.channel(Side::B));
+    assert!(a.alias.unwrap().block() >= 16_000_000);
+    assert_ne!(a.alias, b.alias);
+    assert_eq!(b.remote_alias, a.alias);
+    assert_eq!(a.remote_alias, b.alias);
 }
 
 #[test]

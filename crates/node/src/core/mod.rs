@@ -82,7 +82,8 @@ impl CoreConfig {
 /// ASSUMED, plus `payment_secret` and `option_channel_type`, which deployed
 /// nodes (LDK's `ChannelManager` among them) require before they will open
 /// channels, `option_anchors` (zero-fee HTLC transactions), the channel
-/// type we prefer, and `option_simple_close` with the
+/// type we prefer, `option_scid_alias` (we send an alias in every
+/// `channel_ready`), and `option_simple_close` with the
 /// `option_shutdown_anysegwit` it depends on. `gossip_queries` also tells peers not to push the
 /// whole gossip stream at us unasked. See docs/adr/0002-advertised-features.md.
 pub fn default_features() -> Features {
@@ -95,6 +96,7 @@ pub fn default_features() -> Features {
         .with_optional(Feature::Anchors)
         .with_optional(Feature::ShutdownAnySegwit)
         .with_optional(Feature::ChannelType)
+        .with_optional(Feature::ScidAlias)
         .with_optional(Feature::SimpleClose)
 }
 

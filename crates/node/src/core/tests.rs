@@ -123,10 +123,10 @@ fn init_is_sent_first_with_features_networks_and_public_remote_addr() {
             msg: expected.into()
         }]
     );
-    // Exactly the bits 1, 7, 9, 13, 15, 23, 27, 45, 61.
+    // Exactly the bits 1, 7, 9, 13, 15, 23, 27, 45, 47, 61.
     assert_eq!(
         default_features().to_be_bytes(),
-        hex::decode("200020000880a282").unwrap()
+        hex::decode("2000a0000880a282").unwrap()
     );
 }
 

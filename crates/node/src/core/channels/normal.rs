@@ -113,6 +113,11 @@ impl Channels {
             return self.unknown(node, id);
         };
         entry.live = true;
+        let index = entry.index;
+        let alias = self.local_alias(index);
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
         let result = match &mut entry.phase {
             Phase::Funded { .. } => {
                 // Both at commitment 0: our channel_ready goes again if due.
@@ -121,6 +126,13 @@ impl Channels {
             }
             Phase::Normal { chan, .. } => {
                 chan.receive_reestablish(&self.secp, msg).map(|mut out| {
+                    // A channel_ready sent again carries our alias, as the
+                    // first did.
+                    for m in &mut out {
+                        if let Message::ChannelReady(r) = m {
+                            r.short_channel_id_alias = alias;
+                        }
+                    }
                     // BOLT 2: "if it has sent `shutdown` previously, MUST
                     // retransmit `shutdown`".
                     if let Some(script) = &chan.shutdown.local {

@@ -497,6 +497,9 @@ impl Channels {
     /// before sending this message").
     pub(super) fn check_ready(&mut self, id: ChannelId) {
         let height = self.height;
+        let Some(alias) = self.entries.get(&id).map(|e| self.local_alias(e.index)) else {
+            return;
+        };
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
@@ -522,7 +525,7 @@ impl Channels {
         let mut ours = None;
         if !*ready_sent && connected {
             *ready_sent = true;
-            ours = Some(funding.channel_ready(&self.secp, None));
+            ours = Some(funding.channel_ready(&self.secp, alias));
         }
         let next = match their_ready.take() {
             Some(ready) if *ready_sent => Some(((**funding).clone(), ready)),
@@ -539,6 +542,7 @@ impl Channels {
         let Some((funding, ready)) = next else {
             return;
         };
+        let remote_alias = ready.short_channel_id_alias;
         match funding.receive_channel_ready(&ready) {
             Ok(chan) => {
                 // BOLT 2: anysegwit shutdown scripts once both offer it (we do).
@@ -556,6 +560,7 @@ impl Channels {
                         closing: None,
                         simple: None,
                         command: None,
+                        remote_alias,
                     };
                 }
                 self.touch(id);

@@ -83,6 +83,8 @@ pub enum StoredPhase {
         /// Our fulfills and fails a disconnection forgot, to offer again
         /// after the next `channel_reestablish`.
         redo: Vec<Message>,
+        /// The alias the peer gave us in its `channel_ready`.
+        remote_alias: Option<ShortChannelId>,
     },
     /// Closed: the closing (or our commitment) transaction.
     Closed {
@@ -186,10 +188,16 @@ impl ChannelRecord {
                     }
                 }
             }
-            StoredPhase::Normal { state, scid, redo } => {
+            StoredPhase::Normal {
+                state,
+                scid,
+                redo,
+                remote_alias,
+            } => {
                 w.write_u8(2);
                 put_blob(&mut w, state);
                 w.write_u64(scid.map_or(0, ShortChannelId::to_u64));
+                w.write_u64(remote_alias.map_or(0, ShortChannelId::to_u64));
                 w.write_u32(redo.len() as u32);
                 for m in redo {
                     // Removals always encode.
@@ -260,6 +268,10 @@ impl ChannelRecord {
                     0 => None,
                     v => Some(ShortChannelId::from_u64(v)),
                 };
+                let remote_alias = match r.read_u64()? {
+                    0 => None,
+                    v => Some(ShortChannelId::from_u64(v)),
+                };
                 let n = r.read_u32()?;
                 let redo = (0..n)
                     .map(|_| {
@@ -267,7 +279,12 @@ impl ChannelRecord {
                             .map_err(|e| RecordError::Corrupt(format!("stored removal: {e}")))
                     })
                     .collect::<Result<_, _>>()?;
-                StoredPhase::Normal { state, scid, redo }
+                StoredPhase::Normal {
+                    state,
+                    scid,
+                    redo,
+                    remote_alias,
+                }
             }
             3 => {
                 let funding_outpoint = OutPoint {
@@ -509,6 +526,7 @@ mod tests {
                 state: vec![1, 2, 3],
                 scid: ShortChannelId::new(800_000, 12, 1),
                 redo: redo.clone(),
+                remote_alias: ShortChannelId::new(16_000_123, 4, 5),
             },
         };
         let bytes = rec.encode();
