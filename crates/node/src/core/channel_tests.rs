@@ -458,6 +458,25 @@ fn open_and_pay_with_persistence_first() {
         Msat::from_msat(100_000_000 + 25_000_000 - 5_000_000)
     );
     assert_eq!(p.channel(Side::A).short_channel_id.unwrap().block(), 101);
+    // A kept, for each commitment of B's it signed with HTLCs, those HTLCs
+    // as B sees them (what a penalty needs): A's 25_000 sat payment as
+    // received by B, B's 5_000 sat as offered by B.
+    let kept: Vec<(u64, Vec<beongae_channel::commitments::SpecHtlc>)> = p.stores[0]
+        .iter()
+        .filter(|((ns, _), _)| ns == channels::record::NS_REMOTE_HTLCS)
+        .map(|((_, k), v)| {
+            let n = u64::from_be_bytes(k[32..].try_into().unwrap());
+            (n, channels::record::decode_remote_htlcs(v).unwrap())
+        })
+        .collect();
+    let seen = |offered: bool, msat: u64| {
+        kept.iter().any(|(_, hs)| {
+            hs.iter()
+                .any(|h| h.offered == offered && h.amount == Msat::from_msat(msat))
+        })
+    };
+    assert!(seen(false, 25_000_000) && seen(true, 5_000_000), "{kept:?}");
+    assert!(kept.iter().all(|(n, hs)| *n >= 1 && hs.len() == 1));
     // Each side sent its alias in channel_ready and keeps the peer's.
     let (a, b) = (p.channel(Side::A), p.channel(Side::B));
     assert!(a.alias.unwrap().block() >= 16_000_000);

@@ -287,6 +287,21 @@ impl Channels {
         };
         match chan.sign(&self.secp) {
             Ok(Some(cs)) => {
+                // Kept for the penalty should this commitment ever be
+                // revoked and broadcast: its HTLCs (the secret comes later).
+                let number = chan.remote.current.get() + 1;
+                if let Some(spec) = chan
+                    .commitments
+                    .remote_next
+                    .as_ref()
+                    .filter(|s| !s.htlcs.is_empty())
+                {
+                    self.batch.put(
+                        super::record::NS_REMOTE_HTLCS,
+                        super::record::remote_htlcs_key(id, number),
+                        super::record::encode_remote_htlcs(&spec.htlcs),
+                    );
+                }
                 self.send(peer, cs);
                 self.touch(id);
             }
