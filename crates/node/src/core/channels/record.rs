@@ -492,6 +492,57 @@ pub fn decode_normal(
     Ok(NormalChannel::decode_state(state, signing, secrets)?)
 }
 
+/// The HTLCs of one commitment of the peer's, as its owner sees them:
+/// `(offered by the peer, id, amount, payment_hash, cltv_expiry)`.
+pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.write_u8(RECORD_VERSION);
+    w.write_u16(htlcs.len() as u16); // at most 966
+    for h in htlcs {
+        w.write_u8(u8::from(h.offered));
+        w.write_u64(h.id);
+        w.write_u64(h.amount.to_msat());
+        w.write_bytes(&h.payment_hash.0);
+        w.write_u32(h.cltv_expiry);
+    }
+    w.into_vec()
+}
+
+/// Reads [`encode_remote_htlcs`].
+pub fn decode_remote_htlcs(
+    bytes: &[u8],
+) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
+    let mut r = Reader::new(bytes);
+    if r.read_u8()? != RECORD_VERSION {
+        return Err(RecordError::Corrupt("htlc list version".into()));
+    }
+    let n = r.read_u16()?;
+    let v = (0..n)
+        .map(|_| {
+            Ok(beongae_channel::commitments::SpecHtlc {
+                offered: match r.read_u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(RecordError::Corrupt("htlc direction".into())),
+                },
+                id: r.read_u64()?,
+                amount: Msat::from_msat(r.read_u64()?),
+                payment_hash: PaymentHash(r.read_array()?),
+                cltv_expiry: r.read_u32()?,
+            })
+        })
+        .collect::<Result<_, RecordError>>()?;
+    r.finish()?;
+    Ok(v)
+}
+
+/// The key of commitment `n` of the peer's in [`NS_REMOTE_HTLCS`].
+pub fn remote_htlcs_key(channel: ChannelId, n: u64) -> Vec<u8> {
+    let mut k = channel.0.to_vec();
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,55 +610,4 @@ mod tests {
         assert_eq!(InvoiceRecord::decode(&bytes).unwrap(), inv);
         assert!(InvoiceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
     }
-}
-
-/// The HTLCs of one commitment of the peer's, as its owner sees them:
-/// `(offered by the peer, id, amount, payment_hash, cltv_expiry)`.
-pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.write_u8(RECORD_VERSION);
-    w.write_u16(htlcs.len() as u16); // at most 966
-    for h in htlcs {
-        w.write_u8(u8::from(h.offered));
-        w.write_u64(h.id);
-        w.write_u64(h.amount.to_msat());
-        w.write_bytes(&h.payment_hash.0);
-        w.write_u32(h.cltv_expiry);
-    }
-    w.into_vec()
-}
-
-/// Reads [`encode_remote_htlcs`].
-pub fn decode_remote_htlcs(
-    bytes: &[u8],
-) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
-    let mut r = Reader::new(bytes);
-    if r.read_u8()? != RECORD_VERSION {
-        return Err(RecordError::Corrupt("htlc list version".into()));
-    }
-    let n = r.read_u16()?;
-    let v = (0..n)
-        .map(|_| {
-            Ok(beongae_channel::commitments::SpecHtlc {
-                offered: match r.read_u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(RecordError::Corrupt("htlc direction".into())),
-                },
-                id: r.read_u64()?,
-                amount: Msat::from_msat(r.read_u64()?),
-                payment_hash: PaymentHash(r.read_array()?),
-                cltv_expiry: r.read_u32()?,
-            })
-        })
-        .collect::<Result<_, RecordError>>()?;
-    r.finish()?;
-    Ok(v)
-}
-
-/// The key of commitment `n` of the peer's in [`NS_REMOTE_HTLCS`].
-pub fn remote_htlcs_key(channel: ChannelId, n: u64) -> Vec<u8> {
-    let mut k = channel.0.to_vec();
-    k.extend_from_slice(&n.to_be_bytes());
-    k
 }
