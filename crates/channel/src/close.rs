@@ -6,9 +6,6 @@
 //! rule.
 
 use beongae_script::closing::{build_legacy_closing, ClosingError, ClosingOutput};
-use beongae_script::funding::funding_witness;
-use beongae_script::scripts::funding_script;
-use beongae_script::sign::{sign_p2wsh, verify_p2wsh};
 use beongae_wire::msgs::{ClosingSigned, FeeRange};
 use beongae_wire::{ChannelId, Msat, TlvStream};
 use bitcoin::ecdsa::Signature;
@@ -172,28 +169,18 @@ impl ClosingNegotiation {
         Ok(tx)
     }
 
-    fn funding_script(&self) -> ScriptBuf {
-        funding_script(
-            &self.funded.local_keys.funding_pubkey,
-            &self.funded.remote_keys.funding_pubkey,
-        )
-    }
-
     fn sign<C: Signing>(
         &self,
         secp: &Secp256k1<C>,
         tx: &Transaction,
     ) -> Result<Signature, CloseError> {
-        sign_p2wsh(
-            secp,
-            tx,
-            0,
-            &self.funding_script(),
-            self.funded.funding_amount,
-            EcdsaSighashType::All,
-            &self.funding_key,
-        )
-        .map_err(|_| CloseError::BadSignature)
+        self.funded
+            .sign_funding_spend(secp, tx, &self.funding_key)
+            .map(|signature| Signature {
+                signature,
+                sighash_type: EcdsaSighashType::All,
+            })
+            .map_err(|_| CloseError::BadSignature)
     }
 
     fn message<C: Signing>(
@@ -228,14 +215,9 @@ impl ClosingNegotiation {
     }
 
     /// The fully signed transaction.
-    fn complete(&self, mut tx: Transaction, ours: &Signature, theirs: &Signature) -> Transaction {
-        tx.input[0].witness = funding_witness(
-            &self.funded.local_keys.funding_pubkey,
-            ours,
-            &self.funded.remote_keys.funding_pubkey,
-            theirs,
-        );
-        tx
+    fn complete(&self, tx: Transaction, ours: &Signature, theirs: &Signature) -> Transaction {
+        self.funded
+            .with_funding_witness(tx, ours.signature, theirs.signature)
     }
 
     /// The peer's `closing_signed`.
@@ -250,18 +232,7 @@ impl ClosingNegotiation {
             sighash_type: EcdsaSighashType::All,
         };
         // Either variant: with both outputs, or without the sender's own.
-        let verifies = |tx: &Transaction| {
-            verify_p2wsh(
-                secp,
-                tx,
-                0,
-                &self.funding_script(),
-                self.funded.funding_amount,
-                &theirs,
-                &self.funded.remote_keys.funding_pubkey,
-            )
-            .is_ok()
-        };
+        let verifies = |tx: &Transaction| self.funded.verify_funding_spend(secp, tx, msg.signature);
         let tx = [false, true]
             .into_iter()
             .filter_map(|drop| self.tx(fee, drop).ok())

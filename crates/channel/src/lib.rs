@@ -10,6 +10,7 @@ pub mod close;
 pub mod commitments;
 pub mod config;
 pub mod funding;
+pub mod funding_spend;
 pub mod limits;
 pub mod normal;
 pub mod open;

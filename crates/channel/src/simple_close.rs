@@ -4,15 +4,10 @@
 //! sign it; no negotiation can fail over fees.
 
 use beongae_script::closing::{build_simple_closing, ClosingOutput};
-use beongae_script::funding::funding_witness;
-use beongae_script::scripts::funding_script;
-use beongae_script::sign::{sign_p2wsh, verify_p2wsh};
 use beongae_wire::msgs::{ClosingComplete, ClosingSig, U16Bytes};
 use beongae_wire::{ChannelId, Msat, TlvStream};
 use bitcoin::absolute::LockTime;
-use bitcoin::ecdsa::Signature;
 use bitcoin::secp256k1::{ecdsa, Secp256k1, SecretKey, Signing, Verification};
-use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{Amount, Script, ScriptBuf, Transaction};
 
 use crate::close::{dust_limit_for, is_valid_shutdown_script};
@@ -185,13 +180,6 @@ impl SimpleClose {
         self.sent.is_some()
     }
 
-    fn funding_script(&self) -> ScriptBuf {
-        funding_script(
-            &self.funded.local_keys.funding_pubkey,
-            &self.funded.remote_keys.funding_pubkey,
-        )
-    }
-
     /// BOLT 3 §"Closing Transaction" for one variant.
     #[allow(clippy::too_many_arguments)]
     fn tx(
@@ -230,19 +218,13 @@ impl SimpleClose {
         secp: &Secp256k1<C>,
         tx: &Transaction,
     ) -> Result<ecdsa::Signature, SimpleCloseError> {
-        sign_p2wsh(
-            secp,
-            tx,
-            0,
-            &self.funding_script(),
-            self.funded.funding_amount,
-            EcdsaSighashType::All,
-            &self.funding_key,
-        )
-        .map(|s| s.signature)
-        .map_err(|e| SimpleCloseError::Build(e.to_string()))
+        self.funded
+            .sign_funding_spend(secp, tx, &self.funding_key)
+            .map_err(|e| SimpleCloseError::Build(e.to_string()))
     }
 
+    /// Checks the peer's signature for `variant` (BOLT 2: valid for the
+    /// transaction and LOW-S).
     fn verify<C: Verification>(
         &self,
         secp: &Secp256k1<C>,
@@ -250,45 +232,13 @@ impl SimpleClose {
         sig: ecdsa::Signature,
         variant: Variant,
     ) -> Result<(), SimpleCloseError> {
-        // LOW-S: a high-S signature fails to normalize to itself.
+        // LOW-S: a high-S signature does not normalize to itself.
         let mut normalized = sig;
         normalized.normalize_s();
-        if normalized != sig {
+        if normalized != sig || !self.funded.verify_funding_spend(secp, tx, sig) {
             return Err(SimpleCloseError::BadSignature(variant.name()));
         }
-        let theirs = Signature {
-            signature: sig,
-            sighash_type: EcdsaSighashType::All,
-        };
-        verify_p2wsh(
-            secp,
-            tx,
-            0,
-            &self.funding_script(),
-            self.funded.funding_amount,
-            &theirs,
-            &self.funded.remote_keys.funding_pubkey,
-        )
-        .map_err(|_| SimpleCloseError::BadSignature(variant.name()))
-    }
-
-    fn complete_tx(
-        &self,
-        mut tx: Transaction,
-        ours: ecdsa::Signature,
-        theirs: ecdsa::Signature,
-    ) -> Transaction {
-        let sig = |s| Signature {
-            signature: s,
-            sighash_type: EcdsaSighashType::All,
-        };
-        tx.input[0].witness = funding_witness(
-            &self.funded.local_keys.funding_pubkey,
-            &sig(ours),
-            &self.funded.remote_keys.funding_pubkey,
-            &sig(theirs),
-        );
-        tx
+        Ok(())
     }
 
     /// Our `closing_complete` (we are the closer and pay `fee`), with the
@@ -433,7 +383,10 @@ impl SimpleClose {
             closer_and_closee_outputs: reply.both,
             extension: TlvStream::default(),
         };
-        Ok((sig, self.complete_tx(tx, ours_sig, theirs_sig)))
+        Ok((
+            sig,
+            self.funded.with_funding_witness(tx, ours_sig, theirs_sig),
+        ))
     }
 
     /// The peer's `closing_sig` for our `closing_complete`: the complete
@@ -474,6 +427,6 @@ impl SimpleClose {
         self.verify(secp, &tx, theirs, variant)?;
         let ours = self.sign(secp, &tx)?;
         self.sent = None;
-        Ok(self.complete_tx(tx, ours, theirs))
+        Ok(self.funded.with_funding_witness(tx, ours, theirs))
     }
 }

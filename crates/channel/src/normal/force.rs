@@ -4,11 +4,7 @@
 //! on-chain enforcement work that follows.
 
 use beongae_script::commitment::CommitmentNumber;
-use beongae_script::funding::funding_witness;
-use beongae_script::scripts::funding_script;
-use beongae_script::sign::sign_p2wsh;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, Signing, Verification};
-use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::Transaction;
 
 use super::{ChannelError, NormalChannel};
@@ -28,31 +24,11 @@ impl FundedChannel {
         theirs: bitcoin::secp256k1::ecdsa::Signature,
     ) -> Result<Transaction, ChannelError> {
         let built = self.build(secp, Owner::Local, spec, n, point)?;
-        let script = funding_script(
-            &self.local_keys.funding_pubkey,
-            &self.remote_keys.funding_pubkey,
-        );
-        let mut tx = built.commitment.tx;
-        let ours = sign_p2wsh(
-            secp,
-            &tx,
-            0,
-            &script,
-            self.funding_amount,
-            EcdsaSighashType::All,
-            &signing.funding_key,
-        )
-        .map_err(CommitSignError::from)?;
-        let theirs = bitcoin::ecdsa::Signature {
-            signature: theirs,
-            sighash_type: EcdsaSighashType::All,
-        };
-        tx.input[0].witness = funding_witness(
-            &self.local_keys.funding_pubkey,
-            &ours,
-            &self.remote_keys.funding_pubkey,
-            &theirs,
-        );
+        let tx = built.commitment.tx;
+        let ours = self
+            .sign_funding_spend(secp, &tx, &signing.funding_key)
+            .map_err(CommitSignError::from)?;
+        let tx = self.with_funding_witness(tx, ours, theirs);
         Ok(tx)
     }
 }
