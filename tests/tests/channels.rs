@@ -366,6 +366,38 @@ async fn a_thousand_payments_with_a_restart_mid_flight() {
         (450..=500).contains(&sent),
         "{sent} of Alice's 500 payments succeeded"
     );
+    let (a, b) = settled(&alice, &bob, id).await;
     let txid = alice.node.handle().close_channel(id).await.unwrap();
     in_mempool(&net, txid).await;
+    // The closing transaction pays Bob his balance and Alice hers less the
+    // fee she offered as closer (700 weight units at the devnet's feerate),
+    // each rounded down to the satoshi; it confirms and both wallets see it.
+    let tx = net
+        .devnet
+        .lock()
+        .unwrap()
+        .transaction(&txid)
+        .cloned()
+        .unwrap();
+    let fee = net
+        .devnet
+        .lock()
+        .unwrap()
+        .fee_estimate_per_kw()
+        .fee_for_weight(700)
+        .to_sat();
+    let mut got: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    got.sort_unstable();
+    let mut expected = vec![b.local.to_msat() / 1000, a.local.to_msat() / 1000 - fee];
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+    net.mine(1);
+    wait_state(&bob, id, ChannelState::Closed).await;
+    for _ in 0..200 {
+        if bob.onchain.balance().unwrap().confirmed == Amount::from_sat(b.local.to_msat() / 1000) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("Bob's wallet never showed his closing output");
 }
