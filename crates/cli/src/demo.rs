@@ -245,7 +245,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     let txid = alice.node.handle().close_channel(id).await?;
     demo.say(&format!(
-        "Alice closed the channel cooperatively: shutdown, closing_signed; closing transaction {txid}"
+        "Alice closed the channel cooperatively (option_simple_close): shutdown, closing_complete, closing_sig; closing transaction {txid}"
     ));
     let tx = loop {
         if let Some(tx) = demo
@@ -262,7 +262,7 @@ pub async fn run() -> anyhow::Result<()> {
     let paid: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
     let bob_out = tx.output.iter().any(|o| o.value.to_sat() == b_sat);
     demo.say(&format!(
-        "  it pays Bob {} sat and Alice {} sat: Alice, the opener, pays the {} sat fee",
+        "  it pays Bob {} sat and Alice {} sat: Alice, who closed, pays the {} sat fee",
         group(b_sat),
         group(paid - b_sat),
         group(a_sat + b_sat - paid)
