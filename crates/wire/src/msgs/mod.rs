@@ -8,6 +8,7 @@
 mod channel;
 mod control;
 pub mod fields;
+pub mod gossip_queries;
 mod setup;
 
 pub use channel::{
@@ -17,6 +18,10 @@ pub use channel::{
 };
 pub use control::{Ping, Pong, MAX_PONG_BYTES};
 pub use fields::{OnionPacketBytes, U16Bytes, ONION_PACKET_LEN};
+pub use gossip_queries::{
+    GossipTimestampFilter, QueryChannelRange, QueryShortChannelIds, ReplyChannelRange,
+    ReplyShortChannelIdsEnd,
+};
 pub use setup::{ErrorMessage, Init, Warning};
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
@@ -175,4 +180,14 @@ messages! {
     UpdateFailMalformedHtlc(UpdateFailMalformedHtlc),
     /// BOLT 2 `channel_reestablish` (type 136).
     ChannelReestablish(ChannelReestablish),
+    /// BOLT 7 `query_short_channel_ids` (type 261).
+    QueryShortChannelIds(QueryShortChannelIds),
+    /// BOLT 7 `reply_short_channel_ids_end` (type 262).
+    ReplyShortChannelIdsEnd(ReplyShortChannelIdsEnd),
+    /// BOLT 7 `query_channel_range` (type 263).
+    QueryChannelRange(QueryChannelRange),
+    /// BOLT 7 `reply_channel_range` (type 264).
+    ReplyChannelRange(ReplyChannelRange),
+    /// BOLT 7 `gossip_timestamp_filter` (type 265).
+    GossipTimestampFilter(GossipTimestampFilter),
 }
