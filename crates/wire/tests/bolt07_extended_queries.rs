@@ -151,3 +151,47 @@ fn bad_encodings_are_errors_not_panics() {
         assert!(Message::decode(&b).is_err(), "{list:?}");
     }
 }
+
+/// Announcements keep data after their known fields (BOLT 7 allows newer
+/// fields there; the signature covers them) and re-encode it unchanged;
+/// a message cut short is an error.
+#[test]
+fn announcements_keep_excess_data() {
+    use beongae_wire::msgs::ChannelUpdate;
+    use beongae_wire::WireMessage;
+    let key = bitcoin::secp256k1::SecretKey::from_slice(&[5; 32]).unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let sig = secp.sign_ecdsa(&bitcoin::secp256k1::Message::from_digest([1; 32]), &key);
+    let u = ChannelUpdate {
+        signature: sig,
+        chain_hash: bitcoin::constants::ChainHash::REGTEST,
+        short_channel_id: ShortChannelId::new(1, 2, 3).unwrap(),
+        timestamp: 7,
+        message_flags: 1,
+        channel_flags: 2,
+        cltv_expiry_delta: 40,
+        htlc_minimum_msat: 1,
+        fee_base_msat: 2,
+        fee_proportional_millionths: 3,
+        htlc_maximum_msat: 4,
+        excess_data: vec![0xde, 0xad],
+    };
+    let bytes = u.encode().unwrap();
+    assert_eq!(
+        bytes.len(),
+        2 + 64 + 32 + 8 + 4 + 1 + 1 + 2 + 8 + 4 + 4 + 8 + 2
+    );
+    let Message::ChannelUpdate(back) = Message::decode(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(back, u);
+    assert!(back.is_disabled());
+    let without = ChannelUpdate {
+        excess_data: vec![],
+        ..u.clone()
+    };
+    assert_ne!(without.signed_hash().unwrap(), u.signed_hash().unwrap());
+    for cut in [3, 66, bytes.len() - 3] {
+        assert!(Message::decode(&bytes[..cut]).is_err(), "{cut}");
+    }
+}

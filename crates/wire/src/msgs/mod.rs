@@ -8,6 +8,7 @@
 mod channel;
 mod control;
 pub mod fields;
+pub mod gossip;
 pub mod gossip_queries;
 mod setup;
 
@@ -18,6 +19,9 @@ pub use channel::{
 };
 pub use control::{Ping, Pong, MAX_PONG_BYTES};
 pub use fields::{OnionPacketBytes, U16Bytes, ONION_PACKET_LEN};
+pub use gossip::{
+    Addresses, AnnouncementSignatures, ChannelAnnouncement, ChannelUpdate, NodeAnnouncement,
+};
 pub use gossip_queries::{
     GossipTimestampFilter, QueryChannelRange, QueryShortChannelIds, ReplyChannelRange,
     ReplyShortChannelIdsEnd,
@@ -180,6 +184,14 @@ messages! {
     UpdateFailMalformedHtlc(UpdateFailMalformedHtlc),
     /// BOLT 2 `channel_reestablish` (type 136).
     ChannelReestablish(ChannelReestablish),
+    /// BOLT 7 `channel_announcement` (type 256).
+    ChannelAnnouncement(ChannelAnnouncement),
+    /// BOLT 7 `node_announcement` (type 257).
+    NodeAnnouncement(NodeAnnouncement),
+    /// BOLT 7 `channel_update` (type 258).
+    ChannelUpdate(ChannelUpdate),
+    /// BOLT 7 `announcement_signatures` (type 259).
+    AnnouncementSignatures(AnnouncementSignatures),
     /// BOLT 7 `query_short_channel_ids` (type 261).
     QueryShortChannelIds(QueryShortChannelIds),
     /// BOLT 7 `reply_short_channel_ids_end` (type 262).
