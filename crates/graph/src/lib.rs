@@ -1,0 +1,15 @@
+//! The Lightning network graph (BOLT 7 §"Routing Gossip"): channels and
+//! nodes learned from `channel_announcement`, `channel_update` and
+//! `node_announcement`, each applied with the receiver's rules, stored in
+//! dense vectors indexed by `u32` (node and channel indices) so that path
+//! finding walks arrays, not maps of boxed structs.
+//!
+//! Pure: the funding-output check is delegated to a caller-supplied lookup,
+//! and time comes in as an argument.
+
+mod graph;
+pub mod snapshot;
+
+pub use graph::{
+    Channel, ChannelIdx, GossipError, Graph, NodeIdx, NodeInfo, Policy, STALE_AFTER_SECS,
+};
