@@ -8,6 +8,7 @@
 //! and time comes in as an argument.
 
 mod graph;
+pub mod route;
 pub mod snapshot;
 
 pub use graph::{

@@ -1,0 +1,261 @@
+//! Route constraints: a returned route never breaks a policy, and carries
+//! exactly the amounts and CLTVs each hop must receive.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use beongae_graph::route::{find_route, Route, RouteError, RouteParams};
+use beongae_graph::{Graph, Policy};
+use beongae_wire::{ChainHash, NodeId, ShortChannelId};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::Amount;
+
+fn node(b: u8) -> NodeId {
+    NodeId::from_pubkey(PublicKey::from_secret_key(
+        &Secp256k1::signing_only(),
+        &SecretKey::from_slice(&[b; 32]).unwrap(),
+    ))
+}
+
+fn policy(base: u32, ppm: u32, delta: u16, max: u64) -> Policy {
+    Policy {
+        fee_base_msat: base,
+        fee_proportional_millionths: ppm,
+        cltv_expiry_delta: delta,
+        htlc_minimum_msat: 1,
+        htlc_maximum_msat: max,
+        timestamp: 1,
+        disabled: false,
+    }
+}
+
+/// A channel `a`-`b` with the same policy both ways.
+fn link(g: &mut Graph, n: u32, a: u8, b: u8, sat: u64, p: Policy) {
+    let (x, y) = if node(a).serialize() < node(b).serialize() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let idx = g
+        .add_channel_unchecked(
+            ShortChannelId::new(n, 0, 0).unwrap(),
+            node(x),
+            node(y),
+            Amount::from_sat(sat),
+            0,
+        )
+        .unwrap();
+    g.set_policy_unchecked(idx, 0, Some(p));
+    g.set_policy_unchecked(idx, 1, Some(p));
+}
+
+/// Every hop: amounts and CLTVs exactly as each node needs them.
+fn check(g: &Graph, payer: u8, r: &Route, amount: u64, params: &RouteParams) {
+    assert!(!r.hops.is_empty() && r.hops.len() <= params.max_hops);
+    let last = r.hops.last().unwrap();
+    assert_eq!(last.amount_msat, amount);
+    assert_eq!(last.cltv_expiry_delta, params.final_cltv_expiry_delta);
+    let mut from = node(payer);
+    for (i, h) in r.hops.iter().enumerate() {
+        let c = g.channel_by_scid(h.short_channel_id).unwrap();
+        let ends = [g.node_id(c.nodes[0]), g.node_id(c.nodes[1])];
+        assert!(
+            ends.contains(&from) && ends.contains(&h.node_id),
+            "hop {i} joins its nodes"
+        );
+        let p = c.policies[usize::from(ends[1] == from)].unwrap();
+        assert!(!p.disabled);
+        assert!(h.amount_msat >= p.htlc_minimum_msat && h.amount_msat <= p.htlc_maximum_msat);
+        assert!(h.amount_msat <= c.capacity.to_sat() * 1000);
+        if let Some(next) = r.hops.get(i + 1) {
+            // The node after this hop forwards `next` under its own policy.
+            let nc = g.channel_by_scid(next.short_channel_id).unwrap();
+            let nends = [g.node_id(nc.nodes[0]), g.node_id(nc.nodes[1])];
+            let np = nc.policies[usize::from(nends[1] == h.node_id)].unwrap();
+            let fee = u64::from(np.fee_base_msat)
+                + next.amount_msat * u64::from(np.fee_proportional_millionths) / 1_000_000;
+            assert_eq!(h.amount_msat, next.amount_msat + fee, "hop {i} amount");
+            assert_eq!(
+                h.cltv_expiry_delta,
+                next.cltv_expiry_delta + u32::from(np.cltv_expiry_delta),
+                "hop {i} cltv"
+            );
+        }
+        from = h.node_id;
+    }
+    assert!(r.hops[0].cltv_expiry_delta <= params.max_total_cltv_expiry_delta);
+}
+
+#[test]
+fn cheapest_route_with_exact_amounts_and_cltvs() {
+    // 1 - 2 - 3 - 4 (cheap, three hops) and 1 - 5 - 4 (expensive, two hops).
+    let mut g = Graph::new(ChainHash::BITCOIN);
+    link(
+        &mut g,
+        1,
+        1,
+        2,
+        1_000_000,
+        policy(1_000, 100, 40, 900_000_000),
+    );
+    link(&mut g, 2, 2, 3, 1_000_000, policy(500, 10, 30, 900_000_000));
+    link(&mut g, 3, 3, 4, 1_000_000, policy(0, 1, 20, 900_000_000));
+    link(&mut g, 4, 1, 5, 1_000_000, policy(0, 0, 10, 900_000_000));
+    link(
+        &mut g,
+        5,
+        5,
+        4,
+        1_000_000,
+        policy(50_000, 5_000, 10, 900_000_000),
+    );
+    let params = RouteParams::default();
+    let r = find_route(&g, &node(1), &node(4), 10_000_000, &params).unwrap();
+    check(&g, 1, &r, 10_000_000, &params);
+    assert_eq!(
+        r.hops.iter().map(|h| h.node_id).collect::<Vec<_>>(),
+        vec![node(2), node(3), node(4)]
+    );
+    // 3 charges 0 + 10_000_000 * 1 / 1e6 = 10; 2 charges 500 + 10_000_010 * 10 / 1e6 = 600.
+    assert_eq!(r.hops[2].amount_msat, 10_000_000);
+    assert_eq!(r.hops[1].amount_msat, 10_000_010);
+    assert_eq!(r.hops[0].amount_msat, 10_000_610);
+    assert_eq!(r.fee_msat(), 610);
+    assert_eq!(
+        r.hops
+            .iter()
+            .map(|h| h.cltv_expiry_delta)
+            .collect::<Vec<_>>(),
+        vec![18 + 20 + 30, 18 + 20, 18]
+    );
+}
+
+#[test]
+fn limits_are_honoured() {
+    let mut g = Graph::new(ChainHash::BITCOIN);
+    link(&mut g, 1, 1, 2, 1_000_000, policy(0, 0, 40, 900_000_000));
+    link(&mut g, 2, 2, 3, 1_000_000, policy(0, 0, 40, 5_000_000));
+    link(&mut g, 3, 1, 4, 1_000_000, policy(0, 0, 40, 900_000_000));
+    link(
+        &mut g,
+        4,
+        4,
+        3,
+        1_000_000,
+        policy(10_000, 0, 40, 900_000_000),
+    );
+    let mut params = RouteParams::default();
+    // 2-3 carries at most 5_000 sat: a larger payment takes 4.
+    let r = find_route(&g, &node(1), &node(3), 6_000_000, &params).unwrap();
+    assert_eq!(r.hops[0].node_id, node(4));
+    let r = find_route(&g, &node(1), &node(3), 4_000_000, &params).unwrap();
+    assert_eq!(r.hops[0].node_id, node(2));
+    // Excluding 2 forces 4; excluding the 4-3 channel too leaves nothing.
+    params.excluded_nodes.insert(node(2));
+    assert_eq!(
+        find_route(&g, &node(1), &node(3), 4_000_000, &params)
+            .unwrap()
+            .hops[0]
+            .node_id,
+        node(4)
+    );
+    params
+        .excluded_channels
+        .insert(ShortChannelId::new(4, 0, 0).unwrap());
+    assert_eq!(
+        find_route(&g, &node(1), &node(3), 4_000_000, &params),
+        Err(RouteError::NoRoute(4_000_000))
+    );
+    // Hop and CLTV caps.
+    let mut params = RouteParams {
+        max_hops: 1,
+        ..RouteParams::default()
+    };
+    assert_eq!(
+        find_route(&g, &node(1), &node(3), 1_000, &params),
+        Err(RouteError::NoRoute(1_000))
+    );
+    params.max_hops = 20;
+    params.max_total_cltv_expiry_delta = 18 + 39;
+    assert_eq!(
+        find_route(&g, &node(1), &node(3), 1_000, &params),
+        Err(RouteError::NoRoute(1_000))
+    );
+    // More than any capacity.
+    let params = RouteParams::default();
+    assert_eq!(
+        find_route(&g, &node(1), &node(3), 1_000_000_001, &params),
+        Err(RouteError::NoRoute(1_000_000_001))
+    );
+    assert_eq!(
+        find_route(&g, &node(1), &node(1), 1, &params),
+        Err(RouteError::SelfPayment)
+    );
+    assert_eq!(
+        find_route(&g, &node(1), &node(9), 1, &params),
+        Err(RouteError::UnknownNode(node(9)))
+    );
+}
+
+#[test]
+fn random_graphs_give_valid_routes() {
+    // A deterministic pseudo-random graph: 60 nodes, 240 channels, random
+    // policies; every route found must pass `check`.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut g = Graph::new(ChainHash::BITCOIN);
+    for n in 0..240u32 {
+        let a = 1 + rnd(60) as u8;
+        let b = 1 + rnd(60) as u8;
+        if a == b {
+            continue;
+        }
+        let p = policy(
+            rnd(2_000) as u32,
+            rnd(3_000) as u32,
+            6 + rnd(140) as u16,
+            1_000 + rnd(2_000_000_000),
+        );
+        let (lo, hi) = if node(a).serialize() < node(b).serialize() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let idx = g
+            .add_channel_unchecked(
+                ShortChannelId::new(n + 1, 0, 0).unwrap(),
+                node(lo),
+                node(hi),
+                Amount::from_sat(10_000 + rnd(5_000_000)),
+                0,
+            )
+            .unwrap();
+        g.set_policy_unchecked(idx, 0, Some(p));
+        let q = policy(
+            rnd(2_000) as u32,
+            rnd(3_000) as u32,
+            6 + rnd(140) as u16,
+            1_000 + rnd(2_000_000_000),
+        );
+        g.set_policy_unchecked(idx, 1, (rnd(5) > 0).then_some(q));
+    }
+    let params = RouteParams::default();
+    let mut found = 0;
+    for _ in 0..300 {
+        let (a, b) = (1 + rnd(60) as u8, 1 + rnd(60) as u8);
+        let amount = 1_000 + rnd(500_000_000);
+        match find_route(&g, &node(a), &node(b), amount, &params) {
+            Ok(r) => {
+                check(&g, a, &r, amount, &params);
+                found += 1;
+            }
+            Err(RouteError::NoRoute(_) | RouteError::SelfPayment | RouteError::UnknownNode(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(found > 100, "only {found} routes found");
+}
