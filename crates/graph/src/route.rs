@@ -172,25 +172,31 @@ pub fn find_route(
             if done[u as usize] || excluded.contains(&u) {
                 continue;
             }
-            let Some(p) = ch.policies[dir].filter(|p| !p.disabled) else {
-                continue;
-            };
             let amount = here.amount;
             let capacity = ch.capacity.to_sat().saturating_mul(1000);
-            if amount < p.htlc_minimum_msat || amount > p.htlc_maximum_msat || amount > capacity {
+            // The payer's own channels need no channel_update of its own (it
+            // charges itself nothing, and its real balance is the caller's
+            // first-hop knowledge); every other hop needs its sender's.
+            let policy = ch.policies[dir].filter(|p| !p.disabled);
+            let usable = match &policy {
+                Some(p) => amount >= p.htlc_minimum_msat && amount <= p.htlc_maximum_msat,
+                None => u == src,
+            };
+            if !usable || amount > capacity {
                 continue;
             }
             // The payer charges itself nothing and adds no delay.
-            let (fee, delta) = if u == src {
-                (0, 0)
-            } else {
-                let prop =
-                    u128::from(amount) * u128::from(p.fee_proportional_millionths) / 1_000_000;
-                (
-                    u64::from(p.fee_base_msat)
-                        .saturating_add(u64::try_from(prop).unwrap_or(u64::MAX)),
-                    u32::from(p.cltv_expiry_delta),
-                )
+            let (fee, delta) = match policy.filter(|_| u != src) {
+                None => (0, 0),
+                Some(p) => {
+                    let prop =
+                        u128::from(amount) * u128::from(p.fee_proportional_millionths) / 1_000_000;
+                    (
+                        u64::from(p.fee_base_msat)
+                            .saturating_add(u64::try_from(prop).unwrap_or(u64::MAX)),
+                        u32::from(p.cltv_expiry_delta),
+                    )
+                }
             };
             let cltv = here.cltv.saturating_add(delta);
             if cltv > params.max_total_cltv_expiry_delta {
