@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_beongae");
+mod common;
+
+use common::BIN;
 
 #[test]
 fn demo_runs_and_balances_add_up() {
@@ -35,26 +37,6 @@ impl Drop for Proc {
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
     }
-}
-
-fn serve(datadir: &Path) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
-            "devnet",
-            "serve",
-            "--rpc",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split_whitespace().nth(3).unwrap().to_owned();
-    (Proc(child), url)
 }
 
 /// The daemon's log, kept next to its data directory (appended across restarts).
@@ -164,20 +146,7 @@ impl Daemon {
 }
 
 fn mine(dir: &Path, url: &str, n: &str, address: &str) {
-    let out = Command::new(BIN)
-        .args([
-            "--datadir",
-            dir.to_str().unwrap(),
-            "devnet",
-            "mine",
-            n,
-            "--address",
-            address,
-            "--rpc",
-            url,
-        ])
-        .output()
-        .unwrap();
+    let out = common::mine(dir, url, n, address);
     assert!(
         out.status.success(),
         "{}",
@@ -189,7 +158,8 @@ fn mine(dir: &Path, url: &str, n: &str, address: &str) {
 fn two_daemons_open_pay_and_close_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let chain_dir = dir.path().join("chain");
-    let (_served, url) = serve(&chain_dir);
+    let served = common::serve(&chain_dir);
+    let url = served.url.clone();
     let cookie = chain_dir.join("devnet/.cookie");
     let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
     let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
@@ -303,7 +273,8 @@ fn ledger(d: &Daemon) -> (u64, u64) {
 fn payer_killed_mid_flight_recovers_without_losing_a_msat() {
     let dir = tempfile::tempdir().unwrap();
     let chain_dir = dir.path().join("chain");
-    let (_served, url) = serve(&chain_dir);
+    let served = common::serve(&chain_dir);
+    let url = served.url.clone();
     let cookie = chain_dir.join("devnet/.cookie");
     let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
     let b = Daemon::start(&dir.path().join("b"), &url, &cookie);

@@ -2,70 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_beongae");
+use common::{mine, serve};
 /// A regtest P2WPKH address (hash160 of nothing in particular).
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
-
-struct Served {
-    child: Child,
-    url: String,
-    height: u32,
-}
-
-fn serve(datadir: &std::path::Path) -> Served {
-    let mut child = Command::new(BIN)
-        .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
-            "devnet",
-            "serve",
-            "--rpc",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // "devnet RPC on http://127.0.0.1:PORT (regtest, height N)"
-    let url = first.split_whitespace().nth(3).unwrap().to_owned();
-    let height = first
-        .trim_end_matches(')')
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    Served { child, url, height }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mine(datadir: &std::path::Path, url: &str, n: &str, address: &str) -> std::process::Output {
-    Command::new(BIN)
-        .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
-            "devnet",
-            "mine",
-            n,
-            "--address",
-            address,
-            "--rpc",
-            url,
-        ])
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn two_processes_share_a_devnet_that_persists() {

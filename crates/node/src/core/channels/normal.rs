@@ -461,11 +461,21 @@ impl Channels {
         }
     }
 
+    /// Whether `id` is a channel with `node`; if not, the peer gets the
+    /// BOLT 1 `error` for an unknown channel.
+    fn is_channel_of(&mut self, node: NodeId, id: ChannelId) -> bool {
+        let ours = self.entries.get(&id).is_some_and(|e| e.peer == node);
+        if !ours {
+            self.unknown(node, id);
+        }
+        ours
+    }
+
     /// The peer's `closing_signed`.
     pub(super) fn on_closing_signed(&mut self, node: NodeId, msg: &ClosingSigned) {
         let id = msg.channel_id;
-        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
-            return self.unknown(node, id);
+        if !self.is_channel_of(node, id) {
+            return;
         }
         // The fundee starts its side of the negotiation on the first one.
         self.maybe_start_closing(id);
@@ -501,8 +511,8 @@ impl Channels {
     ) {
         use beongae_channel::simple_close::SimpleCloseError as E;
         let id = msg.channel_id;
-        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
-            return self.unknown(node, id);
+        if !self.is_channel_of(node, id) {
+            return;
         }
         self.maybe_start_closing(id);
         let Some(entry) = self.entries.get_mut(&id) else {
@@ -532,8 +542,8 @@ impl Channels {
     /// The peer's `closing_sig` for our `closing_complete`: broadcast ours.
     pub(super) fn on_closing_sig(&mut self, node: NodeId, msg: &beongae_wire::msgs::ClosingSig) {
         let id = msg.channel_id;
-        if self.entries.get(&id).is_none_or(|e| e.peer != node) {
-            return self.unknown(node, id);
+        if !self.is_channel_of(node, id) {
+            return;
         }
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
