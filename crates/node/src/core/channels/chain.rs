@@ -34,9 +34,9 @@ impl Channels {
             let outpoint = match &entry.phase {
                 Phase::Funded { funding, .. } => funding.funded.funding_outpoint,
                 Phase::Normal { chan, .. } => chan.funded.funding_outpoint,
-                Phase::Closed {
+                Phase::Closed(super::record::Closed {
                     funding_outpoint, ..
-                } => *funding_outpoint,
+                }) => *funding_outpoint,
             };
             if let Some(&i) = spends.get(&outpoint) {
                 self.funding_spent(id, &block.txdata[i], txids[i], height);
@@ -87,9 +87,9 @@ impl Channels {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        if let Phase::Closed {
+        if let Phase::Closed(super::record::Closed {
             txid: t, confirmed, ..
-        } = &mut entry.phase
+        }) = &mut entry.phase
         {
             if confirmed.is_none() {
                 // Ours, or another one (the peer's commitment, a closing
@@ -130,7 +130,9 @@ impl Channels {
                     *confirmed = None;
                     self.dirty.insert(*id);
                 }
-                Phase::Closed { confirmed, .. } if confirmed.is_some_and(|h| h >= height) => {
+                Phase::Closed(super::record::Closed { confirmed, .. })
+                    if confirmed.is_some_and(|h| h >= height) =>
+                {
                     *confirmed = None;
                     self.dirty.insert(*id);
                 }

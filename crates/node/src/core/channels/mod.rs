@@ -146,14 +146,7 @@ pub(super) enum Phase {
         /// The alias the peer gave us (`short_channel_id_alias`).
         remote_alias: Option<ShortChannelId>,
     },
-    Closed {
-        funding_outpoint: bitcoin::OutPoint,
-        tx: Option<Transaction>,
-        txid: Option<Txid>,
-        local: Msat,
-        confirmed: Option<u32>,
-        reason: String,
-    },
+    Closed(record::Closed),
 }
 
 pub(super) struct Entry {
@@ -301,21 +294,7 @@ impl Channels {
                         remote_alias,
                     }
                 }
-                StoredPhase::Closed {
-                    funding_outpoint,
-                    tx,
-                    txid,
-                    local,
-                    confirmed,
-                    reason,
-                } => Phase::Closed {
-                    funding_outpoint,
-                    tx,
-                    txid,
-                    local,
-                    confirmed,
-                    reason,
-                },
+                StoredPhase::Closed(c) => Phase::Closed(c),
             };
             c.entries.insert(
                 id,
@@ -514,7 +493,7 @@ impl Channels {
         let tx = match &entry.phase {
             Phase::Funded { funding, .. } => funding.signed_local_commitment(&self.secp).ok(),
             Phase::Normal { chan, .. } => chan.signed_local_commitment(&self.secp).ok(),
-            Phase::Closed { .. } => return,
+            Phase::Closed(_) => return,
         };
         tracing::warn!(channel = %id, %why, "failing channel");
         if let Some(tx) = &tx {
@@ -553,16 +532,16 @@ impl Channels {
                 chan.commitments.local.to_local,
                 command.take(),
             ),
-            Phase::Closed { .. } => return None,
+            Phase::Closed(_) => return None,
         };
-        entry.phase = Phase::Closed {
+        entry.phase = Phase::Closed(record::Closed {
             funding_outpoint,
             tx,
             txid,
             local,
             confirmed,
             reason: reason.clone(),
-        };
+        });
         entry.redo.clear();
         self.touch(id);
         self.fail_payments_of(id, &reason);
@@ -583,11 +562,11 @@ impl Channels {
                     confirmed: None,
                     ..
                 } => Some(tx.clone()),
-                Phase::Closed {
+                Phase::Closed(record::Closed {
                     tx: Some(tx),
                     confirmed: None,
                     ..
-                } => Some(tx.clone()),
+                }) => Some(tx.clone()),
                 _ => None,
             })
             .collect()
@@ -608,7 +587,7 @@ impl Channels {
         let mut v: Vec<(NodeId, std::net::SocketAddr)> = self
             .entries
             .values()
-            .filter(|e| !matches!(e.phase, Phase::Closed { .. }))
+            .filter(|e| !matches!(e.phase, Phase::Closed(_)))
             .filter(|e| !self.connected.contains_key(&e.peer))
             .filter_map(|e| self.addresses.get(&e.peer).map(|a| (e.peer, *a)))
             .collect();
@@ -688,21 +667,7 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
             redo: e.redo.clone(),
             remote_alias: *remote_alias,
         },
-        Phase::Closed {
-            funding_outpoint,
-            tx,
-            txid,
-            local,
-            confirmed,
-            reason,
-        } => StoredPhase::Closed {
-            funding_outpoint: *funding_outpoint,
-            tx: tx.clone(),
-            txid: *txid,
-            local: *local,
-            confirmed: *confirmed,
-            reason: reason.clone(),
-        },
+        Phase::Closed(c) => StoredPhase::Closed(c.clone()),
     };
     Ok(ChannelRecord {
         peer: e.peer,
@@ -758,12 +723,12 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             s.we_are_funder = chan.funded.we_are_funder;
             s.active = connected && e.live;
         }
-        Phase::Closed {
+        Phase::Closed(record::Closed {
             txid,
             local,
             funding_outpoint,
             ..
-        } => {
+        }) => {
             s.local = *local;
             s.closing_txid = *txid;
             s.funding_txid = funding_outpoint.txid;

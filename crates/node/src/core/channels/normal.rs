@@ -43,7 +43,7 @@ impl Channels {
             let msg = match &entry.phase {
                 Phase::Funded { funding, .. } => funding.reestablish(&self.secp),
                 Phase::Normal { chan, .. } => chan.reestablish(&self.secp),
-                Phase::Closed { .. } => continue,
+                Phase::Closed(_) => continue,
             };
             self.send(node, msg);
         }
@@ -95,7 +95,7 @@ impl Channels {
                     *ready_sent = false;
                     continue;
                 }
-                Phase::Closed { .. } => continue,
+                Phase::Closed(_) => continue,
             };
             self.touch(id);
             for update in dropped {
@@ -145,7 +145,7 @@ impl Channels {
                     out
                 })
             }
-            Phase::Closed { reason, .. } => {
+            Phase::Closed(super::record::Closed { reason, .. }) => {
                 // BOLT 2: "if a channel is in an error state: SHOULD
                 // retransmit the error packet".
                 if let Some(why) = reason.strip_prefix("failed: ") {
@@ -228,7 +228,7 @@ impl Channels {
             Phase::Funded { .. } => {
                 return self.fail(id, &format!("{} before channel_ready", msg.name()));
             }
-            Phase::Closed { .. } => return,
+            Phase::Closed(_) => return,
         };
         match result {
             Ok(received) => {
@@ -337,9 +337,9 @@ impl Channels {
                     "channel {id} is not open yet; a force close comes with on-chain enforcement"
                 )),
             ),
-            Phase::Closed {
+            Phase::Closed(super::record::Closed {
                 txid: Some(txid), ..
-            } => {
+            }) => {
                 let txid = *txid;
                 self.reply(
                     Some(command),
@@ -349,7 +349,7 @@ impl Channels {
                     },
                 )
             }
-            Phase::Closed { reason, .. } => {
+            Phase::Closed(super::record::Closed { reason, .. }) => {
                 let why = format!("channel {id} is closed ({reason})");
                 self.reply(Some(command), Reply::Failed(why))
             }

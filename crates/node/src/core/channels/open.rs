@@ -487,7 +487,7 @@ impl Channels {
                 self.check_ready(msg.channel_id);
             }
             // A retransmission after a reconnection (BOLT 2 allows it).
-            Phase::Normal { .. } | Phase::Closed { .. } => {}
+            Phase::Normal { .. } | Phase::Closed(_) => {}
         }
     }
 

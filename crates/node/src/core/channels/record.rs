@@ -91,21 +91,25 @@ pub enum StoredPhase {
         remote_alias: Option<ShortChannelId>,
     },
     /// Closed: the closing (or our commitment) transaction.
-    Closed {
-        /// The funding outpoint (to recognise whatever spends it).
-        funding_outpoint: OutPoint,
-        /// Our transaction spending the funding output, to broadcast.
-        tx: Option<Transaction>,
-        /// The txid of the transaction that spends it (ours, or the one
-        /// seen on chain), once known.
-        txid: Option<Txid>,
-        /// Our balance when the channel closed.
-        local: Msat,
-        /// Height it confirmed at.
-        confirmed: Option<u32>,
-        /// Why it closed.
-        reason: String,
-    },
+    Closed(Closed),
+}
+
+/// A closed channel, stored and live alike.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// The funding outpoint (to recognise whatever spends it).
+    pub funding_outpoint: OutPoint,
+    /// Our transaction spending the funding output, to broadcast.
+    pub tx: Option<Transaction>,
+    /// The txid of the transaction that spends it (ours, or the one seen
+    /// on chain), once known.
+    pub txid: Option<Txid>,
+    /// Our balance when the channel closed.
+    pub local: Msat,
+    /// Height it confirmed at.
+    pub confirmed: Option<u32>,
+    /// Why it closed.
+    pub reason: String,
 }
 
 /// One stored channel.
@@ -208,14 +212,14 @@ impl ChannelRecord {
                     put_blob(&mut w, &m.encode().unwrap_or_default());
                 }
             }
-            StoredPhase::Closed {
+            StoredPhase::Closed(Closed {
                 funding_outpoint,
                 tx,
                 txid,
                 local,
                 confirmed,
                 reason,
-            } => {
+            }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
                 w.write_u32(funding_outpoint.vout);
@@ -304,14 +308,14 @@ impl ChannelRecord {
                 let local = Msat::from_msat(r.read_u64()?);
                 let confirmed = r.read_u32()?.checked_sub(1);
                 let reason = get_str(&mut r)?;
-                StoredPhase::Closed {
+                StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
                     txid,
                     local,
                     confirmed,
                     reason,
-                }
+                })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
         };
