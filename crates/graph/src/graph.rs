@@ -187,6 +187,11 @@ impl Graph {
         self.channels.get(idx as usize).and_then(Option::as_ref)
     }
 
+    /// The index of a channel, if known.
+    pub fn channel_index(&self, scid: ShortChannelId) -> Option<ChannelIdx> {
+        self.scid_index.get(&scid).copied()
+    }
+
     /// A channel by short channel id.
     pub fn channel_by_scid(&self, scid: ShortChannelId) -> Option<&Channel> {
         self.scid_index.get(&scid).and_then(|i| self.channel(*i))

@@ -9,8 +9,13 @@
 
 mod graph;
 pub mod route;
+pub mod scorer;
 pub mod snapshot;
 
 pub use graph::{
     Channel, ChannelIdx, GossipError, Graph, NodeIdx, NodeInfo, Policy, STALE_AFTER_SECS,
 };
+pub use route::{
+    find_route, FirstHop, InFlight, Payment, Route, RouteError, RouteHop, RouteParams, Router,
+};
+pub use scorer::{Scorer, ScorerParams};
