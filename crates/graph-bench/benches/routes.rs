@@ -3,124 +3,24 @@
 //! `cargo bench -p beongae-graph-bench --bench routes`; `BEONGAE_GRAPH` overrides the snapshot path.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::{Duration, Instant};
 
 use beongae_graph::route::{find_route, RouteParams};
 use beongae_graph::Graph;
-use bitcoin::constants::ChainHash;
-use bitcoin::Network;
-use lightning::ln::msgs::UnsignedChannelUpdate;
-use lightning::routing::gossip::{NetworkGraph, NodeId as LdkNodeId};
+use common::{build_ldk, live_bytes, mib, ms, pct, peak_rss, NoLogger, XorShift};
+use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::{self as ldk_router, PaymentParameters, RouteParameters};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
-use lightning::types::features::ChannelFeatures;
-use lightning::util::logger::{Logger, Record};
 
 const QUERIES: usize = 1_000;
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
-struct NoLogger;
-impl Logger for NoLogger {
-    fn log(&self, _record: Record) {}
-}
-
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-/// LDK's graph from ours: same channels, same policies, capacity passed along.
-fn build_ldk<'a>(
-    graph: &Graph,
-    logger: &'a NoLogger,
-) -> (NetworkGraph<&'a NoLogger>, usize, usize) {
-    let ng = NetworkGraph::new(Network::Bitcoin, logger);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (mut chan_err, mut upd_err) = (0, 0);
-    for idx in 0..graph.channel_count() as u32 {
-        let Some(ch) = graph.channel(idx) else {
-            continue;
-        };
-        let a = LdkNodeId::from_slice(&graph.node_id(ch.nodes[0]).serialize()).unwrap();
-        let b = LdkNodeId::from_slice(&graph.node_id(ch.nodes[1]).serialize()).unwrap();
-        let scid = ch.scid.to_u64();
-        if ng
-            .add_channel_from_partial_announcement(
-                scid,
-                Some(ch.capacity.to_sat()),
-                now,
-                ChannelFeatures::empty(),
-                a,
-                b,
-            )
-            .is_err()
-        {
-            chan_err += 1;
-            continue;
-        }
-        for (dir, pol) in ch.policies.iter().enumerate() {
-            let Some(p) = pol else { continue };
-            let msg = UnsignedChannelUpdate {
-                chain_hash: ChainHash::BITCOIN,
-                short_channel_id: scid,
-                timestamp: now as u32,
-                message_flags: 1,
-                channel_flags: dir as u8 | (u8::from(p.disabled) << 1),
-                cltv_expiry_delta: p.cltv_expiry_delta,
-                htlc_minimum_msat: p.htlc_minimum_msat,
-                htlc_maximum_msat: p.htlc_maximum_msat,
-                fee_base_msat: p.fee_base_msat,
-                fee_proportional_millionths: p.fee_proportional_millionths,
-                excess_data: vec![],
-            };
-            if ng.update_channel_unsigned(&msg).is_err() {
-                upd_err += 1;
-            }
-        }
-    }
-    (ng, chan_err, upd_err)
-}
-
 fn main() {
-    let path = std::env::var("BEONGAE_GRAPH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/data/mainnet-graph-2026-02-03.json.gz"
-            ))
-        });
+    let path = common::snapshot_path();
     if !path.exists() {
         println!(
             "graph snapshot {} not found (set BEONGAE_GRAPH); skipping route benchmark",
@@ -130,6 +30,7 @@ fn main() {
     }
     println!("snapshot: {}", path.display());
 
+    let live = live_bytes();
     let t = Instant::now();
     let graph = beongae_graph::snapshot::load(&path).unwrap();
     let ours_load = t.elapsed();
@@ -138,6 +39,10 @@ fn main() {
         graph.node_count(),
         graph.channel_count(),
         ms(ours_load)
+    );
+    println!(
+        "ours: graph heap {} (live bytes after load minus before; the file and the decompressed JSON are freed)",
+        mib(live_bytes() - live)
     );
 
     let (mut policies, mut disabled) = (0usize, 0usize);
@@ -152,9 +57,11 @@ fn main() {
     println!("ours: {policies} directed policies, {disabled} of them disabled");
 
     let logger = NoLogger;
+    let live = live_bytes();
     let t = Instant::now();
     let (ng, chan_err, upd_err) = build_ldk(&graph, &logger);
     let ldk_load = t.elapsed();
+    let ldk_heap = live_bytes() - live;
     {
         let ro = ng.read_only();
         println!(
@@ -166,8 +73,19 @@ fn main() {
             upd_err
         );
     }
+    println!(
+        "ldk:  NetworkGraph heap {} (of which {} reserved when empty; {})",
+        mib(ldk_heap),
+        mib(common::ldk_empty_graph_heap()),
+        common::ldk_record_sizes()
+    );
+    let live = live_bytes();
     let scorer =
         ProbabilisticScorer::new(ProbabilisticScoringDecayParameters::default(), &ng, &logger);
+    println!(
+        "ldk:  ProbabilisticScorer heap {} (fresh: it grows with payment results, none here)",
+        mib(live_bytes() - live)
+    );
     let ldk = Ldk {
         graph: &ng,
         logger: &logger,
@@ -210,6 +128,10 @@ fn main() {
         &payers,
         &payees,
     );
+    if let Some(rss) = peak_rss() {
+        println!();
+        println!("process peak RSS (VmHWM): {}", mib(rss));
+    }
 }
 
 type Scorer<'a> = ProbabilisticScorer<&'a NetworkGraph<&'a NoLogger>, &'a NoLogger>;

@@ -1,0 +1,440 @@
+//! The payment-reliability simulator: our router and scorer against LDK
+//! 0.2.7's `find_route` with its `ProbabilisticScorer`, on the mainnet
+//! snapshot with a seeded random balance in every channel.
+//!
+//! Each router gets its own copy of the same network and pays the same
+//! seeded payments, one after another (a minute apart). A part of a payment
+//! fails at the first hop whose sender's balance is short; the router's
+//! scorer is told (BOLT 4 `temporary_channel_failure` at that channel) and
+//! the rest of the amount is routed again, up to 10 rounds. Parts that got
+//! through are held (their liquidity stays taken and is counted as in
+//! flight) until the whole amount has arrived; then every part settles and
+//! its amounts move across their channels, else they are all released.
+//! Multi-part payments are allowed for both, with LDK's fee cap (1% +
+//! 50 sat) for both.
+//!
+//! `cargo bench -p beongae-graph-bench --bench reliability`; `BEONGAE_GRAPH`
+//! overrides the snapshot path and `BEONGAE_PAYMENTS` the payments per
+//! amount range (1,000).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[allow(dead_code)] // the memory helpers are for the other benches
+mod common;
+
+use std::time::{Duration, Instant};
+
+use beongae_graph::route::{RouteParams, Router};
+use beongae_graph::{Graph, InFlight, Route, Scorer, ScorerParams};
+use beongae_wire::NodeId;
+use common::{build_ldk, ms, NoLogger, XorShift};
+use lightning::routing::gossip::NetworkGraph;
+use lightning::routing::router::{
+    self as ldk_router, InFlightHtlcs, Path, PaymentParameters, RouteParameters,
+    ScorerAccountingForInFlightHtlcs,
+};
+use lightning::routing::scoring::{
+    ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
+    ScoreUpdate,
+};
+
+const SEED: u64 = 0x005E_ED0F_BA1A_4CE5;
+const MAX_ROUNDS: usize = 10;
+/// Simulated seconds between payments.
+const STEP_SECS: u64 = 60;
+/// The simulation's clock starts here (seconds since the epoch, for LDK).
+const EPOCH: u64 = 1_770_000_000;
+
+/// Liquidity of each channel direction, in msat (`2 * index + direction`).
+#[derive(Clone)]
+struct Balances(Vec<u64>);
+
+impl Balances {
+    /// A uniform random split of every channel's capacity.
+    fn seeded(graph: &Graph, seed: u64) -> Self {
+        let mut rng = XorShift(seed);
+        let mut v = vec![0u64; 2 * graph.channel_count()];
+        for idx in 0..graph.channel_count() as u32 {
+            if let Some(ch) = graph.channel(idx) {
+                let cap = ch.capacity.to_sat() * 1_000;
+                let a = (rng.unit() * cap as f64) as u64;
+                v[2 * idx as usize] = a;
+                v[2 * idx as usize + 1] = cap - a;
+            }
+        }
+        Balances(v)
+    }
+}
+
+/// Each hop of a path as (channel index, direction, amount).
+type Hops = Vec<(u32, usize, u64)>;
+
+/// Sends a path: takes each hop's amount from its sender's side, or stops
+/// at the first hop that is short (nothing taken) and returns its index.
+fn send(b: &mut Balances, hops: &Hops) -> Result<(), usize> {
+    if let Some(i) = hops
+        .iter()
+        .position(|&(c, d, a)| b.0[2 * c as usize + d] < a)
+    {
+        return Err(i);
+    }
+    for &(c, d, a) in hops {
+        b.0[2 * c as usize + d] -= a;
+    }
+    Ok(())
+}
+
+/// Releases a held path (its amounts go back) or settles it (they move to
+/// the other side).
+fn finish(b: &mut Balances, hops: &Hops, settle: bool) {
+    for &(c, d, a) in hops {
+        let side = if settle { 1 - d } else { d };
+        b.0[2 * c as usize + side] += a;
+    }
+}
+
+fn our_hops(graph: &Graph, payer: NodeId, r: &Route) -> Hops {
+    let mut from = graph.node(&payer).unwrap();
+    r.hops
+        .iter()
+        .map(|h| {
+            let idx = graph.channel_index(h.short_channel_id).unwrap();
+            let ch = graph.channel(idx).unwrap();
+            let d = usize::from(ch.nodes[1] == from);
+            from = ch.nodes[1 - d];
+            (idx, d, h.amount_msat)
+        })
+        .collect()
+}
+
+fn ldk_hops(graph: &Graph, payer: NodeId, p: &Path) -> Hops {
+    let mut from = graph.node(&payer).unwrap();
+    // LDK's `fee_msat` is what each hop's node charges (the last hop's is
+    // the amount delivered): a channel carries the sum from its hop on.
+    let mut carried: u64 = p.hops.iter().map(|h| h.fee_msat).sum();
+    p.hops
+        .iter()
+        .map(|h| {
+            let scid = beongae_wire::ShortChannelId::from_u64(h.short_channel_id);
+            let idx = graph.channel_index(scid).unwrap();
+            let ch = graph.channel(idx).unwrap();
+            let d = usize::from(ch.nodes[1] == from);
+            from = ch.nodes[1 - d];
+            let amount = carried;
+            carried -= h.fee_msat;
+            (idx, d, amount)
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    payments: usize,
+    succeeded: usize,
+    rounds: usize,
+    parts_sent: usize,
+    fees_msat: u128,
+    paid_msat: u128,
+    no_route: usize,
+    /// Of which at the first round.
+    no_route_first: usize,
+    /// Rounds of the payments that succeeded.
+    success_rounds: usize,
+    route_time: Duration,
+}
+
+impl Tally {
+    fn row(&self, name: &str) {
+        println!(
+            "  {name}: success {:>5.1}% ({}/{})  rounds/payment {:.2} (successful ones {:.2})  parts sent/payment {:.2}  fees {:.0} ppm of the amount paid  no route {} (at once {})  routing {:.1} ms/payment",
+            100.0 * self.succeeded as f64 / self.payments as f64,
+            self.succeeded,
+            self.payments,
+            self.rounds as f64 / self.payments as f64,
+            self.success_rounds as f64 / self.succeeded.max(1) as f64,
+            self.parts_sent as f64 / self.payments as f64,
+            self.fees_msat as f64 * 1e6 / self.paid_msat.max(1) as f64,
+            self.no_route,
+            self.no_route_first,
+            ms(self.route_time) / self.payments as f64,
+        );
+    }
+}
+
+fn main() {
+    let path = common::snapshot_path();
+    if !path.exists() {
+        println!(
+            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping the reliability simulator",
+            path.display()
+        );
+        return;
+    }
+    let per_range: usize = std::env::var("BEONGAE_PAYMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let graph = beongae_graph::snapshot::load(&path).unwrap();
+    let logger = NoLogger;
+    let (ng, _, _) = build_ldk(&graph, &logger);
+    println!(
+        "snapshot {}: {} nodes, {} channels; balances uniform in [0, capacity], seed {SEED:#x}",
+        path.display(),
+        graph.node_count(),
+        graph.channel_count()
+    );
+
+    // Payers with an enabled outgoing direction, payees with an incoming one.
+    let (mut out, mut inc) = (
+        vec![false; graph.node_count()],
+        vec![false; graph.node_count()],
+    );
+    for idx in 0..graph.channel_count() as u32 {
+        let Some(ch) = graph.channel(idx) else {
+            continue;
+        };
+        for (dir, p) in ch.policies.iter().enumerate() {
+            if p.as_ref().is_some_and(|p| !p.disabled) {
+                out[ch.nodes[dir] as usize] = true;
+                inc[ch.nodes[1 - dir] as usize] = true;
+            }
+        }
+    }
+    let payers: Vec<u32> = (0..graph.node_count() as u32)
+        .filter(|&i| out[i as usize])
+        .collect();
+    let payees: Vec<u32> = (0..graph.node_count() as u32)
+        .filter(|&i| inc[i as usize])
+        .collect();
+
+    let ranges: [(u64, u64); 4] = [
+        (1_000, 10_000),
+        (10_000, 100_000),
+        (100_000, 1_000_000),
+        (1_000_000, 10_000_000),
+    ];
+    for (i, (lo, hi)) in ranges.into_iter().enumerate() {
+        let mut rng = XorShift(SEED ^ (i as u64 + 1));
+        let payments: Vec<(NodeId, NodeId, u64)> = std::iter::repeat(())
+            .map(|_| {
+                let a = payers[rng.below(payers.len())];
+                let mut b = payees[rng.below(payees.len())];
+                while b == a {
+                    b = payees[rng.below(payees.len())];
+                }
+                let (l, h) = ((lo as f64).ln(), (hi as f64).ln());
+                let sat = (l + rng.unit() * (h - l)).exp().round() as u64;
+                (a, b, sat * 1_000)
+            })
+            .filter(|&(a, b, amount)| feasible(&graph, a, b, amount))
+            .map(|(a, b, amount)| (graph.node_id(a), graph.node_id(b), amount))
+            .take(per_range)
+            .collect();
+        println!();
+        println!(
+            "== {} payments of {lo}..{hi} sat (log-uniform) between nodes with a path that could carry them",
+            payments.len()
+        );
+        let ours = simulate_ours(&graph, &payments);
+        ours.row("ours");
+        let ldk = simulate_ldk(&graph, &ng, &logger, &payments);
+        ldk.row("ldk ");
+        println!(
+            "  success ours/ldk {:.3}, rounds ldk/ours {:.3}",
+            ours.succeeded as f64 / ldk.succeeded.max(1) as f64,
+            ldk.rounds as f64 / ours.rounds.max(1) as f64
+        );
+    }
+}
+
+/// Whether some path from `a` to `b` has every direction enabled and able
+/// to carry `amount` (under its `htlc_maximum_msat` and capacity): payments
+/// without one are not drawn, since no router could pay them.
+fn feasible(graph: &Graph, a: u32, b: u32, amount: u64) -> bool {
+    let mut seen = vec![false; graph.node_count()];
+    let mut queue = std::collections::VecDeque::from([a]);
+    seen[a as usize] = true;
+    while let Some(u) = queue.pop_front() {
+        if u == b {
+            return true;
+        }
+        for &ci in graph.node_channels(u) {
+            let Some(ch) = graph.channel(ci) else {
+                continue;
+            };
+            let d = usize::from(ch.nodes[1] == u);
+            let ok = ch.policies[d].is_some_and(|p| {
+                !p.disabled && amount >= p.htlc_minimum_msat && amount <= p.htlc_maximum_msat
+            }) && amount <= ch.capacity.to_sat() * 1_000;
+            let v = ch.nodes[1 - d];
+            if ok && !seen[v as usize] {
+                seen[v as usize] = true;
+                queue.push_back(v);
+            }
+        }
+    }
+    false
+}
+
+fn fee_cap(amount_msat: u64) -> u64 {
+    amount_msat / 100 + 50_000
+}
+
+fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
+    let mut balances = Balances::seeded(graph, SEED);
+    let mut scorer = Scorer::new(ScorerParams::default());
+    let mut t = Tally::default();
+    for (n, &(payer, payee, amount)) in payments.iter().enumerate() {
+        let now = EPOCH + n as u64 * STEP_SECS;
+        t.payments += 1;
+        let mut held: Vec<(Route, Hops)> = Vec::new();
+        let mut in_flight = InFlight::new();
+        let mut remaining = amount;
+        let mut fees = 0u64;
+        let mut rounds = 0;
+        for round in 0..MAX_ROUNDS {
+            rounds += 1;
+            let fees_left = fee_cap(amount).saturating_sub(fees);
+            let params = RouteParams {
+                allow_mpp: true,
+                max_fee_msat: Some(fees_left),
+                random_seed: n as u64,
+                ..RouteParams::default()
+            };
+            t.rounds += 1;
+            let start = Instant::now();
+            let found = Router::new(graph, &scorer, now)
+                .with_in_flight(&in_flight)
+                .pay(&payer, &payee, remaining, &params);
+            t.route_time += start.elapsed();
+            let Ok(p) = found else {
+                t.no_route += 1;
+                t.no_route_first += usize::from(round == 0);
+                break;
+            };
+            for r in p.parts {
+                t.parts_sent += 1;
+                let hops = our_hops(graph, payer, &r);
+                match send(&mut balances, &hops) {
+                    Ok(()) => {
+                        remaining -= r.final_amount_msat();
+                        fees += r.fee_msat();
+                        in_flight.add_route(graph, &payer, &r);
+                        held.push((r, hops));
+                    }
+                    Err(at) => scorer.path_failed(graph, &payer, &r, at, now),
+                }
+            }
+            if remaining == 0 {
+                break;
+            }
+        }
+        let ok = remaining == 0;
+        for (r, hops) in &held {
+            finish(&mut balances, hops, ok);
+            if ok {
+                scorer.path_succeeded(graph, &payer, r, now);
+            }
+        }
+        if ok {
+            t.succeeded += 1;
+            t.success_rounds += rounds;
+            t.fees_msat += u128::from(fees);
+            t.paid_msat += u128::from(amount);
+        }
+    }
+    t
+}
+
+fn simulate_ldk(
+    graph: &Graph,
+    ng: &NetworkGraph<&NoLogger>,
+    logger: &NoLogger,
+    payments: &[(NodeId, NodeId, u64)],
+) -> Tally {
+    let mut balances = Balances::seeded(graph, SEED);
+    let mut scorer =
+        ProbabilisticScorer::new(ProbabilisticScoringDecayParameters::default(), ng, logger);
+    let fee_params = ProbabilisticScoringFeeParameters::default();
+    let mut t = Tally::default();
+    for (n, &(payer, payee, amount)) in payments.iter().enumerate() {
+        let now = Duration::from_secs(EPOCH + n as u64 * STEP_SECS);
+        scorer.time_passed(now);
+        t.payments += 1;
+        let mut held: Vec<(Path, Hops)> = Vec::new();
+        let mut in_flight = InFlightHtlcs::new();
+        let mut failed_channels: Vec<u64> = Vec::new();
+        let mut remaining = amount;
+        let mut fees = 0u64;
+        let mut rounds = 0;
+        for round in 0..MAX_ROUNDS {
+            rounds += 1;
+            let mut pay_params = PaymentParameters::for_keysend(payee.pubkey(), 18, true);
+            // As LDK's ChannelManager does on retries.
+            pay_params.previously_failed_channels = failed_channels.clone();
+            let mut route_params =
+                RouteParameters::from_payment_params_and_value(pay_params, remaining);
+            route_params.max_total_routing_fee_msat = Some(fee_cap(amount).saturating_sub(fees));
+            t.rounds += 1;
+            let seed = {
+                let mut s = [0u8; 32];
+                s[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                s[8] = round as u8;
+                s
+            };
+            let start = Instant::now();
+            let found = {
+                let accounting = ScorerAccountingForInFlightHtlcs::new(&scorer, &in_flight);
+                ldk_router::find_route(
+                    &payer.pubkey(),
+                    &route_params,
+                    ng,
+                    None,
+                    logger,
+                    &accounting,
+                    &fee_params,
+                    &seed,
+                )
+            };
+            t.route_time += start.elapsed();
+            let Ok(route) = found else {
+                t.no_route += 1;
+                t.no_route_first += usize::from(round == 0);
+                break;
+            };
+            for path in route.paths {
+                t.parts_sent += 1;
+                let hops = ldk_hops(graph, payer, &path);
+                match send(&mut balances, &hops) {
+                    Ok(()) => {
+                        remaining -= path.final_value_msat();
+                        fees += path.fee_msat();
+                        in_flight.process_path(&path, payer.pubkey());
+                        held.push((path, hops));
+                    }
+                    Err(at) => {
+                        let scid = path.hops[at].short_channel_id;
+                        scorer.payment_path_failed(&path, scid, now);
+                        failed_channels.push(scid);
+                    }
+                }
+            }
+            if remaining == 0 {
+                break;
+            }
+        }
+        let ok = remaining == 0;
+        for (path, hops) in &held {
+            finish(&mut balances, hops, ok);
+            if ok {
+                scorer.payment_path_successful(path, now);
+            }
+        }
+        if ok {
+            t.succeeded += 1;
+            t.success_rounds += rounds;
+            t.fees_msat += u128::from(fees);
+            t.paid_msat += u128::from(amount);
+        }
+    }
+    t
+}
