@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use beongae_graph::{Graph, Policy};
+use beongae_graph::{Gossip as Msg, Graph, Policy};
 use beongae_script::funding::funding_script_pubkey;
 use beongae_wire::msgs::{Addresses, ChannelAnnouncement, ChannelUpdate, NodeAnnouncement};
 use beongae_wire::{
@@ -307,6 +307,36 @@ fn main() {
         mib(common::ldk_empty_graph_heap()),
         common::ldk_record_sizes()
     );
+
+    // Ours again, as an initial sync would: one batch, signatures checked
+    // on every core first, then applied in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batch: Vec<Msg<'_>> = gossip
+        .announcements
+        .iter()
+        .map(Msg::ChannelAnnouncement)
+        .chain(gossip.updates.iter().map(Msg::ChannelUpdate))
+        .chain(gossip.nodes.iter().map(Msg::NodeAnnouncement))
+        .collect();
+    let mut batched = Graph::new(ChainHash::BITCOIN);
+    let t = Instant::now();
+    let results = batched.apply_batch(
+        &secp,
+        &batch,
+        |scid| utxos.get(&scid.to_u64()).cloned(),
+        now,
+        threads,
+    );
+    let ours_batch = t.elapsed();
+    assert!(
+        results.iter().all(Result::is_ok),
+        "a batched message refused"
+    );
+    assert_eq!(batched.channel_count(), graph.channel_count());
+    println!();
+    println!("== ingestion as one batch (Graph::apply_batch, signatures on {threads} threads, then applied in order)");
+    row("total (batch)", total_msgs, ours_batch, ldk_total);
+    drop(batched);
 
     compare(&graph, &ng, &gossip);
     verify_only(&secp, &gossip, ours_total);

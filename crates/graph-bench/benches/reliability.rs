@@ -140,6 +140,8 @@ struct Tally {
     /// Rounds of the payments that succeeded.
     success_rounds: usize,
     route_time: Duration,
+    /// Per payment: the rounds it took if it succeeded.
+    outcome: Vec<Option<usize>>,
 }
 
 impl Tally {
@@ -238,10 +240,19 @@ fn main() {
         ours.row("ours");
         let ldk = simulate_ldk(&graph, &ng, &logger, &payments);
         ldk.row("ldk ");
+        let both: Vec<(usize, usize)> = ours
+            .outcome
+            .iter()
+            .zip(&ldk.outcome)
+            .filter_map(|(o, l)| Some(((*o)?, (*l)?)))
+            .collect();
+        let (o, l) = both.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
         println!(
-            "  success ours/ldk {:.3}, rounds ldk/ours {:.3}",
+            "  success ours/ldk {:.3}; over the {} payments both made: rounds ours {:.3}, ldk {:.3}",
             ours.succeeded as f64 / ldk.succeeded.max(1) as f64,
-            ldk.rounds as f64 / ours.rounds.max(1) as f64
+            both.len(),
+            o as f64 / both.len().max(1) as f64,
+            l as f64 / both.len().max(1) as f64,
         );
     }
 }
@@ -335,6 +346,7 @@ fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
                 scorer.path_succeeded(graph, &payer, r, now);
             }
         }
+        t.outcome.push(ok.then_some(rounds));
         if ok {
             t.succeeded += 1;
             t.success_rounds += rounds;
@@ -429,6 +441,7 @@ fn simulate_ldk(
                 scorer.payment_path_successful(path, now);
             }
         }
+        t.outcome.push(ok.then_some(rounds));
         if ok {
             t.succeeded += 1;
             t.success_rounds += rounds;

@@ -261,6 +261,18 @@ impl Graph {
         funding: impl Fn(ShortChannelId) -> Option<TxOut>,
         now: u32,
     ) -> Result<ChannelIdx, GossipError> {
+        self.apply_channel_announcement_with(msg, || msg.verify(secp), funding, now)
+    }
+
+    /// [`Graph::apply_channel_announcement`] with the signature check
+    /// given (done beforehand, see [`Graph::apply_batch`]).
+    pub(crate) fn apply_channel_announcement_with(
+        &mut self,
+        msg: &ChannelAnnouncement,
+        signatures_ok: impl FnOnce() -> bool,
+        funding: impl Fn(ShortChannelId) -> Option<TxOut>,
+        now: u32,
+    ) -> Result<ChannelIdx, GossipError> {
         if msg.chain_hash != self.chain {
             return Err(GossipError::WrongChain(msg.chain_hash));
         }
@@ -277,7 +289,7 @@ impl Graph {
         if msg.node_id_1.serialize() >= msg.node_id_2.serialize() {
             return Err(GossipError::NodeOrder);
         }
-        if !msg.verify(secp) {
+        if !signatures_ok() {
             return Err(GossipError::BadSignature);
         }
         let expected = funding_script_pubkey(&msg.bitcoin_key_1, &msg.bitcoin_key_2);
@@ -300,6 +312,15 @@ impl Graph {
         &mut self,
         secp: &Secp256k1<C>,
         msg: &ChannelUpdate,
+    ) -> Result<usize, GossipError> {
+        self.apply_channel_update_with(msg, |origin| msg.verify(secp, origin))
+    }
+
+    /// [`Graph::apply_channel_update`] with the signature check given.
+    pub(crate) fn apply_channel_update_with(
+        &mut self,
+        msg: &ChannelUpdate,
+        signature_ok: impl FnOnce(&NodeId) -> bool,
     ) -> Result<usize, GossipError> {
         if msg.chain_hash != self.chain {
             return Err(GossipError::WrongChain(msg.chain_hash));
@@ -332,7 +353,7 @@ impl Graph {
                 capacity,
             });
         }
-        if !msg.verify(secp, &origin) {
+        if !signature_ok(&origin) {
             return Err(GossipError::BadSignature);
         }
         let policy = Policy {
@@ -356,6 +377,15 @@ impl Graph {
         secp: &Secp256k1<C>,
         msg: &NodeAnnouncement,
     ) -> Result<NodeIdx, GossipError> {
+        self.apply_node_announcement_with(msg, || msg.verify(secp))
+    }
+
+    /// [`Graph::apply_node_announcement`] with the signature check given.
+    pub(crate) fn apply_node_announcement_with(
+        &mut self,
+        msg: &NodeAnnouncement,
+        signature_ok: impl FnOnce() -> bool,
+    ) -> Result<NodeIdx, GossipError> {
         let idx = self
             .node(&msg.node_id)
             .filter(|i| !self.nodes[*i as usize].channels.is_empty())
@@ -375,7 +405,7 @@ impl Graph {
                 });
             }
         }
-        if !msg.verify(secp) {
+        if !signature_ok() {
             return Err(GossipError::BadSignature);
         }
         let end = msg.alias.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);

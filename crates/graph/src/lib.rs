@@ -7,11 +7,13 @@
 //! Pure: the funding-output check is delegated to a caller-supplied lookup,
 //! and time comes in as an argument.
 
+mod batch;
 mod graph;
 pub mod route;
 pub mod scorer;
 pub mod snapshot;
 
+pub use batch::Gossip;
 pub use graph::{
     Channel, ChannelIdx, GossipError, Graph, NodeIdx, NodeInfo, Policy, STALE_AFTER_SECS,
 };

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use beongae_graph::{snapshot, GossipError, Graph, STALE_AFTER_SECS};
+use beongae_graph::{snapshot, Gossip, GossipError, Graph, STALE_AFTER_SECS};
 use beongae_script::funding::funding_script_pubkey;
 use beongae_wire::msgs::{Addresses, ChannelAnnouncement, ChannelUpdate, NodeAnnouncement};
 use beongae_wire::{ChainHash, Feature, Features, NodeId, ShortChannelId};
@@ -307,4 +307,95 @@ fn snapshot_loader() {
     );
     assert!(snapshot::from_json(b"{\"channels\":[{\"scid\":\"1x2\"}]}").is_err());
     assert!(snapshot::load(std::path::Path::new("/nonexistent.json.gz")).is_err());
+}
+
+#[test]
+fn a_batch_gives_what_one_by_one_gives() {
+    let k = Keys {
+        secp: Secp256k1::new(),
+    };
+    let (n1, n2) = k.nodes();
+    let ann = announcement(&k);
+    let mut bad_ann = ann.clone();
+    bad_ann.short_channel_id = ShortChannelId::new(800_001, 1, 0).unwrap();
+    let mut alias = [0u8; 32];
+    alias[..2].copy_from_slice(b"n1");
+    let mut node = NodeAnnouncement {
+        signature: k.sign([0; 32], 9),
+        features: Features::empty(),
+        timestamp: NOW,
+        node_id: NodeId::from_pubkey(k.pk(n1)),
+        rgb_color: [1, 2, 3],
+        alias,
+        addresses: Addresses(vec![]),
+        excess_data: vec![],
+    };
+    node.signature = k.sign(node.signed_hash().unwrap(), n1);
+    let mut forged_node = node.clone();
+    forged_node.timestamp = NOW + 1;
+    let (u0, u0_again, u1_forged, u1) = (
+        update(&k, 0, NOW, n1),
+        update(&k, 0, NOW, n1),
+        update(&k, 1, NOW, n1),
+        update(&k, 1, NOW + 5, n2),
+    );
+    // Seventy messages so that the checks run on two threads.
+    let mut msgs = vec![
+        Gossip::ChannelUpdate(&u0),
+        Gossip::ChannelAnnouncement(&ann),
+        Gossip::ChannelAnnouncement(&bad_ann),
+        Gossip::ChannelUpdate(&u0),
+        Gossip::ChannelUpdate(&u0_again),
+        Gossip::ChannelUpdate(&u1_forged),
+        Gossip::NodeAnnouncement(&forged_node),
+        Gossip::NodeAnnouncement(&node),
+        Gossip::ChannelAnnouncement(&ann),
+    ];
+    while msgs.len() < 69 {
+        msgs.push(msgs[msgs.len() % 9]);
+    }
+    msgs.push(Gossip::ChannelUpdate(&u1));
+
+    let mut one = Graph::new(ChainHash::BITCOIN);
+    let expected: Vec<Result<(), GossipError>> = msgs
+        .iter()
+        .map(|m| match m {
+            Gossip::ChannelAnnouncement(a) => one
+                .apply_channel_announcement(&k.secp, a, funding(&k), NOW)
+                .map(drop),
+            Gossip::ChannelUpdate(u) => one.apply_channel_update(&k.secp, u).map(drop),
+            Gossip::NodeAnnouncement(n) => one.apply_node_announcement(&k.secp, n).map(drop),
+        })
+        .collect();
+    assert_eq!(
+        expected[..9],
+        [
+            Err(GossipError::UnknownChannel(scid())),
+            Ok(()),
+            Err(GossipError::BadSignature),
+            Ok(()),
+            Err(GossipError::Stale {
+                got: NOW,
+                have: NOW
+            }),
+            Err(GossipError::BadSignature),
+            Err(GossipError::BadSignature),
+            Ok(()),
+            Err(GossipError::Duplicate(scid())),
+        ]
+    );
+    assert_eq!(expected[69], Ok(()));
+    for threads in [1, 2] {
+        let mut batch = Graph::new(ChainHash::BITCOIN);
+        let got = batch.apply_batch(&k.secp, &msgs, funding(&k), NOW, threads);
+        assert_eq!(got, expected, "{threads} threads");
+        let c = batch.channel_by_scid(scid()).unwrap();
+        assert_eq!(c, one.channel_by_scid(scid()).unwrap());
+        assert_eq!(c.policies[1].unwrap().timestamp, NOW + 5);
+        let i = batch.node(&node.node_id).unwrap();
+        assert_eq!(
+            batch.node_info(i),
+            one.node_info(one.node(&node.node_id).unwrap())
+        );
+    }
 }

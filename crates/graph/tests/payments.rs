@@ -10,7 +10,7 @@ use beongae_graph::route::{FirstHop, InFlight, RouteError, RouteParams, Router};
 use beongae_graph::{find_route, Graph, Scorer, ScorerParams};
 use beongae_invoice::{RouteHint, RouteHintHop};
 use beongae_wire::{ChainHash, ShortChannelId};
-use common::{check, link, node, policy};
+use common::{check, link, node, policy, random_graph, Rng};
 
 const SAT: u64 = 1_000;
 const HALF_LIFE: u64 = 6 * 3_600;
@@ -402,4 +402,63 @@ fn the_shadow_route_is_a_seeded_walk_within_the_cltv_cap() {
         assert!(r.shadow_cltv_delta <= 30);
         assert!(r.hops[0].cltv_expiry_delta <= params.max_total_cltv_expiry_delta);
     }
+}
+
+#[test]
+fn random_graphs_give_valid_multi_part_payments() {
+    // Random graphs, a scorer that learns from simulated failures, random
+    // fee caps: every part of every payment passes `check`, the parts add
+    // up to the amount, no channel carries more than its capacity, and the
+    // fees stay under the cap.
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let g = random_graph(&mut rng);
+    let mut scorer = Scorer::default();
+    let (mut paid, mut split) = (0, 0);
+    for q in 0..300u64 {
+        let (a, b) = (1 + rng.below(60) as u8, 1 + rng.below(60) as u8);
+        let amount = 1_000 + rng.below(8_000_000_000);
+        let params = RouteParams {
+            allow_mpp: true,
+            min_part_msat: 1_000_000,
+            max_fee_msat: (rng.below(2) == 0).then(|| rng.below(5_000_000)),
+            shadow_max_hops: rng.below(3) as usize,
+            random_seed: q,
+            ..RouteParams::default()
+        };
+        let router = Router::new(&g, &scorer, q * 600);
+        let p = match router.pay(&node(a), &node(b), amount, &params) {
+            Ok(p) => p,
+            Err(RouteError::NoRoute(_) | RouteError::SelfPayment | RouteError::UnknownNode(_)) => {
+                continue
+            }
+            Err(e) => panic!("{e}"),
+        };
+        paid += 1;
+        split += usize::from(p.parts.len() > 1);
+        assert!(p.parts.len() <= params.max_parts);
+        assert!(p.success_probability > 0.0 && p.success_probability <= 1.0);
+        assert_eq!(
+            p.parts.iter().map(|r| r.final_amount_msat()).sum::<u64>(),
+            amount
+        );
+        if let Some(max) = params.max_fee_msat {
+            assert!(p.fee_msat() <= max, "fees {} over {max}", p.fee_msat());
+        }
+        let mut load = std::collections::HashMap::new();
+        for r in &p.parts {
+            check(&g, a, r, r.final_amount_msat(), &params);
+            for h in &r.hops {
+                *load.entry(h.short_channel_id).or_insert(0u64) += h.amount_msat;
+            }
+        }
+        for (id, total) in load {
+            let cap = g.channel_by_scid(id).unwrap().capacity.to_sat() * 1_000;
+            assert!(total <= cap, "{id} carries {total} of {cap}");
+        }
+        // Fail the first part somewhere, so later payments see bounds.
+        let r = &p.parts[0];
+        let at = rng.below(r.hops.len() as u64) as usize;
+        scorer.path_failed(&g, &node(a), r, at, q * 600);
+    }
+    assert!(paid > 100 && split > 10, "{paid} paid, {split} split");
 }

@@ -8,8 +8,7 @@ mod common;
 use beongae_graph::route::{find_route, RouteError, RouteParams};
 use beongae_graph::Graph;
 use beongae_wire::{ChainHash, ShortChannelId};
-use bitcoin::Amount;
-use common::{check, link, node, policy};
+use common::{check, link, node, policy, random_graph, Rng};
 
 #[test]
 fn cheapest_route_with_exact_amounts_and_cltvs() {
@@ -126,49 +125,9 @@ fn limits_are_honoured() {
 fn random_graphs_give_valid_routes() {
     // A deterministic pseudo-random graph: 60 nodes, 240 channels, random
     // policies; every route found must pass `check`.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut rnd = |m: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % m
-    };
-    let mut g = Graph::new(ChainHash::BITCOIN);
-    for n in 0..240u32 {
-        let a = 1 + rnd(60) as u8;
-        let b = 1 + rnd(60) as u8;
-        if a == b {
-            continue;
-        }
-        let p = policy(
-            rnd(2_000) as u32,
-            rnd(3_000) as u32,
-            6 + rnd(140) as u16,
-            1_000 + rnd(2_000_000_000),
-        );
-        let (lo, hi) = if node(a).serialize() < node(b).serialize() {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let idx = g
-            .add_channel_unchecked(
-                ShortChannelId::new(n + 1, 0, 0).unwrap(),
-                node(lo),
-                node(hi),
-                Amount::from_sat(10_000 + rnd(5_000_000)),
-                0,
-            )
-            .unwrap();
-        g.set_policy_unchecked(idx, 0, Some(p));
-        let q = policy(
-            rnd(2_000) as u32,
-            rnd(3_000) as u32,
-            6 + rnd(140) as u16,
-            1_000 + rnd(2_000_000_000),
-        );
-        g.set_policy_unchecked(idx, 1, (rnd(5) > 0).then_some(q));
-    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let g = random_graph(&mut rng);
+    let mut rnd = |m: u64| rng.below(m);
     let params = RouteParams::default();
     let mut found = 0;
     for _ in 0..300 {

@@ -99,7 +99,7 @@ impl Default for RouteParams {
             route_hints: Vec::new(),
             lock_cost_ppm_per_block: 1,
             failure_cost_msat: 1_000,
-            failure_cost_ppm: 1_000,
+            failure_cost_ppm: 2_500,
             allow_mpp: false,
             max_parts: 16,
             min_part_msat: 10_000_000,

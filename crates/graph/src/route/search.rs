@@ -280,7 +280,10 @@ impl<'a> Search<'a> {
                     offer(u, edge, Via::Graph(ci, dir));
                 }
             }
-            if let Some(list) = self.extra_into.get(&v) {
+            if let Some(list) = (!self.extra.is_empty())
+                .then(|| self.extra_into.get(&v))
+                .flatten()
+            {
                 for &i in list {
                     let e = &self.extra[i as usize];
                     if !p.excluded_channels.is_empty() && p.excluded_channels.contains(&e.scid) {

@@ -93,3 +93,61 @@ pub fn check(g: &Graph, payer: u8, r: &Route, amount: u64, params: &RouteParams)
     }
     assert!(r.hops[0].cltv_expiry_delta <= params.max_total_cltv_expiry_delta);
 }
+
+/// A xorshift generator, for reproducible random graphs and queries.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `m`.
+    pub fn below(&mut self, m: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x % m
+    }
+}
+
+/// 60 nodes (`node(1)`..`node(60)`), up to 240 channels with random
+/// capacities and policies; a fifth of the second directions have none.
+pub fn random_graph(rng: &mut Rng) -> Graph {
+    let mut rnd = |m: u64| rng.below(m);
+    let mut g = Graph::new(beongae_wire::ChainHash::BITCOIN);
+    for n in 0..240u32 {
+        let a = 1 + rnd(60) as u8;
+        let b = 1 + rnd(60) as u8;
+        if a == b {
+            continue;
+        }
+        let p = policy(
+            rnd(2_000) as u32,
+            rnd(3_000) as u32,
+            6 + rnd(140) as u16,
+            1_000 + rnd(2_000_000_000),
+        );
+        let (lo, hi) = if node(a).serialize() < node(b).serialize() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let idx = g
+            .add_channel_unchecked(
+                ShortChannelId::new(n + 1, 0, 0).unwrap(),
+                node(lo),
+                node(hi),
+                Amount::from_sat(10_000 + rnd(5_000_000)),
+                0,
+            )
+            .unwrap();
+        g.set_policy_unchecked(idx, 0, Some(p));
+        let q = policy(
+            rnd(2_000) as u32,
+            rnd(3_000) as u32,
+            6 + rnd(140) as u16,
+            1_000 + rnd(2_000_000_000),
+        );
+        g.set_policy_unchecked(idx, 1, (rnd(5) > 0).then_some(q));
+    }
+    g
+}
