@@ -186,27 +186,7 @@ fn main() {
     );
 
     // Payers with an enabled outgoing direction, payees with an incoming one.
-    let (mut out, mut inc) = (
-        vec![false; graph.node_count()],
-        vec![false; graph.node_count()],
-    );
-    for idx in 0..graph.channel_count() as u32 {
-        let Some(ch) = graph.channel(idx) else {
-            continue;
-        };
-        for (dir, p) in ch.policies.iter().enumerate() {
-            if p.as_ref().is_some_and(|p| !p.disabled) {
-                out[ch.nodes[dir] as usize] = true;
-                inc[ch.nodes[1 - dir] as usize] = true;
-            }
-        }
-    }
-    let payers: Vec<u32> = (0..graph.node_count() as u32)
-        .filter(|&i| out[i as usize])
-        .collect();
-    let payees: Vec<u32> = (0..graph.node_count() as u32)
-        .filter(|&i| inc[i as usize])
-        .collect();
+    let (payers, payees) = common::senders_and_receivers(&graph);
 
     let ranges: [(u64, u64); 4] = [
         (1_000, 10_000),

@@ -100,23 +100,7 @@ fn main() {
 
     // Set 2: payer with an enabled outgoing direction, payee with an enabled
     // incoming one (most snapshot nodes have neither: ~35% of directions are null).
-    let (mut out, mut inc) = (
-        vec![false; graph.node_count()],
-        vec![false; graph.node_count()],
-    );
-    for idx in 0..graph.channel_count() as u32 {
-        let Some(ch) = graph.channel(idx) else {
-            continue;
-        };
-        for (dir, p) in ch.policies.iter().enumerate() {
-            if p.as_ref().is_some_and(|p| !p.disabled) {
-                out[ch.nodes[dir] as usize] = true;
-                inc[ch.nodes[1 - dir] as usize] = true;
-            }
-        }
-    }
-    let payers: Vec<u32> = any.iter().copied().filter(|&i| out[i as usize]).collect();
-    let payees: Vec<u32> = any.iter().copied().filter(|&i| inc[i as usize]).collect();
+    let (payers, payees) = common::senders_and_receivers(&graph);
     run(
         &format!(
             "payer has an enabled outgoing policy ({}), payee an incoming one ({})",
