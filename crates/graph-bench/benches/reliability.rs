@@ -2,6 +2,8 @@
 //! 0.2.7's `find_route` with its `ProbabilisticScorer`, on the mainnet
 //! snapshot with a seeded random balance in every channel.
 //!
+//! Each payer knows the balances of its own channels (both routers get them
+//! as first hops, as a node's channel manager would give them).
 //! Each router gets its own copy of the same network and pays the same
 //! seeded payments, one after another (a minute apart). A part of a payment
 //! fails at the first hop whose sender's balance is short; the router's
@@ -14,8 +16,8 @@
 //! 50 sat) for both.
 //!
 //! `cargo bench -p beongae-graph-bench --bench reliability`; `BEONGAE_GRAPH`
-//! overrides the snapshot path and `BEONGAE_PAYMENTS` the payments per
-//! amount range (1,000).
+//! overrides the snapshot path, `BEONGAE_PAYMENTS` the payments per amount
+//! range (1,000) and `BEONGAE_RANGE=0..3` runs one range only.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[allow(dead_code)] // the memory helpers are for the other benches
@@ -23,10 +25,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use beongae_graph::route::{RouteParams, Router};
+use beongae_graph::route::{FirstHop, RouteParams, Router};
 use beongae_graph::{Graph, InFlight, Route, Scorer, ScorerParams};
 use beongae_wire::NodeId;
 use common::{build_ldk, ms, NoLogger, XorShift};
+use lightning::ln::channel_state::{ChannelCounterparty, ChannelDetails};
+use lightning::ln::types::ChannelId;
 use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::{
     self as ldk_router, InFlightHtlcs, Path, PaymentParameters, RouteParameters,
@@ -36,6 +40,7 @@ use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
     ScoreUpdate,
 };
+use lightning::types::features::InitFeatures;
 
 const SEED: u64 = 0x005E_ED0F_BA1A_4CE5;
 const MAX_ROUNDS: usize = 10;
@@ -92,6 +97,89 @@ fn finish(b: &mut Balances, hops: &Hops, settle: bool) {
     }
 }
 
+/// 0: the payer's own channel, 2: the payee's, 1: in between.
+fn position(at: usize, len: usize) -> usize {
+    if at == 0 {
+        0
+    } else if at + 1 == len {
+        2
+    } else {
+        1
+    }
+}
+
+/// The payer's channels with what it can send on each now (its node knows
+/// its own balances; held parts are already taken from them).
+fn our_first_hops(graph: &Graph, b: &Balances, payer: NodeId) -> Vec<FirstHop> {
+    let me = graph.node(&payer).unwrap();
+    graph
+        .node_channels(me)
+        .iter()
+        .filter_map(|&ci| {
+            let ch = graph.channel(ci)?;
+            let d = usize::from(ch.nodes[1] == me);
+            Some(FirstHop {
+                short_channel_id: ch.scid,
+                node_id: graph.node_id(ch.nodes[1 - d]),
+                outbound_msat: b.0[2 * ci as usize + d],
+                htlc_minimum_msat: 1,
+            })
+        })
+        .collect()
+}
+
+/// The same for LDK, as its `ChannelManager::list_usable_channels` would
+/// give them.
+fn ldk_first_hops(graph: &Graph, b: &Balances, payer: NodeId) -> Vec<ChannelDetails> {
+    our_first_hops(graph, b, payer)
+        .into_iter()
+        .map(|h| {
+            let idx = graph.channel_index(h.short_channel_id).unwrap();
+            let cap = graph.channel(idx).unwrap().capacity.to_sat();
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&h.short_channel_id.to_u64().to_be_bytes());
+            ChannelDetails {
+                channel_id: ChannelId(id),
+                counterparty: ChannelCounterparty {
+                    node_id: h.node_id.pubkey(),
+                    features: InitFeatures::empty(),
+                    unspendable_punishment_reserve: 0,
+                    forwarding_info: None,
+                    outbound_htlc_minimum_msat: None,
+                    outbound_htlc_maximum_msat: None,
+                },
+                funding_txo: None,
+                channel_type: None,
+                short_channel_id: Some(h.short_channel_id.to_u64()),
+                outbound_scid_alias: None,
+                inbound_scid_alias: None,
+                channel_value_satoshis: cap,
+                unspendable_punishment_reserve: None,
+                user_channel_id: 0,
+                outbound_capacity_msat: h.outbound_msat,
+                next_outbound_htlc_limit_msat: h.outbound_msat,
+                next_outbound_htlc_minimum_msat: h.htlc_minimum_msat,
+                inbound_capacity_msat: cap * 1_000 - h.outbound_msat,
+                confirmations_required: None,
+                confirmations: Some(6),
+                force_close_spend_delay: None,
+                is_outbound: true,
+                is_channel_ready: true,
+                channel_shutdown_state: None,
+                is_usable: true,
+                is_announced: true,
+                inbound_htlc_minimum_msat: None,
+                inbound_htlc_maximum_msat: None,
+                config: None,
+                pending_inbound_htlcs: Vec::new(),
+                pending_outbound_htlcs: Vec::new(),
+                funding_redeem_script: None,
+                feerate_sat_per_1000_weight: None,
+            }
+        })
+        .collect()
+}
+
 fn our_hops(graph: &Graph, payer: NodeId, r: &Route) -> Hops {
     let mut from = graph.node(&payer).unwrap();
     r.hops
@@ -140,6 +228,8 @@ struct Tally {
     /// Rounds of the payments that succeeded.
     success_rounds: usize,
     route_time: Duration,
+    /// Parts that failed at the payer's channel, in between, at the payee's.
+    failed_at: [usize; 3],
     /// Per payment: the rounds it took if it succeeded.
     outcome: Vec<Option<usize>>,
 }
@@ -158,6 +248,10 @@ impl Tally {
             self.no_route,
             self.no_route_first,
             ms(self.route_time) / self.payments as f64,
+        );
+        println!(
+            "        parts failed at the payer's channel {}, in between {}, at the payee's {}",
+            self.failed_at[0], self.failed_at[1], self.failed_at[2]
         );
     }
 }
@@ -194,7 +288,13 @@ fn main() {
         (100_000, 1_000_000),
         (1_000_000, 10_000_000),
     ];
+    let only: Option<usize> = std::env::var("BEONGAE_RANGE")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (i, (lo, hi)) in ranges.into_iter().enumerate() {
+        if only.is_some_and(|k| k != i) {
+            continue;
+        }
         let mut rng = XorShift(SEED ^ (i as u64 + 1));
         let payments: Vec<(NodeId, NodeId, u64)> = std::iter::repeat(())
             .map(|_| {
@@ -286,6 +386,7 @@ fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
             rounds += 1;
             let fees_left = fee_cap(amount).saturating_sub(fees);
             let params = RouteParams {
+                first_hops: Some(our_first_hops(graph, &balances, payer)),
                 allow_mpp: true,
                 max_fee_msat: Some(fees_left),
                 random_seed: n as u64,
@@ -312,7 +413,10 @@ fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
                         in_flight.add_route(graph, &payer, &r);
                         held.push((r, hops));
                     }
-                    Err(at) => scorer.path_failed(graph, &payer, &r, at, now),
+                    Err(at) => {
+                        t.failed_at[position(at, hops.len())] += 1;
+                        scorer.path_failed(graph, &payer, &r, at, now);
+                    }
                 }
             }
             if remaining == 0 {
@@ -374,13 +478,15 @@ fn simulate_ldk(
                 s
             };
             let start = Instant::now();
+            let first_hops = ldk_first_hops(graph, &balances, payer);
+            let first_hop_refs: Vec<&ChannelDetails> = first_hops.iter().collect();
             let found = {
                 let accounting = ScorerAccountingForInFlightHtlcs::new(&scorer, &in_flight);
                 ldk_router::find_route(
                     &payer.pubkey(),
                     &route_params,
                     ng,
-                    None,
+                    Some(&first_hop_refs),
                     logger,
                     &accounting,
                     &fee_params,
@@ -404,6 +510,7 @@ fn simulate_ldk(
                         held.push((path, hops));
                     }
                     Err(at) => {
+                        t.failed_at[position(at, hops.len())] += 1;
                         let scid = path.hops[at].short_channel_id;
                         scorer.payment_path_failed(&path, scid, now);
                         failed_channels.push(scid);

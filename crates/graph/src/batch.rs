@@ -29,6 +29,14 @@ pub enum Gossip<'a> {
     NodeAnnouncement(&'a NodeAnnouncement),
 }
 
+/// A message's signature verdict, computed ahead of applying it.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    ok: bool,
+    /// For an update: the node its signature was checked against.
+    origin: Option<NodeId>,
+}
+
 impl Graph {
     /// Applies `msgs` in order, their signatures checked beforehand on up
     /// to `threads` threads; one result per message, as the one-by-one
@@ -43,21 +51,25 @@ impl Graph {
     ) -> Vec<Result<(), GossipError>> {
         // Updates of channels announced in this batch are signed by nodes
         // the graph does not know yet.
-        let announced: HashMap<ShortChannelId, [NodeId; 2]> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                Gossip::ChannelAnnouncement(a) => {
-                    Some((a.short_channel_id, [a.node_id_1, a.node_id_2]))
-                }
-                _ => None,
-            })
-            .collect();
+        let mut announced: HashMap<ShortChannelId, [NodeId; 2]> = HashMap::new();
+        for m in msgs {
+            if let Gossip::ChannelAnnouncement(a) = m {
+                // The first one is the likeliest to be applied.
+                announced
+                    .entry(a.short_channel_id)
+                    .or_insert([a.node_id_1, a.node_id_2]);
+            }
+        }
         let graph = &*self;
-        let check = |m: &Gossip<'_>| -> bool {
+        // Each check's verdict, with the origin an update was checked
+        // against: at apply time an update whose channel turned out to have
+        // another origin (a competing announcement won) is checked again.
+        let check = |m: &Gossip<'_>| -> Checked {
             match m {
-                Gossip::ChannelAnnouncement(a) => {
-                    graph.channel_index(a.short_channel_id).is_none() && a.verify(secp)
-                }
+                Gossip::ChannelAnnouncement(a) => Checked {
+                    ok: graph.channel_index(a.short_channel_id).is_none() && a.verify(secp),
+                    origin: None,
+                },
                 Gossip::ChannelUpdate(u) => {
                     let (origin, have) = match graph.channel_by_scid(u.short_channel_id) {
                         Some(c) => {
@@ -69,21 +81,32 @@ impl Graph {
                         }
                         None => match announced.get(&u.short_channel_id) {
                             Some(ids) => (ids[usize::from(u.direction())], None),
-                            None => return false,
+                            None => {
+                                return Checked {
+                                    ok: false,
+                                    origin: None,
+                                }
+                            }
                         },
                     };
-                    have.is_none_or(|t| u.timestamp > t) && u.verify(secp, &origin)
+                    Checked {
+                        ok: have.is_none_or(|t| u.timestamp > t) && u.verify(secp, &origin),
+                        origin: Some(origin),
+                    }
                 }
-                Gossip::NodeAnnouncement(n) => n.verify(secp),
+                Gossip::NodeAnnouncement(n) => Checked {
+                    ok: n.verify(secp),
+                    origin: None,
+                },
             }
         };
         let threads = threads.clamp(1, 64);
-        let verified: Vec<bool> = if threads == 1 || msgs.len() < 64 {
+        let verified: Vec<Checked> = if threads == 1 || msgs.len() < 64 {
             msgs.iter().map(check).collect()
         } else {
             // Strided, not chunked: announcements carry four signatures and
             // come first in a sync, so contiguous chunks would be uneven.
-            let per_thread: Vec<Vec<bool>> = std::thread::scope(|s| {
+            let per_thread: Vec<Vec<Checked>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads)
                     .map(|t| {
                         let check = &check;
@@ -100,19 +123,27 @@ impl Graph {
                     per_thread[i % threads]
                         .get(i / threads)
                         .copied()
-                        .unwrap_or(false)
+                        .unwrap_or(Checked {
+                            ok: false,
+                            origin: None,
+                        })
                 })
                 .collect()
         };
         msgs.iter()
             .zip(verified)
-            .map(|(m, ok)| match m {
+            .map(|(m, c)| match m {
                 Gossip::ChannelAnnouncement(a) => self
-                    .apply_channel_announcement_with(a, || ok, &funding, now)
+                    .apply_channel_announcement_with(a, || c.ok, &funding, now)
                     .map(drop),
-                Gossip::ChannelUpdate(u) => self.apply_channel_update_with(u, |_| ok).map(drop),
+                Gossip::ChannelUpdate(u) => self
+                    .apply_channel_update_with(u, |origin| match c.origin {
+                        Some(o) if o == *origin => c.ok,
+                        _ => u.verify(secp, origin),
+                    })
+                    .map(drop),
                 Gossip::NodeAnnouncement(n) => {
-                    self.apply_node_announcement_with(n, || ok).map(drop)
+                    self.apply_node_announcement_with(n, || c.ok).map(drop)
                 }
             })
             .collect()

@@ -8,8 +8,8 @@ use beongae_wire::{ChainHash, Features, NetAddress, NodeId, ShortChannelId};
 use bitcoin::secp256k1::{Secp256k1, Verification};
 use bitcoin::{Amount, TxOut};
 
-/// BOLT 7: a node "SHOULD prune a channel" whose latest `channel_update`s
-/// are older than two weeks.
+/// BOLT 7: a node "MAY prune the channel" when the latest `channel_update`
+/// of either direction is older than two weeks (1,209,600 seconds).
 pub const STALE_AFTER_SECS: u32 = 1_209_600;
 
 /// Index of a node in [`Graph`].
@@ -432,23 +432,25 @@ impl Graph {
         true
     }
 
-    /// BOLT 7 §"Recommendations for Routing": prunes channels whose newest
-    /// `channel_update` (or, without any, the announcement) is older than
-    /// [`STALE_AFTER_SECS`] at `now`. Returns how many went.
+    /// BOLT 7 §"Recommendation on Pruning Stale Entries": "if the
+    /// `timestamp` of the latest `channel_update` in either direction is
+    /// older than two weeks", the channel may be pruned — the *older* of the
+    /// two directions counts, "since both sides need to be active". A
+    /// direction that never had an update counts from when we learned of
+    /// the channel. Returns how many went.
     pub fn prune_stale(&mut self, now: u32) -> usize {
         let stale: Vec<ShortChannelId> = self
             .channels
             .iter()
             .flatten()
             .filter(|c| {
-                let newest = c
+                let oldest = c
                     .policies
                     .iter()
-                    .flatten()
-                    .map(|p| p.timestamp)
-                    .max()
+                    .map(|p| p.map_or(c.added_at, |p| p.timestamp))
+                    .min()
                     .unwrap_or(c.added_at);
-                now.saturating_sub(newest) > STALE_AFTER_SECS
+                now.saturating_sub(oldest) > STALE_AFTER_SECS
             })
             .map(|c| c.scid)
             .collect();

@@ -72,6 +72,9 @@ pub(crate) enum DirKey {
     Graph(u32),
     /// A channel outside the graph.
     Hint(ShortChannelId),
+    /// One of the payer's first hops (in-flight amounts of the current
+    /// payment only; nothing is learned about it).
+    FirstHop(ShortChannelId),
 }
 
 impl Scorer {
@@ -93,6 +96,7 @@ impl Scorer {
         match key {
             DirKey::Graph(k) => self.dirs.get(k as usize).copied().unwrap_or(UNKNOWN),
             DirKey::Hint(scid) => self.hints.get(&scid).copied().unwrap_or(UNKNOWN),
+            DirKey::FirstHop(_) => UNKNOWN,
         }
     }
 
@@ -108,6 +112,7 @@ impl Scorer {
             DirKey::Hint(scid) => {
                 self.hints.insert(scid, e);
             }
+            DirKey::FirstHop(_) => {}
         }
     }
 
@@ -212,7 +217,8 @@ pub(crate) fn probability(lower: u64, upper: u64, used: u64, amount: u64) -> f64
         return 0.0;
     }
     let from = lower.max(used);
-    (upper - total + 1) as f64 / (upper - from + 1) as f64
+    // In f64: `upper + 1` overflows for a capacity of u64::MAX msat.
+    ((upper - total) as f64 + 1.0) / ((upper - from) as f64 + 1.0)
 }
 
 /// Each hop's index, scorer key, capacity and amount. Hops over channels

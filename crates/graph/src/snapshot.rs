@@ -3,6 +3,10 @@
 //! `channels` with `scid` (`BLOCKxTXxOUT`), `node1` < `node2` (hex node
 //! ids), `capacity_sat`, and `policy1`/`policy2` (from `node1`/`node2`, or
 //! `null`); other fields are ignored.
+//!
+//! The files carry no timestamps: every policy gets `timestamp` 0 and every
+//! channel `added_at` 0, so [`Graph::prune_stale`](crate::Graph::prune_stale)
+//! would drop the whole graph; do not prune a loaded snapshot.
 
 use std::path::Path;
 

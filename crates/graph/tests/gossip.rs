@@ -232,9 +232,10 @@ fn channel_update_rules_and_pruning() {
     assert!(!p0.disabled && p1.disabled);
     assert_eq!(p1.timestamp, NOW + 5);
 
-    // Two weeks after the newest update the channel goes.
-    assert_eq!(g.prune_stale(NOW + 5 + STALE_AFTER_SECS), 0);
-    assert_eq!(g.prune_stale(NOW + 6 + STALE_AFTER_SECS), 1);
+    // BOLT 7: two weeks after the older direction's latest update (NOW,
+    // though the other direction's is NOW + 5) the channel goes.
+    assert_eq!(g.prune_stale(NOW + STALE_AFTER_SECS), 0);
+    assert_eq!(g.prune_stale(NOW + 1 + STALE_AFTER_SECS), 1);
     assert_eq!(g.channel_count(), 0);
     assert!(g
         .node_channels(g.node(&NodeId::from_pubkey(k.pk(n1))).unwrap())
@@ -396,6 +397,58 @@ fn a_batch_gives_what_one_by_one_gives() {
         assert_eq!(
             batch.node_info(i),
             one.node_info(one.node(&node.node_id).unwrap())
+        );
+    }
+}
+
+#[test]
+fn a_direction_without_updates_counts_from_the_announcement() {
+    let k = Keys {
+        secp: Secp256k1::new(),
+    };
+    let (n1, _) = k.nodes();
+    let mut g = Graph::new(ChainHash::BITCOIN);
+    g.apply_channel_announcement(&k.secp, &announcement(&k), funding(&k), NOW)
+        .unwrap();
+    g.apply_channel_update(&k.secp, &update(&k, 0, NOW + 1_000, n1))
+        .unwrap();
+    // Direction 1 never spoke: two weeks after the announcement it goes,
+    // however fresh direction 0 is.
+    assert_eq!(g.prune_stale(NOW + STALE_AFTER_SECS), 0);
+    assert_eq!(g.prune_stale(NOW + 1 + STALE_AFTER_SECS), 1);
+}
+
+#[test]
+fn a_batch_checks_updates_against_the_announcement_that_won() {
+    let k = Keys {
+        secp: Secp256k1::new(),
+    };
+    let (n1, _) = k.nodes();
+    let good = announcement(&k);
+    // Same channel, other (lesser-first) nodes, signatures not theirs.
+    let (a, b) = if k.pk(3).serialize() < k.pk(4).serialize() {
+        (3, 4)
+    } else {
+        (4, 3)
+    };
+    let mut bogus = good.clone();
+    bogus.node_id_1 = NodeId::from_pubkey(k.pk(a));
+    bogus.node_id_2 = NodeId::from_pubkey(k.pk(b));
+    let upd = update(&k, 0, NOW, n1);
+    for order in [[&good, &bogus], [&bogus, &good]] {
+        let msgs: Vec<Gossip<'_>> = order
+            .iter()
+            .map(|a| Gossip::ChannelAnnouncement(a))
+            .chain(std::iter::once(Gossip::ChannelUpdate(&upd)))
+            .collect();
+        let mut g = Graph::new(ChainHash::BITCOIN);
+        let got = g.apply_batch(&k.secp, &msgs, funding(&k), NOW, 1);
+        assert_eq!(got[2], Ok(()), "the update of the applied announcement");
+        assert_eq!(
+            g.channel_by_scid(scid()).unwrap().policies[0]
+                .unwrap()
+                .timestamp,
+            NOW
         );
     }
 }

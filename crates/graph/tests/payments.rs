@@ -462,3 +462,83 @@ fn random_graphs_give_valid_multi_part_payments() {
     }
     assert!(paid > 100 && split > 10, "{paid} paid, {split} split");
 }
+
+#[test]
+fn the_payers_own_channels_follow_its_balances_and_its_disable_bit() {
+    let g = diamond();
+    let s = Scorer::default();
+    let router = Router::new(&g, &s, 0);
+    // A hint from the payer itself (its private channel 50 to payee 8) is
+    // bounded by that first hop's balance, not taken as unlimited.
+    let mut params = RouteParams {
+        first_hops: Some(vec![FirstHop {
+            short_channel_id: scid(50),
+            node_id: node(8),
+            outbound_msat: 100_000 * SAT,
+            htlc_minimum_msat: 1,
+        }]),
+        route_hints: vec![RouteHint(vec![RouteHintHop {
+            src_node_id: node(1),
+            short_channel_id: scid(50),
+            fee_base_msat: 1_000,
+            fee_proportional_millionths: 0,
+            cltv_expiry_delta: 40,
+        }])],
+        ..RouteParams::default()
+    };
+    assert_eq!(
+        router.route(&node(1), &node(8), 500_000 * SAT, &params),
+        Err(RouteError::NoRoute(500_000 * SAT))
+    );
+    let r = router
+        .route(&node(1), &node(8), 50_000 * SAT, &params)
+        .unwrap();
+    assert_eq!(via(&r), vec![scid(50)]);
+    assert_eq!((r.fee_msat(), r.hops[0].cltv_expiry_delta), (0, 18));
+
+    // A private first hop's balance already leaves out what is pending:
+    // in-flight amounts over it are not taken off again.
+    let pending = r.clone();
+    let mut in_flight = InFlight::new();
+    in_flight.add_route(&g, &node(1), &pending);
+    params.first_hops.as_mut().unwrap()[0].outbound_msat = 40_000 * SAT;
+    let r = Router::new(&g, &s, 0)
+        .with_in_flight(&in_flight)
+        .route(&node(1), &node(8), 40_000 * SAT, &params)
+        .unwrap();
+    assert_eq!(r.final_amount_msat(), 40_000 * SAT);
+
+    // Without first hops, a payer's direction it disabled is not used.
+    let mut g2 = Graph::new(ChainHash::BITCOIN);
+    let mut off = policy(0, 0, 40, 1_000_000 * SAT);
+    off.disabled = true;
+    let idx = {
+        link(
+            &mut g2,
+            1,
+            1,
+            2,
+            1_000_000,
+            policy(0, 0, 40, 1_000_000 * SAT),
+        );
+        g2.channel_index(scid(1)).unwrap()
+    };
+    g2.set_policy_unchecked(idx, dir(1, 2), Some(off));
+    assert_eq!(
+        find_route(&g2, &node(1), &node(2), 1_000, &RouteParams::default()),
+        Err(RouteError::NoRoute(1_000))
+    );
+    assert!(find_route(&g2, &node(2), &node(1), 1_000, &RouteParams::default()).is_ok());
+}
+
+#[test]
+fn a_channel_of_any_capacity_is_priced_without_overflow() {
+    let mut g = Graph::new(ChainHash::BITCOIN);
+    // u64::MAX msat once multiplied: the probability arithmetic must hold.
+    link(&mut g, 1, 1, 2, u64::MAX / 10, policy(0, 0, 40, u64::MAX));
+    let p = Router::new(&g, &Scorer::default(), 0)
+        .pay(&node(1), &node(2), 1_000 * SAT, &RouteParams::default())
+        .unwrap();
+    assert_eq!(p.parts.len(), 1);
+    assert!(p.success_probability > 0.999_999 && p.success_probability <= 1.0);
+}

@@ -40,7 +40,9 @@ pub struct FirstHop {
     pub short_channel_id: ShortChannelId,
     /// The peer.
     pub node_id: NodeId,
-    /// The most one new HTLC can carry now.
+    /// The most one new HTLC can carry now: HTLCs already pending on the
+    /// channel are taken off here, so [`InFlight`] is not counted against
+    /// first hops again.
     pub outbound_msat: u64,
     /// The peer's `htlc_minimum_msat`.
     pub htlc_minimum_msat: u64,
@@ -98,8 +100,8 @@ impl Default for RouteParams {
             first_hops: None,
             route_hints: Vec::new(),
             lock_cost_ppm_per_block: 1,
-            failure_cost_msat: 1_000,
-            failure_cost_ppm: 2_500,
+            failure_cost_msat: 30_000,
+            failure_cost_ppm: 5_000,
             allow_mpp: false,
             max_parts: 16,
             min_part_msat: 10_000_000,
@@ -156,7 +158,8 @@ impl Route {
 
     /// The fees paid to the forwarding nodes.
     pub fn fee_msat(&self) -> u64 {
-        self.total_amount_msat() - self.final_amount_msat()
+        self.total_amount_msat()
+            .saturating_sub(self.final_amount_msat())
     }
 }
 
@@ -317,7 +320,7 @@ impl<'a> Router<'a> {
         let mut k = 2u64;
         while params.allow_mpp
             && !likely(&best)
-            && k as usize <= params.max_parts
+            && k as usize <= params.max_parts.min(MAX_PARTS)
             && amount_msat / k >= params.min_part_msat.max(1)
         {
             if let Some(parts) = split(&s, amount_msat, k, base, params) {
@@ -366,6 +369,9 @@ impl<'a> Router<'a> {
         }
     }
 }
+
+/// Most parts of a multi-part payment whatever the parameters say.
+const MAX_PARTS: usize = 128;
 
 /// `amount_msat` in `k` equal parts (the remainder on the first), each
 /// routed counting the parts before it as in flight.
@@ -421,7 +427,7 @@ fn shadow_walk(graph: &Graph, start: u32, hops: usize, seed: u64) -> u32 {
             break;
         }
         let (to, delta) = out[(next() % out.len() as u64) as usize];
-        sum += u32::from(delta);
+        sum = sum.saturating_add(u32::from(delta));
         at = to;
     }
     sum

@@ -25,6 +25,9 @@ struct ExtraEdge {
     htlc_maximum_msat: u64,
     /// A first hop: what it can send now is known exactly.
     known_balance: bool,
+    /// Where the scorer and the in-flight amounts know it.
+    key: DirKey,
+    capacity: u64,
 }
 
 /// How a label reaches the next node.
@@ -142,6 +145,10 @@ impl<'a> Search<'a> {
                 htlc_minimum_msat: h.htlc_minimum_msat,
                 htlc_maximum_msat: h.outbound_msat,
                 known_balance: true,
+                // Its own key: the caller's balance already excludes what
+                // is pending, so only this payment's earlier parts count.
+                key: DirKey::FirstHop(h.short_channel_id),
+                capacity: h.outbound_msat,
             });
         }
         // BOLT 11 `r`: each hop's channel runs from its `pubkey` to the next
@@ -153,9 +160,26 @@ impl<'a> Search<'a> {
                     Some(n) => intern(&mut s, n.src_node_id),
                     None => s.dst,
                 };
-                if from == to {
+                // A hint from the payer is its own channel: with first hops
+                // given, their balances say what it can send.
+                if from == to || (from == s.src && params.first_hops.is_some()) {
                     continue;
                 }
+                // A hint over a public channel shares its scorer key (and
+                // capacity) with the graph's direction.
+                let (key, capacity) = graph
+                    .channel_index(h.short_channel_id)
+                    .and_then(|idx| {
+                        let c = graph.channel(idx)?;
+                        let dir = [c.nodes[0], c.nodes[1]].iter().position(|n| *n == from)?;
+                        (c.nodes[1 - dir] == to).then(|| {
+                            (
+                                dir_key(idx, dir as u32),
+                                c.capacity.to_sat().saturating_mul(1_000),
+                            )
+                        })
+                    })
+                    .unwrap_or((DirKey::Hint(h.short_channel_id), HINT_CAPACITY_MSAT));
                 s.extra.push(ExtraEdge {
                     from,
                     to,
@@ -166,6 +190,8 @@ impl<'a> Search<'a> {
                     htlc_minimum_msat: 0,
                     htlc_maximum_msat: u64::MAX,
                     known_balance: false,
+                    key,
+                    capacity,
                 });
             }
         }
@@ -254,7 +280,9 @@ impl<'a> Search<'a> {
                     let capacity = ch.capacity.to_sat().saturating_mul(1_000);
                     // The payer's own channels need no channel_update of its
                     // own; every other hop needs its sender's.
-                    let edge = match ch.policies[usize::from(dir)].filter(|p| !p.disabled) {
+                    let edge = match ch.policies[usize::from(dir)] {
+                        // Disabled by its sender, the payer included.
+                        Some(pol) if pol.disabled => continue,
                         Some(pol) => Edge {
                             fee_base_msat: pol.fee_base_msat,
                             fee_proportional_millionths: pol.fee_proportional_millionths,
@@ -295,12 +323,8 @@ impl<'a> Search<'a> {
                         cltv_expiry_delta: e.cltv_expiry_delta,
                         htlc_minimum_msat: e.htlc_minimum_msat,
                         htlc_maximum_msat: e.htlc_maximum_msat,
-                        capacity: if e.known_balance {
-                            e.htlc_maximum_msat
-                        } else {
-                            HINT_CAPACITY_MSAT
-                        },
-                        key: DirKey::Hint(e.scid),
+                        capacity: e.capacity,
+                        key: e.key,
                         known_balance: e.known_balance,
                     };
                     offer(e.from, edge, Via::Extra(i));
@@ -321,7 +345,7 @@ impl<'a> Search<'a> {
                 }
                 Via::Extra(i) => {
                     let e = &self.extra[i as usize];
-                    (e.scid, DirKey::Hint(e.scid))
+                    (e.scid, e.key)
                 }
             };
             hops.push(RouteHop {
