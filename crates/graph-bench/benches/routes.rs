@@ -126,6 +126,21 @@ struct Ldk<'a> {
     scorer: &'a Scorer<'a>,
 }
 
+/// The chance a path gets through when every channel's balance is uniform
+/// in `[0, capacity]` (the reliability simulator's network): the product
+/// over hops of `(capacity + 1 - amount) / (capacity + 1)`.
+fn prior_probability(graph: &Graph, hops: &[(u64, u64)]) -> f64 {
+    hops.iter()
+        .map(|&(scid, amount)| {
+            let ch = graph
+                .channel_by_scid(beongae_wire::ShortChannelId::from_u64(scid))
+                .unwrap();
+            let cap = ch.capacity.to_sat() as f64 * 1_000.0;
+            ((cap + 1.0 - amount as f64) / (cap + 1.0)).max(0.0)
+        })
+        .product()
+}
+
 fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[u32]) {
     let score_params = ProbabilisticScoringFeeParameters::default();
     let random_seed_bytes = [7u8; 32];
@@ -136,6 +151,7 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
     let (mut ours_t, mut ldk_t) = (Vec::with_capacity(QUERIES), Vec::with_capacity(QUERIES));
     let (mut ours_found, mut ldk_found, mut both) = (0usize, 0usize, 0usize);
     let (mut ours_fees, mut ldk_fees) = (0u128, 0u128);
+    let (mut ours_p, mut ldk_p) = (0f64, 0f64);
     // Per amount decade (1k, 10k, 100k, 1M sat): queries, ours found, LDK found.
     let mut decades = [[0usize; 3]; 4];
     let mut ldk_errors: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -150,7 +166,12 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
         let (payer_id, payee_id) = (graph.node_id(payer), graph.node_id(payee));
 
         let t = Instant::now();
-        let ours = find_route(graph, &payer_id, &payee_id, amount_msat, &params);
+        // LDK's default fee cap, for both.
+        let capped = RouteParams {
+            max_fee_msat: Some(amount_msat / 100 + 50_000),
+            ..params.clone()
+        };
+        let ours = find_route(graph, &payer_id, &payee_id, amount_msat, &capped);
         ours_t.push(t.elapsed());
 
         let route_params = RouteParameters::from_payment_params_and_value(
@@ -187,6 +208,24 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
             both += 1;
             ours_fees += u128::from(o.fee_msat());
             ldk_fees += u128::from(l.get_total_fees());
+            let ours_amounts: Vec<(u64, u64)> = o
+                .hops
+                .iter()
+                .map(|h| (h.short_channel_id.to_u64(), h.amount_msat))
+                .collect();
+            ours_p += prior_probability(graph, &ours_amounts);
+            let path = &l.paths[0];
+            let mut carried: u64 = path.hops.iter().map(|h| h.fee_msat).sum();
+            let ldk_amounts: Vec<(u64, u64)> = path
+                .hops
+                .iter()
+                .map(|h| {
+                    let a = carried;
+                    carried -= h.fee_msat;
+                    (h.short_channel_id, a)
+                })
+                .collect();
+            ldk_p += prior_probability(graph, &ldk_amounts);
         }
     }
 
@@ -214,6 +253,11 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
     println!(
         "  fees over the {both} routes both found: ours {ours_fees} msat, ldk {ldk_fees} msat (ldk/ours {:.3})",
         ldk_fees as f64 / ours_fees.max(1) as f64
+    );
+    println!(
+        "  mean success probability of those routes with balances uniform in [0, capacity]: ours {:.3}, ldk {:.3}",
+        ours_p / both.max(1) as f64,
+        ldk_p / both.max(1) as f64
     );
     for (d, [q, o, l]) in decades.iter().enumerate() {
         println!(
