@@ -99,6 +99,24 @@ fn update(k: &Keys, direction: u8, timestamp: u32, signer: u8) -> ChannelUpdate 
     u
 }
 
+/// A `node_announcement` of node secret `n` at `NOW`, signed by it.
+fn node_announcement(k: &Keys, n: u8, name: &[u8], features: Features) -> NodeAnnouncement {
+    let mut alias = [0u8; 32];
+    alias[..name.len()].copy_from_slice(name);
+    let mut a = NodeAnnouncement {
+        signature: k.sign([0; 32], 9),
+        features,
+        timestamp: NOW,
+        node_id: NodeId::from_pubkey(k.pk(n)),
+        rgb_color: [1, 2, 3],
+        alias,
+        addresses: Addresses(vec![]),
+        excess_data: vec![],
+    };
+    a.signature = k.sign(a.signed_hash().unwrap(), n);
+    a
+}
+
 #[test]
 fn channel_announcement_rules() {
     let k = Keys {
@@ -249,19 +267,12 @@ fn node_announcement_rules() {
     };
     let (n1, _) = k.nodes();
     let mut g = Graph::new(ChainHash::BITCOIN);
-    let mut alias = [0u8; 32];
-    alias[..7].copy_from_slice(b"beongae");
-    let mut a = NodeAnnouncement {
-        signature: k.sign([0; 32], 9),
-        features: Features::empty().with_optional(Feature::VarOnionOptin),
-        timestamp: NOW,
-        node_id: NodeId::from_pubkey(k.pk(n1)),
-        rgb_color: [1, 2, 3],
-        alias,
-        addresses: Addresses(vec![]),
-        excess_data: vec![],
-    };
-    a.signature = k.sign(a.signed_hash().unwrap(), n1);
+    let a = node_announcement(
+        &k,
+        n1,
+        b"beongae",
+        Features::empty().with_optional(Feature::VarOnionOptin),
+    );
     assert_eq!(
         g.apply_node_announcement(&k.secp, &a),
         Err(GossipError::UnknownNode(a.node_id))
@@ -319,19 +330,7 @@ fn a_batch_gives_what_one_by_one_gives() {
     let ann = announcement(&k);
     let mut bad_ann = ann.clone();
     bad_ann.short_channel_id = ShortChannelId::new(800_001, 1, 0).unwrap();
-    let mut alias = [0u8; 32];
-    alias[..2].copy_from_slice(b"n1");
-    let mut node = NodeAnnouncement {
-        signature: k.sign([0; 32], 9),
-        features: Features::empty(),
-        timestamp: NOW,
-        node_id: NodeId::from_pubkey(k.pk(n1)),
-        rgb_color: [1, 2, 3],
-        alias,
-        addresses: Addresses(vec![]),
-        excess_data: vec![],
-    };
-    node.signature = k.sign(node.signed_hash().unwrap(), n1);
+    let node = node_announcement(&k, n1, b"n1", Features::empty());
     let mut forged_node = node.clone();
     forged_node.timestamp = NOW + 1;
     let (u0, u0_again, u1_forged, u1) = (
