@@ -316,9 +316,35 @@ fn main() {
             "== {} payments of {lo}..{hi} sat (log-uniform) between nodes with a path that could carry them",
             payments.len()
         );
-        let ours = simulate_ours(&graph, &payments);
+        let ours = simulate(
+            &graph,
+            &payments,
+            &mut Ours {
+                graph: &graph,
+                scorer: Scorer::new(ScorerParams::default()),
+                in_flight: InFlight::new(),
+                now: 0,
+            },
+        );
         ours.row("ours");
-        let ldk = simulate_ldk(&graph, &ng, &logger, &payments);
+        let ldk = simulate(
+            &graph,
+            &payments,
+            &mut Ldk {
+                graph: &graph,
+                ng: &ng,
+                logger: &logger,
+                scorer: ProbabilisticScorer::new(
+                    ProbabilisticScoringDecayParameters::default(),
+                    &ng,
+                    &logger,
+                ),
+                fee_params: ProbabilisticScoringFeeParameters::default(),
+                in_flight: InFlightHtlcs::new(),
+                failed_channels: Vec::new(),
+                now: Duration::ZERO,
+            },
+        );
         ldk.row("ldk ");
         let both: Vec<(usize, usize)> = ours
             .outcome
@@ -370,52 +396,79 @@ fn fee_cap(amount_msat: u64) -> u64 {
     amount_msat / 100 + 50_000
 }
 
-fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
+/// One payment attempt's parameters.
+struct Query {
+    payer: NodeId,
+    payee: NodeId,
+    /// What is still to be paid.
+    amount: u64,
+    /// Fees the remaining parts may still cost.
+    fee_max: u64,
+    /// The payment's and the round's numbers (for seeds).
+    n: usize,
+    round: usize,
+}
+
+/// What the simulator needs of a router and its scorer.
+trait Sim {
+    /// A path as the router returns it.
+    type Part;
+    /// A new payment starts at `now` (seconds): nothing is in flight.
+    fn start(&mut self, now: u64);
+    /// The parts for `q`, or `None` if no route.
+    fn find(&mut self, b: &Balances, q: &Query) -> Option<Vec<Self::Part>>;
+    /// The part's hops, and what it delivers and costs in fees.
+    fn hops(&self, payer: NodeId, part: &Self::Part) -> (Hops, u64, u64);
+    /// The part got through and is held until the payment completes.
+    fn held(&mut self, payer: NodeId, part: &Self::Part);
+    /// The part failed at hop `at`.
+    fn failed(&mut self, payer: NodeId, part: &Self::Part, at: usize);
+    /// The payment completed: the part settled.
+    fn succeeded(&mut self, payer: NodeId, part: &Self::Part);
+}
+
+fn simulate<S: Sim>(graph: &Graph, payments: &[(NodeId, NodeId, u64)], sim: &mut S) -> Tally {
     let mut balances = Balances::seeded(graph, SEED);
-    let mut scorer = Scorer::new(ScorerParams::default());
     let mut t = Tally::default();
     for (n, &(payer, payee, amount)) in payments.iter().enumerate() {
-        let now = EPOCH + n as u64 * STEP_SECS;
+        sim.start(EPOCH + n as u64 * STEP_SECS);
         t.payments += 1;
-        let mut held: Vec<(Route, Hops)> = Vec::new();
-        let mut in_flight = InFlight::new();
+        let mut held: Vec<(S::Part, Hops)> = Vec::new();
         let mut remaining = amount;
         let mut fees = 0u64;
         let mut rounds = 0;
         for round in 0..MAX_ROUNDS {
             rounds += 1;
-            let fees_left = fee_cap(amount).saturating_sub(fees);
-            let params = RouteParams {
-                first_hops: Some(our_first_hops(graph, &balances, payer)),
-                allow_mpp: true,
-                max_fee_msat: Some(fees_left),
-                random_seed: n as u64,
-                ..RouteParams::default()
-            };
             t.rounds += 1;
+            let q = Query {
+                payer,
+                payee,
+                amount: remaining,
+                fee_max: fee_cap(amount).saturating_sub(fees),
+                n,
+                round,
+            };
             let start = Instant::now();
-            let found = Router::new(graph, &scorer, now)
-                .with_in_flight(&in_flight)
-                .pay(&payer, &payee, remaining, &params);
+            let found = sim.find(&balances, &q);
             t.route_time += start.elapsed();
-            let Ok(p) = found else {
+            let Some(parts) = found else {
                 t.no_route += 1;
                 t.no_route_first += usize::from(round == 0);
                 break;
             };
-            for r in p.parts {
+            for part in parts {
                 t.parts_sent += 1;
-                let hops = our_hops(graph, payer, &r);
+                let (hops, delivered, fee) = sim.hops(payer, &part);
                 match send(&mut balances, &hops) {
                     Ok(()) => {
-                        remaining -= r.final_amount_msat();
-                        fees += r.fee_msat();
-                        in_flight.add_route(graph, &payer, &r);
-                        held.push((r, hops));
+                        remaining -= delivered;
+                        fees += fee;
+                        sim.held(payer, &part);
+                        held.push((part, hops));
                     }
                     Err(at) => {
                         t.failed_at[position(at, hops.len())] += 1;
-                        scorer.path_failed(graph, &payer, &r, at, now);
+                        sim.failed(payer, &part, at);
                     }
                 }
             }
@@ -424,10 +477,10 @@ fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
             }
         }
         let ok = remaining == 0;
-        for (r, hops) in &held {
+        for (part, hops) in &held {
             finish(&mut balances, hops, ok);
             if ok {
-                scorer.path_succeeded(graph, &payer, r, now);
+                sim.succeeded(payer, part);
             }
         }
         t.outcome.push(ok.then_some(rounds));
@@ -441,100 +494,125 @@ fn simulate_ours(graph: &Graph, payments: &[(NodeId, NodeId, u64)]) -> Tally {
     t
 }
 
-fn simulate_ldk(
-    graph: &Graph,
-    ng: &NetworkGraph<&NoLogger>,
-    logger: &NoLogger,
-    payments: &[(NodeId, NodeId, u64)],
-) -> Tally {
-    let mut balances = Balances::seeded(graph, SEED);
-    let mut scorer =
-        ProbabilisticScorer::new(ProbabilisticScoringDecayParameters::default(), ng, logger);
-    let fee_params = ProbabilisticScoringFeeParameters::default();
-    let mut t = Tally::default();
-    for (n, &(payer, payee, amount)) in payments.iter().enumerate() {
-        let now = Duration::from_secs(EPOCH + n as u64 * STEP_SECS);
-        scorer.time_passed(now);
-        t.payments += 1;
-        let mut held: Vec<(Path, Hops)> = Vec::new();
-        let mut in_flight = InFlightHtlcs::new();
-        let mut failed_channels: Vec<u64> = Vec::new();
-        let mut remaining = amount;
-        let mut fees = 0u64;
-        let mut rounds = 0;
-        for round in 0..MAX_ROUNDS {
-            rounds += 1;
-            let mut pay_params = PaymentParameters::for_keysend(payee.pubkey(), 18, true);
-            // As LDK's ChannelManager does on retries.
-            pay_params.previously_failed_channels = failed_channels.clone();
-            let mut route_params =
-                RouteParameters::from_payment_params_and_value(pay_params, remaining);
-            route_params.max_total_routing_fee_msat = Some(fee_cap(amount).saturating_sub(fees));
-            t.rounds += 1;
-            let seed = {
-                let mut s = [0u8; 32];
-                s[..8].copy_from_slice(&(n as u64).to_le_bytes());
-                s[8] = round as u8;
-                s
-            };
-            let start = Instant::now();
-            let first_hops = ldk_first_hops(graph, &balances, payer);
-            let first_hop_refs: Vec<&ChannelDetails> = first_hops.iter().collect();
-            let found = {
-                let accounting = ScorerAccountingForInFlightHtlcs::new(&scorer, &in_flight);
-                ldk_router::find_route(
-                    &payer.pubkey(),
-                    &route_params,
-                    ng,
-                    Some(&first_hop_refs),
-                    logger,
-                    &accounting,
-                    &fee_params,
-                    &seed,
-                )
-            };
-            t.route_time += start.elapsed();
-            let Ok(route) = found else {
-                t.no_route += 1;
-                t.no_route_first += usize::from(round == 0);
-                break;
-            };
-            for path in route.paths {
-                t.parts_sent += 1;
-                let hops = ldk_hops(graph, payer, &path);
-                match send(&mut balances, &hops) {
-                    Ok(()) => {
-                        remaining -= path.final_value_msat();
-                        fees += path.fee_msat();
-                        in_flight.process_path(&path, payer.pubkey());
-                        held.push((path, hops));
-                    }
-                    Err(at) => {
-                        t.failed_at[position(at, hops.len())] += 1;
-                        let scid = path.hops[at].short_channel_id;
-                        scorer.payment_path_failed(&path, scid, now);
-                        failed_channels.push(scid);
-                    }
-                }
-            }
-            if remaining == 0 {
-                break;
-            }
-        }
-        let ok = remaining == 0;
-        for (path, hops) in &held {
-            finish(&mut balances, hops, ok);
-            if ok {
-                scorer.payment_path_successful(path, now);
-            }
-        }
-        t.outcome.push(ok.then_some(rounds));
-        if ok {
-            t.succeeded += 1;
-            t.success_rounds += rounds;
-            t.fees_msat += u128::from(fees);
-            t.paid_msat += u128::from(amount);
-        }
+/// Our router with our scorer.
+struct Ours<'a> {
+    graph: &'a Graph,
+    scorer: Scorer,
+    in_flight: InFlight,
+    now: u64,
+}
+
+impl Sim for Ours<'_> {
+    type Part = Route;
+
+    fn start(&mut self, now: u64) {
+        self.now = now;
+        self.in_flight = InFlight::new();
     }
-    t
+
+    fn find(&mut self, b: &Balances, q: &Query) -> Option<Vec<Route>> {
+        let params = RouteParams {
+            first_hops: Some(our_first_hops(self.graph, b, q.payer)),
+            allow_mpp: true,
+            max_fee_msat: Some(q.fee_max),
+            random_seed: q.n as u64,
+            ..RouteParams::default()
+        };
+        Router::new(self.graph, &self.scorer, self.now)
+            .with_in_flight(&self.in_flight)
+            .pay(&q.payer, &q.payee, q.amount, &params)
+            .ok()
+            .map(|p| p.parts)
+    }
+
+    fn hops(&self, payer: NodeId, r: &Route) -> (Hops, u64, u64) {
+        (
+            our_hops(self.graph, payer, r),
+            r.final_amount_msat(),
+            r.fee_msat(),
+        )
+    }
+
+    fn held(&mut self, payer: NodeId, r: &Route) {
+        self.in_flight.add_route(self.graph, &payer, r);
+    }
+
+    fn failed(&mut self, payer: NodeId, r: &Route, at: usize) {
+        self.scorer.path_failed(self.graph, &payer, r, at, self.now);
+    }
+
+    fn succeeded(&mut self, payer: NodeId, r: &Route) {
+        self.scorer.path_succeeded(self.graph, &payer, r, self.now);
+    }
+}
+
+/// LDK's router with its `ProbabilisticScorer`, retrying as its
+/// `ChannelManager` does (failed channels excluded, in-flight HTLCs counted).
+struct Ldk<'a> {
+    graph: &'a Graph,
+    ng: &'a NetworkGraph<&'a NoLogger>,
+    logger: &'a NoLogger,
+    scorer: ProbabilisticScorer<&'a NetworkGraph<&'a NoLogger>, &'a NoLogger>,
+    fee_params: ProbabilisticScoringFeeParameters,
+    in_flight: InFlightHtlcs,
+    failed_channels: Vec<u64>,
+    now: Duration,
+}
+
+impl Sim for Ldk<'_> {
+    type Part = Path;
+
+    fn start(&mut self, now: u64) {
+        self.now = Duration::from_secs(now);
+        self.scorer.time_passed(self.now);
+        self.in_flight = InFlightHtlcs::new();
+        self.failed_channels.clear();
+    }
+
+    fn find(&mut self, b: &Balances, q: &Query) -> Option<Vec<Path>> {
+        let mut pay_params = PaymentParameters::for_keysend(q.payee.pubkey(), 18, true);
+        pay_params.previously_failed_channels = self.failed_channels.clone();
+        let mut route_params = RouteParameters::from_payment_params_and_value(pay_params, q.amount);
+        route_params.max_total_routing_fee_msat = Some(q.fee_max);
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(q.n as u64).to_le_bytes());
+        seed[8] = q.round as u8;
+        let first_hops = ldk_first_hops(self.graph, b, q.payer);
+        let first_hop_refs: Vec<&ChannelDetails> = first_hops.iter().collect();
+        let accounting = ScorerAccountingForInFlightHtlcs::new(&self.scorer, &self.in_flight);
+        ldk_router::find_route(
+            &q.payer.pubkey(),
+            &route_params,
+            self.ng,
+            Some(&first_hop_refs),
+            self.logger,
+            &accounting,
+            &self.fee_params,
+            &seed,
+        )
+        .ok()
+        .map(|r| r.paths)
+    }
+
+    fn hops(&self, payer: NodeId, p: &Path) -> (Hops, u64, u64) {
+        (
+            ldk_hops(self.graph, payer, p),
+            p.final_value_msat(),
+            p.fee_msat(),
+        )
+    }
+
+    fn held(&mut self, payer: NodeId, p: &Path) {
+        self.in_flight.process_path(p, payer.pubkey());
+    }
+
+    fn failed(&mut self, _payer: NodeId, p: &Path, at: usize) {
+        let scid = p.hops[at].short_channel_id;
+        self.scorer.payment_path_failed(p, scid, self.now);
+        self.failed_channels.push(scid);
+    }
+
+    fn succeeded(&mut self, _payer: NodeId, p: &Path) {
+        self.scorer.payment_path_successful(p, self.now);
+    }
 }
