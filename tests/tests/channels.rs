@@ -235,7 +235,8 @@ async fn open_pay_restart_and_close_on_devnet() {
     // Cooperative close; the closing transaction pays each side its balance
     // (Alice, the funder, pays the fee).
     let txid = alice.node.handle().close_channel(id).await.unwrap();
-    wait_state(&bob, id, ChannelState::Closed).await;
+    // Both keep the channel until the closing transaction confirms.
+    wait_state(&bob, id, ChannelState::Closing).await;
     in_mempool(&net, txid).await;
     let tx = net
         .devnet

@@ -274,7 +274,7 @@ async fn channels_with_ldk_both_ways() {
     );
     ldk.close_channel(&lcid2, &our_id.pubkey()).unwrap();
     let closed2 = ours(&b, |c| {
-        c.channel_id == cid2 && c.state == ChannelState::Closed
+        c.channel_id == cid2 && c.state == ChannelState::Closing
     })
     .await;
     let tx2 = in_mempool(&devnet, closed2.closing_txid.unwrap()).await;

@@ -51,7 +51,10 @@ pub enum CloseError {
     /// The signature is valid for neither variant of the closing transaction.
     #[error("closing_signed signature is valid for neither closing transaction")]
     BadSignature,
-    /// Our range and the peer's do not overlap.
+    /// Our range and the peer's do not overlap. BOLT 2: the receiver
+    /// "SHOULD send a `warning`" and "MUST fail the channel if it doesn't
+    /// receive a satisfying `fee_range` after a reasonable amount of time";
+    /// the negotiation is unchanged by it.
     #[error("fee ranges do not overlap: ours {ours_min}..={ours_max} sat, theirs {theirs_min}..={theirs_max} sat")]
     NoOverlap {
         /// Ours.
@@ -132,9 +135,18 @@ impl ClosingNegotiation {
         }
     }
 
-    /// The closing transaction at `fee`, built with our dust limit; with
+    /// The closing transaction at `fee`, trimmed by `dust_limit`; with
     /// `drop_remote`, without the peer's output (the variant it may sign).
-    fn tx(&self, fee: u64, drop_remote: bool) -> Result<Transaction, CloseError> {
+    /// BOLT 3 §"Legacy Closing Transaction": "Each node offering a
+    /// signature ... MUST remove any output below its own
+    /// `dust_limit_satoshis`": ours for what we sign, the peer's for what it
+    /// signed.
+    fn tx(
+        &self,
+        fee: u64,
+        drop_remote: bool,
+        dust_limit: Amount,
+    ) -> Result<Transaction, CloseError> {
         let local = ClosingOutput {
             balance: self.local_balance,
             script_pubkey: self.local_script.clone(),
@@ -157,7 +169,7 @@ impl ClosingNegotiation {
             funder,
             fundee,
             Amount::from_sat(fee),
-            self.funded.local_dust_limit,
+            dust_limit,
         )?;
         if let Some(o) = tx
             .output
@@ -210,7 +222,7 @@ impl ClosingNegotiation {
         fee: Amount,
     ) -> Result<ClosingSigned, CloseError> {
         let fee = fee.to_sat().clamp(self.range.0, self.range.1);
-        let tx = self.tx(fee, false)?;
+        let tx = self.tx(fee, false, self.funded.local_dust_limit)?;
         self.message(secp, fee, &tx)
     }
 
@@ -231,13 +243,30 @@ impl ClosingNegotiation {
             signature: msg.signature,
             sighash_type: EcdsaSighashType::All,
         };
-        // Either variant: with both outputs, or without the sender's own.
+        // Either variant (with both outputs, or without the sender's own),
+        // trimmed by the sender's dust limit, or by ours when the sender
+        // agrees to a transaction we signed; once we agree we sign that same
+        // transaction.
         let verifies = |tx: &Transaction| self.funded.verify_funding_spend(secp, tx, msg.signature);
-        let tx = [false, true]
+        let f = &self.funded;
+        let tx = [(false, f.remote_dust_limit), (true, f.remote_dust_limit)]
             .into_iter()
-            .filter_map(|drop| self.tx(fee, drop).ok())
+            .chain([(false, f.local_dust_limit), (true, f.local_dust_limit)])
+            .filter_map(|(drop, dust)| self.tx(fee, drop, dust).ok())
             .find(|tx| verifies(tx))
             .ok_or(CloseError::BadSignature)?;
+        if let Some(r) = &msg.fee_range {
+            let (lo, hi) = self.range;
+            if lo.max(r.min_fee_satoshis) > hi.min(r.max_fee_satoshis) {
+                // Nothing recorded: the peer may send a better range.
+                return Err(CloseError::NoOverlap {
+                    ours_min: lo,
+                    ours_max: hi,
+                    theirs_min: r.min_fee_satoshis,
+                    theirs_max: r.max_fee_satoshis,
+                });
+            }
+        }
         let previous = self.last_received.replace(fee);
         let agree = |this: &mut Self, tx: Transaction| -> Result<CloseStep, CloseError> {
             let ours = this.sign(secp, &tx)?;
@@ -255,14 +284,6 @@ impl ClosingNegotiation {
         let (lo, hi) = self.range;
         if let Some(r) = &msg.fee_range {
             let (min, max) = (lo.max(r.min_fee_satoshis), hi.min(r.max_fee_satoshis));
-            if min > max {
-                return Err(CloseError::NoOverlap {
-                    ours_min: lo,
-                    ours_max: hi,
-                    theirs_min: r.min_fee_satoshis,
-                    theirs_max: r.max_fee_satoshis,
-                });
-            }
             let in_overlap = (min..=max).contains(&fee);
             if self.funded.we_are_funder || self.last_sent.is_some() {
                 if !in_overlap || (!self.funded.we_are_funder && self.last_sent != Some(fee)) {
@@ -274,7 +295,7 @@ impl ClosingNegotiation {
                 return agree(self, tx);
             }
             let counter = fee.clamp(min, max);
-            let ours = self.tx(counter, false)?;
+            let ours = self.tx(counter, false, self.funded.local_dust_limit)?;
             return Ok(CloseStep::Send(self.message(secp, counter, &ours)?));
         }
         // No fee_range: each offer strictly between the last two.
@@ -293,7 +314,7 @@ impl ClosingNegotiation {
             Some(sent) if sent.abs_diff(fee) > 1 => fee.midpoint(sent),
             _ => target,
         };
-        let ours = self.tx(counter, false)?;
+        let ours = self.tx(counter, false, self.funded.local_dust_limit)?;
         Ok(CloseStep::Send(self.message(secp, counter, &ours)?))
     }
 }

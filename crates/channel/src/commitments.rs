@@ -89,6 +89,9 @@ pub enum UpdateError {
     /// Fulfill or fail of an HTLC that is not there.
     #[error("no htlc with id {0} to remove")]
     UnknownHtlc(u64),
+    /// A second fulfill or fail of the same HTLC.
+    #[error("htlc {0} is already being removed")]
+    AlreadyRemoved(u64),
     /// A preimage that does not match the payment hash.
     #[error("preimage does not match the payment hash of htlc {0}")]
     WrongPreimage(u64),
@@ -590,31 +593,36 @@ impl Commitments {
         Ok(u)
     }
 
-    /// Receives a fulfill or fail of an HTLC we offered; it must be in the
-    /// peer's current commitment (BOLT 2: "if the id does not correspond to
-    /// an HTLC in its current commitment transaction: MUST fail the channel").
+    /// Receives a fulfill or fail of an HTLC we offered. BOLT 2: "if the
+    /// `id` does not correspond to an HTLC in its current commitment
+    /// transaction: MUST fail the channel", and the sender "MUST NOT send an
+    /// `update_fulfill_htlc`, `update_fail_htlc`, or
+    /// `update_fail_malformed_htlc` until the corresponding HTLC is
+    /// irrevocably committed in both sides' commitment transactions": the
+    /// HTLC must be in our current commitment and in the peer's, and not
+    /// already removed by the peer at any stage (proposed, signed or acked),
+    /// so a bad removal is refused when it arrives, not at the next
+    /// `commitment_signed`.
     pub fn receive_remove(&mut self, u: Update) -> Result<(), UpdateError> {
         let id = match &u {
             Update::Fulfill { id, .. } | Update::Fail { id } => *id,
             _ => return Err(UpdateError::UnknownHtlc(u64::MAX)),
         };
+        let in_local = self.local.htlcs.iter().any(|h| h.offered && h.id == id);
         let htlc = self
             .remote
             .htlcs
             .iter()
             .find(|h| !h.offered && h.id == id)
+            .filter(|_| in_local)
             .ok_or(UpdateError::UnknownHtlc(id))?;
         if let Update::Fulfill { preimage, .. } = &u {
             if htlc.payment_hash != preimage.payment_hash() {
                 return Err(UpdateError::WrongPreimage(id));
             }
         }
-        let theirs = |x: &Update| matches!(x, Update::Fulfill { id: i, .. } | Update::Fail { id: i } if *i == id);
-        if [&self.remote_changes.proposed, &self.remote_changes.acked]
-            .iter()
-            .any(|l| l.iter().any(theirs))
-        {
-            return Err(UpdateError::UnknownHtlc(id));
+        if self.peer_removes(id) {
+            return Err(UpdateError::AlreadyRemoved(id));
         }
         self.remote_changes.proposed.push(u);
         Ok(())
@@ -730,6 +738,17 @@ impl Commitments {
     /// The id the peer's next `update_add_htlc` must carry.
     pub fn next_remote_id(&self) -> u64 {
         self.next_remote_id
+    }
+
+    /// Whether we sent (or are about to send) `update_fulfill_htlc` for the
+    /// HTLC the peer offered with `id`, at any stage: its preimage is out,
+    /// so BOLT 2's fulfillment deadline applies to it.
+    pub fn we_fulfill(&self, id: u64) -> bool {
+        let c = &self.local_changes;
+        [&c.proposed, &c.signed, &c.acked].iter().any(|l| {
+            l.iter()
+                .any(|u| matches!(u, Update::Fulfill { id: i, .. } if *i == id))
+        })
     }
 
     /// Whether the peer has sent a fulfill or fail of our HTLC `id` that is

@@ -20,7 +20,7 @@ use bitcoin::{Amount, OutPoint, Txid};
 
 use crate::commitments::Commitments;
 use crate::limits::{ChannelParams, CommitLimits};
-use crate::normal::{ChannelError, NormalChannel};
+use crate::normal::{ChannelError, NormalChannel, ReestablishError};
 use crate::open::PeerParams;
 use crate::revocation::{LocalSecrets, RemoteRevocations};
 use crate::sign::{CommitmentSignatures, FundedChannel, Owner, SigningKeys};
@@ -294,6 +294,47 @@ impl Funding {
             my_current_per_commitment_point: self.local.secrets.point(secp, CommitmentNumber::ZERO),
             extension: TlvStream::default(),
         }
+    }
+
+    /// The peer's `channel_reestablish` before `channel_ready` was
+    /// exchanged: we are at commitment 0 and revoked nothing, so the peer
+    /// must expect commitment 1 and revocation 0 (or 1 and 1 if it already
+    /// moved to normal operation; BOLT 2 allows `channel_ready` to be lost).
+    /// BOLT 2 §"Message Retransmission": "if `next_revocation_number` is
+    /// greater than expected above, AND `your_last_per_commitment_secret`
+    /// is correct for that `next_revocation_number` minus 1: MUST NOT
+    /// broadcast its commitment transaction" — this copy of the channel is
+    /// an old one (restored from a backup); "otherwise: if
+    /// `your_last_per_commitment_secret` does not match the expected
+    /// values: SHOULD send an `error` and fail the channel".
+    pub fn check_reestablish(&self, msg: &ChannelReestablish) -> Result<(), ReestablishError> {
+        let next_rev = msg.next_revocation_number;
+        if next_rev > 0 {
+            let proves = CommitmentNumber::new(next_rev - 1).is_some_and(|n| {
+                msg.your_last_per_commitment_secret == self.local.secrets.secret(n)
+            });
+            if proves {
+                return Err(ReestablishError::WeFellBehind(next_rev - 1));
+            }
+            return Err(ReestablishError::OutOfSync {
+                next_commitment: msg.next_commitment_number,
+                next_revocation: next_rev,
+                local: 0,
+                remote: 0,
+            });
+        }
+        if msg.your_last_per_commitment_secret != [0; 32] {
+            return Err(ReestablishError::WrongSecret);
+        }
+        if msg.next_commitment_number != 1 {
+            return Err(ReestablishError::OutOfSync {
+                next_commitment: msg.next_commitment_number,
+                next_revocation: next_rev,
+                local: 0,
+                remote: 0,
+            });
+        }
+        Ok(())
     }
 
     /// Our commitment 0 with both signatures, once `funding_signed` (funder)

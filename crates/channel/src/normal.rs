@@ -439,7 +439,7 @@ impl NormalChannel {
             }
             Message::Shutdown(m) => {
                 self.check_channel(m.channel_id)?;
-                out.events.push(self.receive_shutdown(m)?);
+                out.events.extend(self.receive_shutdown(m)?);
             }
             // BOLT 2: "upon reconnection: MUST ignore any redundant `channel_ready`".
             Message::ChannelReady(m) => self.check_channel(m.channel_id)?,

@@ -18,8 +18,54 @@ use crate::commitments::{CommitSpec, SpecHtlc, Update};
 use crate::limits::{ChannelParams, CommitLimits};
 use crate::sign::FundedChannel;
 
-/// The format version written first in every record.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written first in every record. Version 2 ends with
+/// a checksum; version 1 (no checksum) is still read.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// Bytes of SHA-256 of the rest of a record kept at its end.
+const CHECKSUM_LEN: usize = 8;
+
+fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    use bitcoin::hashes::{sha256, Hash};
+    let h = sha256::Hash::hash(body).to_byte_array();
+    let mut c = [0; CHECKSUM_LEN];
+    c.copy_from_slice(&h[..CHECKSUM_LEN]);
+    c
+}
+
+/// Ends a record (version byte first) with its checksum, so that damage on
+/// disk is refused on reading rather than read as another channel state.
+pub(crate) fn seal(mut record: Vec<u8>) -> Vec<u8> {
+    let c = checksum(&record);
+    record.extend_from_slice(&c);
+    record
+}
+
+/// The body of a sealed record (version byte first), once its version is
+/// one this build reads and its checksum matches.
+pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], PersistError> {
+    match bytes.first() {
+        None => Err(PersistError::Decode(DecodeError::ShortRead { needed: 1 })),
+        Some(1) => Ok(bytes),
+        Some(&FORMAT_VERSION) => {
+            let split = bytes
+                .len()
+                .checked_sub(CHECKSUM_LEN)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    PersistError::Decode(DecodeError::ShortRead {
+                        needed: (CHECKSUM_LEN + 1).saturating_sub(bytes.len()),
+                    })
+                })?;
+            let (body, sum) = bytes.split_at(split);
+            if checksum(body) != sum {
+                return Err(PersistError::Checksum);
+            }
+            Ok(body)
+        }
+        Some(v) => Err(PersistError::Version(*v)),
+    }
+}
 
 /// Why a stored channel could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +77,9 @@ pub enum PersistError {
     /// Written by a newer Beongae.
     #[error("stored channel format {0} is newer than this build reads ({FORMAT_VERSION}); upgrade beongae")]
     Version(u8),
+    /// The checksum does not match: the record was damaged.
+    #[error("stored channel is corrupt: checksum mismatch")]
+    Checksum,
     /// A value out of its range.
     #[error("stored channel is corrupt: invalid {0}")]
     Invalid(&'static str),

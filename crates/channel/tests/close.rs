@@ -33,14 +33,24 @@ fn pair(
     a_range: (u64, u64),
     b_range: (u64, u64),
 ) -> (ClosingNegotiation, ClosingNegotiation, Party, Party) {
+    pair_with(secp, a_range, b_range, (A_MSAT, B_MSAT))
+}
+
+/// A (funder, dust limit 546 sat) and B (354 sat) with these balances.
+fn pair_with(
+    secp: &Secp256k1<All>,
+    a_range: (u64, u64),
+    b_range: (u64, u64),
+    (a_msat, b_msat): (u64, u64),
+) -> (ClosingNegotiation, ClosingNegotiation, Party, Party) {
     let (pa, pb) = (Party::new(secp, 1), Party::new(secp, 20));
     let id = ChannelId([4; 32]);
     let a = ClosingNegotiation::new(
         id,
         channel(ChannelType::Anchors, &pa, &pb, true),
         pa.funding,
-        Msat::from_msat(A_MSAT),
-        Msat::from_msat(B_MSAT),
+        Msat::from_msat(a_msat),
+        Msat::from_msat(b_msat),
         script(0xaa),
         script(0xbb),
         (Amount::from_sat(a_range.0), Amount::from_sat(a_range.1)),
@@ -49,8 +59,8 @@ fn pair(
         id,
         channel(ChannelType::Anchors, &pa, &pb, false),
         pb.funding,
-        Msat::from_msat(B_MSAT),
-        Msat::from_msat(A_MSAT),
+        Msat::from_msat(b_msat),
+        Msat::from_msat(a_msat),
         script(0xbb),
         script(0xaa),
         (Amount::from_sat(b_range.0), Amount::from_sat(b_range.1)),
@@ -137,6 +147,14 @@ fn refusals() {
             theirs_max: 800
         }
     );
+    // BOLT 2: no overlap changes nothing (the node warns and waits): a
+    // later proposal with a satisfying range is agreed.
+    let (mut a2, _, _, _) = pair(&secp, (300, 2_000), (1_000, 5_000));
+    let later = a2.propose(&secp, Amount::from_sat(1_500)).unwrap();
+    let CloseStep::SendAndDone(reply, _) = b.receive(&secp, &later).unwrap() else {
+        panic!("B agrees to the later range")
+    };
+    assert_eq!(reply.fee_satoshis, 1_500);
     // A signature over another fee.
     let (mut a, mut b, _, _) = pair(&secp, (1_000, 10_000), (2_000, 20_000));
     let mut forged = a.propose(&secp, Amount::from_sat(5_000)).unwrap();
@@ -170,4 +188,35 @@ fn shutdown_scripts_and_dust_limits() {
     assert_eq!(dust_limit_for(&script(1)), Amount::from_sat(294));
     assert_eq!(dust_limit_for(&p2wsh), Amount::from_sat(330));
     assert_eq!(dust_limit_for(&p2tr), Amount::from_sat(354));
+}
+
+/// BOLT 3 §"Legacy Closing Transaction": each signer trims the outputs below
+/// its own dust limit. B's 450 sat balance is above B's dust limit (354)
+/// and below A's (546): A's signature is for the transaction without B's
+/// output, and B accepts it (it used to check with its own limit only and
+/// fail the channel).
+#[test]
+fn each_signer_trims_by_its_own_dust_limit() {
+    let secp = Secp256k1::new();
+    let (mut a, mut b, pa, pb) = pair_with(
+        &secp,
+        (1_000, 10_000),
+        (1_000, 10_000),
+        (999_550_000, 450_000),
+    );
+    let first = wire(&a.propose(&secp, Amount::from_sat(2_000)).unwrap());
+    let CloseStep::SendAndDone(reply, tx_b) = b.receive(&secp, &first).unwrap() else {
+        panic!("B agrees")
+    };
+    let CloseStep::Done(tx_a) = a.receive(&secp, &wire(&reply)).unwrap() else {
+        panic!("A is done")
+    };
+    assert_eq!(tx_a, tx_b);
+    // One output: A's balance minus the fee; B's 450 sat went to fees.
+    assert_eq!(tx_a.output.len(), 1);
+    assert_eq!(tx_a.output[0].script_pubkey, script(0xaa));
+    assert_eq!(tx_a.output[0].value, Amount::from_sat(999_550 - 2_000));
+    funding_script_pubkey(&pa.keys.funding_pubkey, &pb.keys.funding_pubkey)
+        .verify(0, FUNDING, &serialize(&tx_a))
+        .unwrap();
 }

@@ -308,16 +308,27 @@ fn protocol_violations_are_refused() {
         FeeratePerKw(253),
         params(true, 30),
     );
-    assert!(a
-        .send_add(Msat::from_msat(1001), Preimage([1; 32]).payment_hash(), 500)
-        .is_err());
-    assert!(a
-        .send_add(Msat::ZERO, Preimage([1; 32]).payment_hash(), 500)
-        .is_err());
-    assert!(a.send_commit().is_err(), "nothing to sign");
-    assert!(a.receive_revoke().is_err(), "no pending commitment");
-    assert!(
-        a.receive_fee(FeeratePerKw(1000)).is_err(),
+    assert_eq!(
+        a.send_add(Msat::from_msat(1001), Preimage([1; 32]).payment_hash(), 500)
+            .unwrap_err(),
+        UpdateError::CannotAfford {
+            amount: Msat::from_msat(1001),
+            balance: Msat::from_msat(1000)
+        }
+    );
+    assert_eq!(
+        a.send_add(Msat::ZERO, Preimage([1; 32]).payment_hash(), 500)
+            .unwrap_err(),
+        UpdateError::ZeroAmount
+    );
+    assert_eq!(a.send_commit().unwrap_err(), UpdateError::NothingToSign);
+    assert_eq!(
+        a.receive_revoke().unwrap_err(),
+        UpdateError::UnexpectedRevocation
+    );
+    assert_eq!(
+        a.receive_fee(FeeratePerKw(1000)).unwrap_err(),
+        UpdateError::FeeFromNonFunder,
         "the fundee cannot send update_fee"
     );
     let mut b = Commitments::new(
@@ -332,12 +343,21 @@ fn protocol_violations_are_refused() {
         payment_hash: Preimage([1; 32]).payment_hash(),
         cltv_expiry: 500,
     };
-    assert!(b.receive_add(add).is_err(), "id must start at 0");
-    assert!(
-        b.receive_remove(Update::Fail { id: 0 }).is_err(),
-        "no such htlc"
+    assert_eq!(
+        b.receive_add(add).unwrap_err(),
+        UpdateError::IdOutOfSequence {
+            got: 1,
+            expected: 0
+        }
     );
-    assert!(b.send_fee(FeeratePerKw(300)).is_err());
+    assert_eq!(
+        b.receive_remove(Update::Fail { id: 0 }).unwrap_err(),
+        UpdateError::UnknownHtlc(0)
+    );
+    assert_eq!(
+        b.send_fee(FeeratePerKw(300)).unwrap_err(),
+        UpdateError::FeeFromNonFunder
+    );
 }
 
 /// Funds an HTLC removal returns are usable by an add signed in the same

@@ -804,10 +804,30 @@ fn shutdown_then_close() {
         p.a.send_shutdown(script_a.clone()).unwrap_err(),
         ChannelError::Unexpected("a second shutdown")
     );
+    // BOLT 2: `shutdown` is retransmitted after a reconnection; the same
+    // one again changes nothing, one with another script is refused.
+    let before = p.a.encode_state().unwrap();
     assert_eq!(
-        p.a.receive(&p.secp, &Message::Shutdown(s)).unwrap_err(),
-        ChannelError::Unexpected("a second shutdown")
+        p.a.receive(&p.secp, &Message::Shutdown(s.clone())).unwrap(),
+        beongae_channel::normal::Received::default()
     );
+    assert_eq!(p.a.encode_state().unwrap(), before);
+    // After a reconnection the peer may send its latest script: kept.
+    let mut other = s.clone();
+    other.scriptpubkey = beongae_wire::msgs::U16Bytes(script_a.to_bytes());
+    assert_eq!(
+        p.a.receive(&p.secp, &Message::Shutdown(other)).unwrap(),
+        beongae_channel::normal::Received::default()
+    );
+    assert_eq!(p.a.shutdown.remote.as_ref(), Some(&script_a));
+    let mut bad = s.clone();
+    bad.scriptpubkey = beongae_wire::msgs::U16Bytes(vec![0x51, 0x02, 1, 2]);
+    assert!(matches!(
+        p.a.receive(&p.secp, &Message::Shutdown(bad)).unwrap_err(),
+        ChannelError::BadShutdownScript(_)
+    ));
+    p.a.receive(&p.secp, &Message::Shutdown(s)).unwrap();
+    assert_eq!(p.a.shutdown.remote.as_ref(), Some(&script_b));
     assert!(p.a.ready_to_close() && p.b.ready_to_close());
 
     let range = (
@@ -871,23 +891,35 @@ fn stored_state_refuses_damage() {
     let load =
         |b: &[u8]| NormalChannel::decode_state(b, p.pa.signing(), LocalSecrets::new(p.pa.seed));
     assert!(load(&bytes).is_ok());
-    for cut in [0, 1, 33, bytes.len() / 2, bytes.len() - 1] {
-        assert!(
-            matches!(load(&bytes[..cut]), Err(PersistError::Decode(_))),
+    assert!(matches!(load(&[]), Err(PersistError::Decode(_))));
+    for cut in [1, 33, bytes.len() / 2, bytes.len() - 1] {
+        assert_eq!(
+            load(&bytes[..cut]).unwrap_err(),
+            if cut == 1 {
+                PersistError::Decode(beongae_wire::DecodeError::ShortRead { needed: 8 })
+            } else {
+                PersistError::Checksum
+            },
             "cut at {cut}"
         );
     }
     let mut newer = bytes.clone();
-    newer[0] = 2;
-    assert_eq!(load(&newer).unwrap_err(), PersistError::Version(2));
+    newer[0] = 3;
+    assert_eq!(load(&newer).unwrap_err(), PersistError::Version(3));
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(load(&longer), Err(PersistError::Decode(_))));
-    // Every single-byte change either fails cleanly or reads back.
+    assert_eq!(load(&longer).unwrap_err(), PersistError::Checksum);
+    // Every single-byte change is refused: the version byte as an unknown
+    // version, any other by the checksum.
     for i in 0..bytes.len() {
         let mut b = bytes.clone();
         b[i] ^= 0x5a;
-        let _ = load(&b);
+        let expected = if i == 0 {
+            PersistError::Version(bytes[0] ^ 0x5a)
+        } else {
+            PersistError::Checksum
+        };
+        assert_eq!(load(&b).unwrap_err(), expected, "byte {i}");
     }
 }
 
@@ -1018,5 +1050,83 @@ mod arbitrary_messages {
                 }
             }
         }
+    }
+}
+
+/// BOLT 2: a fulfil or fail is refused when it arrives if its HTLC is not
+/// irrevocably committed in our current commitment, or if the peer already
+/// removes it (at any stage), not only at the next `commitment_signed`.
+#[test]
+fn removals_are_checked_when_they_arrive() {
+    use beongae_wire::msgs::{U16Bytes, UpdateFailHtlc, UpdateFulfillHtlc};
+    let fulfill = |id: u64, tag: u8| {
+        Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+            channel_id: ChannelId([9; 32]),
+            id,
+            payment_preimage: [tag; 32],
+            extension: TlvStream::default(),
+        })
+    };
+    let fail = |id: u64| {
+        Message::UpdateFailHtlc(UpdateFailHtlc {
+            channel_id: ChannelId([9; 32]),
+            id,
+            reason: U16Bytes(vec![0; 292]),
+            extension: TlvStream::default(),
+        })
+    };
+    let mut p = setup();
+    p.offer(true, 3_000_000, 7);
+    assert!(p.deliver(false));
+    let cs = p.a.sign(&p.secp).unwrap().unwrap();
+    p.send(true, cs);
+    assert!(p.deliver(false)); // B revokes commitment 0, holds the HTLC
+    assert!(p.deliver(true)); // A gets the revocation: in B's commitment only
+    assert!(p.a.commitments.remote.htlcs.iter().any(|h| h.id == 0));
+    assert!(p.a.commitments.local.htlcs.is_empty());
+    // Not yet in A's own commitment: refused at once.
+    let before = p.a.encode_state().unwrap();
+    assert_eq!(
+        p.a.receive(&p.secp, &fulfill(0, 7)).unwrap_err(),
+        ChannelError::Update(UpdateError::UnknownHtlc(0))
+    );
+    assert_eq!(
+        p.a.receive(&p.secp, &fail(0)).unwrap_err(),
+        ChannelError::Update(UpdateError::UnknownHtlc(0))
+    );
+    assert_eq!(p.a.encode_state().unwrap(), before);
+    p.settle();
+    assert_eq!(p.a.commitments.local.htlcs.len(), 1);
+
+    // Irrevocably committed: the first fulfil is taken, a second (or a
+    // fail) of the same HTLC is refused while the first is proposed ...
+    p.a.receive(&p.secp, &fulfill(0, 7)).unwrap();
+    assert_eq!(
+        p.a.receive(&p.secp, &fulfill(0, 7)).unwrap_err(),
+        ChannelError::Update(UpdateError::AlreadyRemoved(0))
+    );
+    assert_eq!(
+        p.a.receive(&p.secp, &fail(0)).unwrap_err(),
+        ChannelError::Update(UpdateError::AlreadyRemoved(0))
+    );
+    // ... and once B signed it and A signed back (the signed stage).
+    // (B's own fulfil, the one A took above, so that B's signature covers it.)
+    p.b.send_fulfill(0, Preimage([7; 32])).unwrap();
+    let cs = p.b.sign(&p.secp).unwrap().unwrap();
+    let got =
+        p.a.receive(&p.secp, &Message::CommitmentSigned(cs))
+            .unwrap();
+    assert_eq!(names(&got.reply), ["RevokeAndAck"]);
+    assert!(p.a.sign(&p.secp).unwrap().is_some());
+    assert!(
+        p.a.commitments.remote_next.is_some(),
+        "A's signature awaits B's revocation"
+    );
+    assert!(p.a.commitments.remote.htlcs.iter().any(|h| h.id == 0));
+    for m in [fulfill(0, 7), fail(0)] {
+        assert_eq!(
+            p.a.receive(&p.secp, &m).unwrap_err(),
+            ChannelError::Update(UpdateError::UnknownHtlc(0))
+        );
     }
 }

@@ -134,6 +134,19 @@ fn dust_outputs_are_left_out() {
     assert!(sig.closee_output_only.is_some());
     spends(&tx, &pa, &pb);
     assert_eq!(values(&tx), vec![999_800]);
+    // The closee is paid its whole balance; the closer's 200 sat all go to
+    // the fee (its 100 sat fee plus its dust output), which still relays.
+    let fee = 1_000_000 - values(&tx).iter().sum::<u64>();
+    assert_eq!(fee, 200);
+    assert!(fee * 4 >= tx.weight().to_wu(), "at least 1 sat/vbyte");
+    // It can never pay more than its balance.
+    assert_eq!(
+        b.complete(&secp, Amount::from_sat(201), 0).unwrap_err(),
+        SimpleCloseError::FeeAboveBalance {
+            fee: 201,
+            balance: 200
+        }
+    );
 }
 
 #[test]

@@ -241,6 +241,7 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
             ChannelState::AwaitingConfirmation => "awaiting_confirmation",
             ChannelState::Normal => "normal",
             ChannelState::ShuttingDown => "shutting_down",
+            ChannelState::Closing => "closing",
             ChannelState::Closed => "closed",
         },
         "active": c.active,

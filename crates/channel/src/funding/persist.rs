@@ -10,7 +10,8 @@ use super::{Funding, LocalSetup};
 use crate::commitments::Commitments;
 use crate::open::PeerParams;
 use crate::persist::{
-    get_bool, get_funded, get_sig, put_bool, put_funded, put_sig, PersistError, FORMAT_VERSION,
+    get_bool, get_funded, get_sig, put_bool, put_funded, put_sig, seal, unseal, PersistError,
+    FORMAT_VERSION,
 };
 use crate::revocation::LocalSecrets;
 use crate::sign::{CommitmentSignatures, SigningKeys};
@@ -33,7 +34,7 @@ impl Funding {
         if let Some(s) = &self.peer.upfront_shutdown_script {
             w.write_u16_prefixed("upfront_shutdown_script", s)?;
         }
-        Ok(w.into_vec())
+        Ok(seal(w.into_vec()))
     }
 
     /// A funding channel from its record and our secrets for it (derived
@@ -43,11 +44,8 @@ impl Funding {
         signing: SigningKeys,
         secrets: LocalSecrets,
     ) -> Result<Funding, PersistError> {
-        let mut r = Reader::new(bytes);
-        let version = r.read_u8()?;
-        if version != FORMAT_VERSION {
-            return Err(PersistError::Version(version));
-        }
+        let mut r = Reader::new(unseal(bytes)?);
+        r.read_u8()?; // the version, checked by `unseal`
         let channel_id = ChannelId(r.read_array()?);
         let funded = get_funded(&mut r)?;
         let commitments = Commitments::read(&mut r)?;

@@ -10,8 +10,8 @@ use beongae_wire::{ChannelId, Reader, Writer};
 use super::{FailReason, NormalChannel, Retransmit, ShutdownScripts};
 use crate::commitments::Commitments;
 use crate::persist::{
-    get_bool, get_funded, get_script, get_sig, put_bool, put_funded, put_script, put_sig,
-    PersistError, FORMAT_VERSION,
+    get_bool, get_funded, get_script, get_sig, put_bool, put_funded, put_script, put_sig, seal,
+    unseal, PersistError, FORMAT_VERSION,
 };
 use crate::revocation::{LocalSecrets, RemoteRevocations};
 use crate::sign::{CommitmentSignatures, SigningKeys};
@@ -119,7 +119,7 @@ impl NormalChannel {
         put_opt_script(&mut w, &self.shutdown.remote)?;
         put_bool(&mut w, self.anysegwit);
         w.write_u32(self.max_feerate.0);
-        Ok(w.into_vec())
+        Ok(seal(w.into_vec()))
     }
 
     /// A channel from its record and our secrets for it (derived again
@@ -129,11 +129,8 @@ impl NormalChannel {
         signing: SigningKeys,
         local_secrets: LocalSecrets,
     ) -> Result<NormalChannel, PersistError> {
-        let mut r = Reader::new(bytes);
-        let version = r.read_u8()?;
-        if version != FORMAT_VERSION {
-            return Err(PersistError::Version(version));
-        }
+        let mut r = Reader::new(unseal(bytes)?);
+        r.read_u8()?; // the version, checked by `unseal`
         let channel_id = ChannelId(r.read_array()?);
         let funded = get_funded(&mut r)?;
         let current = CommitmentNumber::new(r.read_u64()?)

@@ -34,17 +34,23 @@ impl NormalChannel {
         })
     }
 
-    /// The peer's `shutdown`.
-    pub(super) fn receive_shutdown(&mut self, m: &Shutdown) -> Result<Event, ChannelError> {
+    /// The peer's `shutdown`. BOLT 2 §"Message Retransmission": a node that
+    /// sent `shutdown` "MUST retransmit `shutdown`" on reconnection, so a
+    /// `shutdown` may arrive again: the same script changes nothing
+    /// (`None`); another valid script replaces the one we hold (BOLT 2
+    /// §"Channel Close": a reconnection "provides the opportunity for both
+    /// nodes to send their latest output script in `shutdown`"), which a
+    /// closing negotiation started afterwards uses.
+    pub(super) fn receive_shutdown(&mut self, m: &Shutdown) -> Result<Option<Event>, ChannelError> {
         let script = ScriptBuf::from_bytes(m.scriptpubkey.0.clone());
-        if self.shutdown.remote.is_some() {
-            return Err(ChannelError::Unexpected("a second shutdown"));
+        if self.shutdown.remote.as_ref() == Some(&script) {
+            return Ok(None);
         }
         if !is_valid_shutdown_script(&script, self.anysegwit) {
             return Err(ChannelError::BadShutdownScript(script.to_hex_string()));
         }
-        self.shutdown.remote = Some(script.clone());
-        Ok(Event::ShutdownReceived { script })
+        let first = self.shutdown.remote.replace(script.clone()).is_none();
+        Ok(first.then_some(Event::ShutdownReceived { script }))
     }
 
     /// Whether fee negotiation may start: both `shutdown`s exchanged, no

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use beongae_chain::devnet::{Devnet, COINBASE_MATURITY};
 use beongae_wallet::{KeyManager, Seed};
 use beongae_wire::msgs::{OnionPacketBytes, UpdateAddHtlc, ONION_PACKET_LEN};
 use beongae_wire::{ErrorMessage, Init, TlvStream};
@@ -33,6 +34,8 @@ fn node_id_of(k: &KeyManager) -> NodeId {
     ))
 }
 
+mod safety;
+
 /// A store in memory: (namespace, key) -> value.
 type MemStore = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
@@ -58,6 +61,87 @@ struct Pair {
     linked: bool,
     /// What each side's store holds: (namespace, key) -> value.
     stores: [MemStore; 2],
+    /// Changes a message on its way (a misbehaving or broken peer).
+    tamper: Option<fn(Side, &mut Message)>,
+    /// Once B sends a message of this name, neither it nor anything after
+    /// it of B's reaches A (B goes silent).
+    mute_b_after: Option<&'static str>,
+    /// A real regtest chain whose mempool (Bitcoin Core's script
+    /// interpreter) is offered every transaction the nodes broadcast; the
+    /// funding transactions spend its coins.
+    devnet: Devnet,
+    /// What the devnet's mempool said of each broadcast.
+    mempool: Vec<(Txid, Result<(), String>)>,
+}
+
+/// The key the devnet's coins pay to (P2WPKH); funding transactions spend them.
+fn coin_key() -> SecretKey {
+    SecretKey::from_slice(&[0x77; 32]).unwrap()
+}
+
+fn coin_script() -> ScriptBuf {
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+    let pk = bitcoin::CompressedPublicKey(bitcoin::secp256k1::PublicKey::from_secret_key(
+        &secp,
+        &coin_key(),
+    ));
+    ScriptBuf::new_p2wpkh(&pk.wpubkey_hash())
+}
+
+/// A devnet with 20 mature coins paying [`coin_script`].
+fn funded_devnet() -> Devnet {
+    let mut d = Devnet::new();
+    d.mine(20, &coin_script(), 1_700_000_000);
+    d.mine(
+        COINBASE_MATURITY,
+        &ScriptBuf::new_op_return([0u8; 4]),
+        1_700_000_000,
+    );
+    d
+}
+
+/// A signed transaction paying `amount` to `script_pubkey` from the next
+/// unspent devnet coin, the change back to the coin key.
+fn real_funding(d: &Devnet, script_pubkey: ScriptBuf, amount: Amount, used: usize) -> Transaction {
+    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+    let (outpoint, coin) = d.utxos_for(&coin_script())[used].clone();
+    let mut tx = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut {
+                value: amount,
+                script_pubkey,
+            },
+            TxOut {
+                value: coin.txout.value - amount - Amount::from_sat(1_000),
+                script_pubkey: coin_script(),
+            },
+        ],
+    };
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let sighash = SighashCache::new(&tx)
+        .p2wpkh_signature_hash(0, &coin_script(), coin.txout.value, EcdsaSighashType::All)
+        .unwrap();
+    let signature = secp.sign_ecdsa(
+        &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
+        &coin_key(),
+    );
+    let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
+    tx.input[0].witness = Witness::p2wpkh(
+        &bitcoin::ecdsa::Signature {
+            signature,
+            sighash_type: EcdsaSighashType::All,
+        },
+        &pk,
+    );
+    tx
 }
 
 fn settings() -> ChannelSettings {
@@ -73,9 +157,10 @@ use bitcoin::hashes::Hash as _;
 
 /// Every output list: the persist batch precedes what depends on it.
 fn check_order(outs: &[Output]) {
-    let Some(p) = outs.iter().position(|o| matches!(o, Output::Persist(_))) else {
-        return;
-    };
+    let p = outs
+        .iter()
+        .position(|o| matches!(o, Output::Persist(_)))
+        .unwrap_or(usize::MAX);
     for (i, o) in outs.iter().enumerate() {
         let dependent = match o {
             Output::Send { msg, .. } => channels::message_channel(msg).is_some(),
@@ -83,10 +168,17 @@ fn check_order(outs: &[Output]) {
             _ => false,
         };
         assert!(
-            !dependent || i > p,
+            !dependent || p == usize::MAX || i > p,
             "output {i} ({o:?}) before the persist at {p}"
         );
     }
+}
+
+/// What the store must reproduce of a channel: everything but whether the
+/// peer is connected right now.
+fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
+    c.active = false;
+    c
 }
 
 impl Pair {
@@ -116,6 +208,10 @@ impl Pair {
             sent: Vec::new(),
             linked: true,
             stores: [BTreeMap::new(), BTreeMap::new()],
+            tamper: None,
+            mute_b_after: None,
+            devnet: funded_devnet(),
+            mempool: Vec::new(),
         };
         p.connect();
         p
@@ -157,7 +253,13 @@ impl Pair {
     /// `side` restarts from what its store holds (its link drops first).
     fn restart(&mut self, side: Side) {
         self.disconnect();
-        let store = &self.stores[side as usize];
+        let store = self.stores[side as usize].clone();
+        *self.core(side) = self.restored(side, &store);
+        self.connect();
+    }
+
+    /// A core of `side` built from `store` alone.
+    fn restored(&self, side: Side, store: &MemStore) -> NodeCore {
         let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
             store
                 .iter()
@@ -175,7 +277,7 @@ impl Pair {
             Side::A => (keys(1), self.ids.0),
             Side::B => (keys(2), self.ids.1),
         };
-        let core = NodeCore::with_channels(
+        NodeCore::with_channels(
             id,
             CoreConfig::new(ChainHash::REGTEST),
             k,
@@ -183,9 +285,52 @@ impl Pair {
             self.height,
             stored,
         )
-        .unwrap();
-        *self.core(side) = core;
-        self.connect();
+        .expect("the store reads back")
+    }
+
+    /// After every input: a core restored from the store alone holds the
+    /// same channels as the live one (states, balances, HTLCs, short
+    /// channel ids, closing transactions), so an input that changed a
+    /// channel and forgot to persist it fails here.
+    fn check_restorable(&self, side: Side, input: &str) {
+        let live: Vec<ChannelSummary> = match side {
+            Side::A => self.a.channels(),
+            Side::B => self.b.channels(),
+        }
+        .into_iter()
+        .map(stored_view)
+        .collect();
+        let back: Vec<ChannelSummary> = self
+            .restored(side, &self.stores[side as usize])
+            .channels()
+            .into_iter()
+            .map(stored_view)
+            .collect();
+        assert_eq!(live, back, "{side:?} did not persist what {input} changed");
+    }
+
+    /// The channel state `side`'s store keeps for a closed channel.
+    fn kept_state(&self, side: Side, id: ChannelId) -> Option<channels::record::KeptState> {
+        let bytes = self.stores[side as usize]
+            .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
+            .expect("a stored channel");
+        match channels::record::ChannelRecord::decode(bytes)
+            .unwrap()
+            .phase
+        {
+            channels::record::StoredPhase::Closed(c) => c.kept,
+            _ => panic!("not closed"),
+        }
+    }
+
+    fn unmuted(&self, side: Side) -> bool {
+        side == Side::A
+            || self.mute_b_after.is_none_or(|name| {
+                !self
+                    .sent
+                    .iter()
+                    .any(|(s, m)| *s == Side::B && m.name() == name)
+            })
     }
 
     fn core(&mut self, s: Side) -> &mut NodeCore {
@@ -203,15 +348,20 @@ impl Pair {
             steps += 1;
             assert!(steps < 10_000, "no quiescence");
             let now = self.now;
+            let what = format!("{input:?}").chars().take(120).collect::<String>();
             let outs = self.core(side).handle(now, input);
             check_order(&outs);
             let other = if side == Side::A { Side::B } else { Side::A };
             let to_peer = if other == Side::A { PA } else { PB };
             for o in outs {
                 match o {
-                    Output::Send { msg, .. } => {
+                    Output::Send { mut msg, .. } => {
                         self.sent.push((side, msg.clone()));
-                        if self.linked {
+                        let deliver = self.linked && self.unmuted(side);
+                        if let Some(t) = self.tamper {
+                            t(side, &mut msg);
+                        }
+                        if deliver {
                             let bytes = msg.encode().unwrap();
                             queue.push_back((
                                 other,
@@ -229,23 +379,14 @@ impl Pair {
                         amount,
                         ..
                     } => {
-                        let tx = Transaction {
-                            version: Version::TWO,
-                            lock_time: LockTime::ZERO,
-                            input: vec![TxIn {
-                                previous_output: OutPoint {
-                                    txid: Txid::from_byte_array([5; 32]),
-                                    vout: 0,
-                                },
-                                script_sig: ScriptBuf::new(),
-                                sequence: Sequence::MAX,
-                                witness: Witness::new(),
-                            }],
-                            output: vec![TxOut {
-                                value: amount,
-                                script_pubkey,
-                            }],
-                        };
+                        let used = self
+                            .broadcasts
+                            .iter()
+                            .filter(|(_, t)| {
+                                t.output.len() == 2 && t.output[1].script_pubkey == coin_script()
+                            })
+                            .count();
+                        let tx = real_funding(&self.devnet, script_pubkey, amount, used);
                         queue.push_back((
                             side,
                             Input::FundingBuilt {
@@ -255,7 +396,15 @@ impl Pair {
                             },
                         ));
                     }
-                    Output::Broadcast { tx } => self.broadcasts.push((side, tx)),
+                    Output::Broadcast { tx } => {
+                        let got = self
+                            .devnet
+                            .accept(tx.clone())
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
+                        self.mempool.push((tx.compute_txid(), got));
+                        self.broadcasts.push((side, tx));
+                    }
                     Output::Persist(batch) => {
                         let store = &mut self.stores[side as usize];
                         for op in batch.ops() {
@@ -277,6 +426,7 @@ impl Pair {
                     _ => {}
                 }
             }
+            self.check_restorable(side, &what);
         }
     }
 
@@ -328,12 +478,38 @@ impl Pair {
 
     /// A opens 1_000_000 sat to B and the channel becomes normal.
     fn open(&mut self) -> (ChannelId, Transaction) {
+        self.open_with(Msat::from_msat(100_000_000))
+    }
+
+    /// A opens 1_000_000 sat to B pushing `push`, and the channel becomes normal.
+    fn open_with(&mut self, push: Msat) -> (ChannelId, Transaction) {
+        let (id, funding) = self.start_open(push);
+        self.confirm(&funding);
+        (id, funding)
+    }
+
+    /// The funding is mined and buried 3 blocks: both sides are normal.
+    fn confirm(&mut self, funding: &Transaction) {
+        self.block(vec![funding.clone()]);
+        self.block(vec![]);
+        assert_eq!(
+            self.channel(Side::B).state,
+            ChannelState::AwaitingConfirmation
+        );
+        self.block(vec![]);
+        assert_eq!(self.channel(Side::A).state, ChannelState::Normal);
+        assert_eq!(self.channel(Side::B).state, ChannelState::Normal);
+    }
+
+    /// A opens 1_000_000 sat to B: both commitment 0s are signed and the
+    /// funding is broadcast, not mined.
+    fn start_open(&mut self, push: Msat) -> (ChannelId, Transaction) {
         let reply = self.command(
             Side::A,
             Command::OpenChannel {
                 node_id: self.ids.1,
                 funding: Amount::from_sat(1_000_000),
-                push: Msat::from_msat(100_000_000),
+                push,
             },
         );
         let Reply::ChannelOpened {
@@ -350,15 +526,6 @@ impl Pair {
             .unwrap()
             .1
             .clone();
-        self.block(vec![funding.clone()]);
-        self.block(vec![]);
-        assert_eq!(
-            self.channel(Side::B).state,
-            ChannelState::AwaitingConfirmation
-        );
-        self.block(vec![]);
-        assert_eq!(self.channel(Side::A).state, ChannelState::Normal);
-        assert_eq!(self.channel(Side::B).state, ChannelState::Normal);
         (channel_id, funding)
     }
 
@@ -396,9 +563,10 @@ impl Pair {
     }
 }
 
-/// A's failed channel: its own latest commitment went out, spending the
-/// funding output, paying A's balance less the fee and anchors it owes as
-/// funder and B's balance exactly.
+/// A's failed channel: its own latest commitment (anchors, no HTLC) went
+/// out, spending the funding output, and the devnet's mempool took it: it
+/// pays B's balance exactly, and A's less the commitment fee (1_124 weight
+/// units at 2_500 sat/kw) and the two 330 sat anchors it owes as funder.
 fn check_force_closed(p: &Pair, funding: &Transaction, a_msat: u64, b_msat: u64) {
     let (_, tx) = p.broadcasts.iter().rfind(|(s, _)| *s == Side::A).unwrap();
     assert_eq!(
@@ -408,21 +576,22 @@ fn check_force_closed(p: &Pair, funding: &Transaction, a_msat: u64, b_msat: u64)
             vout: 0
         }
     );
-    let values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
-    assert!(
-        values.contains(&(b_msat / 1000)),
-        "B's {b_msat} msat in {values:?}"
+    let mut values: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    values.sort_unstable();
+    let fee = 1_124 * 2_500 / 1000;
+    assert_eq!(
+        values,
+        vec![330, 330, b_msat / 1000, a_msat / 1000 - fee - 660],
+        "anchors, B, A"
     );
-    let total: u64 = values.iter().sum();
-    assert!(
-        total < 1_000_000 && total > 1_000_000 - 10_000,
-        "{values:?}"
-    );
-    assert!(
-        values
+    let txid = tx.compute_txid();
+    assert_eq!(
+        p.mempool
             .iter()
-            .any(|v| *v > (a_msat / 1000) - 10_000 && *v < a_msat / 1000),
-        "A's balance less fees in {values:?}"
+            .rfind(|(t, _)| *t == txid)
+            .map(|(_, r)| r.clone()),
+        Some(Ok(())),
+        "the devnet's mempool accepts A's commitment"
     );
     assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
 }
@@ -584,10 +753,12 @@ fn unknown_odd_messages_and_early_updates_keep_the_channel() {
         &p.sent[since..]
     );
     assert_eq!(p.channel(Side::A).state, ChannelState::Normal);
-    assert!(p
-        .broadcasts
-        .iter()
-        .all(|(_, tx)| tx.input[0].previous_output.txid == Txid::from_byte_array([5; 32])));
+    assert!(
+        p.broadcasts
+            .iter()
+            .all(|(_, tx)| tx.output[1].script_pubkey == coin_script()),
+        "only the funding went out"
+    );
 }
 
 #[test]
@@ -631,8 +802,28 @@ fn restarts_restore_channels_and_payments_then_a_cooperative_close() {
     assert_eq!(sorted, vec![129_000 - fee, 871_000], "{values:?}");
     assert_eq!(tx.input[0].sequence, bitcoin::Sequence(0xFFFF_FFFD));
     assert_eq!(tx.lock_time.to_consensus_u32(), p.height);
-    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
-    assert_eq!(p.channel(Side::B).closing_txid, Some(txid));
+    // Both keep the channel until the closing transaction confirms.
+    let tx = tx.clone();
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closing);
+        assert_eq!(p.channel(side).closing_txid, Some(txid));
+        assert!(p.core(side).pending_broadcasts().contains(&tx));
+    }
+    p.block(vec![tx.clone()]);
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closed);
+        assert_eq!(p.channel(side).closing_txid, Some(txid));
+        assert!(p.core(side).pending_broadcasts().is_empty());
+        assert!(p.kept_state(side, id).is_some());
+    }
+    // Buried 100 blocks deep, a mutual close needs nothing any more.
+    for _ in 0..99 {
+        p.block(vec![]);
+    }
+    assert!(p.kept_state(Side::A, id).is_some());
+    p.block(vec![]);
+    assert!(p.kept_state(Side::A, id).is_none());
+    assert!(p.kept_state(Side::B, id).is_none());
 }
 
 /// BOLT 2 rules whose violation MUST fail the channel, each sent by the

@@ -586,6 +586,7 @@ impl NodeCore {
                 self.redial_channel_peers(now, &mut out);
                 if let Some(c) = &mut self.channels {
                     c.expire_openings(now);
+                    c.expire_negotiations(now);
                 }
             }
             Input::Command { id, command } => self.on_command(now, id, command, &mut out),

@@ -42,6 +42,43 @@ impl Channels {
                 self.funding_spent(id, &block.txdata[i], txids[i], height);
                 continue;
             }
+            if let Phase::Normal {
+                chan,
+                scid: scid @ None,
+                ..
+            } = &mut entry.phase
+            {
+                // A funding transaction reorged out after channel_ready
+                // confirms again (possibly at another position).
+                if let Some(index) = txids.iter().position(|t| *t == outpoint.txid) {
+                    let f = &chan.funded;
+                    let script = funding_script_pubkey(
+                        &f.local_keys.funding_pubkey,
+                        &f.remote_keys.funding_pubkey,
+                    );
+                    let ok = block.txdata[index]
+                        .output
+                        .get(outpoint.vout as usize)
+                        .is_some_and(|o| o.script_pubkey == script && o.value == f.funding_amount);
+                    if ok {
+                        let vout = u16::try_from(outpoint.vout).unwrap_or(u16::MAX);
+                        *scid = beongae_wire::ShortChannelId::new(height, index as u32, vout);
+                        tracing::info!(channel = %id, ?scid, "funding transaction confirmed again");
+                        self.touch(id);
+                    }
+                }
+                continue;
+            }
+            if let Phase::Closed(c) = &mut entry.phase {
+                // Compact a buried mutual close: nothing on chain needs its
+                // state any more.
+                let mutual = c.reason == super::record::COOPERATIVE_CLOSE;
+                if c.kept.is_some() && c.resolved(height, mutual) {
+                    c.kept = None;
+                    self.touch(id);
+                }
+                continue;
+            }
             let Phase::Funded {
                 funding, confirmed, ..
             } = &mut entry.phase
@@ -75,6 +112,7 @@ impl Channels {
             self.touch(id);
             self.check_ready(id);
         }
+        self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
         // that reached the mempool before its funding, is retried).
         for tx in self.pending_broadcasts() {
@@ -100,16 +138,16 @@ impl Channels {
             }
             return;
         }
-        // Closed on chain without us: a commitment of the peer's (claiming
-        // its outputs is on-chain enforcement work) or a closing we did not
-        // see complete.
-        let command = self.mark_closed(
-            id,
-            Some(tx.clone()),
-            Some(txid),
-            Some(height),
-            "the funding output was spent on chain".into(),
-        );
+        // One of our mutual closing transactions, or else a commitment
+        // (claiming its outputs is on-chain enforcement work) or a closing
+        // we did not see complete.
+        let mutual = matches!(&entry.phase, Phase::Normal { closing_txs, .. } if closing_txs.iter().any(|t| t.compute_txid() == txid));
+        let reason = if mutual {
+            super::record::COOPERATIVE_CLOSE.to_string()
+        } else {
+            "the funding output was spent on chain".to_string()
+        };
+        let command = self.mark_closed(id, Some(tx.clone()), Some(txid), Some(height), reason);
         self.reply(
             command,
             Reply::ChannelClosed {
@@ -130,6 +168,14 @@ impl Channels {
                     *confirmed = None;
                     self.dirty.insert(*id);
                 }
+                Phase::Normal { scid, .. } if scid.is_some_and(|s| s.block() >= height) => {
+                    // The funding left the chain after channel_ready: no
+                    // new HTLCs until it confirms again (SAFETY.md "Funding
+                    // reorged out ... after channel_ready").
+                    tracing::warn!(channel = %id, "funding transaction reorged out; the channel takes no new htlcs until it confirms again");
+                    *scid = None;
+                    self.dirty.insert(*id);
+                }
                 Phase::Closed(super::record::Closed { confirmed, .. })
                     if confirmed.is_some_and(|h| h >= height) =>
                 {
@@ -138,6 +184,89 @@ impl Channels {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// BOLT 2 §"`cltv_expiry_delta` Selection": the timeout deadline of an HTLC
+/// we offered is `G` blocks after its `cltv_expiry` ("1 or 2 blocks is
+/// reasonable").
+pub(super) const OFFERED_DEADLINE_BLOCKS: u32 = 1;
+/// The fulfillment deadline of an HTLC we fulfilled: `2R+G+S` blocks before
+/// its `cltv_expiry` ("18 blocks is reasonable").
+pub(super) const FULFILL_DEADLINE_BLOCKS: u32 = 18;
+
+impl Channels {
+    /// BOLT 2: "if an HTLC which it offered is in either node's current
+    /// commitment transaction, AND is past this timeout deadline: SHOULD
+    /// send an `error` to the receiving peer (if connected). MUST fail the
+    /// channel", and "if an HTLC it has fulfilled is in either node's
+    /// current commitment transaction, AND is past this fulfillment
+    /// deadline: SHOULD send an `error` to the offering peer (if
+    /// connected). MUST fail the channel": past the deadline the peer could
+    /// take the HTLC's amount back on chain (its timeout) after we gave
+    /// the preimage, or keep ours for ever.
+    fn check_htlc_deadlines(&mut self) {
+        let height = self.height;
+        let mut due = Vec::new();
+        for (id, entry) in &self.entries {
+            let Phase::Normal { chan, .. } = &entry.phase else {
+                continue;
+            };
+            let c = &chan.commitments;
+            let redone = |htlc: u64| {
+                entry.redo.iter().any(|m| {
+                    matches!(m, beongae_wire::msgs::Message::UpdateFulfillHtlc(f) if f.id == htlc)
+                })
+            };
+            let htlcs = c
+                .local
+                .htlcs
+                .iter()
+                .cloned()
+                .chain(
+                    c.remote
+                        .htlcs
+                        .iter()
+                        .map(|h| beongae_channel::commitments::SpecHtlc {
+                            offered: !h.offered,
+                            ..h.clone()
+                        }),
+                )
+                .chain(c.remote_next.iter().flat_map(|n| {
+                    n.htlcs
+                        .iter()
+                        .map(|h| beongae_channel::commitments::SpecHtlc {
+                            offered: !h.offered,
+                            ..h.clone()
+                        })
+                }));
+            for h in htlcs {
+                // `offered` is from our side here.
+                let why = if h.offered
+                    && height > h.cltv_expiry.saturating_add(OFFERED_DEADLINE_BLOCKS)
+                {
+                    format!(
+                        "htlc {} we offered expired at block {} and is still unresolved at {height}",
+                        h.id, h.cltv_expiry
+                    )
+                } else if !h.offered
+                    && height + FULFILL_DEADLINE_BLOCKS > h.cltv_expiry
+                    && (c.we_fulfill(h.id) || redone(h.id) || self.settled_htlc(*id, h.id))
+                {
+                    format!(
+                        "htlc {} we fulfilled expires at block {} and is still unresolved at {height}",
+                        h.id, h.cltv_expiry
+                    )
+                } else {
+                    continue;
+                };
+                due.push((*id, why));
+                break;
+            }
+        }
+        for (id, why) in due {
+            self.fail(id, &why);
         }
     }
 }

@@ -88,7 +88,11 @@ pub enum ChannelState {
     Normal,
     /// `shutdown` sent or received; closing once empty.
     ShuttingDown,
-    /// Closed; the transaction may await confirmation.
+    /// A mutual closing transaction is signed and broadcast; the channel
+    /// stays until one confirms.
+    Closing,
+    /// Closed: its funding output is spent on chain, or the channel failed
+    /// (our commitment, if we could broadcast it, awaits confirmation).
     Closed,
 }
 
@@ -145,6 +149,8 @@ pub(super) enum Phase {
         command: Option<CommandId>,
         /// The alias the peer gave us (`short_channel_id_alias`).
         remote_alias: Option<ShortChannelId>,
+        /// Mutual closing transactions broadcast and not yet confirmed.
+        closing_txs: Vec<Transaction>,
     },
     Closed(record::Closed),
 }
@@ -161,6 +167,30 @@ pub(super) struct Entry {
     /// We sent `closing_complete` on this connection (one per connection;
     /// a fee bump is a later feature).
     pub(super) sent_complete: bool,
+    /// When the legacy fee negotiation began and has not agreed since
+    /// (BOLT 2: "MUST fail the channel if it doesn't receive a satisfying
+    /// `fee_range` after a reasonable amount of time").
+    pub(super) negotiating_since: Option<std::time::Duration>,
+    /// Send a `closing_complete` of ours (paying our own fee) although the
+    /// user did not ask to close: the peer's closing transaction we signed
+    /// pays less than the relay minimum and would never confirm.
+    pub(super) close_as_closer: bool,
+}
+
+impl Entry {
+    fn new(peer: NodeId, index: u32, funding: Amount, phase: Phase, live: bool) -> Entry {
+        Entry {
+            peer,
+            index,
+            funding,
+            phase,
+            live,
+            redo: Vec::new(),
+            sent_complete: false,
+            negotiating_since: None,
+            close_as_closer: false,
+        }
+    }
 }
 
 /// The channel layer of the core.
@@ -283,6 +313,7 @@ impl Channels {
                     scid,
                     redo,
                     remote_alias,
+                    closing_txs,
                 } => {
                     stored_redo.insert(id, redo);
                     Phase::Normal {
@@ -292,21 +323,14 @@ impl Channels {
                         simple: None,
                         command: None,
                         remote_alias,
+                        closing_txs,
                     }
                 }
                 StoredPhase::Closed(c) => Phase::Closed(c),
             };
             c.entries.insert(
                 id,
-                Entry {
-                    peer: rec.peer,
-                    index: rec.index,
-                    funding: rec.funding,
-                    phase,
-                    live: false,
-                    redo: Vec::new(),
-                    sent_complete: false,
-                },
+                Entry::new(rec.peer, rec.index, rec.funding, phase, false),
             );
         }
         for (k, v) in &stored.payments {
@@ -519,20 +543,53 @@ impl Channels {
         reason: String,
     ) -> Option<CommandId> {
         let entry = self.entries.get_mut(&id)?;
-        let (funding_outpoint, local, command) = match &mut entry.phase {
+        // Everything a resolution on chain needs stays with the closed
+        // channel (SAFETY.md "Closing"): the channel crate's whole record.
+        let (funding_outpoint, local, command, kept) = match &mut entry.phase {
             Phase::Funded {
                 funding, command, ..
             } => (
                 funding.funded.funding_outpoint,
                 funding.commitments.local.to_local,
                 command.take(),
+                funding.encode_state().map(record::KeptState::Funded),
             ),
             Phase::Normal { chan, command, .. } => (
                 chan.funded.funding_outpoint,
                 chan.commitments.local.to_local,
                 command.take(),
+                chan.encode_state().map(record::KeptState::Normal),
             ),
             Phase::Closed(_) => return None,
+        };
+        // Our HTLCs in a commitment either side may broadcast.
+        let on_chain: BTreeSet<u64> = match &entry.phase {
+            Phase::Normal { chan, .. } => {
+                let c = &chan.commitments;
+                c.local
+                    .htlcs
+                    .iter()
+                    .filter(|h| h.offered)
+                    .chain(
+                        c.remote
+                            .htlcs
+                            .iter()
+                            .chain(c.remote_next.iter().flat_map(|n| n.htlcs.iter()))
+                            .filter(|h| !h.offered),
+                    )
+                    .map(|h| h.id)
+                    .collect()
+            }
+            _ => BTreeSet::new(),
+        };
+        let kept = match kept {
+            Ok(k) => Some(k),
+            Err(e) => {
+                // A state that encoded before cannot fail now; never close
+                // silently without it.
+                tracing::error!(channel = %id, error = %e, "cannot keep the closed channel's state");
+                None
+            }
         };
         entry.phase = Phase::Closed(record::Closed {
             funding_outpoint,
@@ -541,10 +598,11 @@ impl Channels {
             local,
             confirmed,
             reason: reason.clone(),
+            kept,
         });
         entry.redo.clear();
         self.touch(id);
-        self.fail_payments_of(id, &reason);
+        self.fail_payments_of(id, &reason, &on_chain);
         self.event(super::Event::ChannelClosed {
             channel_id: id,
             txid,
@@ -569,6 +627,10 @@ impl Channels {
                 }) => Some(tx.clone()),
                 _ => None,
             })
+            .chain(self.entries.values().flat_map(|e| match &e.phase {
+                Phase::Normal { closing_txs, .. } => closing_txs.clone(),
+                _ => Vec::new(),
+            }))
             .collect()
     }
 
@@ -660,12 +722,14 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
             chan,
             scid,
             remote_alias,
+            closing_txs,
             ..
         } => StoredPhase::Normal {
             state: chan.encode_state()?,
             scid: *scid,
             redo: e.redo.clone(),
             remote_alias: *remote_alias,
+            closing_txs: closing_txs.clone(),
         },
         Phase::Closed(c) => StoredPhase::Closed(c.clone()),
     };
@@ -706,11 +770,15 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             chan,
             scid,
             remote_alias,
+            closing_txs,
             ..
         } => {
             s.remote_alias = *remote_alias;
+            s.closing_txid = closing_txs.last().map(Transaction::compute_txid);
             let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
-            s.state = if shutting {
+            s.state = if !closing_txs.is_empty() {
+                ChannelState::Closing
+            } else if shutting {
                 ChannelState::ShuttingDown
             } else {
                 ChannelState::Normal

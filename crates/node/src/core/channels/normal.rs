@@ -15,6 +15,10 @@ use crate::core::{CommandId, PeerId, Reply};
 /// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
 const CLOSING_WEIGHT: u64 = 700;
 
+/// How long a legacy closing fee negotiation may go without agreeing.
+pub(in crate::core) const NEGOTIATION_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(600);
+
 /// The lowest feerate relayed by default (1 sat/vbyte, rounded up).
 const MIN_RELAY_FEERATE: FeeratePerKw = FeeratePerKw(253);
 
@@ -119,11 +123,14 @@ impl Channels {
             return;
         };
         let result = match &mut entry.phase {
-            Phase::Funded { .. } => {
-                // Both at commitment 0: our channel_ready goes again if due.
-                self.check_ready(id);
-                return;
-            }
+            Phase::Funded { funding, .. } => match funding.check_reestablish(msg) {
+                Ok(()) => {
+                    // Both at commitment 0: our channel_ready goes again if due.
+                    self.check_ready(id);
+                    return;
+                }
+                Err(e) => Err(ChannelError::Reestablish(e)),
+            },
             Phase::Normal { chan, .. } => {
                 chan.receive_reestablish(&self.secp, msg).map(|mut out| {
                     // A channel_ready sent again carries our alias, as the
@@ -164,11 +171,16 @@ impl Channels {
                 self.fulfill_paid(id);
                 self.touch(id);
             }
-            Err(ChannelError::Reestablish(ReestablishError::WeFellBehind(n))) => {
+            Err(ChannelError::Reestablish(e)) if peer_claims_ahead(&e) => {
                 // BOLT 2: our state is old; we "MUST NOT broadcast" our
                 // commitment. Ask the peer to close; our funds come back in
-                // its commitment's to_remote output.
-                let why = format!("our channel state is behind (you hold our secret {n}); please close the channel");
+                // its commitment's to_remote output. A peer that claims a
+                // later state without proving it gets the same answer: if
+                // our state were old, our commitment would be revoked.
+                let why = match e {
+                    ReestablishError::WeFellBehind(n) => format!("our channel state is behind (you hold our secret {n}); please close the channel"),
+                    other => format!("{other}; you claim a later state than ours, so we do not broadcast our commitment: please close the channel"),
+                };
                 tracing::error!(channel = %id, "{why}");
                 let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
                 self.send(node, ErrorMessage::new(id, &why));
@@ -318,19 +330,35 @@ impl Channels {
                 Reply::Failed("no close address: the node runs without a wallet".into()),
             );
         }
+        let simple_close = self.entries.get(&id).is_some_and(|e| {
+            self.connected
+                .get(&e.peer)
+                .is_some_and(|(_, f)| f.offers(Feature::SimpleClose))
+        });
         let Some(entry) = self.entries.get_mut(&id) else {
             return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
         };
         match &mut entry.phase {
-            Phase::Normal { command: c, .. } => {
-                if let Some(old) = c.replace(command) {
-                    self.reply(
-                        Some(old),
-                        Reply::Failed("superseded by a newer close".into()),
+            Phase::Normal { chan, .. } if simple_close || chan.funded.we_are_funder => {
+                // We would pay the closing fee (as the funder, or as the
+                // closer with option_simple_close): refuse to close at a fee
+                // that is never relayed (SAFETY.md: "a closer ... with
+                // zero, dust or below-fee balance").
+                let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
+                let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
+                if ours < min {
+                    return self.reply(
+                        Some(command),
+                        Reply::Failed(format!(
+                            "our balance of {} sat cannot pay the lowest relayable closing fee of {} sat: ask the peer to close the channel",
+                            ours.to_sat(),
+                            min.to_sat()
+                        )),
                     );
                 }
-                self.touch(id);
+                self.set_close_command(id, command);
             }
+            Phase::Normal { .. } => self.set_close_command(id, command),
             Phase::Funded { .. } => self.reply(
                 Some(command),
                 Reply::Failed(format!(
@@ -354,6 +382,22 @@ impl Channels {
                 self.reply(Some(command), Reply::Failed(why))
             }
         }
+    }
+
+    /// Records the user's close command (a newer one supersedes it).
+    fn set_close_command(&mut self, id: ChannelId, command: CommandId) {
+        let Some(Phase::Normal { command: c, .. }) =
+            self.entries.get_mut(&id).map(|e| &mut e.phase)
+        else {
+            return;
+        };
+        if let Some(old) = c.replace(command) {
+            self.reply(
+                Some(old),
+                Reply::Failed("superseded by a newer close".into()),
+            );
+        }
+        self.touch(id);
     }
 
     /// Sends `shutdown` when asked to (by the user or the peer's own) and
@@ -380,6 +424,8 @@ impl Channels {
             return;
         };
         let sent_complete = &mut entry.sent_complete;
+        let close_as_closer = &mut entry.close_as_closer;
+        let mut refused: Option<(CommandId, String)> = None;
         let mut out: Vec<Message> = Vec::new();
         let wants = command.is_some() || chan.shutdown.remote.is_some();
         if wants && chan.shutdown.local.is_none() {
@@ -409,21 +455,42 @@ impl Channels {
                     Err(e) => failed = Some(e.to_string()),
                 }
             }
-            if let (Some(s), true) = (simple.as_mut(), command.is_some()) {
+            let closer = command.is_some() || *close_as_closer;
+            if let (Some(s), true) = (simple.as_mut(), closer) {
                 if !s.awaiting_sig() && !*sent_complete {
+                    // We pay our own fee: at our feerate, or all we have if
+                    // that is less, but never below the relay minimum.
                     let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
                     let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
                     let fee = feerate.fee_for_weight(CLOSING_WEIGHT).max(min).min(ours);
-                    match s.complete(&self.secp, fee, height) {
+                    let sent = if fee < min {
+                        Err(format!(
+                            "our balance of {} sat cannot pay the lowest relayable closing fee of {} sat: ask the peer to close the channel",
+                            ours.to_sat(),
+                            min.to_sat()
+                        ))
+                    } else {
+                        s.complete(&self.secp, fee, height)
+                            .map_err(|e| e.to_string())
+                    };
+                    match sent {
                         Ok(m) => {
                             *sent_complete = true;
                             out.push(m.into());
                         }
-                        Err(e) => failed = Some(e.to_string()),
+                        // Not a reason to fail the channel: the peer may
+                        // still close, or the user force-close.
+                        Err(why) => {
+                            *close_as_closer = false;
+                            refused = command.take().map(|c| (c, why));
+                        }
                     }
                 }
             }
         } else if closing.is_none() && chan.ready_to_close() {
+            if entry.negotiating_since.is_none() {
+                entry.negotiating_since = Some(self.now);
+            }
             let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
             // The funder pays: never more than its balance above the dust
             // limit (BOLT 3 trims an output below it).
@@ -455,6 +522,9 @@ impl Channels {
         }
         for m in out {
             self.send(peer, m);
+        }
+        if let Some((command, why)) = refused {
+            self.reply(Some(command), Reply::Failed(why));
         }
         if let Some(why) = failed {
             self.fail(id, &why);
@@ -496,7 +566,41 @@ impl Channels {
                 self.closed(id, tx);
             }
             Ok(CloseStep::Done(tx)) => self.closed(id, tx),
+            // BOLT 2: "if there is no overlap between that and its own
+            // `fee_range`: SHOULD send a warning, MUST fail the channel if
+            // it doesn't receive a satisfying `fee_range` after a reasonable
+            // amount of time" (`expire_negotiations`).
+            Err(e @ beongae_channel::close::CloseError::NoOverlap { .. }) => {
+                self.send(node, beongae_wire::Warning::new(id, &e.to_string()));
+            }
             Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// Legacy fee negotiations that did not agree within
+    /// [`NEGOTIATION_TIMEOUT`] fail their channel (BOLT 2: "MUST fail the
+    /// channel if it doesn't receive a satisfying `fee_range` after a
+    /// reasonable amount of time"; a sender that "doesn't receive a
+    /// `closing_signed` response after a reasonable amount of time: MUST
+    /// fail the channel").
+    pub(in crate::core) fn expire_negotiations(&mut self, now: std::time::Duration) {
+        let stale: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.negotiating_since
+                    .is_some_and(|t| now.saturating_sub(t) >= NEGOTIATION_TIMEOUT)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.negotiating_since = None;
+            }
+            self.fail(
+                id,
+                "the closing fee negotiation found no satisfying fee in time",
+            );
         }
     }
 
@@ -526,16 +630,46 @@ impl Channels {
         };
         match s.receive_complete(&self.secp, msg) {
             Ok((sig, tx)) => {
+                // A closing transaction below the relay minimum never
+                // confirms: we close too, paying our own fee (BOLT 2: both
+                // nodes "SHOULD send a `closing_complete`").
+                let weight = tx.weight().to_wu();
+                let min = MIN_RELAY_FEERATE.fee_for_weight(weight);
+                if Amount::from_sat(msg.fee_satoshis) < min {
+                    tracing::warn!(channel = %id, fee = msg.fee_satoshis, min = %min, "the peer's closing transaction pays less than the relay minimum; closing with our own");
+                    entry.close_as_closer = true;
+                }
                 self.send(node, sig);
                 self.closed(id, tx);
             }
-            // BOLT 2: "SHOULD ignore closing_complete, SHOULD send a
-            // warning, SHOULD close the connection".
-            Err(e @ (E::WrongCloseeScript(_) | E::BadCloserScript(_))) => {
-                let w = beongae_wire::Warning::new(id, &e.to_string());
-                self.send(node, w);
-            }
+            // BOLT 2, each refusal of closing_complete: "SHOULD ignore
+            // `closing_complete`, SHOULD send a `warning`, SHOULD close the
+            // connection" (bad scripts), or "MUST either send a `warning`
+            // and close the connection, or send an `error` and fail the
+            // channel" (fee, missing or invalid signature). We warn and
+            // disconnect: the channel stays, and the close starts again on
+            // reconnection.
+            Err(
+                e @ (E::WrongCloseeScript(_)
+                | E::BadCloserScript(_)
+                | E::FeeAboveBalance { .. }
+                | E::MissingSignature(_)
+                | E::BadSignature(_)),
+            ) => self.warn_and_disconnect(node, id, &e.to_string()),
             Err(e) => self.fail(id, &e.to_string()),
+        }
+    }
+
+    /// BOLT 1 `warning` for `id`, then the connection closes; the channel
+    /// stays as it is.
+    pub(super) fn warn_and_disconnect(&mut self, node: NodeId, id: ChannelId, why: &str) {
+        tracing::warn!(channel = %id, %why, "warning the peer and disconnecting");
+        self.send(node, beongae_wire::Warning::new(id, why));
+        if let Some((peer, _)) = self.connected.get(&node) {
+            self.deferred.push(crate::core::Output::Disconnect {
+                peer: *peer,
+                reason: crate::core::DisconnectReason::ProtocolViolation(why.to_string()),
+            });
         }
     }
 
@@ -557,16 +691,39 @@ impl Channels {
         };
         match s.receive_sig(&self.secp, msg) {
             Ok(tx) => self.closed(id, tx),
-            Err(e) => self.fail(id, &e.to_string()),
+            // BOLT 2, every refusal of closing_sig: "MUST either send a
+            // `warning` and close the connection, or send an `error` and
+            // fail the channel": warn; the close starts again on
+            // reconnection.
+            Err(e) => self.warn_and_disconnect(node, id, &e.to_string()),
         }
     }
 
-    /// The negotiation agreed: store, then broadcast the closing transaction.
+    /// The negotiation agreed: store, then broadcast the closing
+    /// transaction. The channel stays (state `Closing`) until a closing
+    /// transaction confirms: until then it can be closed again at another
+    /// fee, or forced (SAFETY.md: "a closing transaction that never
+    /// confirms").
     fn closed(&mut self, id: ChannelId, tx: Transaction) {
         let txid = tx.compute_txid();
-        self.deferred
-            .push(crate::core::Output::Broadcast { tx: tx.clone() });
-        let command = self.mark_closed(id, Some(tx), Some(txid), None, "cooperative close".into());
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        entry.negotiating_since = None;
+        let Phase::Normal {
+            closing_txs,
+            command,
+            ..
+        } = &mut entry.phase
+        else {
+            return;
+        };
+        if !closing_txs.contains(&tx) {
+            closing_txs.push(tx.clone());
+        }
+        let command = command.take();
+        self.touch(id);
+        self.deferred.push(crate::core::Output::Broadcast { tx });
         self.reply(
             command,
             Reply::ChannelClosed {
@@ -589,8 +746,32 @@ impl Channels {
             vec![id]
         };
         for id in ids {
-            if self.entries.get(&id).is_some_and(|e| e.peer == node) {
-                self.fail(id, "the peer sent an error");
+            let Some(entry) = self.entries.get(&id).filter(|e| e.peer == node) else {
+                continue;
+            };
+            match &entry.phase {
+                Phase::Normal { closing_txs, .. } if !closing_txs.is_empty() => {
+                    // A mutual close is broadcast: it is what should
+                    // confirm, not our commitment (a peer that already
+                    // forgot the channel answers our reestablish so).
+                    tracing::info!(channel = %id, "the peer sent an error; our closing transaction awaits confirmation");
+                }
+                Phase::Closed(_) => {}
+                _ if !entry.live => {
+                    // BOLT 2: a node that fell behind "MUST NOT broadcast
+                    // its commitment transaction"; before the peer's
+                    // channel_reestablish on this connection we cannot know
+                    // our state is not an old copy (restored from a backup),
+                    // so the peer's commitment must close the channel.
+                    let why = "the peer sent an error before channel_reestablish; our commitment is not broadcast in case our state is old (the peer's commitment returns our funds)";
+                    tracing::warn!(channel = %id, "{why}");
+                    let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
+                    self.reply(
+                        command,
+                        Reply::Failed(format!("channel {id} failed: {why}")),
+                    );
+                }
+                _ => self.fail(id, "the peer sent an error"),
             }
         }
         // Openings in progress with that temporary id.
@@ -608,6 +789,23 @@ impl Channels {
                 );
             }
         }
+    }
+}
+
+/// Whether the peer's `channel_reestablish` says it holds a later state
+/// than ours (our secret for a commitment we never revoked, or a commitment
+/// or revocation number beyond what we sent): then our own commitment may be
+/// revoked and must not be broadcast.
+fn peer_claims_ahead(e: &ReestablishError) -> bool {
+    match e {
+        ReestablishError::WeFellBehind(_) => true,
+        ReestablishError::OutOfSync {
+            next_commitment,
+            next_revocation,
+            local,
+            remote,
+        } => next_revocation > local || *next_commitment > remote + 1,
+        _ => false,
     }
 }
 

@@ -333,26 +333,17 @@ impl Channels {
         let id = funding.channel_id;
         let txid = tx.compute_txid();
         let amount = funding.funded.funding_amount;
-        self.entries.insert(
-            id,
-            Entry {
-                peer: node,
-                index,
-                funding: amount,
-                phase: Phase::Funded {
-                    funding,
-                    tx: Some(tx.clone()),
-                    depth,
-                    confirmed: None,
-                    their_ready: None,
-                    ready_sent: false,
-                    command: None,
-                },
-                live: true,
-                redo: Vec::new(),
-                sent_complete: false,
-            },
-        );
+        let phase = Phase::Funded {
+            funding,
+            tx: Some(tx.clone()),
+            depth,
+            confirmed: None,
+            their_ready: None,
+            ready_sent: false,
+            command: None,
+        };
+        self.entries
+            .insert(id, Entry::new(node, index, amount, phase, true));
         self.touch(id);
         self.deferred.push(Output::Broadcast { tx });
         self.reply(
@@ -443,26 +434,17 @@ impl Channels {
         if self.entries.contains_key(&id) {
             return self.send(node, ErrorMessage::new(key.1, "channel id already in use"));
         }
-        self.entries.insert(
-            id,
-            Entry {
-                peer: node,
-                index,
-                funding: request.funding,
-                phase: Phase::Funded {
-                    funding: Box::new(funding),
-                    tx: None,
-                    depth: self.settings.config.minimum_depth.max(1),
-                    confirmed: None,
-                    their_ready: None,
-                    ready_sent: false,
-                    command: None,
-                },
-                live: true,
-                redo: Vec::new(),
-                sent_complete: false,
-            },
-        );
+        let phase = Phase::Funded {
+            funding: Box::new(funding),
+            tx: None,
+            depth: self.settings.config.minimum_depth.max(1),
+            confirmed: None,
+            their_ready: None,
+            ready_sent: false,
+            command: None,
+        };
+        self.entries
+            .insert(id, Entry::new(node, index, request.funding, phase, true));
         self.touch(id);
         self.send(node, signed);
         self.event(Event::ChannelPending {
@@ -561,6 +543,7 @@ impl Channels {
                         simple: None,
                         command: None,
                         remote_alias,
+                        closing_txs: Vec::new(),
                     };
                 }
                 self.touch(id);

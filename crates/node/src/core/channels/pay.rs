@@ -151,7 +151,10 @@ impl Channels {
         let candidates: Vec<ChannelId> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.peer == payee && e.live && matches!(e.phase, Phase::Normal { .. }))
+            .filter(|(_, e)| {
+                // A channel whose funding left the chain takes no new HTLC.
+                e.peer == payee && e.live && matches!(e.phase, Phase::Normal { scid: Some(_), .. })
+            })
             .map(|(id, _)| *id)
             .collect();
         if candidates.is_empty() {
@@ -214,7 +217,22 @@ impl Channels {
                 min_final_cltv_expiry_delta: u32::from(self.settings.min_final_cltv_expiry_delta),
             })
         };
-        let refuse = dust_exposure_exceeded.then_some(FailureMessage::TemporaryNodeFailure);
+        // BOLT 2: a fulfilling node "MUST fail (and not forward) an HTLC
+        // whose fulfillment deadline is already past".
+        let deadline_past = self.height + super::chain::FULFILL_DEADLINE_BLOCKS > cltv_expiry;
+        // No new HTLC settles over a channel whose funding left the chain.
+        let unconfirmed = matches!(
+            self.entries.get(&channel).map(|e| &e.phase),
+            Some(Phase::Normal { scid: None, .. })
+        );
+        let refuse = if deadline_past {
+            Some(FailureMessage::IncorrectOrUnknownPaymentDetails {
+                htlc_msat: amount,
+                height: self.height,
+            })
+        } else {
+            (dust_exposure_exceeded || unconfirmed).then_some(FailureMessage::TemporaryNodeFailure)
+        };
         let mut decision = receive_htlc_or_refuse(
             &self.secp,
             &self.node_secret,
@@ -427,22 +445,47 @@ impl Channels {
 
     /// A channel failed: payments waiting on it are settled on chain now;
     /// their commands learn so.
-    pub(super) fn fail_payments_of(&mut self, channel: ChannelId, why: &str) {
-        let hashes: Vec<PaymentHash> = self
+    /// The channel carrying our payments closed. A payment whose HTLC is in
+    /// no commitment either side can broadcast (`on_chain` lists those that
+    /// are) failed for good; the others resolve on chain and stay
+    /// `pending on chain` until then.
+    pub(super) fn fail_payments_of(
+        &mut self,
+        channel: ChannelId,
+        why: &str,
+        on_chain: &std::collections::BTreeSet<u64>,
+    ) {
+        let htlcs: Vec<(u64, PaymentHash)> = self
             .by_htlc
             .iter()
             .filter(|((c, _), _)| *c == channel)
-            .map(|(_, h)| *h)
+            .map(|((_, id), h)| (*id, *h))
             .collect();
-        for h in hashes {
+        for (htlc, h) in htlcs {
+            if !on_chain.contains(&htlc) {
+                self.by_htlc.remove(&(channel, htlc));
+                self.finish_failed(
+                    h,
+                    format!("the channel closed ({why}) before the htlc was committed"),
+                );
+                continue;
+            }
             let command = self.waiting.remove(&h);
             self.reply(
                 command,
                 Reply::Failed(format!(
-                    "the channel failed ({why}); the payment resolves on chain"
+                    "the channel failed ({why}); the payment is pending on chain"
                 )),
             );
         }
+    }
+
+    /// Whether an invoice of ours was settled by HTLC `htlc` of `channel`
+    /// (its preimage was given).
+    pub(super) fn settled_htlc(&self, channel: ChannelId, htlc: u64) -> bool {
+        self.invoices
+            .values()
+            .any(|r| r.settled_by == Some((channel, htlc)))
     }
 
     /// Every invoice and payment.
@@ -463,6 +506,14 @@ impl Channels {
             incoming: false,
             amount: Some(r.amount),
             status: match &r.status {
+                OutgoingStatus::Pending
+                    if matches!(
+                        self.entries.get(&r.channel_id).map(|e| &e.phase),
+                        Some(Phase::Closed(_))
+                    ) =>
+                {
+                    "pending on chain".into()
+                }
                 OutgoingStatus::Pending => "pending".into(),
                 OutgoingStatus::Succeeded(_) => "succeeded".into(),
                 OutgoingStatus::Failed(why) => format!("failed: {why}"),

@@ -43,6 +43,9 @@ pub const KEY_NEXT_INVOICE: &[u8] = b"next_invoice_index";
 pub const KEY_HEIGHT: &[u8] = b"height";
 
 const RECORD_VERSION: u8 = 1;
+/// Channel records: version 2 keeps a closed channel's state and a
+/// normal channel's broadcast closing transactions; version 1 is read.
+const CHANNEL_RECORD_VERSION: u8 = 2;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,9 +92,25 @@ pub enum StoredPhase {
         redo: Vec<Message>,
         /// The alias the peer gave us in its `channel_ready`.
         remote_alias: Option<ShortChannelId>,
+        /// Mutual closing transactions signed by both and broadcast, none
+        /// confirmed yet: the channel stays until one is (BOLT 2 gives no
+        /// other end to a close), so a close can be redone or forced.
+        closing_txs: Vec<Transaction>,
     },
     /// Closed: the closing (or our commitment) transaction.
     Closed(Closed),
+}
+
+/// The channel crate's record of a channel as it was when it closed:
+/// everything a resolution on chain needs (both sides' basepoints,
+/// `to_self_delay`s, the obscuring factor, the peer's revealed secrets,
+/// the HTLCs and signatures of our last commitment, commitment numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptState {
+    /// Closed before `channel_ready` (`Funding::encode_state`).
+    Funded(Vec<u8>),
+    /// Closed in normal operation (`NormalChannel::encode_state`).
+    Normal(Vec<u8>),
 }
 
 /// A closed channel, stored and live alike.
@@ -110,6 +129,28 @@ pub struct Closed {
     pub confirmed: Option<u32>,
     /// Why it closed.
     pub reason: String,
+    /// The channel's state at closing, kept until the close is resolved on
+    /// chain and buried ([`Closed::compacted`] drops it then).
+    pub kept: Option<KeptState>,
+}
+
+/// The `reason` of a channel closed by a mutual closing transaction.
+pub const COOPERATIVE_CLOSE: &str = "cooperative close";
+
+/// Blocks after which a confirmed mutual close is buried beyond any reorg
+/// we follow, and a closed channel's state may be dropped.
+pub const BURIED_DEPTH: u32 = 100;
+
+impl Closed {
+    /// Whether nothing on chain can still need the kept state at `height`:
+    /// a mutual close (`mutual`: the confirmed spend is a closing
+    /// transaction, which has no outputs to claim) buried [`BURIED_DEPTH`]
+    /// blocks. A commitment's outputs (ours to sweep, a revoked one's to
+    /// punish, HTLCs) need the state until on-chain enforcement resolves
+    /// them, so those channels keep it.
+    pub fn resolved(&self, height: u32, mutual: bool) -> bool {
+        mutual && self.confirmed.is_some_and(|h| height >= h + BURIED_DEPTH)
+    }
 }
 
 /// One stored channel.
@@ -172,7 +213,7 @@ impl ChannelRecord {
     /// Bytes for the store.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.write_u8(RECORD_VERSION);
+        w.write_u8(CHANNEL_RECORD_VERSION);
         w.write_bytes(&self.peer.serialize());
         w.write_u32(self.index);
         w.write_u64(self.funding.to_sat());
@@ -201,6 +242,7 @@ impl ChannelRecord {
                 scid,
                 redo,
                 remote_alias,
+                closing_txs,
             } => {
                 w.write_u8(2);
                 put_blob(&mut w, state);
@@ -211,6 +253,10 @@ impl ChannelRecord {
                     // Removals always encode.
                     put_blob(&mut w, &m.encode().unwrap_or_default());
                 }
+                w.write_u32(closing_txs.len() as u32);
+                for tx in closing_txs {
+                    put_tx(&mut w, &Some(tx.clone()));
+                }
             }
             StoredPhase::Closed(Closed {
                 funding_outpoint,
@@ -219,6 +265,7 @@ impl ChannelRecord {
                 local,
                 confirmed,
                 reason,
+                kept,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -234,6 +281,17 @@ impl ChannelRecord {
                 w.write_u64(local.to_msat());
                 w.write_u32(confirmed.map_or(0, |h| h + 1));
                 put_str(&mut w, reason);
+                match kept {
+                    None => w.write_u8(0),
+                    Some(KeptState::Funded(b)) => {
+                        w.write_u8(1);
+                        put_blob(&mut w, b);
+                    }
+                    Some(KeptState::Normal(b)) => {
+                        w.write_u8(2);
+                        put_blob(&mut w, b);
+                    }
+                }
             }
         }
         w.into_vec()
@@ -243,9 +301,9 @@ impl ChannelRecord {
     pub fn decode(bytes: &[u8]) -> Result<ChannelRecord, RecordError> {
         let mut r = Reader::new(bytes);
         let v = r.read_u8()?;
-        if v != RECORD_VERSION {
+        if v != 1 && v != CHANNEL_RECORD_VERSION {
             return Err(RecordError::Corrupt(format!(
-                "record version {v} (this build reads {RECORD_VERSION}; upgrade beongae)"
+                "record version {v} (this build reads up to {CHANNEL_RECORD_VERSION}; upgrade beongae)"
             )));
         }
         let peer = bitcoin::secp256k1::PublicKey::from_slice(&r.read_array::<33>()?)
@@ -287,11 +345,23 @@ impl ChannelRecord {
                             .map_err(|e| RecordError::Corrupt(format!("stored removal: {e}")))
                     })
                     .collect::<Result<_, _>>()?;
+                let closing_txs = if v >= 2 {
+                    let n = r.read_u32()?;
+                    (0..n)
+                        .map(|_| {
+                            get_tx(&mut r)?
+                                .ok_or_else(|| RecordError::Corrupt("closing transaction".into()))
+                        })
+                        .collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                };
                 StoredPhase::Normal {
                     state,
                     scid,
                     redo,
                     remote_alias,
+                    closing_txs,
                 }
             }
             3 => {
@@ -308,6 +378,12 @@ impl ChannelRecord {
                 let local = Msat::from_msat(r.read_u64()?);
                 let confirmed = r.read_u32()?.checked_sub(1);
                 let reason = get_str(&mut r)?;
+                let kept = match if v >= 2 { r.read_u8()? } else { 0 } {
+                    0 => None,
+                    1 => Some(KeptState::Funded(get_blob(&mut r)?)),
+                    2 => Some(KeptState::Normal(get_blob(&mut r)?)),
+                    _ => return Err(RecordError::Corrupt("kept state kind".into())),
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -315,6 +391,7 @@ impl ChannelRecord {
                     local,
                     confirmed,
                     reason,
+                    kept,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
@@ -586,6 +663,7 @@ mod tests {
                 scid: ShortChannelId::new(800_000, 12, 1),
                 redo: redo.clone(),
                 remote_alias: ShortChannelId::new(16_000_123, 4, 5),
+                closing_txs: Vec::new(),
             },
         };
         let bytes = rec.encode();

@@ -1,0 +1,448 @@
+//! The ways a channel could lose funds (issue 11), each as a two-node
+//! scenario: what a closed channel keeps, a node restored from an old copy
+//! of its store, closers that cannot pay, a close that waits for its
+//! confirmation, the two HTLC deadlines, a funding transaction reorged out
+//! after `channel_ready`, and closing messages that fail their checks.
+
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::SigningKeys;
+use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
+use beongae_wire::msgs::{UpdateAddHtlc, UpdateFee};
+
+use super::*;
+use channels::record::KeptState;
+
+impl Pair {
+    /// `side` restarts from `store` (a copy of its store from earlier: a
+    /// backup) and reconnects if `connect`.
+    fn restart_from(&mut self, side: Side, store: MemStore, connect: bool) {
+        self.disconnect();
+        self.stores[side as usize] = store.clone();
+        *self.core(side) = self.restored(side, &store);
+        if connect {
+            self.connect();
+        }
+    }
+
+    /// The block at the tip leaves the chain (both sides).
+    fn unblock(&mut self) {
+        let height = self.height;
+        self.height -= 1;
+        self.run(vec![
+            (Side::A, Input::BlockDisconnected { height }),
+            (Side::B, Input::BlockDisconnected { height }),
+        ]);
+    }
+
+    /// `from` starts paying `msat` to the other side; no reply is awaited.
+    fn start_pay(&mut self, from: Side, msat: u64) {
+        let to = if from == Side::A { Side::B } else { Side::A };
+        let Reply::Invoice { invoice, .. } = self.command(
+            to,
+            Command::CreateInvoice {
+                amount: Some(Msat::from_msat(msat)),
+                description: "t".into(),
+                expiry_secs: 3600,
+                now_secs: 1_700_000_000,
+            },
+        ) else {
+            panic!()
+        };
+        let id = CommandId(1_000 + self.replies.len() as u64);
+        self.run(vec![(
+            from,
+            Input::Command {
+                id,
+                command: Command::Pay {
+                    invoice,
+                    amount: None,
+                    now_secs: 1_700_000_000,
+                    session_key: SecretKey::from_slice(&[0x33; 32]).unwrap(),
+                },
+            },
+        )]);
+    }
+
+    /// `side` asks to close; no reply is awaited.
+    fn start_close(&mut self, side: Side, id: ChannelId) {
+        let cmd = CommandId(2_000 + self.replies.len() as u64);
+        self.run(vec![(
+            side,
+            Input::Command {
+                id: cmd,
+                command: Command::CloseChannel { channel_id: id },
+            },
+        )]);
+    }
+
+    /// A's broadcasts from `since` on.
+    fn a_broadcasts(&self, since: usize) -> Vec<Transaction> {
+        self.broadcasts[since..]
+            .iter()
+            .filter(|(s, _)| *s == Side::A)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    fn payment_status(&mut self, side: Side) -> Vec<String> {
+        let Reply::Payments(list) = self.command(side, Command::ListPayments) else {
+            panic!()
+        };
+        list.into_iter()
+            .filter(|p| !p.incoming)
+            .map(|p| p.status)
+            .collect()
+    }
+}
+
+fn spends(tx: &Transaction, funding: &Transaction) -> bool {
+    tx.input
+        .iter()
+        .any(|i| i.previous_output.txid == funding.compute_txid())
+}
+
+fn values(tx: &Transaction) -> Vec<u64> {
+    let mut v: Vec<u64> = tx.output.iter().map(|o| o.value.to_sat()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Issue 11 (1): a failed channel keeps, across a restart, what a
+/// resolution on chain needs: the peer's basepoints, both delays, the
+/// obscuring factor, every per-commitment secret the peer revealed, our
+/// last commitment's signatures and the commitment numbers.
+#[test]
+fn a_failed_channel_keeps_what_enforcement_needs() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    for _ in 0..3 {
+        p.pay(Side::A, 1_000_000);
+        p.pay(Side::B, 500_000);
+    }
+    // B breaks a rule (update_fee from the non-funder): A fails the channel.
+    p.deliver_from_b(Message::UpdateFee(UpdateFee {
+        channel_id: id,
+        feerate_per_kw: 3_000,
+        extension: TlvStream::default(),
+    }));
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+    p.restart(Side::A);
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+
+    let Some(KeptState::Normal(bytes)) = p.kept_state(Side::A, id) else {
+        panic!("the closed channel's state is kept")
+    };
+    let (ours, theirs) = (keys(1).channel(0), keys(2).channel(0));
+    let chan = NormalChannel::decode_state(
+        &bytes,
+        SigningKeys {
+            funding_key: ours.funding,
+            htlc_base_key: ours.htlc_base,
+        },
+        LocalSecrets::new(ours.commitment_seed),
+    )
+    .unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    assert_eq!(chan.funded.remote_keys, theirs.public(&secp));
+    assert_eq!(chan.funded.local_keys, ours.public(&secp));
+    assert_eq!(
+        chan.funded.obscuring_factor,
+        obscuring_factor(
+            &ours.public(&secp).payment_basepoint,
+            &theirs.public(&secp).payment_basepoint
+        )
+    );
+    let delay = ChannelSettings::default().config.to_self_delay;
+    assert_eq!(chan.funded.remote_to_self_delay, delay);
+    assert_eq!(chan.funded.local_to_self_delay, delay);
+    // Six payments, each signed into two commitments of B's: B revoked 12.
+    assert_eq!(chan.remote.current.get(), 12);
+    let b_secrets = LocalSecrets::new(theirs.commitment_seed);
+    for n in 0..12 {
+        let n = CommitmentNumber::new(n).unwrap();
+        assert_eq!(
+            chan.remote.revoked_secret(n),
+            Some(b_secrets.secret(n)),
+            "secret {}",
+            n.get()
+        );
+    }
+    assert_eq!(chan.local_number.get(), 12);
+    assert_eq!(
+        chan.commitments.local.to_local,
+        Msat::from_msat(900_000_000 - 1_500_000)
+    );
+    // Our last commitment, fully signed from what is kept, is the one that
+    // went out.
+    let tx = chan.signed_local_commitment(&secp).unwrap();
+    assert_eq!(
+        p.a_broadcasts(0).last().map(Transaction::compute_txid),
+        Some(tx.compute_txid())
+    );
+}
+
+/// Issue 11 (2): A's store is copied before `channel_ready`; two payments
+/// follow; A restarts from the copy. Its commitment 0 pays it 1_000_000 sat
+/// it no longer owns and is revoked: it must never go out, whether B's
+/// `channel_reestablish` proves A is behind or B's `error` comes first.
+#[test]
+fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
+    for error_first in [false, true] {
+        let mut p = Pair::new();
+        let (id, funding) = p.start_open(Msat::ZERO);
+        let backup = p.stores[Side::A as usize].clone();
+        p.confirm(&funding);
+        p.pay(Side::A, 100_000_000);
+        p.pay(Side::A, 50_000_000);
+        let since = p.broadcasts.len();
+        let sent = p.sent.len();
+        if error_first {
+            // B's error reaches A before B's channel_reestablish.
+            p.restart_from(Side::A, backup, false);
+            p.linked = true;
+            p.run(vec![(
+                Side::A,
+                Input::PeerConnected {
+                    peer: PA,
+                    node_id: p.ids.1,
+                    direction: Direction::Outbound,
+                    remote_addr: None,
+                },
+            )]);
+            let init = Init {
+                features: default_features(),
+                networks: Some(vec![ChainHash::REGTEST]),
+                ..Init::default()
+            };
+            p.linked = false;
+            p.run(vec![(
+                Side::A,
+                Input::PeerMessage {
+                    peer: PA,
+                    bytes: Message::Init(init).encode().unwrap(),
+                },
+            )]);
+            p.deliver_from_b(Message::Error(ErrorMessage::new(id, "you are behind")));
+        } else {
+            p.restart_from(Side::A, backup, true);
+            // A asked B to close: B's own commitment pays A its 850_000 sat
+            // less the fee and anchors A owes as funder.
+            let (_, btx) = p.broadcasts[since..]
+                .iter()
+                .rfind(|(s, _)| *s == Side::B)
+                .expect("B closes");
+            assert!(spends(btx, &funding));
+            assert_eq!(values(btx), vec![330, 330, 150_000, 850_000 - 2_810 - 660]);
+            assert!(errors_sent(&p, sent)
+                .iter()
+                .any(|e| e.starts_with("our channel state is behind (you hold our secret 3)")));
+        }
+        assert!(
+            p.a_broadcasts(since).is_empty(),
+            "A broadcast {:?}",
+            p.a_broadcasts(since)
+        );
+        assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+        assert!(p.core(Side::A).pending_broadcasts().is_empty());
+    }
+}
+
+/// Issue 11 (3): a closer whose balance cannot pay a relayable fee is
+/// refused with what to do instead; the peer closes; the channel stays
+/// (`Closing`) until the closing transaction confirms, across a restart
+/// and an `error` from the peer, which no longer forces our commitment out.
+#[test]
+fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open_with(Msat::ZERO);
+    let sent = p.sent.len();
+    let reply = p.command(Side::B, Command::CloseChannel { channel_id: id });
+    assert_eq!(
+        reply,
+        Reply::Failed(
+            "our balance of 0 sat cannot pay the lowest relayable closing fee of 177 sat: ask the peer to close the channel"
+                .into()
+        )
+    );
+    assert!(
+        p.sent[sent..].is_empty(),
+        "no shutdown: {:?}",
+        &p.sent[sent..]
+    );
+    assert_eq!(p.channel(Side::B).state, ChannelState::Normal);
+
+    let Reply::ChannelClosed { txid, .. } =
+        p.command(Side::A, Command::CloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    let tx = p
+        .broadcasts
+        .iter()
+        .find(|(_, t)| t.compute_txid() == txid)
+        .unwrap()
+        .1
+        .clone();
+    // A pays the fee for 700 weight units at 2_500 sat/kw; B has nothing.
+    assert_eq!(values(&tx), vec![1_000_000 - 1_750]);
+    assert_eq!(
+        p.mempool
+            .iter()
+            .rfind(|(t, _)| *t == txid)
+            .map(|(_, r)| r.clone()),
+        Some(Ok(()))
+    );
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closing);
+    }
+    // A restart keeps the close pending and broadcasts it again.
+    p.restart(Side::A);
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closing);
+    assert_eq!(p.core(Side::A).pending_broadcasts(), vec![tx.clone()]);
+    // The peer (which may have forgotten the channel) sends an error: our
+    // closing transaction is what must confirm, not our commitment.
+    let since = p.broadcasts.len();
+    p.deliver_from_b(Message::Error(ErrorMessage::new(id, "unknown channel")));
+    assert!(p.a_broadcasts(since).is_empty());
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closing);
+    p.block(vec![tx]);
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closed);
+        assert_eq!(p.channel(side).closing_txid, Some(txid));
+    }
+    assert!(!p.broadcasts[since..]
+        .iter()
+        .any(|(_, t)| spends(t, &funding) && t.compute_txid() != txid));
+}
+
+/// Issue 11 (5): B fulfils A's HTLC and goes silent. B's fulfillment
+/// deadline (18 blocks before `cltv_expiry`) and A's timeout deadline (1
+/// block after it) each take their channel to chain at that very block, and
+/// not one block earlier; A's payment is then pending on chain.
+#[test]
+fn both_htlc_deadlines_take_the_channel_to_chain_in_time() {
+    let mut p = Pair::new();
+    let (_, funding) = p.open();
+    p.mute_b_after = Some("UpdateFulfillHtlc");
+    p.start_pay(Side::A, 10_000_000);
+    let cltv = p
+        .sent
+        .iter()
+        .find_map(|(s, m)| match (s, m) {
+            (Side::A, Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. })) => {
+                Some(*cltv_expiry)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(p
+        .sent
+        .iter()
+        .any(|(s, m)| *s == Side::B && m.name() == "UpdateFulfillHtlc"));
+    let first_broadcast = |p: &Pair, side: Side| {
+        p.broadcasts
+            .iter()
+            .find(|(s, t)| *s == side && spends(t, &funding))
+            .map(|(_, t)| t.clone())
+    };
+    let (mut b_at, mut a_at) = (None, None);
+    while a_at.is_none() {
+        p.block(vec![]);
+        assert!(p.height < cltv + 10, "no deadline hit");
+        if b_at.is_none() && first_broadcast(&p, Side::B).is_some() {
+            b_at = Some(p.height);
+        }
+        if first_broadcast(&p, Side::A).is_some() {
+            a_at = Some(p.height);
+        }
+    }
+    assert_eq!(
+        b_at,
+        Some(cltv - 17),
+        "B: first block past cltv_expiry - 18"
+    );
+    assert_eq!(a_at, Some(cltv + 2), "A: first block past cltv_expiry + 1");
+    // Each went out with the HTLC's 10_000 sat output in it.
+    for side in [Side::A, Side::B] {
+        let tx = first_broadcast(&p, side).unwrap();
+        assert!(values(&tx).contains(&10_000), "{side:?}: {tx:?}");
+    }
+    assert_eq!(p.payment_status(Side::A), vec!["pending on chain"]);
+}
+
+/// Issue 11 (6): the funding transaction leaves the chain after
+/// `channel_ready`: no new HTLC either way until it confirms again.
+#[test]
+fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
+    let mut p = Pair::new();
+    let (_, funding) = p.open();
+    assert!(matches!(p.pay(Side::A, 1_000_000), Reply::Paid { .. }));
+    // Blocks 103, 102 and 101 (the funding's) leave the chain.
+    for _ in 0..3 {
+        p.unblock();
+    }
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).short_channel_id, None, "{side:?}");
+    }
+    let Reply::Failed(why) = p.pay(Side::A, 1_000_000) else {
+        panic!("paid over an unconfirmed channel")
+    };
+    assert!(why.starts_with("no active channel with the payee"), "{why}");
+    assert!(matches!(p.pay(Side::B, 1_000_000), Reply::Failed(_)));
+    // The funding confirms again, in another block.
+    p.block(vec![]);
+    p.block(vec![funding]);
+    assert_eq!(
+        p.channel(Side::A).short_channel_id.map(|s| s.block()),
+        Some(102)
+    );
+    assert!(matches!(p.pay(Side::A, 1_000_000), Reply::Paid { .. }));
+    assert_eq!(
+        p.channel(Side::A).local,
+        Msat::from_msat(900_000_000 - 2_000_000)
+    );
+}
+
+/// Issue 11 (7): a `closing_complete` whose signature does not verify gets
+/// a warning and the connection closes (BOLT 2: "send a `warning` and close
+/// the connection, or send an `error` and fail the channel"); the channel is
+/// not failed, and the close succeeds after the reconnection.
+#[test]
+fn a_bad_closing_complete_is_refused_without_failing_the_channel() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.tamper = Some(|side, m| {
+        if let (Side::B, Message::ClosingComplete(c)) = (side, m) {
+            c.fee_satoshis += 1;
+        }
+    });
+    let since = p.broadcasts.len();
+    let sent = p.sent.len();
+    p.start_close(Side::B, id);
+    let warnings: Vec<String> = p.sent[sent..]
+        .iter()
+        .filter_map(|(s, m)| match (s, m) {
+            (Side::A, Message::Warning(w)) => Some(w.printable_data()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        vec!["the closer_and_closee_outputs signature does not verify".to_string()]
+    );
+    assert!(errors_sent(&p, sent).is_empty());
+    assert!(p.broadcasts[since..].is_empty());
+    assert_eq!(p.channel(Side::A).state, ChannelState::ShuttingDown);
+    // The connection closed; after the reconnection B closes again.
+    p.tamper = None;
+    p.disconnect();
+    p.connect();
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closing, "{side:?}");
+    }
+    assert!(p
+        .replies
+        .iter()
+        .any(|(s, r)| *s == Side::B && matches!(r, Reply::ChannelClosed { .. })));
+}
