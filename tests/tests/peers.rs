@@ -9,107 +9,17 @@ use std::time::Duration;
 
 use beongae_node::core::CoreConfig;
 use beongae_node::runtime::{Node, NodeConfig};
-use beongae_noise::{Initiator, Transport, ACT_TWO_LEN, LENGTH_HEADER_LEN};
-use beongae_wire::{ChainHash, ChannelId, Init, Message, NodeId, Ping, Warning};
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use beongae_wire::{ChainHash, ChannelId, Message, NodeId, Ping, Warning};
 use support::ldk::LdkPeer;
+use support::raw::{key, RawPeer, T};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const T: Duration = Duration::from_secs(10);
-
-fn key(b: u8) -> SecretKey {
-    SecretKey::from_slice(&[b; 32]).unwrap()
-}
 
 async fn beongae(seed: u8, tune: impl FnOnce(&mut NodeConfig)) -> Node {
     let mut config = NodeConfig::new(CoreConfig::new(ChainHash::REGTEST));
     config.listen = Some("127.0.0.1:0".parse().unwrap());
     tune(&mut config);
     Node::start(key(seed), config).await.unwrap()
-}
-
-/// A hand-driven BOLT 8 peer, to send what a well-behaved node never would.
-struct RawPeer {
-    stream: TcpStream,
-    transport: Transport,
-    decoder_buf: Vec<u8>,
-}
-
-impl RawPeer {
-    async fn connect(node: &Node, seed: u8) -> RawPeer {
-        let secp = Secp256k1::new();
-        let mut stream = TcpStream::connect(node.listen_addr().unwrap())
-            .await
-            .unwrap();
-        let (init, act_one) = Initiator::new(
-            &secp,
-            key(seed),
-            node.node_id().pubkey(),
-            key(seed.wrapping_add(100)),
-        );
-        stream.write_all(&act_one).await.unwrap();
-        let mut act_two = [0u8; ACT_TWO_LEN];
-        stream.read_exact(&mut act_two).await.unwrap();
-        let (act_three, transport) = init.process_act_two(&secp, &act_two).unwrap();
-        stream.write_all(&act_three).await.unwrap();
-        RawPeer {
-            stream,
-            transport,
-            decoder_buf: Vec::new(),
-        }
-    }
-
-    fn node_id(seed: u8) -> NodeId {
-        NodeId::from_pubkey(PublicKey::from_secret_key(&Secp256k1::new(), &key(seed)))
-    }
-
-    async fn send_raw_message(&mut self, bytes: &[u8]) {
-        let frame = self.transport.encrypt_message(bytes).unwrap();
-        self.stream.write_all(&frame).await.unwrap();
-    }
-
-    async fn send(&mut self, msg: impl Into<Message>) {
-        self.send_raw_message(&msg.into().encode().unwrap()).await;
-    }
-
-    /// The next message, or `None` once the node closed the connection.
-    async fn recv(&mut self) -> Option<Message> {
-        let mut header = [0u8; LENGTH_HEADER_LEN];
-        tokio::time::timeout(T, self.stream.read_exact(&mut header))
-            .await
-            .ok()?
-            .ok()?;
-        let len = self.transport.decrypt_length(&header).unwrap() as usize;
-        self.decoder_buf.resize(len + 16, 0);
-        tokio::time::timeout(T, self.stream.read_exact(&mut self.decoder_buf))
-            .await
-            .ok()?
-            .ok()?;
-        Some(Message::decode(&self.transport.decrypt_body(&self.decoder_buf).unwrap()).unwrap())
-    }
-
-    /// Completes the `init` exchange.
-    async fn init(&mut self) {
-        let Some(Message::Init(theirs)) = self.recv().await else {
-            panic!("expected init first")
-        };
-        assert_eq!(theirs.networks, Some(vec![ChainHash::REGTEST]));
-        self.send(Init {
-            features: theirs.features,
-            ..Init::default()
-        })
-        .await;
-    }
-
-    /// Waits for the node to close the connection, skipping pings.
-    async fn expect_closed(&mut self) -> Vec<Message> {
-        let mut seen = Vec::new();
-        while let Some(m) = self.recv().await {
-            seen.push(m);
-        }
-        seen
-    }
 }
 
 async fn wait_peers(node: &Node, n: usize) {

@@ -1,1 +1,2 @@
 pub mod ldk;
+pub mod raw;

@@ -183,20 +183,19 @@ fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
 
 impl Pair {
     fn new() -> Pair {
+        Pair::with_b_config(CoreConfig::new(ChainHash::REGTEST))
+    }
+
+    /// A pair where B runs with `b_config` (e.g. other features).
+    fn with_b_config(b_config: CoreConfig) -> Pair {
         let (ka, kb) = (keys(1), keys(2));
         let ids = (node_id_of(&ka), node_id_of(&kb));
         let config = CoreConfig::new(ChainHash::REGTEST);
-        let a = NodeCore::with_channels(
-            ids.0,
-            config.clone(),
-            ka,
-            settings(),
-            100,
-            StoredState::default(),
-        )
-        .unwrap();
-        let b = NodeCore::with_channels(ids.1, config, kb, settings(), 100, StoredState::default())
+        let a = NodeCore::with_channels(ids.0, config, ka, settings(), 100, StoredState::default())
             .unwrap();
+        let b =
+            NodeCore::with_channels(ids.1, b_config, kb, settings(), 100, StoredState::default())
+                .unwrap();
         let mut p = Pair {
             a,
             b,

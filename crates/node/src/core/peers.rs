@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use beongae_wire::{
-    ChainHash, ChannelId, DecodeError, ErrorMessage, Features, Init, Message, NetAddress, NodeId,
-    Ping, Warning,
+    ChainHash, ChannelId, DecodeError, ErrorMessage, Feature, Features, Init, Message, NetAddress,
+    NodeId, Ping, Warning,
 };
 
 use super::{CommandId, DisconnectReason, Event, NodeCore, Output, PeerId, Reply};
@@ -288,7 +288,16 @@ impl NodeCore {
             if let (true, Some(addr)) = (dialled, addr) {
                 c.remember_address(node_id, addr);
             }
-            c.on_peer_ready(node_id, peer, features);
+            // A feature is in use only when both sides offer it (BOLT 9),
+            // e.g. option_simple_close: both must speak it to close with it.
+            let mut both = Features::empty();
+            for bit in features.bits() {
+                let ours = Feature::from_bit(bit).is_some_and(|f| self.config.features.offers(f));
+                if ours {
+                    both.set(bit);
+                }
+            }
+            c.on_peer_ready(node_id, peer, both);
         }
     }
 
@@ -461,6 +470,16 @@ impl NodeCore {
             let node = self.peers[&peer].node_id;
             let msg = match Message::decode(bytes) {
                 Ok(m) => m,
+                // BOLT 2: an `open_channel` or `accept_channel` whose keys
+                // "are not valid secp256k1 pubkeys in compressed format"
+                // fails that channel: an `error` for its
+                // temporary_channel_id; the connection stays.
+                Err(DecodeError::InvalidPoint) if matches!(typ, 32 | 33) => {
+                    if let Some(c) = &mut self.channels {
+                        c.on_invalid_open(node, typ, channel_id);
+                    }
+                    return;
+                }
                 // BOLT 1: a malformed message closes the connection.
                 Err(e) => {
                     return self.protocol_violation(peer, &describe_decode_error(&e), true, out)

@@ -2,6 +2,7 @@
 //! It owns no protocol rules: it feeds inputs to the core and performs the
 //! outputs the core returns, in order.
 
+mod admission;
 mod connection;
 
 use std::collections::HashMap;
@@ -49,9 +50,6 @@ pub struct ChannelServices {
     /// How often the chain is polled for new blocks.
     pub chain_poll: Duration,
 }
-
-/// Inbound handshakes in progress at once; further connections are closed.
-const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -479,8 +477,10 @@ async fn accept_loop(
     ids: Arc<AtomicU64>,
     core: mpsc::Sender<CoreMsg>,
 ) {
-    // Handshakes cost an ECDH each and hold a socket: bound how many run at once.
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+    // Handshakes cost an ECDH each and hold a socket: bound how many run at
+    // once, per source address and in all, dropping the oldest for a new one
+    // (`admission`).
+    let gate: Arc<std::sync::Mutex<Gate>> = Arc::default();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -490,17 +490,28 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            debug!(%addr, "refusing connection: too many handshakes in progress");
-            continue;
-        };
+        let dropped = Arc::new(tokio::sync::Notify::new());
+        let ticket = gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(addr.ip(), dropped.clone());
         let peer = PeerId(ids.fetch_add(1, Ordering::Relaxed));
         let core = core.clone();
+        let gate = gate.clone();
         let task = async move {
             let mut stream = stream;
             let _ = stream.set_nodelay(true);
-            let result = connection::handshake(&mut stream, key, None, handshake_timeout).await;
-            drop(permit);
+            let result = tokio::select! {
+                r = connection::handshake(&mut stream, key, None, handshake_timeout) => Some(r),
+                () = dropped.notified() => None,
+            };
+            gate.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .done(ticket);
+            let Some(result) = result else {
+                debug!("handshake dropped: newer connections needed its place");
+                return;
+            };
             match result {
                 Ok((node_id, transport)) => {
                     debug!(%node_id, "inbound handshake complete");
@@ -519,6 +530,38 @@ async fn accept_loop(
             }
         };
         tokio::spawn(task.instrument(info_span!("peer", ?peer, %addr)));
+    }
+}
+
+/// Pending inbound handshakes and how to drop each.
+#[derive(Default)]
+struct Gate {
+    admission: admission::Admission,
+    drop: HashMap<admission::Ticket, Arc<tokio::sync::Notify>>,
+}
+
+impl Gate {
+    /// Admits a connection from `ip`, dropping the handshakes that must
+    /// make room for it.
+    fn admit(
+        &mut self,
+        ip: std::net::IpAddr,
+        dropped: Arc<tokio::sync::Notify>,
+    ) -> admission::Ticket {
+        let (ticket, evicted) = self.admission.admit(ip, Instant::now());
+        for t in evicted {
+            if let Some(n) = self.drop.remove(&t) {
+                // Stored if the task is not waiting yet.
+                n.notify_one();
+            }
+        }
+        self.drop.insert(ticket, dropped);
+        ticket
+    }
+
+    fn done(&mut self, ticket: admission::Ticket) {
+        self.admission.done(ticket);
+        self.drop.remove(&ticket);
     }
 }
 

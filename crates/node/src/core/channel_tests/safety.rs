@@ -96,6 +96,16 @@ impl Pair {
     }
 }
 
+fn errors_sent_by(p: &Pair, side: Side, since: usize) -> Vec<String> {
+    p.sent[since..]
+        .iter()
+        .filter_map(|(s, m)| match m {
+            Message::Error(e) if *s == side => Some(e.printable_data()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn spends(tx: &Transaction, funding: &Transaction) -> bool {
     tx.input
         .iter()
@@ -445,4 +455,65 @@ fn a_bad_closing_complete_is_refused_without_failing_the_channel() {
         .replies
         .iter()
         .any(|(s, r)| *s == Side::B && matches!(r, Reply::ChannelClosed { .. })));
+}
+
+/// Issue 11 (7): legacy `closing_signed` whose `fee_range` does not overlap
+/// ours gets a warning, not a failure (BOLT 2: "SHOULD send a warning");
+/// without a satisfying range in ten minutes the channel fails ("MUST fail
+/// the channel if it doesn't receive a satisfying `fee_range` after a
+/// reasonable amount of time").
+#[test]
+fn a_legacy_fee_negotiation_without_overlap_waits_then_fails() {
+    let mut b_config = CoreConfig::new(ChainHash::REGTEST);
+    b_config
+        .features
+        .clear(beongae_wire::Feature::SimpleClose.odd_bit());
+    let mut p = Pair::with_b_config(b_config);
+    let (id, funding) = p.open();
+    // A's range is cut to 1..=2 sat on the way (fee_range is not signed).
+    p.tamper = Some(|side, m| {
+        if let (Side::A, Message::ClosingSigned(c)) = (side, m) {
+            c.fee_range = Some(beongae_wire::msgs::FeeRange {
+                min_fee_satoshis: 1,
+                max_fee_satoshis: 2,
+            });
+        }
+    });
+    let sent = p.sent.len();
+    p.start_close(Side::A, id);
+    let b_warnings: Vec<String> = p.sent[sent..]
+        .iter()
+        .filter_map(|(s, m)| match (s, m) {
+            (Side::B, Message::Warning(w)) => Some(w.printable_data()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(b_warnings.len(), 1, "{:?}", &p.sent[sent..]);
+    assert!(
+        b_warnings[0].starts_with("fee ranges do not overlap: ours 177..="),
+        "{}",
+        b_warnings[0]
+    );
+    assert!(
+        b_warnings[0].ends_with("theirs 1..=2 sat"),
+        "{}",
+        b_warnings[0]
+    );
+    assert_eq!(p.channel(Side::B).state, ChannelState::ShuttingDown);
+    // Nine minutes on: still waiting.
+    let since = p.broadcasts.len();
+    p.now += Duration::from_secs(540);
+    p.run(vec![(Side::B, Input::Tick)]);
+    assert_eq!(p.channel(Side::B).state, ChannelState::ShuttingDown);
+    // Ten: B fails the channel with its commitment.
+    p.now += Duration::from_secs(60);
+    p.run(vec![(Side::B, Input::Tick)]);
+    assert_eq!(p.channel(Side::B).state, ChannelState::Closed);
+    let (_, tx) = p.broadcasts[since..]
+        .iter()
+        .find(|(s, _)| *s == Side::B)
+        .expect("B's commitment");
+    assert!(spends(tx, &funding));
+    assert!(errors_sent_by(&p, Side::B, sent)
+        .contains(&"the closing fee negotiation found no satisfying fee in time".to_string()));
 }

@@ -15,6 +15,12 @@ use bitcoin::{Amount, OutPoint, Transaction};
 use super::{Channels, Entry, Phase};
 use crate::core::{CommandId, Event, Output, Reply};
 
+/// Unfunded channels one peer may have with us at once (opens we accepted
+/// and channels whose funding has not confirmed), as LDK allows.
+pub(super) const MAX_UNFUNDED_PER_PEER: usize = 4;
+/// Opens we accepted and that wait for `funding_created`, from all peers.
+pub(super) const MAX_UNFUNDED_TOTAL: usize = 64;
+
 /// How long an opening may wait for the peer's next message.
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -368,6 +374,10 @@ impl Channels {
             // BOLT 2: a duplicate temporary_channel_id from the same peer.
             return self.abandon(node, temp, "temporary_channel_id already in use".into());
         }
+        if let Some(why) = self.too_many_unfunded(node) {
+            // Nothing is kept for a refused open.
+            return self.send(node, ErrorMessage::new(temp, &why));
+        }
         let request = match check_open_channel(msg, self.chain, &self.settings.config, false) {
             Ok(r) => r,
             Err(e) => return self.send(node, ErrorMessage::new(temp, &e.to_string())),
@@ -394,6 +404,44 @@ impl Channels {
             }
             Err(e) => self.send(node, ErrorMessage::new(temp, &e.to_string())),
         }
+    }
+
+    /// Whether a peer's new `open_channel` must be refused to bound what
+    /// unfunded channels cost us (SAFETY.md "Peers that attack": unfunded
+    /// channels bounded per peer and overall): per peer, its opens we
+    /// accepted and its channels whose funding has not confirmed; overall,
+    /// the opens in progress.
+    fn too_many_unfunded(&self, node: NodeId) -> Option<String> {
+        let accepted = |n: Option<NodeId>| {
+            self.opening
+                .iter()
+                .filter(|((p, _), o)| {
+                    matches!(o, Opening::Accepted { .. }) && n.is_none_or(|n| *p == n)
+                })
+                .count()
+        };
+        let unconfirmed = self
+            .entries
+            .values()
+            .filter(|e| {
+                e.peer == node
+                    && matches!(
+                        &e.phase,
+                        Phase::Funded { confirmed: None, funding, .. } if !funding.funded.we_are_funder
+                    )
+            })
+            .count();
+        if accepted(Some(node)) + unconfirmed >= MAX_UNFUNDED_PER_PEER {
+            return Some(format!(
+                "too many unfunded channels from you ({MAX_UNFUNDED_PER_PEER}): open another once one's funding confirms"
+            ));
+        }
+        if accepted(None) >= MAX_UNFUNDED_TOTAL {
+            return Some(format!(
+                "too many channel opens in progress ({MAX_UNFUNDED_TOTAL}): try again later"
+            ));
+        }
+        None
     }
 
     /// The funder's `funding_created`: check its signature, store the
@@ -555,6 +603,28 @@ impl Channels {
             }
             Err(e) => self.fail(id, &e.to_string()),
         }
+    }
+
+    /// An `open_channel` (`typ` 32) or `accept_channel` (33) with a key that
+    /// is not a valid point: BOLT 2 "MUST fail the channel", which for an
+    /// opening is an `error` for its `temporary_channel_id` (and the end of
+    /// our open, for `accept_channel`).
+    pub(in crate::core) fn on_invalid_open(&mut self, node: NodeId, typ: u16, temp: ChannelId) {
+        let name = if typ == 32 {
+            "open_channel"
+        } else {
+            "accept_channel"
+        };
+        let why = format!("{name} has a key that is not a valid compressed secp256k1 point");
+        if typ == 33
+            && matches!(
+                self.opening.get(&(node, temp)),
+                Some(Opening::Offered { .. })
+            )
+        {
+            return self.abandon(node, temp, why);
+        }
+        self.send(node, ErrorMessage::new(temp, &why));
     }
 
     /// BOLT 1: "SHOULD send `error` with the unknown `channel_id`".
