@@ -75,10 +75,13 @@ pub enum Request {
     },
     /// List channels.
     Channels,
-    /// Close a channel cooperatively.
+    /// Close a channel cooperatively, or with `force` unilaterally.
     CloseChannel {
         /// Hex channel id.
         channel_id: String,
+        /// Broadcast our commitment instead of negotiating.
+        #[serde(default)]
+        force: bool,
     },
     /// Create an invoice.
     Invoice {
@@ -328,8 +331,14 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 let channels = node.channels().await.map_err(|e| e.to_string())?;
                 Ok(serde_json::Value::Array(channels.iter().map(channel_json).collect()))
             }
-            Request::CloseChannel { channel_id } => {
-                let txid = node.close_channel(parse_channel_id(&channel_id)?).await.map_err(|e| e.to_string())?;
+            Request::CloseChannel { channel_id, force } => {
+                let id = parse_channel_id(&channel_id)?;
+                let txid = if force {
+                    node.force_close_channel(id).await
+                } else {
+                    node.close_channel(id).await
+                }
+                .map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({ "closing_txid": txid.to_string() }))
             }
             Request::Invoice { amount_msat, description, expiry_secs } => {

@@ -114,10 +114,14 @@ enum Cmd {
     },
     /// List channels with balances in millisatoshi.
     Channels,
-    /// Close a channel cooperatively (a force close comes with on-chain enforcement).
+    /// Close a channel cooperatively, or with --force by broadcasting our commitment.
     Closechannel {
         /// The channel id (64 hex characters).
         channel_id: String,
+        /// Broadcast our latest commitment instead of closing with the peer
+        /// (our funds wait for `to_self_delay` blocks).
+        #[arg(long)]
+        force: bool,
     },
     /// Create an invoice: AMOUNT in satoshi, or with a unit (1500msat, 0.0001btc), or `any`.
     Invoice {
@@ -385,7 +389,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             push_msat: push,
         },
         Cmd::Channels => Request::Channels,
-        Cmd::Closechannel { channel_id } => Request::CloseChannel { channel_id },
+        Cmd::Closechannel { channel_id, force } => Request::CloseChannel { channel_id, force },
         Cmd::Invoice {
             amount,
             description,

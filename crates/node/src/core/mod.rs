@@ -211,6 +211,12 @@ pub enum Command {
         /// The channel.
         channel_id: ChannelId,
     },
+    /// Close a channel unilaterally: broadcast our latest commitment (also
+    /// while a mutual close awaits confirmation); the reply carries its txid.
+    ForceCloseChannel {
+        /// The channel.
+        channel_id: ChannelId,
+    },
     /// Create an invoice.
     CreateInvoice {
         /// Amount (none: the payer chooses).
@@ -744,6 +750,7 @@ impl NodeCore {
                 reply: Reply::Channels(c.summaries()),
             }),
             Command::CloseChannel { channel_id } => c.close(channel_id, id),
+            Command::ForceCloseChannel { channel_id } => c.force_close(channel_id, id),
             Command::CreateInvoice {
                 amount,
                 description,

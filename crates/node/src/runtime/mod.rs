@@ -256,6 +256,17 @@ impl NodeHandle {
         }
     }
 
+    /// Closes a channel unilaterally; returns the txid of our commitment.
+    pub async fn force_close_channel(&self, channel_id: ChannelId) -> Result<Txid, NodeError> {
+        match self
+            .command(Command::ForceCloseChannel { channel_id })
+            .await?
+        {
+            Reply::ChannelClosed { txid, .. } => Ok(txid),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A new invoice.
     pub async fn invoice(
         &self,

@@ -255,7 +255,40 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
         );
         assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
         assert!(p.core(Side::A).pending_broadcasts().is_empty());
+        // Not even when the user insists.
+        let Reply::Failed(why) = p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
+        else {
+            panic!("forced out a possibly revoked commitment")
+        };
+        assert!(why.contains("it is not broadcast"), "{why}");
+        assert!(p.a_broadcasts(since).is_empty());
     }
+}
+
+/// `closechannel --force` while a mutual close awaits confirmation: our
+/// latest commitment goes out (anchors, B's balance, ours less fee and
+/// anchors), and the reply names it.
+#[test]
+fn a_closing_channel_can_be_forced() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    let Reply::ChannelClosed { txid: closing, .. } =
+        p.command(Side::B, Command::CloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closing);
+    let Reply::ChannelClosed { txid, .. } =
+        p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    assert_ne!(txid, closing);
+    let tx = p.a_broadcasts(0).into_iter().last().unwrap();
+    assert_eq!(tx.compute_txid(), txid);
+    assert!(spends(&tx, &funding));
+    assert_eq!(values(&tx), vec![330, 330, 100_000, 900_000 - 2_810 - 660]);
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
 }
 
 /// Issue 11 (3): a closer whose balance cannot pay a relayable fee is

@@ -362,7 +362,7 @@ impl Channels {
             Phase::Funded { .. } => self.reply(
                 Some(command),
                 Reply::Failed(format!(
-                    "channel {id} is not open yet; a force close comes with on-chain enforcement"
+                    "channel {id} is not open yet: close it with --force (our commitment goes to chain)"
                 )),
             ),
             Phase::Closed(super::record::Closed {
@@ -382,6 +382,32 @@ impl Channels {
                 self.reply(Some(command), Reply::Failed(why))
             }
         }
+    }
+
+    /// `closechannel --force`: our latest commitment goes out (BOLT 5
+    /// "unilateral close"), unless the channel closed without it because
+    /// our state may be old (ADR 0007): then forcing it could hand the peer
+    /// a revoked commitment to punish, and the user is told so.
+    pub(in crate::core) fn force_close(&mut self, id: ChannelId, command: CommandId) {
+        let Some(entry) = self.entries.get(&id) else {
+            return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
+        };
+        if !matches!(entry.phase, Phase::Closed(_)) {
+            self.fail(id, "force-closed by the user");
+        }
+        let reply = match self.entries.get(&id).map(|e| &e.phase) {
+            Some(Phase::Closed(super::record::Closed {
+                txid: Some(txid), ..
+            })) => Reply::ChannelClosed {
+                channel_id: id,
+                txid: *txid,
+            },
+            Some(Phase::Closed(super::record::Closed { reason, .. })) => Reply::Failed(format!(
+                "channel {id} is closed without our commitment ({reason}); it is not broadcast"
+            )),
+            _ => Reply::Failed(format!("channel {id} could not be closed")),
+        };
+        self.reply(Some(command), reply);
     }
 
     /// Records the user's close command (a newer one supersedes it).
