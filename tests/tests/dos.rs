@@ -191,7 +191,7 @@ async fn unfunded_channels_are_bounded_per_peer_and_overall() {
     assert!(answers
         .iter()
         .filter_map(|a| a.as_ref().err())
-        .all(|why| why == "too many channel opens in progress (64): try again later"));
+        .all(|why| why == "too many unfunded channels in all (64): try again later"));
     assert_eq!(node.node.handle().channels().await.unwrap().len(), 0);
 }
 

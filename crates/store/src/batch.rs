@@ -19,6 +19,13 @@ pub enum Op {
         /// Key.
         key: Vec<u8>,
     },
+    /// Remove every key of `namespace` that starts with `prefix`.
+    DeletePrefix {
+        /// Namespace.
+        namespace: String,
+        /// The keys' common start.
+        prefix: Vec<u8>,
+    },
 }
 
 /// Writes applied together, atomically, in order.
@@ -53,6 +60,15 @@ impl Batch {
         self.ops.push(Op::Delete {
             namespace: namespace.to_owned(),
             key: key.into(),
+        });
+        self
+    }
+
+    /// Adds a delete of every key starting with `prefix`.
+    pub fn delete_prefix(&mut self, namespace: &str, prefix: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::DeletePrefix {
+            namespace: namespace.to_owned(),
+            prefix: prefix.into(),
         });
         self
     }

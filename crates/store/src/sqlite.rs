@@ -168,9 +168,9 @@ impl Store for SqliteStore {
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         for op in batch.ops() {
             match op {
-                Op::Put { namespace, .. } | Op::Delete { namespace, .. } => {
-                    check_namespace(namespace)?
-                }
+                Op::Put { namespace, .. }
+                | Op::Delete { namespace, .. }
+                | Op::DeletePrefix { namespace, .. } => check_namespace(namespace)?,
             }
         }
         let mut conn = self.conn();
@@ -179,6 +179,10 @@ impl Store for SqliteStore {
             let mut put = tx
                 .prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?1, ?2, ?3)")?;
             let mut delete = tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?;
+            let mut delete_range =
+                tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key >= ?2 AND key < ?3")?;
+            let mut delete_from =
+                tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key >= ?2")?;
             for op in batch.ops() {
                 match op {
                     Op::Put {
@@ -187,6 +191,10 @@ impl Store for SqliteStore {
                         value,
                     } => put.execute(params![namespace, key, value])?,
                     Op::Delete { namespace, key } => delete.execute(params![namespace, key])?,
+                    Op::DeletePrefix { namespace, prefix } => match prefix_end(prefix) {
+                        Some(end) => delete_range.execute(params![namespace, prefix, end])?,
+                        None => delete_from.execute(params![namespace, prefix])?,
+                    },
                 };
             }
         }

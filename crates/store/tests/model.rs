@@ -1,5 +1,6 @@
-//! The SQLite store against a `BTreeMap` model: random batches of puts and
-//! deletes, then every prefix listing and lookup must agree.
+//! The SQLite store against a `BTreeMap` model: random batches of puts,
+//! deletes and prefix deletes, then every prefix listing and lookup must
+//! agree.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +13,7 @@ use proptest::prelude::*;
 enum Write {
     Put(u8, Vec<u8>, Vec<u8>),
     Delete(u8, Vec<u8>),
+    DeletePrefix(u8, Vec<u8>),
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -26,6 +28,7 @@ fn write() -> impl Strategy<Value = Write> {
         (0u8..3, key(), proptest::collection::vec(any::<u8>(), 0..8))
             .prop_map(|(n, k, v)| Write::Put(n, k, v)),
         (0u8..3, key()).prop_map(|(n, k)| Write::Delete(n, k)),
+        (0u8..3, key()).prop_map(|(n, k)| Write::DeletePrefix(n, k)),
     ]
 }
 
@@ -48,6 +51,10 @@ proptest! {
                     Write::Delete(n, k) => {
                         batch.delete(&ns(n), k.clone());
                         model.remove(&(ns(n), k));
+                    }
+                    Write::DeletePrefix(n, p) => {
+                        batch.delete_prefix(&ns(n), p.clone());
+                        model.retain(|(m, k), _| *m != ns(n) || !k.starts_with(&p));
                     }
                 }
             }

@@ -63,9 +63,9 @@ struct Pair {
     stores: [MemStore; 2],
     /// Changes a message on its way (a misbehaving or broken peer).
     tamper: Option<fn(Side, &mut Message)>,
-    /// Once B sends a message of this name, neither it nor anything after
-    /// it of B's reaches A (B goes silent).
-    mute_b_after: Option<&'static str>,
+    /// Once this side sends a message of this name, neither it nor
+    /// anything after it of that side's reaches the other (it goes silent).
+    mute_after: Option<(Side, &'static str)>,
     /// A real regtest chain whose mempool (Bitcoin Core's script
     /// interpreter) is offered every transaction the nodes broadcast; the
     /// funding transactions spend its coins.
@@ -208,7 +208,7 @@ impl Pair {
             linked: true,
             stores: [BTreeMap::new(), BTreeMap::new()],
             tamper: None,
-            mute_b_after: None,
+            mute_after: None,
             devnet: funded_devnet(),
             mempool: Vec::new(),
         };
@@ -323,13 +323,13 @@ impl Pair {
     }
 
     fn unmuted(&self, side: Side) -> bool {
-        side == Side::A
-            || self.mute_b_after.is_none_or(|name| {
-                !self
+        self.mute_after.is_none_or(|(muted, name)| {
+            muted != side
+                || !self
                     .sent
                     .iter()
-                    .any(|(s, m)| *s == Side::B && m.name() == name)
-            })
+                    .any(|(s, m)| *s == side && m.name() == name)
+        })
     }
 
     fn core(&mut self, s: Side) -> &mut NodeCore {
@@ -417,6 +417,11 @@ impl Pair {
                                 }
                                 beongae_store::Op::Delete { namespace, key } => {
                                     store.remove(&(namespace.clone(), key.clone()));
+                                }
+                                beongae_store::Op::DeletePrefix { namespace, prefix } => {
+                                    store.retain(|(ns, k), _| {
+                                        ns != namespace || !k.starts_with(prefix)
+                                    });
                                 }
                             }
                         }

@@ -4,12 +4,14 @@
 //!
 //! A handshake costs an ECDH and holds a socket until it completes or times
 //! out, and the remote's identity is known only at its end. So admission
-//! goes by source address, and a new connection is never refused; room is
-//! made by dropping the oldest pending handshakes instead:
-//! - from one address, beyond [`PER_ADDRESS`] pending, the oldest of that
-//!   address once it has had [`GRACE`] to complete (a good handshake takes
+//! goes by source (an IPv4 address, or an IPv6 /64, which one holder gets
+//! whole), and a new connection is never refused; room is made by dropping
+//! the oldest pending handshakes instead:
+//! - from one source, beyond [`PER_ADDRESS`] pending, the oldest of that
+//!   source once it has had [`GRACE`] to complete (a good handshake takes
 //!   milliseconds), or whatever its age beyond [`PER_ADDRESS_BURST`];
-//! - beyond [`TOTAL`] pending in all, the oldest of all.
+//! - beyond [`TOTAL`] pending in all, the oldest of the source with the
+//!   most pending, so that a flood from one source displaces itself.
 //!
 //! An attacker's silent sockets thus hold at most [`PER_ADDRESS`] places per
 //! address for long, and cannot keep a good peer out: the good peer's
@@ -40,19 +42,44 @@ pub struct Ticket(u64);
 #[derive(Debug, Default)]
 pub struct Admission {
     next: u64,
-    /// Ticket (in admission order) -> source address and admission time.
-    pending: BTreeMap<Ticket, (IpAddr, Instant)>,
+    /// Ticket (in admission order) -> source and admission time.
+    pending: BTreeMap<Ticket, (Source, Instant)>,
+}
+
+/// Where connections come from, as one holder controls them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    V4([u8; 4]),
+    /// The /64 prefix.
+    V6([u8; 8]),
+}
+
+impl From<IpAddr> for Source {
+    fn from(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(a) => Source::V4(a.octets()),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4.octets()),
+                None => {
+                    let mut p = [0; 8];
+                    p.copy_from_slice(&a.octets()[..8]);
+                    Source::V6(p)
+                }
+            },
+        }
+    }
 }
 
 impl Admission {
     /// Admits a connection from `ip` at `now`. Returns its ticket and the
     /// tickets of the handshakes to drop to make room (oldest first).
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> (Ticket, Vec<Ticket>) {
+        let source = Source::from(ip);
         let mut evicted = Vec::new();
         let from_ip: Vec<(Ticket, Instant)> = self
             .pending
             .iter()
-            .filter(|(_, (a, _))| *a == ip)
+            .filter(|(_, (a, _))| *a == source)
             .map(|(t, (_, at))| (*t, *at))
             .collect();
         let mut count = from_ip.len();
@@ -67,7 +94,18 @@ impl Admission {
             self.pending.remove(t);
         }
         while self.pending.len() >= TOTAL {
-            let Some((&oldest, _)) = self.pending.iter().next() else {
+            let mut counts: BTreeMap<Source, usize> = BTreeMap::new();
+            for (s, _) in self.pending.values() {
+                *counts.entry(*s).or_default() += 1;
+            }
+            // The source with the most pending (the first such in
+            // admission order on a tie), its oldest handshake.
+            let most = counts.values().copied().max().unwrap_or(0);
+            let Some((&oldest, _)) = self
+                .pending
+                .iter()
+                .find(|(_, (s, _))| counts.get(s) == Some(&most))
+            else {
                 break;
             };
             self.pending.remove(&oldest);
@@ -75,7 +113,7 @@ impl Admission {
         }
         let ticket = Ticket(self.next);
         self.next += 1;
-        self.pending.insert(ticket, (ip, now));
+        self.pending.insert(ticket, (source, now));
         (ticket, evicted)
     }
 
@@ -131,6 +169,22 @@ mod tests {
         let (_, evicted) = a.admit(ip(2), t0);
         assert_eq!(evicted, vec![first]);
         assert_eq!(a.pending(), PER_ADDRESS_BURST);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_source_and_a_flood_displaces_itself() {
+        let t0 = Instant::now();
+        let mut a = Admission::default();
+        // A good peer's handshake, then a flood from one /64 (every
+        // address different) fills the rest and keeps coming.
+        let (good, _) = a.admit(IpAddr::from([192, 0, 2, 1]), t0);
+        for i in 0..200u16 {
+            let mut v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+            v6[14..].copy_from_slice(&i.to_be_bytes());
+            let (_, evicted) = a.admit(IpAddr::from(v6), t0);
+            assert!(!evicted.contains(&good), "flood {i} evicted the good peer");
+        }
+        assert!(a.pending() <= PER_ADDRESS_BURST + 1);
     }
 
     #[test]

@@ -234,6 +234,15 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
                 },
             )]);
             p.deliver_from_b(Message::Error(ErrorMessage::new(id, "you are behind")));
+            assert!(p.a_broadcasts(since).is_empty());
+            assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+            // The next connection: A reestablishes from the kept state, B's
+            // reestablish proves A behind, and B closes with its own.
+            p.disconnect();
+            p.connect();
+            assert!(p.broadcasts[since..]
+                .iter()
+                .any(|(s, t)| *s == Side::B && spends(t, &funding)));
         } else {
             p.restart_from(Side::A, backup, true);
             // A asked B to close: B's own commitment pays A its 850_000 sat
@@ -255,12 +264,15 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
         );
         assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
         assert!(p.core(Side::A).pending_broadcasts().is_empty());
-        // Not even when the user insists.
+        // Proven old: not even when the user insists.
         let Reply::Failed(why) = p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
         else {
-            panic!("forced out a possibly revoked commitment")
+            panic!("forced out a revoked commitment")
         };
-        assert!(why.contains("it is not broadcast"), "{why}");
+        assert!(
+            why.ends_with("the peer proved our state old, so our commitment is revoked and is never broadcast (the peer's commitment returns our funds)"),
+            "{why}"
+        );
         assert!(p.a_broadcasts(since).is_empty());
     }
 }
@@ -349,6 +361,25 @@ fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() 
     p.deliver_from_b(Message::Error(ErrorMessage::new(id, "unknown channel")));
     assert!(p.a_broadcasts(since).is_empty());
     assert_eq!(p.channel(Side::A).state, ChannelState::Closing);
+    // Nor does a peer's broken rule (a dummy reestablish of a peer that
+    // forgot the channel, an update): an error, the close stays.
+    let sent = p.sent.len();
+    p.deliver_from_b(Message::UpdateFee(UpdateFee {
+        channel_id: id,
+        feerate_per_kw: 3_000,
+        extension: TlvStream::default(),
+    }));
+    assert_eq!(errors_sent_by(&p, Side::A, sent).len(), 1);
+    assert!(p.a_broadcasts(since).is_empty());
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closing);
+    // Asking to close again answers with the pending closing transaction.
+    assert_eq!(
+        p.command(Side::A, Command::CloseChannel { channel_id: id }),
+        Reply::ChannelClosed {
+            channel_id: id,
+            txid
+        }
+    );
     p.block(vec![tx]);
     for side in [Side::A, Side::B] {
         assert_eq!(p.channel(side).state, ChannelState::Closed);
@@ -367,7 +398,7 @@ fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() 
 fn both_htlc_deadlines_take_the_channel_to_chain_in_time() {
     let mut p = Pair::new();
     let (_, funding) = p.open();
-    p.mute_b_after = Some("UpdateFulfillHtlc");
+    p.mute_after = Some((Side::B, "UpdateFulfillHtlc"));
     p.start_pay(Side::A, 10_000_000);
     let cltv = p
         .sent
@@ -433,13 +464,17 @@ fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
     };
     assert!(why.starts_with("no active channel with the payee"), "{why}");
     assert!(matches!(p.pay(Side::B, 1_000_000), Reply::Failed(_)));
-    // The funding confirms again, in another block.
+    // The funding confirms again, in another block; the channel carries
+    // HTLCs again once it is buried minimum_depth (3) blocks.
     p.block(vec![]);
     p.block(vec![funding]);
     assert_eq!(
         p.channel(Side::A).short_channel_id.map(|s| s.block()),
         Some(102)
     );
+    p.block(vec![]);
+    assert!(matches!(p.pay(Side::A, 1_000_000), Reply::Failed(_)));
+    p.block(vec![]);
     assert!(matches!(p.pay(Side::A, 1_000_000), Reply::Paid { .. }));
     assert_eq!(
         p.channel(Side::A).local,
@@ -549,4 +584,104 @@ fn a_legacy_fee_negotiation_without_overlap_waits_then_fails() {
     assert!(spends(tx, &funding));
     assert!(errors_sent_by(&p, Side::B, sent)
         .contains(&"the closing fee negotiation found no satisfying fee in time".to_string()));
+}
+
+/// A failed channel whose commitment was held back because the peer's
+/// `error` came before its `channel_reestablish` (our state might have been
+/// an old copy): the next connection's reestablish shows it is current, and
+/// our commitment goes out then.
+#[test]
+fn a_withheld_commitment_goes_out_once_our_state_is_shown_current() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    p.pay(Side::A, 10_000_000);
+    p.disconnect();
+    // A reconnects; B's error arrives before B's channel_reestablish.
+    p.linked = true;
+    p.run(vec![(
+        Side::A,
+        Input::PeerConnected {
+            peer: PA,
+            node_id: p.ids.1,
+            direction: Direction::Outbound,
+            remote_addr: None,
+        },
+    )]);
+    let init = Init {
+        features: default_features(),
+        networks: Some(vec![ChainHash::REGTEST]),
+        ..Init::default()
+    };
+    p.linked = false;
+    p.run(vec![(
+        Side::A,
+        Input::PeerMessage {
+            peer: PA,
+            bytes: Message::Init(init).encode().unwrap(),
+        },
+    )]);
+    let since = p.broadcasts.len();
+    p.deliver_from_b(Message::Error(ErrorMessage::new(id, "something broke")));
+    assert!(p.a_broadcasts(since).is_empty());
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+    // Restarts keep it waiting.
+    p.restart(Side::A);
+    // (restart reconnected both: B's reestablish showed A current)
+    let out = p.a_broadcasts(since);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(spends(&out[0], &funding));
+    assert_eq!(
+        values(&out[0]),
+        vec![330, 330, 110_000, 890_000 - 2_810 - 660]
+    );
+    assert_eq!(p.channel(Side::A).closing_txid, Some(out[0].compute_txid()));
+}
+
+/// The HTLC deadlines after a restart: until the peer's
+/// `channel_reestablish` shows our state is current (it could be a restored
+/// backup), a passed deadline does not broadcast; the reestablish does. B
+/// pays A; A fulfils, goes silent and restarts; blocks pass A's fulfillment
+/// deadline (but not B's timeout deadline) while B is away.
+#[test]
+fn deadlines_after_a_restart_wait_for_the_peers_reestablish() {
+    let mut p = Pair::new();
+    let (_, funding) = p.open();
+    p.mute_after = Some((Side::A, "UpdateFulfillHtlc"));
+    p.start_pay(Side::B, 10_000_000);
+    let cltv = p
+        .sent
+        .iter()
+        .find_map(|(s, m)| match (s, m) {
+            (Side::B, Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. })) => {
+                Some(*cltv_expiry)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(p
+        .sent
+        .iter()
+        .any(|(s, m)| *s == Side::A && m.name() == "UpdateFulfillHtlc"));
+    let store = p.stores[Side::A as usize].clone();
+    p.restart_from(Side::A, store, false);
+    p.mute_after = None;
+    let since = p.broadcasts.len();
+    while p.height < cltv - 10 {
+        p.block(vec![]);
+    }
+    assert!(
+        p.a_broadcasts(since).is_empty(),
+        "no broadcast before the reestablish"
+    );
+    assert!(p.broadcasts[since..].is_empty());
+    // B comes back: its reestablish shows A's state current; A's deadline
+    // has passed, so A goes to chain at once.
+    p.connect();
+    let out = p.a_broadcasts(since);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(spends(&out[0], &funding));
+    assert!(
+        values(&out[0]).contains(&10_000),
+        "the HTLC's output: {out:?}"
+    );
 }

@@ -69,13 +69,11 @@ impl Channels {
                 }
                 continue;
             }
-            if let Phase::Closed(c) = &mut entry.phase {
+            if let Phase::Closed(c) = &entry.phase {
                 // Compact a buried mutual close: nothing on chain needs its
                 // state any more.
-                let mutual = c.reason == super::record::COOPERATIVE_CLOSE;
-                if c.kept.is_some() && c.resolved(height, mutual) {
-                    c.kept = None;
-                    self.touch(id);
+                if c.kept.is_some() && c.resolved(height) {
+                    self.compact(id);
                 }
                 continue;
             }
@@ -125,15 +123,19 @@ impl Channels {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        if let Phase::Closed(super::record::Closed {
-            txid: t, confirmed, ..
-        }) = &mut entry.phase
-        {
-            if confirmed.is_none() {
+        if let Phase::Closed(c) = &mut entry.phase {
+            if c.confirmed.is_none() {
                 // Ours, or another one (the peer's commitment, a closing
                 // we signed): either way the channel is settled on chain.
-                *t = Some(txid);
-                *confirmed = Some(height);
+                c.txid = Some(txid);
+                c.confirmed = Some(height);
+                if c.tx.as_ref().map(Transaction::compute_txid) != Some(txid)
+                    && c.reason == super::record::COOPERATIVE_CLOSE
+                {
+                    // Our closing transaction was reorged out and another
+                    // spend confirmed: not a mutual close any more.
+                    c.reason = "the funding output was spent on chain".into();
+                }
                 self.touch(id);
             }
             return;
@@ -188,6 +190,19 @@ impl Channels {
     }
 }
 
+impl Channels {
+    /// Drops what a closed channel kept for its resolution: its state and
+    /// the HTLC lists of the peer's commitments we signed.
+    fn compact(&mut self, id: ChannelId) {
+        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            c.kept = None;
+        }
+        self.batch
+            .delete_prefix(super::record::NS_REMOTE_HTLCS, id.0.to_vec());
+        self.touch(id);
+    }
+}
+
 /// BOLT 2 §"`cltv_expiry_delta` Selection": the timeout deadline of an HTLC
 /// we offered is `G` blocks after its `cltv_expiry` ("1 or 2 blocks is
 /// reasonable").
@@ -206,7 +221,7 @@ impl Channels {
     /// connected). MUST fail the channel": past the deadline the peer could
     /// take the HTLC's amount back on chain (its timeout) after we gave
     /// the preimage, or keep ours for ever.
-    fn check_htlc_deadlines(&mut self) {
+    pub(super) fn check_htlc_deadlines(&mut self) {
         let height = self.height;
         let mut due = Vec::new();
         for (id, entry) in &self.entries {
@@ -214,6 +229,7 @@ impl Channels {
                 continue;
             };
             let c = &chan.commitments;
+            let unverified = !entry.verified;
             let redone = |htlc: u64| {
                 entry.redo.iter().any(|m| {
                     matches!(m, beongae_wire::msgs::Message::UpdateFulfillHtlc(f) if f.id == htlc)
@@ -261,6 +277,16 @@ impl Channels {
                 } else {
                     continue;
                 };
+                if unverified {
+                    // Since this process loaded the channel, no
+                    // channel_reestablish showed our state is current: it
+                    // may be an old copy (a restored backup), whose
+                    // commitment the peer would punish with the whole
+                    // channel (ADR 0007). It goes out once the peer
+                    // reestablishes, or when the user forces it.
+                    tracing::error!(channel = %id, %why, "deadline passed before the peer confirmed our state; waiting for its channel_reestablish (closechannel --force to go to chain now)");
+                    break;
+                }
                 due.push((*id, why));
                 break;
             }

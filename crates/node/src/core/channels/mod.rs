@@ -12,6 +12,7 @@ mod normal;
 mod open;
 mod pay;
 pub mod record;
+mod withheld;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -175,6 +176,11 @@ pub(super) struct Entry {
     /// user did not ask to close: the peer's closing transaction we signed
     /// pays less than the relay minimum and would never confirm.
     pub(super) close_as_closer: bool,
+    /// The peer's `channel_reestablish` showed our state is current since
+    /// this process loaded the channel (or the channel was made in this
+    /// process): until then our commitment may be an old copy's (a restored
+    /// backup), and the HTLC deadlines do not broadcast it (ADR 0007).
+    pub(super) verified: bool,
 }
 
 impl Entry {
@@ -189,6 +195,7 @@ impl Entry {
             sent_complete: false,
             negotiating_since: None,
             close_as_closer: false,
+            verified: live,
         }
     }
 }
@@ -508,8 +515,30 @@ impl Channels {
     }
 
     /// Fails a channel (BOLT 2/5): sends `error`, broadcasts our latest
-    /// commitment if it may hold funds, and answers pending commands.
+    /// commitment if it may hold funds, and answers pending commands. A
+    /// channel whose mutual close is broadcast (`Closing`) only gets the
+    /// `error`: its closing transaction is what should confirm (a peer that
+    /// forgot the channel after the close answers our reestablish with
+    /// nonsense), and only the user forces our commitment then
+    /// ([`Channels::force`]).
     pub(super) fn fail(&mut self, id: ChannelId, why: &str) {
+        if let Some(Entry {
+            peer,
+            phase: Phase::Normal { closing_txs, .. },
+            ..
+        }) = self.entries.get(&id)
+        {
+            if !closing_txs.is_empty() {
+                let peer = *peer;
+                tracing::warn!(channel = %id, %why, "not failing a channel whose closing transaction awaits confirmation");
+                return self.send(peer, ErrorMessage::new(id, why));
+            }
+        }
+        self.force(id, why);
+    }
+
+    /// Fails a channel with our latest commitment, whatever its phase.
+    pub(super) fn force(&mut self, id: ChannelId, why: &str) {
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
@@ -525,6 +554,26 @@ impl Channels {
         }
         let txid = tx.as_ref().map(Transaction::compute_txid);
         let command = self.mark_closed(id, tx, txid, None, format!("failed: {why}"));
+        self.send(peer, ErrorMessage::new(id, why));
+        self.reply(
+            command,
+            Reply::Failed(format!("channel {id} failed: {why}")),
+        );
+    }
+
+    /// Fails a channel without broadcasting our commitment, which may be
+    /// revoked (ADR 0007): the peer is asked to close with its own, and
+    /// `withheld` says whether a later `channel_reestablish` may release
+    /// ours.
+    pub(super) fn fail_withheld(&mut self, id: ChannelId, why: &str, withheld: record::Withheld) {
+        let Some(peer) = self.entries.get(&id).map(|e| e.peer) else {
+            return;
+        };
+        tracing::error!(channel = %id, %why, "failing channel without broadcasting our commitment");
+        let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
+        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            c.withheld = withheld;
+        }
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
@@ -599,6 +648,7 @@ impl Channels {
             confirmed,
             reason: reason.clone(),
             kept,
+            withheld: record::Withheld::No,
         });
         entry.redo.clear();
         self.touch(id);
@@ -608,6 +658,13 @@ impl Channels {
             txid,
         });
         command
+    }
+
+    /// Whether a normal channel's funding is buried deep enough to carry
+    /// new HTLCs: confirmed (not reorged out) `minimum_depth` blocks deep.
+    pub(super) fn funding_usable(&self, scid: Option<ShortChannelId>) -> bool {
+        let depth = self.settings.config.minimum_depth.max(1);
+        scid.is_some_and(|s| self.height + 1 >= s.block().saturating_add(depth))
     }
 
     /// Transactions of ours not yet seen in a block.
@@ -649,7 +706,10 @@ impl Channels {
         let mut v: Vec<(NodeId, std::net::SocketAddr)> = self
             .entries
             .values()
-            .filter(|e| !matches!(e.phase, Phase::Closed(_)))
+            .filter(|e| match &e.phase {
+                Phase::Closed(c) => c.awaits_reestablish(),
+                _ => true,
+            })
             .filter(|e| !self.connected.contains_key(&e.peer))
             .filter_map(|e| self.addresses.get(&e.peer).map(|a| (e.peer, *a)))
             .collect();

@@ -47,7 +47,12 @@ impl Channels {
             let msg = match &entry.phase {
                 Phase::Funded { funding, .. } => funding.reestablish(&self.secp),
                 Phase::Normal { chan, .. } => chan.reestablish(&self.secp),
-                Phase::Closed(_) => continue,
+                // A withheld commitment waits for a reestablish that shows
+                // our state is current.
+                Phase::Closed(_) => match self.withheld_reestablish(id) {
+                    Some(m) => m,
+                    None => continue,
+                },
             };
             self.send(node, msg);
         }
@@ -81,6 +86,8 @@ impl Channels {
             };
             entry.live = false;
             entry.sent_complete = false;
+            // Only connected time counts towards the negotiation's limit.
+            entry.negotiating_since = None;
             let dropped = match &mut entry.phase {
                 Phase::Normal {
                     chan,
@@ -125,6 +132,7 @@ impl Channels {
         let result = match &mut entry.phase {
             Phase::Funded { funding, .. } => match funding.check_reestablish(msg) {
                 Ok(()) => {
+                    entry.verified = true;
                     // Both at commitment 0: our channel_ready goes again if due.
                     self.check_ready(id);
                     return;
@@ -152,6 +160,9 @@ impl Channels {
                     out
                 })
             }
+            Phase::Closed(c) if c.awaits_reestablish() => {
+                return self.on_withheld_reestablish(node, msg);
+            }
             Phase::Closed(super::record::Closed { reason, .. }) => {
                 // BOLT 2: "if a channel is in an error state: SHOULD
                 // retransmit the error packet".
@@ -164,30 +175,36 @@ impl Channels {
         };
         match result {
             Ok(msgs) => {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.verified = true;
+                }
                 for m in msgs {
                     self.send(node, m);
                 }
                 self.redo_removals(id);
                 self.fulfill_paid(id);
                 self.touch(id);
+                // Deadlines held back until our state was shown current.
+                self.check_htlc_deadlines();
             }
             Err(ChannelError::Reestablish(e)) if peer_claims_ahead(&e) => {
                 // BOLT 2: our state is old; we "MUST NOT broadcast" our
                 // commitment. Ask the peer to close; our funds come back in
                 // its commitment's to_remote output. A peer that claims a
-                // later state without proving it gets the same answer: if
-                // our state were old, our commitment would be revoked.
-                let why = match e {
-                    ReestablishError::WeFellBehind(n) => format!("our channel state is behind (you hold our secret {n}); please close the channel"),
-                    other => format!("{other}; you claim a later state than ours, so we do not broadcast our commitment: please close the channel"),
+                // later state without proving it gets the same answer for
+                // now: if our state were old, our commitment would be
+                // revoked; a later reestablish (or the user) may release it.
+                let (why, withheld) = match e {
+                    ReestablishError::WeFellBehind(n) => (
+                        format!("our channel state is behind (you hold our secret {n}); please close the channel"),
+                        super::record::Withheld::Behind,
+                    ),
+                    other => (
+                        format!("{other}; you claim a later state than ours, so we do not broadcast our commitment: please close the channel"),
+                        super::record::Withheld::Unverified,
+                    ),
                 };
-                tracing::error!(channel = %id, "{why}");
-                let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
-                self.send(node, ErrorMessage::new(id, &why));
-                self.reply(
-                    command,
-                    Reply::Failed(format!("channel {id} failed: {why}")),
-                );
+                self.fail_withheld(id, &why, withheld);
             }
             Err(e) => self.fail(id, &e.to_string()),
         }
@@ -339,6 +356,18 @@ impl Channels {
             return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
         };
         match &mut entry.phase {
+            Phase::Normal { closing_txs, .. } if !closing_txs.is_empty() => {
+                // Already agreed: the pending closing transaction.
+                if let Some(txid) = closing_txs.last().map(Transaction::compute_txid) {
+                    self.reply(
+                        Some(command),
+                        Reply::ChannelClosed {
+                            channel_id: id,
+                            txid,
+                        },
+                    );
+                }
+            }
             Phase::Normal { chan, .. } if simple_close || chan.funded.we_are_funder => {
                 // We would pay the closing fee (as the funder, or as the
                 // closer with option_simple_close): refuse to close at a fee
@@ -389,23 +418,40 @@ impl Channels {
     /// our state may be old (ADR 0007): then forcing it could hand the peer
     /// a revoked commitment to punish, and the user is told so.
     pub(in crate::core) fn force_close(&mut self, id: ChannelId, command: CommandId) {
-        let Some(entry) = self.entries.get(&id) else {
-            return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
-        };
-        if !matches!(entry.phase, Phase::Closed(_)) {
-            self.fail(id, "force-closed by the user");
-        }
         let reply = match self.entries.get(&id).map(|e| &e.phase) {
+            None => Reply::Failed(format!("no channel {id}")),
+            Some(Phase::Closed(c))
+                if c.tx.is_none() && c.withheld != super::record::Withheld::No =>
+            {
+                match self.force_withheld(id) {
+                    Ok(txid) => Reply::ChannelClosed {
+                        channel_id: id,
+                        txid,
+                    },
+                    Err(why) => Reply::Failed(why),
+                }
+            }
             Some(Phase::Closed(super::record::Closed {
                 txid: Some(txid), ..
             })) => Reply::ChannelClosed {
                 channel_id: id,
                 txid: *txid,
             },
-            Some(Phase::Closed(super::record::Closed { reason, .. })) => Reply::Failed(format!(
-                "channel {id} is closed without our commitment ({reason}); it is not broadcast"
-            )),
-            _ => Reply::Failed(format!("channel {id} could not be closed")),
+            Some(Phase::Closed(super::record::Closed { reason, .. })) => {
+                Reply::Failed(format!("channel {id} is closed ({reason})"))
+            }
+            Some(_) => {
+                self.force(id, "force-closed by the user");
+                match self.entries.get(&id).map(|e| &e.phase) {
+                    Some(Phase::Closed(super::record::Closed {
+                        txid: Some(txid), ..
+                    })) => Reply::ChannelClosed {
+                        channel_id: id,
+                        txid: *txid,
+                    },
+                    _ => Reply::Failed(format!("channel {id}: no commitment to broadcast")),
+                }
+            }
         };
         self.reply(Some(command), reply);
     }
@@ -444,11 +490,16 @@ impl Channels {
             closing,
             simple,
             command,
+            closing_txs,
             ..
         } = &mut entry.phase
         else {
             return;
         };
+        // A mutual close is broadcast: no new negotiation (it would only add
+        // closing transactions), except our own simple close when the one we
+        // signed pays too little to relay.
+        let agreed = !closing_txs.is_empty();
         let sent_complete = &mut entry.sent_complete;
         let close_as_closer = &mut entry.close_as_closer;
         let mut refused: Option<(CommandId, String)> = None;
@@ -481,7 +532,7 @@ impl Channels {
                     Err(e) => failed = Some(e.to_string()),
                 }
             }
-            let closer = command.is_some() || *close_as_closer;
+            let closer = (command.is_some() && !agreed) || *close_as_closer;
             if let (Some(s), true) = (simple.as_mut(), closer) {
                 if !s.awaiting_sig() && !*sent_complete {
                     // We pay our own fee: at our feerate, or all we have if
@@ -513,7 +564,7 @@ impl Channels {
                     }
                 }
             }
-        } else if closing.is_none() && chan.ready_to_close() {
+        } else if closing.is_none() && chan.ready_to_close() && !agreed {
             if entry.negotiating_since.is_none() {
                 entry.negotiating_since = Some(self.now);
             }
@@ -787,15 +838,10 @@ impl Channels {
                     // BOLT 2: a node that fell behind "MUST NOT broadcast
                     // its commitment transaction"; before the peer's
                     // channel_reestablish on this connection we cannot know
-                    // our state is not an old copy (restored from a backup),
-                    // so the peer's commitment must close the channel.
-                    let why = "the peer sent an error before channel_reestablish; our commitment is not broadcast in case our state is old (the peer's commitment returns our funds)";
-                    tracing::warn!(channel = %id, "{why}");
-                    let command = self.mark_closed(id, None, None, None, format!("failed: {why}"));
-                    self.reply(
-                        command,
-                        Reply::Failed(format!("channel {id} failed: {why}")),
-                    );
+                    // our state is not an old copy (restored from a backup):
+                    // held back until a reestablish shows it is current.
+                    let why = "the peer sent an error before channel_reestablish; our commitment is held back until our state is shown current (the peer's commitment returns our funds)";
+                    self.fail_withheld(id, why, super::record::Withheld::Unverified);
                 }
                 _ => self.fail(id, "the peer sent an error"),
             }

@@ -18,7 +18,8 @@ use crate::core::{CommandId, Event, Output, Reply};
 /// Unfunded channels one peer may have with us at once (opens we accepted
 /// and channels whose funding has not confirmed), as LDK allows.
 pub(super) const MAX_UNFUNDED_PER_PEER: usize = 4;
-/// Opens we accepted and that wait for `funding_created`, from all peers.
+/// Unfunded channels from all peers: opens we accepted that wait for
+/// `funding_created`, and channels whose funding has not confirmed.
 pub(super) const MAX_UNFUNDED_TOTAL: usize = 64;
 
 /// How long an opening may wait for the peer's next message.
@@ -420,25 +421,26 @@ impl Channels {
                 })
                 .count()
         };
-        let unconfirmed = self
-            .entries
-            .values()
-            .filter(|e| {
-                e.peer == node
-                    && matches!(
-                        &e.phase,
-                        Phase::Funded { confirmed: None, funding, .. } if !funding.funded.we_are_funder
-                    )
-            })
-            .count();
-        if accepted(Some(node)) + unconfirmed >= MAX_UNFUNDED_PER_PEER {
+        let unconfirmed = |n: Option<NodeId>| {
+            self.entries
+                .values()
+                .filter(|e| {
+                    n.is_none_or(|n| e.peer == n)
+                        && matches!(
+                            &e.phase,
+                            Phase::Funded { confirmed: None, funding, .. } if !funding.funded.we_are_funder
+                        )
+                })
+                .count()
+        };
+        if accepted(Some(node)) + unconfirmed(Some(node)) >= MAX_UNFUNDED_PER_PEER {
             return Some(format!(
                 "too many unfunded channels from you ({MAX_UNFUNDED_PER_PEER}): open another once one's funding confirms"
             ));
         }
-        if accepted(None) >= MAX_UNFUNDED_TOTAL {
+        if accepted(None) + unconfirmed(None) >= MAX_UNFUNDED_TOTAL {
             return Some(format!(
-                "too many channel opens in progress ({MAX_UNFUNDED_TOTAL}): try again later"
+                "too many unfunded channels in all ({MAX_UNFUNDED_TOTAL}): try again later"
             ));
         }
         None
@@ -623,6 +625,10 @@ impl Channels {
             )
         {
             return self.abandon(node, temp, why);
+        }
+        if temp.is_all() {
+            // An `error` for the all-zero id would fail every channel.
+            return self.send(node, beongae_wire::Warning::new(temp, &why));
         }
         self.send(node, ErrorMessage::new(temp, &why));
     }

@@ -152,8 +152,11 @@ impl Channels {
             .entries
             .iter()
             .filter(|(_, e)| {
-                // A channel whose funding left the chain takes no new HTLC.
-                e.peer == payee && e.live && matches!(e.phase, Phase::Normal { scid: Some(_), .. })
+                // A channel whose funding left the chain takes no new HTLC
+                // until it is buried again.
+                e.peer == payee
+                    && e.live
+                    && matches!(e.phase, Phase::Normal { scid, .. } if self.funding_usable(scid))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -221,9 +224,9 @@ impl Channels {
         // whose fulfillment deadline is already past".
         let deadline_past = self.height + super::chain::FULFILL_DEADLINE_BLOCKS > cltv_expiry;
         // No new HTLC settles over a channel whose funding left the chain.
-        let unconfirmed = matches!(
+        let unconfirmed = !matches!(
             self.entries.get(&channel).map(|e| &e.phase),
-            Some(Phase::Normal { scid: None, .. })
+            Some(Phase::Normal { scid, .. }) if self.funding_usable(*scid)
         );
         let refuse = if deadline_past {
             Some(FailureMessage::IncorrectOrUnknownPaymentDetails {

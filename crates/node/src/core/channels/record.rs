@@ -130,8 +130,27 @@ pub struct Closed {
     /// Why it closed.
     pub reason: String,
     /// The channel's state at closing, kept until the close is resolved on
-    /// chain and buried ([`Closed::compacted`] drops it then).
+    /// chain and buried ([`Closed::resolved`] says when).
     pub kept: Option<KeptState>,
+    /// Whether our commitment was held back, and why.
+    pub withheld: Withheld,
+}
+
+/// Why a failed channel's commitment was not broadcast (ADR 0007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Withheld {
+    /// Not held back (broadcast, or a mutual close).
+    #[default]
+    No,
+    /// The peer failed the channel before its `channel_reestablish`, or
+    /// claimed a later state without proving it: our state may be an old
+    /// copy. A later `channel_reestablish` showing it is current releases
+    /// the commitment; `closechannel --force` may too.
+    Unverified,
+    /// The peer proved our state is old (it holds our secret for a
+    /// commitment we never revoked): our commitment is revoked and must
+    /// never go out.
+    Behind,
 }
 
 /// The `reason` of a channel closed by a mutual closing transaction.
@@ -143,13 +162,26 @@ pub const BURIED_DEPTH: u32 = 100;
 
 impl Closed {
     /// Whether nothing on chain can still need the kept state at `height`:
-    /// a mutual close (`mutual`: the confirmed spend is a closing
-    /// transaction, which has no outputs to claim) buried [`BURIED_DEPTH`]
-    /// blocks. A commitment's outputs (ours to sweep, a revoked one's to
+    /// a mutual close (the confirmed spend is our closing transaction, which
+    /// has no outputs to claim) buried [`BURIED_DEPTH`] blocks. A commitment's outputs (ours to sweep, a revoked one's to
     /// punish, HTLCs) need the state until on-chain enforcement resolves
     /// them, so those channels keep it.
-    pub fn resolved(&self, height: u32, mutual: bool) -> bool {
-        mutual && self.confirmed.is_some_and(|h| height >= h + BURIED_DEPTH)
+    pub fn resolved(&self, height: u32) -> bool {
+        self.mutual() && self.confirmed.is_some_and(|h| height >= h + BURIED_DEPTH)
+    }
+
+    /// Whether our commitment waits for a `channel_reestablish` that shows
+    /// our state is current (and the funding is not spent yet).
+    pub fn awaits_reestablish(&self) -> bool {
+        self.withheld == Withheld::Unverified && self.txid.is_none() && self.kept.is_some()
+    }
+
+    /// Whether the confirmed spend of the funding output is our mutual
+    /// closing transaction (not another spend that replaced it in a reorg).
+    pub fn mutual(&self) -> bool {
+        self.reason == COOPERATIVE_CLOSE
+            && self.txid.is_some()
+            && self.txid == self.tx.as_ref().map(Transaction::compute_txid)
     }
 }
 
@@ -266,6 +298,7 @@ impl ChannelRecord {
                 confirmed,
                 reason,
                 kept,
+                withheld,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -281,6 +314,11 @@ impl ChannelRecord {
                 w.write_u64(local.to_msat());
                 w.write_u32(confirmed.map_or(0, |h| h + 1));
                 put_str(&mut w, reason);
+                w.write_u8(match withheld {
+                    Withheld::No => 0,
+                    Withheld::Unverified => 1,
+                    Withheld::Behind => 2,
+                });
                 match kept {
                     None => w.write_u8(0),
                     Some(KeptState::Funded(b)) => {
@@ -378,6 +416,12 @@ impl ChannelRecord {
                 let local = Msat::from_msat(r.read_u64()?);
                 let confirmed = r.read_u32()?.checked_sub(1);
                 let reason = get_str(&mut r)?;
+                let withheld = match if v >= 2 { r.read_u8()? } else { 0 } {
+                    0 => Withheld::No,
+                    1 => Withheld::Unverified,
+                    2 => Withheld::Behind,
+                    _ => return Err(RecordError::Corrupt("withheld kind".into())),
+                };
                 let kept = match if v >= 2 { r.read_u8()? } else { 0 } {
                     0 => None,
                     1 => Some(KeptState::Funded(get_blob(&mut r)?)),
@@ -392,6 +436,7 @@ impl ChannelRecord {
                     confirmed,
                     reason,
                     kept,
+                    withheld,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
