@@ -8,6 +8,7 @@ use beongae_channel::normal::NormalChannel;
 use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::SigningKeys;
 use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
+use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::{UpdateAddHtlc, UpdateFee};
 
 use super::*;
@@ -684,4 +685,67 @@ fn deadlines_after_a_restart_wait_for_the_peers_reestablish() {
         values(&out[0]).contains(&10_000),
         "the HTLC's output: {out:?}"
     );
+}
+
+/// A mutual close that pays too little to confirm is replaced: with
+/// option_simple_close, `closechannel` again at a higher feerate estimate
+/// sends a new `closing_complete`; the peer signs it, the devnet's mempool
+/// takes it as a BIP 125 replacement, and it is the one that confirms. With
+/// no higher fee to offer, `closechannel` answers with the pending one.
+#[test]
+fn a_pending_mutual_close_can_be_replaced_at_a_higher_fee() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let Reply::ChannelClosed { txid: first, .. } =
+        p.command(Side::A, Command::CloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    assert_eq!(
+        p.command(Side::A, Command::CloseChannel { channel_id: id }),
+        Reply::ChannelClosed {
+            channel_id: id,
+            txid: first
+        },
+        "nothing higher to offer"
+    );
+    p.run(vec![(
+        Side::A,
+        Input::FeerateEstimate(FeeratePerKw(10_000)),
+    )]);
+    let Reply::ChannelClosed { txid: second, .. } =
+        p.command(Side::A, Command::CloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    assert_ne!(second, first);
+    let tx = p
+        .broadcasts
+        .iter()
+        .find(|(_, t)| t.compute_txid() == second)
+        .unwrap()
+        .1
+        .clone();
+    // A, the closer, pays 700 weight units at 10_000 sat/kw; B gets its
+    // balance exactly.
+    assert_eq!(values(&tx), vec![100_000, 900_000 - 7_000]);
+    assert_eq!(
+        p.mempool
+            .iter()
+            .rfind(|(t, _)| *t == second)
+            .map(|(_, r)| r.clone()),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        p.devnet.mempool().iter().filter(|t| **t == first).count(),
+        0
+    );
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).closing_txid, Some(second));
+    }
+    p.block(vec![tx]);
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closed);
+        assert_eq!(p.channel(side).closing_txid, Some(second));
+    }
 }

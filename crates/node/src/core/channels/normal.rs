@@ -15,6 +15,10 @@ use crate::core::{CommandId, PeerId, Reply};
 /// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
 const CLOSING_WEIGHT: u64 = 700;
 
+/// Mutual closing transactions one channel may have broadcast (each
+/// replacing the last at a higher fee).
+const MAX_CLOSING_TXS: usize = 8;
+
 /// How long a legacy closing fee negotiation may go without agreeing.
 pub(in crate::core) const NEGOTIATION_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(600);
@@ -352,13 +356,38 @@ impl Channels {
                 .get(&e.peer)
                 .is_some_and(|(_, f)| f.offers(Feature::SimpleClose))
         });
+        let feerate = self.feerate;
         let Some(entry) = self.entries.get_mut(&id) else {
             return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
         };
+        let funding = entry.funding;
+        let live = entry.live;
         match &mut entry.phase {
-            Phase::Normal { closing_txs, .. } if !closing_txs.is_empty() => {
-                // Already agreed: the pending closing transaction.
-                if let Some(txid) = closing_txs.last().map(Transaction::compute_txid) {
+            Phase::Normal {
+                closing_txs, chan, ..
+            } if !closing_txs.is_empty() => {
+                // Already agreed. With option_simple_close we may replace it
+                // (BIP 125) by a closing_complete of ours at the current
+                // feerate, if that pays at least the last fee plus the
+                // relay fee of the new transaction and we can pay it.
+                let last = closing_txs.last().map(|t| {
+                    let out: Amount = t.output.iter().map(|o| o.value).sum();
+                    (t.compute_txid(), funding.checked_sub(out).unwrap_or(Amount::ZERO))
+                });
+                let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
+                let target = feerate.fee_for_weight(CLOSING_WEIGHT);
+                let bump = last.is_some_and(|(_, fee)| {
+                    simple_close
+                        && live
+                        && closing_txs.len() < MAX_CLOSING_TXS
+                        && target >= fee + MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT)
+                        && target <= ours
+                });
+                if bump {
+                    entry.sent_complete = false;
+                    return self.set_close_command(id, command);
+                }
+                if let Some((txid, _)) = last {
                     self.reply(
                         Some(command),
                         Reply::ChannelClosed {
@@ -532,7 +561,9 @@ impl Channels {
                     Err(e) => failed = Some(e.to_string()),
                 }
             }
-            let closer = (command.is_some() && !agreed) || *close_as_closer;
+            // After a close agreed, a command is the user's request to
+            // replace it at a higher fee (`close`).
+            let closer = command.is_some() || *close_as_closer;
             if let (Some(s), true) = (simple.as_mut(), closer) {
                 if !s.awaiting_sig() && !*sent_complete {
                     // We pay our own fee: at our feerate, or all we have if
