@@ -1086,14 +1086,12 @@ fn removals_are_checked_when_they_arrive() {
     assert!(p.a.commitments.local.htlcs.is_empty());
     // Not yet in A's own commitment: refused at once.
     let before = p.a.encode_state().unwrap();
-    assert_eq!(
-        p.a.receive(&p.secp, &fulfill(0, 7)).unwrap_err(),
-        ChannelError::Update(UpdateError::UnknownHtlc(0))
-    );
-    assert_eq!(
-        p.a.receive(&p.secp, &fail(0)).unwrap_err(),
-        ChannelError::Update(UpdateError::UnknownHtlc(0))
-    );
+    for m in [fulfill(0, 7), fail(0)] {
+        assert_eq!(
+            p.a.receive(&p.secp, &m).unwrap_err(),
+            ChannelError::Update(UpdateError::UnknownHtlc(0))
+        );
+    }
     assert_eq!(p.a.encode_state().unwrap(), before);
     p.settle();
     assert_eq!(p.a.commitments.local.htlcs.len(), 1);
@@ -1101,14 +1099,12 @@ fn removals_are_checked_when_they_arrive() {
     // Irrevocably committed: the first fulfil is taken, a second (or a
     // fail) of the same HTLC is refused while the first is proposed ...
     p.a.receive(&p.secp, &fulfill(0, 7)).unwrap();
-    assert_eq!(
-        p.a.receive(&p.secp, &fulfill(0, 7)).unwrap_err(),
-        ChannelError::Update(UpdateError::AlreadyRemoved(0))
-    );
-    assert_eq!(
-        p.a.receive(&p.secp, &fail(0)).unwrap_err(),
-        ChannelError::Update(UpdateError::AlreadyRemoved(0))
-    );
+    for m in [fulfill(0, 7), fail(0)] {
+        assert_eq!(
+            p.a.receive(&p.secp, &m).unwrap_err(),
+            ChannelError::Update(UpdateError::AlreadyRemoved(0))
+        );
+    }
     // ... and once B signed it and A signed back (the signed stage).
     // (B's own fulfil, the one A took above, so that B's signature covers it.)
     p.b.send_fulfill(0, Preimage([7; 32])).unwrap();

@@ -534,6 +534,12 @@ impl Pair {
     }
 
     fn pay(&mut self, from: Side, msat: u64) -> Reply {
+        let pay = self.pay_command(from, msat);
+        self.command(from, pay)
+    }
+
+    /// The other side's invoice for `msat`, and the command for `from` to pay it.
+    fn pay_command(&mut self, from: Side, msat: u64) -> Command {
         let to = if from == Side::A { Side::B } else { Side::A };
         let Reply::Invoice { invoice, .. } = self.command(
             to,
@@ -546,16 +552,40 @@ impl Pair {
         ) else {
             panic!()
         };
-        let key = SecretKey::from_slice(&[0x33; 32]).unwrap();
-        self.command(
-            from,
-            Command::Pay {
-                invoice,
-                amount: None,
-                now_secs: 1_700_000_000,
-                session_key: key,
+        Command::Pay {
+            invoice,
+            amount: None,
+            now_secs: 1_700_000_000,
+            session_key: SecretKey::from_slice(&[0x33; 32]).unwrap(),
+        }
+    }
+
+    /// A connects to B and gets B's `init`, and nothing more of B's (no
+    /// `channel_reestablish`): the link is down again afterwards.
+    fn reconnect_a_alone(&mut self) {
+        self.linked = true;
+        self.run(vec![(
+            Side::A,
+            Input::PeerConnected {
+                peer: PA,
+                node_id: self.ids.1,
+                direction: Direction::Outbound,
+                remote_addr: None,
             },
-        )
+        )]);
+        self.linked = false;
+        let init = Init {
+            features: default_features(),
+            networks: Some(vec![ChainHash::REGTEST]),
+            ..Init::default()
+        };
+        self.run(vec![(
+            Side::A,
+            Input::PeerMessage {
+                peer: PA,
+                bytes: Message::Init(init).encode().unwrap(),
+            },
+        )]);
     }
 
     /// A message from B to A, as B's connection would deliver it.
@@ -709,38 +739,11 @@ fn unknown_odd_messages_and_early_updates_keep_the_channel() {
     // An update before channel_reestablish after a reconnection: a warning,
     // the channel stays.
     p.disconnect();
-    p.linked = true;
-    let (ida, idb) = p.ids;
-    let _ = ida;
-    p.a.handle(
-        p.now,
-        Input::PeerConnected {
-            peer: PA,
-            node_id: idb,
-            direction: Direction::Outbound,
-            remote_addr: None,
-        },
-    );
-    let mut init = Init {
-        features: default_features(),
-        networks: Some(vec![ChainHash::REGTEST]),
-        ..Init::default()
-    };
-    init.remote_addr = None;
-    let outs = p.a.handle(
-        p.now,
-        Input::PeerMessage {
-            peer: PA,
-            bytes: Message::Init(init).encode().unwrap(),
-        },
-    );
-    assert!(outs.iter().any(|o| matches!(
-        o,
-        Output::Send {
-            msg: Message::ChannelReestablish(_),
-            ..
-        }
-    )));
+    let sent = p.sent.len();
+    p.reconnect_a_alone();
+    assert!(p.sent[sent..]
+        .iter()
+        .any(|(s, m)| *s == Side::A && matches!(m, Message::ChannelReestablish(_))));
     let since = p.deliver_from_b(Message::UpdateAddHtlc(UpdateAddHtlc {
         channel_id: id,
         id: 0,

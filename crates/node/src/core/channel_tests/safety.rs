@@ -38,31 +38,9 @@ impl Pair {
 
     /// `from` starts paying `msat` to the other side; no reply is awaited.
     fn start_pay(&mut self, from: Side, msat: u64) {
-        let to = if from == Side::A { Side::B } else { Side::A };
-        let Reply::Invoice { invoice, .. } = self.command(
-            to,
-            Command::CreateInvoice {
-                amount: Some(Msat::from_msat(msat)),
-                description: "t".into(),
-                expiry_secs: 3600,
-                now_secs: 1_700_000_000,
-            },
-        ) else {
-            panic!()
-        };
+        let command = self.pay_command(from, msat);
         let id = CommandId(1_000 + self.replies.len() as u64);
-        self.run(vec![(
-            from,
-            Input::Command {
-                id,
-                command: Command::Pay {
-                    invoice,
-                    amount: None,
-                    now_secs: 1_700_000_000,
-                    session_key: SecretKey::from_slice(&[0x33; 32]).unwrap(),
-                },
-            },
-        )]);
+        self.run(vec![(from, Input::Command { id, command })]);
     }
 
     /// `side` asks to close; no reply is awaited.
@@ -211,29 +189,7 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
         if error_first {
             // B's error reaches A before B's channel_reestablish.
             p.restart_from(Side::A, backup, false);
-            p.linked = true;
-            p.run(vec![(
-                Side::A,
-                Input::PeerConnected {
-                    peer: PA,
-                    node_id: p.ids.1,
-                    direction: Direction::Outbound,
-                    remote_addr: None,
-                },
-            )]);
-            let init = Init {
-                features: default_features(),
-                networks: Some(vec![ChainHash::REGTEST]),
-                ..Init::default()
-            };
-            p.linked = false;
-            p.run(vec![(
-                Side::A,
-                Input::PeerMessage {
-                    peer: PA,
-                    bytes: Message::Init(init).encode().unwrap(),
-                },
-            )]);
+            p.reconnect_a_alone();
             p.deliver_from_b(Message::Error(ErrorMessage::new(id, "you are behind")));
             assert!(p.a_broadcasts(since).is_empty());
             assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
@@ -598,29 +554,7 @@ fn a_withheld_commitment_goes_out_once_our_state_is_shown_current() {
     p.pay(Side::A, 10_000_000);
     p.disconnect();
     // A reconnects; B's error arrives before B's channel_reestablish.
-    p.linked = true;
-    p.run(vec![(
-        Side::A,
-        Input::PeerConnected {
-            peer: PA,
-            node_id: p.ids.1,
-            direction: Direction::Outbound,
-            remote_addr: None,
-        },
-    )]);
-    let init = Init {
-        features: default_features(),
-        networks: Some(vec![ChainHash::REGTEST]),
-        ..Init::default()
-    };
-    p.linked = false;
-    p.run(vec![(
-        Side::A,
-        Input::PeerMessage {
-            peer: PA,
-            bytes: Message::Init(init).encode().unwrap(),
-        },
-    )]);
+    p.reconnect_a_alone();
     let since = p.broadcasts.len();
     p.deliver_from_b(Message::Error(ErrorMessage::new(id, "something broke")));
     assert!(p.a_broadcasts(since).is_empty());
