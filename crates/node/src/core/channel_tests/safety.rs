@@ -43,6 +43,28 @@ impl Pair {
         self.run(vec![(from, Input::Command { id, command })]);
     }
 
+    /// `payer` pays 10_000 sat; the payee fulfils and goes silent from its
+    /// `update_fulfill_htlc` on (which is lost too). Returns the HTLC's
+    /// `cltv_expiry`.
+    fn pay_then_silence(&mut self, payer: Side) -> u32 {
+        let payee = if payer == Side::A { Side::B } else { Side::A };
+        self.mute_after = Some((payee, "UpdateFulfillHtlc"));
+        self.start_pay(payer, 10_000_000);
+        assert!(self
+            .sent
+            .iter()
+            .any(|(s, m)| *s == payee && m.name() == "UpdateFulfillHtlc"));
+        self.sent
+            .iter()
+            .find_map(|(s, m)| match m {
+                Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. }) if *s == payer => {
+                    Some(*cltv_expiry)
+                }
+                _ => None,
+            })
+            .expect("the payer's update_add_htlc")
+    }
+
     /// `side` asks to close; no reply is awaited.
     fn start_close(&mut self, side: Side, id: ChannelId) {
         let cmd = CommandId(2_000 + self.replies.len() as u64);
@@ -355,22 +377,7 @@ fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() 
 fn both_htlc_deadlines_take_the_channel_to_chain_in_time() {
     let mut p = Pair::new();
     let (_, funding) = p.open();
-    p.mute_after = Some((Side::B, "UpdateFulfillHtlc"));
-    p.start_pay(Side::A, 10_000_000);
-    let cltv = p
-        .sent
-        .iter()
-        .find_map(|(s, m)| match (s, m) {
-            (Side::A, Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. })) => {
-                Some(*cltv_expiry)
-            }
-            _ => None,
-        })
-        .unwrap();
-    assert!(p
-        .sent
-        .iter()
-        .any(|(s, m)| *s == Side::B && m.name() == "UpdateFulfillHtlc"));
+    let cltv = p.pay_then_silence(Side::A);
     let first_broadcast = |p: &Pair, side: Side| {
         p.broadcasts
             .iter()
@@ -581,22 +588,7 @@ fn a_withheld_commitment_goes_out_once_our_state_is_shown_current() {
 fn deadlines_after_a_restart_wait_for_the_peers_reestablish() {
     let mut p = Pair::new();
     let (_, funding) = p.open();
-    p.mute_after = Some((Side::A, "UpdateFulfillHtlc"));
-    p.start_pay(Side::B, 10_000_000);
-    let cltv = p
-        .sent
-        .iter()
-        .find_map(|(s, m)| match (s, m) {
-            (Side::B, Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. })) => {
-                Some(*cltv_expiry)
-            }
-            _ => None,
-        })
-        .unwrap();
-    assert!(p
-        .sent
-        .iter()
-        .any(|(s, m)| *s == Side::A && m.name() == "UpdateFulfillHtlc"));
+    let cltv = p.pay_then_silence(Side::B);
     let store = p.stores[Side::A as usize].clone();
     p.restart_from(Side::A, store, false);
     p.mute_after = None;
