@@ -233,8 +233,15 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
         && p["status"] == "paid"
         && p["amount_msat"] == 1_500));
 
+    assert!(a
+        .err(&["closechannel", &"00".repeat(32), "--force"])
+        .contains(&format!("no channel {}", "00".repeat(32))));
     let closed = a.ok(&["closechannel", &id]);
     assert_eq!(closed["closing_txid"].as_str().unwrap().len(), 64);
+    // Until the closing transaction confirms the channel is "closing", and
+    // asking again answers with the same transaction.
+    b.wait_channel(|c| c["state"] == "closing");
+    assert_eq!(a.ok(&["closechannel", &id]), closed);
     mine(&chain_dir, &url, "1", burn);
     b.wait_channel(|c| c["state"] == "closed");
     // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down).
