@@ -258,6 +258,7 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
         "remote_alias": c.remote_alias.map(scid),
         "we_opened": c.we_are_funder,
         "closing_txid": c.closing_txid.map(|t| t.to_string()),
+        "reason": c.reason,
     })
 }
 

@@ -675,3 +675,42 @@ fn a_pending_mutual_close_can_be_replaced_at_a_higher_fee() {
         assert_eq!(p.channel(side).closing_txid, Some(second));
     }
 }
+
+/// A channel loaded from the store fails without its commitment until a
+/// `channel_reestablish` shows its state current: here the peer's
+/// reestablish carries a wrong secret (BOLT 2: "SHOULD send an `error` and
+/// fail the channel"), which an old copy of our store could not tell from a
+/// trap; the peer's own commitment closes the channel.
+#[test]
+fn a_loaded_channel_fails_without_its_commitment_until_shown_current() {
+    let mut p = Pair::new();
+    let (_, funding) = p.open();
+    p.pay(Side::A, 10_000_000);
+    p.pay(Side::B, 5_000_000);
+    p.tamper = Some(|side, m| {
+        if let (Side::B, Message::ChannelReestablish(r)) = (side, m) {
+            r.your_last_per_commitment_secret[0] ^= 1;
+        }
+    });
+    let since = p.broadcasts.len();
+    p.restart(Side::A);
+    assert!(
+        p.a_broadcasts(since).is_empty(),
+        "{:?}",
+        p.a_broadcasts(since)
+    );
+    let a = p.channel(Side::A);
+    assert_eq!(a.state, ChannelState::Closed);
+    let reason = a.reason.unwrap();
+    assert!(
+        reason.starts_with("failed: your_last_per_commitment_secret is not the last secret we revealed; our commitment is held back"),
+        "{reason}"
+    );
+    // B got A's error and closed with its commitment, paying A its 895_000
+    // sat less the fee and anchors A owes as funder.
+    let (_, btx) = p.broadcasts[since..]
+        .iter()
+        .find(|(s, t)| *s == Side::B && spends(t, &funding))
+        .expect("B's commitment");
+    assert_eq!(values(btx), vec![330, 330, 105_000, 895_000 - 2_810 - 660]);
+}

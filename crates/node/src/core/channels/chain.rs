@@ -178,10 +178,13 @@ impl Channels {
                     *scid = None;
                     self.dirty.insert(*id);
                 }
-                Phase::Closed(super::record::Closed { confirmed, .. })
-                    if confirmed.is_some_and(|h| h >= height) =>
-                {
-                    *confirmed = None;
+                Phase::Closed(c) if c.confirmed.is_some_and(|h| h >= height) => {
+                    c.confirmed = None;
+                    // The spend left the chain: unless it was our own
+                    // transaction, nothing spends the funding now.
+                    if c.tx.as_ref().map(Transaction::compute_txid) != c.txid {
+                        c.txid = None;
+                    }
                     self.dirty.insert(*id);
                 }
                 _ => {}

@@ -128,6 +128,9 @@ pub struct ChannelSummary {
     pub alias: Option<ShortChannelId>,
     /// The peer's alias for it (what route hints through the peer name).
     pub remote_alias: Option<ShortChannelId>,
+    /// Why a closed channel closed (and whether our commitment is held
+    /// back, ADR 0007).
+    pub reason: Option<String>,
 }
 
 /// A stored channel's live state.
@@ -181,6 +184,9 @@ pub(super) struct Entry {
     /// process): until then our commitment may be an old copy's (a restored
     /// backup), and the HTLC deadlines do not broadcast it (ADR 0007).
     pub(super) verified: bool,
+    /// The least fee a replacement of our pending mutual close must pay
+    /// (BIP 125), while the user's request for one is being served.
+    pub(super) min_close_fee: Option<Amount>,
 }
 
 impl Entry {
@@ -196,6 +202,7 @@ impl Entry {
             negotiating_since: None,
             close_as_closer: false,
             verified: live,
+            min_close_fee: None,
         }
     }
 }
@@ -521,18 +528,28 @@ impl Channels {
     /// forgot the channel after the close answers our reestablish with
     /// nonsense), and only the user forces our commitment then
     /// ([`Channels::force`]).
+    ///
+    /// A channel loaded from the store that no `channel_reestablish` has
+    /// shown current since fails without its commitment
+    /// ([`Channels::fail_withheld`]): the store may be an old copy, whose
+    /// commitment the peer would punish (ADR 0007). This includes the
+    /// failures of that reestablish itself (a wrong secret, numbers out of
+    /// sync, BOLT 2's `next_commitment_number` 0, which otherwise "MUST ...
+    /// broadcast").
     pub(super) fn fail(&mut self, id: ChannelId, why: &str) {
-        if let Some(Entry {
-            peer,
-            phase: Phase::Normal { closing_txs, .. },
-            ..
-        }) = self.entries.get(&id)
-        {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if let Phase::Normal { closing_txs, .. } = &entry.phase {
             if !closing_txs.is_empty() {
-                let peer = *peer;
+                let peer = entry.peer;
                 tracing::warn!(channel = %id, %why, "not failing a channel whose closing transaction awaits confirmation");
                 return self.send(peer, ErrorMessage::new(id, why));
             }
+        }
+        if !entry.verified && !matches!(entry.phase, Phase::Closed(_)) {
+            let why = format!("{why}; our commitment is held back until a channel_reestablish shows our state is current");
+            return self.fail_withheld(id, &why, record::Withheld::Unverified);
         }
         self.force(id, why);
     }
@@ -817,6 +834,7 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         active: false,
         alias: None,
         remote_alias: None,
+        reason: None,
     };
     match &e.phase {
         Phase::Funded { funding, .. } => {
@@ -851,15 +869,21 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             s.we_are_funder = chan.funded.we_are_funder;
             s.active = connected && e.live;
         }
-        Phase::Closed(record::Closed {
-            txid,
-            local,
-            funding_outpoint,
-            ..
-        }) => {
-            s.local = *local;
-            s.closing_txid = *txid;
-            s.funding_txid = funding_outpoint.txid;
+        Phase::Closed(c) => {
+            s.local = c.local;
+            s.closing_txid = c.txid;
+            s.funding_txid = c.funding_outpoint.txid;
+            s.reason = Some(match c.withheld {
+                record::Withheld::No => c.reason.clone(),
+                record::Withheld::Unverified => format!(
+                    "{}; our commitment is held back until the peer's channel_reestablish shows our state current (closechannel --force broadcasts it)",
+                    c.reason
+                ),
+                record::Withheld::Behind => format!(
+                    "{}; our state is old, our commitment revoked: the peer's commitment returns our funds",
+                    c.reason
+                ),
+            });
         }
     }
     s

@@ -245,13 +245,13 @@ impl Channels {
         };
         let live = entry.live;
         let result = match &mut entry.phase {
-            Phase::Normal { chan, .. } if live => chan.receive(&self.secp, msg),
-            Phase::Normal { .. } => {
+            Phase::Normal { .. } | Phase::Funded { .. } if !live => {
                 // BOLT 2: nothing but channel_reestablish until it arrived.
                 // Not worth a force close: the update is ignored.
                 let text = format!("{} before channel_reestablish; ignored", msg.name());
                 return self.send(node, beongae_wire::Warning::new(id, &text));
             }
+            Phase::Normal { chan, .. } => chan.receive(&self.secp, msg),
             Phase::Funded { .. } if matches!(msg, Message::Shutdown(_)) => {
                 // Allowed after funding_signed (BOLT 2), but not handled
                 // before channel_ready yet: say so, close nothing.
@@ -364,30 +364,36 @@ impl Channels {
         let live = entry.live;
         match &mut entry.phase {
             Phase::Normal {
-                closing_txs, chan, ..
+                closing_txs,
+                chan,
+                simple,
+                ..
             } if !closing_txs.is_empty() => {
                 // Already agreed. With option_simple_close we may replace it
                 // (BIP 125) by a closing_complete of ours at the current
-                // feerate, if that pays at least the last fee plus the
-                // relay fee of the new transaction and we can pay it.
-                let last = closing_txs.last().map(|t| {
+                // feerate, if that pays at least the highest fee so far plus
+                // the relay fee of the new transaction and we can pay it.
+                let fee_of = |t: &Transaction| {
                     let out: Amount = t.output.iter().map(|o| o.value).sum();
-                    (t.compute_txid(), funding.checked_sub(out).unwrap_or(Amount::ZERO))
-                });
+                    funding.checked_sub(out).unwrap_or(Amount::ZERO)
+                };
+                let best = closing_txs.iter().map(fee_of).max().unwrap_or(Amount::ZERO);
+                let last = closing_txs.last().map(Transaction::compute_txid);
                 let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
                 let target = feerate.fee_for_weight(CLOSING_WEIGHT);
-                let bump = last.is_some_and(|(_, fee)| {
-                    simple_close
-                        && live
-                        && closing_txs.len() < MAX_CLOSING_TXS
-                        && target >= fee + MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT)
-                        && target <= ours
-                });
+                let floor = best + MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
+                let bump = simple_close
+                    && live
+                    && !simple.as_ref().is_some_and(|s| s.awaiting_sig())
+                    && closing_txs.len() < MAX_CLOSING_TXS
+                    && target >= floor
+                    && target <= ours;
                 if bump {
                     entry.sent_complete = false;
+                    entry.min_close_fee = Some(floor);
                     return self.set_close_command(id, command);
                 }
-                if let Some((txid, _)) = last {
+                if let Some(txid) = last {
                     self.reply(
                         Some(command),
                         Reply::ChannelClosed {
@@ -531,6 +537,7 @@ impl Channels {
         let agreed = !closing_txs.is_empty();
         let sent_complete = &mut entry.sent_complete;
         let close_as_closer = &mut entry.close_as_closer;
+        let min_close_fee = entry.min_close_fee;
         let mut refused: Option<(CommandId, String)> = None;
         let mut out: Vec<Message> = Vec::new();
         let wants = command.is_some() || chan.shutdown.remote.is_some();
@@ -571,7 +578,14 @@ impl Channels {
                     let min = MIN_RELAY_FEERATE.fee_for_weight(CLOSING_WEIGHT);
                     let ours = Amount::from_sat(chan.commitments.local.to_local.to_msat() / 1000);
                     let fee = feerate.fee_for_weight(CLOSING_WEIGHT).max(min).min(ours);
-                    let sent = if fee < min {
+                    let floor = min_close_fee.unwrap_or(min);
+                    let sent = if fee < floor && agreed {
+                        Err(format!(
+                            "the feerate estimate fell: {} sat would not replace the pending close (at least {} sat needed)",
+                            fee.to_sat(),
+                            floor.to_sat()
+                        ))
+                    } else if fee < min {
                         Err(format!(
                             "our balance of {} sat cannot pay the lowest relayable closing fee of {} sat: ask the peer to close the channel",
                             ours.to_sat(),
@@ -632,6 +646,9 @@ impl Channels {
             self.send(peer, m);
         }
         if let Some((command, why)) = refused {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.min_close_fee = None;
+            }
             self.reply(Some(command), Reply::Failed(why));
         }
         if let Some(why) = failed {
@@ -730,9 +747,19 @@ impl Channels {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        let Phase::Normal { simple, .. } = &mut entry.phase else {
+        let Phase::Normal {
+            simple,
+            closing_txs,
+            ..
+        } = &mut entry.phase
+        else {
             return;
         };
+        if closing_txs.len() >= MAX_CLOSING_TXS {
+            // Each one is stored and broadcast again at every block.
+            let why = format!("no more than {MAX_CLOSING_TXS} closing transactions per channel");
+            return self.warn_and_disconnect(node, id, &why);
+        }
         let Some(s) = simple.as_mut() else {
             return self.fail(id, "closing_complete before the channel is empty");
         };
@@ -818,6 +845,8 @@ impl Channels {
             return;
         };
         entry.negotiating_since = None;
+        entry.close_as_closer = false;
+        entry.min_close_fee = None;
         let Phase::Normal {
             closing_txs,
             command,
@@ -827,6 +856,12 @@ impl Channels {
             return;
         };
         if !closing_txs.contains(&tx) {
+            if closing_txs.len() >= MAX_CLOSING_TXS {
+                // Cannot happen: refused before signing (`on_closing_complete`,
+                // `close`).
+                tracing::error!(channel = %id, "closing transaction over the limit not kept");
+                return;
+            }
             closing_txs.push(tx.clone());
         }
         let command = command.take();

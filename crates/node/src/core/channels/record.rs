@@ -44,8 +44,9 @@ pub const KEY_HEIGHT: &[u8] = b"height";
 
 const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
-/// normal channel's broadcast closing transactions; version 1 is read.
-const CHANNEL_RECORD_VERSION: u8 = 2;
+/// normal channel's broadcast closing transactions, version 3 whether a
+/// closed channel's commitment was withheld; versions 1 and 2 are read.
+const CHANNEL_RECORD_VERSION: u8 = 3;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -339,7 +340,7 @@ impl ChannelRecord {
     pub fn decode(bytes: &[u8]) -> Result<ChannelRecord, RecordError> {
         let mut r = Reader::new(bytes);
         let v = r.read_u8()?;
-        if v != 1 && v != CHANNEL_RECORD_VERSION {
+        if !(1..=CHANNEL_RECORD_VERSION).contains(&v) {
             return Err(RecordError::Corrupt(format!(
                 "record version {v} (this build reads up to {CHANNEL_RECORD_VERSION}; upgrade beongae)"
             )));
@@ -416,7 +417,7 @@ impl ChannelRecord {
                 let local = Msat::from_msat(r.read_u64()?);
                 let confirmed = r.read_u32()?.checked_sub(1);
                 let reason = get_str(&mut r)?;
-                let withheld = match if v >= 2 { r.read_u8()? } else { 0 } {
+                let withheld = match if v >= 3 { r.read_u8()? } else { 0 } {
                     0 => Withheld::No,
                     1 => Withheld::Unverified,
                     2 => Withheld::Behind,

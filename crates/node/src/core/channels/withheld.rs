@@ -81,12 +81,8 @@ impl Channels {
         Some(match checked {
             Ok(()) => Verdict::Current(Box::new(self.kept_commitment(id)?)),
             Err(ChannelError::Reestablish(ReestablishError::WeFellBehind(_))) => Verdict::Behind,
-            // BOLT 2: "if `next_commitment_number` is zero: MUST immediately
-            // fail the channel and broadcast any relevant latest commitment
-            // transaction" (the peer lost its state).
-            Err(_) if msg.next_commitment_number == 0 => {
-                Verdict::Current(Box::new(self.kept_commitment(id)?))
-            }
+            // Including BOLT 2's `next_commitment_number` 0 (the peer says it
+            // lost its state): nothing shows ours is current.
             Err(e) => Verdict::Unknown(e.to_string()),
         })
     }
@@ -131,9 +127,16 @@ impl Channels {
     }
 
     /// `closechannel --force` of a withheld channel: only one whose state
-    /// was never proven old; the user takes the risk the log names.
+    /// was never proven old, and whose funding is not spent yet; the user
+    /// takes the risk the log names.
     pub(super) fn force_withheld(&mut self, id: ChannelId) -> Result<bitcoin::Txid, String> {
         let withheld = match self.entries.get(&id).map(|e| &e.phase) {
+            Some(Phase::Closed(c)) if c.txid.is_some() => {
+                return Err(format!(
+                    "channel {id}: its funding output is already spent (by {})",
+                    c.txid.map(|t| t.to_string()).unwrap_or_default()
+                ))
+            }
             Some(Phase::Closed(c)) => c.withheld,
             _ => return Err(format!("channel {id} is not withheld")),
         };
