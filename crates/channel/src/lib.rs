@@ -14,6 +14,7 @@ pub mod funding_spend;
 pub mod limits;
 pub mod normal;
 pub mod open;
+pub mod penalty;
 pub mod persist;
 pub mod propose;
 pub mod revocation;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pair;
+
 use beongae_channel::limits::{ChannelParams, CommitLimits};
 use beongae_channel::normal::NormalChannel;
 use beongae_channel::revocation::LocalSecrets;

@@ -1,0 +1,282 @@
+//! BOLT 5 §"Revoked Transaction Close Handling": a channel is driven through
+//! many states with random HTLC sets in both directions (above and below
+//! the dust limits), and for *every* state the peer has revoked, the justice
+//! transaction built from what a node keeps (the revealed secret, the HTLCs
+//! of that commitment) takes every output of the revoked commitment but the
+//! anchors — the whole channel minus fees — and passes Bitcoin Core's
+//! script interpreter. Then the refusals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use beongae_channel::commitments::SpecHtlc;
+use beongae_channel::normal::Event;
+use beongae_channel::penalty::{
+    commitment_number, justice_transaction, revoked_claims, PenaltyError, PenaltySecrets,
+};
+use beongae_script::commitment::CommitmentNumber;
+use beongae_script::{ChannelType, FeeratePerKw};
+use beongae_wire::{Msat, Preimage};
+use bitcoin::consensus::serialize;
+use bitcoin::hashes::Hash;
+use bitcoin::{ScriptBuf, Transaction, WPubkeyHash};
+use common::pair::{onion, setup_with, Pair};
+use common::sk;
+
+/// A's basepoint secrets (`Party::new(.., 1)`: revocation 2, payment 3).
+fn a_secrets() -> PenaltySecrets {
+    PenaltySecrets {
+        revocation_base: sk(2),
+        payment_base: sk(3),
+    }
+}
+
+fn wallet() -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0xaa; 20]))
+}
+
+/// xorshift64: a fixed sequence of choices per seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One of B's commitments as B held it: the signed transaction, its
+/// number, its HTLCs (as B sees them).
+struct State {
+    tx: Transaction,
+    number: CommitmentNumber,
+    htlcs: Vec<SpecHtlc>,
+}
+
+fn b_state(p: &Pair) -> State {
+    State {
+        tx: p.b.signed_local_commitment(&p.secp).unwrap(),
+        number: p.b.local_number,
+        htlcs: p.b.commitments.local.htlcs.clone(),
+    }
+}
+
+/// Drives `rounds` rounds of random adds (1 to 60,000 sat, both ways),
+/// fulfils and fails, recording every commitment B reaches.
+fn random_states(ct: ChannelType, seed: u64, rounds: usize) -> (Pair, Vec<State>) {
+    let mut p = setup_with(ct, 600_000, 400_000);
+    let mut rng = Rng(seed);
+    let mut states = vec![b_state(&p)];
+    let mut tag = 0u8;
+    // HTLCs each side may settle: (side A holds it, id, payment hash).
+    let mut incoming: Vec<(bool, u64, beongae_wire::PaymentHash)> = Vec::new();
+    for _ in 0..rounds {
+        for _ in 0..rng.below(3) + 1 {
+            tag = tag.wrapping_add(1);
+            let from_a = rng.below(2) == 0;
+            let msat = (rng.below(60_000) + 1) * 1000;
+            let ch = if from_a { &mut p.a } else { &mut p.b };
+            if let Ok(add) = ch.send_add(
+                Msat::from_msat(msat),
+                Preimage([tag; 32]).payment_hash(),
+                700_000 + u32::from(tag),
+                onion(tag),
+            ) {
+                p.send(from_a, add);
+            }
+        }
+        p.settle();
+        for side_a in [true, false] {
+            let events = std::mem::take(if side_a {
+                &mut p.events_a
+            } else {
+                &mut p.events_b
+            });
+            for e in events {
+                if let Event::IncomingCommitted {
+                    id, payment_hash, ..
+                } = e
+                {
+                    incoming.push((side_a, id, payment_hash));
+                }
+            }
+        }
+        // Settle some of the committed HTLCs, keep the others pending.
+        incoming.retain(|&(side_a, id, hash)| {
+            let choice = rng.below(3);
+            if choice == 0 {
+                return true;
+            }
+            let ch = if side_a { &mut p.a } else { &mut p.b };
+            if choice == 1 {
+                let m = ch.send_fulfill(id, common::preimage_of(hash)).unwrap();
+                p.send(side_a, m);
+            } else {
+                let m = ch.send_fail(id, vec![0; 292]).unwrap();
+                p.send(side_a, m);
+            }
+            false
+        });
+        p.settle();
+        if p.b.local_number != states.last().unwrap().number {
+            states.push(b_state(&p));
+        }
+    }
+    (p, states)
+}
+
+/// Every revoked state of B's is punished: the justice transaction spends
+/// every non-anchor output of the revoked commitment under Bitcoin Core's
+/// interpreter and pays A all of it less its own fee.
+fn punish_every_revoked_state(ct: ChannelType, seed: u64) -> usize {
+    let (p, states) = random_states(ct, seed, 70);
+    let feerate = FeeratePerKw(2_500);
+    let mut punished = 0;
+    let mut with_htlcs = 0;
+    for state in &states {
+        if state.number == p.b.local_number {
+            continue; // B's current commitment is not revoked.
+        }
+        let secret = p.a.remote.revoked_secret(state.number).expect("revealed");
+        assert_eq!(
+            commitment_number(&p.a.funded, &state.tx),
+            Some(state.number.get())
+        );
+        let claims = revoked_claims(
+            &p.secp,
+            &p.a.funded,
+            &state.tx,
+            state.number,
+            secret,
+            &state.htlcs,
+            &a_secrets(),
+        )
+        .unwrap();
+        let justice = justice_transaction(&p.secp, &claims, wallet(), feerate).unwrap();
+        for (n, input) in justice.input.iter().enumerate() {
+            let spent = &state.tx.output[input.previous_output.vout as usize];
+            spent
+                .script_pubkey
+                .verify(n, spent.value, &serialize(&justice))
+                .unwrap_or_else(|e| panic!("state {}: input {n}: {e:?}", state.number.get()));
+        }
+        let anchors = match ct {
+            ChannelType::Anchors => 2 * 330,
+            ChannelType::StaticRemoteKey => 0,
+        };
+        let all: u64 = state.tx.output.iter().map(|o| o.value.to_sat()).sum();
+        let taken: u64 = claims.iter().map(|c| c.input.value.to_sat()).sum();
+        assert_eq!(taken, all - anchors, "state {}", state.number.get());
+        // The fee is the feerate's on the estimated weight: at least the
+        // real weight's, and within 50 weight units of it.
+        let fee = all - anchors - justice.output[0].value.to_sat();
+        let weight = justice.weight().to_wu();
+        assert!(fee >= feerate.fee_for_weight(weight).to_sat(), "fee {fee}");
+        assert!(
+            fee <= feerate.fee_for_weight(weight + 50).to_sat(),
+            "fee {fee}"
+        );
+        punished += 1;
+        with_htlcs += usize::from(claims.iter().any(|c| c.contested()));
+    }
+    assert!(
+        with_htlcs * 2 >= punished,
+        "{with_htlcs} of {punished} with htlcs"
+    );
+    punished
+}
+
+#[test]
+fn every_revoked_anchors_state_is_punished() {
+    for seed in [1, 2] {
+        assert!(punish_every_revoked_state(ChannelType::Anchors, seed) >= 50);
+    }
+}
+
+#[test]
+fn every_revoked_static_remotekey_state_is_punished() {
+    assert!(punish_every_revoked_state(ChannelType::StaticRemoteKey, 3) >= 50);
+}
+
+/// What is refused: B's current (unrevoked) commitment given as revoked
+/// with a wrong secret takes nothing valid; another number; another
+/// channel's transaction.
+#[test]
+fn refusals() {
+    let (p, states) = random_states(ChannelType::Anchors, 9, 5);
+    let old = &states[1];
+    let secret = p.a.remote.revoked_secret(old.number).unwrap();
+    // The number must be the one the transaction carries.
+    let other = CommitmentNumber::new(old.number.get() + 1).unwrap();
+    assert_eq!(
+        revoked_claims(
+            &p.secp,
+            &p.a.funded,
+            &old.tx,
+            other,
+            secret,
+            &old.htlcs,
+            &a_secrets()
+        )
+        .unwrap_err(),
+        PenaltyError::WrongNumber {
+            got: old.number.get(),
+            expected: other.get()
+        }
+    );
+    // A wrong secret derives other keys: nothing revocable matches (only
+    // our own to_remote, which needs no secret).
+    let mut wrong = secret;
+    wrong[0] ^= 1;
+    let claims = revoked_claims(
+        &p.secp,
+        &p.a.funded,
+        &old.tx,
+        old.number,
+        wrong,
+        &old.htlcs,
+        &a_secrets(),
+    )
+    .unwrap();
+    assert!(claims.iter().all(
+        |c| !c.contested() && c.input.path != beongae_script::sweep::SpendPath::RevokedDelayed
+    ));
+    // Not this channel's funding.
+    let mut foreign = old.tx.clone();
+    foreign.input[0].previous_output.vout += 1;
+    assert_eq!(
+        revoked_claims(
+            &p.secp,
+            &p.a.funded,
+            &foreign,
+            old.number,
+            secret,
+            &old.htlcs,
+            &a_secrets()
+        )
+        .unwrap_err(),
+        PenaltyError::NotOurFunding
+    );
+    // Too expensive to sweep: a feerate above what the outputs hold.
+    let claims = revoked_claims(
+        &p.secp,
+        &p.a.funded,
+        &old.tx,
+        old.number,
+        secret,
+        &old.htlcs,
+        &a_secrets(),
+    )
+    .unwrap();
+    assert!(matches!(
+        justice_transaction(&p.secp, &claims, wallet(), FeeratePerKw(100_000_000)),
+        Err(PenaltyError::Sweep(_))
+    ));
+}
