@@ -34,6 +34,7 @@ fn node_id_of(k: &KeyManager) -> NodeId {
     ))
 }
 
+mod onchain;
 mod safety;
 
 /// A store in memory: (namespace, key) -> value.
@@ -72,6 +73,8 @@ struct Pair {
     devnet: Devnet,
     /// What the devnet's mempool said of each broadcast.
     mempool: Vec<(Txid, Result<(), String>)>,
+    /// Store reads asked for and not answered (a crash before the answer).
+    drop_loads: bool,
 }
 
 /// The key the devnet's coins pay to (P2WPKH); funding transactions spend them.
@@ -211,6 +214,7 @@ impl Pair {
             mute_after: None,
             devnet: funded_devnet(),
             mempool: Vec::new(),
+            drop_loads: false,
         };
         p.connect();
         p
@@ -427,6 +431,22 @@ impl Pair {
                         }
                     }
                     Output::Reply { reply, .. } => self.replies.push((side, reply)),
+                    Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
+                        let stored = self.stores[side as usize]
+                            .get(&(
+                                channels::record::NS_REMOTE_HTLCS.to_string(),
+                                channels::record::remote_htlcs_key(channel_id, number),
+                            ))
+                            .cloned();
+                        queue.push_back((
+                            side,
+                            Input::RemoteHtlcs {
+                                channel_id,
+                                number,
+                                stored: Ok(stored),
+                            },
+                        ));
+                    }
                     _ => {}
                 }
             }
@@ -558,6 +578,44 @@ impl Pair {
             now_secs: 1_700_000_000,
             session_key: SecretKey::from_slice(&[0x33; 32]).unwrap(),
         }
+    }
+
+    /// `from` starts paying `msat` to the other side; no reply is awaited.
+    fn start_pay(&mut self, from: Side, msat: u64) {
+        let command = self.pay_command(from, msat);
+        let id = CommandId(1_000 + self.replies.len() as u64);
+        self.run(vec![(from, Input::Command { id, command })]);
+    }
+
+    /// `payer` pays 10_000 sat; the payee fulfils and goes silent from its
+    /// `update_fulfill_htlc` on (which is lost too). Returns the HTLC's
+    /// `cltv_expiry`.
+    fn pay_then_silence(&mut self, payer: Side) -> u32 {
+        let payee = if payer == Side::A { Side::B } else { Side::A };
+        self.mute_after = Some((payee, "UpdateFulfillHtlc"));
+        self.start_pay(payer, 10_000_000);
+        assert!(self
+            .sent
+            .iter()
+            .any(|(s, m)| *s == payee && m.name() == "UpdateFulfillHtlc"));
+        self.sent
+            .iter()
+            .find_map(|(s, m)| match m {
+                Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. }) if *s == payer => {
+                    Some(*cltv_expiry)
+                }
+                _ => None,
+            })
+            .expect("the payer's update_add_htlc")
+    }
+
+    /// A's broadcasts from `since` on.
+    fn a_broadcasts(&self, since: usize) -> Vec<Transaction> {
+        self.broadcasts[since..]
+            .iter()
+            .filter(|(s, _)| *s == Side::A)
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// A connects to B and gets B's `init`, and nothing more of B's (no

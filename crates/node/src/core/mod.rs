@@ -136,6 +136,16 @@ pub enum Input {
         /// What to do.
         command: Command,
     },
+    /// The answer to [`Output::LoadRemoteHtlcs`]: the stored record (`None`
+    /// if the commitment had no HTLC), or why it could not be read.
+    RemoteHtlcs {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The peer's commitment number.
+        number: u64,
+        /// `record::encode_remote_htlcs` bytes.
+        stored: Result<Option<Vec<u8>>, String>,
+    },
     /// A dial requested with [`Output::Dial`] failed before the handshake completed.
     DialFailed {
         /// The command that asked for it.
@@ -375,6 +385,15 @@ pub enum Output {
         /// Feerate for the funding transaction.
         feerate: FeeratePerKw,
     },
+    /// Read the HTLCs of the peer's commitment `number` of a channel
+    /// (`record::NS_REMOTE_HTLCS`, none if absent); answer with
+    /// [`Input::RemoteHtlcs`]. What a penalty needs, kept on disk only.
+    LoadRemoteHtlcs {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The peer's commitment number.
+        number: u64,
+    },
     /// Broadcast a transaction (funding, closing, or our commitment).
     Broadcast {
         /// The transaction.
@@ -610,6 +629,15 @@ impl NodeCore {
             } => {
                 if let Some(c) = &mut self.channels {
                     c.on_funding_built(node_id, temporary_channel_id, result);
+                }
+            }
+            Input::RemoteHtlcs {
+                channel_id,
+                number,
+                stored,
+            } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_remote_htlcs(channel_id, number, stored);
                 }
             }
             Input::BlockConnected { height, block } => {

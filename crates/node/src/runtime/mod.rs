@@ -854,6 +854,34 @@ impl CoreDriver {
                         .await;
                 });
             }
+            Output::LoadRemoteHtlcs { channel_id, number } => {
+                let core = self.tx.clone();
+                let store = self.io.as_ref().map(|io| io.store.clone());
+                tokio::spawn(async move {
+                    let stored = match store {
+                        None => Err("no store".to_owned()),
+                        Some(store) => tokio::task::spawn_blocking(move || {
+                            store
+                                .get(
+                                    crate::core::channels::record::NS_REMOTE_HTLCS,
+                                    &crate::core::channels::record::remote_htlcs_key(
+                                        channel_id, number,
+                                    ),
+                                )
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                    };
+                    let _ = core
+                        .send(CoreMsg::Input(Input::RemoteHtlcs {
+                            channel_id,
+                            number,
+                            stored,
+                        }))
+                        .await;
+                });
+            }
             Output::Broadcast { tx } => match &self.io {
                 Some(io) => {
                     self.broadcast_in_batch = true;

@@ -9,7 +9,7 @@ use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::SigningKeys;
 use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
 use beongae_script::FeeratePerKw;
-use beongae_wire::msgs::{UpdateAddHtlc, UpdateFee};
+use beongae_wire::msgs::UpdateFee;
 
 use super::*;
 use channels::record::KeptState;
@@ -36,35 +36,6 @@ impl Pair {
         ]);
     }
 
-    /// `from` starts paying `msat` to the other side; no reply is awaited.
-    fn start_pay(&mut self, from: Side, msat: u64) {
-        let command = self.pay_command(from, msat);
-        let id = CommandId(1_000 + self.replies.len() as u64);
-        self.run(vec![(from, Input::Command { id, command })]);
-    }
-
-    /// `payer` pays 10_000 sat; the payee fulfils and goes silent from its
-    /// `update_fulfill_htlc` on (which is lost too). Returns the HTLC's
-    /// `cltv_expiry`.
-    fn pay_then_silence(&mut self, payer: Side) -> u32 {
-        let payee = if payer == Side::A { Side::B } else { Side::A };
-        self.mute_after = Some((payee, "UpdateFulfillHtlc"));
-        self.start_pay(payer, 10_000_000);
-        assert!(self
-            .sent
-            .iter()
-            .any(|(s, m)| *s == payee && m.name() == "UpdateFulfillHtlc"));
-        self.sent
-            .iter()
-            .find_map(|(s, m)| match m {
-                Message::UpdateAddHtlc(UpdateAddHtlc { cltv_expiry, .. }) if *s == payer => {
-                    Some(*cltv_expiry)
-                }
-                _ => None,
-            })
-            .expect("the payer's update_add_htlc")
-    }
-
     /// `side` asks to close; no reply is awaited.
     fn start_close(&mut self, side: Side, id: ChannelId) {
         let cmd = CommandId(2_000 + self.replies.len() as u64);
@@ -75,15 +46,6 @@ impl Pair {
                 command: Command::CloseChannel { channel_id: id },
             },
         )]);
-    }
-
-    /// A's broadcasts from `since` on.
-    fn a_broadcasts(&self, since: usize) -> Vec<Transaction> {
-        self.broadcasts[since..]
-            .iter()
-            .filter(|(s, _)| *s == Side::A)
-            .map(|(_, t)| t.clone())
-            .collect()
     }
 
     fn payment_status(&mut self, side: Side) -> Vec<String> {

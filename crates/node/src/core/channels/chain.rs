@@ -110,6 +110,7 @@ impl Channels {
             self.touch(id);
             self.check_ready(id);
         }
+        self.sweeps_in_block(height, block);
         self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
         // that reached the mempool before its funding, is retried).
@@ -130,13 +131,21 @@ impl Channels {
                 c.txid = Some(txid);
                 c.confirmed = Some(height);
                 if c.tx.as_ref().map(Transaction::compute_txid) != Some(txid)
+                    && c.reason != super::record::COOPERATIVE_CLOSE
+                {
+                    // Not ours: what confirmed is what we resolve.
+                    c.tx = Some(tx.clone());
+                }
+                if c.tx.as_ref().map(Transaction::compute_txid) != Some(txid)
                     && c.reason == super::record::COOPERATIVE_CLOSE
                 {
                     // Our closing transaction was reorged out and another
                     // spend confirmed: not a mutual close any more.
                     c.reason = "the funding output was spent on chain".into();
+                    c.tx = Some(tx.clone());
                 }
                 self.touch(id);
+                self.resolve(id);
             }
             return;
         }
@@ -150,6 +159,7 @@ impl Channels {
             "the funding output was spent on chain".to_string()
         };
         let command = self.mark_closed(id, Some(tx.clone()), Some(txid), Some(height), reason);
+        self.resolve(id);
         self.reply(
             command,
             Reply::ChannelClosed {
@@ -161,6 +171,7 @@ impl Channels {
 
     /// The block at `height` left the best chain.
     pub(in crate::core) fn on_block_disconnected(&mut self, height: u32) {
+        self.sweeps_disconnected(height);
         self.height = height.saturating_sub(1);
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());

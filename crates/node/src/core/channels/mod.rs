@@ -12,6 +12,7 @@ mod normal;
 mod open;
 mod pay;
 pub mod record;
+mod resolve;
 mod withheld;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -369,6 +370,16 @@ impl Channels {
                 _ => return Err(RecordError::Corrupt("payment key".into())),
             }
         }
+        // A claim on chain interrupted by the restart goes on.
+        let closed: Vec<ChannelId> = c
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            c.resolve(id);
+        }
         // A restart is a disconnection: updates not covered by a
         // commitment_signed are forgotten (BOLT 2); our removals among them
         // are offered again after channel_reestablish, our dropped HTLCs
@@ -666,6 +677,7 @@ impl Channels {
             reason: reason.clone(),
             kept,
             withheld: record::Withheld::No,
+            sweeps: Vec::new(),
         });
         entry.redo.clear();
         self.touch(id);
@@ -701,9 +713,17 @@ impl Channels {
                 }) => Some(tx.clone()),
                 _ => None,
             })
-            .chain(self.entries.values().flat_map(|e| match &e.phase {
-                Phase::Normal { closing_txs, .. } => closing_txs.clone(),
-                _ => Vec::new(),
+            .chain(self.entries.values().flat_map(|e| {
+                match &e.phase {
+                    Phase::Normal { closing_txs, .. } => closing_txs.clone(),
+                    Phase::Closed(c) => c
+                        .sweeps
+                        .iter()
+                        .filter(|s| s.confirmed.is_none())
+                        .map(|s| s.tx.clone())
+                        .collect(),
+                    _ => Vec::new(),
+                }
             }))
             .collect()
     }

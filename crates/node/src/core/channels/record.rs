@@ -45,7 +45,8 @@ pub const KEY_HEIGHT: &[u8] = b"height";
 const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
 /// normal channel's broadcast closing transactions, version 3 whether a
-/// closed channel's commitment was withheld; versions 1 and 2 are read.
+/// closed channel's commitment was withheld and its sweeps; versions 1 and 2
+/// are read.
 const CHANNEL_RECORD_VERSION: u8 = 3;
 
 /// A stored record could not be read.
@@ -135,6 +136,18 @@ pub struct Closed {
     pub kept: Option<KeptState>,
     /// Whether our commitment was held back, and why.
     pub withheld: Withheld,
+    /// Our transactions claiming outputs of the confirmed spend (BOLT 5),
+    /// broadcast again until they confirm.
+    pub sweeps: Vec<Sweep>,
+}
+
+/// One of our claims on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// The signed transaction.
+    pub tx: Transaction,
+    /// Height it confirmed at.
+    pub confirmed: Option<u32>,
 }
 
 /// Why a failed channel's commitment was not broadcast (ADR 0007).
@@ -300,6 +313,7 @@ impl ChannelRecord {
                 reason,
                 kept,
                 withheld,
+                sweeps,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -330,6 +344,11 @@ impl ChannelRecord {
                         w.write_u8(2);
                         put_blob(&mut w, b);
                     }
+                }
+                w.write_u32(sweeps.len() as u32);
+                for s in sweeps {
+                    put_tx(&mut w, &Some(s.tx.clone()));
+                    w.write_u32(s.confirmed.map_or(0, |h| h + 1));
                 }
             }
         }
@@ -429,6 +448,20 @@ impl ChannelRecord {
                     2 => Some(KeptState::Normal(get_blob(&mut r)?)),
                     _ => return Err(RecordError::Corrupt("kept state kind".into())),
                 };
+                let sweeps = if v >= 3 {
+                    let n = r.read_u32()?;
+                    (0..n)
+                        .map(|_| {
+                            Ok(Sweep {
+                                tx: get_tx(&mut r)?
+                                    .ok_or_else(|| RecordError::Corrupt("sweep".into()))?,
+                                confirmed: r.read_u32()?.checked_sub(1),
+                            })
+                        })
+                        .collect::<Result<_, RecordError>>()?
+                } else {
+                    Vec::new()
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -438,6 +471,7 @@ impl ChannelRecord {
                     reason,
                     kept,
                     withheld,
+                    sweeps,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),

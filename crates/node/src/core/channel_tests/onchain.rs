@@ -1,0 +1,173 @@
+//! On-chain enforcement (BOLT 5) between two cores: a revoked commitment
+//! confirmed on chain is punished with a justice transaction that the
+//! devnet's mempool (Bitcoin Core's interpreter) accepts, also when the node
+//! restarts between seeing the commitment and punishing it.
+
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::SigningKeys;
+
+use super::*;
+use channels::record::{ChannelRecord, StoredPhase};
+
+/// B's commitment as B's store held it in `snapshot`, fully signed: what
+/// a cheating B broadcasts.
+fn b_commitment_in(snapshot: &MemStore, id: ChannelId) -> Transaction {
+    let bytes = snapshot
+        .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
+        .expect("B's channel");
+    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(bytes).unwrap().phase else {
+        panic!("not normal")
+    };
+    let k = keys(2).channel(0);
+    let chan = NormalChannel::decode_state(
+        &state,
+        SigningKeys {
+            funding_key: k.funding,
+            htlc_base_key: k.htlc_base,
+        },
+        LocalSecrets::new(k.commitment_seed),
+    )
+    .unwrap();
+    chan.signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
+        .unwrap()
+}
+
+/// Sets up a channel where B's store was copied while an HTLC of A's was
+/// in B's commitment; the channel then moved on (that state is revoked).
+/// Returns the channel, its funding and B's revoked commitment.
+fn revoked_state() -> (Pair, ChannelId, Transaction, Transaction) {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    p.pay(Side::A, 100_000_000);
+    // A offers 10_000 sat; B fulfils and goes silent: the HTLC is in both
+    // commitments. B's store now is what a cheating B keeps.
+    p.pay_then_silence(Side::A);
+    let snapshot = p.stores[Side::B as usize].clone();
+    p.mute_after = None;
+    p.disconnect();
+    p.connect();
+    assert!(matches!(p.pay(Side::B, 50_000_000), Reply::Paid { .. }));
+    let revoked = b_commitment_in(&snapshot, id);
+    (p, id, funding, revoked)
+}
+
+/// BOLT 5 §"Revoked Transaction Close Handling": B broadcasts a commitment
+/// it revoked, holding a 10_000 sat HTLC of A's; once it confirms, A takes every
+/// output of it but the anchors: B's `to_local`, the HTLC and A's own
+/// balance, in one justice transaction the mempool accepts.
+#[test]
+fn a_revoked_commitment_on_chain_is_punished() {
+    let (mut p, _, funding, revoked) = revoked_state();
+    // The revoked commitment: anchors, the HTLC, B's 200_000 sat (100_000
+    // pushed, 100_000 paid) and A's 790_000 sat less the fee (1_124 + 172
+    // weight units at 2_500 sat/kw) and anchors it pays as funder.
+    let mut values: Vec<u64> = revoked.output.iter().map(|o| o.value.to_sat()).collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        vec![330, 330, 10_000, 200_000, 790_000 - 3_240 - 660]
+    );
+    // It confirms (on the devnet too, where its 1-block CSV outputs then
+    // become spendable), and the nodes see the block.
+    assert_eq!(p.devnet.accept(revoked.clone()).map(|_| ()), Ok(()));
+    p.devnet.mine(1, &coin_script(), 1_700_000_000);
+    let since = p.broadcasts.len();
+    p.block(vec![revoked.clone()]);
+    let justice = p.a_justice(since, &revoked);
+    let taken: u64 = justice
+        .input
+        .iter()
+        .map(|i| {
+            revoked.output[i.previous_output.vout as usize]
+                .value
+                .to_sat()
+        })
+        .sum();
+    assert_eq!(justice.input.len(), 3);
+    assert_eq!(taken, 10_000 + 200_000 + 790_000 - 3_240 - 660);
+    let fee = taken - justice.output[0].value.to_sat();
+    let weight = justice.weight().to_wu();
+    assert!(
+        fee >= 2_500 * weight / 1000 && fee <= 2_500 * (weight + 50) / 1000,
+        "fee {fee}"
+    );
+    assert_eq!(
+        justice.output[0].script_pubkey,
+        settings().close_script.unwrap()
+    );
+    assert_eq!(
+        p.mempool
+            .iter()
+            .rfind(|(t, _)| *t == justice.compute_txid())
+            .map(|(_, r)| r.clone()),
+        Some(Ok(())),
+        "the devnet mempool accepts the justice transaction"
+    );
+    assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
+    // Broadcast again at every block until it confirms.
+    assert_eq!(p.core(Side::A).pending_broadcasts(), vec![justice.clone()]);
+    p.block(vec![justice]);
+    assert!(p.core(Side::A).pending_broadcasts().is_empty());
+    assert!(!p.broadcasts[since..]
+        .iter()
+        .any(|(s, t)| *s == Side::A && spends_output(t, &funding)));
+}
+
+/// Killed after the revoked commitment was seen and before the justice
+/// transaction: the restart punishes it, once.
+#[test]
+fn a_restart_between_seeing_a_revoked_commitment_and_punishing_it() {
+    let (mut p, _, _, revoked) = revoked_state();
+    p.devnet.accept(revoked.clone()).unwrap();
+    p.devnet.mine(1, &coin_script(), 1_700_000_000);
+    p.drop_loads = true;
+    let since = p.broadcasts.len();
+    p.block(vec![revoked.clone()]);
+    assert!(p.a_broadcasts(since).is_empty(), "no justice yet");
+    p.drop_loads = false;
+    p.restart(Side::A);
+    let justice = p.a_justice(since, &revoked);
+    assert_eq!(
+        p.mempool
+            .iter()
+            .find(|(t, _)| *t == justice.compute_txid())
+            .map(|(_, r)| r.clone()),
+        Some(Ok(()))
+    );
+    // A second restart does not punish twice (the same one goes out again).
+    p.restart(Side::A);
+    let all: Vec<Transaction> = p
+        .a_broadcasts(since)
+        .into_iter()
+        .filter(|t| {
+            t.input
+                .iter()
+                .any(|i| i.previous_output.txid == revoked.compute_txid())
+        })
+        .collect();
+    assert!(all.iter().all(|t| *t == justice), "{all:?}");
+}
+
+fn spends_output(tx: &Transaction, funding: &Transaction) -> bool {
+    tx.input
+        .iter()
+        .any(|i| i.previous_output.txid == funding.compute_txid())
+}
+
+impl Pair {
+    /// A's justice transaction against `revoked`, broadcast since `since`.
+    fn a_justice(&self, since: usize, revoked: &Transaction) -> Transaction {
+        self.broadcasts[since..]
+            .iter()
+            .filter(|(s, _)| *s == Side::A)
+            .map(|(_, t)| t)
+            .find(|t| {
+                t.input
+                    .iter()
+                    .all(|i| i.previous_output.txid == revoked.compute_txid())
+            })
+            .cloned()
+            .expect("A's justice transaction")
+    }
+}
