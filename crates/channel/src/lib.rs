@@ -13,6 +13,7 @@ pub mod funding;
 pub mod funding_spend;
 pub mod limits;
 pub mod normal;
+pub mod onchain;
 pub mod open;
 pub mod penalty;
 pub mod persist;

@@ -11,14 +11,15 @@
 use beongae_script::commitment::CommitmentNumber;
 use beongae_script::keys::{derive_revocation_privkey, CommitmentKeys, KeyError};
 use beongae_script::scripts::{
-    offered_htlc_script, received_htlc_script, to_local_script, to_remote_anchors_script, HtlcKeys,
+    offered_htlc_script, received_htlc_script, to_local_script, HtlcKeys,
 };
-use beongae_script::sweep::{build_sweep, sign_sweep, SpendPath, SweepError, SweepInput};
-use beongae_script::{ChannelType, FeeratePerKw};
+use beongae_script::sweep::{SpendPath, SweepInput};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing, Verification};
-use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
+use bitcoin::{ScriptBuf, Transaction};
 
 use crate::commitments::SpecHtlc;
+pub use crate::onchain::{claim_transaction as justice_transaction, commitment_number, Claim};
+use crate::onchain::{take_output, to_remote_claim};
 use crate::sign::FundedChannel;
 
 /// Why a penalty could not be made.
@@ -45,9 +46,6 @@ pub enum PenaltyError {
     /// Nothing in it is ours to take.
     #[error("no output of the revoked commitment is ours to take")]
     NothingToTake,
-    /// Building or signing the justice transaction failed.
-    #[error(transparent)]
-    Sweep(#[from] SweepError),
 }
 
 /// Our basepoint secrets a penalty signs with.
@@ -63,41 +61,6 @@ impl std::fmt::Debug for PenaltySecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PenaltySecrets(..)")
     }
-}
-
-/// One output of a revoked commitment we take, with the key that signs it.
-#[derive(Debug, Clone)]
-pub struct Claim {
-    /// The output and how it is spent.
-    pub input: SweepInput,
-    /// The key that signs it.
-    key: SecretKey,
-}
-
-impl Claim {
-    /// Whether the cheater may also spend this output (its HTLC outputs,
-    /// with a second-stage transaction): such claims race the cheater and
-    /// are best kept apart from the rest.
-    pub fn contested(&self) -> bool {
-        matches!(self.input.path, SpendPath::RevokedHtlc { .. })
-    }
-}
-
-/// The commitment number a commitment transaction of this channel carries
-/// (BOLT 3 §"Commitment Transaction": the lower 24 bits in the locktime, the
-/// upper 24 in the sequence, obscured), if it spends our funding output.
-pub fn commitment_number(funded: &FundedChannel, tx: &Transaction) -> Option<u64> {
-    let input = tx
-        .input
-        .iter()
-        .find(|i| i.previous_output == funded.funding_outpoint)?;
-    let lock = tx.lock_time.to_consensus_u32();
-    let seq = input.sequence.0;
-    if lock >> 24 != 0x20 || seq >> 24 != 0x80 {
-        return None;
-    }
-    let obscured = (u64::from(seq & 0x00ff_ffff) << 24) | u64::from(lock & 0x00ff_ffff);
-    Some(obscured ^ funded.obscuring_factor.get())
 }
 
 /// Every output of the peer's revoked commitment `tx` that is ours: its
@@ -138,21 +101,7 @@ pub fn revoked_claims<C: Signing + Verification>(
         derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?;
     let txid = tx.compute_txid();
     let mut used = vec![false; tx.output.len()];
-    let mut take = |script_pubkey: &ScriptBuf| -> Option<(OutPoint, Amount)> {
-        let vout = tx
-            .output
-            .iter()
-            .enumerate()
-            .position(|(n, o)| !used[n] && o.script_pubkey == *script_pubkey)?;
-        used[vout] = true;
-        Some((
-            OutPoint {
-                txid,
-                vout: vout as u32,
-            },
-            tx.output[vout].value,
-        ))
-    };
+    let mut take = |script_pubkey: &ScriptBuf| take_output(tx, txid, &mut used, script_pubkey);
     let mut claims = Vec::new();
     // BOLT 5: "MUST resolve the _remote node's main output_ ... by spending it
     // using the revocation private key".
@@ -207,48 +156,9 @@ pub fn revoked_claims<C: Signing + Verification>(
     }
     // "MUST resolve the _local node's main output_" (our to_remote; BOLT 5
     // lets it go to the wallet as is, we sweep it with the rest).
-    let ours = funded.local_keys.payment_basepoint;
-    let (script_pubkey, witness_script, path) = match funded.channel_type {
-        ChannelType::Anchors => {
-            let s = to_remote_anchors_script(&ours);
-            (s.to_p2wsh(), Some(s), SpendPath::ToRemoteAnchors)
-        }
-        ChannelType::StaticRemoteKey => (
-            ScriptBuf::new_p2wpkh(&bitcoin::CompressedPublicKey(ours).wpubkey_hash()),
-            None,
-            SpendPath::ToRemoteP2wpkh { pubkey: ours },
-        ),
-    };
-    if let Some((outpoint, value)) = take(&script_pubkey) {
-        claims.push(Claim {
-            input: SweepInput {
-                outpoint,
-                value,
-                witness_script,
-                path,
-            },
-            key: secrets.payment_base,
-        });
-    }
+    claims.extend(to_remote_claim(funded, tx, &mut used, secrets.payment_base));
     if claims.is_empty() {
         return Err(PenaltyError::NothingToTake);
     }
     Ok(claims)
-}
-
-/// A signed justice transaction taking `claims` to `destination` at
-/// `feerate` (the outputs that must confirm before the cheater's
-/// `to_self_delay` runs out).
-pub fn justice_transaction<C: Signing>(
-    secp: &Secp256k1<C>,
-    claims: &[Claim],
-    destination: ScriptBuf,
-    feerate: FeeratePerKw,
-) -> Result<Transaction, PenaltyError> {
-    let inputs: Vec<SweepInput> = claims.iter().map(|c| c.input.clone()).collect();
-    let dust = crate::close::dust_limit_for(&destination);
-    let mut tx = build_sweep(&inputs, destination, feerate, dust)?;
-    let keys: Vec<Option<SecretKey>> = claims.iter().map(|c| Some(c.key)).collect();
-    sign_sweep(secp, &mut tx, &inputs, &keys)?;
-    Ok(tx)
 }

@@ -277,6 +277,6 @@ fn refusals() {
     .unwrap();
     assert!(matches!(
         justice_transaction(&p.secp, &claims, wallet(), FeeratePerKw(100_000_000)),
-        Err(PenaltyError::Sweep(_))
+        Err(beongae_script::sweep::SweepError::Uneconomical { .. })
     ));
 }

@@ -171,3 +171,116 @@ impl Pair {
             .expect("A's justice transaction")
     }
 }
+
+impl Pair {
+    /// A block on the devnet too (so relative locktimes count there), with
+    /// `txs`, to both nodes.
+    fn block_both(&mut self, txs: Vec<Transaction>) {
+        for tx in &txs {
+            let _ = self.devnet.accept(tx.clone());
+        }
+        self.devnet.mine(1, &coin_script(), 1_700_000_000);
+        self.block(txs);
+    }
+
+    /// `side`'s broadcasts from `since` on that spend an output of `tx`.
+    fn claims_on(&self, side: Side, since: usize, tx: &Transaction) -> Vec<Transaction> {
+        self.broadcasts[since..]
+            .iter()
+            .filter(|(s, t)| {
+                *s == side
+                    && t.input
+                        .iter()
+                        .any(|i| i.previous_output.txid == tx.compute_txid())
+            })
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    fn accepted(&self, tx: &Transaction) -> bool {
+        self.mempool
+            .iter()
+            .any(|(t, r)| *t == tx.compute_txid() && r.is_ok())
+    }
+}
+
+/// BOLT 5 §"Unilateral Close Handling": A forces the channel closed. Once
+/// its commitment confirms, B sweeps its `to_remote` to its wallet at once
+/// (one block of CSV with anchors), and A sweeps its `to_local` exactly
+/// `to_self_delay` blocks later, not one block earlier; each sweep is
+/// accepted by the devnet's mempool and pays the whole output less its fee.
+#[test]
+fn a_force_close_sweeps_both_sides_to_their_wallets() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay(Side::A, 100_000_000);
+    let Reply::ChannelClosed { txid, .. } =
+        p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    let commitment = p
+        .broadcasts
+        .iter()
+        .find(|(_, t)| t.compute_txid() == txid)
+        .unwrap()
+        .1
+        .clone();
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let confirmed = p.height;
+    let out = |tx: &Transaction, script: &ScriptBuf| {
+        let o = tx
+            .output
+            .iter()
+            .find(|o| o.script_pubkey == *script)
+            .unwrap();
+        o.value.to_sat()
+    };
+    // B: its 200_000 sat, swept at once.
+    let b = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(p.accepted(&b[0]), "B's sweep in the mempool");
+    let b_fee = 200_000 - out(&b[0], &settings().close_script.unwrap());
+    let w = b[0].weight().to_wu();
+    assert!(
+        b_fee >= 2_500 * w / 1000 && b_fee <= 2_500 * (w + 50) / 1000,
+        "{b_fee}"
+    );
+    // A: its 800_000 sat less the commitment fee and anchors, after 144
+    // blocks.
+    let delay = ChannelSettings::default().config.to_self_delay;
+    while p.height + 1 < confirmed + u32::from(delay) {
+        assert!(
+            p.claims_on(Side::A, since, &commitment).is_empty(),
+            "too early at {}",
+            p.height
+        );
+        p.block_both(vec![]);
+    }
+    let a = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(a.len(), 1, "A sweeps at {}", p.height);
+    assert_eq!(p.height + 1, confirmed + u32::from(delay));
+    assert!(
+        p.accepted(&a[0]),
+        "A's sweep in the mempool: {:?}",
+        p.mempool.last()
+    );
+    let a_value = commitment
+        .output
+        .iter()
+        .find(|o| o.value.to_sat() == 800_000 - 2_810 - 660)
+        .map(|o| o.value.to_sat());
+    assert_eq!(a_value, Some(796_530));
+    let a_fee = 796_530 - out(&a[0], &settings().close_script.unwrap());
+    let w = a[0].weight().to_wu();
+    assert!(
+        a_fee >= 2_500 * w / 1000 && a_fee <= 2_500 * (w + 50) / 1000,
+        "{a_fee}"
+    );
+    // Both confirm: nothing left to broadcast.
+    p.block_both(vec![a[0].clone(), b[0].clone()]);
+    for side in [Side::A, Side::B] {
+        assert!(p.core(side).pending_broadcasts().is_empty(), "{side:?}");
+    }
+}

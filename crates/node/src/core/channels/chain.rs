@@ -111,11 +111,32 @@ impl Channels {
             self.check_ready(id);
         }
         self.sweeps_in_block(height, block);
+        // Claims that matured at this block (our to_local after its delay).
+        let closed: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.resolve(id);
+        }
         self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
         // that reached the mempool before its funding, is retried).
+        // (Those this block made go out once.)
+        let already: std::collections::BTreeSet<Txid> = self
+            .deferred
+            .iter()
+            .filter_map(|o| match o {
+                Output::Broadcast { tx } => Some(tx.compute_txid()),
+                _ => None,
+            })
+            .collect();
         for tx in self.pending_broadcasts() {
-            self.deferred.push(Output::Broadcast { tx });
+            if !already.contains(&tx.compute_txid()) {
+                self.deferred.push(Output::Broadcast { tx });
+            }
         }
     }
 

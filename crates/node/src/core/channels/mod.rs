@@ -235,6 +235,11 @@ pub(super) struct Channels {
     pub(super) waiting: BTreeMap<PaymentHash, CommandId>,
     /// Changes of the current input.
     dirty: BTreeSet<ChannelId>,
+    /// Closed channels whose revoked commitment's HTLCs are being read.
+    loading: BTreeSet<ChannelId>,
+    /// Closed channels with nothing (economical) left to claim on chain,
+    /// until a restart looks again.
+    unclaimable: BTreeSet<ChannelId>,
     pub(super) batch: Batch,
     pub(super) deferred: Vec<Output>,
 }
@@ -270,6 +275,8 @@ impl Channels {
             by_htlc: BTreeMap::new(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            loading: BTreeSet::new(),
+            unclaimable: BTreeSet::new(),
             batch: Batch::new(),
             deferred: Vec::new(),
         };

@@ -1,13 +1,16 @@
 //! BOLT 5 on chain: once a transaction spending a channel's funding output
-//! confirms, what of it is ours to claim. This part handles a revoked
-//! commitment of the peer's (§"Revoked Transaction Close Handling"): the
-//! HTLCs that commitment carried are read from the store
-//! ([`Output::LoadRemoteHtlcs`]), and the justice transaction taking every
-//! output but the anchors goes to our wallet (ADR 0008).
+//! confirms, what of it is ours to claim, swept to our wallet and kept
+//! (`Closed::sweeps`) until it confirms: our `to_local` after its delay, our
+//! `to_remote` in the peer's commitment, and everything of a commitment the
+//! peer revoked (§"Revoked Transaction Close Handling": the HTLCs that
+//! commitment carried are read from the store, [`Output::LoadRemoteHtlcs`]).
+//! HTLC outputs of unrevoked commitments come next (ADR 0008).
 
-use beongae_channel::penalty::{
-    commitment_number, justice_transaction, revoked_claims, PenaltySecrets,
+use beongae_channel::onchain::{
+    claim_transaction, commitment_number, our_to_local_claim, their_commitment_claims, Claim,
 };
+use beongae_channel::penalty::{revoked_claims, PenaltySecrets};
+use beongae_channel::revocation::LocalSecrets;
 use beongae_script::commitment::CommitmentNumber;
 use beongae_wire::ChannelId;
 use bitcoin::{Block, Transaction};
@@ -18,21 +21,32 @@ use crate::core::Output;
 
 impl Channels {
     /// The funding output of closed channel `id` is spent by a confirmed
-    /// transaction (`Closed::tx`): if it is a commitment of the peer's that
-    /// it revoked, ask for that commitment's HTLCs to punish it.
+    /// transaction (`Closed::tx`); called again at every block until what is
+    /// ours of it is claimed (BOLT 5):
+    /// - our own commitment: our `to_local` once `to_self_delay` has passed;
+    /// - a commitment of the peer's it revoked: everything, once the
+    ///   store gave that commitment's HTLCs ([`Output::LoadRemoteHtlcs`]);
+    /// - its current commitment: our `to_remote`.
     pub(super) fn resolve(&mut self, id: ChannelId) {
+        if self.unclaimable.contains(&id) || self.loading.contains(&id) {
+            return;
+        }
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
         let Phase::Closed(c) = &entry.phase else {
             return;
         };
-        if c.confirmed.is_none() || c.mutual() || !c.sweeps.is_empty() {
+        let Some(confirmed) = c.confirmed else {
+            return;
+        };
+        if c.mutual() || !c.sweeps.is_empty() {
             return;
         }
         let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
             return;
         };
+        let keys = self.keys.channel(entry.index);
         let (signing, secrets) = self.secrets(entry.index);
         let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
             return;
@@ -43,13 +57,68 @@ impl Channels {
         let ours = chan
             .signed_local_commitment(&self.secp)
             .is_ok_and(|t| t.compute_txid() == spend.compute_txid());
-        if !ours && number < chan.remote.current.get() {
+        let claims = if ours {
+            // Spendable in the block `to_self_delay` after the commitment's.
+            let delay = u32::from(chan.funded.local_to_self_delay);
+            if self.height + 1 < confirmed + delay {
+                return;
+            }
+            let Some(n) = CommitmentNumber::new(number) else {
+                return;
+            };
+            let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+            match our_to_local_claim(
+                &self.secp,
+                &chan.funded,
+                spend,
+                &point,
+                &keys.delayed_payment_base,
+            ) {
+                Ok(claim) => claim.into_iter().collect(),
+                Err(e) => {
+                    return tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
+                }
+            }
+        } else if number < chan.remote.current.get() {
             tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
-            self.deferred.push(Output::LoadRemoteHtlcs {
+            self.loading.insert(id);
+            return self.deferred.push(Output::LoadRemoteHtlcs {
                 channel_id: id,
                 number,
             });
+        } else {
+            their_commitment_claims(&chan.funded, spend, keys.payment_base)
+        };
+        self.sweep(id, &claims);
+    }
+
+    /// Broadcasts (and keeps) the transaction taking `claims` to our wallet.
+    fn sweep(&mut self, id: ChannelId, claims: &[Claim]) {
+        if claims.is_empty() {
+            self.unclaimable.insert(id);
+            return;
         }
+        let Some(destination) = self.settings.close_script.clone() else {
+            self.unclaimable.insert(id);
+            return tracing::error!(channel = %id, "no wallet address to sweep the channel's outputs to");
+        };
+        let tx = match claim_transaction(&self.secp, claims, destination, self.feerate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Worth less than its fee now; tried again on restart.
+                self.unclaimable.insert(id);
+                return tracing::warn!(channel = %id, error = %e, "not claiming the channel's outputs");
+            }
+        };
+        tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
+        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            c.sweeps.push(Sweep {
+                tx: tx.clone(),
+                confirmed: None,
+            });
+        }
+        self.touch(id);
+        self.deferred.push(Output::Broadcast { tx });
     }
 
     /// The HTLCs of the peer's revoked commitment `number`: the justice
@@ -72,6 +141,7 @@ impl Channels {
                 return tracing::error!(channel = %id, number, error = %e, "cannot load the revoked commitment's htlcs");
             }
         };
+        self.loading.remove(&id);
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
@@ -86,10 +156,7 @@ impl Channels {
         let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
             return;
         };
-        let Some(destination) = self.settings.close_script.clone() else {
-            return tracing::error!(channel = %id, "no wallet address to take the revoked commitment's outputs to");
-        };
-        let justice = record::decode_normal(bytes, signing, secrets)
+        let claims = record::decode_normal(bytes, signing, secrets)
             .map_err(|e| e.to_string())
             .and_then(|chan| {
                 let n = CommitmentNumber::new(number).ok_or("commitment number")?;
@@ -97,7 +164,7 @@ impl Channels {
                     .remote
                     .revoked_secret(n)
                     .ok_or("no secret kept for it")?;
-                let claims = revoked_claims(
+                revoked_claims(
                     &self.secp,
                     &chan.funded,
                     spend,
@@ -109,25 +176,17 @@ impl Channels {
                         payment_base: keys.payment_base,
                     },
                 )
-                .map_err(|e| e.to_string())?;
-                justice_transaction(&self.secp, &claims, destination, self.feerate)
-                    .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())
             });
-        let tx = match justice {
-            Ok(tx) => tx,
-            Err(e) => {
-                return tracing::error!(channel = %id, number, error = %e, "cannot build the justice transaction");
+        match claims {
+            Ok(claims) => {
+                tracing::warn!(channel = %id, number, "broadcasting the justice transaction");
+                self.sweep(id, &claims);
             }
-        };
-        tracing::warn!(channel = %id, number, txid = %tx.compute_txid(), "broadcasting the justice transaction");
-        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
-            c.sweeps.push(Sweep {
-                tx: tx.clone(),
-                confirmed: None,
-            });
+            Err(e) => {
+                tracing::error!(channel = %id, number, error = %e, "cannot build the justice transaction");
+            }
         }
-        self.touch(id);
-        self.deferred.push(Output::Broadcast { tx });
     }
 
     /// Our sweeps in `block` (at `height`) are confirmed.

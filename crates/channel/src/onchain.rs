@@ -1,0 +1,172 @@
+//! BOLT 5 on chain, the parts every case shares: reading a commitment
+//! transaction's number, the outputs of a commitment that are ours to
+//! claim and the signed transaction sweeping them to our wallet. The peer's
+//! revoked commitments are in [`crate::penalty`].
+
+use beongae_script::keys::{derive_privkey, CommitmentKeys, KeyError};
+use beongae_script::scripts::{to_local_script, to_remote_anchors_script};
+use beongae_script::sweep::{build_sweep, sign_sweep, SpendPath, SweepError, SweepInput};
+use beongae_script::{ChannelType, FeeratePerKw};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing, Verification};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, Txid};
+
+use crate::sign::FundedChannel;
+
+/// One output we claim, with the key that signs it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The output and how it is spent.
+    pub input: SweepInput,
+    /// The key that signs it.
+    pub(crate) key: SecretKey,
+}
+
+impl Claim {
+    /// Whether the cheater may also spend this output (its HTLC outputs,
+    /// with a second-stage transaction): such claims race the cheater and
+    /// are best kept apart from the rest.
+    pub fn contested(&self) -> bool {
+        matches!(self.input.path, SpendPath::RevokedHtlc { .. })
+    }
+}
+
+/// The commitment number a commitment transaction of this channel carries
+/// (BOLT 3 §"Commitment Transaction": the lower 24 bits in the locktime, the
+/// upper 24 in the sequence, obscured), if it spends our funding output.
+pub fn commitment_number(funded: &FundedChannel, tx: &Transaction) -> Option<u64> {
+    let input = tx
+        .input
+        .iter()
+        .find(|i| i.previous_output == funded.funding_outpoint)?;
+    let lock = tx.lock_time.to_consensus_u32();
+    let seq = input.sequence.0;
+    if lock >> 24 != 0x20 || seq >> 24 != 0x80 {
+        return None;
+    }
+    let obscured = (u64::from(seq & 0x00ff_ffff) << 24) | u64::from(lock & 0x00ff_ffff);
+    Some(obscured ^ funded.obscuring_factor.get())
+}
+
+/// The first output of `tx` paying `script_pubkey` not `used` yet.
+pub(crate) fn take_output(
+    tx: &Transaction,
+    txid: Txid,
+    used: &mut [bool],
+    script_pubkey: &ScriptBuf,
+) -> Option<(OutPoint, Amount)> {
+    let vout = tx
+        .output
+        .iter()
+        .enumerate()
+        .position(|(n, o)| !used[n] && o.script_pubkey == *script_pubkey)?;
+    used[vout] = true;
+    Some((
+        OutPoint {
+            txid,
+            vout: vout as u32,
+        },
+        tx.output[vout].value,
+    ))
+}
+
+/// Our `to_remote` in a commitment of the peer's: P2WPKH to our
+/// `payment_basepoint` (static_remotekey), or its P2WSH with a 1-block CSV
+/// (anchors).
+pub(crate) fn to_remote_claim(
+    funded: &FundedChannel,
+    tx: &Transaction,
+    used: &mut [bool],
+    payment_base: SecretKey,
+) -> Option<Claim> {
+    let ours = funded.local_keys.payment_basepoint;
+    let (script_pubkey, witness_script, path) = match funded.channel_type {
+        ChannelType::Anchors => {
+            let s = to_remote_anchors_script(&ours);
+            (s.to_p2wsh(), Some(s), SpendPath::ToRemoteAnchors)
+        }
+        ChannelType::StaticRemoteKey => (
+            ScriptBuf::new_p2wpkh(&bitcoin::CompressedPublicKey(ours).wpubkey_hash()),
+            None,
+            SpendPath::ToRemoteP2wpkh { pubkey: ours },
+        ),
+    };
+    let (outpoint, value) = take_output(tx, tx.compute_txid(), used, &script_pubkey)?;
+    Some(Claim {
+        input: SweepInput {
+            outpoint,
+            value,
+            witness_script,
+            path,
+        },
+        key: payment_base,
+    })
+}
+
+/// BOLT 5 §"Unilateral Close Handling: Remote Commitment Transaction": our
+/// `to_remote` in the peer's (unrevoked) commitment `tx`, "resolved" to our
+/// wallet (with anchors, spendable one block after `tx` confirms).
+pub fn their_commitment_claims(
+    funded: &FundedChannel,
+    tx: &Transaction,
+    payment_base: SecretKey,
+) -> Vec<Claim> {
+    let mut used = vec![false; tx.output.len()];
+    to_remote_claim(funded, tx, &mut used, payment_base)
+        .into_iter()
+        .collect()
+}
+
+/// BOLT 5 §"Unilateral Close Handling: Local Commitment Transaction": our
+/// `to_local` in our own commitment `tx` (number `number`), spendable
+/// `to_self_delay` blocks after `tx` confirms ("MUST spend the output ...
+/// once the delay has passed", with our delayed key for this commitment).
+pub fn our_to_local_claim<C: Signing + Verification>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    tx: &Transaction,
+    per_commitment_point: &PublicKey,
+    delayed_payment_base: &SecretKey,
+) -> Result<Option<Claim>, KeyError> {
+    let keys = CommitmentKeys::derive(
+        secp,
+        &funded.local_keys,
+        &funded.remote_keys,
+        per_commitment_point,
+    )?;
+    let script = to_local_script(
+        &keys.revocation_key,
+        funded.local_to_self_delay,
+        &keys.local_delayed_key,
+    );
+    let mut used = vec![false; tx.output.len()];
+    let Some((outpoint, value)) = take_output(tx, tx.compute_txid(), &mut used, &script.to_p2wsh())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Claim {
+        input: SweepInput {
+            outpoint,
+            value,
+            witness_script: Some(script),
+            path: SpendPath::Delayed {
+                to_self_delay: funded.local_to_self_delay,
+            },
+        },
+        key: derive_privkey(secp, delayed_payment_base, per_commitment_point)?,
+    }))
+}
+
+/// A signed transaction taking `claims` to `destination` at `feerate`.
+pub fn claim_transaction<C: Signing>(
+    secp: &Secp256k1<C>,
+    claims: &[Claim],
+    destination: ScriptBuf,
+    feerate: FeeratePerKw,
+) -> Result<Transaction, SweepError> {
+    let inputs: Vec<SweepInput> = claims.iter().map(|c| c.input.clone()).collect();
+    let dust = crate::close::dust_limit_for(&destination);
+    let mut tx = build_sweep(&inputs, destination, feerate, dust)?;
+    let keys: Vec<Option<SecretKey>> = claims.iter().map(|c| Some(c.key)).collect();
+    sign_sweep(secp, &mut tx, &inputs, &keys)?;
+    Ok(tx)
+}
