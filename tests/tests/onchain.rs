@@ -1,0 +1,305 @@
+//! On-chain enforcement through the whole node (runtime, SQLite store,
+//! chain polling, wallet) on an in-process devnet: a force close returns
+//! both balances to the wallets, and a cheater who broadcasts a revoked
+//! commitment loses the whole channel to the justice transaction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_channel::normal::NormalChannel;
+use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::SigningKeys;
+use beongae_node::core::channels::record::{ChannelRecord, StoredPhase, NS_CHANNELS};
+use beongae_node::core::{ChannelState, ChannelSummary};
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig, STORE_FILE};
+use beongae_store::{SqliteStore, Store};
+use beongae_wallet::{KeyManager, Seed};
+use beongae_wire::{ChannelId, Msat, NodeId};
+use bitcoin::{Amount, ScriptBuf, Transaction, Txid};
+
+struct Net {
+    devnet: Arc<Mutex<Devnet>>,
+    dirs: [tempfile::TempDir; 2],
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            devnet: Arc::new(Mutex::new(Devnet::new())),
+            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
+        }
+    }
+
+    fn mine(&self, n: u32) {
+        let mut d = self.devnet.lock().unwrap();
+        let time = 1_700_000_000 + d.height() * 600;
+        d.mine(n, &ScriptBuf::new_op_return([0u8; 0]), time);
+    }
+
+    fn seed(who: usize) -> Seed {
+        Seed::from_entropy([who as u8 + 1; 32])
+    }
+
+    async fn start(&self, who: usize) -> Embedded {
+        let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
+        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+        cfg.chain_poll = Duration::from_millis(20);
+        let chain: Arc<dyn ChainSource> = self.devnet.clone();
+        embedded::start(&Net::seed(who), chain, cfg).await.unwrap()
+    }
+
+    /// Waits until the mempool holds a transaction spending an output of
+    /// `parent`, and returns it.
+    async fn spender_of(&self, parent: Txid) -> Transaction {
+        for _ in 0..500 {
+            {
+                let d = self.devnet.lock().unwrap();
+                for txid in d.mempool() {
+                    let tx = d.transaction(&txid).unwrap();
+                    if tx.input.iter().any(|i| i.previous_output.txid == parent) {
+                        return tx.clone();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("nothing spends {parent}");
+    }
+
+    async fn in_mempool(&self, txid: Txid) -> Transaction {
+        for _ in 0..500 {
+            let found = self.devnet.lock().unwrap().transaction(&txid).cloned();
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{txid} never reached the mempool");
+    }
+}
+
+fn id_of(e: &Embedded) -> NodeId {
+    e.node.node_id()
+}
+
+async fn channel(e: &Embedded, id: ChannelId) -> ChannelSummary {
+    e.node
+        .handle()
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.channel_id == id)
+        .unwrap()
+}
+
+async fn wait_for(e: &Embedded, id: ChannelId, what: impl Fn(&ChannelSummary) -> bool) {
+    for _ in 0..500 {
+        if what(&channel(e, id).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("channel {id}: {:?}", channel(e, id).await);
+}
+
+async fn confirmed_balance(e: &Embedded, expected: Amount) {
+    for _ in 0..300 {
+        if e.onchain.balance().unwrap().confirmed == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "wallet holds {} not {expected}",
+        e.onchain.balance().unwrap().confirmed
+    );
+}
+
+async fn pay(payer: &Embedded, payee: &Embedded, msat: u64) {
+    let (inv, _) = payee
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(msat)), "t", 3600)
+        .await
+        .unwrap();
+    payer.node.handle().pay(&inv, None).await.unwrap();
+}
+
+/// Alice (funded from the devnet, all her coinbases mature) opens 1_000_000
+/// sat to Bob and pays him
+/// 300_000 sat; both wait until it settled.
+async fn open_and_pay(net: &Net) -> (Embedded, Embedded, ChannelId) {
+    let alice = net.start(0).await;
+    let bob = net.start(1).await;
+    {
+        let mut d = net.devnet.lock().unwrap();
+        d.mine(
+            101,
+            &alice.onchain.new_address().script_pubkey(),
+            1_700_000_000,
+        );
+    }
+    // Every coinbase of Alice's matures: her balance moves only with the
+    // channel from here.
+    net.mine(100);
+    alice
+        .node
+        .handle()
+        .connect(id_of(&bob), bob.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let (id, funding) = alice
+        .node
+        .handle()
+        .open_channel(id_of(&bob), Amount::from_sat(1_000_000), Msat::ZERO)
+        .await
+        .unwrap();
+    net.in_mempool(funding).await;
+    net.mine(3);
+    for e in [&alice, &bob] {
+        wait_for(e, id, |c| c.state == ChannelState::Normal && c.active).await;
+    }
+    pay(&alice, &bob, 300_000_000).await;
+    for e in [&alice, &bob] {
+        wait_for(e, id, |c| c.pending_htlcs == 0).await;
+    }
+    (alice, bob, id)
+}
+
+/// `closechannel --force` on Alice's side: once her commitment confirms,
+/// Bob's 300_000 sat reach his wallet (one block of CSV with anchors), and
+/// Alice's balance reaches hers 144 blocks later; each less the fee of its
+/// sweep at the devnet's feerate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_close_returns_both_balances_to_the_wallets() {
+    let net = Net::new();
+    let (alice, bob, id) = open_and_pay(&net).await;
+    let alice_before = alice.onchain.balance().unwrap().confirmed;
+    let txid = alice.node.handle().force_close_channel(id).await.unwrap();
+    let commitment = net.in_mempool(txid).await;
+    net.mine(1);
+    // Bob: his to_remote, swept at once.
+    let b = net.spender_of(txid).await;
+    let out = |tx: &Transaction| tx.output[0].value;
+    assert_eq!(b.input.len(), 1);
+    assert_eq!(
+        commitment.output[b.input[0].previous_output.vout as usize].value,
+        Amount::from_sat(300_000)
+    );
+    // Its fee is the devnet's feerate on its weight (estimated: within 50
+    // weight units).
+    let feerate = net.devnet.lock().unwrap().fee_estimate_per_kw();
+    let fee = Amount::from_sat(300_000) - out(&b);
+    let w = b.weight().to_wu();
+    assert!(
+        fee >= feerate.fee_for_weight(w) && fee <= feerate.fee_for_weight(w + 50),
+        "fee {fee} at {} sat/kw for {w} wu",
+        feerate.0
+    );
+    net.mine(1);
+    confirmed_balance(&bob, out(&b)).await;
+    // Alice: nothing until her to_self_delay (144) has passed.
+    net.mine(141);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(net.devnet.lock().unwrap().mempool().is_empty());
+    net.mine(1);
+    let a = net.spender_of(txid).await;
+    let to_local = commitment.output[a.input[0].previous_output.vout as usize].value;
+    // 700_000 sat less the commitment fee and the anchors Alice pays.
+    assert_eq!(
+        to_local,
+        Amount::from_sat(700_000) - feerate.fee_for_weight(1_124) - Amount::from_sat(660)
+    );
+    net.mine(1);
+    confirmed_balance(&alice, alice_before + out(&a)).await;
+    wait_for(&alice, id, |c| c.state == ChannelState::Closed).await;
+}
+
+/// Bob's store is copied while he holds 300_000 sat; he then pays 200_000
+/// back, and broadcasts the old commitment (from the copy). Alice's node
+/// sees it confirm, reads what that commitment held from its store, and its
+/// justice transaction takes the whole channel to her wallet: Bob gets
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheater_loses_the_whole_channel() {
+    let net = Net::new();
+    let (alice, bob, id) = open_and_pay(&net).await;
+    // A copy of Bob's store as it is now.
+    bob.node.shutdown().await;
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        net.dirs[1].path().join(STORE_FILE),
+        copy.path().join(STORE_FILE),
+    )
+    .unwrap();
+    let bob = net.start(1).await;
+    alice
+        .node
+        .handle()
+        .connect(id_of(&bob), bob.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    wait_for(&bob, id, |c| c.state == ChannelState::Normal && c.active).await;
+    pay(&bob, &alice, 200_000_000).await;
+    for e in [&alice, &bob] {
+        wait_for(e, id, |c| c.pending_htlcs == 0 && c.local.to_msat() > 0).await;
+    }
+    // Bob cheats with the copy.
+    bob.node.shutdown().await;
+    let old = old_commitment(&copy.path().join(STORE_FILE), id);
+    net.devnet.lock().unwrap().accept(old.clone()).unwrap();
+    let alice_before = alice.onchain.balance().unwrap().confirmed;
+    net.mine(1);
+    let justice = net.spender_of(old.compute_txid()).await;
+    let taken: Amount = justice
+        .input
+        .iter()
+        .map(|i| old.output[i.previous_output.vout as usize].value)
+        .sum();
+    let all: Amount = old.output.iter().map(|o| o.value).sum();
+    assert_eq!(
+        taken,
+        all - Amount::from_sat(660),
+        "everything but the anchors"
+    );
+    assert_eq!(
+        justice.input.len(),
+        2,
+        "Bob's to_local and Alice's to_remote"
+    );
+    net.mine(1);
+    confirmed_balance(&alice, alice_before + justice.output[0].value).await;
+    let c = channel(&alice, id).await;
+    assert_eq!(c.state, ChannelState::Closed);
+    assert_eq!(c.closing_txid, Some(old.compute_txid()));
+}
+
+/// Bob's commitment as the store at `path` held it, signed with his keys.
+fn old_commitment(path: &std::path::Path, id: ChannelId) -> Transaction {
+    let store = SqliteStore::open(path).unwrap();
+    let bytes = store.get(NS_CHANNELS, &id.0).unwrap().unwrap();
+    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(&bytes).unwrap().phase else {
+        panic!("not normal")
+    };
+    let keys = KeyManager::new(
+        Net::seed(1).master_key(bitcoin::NetworkKind::Test),
+        bitcoin::Network::Regtest,
+    );
+    let k = keys.channel(0);
+    NormalChannel::decode_state(
+        &state,
+        SigningKeys {
+            funding_key: k.funding,
+            htlc_base_key: k.htlc_base,
+        },
+        LocalSecrets::new(k.commitment_seed),
+    )
+    .unwrap()
+    .signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
+    .unwrap()
+}
