@@ -162,3 +162,45 @@ pub fn revoked_claims<C: Signing + Verification>(
     }
     Ok(claims)
 }
+
+/// BOLT 5 §"Revoked Transaction Close Handling": the cheater spent an HTLC
+/// output of its revoked commitment with its own HTLC-timeout or
+/// HTLC-success transaction `htlc_tx` first; its output has the
+/// `to_local` script of that commitment ("MUST resolve ... by spending it
+/// using the revocation private key"), and we take it before the cheater's
+/// `to_self_delay` runs out.
+pub fn second_stage_claim<C: Signing + Verification>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    htlc_tx: &Transaction,
+    secret: [u8; 32],
+    secrets: &PenaltySecrets,
+) -> Result<Option<Claim>, PenaltyError> {
+    let per_commitment_secret =
+        SecretKey::from_slice(&secret).map_err(|_| PenaltyError::BadSecret)?;
+    let point = PublicKey::from_secret_key(secp, &per_commitment_secret);
+    let keys = CommitmentKeys::derive(secp, &funded.remote_keys, &funded.local_keys, &point)?;
+    let script = to_local_script(
+        &keys.revocation_key,
+        funded.remote_to_self_delay,
+        &keys.local_delayed_key,
+    );
+    let mut used = vec![false; htlc_tx.output.len()];
+    let Some((outpoint, value)) = take_output(
+        htlc_tx,
+        htlc_tx.compute_txid(),
+        &mut used,
+        &script.to_p2wsh(),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Claim {
+        input: SweepInput {
+            outpoint,
+            value,
+            witness_script: Some(script),
+            path: SpendPath::RevokedDelayed,
+        },
+        key: derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?,
+    }))
+}

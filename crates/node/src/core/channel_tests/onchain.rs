@@ -74,40 +74,39 @@ fn a_revoked_commitment_on_chain_is_punished() {
     p.devnet.mine(1, &coin_script(), 1_700_000_000);
     let since = p.broadcasts.len();
     p.block(vec![revoked.clone()]);
-    let justice = p.a_justice(since, &revoked);
-    let taken: u64 = justice
-        .input
-        .iter()
-        .map(|i| {
-            revoked.output[i.previous_output.vout as usize]
-                .value
-                .to_sat()
-        })
-        .sum();
-    assert_eq!(justice.input.len(), 3);
-    assert_eq!(taken, 10_000 + 200_000 + 790_000 - 3_240 - 660);
-    let fee = taken - justice.output[0].value.to_sat();
-    let weight = justice.weight().to_wu();
-    assert!(
-        fee >= 2_500 * weight / 1000 && fee <= 2_500 * (weight + 50) / 1000,
-        "fee {fee}"
-    );
-    assert_eq!(
-        justice.output[0].script_pubkey,
-        settings().close_script.unwrap()
-    );
-    assert_eq!(
-        p.mempool
+    // Two justice transactions: B's to_local with A's to_remote, and the
+    // HTLC (which B could also spend, with its HTLC-success) alone.
+    let justice = p.claims_on(Side::A, since, &revoked);
+    let inputs: Vec<usize> = justice.iter().map(|t| t.input.len()).collect();
+    assert_eq!(inputs, vec![2, 1]);
+    let value_of = |tx: &Transaction| -> u64 {
+        tx.input
             .iter()
-            .rfind(|(t, _)| *t == justice.compute_txid())
-            .map(|(_, r)| r.clone()),
-        Some(Ok(())),
-        "the devnet mempool accepts the justice transaction"
-    );
+            .map(|i| {
+                revoked.output[i.previous_output.vout as usize]
+                    .value
+                    .to_sat()
+            })
+            .sum()
+    };
+    assert_eq!(value_of(&justice[1]), 10_000);
+    let mut taken = 0;
+    for tx in &justice {
+        let fee = value_of(tx) - tx.output[0].value.to_sat();
+        let weight = tx.weight().to_wu();
+        assert!(
+            fee >= 2_500 * weight / 1000 && fee <= 2_500 * (weight + 50) / 1000,
+            "fee {fee}"
+        );
+        assert_eq!(tx.output[0].script_pubkey, settings().close_script.unwrap());
+        assert!(p.accepted(tx), "the devnet mempool accepts {tx:?}");
+        taken += value_of(tx);
+    }
+    assert_eq!(taken, 10_000 + 200_000 + 790_000 - 3_240 - 660);
     assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
-    // Broadcast again at every block until it confirms.
-    assert_eq!(p.core(Side::A).pending_broadcasts(), vec![justice.clone()]);
-    p.block(vec![justice]);
+    // Broadcast again at every block until they confirm.
+    assert_eq!(p.core(Side::A).pending_broadcasts(), justice);
+    p.block(justice);
     assert!(p.core(Side::A).pending_broadcasts().is_empty());
     assert!(!p.broadcasts[since..]
         .iter()
@@ -127,49 +126,19 @@ fn a_restart_between_seeing_a_revoked_commitment_and_punishing_it() {
     assert!(p.a_broadcasts(since).is_empty(), "no justice yet");
     p.drop_loads = false;
     p.restart(Side::A);
-    let justice = p.a_justice(since, &revoked);
-    assert_eq!(
-        p.mempool
-            .iter()
-            .find(|(t, _)| *t == justice.compute_txid())
-            .map(|(_, r)| r.clone()),
-        Some(Ok(()))
-    );
-    // A second restart does not punish twice (the same one goes out again).
+    let justice = p.claims_on(Side::A, since, &revoked);
+    assert_eq!(justice.len(), 2);
+    assert!(justice.iter().all(|t| p.accepted(t)));
+    // A second restart does not punish twice (the same ones go out again).
     p.restart(Side::A);
-    let all: Vec<Transaction> = p
-        .a_broadcasts(since)
-        .into_iter()
-        .filter(|t| {
-            t.input
-                .iter()
-                .any(|i| i.previous_output.txid == revoked.compute_txid())
-        })
-        .collect();
-    assert!(all.iter().all(|t| *t == justice), "{all:?}");
+    let all = p.claims_on(Side::A, since, &revoked);
+    assert!(all.iter().all(|t| justice.contains(t)), "{all:?}");
 }
 
 fn spends_output(tx: &Transaction, funding: &Transaction) -> bool {
     tx.input
         .iter()
         .any(|i| i.previous_output.txid == funding.compute_txid())
-}
-
-impl Pair {
-    /// A's justice transaction against `revoked`, broadcast since `since`.
-    fn a_justice(&self, since: usize, revoked: &Transaction) -> Transaction {
-        self.broadcasts[since..]
-            .iter()
-            .filter(|(s, _)| *s == Side::A)
-            .map(|(_, t)| t)
-            .find(|t| {
-                t.input
-                    .iter()
-                    .all(|i| i.previous_output.txid == revoked.compute_txid())
-            })
-            .cloned()
-            .expect("A's justice transaction")
-    }
 }
 
 impl Pair {
@@ -283,4 +252,142 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     for side in [Side::A, Side::B] {
         assert!(p.core(side).pending_broadcasts().is_empty(), "{side:?}");
     }
+}
+
+/// B's signed HTLC-success for the one HTLC of its commitment in
+/// `snapshot`, with the preimage it revealed: the second stage a cheater
+/// races the justice transaction with.
+fn b_htlc_success(p: &Pair, snapshot: &MemStore, id: ChannelId) -> Transaction {
+    use beongae_channel::sign::Owner;
+    use beongae_script::htlc_tx::{htlc_tx_witness, remote_htlc_sighash};
+    use beongae_script::scripts::{received_htlc_script, HtlcKeys};
+    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let bytes = snapshot
+        .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
+        .unwrap();
+    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(bytes).unwrap().phase else {
+        panic!()
+    };
+    let k = keys(2).channel(0);
+    let chan = NormalChannel::decode_state(
+        &state,
+        SigningKeys {
+            funding_key: k.funding,
+            htlc_base_key: k.htlc_base,
+        },
+        LocalSecrets::new(k.commitment_seed),
+    )
+    .unwrap();
+    let n = chan.local_number;
+    let point = LocalSecrets::new(k.commitment_seed).point(&secp, n);
+    let built = chan
+        .funded
+        .build(&secp, Owner::Local, &chan.commitments.local, n, &point)
+        .unwrap();
+    let (vout, h) = built.commitment.htlcs_in_output_order().next().unwrap();
+    let htlc = &built.htlcs[h];
+    assert!(!htlc.offered, "A's HTLC, received by B");
+    let preimage = p
+        .sent
+        .iter()
+        .find_map(|(s, m)| match m {
+            Message::UpdateFulfillHtlc(f)
+                if *s == Side::B
+                    && beongae_wire::Preimage(f.payment_preimage).payment_hash()
+                        == htlc.payment_hash =>
+            {
+                Some(beongae_wire::Preimage(f.payment_preimage))
+            }
+            _ => None,
+        })
+        .unwrap();
+    let script = received_htlc_script(
+        HtlcKeys {
+            revocation_key: &built.keys.revocation_key,
+            local_htlc_key: &built.keys.local_htlc_key,
+            remote_htlc_key: &built.keys.remote_htlc_key,
+        },
+        &htlc.payment_hash,
+        htlc.cltv_expiry,
+        chan.funded.channel_type,
+    );
+    let value = built.commitment.tx.output[vout as usize].value;
+    let mut tx = built.htlc_txs[0].clone();
+    let sighash = SighashCache::new(&tx)
+        .p2wsh_signature_hash(0, &script, value, EcdsaSighashType::All)
+        .unwrap();
+    let key = beongae_script::keys::derive_privkey(&secp, &k.htlc_base, &point).unwrap();
+    let local = bitcoin::ecdsa::Signature {
+        signature: secp.sign_ecdsa(&bitcoin::secp256k1::Message::from(sighash), &key),
+        sighash_type: EcdsaSighashType::All,
+    };
+    let remote = bitcoin::ecdsa::Signature {
+        signature: chan.local_signatures.htlc_signatures[0],
+        sighash_type: remote_htlc_sighash(chan.funded.channel_type),
+    };
+    tx.input[0].witness = htlc_tx_witness(&remote, &local, Some(&preimage), &script);
+    tx
+}
+
+/// The cheater races: after its revoked commitment confirms, its own
+/// HTLC-success (with the preimage) takes the HTLC output before A's
+/// justice does. A drops its claim on that output and takes the
+/// HTLC-success transaction's output with the revocation key instead (BOLT
+/// 5), before the cheater's delay; its other justice transaction was never
+/// held back by the race.
+#[test]
+fn the_cheaters_second_stage_is_taken_too() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay(Side::A, 100_000_000);
+    p.pay_then_silence(Side::A);
+    let snapshot = p.stores[Side::B as usize].clone();
+    p.mute_after = None;
+    p.disconnect();
+    p.connect();
+    assert!(matches!(p.pay(Side::B, 50_000_000), Reply::Paid { .. }));
+    let revoked = b_commitment_in(&snapshot, id);
+    p.devnet.accept(revoked.clone()).unwrap();
+    p.devnet.mine(1, &coin_script(), 1_700_000_000);
+    let since = p.broadcasts.len();
+    p.block(vec![revoked.clone()]);
+    let justice = p.claims_on(Side::A, since, &revoked);
+    assert_eq!(justice.len(), 2);
+    // B's HTLC-success wins the HTLC output (valid under the interpreter).
+    let success = b_htlc_success(&p, &snapshot, id);
+    let spent = &revoked.output[success.input[0].previous_output.vout as usize];
+    spent
+        .script_pubkey
+        .verify(0, spent.value, &bitcoin::consensus::serialize(&success))
+        .unwrap();
+    assert_eq!(
+        justice[1].input[0].previous_output,
+        success.input[0].previous_output
+    );
+    let since = p.broadcasts.len();
+    p.block(vec![success.clone()]);
+    // A's claim on the lost output is dropped; the rest stays; the second
+    // stage is claimed.
+    let second = p.claims_on(Side::A, since, &success);
+    assert_eq!(second.len(), 1, "{second:?}");
+    let out = &success.output[0];
+    out.script_pubkey
+        .verify(0, out.value, &bitcoin::consensus::serialize(&second[0]))
+        .unwrap();
+    // Zero-fee HTLC transaction (anchors): the whole 10_000 sat, less A's fee.
+    assert_eq!(out.value, Amount::from_sat(10_000));
+    let fee = 10_000 - second[0].output[0].value.to_sat();
+    let w = second[0].weight().to_wu();
+    assert!(
+        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
+        "fee {fee}"
+    );
+    let pending = p.core(Side::A).pending_broadcasts();
+    assert!(pending.contains(&justice[0]));
+    assert!(
+        !pending.contains(&justice[1]),
+        "the lost claim is not sent again"
+    );
+    assert!(pending.contains(&second[0]));
 }

@@ -111,6 +111,7 @@ impl Channels {
             self.check_ready(id);
         }
         self.sweeps_in_block(height, block);
+        self.second_stages(block);
         // Claims that matured at this block (our to_local after its delay).
         let closed: Vec<ChannelId> = self
             .entries

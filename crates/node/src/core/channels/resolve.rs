@@ -9,7 +9,7 @@
 use beongae_channel::onchain::{
     claim_transaction, commitment_number, our_to_local_claim, their_commitment_claims, Claim,
 };
-use beongae_channel::penalty::{revoked_claims, PenaltySecrets};
+use beongae_channel::penalty::{revoked_claims, second_stage_claim, PenaltySecrets};
 use beongae_channel::revocation::LocalSecrets;
 use beongae_script::commitment::CommitmentNumber;
 use beongae_wire::ChannelId;
@@ -89,36 +89,124 @@ impl Channels {
         } else {
             their_commitment_claims(&chan.funded, spend, keys.payment_base)
         };
-        self.sweep(id, &claims);
+        self.sweep(id, vec![claims]);
     }
 
-    /// Broadcasts (and keeps) the transaction taking `claims` to our wallet.
-    fn sweep(&mut self, id: ChannelId, claims: &[Claim]) {
-        if claims.is_empty() {
-            self.unclaimable.insert(id);
-            return;
-        }
+    /// Broadcasts (and keeps) one transaction per group of `claims`, each
+    /// taking its outputs to our wallet; a group worth less than its fee is
+    /// left.
+    fn sweep(&mut self, id: ChannelId, groups: Vec<Vec<Claim>>) {
         let Some(destination) = self.settings.close_script.clone() else {
             self.unclaimable.insert(id);
             return tracing::error!(channel = %id, "no wallet address to sweep the channel's outputs to");
         };
-        let tx = match claim_transaction(&self.secp, claims, destination, self.feerate) {
-            Ok(tx) => tx,
-            Err(e) => {
-                // Worth less than its fee now; tried again on restart.
-                self.unclaimable.insert(id);
-                return tracing::warn!(channel = %id, error = %e, "not claiming the channel's outputs");
+        let mut made = Vec::new();
+        for claims in groups.iter().filter(|g| !g.is_empty()) {
+            match claim_transaction(&self.secp, claims, destination.clone(), self.feerate) {
+                Ok(tx) => made.push(tx),
+                // Worth less than its fee now; looked at again on restart.
+                Err(e) => tracing::warn!(channel = %id, error = %e, "not claiming an output"),
             }
-        };
-        tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
-        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
-            c.sweeps.push(Sweep {
-                tx: tx.clone(),
-                confirmed: None,
-            });
+        }
+        if made.is_empty() {
+            self.unclaimable.insert(id);
+            return;
+        }
+        for tx in made {
+            tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
+            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                c.sweeps.push(Sweep {
+                    tx: tx.clone(),
+                    confirmed: None,
+                });
+            }
+            self.deferred.push(Output::Broadcast { tx });
         }
         self.touch(id);
-        self.deferred.push(Output::Broadcast { tx });
+    }
+
+    /// In `block`, a transaction not ours spends an output of the revoked
+    /// commitment a closed channel was closed with: the cheater's HTLC
+    /// transaction won that output. Our claim on it can never confirm (it
+    /// is dropped), and the HTLC transaction's own output is taken with the
+    /// revocation key (BOLT 5).
+    pub(super) fn second_stages(&mut self, block: &Block) {
+        let ids: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                matches!(&e.phase, Phase::Closed(c) if c.confirmed.is_some() && !c.sweeps.is_empty() && !c.mutual())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            let Phase::Closed(c) = &entry.phase else {
+                continue;
+            };
+            let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
+                continue;
+            };
+            let commitment = spend.compute_txid();
+            let ours: std::collections::BTreeSet<bitcoin::Txid> =
+                c.sweeps.iter().map(|s| s.tx.compute_txid()).collect();
+            let theirs: Vec<&Transaction> = block
+                .txdata
+                .iter()
+                .filter(|t| {
+                    !ours.contains(&t.compute_txid())
+                        && t.input.iter().any(|i| i.previous_output.txid == commitment)
+                })
+                .collect();
+            if theirs.is_empty() {
+                continue;
+            }
+            let keys = self.keys.channel(entry.index);
+            let (signing, secrets) = self.secrets(entry.index);
+            let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
+                continue;
+            };
+            let secret = commitment_number(&chan.funded, spend)
+                .filter(|n| *n < chan.remote.current.get())
+                .and_then(CommitmentNumber::new)
+                .and_then(|n| chan.remote.revoked_secret(n));
+            let Some(secret) = secret else {
+                continue; // not a revoked commitment
+            };
+            let penalty_secrets = PenaltySecrets {
+                revocation_base: keys.revocation_base,
+                payment_base: keys.payment_base,
+            };
+            let mut groups = Vec::new();
+            let spent: Vec<bitcoin::OutPoint> = theirs
+                .iter()
+                .flat_map(|t| t.input.iter().map(|i| i.previous_output))
+                .collect();
+            for t in &theirs {
+                match second_stage_claim(&self.secp, &chan.funded, t, secret, &penalty_secrets) {
+                    Ok(Some(claim)) => groups.push(vec![claim]),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(channel = %id, error = %e, "cannot claim the cheater's htlc transaction")
+                    }
+                }
+            }
+            tracing::warn!(channel = %id, count = theirs.len(), "the cheater spent revoked htlc outputs: taking their second stage");
+            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                c.sweeps.retain(|s| {
+                    s.confirmed.is_some()
+                        || !s
+                            .tx
+                            .input
+                            .iter()
+                            .any(|i| spent.contains(&i.previous_output))
+                });
+            }
+            self.touch(id);
+            self.sweep(id, groups);
+        }
     }
 
     /// The HTLCs of the peer's revoked commitment `number`: the justice
@@ -180,8 +268,15 @@ impl Channels {
             });
         match claims {
             Ok(claims) => {
-                tracing::warn!(channel = %id, number, "broadcasting the justice transaction");
-                self.sweep(id, &claims);
+                // Outputs the cheater may spend too (its HTLCs, with its
+                // second-stage transactions) each go alone, so that losing
+                // one race never holds back the others.
+                tracing::warn!(channel = %id, number, "broadcasting the justice transactions");
+                let (contested, rest): (Vec<Claim>, Vec<Claim>) =
+                    claims.into_iter().partition(Claim::contested);
+                let mut groups = vec![rest];
+                groups.extend(contested.into_iter().map(|c| vec![c]));
+                self.sweep(id, groups);
             }
             Err(e) => {
                 tracing::error!(channel = %id, number, error = %e, "cannot build the justice transaction");
