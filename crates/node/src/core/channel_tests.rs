@@ -618,6 +618,16 @@ impl Pair {
             .collect()
     }
 
+    /// The block at the tip leaves the chain (both sides).
+    fn unblock(&mut self) {
+        let height = self.height;
+        self.height -= 1;
+        self.run(vec![
+            (Side::A, Input::BlockDisconnected { height }),
+            (Side::B, Input::BlockDisconnected { height }),
+        ]);
+    }
+
     /// A connects to B and gets B's `init`, and nothing more of B's (no
     /// `channel_reestablish`): the link is down again afterwards.
     fn reconnect_a_alone(&mut self) {

@@ -652,7 +652,7 @@ impl NodeCore {
             }
             Input::FeerateEstimate(f) => {
                 if let Some(c) = &mut self.channels {
-                    c.feerate = f;
+                    c.set_feerate(f);
                 }
             }
         }

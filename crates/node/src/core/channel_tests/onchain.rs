@@ -391,3 +391,92 @@ fn the_cheaters_second_stage_is_taken_too() {
     );
     assert!(pending.contains(&second[0]));
 }
+
+/// A channel forced closed before `channel_ready` (commitment 0): B's
+/// pushed 100_000 sat are swept to its wallet at once and A's balance after
+/// its delay, like any commitment.
+#[test]
+fn a_channel_forced_before_channel_ready_is_swept_too() {
+    let mut p = Pair::new();
+    let (id, funding) = p.start_open(Msat::from_msat(100_000_000));
+    let Reply::ChannelClosed { txid, .. } =
+        p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
+    else {
+        panic!()
+    };
+    let commitment = p
+        .broadcasts
+        .iter()
+        .find(|(_, t)| t.compute_txid() == txid)
+        .unwrap()
+        .1
+        .clone();
+    p.block_both(vec![funding]);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let b = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(b.len(), 1);
+    assert!(p.accepted(&b[0]));
+    assert_eq!(
+        commitment.output[b[0].input[0].previous_output.vout as usize].value,
+        Amount::from_sat(100_000)
+    );
+    for _ in 0..143 {
+        p.block_both(vec![]);
+    }
+    let a = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(a.len(), 1);
+    assert!(p.accepted(&a[0]));
+    assert_eq!(
+        commitment.output[a[0].input[0].previous_output.vout as usize].value,
+        Amount::from_sat(900_000 - 2_810 - 660)
+    );
+}
+
+/// Both sides forced the channel closed; B's commitment confirms first (A
+/// claims its to_remote in it), then a reorg puts A's own commitment in its
+/// place: the claim on B's is dropped and A's to_local is swept after its
+/// delay.
+#[test]
+fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let mine = |p: &mut Pair, side| {
+        let Reply::ChannelClosed { txid, .. } =
+            p.command(side, Command::ForceCloseChannel { channel_id: id })
+        else {
+            panic!()
+        };
+        p.broadcasts
+            .iter()
+            .find(|(_, t)| t.compute_txid() == txid)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let ca = mine(&mut p, Side::A);
+    let cb = mine(&mut p, Side::B);
+    let since = p.broadcasts.len();
+    p.block(vec![cb.clone()]);
+    let on_b = p.claims_on(Side::A, since, &cb);
+    assert_eq!(on_b.len(), 1, "A's to_remote in B's commitment");
+    assert_eq!(p.core(Side::A).pending_broadcasts(), on_b);
+    p.unblock();
+    let since = p.broadcasts.len();
+    p.block(vec![ca.clone()]);
+    let confirmed = p.height;
+    assert!(
+        !p.core(Side::A).pending_broadcasts().contains(&on_b[0]),
+        "the claim on the reorged commitment is dropped"
+    );
+    while p.height + 1 < confirmed + 144 {
+        assert!(p.claims_on(Side::A, since, &ca).is_empty());
+        p.block(vec![]);
+    }
+    let a = p.claims_on(Side::A, since, &ca);
+    assert_eq!(a.len(), 1, "A's to_local after its delay");
+    assert_eq!(
+        ca.output[a[0].input[0].previous_output.vout as usize].value,
+        Amount::from_sat(900_000 - 2_810 - 660)
+    );
+}

@@ -26,16 +26,6 @@ impl Pair {
         }
     }
 
-    /// The block at the tip leaves the chain (both sides).
-    fn unblock(&mut self) {
-        let height = self.height;
-        self.height -= 1;
-        self.run(vec![
-            (Side::A, Input::BlockDisconnected { height }),
-            (Side::B, Input::BlockDisconnected { height }),
-        ]);
-    }
-
     /// `side` asks to close; no reply is awaited.
     fn start_close(&mut self, side: Side, id: ChannelId) {
         let cmd = CommandId(2_000 + self.replies.len() as u64);

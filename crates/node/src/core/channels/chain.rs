@@ -155,8 +155,12 @@ impl Channels {
                 if c.tx.as_ref().map(Transaction::compute_txid) != Some(txid)
                     && c.reason != super::record::COOPERATIVE_CLOSE
                 {
-                    // Not ours: what confirmed is what we resolve.
+                    // Not ours: what confirmed is what we resolve. Claims on
+                    // another spend (reorged out) can never confirm now.
                     c.tx = Some(tx.clone());
+                    c.sweeps.clear();
+                    self.unclaimable.remove(&id);
+                    self.loading.remove(&id);
                 }
                 if c.tx.as_ref().map(Transaction::compute_txid) != Some(txid)
                     && c.reason == super::record::COOPERATIVE_CLOSE
@@ -165,6 +169,9 @@ impl Channels {
                     // spend confirmed: not a mutual close any more.
                     c.reason = "the funding output was spent on chain".into();
                     c.tx = Some(tx.clone());
+                    c.sweeps.clear();
+                    self.unclaimable.remove(&id);
+                    self.loading.remove(&id);
                 }
                 self.touch(id);
                 self.resolve(id);

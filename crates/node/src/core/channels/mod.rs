@@ -696,6 +696,15 @@ impl Channels {
         command
     }
 
+    /// A new feerate estimate: claims left as worth less than their fee are
+    /// looked at again.
+    pub(super) fn set_feerate(&mut self, feerate: FeeratePerKw) {
+        if feerate != self.feerate {
+            self.unclaimable.clear();
+        }
+        self.feerate = feerate;
+    }
+
     /// Whether a normal channel's funding is buried deep enough to carry
     /// new HTLCs: confirmed (not reorged out) `minimum_depth` blocks deep.
     pub(super) fn funding_usable(&self, scid: Option<ShortChannelId>) -> bool {

@@ -43,23 +43,42 @@ impl Channels {
         if c.mutual() || !c.sweeps.is_empty() {
             return;
         }
-        let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
+        let (Some(kept), Some(spend)) = (&c.kept, &c.tx) else {
             return;
         };
         let keys = self.keys.channel(entry.index);
         let (signing, secrets) = self.secrets(entry.index);
-        let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
-            return;
+        // What a resolution needs of the kept state, whichever phase it
+        // closed in (before channel_ready: commitment 0 on both sides).
+        let (funded, our_txid, remote_current) = match kept {
+            KeptState::Normal(b) => match record::decode_normal(b, signing, secrets) {
+                Ok(chan) => (
+                    chan.funded,
+                    chan.signed_local_commitment(&self.secp)
+                        .ok()
+                        .map(|t| t.compute_txid()),
+                    chan.remote.current.get(),
+                ),
+                Err(_) => return,
+            },
+            KeptState::Funded(b) => match record::decode_funding(b, signing, secrets) {
+                Ok(f) => (
+                    f.funded,
+                    f.signed_local_commitment(&self.secp)
+                        .ok()
+                        .map(|t| t.compute_txid()),
+                    0,
+                ),
+                Err(_) => return,
+            },
         };
-        let Some(number) = commitment_number(&chan.funded, spend) else {
+        let Some(number) = commitment_number(&funded, spend) else {
             return; // not a commitment (a closing transaction)
         };
-        let ours = chan
-            .signed_local_commitment(&self.secp)
-            .is_ok_and(|t| t.compute_txid() == spend.compute_txid());
+        let ours = our_txid == Some(spend.compute_txid());
         let claims = if ours {
             // Spendable in the block `to_self_delay` after the commitment's.
-            let delay = u32::from(chan.funded.local_to_self_delay);
+            let delay = u32::from(funded.local_to_self_delay);
             if self.height + 1 < confirmed + delay {
                 return;
             }
@@ -69,7 +88,7 @@ impl Channels {
             let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
             match our_to_local_claim(
                 &self.secp,
-                &chan.funded,
+                &funded,
                 spend,
                 &point,
                 &keys.delayed_payment_base,
@@ -79,7 +98,7 @@ impl Channels {
                     return tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
                 }
             }
-        } else if number < chan.remote.current.get() {
+        } else if number < remote_current {
             tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
             self.loading.insert(id);
             return self.deferred.push(Output::LoadRemoteHtlcs {
@@ -87,7 +106,7 @@ impl Channels {
                 number,
             });
         } else {
-            their_commitment_claims(&chan.funded, spend, keys.payment_base)
+            their_commitment_claims(&funded, spend, keys.payment_base)
         };
         self.sweep(id, vec![claims]);
     }
@@ -217,19 +236,22 @@ impl Channels {
         number: u64,
         stored: Result<Option<Vec<u8>>, String>,
     ) {
+        self.loading.remove(&id);
         let htlcs = match stored {
             Ok(None) => Vec::new(),
             Ok(Some(bytes)) => match record::decode_remote_htlcs(&bytes) {
                 Ok(h) => h,
                 Err(e) => {
-                    return tracing::error!(channel = %id, number, error = %e, "cannot read the revoked commitment's htlcs; punishing without them");
+                    // Its to_local and our to_remote cannot wait.
+                    tracing::error!(channel = %id, number, error = %e, "cannot read the revoked commitment's htlcs; punishing without them");
+                    Vec::new()
                 }
             },
             Err(e) => {
+                // Asked again at the next block.
                 return tracing::error!(channel = %id, number, error = %e, "cannot load the revoked commitment's htlcs");
             }
         };
-        self.loading.remove(&id);
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
@@ -279,6 +301,8 @@ impl Channels {
                 self.sweep(id, groups);
             }
             Err(e) => {
+                // Not asked again every block; a restart looks again.
+                self.unclaimable.insert(id);
                 tracing::error!(channel = %id, number, error = %e, "cannot build the justice transaction");
             }
         }
