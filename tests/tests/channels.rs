@@ -6,54 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use beongae_chain::devnet::Devnet;
-use beongae_chain::ChainSource;
 use beongae_node::core::{ChannelState, ChannelSummary};
-use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
-use beongae_wallet::Seed;
+use beongae_node::embedded::Embedded;
 use beongae_wire::{ChannelId, Msat, NodeId};
-use bitcoin::{Amount, ScriptBuf};
+use bitcoin::Amount;
 
 const FUNDING: Amount = Amount::from_sat(2_000_000);
 
-struct Net {
-    devnet: Arc<Mutex<Devnet>>,
-    dirs: [tempfile::TempDir; 2],
-}
-
-impl Net {
-    fn new() -> Net {
-        Net {
-            devnet: Arc::new(Mutex::new(Devnet::new())),
-            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
-        }
-    }
-
-    fn mine(&self, n: u32) {
-        let time = 1_700_000_000 + self.devnet.lock().unwrap().height() * 600;
-        self.devnet
-            .lock()
-            .unwrap()
-            .mine(n, &ScriptBuf::new_op_return([0u8; 0]), time);
-    }
-
-    fn mine_to(&self, n: u32, script: &ScriptBuf) {
-        let time = 1_700_000_000 + self.devnet.lock().unwrap().height() * 600;
-        self.devnet.lock().unwrap().mine(n, script, time);
-    }
-
-    async fn start(&self, who: usize) -> Embedded {
-        let seed = Seed::from_entropy([who as u8 + 1; 32]);
-        let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
-        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-        cfg.chain_poll = Duration::from_millis(20);
-        let chain: Arc<dyn ChainSource> = self.devnet.clone();
-        embedded::start(&seed, chain, cfg).await.unwrap()
-    }
-}
+#[path = "support/net.rs"]
+mod net;
+use net::Net;
 
 async fn connect(a: &Embedded, b: &Embedded) {
     a.node

@@ -5,53 +5,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use beongae_chain::devnet::Devnet;
-use beongae_chain::ChainSource;
 use beongae_channel::normal::NormalChannel;
 use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::SigningKeys;
 use beongae_node::core::channels::record::{ChannelRecord, StoredPhase, NS_CHANNELS};
 use beongae_node::core::{ChannelState, ChannelSummary};
-use beongae_node::embedded::{self, Embedded, EmbeddedConfig, STORE_FILE};
+use beongae_node::embedded::{Embedded, STORE_FILE};
 use beongae_store::{SqliteStore, Store};
-use beongae_wallet::{KeyManager, Seed};
+use beongae_wallet::KeyManager;
 use beongae_wire::{ChannelId, Msat, NodeId};
-use bitcoin::{Amount, ScriptBuf, Transaction, Txid};
+use bitcoin::{Amount, Transaction, Txid};
 
-struct Net {
-    devnet: Arc<Mutex<Devnet>>,
-    dirs: [tempfile::TempDir; 2],
-}
+#[path = "support/net.rs"]
+mod net;
+use net::Net;
 
 impl Net {
-    fn new() -> Net {
-        Net {
-            devnet: Arc::new(Mutex::new(Devnet::new())),
-            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
-        }
-    }
-
-    fn mine(&self, n: u32) {
-        let mut d = self.devnet.lock().unwrap();
-        let time = 1_700_000_000 + d.height() * 600;
-        d.mine(n, &ScriptBuf::new_op_return([0u8; 0]), time);
-    }
-
-    fn seed(who: usize) -> Seed {
-        Seed::from_entropy([who as u8 + 1; 32])
-    }
-
-    async fn start(&self, who: usize) -> Embedded {
-        let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
-        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-        cfg.chain_poll = Duration::from_millis(20);
-        let chain: Arc<dyn ChainSource> = self.devnet.clone();
-        embedded::start(&Net::seed(who), chain, cfg).await.unwrap()
-    }
-
     /// Waits until the mempool holds a transaction spending an output of
     /// `parent`, and returns it.
     async fn spender_of(&self, parent: Txid) -> Transaction {

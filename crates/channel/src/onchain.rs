@@ -138,22 +138,31 @@ pub fn our_to_local_claim<C: Signing + Verification>(
         funded.local_to_self_delay,
         &keys.local_delayed_key,
     );
-    let mut used = vec![false; tx.output.len()];
-    let Some((outpoint, value)) = take_output(tx, tx.compute_txid(), &mut used, &script.to_p2wsh())
-    else {
-        return Ok(None);
+    let path = SpendPath::Delayed {
+        to_self_delay: funded.local_to_self_delay,
     };
-    Ok(Some(Claim {
+    let key = derive_privkey(secp, delayed_payment_base, per_commitment_point)?;
+    Ok(p2wsh_claim(tx, script, path, key))
+}
+
+/// The claim on the (first) output of `tx` paying P2WSH `script`.
+pub(crate) fn p2wsh_claim(
+    tx: &Transaction,
+    script: ScriptBuf,
+    path: SpendPath,
+    key: SecretKey,
+) -> Option<Claim> {
+    let mut used = vec![false; tx.output.len()];
+    let (outpoint, value) = take_output(tx, tx.compute_txid(), &mut used, &script.to_p2wsh())?;
+    Some(Claim {
         input: SweepInput {
             outpoint,
             value,
             witness_script: Some(script),
-            path: SpendPath::Delayed {
-                to_self_delay: funded.local_to_self_delay,
-            },
+            path,
         },
-        key: derive_privkey(secp, delayed_payment_base, per_commitment_point)?,
-    }))
+        key,
+    })
 }
 
 /// A signed transaction taking `claims` to `destination` at `feerate`.

@@ -19,7 +19,7 @@ use bitcoin::{ScriptBuf, Transaction};
 
 use crate::commitments::SpecHtlc;
 pub use crate::onchain::{claim_transaction as justice_transaction, commitment_number, Claim};
-use crate::onchain::{take_output, to_remote_claim};
+use crate::onchain::{p2wsh_claim, take_output, to_remote_claim};
 use crate::sign::FundedChannel;
 
 /// Why a penalty could not be made.
@@ -185,22 +185,6 @@ pub fn second_stage_claim<C: Signing + Verification>(
         funded.remote_to_self_delay,
         &keys.local_delayed_key,
     );
-    let mut used = vec![false; htlc_tx.output.len()];
-    let Some((outpoint, value)) = take_output(
-        htlc_tx,
-        htlc_tx.compute_txid(),
-        &mut used,
-        &script.to_p2wsh(),
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(Claim {
-        input: SweepInput {
-            outpoint,
-            value,
-            witness_script: Some(script),
-            path: SpendPath::RevokedDelayed,
-        },
-        key: derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?,
-    }))
+    let key = derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?;
+    Ok(p2wsh_claim(htlc_tx, script, SpendPath::RevokedDelayed, key))
 }

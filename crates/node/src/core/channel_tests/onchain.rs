@@ -35,8 +35,9 @@ fn b_commitment_in(snapshot: &MemStore, id: ChannelId) -> Transaction {
 
 /// Sets up a channel where B's store was copied while an HTLC of A's was
 /// in B's commitment; the channel then moved on (that state is revoked).
-/// Returns the channel, its funding and B's revoked commitment.
-fn revoked_state() -> (Pair, ChannelId, Transaction, Transaction) {
+/// Returns the channel, its funding, B's revoked commitment and the copy
+/// of B's store it came from.
+fn revoked_state() -> (Pair, ChannelId, Transaction, Transaction, MemStore) {
     let mut p = Pair::new();
     let (id, funding) = p.open();
     p.pay(Side::A, 100_000_000);
@@ -49,7 +50,7 @@ fn revoked_state() -> (Pair, ChannelId, Transaction, Transaction) {
     p.connect();
     assert!(matches!(p.pay(Side::B, 50_000_000), Reply::Paid { .. }));
     let revoked = b_commitment_in(&snapshot, id);
-    (p, id, funding, revoked)
+    (p, id, funding, revoked, snapshot)
 }
 
 /// BOLT 5 §"Revoked Transaction Close Handling": B broadcasts a commitment
@@ -58,7 +59,7 @@ fn revoked_state() -> (Pair, ChannelId, Transaction, Transaction) {
 /// balance, in one justice transaction the mempool accepts.
 #[test]
 fn a_revoked_commitment_on_chain_is_punished() {
-    let (mut p, _, funding, revoked) = revoked_state();
+    let (mut p, _, funding, revoked, _) = revoked_state();
     // The revoked commitment: anchors, the HTLC, B's 200_000 sat (100_000
     // pushed, 100_000 paid) and A's 790_000 sat less the fee (1_124 + 172
     // weight units at 2_500 sat/kw) and anchors it pays as funder.
@@ -117,7 +118,7 @@ fn a_revoked_commitment_on_chain_is_punished() {
 /// transaction: the restart punishes it, once.
 #[test]
 fn a_restart_between_seeing_a_revoked_commitment_and_punishing_it() {
-    let (mut p, _, _, revoked) = revoked_state();
+    let (mut p, _, _, revoked, _) = revoked_state();
     p.devnet.accept(revoked.clone()).unwrap();
     p.devnet.mine(1, &coin_script(), 1_700_000_000);
     p.drop_loads = true;
@@ -338,16 +339,7 @@ fn b_htlc_success(p: &Pair, snapshot: &MemStore, id: ChannelId) -> Transaction {
 /// held back by the race.
 #[test]
 fn the_cheaters_second_stage_is_taken_too() {
-    let mut p = Pair::new();
-    let (id, _) = p.open();
-    p.pay(Side::A, 100_000_000);
-    p.pay_then_silence(Side::A);
-    let snapshot = p.stores[Side::B as usize].clone();
-    p.mute_after = None;
-    p.disconnect();
-    p.connect();
-    assert!(matches!(p.pay(Side::B, 50_000_000), Reply::Paid { .. }));
-    let revoked = b_commitment_in(&snapshot, id);
+    let (mut p, id, _, revoked, snapshot) = revoked_state();
     p.devnet.accept(revoked.clone()).unwrap();
     p.devnet.mine(1, &coin_script(), 1_700_000_000);
     let since = p.broadcasts.len();

@@ -113,15 +113,7 @@ impl Channels {
         self.sweeps_in_block(height, block);
         self.second_stages(block);
         // Claims that matured at this block (our to_local after its delay).
-        let closed: Vec<ChannelId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in closed {
-            self.resolve(id);
-        }
+        self.resolve_all();
         self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
         // that reached the mempool before its funding, is retried).

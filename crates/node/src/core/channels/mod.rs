@@ -378,15 +378,7 @@ impl Channels {
             }
         }
         // A claim on chain interrupted by the restart goes on.
-        let closed: Vec<ChannelId> = c
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in closed {
-            c.resolve(id);
-        }
+        c.resolve_all();
         // A restart is a disconnection: updates not covered by a
         // commitment_signed are forgotten (BOLT 2); our removals among them
         // are offered again after channel_reestablish, our dropped HTLCs

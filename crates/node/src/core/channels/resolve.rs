@@ -111,6 +111,19 @@ impl Channels {
         self.sweep(id, vec![claims]);
     }
 
+    /// [`Channels::resolve`] for every closed channel.
+    pub(super) fn resolve_all(&mut self) {
+        let closed: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.resolve(id);
+        }
+    }
+
     /// Broadcasts (and keeps) one transaction per group of `claims`, each
     /// taking its outputs to our wallet; a group worth less than its fee is
     /// left.

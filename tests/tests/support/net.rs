@@ -1,0 +1,56 @@
+//! Two embedded nodes' worth of data directories on one in-process devnet.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_wallet::Seed;
+use bitcoin::ScriptBuf;
+
+/// The devnet and one data directory per node.
+pub struct Net {
+    /// The chain.
+    pub devnet: Arc<Mutex<Devnet>>,
+    /// Node 0's and node 1's data directories.
+    pub dirs: [tempfile::TempDir; 2],
+}
+
+impl Net {
+    /// A fresh devnet and two empty data directories.
+    pub fn new() -> Net {
+        Net {
+            devnet: Arc::new(Mutex::new(Devnet::new())),
+            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
+        }
+    }
+
+    /// `n` blocks whose coinbases nobody can spend.
+    pub fn mine(&self, n: u32) {
+        self.mine_to(n, &ScriptBuf::new_op_return([0u8; 0]));
+    }
+
+    /// `n` blocks paying their coinbases to `script`.
+    pub fn mine_to(&self, n: u32, script: &ScriptBuf) {
+        let mut d = self.devnet.lock().unwrap();
+        let time = 1_700_000_000 + d.height() * 600;
+        d.mine(n, script, time);
+    }
+
+    /// Node `who`'s seed.
+    pub fn seed(who: usize) -> Seed {
+        Seed::from_entropy([who as u8 + 1; 32])
+    }
+
+    /// Starts node `who` (0 or 1) from its data directory.
+    pub async fn start(&self, who: usize) -> Embedded {
+        let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
+        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+        cfg.chain_poll = Duration::from_millis(20);
+        let chain: Arc<dyn ChainSource> = self.devnet.clone();
+        embedded::start(&Net::seed(who), chain, cfg).await.unwrap()
+    }
+}
