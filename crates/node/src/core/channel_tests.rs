@@ -628,6 +628,25 @@ impl Pair {
         ]);
     }
 
+    /// The transaction `txid` one of the nodes broadcast.
+    fn broadcast(&self, txid: Txid) -> Transaction {
+        self.broadcasts
+            .iter()
+            .find(|(_, t)| t.compute_txid() == txid)
+            .map(|(_, t)| t.clone())
+            .expect("broadcast")
+    }
+
+    /// `side` forces channel `id` closed: its commitment, broadcast.
+    fn force_close(&mut self, side: Side, id: ChannelId) -> Transaction {
+        let Reply::ChannelClosed { txid, .. } =
+            self.command(side, Command::ForceCloseChannel { channel_id: id })
+        else {
+            panic!("not forced")
+        };
+        self.broadcast(txid)
+    }
+
     /// A connects to B and gets B's `init`, and nothing more of B's (no
     /// `channel_reestablish`): the link is down again afterwards.
     fn reconnect_a_alone(&mut self) {

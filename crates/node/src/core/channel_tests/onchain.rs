@@ -184,18 +184,7 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     let mut p = Pair::new();
     let (id, _) = p.open();
     p.pay(Side::A, 100_000_000);
-    let Reply::ChannelClosed { txid, .. } =
-        p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
-    else {
-        panic!()
-    };
-    let commitment = p
-        .broadcasts
-        .iter()
-        .find(|(_, t)| t.compute_txid() == txid)
-        .unwrap()
-        .1
-        .clone();
+    let commitment = p.force_close(Side::A, id);
     let since = p.broadcasts.len();
     p.block_both(vec![commitment.clone()]);
     let confirmed = p.height;
@@ -391,18 +380,7 @@ fn the_cheaters_second_stage_is_taken_too() {
 fn a_channel_forced_before_channel_ready_is_swept_too() {
     let mut p = Pair::new();
     let (id, funding) = p.start_open(Msat::from_msat(100_000_000));
-    let Reply::ChannelClosed { txid, .. } =
-        p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
-    else {
-        panic!()
-    };
-    let commitment = p
-        .broadcasts
-        .iter()
-        .find(|(_, t)| t.compute_txid() == txid)
-        .unwrap()
-        .1
-        .clone();
+    let commitment = p.force_close(Side::A, id);
     p.block_both(vec![funding]);
     let since = p.broadcasts.len();
     p.block_both(vec![commitment.clone()]);
@@ -433,21 +411,8 @@ fn a_channel_forced_before_channel_ready_is_swept_too() {
 fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
     let mut p = Pair::new();
     let (id, _) = p.open();
-    let mine = |p: &mut Pair, side| {
-        let Reply::ChannelClosed { txid, .. } =
-            p.command(side, Command::ForceCloseChannel { channel_id: id })
-        else {
-            panic!()
-        };
-        p.broadcasts
-            .iter()
-            .find(|(_, t)| t.compute_txid() == txid)
-            .unwrap()
-            .1
-            .clone()
-    };
-    let ca = mine(&mut p, Side::A);
-    let cb = mine(&mut p, Side::B);
+    let ca = p.force_close(Side::A, id);
+    let cb = p.force_close(Side::B, id);
     let since = p.broadcasts.len();
     p.block(vec![cb.clone()]);
     let on_b = p.claims_on(Side::A, since, &cb);

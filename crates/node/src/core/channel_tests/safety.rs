@@ -263,13 +263,7 @@ fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() 
     else {
         panic!()
     };
-    let tx = p
-        .broadcasts
-        .iter()
-        .find(|(_, t)| t.compute_txid() == txid)
-        .unwrap()
-        .1
-        .clone();
+    let tx = p.broadcast(txid);
     // A pays the fee for 700 weight units at 2_500 sat/kw; B has nothing.
     assert_eq!(values(&tx), vec![1_000_000 - 1_750]);
     assert_eq!(
