@@ -177,6 +177,39 @@ fn check_order(outs: &[Output]) {
     }
 }
 
+/// A channel crate record of `side`'s first channel, read with its keys.
+fn decode_channel(side: Side, state: &[u8]) -> beongae_channel::normal::NormalChannel {
+    let k = keys(if side == Side::A { 1 } else { 2 }).channel(0);
+    beongae_channel::normal::NormalChannel::decode_state(
+        state,
+        beongae_channel::sign::SigningKeys {
+            funding_key: k.funding,
+            htlc_base_key: k.htlc_base,
+        },
+        beongae_channel::revocation::LocalSecrets::new(k.commitment_seed),
+    )
+    .expect("a channel record")
+}
+
+/// `side`'s normal channel `id` as `store` holds it.
+fn stored_channel(
+    store: &MemStore,
+    side: Side,
+    id: ChannelId,
+) -> beongae_channel::normal::NormalChannel {
+    let bytes = store
+        .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
+        .expect("a stored channel");
+    let channels::record::StoredPhase::Normal { state, .. } =
+        channels::record::ChannelRecord::decode(bytes)
+            .unwrap()
+            .phase
+    else {
+        panic!("not a normal channel")
+    };
+    decode_channel(side, &state)
+}
+
 /// What the store must reproduce of a channel: everything but whether the
 /// peer is connected right now.
 fn stored_view(mut c: ChannelSummary) -> ChannelSummary {

@@ -3,33 +3,15 @@
 //! devnet's mempool (Bitcoin Core's interpreter) accepts, also when the node
 //! restarts between seeing the commitment and punishing it.
 
-use beongae_channel::normal::NormalChannel;
 use beongae_channel::revocation::LocalSecrets;
-use beongae_channel::sign::SigningKeys;
 
 use super::*;
-use channels::record::{ChannelRecord, StoredPhase};
 
 /// B's commitment as B's store held it in `snapshot`, fully signed: what
 /// a cheating B broadcasts.
 fn b_commitment_in(snapshot: &MemStore, id: ChannelId) -> Transaction {
-    let bytes = snapshot
-        .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
-        .expect("B's channel");
-    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(bytes).unwrap().phase else {
-        panic!("not normal")
-    };
-    let k = keys(2).channel(0);
-    let chan = NormalChannel::decode_state(
-        &state,
-        SigningKeys {
-            funding_key: k.funding,
-            htlc_base_key: k.htlc_base,
-        },
-        LocalSecrets::new(k.commitment_seed),
-    )
-    .unwrap();
-    chan.signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
+    stored_channel(snapshot, Side::B, id)
+        .signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
         .unwrap()
 }
 
@@ -253,22 +235,8 @@ fn b_htlc_success(p: &Pair, snapshot: &MemStore, id: ChannelId) -> Transaction {
     use beongae_script::scripts::{received_htlc_script, HtlcKeys};
     use bitcoin::sighash::{EcdsaSighashType, SighashCache};
     let secp = bitcoin::secp256k1::Secp256k1::new();
-    let bytes = snapshot
-        .get(&(channels::record::NS_CHANNELS.to_string(), id.0.to_vec()))
-        .unwrap();
-    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(bytes).unwrap().phase else {
-        panic!()
-    };
     let k = keys(2).channel(0);
-    let chan = NormalChannel::decode_state(
-        &state,
-        SigningKeys {
-            funding_key: k.funding,
-            htlc_base_key: k.htlc_base,
-        },
-        LocalSecrets::new(k.commitment_seed),
-    )
-    .unwrap();
+    let chan = stored_channel(snapshot, Side::B, id);
     let n = chan.local_number;
     let point = LocalSecrets::new(k.commitment_seed).point(&secp, n);
     let built = chan

@@ -4,9 +4,7 @@
 //! confirmation, the two HTLC deadlines, a funding transaction reorged out
 //! after `channel_ready`, and closing messages that fail their checks.
 
-use beongae_channel::normal::NormalChannel;
 use beongae_channel::revocation::LocalSecrets;
-use beongae_channel::sign::SigningKeys;
 use beongae_script::commitment::{obscuring_factor, CommitmentNumber};
 use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::UpdateFee;
@@ -97,15 +95,7 @@ fn a_failed_channel_keeps_what_enforcement_needs() {
         panic!("the closed channel's state is kept")
     };
     let (ours, theirs) = (keys(1).channel(0), keys(2).channel(0));
-    let chan = NormalChannel::decode_state(
-        &bytes,
-        SigningKeys {
-            funding_key: ours.funding,
-            htlc_base_key: ours.htlc_base,
-        },
-        LocalSecrets::new(ours.commitment_seed),
-    )
-    .unwrap();
+    let chan = decode_channel(Side::A, &bytes);
     let secp = bitcoin::secp256k1::Secp256k1::new();
     assert_eq!(chan.funded.remote_keys, theirs.public(&secp));
     assert_eq!(chan.funded.local_keys, ours.public(&secp));
