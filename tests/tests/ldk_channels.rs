@@ -3,7 +3,7 @@
 //! BOLT 11 invoices are paid both ways; a disconnection with an HTLC in
 //! flight is recovered by `channel_reestablish`; both channels close
 //! cooperatively and the closing transactions confirm with the exact
-//! balances.
+//! balances. And on chain: LDK force-closes and we sweep our balance.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -296,4 +296,118 @@ async fn channels_with_ldk_both_ways() {
             "closing {txid} confirmed"
         );
     }
+}
+
+/// Waits until the devnet's mempool holds a transaction spending an output
+/// of `parent`.
+async fn spender_of(devnet: &Mutex<Devnet>, parent: bitcoin::Txid) -> bitcoin::Transaction {
+    for _ in 0..1000 {
+        {
+            let d = devnet.lock().unwrap();
+            for txid in d.mempool() {
+                let tx = d.transaction(&txid).unwrap();
+                if tx.input.iter().any(|i| i.previous_output.txid == parent) {
+                    return tx.clone();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing spends {parent}");
+}
+
+/// BOLT 5 with LDK 0.2.7 as the other party: LDK opens an anchors channel
+/// to Beongae and pays it 120,000 sat, then force-closes. Once LDK's
+/// commitment confirms, Beongae sweeps its `to_remote` (exactly 120,000 sat
+/// in LDK's commitment) to its wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_force_closes_and_we_claim_our_balance() {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let b = beongae(&devnet, dir.path()).await;
+    let ldk = LdkNode::start([3; 32], devnet.clone()).await;
+    ldk.set_label("LDK");
+    ldk.set_auto_sync(true);
+    let burn = ScriptBuf::new_op_return([]);
+    let our_id = b.node.node_id();
+    mine(&devnet, 101, &ldk.wallet_script());
+    mine(&devnet, 100, &burn);
+    ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let cid = ldk
+        .open_channel(our_id.pubkey(), CHANNEL_SAT, 0)
+        .await
+        .unwrap();
+    mine(&devnet, 3, &burn);
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.state == ChannelState::Normal && c.active
+    })
+    .await;
+    ldk.wait_channel(&cid, Duration::from_secs(10), |c| c.is_usable)
+        .await
+        .unwrap();
+    let (invoice, _) = b
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(120_000_000)), "from LDK", 3600)
+        .await
+        .unwrap();
+    let h = ldk.pay_invoice(&invoice).unwrap();
+    within("LDK pays", ldk.wait_payment(&h)).await.unwrap();
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(120_000_000)
+    })
+    .await;
+
+    let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
+    let before = b.onchain.balance().unwrap().confirmed;
+    ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
+    let commitment = within("LDK's commitment", async {
+        loop {
+            let found = ldk
+                .broadcasts()
+                .into_iter()
+                .map(|r| r.tx)
+                .find(|t| t.input.iter().any(|i| i.previous_output.txid == funding));
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let ours_out = commitment
+        .output
+        .iter()
+        .position(|o| o.value == Amount::from_sat(120_000))
+        .expect("our 120,000 sat in LDK's commitment");
+    mine(&devnet, 1, &burn);
+    let sweep = spender_of(&devnet, commitment.compute_txid()).await;
+    let ours_spent: Vec<u32> = sweep
+        .input
+        .iter()
+        .filter(|i| i.previous_output.txid == commitment.compute_txid())
+        .map(|i| i.previous_output.vout)
+        .collect();
+    if ours_spent != vec![ours_out as u32] {
+        // LDK's own claims (its anchor) may be in the mempool too: find ours.
+        panic!("unexpected spender {sweep:?}");
+    }
+    mine(&devnet, 1, &burn);
+    let feerate = devnet.lock().unwrap().fee_estimate_per_kw();
+    let got = sweep.output[0].value;
+    let w = sweep.weight().to_wu();
+    assert!(
+        got <= Amount::from_sat(120_000) - feerate.fee_for_weight(w)
+            && got >= Amount::from_sat(120_000) - feerate.fee_for_weight(w + 50),
+        "{got}"
+    );
+    for _ in 0..300 {
+        if b.onchain.balance().unwrap().confirmed == before + got {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
 }

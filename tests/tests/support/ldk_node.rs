@@ -1248,6 +1248,18 @@ impl Inner {
                 Level::Warn,
                 format!("HTLC from {prev_channel_id} failed: {failure_type:?} {failure_reason:?}"),
             ),
+            // A force close with anchors: LDK hands us its commitment to
+            // bump. At the harness's feerate (2,500 sat/kw) it relays as it
+            // is, so it is broadcast without a CPFP child.
+            Event::BumpTransaction(
+                lightning::events::bump_transaction::BumpTransactionEvent::ChannelClose {
+                    commitment_tx,
+                    ..
+                },
+            ) => {
+                use lightning::chain::chaininterface::BroadcasterInterface;
+                self.broadcaster.broadcast_transactions(&[&commitment_tx]);
+            }
             Event::BumpTransaction(e) => self.logger.harness(
                 Level::Warn,
                 format!("BumpTransaction not handled by this harness: {e:?}"),
