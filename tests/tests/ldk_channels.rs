@@ -411,3 +411,92 @@ async fn ldk_force_closes_and_we_claim_our_balance() {
     }
     panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
 }
+
+/// The reverse: Beongae force-closes a channel LDK opened (and paid it
+/// 120,000 sat on). LDK recognises our commitment and reports its
+/// 876,530 sat (its 880,000 less the commitment fee and anchors it pays as
+/// funder) spendable; we sweep our 120,000 sat after LDK's 144-block delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_force_close_and_ldk_claims_its_side() {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let dir = tempfile::tempdir().unwrap();
+    let b = beongae(&devnet, dir.path()).await;
+    let ldk = LdkNode::start([3; 32], devnet.clone()).await;
+    ldk.set_label("LDK");
+    ldk.set_auto_sync(true);
+    let burn = ScriptBuf::new_op_return([]);
+    let our_id = b.node.node_id();
+    mine(&devnet, 101, &ldk.wallet_script());
+    mine(&devnet, 100, &burn);
+    ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let cid = ldk
+        .open_channel(our_id.pubkey(), CHANNEL_SAT, 0)
+        .await
+        .unwrap();
+    mine(&devnet, 3, &burn);
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.state == ChannelState::Normal && c.active
+    })
+    .await;
+    ldk.wait_channel(&cid, Duration::from_secs(10), |c| c.is_usable)
+        .await
+        .unwrap();
+    let (invoice, _) = b
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(120_000_000)), "from LDK", 3600)
+        .await
+        .unwrap();
+    let h = ldk.pay_invoice(&invoice).unwrap();
+    within("LDK pays", ldk.wait_payment(&h)).await.unwrap();
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(120_000_000)
+    })
+    .await;
+
+    let txid = b
+        .node
+        .handle()
+        .force_close_channel(ChannelId(cid.0))
+        .await
+        .unwrap();
+    let commitment = in_mempool(&devnet, txid).await;
+    let mut values: Vec<u64> = commitment.output.iter().map(|o| o.value.to_sat()).collect();
+    values.sort_unstable();
+    assert_eq!(values, vec![330, 330, 120_000, 880_000 - 2_810 - 660]);
+    // LDK reports an output spendable once it is 6 blocks deep
+    // (ANTI_REORG_DELAY).
+    mine(&devnet, 6, &burn);
+    within("LDK sees our commitment", async {
+        while !ldk.spendable().contains(&(880_000 - 2_810 - 660)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(ldk.closed_channels().iter().any(|c| c.channel_id == cid));
+    // Ours after LDK's to_self_delay (144 blocks after the commitment's).
+    let before = b.onchain.balance().unwrap().confirmed;
+    mine(&devnet, 137, &burn);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        devnet.lock().unwrap().mempool().is_empty(),
+        "not before the delay"
+    );
+    mine(&devnet, 1, &burn);
+    let sweep = spender_of(&devnet, txid).await;
+    assert_eq!(
+        commitment.output[sweep.input[0].previous_output.vout as usize].value,
+        Amount::from_sat(120_000)
+    );
+    mine(&devnet, 1, &burn);
+    let got = sweep.output[0].value;
+    for _ in 0..300 {
+        if b.onchain.balance().unwrap().confirmed == before + got {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
+}

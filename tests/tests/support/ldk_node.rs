@@ -170,6 +170,8 @@ struct Records {
     received: Vec<ReceivedPayment>,
     /// `Debug` of every event handled, in order.
     events: Vec<String>,
+    /// Values of the outputs LDK reported spendable (`SpendableOutputs`).
+    spendable: Vec<u64>,
 }
 
 /// A summary of one channel from `ChannelManager::list_channels`.
@@ -748,6 +750,12 @@ impl LdkNode {
     }
 
     /// Channels LDK reported closed so far.
+    /// Values of the outputs LDK reported spendable so far.
+    pub fn spendable(&self) -> Vec<u64> {
+        self.inner.records.lock().unwrap().spendable.clone()
+    }
+
+    /// Channels LDK reported closed so far.
     pub fn closed_channels(&self) -> Vec<ClosedChannel> {
         self.inner
             .records
@@ -1264,10 +1272,19 @@ impl Inner {
                 Level::Warn,
                 format!("BumpTransaction not handled by this harness: {e:?}"),
             ),
-            Event::SpendableOutputs { outputs, .. } => self.logger.harness(
-                Level::Info,
-                format!("{} spendable outputs (not swept)", outputs.len()),
-            ),
+            Event::SpendableOutputs { outputs, .. } => {
+                use lightning::sign::SpendableOutputDescriptor as D;
+                let values = outputs.iter().map(|o| match o {
+                    D::StaticOutput { output, .. } => output.value.to_sat(),
+                    D::DelayedPaymentOutput(d) => d.output.value.to_sat(),
+                    D::StaticPaymentOutput(d) => d.output.value.to_sat(),
+                });
+                self.records.lock().unwrap().spendable.extend(values);
+                self.logger.harness(
+                    Level::Info,
+                    format!("{} spendable outputs (not swept)", outputs.len()),
+                )
+            }
             _ => {}
         }
     }
