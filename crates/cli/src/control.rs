@@ -259,6 +259,8 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
         "we_opened": c.we_are_funder,
         "closing_txid": c.closing_txid.map(|t| t.to_string()),
         "reason": c.reason,
+        "closing_sat": c.closing.to_sat(),
+        "spendable_at": c.spendable_at,
     })
 }
 
@@ -307,10 +309,19 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
             Request::Balance => {
                 let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
                 let (b, height) = blocking(move || Ok((onchain.balance()?, onchain.sync()?))).await?;
+                // Funds of force-closed channels still on their way back.
+                let closing: u64 = node
+                    .channels()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|c| c.closing.to_sat())
+                    .sum();
                 Ok(serde_json::json!({
                     "confirmed_sat": b.confirmed.to_sat(),
                     "unconfirmed_sat": b.unconfirmed.to_sat(),
                     "immature_sat": b.immature.to_sat(),
+                    "closing_channels_sat": closing,
                     "height": height,
                 }))
             }

@@ -239,8 +239,11 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     let closed = a.ok(&["closechannel", &id]);
     assert_eq!(closed["closing_txid"].as_str().unwrap().len(), 64);
     // Until the closing transaction confirms the channel is "closing", and
-    // asking again answers with the same transaction.
-    b.wait_channel(|c| c["state"] == "closing");
+    // asking again answers with the same transaction. A mutual close puts
+    // nothing "on its way back" (that is for force closes).
+    let closing = b.wait_channel(|c| c["state"] == "closing");
+    assert_eq!(closing["closing_sat"], 0);
+    assert_eq!(b.ok(&["balance"])["closing_channels_sat"], 0);
     assert_eq!(a.ok(&["closechannel", &id]), closed);
     mine(&chain_dir, &url, "1", burn);
     b.wait_channel(|c| c["state"] == "closed");

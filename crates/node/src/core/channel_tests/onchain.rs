@@ -167,9 +167,19 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     let (id, _) = p.open();
     p.pay(Side::A, 100_000_000);
     let commitment = p.force_close(Side::A, id);
+    // Until it confirms, A's balance is on its way back.
+    assert_eq!(p.channel(Side::A).closing, Amount::from_sat(800_000));
     let since = p.broadcasts.len();
     p.block_both(vec![commitment.clone()]);
     let confirmed = p.height;
+    // Then: its to_local, spendable 144 blocks later; B's sweep, pending.
+    assert_eq!(
+        (p.channel(Side::A).closing, p.channel(Side::A).spendable_at),
+        (
+            Amount::from_sat(800_000 - 2_810 - 660),
+            Some(confirmed + 144)
+        )
+    );
     let out = |tx: &Transaction, script: &ScriptBuf| {
         let o = tx
             .output
@@ -219,10 +229,13 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
         a_fee >= 2_500 * w / 1000 && a_fee <= 2_500 * (w + 50) / 1000,
         "{a_fee}"
     );
-    // Both confirm: nothing left to broadcast.
+    assert_eq!(p.channel(Side::A).closing, a[0].output[0].value);
+    assert_eq!(p.channel(Side::B).closing, b[0].output[0].value);
+    // Both confirm: nothing left to broadcast, nothing on the way.
     p.block_both(vec![a[0].clone(), b[0].clone()]);
     for side in [Side::A, Side::B] {
         assert!(p.core(side).pending_broadcasts().is_empty(), "{side:?}");
+        assert_eq!(p.channel(side).closing, Amount::ZERO, "{side:?}");
     }
 }
 

@@ -132,6 +132,13 @@ pub struct ChannelSummary {
     /// Why a closed channel closed (and whether our commitment is held
     /// back, ADR 0007).
     pub reason: Option<String>,
+    /// Our funds of a force-closed channel still on their way back to the
+    /// wallet: in a commitment not yet swept, or in a sweep not yet
+    /// confirmed (the "limbo" balance).
+    pub closing: Amount,
+    /// The height from which our delayed output can be swept, while it
+    /// waits for `to_self_delay`.
+    pub spendable_at: Option<u32>,
 }
 
 /// A stored channel's live state.
@@ -769,6 +776,7 @@ impl Channels {
             .map(|(id, e)| {
                 let mut s = summary(*id, e, self.connected.contains_key(&e.peer));
                 s.alias = self.local_alias(e.index);
+                (s.closing, s.spendable_at) = self.on_the_way(*id);
                 s
             })
             .collect()
@@ -863,6 +871,8 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         alias: None,
         remote_alias: None,
         reason: None,
+        closing: Amount::ZERO,
+        spendable_at: None,
     };
     match &e.phase {
         Phase::Funded { funding, .. } => {

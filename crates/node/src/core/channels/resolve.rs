@@ -13,7 +13,7 @@ use beongae_channel::penalty::{revoked_claims, second_stage_claim, PenaltySecret
 use beongae_channel::revocation::LocalSecrets;
 use beongae_script::commitment::CommitmentNumber;
 use beongae_wire::ChannelId;
-use bitcoin::{Block, Transaction};
+use bitcoin::{Amount, Block, Transaction};
 
 use super::record::{self, KeptState, Sweep};
 use super::{Channels, Phase};
@@ -109,6 +109,78 @@ impl Channels {
             their_commitment_claims(&funded, spend, keys.payment_base)
         };
         self.sweep(id, vec![claims]);
+    }
+
+    /// Our funds of closed channel `id` still on their way back to the
+    /// wallet, and when our delayed output becomes spendable: our balance
+    /// while our commitment awaits confirmation, then what of the confirmed
+    /// spend is ours until it is swept, then the sweeps until they confirm.
+    pub(super) fn on_the_way(&self, id: ChannelId) -> (Amount, Option<u32>) {
+        let nothing = (Amount::ZERO, None);
+        let Some(entry) = self.entries.get(&id) else {
+            return nothing;
+        };
+        let Phase::Closed(c) = &entry.phase else {
+            return nothing;
+        };
+        if c.mutual() || c.withheld != record::Withheld::No {
+            return nothing;
+        }
+        let Some(confirmed) = c.confirmed else {
+            // Our commitment, broadcast and not confirmed yet.
+            return match c.tx {
+                Some(_) if c.reason != record::COOPERATIVE_CLOSE => {
+                    (Amount::from_sat(c.local.to_msat() / 1000), None)
+                }
+                _ => nothing,
+            };
+        };
+        if !c.sweeps.is_empty() {
+            let pending = c
+                .sweeps
+                .iter()
+                .filter(|s| s.confirmed.is_none())
+                .flat_map(|s| s.tx.output.iter().map(|o| o.value))
+                .sum();
+            return (pending, None);
+        }
+        let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
+            return nothing;
+        };
+        let keys = self.keys.channel(entry.index);
+        let (signing, secrets) = self.secrets(entry.index);
+        let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
+            return nothing;
+        };
+        let ours = chan
+            .signed_local_commitment(&self.secp)
+            .is_ok_and(|t| t.compute_txid() == spend.compute_txid());
+        if ours {
+            let point = commitment_number(&chan.funded, spend)
+                .and_then(CommitmentNumber::new)
+                .map(|n| LocalSecrets::new(keys.commitment_seed).point(&self.secp, n));
+            let claim = point.and_then(|p| {
+                our_to_local_claim(
+                    &self.secp,
+                    &chan.funded,
+                    spend,
+                    &p,
+                    &keys.delayed_payment_base,
+                )
+                .ok()
+                .flatten()
+            });
+            let delay = u32::from(chan.funded.local_to_self_delay);
+            return match claim {
+                Some(c) => (c.input.value, Some(confirmed + delay)),
+                None => nothing,
+            };
+        }
+        let value = their_commitment_claims(&chan.funded, spend, keys.payment_base)
+            .iter()
+            .map(|c| c.input.value)
+            .sum();
+        (value, None)
     }
 
     /// [`Channels::resolve`] for every closed channel.
