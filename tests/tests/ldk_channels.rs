@@ -9,6 +9,8 @@
 
 #[path = "support/ldk_node.rs"]
 mod ldk_node;
+#[path = "support/net.rs"]
+mod net;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use beongae_wire::{ChannelId, Msat, NodeId};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{Amount, ScriptBuf};
 use ldk_node::LdkNode;
+use net::spender_of;
 
 const CHANNEL_SAT: u64 = 1_000_000;
 
@@ -298,30 +301,19 @@ async fn channels_with_ldk_both_ways() {
     }
 }
 
-/// Waits until the devnet's mempool holds a transaction spending an output
-/// of `parent`.
-async fn spender_of(devnet: &Mutex<Devnet>, parent: bitcoin::Txid) -> bitcoin::Transaction {
-    for _ in 0..1000 {
-        {
-            let d = devnet.lock().unwrap();
-            for txid in d.mempool() {
-                let tx = d.transaction(&txid).unwrap();
-                if tx.input.iter().any(|i| i.previous_output.txid == parent) {
-                    return tx.clone();
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nothing spends {parent}");
+/// LDK's anchors channel of 1,000,000 sat to Beongae, on which LDK paid
+/// Beongae 120,000 sat (settled on both sides).
+struct Paid {
+    devnet: Arc<Mutex<Devnet>>,
+    _dir: tempfile::TempDir,
+    b: Embedded,
+    ldk: LdkNode,
+    cid: lightning::ln::types::ChannelId,
+    our_id: NodeId,
+    burn: ScriptBuf,
 }
 
-/// BOLT 5 with LDK 0.2.7 as the other party: LDK opens an anchors channel
-/// to Beongae and pays it 120,000 sat, then force-closes. Once LDK's
-/// commitment confirms, Beongae sweeps its `to_remote` (exactly 120,000 sat
-/// in LDK's commitment) to its wallet.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ldk_force_closes_and_we_claim_our_balance() {
+async fn ldk_channel_paying_us() -> Paid {
     let devnet = Arc::new(Mutex::new(Devnet::new()));
     let dir = tempfile::tempdir().unwrap();
     let b = beongae(&devnet, dir.path()).await;
@@ -359,6 +351,32 @@ async fn ldk_force_closes_and_we_claim_our_balance() {
         c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(120_000_000)
     })
     .await;
+    Paid {
+        devnet,
+        _dir: dir,
+        b,
+        ldk,
+        cid,
+        our_id,
+        burn,
+    }
+}
+
+/// BOLT 5 with LDK 0.2.7 as the other party: LDK opens an anchors channel
+/// to Beongae and pays it 120,000 sat, then force-closes. Once LDK's
+/// commitment confirms, Beongae sweeps its `to_remote` (exactly 120,000 sat
+/// in LDK's commitment) to its wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_force_closes_and_we_claim_our_balance() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id,
+        burn,
+    } = ldk_channel_paying_us().await;
 
     let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
     let before = b.onchain.balance().unwrap().confirmed;
@@ -418,43 +436,15 @@ async fn ldk_force_closes_and_we_claim_our_balance() {
 /// funder) spendable; we sweep our 120,000 sat after LDK's 144-block delay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_force_close_and_ldk_claims_its_side() {
-    let devnet = Arc::new(Mutex::new(Devnet::new()));
-    let dir = tempfile::tempdir().unwrap();
-    let b = beongae(&devnet, dir.path()).await;
-    let ldk = LdkNode::start([3; 32], devnet.clone()).await;
-    ldk.set_label("LDK");
-    ldk.set_auto_sync(true);
-    let burn = ScriptBuf::new_op_return([]);
-    let our_id = b.node.node_id();
-    mine(&devnet, 101, &ldk.wallet_script());
-    mine(&devnet, 100, &burn);
-    ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
-        .await
-        .unwrap();
-    let cid = ldk
-        .open_channel(our_id.pubkey(), CHANNEL_SAT, 0)
-        .await
-        .unwrap();
-    mine(&devnet, 3, &burn);
-    ours(&b, |c| {
-        c.channel_id.0 == cid.0 && c.state == ChannelState::Normal && c.active
-    })
-    .await;
-    ldk.wait_channel(&cid, Duration::from_secs(10), |c| c.is_usable)
-        .await
-        .unwrap();
-    let (invoice, _) = b
-        .node
-        .handle()
-        .invoice(Some(Msat::from_msat(120_000_000)), "from LDK", 3600)
-        .await
-        .unwrap();
-    let h = ldk.pay_invoice(&invoice).unwrap();
-    within("LDK pays", ldk.wait_payment(&h)).await.unwrap();
-    ours(&b, |c| {
-        c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(120_000_000)
-    })
-    .await;
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id: _,
+        burn,
+    } = ldk_channel_paying_us().await;
 
     let txid = b
         .node

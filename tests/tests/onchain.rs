@@ -26,19 +26,7 @@ impl Net {
     /// Waits until the mempool holds a transaction spending an output of
     /// `parent`, and returns it.
     async fn spender_of(&self, parent: Txid) -> Transaction {
-        for _ in 0..500 {
-            {
-                let d = self.devnet.lock().unwrap();
-                for txid in d.mempool() {
-                    let tx = d.transaction(&txid).unwrap();
-                    if tx.input.iter().any(|i| i.previous_output.txid == parent) {
-                        return tx.clone();
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("nothing spends {parent}");
+        net::spender_of(&self.devnet, parent).await
     }
 
     async fn in_mempool(&self, txid: Txid) -> Transaction {

@@ -54,3 +54,21 @@ impl Net {
         embedded::start(&Net::seed(who), chain, cfg).await.unwrap()
     }
 }
+
+/// Waits until the devnet's mempool holds a transaction spending an output
+/// of `parent`, and returns it.
+pub async fn spender_of(devnet: &Mutex<Devnet>, parent: bitcoin::Txid) -> bitcoin::Transaction {
+    for _ in 0..1000 {
+        {
+            let d = devnet.lock().unwrap();
+            for txid in d.mempool() {
+                let tx = d.transaction(&txid).unwrap();
+                if tx.input.iter().any(|i| i.previous_output.txid == parent) {
+                    return tx.clone();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing spends {parent}");
+}
