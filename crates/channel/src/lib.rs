@@ -14,6 +14,7 @@ pub mod funding_spend;
 pub mod limits;
 pub mod normal;
 pub mod onchain;
+pub mod onchain_htlcs;
 pub mod open;
 pub mod penalty;
 pub mod persist;
