@@ -119,6 +119,22 @@ impl Onchain {
         Ok(tx)
     }
 
+    /// Our HTLC transaction `tx` of an anchor channel with wallet inputs
+    /// and change added to pay `feerate`, signed, not broadcast; its inputs
+    /// count as spent from now on.
+    pub fn fund_claim(
+        &self,
+        tx: bitcoin::Transaction,
+        prevouts: &[bitcoin::TxOut],
+        feerate: FeeratePerKw,
+    ) -> Result<bitcoin::Transaction, WalletError> {
+        self.sync()?;
+        let mut w = self.wallet();
+        let tx = w.add_fee_inputs(tx, prevouts, feerate)?;
+        w.note_broadcast(tx.clone(), unix_now());
+        Ok(tx)
+    }
+
     /// Broadcasts a transaction of the node's (funding, closing, commitment).
     pub fn broadcast(&self, tx: &bitcoin::Transaction) -> Result<Txid, ChainError> {
         let txid = self.chain.broadcast(tx)?;

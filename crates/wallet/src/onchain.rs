@@ -301,6 +301,121 @@ impl OnchainWallet {
         psbt.extract_tx().map_err(internal)
     }
 
+    /// Adds confirmed coins of the wallet and a change output (after the
+    /// existing outputs) to `tx`, so that the whole pays `feerate`, and
+    /// signs the added inputs. The existing inputs (spending `prevouts`) are
+    /// signed already in a way that lets inputs and outputs be added
+    /// (`SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, as an anchor channel's HTLC
+    /// transactions are, BOLT 3) and pay no fee themselves. The caller
+    /// broadcasts it and then calls [`OnchainWallet::note_broadcast`].
+    pub fn add_fee_inputs(
+        &mut self,
+        tx: Transaction,
+        prevouts: &[bitcoin::TxOut],
+        feerate: FeeratePerKw,
+    ) -> Result<Transaction, WalletError> {
+        if prevouts.len() != tx.input.len() {
+            return Err(internal("one previous output per existing input"));
+        }
+        let height = self.synced.0;
+        let mature = |w: &Wallet, u: &bdk_wallet::LocalOutput| {
+            let bdk_wallet::chain::ChainPosition::Confirmed { anchor, .. } = &u.chain_position
+            else {
+                return false;
+            };
+            let coinbase = w
+                .get_tx(u.outpoint.txid)
+                .is_none_or(|t| t.tx_node.tx.is_coinbase());
+            !coinbase || (height + 1).saturating_sub(anchor.block_id.height) >= 100
+        };
+        // (coin, taproot), largest first.
+        let mut coins: Vec<(bdk_wallet::LocalOutput, bool)> = self
+            .wpkh
+            .list_unspent()
+            .filter(|u| mature(&self.wpkh, u))
+            .map(|u| (u, false))
+            .chain(
+                self.tr
+                    .list_unspent()
+                    .filter(|u| mature(&self.tr, u))
+                    .map(|u| (u, true)),
+            )
+            .collect();
+        coins.sort_by_key(|(u, _)| std::cmp::Reverse(u.txout.value));
+        let change_script = self
+            .wpkh
+            .next_unused_address(KeychainKind::Internal)
+            .script_pubkey();
+        // The change output (8 + 1 + 22 bytes) and a margin for the counts.
+        let mut weight = tx.weight().to_wu() + 4 * 31 + 8;
+        let mut total = Amount::ZERO;
+        let mut chosen = Vec::new();
+        let dust = change_script.minimal_non_dust();
+        let mut fee = feerate.fee_for_weight(weight);
+        for (coin, taproot) in coins {
+            // Outpoint, script length, sequence; then the witness: a 64-byte
+            // Schnorr signature, or a 72-byte ECDSA one and a 33-byte key.
+            weight += 4 * 41 + if taproot { 66 } else { 1 + 73 + 34 };
+            total += coin.txout.value;
+            chosen.push((coin, taproot));
+            fee = feerate.fee_for_weight(weight);
+            if total >= fee + dust {
+                break;
+            }
+        }
+        if total < fee + dust {
+            return Err(WalletError::InsufficientFunds {
+                needed: fee + dust,
+                available: total,
+            });
+        }
+        let mut unsigned = tx.clone();
+        for input in &mut unsigned.input {
+            input.witness = bitcoin::Witness::new();
+        }
+        for (coin, _) in &chosen {
+            unsigned.input.push(bitcoin::TxIn {
+                previous_output: coin.outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: bitcoin::Witness::new(),
+            });
+        }
+        unsigned.output.push(bitcoin::TxOut {
+            value: total - fee,
+            script_pubkey: change_script,
+        });
+        let mut psbt = bitcoin::Psbt::from_unsigned_tx(unsigned).map_err(internal)?;
+        for (n, prevout) in prevouts.iter().enumerate() {
+            psbt.inputs[n].witness_utxo = Some(prevout.clone());
+        }
+        let first = tx.input.len();
+        for (k, (coin, taproot)) in chosen.into_iter().enumerate() {
+            let wallet = if taproot { &self.tr } else { &self.wpkh };
+            psbt.inputs[first + k] = wallet.get_psbt_input(coin, None, false).map_err(internal)?;
+        }
+        // Signs the inputs with our key derivations (not the existing ones).
+        let _ = psbt.sign(&self.master, self.wpkh.secp_ctx());
+        self.wpkh
+            .finalize_psbt(&mut psbt, SignOptions::default())
+            .map_err(internal)?;
+        self.tr
+            .finalize_psbt(&mut psbt, SignOptions::default())
+            .map_err(internal)?;
+        let mut out = psbt.unsigned_tx.clone();
+        for (n, input) in out.input.iter_mut().enumerate() {
+            input.witness = if n < first {
+                tx.input[n].witness.clone()
+            } else {
+                psbt.inputs[n]
+                    .final_script_witness
+                    .clone()
+                    .ok_or_else(|| internal("could not sign a fee input"))?
+            };
+        }
+        Ok(out)
+    }
+
     /// Records a transaction we broadcast, so its change counts as unconfirmed
     /// and its inputs are not spent twice.
     pub fn note_broadcast(&mut self, tx: Transaction, now: u64) {

@@ -34,6 +34,7 @@ fn node_id_of(k: &KeyManager) -> NodeId {
     ))
 }
 
+mod htlcs;
 mod onchain;
 mod safety;
 
@@ -464,6 +465,23 @@ impl Pair {
                         }
                     }
                     Output::Reply { reply, .. } => self.replies.push((side, reply)),
+                    Output::FundClaim {
+                        channel_id,
+                        tx,
+                        feerate,
+                        ..
+                    } => {
+                        let outpoint = tx.input[0].previous_output;
+                        let result = Ok(self.add_fee_input(tx, feerate));
+                        queue.push_back((
+                            side,
+                            Input::ClaimFunded {
+                                channel_id,
+                                outpoint,
+                                result,
+                            },
+                        ));
+                    }
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
                         let stored = self.stores[side as usize]
                             .get(&(
@@ -501,6 +519,58 @@ impl Pair {
             .find(|(s, _)| *s == side)
             .map(|(_, r)| r.clone())
             .expect("a reply")
+    }
+
+    /// What a wallet does with [`Output::FundClaim`]: adds a mature devnet
+    /// coin no broadcast spent yet and a change output back to the coin
+    /// key, so that the whole pays `feerate`, and signs the coin.
+    fn add_fee_input(&self, mut tx: Transaction, feerate: FeeratePerKw) -> Transaction {
+        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+        let spent: std::collections::BTreeSet<bitcoin::OutPoint> = self
+            .broadcasts
+            .iter()
+            .flat_map(|(_, t)| t.input.iter().map(|i| i.previous_output))
+            .collect();
+        let tip = self.devnet.height();
+        let (outpoint, coin) = self
+            .devnet
+            .utxos_for(&coin_script())
+            .into_iter()
+            .find(|(o, c)| !spent.contains(o) && (!c.coinbase || c.height + 100 <= tip))
+            .expect("a spendable devnet coin");
+        tx.input.push(TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        });
+        tx.output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: coin_script(),
+        });
+        // The coin's witness: a 72-byte signature and a 33-byte key.
+        let weight = tx.weight().to_wu() + 1 + 73 + 34;
+        let fee = feerate.fee_for_weight(weight);
+        let last = tx.output.len() - 1;
+        tx.output[last].value = coin.txout.value - fee;
+        let n = tx.input.len() - 1;
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let sighash = SighashCache::new(&tx)
+            .p2wpkh_signature_hash(n, &coin_script(), coin.txout.value, EcdsaSighashType::All)
+            .unwrap();
+        let signature = secp.sign_ecdsa(
+            &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
+            &coin_key(),
+        );
+        let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
+        tx.input[n].witness = Witness::p2wpkh(
+            &bitcoin::ecdsa::Signature {
+                signature,
+                sighash_type: EcdsaSighashType::All,
+            },
+            &pk,
+        );
+        tx
     }
 
     /// A block holding `txs` at the next height, to both sides.
@@ -671,12 +741,18 @@ impl Pair {
     }
 
     /// `side` forces channel `id` closed: its commitment, broadcast.
+    /// (A payment waiting on the channel is answered first: pending on
+    /// chain.)
     fn force_close(&mut self, side: Side, id: ChannelId) -> Transaction {
-        let Reply::ChannelClosed { txid, .. } =
-            self.command(side, Command::ForceCloseChannel { channel_id: id })
-        else {
-            panic!("not forced")
-        };
+        let before = self.replies.len();
+        self.command(side, Command::ForceCloseChannel { channel_id: id });
+        let txid = self.replies[before..]
+            .iter()
+            .find_map(|(s, r)| match r {
+                Reply::ChannelClosed { txid, .. } if *s == side => Some(*txid),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not forced: {:?}", &self.replies[before..]));
         self.broadcast(txid)
     }
 

@@ -146,6 +146,16 @@ pub enum Input {
         /// `record::encode_remote_htlcs` bytes.
         stored: Result<Option<Vec<u8>>, String>,
     },
+    /// The wallet's answer to [`Output::FundClaim`].
+    ClaimFunded {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The output the HTLC transaction spends (its input 0).
+        outpoint: bitcoin::OutPoint,
+        /// The transaction with the wallet's input and change, signed, not
+        /// broadcast; or why not.
+        result: Result<Transaction, String>,
+    },
     /// A dial requested with [`Output::Dial`] failed before the handshake completed.
     DialFailed {
         /// The command that asked for it.
@@ -394,6 +404,21 @@ pub enum Output {
         /// The peer's commitment number.
         number: u64,
     },
+    /// Add wallet inputs (and a change output after the existing outputs)
+    /// to our HTLC transaction `tx` of an anchor channel, whose input 0 is
+    /// signed `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` and pays no fee, so
+    /// that the whole pays `feerate`; sign them and answer with
+    /// [`Input::ClaimFunded`] (not broadcast: the core keeps it first).
+    FundClaim {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The HTLC transaction, input 0 signed.
+        tx: Transaction,
+        /// The outputs its inputs spend.
+        prevouts: Vec<bitcoin::TxOut>,
+        /// Feerate for the whole transaction.
+        feerate: FeeratePerKw,
+    },
     /// Broadcast a transaction (funding, closing, or our commitment).
     Broadcast {
         /// The transaction.
@@ -638,6 +663,15 @@ impl NodeCore {
             } => {
                 if let Some(c) = &mut self.channels {
                     c.on_remote_htlcs(channel_id, number, stored);
+                }
+            }
+            Input::ClaimFunded {
+                channel_id,
+                outpoint,
+                result,
+            } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_claim_funded(channel_id, outpoint, result);
                 }
             }
             Input::BlockConnected { height, block } => {

@@ -854,6 +854,38 @@ impl CoreDriver {
                         .await;
                 });
             }
+            Output::FundClaim {
+                channel_id,
+                tx,
+                prevouts,
+                feerate,
+            } => {
+                let core = self.tx.clone();
+                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
+                let outpoint = tx
+                    .input
+                    .first()
+                    .map(|i| i.previous_output)
+                    .unwrap_or_default();
+                tokio::spawn(async move {
+                    let result = match onchain {
+                        None => Err("no wallet".to_owned()),
+                        Some(o) => tokio::task::spawn_blocking(move || {
+                            o.fund_claim(tx, &prevouts, feerate)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                    };
+                    let _ = core
+                        .send(CoreMsg::Input(Input::ClaimFunded {
+                            channel_id,
+                            outpoint,
+                            result,
+                        }))
+                        .await;
+                });
+            }
             Output::LoadRemoteHtlcs { channel_id, number } => {
                 let core = self.tx.clone();
                 let store = self.io.as_ref().map(|io| io.store.clone());

@@ -127,7 +127,7 @@ fn spends_output(tx: &Transaction, funding: &Transaction) -> bool {
 impl Pair {
     /// A block on the devnet too (so relative locktimes count there), with
     /// `txs`, to both nodes.
-    fn block_both(&mut self, txs: Vec<Transaction>) {
+    pub(super) fn block_both(&mut self, txs: Vec<Transaction>) {
         for tx in &txs {
             let _ = self.devnet.accept(tx.clone());
         }
@@ -135,21 +135,24 @@ impl Pair {
         self.block(txs);
     }
 
-    /// `side`'s broadcasts from `since` on that spend an output of `tx`.
-    fn claims_on(&self, side: Side, since: usize, tx: &Transaction) -> Vec<Transaction> {
-        self.broadcasts[since..]
-            .iter()
-            .filter(|(s, t)| {
-                *s == side
-                    && t.input
-                        .iter()
-                        .any(|i| i.previous_output.txid == tx.compute_txid())
-            })
-            .map(|(_, t)| t.clone())
-            .collect()
+    /// `side`'s broadcasts from `since` on that spend an output of `tx`,
+    /// each once (in the order first broadcast).
+    pub(super) fn claims_on(&self, side: Side, since: usize, tx: &Transaction) -> Vec<Transaction> {
+        let mut v: Vec<Transaction> = Vec::new();
+        for (s, t) in &self.broadcasts[since..] {
+            if *s == side
+                && t.input
+                    .iter()
+                    .any(|i| i.previous_output.txid == tx.compute_txid())
+                && !v.contains(t)
+            {
+                v.push(t.clone());
+            }
+        }
+        v
     }
 
-    fn accepted(&self, tx: &Transaction) -> bool {
+    pub(super) fn accepted(&self, tx: &Transaction) -> bool {
         self.mempool
             .iter()
             .any(|(t, r)| *t == tx.compute_txid() && r.is_ok())

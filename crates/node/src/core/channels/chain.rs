@@ -111,7 +111,7 @@ impl Channels {
             self.check_ready(id);
         }
         self.sweeps_in_block(height, block);
-        self.second_stages(block);
+        self.foreign_spends(height, block);
         // Claims that matured at this block (our to_local after its delay).
         self.resolve_all();
         self.check_htlc_deadlines();
@@ -151,6 +151,7 @@ impl Channels {
                     // another spend (reorged out) can never confirm now.
                     c.tx = Some(tx.clone());
                     c.sweeps.clear();
+                    c.spent.clear();
                     self.unclaimable.remove(&id);
                     self.loading.remove(&id);
                 }
@@ -162,6 +163,7 @@ impl Channels {
                     c.reason = "the funding output was spent on chain".into();
                     c.tx = Some(tx.clone());
                     c.sweeps.clear();
+                    c.spent.clear();
                     self.unclaimable.remove(&id);
                     self.loading.remove(&id);
                 }
@@ -193,6 +195,7 @@ impl Channels {
     /// The block at `height` left the best chain.
     pub(in crate::core) fn on_block_disconnected(&mut self, height: u32) {
         self.sweeps_disconnected(height);
+        self.spends_disconnected(height);
         self.height = height.saturating_sub(1);
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());

@@ -13,6 +13,7 @@ mod open;
 mod pay;
 pub mod record;
 mod resolve;
+mod spends;
 mod withheld;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -247,6 +248,12 @@ pub(super) struct Channels {
     /// Closed channels with nothing (economical) left to claim on chain,
     /// until a restart looks again.
     unclaimable: BTreeSet<ChannelId>,
+    /// Outputs whose claim was worth less than its fee, until the feerate
+    /// estimate changes.
+    uneconomical: BTreeSet<bitcoin::OutPoint>,
+    /// Outputs whose HTLC transaction the wallet is adding a fee input to
+    /// ([`Output::FundClaim`]).
+    funding_claims: BTreeSet<bitcoin::OutPoint>,
     pub(super) batch: Batch,
     pub(super) deferred: Vec<Output>,
 }
@@ -284,6 +291,8 @@ impl Channels {
             dirty: BTreeSet::new(),
             loading: BTreeSet::new(),
             unclaimable: BTreeSet::new(),
+            uneconomical: BTreeSet::new(),
+            funding_claims: BTreeSet::new(),
             batch: Batch::new(),
             deferred: Vec::new(),
         };
@@ -684,6 +693,7 @@ impl Channels {
             kept,
             withheld: record::Withheld::No,
             sweeps: Vec::new(),
+            spent: Vec::new(),
         });
         entry.redo.clear();
         self.touch(id);
@@ -700,6 +710,7 @@ impl Channels {
     pub(super) fn set_feerate(&mut self, feerate: FeeratePerKw) {
         if feerate != self.feerate {
             self.unclaimable.clear();
+            self.uneconomical.clear();
         }
         self.feerate = feerate;
     }

@@ -421,6 +421,24 @@ impl Channels {
         self.finish_failed(hash, why);
     }
 
+    /// The preimage of HTLC `htlc` offered to us on `channel`, if it
+    /// settled one of our invoices (every check of BOLT 4 passed for it and
+    /// we gave the preimage): what we claim it with on chain.
+    pub(super) fn incoming_preimage(&self, channel: ChannelId, htlc: u64) -> Option<Preimage> {
+        self.invoices
+            .values()
+            .find(|r| r.settled_by == Some((channel, htlc)))
+            .map(|r| self.preimage(r.index))
+    }
+
+    /// Our HTLC `htlc` on closed `channel` was resolved back to us on chain.
+    pub(super) fn outgoing_failed_on_chain(&mut self, channel: ChannelId, htlc: u64, why: &str) {
+        if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
+            tracing::info!(%channel, htlc, why, "payment failed on chain");
+            self.finish_failed(hash, why.to_owned());
+        }
+    }
+
     /// Our HTLC was dropped before being signed (a disconnection).
     pub(super) fn outgoing_dropped(&mut self, channel: ChannelId, htlc: u64) {
         if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {

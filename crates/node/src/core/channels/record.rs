@@ -45,9 +45,10 @@ pub const KEY_HEIGHT: &[u8] = b"height";
 const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
 /// normal channel's broadcast closing transactions, version 3 whether a
-/// closed channel's commitment was withheld and its sweeps; versions 1 and 2
+/// closed channel's commitment was withheld and its sweeps, version 4 the
+/// peer's spends of the confirmed commitment's outputs; versions 1 to 3
 /// are read.
-const CHANNEL_RECORD_VERSION: u8 = 3;
+const CHANNEL_RECORD_VERSION: u8 = 4;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +140,21 @@ pub struct Closed {
     /// Our transactions claiming outputs of the confirmed spend (BOLT 5),
     /// broadcast again until they confirm.
     pub sweeps: Vec<Sweep>,
+    /// Outputs of the confirmed commitment (or of our transactions on it)
+    /// that a transaction not ours spent: not claimed again unless a reorg
+    /// undoes that spend.
+    pub spent: Vec<Spent>,
+}
+
+/// An output a transaction not ours spent, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    /// The output.
+    pub outpoint: OutPoint,
+    /// The spending transaction.
+    pub txid: Txid,
+    /// The height of its block.
+    pub height: u32,
 }
 
 /// One of our claims on chain.
@@ -314,6 +330,7 @@ impl ChannelRecord {
                 kept,
                 withheld,
                 sweeps,
+                spent,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -349,6 +366,13 @@ impl ChannelRecord {
                 for s in sweeps {
                     put_tx(&mut w, &Some(s.tx.clone()));
                     w.write_u32(s.confirmed.map_or(0, |h| h + 1));
+                }
+                w.write_u32(spent.len() as u32);
+                for s in spent {
+                    w.write_bytes(&s.outpoint.txid.to_byte_array());
+                    w.write_u32(s.outpoint.vout);
+                    w.write_bytes(&s.txid.to_byte_array());
+                    w.write_u32(s.height);
                 }
             }
         }
@@ -462,6 +486,23 @@ impl ChannelRecord {
                 } else {
                     Vec::new()
                 };
+                let spent = if v >= 4 {
+                    let n = r.read_u32()?;
+                    (0..n)
+                        .map(|_| {
+                            Ok(Spent {
+                                outpoint: OutPoint {
+                                    txid: Txid::from_byte_array(r.read_array()?),
+                                    vout: r.read_u32()?,
+                                },
+                                txid: Txid::from_byte_array(r.read_array()?),
+                                height: r.read_u32()?,
+                            })
+                        })
+                        .collect::<Result<_, RecordError>>()?
+                } else {
+                    Vec::new()
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -472,6 +513,7 @@ impl ChannelRecord {
                     kept,
                     withheld,
                     sweeps,
+                    spent,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),

@@ -1,32 +1,124 @@
 //! BOLT 5 on chain: once a transaction spending a channel's funding output
 //! confirms, what of it is ours to claim, swept to our wallet and kept
-//! (`Closed::sweeps`) until it confirms: our `to_local` after its delay, our
-//! `to_remote` in the peer's commitment, and everything of a commitment the
-//! peer revoked (§"Revoked Transaction Close Handling": the HTLCs that
-//! commitment carried are read from the store, [`Output::LoadRemoteHtlcs`]).
-//! HTLC outputs of unrevoked commitments come next (ADR 0008).
+//! (`Closed::sweeps`) until it confirms: our `to_local` after its delay,
+//! our HTLC-timeout and HTLC-success transactions and their outputs after
+//! the delay, our `to_remote` and HTLCs in the peer's commitment, and
+//! everything of a commitment the peer revoked (§"Revoked Transaction Close
+//! Handling": the HTLCs that commitment carried are read from the store,
+//! [`Output::LoadRemoteHtlcs`]). What others spend is in `htlcs_onchain`.
 
+use std::collections::BTreeSet;
+
+use beongae_channel::commitments::CommitSpec;
 use beongae_channel::onchain::{
     claim_transaction, commitment_number, our_to_local_claim, their_commitment_claims, Claim,
 };
-use beongae_channel::penalty::{revoked_claims, second_stage_claim, PenaltySecrets};
+use beongae_channel::onchain_htlcs::{
+    our_commitment_htlcs, signed_htlc_tx, their_commitment_htlcs, their_htlc_claim, HtlcOutput,
+};
+use beongae_channel::penalty::{revoked_claims, PenaltySecrets};
 use beongae_channel::revocation::LocalSecrets;
+use beongae_channel::sign::FundedChannel;
 use beongae_script::commitment::CommitmentNumber;
+use beongae_script::ChannelType;
 use beongae_wire::ChannelId;
-use bitcoin::{Amount, Block, Transaction};
+use bitcoin::secp256k1::{ecdsa, PublicKey};
+use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
 
 use super::record::{self, KeptState, Sweep};
 use super::{Channels, Phase};
 use crate::core::Output;
 
+/// What a resolution needs of a closed channel's kept state, whichever
+/// phase it closed in (before `channel_ready`: commitment 0 on both sides,
+/// no HTLCs).
+pub(super) struct KeptView {
+    pub(super) funded: FundedChannel,
+    /// The txid of our latest signed commitment.
+    our_txid: Option<Txid>,
+    /// The peer's current commitment number (below it: revoked).
+    remote_current: u64,
+    /// Our latest commitment: its state, number and the peer's HTLC
+    /// signatures for it.
+    local: Option<(CommitSpec, CommitmentNumber, Vec<ecdsa::Signature>)>,
+    /// The peer's commitments it may broadcast: current, and the next one
+    /// we signed.
+    remote: Vec<(CommitmentNumber, CommitSpec, PublicKey)>,
+}
+
+/// Which commitment confirmed.
+enum Case {
+    Ours(CommitmentNumber),
+    Revoked(u64),
+    Theirs(CommitmentNumber),
+}
+
 impl Channels {
+    /// The kept state of closed channel `id`, decoded.
+    pub(super) fn kept_view(&self, id: ChannelId) -> Option<KeptView> {
+        let entry = self.entries.get(&id)?;
+        let Phase::Closed(c) = &entry.phase else {
+            return None;
+        };
+        let (signing, secrets) = self.secrets(entry.index);
+        match c.kept.as_ref()? {
+            KeptState::Normal(b) => {
+                let chan = record::decode_normal(b, signing, secrets).ok()?;
+                let mut remote = vec![(
+                    chan.remote.current,
+                    chan.commitments.remote.clone(),
+                    chan.remote.current_point,
+                )];
+                if let (Some(next), Some(n)) =
+                    (&chan.commitments.remote_next, chan.remote.current.next())
+                {
+                    remote.push((n, next.clone(), chan.remote.next_point));
+                }
+                Some(KeptView {
+                    our_txid: chan
+                        .signed_local_commitment(&self.secp)
+                        .ok()
+                        .map(|t| t.compute_txid()),
+                    remote_current: chan.remote.current.get(),
+                    local: Some((
+                        chan.commitments.local.clone(),
+                        chan.local_number,
+                        chan.local_signatures.htlc_signatures.clone(),
+                    )),
+                    remote,
+                    funded: chan.funded,
+                })
+            }
+            KeptState::Funded(b) => {
+                let f = record::decode_funding(b, signing, secrets).ok()?;
+                Some(KeptView {
+                    our_txid: f
+                        .signed_local_commitment(&self.secp)
+                        .ok()
+                        .map(|t| t.compute_txid()),
+                    remote_current: 0,
+                    local: None,
+                    remote: Vec::new(),
+                    funded: f.funded,
+                })
+            }
+        }
+    }
+
     /// The funding output of closed channel `id` is spent by a confirmed
     /// transaction (`Closed::tx`); called again at every block until what is
     /// ours of it is claimed (BOLT 5):
     /// - our own commitment: our `to_local` once `to_self_delay` has passed;
+    ///   each HTLC we offered by HTLC-timeout once it expired, each offered
+    ///   to us whose preimage we have by HTLC-success; their outputs once
+    ///   `to_self_delay` has passed after they confirm;
     /// - a commitment of the peer's it revoked: everything, once the
     ///   store gave that commitment's HTLCs ([`Output::LoadRemoteHtlcs`]);
-    /// - its current commitment: our `to_remote`.
+    /// - its current (or next) commitment: our `to_remote`, each HTLC we
+    ///   offered once it expired, each offered to us with its preimage.
+    ///
+    /// An output is claimed once: not while one of our claims or a
+    /// transaction of the peer's spends it (`Closed::sweeps`, `spent`).
     pub(super) fn resolve(&mut self, id: ChannelId) {
         if self.unclaimable.contains(&id) || self.loading.contains(&id) {
             return;
@@ -40,75 +132,288 @@ impl Channels {
         let Some(confirmed) = c.confirmed else {
             return;
         };
-        if c.mutual() || !c.sweeps.is_empty() {
+        if c.mutual() || c.kept.is_none() {
             return;
         }
-        let (Some(kept), Some(spend)) = (&c.kept, &c.tx) else {
+        let Some(spend) = c.tx.clone() else {
             return;
         };
-        let keys = self.keys.channel(entry.index);
-        let (signing, secrets) = self.secrets(entry.index);
-        // What a resolution needs of the kept state, whichever phase it
-        // closed in (before channel_ready: commitment 0 on both sides).
-        let (funded, our_txid, remote_current) = match kept {
-            KeptState::Normal(b) => match record::decode_normal(b, signing, secrets) {
-                Ok(chan) => (
-                    chan.funded,
-                    chan.signed_local_commitment(&self.secp)
-                        .ok()
-                        .map(|t| t.compute_txid()),
-                    chan.remote.current.get(),
-                ),
-                Err(_) => return,
-            },
-            KeptState::Funded(b) => match record::decode_funding(b, signing, secrets) {
-                Ok(f) => (
-                    f.funded,
-                    f.signed_local_commitment(&self.secp)
-                        .ok()
-                        .map(|t| t.compute_txid()),
-                    0,
-                ),
-                Err(_) => return,
-            },
+        let swept_any = !c.sweeps.is_empty();
+        let Some(view) = self.kept_view(id) else {
+            return;
         };
-        let Some(number) = commitment_number(&funded, spend) else {
+        let Some(number) = commitment_number(&view.funded, &spend) else {
             return; // not a commitment (a closing transaction)
         };
-        let ours = our_txid == Some(spend.compute_txid());
-        let claims = if ours {
-            // Spendable in the block `to_self_delay` after the commitment's.
-            let delay = u32::from(funded.local_to_self_delay);
-            if self.height + 1 < confirmed + delay {
-                return;
+        let case = if view.our_txid == Some(spend.compute_txid()) {
+            match CommitmentNumber::new(number) {
+                Some(n) => Case::Ours(n),
+                None => return,
             }
-            let Some(n) = CommitmentNumber::new(number) else {
-                return;
-            };
-            let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+        } else if number < view.remote_current {
+            Case::Revoked(number)
+        } else {
+            match CommitmentNumber::new(number) {
+                Some(n) => Case::Theirs(n),
+                None => return,
+            }
+        };
+        let outputs = match case {
+            Case::Revoked(number) => {
+                if !swept_any {
+                    tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
+                    self.loading.insert(id);
+                    self.deferred.push(Output::LoadRemoteHtlcs {
+                        channel_id: id,
+                        number,
+                    });
+                }
+                None
+            }
+            Case::Ours(n) => self.resolve_ours(id, &view, &spend, confirmed, n),
+            Case::Theirs(n) => self.resolve_theirs(id, &view, &spend, n),
+        };
+        self.outgoing_on_chain(id, outputs.as_deref());
+    }
+
+    /// Outputs of closed channel `id` already being claimed, or spent by a
+    /// transaction not ours.
+    fn covered(&self, id: ChannelId) -> BTreeSet<OutPoint> {
+        match self.entries.get(&id).map(|e| &e.phase) {
+            Some(Phase::Closed(c)) => c
+                .sweeps
+                .iter()
+                .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
+                .chain(c.spent.iter().map(|s| s.outpoint))
+                .chain(self.funding_claims.iter().copied())
+                .chain(self.uneconomical.iter().copied())
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Our commitment `spend` (number `n`) confirmed at `confirmed`. Returns
+    /// its HTLC outputs.
+    fn resolve_ours(
+        &mut self,
+        id: ChannelId,
+        view: &KeptView,
+        spend: &Transaction,
+        confirmed: u32,
+        n: CommitmentNumber,
+    ) -> Option<Vec<HtlcOutput>> {
+        let index = self.entries.get(&id)?.index;
+        let keys = self.keys.channel(index);
+        let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+        let covered = self.covered(id);
+        let delay = u32::from(view.funded.local_to_self_delay);
+        // Our delayed outputs: to_local, and the output of each of our HTLC
+        // transactions, each spendable in the block `to_self_delay` after
+        // the one that confirmed it. Only we can spend them: one sweep.
+        let mut delayed = Vec::new();
+        let sweeps: Vec<(Transaction, Option<u32>)> = match self.entries.get(&id).map(|e| &e.phase)
+        {
+            Some(Phase::Closed(c)) => c
+                .sweeps
+                .iter()
+                .map(|s| (s.tx.clone(), s.confirmed))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let sources = std::iter::once((spend.clone(), Some(confirmed))).chain(sweeps);
+        for (tx, at) in sources {
+            let Some(at) = at else { continue };
+            if self.height + 1 < at + delay {
+                continue;
+            }
             match our_to_local_claim(
                 &self.secp,
-                &funded,
-                spend,
+                &view.funded,
+                &tx,
                 &point,
                 &keys.delayed_payment_base,
             ) {
-                Ok(claim) => claim.into_iter().collect(),
+                Ok(Some(claim)) if !covered.contains(&claim.input.outpoint) => delayed.push(claim),
+                Ok(_) => {}
                 Err(e) => {
-                    return tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
+                    tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
                 }
             }
-        } else if number < remote_current {
-            tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
-            self.loading.insert(id);
-            return self.deferred.push(Output::LoadRemoteHtlcs {
-                channel_id: id,
-                number,
-            });
-        } else {
-            their_commitment_claims(&funded, spend, keys.payment_base)
+        }
+        self.sweep(id, vec![delayed]);
+        let (spec, number, sigs) = view.local.as_ref()?;
+        if number != &n {
+            return None;
+        }
+        let outputs = match our_commitment_htlcs(
+            &self.secp,
+            &view.funded,
+            spend,
+            spec,
+            n,
+            &point,
+            sigs,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of our commitment");
+                return None;
+            }
         };
-        self.sweep(id, vec![claims]);
+        for out in &outputs {
+            if covered.contains(&out.outpoint) {
+                continue;
+            }
+            // BOLT 5: an HTLC we offered is timed out once it expired; one
+            // offered to us is claimed as soon as we have its preimage.
+            let preimage = if out.we_offered {
+                if !out.timeout_ready(self.height) {
+                    continue;
+                }
+                None
+            } else {
+                match self.incoming_preimage(id, out.id) {
+                    Some(p) => Some(p),
+                    None => continue,
+                }
+            };
+            match signed_htlc_tx(
+                &self.secp,
+                &view.funded,
+                out,
+                &keys.htlc_base,
+                preimage.as_ref(),
+            ) {
+                Ok(tx) => self.second_stage(id, view.funded.channel_type, out, tx),
+                Err(e) => {
+                    tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot sign our htlc transaction");
+                }
+            }
+        }
+        Some(outputs)
+    }
+
+    /// Our HTLC transaction `tx` for `out`: without anchors it paid its fee
+    /// from the HTLC and goes out as is; with anchors it pays none and the
+    /// wallet adds an input (and change) at the current feerate first
+    /// ([`Output::FundClaim`]), unless the HTLC is worth less than that.
+    fn second_stage(&mut self, id: ChannelId, ct: ChannelType, out: &HtlcOutput, tx: Transaction) {
+        match ct {
+            ChannelType::StaticRemoteKey => self.keep_and_broadcast(id, tx),
+            ChannelType::Anchors => {
+                // The wallet's P2WPKH input and change output, roughly.
+                let weight = tx.weight().to_wu() + 272 + 124;
+                let fee = self.feerate.fee_for_weight(weight);
+                if out.value <= fee {
+                    self.uneconomical.insert(out.outpoint);
+                    return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee");
+                }
+                self.funding_claims.insert(out.outpoint);
+                self.deferred.push(Output::FundClaim {
+                    channel_id: id,
+                    tx,
+                    prevouts: vec![bitcoin::TxOut {
+                        value: out.value,
+                        script_pubkey: out.script.to_p2wsh(),
+                    }],
+                    feerate: self.feerate,
+                });
+            }
+        }
+    }
+
+    /// The wallet's answer to [`Output::FundClaim`]: our HTLC transaction
+    /// with a fee input, kept and broadcast; on failure it is asked again
+    /// at the next block.
+    pub(in crate::core) fn on_claim_funded(
+        &mut self,
+        id: ChannelId,
+        outpoint: OutPoint,
+        result: Result<Transaction, String>,
+    ) {
+        self.funding_claims.remove(&outpoint);
+        match result {
+            Ok(tx) if tx.input.first().map(|i| i.previous_output) == Some(outpoint) => {
+                if self.covered(id).contains(&outpoint) {
+                    return; // spent meanwhile (by the peer, or a reorg)
+                }
+                self.keep_and_broadcast(id, tx);
+            }
+            Ok(_) => {
+                tracing::error!(channel = %id, %outpoint, "the wallet returned another transaction")
+            }
+            Err(e) => {
+                tracing::error!(channel = %id, %outpoint, error = %e, "the wallet cannot pay the fee of our htlc transaction; trying again at the next block")
+            }
+        }
+    }
+
+    /// The peer's commitment `spend` (number `n`, not revoked) confirmed.
+    /// Returns its HTLC outputs.
+    fn resolve_theirs(
+        &mut self,
+        id: ChannelId,
+        view: &KeptView,
+        spend: &Transaction,
+        n: CommitmentNumber,
+    ) -> Option<Vec<HtlcOutput>> {
+        let index = self.entries.get(&id)?.index;
+        let keys = self.keys.channel(index);
+        let covered = self.covered(id);
+        let mut groups: Vec<Vec<Claim>> =
+            vec![
+                their_commitment_claims(&view.funded, spend, keys.payment_base)
+                    .into_iter()
+                    .filter(|c| !covered.contains(&c.input.outpoint))
+                    .collect(),
+            ];
+        let Some((_, spec, point)) = view.remote.iter().find(|(m, _, _)| *m == n) else {
+            // A commitment beyond the next one: we lost state; only our
+            // to_remote is ours to know.
+            self.sweep(id, groups);
+            return None;
+        };
+        let outputs = match their_commitment_htlcs(&self.secp, &view.funded, spend, spec, n, point)
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of the peer's commitment");
+                self.sweep(id, groups);
+                return None;
+            }
+        };
+        for out in &outputs {
+            if covered.contains(&out.outpoint) {
+                continue;
+            }
+            let preimage = if out.we_offered {
+                if !out.timeout_ready(self.height) {
+                    continue;
+                }
+                None
+            } else {
+                match self.incoming_preimage(id, out.id) {
+                    Some(p) => Some(p),
+                    None => continue,
+                }
+            };
+            // Each alone: the peer may spend it too (with the preimage, or
+            // after expiry), and losing that race holds back nothing else.
+            match their_htlc_claim(
+                &self.secp,
+                &view.funded,
+                out,
+                &keys.htlc_base,
+                preimage.as_ref(),
+            ) {
+                Ok(claim) => groups.push(vec![claim]),
+                Err(e) => {
+                    tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot claim an htlc of the peer's commitment");
+                }
+            }
+        }
+        self.sweep(id, groups);
+        Some(outputs)
     }
 
     /// Our funds of closed channel `id` still on their way back to the
@@ -198,119 +503,45 @@ impl Channels {
 
     /// Broadcasts (and keeps) one transaction per group of `claims`, each
     /// taking its outputs to our wallet; a group worth less than its fee is
-    /// left.
-    fn sweep(&mut self, id: ChannelId, groups: Vec<Vec<Claim>>) {
+    /// left until the feerate estimate changes. Returns how many went out.
+    pub(super) fn sweep(&mut self, id: ChannelId, groups: Vec<Vec<Claim>>) -> usize {
+        if groups.iter().all(Vec::is_empty) {
+            return 0;
+        }
         let Some(destination) = self.settings.close_script.clone() else {
             self.unclaimable.insert(id);
-            return tracing::error!(channel = %id, "no wallet address to sweep the channel's outputs to");
+            tracing::error!(channel = %id, "no wallet address to sweep the channel's outputs to");
+            return 0;
         };
-        let mut made = Vec::new();
+        let mut made = 0;
         for claims in groups.iter().filter(|g| !g.is_empty()) {
             match claim_transaction(&self.secp, claims, destination.clone(), self.feerate) {
-                Ok(tx) => made.push(tx),
-                // Worth less than its fee now; looked at again on restart.
-                Err(e) => tracing::warn!(channel = %id, error = %e, "not claiming an output"),
-            }
-        }
-        if made.is_empty() {
-            self.unclaimable.insert(id);
-            return;
-        }
-        for tx in made {
-            tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
-            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
-                c.sweeps.push(Sweep {
-                    tx: tx.clone(),
-                    confirmed: None,
-                });
-            }
-            self.deferred.push(Output::Broadcast { tx });
-        }
-        self.touch(id);
-    }
-
-    /// In `block`, a transaction not ours spends an output of the revoked
-    /// commitment a closed channel was closed with: the cheater's HTLC
-    /// transaction won that output. Our claim on it can never confirm (it
-    /// is dropped), and the HTLC transaction's own output is taken with the
-    /// revocation key (BOLT 5).
-    pub(super) fn second_stages(&mut self, block: &Block) {
-        let ids: Vec<ChannelId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| {
-                matches!(&e.phase, Phase::Closed(c) if c.confirmed.is_some() && !c.sweeps.is_empty() && !c.mutual())
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let Some(entry) = self.entries.get(&id) else {
-                continue;
-            };
-            let Phase::Closed(c) = &entry.phase else {
-                continue;
-            };
-            let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
-                continue;
-            };
-            let commitment = spend.compute_txid();
-            let ours: std::collections::BTreeSet<bitcoin::Txid> =
-                c.sweeps.iter().map(|s| s.tx.compute_txid()).collect();
-            let theirs: Vec<&Transaction> = block
-                .txdata
-                .iter()
-                .filter(|t| {
-                    !ours.contains(&t.compute_txid())
-                        && t.input.iter().any(|i| i.previous_output.txid == commitment)
-                })
-                .collect();
-            if theirs.is_empty() {
-                continue;
-            }
-            let keys = self.keys.channel(entry.index);
-            let (signing, secrets) = self.secrets(entry.index);
-            let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
-                continue;
-            };
-            let secret = commitment_number(&chan.funded, spend)
-                .filter(|n| *n < chan.remote.current.get())
-                .and_then(CommitmentNumber::new)
-                .and_then(|n| chan.remote.revoked_secret(n));
-            let Some(secret) = secret else {
-                continue; // not a revoked commitment
-            };
-            let penalty_secrets = PenaltySecrets {
-                revocation_base: keys.revocation_base,
-                payment_base: keys.payment_base,
-            };
-            let mut groups = Vec::new();
-            let spent: Vec<bitcoin::OutPoint> = theirs
-                .iter()
-                .flat_map(|t| t.input.iter().map(|i| i.previous_output))
-                .collect();
-            for t in &theirs {
-                match second_stage_claim(&self.secp, &chan.funded, t, secret, &penalty_secrets) {
-                    Ok(Some(claim)) => groups.push(vec![claim]),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(channel = %id, error = %e, "cannot claim the cheater's htlc transaction")
-                    }
+                Ok(tx) => {
+                    tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
+                    self.keep_and_broadcast(id, tx);
+                    made += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, error = %e, "not claiming an output worth less than its fee");
+                    self.uneconomical
+                        .extend(claims.iter().map(|c| c.input.outpoint));
                 }
             }
-            tracing::warn!(channel = %id, count = theirs.len(), "the cheater spent revoked htlc outputs: taking their second stage");
-            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
-                c.sweeps.retain(|s| {
-                    s.confirmed.is_some()
-                        || !s
-                            .tx
-                            .input
-                            .iter()
-                            .any(|i| spent.contains(&i.previous_output))
-                });
-            }
-            self.touch(id);
-            self.sweep(id, groups);
         }
+        made
+    }
+
+    /// Keeps `tx` with closed channel `id` (stored before it goes out) and
+    /// broadcasts it.
+    fn keep_and_broadcast(&mut self, id: ChannelId, tx: Transaction) {
+        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            c.sweeps.push(Sweep {
+                tx: tx.clone(),
+                confirmed: None,
+            });
+        }
+        self.deferred.push(Output::Broadcast { tx });
+        self.touch(id);
     }
 
     /// The HTLCs of the peer's revoked commitment `number`: the justice
@@ -383,7 +614,9 @@ impl Channels {
                     claims.into_iter().partition(Claim::contested);
                 let mut groups = vec![rest];
                 groups.extend(contested.into_iter().map(|c| vec![c]));
-                self.sweep(id, groups);
+                if self.sweep(id, groups) == 0 {
+                    self.unclaimable.insert(id);
+                }
             }
             Err(e) => {
                 // Not asked again every block; a restart looks again.

@@ -1,0 +1,275 @@
+//! BOLT 5 HTLC outputs of unrevoked commitments between two cores, every
+//! transaction offered to the devnet's mempool (Bitcoin Core's
+//! interpreter): HTLC-timeout and HTLC-success on our commitment (with a
+//! wallet input paying the fee of an anchor channel's zero-fee HTLC
+//! transaction), their delayed outputs swept after `to_self_delay`, claims
+//! on the peer's commitment after expiry or with the preimage, preimages
+//! learned from the peer's spends settling our payments, and payments
+//! failed only once their timeout is buried.
+
+use super::*;
+
+/// A pays B 10_000 sat, B cannot read the onion (changed on the way) and
+/// fails the HTLC, but its failure is lost: the HTLC stays in both
+/// commitments and B never learns its preimage. Returns its `cltv_expiry`
+/// and `payment_hash`.
+fn stuck_htlc(p: &mut Pair) -> (u32, PaymentHash) {
+    p.tamper = Some(|side, m| {
+        if let (Side::A, Message::UpdateAddHtlc(add)) = (side, m) {
+            add.onion_routing_packet.0[10] ^= 1;
+        }
+    });
+    p.mute_after = Some((Side::B, "UpdateFailMalformedHtlc"));
+    p.start_pay(Side::A, 10_000_000);
+    assert!(
+        p.sent
+            .iter()
+            .any(|(s, m)| *s == Side::B && m.name() == "UpdateFailMalformedHtlc"),
+        "B refused the HTLC"
+    );
+    p.tamper = None;
+    added_by_a(p)
+}
+
+/// The `cltv_expiry` and `payment_hash` of A's (last) `update_add_htlc`.
+fn added_by_a(p: &Pair) -> (u32, PaymentHash) {
+    p.sent
+        .iter()
+        .rev()
+        .find_map(|(s, m)| match m {
+            Message::UpdateAddHtlc(a) if *s == Side::A => {
+                Some((a.cltv_expiry, PaymentHash(a.payment_hash)))
+            }
+            _ => None,
+        })
+        .expect("A's update_add_htlc")
+}
+
+/// The status `payments` reports for A's payment `hash`.
+fn a_payment(p: &mut Pair, hash: PaymentHash) -> String {
+    let Reply::Payments(all) = p.command(Side::A, Command::ListPayments) else {
+        panic!("payments")
+    };
+    all.into_iter()
+        .find(|s| s.payment_hash == hash && !s.incoming)
+        .expect("the payment")
+        .status
+}
+
+/// The output of `tx` worth `sat`.
+fn vout_of(tx: &Transaction, sat: u64) -> u32 {
+    tx.output
+        .iter()
+        .position(|o| o.value == Amount::from_sat(sat))
+        .expect("an output of that value") as u32
+}
+
+fn static_remotekey_pair() -> Pair {
+    let mut b_config = CoreConfig::new(ChainHash::REGTEST);
+    b_config
+        .features
+        .clear(beongae_wire::Feature::Anchors.odd_bit());
+    Pair::with_b_config(b_config)
+}
+
+/// BOLT 5 §"Unilateral Close Handling: Local Commitment Transaction": A's
+/// commitment confirms with an HTLC A offered and B never settled. A
+/// times it out with its HTLC-timeout transaction once the HTLC expired,
+/// not before; the payment fails only once that is buried 6 blocks; and
+/// the HTLC-timeout's output comes back to A's wallet `to_self_delay`
+/// blocks after it confirmed.
+fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
+    let (id, _) = p.open();
+    let (expiry, hash) = stuck_htlc(&mut p);
+    let commitment = p.force_close(Side::A, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    p.block_both(vec![commitment.clone()]);
+    let since = p.broadcasts.len();
+    while p.height < expiry {
+        assert!(
+            p.claims_on(Side::A, since, &commitment).is_empty(),
+            "nothing of A's before the expiry (height {})",
+            p.height
+        );
+        p.block_both(vec![]);
+    }
+    let timeout = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(timeout.len(), 1, "{timeout:?}");
+    let timeout = timeout[0].clone();
+    assert_eq!(timeout.input[0].previous_output.vout, htlc_vout);
+    assert_eq!(timeout.lock_time.to_consensus_u32(), expiry);
+    assert!(p.accepted(&timeout), "{:?}", p.mempool.last());
+    let htlc_value = if anchors {
+        // Zero fee: the whole HTLC, the fee paid by a wallet input (and
+        // its change after) at the node's 2_500 sat/kW.
+        assert_eq!(timeout.input.len(), 2);
+        assert_eq!(timeout.output.len(), 2);
+        10_000
+    } else {
+        // The fee from the HTLC: 663 weight at the commitment's 2_500
+        // sat/kW, signed by both with SIGHASH_ALL.
+        assert_eq!(timeout.input.len(), 1);
+        10_000 - 1_657
+    };
+    assert_eq!(timeout.output[0].value, Amount::from_sat(htlc_value));
+    assert_eq!(a_payment(&mut p, hash), "pending on chain");
+    // Buried 6 blocks: the payment fails (not one block sooner).
+    p.block_both(vec![timeout.clone()]);
+    let confirmed = p.height;
+    for _ in 0..4 {
+        p.block_both(vec![]);
+        assert_eq!(a_payment(&mut p, hash), "pending on chain");
+    }
+    p.block_both(vec![]);
+    assert_eq!(
+        a_payment(&mut p, hash),
+        "failed: the htlc timed out on chain"
+    );
+    // Its output, A's delayed output, after 144 blocks.
+    let since = p.broadcasts.len();
+    while p.height + 1 < confirmed + 144 {
+        assert!(p.claims_on(Side::A, since, &timeout).is_empty());
+        p.block_both(vec![]);
+    }
+    let sweep = p.claims_on(Side::A, since, &timeout);
+    assert_eq!(sweep.len(), 1, "{sweep:?}");
+    assert_eq!(sweep[0].input.len(), 1);
+    assert!(p.accepted(&sweep[0]), "{:?}", p.mempool.last());
+    let fee = htlc_value - sweep[0].output[0].value.to_sat();
+    let w = sweep[0].weight().to_wu();
+    assert!(
+        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
+        "fee {fee}"
+    );
+}
+
+#[test]
+fn an_htlc_timeout_on_our_anchors_commitment_pays_its_fee_from_the_wallet() {
+    htlc_timeout_on_our_commitment(Pair::new(), true);
+}
+
+#[test]
+fn an_htlc_timeout_on_our_static_remotekey_commitment() {
+    htlc_timeout_on_our_commitment(static_remotekey_pair(), false);
+}
+
+/// BOLT 5 §"Unilateral Close Handling: Remote Commitment Transaction": B's
+/// commitment confirms with an HTLC A offered and B never settled. A
+/// claims it straight to its wallet once it expired (not before), and the
+/// payment fails once that is buried.
+#[test]
+fn our_htlc_on_the_peers_commitment_comes_back_after_expiry() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let (expiry, hash) = stuck_htlc(&mut p);
+    let commitment = p.force_close(Side::B, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    // A's to_remote at once; the HTLC not before its expiry.
+    let first = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(first.len(), 1);
+    assert!(first[0]
+        .input
+        .iter()
+        .all(|i| i.previous_output.vout != htlc_vout));
+    while p.height < expiry {
+        assert_eq!(p.claims_on(Side::A, since, &commitment).len(), 1);
+        p.block_both(vec![]);
+    }
+    let claims = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    let back = &claims[1];
+    assert_eq!(back.input.len(), 1);
+    assert_eq!(back.input[0].previous_output.vout, htlc_vout);
+    assert_eq!(back.lock_time.to_consensus_u32(), expiry);
+    assert!(p.accepted(back), "{:?}", p.mempool.last());
+    let fee = 10_000 - back.output[0].value.to_sat();
+    let w = back.weight().to_wu();
+    assert!(
+        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
+        "fee {fee}"
+    );
+    p.block_both(vec![first[0].clone(), back.clone()]);
+    for _ in 0..4 {
+        p.block_both(vec![]);
+    }
+    assert_eq!(a_payment(&mut p, hash), "pending on chain");
+    p.block_both(vec![]);
+    assert_eq!(
+        a_payment(&mut p, hash),
+        "failed: the htlc timed out on chain"
+    );
+}
+
+/// B fulfilled A's HTLC but the fulfil was lost, and A forces the channel
+/// closed: B claims the HTLC on A's commitment with the preimage (at once,
+/// to its wallet), A reads the preimage from B's spend and its payment
+/// succeeds, and A never tries to time that output out.
+#[test]
+fn the_peers_preimage_claim_on_our_commitment_settles_our_payment() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let expiry = p.pay_then_silence(Side::A);
+    let (_, hash) = added_by_a(&p);
+    let commitment = p.force_close(Side::A, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let b = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(b.len(), 2, "B's to_remote and the HTLC: {b:?}");
+    let claim = b
+        .iter()
+        .find(|t| t.input[0].previous_output.vout == htlc_vout)
+        .expect("B's claim on the HTLC")
+        .clone();
+    assert!(p.accepted(&claim), "{:?}", p.mempool.last());
+    assert_eq!(claim.lock_time.to_consensus_u32(), 0);
+    assert_eq!(a_payment(&mut p, hash), "pending on chain");
+    p.block_both(vec![claim]);
+    assert_eq!(a_payment(&mut p, hash), "succeeded");
+    let since = p.broadcasts.len();
+    while p.height <= expiry + 1 {
+        p.block_both(vec![]);
+    }
+    assert!(
+        !p.broadcasts[since..].iter().any(|(s, t)| *s == Side::A
+            && t.input.iter().any(|i| i.previous_output.vout == htlc_vout
+                && i.previous_output.txid == commitment.compute_txid())),
+        "A does not claim an output B took"
+    );
+}
+
+/// B fulfilled A's HTLC but the fulfil was lost, and B forces the channel
+/// closed: B's HTLC-success transaction (its fee from B's wallet) takes the
+/// HTLC on its own commitment, A learns the preimage from it, and B sweeps
+/// its output after the delay A asked of it.
+#[test]
+fn our_htlc_success_on_our_commitment_tells_the_payer() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay_then_silence(Side::A);
+    let (_, hash) = added_by_a(&p);
+    let commitment = p.force_close(Side::B, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let success = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(success.len(), 1, "{success:?}");
+    let success = success[0].clone();
+    assert_eq!(success.input[0].previous_output.vout, htlc_vout);
+    assert_eq!(success.lock_time.to_consensus_u32(), 0);
+    assert_eq!(success.output[0].value, Amount::from_sat(10_000));
+    assert!(p.accepted(&success), "{:?}", p.mempool.last());
+    p.block_both(vec![success.clone()]);
+    let confirmed = p.height;
+    assert_eq!(a_payment(&mut p, hash), "succeeded");
+    let since = p.broadcasts.len();
+    while p.height + 1 < confirmed + 144 {
+        assert!(p.claims_on(Side::B, since, &success).is_empty());
+        p.block_both(vec![]);
+    }
+    let sweep = p.claims_on(Side::B, since, &success);
+    assert_eq!(sweep.len(), 1, "{sweep:?}");
+    assert!(p.accepted(&sweep[0]), "{:?}", p.mempool.last());
+}
