@@ -261,6 +261,12 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
         "reason": c.reason,
         "closing_sat": c.closing.to_sat(),
         "spendable_at": c.spendable_at,
+        "unresolved_htlcs": c.unresolved_htlcs.iter().map(|h| serde_json::json!({
+            "direction": if h.we_offered { "offered" } else { "received" },
+            "amount_msat": h.amount.to_msat(),
+            "cltv_expiry": h.cltv_expiry,
+            "claimable": h.claimable,
+        })).collect::<Vec<_>>(),
     })
 }
 

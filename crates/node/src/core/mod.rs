@@ -26,7 +26,9 @@ use bitcoin::{Amount, Block, ScriptBuf, Transaction, Txid};
 
 pub use channels::record::RecordError;
 use channels::Channels;
-pub use channels::{ChannelSettings, ChannelState, ChannelSummary, PaymentSummary, StoredState};
+pub use channels::{
+    ChannelSettings, ChannelState, ChannelSummary, PaymentSummary, StoredState, UnresolvedHtlc,
+};
 use peers::Peer;
 pub use peers::{Direction, PeerInfo};
 

@@ -83,7 +83,26 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     let (expiry, hash) = stuck_htlc(&mut p);
     let commitment = p.force_close(Side::A, id);
     let htlc_vout = vout_of(&commitment, 10_000);
+    let unresolved = vec![channels::UnresolvedHtlc {
+        we_offered: true,
+        amount: Msat::from_msat(10_000_000),
+        cltv_expiry: expiry,
+        claimable: true,
+    }];
+    assert_eq!(p.channel(Side::A).unresolved_htlcs, unresolved);
     p.block_both(vec![commitment.clone()]);
+    let committed = p.height;
+    // On its way back: A's to_local (after 144 blocks) and the HTLC.
+    let to_local = commitment.output.iter().map(|o| o.value).max().unwrap();
+    let a = p.channel(Side::A);
+    assert_eq!(
+        (a.closing, a.spendable_at, a.unresolved_htlcs),
+        (
+            to_local + Amount::from_sat(10_000),
+            Some(committed + 144),
+            unresolved
+        )
+    );
     let since = p.broadcasts.len();
     while p.height < expiry {
         assert!(
@@ -113,6 +132,10 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     };
     assert_eq!(timeout.output[0].value, Amount::from_sat(htlc_value));
     assert_eq!(a_payment(&mut p, hash), "pending on chain");
+    // The HTLC is resolved once its timeout is out; its output is on the way.
+    let a = p.channel(Side::A);
+    assert!(a.unresolved_htlcs.is_empty());
+    assert_eq!(a.closing, to_local + Amount::from_sat(htlc_value));
     // Buried 6 blocks: the payment fails (not one block sooner).
     p.block_both(vec![timeout.clone()]);
     let confirmed = p.height;
@@ -127,10 +150,26 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     );
     // Its output, A's delayed output, after 144 blocks.
     let since = p.broadcasts.len();
-    while p.height + 1 < confirmed + 144 {
+    while p.height + 2 < confirmed + 144 {
         assert!(p.claims_on(Side::A, since, &timeout).is_empty());
         p.block_both(vec![]);
     }
+    // A's to_local, older, is swept by now (its sweep not mined here).
+    let to_local_sweep = p
+        .claims_on(Side::A, 0, &commitment)
+        .into_iter()
+        .find(|t| *t != timeout)
+        .expect("A's to_local sweep");
+    let a = p.channel(Side::A);
+    assert_eq!(
+        (a.spendable_at, a.closing),
+        (
+            Some(confirmed + 144),
+            Amount::from_sat(htlc_value) + to_local_sweep.output[0].value
+        )
+    );
+    assert!(p.claims_on(Side::A, since, &timeout).is_empty());
+    p.block_both(vec![]);
     let sweep = p.claims_on(Side::A, since, &timeout);
     assert_eq!(sweep.len(), 1, "{sweep:?}");
     assert_eq!(sweep[0].input.len(), 1);

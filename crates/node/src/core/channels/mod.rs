@@ -8,6 +8,7 @@
 //! runtime makes the batch durable before it performs what follows).
 
 mod chain;
+mod limbo;
 mod normal;
 mod open;
 mod pay;
@@ -138,8 +139,26 @@ pub struct ChannelSummary {
     /// confirmed (the "limbo" balance).
     pub closing: Amount,
     /// The height from which our delayed output can be swept, while it
-    /// waits for `to_self_delay`.
+    /// waits for `to_self_delay` (the earliest, if several).
     pub spendable_at: Option<u32>,
+    /// HTLCs of a force-closed channel not resolved on chain yet, with
+    /// their deadlines.
+    pub unresolved_htlcs: Vec<UnresolvedHtlc>,
+}
+
+/// An HTLC of a force-closed channel not resolved on chain yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedHtlc {
+    /// Whether we offered it: it comes back to us after `cltv_expiry`
+    /// (unless the peer claims it with the preimage first). Otherwise it
+    /// was offered to us: ours with its preimage before `cltv_expiry`.
+    pub we_offered: bool,
+    /// `amount_msat`
+    pub amount: Msat,
+    /// `cltv_expiry`: the block height of the deadline.
+    pub cltv_expiry: u32,
+    /// Whether we can claim it: we offered it, or we have its preimage.
+    pub claimable: bool,
 }
 
 /// A stored channel's live state.
@@ -787,7 +806,9 @@ impl Channels {
             .map(|(id, e)| {
                 let mut s = summary(*id, e, self.connected.contains_key(&e.peer));
                 s.alias = self.local_alias(e.index);
-                (s.closing, s.spendable_at) = self.on_the_way(*id);
+                let limbo = self.limbo(*id);
+                (s.closing, s.spendable_at, s.unresolved_htlcs) =
+                    (limbo.closing, limbo.spendable_at, limbo.htlcs);
                 s
             })
             .collect()
@@ -884,6 +905,7 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         reason: None,
         closing: Amount::ZERO,
         spendable_at: None,
+        unresolved_htlcs: Vec::new(),
     };
     match &e.phase {
         Phase::Funded { funding, .. } => {

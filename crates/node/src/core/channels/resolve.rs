@@ -23,7 +23,7 @@ use beongae_script::commitment::CommitmentNumber;
 use beongae_script::ChannelType;
 use beongae_wire::ChannelId;
 use bitcoin::secp256k1::{ecdsa, PublicKey};
-use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
+use bitcoin::{Block, OutPoint, Transaction, Txid};
 
 use super::record::{self, KeptState, Sweep};
 use super::{Channels, Phase};
@@ -46,11 +46,39 @@ pub(super) struct KeptView {
     remote: Vec<(CommitmentNumber, CommitSpec, PublicKey)>,
 }
 
+impl KeptView {
+    /// The HTLCs of our latest commitment (as we see them).
+    pub(super) fn local_htlcs(
+        &self,
+    ) -> impl Iterator<Item = &beongae_channel::commitments::SpecHtlc> {
+        self.local.iter().flat_map(|(spec, _, _)| spec.htlcs.iter())
+    }
+}
+
 /// Which commitment confirmed.
-enum Case {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Case {
+    /// Our own, with its number.
     Ours(CommitmentNumber),
+    /// One the peer revoked, with its number.
     Revoked(u64),
+    /// The peer's current or next one.
     Theirs(CommitmentNumber),
+}
+
+/// A closed channel's confirmed commitment, read with the kept state.
+pub(super) struct Confirmed {
+    /// The commitment.
+    pub(super) spend: Transaction,
+    /// The height of its block.
+    pub(super) height: u32,
+    pub(super) view: KeptView,
+    pub(super) case: Case,
+    /// Our `per_commitment_point` of it (our commitment only).
+    pub(super) our_point: Option<PublicKey>,
+    /// Its HTLC outputs (not for a revoked commitment, nor one we cannot
+    /// rebuild).
+    pub(super) htlcs: Option<Vec<HtlcOutput>>,
 }
 
 impl Channels {
@@ -123,43 +151,12 @@ impl Channels {
         if self.unclaimable.contains(&id) || self.loading.contains(&id) {
             return;
         }
-        let Some(entry) = self.entries.get(&id) else {
+        let Some(k) = self.confirmed_commitment(id) else {
             return;
         };
-        let Phase::Closed(c) = &entry.phase else {
-            return;
-        };
-        let Some(confirmed) = c.confirmed else {
-            return;
-        };
-        if c.mutual() || c.kept.is_none() {
-            return;
-        }
-        let Some(spend) = c.tx.clone() else {
-            return;
-        };
-        let swept_any = !c.sweeps.is_empty();
-        let Some(view) = self.kept_view(id) else {
-            return;
-        };
-        let Some(number) = commitment_number(&view.funded, &spend) else {
-            return; // not a commitment (a closing transaction)
-        };
-        let case = if view.our_txid == Some(spend.compute_txid()) {
-            match CommitmentNumber::new(number) {
-                Some(n) => Case::Ours(n),
-                None => return,
-            }
-        } else if number < view.remote_current {
-            Case::Revoked(number)
-        } else {
-            match CommitmentNumber::new(number) {
-                Some(n) => Case::Theirs(n),
-                None => return,
-            }
-        };
-        let outputs = match case {
+        match k.case {
             Case::Revoked(number) => {
+                let swept_any = matches!(self.entries.get(&id).map(|e| &e.phase), Some(Phase::Closed(c)) if !c.sweeps.is_empty());
                 if !swept_any {
                     tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
                     self.loading.insert(id);
@@ -168,17 +165,79 @@ impl Channels {
                         number,
                     });
                 }
-                None
             }
-            Case::Ours(n) => self.resolve_ours(id, &view, &spend, confirmed, n),
-            Case::Theirs(n) => self.resolve_theirs(id, &view, &spend, n),
+            Case::Ours(_) => self.resolve_ours(id, &k),
+            Case::Theirs(_) => self.resolve_theirs(id, &k),
+        }
+        self.outgoing_on_chain(id, k.htlcs.as_deref());
+    }
+
+    /// The confirmed commitment of closed channel `id`, if a commitment
+    /// (not a mutual close) confirmed and the kept state reads.
+    pub(super) fn confirmed_commitment(&self, id: ChannelId) -> Option<Confirmed> {
+        let entry = self.entries.get(&id)?;
+        let Phase::Closed(c) = &entry.phase else {
+            return None;
         };
-        self.outgoing_on_chain(id, outputs.as_deref());
+        let height = c.confirmed?;
+        if c.mutual() || c.kept.is_none() {
+            return None;
+        }
+        let spend = c.tx.clone()?;
+        let view = self.kept_view(id)?;
+        // Not a commitment: a closing transaction.
+        let number = commitment_number(&view.funded, &spend)?;
+        let case = if view.our_txid == Some(spend.compute_txid()) {
+            Case::Ours(CommitmentNumber::new(number)?)
+        } else if number < view.remote_current {
+            Case::Revoked(number)
+        } else {
+            Case::Theirs(CommitmentNumber::new(number)?)
+        };
+        let keys = self.keys.channel(entry.index);
+        let (our_point, htlcs) = match case {
+            Case::Revoked(_) => (None, None),
+            Case::Ours(n) => {
+                let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+                let htlcs = view
+                    .local
+                    .as_ref()
+                    .filter(|(_, number, _)| *number == n)
+                    .and_then(|(spec, _, sigs)| {
+                        our_commitment_htlcs(&self.secp, &view.funded, &spend, spec, n, &point, sigs)
+                            .map_err(|e| tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of our commitment"))
+                            .ok()
+                    });
+                (Some(point), htlcs)
+            }
+            Case::Theirs(n) => {
+                // Beyond the next one we lost state: only our to_remote is
+                // ours to know.
+                let htlcs = view
+                    .remote
+                    .iter()
+                    .find(|(m, _, _)| *m == n)
+                    .and_then(|(_, spec, point)| {
+                        their_commitment_htlcs(&self.secp, &view.funded, &spend, spec, n, point)
+                            .map_err(|e| tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of the peer's commitment"))
+                            .ok()
+                    });
+                (None, htlcs)
+            }
+        };
+        Some(Confirmed {
+            spend,
+            height,
+            view,
+            case,
+            our_point,
+            htlcs,
+        })
     }
 
     /// Outputs of closed channel `id` already being claimed, or spent by a
     /// transaction not ours.
-    fn covered(&self, id: ChannelId) -> BTreeSet<OutPoint> {
+    pub(super) fn covered(&self, id: ChannelId) -> BTreeSet<OutPoint> {
         match self.entries.get(&id).map(|e| &e.phase) {
             Some(Phase::Closed(c)) => c
                 .sweeps
@@ -192,75 +251,23 @@ impl Channels {
         }
     }
 
-    /// Our commitment `spend` (number `n`) confirmed at `confirmed`. Returns
-    /// its HTLC outputs.
-    fn resolve_ours(
-        &mut self,
-        id: ChannelId,
-        view: &KeptView,
-        spend: &Transaction,
-        confirmed: u32,
-        n: CommitmentNumber,
-    ) -> Option<Vec<HtlcOutput>> {
-        let index = self.entries.get(&id)?.index;
+    /// Our commitment confirmed: our delayed outputs once mature, our
+    /// HTLC transactions once they can confirm.
+    fn resolve_ours(&mut self, id: ChannelId, k: &Confirmed) {
+        let Some(index) = self.entries.get(&id).map(|e| e.index) else {
+            return;
+        };
         let keys = self.keys.channel(index);
-        let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
         let covered = self.covered(id);
-        let delay = u32::from(view.funded.local_to_self_delay);
-        // Our delayed outputs: to_local, and the output of each of our HTLC
-        // transactions, each spendable in the block `to_self_delay` after
-        // the one that confirmed it. Only we can spend them: one sweep.
-        let mut delayed = Vec::new();
-        let sweeps: Vec<(Transaction, Option<u32>)> = match self.entries.get(&id).map(|e| &e.phase)
-        {
-            Some(Phase::Closed(c)) => c
-                .sweeps
-                .iter()
-                .map(|s| (s.tx.clone(), s.confirmed))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let sources = std::iter::once((spend.clone(), Some(confirmed))).chain(sweeps);
-        for (tx, at) in sources {
-            let Some(at) = at else { continue };
-            if self.height + 1 < at + delay {
-                continue;
-            }
-            match our_to_local_claim(
-                &self.secp,
-                &view.funded,
-                &tx,
-                &point,
-                &keys.delayed_payment_base,
-            ) {
-                Ok(Some(claim)) if !covered.contains(&claim.input.outpoint) => delayed.push(claim),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
-                }
-            }
-        }
+        let delayed: Vec<Claim> = self
+            .delayed_outputs(id, k)
+            .into_iter()
+            .filter(|(c, at)| self.height + 1 >= *at && !covered.contains(&c.input.outpoint))
+            .map(|(c, _)| c)
+            .collect();
+        // Only we can spend them: one sweep.
         self.sweep(id, vec![delayed]);
-        let (spec, number, sigs) = view.local.as_ref()?;
-        if number != &n {
-            return None;
-        }
-        let outputs = match our_commitment_htlcs(
-            &self.secp,
-            &view.funded,
-            spend,
-            spec,
-            n,
-            &point,
-            sigs,
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of our commitment");
-                return None;
-            }
-        };
-        for out in &outputs {
+        for out in k.htlcs.iter().flatten() {
             if covered.contains(&out.outpoint) {
                 continue;
             }
@@ -279,18 +286,51 @@ impl Channels {
             };
             match signed_htlc_tx(
                 &self.secp,
-                &view.funded,
+                &k.view.funded,
                 out,
                 &keys.htlc_base,
                 preimage.as_ref(),
             ) {
-                Ok(tx) => self.second_stage(id, view.funded.channel_type, out, tx),
+                Ok(tx) => self.second_stage(id, k.view.funded.channel_type, out, tx),
                 Err(e) => {
                     tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot sign our htlc transaction");
                 }
             }
         }
-        Some(outputs)
+    }
+
+    /// Our delayed outputs of our confirmed commitment, each with the
+    /// height of the first block it can be spent in: `to_local`, and the
+    /// output of each of our confirmed HTLC transactions, `to_self_delay`
+    /// blocks after the one that confirmed it.
+    pub(super) fn delayed_outputs(&self, id: ChannelId, k: &Confirmed) -> Vec<(Claim, u32)> {
+        let (Some(entry), Some(point)) = (self.entries.get(&id), k.our_point) else {
+            return Vec::new();
+        };
+        let Phase::Closed(c) = &entry.phase else {
+            return Vec::new();
+        };
+        let keys = self.keys.channel(entry.index);
+        let delay = u32::from(k.view.funded.local_to_self_delay);
+        std::iter::once((&k.spend, Some(k.height)))
+            .chain(c.sweeps.iter().map(|s| (&s.tx, s.confirmed)))
+            .filter_map(|(tx, at)| {
+                let at = at?;
+                match our_to_local_claim(
+                    &self.secp,
+                    &k.view.funded,
+                    tx,
+                    &point,
+                    &keys.delayed_payment_base,
+                ) {
+                    Ok(claim) => claim.map(|c| (c, at + delay)),
+                    Err(e) => {
+                        tracing::error!(channel = %id, error = %e, "cannot derive our delayed key");
+                        None
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Our HTLC transaction `tx` for `out`: without anchors it paid its fee
@@ -348,41 +388,22 @@ impl Channels {
         }
     }
 
-    /// The peer's commitment `spend` (number `n`, not revoked) confirmed.
-    /// Returns its HTLC outputs.
-    fn resolve_theirs(
-        &mut self,
-        id: ChannelId,
-        view: &KeptView,
-        spend: &Transaction,
-        n: CommitmentNumber,
-    ) -> Option<Vec<HtlcOutput>> {
-        let index = self.entries.get(&id)?.index;
+    /// The peer's commitment (not revoked) confirmed: our `to_remote` at
+    /// once, each HTLC of ours after expiry, each of its with the preimage.
+    fn resolve_theirs(&mut self, id: ChannelId, k: &Confirmed) {
+        let Some(index) = self.entries.get(&id).map(|e| e.index) else {
+            return;
+        };
         let keys = self.keys.channel(index);
         let covered = self.covered(id);
         let mut groups: Vec<Vec<Claim>> =
             vec![
-                their_commitment_claims(&view.funded, spend, keys.payment_base)
+                their_commitment_claims(&k.view.funded, &k.spend, keys.payment_base)
                     .into_iter()
                     .filter(|c| !covered.contains(&c.input.outpoint))
                     .collect(),
             ];
-        let Some((_, spec, point)) = view.remote.iter().find(|(m, _, _)| *m == n) else {
-            // A commitment beyond the next one: we lost state; only our
-            // to_remote is ours to know.
-            self.sweep(id, groups);
-            return None;
-        };
-        let outputs = match their_commitment_htlcs(&self.secp, &view.funded, spend, spec, n, point)
-        {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(channel = %id, error = %e, "cannot read the htlc outputs of the peer's commitment");
-                self.sweep(id, groups);
-                return None;
-            }
-        };
-        for out in &outputs {
+        for out in k.htlcs.iter().flatten() {
             if covered.contains(&out.outpoint) {
                 continue;
             }
@@ -401,7 +422,7 @@ impl Channels {
             // after expiry), and losing that race holds back nothing else.
             match their_htlc_claim(
                 &self.secp,
-                &view.funded,
+                &k.view.funded,
                 out,
                 &keys.htlc_base,
                 preimage.as_ref(),
@@ -413,79 +434,6 @@ impl Channels {
             }
         }
         self.sweep(id, groups);
-        Some(outputs)
-    }
-
-    /// Our funds of closed channel `id` still on their way back to the
-    /// wallet, and when our delayed output becomes spendable: our balance
-    /// while our commitment awaits confirmation, then what of the confirmed
-    /// spend is ours until it is swept, then the sweeps until they confirm.
-    pub(super) fn on_the_way(&self, id: ChannelId) -> (Amount, Option<u32>) {
-        let nothing = (Amount::ZERO, None);
-        let Some(entry) = self.entries.get(&id) else {
-            return nothing;
-        };
-        let Phase::Closed(c) = &entry.phase else {
-            return nothing;
-        };
-        if c.mutual() || c.withheld != record::Withheld::No {
-            return nothing;
-        }
-        let Some(confirmed) = c.confirmed else {
-            // Our commitment, broadcast and not confirmed yet.
-            return match c.tx {
-                Some(_) if c.reason != record::COOPERATIVE_CLOSE => {
-                    (Amount::from_sat(c.local.to_msat() / 1000), None)
-                }
-                _ => nothing,
-            };
-        };
-        if !c.sweeps.is_empty() {
-            let pending = c
-                .sweeps
-                .iter()
-                .filter(|s| s.confirmed.is_none())
-                .flat_map(|s| s.tx.output.iter().map(|o| o.value))
-                .sum();
-            return (pending, None);
-        }
-        let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
-            return nothing;
-        };
-        let keys = self.keys.channel(entry.index);
-        let (signing, secrets) = self.secrets(entry.index);
-        let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
-            return nothing;
-        };
-        let ours = chan
-            .signed_local_commitment(&self.secp)
-            .is_ok_and(|t| t.compute_txid() == spend.compute_txid());
-        if ours {
-            let point = commitment_number(&chan.funded, spend)
-                .and_then(CommitmentNumber::new)
-                .map(|n| LocalSecrets::new(keys.commitment_seed).point(&self.secp, n));
-            let claim = point.and_then(|p| {
-                our_to_local_claim(
-                    &self.secp,
-                    &chan.funded,
-                    spend,
-                    &p,
-                    &keys.delayed_payment_base,
-                )
-                .ok()
-                .flatten()
-            });
-            let delay = u32::from(chan.funded.local_to_self_delay);
-            return match claim {
-                Some(c) => (c.input.value, Some(confirmed + delay)),
-                None => nothing,
-            };
-        }
-        let value = their_commitment_claims(&chan.funded, spend, keys.payment_base)
-            .iter()
-            .map(|c| c.input.value)
-            .sum();
-        (value, None)
     }
 
     /// [`Channels::resolve`] for every closed channel.

@@ -1,0 +1,124 @@
+//! Funds of a force-closed channel on their way back to the wallet (the
+//! "limbo" balance, as LND calls it), for `channels` and `balance`: our
+//! balance while our commitment waits to confirm; then every output of the
+//! confirmed commitment that is ours and not swept yet (with the height our
+//! delayed outputs mature at), each HTLC still unresolved and its deadline,
+//! and our claims until they confirm.
+
+use beongae_wire::ChannelId;
+use bitcoin::{Amount, OutPoint};
+
+use super::record::{self, KeptState};
+use super::resolve::Case;
+use super::{Channels, Phase, UnresolvedHtlc};
+
+/// What of a closed channel is on its way back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Limbo {
+    pub(super) closing: Amount,
+    pub(super) spendable_at: Option<u32>,
+    pub(super) htlcs: Vec<UnresolvedHtlc>,
+}
+
+impl Channels {
+    /// Closed channel `id`'s funds on their way back.
+    pub(super) fn limbo(&self, id: ChannelId) -> Limbo {
+        let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
+            return Limbo::default();
+        };
+        if c.mutual() || c.withheld != record::Withheld::No {
+            return Limbo::default();
+        }
+        if c.confirmed.is_none() {
+            // Our commitment, broadcast and not confirmed yet: our balance
+            // and the HTLCs in it.
+            if c.tx.is_none() || c.reason == record::COOPERATIVE_CLOSE {
+                return Limbo::default();
+            }
+            let htlcs = match (&c.kept, self.kept_view(id)) {
+                (Some(KeptState::Normal(_)), Some(view)) => view
+                    .local_htlcs()
+                    .map(|h| UnresolvedHtlc {
+                        we_offered: h.offered,
+                        amount: h.amount,
+                        cltv_expiry: h.cltv_expiry,
+                        claimable: h.offered || self.incoming_preimage(id, h.id).is_some(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return Limbo {
+                closing: Amount::from_sat(c.local.to_msat() / 1000),
+                spendable_at: None,
+                htlcs,
+            };
+        }
+        let Some(k) = self.confirmed_commitment(id) else {
+            return Limbo::default();
+        };
+        // Spent by our claims (pending or confirmed) or by the peer.
+        let taken: std::collections::BTreeSet<OutPoint> = c
+            .sweeps
+            .iter()
+            .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
+            .chain(c.spent.iter().map(|s| s.outpoint))
+            .collect();
+        let mut limbo = Limbo::default();
+        // Our claims not confirmed yet: what goes to the wallet, and the
+        // output of an HTLC transaction (a change output is the wallet's).
+        for s in c.sweeps.iter().filter(|s| s.confirmed.is_none()) {
+            let to_wallet: Amount =
+                s.tx.output
+                    .iter()
+                    .filter(|o| Some(&o.script_pubkey) == self.settings.close_script.as_ref())
+                    .map(|o| o.value)
+                    .sum();
+            limbo.closing += if to_wallet > Amount::ZERO {
+                to_wallet
+            } else {
+                s.tx.output.first().map_or(Amount::ZERO, |o| o.value)
+            };
+        }
+        match k.case {
+            Case::Revoked(_) => return limbo,
+            Case::Ours(_) => {
+                for (claim, at) in self.delayed_outputs(id, &k) {
+                    if !taken.contains(&claim.input.outpoint) {
+                        limbo.closing += claim.input.value;
+                        limbo.spendable_at = Some(limbo.spendable_at.map_or(at, |s| s.min(at)));
+                    }
+                }
+            }
+            Case::Theirs(_) => {
+                let keys = self
+                    .keys
+                    .channel(self.entries.get(&id).map_or(0, |e| e.index));
+                for claim in beongae_channel::onchain::their_commitment_claims(
+                    &k.view.funded,
+                    &k.spend,
+                    keys.payment_base,
+                ) {
+                    if !taken.contains(&claim.input.outpoint) {
+                        limbo.closing += claim.input.value;
+                    }
+                }
+            }
+        }
+        for out in k.htlcs.iter().flatten() {
+            if taken.contains(&out.outpoint) {
+                continue;
+            }
+            let claimable = out.we_offered || self.incoming_preimage(id, out.id).is_some();
+            if claimable {
+                limbo.closing += out.value;
+            }
+            limbo.htlcs.push(UnresolvedHtlc {
+                we_offered: out.we_offered,
+                amount: out.amount,
+                cltv_expiry: out.cltv_expiry,
+                claimable,
+            });
+        }
+        limbo
+    }
+}
