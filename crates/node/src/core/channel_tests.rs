@@ -76,6 +76,9 @@ struct Pair {
     mempool: Vec<(Txid, Result<(), String>)>,
     /// Store reads asked for and not answered (a crash before the answer).
     drop_loads: bool,
+    /// Wallet requests ([`Output::FundClaim`]) asked for and not answered
+    /// (a crash before the answer).
+    drop_funding: bool,
 }
 
 /// The key the devnet's coins pay to (P2WPKH); funding transactions spend them.
@@ -249,6 +252,7 @@ impl Pair {
             devnet: funded_devnet(),
             mempool: Vec::new(),
             drop_loads: false,
+            drop_funding: false,
         };
         p.connect();
         p
@@ -470,7 +474,7 @@ impl Pair {
                         tx,
                         feerate,
                         ..
-                    } => {
+                    } if !self.drop_funding => {
                         let outpoint = tx.input[0].previous_output;
                         let result = Ok(self.add_fee_input(tx, feerate));
                         queue.push_back((

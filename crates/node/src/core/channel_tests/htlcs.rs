@@ -312,3 +312,104 @@ fn our_htlc_success_on_our_commitment_tells_the_payer() {
     assert_eq!(sweep.len(), 1, "{sweep:?}");
     assert!(p.accepted(&sweep[0]), "{:?}", p.mempool.last());
 }
+
+/// Killed at each step of an HTLC's resolution on chain — our commitment
+/// broadcast, confirmed, the HTLC-timeout being funded by the wallet (the
+/// answer lost), broadcast, confirmed, its output swept — and restarted
+/// from the store each time: the resolution completes, each output is
+/// claimed by one transaction, and the payment's failure stays recorded.
+#[test]
+fn restarts_at_each_step_of_an_htlc_timeout_resolve_it_once() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let (expiry, hash) = stuck_htlc(&mut p);
+    let commitment = p.force_close(Side::A, id);
+    p.restart(Side::A);
+    p.block_both(vec![commitment.clone()]);
+    p.restart(Side::A);
+    while p.height + 1 < expiry {
+        p.block_both(vec![]);
+    }
+    let since = p.broadcasts.len();
+    p.drop_funding = true;
+    p.block_both(vec![]);
+    assert_eq!(p.height, expiry);
+    assert!(p.claims_on(Side::A, since, &commitment).is_empty());
+    p.drop_funding = false;
+    p.restart(Side::A);
+    let timeout = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(timeout.len(), 1, "funded again after the restart");
+    let timeout = timeout[0].clone();
+    assert!(p.accepted(&timeout), "{:?}", p.mempool.last());
+    p.restart(Side::A);
+    p.block_both(vec![]);
+    assert_eq!(
+        p.claims_on(Side::A, since, &commitment),
+        vec![timeout.clone()],
+        "the same HTLC-timeout goes out again, no second one"
+    );
+    p.block_both(vec![timeout.clone()]);
+    let confirmed = p.height;
+    for _ in 0..5 {
+        p.block_both(vec![]);
+    }
+    assert_eq!(
+        a_payment(&mut p, hash),
+        "failed: the htlc timed out on chain"
+    );
+    p.restart(Side::A);
+    assert_eq!(
+        a_payment(&mut p, hash),
+        "failed: the htlc timed out on chain"
+    );
+    let since = p.broadcasts.len();
+    while p.height + 1 < confirmed + 144 {
+        p.block_both(vec![]);
+    }
+    let sweep = p.claims_on(Side::A, since, &timeout);
+    assert_eq!(sweep.len(), 1);
+    p.restart(Side::A);
+    p.block_both(vec![]);
+    assert_eq!(p.claims_on(Side::A, since, &timeout), sweep);
+    p.block_both(sweep.clone());
+    p.restart(Side::A);
+    p.block_both(vec![]);
+    let pending = p.core(Side::A).pending_broadcasts();
+    assert!(!pending.contains(&sweep[0]) && !pending.contains(&timeout));
+    assert_eq!(p.claims_on(Side::A, since, &timeout), sweep);
+}
+
+/// The peer's claim with the preimage on our commitment is reorged out:
+/// the output is ours to resolve again (our HTLC-timeout once expired),
+/// and the preimage we learned stays learned.
+#[test]
+fn a_reorg_that_undoes_the_peers_preimage_claim_reopens_the_output() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let expiry = p.pay_then_silence(Side::A);
+    let (_, hash) = added_by_a(&p);
+    let commitment = p.force_close(Side::A, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    let since = p.broadcasts.len();
+    p.block(vec![commitment.clone()]);
+    let claim = p
+        .claims_on(Side::B, since, &commitment)
+        .into_iter()
+        .find(|t| t.input[0].previous_output.vout == htlc_vout)
+        .expect("B's claim with the preimage");
+    p.block(vec![claim]);
+    assert_eq!(a_payment(&mut p, hash), "succeeded");
+    p.unblock();
+    assert_eq!(a_payment(&mut p, hash), "succeeded");
+    // Without B's claim on chain, A times the HTLC out once it expires.
+    let since = p.broadcasts.len();
+    while p.height < expiry {
+        p.block(vec![]);
+    }
+    let mine = p.claims_on(Side::A, since, &commitment);
+    assert!(
+        mine.iter()
+            .any(|t| t.input[0].previous_output.vout == htlc_vout),
+        "A claims the output back: {mine:?}"
+    );
+}
