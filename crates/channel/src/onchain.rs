@@ -179,3 +179,83 @@ pub fn claim_transaction<C: Signing>(
     sign_sweep(secp, &mut tx, &inputs, &keys)?;
     Ok(tx)
 }
+
+/// BOLT 5 / BOLT 3 `option_anchors`: the start of a child transaction that
+/// spends our anchor of our commitment `tx` so that a wallet input can pay
+/// for the commitment (CPFP): input 0 our anchor (330 sat), output 0 the
+/// same 330 sat to `destination`. It pays no fee itself: the wallet adds
+/// inputs and change, and then [`sign_anchor_child`] signs the anchor
+/// (`SIGHASH_ALL`, so that nobody can reuse our signature in another
+/// transaction). Returns it, signed as is (a placeholder of the final
+/// size), with the anchor output it spends; `None` if `tx` has no anchor
+/// of ours.
+pub fn anchor_child<C: Signing>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    tx: &Transaction,
+    funding_key: &SecretKey,
+    destination: ScriptBuf,
+) -> Option<(Transaction, bitcoin::TxOut)> {
+    use beongae_script::scripts::anchor_script;
+    let script = anchor_script(&funded.local_keys.funding_pubkey);
+    let mut used = vec![false; tx.output.len()];
+    let (outpoint, value) = take_output(tx, tx.compute_txid(), &mut used, &script.to_p2wsh())?;
+    let child = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: bitcoin::Witness::new(),
+        }],
+        output: vec![bitcoin::TxOut {
+            value,
+            script_pubkey: destination,
+        }],
+    };
+    let prevout = bitcoin::TxOut {
+        value,
+        script_pubkey: script.to_p2wsh(),
+    };
+    let child = sign_anchor_child(secp, funded, child, &prevout, funding_key)?;
+    Some((child, prevout))
+}
+
+/// Signs input 0 of `child` (our anchor, `prevout`) with our funding key,
+/// `SIGHASH_ALL` over `child` as it is (with the wallet's inputs and
+/// change).
+pub fn sign_anchor_child<C: Signing>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    mut child: Transaction,
+    prevout: &bitcoin::TxOut,
+    funding_key: &SecretKey,
+) -> Option<Transaction> {
+    use beongae_script::scripts::anchor_script;
+    use beongae_script::sign::sign_p2wsh;
+    use bitcoin::sighash::EcdsaSighashType;
+    let script = anchor_script(&funded.local_keys.funding_pubkey);
+    if prevout.script_pubkey != script.to_p2wsh() {
+        return None;
+    }
+    let outpoint = child.input.first()?.previous_output;
+    let sig = sign_p2wsh(
+        secp,
+        &child,
+        0,
+        &script,
+        prevout.value,
+        EcdsaSighashType::All,
+        funding_key,
+    )
+    .ok()?;
+    let input = SweepInput {
+        outpoint,
+        value: prevout.value,
+        witness_script: Some(script),
+        path: SpendPath::Anchor,
+    };
+    child.input[0].witness = beongae_script::sweep::witness_for(&input, Some(&sig));
+    Some(child)
+}

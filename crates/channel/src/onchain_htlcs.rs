@@ -193,35 +193,59 @@ pub fn their_commitment_htlcs<C: Verification>(
 /// transaction for an HTLC output of our commitment, signed by both
 /// (BOLT 3 witness `0 <remotehtlcsig> <localhtlcsig> <preimage or empty>`).
 ///
+/// Our signature is `SIGHASH_ALL` (BOLT 5: the local signature "MUST use
+/// SIGHASH_ALL", or anyone could attach inputs and outputs and pin it).
 /// With `option_anchors` the transaction pays no fee and the peer signed it
-/// `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`; we sign it the same way, so that
-/// wallet inputs (and a change output after the first) can be added to pay
-/// its fee without signing it again (BOLT 5: "the local node ... MAY add
-/// inputs"). Without anchors both sign `SIGHASH_ALL` and its fee was paid
-/// from the HTLC at the commitment's feerate.
+/// `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`: the wallet first adds inputs and
+/// a change output (after output 0), and that transaction, `funded`, is
+/// what we sign. Without `funded` it is the bare second stage (its fee paid
+/// from the HTLC without anchors; with anchors, the placeholder the wallet
+/// starts from, its witness the final size).
 pub fn signed_htlc_tx<C: Signing>(
     secp: &Secp256k1<C>,
-    funded: &FundedChannel,
+    funded_channel: &FundedChannel,
     out: &HtlcOutput,
     htlc_base_key: &SecretKey,
     preimage: Option<&Preimage>,
+    funded: Option<Transaction>,
 ) -> Result<Transaction, HtlcClaimError> {
-    let Some((tx, remote_sig)) = &out.second_stage else {
+    let Some((bare, remote_sig)) = &out.second_stage else {
         return Err(HtlcClaimError::NotThisCommitment);
     };
     if !out.we_offered {
         check_preimage(out, preimage)?;
     }
+    let mut tx = match funded {
+        None => bare.clone(),
+        Some(tx) => {
+            // What the peer's signature covers must be as it signed it.
+            let same = tx.version == bare.version
+                && tx.lock_time == bare.lock_time
+                && tx.input.first().map(|i| (i.previous_output, i.sequence))
+                    == Some((bare.input[0].previous_output, bare.input[0].sequence))
+                && tx.output.first() == bare.output.first();
+            if !same {
+                return Err(HtlcClaimError::NotThisCommitment);
+            }
+            tx
+        }
+    };
     let key = derive_privkey(secp, htlc_base_key, &out.per_commitment_point)
         .map_err(|e| HtlcClaimError::Sign(e.to_string()))?;
-    let sighash_type = remote_htlc_sighash(funded.channel_type);
-    let ours = sign_p2wsh(secp, tx, 0, &out.script, out.value, sighash_type, &key)
-        .map_err(|e| HtlcClaimError::Sign(e.to_string()))?;
+    let ours = sign_p2wsh(
+        secp,
+        &tx,
+        0,
+        &out.script,
+        out.value,
+        bitcoin::sighash::EcdsaSighashType::All,
+        &key,
+    )
+    .map_err(|e| HtlcClaimError::Sign(e.to_string()))?;
     let theirs = Signature {
         signature: *remote_sig,
-        sighash_type,
+        sighash_type: remote_htlc_sighash(funded_channel.channel_type),
     };
-    let mut tx = tx.clone();
     tx.input[0].witness = htlc_tx_witness(
         &theirs,
         &ours,

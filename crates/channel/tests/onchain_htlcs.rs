@@ -101,7 +101,8 @@ fn our_commitment_second_stages(ct: ChannelType) {
     let offered = out_of(&outputs, true, 1);
     assert_eq!(offered.value, Amount::from_sat(50_000));
     assert_eq!(offered.cltv_expiry, EXPIRY_A);
-    let timeout = signed_htlc_tx(&p.secp, &p.a.funded, offered, &p.pa.htlc_base, None).unwrap();
+    let timeout =
+        signed_htlc_tx(&p.secp, &p.a.funded, offered, &p.pa.htlc_base, None, None).unwrap();
     assert_eq!(timeout.lock_time.to_consensus_u32(), EXPIRY_A);
     verify(&timeout, 0, &spent(offered));
     let fee = second_stage_fee(true, ct, feerate);
@@ -110,7 +111,7 @@ fn our_commitment_second_stages(ct: ChannelType) {
     // HTLC-success of B's 30,000 sat needs the preimage, and the right one.
     let received = out_of(&outputs, false, 3);
     assert_eq!(
-        signed_htlc_tx(&p.secp, &p.a.funded, received, &p.pa.htlc_base, None).unwrap_err(),
+        signed_htlc_tx(&p.secp, &p.a.funded, received, &p.pa.htlc_base, None, None).unwrap_err(),
         HtlcClaimError::NoPreimage
     );
     assert_eq!(
@@ -119,7 +120,8 @@ fn our_commitment_second_stages(ct: ChannelType) {
             &p.a.funded,
             received,
             &p.pa.htlc_base,
-            Some(&Preimage([1; 32]))
+            Some(&Preimage([1; 32])),
+            None
         )
         .unwrap_err(),
         HtlcClaimError::WrongPreimage
@@ -130,6 +132,7 @@ fn our_commitment_second_stages(ct: ChannelType) {
         received,
         &p.pa.htlc_base,
         Some(&Preimage([3; 32])),
+        None,
     )
     .unwrap();
     assert_eq!(success.lock_time.to_consensus_u32(), 0);
@@ -143,7 +146,7 @@ fn our_commitment_second_stages(ct: ChannelType) {
 
     // A wrong key does not verify (the negative twin).
     let mut forged = timeout.clone();
-    let wrong = signed_htlc_tx(&p.secp, &p.a.funded, offered, &sk(99), None).unwrap();
+    let wrong = signed_htlc_tx(&p.secp, &p.a.funded, offered, &sk(99), None, None).unwrap();
     forged.input[0].witness = wrong.input[0].witness.clone();
     assert!(spent(offered)
         .script_pubkey
@@ -151,11 +154,13 @@ fn our_commitment_second_stages(ct: ChannelType) {
         .is_err());
 
     if ct == ChannelType::Anchors {
-        // Zero fee: both signatures are SIGHASH_SINGLE|ANYONECANPAY, so a
-        // wallet input and a change output can be added to pay the fee.
+        // Zero fee: the peer signed SIGHASH_SINGLE|ANYONECANPAY, so a wallet
+        // input and a change output can be added to pay the fee; we sign
+        // SIGHASH_ALL over the result (BOLT 5), and our signature on the
+        // bare transaction does not hold for it.
         assert_eq!(timeout.output[0].value, Amount::from_sat(50_000));
-        let mut funded = timeout.clone();
-        funded.input.push(TxIn {
+        let mut with_fee = timeout.clone();
+        with_fee.input.push(TxIn {
             previous_output: OutPoint {
                 txid: bitcoin::Txid::from_byte_array([9; 32]),
                 vout: 0,
@@ -163,11 +168,42 @@ fn our_commitment_second_stages(ct: ChannelType) {
             sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
             ..TxIn::default()
         });
-        funded.output.push(TxOut {
+        with_fee.output.push(TxOut {
             value: Amount::from_sat(90_000),
             script_pubkey: wallet(),
         });
-        verify(&funded, 0, &spent(offered));
+        assert!(spent(offered)
+            .script_pubkey
+            .verify(0, offered.value, &serialize(&with_fee))
+            .is_err());
+        let signed = signed_htlc_tx(
+            &p.secp,
+            &p.a.funded,
+            offered,
+            &p.pa.htlc_base,
+            None,
+            Some(with_fee.clone()),
+        )
+        .unwrap();
+        assert_eq!(signed.input[1], with_fee.input[1]);
+        verify(&signed, 0, &spent(offered));
+        let sighash = signed.input[0].witness.nth(2).unwrap().last().copied();
+        assert_eq!(sighash, Some(0x01), "our signature is SIGHASH_ALL");
+        // Its first output changed: refused.
+        let mut moved = with_fee.clone();
+        moved.output[0].value = Amount::from_sat(40_000);
+        assert_eq!(
+            signed_htlc_tx(
+                &p.secp,
+                &p.a.funded,
+                offered,
+                &p.pa.htlc_base,
+                None,
+                Some(moved)
+            )
+            .unwrap_err(),
+            HtlcClaimError::NotThisCommitment
+        );
     }
 
     // The second stages' outputs are A's delayed output, swept after A's
@@ -296,6 +332,7 @@ fn their_commitment_claims(ct: ChannelType) {
         b_received,
         &p.pb.htlc_base,
         Some(&Preimage([1; 32])),
+        None,
     )
     .unwrap();
     verify(&b_success, 0, &spent(offered));
@@ -317,4 +354,50 @@ fn their_commitment_htlcs_claimed_anchors() {
 #[test]
 fn their_commitment_htlcs_claimed_static_remotekey() {
     their_commitment_claims(ChannelType::StaticRemoteKey);
+}
+
+/// The child spending our anchor (CPFP): our funding key signs it
+/// `SIGHASH_ALL` once the wallet's input and change output are added; a
+/// commitment without anchors has none.
+#[test]
+fn the_anchor_child_takes_a_wallet_input() {
+    use beongae_channel::onchain::{anchor_child, sign_anchor_child};
+    let p = channel_with_htlcs(ChannelType::Anchors);
+    let commitment = p.a.signed_local_commitment(&p.secp).unwrap();
+    let (mut child, prevout) =
+        anchor_child(&p.secp, &p.a.funded, &commitment, &p.pa.funding, wallet()).unwrap();
+    assert_eq!(prevout.value, Amount::from_sat(330));
+    assert_eq!(child.output[0].value, Amount::from_sat(330));
+    assert_eq!(
+        commitment.output[child.input[0].previous_output.vout as usize],
+        prevout
+    );
+    verify(&child, 0, &prevout);
+    child.input.push(TxIn {
+        previous_output: OutPoint {
+            txid: bitcoin::Txid::from_byte_array([9; 32]),
+            vout: 3,
+        },
+        ..TxIn::default()
+    });
+    child.output.push(TxOut {
+        value: Amount::from_sat(50_000),
+        script_pubkey: wallet(),
+    });
+    // Signed SIGHASH_ALL: the wallet's additions need a new signature.
+    assert!(prevout
+        .script_pubkey
+        .verify(0, prevout.value, &serialize(&child))
+        .is_err());
+    let child = sign_anchor_child(&p.secp, &p.a.funded, child, &prevout, &p.pa.funding).unwrap();
+    verify(&child, 0, &prevout);
+    // Signed with another key, it does not hold.
+    let (forged, _) = anchor_child(&p.secp, &p.a.funded, &commitment, &sk(99), wallet()).unwrap();
+    assert!(prevout
+        .script_pubkey
+        .verify(0, prevout.value, &serialize(&forged))
+        .is_err());
+    let p = channel_with_htlcs(ChannelType::StaticRemoteKey);
+    let commitment = p.a.signed_local_commitment(&p.secp).unwrap();
+    assert!(anchor_child(&p.secp, &p.a.funded, &commitment, &p.pa.funding, wallet()).is_none());
 }

@@ -119,20 +119,28 @@ impl Onchain {
         Ok(tx)
     }
 
-    /// Our HTLC transaction `tx` of an anchor channel with wallet inputs
-    /// and change added to pay `feerate`, signed, not broadcast; its inputs
-    /// count as spent from now on.
+    /// Our transaction `tx` of an anchor channel (an HTLC transaction, or
+    /// the child spending our anchor) with wallet inputs and change added
+    /// to pay `feerate` (for an unconfirmed `parent` too), signed, not
+    /// broadcast; its inputs count as spent from now on.
     pub fn fund_claim(
         &self,
         tx: bitcoin::Transaction,
         prevouts: &[bitcoin::TxOut],
         feerate: FeeratePerKw,
+        parent: Option<(u64, Amount)>,
     ) -> Result<bitcoin::Transaction, WalletError> {
         self.sync()?;
         let mut w = self.wallet();
-        let tx = w.add_fee_inputs(tx, prevouts, feerate)?;
+        let tx = w.add_fee_inputs(tx, prevouts, feerate, parent)?;
         w.note_broadcast(tx.clone(), unix_now());
         Ok(tx)
+    }
+
+    /// Forgets a transaction of ours that can never confirm (replaced, or
+    /// conflicting with one that did): its inputs are spendable again.
+    pub fn forget(&self, txid: Txid) {
+        self.wallet().forget(txid, unix_now());
     }
 
     /// Broadcasts a transaction of the node's (funding, closing, commitment).

@@ -306,13 +306,17 @@ impl OnchainWallet {
     /// signs the added inputs. The existing inputs (spending `prevouts`) are
     /// signed already in a way that lets inputs and outputs be added
     /// (`SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, as an anchor channel's HTLC
-    /// transactions are, BOLT 3) and pay no fee themselves. The caller
-    /// broadcasts it and then calls [`OnchainWallet::note_broadcast`].
+    /// transactions are, BOLT 3) and pay no fee themselves. With `parent`
+    /// (the weight and fee of an unconfirmed transaction `tx` spends), the
+    /// fee brings the two together to `feerate` (child pays for parent).
+    /// The caller broadcasts it and then calls
+    /// [`OnchainWallet::note_broadcast`].
     pub fn add_fee_inputs(
         &mut self,
         tx: Transaction,
         prevouts: &[bitcoin::TxOut],
         feerate: FeeratePerKw,
+        parent: Option<(u64, Amount)>,
     ) -> Result<Transaction, WalletError> {
         if prevouts.len() != tx.input.len() {
             return Err(internal("one previous output per existing input"));
@@ -351,14 +355,23 @@ impl OnchainWallet {
         let mut total = Amount::ZERO;
         let mut chosen = Vec::new();
         let dust = change_script.minimal_non_dust();
-        let mut fee = feerate.fee_for_weight(weight);
+        let (parent_weight, parent_fee) = parent.unwrap_or((0, Amount::ZERO));
+        let fee_for = |weight: u64| {
+            // At least the child's own feerate, whatever the parent paid.
+            feerate
+                .fee_for_weight(weight + parent_weight)
+                .checked_sub(parent_fee)
+                .unwrap_or(Amount::ZERO)
+                .max(feerate.fee_for_weight(weight))
+        };
+        let mut fee = fee_for(weight);
         for (coin, taproot) in coins {
             // Outpoint, script length, sequence; then the witness: a 64-byte
             // Schnorr signature, or a 72-byte ECDSA one and a 33-byte key.
             weight += 4 * 41 + if taproot { 66 } else { 1 + 73 + 34 };
             total += coin.txout.value;
             chosen.push((coin, taproot));
-            fee = feerate.fee_for_weight(weight);
+            fee = fee_for(weight);
             if total >= fee + dust {
                 break;
             }
@@ -414,6 +427,17 @@ impl OnchainWallet {
             };
         }
         Ok(out)
+    }
+
+    /// Forgets a transaction recorded with
+    /// [`OnchainWallet::note_broadcast`] that will never confirm (replaced,
+    /// or conflicting with one that did): its inputs count as unspent again
+    /// and its outputs no more. If it confirms after all, the block says
+    /// so.
+    pub fn forget(&mut self, txid: bitcoin::Txid, now: u64) {
+        // Evicted after it was last seen (note_broadcast's `now`).
+        self.wpkh.apply_evicted_txs([(txid, now + 1)]);
+        self.tr.apply_evicted_txs([(txid, now + 1)]);
     }
 
     /// Records a transaction we broadcast, so its change counts as unconfirmed

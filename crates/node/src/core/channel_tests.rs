@@ -473,10 +473,11 @@ impl Pair {
                         channel_id,
                         tx,
                         feerate,
+                        parent,
                         ..
                     } if !self.drop_funding => {
                         let outpoint = tx.input[0].previous_output;
-                        let result = Ok(self.add_fee_input(tx, feerate));
+                        let result = Ok(self.add_fee_input(tx, feerate, parent));
                         queue.push_back((
                             side,
                             Input::ClaimFunded {
@@ -527,8 +528,14 @@ impl Pair {
 
     /// What a wallet does with [`Output::FundClaim`]: adds a mature devnet
     /// coin no broadcast spent yet and a change output back to the coin
-    /// key, so that the whole pays `feerate`, and signs the coin.
-    fn add_fee_input(&self, mut tx: Transaction, feerate: FeeratePerKw) -> Transaction {
+    /// key, so that the whole (with an unconfirmed `parent`'s weight and
+    /// fee) pays `feerate`, and signs the coin.
+    fn add_fee_input(
+        &self,
+        mut tx: Transaction,
+        feerate: FeeratePerKw,
+        parent: Option<(u64, Amount)>,
+    ) -> Transaction {
         use bitcoin::sighash::{EcdsaSighashType, SighashCache};
         let spent: std::collections::BTreeSet<bitcoin::OutPoint> = self
             .broadcasts
@@ -554,7 +561,8 @@ impl Pair {
         });
         // The coin's witness: a 72-byte signature and a 33-byte key.
         let weight = tx.weight().to_wu() + 1 + 73 + 34;
-        let fee = feerate.fee_for_weight(weight);
+        let (pw, pfee) = parent.unwrap_or((0, Amount::ZERO));
+        let fee = (feerate.fee_for_weight(weight + pw) - pfee).max(feerate.fee_for_weight(weight));
         let last = tx.output.len() - 1;
         tx.output[last].value = coin.txout.value - fee;
         let n = tx.input.len() - 1;

@@ -407,10 +407,11 @@ pub enum Output {
         number: u64,
     },
     /// Add wallet inputs (and a change output after the existing outputs)
-    /// to our HTLC transaction `tx` of an anchor channel, whose input 0 is
-    /// signed `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` and pays no fee, so
-    /// that the whole pays `feerate`; sign them and answer with
-    /// [`Input::ClaimFunded`] (not broadcast: the core keeps it first).
+    /// to our transaction `tx` of an anchor channel (an HTLC transaction or
+    /// the child of our commitment's anchor), whose input 0 pays no fee,
+    /// so that the whole pays `feerate`; sign them and answer with
+    /// [`Input::ClaimFunded`] (not broadcast: the core signs input 0 over
+    /// the result and keeps it first).
     FundClaim {
         /// The channel.
         channel_id: ChannelId,
@@ -418,8 +419,19 @@ pub enum Output {
         tx: Transaction,
         /// The outputs its inputs spend.
         prevouts: Vec<bitcoin::TxOut>,
-        /// Feerate for the whole transaction.
+        /// Feerate for the whole transaction (with `parent`, for both).
         feerate: FeeratePerKw,
+        /// An unconfirmed parent the fee pays for too (CPFP): its weight
+        /// and the fee it pays.
+        parent: Option<(u64, Amount)>,
+    },
+    /// The wallet should forget a transaction of ours it was told of
+    /// (funded or broadcast) that can never confirm now (replaced, or
+    /// conflicting with one that confirmed), so that its inputs are
+    /// spendable again and its outputs not counted.
+    Forget {
+        /// The transaction.
+        txid: Txid,
     },
     /// Broadcast a transaction (funding, closing, or our commitment).
     Broadcast {

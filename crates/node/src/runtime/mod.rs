@@ -859,6 +859,7 @@ impl CoreDriver {
                 tx,
                 prevouts,
                 feerate,
+                parent,
             } => {
                 let core = self.tx.clone();
                 let onchain = self.io.as_ref().map(|io| io.onchain.clone());
@@ -871,7 +872,7 @@ impl CoreDriver {
                     let result = match onchain {
                         None => Err("no wallet".to_owned()),
                         Some(o) => tokio::task::spawn_blocking(move || {
-                            o.fund_claim(tx, &prevouts, feerate)
+                            o.fund_claim(tx, &prevouts, feerate, parent)
                                 .map_err(|e| e.to_string())
                         })
                         .await
@@ -885,6 +886,11 @@ impl CoreDriver {
                         }))
                         .await;
                 });
+            }
+            Output::Forget { txid } => {
+                if let Some(onchain) = self.io.as_ref().map(|io| io.onchain.clone()) {
+                    tokio::task::spawn_blocking(move || onchain.forget(txid));
+                }
             }
             Output::LoadRemoteHtlcs { channel_id, number } => {
                 let core = self.tx.clone();

@@ -14,13 +14,18 @@ use super::*;
 /// commitments and B never learns its preimage. Returns its `cltv_expiry`
 /// and `payment_hash`.
 fn stuck_htlc(p: &mut Pair) -> (u32, PaymentHash) {
+    stuck_htlc_of(p, 10_000_000)
+}
+
+/// [`stuck_htlc`] of `msat`.
+fn stuck_htlc_of(p: &mut Pair, msat: u64) -> (u32, PaymentHash) {
     p.tamper = Some(|side, m| {
         if let (Side::A, Message::UpdateAddHtlc(add)) = (side, m) {
             add.onion_routing_packet.0[10] ^= 1;
         }
     });
     p.mute_after = Some((Side::B, "UpdateFailMalformedHtlc"));
-    p.start_pay(Side::A, 10_000_000);
+    p.start_pay(Side::A, msat);
     assert!(
         p.sent
             .iter()
@@ -412,4 +417,167 @@ fn a_reorg_that_undoes_the_peers_preimage_claim_reopens_the_output() {
             .any(|t| t.input[0].previous_output.vout == htlc_vout),
         "A claims the output back: {mine:?}"
     );
+}
+
+impl Pair {
+    /// `side`'s node learns a new fee estimate.
+    fn estimate(&mut self, side: Side, sat_per_kw: u32) {
+        self.run(vec![(
+            side,
+            Input::FeerateEstimate(FeeratePerKw(sat_per_kw)),
+        )]);
+    }
+}
+
+/// The feerate of `tx` with an unconfirmed `parent` (fee `parent_fee`)
+/// counted in, in sat/kW: what a miner sees of the package.
+fn package_feerate(tx: &Transaction, own_fee: u64, parent: &Transaction, parent_fee: u64) -> u64 {
+    (own_fee + parent_fee) * 1000 / (tx.weight().to_wu() + parent.weight().to_wu())
+}
+
+/// The fee A's anchor child pays: its inputs (the 330 sat anchor and a
+/// devnet coin) less its outputs.
+fn child_fee(p: &Pair, child: &Transaction) -> u64 {
+    let coin = p
+        .devnet
+        .utxos_for(&coin_script())
+        .into_iter()
+        .find(|(o, _)| *o == child.input[1].previous_output)
+        .unwrap()
+        .1;
+    330 + coin.txout.value.to_sat() - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+}
+
+/// A feerate spike while A's commitment (anchors, 2_500 sat/kW) waits to
+/// confirm with a 200_000 sat HTLC at stake: A's anchor child, with a
+/// wallet input, brings the package to the new target; a second spike
+/// replaces that child (the devnet's mempool takes the replacement under
+/// BIP 125, and the first is not sent again); the HTLC-timeout later pays
+/// the spiked rate too.
+#[test]
+fn a_feerate_spike_bumps_our_commitment_with_its_anchor_then_replaces_the_bump() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    let (expiry, _) = stuck_htlc_of(&mut p, 200_000_000);
+    let commitment = p.force_close(Side::A, id);
+    assert!(p.accepted(&commitment));
+    let commitment_fee = 1_000_000
+        - commitment
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum::<u64>();
+    // At the estimate it was signed at, no child.
+    let since = p.broadcasts.len();
+    p.block(vec![]);
+    assert!(p.claims_on(Side::A, since, &commitment).is_empty());
+    // 10_000 sat/kW: a child.
+    p.estimate(Side::A, 10_000);
+    p.block(vec![]);
+    let children = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(children.len(), 1, "{children:?}");
+    let child = children[0].clone();
+    assert!(p.accepted(&child), "{:?}", p.mempool.last());
+    let anchor = &commitment.output[child.input[0].previous_output.vout as usize];
+    assert_eq!(anchor.value, Amount::from_sat(330));
+    assert_eq!(child.output[0].value, Amount::from_sat(330));
+    let rate = package_feerate(&child, child_fee(&p, &child), &commitment, commitment_fee);
+    assert!((10_000..10_100).contains(&rate), "package at {rate} sat/kW");
+    // The same estimate again: the child stands.
+    p.block(vec![]);
+    assert_eq!(p.claims_on(Side::A, since, &commitment).len(), 1);
+    // 30_000 sat/kW: a replacement, accepted in place of the first.
+    p.estimate(Side::A, 30_000);
+    p.block(vec![]);
+    let children = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(children.len(), 2, "{children:?}");
+    let second = children[1].clone();
+    assert_eq!(
+        second.input[0].previous_output,
+        child.input[0].previous_output
+    );
+    assert!(p.accepted(&second), "{:?}", p.mempool.last());
+    let rate = package_feerate(&second, child_fee(&p, &second), &commitment, commitment_fee);
+    assert!((30_000..30_100).contains(&rate), "package at {rate} sat/kW");
+    let pending = p.core(Side::A).pending_broadcasts();
+    assert!(pending.contains(&second) && !pending.contains(&child));
+    // Mined with its child (the first child is forgotten); the
+    // HTLC-timeout at expiry pays 30_000 sat/kW.
+    p.block_both(vec![commitment.clone(), second.clone()]);
+    let since = p.broadcasts.len();
+    while p.height < expiry {
+        p.block_both(vec![]);
+    }
+    let timeout = p
+        .claims_on(Side::A, since, &commitment)
+        .into_iter()
+        .find(|t| t.input.len() == 2 && t.output[0].value == Amount::from_sat(200_000))
+        .expect("the HTLC-timeout");
+    assert!(p.accepted(&timeout), "{:?}", p.mempool.last());
+}
+
+/// What a spike may cost is capped by what is at stake: with a 10_000
+/// sat HTLC, A's child at 50_000 sat/kW pays at most the HTLC's value (the
+/// package ends below the target).
+#[test]
+fn a_bump_never_pays_more_than_the_htlcs_at_stake() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    stuck_htlc(&mut p);
+    let commitment = p.force_close(Side::A, id);
+    let since = p.broadcasts.len();
+    p.estimate(Side::A, 50_000);
+    p.block(vec![]);
+    let children = p.claims_on(Side::A, since, &commitment);
+    assert_eq!(children.len(), 1);
+    assert!(p.accepted(&children[0]), "{:?}", p.mempool.last());
+    let fee = child_fee(&p, &children[0]);
+    assert!(fee <= 10_000, "the child pays {fee} sat");
+    assert!(fee > 9_000, "the child pays {fee} sat");
+}
+
+/// A spike while B's claim with the preimage on A's commitment (its
+/// deadline the HTLC's expiry) is pending: B makes it again at the new
+/// target, paying more; the devnet takes the replacement; the first is not
+/// sent again. B's to_remote sweep (nobody races it) is left as it is.
+#[test]
+fn a_feerate_spike_replaces_a_pending_htlc_claim() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay_then_silence(Side::A);
+    let commitment = p.force_close(Side::A, id);
+    let htlc_vout = vout_of(&commitment, 10_000);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let first = p
+        .claims_on(Side::B, since, &commitment)
+        .into_iter()
+        .find(|t| t.input[0].previous_output.vout == htlc_vout)
+        .expect("B's claim");
+    assert!(p.accepted(&first));
+    let count = p.claims_on(Side::B, since, &commitment).len();
+    p.estimate(Side::B, 10_000);
+    p.block(vec![]);
+    let claims = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(claims.len(), count + 1, "{claims:?}");
+    let second = claims.last().unwrap().clone();
+    assert_eq!(
+        second.input[0].previous_output,
+        first.input[0].previous_output
+    );
+    assert!(second.output[0].value < first.output[0].value);
+    let fee = 10_000 - second.output[0].value.to_sat();
+    let w = second.weight().to_wu();
+    assert!(
+        fee >= 10_000 * w / 1000 && fee <= 10_000 * (w + 50) / 1000,
+        "fee {fee}"
+    );
+    assert!(p.accepted(&second), "{:?}", p.mempool.last());
+    let pending = p.core(Side::B).pending_broadcasts();
+    assert!(pending.contains(&second) && !pending.contains(&first));
+    // The first confirms after all (a miner had it): the replacement is
+    // dropped, the HTLC is resolved.
+    p.block(vec![first.clone()]);
+    let pending = p.core(Side::B).pending_broadcasts();
+    assert!(!pending.contains(&second) && !pending.contains(&first));
 }

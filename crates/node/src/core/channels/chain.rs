@@ -114,6 +114,7 @@ impl Channels {
         self.foreign_spends(height, block);
         // Claims that matured at this block (our to_local after its delay).
         self.resolve_all();
+        self.bump_all();
         self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
         // that reached the mempool before its funding, is retried).
@@ -150,7 +151,11 @@ impl Channels {
                     // Not ours: what confirmed is what we resolve. Claims on
                     // another spend (reorged out) can never confirm now.
                     c.tx = Some(tx.clone());
-                    c.sweeps.clear();
+                    for s in c.sweeps.drain(..) {
+                        self.deferred.push(Output::Forget {
+                            txid: s.tx.compute_txid(),
+                        });
+                    }
                     c.spent.clear();
                     self.unclaimable.remove(&id);
                     self.loading.remove(&id);
@@ -162,7 +167,11 @@ impl Channels {
                     // spend confirmed: not a mutual close any more.
                     c.reason = "the funding output was spent on chain".into();
                     c.tx = Some(tx.clone());
-                    c.sweeps.clear();
+                    for s in c.sweeps.drain(..) {
+                        self.deferred.push(Output::Forget {
+                            txid: s.tx.compute_txid(),
+                        });
+                    }
                     c.spent.clear();
                     self.unclaimable.remove(&id);
                     self.loading.remove(&id);

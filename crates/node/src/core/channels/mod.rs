@@ -7,6 +7,7 @@
 //! broadcast and reply that depends on it (DESIGN.md "Persistence": the
 //! runtime makes the batch durable before it performs what follows).
 
+mod bump;
 mod chain;
 mod limbo;
 mod normal;
@@ -235,6 +236,29 @@ impl Entry {
     }
 }
 
+/// A transaction of ours the wallet is adding a fee input to.
+#[derive(Debug, Clone)]
+pub(super) struct FundingRequest {
+    /// The feerate asked for.
+    pub(super) feerate: FeeratePerKw,
+    /// The pending transaction it replaces (a fee bump), if any.
+    pub(super) replaces: Option<Txid>,
+    /// What its input 0 is, to sign it once the wallet's inputs are in.
+    pub(super) kind: FundingKind,
+}
+
+/// Input 0 of a transaction the wallet adds a fee input to.
+#[derive(Debug, Clone)]
+pub(super) enum FundingKind {
+    /// Our HTLC transaction (with the preimage, for an HTLC-success).
+    Htlc {
+        out: Box<beongae_channel::onchain_htlcs::HtlcOutput>,
+        preimage: Option<beongae_wire::Preimage>,
+    },
+    /// Our anchor, spent by a child paying for our commitment.
+    Anchor { prevout: bitcoin::TxOut },
+}
+
 /// The channel layer of the core.
 pub(super) struct Channels {
     pub(super) secp: Secp256k1<All>,
@@ -272,7 +296,7 @@ pub(super) struct Channels {
     uneconomical: BTreeSet<bitcoin::OutPoint>,
     /// Outputs whose HTLC transaction the wallet is adding a fee input to
     /// ([`Output::FundClaim`]).
-    funding_claims: BTreeSet<bitcoin::OutPoint>,
+    funding_claims: BTreeMap<bitcoin::OutPoint, FundingRequest>,
     pub(super) batch: Batch,
     pub(super) deferred: Vec<Output>,
 }
@@ -311,7 +335,7 @@ impl Channels {
             loading: BTreeSet::new(),
             unclaimable: BTreeSet::new(),
             uneconomical: BTreeSet::new(),
-            funding_claims: BTreeSet::new(),
+            funding_claims: BTreeMap::new(),
             batch: Batch::new(),
             deferred: Vec::new(),
         };
@@ -764,7 +788,7 @@ impl Channels {
                     Phase::Closed(c) => c
                         .sweeps
                         .iter()
-                        .filter(|s| s.confirmed.is_none())
+                        .filter(|s| s.confirmed.is_none() && !s.replaced)
                         .map(|s| s.tx.clone())
                         .collect(),
                     _ => Vec::new(),

@@ -14,6 +14,7 @@ use beongae_channel::funding::Funding;
 use beongae_channel::normal::NormalChannel;
 use beongae_channel::persist::PersistError;
 use beongae_onion::SharedSecret;
+use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::Message;
 use beongae_wire::{
     ChannelId, Msat, NodeId, PaymentHash, Preimage, Reader, ShortChannelId, Writer,
@@ -46,8 +47,8 @@ const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
 /// normal channel's broadcast closing transactions, version 3 whether a
 /// closed channel's commitment was withheld and its sweeps, version 4 the
-/// peer's spends of the confirmed commitment's outputs; versions 1 to 3
-/// are read.
+/// peer's spends of the confirmed commitment's outputs and each sweep's
+/// feerate and replacement; versions 1 to 3 are read.
 const CHANNEL_RECORD_VERSION: u8 = 4;
 
 /// A stored record could not be read.
@@ -140,9 +141,8 @@ pub struct Closed {
     /// Our transactions claiming outputs of the confirmed spend (BOLT 5),
     /// broadcast again until they confirm.
     pub sweeps: Vec<Sweep>,
-    /// Outputs of the confirmed commitment (or of our transactions on it)
-    /// that a transaction not ours spent: not claimed again unless a reorg
-    /// undoes that spend.
+    /// Outputs of the confirmed commitment that a transaction not ours
+    /// spent: not claimed again unless a reorg undoes that spend.
     pub spent: Vec<Spent>,
 }
 
@@ -164,6 +164,12 @@ pub struct Sweep {
     pub tx: Transaction,
     /// Height it confirmed at.
     pub confirmed: Option<u32>,
+    /// The feerate it pays (for a fee bump to beat), if we set its fee
+    /// (not for an HTLC transaction whose fee was fixed when signed).
+    pub feerate: Option<FeeratePerKw>,
+    /// Replaced by a later one paying more (RBF): not broadcast again, but
+    /// still ours if it confirms instead.
+    pub replaced: bool,
 }
 
 /// Why a failed channel's commitment was not broadcast (ADR 0007).
@@ -366,6 +372,8 @@ impl ChannelRecord {
                 for s in sweeps {
                     put_tx(&mut w, &Some(s.tx.clone()));
                     w.write_u32(s.confirmed.map_or(0, |h| h + 1));
+                    w.write_u32(s.feerate.map_or(0, |f| f.0));
+                    w.write_u8(u8::from(s.replaced));
                 }
                 w.write_u32(spent.len() as u32);
                 for s in spent {
@@ -476,10 +484,25 @@ impl ChannelRecord {
                     let n = r.read_u32()?;
                     (0..n)
                         .map(|_| {
+                            let tx = get_tx(&mut r)?
+                                .ok_or_else(|| RecordError::Corrupt("sweep".into()))?;
+                            let confirmed = r.read_u32()?.checked_sub(1);
+                            let (feerate, replaced) = if v >= 4 {
+                                let f = r.read_u32()?;
+                                let replaced = match r.read_u8()? {
+                                    0 => false,
+                                    1 => true,
+                                    _ => return Err(RecordError::Corrupt("sweep flag".into())),
+                                };
+                                ((f > 0).then_some(FeeratePerKw(f)), replaced)
+                            } else {
+                                (None, false)
+                            };
                             Ok(Sweep {
-                                tx: get_tx(&mut r)?
-                                    .ok_or_else(|| RecordError::Corrupt("sweep".into()))?,
-                                confirmed: r.read_u32()?.checked_sub(1),
+                                tx,
+                                confirmed,
+                                feerate,
+                                replaced,
                             })
                         })
                         .collect::<Result<_, RecordError>>()?

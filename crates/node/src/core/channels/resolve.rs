@@ -20,7 +20,7 @@ use beongae_channel::penalty::{revoked_claims, PenaltySecrets};
 use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::FundedChannel;
 use beongae_script::commitment::CommitmentNumber;
-use beongae_script::ChannelType;
+use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::ChannelId;
 use bitcoin::secp256k1::{ecdsa, PublicKey};
 use bitcoin::{Block, OutPoint, Transaction, Txid};
@@ -47,6 +47,19 @@ pub(super) struct KeptView {
 }
 
 impl KeptView {
+    /// The txid of our latest signed commitment.
+    pub(super) fn our_txid(&self) -> Option<Txid> {
+        self.our_txid
+    }
+
+    /// Our latest commitment: its state, number and the peer's HTLC
+    /// signatures.
+    pub(super) fn local(&self) -> Option<(&CommitSpec, CommitmentNumber, &[ecdsa::Signature])> {
+        self.local
+            .as_ref()
+            .map(|(spec, n, sigs)| (spec, *n, sigs.as_slice()))
+    }
+
     /// The HTLCs of our latest commitment (as we see them).
     pub(super) fn local_htlcs(
         &self,
@@ -169,7 +182,8 @@ impl Channels {
             Case::Ours(_) => self.resolve_ours(id, &k),
             Case::Theirs(_) => self.resolve_theirs(id, &k),
         }
-        self.outgoing_on_chain(id, k.htlcs.as_deref());
+        let revoked = matches!(k.case, Case::Revoked(_));
+        self.outgoing_on_chain(id, k.htlcs.as_deref(), revoked);
     }
 
     /// The confirmed commitment of closed channel `id`, if a commitment
@@ -242,9 +256,10 @@ impl Channels {
             Some(Phase::Closed(c)) => c
                 .sweeps
                 .iter()
+                .filter(|s| s.confirmed.is_some() || !s.replaced)
                 .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
                 .chain(c.spent.iter().map(|s| s.outpoint))
-                .chain(self.funding_claims.iter().copied())
+                .chain(self.funding_claims.keys().copied())
                 .chain(self.uneconomical.iter().copied())
                 .collect(),
             _ => BTreeSet::new(),
@@ -290,8 +305,9 @@ impl Channels {
                 out,
                 &keys.htlc_base,
                 preimage.as_ref(),
+                None,
             ) {
-                Ok(tx) => self.second_stage(id, k.view.funded.channel_type, out, tx),
+                Ok(tx) => self.second_stage(id, k.view.funded.channel_type, out, tx, preimage),
                 Err(e) => {
                     tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot sign our htlc transaction");
                 }
@@ -337,55 +353,159 @@ impl Channels {
     /// from the HTLC and goes out as is; with anchors it pays none and the
     /// wallet adds an input (and change) at the current feerate first
     /// ([`Output::FundClaim`]), unless the HTLC is worth less than that.
-    fn second_stage(&mut self, id: ChannelId, ct: ChannelType, out: &HtlcOutput, tx: Transaction) {
+    fn second_stage(
+        &mut self,
+        id: ChannelId,
+        ct: ChannelType,
+        out: &HtlcOutput,
+        tx: Transaction,
+        preimage: Option<beongae_wire::Preimage>,
+    ) {
         match ct {
-            ChannelType::StaticRemoteKey => self.keep_and_broadcast(id, tx),
+            ChannelType::StaticRemoteKey => self.keep_and_broadcast(id, tx, None),
             ChannelType::Anchors => {
-                // The wallet's P2WPKH input and change output, roughly.
-                let weight = tx.weight().to_wu() + 272 + 124;
+                // With the wallet's P2WPKH input and change output.
+                let weight = tx.weight().to_wu()
+                    + super::bump::WALLET_INPUT_WEIGHT
+                    + super::bump::CHANGE_WEIGHT;
                 let fee = self.feerate.fee_for_weight(weight);
                 if out.value <= fee {
                     self.uneconomical.insert(out.outpoint);
                     return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee");
                 }
-                self.funding_claims.insert(out.outpoint);
-                self.deferred.push(Output::FundClaim {
-                    channel_id: id,
-                    tx,
-                    prevouts: vec![bitcoin::TxOut {
-                        value: out.value,
-                        script_pubkey: out.script.to_p2wsh(),
-                    }],
-                    feerate: self.feerate,
-                });
+                let prevout = bitcoin::TxOut {
+                    value: out.value,
+                    script_pubkey: out.script.to_p2wsh(),
+                };
+                let feerate = self.feerate;
+                let kind = super::FundingKind::Htlc {
+                    out: Box::new(out.clone()),
+                    preimage,
+                };
+                self.request_funding(id, tx, prevout, feerate, None, None, kind);
             }
         }
     }
 
-    /// The wallet's answer to [`Output::FundClaim`]: our HTLC transaction
-    /// with a fee input, kept and broadcast; on failure it is asked again
-    /// at the next block.
+    /// The wallet's answer to [`Output::FundClaim`]: our transaction with
+    /// a fee input, input 0 signed over it, kept and broadcast (replacing
+    /// the one it bumps, if any); on failure it is asked again at the next
+    /// block.
     pub(in crate::core) fn on_claim_funded(
         &mut self,
         id: ChannelId,
         outpoint: OutPoint,
         result: Result<Transaction, String>,
     ) {
-        self.funding_claims.remove(&outpoint);
-        match result {
-            Ok(tx) if tx.input.first().map(|i| i.previous_output) == Some(outpoint) => {
-                if self.covered(id).contains(&outpoint) {
-                    return; // spent meanwhile (by the peer, or a reorg)
-                }
-                self.keep_and_broadcast(id, tx);
-            }
-            Ok(_) => {
-                tracing::error!(channel = %id, %outpoint, "the wallet returned another transaction")
+        let Some(request) = self.funding_claims.remove(&outpoint) else {
+            return; // not asked (any more)
+        };
+        let tx = match result {
+            Ok(tx) if tx.input.first().map(|i| i.previous_output) == Some(outpoint) => tx,
+            Ok(tx) => {
+                self.deferred.push(Output::Forget {
+                    txid: tx.compute_txid(),
+                });
+                return tracing::error!(channel = %id, %outpoint, "the wallet returned another transaction");
             }
             Err(e) => {
-                tracing::error!(channel = %id, %outpoint, error = %e, "the wallet cannot pay the fee of our htlc transaction; trying again at the next block")
+                return tracing::error!(channel = %id, %outpoint, error = %e, "the wallet cannot pay the fee of our transaction; trying again at the next block");
             }
+        };
+        let unsigned = tx.compute_txid();
+        let signed = match (self.kept_view(id), self.entries.get(&id).map(|e| e.index)) {
+            (Some(view), Some(index)) => {
+                let keys = self.keys.channel(index);
+                match &request.kind {
+                    super::FundingKind::Htlc { out, preimage } => signed_htlc_tx(
+                        &self.secp,
+                        &view.funded,
+                        out,
+                        &keys.htlc_base,
+                        preimage.as_ref(),
+                        Some(tx),
+                    )
+                    .ok(),
+                    super::FundingKind::Anchor { prevout } => {
+                        let (signing, _) = self.secrets(index);
+                        beongae_channel::onchain::sign_anchor_child(
+                            &self.secp,
+                            &view.funded,
+                            tx,
+                            prevout,
+                            &signing.funding_key,
+                        )
+                    }
+                }
+            }
+            _ => None,
+        };
+        let keep = signed.filter(|_| {
+            let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
+                return false;
+            };
+            match request.replaces {
+                // Still the one to beat (not confirmed, not dropped)?
+                Some(old) => c
+                    .sweeps
+                    .iter()
+                    .any(|s| s.tx.compute_txid() == old && s.confirmed.is_none() && !s.replaced),
+                // Not spent meanwhile (by the peer, or after a reorg).
+                None => !self.covered(id).contains(&outpoint),
+            }
+        });
+        let Some(tx) = keep else {
+            // The wallet counts its inputs spent: they are not.
+            self.deferred.push(Output::Forget { txid: unsigned });
+            return;
+        };
+        if let Some(old) = request.replaces {
+            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                if let Some(s) = c.sweeps.iter_mut().find(|s| s.tx.compute_txid() == old) {
+                    s.replaced = true;
+                }
+            }
+            tracing::info!(channel = %id, %old, new = %tx.compute_txid(), feerate = request.feerate.0, "fee bump");
         }
+        self.keep_and_broadcast(id, tx, Some(request.feerate));
+    }
+
+    /// Asks the wallet to add a fee input to `tx` (input 0 spending
+    /// `prevout`, signed `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, paying no
+    /// fee) at `feerate`, also paying for an unconfirmed `parent` (weight,
+    /// fee); `replaces` is the pending transaction it bumps.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn request_funding(
+        &mut self,
+        id: ChannelId,
+        tx: Transaction,
+        prevout: bitcoin::TxOut,
+        feerate: FeeratePerKw,
+        parent: Option<(u64, bitcoin::Amount)>,
+        replaces: Option<Txid>,
+        kind: super::FundingKind,
+    ) {
+        let Some(outpoint) = tx.input.first().map(|i| i.previous_output) else {
+            return;
+        };
+        if self.funding_claims.contains_key(&outpoint) {
+            return;
+        }
+        self.funding_claims.insert(
+            outpoint,
+            super::FundingRequest {
+                feerate,
+                replaces,
+                kind,
+            },
+        );
+        self.deferred.push(Output::FundClaim {
+            channel_id: id,
+            tx,
+            prevouts: vec![prevout],
+            feerate,
+            parent,
+        });
     }
 
     /// The peer's commitment (not revoked) confirmed: our `to_remote` at
@@ -466,7 +586,7 @@ impl Channels {
             match claim_transaction(&self.secp, claims, destination.clone(), self.feerate) {
                 Ok(tx) => {
                     tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
-                    self.keep_and_broadcast(id, tx);
+                    self.keep_and_broadcast(id, tx, Some(self.feerate));
                     made += 1;
                 }
                 Err(e) => {
@@ -481,11 +601,18 @@ impl Channels {
 
     /// Keeps `tx` with closed channel `id` (stored before it goes out) and
     /// broadcasts it.
-    fn keep_and_broadcast(&mut self, id: ChannelId, tx: Transaction) {
+    pub(super) fn keep_and_broadcast(
+        &mut self,
+        id: ChannelId,
+        tx: Transaction,
+        feerate: Option<FeeratePerKw>,
+    ) {
         if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
             c.sweeps.push(Sweep {
                 tx: tx.clone(),
                 confirmed: None,
+                feerate,
+                replaced: false,
             });
         }
         self.deferred.push(Output::Broadcast { tx });
@@ -574,10 +701,17 @@ impl Channels {
         }
     }
 
-    /// Our sweeps in `block` (at `height`) are confirmed.
+    /// Our sweeps in `block` (at `height`) are confirmed; our pending ones
+    /// that something in it conflicts with (a replacement, the one it
+    /// replaced, the peer's spend, a wallet input spent elsewhere) can never
+    /// confirm and are dropped.
     pub(super) fn sweeps_in_block(&mut self, height: u32, block: &Block) {
-        let txids: std::collections::BTreeSet<bitcoin::Txid> =
-            block.txdata.iter().map(Transaction::compute_txid).collect();
+        let txids: BTreeSet<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+        let spent: BTreeSet<OutPoint> = block
+            .txdata
+            .iter()
+            .flat_map(|t| t.input.iter().map(|i| i.previous_output))
+            .collect();
         let mut touched = Vec::new();
         for (id, entry) in self.entries.iter_mut() {
             if let Phase::Closed(c) = &mut entry.phase {
@@ -591,6 +725,41 @@ impl Channels {
         }
         for id in touched {
             self.touch(id);
+        }
+        self.drop_sweeps(|s| {
+            s.confirmed.is_none()
+                && s.tx
+                    .input
+                    .iter()
+                    .any(|i| spent.contains(&i.previous_output))
+        });
+    }
+
+    /// Drops the sweeps of closed channels that `dead` says can never
+    /// confirm; the wallet forgets them.
+    pub(super) fn drop_sweeps(&mut self, dead: impl Fn(&Sweep) -> bool) {
+        let mut forget = Vec::new();
+        let mut touched = Vec::new();
+        for (id, entry) in self.entries.iter_mut() {
+            if let Phase::Closed(c) = &mut entry.phase {
+                let before = c.sweeps.len();
+                c.sweeps.retain(|s| {
+                    let d = dead(s);
+                    if d {
+                        forget.push(s.tx.compute_txid());
+                    }
+                    !d
+                });
+                if c.sweeps.len() != before {
+                    touched.push(*id);
+                }
+            }
+        }
+        for id in touched {
+            self.touch(id);
+        }
+        for txid in forget {
+            self.deferred.push(Output::Forget { txid });
         }
     }
 

@@ -21,6 +21,7 @@ use beongae_wire::{ChannelId, PaymentHash};
 use bitcoin::{Block, Transaction, Txid};
 
 use super::record::{self, KeptState, Spent};
+use super::resolve::Case;
 use super::{Channels, Phase};
 
 /// Blocks on top of a resolution before a payment is failed for it: a
@@ -92,15 +93,24 @@ impl Channels {
                 })
                 .collect();
             tracing::warn!(channel = %id, count = spent.len(), "the peer spent outputs of the confirmed commitment");
+            // Our claims on those outputs can never confirm.
+            let lost: Vec<Txid> = match self.entries.get(&id).map(|e| &e.phase) {
+                Some(Phase::Closed(c)) => c
+                    .sweeps
+                    .iter()
+                    .filter(|s| {
+                        s.confirmed.is_none()
+                            && s.tx
+                                .input
+                                .iter()
+                                .any(|i| spent.iter().any(|x| x.outpoint == i.previous_output))
+                    })
+                    .map(|s| s.tx.compute_txid())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            self.drop_sweeps(|s| lost.contains(&s.tx.compute_txid()));
             if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
-                c.sweeps.retain(|s| {
-                    s.confirmed.is_some()
-                        || !s
-                            .tx
-                            .input
-                            .iter()
-                            .any(|i| spent.iter().any(|x| x.outpoint == i.previous_output))
-                });
                 for x in &spent {
                     if !c.spent.iter().any(|y| y.outpoint == x.outpoint) {
                         c.spent.push(*x);
@@ -121,6 +131,12 @@ impl Channels {
     /// that commitment, and is taken with the revocation key before the
     /// cheater's delay (BOLT 5 §"Revoked Transaction Close Handling").
     fn revoked_second_stages(&mut self, id: ChannelId, theirs: &[&Transaction]) {
+        if !self
+            .confirmed_commitment(id)
+            .is_some_and(|k| matches!(k.case, Case::Revoked(_)))
+        {
+            return;
+        }
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
@@ -187,7 +203,12 @@ impl Channels {
     /// `outputs` are the confirmed commitment's HTLC outputs when it is
     /// ours or the peer's current one; for a revoked commitment, the HTLCs
     /// fail once every claim of ours on it is buried.
-    pub(super) fn outgoing_on_chain(&mut self, id: ChannelId, outputs: Option<&[HtlcOutput]>) {
+    pub(super) fn outgoing_on_chain(
+        &mut self,
+        id: ChannelId,
+        outputs: Option<&[HtlcOutput]>,
+        revoked: bool,
+    ) {
         let pending: Vec<u64> = self
             .by_htlc
             .range((id, 0)..=(id, u64::MAX))
@@ -200,6 +221,7 @@ impl Channels {
             return;
         };
         let height = self.height;
+        let commitment = c.tx.as_ref().map(Transaction::compute_txid);
         let deep = |h: Option<u32>| h.is_some_and(|h| height + 1 >= h + ANTI_REORG_DEPTH);
         if !deep(c.confirmed) {
             return;
@@ -218,8 +240,16 @@ impl Channels {
                         })
                         .then_some("the htlc timed out on chain"),
                 },
-                None => (!c.sweeps.is_empty() && c.sweeps.iter().all(|s| deep(s.confirmed)))
-                    .then_some("the channel was resolved on chain"),
+                // A revoked commitment: every output we took, buried, and
+                // none left as worth less than its fee (the cheater could
+                // still claim that one with the preimage).
+                None if revoked => (!c.sweeps.is_empty()
+                    && c.sweeps.iter().all(|s| deep(s.confirmed) || s.replaced)
+                    && !self.uneconomical.iter().any(|o| Some(o.txid) == commitment))
+                .then_some("the channel was resolved on chain"),
+                // A commitment we could not read: its HTLCs may still be
+                // claimed with the preimage; failing them could pay twice.
+                None => None,
             };
             if let Some(why) = why {
                 failed.push((htlc, why));

@@ -1,0 +1,306 @@
+//! Fees that get our transactions confirmed in time (BOLT 5: a node
+//! "SHOULD" get its resolutions confirmed before their deadlines, and may
+//! raise fees to do so), never paying more than what is at stake:
+//! - CPFP: while our commitment of an anchor channel waits to confirm with
+//!   HTLCs at stake and pays less than the target feerate, a child spending
+//!   our anchor with a wallet input pays for both ([`Output::FundClaim`]);
+//!   a higher target replaces that child (RBF);
+//! - RBF: our HTLC transactions (wallet-funded, anchors) and our claims on
+//!   the peer's HTLC outputs, pending below the target, are made again at
+//!   it (the old one is kept, marked replaced, in case it confirms).
+//!
+//! The target is the node's fee estimate, raised as an HTLC's deadline
+//! nears ([`Channels::target_feerate`]). Our delayed outputs and our
+//! `to_remote` race nobody and are not bumped.
+
+use std::collections::BTreeMap;
+
+use beongae_channel::onchain::{anchor_child, claim_transaction, their_commitment_claims, Claim};
+use beongae_channel::onchain_htlcs::{our_commitment_htlcs, their_htlc_claim};
+use beongae_channel::revocation::LocalSecrets;
+use beongae_script::sweep::SpendPath;
+use beongae_script::{ChannelType, FeeratePerKw};
+use beongae_wire::ChannelId;
+use bitcoin::{Amount, OutPoint, Transaction};
+
+use super::record::{self, KeptState};
+use super::resolve::{Case, Confirmed};
+use super::{Channels, FundingKind, Phase};
+
+/// A P2WPKH wallet input, signed: outpoint, sequence and script length
+/// (41 bytes), and its witness (a 72-byte signature, a 33-byte key).
+pub(super) const WALLET_INPUT_WEIGHT: u64 = 4 * 41 + 1 + 73 + 34;
+/// A P2WPKH change output: value, script length, script.
+pub(super) const CHANGE_WEIGHT: u64 = 4 * 31;
+
+/// BOLT 3's floor (253 sat/kW, 1 sat/vB rounded up).
+const MIN_FEERATE: u32 = 253;
+
+/// Whether `target` beats `paid` by enough for a replacement: 25% more, and
+/// at least 1 sat/vB more (Bitcoin Core's incremental relay fee).
+fn worth_bumping(paid: FeeratePerKw, target: FeeratePerKw) -> bool {
+    u64::from(target.0) * 4 >= u64::from(paid.0) * 5 && target.0 >= paid.0 + 250
+}
+
+impl Channels {
+    /// The feerate to aim for with a deadline at block `deadline`: the
+    /// estimate, doubled within 12 blocks of it and quadrupled within 3.
+    pub(super) fn target_feerate(&self, deadline: Option<u32>) -> FeeratePerKw {
+        let f = self.feerate.0.max(MIN_FEERATE);
+        FeeratePerKw(match deadline.map(|d| d.saturating_sub(self.height)) {
+            Some(0..=3) => f.saturating_mul(4),
+            Some(4..=12) => f.saturating_mul(2),
+            _ => f,
+        })
+    }
+
+    /// Fee bumps due at this block, for every closed channel.
+    pub(super) fn bump_all(&mut self) {
+        let ids: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.phase, Phase::Closed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.bump_commitment(id);
+            if let Some(k) = self.confirmed_commitment(id) {
+                self.bump_claims(id, &k);
+            }
+        }
+    }
+
+    /// CPFP of our unconfirmed commitment of an anchor channel that has
+    /// HTLCs at stake and pays less than the target.
+    fn bump_commitment(&mut self, id: ChannelId) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let Phase::Closed(c) = &entry.phase else {
+            return;
+        };
+        if c.confirmed.is_some()
+            || c.withheld != record::Withheld::No
+            || c.reason == record::COOPERATIVE_CLOSE
+            || !matches!(c.kept, Some(KeptState::Normal(_)))
+        {
+            return;
+        }
+        let Some(commitment) = c.tx.clone() else {
+            return;
+        };
+        let Some(view) = self.kept_view(id) else {
+            return;
+        };
+        if view.funded.channel_type != ChannelType::Anchors
+            || view.our_txid() != Some(commitment.compute_txid())
+        {
+            return;
+        }
+        let Some((spec, n, sigs)) = view.local() else {
+            return;
+        };
+        let index = entry.index;
+        let keys = self.keys.channel(index);
+        let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+        let Ok(htlcs) =
+            our_commitment_htlcs(&self.secp, &view.funded, &commitment, spec, n, &point, sigs)
+        else {
+            return;
+        };
+        // What confirming it in time is worth: the HTLCs we can claim.
+        let ours: Vec<_> = htlcs
+            .iter()
+            .filter(|h| h.we_offered || self.incoming_preimage(id, h.id).is_some())
+            .collect();
+        let at_stake: Amount = ours.iter().map(|h| h.value).sum();
+        let Some(deadline) = ours.iter().map(|h| h.cltv_expiry).min() else {
+            return;
+        };
+        let parent_weight = commitment.weight().to_wu();
+        let out: Amount = commitment.output.iter().map(|o| o.value).sum();
+        let Some(parent_fee) = view.funded.funding_amount.checked_sub(out) else {
+            return;
+        };
+        let (signing, _) = self.secrets(index);
+        let Some(destination) = self.settings.close_script.clone() else {
+            return;
+        };
+        let Some((child, prevout)) = anchor_child(
+            &self.secp,
+            &view.funded,
+            &commitment,
+            &signing.funding_key,
+            destination,
+        ) else {
+            return;
+        };
+        // The child once funded: a P2WPKH wallet input and the change.
+        let child_weight = child.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
+        // Never more from the wallet than the HTLCs are worth (1% kept as
+        // a margin for the wallet's own weight estimate).
+        let cap = (at_stake.to_sat() * 99 / 100 + parent_fee.to_sat()) * 1000
+            / (parent_weight + child_weight);
+        let target = FeeratePerKw(
+            self.target_feerate(Some(deadline))
+                .0
+                .min(u32::try_from(cap).unwrap_or(u32::MAX)),
+        );
+        let paid = FeeratePerKw(
+            u32::try_from(parent_fee.to_sat() * 1000 / parent_weight).unwrap_or(u32::MAX),
+        );
+        if !worth_bumping(paid, target) {
+            return;
+        }
+        let anchor = child.input[0].previous_output;
+        // A child already out at this target (or near it) is enough.
+        let pending = c.sweeps.iter().find(|s| {
+            s.confirmed.is_none() && !s.replaced && s.tx.input[0].previous_output == anchor
+        });
+        let replaces = match pending {
+            Some(s) if s.feerate.is_some_and(|f| !worth_bumping(f, target)) => return,
+            Some(s) => Some(s.tx.compute_txid()),
+            None => None,
+        };
+        tracing::warn!(channel = %id, paid = paid.0, target = target.0, %at_stake, "our commitment pays too little for its htlcs: child pays for parent");
+        let kind = FundingKind::Anchor {
+            prevout: prevout.clone(),
+        };
+        self.request_funding(
+            id,
+            child,
+            prevout,
+            target,
+            Some((parent_weight, parent_fee)),
+            replaces,
+            kind,
+        );
+    }
+
+    /// RBF of our pending HTLC transactions and claims on HTLC outputs
+    /// whose feerate fell below the target.
+    fn bump_claims(&mut self, id: ChannelId, k: &Confirmed) {
+        if matches!(k.case, Case::Revoked(_)) {
+            return;
+        }
+        let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
+            return;
+        };
+        let commitment = k.spend.compute_txid();
+        let htlcs: BTreeMap<OutPoint, &beongae_channel::onchain_htlcs::HtlcOutput> =
+            k.htlcs.iter().flatten().map(|h| (h.outpoint, h)).collect();
+        let pending: Vec<(Transaction, FeeratePerKw)> = c
+            .sweeps
+            .iter()
+            .filter(|s| s.confirmed.is_none() && !s.replaced)
+            .filter_map(|s| s.feerate.map(|f| (s.tx.clone(), f)))
+            .filter(|(tx, _)| {
+                tx.input
+                    .iter()
+                    .any(|i| htlcs.contains_key(&i.previous_output))
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let claims = self.htlc_claims(id, k);
+        for (tx, paid) in pending {
+            let first = tx.input[0].previous_output;
+            let Some(htlc) = htlcs.get(&first) else {
+                continue;
+            };
+            // Offered to us: the peer takes it back after expiry.
+            let deadline = (!htlc.we_offered).then_some(htlc.cltv_expiry);
+            let target = self.target_feerate(deadline);
+            if !worth_bumping(paid, target) {
+                continue;
+            }
+            let old = tx.compute_txid();
+            if matches!(k.case, Case::Ours(_)) && first.txid == commitment {
+                // Our HTLC transaction: its first input and output as
+                // signed, a new wallet input at the target.
+                let base = Transaction {
+                    input: vec![tx.input[0].clone()],
+                    output: vec![tx.output[0].clone()],
+                    ..tx.clone()
+                };
+                let prevout = k.spend.output[first.vout as usize].clone();
+                let preimage = if htlc.we_offered {
+                    None
+                } else {
+                    self.incoming_preimage(id, htlc.id)
+                };
+                let kind = FundingKind::Htlc {
+                    out: Box::new((*htlc).clone()),
+                    preimage,
+                };
+                self.request_funding(id, base, prevout, target, None, Some(old), kind);
+                continue;
+            }
+            let Some(group) = tx
+                .input
+                .iter()
+                .map(|i| claims.get(&i.previous_output).cloned())
+                .collect::<Option<Vec<Claim>>>()
+            else {
+                continue;
+            };
+            let Some(destination) = self.settings.close_script.clone() else {
+                continue;
+            };
+            // Never more than the outputs are worth (the sweep fails then).
+            match claim_transaction(&self.secp, &group, destination, target) {
+                Ok(new) => {
+                    if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase)
+                    {
+                        if let Some(s) = c.sweeps.iter_mut().find(|s| s.tx.compute_txid() == old) {
+                            s.replaced = true;
+                        }
+                    }
+                    tracing::info!(channel = %id, %old, new = %new.compute_txid(), feerate = target.0, "fee bump");
+                    self.keep_and_broadcast(id, new, Some(target));
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, error = %e, "cannot bump the fee of a claim any further");
+                }
+            }
+        }
+    }
+
+    /// Our claims on the HTLC outputs of the peer's confirmed commitment
+    /// (after expiry, or with the preimage), by output.
+    fn htlc_claims(&self, id: ChannelId, k: &Confirmed) -> BTreeMap<OutPoint, Claim> {
+        let mut m = BTreeMap::new();
+        if !matches!(k.case, Case::Theirs(_)) {
+            return m;
+        }
+        let Some(index) = self.entries.get(&id).map(|e| e.index) else {
+            return m;
+        };
+        let keys = self.keys.channel(index);
+        for c in their_commitment_claims(&k.view.funded, &k.spend, keys.payment_base) {
+            m.insert(c.input.outpoint, c);
+        }
+        for out in k.htlcs.iter().flatten() {
+            let preimage = if out.we_offered {
+                None
+            } else {
+                match self.incoming_preimage(id, out.id) {
+                    Some(p) => Some(p),
+                    None => continue,
+                }
+            };
+            if let Ok(c) = their_htlc_claim(
+                &self.secp,
+                &k.view.funded,
+                out,
+                &keys.htlc_base,
+                preimage.as_ref(),
+            ) {
+                debug_assert!(!matches!(c.input.path, SpendPath::Anchor));
+                m.insert(c.input.outpoint, c);
+            }
+        }
+        m
+    }
+}
