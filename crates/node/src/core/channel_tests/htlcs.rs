@@ -581,3 +581,60 @@ fn a_feerate_spike_replaces_a_pending_htlc_claim() {
     let pending = p.core(Side::B).pending_broadcasts();
     assert!(!pending.contains(&second) && !pending.contains(&first));
 }
+
+/// The feerate of `side`'s current commitment, as stored.
+fn commitment_feerate(p: &Pair, side: Side, id: ChannelId) -> u32 {
+    stored_channel(&p.stores[side as usize], side, id)
+        .commitments
+        .local
+        .feerate
+        .0
+}
+
+/// `update_fee` sent by `side` since `since`.
+fn fee_updates(p: &Pair, side: Side, since: usize) -> Vec<u32> {
+    p.sent[since..]
+        .iter()
+        .filter_map(|(s, m)| match m {
+            Message::UpdateFee(u) if *s == side => Some(u.feerate_per_kw),
+            _ => None,
+        })
+        .collect()
+}
+
+/// BOLT 2 §"Updating Fees": A funds a channel without anchors and follows
+/// the estimate with `update_fee` (up at once, down below half); both
+/// commitments move to it. B, the fundee, never sends one; with anchors
+/// nobody does (CPFP raises the fee on chain instead).
+#[test]
+fn the_funder_follows_the_estimate_with_update_fee() {
+    let mut p = static_remotekey_pair();
+    let (id, _) = p.open();
+    let start = commitment_feerate(&p, Side::A, id);
+    assert_eq!(start, 2_500);
+    let since = p.sent.len();
+    p.estimate(Side::A, 10_000);
+    assert_eq!(fee_updates(&p, Side::A, since), vec![10_000]);
+    assert_eq!(commitment_feerate(&p, Side::A, id), 10_000);
+    assert_eq!(commitment_feerate(&p, Side::B, id), 10_000);
+    // Not below half: no change.
+    let since = p.sent.len();
+    p.estimate(Side::A, 6_000);
+    assert!(fee_updates(&p, Side::A, since).is_empty());
+    p.estimate(Side::A, 4_000);
+    assert_eq!(fee_updates(&p, Side::A, since), vec![4_000]);
+    assert_eq!(commitment_feerate(&p, Side::B, id), 4_000);
+    // The fundee does not.
+    let since = p.sent.len();
+    p.estimate(Side::B, 20_000);
+    assert!(fee_updates(&p, Side::B, since).is_empty());
+    // A payment still goes through at the new feerate.
+    assert!(matches!(p.pay(Side::A, 50_000_000), Reply::Paid { .. }));
+    // Anchors: no update_fee.
+    let mut q = Pair::new();
+    let (id, _) = q.open();
+    let since = q.sent.len();
+    q.estimate(Side::A, 10_000);
+    assert!(fee_updates(&q, Side::A, since).is_empty());
+    assert_eq!(commitment_feerate(&q, Side::A, id), 2_500);
+}

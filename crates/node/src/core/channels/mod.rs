@@ -9,6 +9,7 @@
 
 mod bump;
 mod chain;
+mod fee;
 mod limbo;
 mod normal;
 mod open;
@@ -751,11 +752,15 @@ impl Channels {
     /// A new feerate estimate: claims left as worth less than their fee are
     /// looked at again.
     pub(super) fn set_feerate(&mut self, feerate: FeeratePerKw) {
-        if feerate != self.feerate {
+        let changed = feerate != self.feerate;
+        if changed {
             self.unclaimable.clear();
             self.uneconomical.clear();
         }
         self.feerate = feerate;
+        if changed {
+            self.update_fees();
+        }
     }
 
     /// Whether a normal channel's funding is buried deep enough to carry

@@ -187,6 +187,7 @@ impl Channels {
                 }
                 self.redo_removals(id);
                 self.fulfill_paid(id);
+                self.update_fee(id);
                 self.touch(id);
                 // Deadlines held back until our state was shown current.
                 self.check_htlc_deadlines();
