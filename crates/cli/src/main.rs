@@ -119,7 +119,9 @@ enum Cmd {
         /// The channel id (64 hex characters).
         channel_id: String,
         /// Broadcast our latest commitment instead of closing with the peer
-        /// (our funds wait for `to_self_delay` blocks).
+        /// (our funds wait for `to_self_delay` blocks); a channel we
+        /// opened whose funding has not confirmed is abandoned instead,
+        /// its coins spent back to the wallet.
         #[arg(long)]
         force: bool,
     },

@@ -137,6 +137,22 @@ impl Onchain {
         Ok(tx)
     }
 
+    /// Our unconfirmed funding transaction `tx` double-spent back to the
+    /// wallet (at least `feerate`, and outbidding `descendants_fee`),
+    /// signed, not broadcast.
+    pub fn double_spend(
+        &self,
+        tx: &bitcoin::Transaction,
+        feerate: FeeratePerKw,
+        descendants_fee: Amount,
+    ) -> Result<bitcoin::Transaction, WalletError> {
+        self.sync()?;
+        let mut w = self.wallet();
+        let spend = w.double_spend(tx, feerate, descendants_fee, unix_now())?;
+        w.note_broadcast(spend.clone(), unix_now() + 2);
+        Ok(spend)
+    }
+
     /// Forgets a transaction of ours that can never confirm (replaced, or
     /// conflicting with one that did): its inputs are spendable again.
     pub fn forget(&self, txid: Txid) {

@@ -398,16 +398,29 @@ impl OnchainWallet {
             value: total - fee,
             script_pubkey: change_script,
         });
+        let first = tx.input.len();
+        self.sign_coins(unsigned, &tx, prevouts, chosen, first)
+    }
+
+    /// Signs inputs `first..` of `unsigned` (our `coins`, in order); the
+    /// inputs before keep `signed`'s witnesses and spend `prevouts`.
+    fn sign_coins(
+        &self,
+        unsigned: Transaction,
+        signed: &Transaction,
+        prevouts: &[bitcoin::TxOut],
+        coins: Vec<(bdk_wallet::LocalOutput, bool)>,
+        first: usize,
+    ) -> Result<Transaction, WalletError> {
         let mut psbt = bitcoin::Psbt::from_unsigned_tx(unsigned).map_err(internal)?;
-        for (n, prevout) in prevouts.iter().enumerate() {
+        for (n, prevout) in prevouts.iter().enumerate().take(first) {
             psbt.inputs[n].witness_utxo = Some(prevout.clone());
         }
-        let first = tx.input.len();
-        for (k, (coin, taproot)) in chosen.into_iter().enumerate() {
+        for (k, (coin, taproot)) in coins.into_iter().enumerate() {
             let wallet = if taproot { &self.tr } else { &self.wpkh };
             psbt.inputs[first + k] = wallet.get_psbt_input(coin, None, false).map_err(internal)?;
         }
-        // Signs the inputs with our key derivations (not the existing ones).
+        // Signs the inputs with our key derivations (not the others).
         let _ = psbt.sign(&self.master, self.wpkh.secp_ctx());
         self.wpkh
             .finalize_psbt(&mut psbt, SignOptions::default())
@@ -418,15 +431,93 @@ impl OnchainWallet {
         let mut out = psbt.unsigned_tx.clone();
         for (n, input) in out.input.iter_mut().enumerate() {
             input.witness = if n < first {
-                tx.input[n].witness.clone()
+                signed.input[n].witness.clone()
             } else {
                 psbt.inputs[n]
                     .final_script_witness
                     .clone()
-                    .ok_or_else(|| internal("could not sign a fee input"))?
+                    .ok_or_else(|| internal("could not sign an input of ours"))?
             };
         }
         Ok(out)
+    }
+
+    /// Spends every input of our unconfirmed transaction `tx` (a channel's
+    /// funding) back to a new address of ours, paying at least `feerate`
+    /// and more than `tx` and its descendants did (BIP 125: their fees,
+    /// `descendants_fee` for those, plus 1 sat/vB of the new size), so that
+    /// `tx` can never confirm. The wallet forgets `tx`. The caller
+    /// broadcasts it and then calls [`OnchainWallet::note_broadcast`].
+    pub fn double_spend(
+        &mut self,
+        tx: &Transaction,
+        feerate: FeeratePerKw,
+        descendants_fee: Amount,
+        now: u64,
+    ) -> Result<Transaction, WalletError> {
+        self.forget(tx.compute_txid(), now);
+        let coins: Vec<(bdk_wallet::LocalOutput, bool)> = tx
+            .input
+            .iter()
+            .map(|i| {
+                self.wpkh
+                    .get_utxo(i.previous_output)
+                    .map(|u| (u, false))
+                    .or_else(|| self.tr.get_utxo(i.previous_output).map(|u| (u, true)))
+                    .ok_or_else(|| {
+                        internal(format!(
+                            "input {} is not an unspent coin of this wallet",
+                            i.previous_output
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let total: Amount = coins.iter().map(|(u, _)| u.txout.value).sum();
+        let paid = total
+            .checked_sub(tx.output.iter().map(|o| o.value).sum())
+            .ok_or_else(|| internal("the transaction pays out more than its inputs"))?;
+        let script = self
+            .wpkh
+            .next_unused_address(KeychainKind::Internal)
+            .script_pubkey();
+        // Version, counts, locktime; each input; one P2WPKH output; the
+        // witnesses (a 64-byte Schnorr signature, or a 72-byte ECDSA one
+        // and a 33-byte key).
+        let weight = 4 * (10 + 31)
+            + 2
+            + coins
+                .iter()
+                .map(|(_, taproot)| 4 * 41 + if *taproot { 66 } else { 1 + 73 + 34 })
+                .sum::<u64>();
+        let fee = feerate
+            .fee_for_weight(weight)
+            .max(paid + descendants_fee + Amount::from_sat(weight.div_ceil(4)));
+        let value = total
+            .checked_sub(fee)
+            .filter(|v| *v >= script.minimal_non_dust())
+            .ok_or(WalletError::InsufficientFunds {
+                needed: fee + script.minimal_non_dust(),
+                available: total,
+            })?;
+        let unsigned = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: coins
+                .iter()
+                .map(|(u, _)| bitcoin::TxIn {
+                    previous_output: u.outpoint,
+                    script_sig: ScriptBuf::new(),
+                    sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: bitcoin::Witness::new(),
+                })
+                .collect(),
+            output: vec![bitcoin::TxOut {
+                value,
+                script_pubkey: script,
+            }],
+        };
+        let signed = unsigned.clone();
+        self.sign_coins(unsigned, &signed, &[], coins, 0)
     }
 
     /// Forgets a transaction recorded with

@@ -37,6 +37,7 @@ fn node_id_of(k: &KeyManager) -> NodeId {
 mod htlcs;
 mod onchain;
 mod safety;
+mod unfunded;
 
 /// A store in memory: (namespace, key) -> value.
 type MemStore = BTreeMap<(String, Vec<u8>), Vec<u8>>;
@@ -487,6 +488,15 @@ impl Pair {
                             },
                         ));
                     }
+                    Output::DoubleSpend {
+                        channel_id,
+                        tx,
+                        feerate,
+                        descendants_fee,
+                    } if !self.drop_funding => {
+                        let result = Ok(self.double_spend(&tx, feerate, descendants_fee));
+                        queue.push_back((side, Input::DoubleSpent { channel_id, result }));
+                    }
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
                         let stored = self.stores[side as usize]
                             .get(&(
@@ -583,6 +593,63 @@ impl Pair {
             &pk,
         );
         tx
+    }
+
+    /// What a wallet does with [`Output::DoubleSpend`]: spends the devnet
+    /// coin of funding transaction `tx` back to the coin key, paying at
+    /// least `feerate` and more than `tx` and its descendants (BIP 125).
+    fn double_spend(
+        &self,
+        tx: &Transaction,
+        feerate: FeeratePerKw,
+        descendants_fee: Amount,
+    ) -> Transaction {
+        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+        let outpoint = tx.input[0].previous_output;
+        let coin = self
+            .devnet
+            .utxos_for(&coin_script())
+            .into_iter()
+            .find(|(o, _)| *o == outpoint)
+            .expect("the funding's coin")
+            .1;
+        let paid = coin.txout.value - tx.output.iter().map(|o| o.value).sum();
+        let mut spend = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::ZERO,
+                script_pubkey: coin_script(),
+            }],
+        };
+        let weight = spend.weight().to_wu() + 2 + 1 + 73 + 34;
+        let fee = feerate
+            .fee_for_weight(weight)
+            .max(paid + descendants_fee + Amount::from_sat(weight.div_ceil(4)));
+        spend.output[0].value = coin.txout.value - fee;
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let sighash = SighashCache::new(&spend)
+            .p2wpkh_signature_hash(0, &coin_script(), coin.txout.value, EcdsaSighashType::All)
+            .unwrap();
+        let signature = secp.sign_ecdsa(
+            &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
+            &coin_key(),
+        );
+        let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
+        spend.input[0].witness = Witness::p2wpkh(
+            &bitcoin::ecdsa::Signature {
+                signature,
+                sighash_type: EcdsaSighashType::All,
+            },
+            &pk,
+        );
+        spend
     }
 
     /// A block holding `txs` at the next height, to both sides.
@@ -752,7 +819,8 @@ impl Pair {
             .expect("broadcast")
     }
 
-    /// `side` forces channel `id` closed: its commitment, broadcast.
+    /// `side` forces channel `id` closed: its commitment, broadcast (or
+    /// kept, while its unconfirmed funding is double-spent).
     /// (A payment waiting on the channel is answered first: pending on
     /// chain.)
     fn force_close(&mut self, side: Side, id: ChannelId) -> Transaction {
@@ -765,7 +833,18 @@ impl Pair {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("not forced: {:?}", &self.replies[before..]));
-        self.broadcast(txid)
+        // Held back while an unconfirmed funding is double-spent: kept.
+        let kept = match self
+            .core(side)
+            .channels
+            .as_ref()
+            .map(|c| &c.entries[&id].phase)
+        {
+            Some(channels::Phase::Closed(c)) => c.tx.clone(),
+            _ => None,
+        };
+        kept.filter(|t| t.compute_txid() == txid)
+            .unwrap_or_else(|| self.broadcast(txid))
     }
 
     /// A connects to B and gets B's `init`, and nothing more of B's (no

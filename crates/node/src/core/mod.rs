@@ -158,6 +158,13 @@ pub enum Input {
         /// broadcast; or why not.
         result: Result<Transaction, String>,
     },
+    /// The wallet's answer to [`Output::DoubleSpend`].
+    DoubleSpent {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The signed transaction, not broadcast, or why not.
+        result: Result<Transaction, String>,
+    },
     /// A dial requested with [`Output::Dial`] failed before the handshake completed.
     DialFailed {
         /// The command that asked for it.
@@ -425,6 +432,22 @@ pub enum Output {
         /// and the fee it pays.
         parent: Option<(u64, Amount)>,
     },
+    /// Spend the inputs of our unconfirmed funding transaction `tx` back
+    /// to the wallet, paying more than it did (and at least `feerate`),
+    /// so that it can never confirm; answer with [`Input::DoubleSpent`]
+    /// (not broadcast: the core keeps it first).
+    DoubleSpend {
+        /// The channel.
+        channel_id: ChannelId,
+        /// Our funding transaction.
+        tx: Transaction,
+        /// The least feerate to pay.
+        feerate: FeeratePerKw,
+        /// The fees of transactions spending `tx` that may be in mempools
+        /// (a commitment 0), which the double spend must outbid too
+        /// (BIP 125).
+        descendants_fee: Amount,
+    },
     /// The wallet should forget a transaction of ours it was told of
     /// (funded or broadcast) that can never confirm now (replaced, or
     /// conflicting with one that confirmed), so that its inputs are
@@ -686,6 +709,11 @@ impl NodeCore {
             } => {
                 if let Some(c) = &mut self.channels {
                     c.on_claim_funded(channel_id, outpoint, result);
+                }
+            }
+            Input::DoubleSpent { channel_id, result } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_double_spent(channel_id, result);
                 }
             }
             Input::BlockConnected { height, block } => {

@@ -887,6 +887,29 @@ impl CoreDriver {
                         .await;
                 });
             }
+            Output::DoubleSpend {
+                channel_id,
+                tx,
+                feerate,
+                descendants_fee,
+            } => {
+                let core = self.tx.clone();
+                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
+                tokio::spawn(async move {
+                    let result = match onchain {
+                        None => Err("no wallet".to_owned()),
+                        Some(o) => tokio::task::spawn_blocking(move || {
+                            o.double_spend(&tx, feerate, descendants_fee)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                    };
+                    let _ = core
+                        .send(CoreMsg::Input(Input::DoubleSpent { channel_id, result }))
+                        .await;
+                });
+            }
             Output::Forget { txid } => {
                 if let Some(onchain) = self.io.as_ref().map(|io| io.onchain.clone()) {
                     tokio::task::spawn_blocking(move || onchain.forget(txid));

@@ -364,8 +364,9 @@ fn the_cheaters_second_stage_is_taken_too() {
 fn a_channel_forced_before_channel_ready_is_swept_too() {
     let mut p = Pair::new();
     let (id, funding) = p.start_open(Msat::from_msat(100_000_000));
-    let commitment = p.force_close(Side::A, id);
     p.block_both(vec![funding]);
+    assert_eq!(p.channel(Side::A).state, ChannelState::AwaitingConfirmation);
+    let commitment = p.force_close(Side::A, id);
     let since = p.broadcasts.len();
     p.block_both(vec![commitment.clone()]);
     let b = p.claims_on(Side::B, since, &commitment);

@@ -70,15 +70,23 @@ impl Channels {
                 continue;
             }
             if let Phase::Closed(c) = &entry.phase {
+                let funded = c.withheld == super::record::Withheld::UntilFunded
+                    && txids.contains(&outpoint.txid);
                 // Compact a buried mutual close: nothing on chain needs its
                 // state any more.
                 if c.kept.is_some() && c.resolved(height) {
                     self.compact(id);
                 }
+                if funded {
+                    self.funded_after_all(id);
+                }
                 continue;
             }
             let Phase::Funded {
-                funding, confirmed, ..
+                funding,
+                confirmed,
+                since,
+                ..
             } = &mut entry.phase
             else {
                 continue;
@@ -88,6 +96,10 @@ impl Channels {
                 continue;
             }
             let Some(index) = txids.iter().position(|t| *t == outpoint.txid) else {
+                if !funding.funded.we_are_funder && height >= *since + super::unfunded::FUNDEE_WAIT
+                {
+                    self.forget_unfunded(id);
+                }
                 continue;
             };
             // BOLT 2: the fundee checks that the funding output it signed

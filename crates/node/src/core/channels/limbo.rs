@@ -26,6 +26,19 @@ impl Channels {
         let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
             return Limbo::default();
         };
+        if c.withheld == record::Withheld::UntilFunded {
+            // The funding's coins, on their way back by the double spend.
+            let closing = c
+                .sweeps
+                .iter()
+                .filter(|s| s.confirmed.is_none() && !s.replaced)
+                .flat_map(|s| s.tx.output.iter().map(|o| o.value))
+                .sum();
+            return Limbo {
+                closing,
+                ..Limbo::default()
+            };
+        }
         if c.mutual() || c.withheld != record::Withheld::No {
             return Limbo::default();
         }

@@ -17,6 +17,7 @@ mod pay;
 pub mod record;
 mod resolve;
 mod spends;
+mod unfunded;
 mod withheld;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -168,6 +169,9 @@ pub(super) enum Phase {
     Funded {
         funding: Box<Funding>,
         tx: Option<Transaction>,
+        /// The height when both commitment 0s were signed (for the fundee's
+        /// 2016-block wait for the funding, BOLT 2).
+        since: u32,
         depth: u32,
         confirmed: Option<(u32, u32)>,
         their_ready: Option<ChannelReady>,
@@ -381,9 +385,12 @@ impl Channels {
                     tx,
                     depth,
                     confirmed,
+                    since,
                 } => Phase::Funded {
                     funding: Box::new(record::decode_funding(&state, signing, secrets)?),
                     tx,
+                    // Unknown before record version 4: counted from now.
+                    since: since.unwrap_or(height),
                     depth,
                     confirmed,
                     their_ready: None,
@@ -635,12 +642,34 @@ impl Channels {
             Phase::Normal { chan, .. } => chan.signed_local_commitment(&self.secp).ok(),
             Phase::Closed(_) => return,
         };
+        // Our funding, not confirmed: its coins come back to the wallet
+        // unless it confirms first (then our commitment 0 resolves it).
+        let abandon = match &entry.phase {
+            Phase::Funded {
+                tx: Some(funding),
+                confirmed: None,
+                ..
+            } => Some(funding.clone()),
+            _ => None,
+        };
         tracing::warn!(channel = %id, %why, "failing channel");
-        if let Some(tx) = &tx {
+        // Not while our funding is double-spent: as its descendant our
+        // commitment would make the double spend pay for it too.
+        if let (Some(tx), None) = (&tx, &abandon) {
             self.deferred.push(Output::Broadcast { tx: tx.clone() });
         }
         let txid = tx.as_ref().map(Transaction::compute_txid);
+        let commitment_fee = tx.as_ref().and_then(|t| {
+            let out: Amount = t.output.iter().map(|o| o.value).sum();
+            entry_funding_amount(self.entries.get(&id)).and_then(|f| f.checked_sub(out))
+        });
         let command = self.mark_closed(id, tx, txid, None, format!("failed: {why}"));
+        if let Some(funding) = abandon {
+            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                c.withheld = record::Withheld::UntilFunded;
+            }
+            self.double_spend_funding(id, funding, commitment_fee.unwrap_or(Amount::ZERO));
+        }
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
@@ -783,6 +812,7 @@ impl Channels {
                 Phase::Closed(record::Closed {
                     tx: Some(tx),
                     confirmed: None,
+                    withheld: record::Withheld::No,
                     ..
                 }) => Some(tx.clone()),
                 _ => None,
@@ -878,6 +908,15 @@ pub(super) fn message_channel(msg: &Message) -> Option<ChannelId> {
     })
 }
 
+/// The capacity of a channel being funded or open.
+fn entry_funding_amount(e: Option<&Entry>) -> Option<Amount> {
+    match &e?.phase {
+        Phase::Funded { funding, .. } => Some(funding.funded.funding_amount),
+        Phase::Normal { chan, .. } => Some(chan.funded.funding_amount),
+        Phase::Closed(_) => None,
+    }
+}
+
 fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
     let phase = match &e.phase {
         Phase::Funded {
@@ -885,12 +924,14 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
             tx,
             depth,
             confirmed,
+            since,
             ..
         } => StoredPhase::Funded {
             state: funding.encode_state()?,
             tx: tx.clone(),
             depth: *depth,
             confirmed: *confirmed,
+            since: Some(*since),
         },
         Phase::Normal {
             chan,
@@ -981,6 +1022,10 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
                 ),
                 record::Withheld::Behind => format!(
                     "{}; our state is old, our commitment revoked: the peer's commitment returns our funds",
+                    c.reason
+                ),
+                record::Withheld::UntilFunded => format!(
+                    "{}; the unconfirmed funding transaction is double-spent back to the wallet (our commitment goes out only if the funding confirms first)",
                     c.reason
                 ),
             });

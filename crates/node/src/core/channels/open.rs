@@ -343,6 +343,7 @@ impl Channels {
         let phase = Phase::Funded {
             funding,
             tx: Some(tx.clone()),
+            since: self.height,
             depth,
             confirmed: None,
             their_ready: None,
@@ -487,6 +488,7 @@ impl Channels {
         let phase = Phase::Funded {
             funding: Box::new(funding),
             tx: None,
+            since: self.height,
             depth: self.settings.config.minimum_depth.max(1),
             confirmed: None,
             their_ready: None,

@@ -84,6 +84,9 @@ pub enum StoredPhase {
         depth: u32,
         /// Block height and index of the funding transaction once mined.
         confirmed: Option<(u32, u32)>,
+        /// The height when both commitment 0s were signed (unknown before
+        /// record version 4).
+        since: Option<u32>,
     },
     /// In normal operation (or shutting down).
     Normal {
@@ -187,6 +190,10 @@ pub enum Withheld {
     /// commitment we never revoked): our commitment is revoked and must
     /// never go out.
     Behind,
+    /// Our funding transaction never confirmed and is being double-spent
+    /// back to the wallet: our commitment goes out only if the funding
+    /// confirms first after all.
+    UntilFunded,
 }
 
 /// The `reason` of a channel closed by a mutual closing transaction.
@@ -291,6 +298,7 @@ impl ChannelRecord {
                 tx,
                 depth,
                 confirmed,
+                since,
             } => {
                 w.write_u8(1);
                 put_blob(&mut w, state);
@@ -304,6 +312,7 @@ impl ChannelRecord {
                         w.write_u32(*i);
                     }
                 }
+                w.write_u32(since.map_or(0, |h| h + 1));
             }
             StoredPhase::Normal {
                 state,
@@ -356,6 +365,7 @@ impl ChannelRecord {
                     Withheld::No => 0,
                     Withheld::Unverified => 1,
                     Withheld::Behind => 2,
+                    Withheld::UntilFunded => 3,
                 });
                 match kept {
                     None => w.write_u8(0),
@@ -411,11 +421,17 @@ impl ChannelRecord {
                     1 => Some((r.read_u32()?, r.read_u32()?)),
                     _ => return Err(RecordError::Corrupt("confirmation flag".into())),
                 };
+                let since = if v >= 4 {
+                    r.read_u32()?.checked_sub(1)
+                } else {
+                    None
+                };
                 StoredPhase::Funded {
                     state,
                     tx,
                     depth,
                     confirmed,
+                    since,
                 }
             }
             2 => {
@@ -472,6 +488,7 @@ impl ChannelRecord {
                     0 => Withheld::No,
                     1 => Withheld::Unverified,
                     2 => Withheld::Behind,
+                    3 => Withheld::UntilFunded,
                     _ => return Err(RecordError::Corrupt("withheld kind".into())),
                 };
                 let kept = match if v >= 2 { r.read_u8()? } else { 0 } {

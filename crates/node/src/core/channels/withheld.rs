@@ -145,6 +145,9 @@ impl Channels {
                 "channel {id}: the peer proved our state old, so our commitment is revoked and is never broadcast (the peer's commitment returns our funds)"
             )),
             Withheld::No => Err(format!("channel {id} is closed")),
+            Withheld::UntilFunded => Err(format!(
+                "channel {id}: its unconfirmed funding is being double-spent back to the wallet"
+            )),
             Withheld::Unverified => {
                 let tx = self
                     .kept_commitment(id)
