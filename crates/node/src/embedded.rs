@@ -114,3 +114,43 @@ pub async fn start(
     let node = Node::start_with_channels(node_secret, config, services).await?;
     Ok(Embedded { node, onchain })
 }
+
+/// The signed commitment transaction of channel `id` in a copy of a node's
+/// store at `backup` (the node's seed `seed`): what a node restored from
+/// an old backup would broadcast to close the channel.
+///
+/// Once the channel has moved on, that commitment is revoked: broadcasting
+/// it hands the peer the whole channel (BOLT 5 "Revoked Transaction Close
+/// Handling"). For demonstrations and tests of exactly that.
+pub fn commitment_in_backup(
+    seed: &Seed,
+    network: bitcoin::Network,
+    backup: &std::path::Path,
+    id: beongae_wire::ChannelId,
+) -> Result<bitcoin::Transaction, String> {
+    use crate::core::channels::record::{self, ChannelRecord, StoredPhase, NS_CHANNELS};
+    use beongae_store::Store as _;
+    let store = SqliteStore::open(backup).map_err(|e| e.to_string())?;
+    let bytes = store
+        .get(NS_CHANNELS, &id.0)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no channel {id} in the backup"))?;
+    let rec = ChannelRecord::decode(&bytes).map_err(|e| e.to_string())?;
+    let StoredPhase::Normal { state, .. } = rec.phase else {
+        return Err(format!("channel {id} is not open in the backup"));
+    };
+    let keys = KeyManager::new(seed.master_key(network.into()), network);
+    let k = keys.channel(rec.index);
+    let signing = beongae_channel::sign::SigningKeys {
+        funding_key: k.funding,
+        htlc_base_key: k.htlc_base,
+    };
+    let chan = record::decode_normal(
+        &state,
+        signing,
+        beongae_channel::revocation::LocalSecrets::new(k.commitment_seed),
+    )
+    .map_err(|e| e.to_string())?;
+    chan.signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
+        .map_err(|e| e.to_string())
+}

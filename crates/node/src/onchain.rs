@@ -122,17 +122,26 @@ impl Onchain {
     /// Our transaction `tx` of an anchor channel (an HTLC transaction, or
     /// the child spending our anchor) with wallet inputs and change added
     /// to pay `feerate` (for an unconfirmed `parent` too), signed, not
-    /// broadcast; its inputs count as spent from now on.
+    /// broadcast, paying at most `max_fee`; its inputs count as spent from
+    /// now on. The transaction it `replaces` is forgotten first, so that
+    /// its coins can pay again.
+    #[allow(clippy::too_many_arguments)]
     pub fn fund_claim(
         &self,
         tx: bitcoin::Transaction,
         prevouts: &[bitcoin::TxOut],
         feerate: FeeratePerKw,
         parent: Option<(u64, Amount)>,
+        max_fee: Amount,
+        replaces: Option<Txid>,
     ) -> Result<bitcoin::Transaction, WalletError> {
         self.sync()?;
         let mut w = self.wallet();
-        let tx = w.add_fee_inputs(tx, prevouts, feerate, parent)?;
+        if let Some(old) = replaces {
+            // Its coins pay for the replacement (BIP 125 takes either).
+            w.forget(old, unix_now());
+        }
+        let tx = w.add_fee_inputs(tx, prevouts, feerate, parent, max_fee)?;
         w.note_broadcast(tx.clone(), unix_now());
         Ok(tx)
     }

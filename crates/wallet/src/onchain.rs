@@ -309,6 +309,7 @@ impl OnchainWallet {
     /// transactions are, BOLT 3) and pay no fee themselves. With `parent`
     /// (the weight and fee of an unconfirmed transaction `tx` spends), the
     /// fee brings the two together to `feerate` (child pays for parent).
+    /// A fee above `max_fee` (what the transaction saves) is refused.
     /// The caller broadcasts it and then calls
     /// [`OnchainWallet::note_broadcast`].
     pub fn add_fee_inputs(
@@ -317,6 +318,7 @@ impl OnchainWallet {
         prevouts: &[bitcoin::TxOut],
         feerate: FeeratePerKw,
         parent: Option<(u64, Amount)>,
+        max_fee: Amount,
     ) -> Result<Transaction, WalletError> {
         if prevouts.len() != tx.input.len() {
             return Err(internal("one previous output per existing input"));
@@ -381,6 +383,11 @@ impl OnchainWallet {
                 needed: fee + dust,
                 available: total,
             });
+        }
+        if fee > max_fee {
+            return Err(internal(format!(
+                "the fee {fee} would exceed the {max_fee} at stake"
+            )));
         }
         let mut unsigned = tx.clone();
         for input in &mut unsigned.input {

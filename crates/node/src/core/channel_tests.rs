@@ -78,8 +78,11 @@ struct Pair {
     /// Store reads asked for and not answered (a crash before the answer).
     drop_loads: bool,
     /// Wallet requests ([`Output::FundClaim`]) asked for and not answered
-    /// (a crash before the answer).
+    /// (a crash before the answer, or an answer still to come: kept in
+    /// `unanswered`).
     drop_funding: bool,
+    /// Wallet requests not answered while `drop_funding`.
+    unanswered: Vec<(Side, Output)>,
 }
 
 /// The key the devnet's coins pay to (P2WPKH); funding transactions spend them.
@@ -254,6 +257,7 @@ impl Pair {
             mempool: Vec::new(),
             drop_loads: false,
             drop_funding: false,
+            unanswered: Vec::new(),
         };
         p.connect();
         p
@@ -475,10 +479,11 @@ impl Pair {
                         tx,
                         feerate,
                         parent,
+                        max_fee,
                         ..
                     } if !self.drop_funding => {
                         let outpoint = tx.input[0].previous_output;
-                        let result = Ok(self.add_fee_input(tx, feerate, parent));
+                        let result = Ok(self.add_fee_input(tx, feerate, parent, max_fee));
                         queue.push_back((
                             side,
                             Input::ClaimFunded {
@@ -496,6 +501,9 @@ impl Pair {
                     } if !self.drop_funding => {
                         let result = Ok(self.double_spend(&tx, feerate, descendants_fee));
                         queue.push_back((side, Input::DoubleSpent { channel_id, result }));
+                    }
+                    o @ (Output::FundClaim { .. } | Output::DoubleSpend { .. }) => {
+                        self.unanswered.push((side, o));
                     }
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
                         let stored = self.stores[side as usize]
@@ -545,6 +553,7 @@ impl Pair {
         mut tx: Transaction,
         feerate: FeeratePerKw,
         parent: Option<(u64, Amount)>,
+        max_fee: Amount,
     ) -> Transaction {
         use bitcoin::sighash::{EcdsaSighashType, SighashCache};
         let spent: std::collections::BTreeSet<bitcoin::OutPoint> = self
@@ -573,6 +582,10 @@ impl Pair {
         let weight = tx.weight().to_wu() + 1 + 73 + 34;
         let (pw, pfee) = parent.unwrap_or((0, Amount::ZERO));
         let fee = (feerate.fee_for_weight(weight + pw) - pfee).max(feerate.fee_for_weight(weight));
+        assert!(
+            fee <= max_fee,
+            "a fee of {fee} above the {max_fee} at stake"
+        );
         let last = tx.output.len() - 1;
         tx.output[last].value = coin.txout.value - fee;
         let n = tx.input.len() - 1;

@@ -431,6 +431,12 @@ pub enum Output {
         /// An unconfirmed parent the fee pays for too (CPFP): its weight
         /// and the fee it pays.
         parent: Option<(u64, Amount)>,
+        /// The most the added inputs may pay (what is at stake); more is
+        /// an error.
+        max_fee: Amount,
+        /// A transaction of ours it replaces (a fee bump): its wallet
+        /// inputs may be spent again.
+        replaces: Option<Txid>,
     },
     /// Spend the inputs of our unconfirmed funding transaction `tx` back
     /// to the wallet, paying more than it did (and at least `feerate`),

@@ -608,6 +608,9 @@ struct ChannelIo {
 enum BroadcastJob {
     /// Hand a transaction to the chain.
     Tx(bitcoin::Transaction),
+    /// The wallet forgets a transaction of ours (in order with the
+    /// broadcasts before it).
+    Forget(bitcoin::Txid),
     /// A reply that followed a broadcast in the core's outputs (e.g. "the
     /// funding transaction is broadcast"): delivered once it is done.
     Reply(oneshot::Sender<Reply>, Reply),
@@ -628,6 +631,10 @@ async fn broadcaster(onchain: Arc<Onchain>, mut jobs: mpsc::UnboundedReceiver<Br
             }
             BroadcastJob::Reply(to, reply) => {
                 let _ = to.send(reply);
+            }
+            BroadcastJob::Forget(txid) => {
+                let o = onchain.clone();
+                let _ = tokio::task::spawn_blocking(move || o.forget(txid)).await;
             }
         }
     }
@@ -860,6 +867,8 @@ impl CoreDriver {
                 prevouts,
                 feerate,
                 parent,
+                max_fee,
+                replaces,
             } => {
                 let core = self.tx.clone();
                 let onchain = self.io.as_ref().map(|io| io.onchain.clone());
@@ -872,7 +881,7 @@ impl CoreDriver {
                     let result = match onchain {
                         None => Err("no wallet".to_owned()),
                         Some(o) => tokio::task::spawn_blocking(move || {
-                            o.fund_claim(tx, &prevouts, feerate, parent)
+                            o.fund_claim(tx, &prevouts, feerate, parent, max_fee, replaces)
                                 .map_err(|e| e.to_string())
                         })
                         .await
@@ -911,8 +920,8 @@ impl CoreDriver {
                 });
             }
             Output::Forget { txid } => {
-                if let Some(onchain) = self.io.as_ref().map(|io| io.onchain.clone()) {
-                    tokio::task::spawn_blocking(move || onchain.forget(txid));
+                if let Some(io) = &self.io {
+                    let _ = io.broadcaster.send(BroadcastJob::Forget(txid));
                 }
             }
             Output::LoadRemoteHtlcs { channel_id, number } => {

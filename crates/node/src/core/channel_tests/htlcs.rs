@@ -580,6 +580,67 @@ fn a_feerate_spike_replaces_a_pending_htlc_claim() {
     p.block(vec![first.clone()]);
     let pending = p.core(Side::B).pending_broadcasts();
     assert!(!pending.contains(&second) && !pending.contains(&first));
+    // A reorg undoes that: the replacement is the one to send again.
+    p.unblock();
+    let pending = p.core(Side::B).pending_broadcasts();
+    assert!(pending.contains(&second) && !pending.contains(&first));
+    // And if the replacement confirms instead, the first stays dropped.
+    p.block(vec![second.clone()]);
+    let pending = p.core(Side::B).pending_broadcasts();
+    assert!(!pending.contains(&second) && !pending.contains(&first));
+}
+
+/// The wallet answers with A's anchor child only after B's commitment
+/// confirmed in place of A's: the child can never confirm and is not kept
+/// (nor sent); the wallet is told to forget it.
+#[test]
+fn an_anchor_child_funded_after_another_commitment_confirmed_is_not_kept() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    stuck_htlc_of(&mut p, 200_000_000);
+    let _ = p.force_close(Side::A, id);
+    let theirs = p.force_close(Side::B, id);
+    p.drop_funding = true;
+    p.estimate(Side::A, 10_000);
+    p.block(vec![]);
+    let asked = p.unanswered.pop();
+    let Some((
+        Side::A,
+        Output::FundClaim {
+            channel_id,
+            tx,
+            feerate,
+            parent,
+            max_fee,
+            ..
+        },
+    )) = asked
+    else {
+        panic!("A asks the wallet for its anchor child: {asked:?}")
+    };
+    p.drop_funding = false;
+    p.block(vec![theirs]);
+    let outpoint = tx.input[0].previous_output;
+    let funded = p.add_fee_input(tx, feerate, parent, max_fee);
+    let outs = p.core(Side::A).handle(
+        Duration::ZERO,
+        Input::ClaimFunded {
+            channel_id,
+            outpoint,
+            result: Ok(funded.clone()),
+        },
+    );
+    assert!(outs.contains(&Output::Forget {
+        txid: funded.compute_txid()
+    }));
+    assert!(!outs.iter().any(
+        |o| matches!(o, Output::Broadcast { tx } if tx.compute_txid() == funded.compute_txid())
+    ));
+    assert!(p
+        .core(Side::A)
+        .pending_broadcasts()
+        .iter()
+        .all(|t| t.input[0].previous_output != outpoint));
 }
 
 /// The feerate of `side`'s current commitment, as stored.

@@ -24,7 +24,7 @@ use beongae_wire::ChannelId;
 use bitcoin::{Amount, OutPoint, Transaction};
 
 use super::record::{self, KeptState};
-use super::resolve::{Case, Confirmed};
+use super::resolve::{max_fee_for, Case, Confirmed, FundingAsk};
 use super::{Channels, FundingKind, Phase};
 
 /// A P2WPKH wallet input, signed: outpoint, sequence and script length
@@ -32,6 +32,12 @@ use super::{Channels, FundingKind, Phase};
 pub(super) const WALLET_INPUT_WEIGHT: u64 = 4 * 41 + 1 + 73 + 34;
 /// A P2WPKH change output: value, script length, script.
 pub(super) const CHANGE_WEIGHT: u64 = 4 * 31;
+
+/// The fee a bump aims at for what is worth `value` at most: 98%, below
+/// the 99% the wallet may pay ([`max_fee_for`]), weights being estimates.
+fn aim_fee(value: Amount) -> Amount {
+    Amount::from_sat(value.to_sat() * 98 / 100)
+}
 
 /// BOLT 3's floor (253 sat/kW, 1 sat/vB rounded up).
 const MIN_FEERATE: u32 = 253;
@@ -137,9 +143,9 @@ impl Channels {
         };
         // The child once funded: a P2WPKH wallet input and the change.
         let child_weight = child.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
-        // Never more from the wallet than the HTLCs are worth (1% kept as
-        // a margin for the wallet's own weight estimate).
-        let cap = (at_stake.to_sat() * 99 / 100 + parent_fee.to_sat()) * 1000
+        // Never more from the wallet than the HTLCs are worth (aiming a
+        // little lower, for the wallet's own weight estimate).
+        let cap = (aim_fee(at_stake).to_sat() + parent_fee.to_sat()) * 1000
             / (parent_weight + child_weight);
         let target = FeeratePerKw(
             self.target_feerate(Some(deadline))
@@ -155,7 +161,10 @@ impl Channels {
         let anchor = child.input[0].previous_output;
         // A child already out at this target (or near it) is enough.
         let pending = c.sweeps.iter().find(|s| {
-            s.confirmed.is_none() && !s.replaced && s.tx.input[0].previous_output == anchor
+            s.pending()
+                && s.confirmed.is_none()
+                && !s.replaced
+                && s.tx.input[0].previous_output == anchor
         });
         let replaces = match pending {
             Some(s) if s.feerate.is_some_and(|f| !worth_bumping(f, target)) => return,
@@ -168,12 +177,15 @@ impl Channels {
         };
         self.request_funding(
             id,
-            child,
-            prevout,
-            target,
-            Some((parent_weight, parent_fee)),
-            replaces,
-            kind,
+            FundingAsk {
+                tx: child,
+                prevout,
+                feerate: target,
+                parent: Some((parent_weight, parent_fee)),
+                replaces,
+                max_fee: max_fee_for(at_stake),
+                kind,
+            },
         );
     }
 
@@ -234,7 +246,26 @@ impl Channels {
                     out: Box::new((*htlc).clone()),
                     preimage,
                 };
-                self.request_funding(id, base, prevout, target, None, Some(old), kind);
+                // Never more from the wallet than the HTLC is worth.
+                let weight = base.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
+                let max_fee = max_fee_for(htlc.value);
+                let cap = aim_fee(htlc.value).to_sat() * 1000 / weight;
+                let target = FeeratePerKw(target.0.min(u32::try_from(cap).unwrap_or(u32::MAX)));
+                if !worth_bumping(paid, target) {
+                    continue;
+                }
+                self.request_funding(
+                    id,
+                    FundingAsk {
+                        tx: base,
+                        prevout,
+                        feerate: target,
+                        parent: None,
+                        replaces: Some(old),
+                        max_fee,
+                        kind,
+                    },
+                );
                 continue;
             }
             let Some(group) = tx
@@ -248,7 +279,16 @@ impl Channels {
             let Some(destination) = self.settings.close_script.clone() else {
                 continue;
             };
-            // Never more than the outputs are worth (the sweep fails then).
+            // Never more than the outputs are worth: short of the target,
+            // the most they can pay, if that is still a bump.
+            let worth: bitcoin::Amount = group.iter().map(|c| c.input.value).sum();
+            let inputs: Vec<_> = group.iter().map(|c| c.input.clone()).collect();
+            let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
+            let cap = aim_fee(worth).to_sat() * 1000 / weight.max(1);
+            let target = FeeratePerKw(target.0.min(u32::try_from(cap).unwrap_or(u32::MAX)));
+            if !worth_bumping(paid, target) {
+                continue;
+            }
             match claim_transaction(&self.secp, &group, destination, target) {
                 Ok(new) => {
                     if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase)

@@ -31,7 +31,7 @@ impl Channels {
             let closing = c
                 .sweeps
                 .iter()
-                .filter(|s| s.confirmed.is_none() && !s.replaced)
+                .filter(|s| s.pending())
                 .flat_map(|s| s.tx.output.iter().map(|o| o.value))
                 .sum();
             return Limbo {
@@ -73,13 +73,14 @@ impl Channels {
         let taken: std::collections::BTreeSet<OutPoint> = c
             .sweeps
             .iter()
+            .filter(|s| s.live())
             .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
             .chain(c.spent.iter().map(|s| s.outpoint))
             .collect();
         let mut limbo = Limbo::default();
         // Our claims not confirmed yet: what goes to the wallet, and the
         // output of an HTLC transaction (a change output is the wallet's).
-        for s in c.sweeps.iter().filter(|s| s.confirmed.is_none()) {
+        for s in c.sweeps.iter().filter(|s| s.pending()) {
             let to_wallet: Amount =
                 s.tx.output
                     .iter()

@@ -823,7 +823,7 @@ impl Channels {
                     Phase::Closed(c) => c
                         .sweeps
                         .iter()
-                        .filter(|s| s.confirmed.is_none() && !s.replaced)
+                        .filter(|s| s.pending())
                         .map(|s| s.tx.clone())
                         .collect(),
                     _ => Vec::new(),

@@ -47,9 +47,10 @@ const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
 /// normal channel's broadcast closing transactions, version 3 whether a
 /// closed channel's commitment was withheld and its sweeps, version 4 the
-/// peer's spends of the confirmed commitment's outputs and each sweep's
-/// feerate and replacement; versions 1 to 3 are read.
-const CHANNEL_RECORD_VERSION: u8 = 4;
+/// peer's spends of the confirmed commitment's outputs, version 5 each
+/// sweep's feerate, replacement and conflict, and when an unfunded channel
+/// was signed; versions 1 to 4 are read.
+const CHANNEL_RECORD_VERSION: u8 = 5;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,6 +174,23 @@ pub struct Sweep {
     /// Replaced by a later one paying more (RBF): not broadcast again, but
     /// still ours if it confirms instead.
     pub replaced: bool,
+    /// The height of the block whose transaction conflicts with it (it can
+    /// never confirm unless a reorg undoes that block): not broadcast, not
+    /// counted, kept until buried in case it confirms after all.
+    pub dropped_at: Option<u32>,
+}
+
+impl Sweep {
+    /// Waiting to confirm, and the one to broadcast: not confirmed, not
+    /// replaced by a bump, not in conflict with a confirmed transaction.
+    pub fn pending(&self) -> bool {
+        self.confirmed.is_none() && !self.replaced && self.dropped_at.is_none()
+    }
+
+    /// Confirmed, or still able to (not replaced, not in conflict).
+    pub fn live(&self) -> bool {
+        self.confirmed.is_some() || self.pending()
+    }
 }
 
 /// Why a failed channel's commitment was not broadcast (ADR 0007).
@@ -384,6 +402,7 @@ impl ChannelRecord {
                     w.write_u32(s.confirmed.map_or(0, |h| h + 1));
                     w.write_u32(s.feerate.map_or(0, |f| f.0));
                     w.write_u8(u8::from(s.replaced));
+                    w.write_u32(s.dropped_at.map_or(0, |h| h + 1));
                 }
                 w.write_u32(spent.len() as u32);
                 for s in spent {
@@ -421,7 +440,7 @@ impl ChannelRecord {
                     1 => Some((r.read_u32()?, r.read_u32()?)),
                     _ => return Err(RecordError::Corrupt("confirmation flag".into())),
                 };
-                let since = if v >= 4 {
+                let since = if v >= 5 {
                     r.read_u32()?.checked_sub(1)
                 } else {
                     None
@@ -504,22 +523,24 @@ impl ChannelRecord {
                             let tx = get_tx(&mut r)?
                                 .ok_or_else(|| RecordError::Corrupt("sweep".into()))?;
                             let confirmed = r.read_u32()?.checked_sub(1);
-                            let (feerate, replaced) = if v >= 4 {
+                            let (feerate, replaced, dropped_at) = if v >= 5 {
                                 let f = r.read_u32()?;
                                 let replaced = match r.read_u8()? {
                                     0 => false,
                                     1 => true,
                                     _ => return Err(RecordError::Corrupt("sweep flag".into())),
                                 };
-                                ((f > 0).then_some(FeeratePerKw(f)), replaced)
+                                let dropped = r.read_u32()?.checked_sub(1);
+                                ((f > 0).then_some(FeeratePerKw(f)), replaced, dropped)
                             } else {
-                                (None, false)
+                                (None, false, None)
                             };
                             Ok(Sweep {
                                 tx,
                                 confirmed,
                                 feerate,
                                 replaced,
+                                dropped_at,
                             })
                         })
                         .collect::<Result<_, RecordError>>()?

@@ -68,6 +68,25 @@ impl KeptView {
     }
 }
 
+/// A transaction of ours for the wallet to add a fee input to: input 0
+/// spends `prevout` and pays no fee; the whole pays `feerate` (with an
+/// unconfirmed `parent`'s weight and fee, child pays for parent), never
+/// more than `max_fee`; `replaces` is the pending one it bumps.
+pub(super) struct FundingAsk {
+    pub(super) tx: Transaction,
+    pub(super) prevout: bitcoin::TxOut,
+    pub(super) feerate: FeeratePerKw,
+    pub(super) parent: Option<(u64, bitcoin::Amount)>,
+    pub(super) replaces: Option<Txid>,
+    pub(super) max_fee: bitcoin::Amount,
+    pub(super) kind: super::FundingKind,
+}
+
+/// What an output is worth spending on its own fee at most: 99% of it.
+pub(super) fn max_fee_for(value: bitcoin::Amount) -> bitcoin::Amount {
+    bitcoin::Amount::from_sat(value.to_sat() * 99 / 100)
+}
+
 /// Which commitment confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Case {
@@ -169,8 +188,7 @@ impl Channels {
         };
         match k.case {
             Case::Revoked(number) => {
-                let swept_any = matches!(self.entries.get(&id).map(|e| &e.phase), Some(Phase::Closed(c)) if !c.sweeps.is_empty());
-                if !swept_any {
+                if !self.punished(id) {
                     tracing::warn!(channel = %id, number, "the peer broadcast a revoked commitment: punishing it");
                     self.loading.insert(id);
                     self.deferred.push(Output::LoadRemoteHtlcs {
@@ -256,7 +274,7 @@ impl Channels {
             Some(Phase::Closed(c)) => c
                 .sweeps
                 .iter()
-                .filter(|s| s.confirmed.is_some() || !s.replaced)
+                .filter(|s| s.live())
                 .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
                 .chain(c.spent.iter().map(|s| s.outpoint))
                 .chain(self.funding_claims.keys().copied())
@@ -368,7 +386,8 @@ impl Channels {
                 let weight = tx.weight().to_wu()
                     + super::bump::WALLET_INPUT_WEIGHT
                     + super::bump::CHANGE_WEIGHT;
-                let fee = self.feerate.fee_for_weight(weight);
+                let deadline = (!out.we_offered).then_some(out.cltv_expiry);
+                let fee = self.target_feerate(deadline).fee_for_weight(weight);
                 if out.value <= fee {
                     self.uneconomical.insert(out.outpoint);
                     return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee");
@@ -377,12 +396,24 @@ impl Channels {
                     value: out.value,
                     script_pubkey: out.script.to_p2wsh(),
                 };
-                let feerate = self.feerate;
+                let deadline = (!out.we_offered).then_some(out.cltv_expiry);
+                let feerate = self.target_feerate(deadline);
                 let kind = super::FundingKind::Htlc {
                     out: Box::new(out.clone()),
                     preimage,
                 };
-                self.request_funding(id, tx, prevout, feerate, None, None, kind);
+                self.request_funding(
+                    id,
+                    FundingAsk {
+                        tx,
+                        prevout,
+                        feerate,
+                        parent: None,
+                        replaces: None,
+                        max_fee: max_fee_for(out.value),
+                        kind,
+                    },
+                );
             }
         }
     }
@@ -444,12 +475,24 @@ impl Channels {
             let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
                 return false;
             };
+            // Still on the commitment in question, in the state asked for:
+            // an anchor child while it waits to confirm, an HTLC
+            // transaction once it confirmed (another commitment may have
+            // confirmed meanwhile).
+            let on_it = c.tx.as_ref().map(Transaction::compute_txid) == Some(outpoint.txid);
+            let in_time = match request.kind {
+                super::FundingKind::Anchor { .. } => c.confirmed.is_none(),
+                super::FundingKind::Htlc { .. } => c.confirmed.is_some(),
+            };
+            if !on_it || !in_time {
+                return false;
+            }
             match request.replaces {
                 // Still the one to beat (not confirmed, not dropped)?
                 Some(old) => c
                     .sweeps
                     .iter()
-                    .any(|s| s.tx.compute_txid() == old && s.confirmed.is_none() && !s.replaced),
+                    .any(|s| s.tx.compute_txid() == old && s.pending()),
                 // Not spent meanwhile (by the peer, or after a reorg).
                 None => !self.covered(id).contains(&outpoint),
             }
@@ -470,22 +513,10 @@ impl Channels {
         self.keep_and_broadcast(id, tx, Some(request.feerate));
     }
 
-    /// Asks the wallet to add a fee input to `tx` (input 0 spending
-    /// `prevout`, signed `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, paying no
-    /// fee) at `feerate`, also paying for an unconfirmed `parent` (weight,
-    /// fee); `replaces` is the pending transaction it bumps.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn request_funding(
-        &mut self,
-        id: ChannelId,
-        tx: Transaction,
-        prevout: bitcoin::TxOut,
-        feerate: FeeratePerKw,
-        parent: Option<(u64, bitcoin::Amount)>,
-        replaces: Option<Txid>,
-        kind: super::FundingKind,
-    ) {
-        let Some(outpoint) = tx.input.first().map(|i| i.previous_output) else {
+    /// Asks the wallet to add a fee input to `ask.tx` ([`Output::FundClaim`]),
+    /// unless it is already asked for that output.
+    pub(super) fn request_funding(&mut self, id: ChannelId, ask: FundingAsk) {
+        let Some(outpoint) = ask.tx.input.first().map(|i| i.previous_output) else {
             return;
         };
         if self.funding_claims.contains_key(&outpoint) {
@@ -494,17 +525,19 @@ impl Channels {
         self.funding_claims.insert(
             outpoint,
             super::FundingRequest {
-                feerate,
-                replaces,
-                kind,
+                feerate: ask.feerate,
+                replaces: ask.replaces,
+                kind: ask.kind,
             },
         );
         self.deferred.push(Output::FundClaim {
             channel_id: id,
-            tx,
-            prevouts: vec![prevout],
-            feerate,
-            parent,
+            tx: ask.tx,
+            prevouts: vec![ask.prevout],
+            feerate: ask.feerate,
+            parent: ask.parent,
+            max_fee: ask.max_fee,
+            replaces: ask.replaces,
         });
     }
 
@@ -516,7 +549,7 @@ impl Channels {
         };
         let keys = self.keys.channel(index);
         let covered = self.covered(id);
-        let mut groups: Vec<Vec<Claim>> =
+        let groups: Vec<Vec<Claim>> =
             vec![
                 their_commitment_claims(&k.view.funded, &k.spend, keys.payment_base)
                     .into_iter()
@@ -540,6 +573,7 @@ impl Channels {
             };
             // Each alone: the peer may spend it too (with the preimage, or
             // after expiry), and losing that race holds back nothing else.
+            // One offered to us must confirm before its expiry.
             match their_htlc_claim(
                 &self.secp,
                 &k.view.funded,
@@ -547,7 +581,11 @@ impl Channels {
                 &keys.htlc_base,
                 preimage.as_ref(),
             ) {
-                Ok(claim) => groups.push(vec![claim]),
+                Ok(claim) => {
+                    let deadline = (!out.we_offered).then_some(out.cltv_expiry);
+                    let feerate = self.target_feerate(deadline);
+                    self.sweep_at(id, vec![vec![claim]], feerate);
+                }
                 Err(e) => {
                     tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot claim an htlc of the peer's commitment");
                 }
@@ -573,6 +611,17 @@ impl Channels {
     /// taking its outputs to our wallet; a group worth less than its fee is
     /// left until the feerate estimate changes. Returns how many went out.
     pub(super) fn sweep(&mut self, id: ChannelId, groups: Vec<Vec<Claim>>) -> usize {
+        let feerate = self.feerate;
+        self.sweep_at(id, groups, feerate)
+    }
+
+    /// [`Channels::sweep`] at `feerate`.
+    pub(super) fn sweep_at(
+        &mut self,
+        id: ChannelId,
+        groups: Vec<Vec<Claim>>,
+        feerate: FeeratePerKw,
+    ) -> usize {
         if groups.iter().all(Vec::is_empty) {
             return 0;
         }
@@ -583,10 +632,10 @@ impl Channels {
         };
         let mut made = 0;
         for claims in groups.iter().filter(|g| !g.is_empty()) {
-            match claim_transaction(&self.secp, claims, destination.clone(), self.feerate) {
+            match claim_transaction(&self.secp, claims, destination.clone(), feerate) {
                 Ok(tx) => {
                     tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
-                    self.keep_and_broadcast(id, tx, Some(self.feerate));
+                    self.keep_and_broadcast(id, tx, Some(feerate));
                     made += 1;
                 }
                 Err(e) => {
@@ -613,6 +662,7 @@ impl Channels {
                 confirmed: None,
                 feerate,
                 replaced: false,
+                dropped_at: None,
             });
         }
         self.deferred.push(Output::Broadcast { tx });
@@ -651,7 +701,7 @@ impl Channels {
         let Phase::Closed(c) = &entry.phase else {
             return;
         };
-        if !c.sweeps.is_empty() {
+        if self.punished(id) {
             return; // already punished (a repeated answer)
         }
         let (Some(KeptState::Normal(bytes)), Some(spend)) = (&c.kept, &c.tx) else {
@@ -701,15 +751,17 @@ impl Channels {
         }
     }
 
-    /// Our sweeps in `block` (at `height`) are confirmed; our pending ones
-    /// that something in it conflicts with (a replacement, the one it
-    /// replaced, the peer's spend, a wallet input spent elsewhere) can never
-    /// confirm and are dropped.
+    /// Our sweeps in `block` (at `height`) are confirmed (a dropped or
+    /// replaced one too: ours all the same); our pending ones that
+    /// something in it conflicts with (a replacement, the one it replaced,
+    /// the peer's spend, a wallet input spent elsewhere) can never confirm
+    /// and are dropped.
     pub(super) fn sweeps_in_block(&mut self, height: u32, block: &Block) {
         let txids: BTreeSet<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
         let spent: BTreeSet<OutPoint> = block
             .txdata
             .iter()
+            .filter(|t| !t.is_coinbase())
             .flat_map(|t| t.input.iter().map(|i| i.previous_output))
             .collect();
         let mut touched = Vec::new();
@@ -718,40 +770,45 @@ impl Channels {
                 for s in &mut c.sweeps {
                     if s.confirmed.is_none() && txids.contains(&s.tx.compute_txid()) {
                         s.confirmed = Some(height);
+                        s.dropped_at = None;
                         touched.push(*id);
                     }
+                }
+                // Conflicts buried beyond any reorg we follow: forgotten.
+                let before = c.sweeps.len();
+                c.sweeps.retain(|s| {
+                    s.dropped_at
+                        .is_none_or(|h| height < h + super::record::BURIED_DEPTH)
+                });
+                if c.sweeps.len() != before {
+                    touched.push(*id);
                 }
             }
         }
         for id in touched {
             self.touch(id);
         }
-        self.drop_sweeps(|s| {
-            s.confirmed.is_none()
-                && s.tx
-                    .input
-                    .iter()
-                    .any(|i| spent.contains(&i.previous_output))
+        self.drop_sweeps(height, |s| {
+            s.tx.input
+                .iter()
+                .any(|i| spent.contains(&i.previous_output))
         });
     }
 
-    /// Drops the sweeps of closed channels that `dead` says can never
-    /// confirm; the wallet forgets them.
-    pub(super) fn drop_sweeps(&mut self, dead: impl Fn(&Sweep) -> bool) {
+    /// Marks the unconfirmed sweeps of closed channels that `dead` says
+    /// conflict with a transaction in the block at `height` (they can never
+    /// confirm unless a reorg undoes it); the wallet forgets them.
+    pub(super) fn drop_sweeps(&mut self, height: u32, dead: impl Fn(&Sweep) -> bool) {
         let mut forget = Vec::new();
         let mut touched = Vec::new();
         for (id, entry) in self.entries.iter_mut() {
             if let Phase::Closed(c) = &mut entry.phase {
-                let before = c.sweeps.len();
-                c.sweeps.retain(|s| {
-                    let d = dead(s);
-                    if d {
+                for s in &mut c.sweeps {
+                    if s.confirmed.is_none() && s.dropped_at.is_none() && dead(s) {
+                        s.dropped_at = Some(height);
                         forget.push(s.tx.compute_txid());
+                        touched.push(*id);
                     }
-                    !d
-                });
-                if c.sweeps.len() != before {
-                    touched.push(*id);
                 }
             }
         }
@@ -763,8 +820,27 @@ impl Channels {
         }
     }
 
+    /// Whether justice is under way on closed channel `id`: one of our
+    /// live transactions spends its confirmed (revoked) commitment.
+    pub(super) fn punished(&self, id: ChannelId) -> bool {
+        let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
+            return false;
+        };
+        let Some(commitment) = c.tx.as_ref().map(Transaction::compute_txid) else {
+            return false;
+        };
+        c.sweeps.iter().any(|s| {
+            s.live()
+                && s.tx
+                    .input
+                    .iter()
+                    .any(|i| i.previous_output.txid == commitment)
+        })
+    }
+
     /// The block at `height` left the chain: our sweeps in it are not
-    /// confirmed any more (they go out again).
+    /// confirmed any more (they go out again), and those it conflicted with
+    /// may confirm again.
     pub(super) fn sweeps_disconnected(&mut self, height: u32) {
         let mut touched = Vec::new();
         for (id, entry) in self.entries.iter_mut() {
@@ -772,6 +848,10 @@ impl Channels {
                 for s in &mut c.sweeps {
                     if s.confirmed.is_some_and(|h| h >= height) {
                         s.confirmed = None;
+                        touched.push(*id);
+                    }
+                    if s.dropped_at.is_some_and(|h| h >= height) {
+                        s.dropped_at = None;
                         touched.push(*id);
                     }
                 }

@@ -109,7 +109,7 @@ impl Channels {
                     .collect(),
                 _ => Vec::new(),
             };
-            self.drop_sweeps(|s| lost.contains(&s.tx.compute_txid()));
+            self.drop_sweeps(height, |s| lost.contains(&s.tx.compute_txid()));
             if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
                 for x in &spent {
                     if !c.spent.iter().any(|y| y.outpoint == x.outpoint) {
@@ -244,7 +244,7 @@ impl Channels {
                 // none left as worth less than its fee (the cheater could
                 // still claim that one with the preimage).
                 None if revoked => (!c.sweeps.is_empty()
-                    && c.sweeps.iter().all(|s| deep(s.confirmed) || s.replaced)
+                    && c.sweeps.iter().all(|s| deep(s.confirmed) || !s.live())
                     && !self.uneconomical.iter().any(|o| Some(o.txid) == commitment))
                 .then_some("the channel was resolved on chain"),
                 // A commitment we could not read: its HTLCs may still be
