@@ -7,14 +7,8 @@
 
 use std::time::Duration;
 
-use beongae_channel::normal::NormalChannel;
-use beongae_channel::revocation::LocalSecrets;
-use beongae_channel::sign::SigningKeys;
-use beongae_node::core::channels::record::{ChannelRecord, StoredPhase, NS_CHANNELS};
 use beongae_node::core::{ChannelState, ChannelSummary};
 use beongae_node::embedded::{Embedded, STORE_FILE};
-use beongae_store::{SqliteStore, Store};
-use beongae_wallet::KeyManager;
 use beongae_wire::{ChannelId, Msat, NodeId};
 use bitcoin::{Amount, Transaction, Txid};
 
@@ -210,7 +204,13 @@ async fn a_cheater_loses_the_whole_channel() {
     }
     // Bob cheats with the copy.
     bob.node.shutdown().await;
-    let old = old_commitment(&copy.path().join(STORE_FILE), id);
+    let old = beongae_node::embedded::commitment_in_backup(
+        &Net::seed(1),
+        bitcoin::Network::Regtest,
+        &copy.path().join(STORE_FILE),
+        id,
+    )
+    .unwrap();
     net.devnet.lock().unwrap().accept(old.clone()).unwrap();
     let alice_before = alice.onchain.balance().unwrap().confirmed;
     net.mine(1);
@@ -236,29 +236,4 @@ async fn a_cheater_loses_the_whole_channel() {
     let c = channel(&alice, id).await;
     assert_eq!(c.state, ChannelState::Closed);
     assert_eq!(c.closing_txid, Some(old.compute_txid()));
-}
-
-/// Bob's commitment as the store at `path` held it, signed with his keys.
-fn old_commitment(path: &std::path::Path, id: ChannelId) -> Transaction {
-    let store = SqliteStore::open(path).unwrap();
-    let bytes = store.get(NS_CHANNELS, &id.0).unwrap().unwrap();
-    let StoredPhase::Normal { state, .. } = ChannelRecord::decode(&bytes).unwrap().phase else {
-        panic!("not normal")
-    };
-    let keys = KeyManager::new(
-        Net::seed(1).master_key(bitcoin::NetworkKind::Test),
-        bitcoin::Network::Regtest,
-    );
-    let k = keys.channel(0);
-    NormalChannel::decode_state(
-        &state,
-        SigningKeys {
-            funding_key: k.funding,
-            htlc_base_key: k.htlc_base,
-        },
-        LocalSecrets::new(k.commitment_seed),
-    )
-    .unwrap()
-    .signed_local_commitment(&bitcoin::secp256k1::Secp256k1::new())
-    .unwrap()
 }

@@ -1,7 +1,10 @@
 //! `beongae demo`: two nodes, Alice and Bob, in this process on an embedded
 //! devnet, talking over loopback TCP with BOLT 8. Alice is funded, opens a
 //! channel to Bob, invoices are paid both ways, and the channel is closed
-//! cooperatively; every step shows the balances in millisatoshi.
+//! cooperatively; every step shows the balances in millisatoshi. Then the
+//! two things Lightning promises on chain: Bob cheats with an old backup
+//! and Alice's justice transaction takes the whole channel, and Bob
+//! vanishes and Alice gets her funds back alone, after the delay.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -109,6 +112,222 @@ async fn onchain(e: &Embedded) -> anyhow::Result<Amount> {
     Ok(b.confirmed + b.unconfirmed)
 }
 
+/// Everything in `e`'s wallet, coinbases not yet mature too: what changes
+/// only when coins come in or go out.
+async fn wallet_total(e: &Embedded) -> anyhow::Result<Amount> {
+    let o = e.onchain.clone();
+    let b = tokio::task::spawn_blocking(move || o.balance()).await??;
+    Ok(b.confirmed + b.unconfirmed + b.immature)
+}
+
+/// `payee` invoices `msat` and `payer` pays it.
+async fn pay(payer: &Embedded, payee: &Embedded, msat: u64, what: &str) -> anyhow::Result<()> {
+    let (invoice, _) = payee
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(msat)), what, 3600)
+        .await?;
+    payer.node.handle().pay(&invoice, None).await?;
+    Ok(())
+}
+
+/// Alice opens a channel of `capacity` to Bob, mined 3 deep; both see it
+/// ready.
+async fn open(
+    demo: &Demo,
+    alice: &Embedded,
+    bob: &Embedded,
+    capacity: Amount,
+) -> anyhow::Result<ChannelId> {
+    let (id, _) = alice
+        .node
+        .handle()
+        .open_channel(bob.node.node_id(), capacity, Msat::ZERO)
+        .await?;
+    demo.mine(3, &ScriptBuf::new_op_return([0u8; 0]));
+    let ready = |c: &ChannelSummary| c.state == ChannelState::Normal && c.active;
+    wait_for(alice, id, "the channel to open", ready).await?;
+    wait_for(bob, id, "the channel to open", ready).await?;
+    Ok(id)
+}
+
+/// Waits for the devnet's mempool to hold a transaction spending `parent`.
+async fn spender_of(demo: &Demo, parent: bitcoin::Txid) -> anyhow::Result<bitcoin::Transaction> {
+    for _ in 0..1500 {
+        if let Some(tx) = demo
+            .devnet
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .mempool_spender_of(parent)
+        {
+            return Ok(tx);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("nothing spends {parent}")
+}
+
+/// Act two: Bob restores an old backup and broadcasts the commitment in it;
+/// Alice's justice transaction takes the whole channel (BOLT 5). Returns
+/// Bob's node, restarted from his current store.
+async fn cheat<F>(
+    demo: &Demo,
+    scratch: &Scratch,
+    bob_seed: &Seed,
+    alice: &Embedded,
+    bob: Embedded,
+    restart_bob: impl Fn() -> F,
+) -> anyhow::Result<Embedded>
+where
+    F: std::future::Future<Output = Result<Embedded, embedded::EmbeddedError>>,
+{
+    println!("\nA cheat, punished (BOLT 5: revoked transaction close handling)");
+    let id = open(demo, alice, &bob, Amount::from_sat(1_000_000)).await?;
+    pay(alice, &bob, 300_000_000, "a bike").await?;
+    show(demo, alice, &bob, id).await?;
+    // Bob copies his store: a backup holding this state.
+    bob.node.shutdown().await;
+    let store = scratch.0.join("bob").join(embedded::STORE_FILE);
+    let backup = scratch.0.join("bob-backup.sqlite");
+    std::fs::copy(&store, &backup).context("copying Bob's store")?;
+    let bob = restart_bob().await?;
+    alice
+        .node
+        .handle()
+        .connect(
+            bob.node.node_id(),
+            bob.node.listen_addr().context("listen")?,
+        )
+        .await?;
+    let active = |c: &ChannelSummary| c.state == ChannelState::Normal && c.active;
+    wait_for(&bob, id, "the channel to come back", active).await?;
+    demo.say("Bob backed up his node while the channel gave him 300,000 sat");
+    pay(&bob, alice, 250_000_000, "the bike back").await?;
+    demo.say("then paid Alice 250,000 sat back: that old state is revoked now");
+    show(demo, alice, &bob, id).await?;
+    let bob_channel = channel(&bob, id).await?.local;
+    let old = embedded::commitment_in_backup(bob_seed, bitcoin::Network::Regtest, &backup, id)
+        .map_err(anyhow::Error::msg)?;
+    let alice_before = wallet_total(alice).await?;
+    let bob_before = wallet_total(&bob).await?;
+    demo.devnet
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .accept(old.clone())
+        .context("the devnet refused the old commitment")?;
+    demo.mine(1, &ScriptBuf::new_op_return([0u8; 0]));
+    demo.say(&format!(
+        "Bob broadcast the commitment from his backup ({}), claiming his 300,000 sat again, and it confirmed",
+        old.compute_txid()
+    ));
+    let justice = spender_of(demo, old.compute_txid()).await?;
+    let taken: u64 = justice
+        .input
+        .iter()
+        .map(|i| old.output[i.previous_output.vout as usize].value.to_sat())
+        .sum();
+    demo.say(&format!(
+        "Alice's node saw a revoked commitment: its justice transaction {} takes {} sat (Bob's delayed output with the revocation key, and her own)",
+        justice.compute_txid(),
+        group(taken)
+    ));
+    demo.mine(1, &ScriptBuf::new_op_return([0u8; 0]));
+    wait_for(alice, id, "the justice transaction to confirm", |c| {
+        c.state == ChannelState::Closed && c.closing == Amount::ZERO
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice_gain = wallet_total(alice)
+        .await?
+        .checked_sub(alice_before)
+        .unwrap_or_default();
+    let bob_gain = wallet_total(&bob)
+        .await?
+        .checked_sub(bob_before)
+        .unwrap_or_default();
+    demo.say(&format!(
+        "  Alice's wallet gained {} sat: the whole 1,000,000 sat channel less the commitment's and justice's fees and the two 330 sat anchors",
+        group(alice_gain.to_sat())
+    ));
+    demo.say(&format!(
+        "  Bob's wallet gained {} sat: cheating cost him his {} in the channel",
+        group(bob_gain.to_sat()),
+        sat(bob_channel)
+    ));
+    if bob_gain != Amount::ZERO || alice_gain != justice.output[0].value {
+        bail!("the cheat was not punished as it should be");
+    }
+    Ok(bob)
+}
+
+/// Act three: Bob's node goes away for good; Alice forces the channel
+/// closed and her balance comes back to her wallet after the delay Bob
+/// asked of her.
+async fn vanish(demo: &Demo, alice: &Embedded, bob: Embedded) -> anyhow::Result<()> {
+    println!("\nA peer that vanished (BOLT 5: local commitment, unilateral close)");
+    let id = open(demo, alice, &bob, Amount::from_sat(500_000)).await?;
+    pay(alice, &bob, 100_000_000, "a last coffee").await?;
+    show(demo, alice, &bob, id).await?;
+    bob.node.shutdown().await;
+    demo.say("Bob's node went away and does not come back");
+    let txid = alice.node.handle().force_close_channel(id).await?;
+    loop {
+        let seen = demo
+            .devnet
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .transaction(&txid)
+            .is_some();
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    demo.mine(1, &ScriptBuf::new_op_return([0u8; 0]));
+    let c = wait_for(alice, id, "the commitment to confirm", |c| {
+        c.spendable_at.is_some()
+    })
+    .await?;
+    let at = c.spendable_at.context("spendable height")?;
+    let height = demo
+        .devnet
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .height();
+    demo.say(&format!(
+        "Alice forced the channel closed with her commitment {txid}; it confirmed at block {height}:"
+    ));
+    demo.say(&format!(
+        "  {} sat of hers wait in it until block {at} (the {}-block to_self_delay Bob asked of her)",
+        group(c.closing.to_sat()),
+        at - height
+    ));
+    let before = wallet_total(alice).await?;
+    demo.mine(at - height - 1, &ScriptBuf::new_op_return([0u8; 0]));
+    demo.say(&format!("mined {} blocks", at - height - 1));
+    let sweep = spender_of(demo, txid).await?;
+    demo.mine(1, &ScriptBuf::new_op_return([0u8; 0]));
+    wait_for(alice, id, "the sweep to confirm", |c| {
+        c.closing == Amount::ZERO
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let gain = wallet_total(alice)
+        .await?
+        .checked_sub(before)
+        .unwrap_or_default();
+    demo.say(&format!(
+        "  Alice's sweep {} confirmed: her wallet gained {} sat, all of her {} sat less the sweep's fee",
+        sweep.compute_txid(),
+        group(gain.to_sat()),
+        group(c.closing.to_sat())
+    ));
+    if gain != sweep.output[0].value {
+        bail!("Alice's funds did not come back to her wallet");
+    }
+    Ok(())
+}
+
 /// Runs the demo.
 pub async fn run() -> anyhow::Result<()> {
     let nanos = std::time::SystemTime::now()
@@ -123,17 +342,22 @@ pub async fn run() -> anyhow::Result<()> {
     println!("Beongae demo: two Lightning nodes on an embedded regtest chain (devnet),");
     println!("talking BOLT 8 over loopback TCP, each with its own SQLite store.\n");
 
-    let start = |name: &str| {
+    let seeds = [
+        Seed::from_entropy(rand::random()),
+        Seed::from_entropy(rand::random()),
+    ];
+    let start = |who: usize| {
+        let name = ["alice", "bob"][who];
         let mut cfg = EmbeddedConfig::new(scratch.0.join(name), bitcoin::Network::Regtest);
         cfg.listen = Some(([127, 0, 0, 1], 0).into());
         cfg.chain_poll = Duration::from_millis(50);
         cfg.core_seed = rand::random();
         let chain: Arc<dyn ChainSource> = demo.devnet.clone();
-        let seed = Seed::from_entropy(rand::random());
+        let seed = seeds[who].clone();
         async move { embedded::start(&seed, chain, cfg).await }
     };
-    let alice = start("alice").await?;
-    let bob = start("bob").await?;
+    let alice = start(0).await?;
+    let bob = start(1).await?;
     let (a_id, b_id) = (alice.node.node_id(), bob.node.node_id());
     demo.say(&format!(
         "Alice is {a_id}, listening on {}",
@@ -285,9 +509,11 @@ pub async fn run() -> anyhow::Result<()> {
     demo.say(&format!(
         "  Alice's wallet holds {alice_end} (her closing output, the funding change, and her coinbases as they mature)"
     ));
+
+    let bob = cheat(&demo, &scratch, &seeds[1], &alice, bob, || start(1)).await?;
+    vanish(&demo, &alice, bob).await?;
     alice.node.shutdown().await;
-    bob.node.shutdown().await;
     drop(scratch);
-    println!("\nDone: everything above ran real BOLT 2/3/4/8/11 code; no mocks.");
+    println!("\nDone: everything above ran real BOLT 2/3/4/5/8/11 code; no mocks.");
     Ok(())
 }

@@ -59,14 +59,8 @@ impl Net {
 /// of `parent`, and returns it.
 pub async fn spender_of(devnet: &Mutex<Devnet>, parent: bitcoin::Txid) -> bitcoin::Transaction {
     for _ in 0..1000 {
-        {
-            let d = devnet.lock().unwrap();
-            for txid in d.mempool() {
-                let tx = d.transaction(&txid).unwrap();
-                if tx.input.iter().any(|i| i.previous_output.txid == parent) {
-                    return tx.clone();
-                }
-            }
+        if let Some(tx) = devnet.lock().unwrap().mempool_spender_of(parent) {
+            return tx;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

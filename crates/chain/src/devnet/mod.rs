@@ -165,6 +165,14 @@ impl Devnet {
         self.mempool.iter().map(|(t, _)| *t).collect()
     }
 
+    /// The mempool transaction spending an output of `parent`, if any.
+    pub fn mempool_spender_of(&self, parent: Txid) -> Option<Transaction> {
+        self.mempool
+            .iter()
+            .find(|(_, e)| e.tx.input.iter().any(|i| i.previous_output.txid == parent))
+            .map(|(_, e)| e.tx.clone())
+    }
+
     /// Every unspent confirmed output paying `script_pubkey`.
     pub fn utxos_for(&self, script_pubkey: &ScriptBuf) -> Vec<(OutPoint, Coin)> {
         let mut v: Vec<_> = self
