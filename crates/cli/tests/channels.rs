@@ -28,6 +28,16 @@ fn demo_runs_and_balances_add_up() {
     // 100 micro-payments of 10_000..10_099 msat: 1_004_950 msat more to Bob.
     assert!(text.contains("Bob 212,239,517 msat"), "{text}");
     assert!(text.contains("Bob's wallet holds 212,239 sat"), "{text}");
+    // The cheat: Bob's revoked commitment gave him 300,000 sat; Alice's
+    // justice takes everything but the anchors (996,530 sat) and Bob's
+    // wallet gets nothing.
+    assert!(text.contains("takes 996,530 sat"), "{text}");
+    assert!(text.contains("Bob's wallet gained 0 sat: cheating cost him his 50,000,000 msat"), "{text}");
+    // The vanished peer: Alice's 400,000 sat less the commitment fee and
+    // anchors, back after Bob's 144-block delay.
+    assert!(text.contains("396,530 sat of hers wait in it until block"), "{text}");
+    assert!(text.contains("(the 144-block to_self_delay Bob asked of her)"), "{text}");
+    assert!(text.contains("her wallet gained 395,"), "{text}");
 }
 
 struct Proc(Child);
