@@ -490,3 +490,116 @@ async fn we_force_close_and_ldk_claims_its_side() {
     }
     panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
 }
+
+/// BOLT 5 with LDK 0.2.7 as the other party, an HTLC on chain: we pay LDK
+/// 50,000 sat and LDK never claims it (it holds the payment), then LDK
+/// force-closes. Its commitment carries our HTLC; we sweep our `to_remote`
+/// at once, claim the HTLC back straight to our wallet once it expired
+/// (not before), and our payment fails once that is 6 blocks deep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_force_closes_with_our_htlc_and_we_time_it_out() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id,
+        burn,
+    } = ldk_channel_paying_us().await;
+    ldk.set_hold_claims(true);
+    let invoice = ldk.create_invoice(50_000_000, "held");
+    let payer = b.node.handle();
+    let paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
+    within("LDK holds the HTLC", async {
+        while !ldk.log_contains("holding") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let ours_now = ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    assert_eq!(ours_now.local, Msat::from_msat(70_000_000));
+    let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
+    ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
+    let commitment = within("LDK's commitment", async {
+        loop {
+            let found = ldk
+                .broadcasts()
+                .into_iter()
+                .map(|r| r.tx)
+                .find(|t| t.input.iter().any(|i| i.previous_output.txid == funding));
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let htlc_vout = commitment
+        .output
+        .iter()
+        .position(|o| o.value == Amount::from_sat(50_000))
+        .expect("our 50,000 sat HTLC in LDK's commitment") as u32;
+    assert!(commitment
+        .output
+        .iter()
+        .any(|o| o.value == Amount::from_sat(70_000)));
+    mine(&devnet, 1, &burn);
+    let confirmed = devnet.lock().unwrap().height();
+    // Our to_remote at once.
+    let first = spender_of(&devnet, commitment.compute_txid()).await;
+    assert!(first.input.iter().all(|i| i.previous_output.vout != htlc_vout));
+    // The HTLC's expiry, from what we report.
+    let expiry = ours(&b, |c| c.channel_id.0 == cid.0 && !c.unresolved_htlcs.is_empty())
+        .await
+        .unresolved_htlcs[0]
+        .cltv_expiry;
+    assert!(expiry > confirmed + 1, "expiry {expiry} at {confirmed}");
+    mine(&devnet, 1, &burn);
+    // Up to the block before the expiry: nothing of ours on the HTLC.
+    let tip = devnet.lock().unwrap().height();
+    mine(&devnet, expiry - 1 - tip, &burn);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        devnet
+            .lock()
+            .unwrap()
+            .mempool_spender_of(commitment.compute_txid())
+            .is_none(),
+        "not before the expiry"
+    );
+    mine(&devnet, 1, &burn);
+    let back = spender_of(&devnet, commitment.compute_txid()).await;
+    assert_eq!(back.input.len(), 1);
+    assert_eq!(back.input[0].previous_output.vout, htlc_vout);
+    assert_eq!(back.lock_time.to_consensus_u32(), expiry);
+    let feerate = devnet.lock().unwrap().fee_estimate_per_kw();
+    let got = back.output[0].value;
+    let w = back.weight().to_wu();
+    assert!(
+        got <= Amount::from_sat(50_000) - feerate.fee_for_weight(w)
+            && got >= Amount::from_sat(50_000) - feerate.fee_for_weight(w + 50),
+        "{got}"
+    );
+    // Buried 6 blocks: the payment fails.
+    mine(&devnet, 6, &burn);
+    let failed = within("the payment fails", paying).await.unwrap();
+    let why = failed.unwrap_err().to_string();
+    assert!(
+        why.contains("pending on chain") || why.contains("timed out on chain"),
+        "{why}"
+    );
+    within("the payment is marked failed", async {
+        loop {
+            let all = b.node.handle().payments().await.unwrap();
+            if all
+                .iter()
+                .any(|p| !p.incoming && p.status == "failed: the htlc timed out on chain")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -307,6 +307,8 @@ struct Inner {
     records: Mutex<Records>,
     auto_sync: AtomicBool,
     accept_inbound: AtomicBool,
+    /// Payments to us left unclaimed (the HTLC stays pending).
+    hold_claims: AtomicBool,
 }
 
 /// A running LDK node (see the module docs). Dropping it stops its tasks and disconnects.
@@ -473,6 +475,7 @@ impl LdkNode {
             records: Mutex::new(Records::default()),
             auto_sync: AtomicBool::new(false),
             accept_inbound: AtomicBool::new(true),
+            hold_claims: AtomicBool::new(false),
         });
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -676,6 +679,12 @@ impl LdkNode {
     /// unfunded channel only sends an `error`).
     pub fn set_accept_inbound(&self, accept: bool) {
         self.inner.accept_inbound.store(accept, Ordering::SeqCst);
+    }
+
+    /// Whether payments to this node are left unclaimed (their HTLCs stay
+    /// pending, as with a node that never learns the preimage in time).
+    pub fn set_hold_claims(&self, hold: bool) {
+        self.inner.hold_claims.store(hold, Ordering::SeqCst);
     }
 
     /// All channels (`ChannelManager::list_channels`), summarized.
@@ -1183,6 +1192,12 @@ impl Inner {
                 amount_msat,
                 ..
             } => match purpose.preimage() {
+                Some(_) if self.hold_claims.load(Ordering::SeqCst) => {
+                    self.logger.harness(
+                        Level::Info,
+                        format!("holding {payment_hash} ({amount_msat} msat) unclaimed"),
+                    );
+                }
                 Some(preimage) => self.cm.claim_funds(preimage),
                 None => {
                     self.logger.harness(
