@@ -548,11 +548,16 @@ async fn ldk_force_closes_with_our_htlc_and_we_time_it_out() {
     let confirmed = devnet.lock().unwrap().height();
     // Our to_remote at once.
     let first = spender_of(&devnet, commitment.compute_txid()).await;
-    assert!(first.input.iter().all(|i| i.previous_output.vout != htlc_vout));
+    assert!(first
+        .input
+        .iter()
+        .all(|i| i.previous_output.vout != htlc_vout));
     // The HTLC's expiry, from what we report.
-    let expiry = ours(&b, |c| c.channel_id.0 == cid.0 && !c.unresolved_htlcs.is_empty())
-        .await
-        .unresolved_htlcs[0]
+    let expiry = ours(&b, |c| {
+        c.channel_id.0 == cid.0 && !c.unresolved_htlcs.is_empty()
+    })
+    .await
+    .unresolved_htlcs[0]
         .cltv_expiry;
     assert!(expiry > confirmed + 1, "expiry {expiry} at {confirmed}");
     mine(&devnet, 1, &burn);
@@ -602,4 +607,113 @@ async fn ldk_force_closes_with_our_htlc_and_we_time_it_out() {
         }
     })
     .await;
+}
+
+/// The reverse, with our HTLC-timeout: LDK holds our 50,000 sat HTLC and
+/// we force-close. Once the HTLC expires our HTLC-timeout transaction goes
+/// out — zero-fee (anchors), so our wallet adds an input to pay for it and
+/// we sign it SIGHASH_ALL — and its output comes back to our wallet after
+/// the 144 blocks LDK asked of us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_force_close_with_our_htlc_and_time_it_out_with_a_wallet_input() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id: _,
+        burn,
+    } = ldk_channel_paying_us().await;
+    // Coins for the HTLC-timeout's fee (and the node caught up with those
+    // blocks before it pays: an HTLC's expiry counts from its tip).
+    mine(&devnet, 1, &b.onchain.new_address().script_pubkey());
+    mine(&devnet, 100, &burn);
+    within("the coins mature", async {
+        while b.onchain.balance().unwrap().confirmed == Amount::ZERO {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ldk.set_hold_claims(true);
+    let invoice = ldk.create_invoice(50_000_000, "held");
+    let payer = b.node.handle();
+    let _paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
+    within("LDK holds the HTLC", async {
+        while !ldk.log_contains("holding") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    let txid = b
+        .node
+        .handle()
+        .force_close_channel(ChannelId(cid.0))
+        .await
+        .unwrap();
+    let commitment = in_mempool(&devnet, txid).await;
+    let htlc_vout = commitment
+        .output
+        .iter()
+        .position(|o| o.value == Amount::from_sat(50_000))
+        .expect("our HTLC in our commitment") as u32;
+    mine(&devnet, 1, &burn);
+    let expiry = ours(&b, |c| {
+        c.channel_id.0 == cid.0 && !c.unresolved_htlcs.is_empty()
+    })
+    .await
+    .unresolved_htlcs[0]
+        .cltv_expiry;
+    let tip = devnet.lock().unwrap().height();
+    mine(&devnet, expiry - tip, &burn);
+    let timeout = within("our HTLC-timeout", async {
+        loop {
+            let found = {
+                let d = devnet.lock().unwrap();
+                d.mempool()
+                    .into_iter()
+                    .filter_map(|t| d.transaction(&t).cloned())
+                    .find(|t| {
+                        t.input[0].previous_output.txid == txid
+                            && t.input[0].previous_output.vout == htlc_vout
+                    })
+            };
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(timeout.lock_time.to_consensus_u32(), expiry);
+    assert_eq!(timeout.input.len(), 2, "the HTLC and a wallet input");
+    assert_eq!(timeout.output[0].value, Amount::from_sat(50_000));
+    assert_eq!(
+        timeout.input[0]
+            .witness
+            .nth(2)
+            .and_then(|s| s.last().copied()),
+        Some(0x01),
+        "our signature is SIGHASH_ALL"
+    );
+    mine(&devnet, 1, &burn);
+    let confirmed = devnet.lock().unwrap().height();
+    // Its output after LDK's 144 blocks.
+    let tip = devnet.lock().unwrap().height();
+    mine(&devnet, confirmed + 143 - tip - 1, &burn);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        devnet
+            .lock()
+            .unwrap()
+            .mempool_spender_of(timeout.compute_txid())
+            .is_none(),
+        "not before the delay"
+    );
+    mine(&devnet, 1, &burn);
+    let sweep = spender_of(&devnet, timeout.compute_txid()).await;
+    assert_eq!(sweep.input[0].previous_output.txid, timeout.compute_txid());
+    assert_eq!(sweep.input[0].previous_output.vout, 0);
 }

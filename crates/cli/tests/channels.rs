@@ -32,11 +32,20 @@ fn demo_runs_and_balances_add_up() {
     // justice takes everything but the anchors (996,530 sat) and Bob's
     // wallet gets nothing.
     assert!(text.contains("takes 996,530 sat"), "{text}");
-    assert!(text.contains("Bob's wallet gained 0 sat: cheating cost him his 50,000,000 msat"), "{text}");
+    assert!(
+        text.contains("Bob's wallet gained 0 sat: cheating cost him his 50,000,000 msat"),
+        "{text}"
+    );
     // The vanished peer: Alice's 400,000 sat less the commitment fee and
     // anchors, back after Bob's 144-block delay.
-    assert!(text.contains("396,530 sat of hers wait in it until block"), "{text}");
-    assert!(text.contains("(the 144-block to_self_delay Bob asked of her)"), "{text}");
+    assert!(
+        text.contains("396,530 sat of hers wait in it until block"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(the 144-block to_self_delay Bob asked of her)"),
+        "{text}"
+    );
     assert!(text.contains("her wallet gained 395,"), "{text}");
 }
 
