@@ -16,6 +16,13 @@
 //! costs more than one fsync; above 1.0 group commit shares fsyncs between
 //! payments.
 //!
+//! Then what the payer keeps on disk for on-chain enforcement (BOLT 5) per
+//! state of the channel: the HTLCs of each commitment of the peer's it
+//! signed (`remote_htlcs`, nothing for a commitment without HTLCs) and the
+//! channel record (constant: the peer's revealed secrets in shachain form),
+//! next to the goal of 500 bytes per state and to what keeping each signed
+//! commitment transaction would take.
+//!
 //! Run: `cargo bench -p beongae-node --bench payments`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -102,6 +109,44 @@ async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The peer's commitments the payer signed so far on channel `id` (the
+/// highest number with HTLCs kept, plus one) and the bytes kept for them:
+/// HTLC records, and the channel record.
+fn monitor_bytes(store: &std::path::Path, id: beongae_wire::ChannelId) -> (u64, u64, u64) {
+    use beongae_node::core::channels::record::{NS_CHANNELS, NS_REMOTE_HTLCS};
+    // The node holds its store locked: read a copy (with its write-ahead
+    // log).
+    let copy = store.with_extension("copy");
+    std::fs::copy(store, &copy).unwrap();
+    let wal = |p: &std::path::Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push("-wal");
+        std::path::PathBuf::from(s)
+    };
+    if wal(store).exists() {
+        std::fs::copy(wal(store), wal(&copy)).unwrap();
+    }
+    let store = SqliteStore::open(&copy).unwrap();
+    let entries = store.list(NS_REMOTE_HTLCS, &id.0).unwrap();
+    let states = entries
+        .iter()
+        .map(|(k, _)| u64::from_be_bytes(k[32..40].try_into().unwrap()) + 1)
+        .max()
+        .unwrap_or(0);
+    let htlcs: u64 = entries
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as u64)
+        .sum();
+    let record = store
+        .get(NS_CHANNELS, &id.0)
+        .unwrap()
+        .map_or(0, |v| v.len() as u64);
+    drop(store);
+    let _ = std::fs::remove_file(wal(&copy));
+    let _ = std::fs::remove_file(&copy);
+    (states, htlcs, record)
+}
+
 /// Durable one-row commits per second on a fresh store.
 fn baseline(dir: &std::path::Path, n: usize) -> f64 {
     let store = SqliteStore::open(&dir.join("baseline.sqlite")).unwrap();
@@ -147,11 +192,24 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let store = dir.0.join("a").join(embedded::STORE_FILE);
+        let mut kept = Vec::new();
         for (n, count) in [(1usize, 300usize), (10, 1_000), (100, 2_000)] {
+            let before = monitor_bytes(&store, id);
             let per_sec = run(&a, &b, count, n).await;
             println!(
                 "{n:>3} in flight: {per_sec:>7.0} payments/s over TCP with SQLite (ratio to store commits/s {:.3})",
                 per_sec / commits
+            );
+            let after = monitor_bytes(&store, id);
+            kept.push((n, after.0 - before.0, after.1 - before.1, after.2));
+        }
+        // A signed commitment with one HTLC: what keeping each would cost.
+        let one_htlc_commitment = 4 + 2 + 1 + 41 + 1 + 5 * 43 + 4 + 1 + 2 * 73 + 72;
+        for (n, states, bytes, record) in kept {
+            let per_state = bytes as f64 / states.max(1) as f64;
+            println!(
+                "{n:>3} in flight: {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_state:.0} bytes per state (goal <= 500; a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all"
             );
         }
     });
