@@ -202,14 +202,15 @@ fn main() {
                 per_sec / commits
             );
             let after = monitor_bytes(&store, id);
-            kept.push((n, after.0 - before.0, after.1 - before.1, after.2));
+            kept.push((n, count, after.0 - before.0, after.1 - before.1, after.2));
         }
         // A signed commitment with one HTLC: what keeping each would cost.
         let one_htlc_commitment = 4 + 2 + 1 + 41 + 1 + 5 * 43 + 4 + 1 + 2 * 73 + 72;
-        for (n, states, bytes, record) in kept {
+        for (n, payments, states, bytes, record) in kept {
             let per_state = bytes as f64 / states.max(1) as f64;
+            let per_payment = bytes as f64 / payments as f64;
             println!(
-                "{n:>3} in flight: {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_state:.0} bytes per state (goal <= 500; a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all"
+                "{n:>3} in flight: {payments} payments, {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_payment:.0} bytes per payment, {per_state:.0} per state (goal <= 500 per payment's states; a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all"
             );
         }
     });
