@@ -384,3 +384,101 @@ fn payer_killed_mid_flight_recovers_without_losing_a_msat() {
     let inv = b.ok(&["invoice", "777sat"]);
     a.ok(&["pay", inv["invoice"].as_str().unwrap()]);
 }
+
+impl Daemon {
+    /// SIGKILL, then a fresh daemon on the same data directory.
+    fn killed_and_restarted(self, url: &str, cookie: &Path) -> Daemon {
+        let status = Command::new("kill")
+            .args(["-9", &self._proc.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let datadir = self.datadir.clone();
+        drop(self);
+        Daemon::start(&datadir, url, cookie)
+    }
+}
+
+/// BOLT 5 across crashes: Bob's node vanishes, Alice forces the channel
+/// closed and is SIGKILLed at each step of the resolution — right after
+/// her commitment went out, once it confirmed, and once her sweep went out
+/// but before it confirmed — restarting from her store each time. Her
+/// funds come back to her wallet exactly once, to the satoshi.
+#[test]
+fn a_force_close_survives_kill_9_at_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let served = common::serve(&chain_dir);
+    let url = served.url.clone();
+    let cookie = chain_dir.join("devnet/.cookie");
+    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
+    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
+    let a_addr = a.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "101", &a_addr);
+    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    let opened = a.ok(&["openchannel", &b.node_id, "1000000"]);
+    let id = opened["channel_id"].as_str().unwrap().to_owned();
+    mine(&chain_dir, &url, "3", burn);
+    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
+    a.wait_channel(normal);
+    b.wait_channel(normal);
+    let inv = b.ok(&["invoice", "100000sat"]);
+    a.ok(&["pay", inv["invoice"].as_str().unwrap()]);
+    a.wait_channel(|c| c["pending_htlcs"] == 0 && c["local_msat"] == 900_000_000u64);
+    // Bob goes away for good.
+    let status = Command::new("kill")
+        .args(["-9", &b._proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(b);
+
+    let forced = a.ok(&["closechannel", &id, "--force"]);
+    let commitment = forced["closing_txid"].as_str().unwrap().to_owned();
+    // Killed right after the commitment went out.
+    let a = a.killed_and_restarted(&url, &cookie);
+    mine(&chain_dir, &url, "1", burn);
+    let c = a.wait_channel(|c| c["spendable_at"].is_u64());
+    assert_eq!(c["closing_txid"], commitment.as_str());
+    let at = c["spendable_at"].as_u64().unwrap();
+    // 900,000 sat less the commitment's fee and the anchors Alice pays.
+    let to_local = c["closing_sat"].as_u64().unwrap();
+    assert_eq!(to_local, 900_000 - 2_810 - 660);
+    // Killed once the commitment confirmed.
+    let a = a.killed_and_restarted(&url, &cookie);
+    let height = a.ok(&["balance"])["height"].as_u64().unwrap();
+    let wait = (at - height - 1).to_string();
+    mine(&chain_dir, &url, &wait, burn);
+    // Not a block early.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(a.ok(&["channels"])[0]["closing_sat"], to_local);
+    mine(&chain_dir, &url, "1", burn);
+    // The sweep goes out: its value is on the way now.
+    let c = a.wait_channel(|c| c["closing_sat"].as_u64().unwrap() < to_local);
+    let swept = c["closing_sat"].as_u64().unwrap();
+    assert!(swept > to_local - 2_000, "a fee of {}", to_local - swept);
+    // Killed with the sweep out and not confirmed.
+    let a = a.killed_and_restarted(&url, &cookie);
+    let before = a.ok(&["balance"]);
+    let confirmed = before["confirmed_sat"].as_u64().unwrap();
+    assert_eq!(before["closing_channels_sat"], swept);
+    mine(&chain_dir, &url, "1", burn);
+    a.wait_channel(|c| c["closing_sat"] == 0);
+    for _ in 0..100 {
+        if a.ok(&["balance"])["confirmed_sat"] == confirmed + swept {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a.ok(&["balance"])["confirmed_sat"], confirmed + swept);
+    // Nothing is swept twice.
+    mine(&chain_dir, &url, "2", burn);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = a.ok(&["balance"]);
+    assert_eq!(after["confirmed_sat"], confirmed + swept);
+    assert_eq!(after["closing_channels_sat"], 0);
+}
