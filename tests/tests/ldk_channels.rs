@@ -717,3 +717,97 @@ async fn we_force_close_with_our_htlc_and_time_it_out_with_a_wallet_input() {
     assert_eq!(sweep.input[0].previous_output.txid, timeout.compute_txid());
     assert_eq!(sweep.input[0].previous_output.vout, 0);
 }
+
+/// A fee spike on the devnet (its estimate and what its blocks take both
+/// at 40 sat/vB) while we force-close with our 50,000 sat HTLC held by
+/// LDK: our commitment (at the channel's feerate) waits in the mempool
+/// until our node spends our anchor with a wallet input paying for both
+/// (child pays for parent); then both are mined together, and the
+/// HTLC-timeout later pays the spiked rate from the wallet too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fee_spike_gets_our_commitment_mined_by_its_anchor_child() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id: _,
+        burn,
+    } = ldk_channel_paying_us().await;
+    mine(&devnet, 1, &b.onchain.new_address().script_pubkey());
+    mine(&devnet, 100, &burn);
+    within("the coins mature", async {
+        while b.onchain.balance().unwrap().confirmed == Amount::ZERO {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ldk.set_hold_claims(true);
+    let invoice = ldk.create_invoice(50_000_000, "held");
+    let payer = b.node.handle();
+    let _paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
+    within("LDK holds the HTLC", async {
+        while !ldk.log_contains("holding") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    let spike = beongae_script::FeeratePerKw(10_000);
+    devnet.lock().unwrap().spike(spike);
+    let txid = b
+        .node
+        .handle()
+        .force_close_channel(ChannelId(cid.0))
+        .await
+        .unwrap();
+    let commitment = in_mempool(&devnet, txid).await;
+    let out: Amount = commitment.output.iter().map(|o| o.value).sum();
+    let commitment_fee = Amount::from_sat(1_000_000) - out;
+    assert!(
+        commitment_fee.to_sat() * 1000 / commitment.weight().to_wu() < 10_000,
+        "the commitment alone pays less than the spike"
+    );
+    // Below the floor alone: not mined.
+    mine(&devnet, 1, &burn);
+    // The child, once our node saw the estimate.
+    let child = within("our anchor child", async {
+        loop {
+            let found = devnet.lock().unwrap().mempool_spender_of(txid);
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(devnet.lock().unwrap().confirmations(&txid), Some(0));
+    assert_eq!(
+        commitment.output[child.input[0].previous_output.vout as usize].value,
+        Amount::from_sat(330),
+        "it spends our anchor"
+    );
+    let child_in: Amount = child
+        .input
+        .iter()
+        .skip(1)
+        .map(|i| {
+            let d = devnet.lock().unwrap();
+            d.transaction(&i.previous_output.txid).unwrap().output[i.previous_output.vout as usize]
+                .value
+        })
+        .sum::<Amount>()
+        + Amount::from_sat(330);
+    let child_fee = child_in - child.output.iter().map(|o| o.value).sum();
+    let package = (commitment_fee + child_fee).to_sat() * 1000
+        / (commitment.weight().to_wu() + child.weight().to_wu());
+    assert!(package >= 10_000, "package at {package} sat/kW");
+    mine(&devnet, 1, &burn);
+    assert_eq!(devnet.lock().unwrap().confirmations(&txid), Some(1));
+    assert_eq!(
+        devnet.lock().unwrap().confirmations(&child.compute_txid()),
+        Some(1)
+    );
+}

@@ -567,3 +567,70 @@ fn min_relay_fee_and_replacement_feerate() {
     );
     assert_eq!(d.mempool(), vec![small_id]);
 }
+
+/// A fee spike: with a block floor of 10 sat/vB (2,500 sat/kW) a
+/// transaction paying ~2 sat/vB waits in the mempool block after block,
+/// until a child spending it pays enough for both (child pays for parent):
+/// then both are mined. One paying more than the floor on its own goes at
+/// once; without a floor everything goes.
+#[test]
+fn a_block_floor_holds_cheap_transactions_until_a_child_pays_for_them() {
+    let w = Wallet::new(1);
+    let mut d = funded(&w);
+    d.set_block_floor(Some(FeeratePerKw(2_500)));
+    let coin = coinbase_of(&d, 1);
+    // ~141 vB at 300 sat: ~2 sat/vB.
+    let parent = w.pay(
+        coin,
+        &w.spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(300),
+    );
+    let parent_id = d.accept(parent.clone()).unwrap();
+    // Another coin at ~71 sat/vB: above the floor alone.
+    let rich = w.pay(
+        coinbase_of(&d, 2),
+        &Wallet::new(2).spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(10_000),
+    );
+    let rich_id = d.accept(rich).unwrap();
+    d.mine(1, &Wallet::new(9).spk, T0);
+    assert_eq!(d.confirmations(&rich_id), Some(1));
+    assert_eq!(d.confirmations(&parent_id), Some(0), "still in the mempool");
+    d.mine(2, &Wallet::new(9).spk, T0);
+    assert_eq!(d.mempool(), vec![parent_id]);
+    // The child spends the parent's 1,000,000 sat output paying 3,000 sat:
+    // (300 + 3,000) sat on ~251 vB, ~13 sat/vB for the two.
+    let child = w.spend(
+        &[(
+            OutPoint {
+                txid: parent_id,
+                vout: 0,
+            },
+            Amount::from_sat(1_000_000),
+            Sequence::ENABLE_RBF_NO_LOCKTIME,
+        )],
+        vec![TxOut {
+            value: Amount::from_sat(997_000),
+            script_pubkey: Wallet::new(3).spk,
+        }],
+        0,
+    );
+    let child_id = d.accept(child).unwrap();
+    d.mine(1, &Wallet::new(9).spk, T0);
+    assert_eq!(d.confirmations(&parent_id), Some(1));
+    assert_eq!(d.confirmations(&child_id), Some(1));
+    assert!(d.mempool().is_empty());
+    // Without a floor, a cheap one goes at once.
+    d.set_block_floor(None);
+    let cheap = w.pay(
+        coinbase_of(&d, 3),
+        &w.spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(300),
+    );
+    let cheap_id = d.accept(cheap).unwrap();
+    d.mine(1, &Wallet::new(9).spk, T0);
+    assert_eq!(d.confirmations(&cheap_id), Some(1));
+}

@@ -108,6 +108,11 @@ pub enum Request {
         /// Where the rewards go (default: a new wallet address).
         address: Option<String>,
     },
+    /// Set the embedded devnet's fee estimate and block floor.
+    DevnetFeerate {
+        /// sat/vB.
+        sat_per_vb: u32,
+    },
 }
 
 /// What the control handlers reach.
@@ -402,6 +407,12 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 .await
                 .map_err(|e| e.to_string())??;
                 Ok(serde_json::json!({ "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>() }))
+            }
+            Request::DevnetFeerate { sat_per_vb } => {
+                let (devnet, _) = ctx.devnet.clone().ok_or("the daemon has no embedded devnet (start it with --network devnet); for a served devnet use `beongae devnet feerate --rpc URL`")?;
+                let per_kw = crate::devnet::feerate_from_sat_per_vb(sat_per_vb).map_err(|e| format!("{e:#}"))?;
+                devnet.lock().unwrap_or_else(|p| p.into_inner()).spike(per_kw);
+                Ok(serde_json::json!({ "sat_per_vb": sat_per_vb, "sat_per_kw": per_kw.0 }))
             }
         }
     }

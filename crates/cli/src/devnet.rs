@@ -90,6 +90,24 @@ pub fn serve(
     Ok(())
 }
 
+/// sat/vB as sat per 1000 weight units, refusing 0 and absurd rates.
+pub fn feerate_from_sat_per_vb(sat_per_vb: u32) -> anyhow::Result<beongae_script::FeeratePerKw> {
+    if sat_per_vb == 0 || sat_per_vb > 100_000 {
+        bail!("choose a feerate between 1 and 100000 sat/vB");
+    }
+    Ok(beongae_script::FeeratePerKw(sat_per_vb * 250))
+}
+
+/// Sets a served devnet's fee estimate and block floor.
+pub fn feerate(datadir: &Path, url: &str, sat_per_vb: u32) -> anyhow::Result<()> {
+    let per_kw = feerate_from_sat_per_vb(sat_per_vb)?;
+    let cookie = devnet_dir(datadir).join(".cookie");
+    let rpc = Bitcoind::new(url, Auth::Cookie(cookie));
+    rpc.devnet_set_feerate(per_kw)?;
+    println!("{sat_per_vb} sat/vB ({} sat/kW)", per_kw.0);
+    Ok(())
+}
+
 /// Mines `n` blocks on a served devnet.
 pub fn mine(datadir: &Path, url: &str, n: u32, address: &str) -> anyhow::Result<()> {
     if n == 0 || n > 10_000 {

@@ -176,6 +176,17 @@ enum DevnetCmd {
         #[arg(long)]
         mine_to: Option<String>,
     },
+    /// A fee spike (or calm): the fee estimate the devnet reports, and the
+    /// least feerate its blocks take (a transaction with its children as
+    /// one package), both in sat/vB; on the running daemon's devnet, or
+    /// with --rpc on a served devnet. 1 takes everything again.
+    Feerate {
+        /// sat/vB (at least 1).
+        sat_per_vb: u32,
+        /// RPC URL of a served devnet.
+        #[arg(long)]
+        rpc: Option<String>,
+    },
     /// Mine blocks: on the running daemon's devnet, or with --rpc on a served devnet.
     Mine {
         /// How many blocks.
@@ -329,6 +340,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     rpc: None,
                 },
         } => Request::DevnetMine { blocks, address },
+        Cmd::Devnet {
+            command:
+                DevnetCmd::Feerate {
+                    sat_per_vb,
+                    rpc: None,
+                },
+        } => Request::DevnetFeerate { sat_per_vb },
         Cmd::Devnet { command } => {
             return tokio::task::spawn_blocking(move || match command {
                 DevnetCmd::Serve {
@@ -344,6 +362,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(block_interval),
                     mine_to,
                 ),
+                DevnetCmd::Feerate { sat_per_vb, rpc } => {
+                    devnet::feerate(&datadir, rpc.as_deref().unwrap_or_default(), sat_per_vb)
+                }
                 DevnetCmd::Mine {
                     blocks,
                     address,

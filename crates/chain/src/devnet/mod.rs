@@ -47,6 +47,8 @@ pub struct Devnet {
     /// Outpoint -> the mempool transaction spending it.
     mempool_spends: HashMap<OutPoint, Txid>,
     feerate: FeeratePerKw,
+    /// The least feerate a block takes (a fee spike); none: everything.
+    floor: Option<FeeratePerKw>,
 }
 
 impl Default for Devnet {
@@ -95,6 +97,7 @@ impl Devnet {
             mempool: Vec::new(),
             mempool_spends: HashMap::new(),
             feerate: FeeratePerKw(2500),
+            floor: None,
         }
     }
 
@@ -188,6 +191,22 @@ impl Devnet {
     /// The feerate [`ChainSource::fee_estimate`] reports.
     pub fn set_feerate(&mut self, feerate: FeeratePerKw) {
         self.feerate = feerate;
+    }
+
+    /// A fee spike (or calm) at `feerate`: the estimate reports it and
+    /// blocks take only what pays it (none at BOLT 3's floor of 253 sat/kW
+    /// or less: everything).
+    pub fn spike(&mut self, feerate: FeeratePerKw) {
+        self.feerate = feerate;
+        self.floor = (feerate.0 > 253).then_some(feerate);
+    }
+
+    /// A fee spike: blocks take only transactions paying at least `floor`
+    /// (a transaction with its descendants in the mempool counting as one
+    /// package, so a child can pay for its parent, as miners select); the
+    /// others wait in the mempool. `None`: blocks take everything.
+    pub fn set_block_floor(&mut self, floor: Option<FeeratePerKw>) {
+        self.floor = floor;
     }
 
     /// The devnet's fee estimate (fixed; see [`Devnet::set_feerate`]).
@@ -317,6 +336,10 @@ impl Devnet {
             .max(self.chain[self.height() as usize].block.header.time);
         let entries = std::mem::take(&mut self.mempool);
         self.mempool_spends.clear();
+        let (entries, waiting) = self.select(entries);
+        for (txid, e) in waiting {
+            self.add_to_mempool(txid, e);
+        }
         let fees = entries.iter().map(|(_, e)| e.fee).sum();
         let txs = entries.into_iter().map(|(_, e)| e.tx).collect();
         let block = block::assemble(
@@ -330,6 +353,69 @@ impl Devnet {
         let hash = block.block_hash();
         self.connect(block);
         hash
+    }
+
+    /// Splits the mempool into what the next block takes and what waits:
+    /// without a floor, everything goes; with one, each transaction whose
+    /// own feerate, or whose package with its mempool descendants, reaches
+    /// it, with every ancestor it needs. Order (parents first) is kept.
+    #[allow(clippy::type_complexity)]
+    fn select(
+        &self,
+        entries: Vec<(Txid, MempoolEntry)>,
+    ) -> (Vec<(Txid, MempoolEntry)>, Vec<(Txid, MempoolEntry)>) {
+        let Some(floor) = self.floor else {
+            return (entries, Vec::new());
+        };
+        let n = entries.len();
+        let index: HashMap<Txid, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (*t, i))
+            .collect();
+        let parents: Vec<Vec<usize>> = entries
+            .iter()
+            .map(|(_, e)| {
+                e.tx.input
+                    .iter()
+                    .filter_map(|i| index.get(&i.previous_output.txid).copied())
+                    .collect()
+            })
+            .collect();
+        // Descendants' fees and sizes, children after parents: backwards.
+        let mut fee: Vec<u64> = entries.iter().map(|(_, e)| e.fee.to_sat()).collect();
+        let mut weight: Vec<u64> = entries.iter().map(|(_, e)| e.tx.weight().to_wu()).collect();
+        let own: Vec<(u64, u64)> = fee.iter().copied().zip(weight.iter().copied()).collect();
+        for i in (0..n).rev() {
+            for &p in &parents[i] {
+                fee[p] += fee[i];
+                weight[p] += weight[i];
+            }
+        }
+        let pays = |f: u64, w: u64| f * 1000 >= u64::from(floor.0) * w;
+        let mut take = vec![false; n];
+        for i in (0..n).rev() {
+            if pays(own[i].0, own[i].1) || pays(fee[i], weight[i]) {
+                take[i] = true;
+            }
+        }
+        // Ancestors of what is taken.
+        for i in (0..n).rev() {
+            if take[i] {
+                for &p in &parents[i] {
+                    take[p] = true;
+                }
+            }
+        }
+        let (mut taken, mut waiting) = (Vec::new(), Vec::new());
+        for (i, e) in entries.into_iter().enumerate() {
+            if take[i] {
+                taken.push(e);
+            } else {
+                waiting.push(e);
+            }
+        }
+        (taken, waiting)
     }
 
     /// Appends a block whose transactions were validated, updating the UTXO set.

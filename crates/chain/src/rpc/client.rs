@@ -121,6 +121,13 @@ impl Bitcoind {
         })
     }
 
+    /// A served devnet's fee spike (`devnetsetfeerate`, not a Bitcoin Core
+    /// method).
+    pub fn devnet_set_feerate(&self, feerate: FeeratePerKw) -> Result<(), ChainError> {
+        self.query("devnetsetfeerate", json!([feerate.0]))?;
+        Ok(())
+    }
+
     /// Regtest only: mines `n` blocks to `address`.
     pub fn generate_to_address(
         &self,

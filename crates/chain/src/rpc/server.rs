@@ -201,7 +201,10 @@ fn now() -> u32 {
 
 /// The methods. Returns the result and whether the devnet changed.
 fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, RpcError>, bool) {
-    let changes = matches!(method, "sendrawtransaction" | "generatetoaddress");
+    let changes = matches!(
+        method,
+        "sendrawtransaction" | "generatetoaddress" | "devnetsetfeerate"
+    );
     let result = (|| -> Result<Value, RpcError> {
         match method {
             "getblockchaininfo" => Ok(json!({
@@ -293,6 +296,14 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
                     .iter()
                     .map(|h| h.to_string())
                     .collect::<Vec<_>>()))
+            }
+            // The devnet's own: a fee spike (see `Devnet::spike`), in sat
+            // per 1000 weight units.
+            "devnetsetfeerate" => {
+                let per_kw = u32::try_from(param_u64(params, 0, "sat_per_kw")?)
+                    .map_err(|_| err(-8, "sat_per_kw out of range"))?;
+                d.spike(beongae_script::FeeratePerKw(per_kw));
+                Ok(json!(per_kw))
             }
             other => Err(err(-32601, format!("Method not found: {other}"))),
         }

@@ -673,7 +673,11 @@ fn the_funder_follows_the_estimate_with_update_fee() {
     let (id, _) = p.open();
     let start = commitment_feerate(&p, Side::A, id);
     assert_eq!(start, 2_500);
+    // An absurd estimate (a broken fee source) is ignored.
     let since = p.sent.len();
+    p.estimate(Side::A, 5_000_000);
+    assert!(fee_updates(&p, Side::A, since).is_empty());
+    assert_eq!(commitment_feerate(&p, Side::A, id), 2_500);
     p.estimate(Side::A, 10_000);
     assert_eq!(fee_updates(&p, Side::A, since), vec![10_000]);
     assert_eq!(commitment_feerate(&p, Side::A, id), 10_000);

@@ -241,6 +241,9 @@ impl Entry {
     }
 }
 
+/// The highest fee estimate believed, in sat/kW (4,000 sat/vB).
+const MAX_SANE_FEERATE: u32 = 1_000_000;
+
 /// A transaction of ours the wallet is adding a fee input to.
 #[derive(Debug, Clone)]
 pub(super) struct FundingRequest {
@@ -779,8 +782,19 @@ impl Channels {
     }
 
     /// A new feerate estimate: claims left as worth less than their fee are
-    /// looked at again.
+    /// looked at again, fee bumps made at once. An absurd estimate (above
+    /// 1,000,000 sat/kW, 4,000 sat/vB: a broken fee source) is refused with
+    /// a log line and the last one kept; one below BOLT 3's 253 sat/kW
+    /// floor counts as 253.
     pub(super) fn set_feerate(&mut self, feerate: FeeratePerKw) {
+        if feerate.0 > MAX_SANE_FEERATE {
+            return tracing::error!(
+                estimate = feerate.0,
+                kept = self.feerate.0,
+                "ignoring an absurd fee estimate (sat/kW); check the chain source"
+            );
+        }
+        let feerate = FeeratePerKw(feerate.0.max(253));
         let changed = feerate != self.feerate;
         if changed {
             self.unclaimable.clear();
@@ -789,6 +803,9 @@ impl Channels {
         self.feerate = feerate;
         if changed {
             self.update_fees();
+            // A spike is answered now, not at the next block.
+            self.resolve_all();
+            self.bump_all();
         }
     }
 
