@@ -811,3 +811,127 @@ async fn a_fee_spike_gets_our_commitment_mined_by_its_anchor_child() {
         Some(1)
     );
 }
+
+/// LDK cheats: a copy of its `ChannelMonitor` is kept while the channel
+/// gives it 880,000 sat; we then pay it 100,000 sat back (that state is
+/// revoked) and LDK broadcasts the commitment of the stale copy. Once it
+/// confirms, our justice transaction takes everything in it but the two
+/// anchors: LDK's `to_local` with the revocation key and our own
+/// `to_remote`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_broadcasts_a_revoked_commitment_and_we_punish_it() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id: _,
+        burn,
+    } = ldk_channel_paying_us().await;
+    let stale = ldk.monitor_snapshot();
+    assert_eq!(stale.len(), 1);
+    let invoice = ldk.create_invoice(100_000_000, "back");
+    b.node.handle().pay(&invoice, None).await.unwrap();
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(20_000_000)
+    })
+    .await;
+    let old = ldk.stale_commitment(&stale[0]).remove(0);
+    let mut values: Vec<u64> = old.output.iter().map(|o| o.value.to_sat()).collect();
+    values.sort_unstable();
+    assert_eq!(values, vec![330, 330, 120_000, 880_000 - 2_810 - 660]);
+    let before = b.onchain.balance().unwrap().confirmed;
+    devnet.lock().unwrap().accept(old.clone()).unwrap();
+    mine(&devnet, 1, &burn);
+    let justice = spender_of(&devnet, old.compute_txid()).await;
+    let taken: Amount = justice
+        .input
+        .iter()
+        .map(|i| old.output[i.previous_output.vout as usize].value)
+        .sum();
+    assert_eq!(taken, Amount::from_sat(120_000 + 880_000 - 2_810 - 660));
+    mine(&devnet, 1, &burn);
+    for _ in 0..300 {
+        if b.onchain.balance().unwrap().confirmed == before + justice.output[0].value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
+}
+
+/// The reverse, which proves our revocable scripts: we keep a copy of our
+/// store while the channel gives us 120,000 sat, pay LDK 100,000 sat back
+/// (that state is revoked), then broadcast the commitment of the copy. LDK
+/// recognises a revoked commitment and its justice transaction takes our
+/// `to_local` with the revocation key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_broadcast_a_revoked_commitment_and_ldk_punishes_it() {
+    let Paid {
+        devnet,
+        _dir,
+        b,
+        ldk,
+        cid,
+        our_id,
+        burn,
+    } = ldk_channel_paying_us().await;
+    b.node.shutdown().await;
+    let copy = tempfile::tempdir().unwrap();
+    let backup = copy.path().join(embedded::STORE_FILE);
+    std::fs::copy(_dir.path().join(embedded::STORE_FILE), &backup).unwrap();
+    let b = beongae(&devnet, _dir.path()).await;
+    ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    ours(&b, |c| c.channel_id.0 == cid.0 && c.active).await;
+    let invoice = ldk.create_invoice(100_000_000, "back");
+    b.node.handle().pay(&invoice, None).await.unwrap();
+    ours(&b, |c| {
+        c.channel_id.0 == cid.0 && c.pending_htlcs == 0 && c.local == Msat::from_msat(20_000_000)
+    })
+    .await;
+    b.node.shutdown().await;
+    let old = embedded::commitment_in_backup(
+        &Seed::from_entropy([7; 32]),
+        bitcoin::Network::Regtest,
+        &backup,
+        ChannelId(cid.0),
+    )
+    .unwrap();
+    // Ours: 120,000 sat in a delayed output LDK can take with the
+    // revocation key.
+    let ours_vout = old
+        .output
+        .iter()
+        .position(|o| o.value == Amount::from_sat(120_000))
+        .unwrap() as u32;
+    devnet.lock().unwrap().accept(old.clone()).unwrap();
+    mine(&devnet, 1, &burn);
+    let justice = within("LDK's justice transaction", async {
+        loop {
+            let found = ldk.broadcasts().into_iter().map(|r| r.tx).find(|t| {
+                t.input.iter().any(|i| {
+                    i.previous_output.txid == old.compute_txid()
+                        && i.previous_output.vout == ours_vout
+                })
+            });
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let spent = &old.output[ours_vout as usize];
+    let i = justice
+        .input
+        .iter()
+        .position(|i| i.previous_output.vout == ours_vout)
+        .unwrap();
+    spent
+        .script_pubkey
+        .verify(i, spent.value, &bitcoin::consensus::serialize(&justice))
+        .unwrap();
+}

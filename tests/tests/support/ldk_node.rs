@@ -985,6 +985,33 @@ impl LdkNode {
     }
 
     /// The `KeysManager`.
+    /// Every `ChannelMonitor` as persisted now: a copy to cheat with later.
+    pub fn monitor_snapshot(&self) -> Vec<Vec<u8>> {
+        self.inner
+            .persister
+            .monitors
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The latest commitment a `ChannelMonitor` snapshot holds, signed by
+    /// this node (LDK's `unsafe_revoked_tx_signing`): once the channel
+    /// moved on, a revoked commitment — what a node restored from a stale
+    /// backup broadcasts. Its HTLC transactions follow it, if any.
+    pub fn stale_commitment(&self, snapshot: &[u8]) -> Vec<bitcoin::Transaction> {
+        use lightning::util::ser::ReadableArgs;
+        let keys = &self.inner.keys;
+        let (_, monitor) = <(bitcoin::BlockHash, ChannelMonitor<InMemorySigner>)>::read(
+            &mut &snapshot[..],
+            (&**keys, &**keys),
+        )
+        .expect("a monitor");
+        monitor.unsafe_get_latest_holder_commitment_txn(&self.inner.logger)
+    }
+
     pub fn keys(&self) -> &Arc<KeysManager> {
         &self.inner.keys
     }
