@@ -90,7 +90,8 @@ pub async fn start(
     let master = seed.master_key(cfg.network.into());
     let keys = KeyManager::new(master, cfg.network);
     let node_secret = keys.node_secret();
-    let wallet = OnchainWallet::new(&master, cfg.network)?;
+    // Persisted next to the store (BDK's own SQLite tables).
+    let wallet = OnchainWallet::open(&master, cfg.network, &cfg.datadir)?;
     let onchain = Arc::new(Onchain::new(chain, wallet, cfg.after_broadcast));
     let o = onchain.clone();
     let path = cfg.datadir.join(STORE_FILE);

@@ -84,7 +84,20 @@ pub struct OnchainWallet {
     network: Network,
     /// Last block applied.
     synced: (u32, BlockHash),
+    /// Where each wallet is persisted (BDK's SQLite tables), if it is.
+    db: Option<Persistence>,
 }
+
+/// The two wallets' SQLite databases, in a directory.
+struct Persistence {
+    dir: std::path::PathBuf,
+    wpkh: bdk_wallet::rusqlite::Connection,
+    tr: bdk_wallet::rusqlite::Connection,
+}
+
+/// File names of the persisted wallets in their directory.
+const WPKH_DB: &str = "wallet-p2wpkh.sqlite";
+const TR_DB: &str = "wallet-p2tr.sqlite";
 
 impl std::fmt::Debug for OnchainWallet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +124,102 @@ impl OnchainWallet {
             master: *master,
             network,
             synced: (0, genesis),
+            db: None,
         })
+    }
+
+    /// A wallet persisted in `dir` (BDK's own SQLite persistence, one file
+    /// per descriptor pair): what it learned — blocks, our unconfirmed
+    /// transactions, the addresses it gave out — survives a restart, and
+    /// syncing resumes from where it stopped. Loads what is there, or
+    /// starts one.
+    pub fn open(
+        master: &Xpriv,
+        network: Network,
+        dir: &std::path::Path,
+    ) -> Result<Self, WalletError> {
+        std::fs::create_dir_all(dir).map_err(internal)?;
+        let mut wpkh_db =
+            bdk_wallet::rusqlite::Connection::open(dir.join(WPKH_DB)).map_err(internal)?;
+        let mut tr_db =
+            bdk_wallet::rusqlite::Connection::open(dir.join(TR_DB)).map_err(internal)?;
+        let (fresh_wpkh, fresh_tr) = Self::empty_pair(master, network)?;
+        let load =
+            |db: &mut bdk_wallet::rusqlite::Connection| -> Result<Option<Wallet>, WalletError> {
+                let tx = db.transaction().map_err(internal)?;
+                bdk_wallet::ChangeSet::init_sqlite_tables(&tx).map_err(internal)?;
+                let changeset = bdk_wallet::ChangeSet::from_sqlite(&tx).map_err(internal)?;
+                tx.commit().map_err(internal)?;
+                Wallet::load()
+                    .check_network(network)
+                    .load_wallet_no_persist(changeset)
+                    .map_err(|e| internal(format!("the stored wallet does not load: {e}")))
+            };
+        let stored = (load(&mut wpkh_db)?, load(&mut tr_db)?);
+        let (wpkh, tr) = match stored {
+            (Some(a), Some(b))
+                if a.public_descriptor(KeychainKind::External)
+                    == fresh_wpkh.public_descriptor(KeychainKind::External)
+                    && b.public_descriptor(KeychainKind::External)
+                        == fresh_tr.public_descriptor(KeychainKind::External) =>
+            {
+                (a, b)
+            }
+            (None, None) => (fresh_wpkh, fresh_tr),
+            _ => {
+                return Err(internal(format!(
+                    "the wallet in {} is not this seed's; move it away to start afresh",
+                    dir.display()
+                )))
+            }
+        };
+        let tip = wpkh.latest_checkpoint().block_id();
+        let mut w = OnchainWallet {
+            wpkh,
+            tr,
+            master: *master,
+            network,
+            synced: (tip.height, tip.hash),
+            db: Some(Persistence {
+                dir: dir.to_owned(),
+                wpkh: wpkh_db,
+                tr: tr_db,
+            }),
+        };
+        w.persist()?;
+        Ok(w)
+    }
+
+    /// Writes what changed to the wallets' databases, if persisted.
+    fn persist(&mut self) -> Result<(), WalletError> {
+        let Some(db) = &mut self.db else {
+            return Ok(());
+        };
+        for (wallet, conn) in [(&mut self.wpkh, &mut db.wpkh), (&mut self.tr, &mut db.tr)] {
+            if let Some(changes) = wallet.take_staged() {
+                let tx = conn.transaction().map_err(internal)?;
+                changes.persist_to_sqlite(&tx).map_err(internal)?;
+                tx.commit().map_err(internal)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a reorg the wallets start over from genesis (a new pair, the
+    /// databases emptied).
+    fn restart_from_genesis(&mut self) -> Result<(), WalletError> {
+        (self.wpkh, self.tr) = Self::empty_pair(&self.master, self.network)?;
+        if let Some(db) = self.db.take() {
+            let dir = db.dir.clone();
+            drop(db);
+            for f in [WPKH_DB, TR_DB] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+            let w = Self::open(&self.master, self.network, &dir)?;
+            self.db = w.db;
+            (self.wpkh, self.tr) = (w.wpkh, w.tr);
+        }
+        Ok(())
     }
 
     fn empty_pair(master: &Xpriv, network: Network) -> Result<(Wallet, Wallet), WalletError> {
@@ -133,7 +241,7 @@ impl OnchainWallet {
     pub fn sync(&mut self, chain: &dyn ChainSource) -> Result<(), WalletError> {
         let (tip, _) = chain.tip()?;
         if chain.block_hash(self.synced.0)? != Some(self.synced.1) {
-            (self.wpkh, self.tr) = Self::empty_pair(&self.master, self.network)?;
+            self.restart_from_genesis()?;
             self.synced = (
                 0,
                 bitcoin::constants::genesis_block(self.network).block_hash(),
@@ -149,8 +257,11 @@ impl OnchainWallet {
             self.wpkh.apply_block(&block, height).map_err(internal)?;
             self.tr.apply_block(&block, height).map_err(internal)?;
             self.synced = (height, hash);
+            if height % 1000 == 0 {
+                self.persist()?;
+            }
         }
-        Ok(())
+        self.persist()
     }
 
     /// The height the wallet has seen.
@@ -169,7 +280,11 @@ impl OnchainWallet {
             AddressKind::P2wpkh => &mut self.wpkh,
             AddressKind::P2tr => &mut self.tr,
         };
-        wallet.reveal_next_address(KeychainKind::External).address
+        let address = wallet.reveal_next_address(KeychainKind::External).address;
+        // Not given out again even if this write fails (BDK keeps the
+        // index in memory); the next write saves it.
+        let _ = self.persist();
+        address
     }
 
     /// Balances (both kinds together).
@@ -536,6 +651,7 @@ impl OnchainWallet {
         // Evicted after it was last seen (note_broadcast's `now`).
         self.wpkh.apply_evicted_txs([(txid, now + 1)]);
         self.tr.apply_evicted_txs([(txid, now + 1)]);
+        let _ = self.persist();
     }
 
     /// Records a transaction we broadcast, so its change counts as unconfirmed
@@ -543,5 +659,7 @@ impl OnchainWallet {
     pub fn note_broadcast(&mut self, tx: Transaction, now: u64) {
         self.wpkh.apply_unconfirmed_txs([(tx.clone(), now)]);
         self.tr.apply_unconfirmed_txs([(tx, now)]);
+        // Kept across a restart: its inputs are never spent twice.
+        let _ = self.persist();
     }
 }

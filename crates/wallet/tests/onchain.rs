@@ -195,3 +195,56 @@ fn mixed_payment_leaves_immature_coinbase_alone() {
     chain.lock().unwrap().mine(1, &burn, T0);
     assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
 }
+
+/// Persisted (BDK's SQLite tables in a directory): a wallet reopened after
+/// a restart knows the blocks it saw (it resumes there, no rescan), the
+/// addresses it gave out (a new one is new) and our unconfirmed
+/// transaction (its coin is not spent twice: the next payment takes
+/// another). Another seed's wallet does not open it.
+#[test]
+fn a_persisted_wallet_remembers_across_restarts() {
+    let chain = Mutex::new(Devnet::new());
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed::from_entropy([33; 32]);
+    let master = seed.master_key(NetworkKind::Test);
+    let mut w = OnchainWallet::open(&master, Network::Regtest, dir.path()).unwrap();
+    let first = w.new_address();
+    chain.lock().unwrap().mine(1, &first.script_pubkey(), T0);
+    chain
+        .lock()
+        .unwrap()
+        .mine(100, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0);
+    w.sync(&chain).unwrap();
+    let tx = w
+        .pay_to(
+            bitcoin::ScriptBuf::new_op_return([1u8; 4]),
+            Amount::from_btc(1.0).unwrap(),
+            FeeratePerKw(2500),
+        )
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    w.note_broadcast(tx.clone(), u64::from(T0));
+    let before = w.balance();
+    drop(w);
+
+    let mut w = OnchainWallet::open(&master, Network::Regtest, dir.path()).unwrap();
+    assert_eq!(w.synced_height(), 101, "resumes where it stopped");
+    assert_eq!(w.balance(), before);
+    assert_ne!(w.new_address(), first, "the first address was given out");
+    // The one mature coin is spent by our unconfirmed transaction: the
+    // next payment spends that transaction's change, not the coin again.
+    let again = w
+        .pay_to(
+            first.script_pubkey(),
+            Amount::from_btc(1.0).unwrap(),
+            FeeratePerKw(2500),
+        )
+        .unwrap();
+    assert_eq!(again.input.len(), 1);
+    assert_ne!(again.input[0].previous_output, tx.input[0].previous_output);
+    assert_eq!(again.input[0].previous_output.txid, tx.compute_txid());
+    drop(w);
+    let other = Seed::from_entropy([55; 32]).master_key(NetworkKind::Test);
+    let err = OnchainWallet::open(&other, Network::Regtest, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("not this seed's"), "{err}");
+}
