@@ -188,3 +188,73 @@ pub fn second_stage_claim<C: Signing + Verification>(
     let key = derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?;
     Ok(p2wsh_claim(htlc_tx, script, SpendPath::RevokedDelayed, key))
 }
+
+/// The claims a justice transaction of ours makes on the peer's revoked
+/// commitment `commitment`, read back from its inputs' witnesses (each
+/// input's script and spending path) so that it can be signed again at
+/// another feerate (a fee bump) without the HTLC list it was made from:
+/// `to_local` and HTLC outputs with the revocation key for `secret`, our
+/// `to_remote` with our payment key. `None` if an input spends something
+/// else or does not read as one of ours.
+pub fn justice_claims_of<C: Signing + Verification>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    commitment: &Transaction,
+    justice: &Transaction,
+    secret: [u8; 32],
+    secrets: &PenaltySecrets,
+) -> Option<Vec<Claim>> {
+    let per_commitment_secret = SecretKey::from_slice(&secret).ok()?;
+    let revocation_key =
+        derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret).ok()?;
+    let txid = commitment.compute_txid();
+    let ours = funded.local_keys.payment_basepoint;
+    justice
+        .input
+        .iter()
+        .map(|input| {
+            if input.previous_output.txid != txid {
+                return None;
+            }
+            let value = commitment
+                .output
+                .get(input.previous_output.vout as usize)?
+                .value;
+            let items: Vec<&[u8]> = input.witness.iter().collect();
+            let (path, script, key) = match items.as_slice() {
+                [_, [1], script] => (
+                    SpendPath::RevokedDelayed,
+                    Some(ScriptBuf::from_bytes(script.to_vec())),
+                    revocation_key,
+                ),
+                [_, pubkey, script] if pubkey.len() == 33 => (
+                    SpendPath::RevokedHtlc {
+                        revocation_key: PublicKey::from_slice(pubkey).ok()?,
+                    },
+                    Some(ScriptBuf::from_bytes(script.to_vec())),
+                    revocation_key,
+                ),
+                [_, pubkey] if *pubkey == ours.serialize().as_slice() => (
+                    SpendPath::ToRemoteP2wpkh { pubkey: ours },
+                    None,
+                    secrets.payment_base,
+                ),
+                [_, script] => (
+                    SpendPath::ToRemoteAnchors,
+                    Some(ScriptBuf::from_bytes(script.to_vec())),
+                    secrets.payment_base,
+                ),
+                _ => return None,
+            };
+            Some(Claim {
+                input: SweepInput {
+                    outpoint: input.previous_output,
+                    value,
+                    witness_script: script,
+                    path,
+                },
+                key,
+            })
+        })
+        .collect()
+}

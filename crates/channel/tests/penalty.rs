@@ -280,3 +280,72 @@ fn refusals() {
         Err(beongae_script::sweep::SweepError::Uneconomical { .. })
     ));
 }
+
+/// A justice transaction read back from its witnesses signs again at a
+/// higher feerate (a fee bump) spending the same outputs, under the
+/// interpreter, paying more fee; for both channel types.
+#[test]
+fn justice_is_rebuilt_from_its_witnesses_to_bump_its_fee() {
+    use beongae_channel::penalty::justice_claims_of;
+    for ct in [ChannelType::Anchors, ChannelType::StaticRemoteKey] {
+        let (p, states) = random_states(ct, 7, 20);
+        let state = states
+            .iter()
+            .filter(|s| s.number != p.b.local_number)
+            .max_by_key(|s| s.htlcs.len())
+            .unwrap();
+        let secret = p.a.remote.revoked_secret(state.number).unwrap();
+        let claims = revoked_claims(
+            &p.secp,
+            &p.a.funded,
+            &state.tx,
+            state.number,
+            secret,
+            &state.htlcs,
+            &a_secrets(),
+        )
+        .unwrap();
+        let first = justice_transaction(&p.secp, &claims, wallet(), FeeratePerKw(1_000)).unwrap();
+        let again = justice_claims_of(
+            &p.secp,
+            &p.a.funded,
+            &state.tx,
+            &first,
+            secret,
+            &a_secrets(),
+        )
+        .unwrap();
+        assert_eq!(again.len(), claims.len());
+        let bumped = justice_transaction(&p.secp, &again, wallet(), FeeratePerKw(5_000)).unwrap();
+        assert_eq!(
+            bumped
+                .input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>(),
+            first
+                .input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>()
+        );
+        assert!(bumped.output[0].value < first.output[0].value);
+        for (n, input) in bumped.input.iter().enumerate() {
+            let spent = &state.tx.output[input.previous_output.vout as usize];
+            spent
+                .script_pubkey
+                .verify(n, spent.value, &serialize(&bumped))
+                .unwrap_or_else(|e| panic!("{ct:?} input {n}: {e:?}"));
+        }
+        // Anything else does not read as ours.
+        assert!(justice_claims_of(
+            &p.secp,
+            &p.a.funded,
+            &state.tx,
+            &state.tx,
+            secret,
+            &a_secrets()
+        )
+        .is_none());
+    }
+}

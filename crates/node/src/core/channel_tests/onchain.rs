@@ -422,3 +422,54 @@ fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
         Amount::from_sat(900_000 - 2_810 - 660)
     );
 }
+
+/// A fee spike while the justice transactions wait to confirm: each is
+/// made again at the new target, spending the same outputs (read back from
+/// its own witnesses, without the store), and the devnet's mempool takes
+/// the replacements; the first ones are not sent again.
+#[test]
+fn justice_is_fee_bumped_in_a_spike() {
+    let (mut p, _, _, revoked, _) = revoked_state();
+    p.devnet.accept(revoked.clone()).unwrap();
+    p.devnet.mine(1, &coin_script(), 1_700_000_000);
+    let since = p.broadcasts.len();
+    p.block(vec![revoked.clone()]);
+    let justice = p.claims_on(Side::A, since, &revoked);
+    assert_eq!(justice.len(), 2);
+    assert!(justice.iter().all(|t| p.accepted(t)));
+    p.run(vec![(
+        Side::A,
+        Input::FeerateEstimate(FeeratePerKw(10_000)),
+    )]);
+    let all = p.claims_on(Side::A, since, &revoked);
+    assert_eq!(all.len(), 4, "{all:?}");
+    for (old, new) in justice.iter().zip(&all[2..]) {
+        let ins = |t: &Transaction| {
+            t.input
+                .iter()
+                .map(|i| i.previous_output)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ins(old), ins(new));
+        assert!(new.output[0].value < old.output[0].value);
+        let value: u64 = new
+            .input
+            .iter()
+            .map(|i| {
+                revoked.output[i.previous_output.vout as usize]
+                    .value
+                    .to_sat()
+            })
+            .sum();
+        let fee = value - new.output[0].value.to_sat();
+        let w = new.weight().to_wu();
+        assert!(
+            fee >= 10_000 * w / 1000 && fee <= 10_000 * (w + 50) / 1000,
+            "fee {fee}"
+        );
+        assert!(p.accepted(new), "{:?}", p.mempool.last());
+    }
+    let pending = p.core(Side::A).pending_broadcasts();
+    assert!(pending.contains(&all[2]) && pending.contains(&all[3]));
+    assert!(!pending.contains(&justice[0]) && !pending.contains(&justice[1]));
+}

@@ -72,6 +72,7 @@ impl Channels {
             self.bump_commitment(id);
             if let Some(k) = self.confirmed_commitment(id) {
                 self.bump_claims(id, &k);
+                self.bump_justice(id, &k);
             }
         }
     }
@@ -302,6 +303,101 @@ impl Channels {
                 }
                 Err(e) => {
                     tracing::warn!(channel = %id, error = %e, "cannot bump the fee of a claim any further");
+                }
+            }
+        }
+    }
+
+    /// RBF of our pending justice transactions on a revoked commitment
+    /// (BOLT 5: the penalty must confirm before the cheater's
+    /// `to_self_delay` lets it take its `to_local`; its HTLC outputs it can
+    /// take at any time). Each is read back from its witnesses and signed
+    /// again at the target of that deadline, capped by what it takes.
+    fn bump_justice(&mut self, id: ChannelId, k: &Confirmed) {
+        if !matches!(k.case, Case::Revoked(_)) {
+            return;
+        }
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let Phase::Closed(c) = &entry.phase else {
+            return;
+        };
+        let commitment = k.spend.compute_txid();
+        let pending: Vec<(Transaction, FeeratePerKw)> = c
+            .sweeps
+            .iter()
+            .filter(|s| s.pending())
+            .filter(|s| {
+                s.tx.input
+                    .iter()
+                    .all(|i| i.previous_output.txid == commitment)
+            })
+            .filter_map(|s| s.feerate.map(|f| (s.tx.clone(), f)))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let Some(KeptState::Normal(bytes)) = &c.kept else {
+            return;
+        };
+        let keys = self.keys.channel(entry.index);
+        let (signing, secrets) = self.secrets(entry.index);
+        let Ok(chan) = record::decode_normal(bytes, signing, secrets) else {
+            return;
+        };
+        let Some(secret) = beongae_script::commitment::CommitmentNumber::new(match k.case {
+            Case::Revoked(n) => n,
+            _ => return,
+        })
+        .and_then(|n| chan.remote.revoked_secret(n)) else {
+            return;
+        };
+        let penalty = beongae_channel::penalty::PenaltySecrets {
+            revocation_base: keys.revocation_base,
+            payment_base: keys.payment_base,
+        };
+        let deadline = k.height + u32::from(k.view.funded.remote_to_self_delay);
+        let Some(destination) = self.settings.close_script.clone() else {
+            return;
+        };
+        for (tx, paid) in pending {
+            let Some(claims) = beongae_channel::penalty::justice_claims_of(
+                &self.secp,
+                &k.view.funded,
+                &k.spend,
+                &tx,
+                secret,
+                &penalty,
+            ) else {
+                continue;
+            };
+            let worth: Amount = claims.iter().map(|c| c.input.value).sum();
+            let inputs: Vec<_> = claims.iter().map(|c| c.input.clone()).collect();
+            let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
+            let cap = aim_fee(worth).to_sat() * 1000 / weight.max(1);
+            let target = FeeratePerKw(
+                self.target_feerate(Some(deadline))
+                    .0
+                    .min(u32::try_from(cap).unwrap_or(u32::MAX)),
+            );
+            if !worth_bumping(paid, target) {
+                continue;
+            }
+            match claim_transaction(&self.secp, &claims, destination.clone(), target) {
+                Ok(new) => {
+                    let old = tx.compute_txid();
+                    if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase)
+                    {
+                        if let Some(s) = c.sweeps.iter_mut().find(|s| s.tx.compute_txid() == old) {
+                            s.replaced = true;
+                        }
+                    }
+                    tracing::warn!(channel = %id, %old, new = %new.compute_txid(), feerate = target.0, "fee bump of a justice transaction");
+                    self.keep_and_broadcast(id, new, Some(target));
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, error = %e, "cannot bump a justice transaction any further");
                 }
             }
         }

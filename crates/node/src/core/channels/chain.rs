@@ -235,6 +235,13 @@ impl Channels {
                     self.dirty.insert(*id);
                 }
                 Phase::Closed(c) if c.confirmed.is_some_and(|h| h >= height) => {
+                    if c.kept.is_none() {
+                        // Deeper than we follow: the close was buried
+                        // BURIED_DEPTH blocks and its state dropped. Nothing
+                        // of ours is lost (a mutual close paid our wallet),
+                        // but say so: the funding output is unspent again.
+                        tracing::error!(channel = %id, height, "a reorg deeper than {} blocks undid the confirmed close of this channel; its state was dropped, so nothing more is done for it on chain", super::record::BURIED_DEPTH);
+                    }
                     c.confirmed = None;
                     // The spend left the chain: unless it was our own
                     // transaction, nothing spends the funding now.
