@@ -39,6 +39,22 @@ pub trait ChainSource: Send + Sync {
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainError>;
     /// Submits a transaction for relay and mining.
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError>;
+    /// Submits `child` with its unconfirmed `parent` as one package (child
+    /// pays for parent), for a parent that pays too little to enter a
+    /// mempool alone (a commitment in a fee spike). By default the parent
+    /// (whatever the answer: it may be known already, or too cheap alone),
+    /// then the child.
+    fn broadcast_package(
+        &self,
+        parent: &Transaction,
+        child: &Transaction,
+    ) -> Result<Txid, ChainError> {
+        match self.broadcast(parent) {
+            Ok(_) | Err(ChainError::Rejected(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.broadcast(child)
+    }
     /// A feerate expected to confirm within `target_blocks`.
     fn fee_estimate(&self, target_blocks: u16) -> Result<FeeratePerKw, ChainError>;
     /// An unspent confirmed output (gossip validation, funding checks).

@@ -139,3 +139,64 @@ fn served_devnet_is_saved_on_change() {
     assert_eq!(loaded.height(), 5);
     assert_eq!(loaded.tip_hash(), hashes[4]);
 }
+
+/// `submitpackage` against `devnet serve`: a parent and its child go in
+/// together; a package whose child spends nothing known is refused with
+/// the reason.
+#[test]
+fn a_package_is_submitted_parent_and_child() {
+    let auth = Auth::UserPass("user".into(), "pass".into());
+    let (s, devnet) = server(auth.clone(), None);
+    let rpc = Bitcoind::new(&format!("http://{}", s.addr()), auth);
+    let w = Wallet::new(1);
+    let address = Address::from_script(&w.spk, Network::Regtest).unwrap();
+    let hashes = rpc.generate_to_address(101, &address).unwrap();
+    let coinbase = rpc.block(&hashes[0]).unwrap().unwrap().txdata[0].clone();
+    let coin = (
+        OutPoint {
+            txid: coinbase.compute_txid(),
+            vout: 0,
+        },
+        coinbase.output[0].value,
+    );
+    let parent = w.pay(
+        coin,
+        &w.spk,
+        Amount::from_sat(1_000_000),
+        Amount::from_sat(300),
+    );
+    let child = w.pay(
+        (
+            OutPoint {
+                txid: parent.compute_txid(),
+                vout: 0,
+            },
+            Amount::from_sat(1_000_000),
+        ),
+        &w.spk,
+        Amount::from_sat(500_000),
+        Amount::from_sat(5_000),
+    );
+    assert_eq!(
+        rpc.broadcast_package(&parent, &child).unwrap(),
+        child.compute_txid()
+    );
+    let mempool = devnet.lock().unwrap().mempool();
+    assert_eq!(mempool, vec![parent.compute_txid(), child.compute_txid()]);
+    let orphan = w.pay(
+        (
+            OutPoint {
+                txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+                vout: 0,
+            },
+            Amount::from_sat(1_000_000),
+        ),
+        &w.spk,
+        Amount::from_sat(500_000),
+        Amount::from_sat(5_000),
+    );
+    match rpc.broadcast_package(&parent, &orphan) {
+        Err(ChainError::Rejected(why)) => assert!(why.contains("error"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

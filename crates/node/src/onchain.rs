@@ -168,6 +168,24 @@ impl Onchain {
         self.wallet().forget(txid, unix_now());
     }
 
+    /// Broadcasts our commitment and the child paying for it, as a package.
+    pub fn broadcast_package(
+        &self,
+        parent: &bitcoin::Transaction,
+        child: &bitcoin::Transaction,
+    ) -> Result<Txid, ChainError> {
+        let txid = self.chain.broadcast_package(parent, child)?;
+        {
+            let mut w = self.wallet();
+            w.note_broadcast(parent.clone(), unix_now());
+            w.note_broadcast(child.clone(), unix_now());
+        }
+        if let Some(f) = &self.after_broadcast {
+            f();
+        }
+        Ok(txid)
+    }
+
     /// Broadcasts a transaction of the node's (funding, closing, commitment).
     pub fn broadcast(&self, tx: &bitcoin::Transaction) -> Result<Txid, ChainError> {
         let txid = self.chain.broadcast(tx)?;

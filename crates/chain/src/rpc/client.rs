@@ -227,6 +227,33 @@ impl ChainSource for Bitcoind {
         }
     }
 
+    /// Bitcoin Core's `submitpackage` (one parent, one child: the package
+    /// relay Core 28 and later accept), or, where a node lacks it, the
+    /// two one after the other.
+    fn broadcast_package(
+        &self,
+        parent: &Transaction,
+        child: &Transaction,
+    ) -> Result<Txid, ChainError> {
+        let hex = json!([[serialize_hex(parent), serialize_hex(child)]]);
+        match self.call("submitpackage", hex) {
+            Ok(v) => {
+                let msg = v.get("package_msg").and_then(Value::as_str).unwrap_or("");
+                if msg == "success" {
+                    Ok(child.compute_txid())
+                } else {
+                    Err(ChainError::Rejected(format!("package: {v}")))
+                }
+            }
+            Err(Ok(f)) if f.code == -32601 => {
+                self.broadcast(parent).ok();
+                self.broadcast(child)
+            }
+            Err(Ok(f)) => Err(ChainError::Rejected(f.message)),
+            Err(Err(e)) => Err(e),
+        }
+    }
+
     fn fee_estimate(&self, target_blocks: u16) -> Result<FeeratePerKw, ChainError> {
         let v = self.query("estimatesmartfee", json!([target_blocks]))?;
         // BTC per 1000 vbytes -> sat per 1000 weight units; no estimate

@@ -203,7 +203,7 @@ fn now() -> u32 {
 fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, RpcError>, bool) {
     let changes = matches!(
         method,
-        "sendrawtransaction" | "generatetoaddress" | "devnetsetfeerate"
+        "sendrawtransaction" | "generatetoaddress" | "devnetsetfeerate" | "submitpackage"
     );
     let result = (|| -> Result<Value, RpcError> {
         match method {
@@ -296,6 +296,35 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
                     .iter()
                     .map(|h| h.to_string())
                     .collect::<Vec<_>>()))
+            }
+            // Bitcoin Core 28's package relay, as far as the devnet needs it:
+            // each transaction in order, children after their parents (the
+            // devnet's mempool takes any parent paying 1 sat/vB), the answer
+            // in Core's shape.
+            "submitpackage" => {
+                let txs = params
+                    .first()
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| err(-8, "package must be an array of hex transactions"))?;
+                let mut results = serde_json::Map::new();
+                for hex in txs {
+                    let tx: Transaction = deserialize_hex(hex.as_str().unwrap_or_default())
+                        .map_err(|e| err(-22, format!("TX decode failed: {e}")))?;
+                    let wtxid = tx.compute_wtxid().to_string();
+                    let txid = tx.compute_txid();
+                    let entry = match d.accept(tx) {
+                        Ok(_) | Err(MempoolError::AlreadyKnown(_)) => {
+                            json!({"txid": txid.to_string()})
+                        }
+                        Err(e) => json!({"txid": txid.to_string(), "error": e.to_string()}),
+                    };
+                    results.insert(wtxid, entry);
+                }
+                let failed = results.values().any(|r| r.get("error").is_some());
+                Ok(json!({
+                    "package_msg": if failed { "transaction failed" } else { "success" },
+                    "tx-results": results,
+                }))
             }
             // The devnet's own: a fee spike (see `Devnet::spike`), in sat
             // per 1000 weight units.

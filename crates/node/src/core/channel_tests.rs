@@ -175,7 +175,9 @@ fn check_order(outs: &[Output]) {
     for (i, o) in outs.iter().enumerate() {
         let dependent = match o {
             Output::Send { msg, .. } => channels::message_channel(msg).is_some(),
-            Output::Broadcast { .. } | Output::Reply { .. } => true,
+            Output::Broadcast { .. } | Output::BroadcastPackage { .. } | Output::Reply { .. } => {
+                true
+            }
             _ => false,
         };
         assert!(
@@ -441,6 +443,18 @@ impl Pair {
                                 result: Ok(tx),
                             },
                         ));
+                    }
+                    Output::BroadcastPackage { parent, child } => {
+                        // The devnet takes the parent alone (no mempool
+                        // minimum above 1 sat/vB), then the child.
+                        let _ = self.devnet.accept(parent);
+                        let got = self
+                            .devnet
+                            .accept(child.clone())
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
+                        self.mempool.push((child.compute_txid(), got));
+                        self.broadcasts.push((side, child));
                     }
                     Output::Broadcast { tx } => {
                         let got = self

@@ -462,6 +462,15 @@ pub enum Output {
         /// The transaction.
         txid: Txid,
     },
+    /// Broadcast `child` with its unconfirmed `parent` as one package
+    /// (our commitment and the child spending its anchor: child pays for
+    /// parent, even when the parent alone is below the mempool minimum).
+    BroadcastPackage {
+        /// Our commitment.
+        parent: Transaction,
+        /// The child spending its anchor.
+        child: Transaction,
+    },
     /// Broadcast a transaction (funding, closing, or our commitment).
     Broadcast {
         /// The transaction.
@@ -628,12 +637,15 @@ impl NodeCore {
     }
 
     /// Our transactions not yet seen confirmed (funding we built, closing
-    /// or commitment transactions): to broadcast again after a restart.
+    /// or commitment transactions, claims, and the children paying for our
+    /// commitments after them): to broadcast again after a restart.
     pub fn pending_broadcasts(&self) -> Vec<Transaction> {
-        self.channels
-            .as_ref()
-            .map(Channels::pending_broadcasts)
-            .unwrap_or_default()
+        let Some(c) = self.channels.as_ref() else {
+            return Vec::new();
+        };
+        let mut txs = c.pending_broadcasts();
+        txs.extend(c.pending_packages().into_iter().map(|(_, child)| child));
+        txs
     }
 
     /// Every channel.

@@ -611,6 +611,8 @@ enum BroadcastJob {
     /// The wallet forgets a transaction of ours (in order with the
     /// broadcasts before it).
     Forget(bitcoin::Txid),
+    /// Hand a child with its unconfirmed parent to the chain, as a package.
+    Package(bitcoin::Transaction, bitcoin::Transaction),
     /// A reply that followed a broadcast in the core's outputs (e.g. "the
     /// funding transaction is broadcast"): delivered once it is done.
     Reply(oneshot::Sender<Reply>, Reply),
@@ -631,6 +633,17 @@ async fn broadcaster(onchain: Arc<Onchain>, mut jobs: mpsc::UnboundedReceiver<Br
             }
             BroadcastJob::Reply(to, reply) => {
                 let _ = to.send(reply);
+            }
+            BroadcastJob::Package(parent, child) => {
+                let o = onchain.clone();
+                let txid = child.compute_txid();
+                match tokio::task::spawn_blocking(move || o.broadcast_package(&parent, &child))
+                    .await
+                {
+                    Ok(Ok(_)) => info!(%txid, "package broadcast"),
+                    Ok(Err(e)) => warn!(%txid, error = %e, "package refused"),
+                    Err(e) => warn!(%txid, error = %e, "broadcast task failed"),
+                }
             }
             BroadcastJob::Forget(txid) => {
                 let o = onchain.clone();
@@ -952,6 +965,13 @@ impl CoreDriver {
                         .await;
                 });
             }
+            Output::BroadcastPackage { parent, child } => match &self.io {
+                Some(io) => {
+                    self.broadcast_in_batch = true;
+                    let _ = io.broadcaster.send(BroadcastJob::Package(parent, child));
+                }
+                None => warn!(txid = %child.compute_txid(), "no chain to broadcast to"),
+            },
             Output::Broadcast { tx } => match &self.io {
                 Some(io) => {
                     self.broadcast_in_batch = true;

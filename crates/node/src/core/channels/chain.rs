@@ -144,6 +144,20 @@ impl Channels {
                 self.deferred.push(Output::Broadcast { tx });
             }
         }
+        let packaged: std::collections::BTreeSet<Txid> = self
+            .deferred
+            .iter()
+            .filter_map(|o| match o {
+                Output::BroadcastPackage { child, .. } => Some(child.compute_txid()),
+                _ => None,
+            })
+            .collect();
+        for (parent, child) in self.pending_packages() {
+            if !packaged.contains(&child.compute_txid()) {
+                self.deferred
+                    .push(Output::BroadcastPackage { parent, child });
+            }
+        }
     }
 
     /// `tx` spends the channel's funding output in a block at `height`.

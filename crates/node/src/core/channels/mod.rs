@@ -840,12 +840,30 @@ impl Channels {
                     Phase::Closed(c) => c
                         .sweeps
                         .iter()
-                        .filter(|s| s.pending())
+                        .filter(|s| s.pending() && !anchor_child_of(c, s))
                         .map(|s| s.tx.clone())
                         .collect(),
                     _ => Vec::new(),
                 }
             }))
+            .collect()
+    }
+
+    /// Our pending anchor children with their unconfirmed commitments, to
+    /// broadcast as packages (child pays for parent).
+    pub(super) fn pending_packages(&self) -> Vec<(Transaction, Transaction)> {
+        self.entries
+            .values()
+            .filter_map(|e| match &e.phase {
+                Phase::Closed(c) => Some(c),
+                _ => None,
+            })
+            .flat_map(|c| {
+                c.sweeps
+                    .iter()
+                    .filter(|s| s.pending() && anchor_child_of(c, s))
+                    .filter_map(|s| c.tx.clone().map(|p| (p, s.tx.clone())))
+            })
             .collect()
     }
 
@@ -894,7 +912,7 @@ impl Channels {
 fn depends_on(o: &Output, id: ChannelId) -> bool {
     match o {
         Output::Send { msg, .. } => message_channel(msg) == Some(id),
-        Output::Broadcast { .. } => true,
+        Output::Broadcast { .. } | Output::BroadcastPackage { .. } => true,
         _ => false,
     }
 }
@@ -923,6 +941,17 @@ pub(super) fn message_channel(msg: &Message) -> Option<ChannelId> {
         Message::Warning(m) => m.channel_id,
         _ => return None,
     })
+}
+
+/// Whether sweep `s` of closed channel `c` is the child of its unconfirmed
+/// commitment (spending our anchor of it, to pay for it).
+fn anchor_child_of(c: &record::Closed, s: &record::Sweep) -> bool {
+    c.confirmed.is_none()
+        && c.tx.as_ref().is_some_and(|t| {
+            s.tx.input
+                .iter()
+                .any(|i| i.previous_output.txid == t.compute_txid())
+        })
 }
 
 /// The capacity of a channel being funded or open.

@@ -510,6 +510,28 @@ impl Channels {
             }
             tracing::info!(channel = %id, %old, new = %tx.compute_txid(), feerate = request.feerate.0, "fee bump");
         }
+        if let super::FundingKind::Anchor { .. } = request.kind {
+            // With its parent, as a package.
+            let parent = match self.entries.get(&id).map(|e| &e.phase) {
+                Some(Phase::Closed(c)) => c.tx.clone(),
+                _ => None,
+            };
+            if let Some(parent) = parent {
+                if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                    c.sweeps.push(Sweep {
+                        tx: tx.clone(),
+                        confirmed: None,
+                        feerate: Some(request.feerate),
+                        replaced: false,
+                        dropped_at: None,
+                    });
+                }
+                self.touch(id);
+                self.deferred
+                    .push(Output::BroadcastPackage { parent, child: tx });
+                return;
+            }
+        }
         self.keep_and_broadcast(id, tx, Some(request.feerate));
     }
 
