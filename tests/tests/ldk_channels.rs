@@ -491,6 +491,46 @@ async fn we_force_close_and_ldk_claims_its_side() {
     panic!("wallet holds {}", b.onchain.balance().unwrap().confirmed);
 }
 
+/// We pay LDK 50,000 sat and LDK holds the HTLC unclaimed: the payment
+/// (never answered while the HTLC is pending) and our channel once the
+/// HTLC is committed.
+async fn pay_held(
+    b: &Embedded,
+    ldk: &LdkNode,
+    cid: lightning::ln::types::ChannelId,
+) -> (
+    tokio::task::JoinHandle<Result<beongae_wire::Preimage, beongae_node::runtime::NodeError>>,
+    ChannelSummary,
+) {
+    ldk.set_hold_claims(true);
+    let invoice = ldk.create_invoice(50_000_000, "held");
+    let payer = b.node.handle();
+    let paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
+    within("LDK holds the HTLC", async {
+        while !ldk.log_contains("holding") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let ours_now = ours(b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    (paying, ours_now)
+}
+
+/// A mature coin in our wallet (for the fees of HTLC transactions and
+/// anchor children), and the node caught up with those blocks before it
+/// pays (an HTLC's expiry counts from its tip).
+async fn fund_our_wallet(devnet: &Mutex<Devnet>, b: &Embedded, burn: &ScriptBuf) {
+    mine(devnet, 1, &b.onchain.new_address().script_pubkey());
+    mine(devnet, 100, burn);
+    within("the coins mature", async {
+        while b.onchain.balance().unwrap().confirmed == Amount::ZERO {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 /// BOLT 5 with LDK 0.2.7 as the other party, an HTLC on chain: we pay LDK
 /// 50,000 sat and LDK never claims it (it holds the payment), then LDK
 /// force-closes. Its commitment carries our HTLC; we sweep our `to_remote`
@@ -507,17 +547,7 @@ async fn ldk_force_closes_with_our_htlc_and_we_time_it_out() {
         our_id,
         burn,
     } = ldk_channel_paying_us().await;
-    ldk.set_hold_claims(true);
-    let invoice = ldk.create_invoice(50_000_000, "held");
-    let payer = b.node.handle();
-    let paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
-    within("LDK holds the HTLC", async {
-        while !ldk.log_contains("holding") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let ours_now = ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    let (paying, ours_now) = pay_held(&b, &ldk, cid).await;
     assert_eq!(ours_now.local, Msat::from_msat(70_000_000));
     let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
     ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
@@ -625,28 +655,9 @@ async fn we_force_close_with_our_htlc_and_time_it_out_with_a_wallet_input() {
         our_id: _,
         burn,
     } = ldk_channel_paying_us().await;
-    // Coins for the HTLC-timeout's fee (and the node caught up with those
-    // blocks before it pays: an HTLC's expiry counts from its tip).
-    mine(&devnet, 1, &b.onchain.new_address().script_pubkey());
-    mine(&devnet, 100, &burn);
-    within("the coins mature", async {
-        while b.onchain.balance().unwrap().confirmed == Amount::ZERO {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    ldk.set_hold_claims(true);
-    let invoice = ldk.create_invoice(50_000_000, "held");
-    let payer = b.node.handle();
-    let _paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
-    within("LDK holds the HTLC", async {
-        while !ldk.log_contains("holding") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    // Coins for the HTLC-timeout's fee.
+    fund_our_wallet(&devnet, &b, &burn).await;
+    let (_paying, _) = pay_held(&b, &ldk, cid).await;
     let txid = b
         .node
         .handle()
@@ -735,26 +746,8 @@ async fn a_fee_spike_gets_our_commitment_mined_by_its_anchor_child() {
         our_id: _,
         burn,
     } = ldk_channel_paying_us().await;
-    mine(&devnet, 1, &b.onchain.new_address().script_pubkey());
-    mine(&devnet, 100, &burn);
-    within("the coins mature", async {
-        while b.onchain.balance().unwrap().confirmed == Amount::ZERO {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    ldk.set_hold_claims(true);
-    let invoice = ldk.create_invoice(50_000_000, "held");
-    let payer = b.node.handle();
-    let _paying = tokio::spawn(async move { payer.pay(&invoice, None).await });
-    within("LDK holds the HTLC", async {
-        while !ldk.log_contains("holding") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    ours(&b, |c| c.channel_id.0 == cid.0 && c.pending_htlcs == 1).await;
+    fund_our_wallet(&devnet, &b, &burn).await;
+    let (_paying, _) = pay_held(&b, &ldk, cid).await;
     let spike = beongae_script::FeeratePerKw(10_000);
     devnet.lock().unwrap().spike(spike);
     let txid = b

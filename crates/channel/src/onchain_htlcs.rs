@@ -125,15 +125,42 @@ pub fn our_commitment_htlcs<C: Verification>(
             expected: built.htlc_txs.len(),
         });
     }
-    Ok(built
+    let second_stages = built
+        .htlc_txs
+        .iter()
+        .cloned()
+        .zip(remote_sigs.iter().copied());
+    Ok(htlc_outputs(
+        &built,
+        tx,
+        spec,
+        point,
+        true,
+        second_stages.map(Some),
+    ))
+}
+
+/// The outputs of commitment `tx` (as `built`) for the untrimmed HTLCs of
+/// `spec`, from our side: `ours` when it is our commitment (an HTLC the
+/// owner offered is one we offered), with each one's second stage.
+fn htlc_outputs(
+    built: &crate::sign::BuiltCommitment,
+    tx: &Transaction,
+    spec: &CommitSpec,
+    point: &PublicKey,
+    ours: bool,
+    second_stages: impl Iterator<Item = Option<(Transaction, ecdsa::Signature)>>,
+) -> Vec<HtlcOutput> {
+    let txid = tx.compute_txid();
+    built
         .commitment
         .htlcs_in_output_order()
-        .zip(built.htlc_txs.iter().zip(remote_sigs))
-        .map(|((vout, h), (htlc_tx, sig))| {
+        .zip(second_stages)
+        .map(|((vout, h), second_stage)| {
             let spec_htlc = &spec.htlcs[h];
             HtlcOutput {
                 id: spec_htlc.id,
-                we_offered: spec_htlc.offered,
+                we_offered: spec_htlc.offered == ours,
                 payment_hash: spec_htlc.payment_hash,
                 cltv_expiry: spec_htlc.cltv_expiry,
                 amount: spec_htlc.amount,
@@ -144,10 +171,10 @@ pub fn our_commitment_htlcs<C: Verification>(
                     .clone()
                     .unwrap_or_default(),
                 per_commitment_point: *point,
-                second_stage: Some((htlc_tx.clone(), *sig)),
+                second_stage,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The HTLC outputs of the peer's (unrevoked) commitment `tx`, number
@@ -165,28 +192,14 @@ pub fn their_commitment_htlcs<C: Verification>(
     if built.commitment.tx.compute_txid() != txid {
         return Err(HtlcClaimError::NotThisCommitment);
     }
-    Ok(built
-        .commitment
-        .htlcs_in_output_order()
-        .map(|(vout, h)| {
-            let spec_htlc = &spec.htlcs[h];
-            HtlcOutput {
-                id: spec_htlc.id,
-                we_offered: !spec_htlc.offered,
-                payment_hash: spec_htlc.payment_hash,
-                cltv_expiry: spec_htlc.cltv_expiry,
-                amount: spec_htlc.amount,
-                outpoint: OutPoint { txid, vout },
-                value: tx.output[vout as usize].value,
-                script: built.commitment.outputs[vout as usize]
-                    .1
-                    .clone()
-                    .unwrap_or_default(),
-                per_commitment_point: *point,
-                second_stage: None,
-            }
-        })
-        .collect())
+    Ok(htlc_outputs(
+        &built,
+        tx,
+        spec,
+        point,
+        false,
+        std::iter::repeat(None),
+    ))
 }
 
 /// Our HTLC-timeout (`preimage` none, an HTLC we offered) or HTLC-success

@@ -111,10 +111,31 @@ fn funded_devnet() -> Devnet {
     d
 }
 
+/// Signs input `n` of `tx`, spending a devnet coin of `value` paying
+/// [`coin_script`] (P2WPKH, `SIGHASH_ALL`).
+fn sign_coin(tx: &mut Transaction, n: usize, value: Amount) {
+    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let sighash = SighashCache::new(&*tx)
+        .p2wpkh_signature_hash(n, &coin_script(), value, EcdsaSighashType::All)
+        .unwrap();
+    let signature = secp.sign_ecdsa(
+        &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
+        &coin_key(),
+    );
+    let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
+    tx.input[n].witness = Witness::p2wpkh(
+        &bitcoin::ecdsa::Signature {
+            signature,
+            sighash_type: EcdsaSighashType::All,
+        },
+        &pk,
+    );
+}
+
 /// A signed transaction paying `amount` to `script_pubkey` from the next
 /// unspent devnet coin, the change back to the coin key.
 fn real_funding(d: &Devnet, script_pubkey: ScriptBuf, amount: Amount, used: usize) -> Transaction {
-    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
     let (outpoint, coin) = d.utxos_for(&coin_script())[used].clone();
     let mut tx = Transaction {
         version: Version::TWO,
@@ -136,22 +157,7 @@ fn real_funding(d: &Devnet, script_pubkey: ScriptBuf, amount: Amount, used: usiz
             },
         ],
     };
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    let sighash = SighashCache::new(&tx)
-        .p2wpkh_signature_hash(0, &coin_script(), coin.txout.value, EcdsaSighashType::All)
-        .unwrap();
-    let signature = secp.sign_ecdsa(
-        &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
-        &coin_key(),
-    );
-    let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
-    tx.input[0].witness = Witness::p2wpkh(
-        &bitcoin::ecdsa::Signature {
-            signature,
-            sighash_type: EcdsaSighashType::All,
-        },
-        &pk,
-    );
+    sign_coin(&mut tx, 0, coin.txout.value);
     tx
 }
 
@@ -569,7 +575,6 @@ impl Pair {
         parent: Option<(u64, Amount)>,
         max_fee: Amount,
     ) -> Transaction {
-        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
         let spent: std::collections::BTreeSet<bitcoin::OutPoint> = self
             .broadcasts
             .iter()
@@ -603,22 +608,7 @@ impl Pair {
         let last = tx.output.len() - 1;
         tx.output[last].value = coin.txout.value - fee;
         let n = tx.input.len() - 1;
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let sighash = SighashCache::new(&tx)
-            .p2wpkh_signature_hash(n, &coin_script(), coin.txout.value, EcdsaSighashType::All)
-            .unwrap();
-        let signature = secp.sign_ecdsa(
-            &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
-            &coin_key(),
-        );
-        let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
-        tx.input[n].witness = Witness::p2wpkh(
-            &bitcoin::ecdsa::Signature {
-                signature,
-                sighash_type: EcdsaSighashType::All,
-            },
-            &pk,
-        );
+        sign_coin(&mut tx, n, coin.txout.value);
         tx
     }
 
@@ -631,7 +621,6 @@ impl Pair {
         feerate: FeeratePerKw,
         descendants_fee: Amount,
     ) -> Transaction {
-        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
         let outpoint = tx.input[0].previous_output;
         let coin = self
             .devnet
@@ -660,22 +649,7 @@ impl Pair {
             .fee_for_weight(weight)
             .max(paid + descendants_fee + Amount::from_sat(weight.div_ceil(4)));
         spend.output[0].value = coin.txout.value - fee;
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let sighash = SighashCache::new(&spend)
-            .p2wpkh_signature_hash(0, &coin_script(), coin.txout.value, EcdsaSighashType::All)
-            .unwrap();
-        let signature = secp.sign_ecdsa(
-            &bitcoin::secp256k1::Message::from_digest(sighash.to_byte_array()),
-            &coin_key(),
-        );
-        let pk = bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &coin_key());
-        spend.input[0].witness = Witness::p2wpkh(
-            &bitcoin::ecdsa::Signature {
-                signature,
-                sighash_type: EcdsaSighashType::All,
-            },
-            &pk,
-        );
+        sign_coin(&mut spend, 0, coin.txout.value);
         spend
     }
 

@@ -654,6 +654,26 @@ async fn broadcaster(onchain: Arc<Onchain>, mut jobs: mpsc::UnboundedReceiver<Br
 }
 
 impl CoreDriver {
+    /// Runs `job` on the wallet off the async threads and feeds its result
+    /// back to the core as `answer` ("no wallet" without one).
+    fn wallet_job<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(Arc<Onchain>) -> Result<T, String> + Send + 'static,
+        answer: impl FnOnce(Result<T, String>) -> Input + Send + 'static,
+    ) {
+        let core = self.tx.clone();
+        let onchain = self.io.as_ref().map(|io| io.onchain.clone());
+        tokio::spawn(async move {
+            let result = match onchain {
+                None => Err("no wallet".to_owned()),
+                Some(o) => tokio::task::spawn_blocking(move || job(o))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string())),
+            };
+            let _ = core.send(CoreMsg::Input(answer(result))).await;
+        });
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -852,28 +872,17 @@ impl CoreDriver {
                 script_pubkey,
                 amount,
                 feerate,
-            } => {
-                let core = self.tx.clone();
-                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
-                tokio::spawn(async move {
-                    let result = match onchain {
-                        None => Err("no wallet".to_owned()),
-                        Some(o) => tokio::task::spawn_blocking(move || {
-                            o.build_funding(script_pubkey, amount, feerate)
-                                .map_err(|e| e.to_string())
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string())),
-                    };
-                    let _ = core
-                        .send(CoreMsg::Input(Input::FundingBuilt {
-                            node_id,
-                            temporary_channel_id,
-                            result,
-                        }))
-                        .await;
-                });
-            }
+            } => self.wallet_job(
+                move |o| {
+                    o.build_funding(script_pubkey, amount, feerate)
+                        .map_err(|e| e.to_string())
+                },
+                move |result| Input::FundingBuilt {
+                    node_id,
+                    temporary_channel_id,
+                    result,
+                },
+            ),
             Output::FundClaim {
                 channel_id,
                 tx,
@@ -883,55 +892,35 @@ impl CoreDriver {
                 max_fee,
                 replaces,
             } => {
-                let core = self.tx.clone();
-                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
                 let outpoint = tx
                     .input
                     .first()
                     .map(|i| i.previous_output)
                     .unwrap_or_default();
-                tokio::spawn(async move {
-                    let result = match onchain {
-                        None => Err("no wallet".to_owned()),
-                        Some(o) => tokio::task::spawn_blocking(move || {
-                            o.fund_claim(tx, &prevouts, feerate, parent, max_fee, replaces)
-                                .map_err(|e| e.to_string())
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string())),
-                    };
-                    let _ = core
-                        .send(CoreMsg::Input(Input::ClaimFunded {
-                            channel_id,
-                            outpoint,
-                            result,
-                        }))
-                        .await;
-                });
+                self.wallet_job(
+                    move |o| {
+                        o.fund_claim(tx, &prevouts, feerate, parent, max_fee, replaces)
+                            .map_err(|e| e.to_string())
+                    },
+                    move |result| Input::ClaimFunded {
+                        channel_id,
+                        outpoint,
+                        result,
+                    },
+                )
             }
             Output::DoubleSpend {
                 channel_id,
                 tx,
                 feerate,
                 descendants_fee,
-            } => {
-                let core = self.tx.clone();
-                let onchain = self.io.as_ref().map(|io| io.onchain.clone());
-                tokio::spawn(async move {
-                    let result = match onchain {
-                        None => Err("no wallet".to_owned()),
-                        Some(o) => tokio::task::spawn_blocking(move || {
-                            o.double_spend(&tx, feerate, descendants_fee)
-                                .map_err(|e| e.to_string())
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string())),
-                    };
-                    let _ = core
-                        .send(CoreMsg::Input(Input::DoubleSpent { channel_id, result }))
-                        .await;
-                });
-            }
+            } => self.wallet_job(
+                move |o| {
+                    o.double_spend(&tx, feerate, descendants_fee)
+                        .map_err(|e| e.to_string())
+                },
+                move |result| Input::DoubleSpent { channel_id, result },
+            ),
             Output::Forget { txid } => {
                 if let Some(io) = &self.io {
                     let _ = io.broadcaster.send(BroadcastJob::Forget(txid));

@@ -300,23 +300,7 @@ impl Channels {
             .collect();
         // Only we can spend them: one sweep.
         self.sweep(id, vec![delayed]);
-        for out in k.htlcs.iter().flatten() {
-            if covered.contains(&out.outpoint) {
-                continue;
-            }
-            // BOLT 5: an HTLC we offered is timed out once it expired; one
-            // offered to us is claimed as soon as we have its preimage.
-            let preimage = if out.we_offered {
-                if !out.timeout_ready(self.height) {
-                    continue;
-                }
-                None
-            } else {
-                match self.incoming_preimage(id, out.id) {
-                    Some(p) => Some(p),
-                    None => continue,
-                }
-            };
+        for (out, preimage) in self.claimable_htlcs(id, k, &covered) {
             match signed_htlc_tx(
                 &self.secp,
                 &k.view.funded,
@@ -331,6 +315,29 @@ impl Channels {
                 }
             }
         }
+    }
+
+    /// The HTLC outputs of the confirmed commitment `k` we can claim now,
+    /// not `covered` already (BOLT 5): one we offered once it expired, one
+    /// offered to us as soon as we have its preimage (given with it).
+    fn claimable_htlcs<'a>(
+        &self,
+        id: ChannelId,
+        k: &'a Confirmed,
+        covered: &BTreeSet<OutPoint>,
+    ) -> Vec<(&'a HtlcOutput, Option<beongae_wire::Preimage>)> {
+        k.htlcs
+            .iter()
+            .flatten()
+            .filter(|out| !covered.contains(&out.outpoint))
+            .filter_map(|out| {
+                if out.we_offered {
+                    out.timeout_ready(self.height).then_some((out, None))
+                } else {
+                    self.incoming_preimage(id, out.id).map(|p| (out, Some(p)))
+                }
+            })
+            .collect()
     }
 
     /// Our delayed outputs of our confirmed commitment, each with the
@@ -578,21 +585,7 @@ impl Channels {
                     .filter(|c| !covered.contains(&c.input.outpoint))
                     .collect(),
             ];
-        for out in k.htlcs.iter().flatten() {
-            if covered.contains(&out.outpoint) {
-                continue;
-            }
-            let preimage = if out.we_offered {
-                if !out.timeout_ready(self.height) {
-                    continue;
-                }
-                None
-            } else {
-                match self.incoming_preimage(id, out.id) {
-                    Some(p) => Some(p),
-                    None => continue,
-                }
-            };
+        for (out, preimage) in self.claimable_htlcs(id, k, &covered) {
             // Each alone: the peer may spend it too (with the preimage, or
             // after expiry), and losing that race holds back nothing else.
             // One offered to us must confirm before its expiry.
