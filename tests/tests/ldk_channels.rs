@@ -362,6 +362,31 @@ async fn ldk_channel_paying_us() -> Paid {
     }
 }
 
+/// LDK force-closes channel `cid` with us: its commitment, as its harness
+/// broadcast it.
+async fn ldk_force_closes(
+    ldk: &LdkNode,
+    cid: lightning::ln::types::ChannelId,
+    our_id: NodeId,
+) -> bitcoin::Transaction {
+    let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
+    ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
+    within("LDK's commitment", async {
+        loop {
+            let found = ldk
+                .broadcasts()
+                .into_iter()
+                .map(|r| r.tx)
+                .find(|t| t.input.iter().any(|i| i.previous_output.txid == funding));
+            if let Some(tx) = found {
+                return tx;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 /// BOLT 5 with LDK 0.2.7 as the other party: LDK opens an anchors channel
 /// to Beongae and pays it 120,000 sat, then force-closes. Once LDK's
 /// commitment confirms, Beongae sweeps its `to_remote` (exactly 120,000 sat
@@ -378,23 +403,8 @@ async fn ldk_force_closes_and_we_claim_our_balance() {
         burn,
     } = ldk_channel_paying_us().await;
 
-    let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
     let before = b.onchain.balance().unwrap().confirmed;
-    ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
-    let commitment = within("LDK's commitment", async {
-        loop {
-            let found = ldk
-                .broadcasts()
-                .into_iter()
-                .map(|r| r.tx)
-                .find(|t| t.input.iter().any(|i| i.previous_output.txid == funding));
-            if let Some(tx) = found {
-                return tx;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let commitment = ldk_force_closes(&ldk, cid, our_id).await;
     let ours_out = commitment
         .output
         .iter()
@@ -549,22 +559,7 @@ async fn ldk_force_closes_with_our_htlc_and_we_time_it_out() {
     } = ldk_channel_paying_us().await;
     let (paying, ours_now) = pay_held(&b, &ldk, cid).await;
     assert_eq!(ours_now.local, Msat::from_msat(70_000_000));
-    let funding = ldk.channel(&cid).unwrap().funding_txo.unwrap().txid;
-    ldk.force_close(&cid, &our_id.pubkey(), "test").unwrap();
-    let commitment = within("LDK's commitment", async {
-        loop {
-            let found = ldk
-                .broadcasts()
-                .into_iter()
-                .map(|r| r.tx)
-                .find(|t| t.input.iter().any(|i| i.previous_output.txid == funding));
-            if let Some(tx) = found {
-                return tx;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let commitment = ldk_force_closes(&ldk, cid, our_id).await;
     let htlc_vout = commitment
         .output
         .iter()
