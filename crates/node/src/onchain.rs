@@ -103,9 +103,10 @@ impl Onchain {
     }
 
     /// A signed transaction paying `amount` to `script_pubkey` (a channel's
-    /// funding output), not broadcast. Its inputs count as spent from now
-    /// on, so a second funding cannot pick them while the first waits for
-    /// the peer's signature.
+    /// funding output), not broadcast. Its inputs are reserved from now on
+    /// (in memory: a crash before the broadcast frees them), so a second
+    /// funding cannot pick them while the first waits for the peer's
+    /// signature.
     pub fn build_funding(
         &self,
         script_pubkey: bitcoin::ScriptBuf,
@@ -115,15 +116,15 @@ impl Onchain {
         self.sync()?;
         let mut w = self.wallet();
         let tx = w.pay_to(script_pubkey, amount, feerate)?;
-        w.note_broadcast(tx.clone(), unix_now());
+        w.reserve(&tx);
         Ok(tx)
     }
 
     /// Our transaction `tx` of an anchor channel (an HTLC transaction, or
     /// the child spending our anchor) with wallet inputs and change added
     /// to pay `feerate` (for an unconfirmed `parent` too), signed, not
-    /// broadcast, paying at most `max_fee`; its inputs count as spent from
-    /// now on. The transaction it `replaces` is forgotten first, so that
+    /// broadcast, paying at most `max_fee`; its inputs are reserved until
+    /// it is broadcast. The transaction it `replaces` is forgotten first, so that
     /// its coins can pay again.
     #[allow(clippy::too_many_arguments)]
     pub fn fund_claim(
@@ -142,7 +143,7 @@ impl Onchain {
             w.forget(old, unix_now());
         }
         let tx = w.add_fee_inputs(tx, prevouts, feerate, parent, max_fee)?;
-        w.note_broadcast(tx.clone(), unix_now());
+        w.reserve(&tx);
         Ok(tx)
     }
 
@@ -158,7 +159,7 @@ impl Onchain {
         self.sync()?;
         let mut w = self.wallet();
         let spend = w.double_spend(tx, feerate, descendants_fee, unix_now())?;
-        w.note_broadcast(spend.clone(), unix_now() + 2);
+        w.reserve(&spend);
         Ok(spend)
     }
 

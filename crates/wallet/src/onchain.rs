@@ -86,6 +86,11 @@ pub struct OnchainWallet {
     synced: (u32, BlockHash),
     /// Where each wallet is persisted (BDK's SQLite tables), if it is.
     db: Option<Persistence>,
+    /// Coins of transactions built and not broadcast yet (a funding
+    /// awaiting the peer's signature, a claim the node keeps first): not
+    /// picked again, and in memory only, so that a crash before the
+    /// broadcast frees them.
+    reserved: std::collections::HashMap<bitcoin::Txid, Vec<OutPoint>>,
 }
 
 /// The two wallets' SQLite databases, in a directory.
@@ -125,6 +130,7 @@ impl OnchainWallet {
             network,
             synced: (0, genesis),
             db: None,
+            reserved: std::collections::HashMap::new(),
         })
     }
 
@@ -185,9 +191,24 @@ impl OnchainWallet {
                 wpkh: wpkh_db,
                 tr: tr_db,
             }),
+            reserved: std::collections::HashMap::new(),
         };
         w.persist()?;
         Ok(w)
+    }
+
+    /// Keeps the coins `tx` spends for it until it is broadcast
+    /// ([`OnchainWallet::note_broadcast`]) or forgotten
+    /// ([`OnchainWallet::forget`]).
+    pub fn reserve(&mut self, tx: &Transaction) {
+        self.reserved.insert(
+            tx.compute_txid(),
+            tx.input.iter().map(|i| i.previous_output).collect(),
+        );
+    }
+
+    fn is_reserved(&self, outpoint: &OutPoint) -> bool {
+        self.reserved.values().any(|v| v.contains(outpoint))
     }
 
     /// Writes what changed to the wallets' databases, if persisted.
@@ -365,6 +386,7 @@ impl OnchainWallet {
                             .is_none_or(|t| t.tx_node.tx.is_coinbase());
                         !coinbase || (height + 1).saturating_sub(anchor.block_id.height) >= 100
                     })
+                    .filter(|u| !self.is_reserved(&u.outpoint))
                     .collect();
                 utxos
                     .into_iter()
@@ -378,6 +400,7 @@ impl OnchainWallet {
             }
             Funding::Taproot | Funding::SegwitV0 => Vec::new(),
         };
+        let reserved: Vec<OutPoint> = self.reserved.values().flatten().copied().collect();
         let wallet = if funding == Funding::Taproot {
             &mut self.tr
         } else {
@@ -387,7 +410,8 @@ impl OnchainWallet {
         builder
             .add_recipient(spk.clone(), amount)
             .fee_rate(feerate)
-            .current_height(height);
+            .current_height(height)
+            .unspendable(reserved);
         for (outpoint, input) in foreign {
             // Key-path spend: item count, length and a 64-byte signature.
             builder
@@ -461,6 +485,7 @@ impl OnchainWallet {
                     .filter(|u| mature(&self.tr, u))
                     .map(|u| (u, true)),
             )
+            .filter(|(u, _)| !self.is_reserved(&u.outpoint))
             .collect();
         coins.sort_by_key(|(u, _)| std::cmp::Reverse(u.txout.value));
         let change_script = self
@@ -649,6 +674,7 @@ impl OnchainWallet {
     /// so.
     pub fn forget(&mut self, txid: bitcoin::Txid, now: u64) {
         // Evicted after it was last seen (note_broadcast's `now`).
+        self.reserved.remove(&txid);
         self.wpkh.apply_evicted_txs([(txid, now + 1)]);
         self.tr.apply_evicted_txs([(txid, now + 1)]);
         let _ = self.persist();
@@ -657,6 +683,7 @@ impl OnchainWallet {
     /// Records a transaction we broadcast, so its change counts as unconfirmed
     /// and its inputs are not spent twice.
     pub fn note_broadcast(&mut self, tx: Transaction, now: u64) {
+        self.reserved.remove(&tx.compute_txid());
         self.wpkh.apply_unconfirmed_txs([(tx.clone(), now)]);
         self.tr.apply_unconfirmed_txs([(tx, now)]);
         // Kept across a restart: its inputs are never spent twice.

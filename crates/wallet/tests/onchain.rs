@@ -248,3 +248,85 @@ fn a_persisted_wallet_remembers_across_restarts() {
     let err = OnchainWallet::open(&other, Network::Regtest, dir.path()).unwrap_err();
     assert!(err.to_string().contains("not this seed's"), "{err}");
 }
+
+/// A transaction built and not broadcast yet (a funding awaiting the
+/// peer's signature, a claim the node keeps first) reserves its coins:
+/// the next one picks other coins. The reservation lives in memory only:
+/// after a crash before the broadcast the coin is free again, while a
+/// broadcast one stays spent across the restart.
+#[test]
+fn built_transactions_reserve_their_coins_until_broadcast() {
+    let chain = Mutex::new(Devnet::new());
+    let dir = tempfile::tempdir().unwrap();
+    let master = Seed::from_entropy([66; 32]).master_key(NetworkKind::Test);
+    let mut w = OnchainWallet::open(&master, Network::Regtest, dir.path()).unwrap();
+    let address = w.new_address();
+    chain.lock().unwrap().mine(2, &address.script_pubkey(), T0);
+    chain
+        .lock()
+        .unwrap()
+        .mine(100, &bitcoin::ScriptBuf::new_op_return([0u8; 0]), T0);
+    w.sync(&chain).unwrap();
+    let to = bitcoin::ScriptBuf::new_op_return([2u8; 4]);
+    let pay = |w: &mut OnchainWallet| {
+        w.pay_to(
+            to.clone(),
+            Amount::from_btc(1.0).unwrap(),
+            FeeratePerKw(2500),
+        )
+        .unwrap()
+    };
+    let first = pay(&mut w);
+    w.reserve(&first);
+    let second = pay(&mut w);
+    assert_ne!(
+        first.input[0].previous_output, second.input[0].previous_output,
+        "the reserved coin is not picked again"
+    );
+    w.reserve(&second);
+    // Both coins reserved: nothing left.
+    assert!(matches!(
+        w.pay_to(
+            to.clone(),
+            Amount::from_btc(1.0).unwrap(),
+            FeeratePerKw(2500)
+        ),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+    // The first is broadcast, the second never is (a crash).
+    chain.broadcast(&first).unwrap();
+    w.note_broadcast(first.clone(), u64::from(T0));
+    // 60 BTC needs the second coin (50) with the first's change (49):
+    // refused while the second is reserved.
+    let sixty = Amount::from_btc(60.0).unwrap();
+    assert!(matches!(
+        w.pay_to(to.clone(), sixty, FeeratePerKw(2500)),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+    drop(w);
+    let mut w = OnchainWallet::open(&master, Network::Regtest, dir.path()).unwrap();
+    // The unbroadcast reservation died with the process; the broadcast
+    // payment is remembered (its coin stays spent: 60 BTC takes the two
+    // others).
+    let third = w.pay_to(to.clone(), sixty, FeeratePerKw(2500)).unwrap();
+    let mut spent: Vec<_> = third.input.iter().map(|i| i.previous_output).collect();
+    spent.sort();
+    let mut expected = vec![
+        second.input[0].previous_output,
+        bitcoin::OutPoint {
+            txid: first.compute_txid(),
+            vout: first
+                .output
+                .iter()
+                .position(|o| o.script_pubkey != to)
+                .unwrap() as u32,
+        },
+    ];
+    expected.sort();
+    assert_eq!(spent, expected);
+    // Reserved, then forgotten: the coins are free again at once.
+    w.reserve(&third);
+    assert!(w.pay_to(to.clone(), sixty, FeeratePerKw(2500)).is_err());
+    w.forget(third.compute_txid(), u64::from(T0));
+    assert!(w.pay_to(to.clone(), sixty, FeeratePerKw(2500)).is_ok());
+}
