@@ -195,6 +195,11 @@ pub enum Input {
     },
     /// The chain's current fee estimate (for new channels and closes).
     FeerateEstimate(FeeratePerKw),
+    /// The chain source's tip, sent before the blocks that lead to it.
+    ChainTip {
+        /// Its height.
+        height: u32,
+    },
 }
 
 /// An API command.
@@ -747,6 +752,11 @@ impl NodeCore {
             Input::FeerateEstimate(f) => {
                 if let Some(c) = &mut self.channels {
                     c.set_feerate(f);
+                }
+            }
+            Input::ChainTip { height } => {
+                if let Some(c) = &mut self.channels {
+                    c.tip = height;
                 }
             }
         }

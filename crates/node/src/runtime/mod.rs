@@ -1140,6 +1140,18 @@ async fn chain_poll_loop(
                     .collect()
             }
         };
+        // The tip these blocks lead to, before them: until the core has
+        // them all it knows it is behind (payments wait).
+        let tip = (!events.is_empty()).then(|| watcher.tip().0);
+        if let Some(height) = tip {
+            if core
+                .send(CoreMsg::Input(Input::ChainTip { height }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
         for e in events {
             let input = match e {
                 BlockEvent::Connected { height, block } => Input::BlockConnected {

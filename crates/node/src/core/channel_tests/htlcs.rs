@@ -703,3 +703,29 @@ fn the_funder_follows_the_estimate_with_update_fee() {
     assert!(fee_updates(&q, Side::A, since).is_empty());
     assert_eq!(commitment_feerate(&q, Side::A, id), 2_500);
 }
+
+/// A payer behind the chain (blocks still on their way to it) would offer
+/// an HTLC whose `cltv_expiry` counts from a stale tip — already expired,
+/// for all it knows, and its own deadline check would then take the
+/// channel to chain. It refuses until it has caught up.
+#[test]
+fn payments_wait_while_the_node_catches_up_with_the_chain() {
+    let mut p = Pair::new();
+    p.open();
+    let tip = p.height + 3;
+    p.run(vec![(Side::A, Input::ChainTip { height: tip })]);
+    let Reply::Failed(why) = p.pay(Side::A, 10_000_000) else {
+        panic!("paid while behind")
+    };
+    assert!(
+        why.contains(&format!(
+            "catching up with the chain (block {} of {tip})",
+            p.height
+        )),
+        "{why}"
+    );
+    for _ in 0..3 {
+        p.block(vec![]);
+    }
+    assert!(matches!(p.pay(Side::A, 10_000_000), Reply::Paid { .. }));
+}

@@ -276,6 +276,9 @@ pub(super) struct Channels {
     pub(super) settings: ChannelSettings,
     pub(super) feerate: FeeratePerKw,
     pub(super) height: u32,
+    /// The chain source's tip as last polled (blocks up to it may still be
+    /// on their way to `height`).
+    pub(super) tip: u32,
     next_index: u32,
     next_invoice: u64,
     /// Ready peers: connection and features.
@@ -327,6 +330,7 @@ impl Channels {
             feerate: settings.feerate,
             settings,
             height,
+            tip: 0,
             next_index: 0,
             next_invoice: 0,
             connected: BTreeMap::new(),

@@ -138,6 +138,15 @@ impl Channels {
             Some(OutgoingStatus::Succeeded(_)) => return Err("this invoice is already paid".into()),
             _ => {}
         }
+        // An HTLC's cltv_expiry counts from our tip: behind the chain it
+        // would expire early (and our own deadline check would then take
+        // the channel to chain).
+        if self.tip > self.height {
+            return Err(format!(
+                "the node is catching up with the chain (block {} of {}): try again in a moment",
+                self.height, self.tip
+            ));
+        }
         let payee = inv.payee_node_id();
         let p = pay_direct(
             &self.secp,
