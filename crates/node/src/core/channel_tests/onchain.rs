@@ -236,10 +236,21 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     assert_eq!(p.channel(Side::B).closing, b[0].output[0].value);
     // Both confirm: nothing left to broadcast, nothing on the way.
     p.block_both(vec![a[0].clone(), b[0].clone()]);
+    let swept = p.height;
     for side in [Side::A, Side::B] {
         assert!(p.core(side).pending_broadcasts().is_empty(), "{side:?}");
         assert_eq!(p.channel(side).closing, Amount::ZERO, "{side:?}");
     }
+    // The state the resolution needed is kept until the last sweep is
+    // buried 100 blocks (beyond any reorg followed), then dropped.
+    while p.height < swept + 99 {
+        p.block(vec![]);
+    }
+    assert!(p.kept_state(Side::A, id).is_some());
+    assert!(p.kept_state(Side::B, id).is_some());
+    p.block(vec![]);
+    assert!(p.kept_state(Side::A, id).is_none());
+    assert!(p.kept_state(Side::B, id).is_none());
 }
 
 /// B's signed HTLC-success for the one HTLC of its commitment in

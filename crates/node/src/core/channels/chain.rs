@@ -124,6 +124,17 @@ impl Channels {
         }
         self.sweeps_in_block(height, block);
         self.foreign_spends(height, block);
+        // Force closes resolved and buried: their state goes too.
+        let done: Vec<ChannelId> = self
+            .entries
+            .keys()
+            .copied()
+            .filter(|id| self.force_close_resolved(*id))
+            .collect();
+        for id in done {
+            tracing::info!(channel = %id, "force close resolved and buried: dropping its state");
+            self.compact(id);
+        }
         // Claims that matured at this block (our to_local after its delay).
         self.resolve_all();
         self.bump_all();

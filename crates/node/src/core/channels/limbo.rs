@@ -21,6 +21,56 @@ pub(super) struct Limbo {
 }
 
 impl Channels {
+    /// Whether closed channel `id`, closed by a commitment, needs nothing
+    /// more on chain, so its kept state may go: the commitment and every
+    /// transaction of ours on it confirmed [`record::BURIED_DEPTH`] blocks
+    /// deep (beyond any reorg we follow), nothing of ours still on its way
+    /// back, no HTLC output unresolved (the peer's spends of its own are
+    /// recorded), no payment of ours still pending over it. A revoked
+    /// commitment: punished, and no output of it left as worth less than
+    /// its fee (a feerate change could still make it worth claiming).
+    pub(super) fn force_close_resolved(&self, id: ChannelId) -> bool {
+        let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
+            return false;
+        };
+        let height = self.height;
+        let buried = |h: Option<u32>| h.is_some_and(|h| height >= h + record::BURIED_DEPTH);
+        if c.kept.is_none() || c.mutual() || !buried(c.confirmed) {
+            return false;
+        }
+        // Ours (confirmed, or still able to): every one buried. Those
+        // replaced or in conflict can never confirm once these are buried.
+        if !c
+            .sweeps
+            .iter()
+            .filter(|s| s.live())
+            .all(|s| buried(s.confirmed))
+        {
+            return false;
+        }
+        if self
+            .by_htlc
+            .range((id, 0)..=(id, u64::MAX))
+            .next()
+            .is_some()
+        {
+            return false;
+        }
+        let Some(k) = self.confirmed_commitment(id) else {
+            return false;
+        };
+        match k.case {
+            Case::Revoked(_) => {
+                let commitment = k.spend.compute_txid();
+                self.punished(id) && !self.uneconomical.iter().any(|o| o.txid == commitment)
+            }
+            Case::Ours(_) | Case::Theirs(_) => {
+                let limbo = self.limbo(id);
+                limbo.closing == Amount::ZERO && limbo.htlcs.is_empty()
+            }
+        }
+    }
+
     /// Closed channel `id`'s funds on their way back.
     pub(super) fn limbo(&self, id: ChannelId) -> Limbo {
         let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
