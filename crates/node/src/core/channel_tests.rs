@@ -111,6 +111,17 @@ fn funded_devnet() -> Devnet {
     d
 }
 
+/// `fee` is `rate` (sat/kW) on the estimated weight of `tx`: at least on
+/// its real weight, and within the 50 weight units the estimate may
+/// exceed it by (73-byte signatures assumed).
+fn assert_fee_at(fee: u64, tx: &Transaction, rate: u64) {
+    let w = tx.weight().to_wu();
+    assert!(
+        fee >= rate * w / 1000 && fee <= rate * (w + 50) / 1000,
+        "a fee of {fee} sat is not {rate} sat/kW on {w} weight units"
+    );
+}
+
 /// Signs input `n` of `tx`, spending a devnet coin of `value` paying
 /// [`coin_script`] (P2WPKH, `SIGHASH_ALL`).
 fn sign_coin(tx: &mut Transaction, n: usize, value: Amount) {

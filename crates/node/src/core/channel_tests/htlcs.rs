@@ -180,11 +180,7 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     assert_eq!(sweep[0].input.len(), 1);
     assert!(p.accepted(&sweep[0]), "{:?}", p.mempool.last());
     let fee = htlc_value - sweep[0].output[0].value.to_sat();
-    let w = sweep[0].weight().to_wu();
-    assert!(
-        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
-        "fee {fee}"
-    );
+    assert_fee_at(fee, &sweep[0], 2_500);
 }
 
 #[test]
@@ -229,11 +225,7 @@ fn our_htlc_on_the_peers_commitment_comes_back_after_expiry() {
     assert_eq!(back.lock_time.to_consensus_u32(), expiry);
     assert!(p.accepted(back), "{:?}", p.mempool.last());
     let fee = 10_000 - back.output[0].value.to_sat();
-    let w = back.weight().to_wu();
-    assert!(
-        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
-        "fee {fee}"
-    );
+    assert_fee_at(fee, back, 2_500);
     p.block_both(vec![first[0].clone(), back.clone()]);
     for _ in 0..4 {
         p.block_both(vec![]);
@@ -567,11 +559,7 @@ fn a_feerate_spike_replaces_a_pending_htlc_claim() {
     );
     assert!(second.output[0].value < first.output[0].value);
     let fee = 10_000 - second.output[0].value.to_sat();
-    let w = second.weight().to_wu();
-    assert!(
-        fee >= 10_000 * w / 1000 && fee <= 10_000 * (w + 50) / 1000,
-        "fee {fee}"
-    );
+    assert_fee_at(fee, &second, 10_000);
     assert!(p.accepted(&second), "{:?}", p.mempool.last());
     let pending = p.core(Side::B).pending_broadcasts();
     assert!(pending.contains(&second) && !pending.contains(&first));

@@ -76,11 +76,7 @@ fn a_revoked_commitment_on_chain_is_punished() {
     let mut taken = 0;
     for tx in &justice {
         let fee = value_of(tx) - tx.output[0].value.to_sat();
-        let weight = tx.weight().to_wu();
-        assert!(
-            fee >= 2_500 * weight / 1000 && fee <= 2_500 * (weight + 50) / 1000,
-            "fee {fee}"
-        );
+        assert_fee_at(fee, tx, 2_500);
         assert_eq!(tx.output[0].script_pubkey, settings().close_script.unwrap());
         assert!(p.accepted(tx), "the devnet mempool accepts {tx:?}");
         taken += value_of(tx);
@@ -125,6 +121,16 @@ fn spends_output(tx: &Transaction, funding: &Transaction) -> bool {
 }
 
 impl Pair {
+    /// B's revoked commitment confirms (on the devnet too, so that its
+    /// relative locktimes count there); returns the broadcast count before.
+    fn revoked_confirms(&mut self, revoked: &Transaction) -> usize {
+        self.devnet.accept(revoked.clone()).unwrap();
+        self.devnet.mine(1, &coin_script(), 1_700_000_000);
+        let since = self.broadcasts.len();
+        self.block(vec![revoked.clone()]);
+        since
+    }
+
     /// A block on the devnet too (so relative locktimes count there), with
     /// `txs`, to both nodes.
     pub(super) fn block_both(&mut self, txs: Vec<Transaction>) {
@@ -196,11 +202,7 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     assert_eq!(b.len(), 1, "{b:?}");
     assert!(p.accepted(&b[0]), "B's sweep in the mempool");
     let b_fee = 200_000 - out(&b[0], &settings().close_script.unwrap());
-    let w = b[0].weight().to_wu();
-    assert!(
-        b_fee >= 2_500 * w / 1000 && b_fee <= 2_500 * (w + 50) / 1000,
-        "{b_fee}"
-    );
+    assert_fee_at(b_fee, &b[0], 2_500);
     // A: its 800_000 sat less the commitment fee and anchors, after 144
     // blocks.
     let delay = ChannelSettings::default().config.to_self_delay;
@@ -227,11 +229,7 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
         .map(|o| o.value.to_sat());
     assert_eq!(a_value, Some(796_530));
     let a_fee = 796_530 - out(&a[0], &settings().close_script.unwrap());
-    let w = a[0].weight().to_wu();
-    assert!(
-        a_fee >= 2_500 * w / 1000 && a_fee <= 2_500 * (w + 50) / 1000,
-        "{a_fee}"
-    );
+    assert_fee_at(a_fee, &a[0], 2_500);
     assert_eq!(p.channel(Side::A).closing, a[0].output[0].value);
     assert_eq!(p.channel(Side::B).closing, b[0].output[0].value);
     // Both confirm: nothing left to broadcast, nothing on the way.
@@ -324,10 +322,7 @@ fn b_htlc_success(p: &Pair, snapshot: &MemStore, id: ChannelId) -> Transaction {
 #[test]
 fn the_cheaters_second_stage_is_taken_too() {
     let (mut p, id, _, revoked, snapshot) = revoked_state();
-    p.devnet.accept(revoked.clone()).unwrap();
-    p.devnet.mine(1, &coin_script(), 1_700_000_000);
-    let since = p.broadcasts.len();
-    p.block(vec![revoked.clone()]);
+    let since = p.revoked_confirms(&revoked);
     let justice = p.claims_on(Side::A, since, &revoked);
     assert_eq!(justice.len(), 2);
     // B's HTLC-success wins the HTLC output (valid under the interpreter).
@@ -354,11 +349,7 @@ fn the_cheaters_second_stage_is_taken_too() {
     // Zero-fee HTLC transaction (anchors): the whole 10_000 sat, less A's fee.
     assert_eq!(out.value, Amount::from_sat(10_000));
     let fee = 10_000 - second[0].output[0].value.to_sat();
-    let w = second[0].weight().to_wu();
-    assert!(
-        fee >= 2_500 * w / 1000 && fee <= 2_500 * (w + 50) / 1000,
-        "fee {fee}"
-    );
+    assert_fee_at(fee, &second[0], 2_500);
     let pending = p.core(Side::A).pending_broadcasts();
     assert!(pending.contains(&justice[0]));
     assert!(
@@ -441,10 +432,7 @@ fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
 #[test]
 fn justice_is_fee_bumped_in_a_spike() {
     let (mut p, _, _, revoked, _) = revoked_state();
-    p.devnet.accept(revoked.clone()).unwrap();
-    p.devnet.mine(1, &coin_script(), 1_700_000_000);
-    let since = p.broadcasts.len();
-    p.block(vec![revoked.clone()]);
+    let since = p.revoked_confirms(&revoked);
     let justice = p.claims_on(Side::A, since, &revoked);
     assert_eq!(justice.len(), 2);
     assert!(justice.iter().all(|t| p.accepted(t)));
@@ -473,11 +461,7 @@ fn justice_is_fee_bumped_in_a_spike() {
             })
             .sum();
         let fee = value - new.output[0].value.to_sat();
-        let w = new.weight().to_wu();
-        assert!(
-            fee >= 10_000 * w / 1000 && fee <= 10_000 * (w + 50) / 1000,
-            "fee {fee}"
-        );
+        assert_fee_at(fee, new, 10_000);
         assert!(p.accepted(new), "{:?}", p.mempool.last());
     }
     let pending = p.core(Side::A).pending_broadcasts();
