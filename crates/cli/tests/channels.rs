@@ -295,30 +295,61 @@ fn ledger(d: &Daemon) -> (u64, u64) {
     (out, inc)
 }
 
+/// An unspendable regtest address for blocks nobody needs to spend.
+const BURN: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+/// A served devnet, Alice (funded with 101 blocks) and Bob, and Alice's
+/// 1,000,000 sat channel to Bob, normal on both sides.
+struct TwoDaemons {
+    _served: common::Served,
+    chain_dir: PathBuf,
+    url: String,
+    cookie: PathBuf,
+    a: Daemon,
+    b: Daemon,
+    id: String,
+}
+
+fn two_daemons_with_a_channel(dir: &Path) -> TwoDaemons {
+    let chain_dir = dir.join("chain");
+    let served = common::serve(&chain_dir);
+    let url = served.url.clone();
+    let cookie = chain_dir.join("devnet/.cookie");
+    let a = Daemon::start(&dir.join("a"), &url, &cookie);
+    let b = Daemon::start(&dir.join("b"), &url, &cookie);
+    let a_addr = a.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "101", &a_addr);
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    let opened = a.ok(&["openchannel", &b.node_id, "1000000"]);
+    let id = opened["channel_id"].as_str().unwrap().to_owned();
+    mine(&chain_dir, &url, "3", BURN);
+    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
+    a.wait_channel(normal);
+    b.wait_channel(normal);
+    TwoDaemons {
+        _served: served,
+        chain_dir,
+        url,
+        cookie,
+        a,
+        b,
+        id,
+    }
+}
+
 /// The paying daemon is SIGKILLed with payments in flight, restarts from
 /// its store, reconnects to its channel peer by itself, and both ledgers
 /// match the channel to the msat.
 #[test]
 fn payer_killed_mid_flight_recovers_without_losing_a_msat() {
     let dir = tempfile::tempdir().unwrap();
-    let chain_dir = dir.path().join("chain");
-    let served = common::serve(&chain_dir);
-    let url = served.url.clone();
-    let cookie = chain_dir.join("devnet/.cookie");
-    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
-    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
-    let a_addr = a.ok(&["newaddress"])["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    mine(&chain_dir, &url, "101", &a_addr);
-    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
-    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
-    a.ok(&["openchannel", &b.node_id, "1000000"]);
-    mine(&chain_dir, &url, "3", burn);
+    let net = two_daemons_with_a_channel(dir.path());
+    let (url, cookie) = (net.url.clone(), net.cookie.clone());
+    let (a, b) = (net.a, net.b);
     let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
-    a.wait_channel(normal);
-    b.wait_channel(normal);
 
     let invoices: Vec<String> = (0..60)
         .map(|i| {
@@ -407,25 +438,10 @@ impl Daemon {
 #[test]
 fn a_force_close_survives_kill_9_at_each_step() {
     let dir = tempfile::tempdir().unwrap();
-    let chain_dir = dir.path().join("chain");
-    let served = common::serve(&chain_dir);
-    let url = served.url.clone();
-    let cookie = chain_dir.join("devnet/.cookie");
-    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
-    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
-    let a_addr = a.ok(&["newaddress"])["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    mine(&chain_dir, &url, "101", &a_addr);
-    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
-    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
-    let opened = a.ok(&["openchannel", &b.node_id, "1000000"]);
-    let id = opened["channel_id"].as_str().unwrap().to_owned();
-    mine(&chain_dir, &url, "3", burn);
-    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
-    a.wait_channel(normal);
-    b.wait_channel(normal);
+    let net = two_daemons_with_a_channel(dir.path());
+    let (chain_dir, url, cookie) = (net.chain_dir.clone(), net.url.clone(), net.cookie.clone());
+    let (a, b, id) = (net.a, net.b, net.id);
+    let burn = BURN;
     let inv = b.ok(&["invoice", "100000sat"]);
     a.ok(&["pay", inv["invoice"].as_str().unwrap()]);
     a.wait_channel(|c| c["pending_htlcs"] == 0 && c["local_msat"] == 900_000_000u64);
