@@ -5,8 +5,8 @@
 //!
 //! Pure: the caller gives the revoked commitment as seen on chain, the
 //! per-commitment secret the peer revealed for it, the HTLCs that
-//! commitment carried (stored when we signed it), and our basepoint
-//! secrets.
+//! commitment may have carried (each stored once, when we first signed a
+//! commitment with it), and our basepoint secrets.
 
 use beongae_script::commitment::CommitmentNumber;
 use beongae_script::keys::{derive_revocation_privkey, CommitmentKeys, KeyError};
@@ -65,8 +65,10 @@ impl std::fmt::Debug for PenaltySecrets {
 
 /// Every output of the peer's revoked commitment `tx` that is ours: its
 /// `to_local` and HTLC outputs (revocation key), and our `to_remote`.
-/// `htlcs` are the HTLCs of that commitment as the peer (its owner) sees
-/// them; `secret` is the `per_commitment_secret` it revealed for `number`.
+/// `htlcs` are HTLCs as the peer (the commitment's owner) sees them: at
+/// least every HTLC of that commitment, and any others (HTLCs of earlier or
+/// later commitments), which match no output and are skipped; `secret` is
+/// the `per_commitment_secret` it revealed for `number`.
 pub fn revoked_claims<C: Signing + Verification>(
     secp: &Secp256k1<C>,
     funded: &FundedChannel,
@@ -129,7 +131,14 @@ pub fn revoked_claims<C: Signing + Verification>(
         local_htlc_key: &keys.local_htlc_key,
         remote_htlc_key: &keys.remote_htlc_key,
     };
-    for h in htlcs {
+    // An HTLC output pays `amount_msat / 1000` rounded down (BOLT 3):
+    // candidates whose value no output has need no script.
+    let values: std::collections::HashSet<u64> =
+        tx.output.iter().map(|o| o.value.to_sat()).collect();
+    for h in htlcs
+        .iter()
+        .filter(|h| values.contains(&(h.amount.to_msat() / 1000)))
+    {
         let script = if h.offered {
             offered_htlc_script(htlc_keys, &h.payment_hash, funded.channel_type)
         } else {

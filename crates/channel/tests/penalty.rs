@@ -149,7 +149,31 @@ fn punish_every_revoked_state(ct: ChannelType, seed: u64) -> usize {
             commitment_number(&p.a.funded, &state.tx),
             Some(state.number.get())
         );
+        // As the node keeps them: every HTLC once, from the first
+        // commitment it is in, so that those of earlier states (settled
+        // since) come along and must match nothing.
+        let mut kept: Vec<SpecHtlc> = Vec::new();
+        for h in states
+            .iter()
+            .filter(|s| s.number.get() <= state.number.get())
+            .flat_map(|s| &s.htlcs)
+        {
+            if !kept.iter().any(|k| k.offered == h.offered && k.id == h.id) {
+                kept.push(h.clone());
+            }
+        }
         let claims = revoked_claims(
+            &p.secp,
+            &p.a.funded,
+            &state.tx,
+            state.number,
+            secret,
+            &kept,
+            &a_secrets(),
+        )
+        .unwrap();
+        // The same claims as from that commitment's own HTLCs.
+        let exact = revoked_claims(
             &p.secp,
             &p.a.funded,
             &state.tx,
@@ -159,6 +183,10 @@ fn punish_every_revoked_state(ct: ChannelType, seed: u64) -> usize {
             &a_secrets(),
         )
         .unwrap();
+        assert_eq!(
+            claims.iter().map(|c| c.input.outpoint).collect::<Vec<_>>(),
+            exact.iter().map(|c| c.input.outpoint).collect::<Vec<_>>()
+        );
         let justice = justice_transaction(&p.secp, &claims, wallet(), feerate).unwrap();
         for (n, input) in justice.input.iter().enumerate() {
             let spent = &state.tx.output[input.previous_output.vout as usize];

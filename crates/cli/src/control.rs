@@ -257,6 +257,7 @@ fn channel_json(c: &ChannelSummary) -> serde_json::Value {
         "local_msat": c.local.to_msat(),
         "remote_msat": c.remote.to_msat(),
         "pending_htlcs": c.pending_htlcs,
+        "updates": c.updates,
         "funding_txid": c.funding_txid.to_string(),
         "short_channel_id": c.short_channel_id.map(scid),
         "alias": c.alias.map(scid),

@@ -17,11 +17,11 @@
 //! payments.
 //!
 //! Then what the payer keeps on disk for on-chain enforcement (BOLT 5) per
-//! state of the channel: the HTLCs of each commitment of the peer's it
-//! signed (`remote_htlcs`, nothing for a commitment without HTLCs) and the
-//! channel record (constant: the peer's revealed secrets in shachain form),
-//! next to the goal of 500 bytes per state and to what keeping each signed
-//! commitment transaction would take.
+//! payment and per state of the channel: each HTLC of the peer's
+//! commitments once, whatever the number of commitments it stays in
+//! (`remote_htlcs`), and the channel record (constant: the peer's revealed
+//! secrets in shachain form), next to the goal of 500 bytes per state and
+//! to what keeping each signed commitment transaction would take.
 //!
 //! Run: `cargo bench -p beongae-node --bench payments`.
 
@@ -109,10 +109,10 @@ async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The peer's commitments the payer signed so far on channel `id` (the
-/// highest number with HTLCs kept, plus one) and the bytes kept for them:
-/// HTLC records, and the channel record.
-fn monitor_bytes(store: &std::path::Path, id: beongae_wire::ChannelId) -> (u64, u64, u64) {
+/// The bytes the payer keeps on channel `id` for a penalty: its HTLC
+/// records (each HTLC of the peer's commitments once), and the channel
+/// record.
+fn monitor_bytes(store: &std::path::Path, id: beongae_wire::ChannelId) -> (u64, u64) {
     use beongae_node::core::channels::record::{NS_CHANNELS, NS_REMOTE_HTLCS};
     // The node holds its store locked: read a copy (with its write-ahead
     // log).
@@ -127,13 +127,9 @@ fn monitor_bytes(store: &std::path::Path, id: beongae_wire::ChannelId) -> (u64, 
         std::fs::copy(wal(store), wal(&copy)).unwrap();
     }
     let store = SqliteStore::open(&copy).unwrap();
-    let entries = store.list(NS_REMOTE_HTLCS, &id.0).unwrap();
-    let states = entries
-        .iter()
-        .map(|(k, _)| u64::from_be_bytes(k[32..40].try_into().unwrap()) + 1)
-        .max()
-        .unwrap_or(0);
-    let htlcs: u64 = entries
+    let htlcs: u64 = store
+        .list(NS_REMOTE_HTLCS, &id.0)
+        .unwrap()
         .iter()
         .map(|(k, v)| (k.len() + v.len()) as u64)
         .sum();
@@ -144,7 +140,13 @@ fn monitor_bytes(store: &std::path::Path, id: beongae_wire::ChannelId) -> (u64, 
     drop(store);
     let _ = std::fs::remove_file(wal(&copy));
     let _ = std::fs::remove_file(&copy);
-    (states, htlcs, record)
+    (htlcs, record)
+}
+
+/// The peer's commitments the payer signed so far on channel `id`.
+async fn updates(e: &Embedded, id: beongae_wire::ChannelId) -> u64 {
+    let c = e.node.handle().channels().await.unwrap();
+    c.iter().find(|c| c.channel_id == id).unwrap().updates
 }
 
 /// Durable one-row commits per second on a fresh store.
@@ -195,14 +197,14 @@ fn main() {
         let store = dir.0.join("a").join(embedded::STORE_FILE);
         let mut kept = Vec::new();
         for (n, count) in [(1usize, 300usize), (10, 1_000), (100, 2_000)] {
-            let before = monitor_bytes(&store, id);
+            let before = (monitor_bytes(&store, id), updates(&a, id).await);
             let per_sec = run(&a, &b, count, n).await;
             println!(
                 "{n:>3} in flight: {per_sec:>7.0} payments/s over TCP with SQLite (ratio to store commits/s {:.3})",
                 per_sec / commits
             );
-            let after = monitor_bytes(&store, id);
-            kept.push((n, count, after.0 - before.0, after.1 - before.1, after.2));
+            let after = (monitor_bytes(&store, id), updates(&a, id).await);
+            kept.push((n, count, after.1 - before.1, after.0 .0 - before.0 .0, after.0 .1));
         }
         // A signed commitment with one HTLC: what keeping each would cost.
         let one_htlc_commitment = 4 + 2 + 1 + 41 + 1 + 5 * 43 + 4 + 1 + 2 * 73 + 72;
@@ -210,7 +212,8 @@ fn main() {
             let per_state = bytes as f64 / states.max(1) as f64;
             let per_payment = bytes as f64 / payments as f64;
             println!(
-                "{n:>3} in flight: {payments} payments, {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_payment:.0} bytes per payment, {per_state:.0} per state (goal <= 500 per payment's states; a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all"
+                "{n:>3} in flight: {payments} payments, {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_payment:.0} bytes per payment (goal <= 500: a million payments' states in 500 MB), {per_state:.0} per state of {:.1} new payments (a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all",
+                payments as f64 / states.max(1) as f64
             );
         }
     });

@@ -138,15 +138,16 @@ pub enum Input {
         /// What to do.
         command: Command,
     },
-    /// The answer to [`Output::LoadRemoteHtlcs`]: the stored record (`None`
-    /// if the commitment had no HTLC), or why it could not be read.
+    /// The answer to [`Output::LoadRemoteHtlcs`]: the channel's entries
+    /// (key, value) in `record::NS_REMOTE_HTLCS`, or why they could not be
+    /// read.
     RemoteHtlcs {
         /// The channel.
         channel_id: ChannelId,
         /// The peer's commitment number.
         number: u64,
-        /// `record::encode_remote_htlcs` bytes.
-        stored: Result<Option<Vec<u8>>, String>,
+        /// The entries whose key starts with `channel_id`.
+        stored: Result<beongae_store::Entries, String>,
     },
     /// The wallet's answer to [`Output::FundClaim`].
     ClaimFunded {
@@ -409,9 +410,10 @@ pub enum Output {
         /// Feerate for the funding transaction.
         feerate: FeeratePerKw,
     },
-    /// Read the HTLCs of the peer's commitment `number` of a channel
-    /// (`record::NS_REMOTE_HTLCS`, none if absent); answer with
-    /// [`Input::RemoteHtlcs`]. What a penalty needs, kept on disk only.
+    /// Read the channel's entries in `record::NS_REMOTE_HTLCS` (every
+    /// entry whose key starts with `channel_id`); answer with
+    /// [`Input::RemoteHtlcs`]. What a penalty on the peer's revoked
+    /// commitment `number` needs, kept on disk only.
     LoadRemoteHtlcs {
         /// The channel.
         channel_id: ChannelId,

@@ -934,11 +934,9 @@ impl CoreDriver {
                         None => Err("no store".to_owned()),
                         Some(store) => tokio::task::spawn_blocking(move || {
                             store
-                                .get(
+                                .list(
                                     crate::core::channels::record::NS_REMOTE_HTLCS,
-                                    &crate::core::channels::record::remote_htlcs_key(
-                                        channel_id, number,
-                                    ),
+                                    &channel_id.0,
                                 )
                                 .map_err(|e| e.to_string())
                         })

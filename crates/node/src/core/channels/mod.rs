@@ -120,6 +120,9 @@ pub struct ChannelSummary {
     pub remote: Msat,
     /// HTLCs in our current commitment.
     pub pending_htlcs: usize,
+    /// While open: the number of the peer's latest commitment we signed
+    /// (one per batch of updates signed; 0 otherwise).
+    pub updates: u64,
     /// The funding outpoint's txid.
     pub funding_txid: Txid,
     /// Short channel id once the funding is deep enough.
@@ -1015,6 +1018,7 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         local: Msat::ZERO,
         remote: Msat::ZERO,
         pending_htlcs: 0,
+        updates: 0,
         funding_txid: Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
         short_channel_id: None,
         we_are_funder: false,
@@ -1055,6 +1059,8 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             s.local = chan.commitments.local.to_local;
             s.remote = chan.commitments.local.to_remote;
             s.pending_htlcs = chan.commitments.local.htlcs.len();
+            s.updates =
+                chan.remote.current.get() + u64::from(chan.commitments.remote_next.is_some());
             s.funding_txid = chan.funded.funding_outpoint.txid;
             s.short_channel_id = *scid;
             s.we_are_funder = chan.funded.we_are_funder;

@@ -322,19 +322,22 @@ impl Channels {
         match chan.sign(&self.secp) {
             Ok(Some(cs)) => {
                 // Kept for the penalty should this commitment ever be
-                // revoked and broadcast: its HTLCs (the secret comes later).
+                // revoked and broadcast: each HTLC once, with the first
+                // commitment it is in (the secret comes later).
                 let number = chan.remote.current.get() + 1;
-                if let Some(spec) = chan
-                    .commitments
-                    .remote_next
-                    .as_ref()
-                    .filter(|s| !s.htlcs.is_empty())
-                {
-                    self.batch.put(
-                        super::record::NS_REMOTE_HTLCS,
-                        super::record::remote_htlcs_key(id, number),
-                        super::record::encode_remote_htlcs(&spec.htlcs),
-                    );
+                if let Some(next) = &chan.commitments.remote_next {
+                    let before = &chan.commitments.remote.htlcs;
+                    for h in next.htlcs.iter().filter(|h| {
+                        !before
+                            .iter()
+                            .any(|b| b.offered == h.offered && b.id == h.id)
+                    }) {
+                        self.batch.put(
+                            super::record::NS_REMOTE_HTLCS,
+                            super::record::remote_htlc_key(id, number, h),
+                            super::record::encode_remote_htlc(h),
+                        );
+                    }
                 }
                 self.send(peer, cs);
                 self.touch(id);

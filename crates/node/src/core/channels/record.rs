@@ -32,9 +32,12 @@ pub const NS_NODE: &str = "node";
 /// Namespace of channel peers' addresses (node id → `HOST:PORT`), for
 /// reconnecting.
 pub const NS_PEERS: &str = "peers";
-/// Namespace of the HTLCs in each commitment of the peer's we signed
-/// (`channel_id` || commitment number, big-endian): what a penalty needs to
-/// rebuild the HTLC output scripts of a revoked commitment.
+/// Namespace of the HTLCs of the peer's commitments we signed, each stored
+/// once, when the first commitment of the peer's with it is signed
+/// ([`remote_htlc_key`]: `channel_id` || that commitment's number ||
+/// offered || id): what a penalty needs to rebuild the HTLC output scripts
+/// of a revoked commitment ([`remote_htlcs_in`]). Stores written before
+/// also hold one list per commitment (`channel_id` || number), still read.
 pub const NS_REMOTE_HTLCS: &str = "remote_htlcs";
 /// Key of the next channel key index.
 pub const KEY_NEXT_CHANNEL: &[u8] = b"next_channel_index";
@@ -756,9 +759,84 @@ pub fn decode_normal(
     Ok(NormalChannel::decode_state(state, signing, secrets)?)
 }
 
+/// Version of one HTLC in [`NS_REMOTE_HTLCS`] ([`encode_remote_htlc`]);
+/// a list per commitment (stores written before) has [`RECORD_VERSION`].
+const REMOTE_HTLC_VERSION: u8 = 2;
+
+/// The key of HTLC `h` (as the peer sees it) in [`NS_REMOTE_HTLCS`], first
+/// in the peer's commitment `from`.
+pub fn remote_htlc_key(
+    channel: ChannelId,
+    from: u64,
+    h: &beongae_channel::commitments::SpecHtlc,
+) -> Vec<u8> {
+    let mut k = channel.0.to_vec();
+    k.extend_from_slice(&from.to_be_bytes());
+    k.push(u8::from(h.offered));
+    k.extend_from_slice(&h.id.to_be_bytes());
+    k
+}
+
+/// The value of HTLC `h` in [`NS_REMOTE_HTLCS`]: `amount_msat`,
+/// `payment_hash`, `cltv_expiry` (the rest is in the key).
+pub fn encode_remote_htlc(h: &beongae_channel::commitments::SpecHtlc) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.write_u8(REMOTE_HTLC_VERSION);
+    w.write_u64(h.amount.to_msat());
+    w.write_bytes(&h.payment_hash.0);
+    w.write_u32(h.cltv_expiry);
+    w.into_vec()
+}
+
+/// Of a channel's entries in [`NS_REMOTE_HTLCS`], the HTLCs the peer's
+/// commitment `number` may carry: every HTLC first signed in it or before
+/// (those removed since match no output of it and are skipped by
+/// `beongae_channel::penalty::revoked_claims`), and a stored list of that
+/// very commitment (stores written before).
+pub fn remote_htlcs_in(
+    entries: &[(Vec<u8>, Vec<u8>)],
+    number: u64,
+) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let from = k
+            .get(32..40)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| RecordError::Corrupt("remote htlc key".into()))?;
+        match k.len() {
+            40 if from == number => out.extend(decode_remote_htlcs(v)?),
+            40 => {}
+            49 if from <= number => {
+                let mut r = Reader::new(v);
+                if r.read_u8()? != REMOTE_HTLC_VERSION {
+                    return Err(RecordError::Corrupt("remote htlc version".into()));
+                }
+                out.push(beongae_channel::commitments::SpecHtlc {
+                    offered: match k[40] {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(RecordError::Corrupt("htlc direction".into())),
+                    },
+                    id: u64::from_be_bytes(k[41..49].try_into().unwrap_or_default()),
+                    amount: Msat::from_msat(r.read_u64()?),
+                    payment_hash: PaymentHash(r.read_array()?),
+                    cltv_expiry: r.read_u32()?,
+                });
+                r.finish()?;
+            }
+            49 => {}
+            _ => return Err(RecordError::Corrupt("remote htlc key".into())),
+        }
+    }
+    Ok(out)
+}
+
 /// The HTLCs of one commitment of the peer's, as its owner sees them:
-/// `(offered by the peer, id, amount, payment_hash, cltv_expiry)`.
-pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
+/// `(offered by the peer, id, amount, payment_hash, cltv_expiry)`, as
+/// stores written before kept them (one list per commitment).
+#[cfg(test)]
+fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
     let mut w = Writer::new();
     w.write_u8(RECORD_VERSION);
     w.write_u16(htlcs.len() as u16); // at most 966
@@ -772,8 +850,8 @@ pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> 
     w.into_vec()
 }
 
-/// Reads [`encode_remote_htlcs`].
-pub fn decode_remote_htlcs(
+/// Reads a list of one commitment's HTLCs (stores written before).
+fn decode_remote_htlcs(
     bytes: &[u8],
 ) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
     let mut r = Reader::new(bytes);
@@ -798,13 +876,6 @@ pub fn decode_remote_htlcs(
         .collect::<Result<_, RecordError>>()?;
     r.finish()?;
     Ok(v)
-}
-
-/// The key of commitment `n` of the peer's in [`NS_REMOTE_HTLCS`].
-pub fn remote_htlcs_key(channel: ChannelId, n: u64) -> Vec<u8> {
-    let mut k = channel.0.to_vec();
-    k.extend_from_slice(&n.to_be_bytes());
-    k
 }
 
 #[cfg(test)]
@@ -863,6 +934,47 @@ mod tests {
         for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
             assert!(ChannelRecord::decode(&bytes[..cut]).is_err(), "{cut}");
         }
+
+        // The peer's HTLCs, each kept once from its first commitment; a
+        // list per commitment from stores written before.
+        let htlc = |offered, id, msat| beongae_channel::commitments::SpecHtlc {
+            offered,
+            id,
+            amount: Msat::from_msat(msat),
+            payment_hash: PaymentHash([id as u8; 32]),
+            cltv_expiry: 500 + id as u32,
+        };
+        let ch = ChannelId([4; 32]);
+        let (h1, h2, h3) = (
+            htlc(true, 1, 5_000_000),
+            htlc(false, 7, 1_000),
+            htlc(true, 2, 9),
+        );
+        let mut entries = vec![
+            (remote_htlc_key(ch, 3, &h1), encode_remote_htlc(&h1)),
+            (remote_htlc_key(ch, 5, &h2), encode_remote_htlc(&h2)),
+            (remote_htlc_key(ch, 9, &h3), encode_remote_htlc(&h3)),
+        ];
+        assert_eq!(remote_htlcs_in(&entries, 2).unwrap(), vec![]);
+        assert_eq!(
+            remote_htlcs_in(&entries, 5).unwrap(),
+            vec![h1.clone(), h2.clone()]
+        );
+        assert_eq!(
+            remote_htlcs_in(&entries, 9).unwrap(),
+            vec![h1.clone(), h2.clone(), h3.clone()]
+        );
+        let mut legacy = ch.0.to_vec();
+        legacy.extend_from_slice(&4u64.to_be_bytes());
+        entries.push((legacy, encode_remote_htlcs(std::slice::from_ref(&h3))));
+        assert_eq!(
+            remote_htlcs_in(&entries, 4).unwrap(),
+            vec![h1.clone(), h3.clone()]
+        );
+        assert_eq!(remote_htlcs_in(&entries, 5).unwrap(), vec![h1, h2]);
+        entries[0].1.pop();
+        assert!(remote_htlcs_in(&entries, 5).is_err());
+        assert!(remote_htlcs_in(&[(vec![4; 33], vec![])], 5).is_err());
 
         let inv = InvoiceRecord {
             index: 7,

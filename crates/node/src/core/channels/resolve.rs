@@ -690,12 +690,11 @@ impl Channels {
         &mut self,
         id: ChannelId,
         number: u64,
-        stored: Result<Option<Vec<u8>>, String>,
+        stored: Result<beongae_store::Entries, String>,
     ) {
         self.loading.remove(&id);
         let htlcs = match stored {
-            Ok(None) => Vec::new(),
-            Ok(Some(bytes)) => match record::decode_remote_htlcs(&bytes) {
+            Ok(entries) => match record::remote_htlcs_in(&entries, number) {
                 Ok(h) => h,
                 Err(e) => {
                     // Its to_local and our to_remote cannot wait.
