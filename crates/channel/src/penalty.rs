@@ -19,7 +19,7 @@ use bitcoin::{ScriptBuf, Transaction};
 
 use crate::commitments::SpecHtlc;
 pub use crate::onchain::{claim_transaction as justice_transaction, commitment_number, Claim};
-use crate::onchain::{p2wsh_claim, take_output, to_remote_claim};
+use crate::onchain::{take_output, to_remote_claim};
 use crate::sign::FundedChannel;
 
 /// Why a penalty could not be made.
@@ -172,19 +172,21 @@ pub fn revoked_claims<C: Signing + Verification>(
     Ok(claims)
 }
 
-/// BOLT 5 §"Revoked Transaction Close Handling": the cheater spent an HTLC
-/// output of its revoked commitment with its own HTLC-timeout or
-/// HTLC-success transaction `htlc_tx` first; its output has the
+/// BOLT 5 §"Revoked Transaction Close Handling": the cheater spent HTLC
+/// outputs of its revoked commitment with its own HTLC-timeout or
+/// HTLC-success transaction `htlc_tx` first; each such output has the
 /// `to_local` script of that commitment ("MUST resolve ... by spending it
 /// using the revocation private key"), and we take it before the cheater's
-/// `to_self_delay` runs out.
-pub fn second_stage_claim<C: Signing + Verification>(
+/// `to_self_delay` runs out. With anchors one transaction of the cheater's
+/// may carry several HTLC transactions (`SIGHASH_SINGLE|ANYONECANPAY`
+/// lets it join them): every output with that script is claimed.
+pub fn second_stage_claims<C: Signing + Verification>(
     secp: &Secp256k1<C>,
     funded: &FundedChannel,
     htlc_tx: &Transaction,
     secret: [u8; 32],
     secrets: &PenaltySecrets,
-) -> Result<Option<Claim>, PenaltyError> {
+) -> Result<Vec<Claim>, PenaltyError> {
     let per_commitment_secret =
         SecretKey::from_slice(&secret).map_err(|_| PenaltyError::BadSecret)?;
     let point = PublicKey::from_secret_key(secp, &per_commitment_secret);
@@ -195,20 +197,37 @@ pub fn second_stage_claim<C: Signing + Verification>(
         &keys.local_delayed_key,
     );
     let key = derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret)?;
-    Ok(p2wsh_claim(htlc_tx, script, SpendPath::RevokedDelayed, key))
+    let txid = htlc_tx.compute_txid();
+    let script_pubkey = script.to_p2wsh();
+    let mut used = vec![false; htlc_tx.output.len()];
+    let mut claims = Vec::new();
+    while let Some((outpoint, value)) = take_output(htlc_tx, txid, &mut used, &script_pubkey) {
+        claims.push(Claim {
+            input: SweepInput {
+                outpoint,
+                value,
+                witness_script: Some(script.clone()),
+                path: SpendPath::RevokedDelayed,
+            },
+            key,
+        });
+    }
+    Ok(claims)
 }
 
 /// The claims a justice transaction of ours makes on the peer's revoked
-/// commitment `commitment`, read back from its inputs' witnesses (each
+/// commitment or on the cheater's HTLC transactions spending it (`parents`:
+/// each input's transaction), read back from its inputs' witnesses (each
 /// input's script and spending path) so that it can be signed again at
 /// another feerate (a fee bump) without the HTLC list it was made from:
-/// `to_local` and HTLC outputs with the revocation key for `secret`, our
-/// `to_remote` with our payment key. `None` if an input spends something
-/// else or does not read as one of ours.
+/// `to_local`, HTLC outputs and second-stage outputs with the revocation
+/// key for `secret`, our `to_remote` with our payment key. `None` if an
+/// input spends something not in `parents` or does not read as one of
+/// ours.
 pub fn justice_claims_of<C: Signing + Verification>(
     secp: &Secp256k1<C>,
     funded: &FundedChannel,
-    commitment: &Transaction,
+    parents: &[&Transaction],
     justice: &Transaction,
     secret: [u8; 32],
     secrets: &PenaltySecrets,
@@ -216,16 +235,17 @@ pub fn justice_claims_of<C: Signing + Verification>(
     let per_commitment_secret = SecretKey::from_slice(&secret).ok()?;
     let revocation_key =
         derive_revocation_privkey(secp, &secrets.revocation_base, &per_commitment_secret).ok()?;
-    let txid = commitment.compute_txid();
+    let parents: Vec<(bitcoin::Txid, &Transaction)> =
+        parents.iter().map(|t| (t.compute_txid(), *t)).collect();
     let ours = funded.local_keys.payment_basepoint;
     justice
         .input
         .iter()
         .map(|input| {
-            if input.previous_output.txid != txid {
-                return None;
-            }
-            let value = commitment
+            let (_, parent) = parents
+                .iter()
+                .find(|(txid, _)| *txid == input.previous_output.txid)?;
+            let value = parent
                 .output
                 .get(input.previous_output.vout as usize)?
                 .value;

@@ -13,7 +13,8 @@ mod common;
 use beongae_channel::commitments::SpecHtlc;
 use beongae_channel::normal::Event;
 use beongae_channel::penalty::{
-    commitment_number, justice_transaction, revoked_claims, PenaltyError, PenaltySecrets,
+    commitment_number, justice_claims_of, justice_transaction, revoked_claims, second_stage_claims,
+    PenaltyError, PenaltySecrets,
 };
 use beongae_script::commitment::CommitmentNumber;
 use beongae_script::{ChannelType, FeeratePerKw};
@@ -53,9 +54,10 @@ impl Rng {
 }
 
 /// One of B's commitments as B held it: the signed transaction, its
-/// number, its HTLCs (as B sees them).
+/// number, its HTLCs (as B sees them), its content.
 struct State {
     tx: Transaction,
+    spec: beongae_channel::commitments::CommitSpec,
     number: CommitmentNumber,
     htlcs: Vec<SpecHtlc>,
 }
@@ -63,6 +65,7 @@ struct State {
 fn b_state(p: &Pair) -> State {
     State {
         tx: p.b.signed_local_commitment(&p.secp).unwrap(),
+        spec: p.b.commitments.local.clone(),
         number: p.b.local_number,
         htlcs: p.b.commitments.local.htlcs.clone(),
     }
@@ -314,7 +317,6 @@ fn refusals() {
 /// interpreter, paying more fee; for both channel types.
 #[test]
 fn justice_is_rebuilt_from_its_witnesses_to_bump_its_fee() {
-    use beongae_channel::penalty::justice_claims_of;
     for ct in [ChannelType::Anchors, ChannelType::StaticRemoteKey] {
         let (p, states) = random_states(ct, 7, 20);
         let state = states
@@ -337,7 +339,7 @@ fn justice_is_rebuilt_from_its_witnesses_to_bump_its_fee() {
         let again = justice_claims_of(
             &p.secp,
             &p.a.funded,
-            &state.tx,
+            &[&state.tx],
             &first,
             secret,
             &a_secrets(),
@@ -369,11 +371,107 @@ fn justice_is_rebuilt_from_its_witnesses_to_bump_its_fee() {
         assert!(justice_claims_of(
             &p.secp,
             &p.a.funded,
-            &state.tx,
+            &[&state.tx],
             &state.tx,
             secret,
             &a_secrets()
         )
         .is_none());
     }
+}
+
+/// BOLT 5: the cheater spends two HTLC outputs of its revoked commitment
+/// with one transaction (anchors: `SIGHASH_SINGLE|ANYONECANPAY` lets it
+/// join its HTLC transactions, input i paying output i): both outputs are
+/// claimed with the revocation key, under the interpreter, and the claim
+/// is rebuilt from its witnesses at a higher fee. Outputs of another
+/// commitment's secret, or of a transaction without them, are not ours.
+#[test]
+fn every_second_stage_output_of_a_joined_htlc_transaction_is_taken() {
+    use beongae_channel::sign::Owner;
+    let (p, states) = random_states(ChannelType::Anchors, 11, 40);
+    let (state, built) = states
+        .iter()
+        .filter(|s| s.number != p.b.local_number)
+        .find_map(|s| {
+            let secret = p.a.remote.revoked_secret(s.number).unwrap();
+            let point = bitcoin::secp256k1::PublicKey::from_secret_key(
+                &p.secp,
+                &bitcoin::secp256k1::SecretKey::from_slice(&secret).unwrap(),
+            );
+            let built =
+                p.b.funded
+                    .build(&p.secp, Owner::Local, &s.spec, s.number, &point)
+                    .unwrap();
+            (built.commitment.tx.compute_txid() == s.tx.compute_txid() && built.htlc_txs.len() >= 2)
+                .then_some((s, built))
+        })
+        .expect("a revoked state with two htlc outputs");
+    let (h0, h1) = (&built.htlc_txs[0], &built.htlc_txs[1]);
+    let joined = Transaction {
+        version: h0.version,
+        lock_time: h0.lock_time,
+        input: vec![h0.input[0].clone(), h1.input[0].clone()],
+        output: vec![h0.output[0].clone(), h1.output[0].clone()],
+    };
+    let secret = p.a.remote.revoked_secret(state.number).unwrap();
+    let claims = second_stage_claims(&p.secp, &p.a.funded, &joined, secret, &a_secrets()).unwrap();
+    assert_eq!(claims.len(), 2);
+    let worth = h0.output[0].value + h1.output[0].value;
+    assert_eq!(
+        claims
+            .iter()
+            .map(|c| c.input.value)
+            .sum::<bitcoin::Amount>(),
+        worth
+    );
+    let verify = |tx: &Transaction| {
+        for (n, input) in tx.input.iter().enumerate() {
+            let spent = &joined.output[input.previous_output.vout as usize];
+            spent
+                .script_pubkey
+                .verify(n, spent.value, &serialize(tx))
+                .unwrap_or_else(|e| panic!("input {n}: {e:?}"));
+        }
+    };
+    let first = justice_transaction(&p.secp, &claims, wallet(), FeeratePerKw(1_000)).unwrap();
+    verify(&first);
+    let again = justice_claims_of(
+        &p.secp,
+        &p.a.funded,
+        &[&state.tx, &joined],
+        &first,
+        secret,
+        &a_secrets(),
+    )
+    .unwrap();
+    let bumped = justice_transaction(&p.secp, &again, wallet(), FeeratePerKw(4_000)).unwrap();
+    verify(&bumped);
+    assert!(bumped.output[0].value < first.output[0].value);
+    // Without the joined transaction its inputs do not read as ours.
+    assert!(justice_claims_of(
+        &p.secp,
+        &p.a.funded,
+        &[&state.tx],
+        &first,
+        secret,
+        &a_secrets()
+    )
+    .is_none());
+    // Another commitment's secret, or a transaction without such outputs.
+    let other = states
+        .iter()
+        .find(|s| s.number != state.number && s.number != p.b.local_number)
+        .unwrap();
+    let wrong = p.a.remote.revoked_secret(other.number).unwrap();
+    assert!(
+        second_stage_claims(&p.secp, &p.a.funded, &joined, wrong, &a_secrets())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        second_stage_claims(&p.secp, &p.a.funded, &first, secret, &a_secrets())
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -357,6 +357,28 @@ fn the_cheaters_second_stage_is_taken_too() {
         "the lost claim is not sent again"
     );
     assert!(pending.contains(&second[0]));
+    // After a restart (the cheater's transaction is kept with the claim), a
+    // fee spike: the second-stage claim is signed again at the new
+    // feerate, the same output, under the interpreter; the old one is not
+    // sent again.
+    p.restart(Side::A);
+    p.run(vec![(
+        Side::A,
+        Input::FeerateEstimate(FeeratePerKw(10_000)),
+    )]);
+    let all = p.claims_on(Side::A, since, &success);
+    let bumped = all.last().unwrap();
+    assert_ne!(bumped, &second[0]);
+    assert_eq!(
+        bumped.input[0].previous_output,
+        second[0].input[0].previous_output
+    );
+    out.script_pubkey
+        .verify(0, out.value, &bitcoin::consensus::serialize(bumped))
+        .unwrap();
+    assert_fee_at(10_000 - bumped.output[0].value.to_sat(), bumped, 10_000);
+    let pending = p.core(Side::A).pending_broadcasts();
+    assert!(pending.contains(bumped) && !pending.contains(&second[0]));
 }
 
 /// A channel forced closed before `channel_ready` (commitment 0): B's

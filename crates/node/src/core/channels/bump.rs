@@ -308,11 +308,13 @@ impl Channels {
         }
     }
 
-    /// RBF of our pending justice transactions on a revoked commitment
-    /// (BOLT 5: the penalty must confirm before the cheater's
-    /// `to_self_delay` lets it take its `to_local`; its HTLC outputs it can
-    /// take at any time). Each is read back from its witnesses and signed
-    /// again at the target of that deadline, capped by what it takes.
+    /// RBF of our pending justice transactions on a revoked commitment and
+    /// on the cheater's HTLC transactions spending it (BOLT 5: the penalty
+    /// must confirm before the cheater's `to_self_delay` lets it take its
+    /// `to_local`, or a second-stage output, counted from the block of the
+    /// transaction with the output; its HTLC outputs it can take at any
+    /// time). Each is read back from its witnesses and signed again at the
+    /// target of its deadline, capped by what it takes.
     fn bump_justice(&mut self, id: ChannelId, k: &Confirmed) {
         if !matches!(k.case, Case::Revoked(_)) {
             return;
@@ -323,18 +325,38 @@ impl Channels {
         let Phase::Closed(c) = &entry.phase else {
             return;
         };
-        let commitment = k.spend.compute_txid();
-        let pending: Vec<(Transaction, FeeratePerKw)> = c
+        let delay = u32::from(k.view.funded.remote_to_self_delay);
+        // Each transaction we may spend from, and the height its outputs'
+        // delay counts from.
+        let mut parents: Vec<(bitcoin::Txid, &Transaction, u32)> =
+            vec![(k.spend.compute_txid(), &k.spend, k.height)];
+        for t in &c.theirs {
+            let txid = t.compute_txid();
+            if let Some(s) = c.spent.iter().find(|s| s.txid == txid) {
+                parents.push((txid, t, s.height));
+            }
+        }
+        let pending: Vec<(Transaction, FeeratePerKw, u32)> = c
             .sweeps
             .iter()
             .filter(|s| s.pending())
-            .filter(|s| {
-                s.tx.input
-                    .iter()
-                    .all(|i| i.previous_output.txid == commitment)
+            .filter_map(|s| {
+                let deadline =
+                    s.tx.input
+                        .iter()
+                        .map(|i| {
+                            parents
+                                .iter()
+                                .find(|(txid, _, _)| *txid == i.previous_output.txid)
+                                .map(|(_, _, h)| h + delay)
+                        })
+                        .collect::<Option<Vec<u32>>>()?
+                        .into_iter()
+                        .min()?;
+                s.feerate.map(|f| (s.tx.clone(), f, deadline))
             })
-            .filter_map(|s| s.feerate.map(|f| (s.tx.clone(), f)))
             .collect();
+        let parent_txs: Vec<&Transaction> = parents.iter().map(|(_, t, _)| *t).collect();
         if pending.is_empty() {
             return;
         }
@@ -357,15 +379,15 @@ impl Channels {
             revocation_base: keys.revocation_base,
             payment_base: keys.payment_base,
         };
-        let deadline = k.height + u32::from(k.view.funded.remote_to_self_delay);
         let Some(destination) = self.settings.close_script.clone() else {
             return;
         };
-        for (tx, paid) in pending {
+        let mut bumps = Vec::new();
+        for (tx, paid, deadline) in pending {
             let Some(claims) = beongae_channel::penalty::justice_claims_of(
                 &self.secp,
                 &k.view.funded,
-                &k.spend,
+                &parent_txs,
                 &tx,
                 secret,
                 &penalty,
@@ -385,21 +407,20 @@ impl Channels {
                 continue;
             }
             match claim_transaction(&self.secp, &claims, destination.clone(), target) {
-                Ok(new) => {
-                    let old = tx.compute_txid();
-                    if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase)
-                    {
-                        if let Some(s) = c.sweeps.iter_mut().find(|s| s.tx.compute_txid() == old) {
-                            s.replaced = true;
-                        }
-                    }
-                    tracing::warn!(channel = %id, %old, new = %new.compute_txid(), feerate = target.0, "fee bump of a justice transaction");
-                    self.keep_and_broadcast(id, new, Some(target));
-                }
+                Ok(new) => bumps.push((tx.compute_txid(), new, target)),
                 Err(e) => {
                     tracing::warn!(channel = %id, error = %e, "cannot bump a justice transaction any further");
                 }
             }
+        }
+        for (old, new, target) in bumps {
+            if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+                if let Some(s) = c.sweeps.iter_mut().find(|s| s.tx.compute_txid() == old) {
+                    s.replaced = true;
+                }
+            }
+            tracing::warn!(channel = %id, %old, new = %new.compute_txid(), feerate = target.0, "fee bump of a justice transaction");
+            self.keep_and_broadcast(id, new, Some(target));
         }
     }
 

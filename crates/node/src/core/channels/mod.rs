@@ -777,6 +777,7 @@ impl Channels {
             withheld: record::Withheld::No,
             sweeps: Vec::new(),
             spent: Vec::new(),
+            theirs: Vec::new(),
         });
         entry.redo.clear();
         self.touch(id);

@@ -53,7 +53,7 @@ const RECORD_VERSION: u8 = 1;
 /// peer's spends of the confirmed commitment's outputs, version 5 each
 /// sweep's feerate, replacement and conflict, and when an unfunded channel
 /// was signed; versions 1 to 4 are read.
-const CHANNEL_RECORD_VERSION: u8 = 5;
+const CHANNEL_RECORD_VERSION: u8 = 6;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +151,10 @@ pub struct Closed {
     /// Outputs of the confirmed commitment that a transaction not ours
     /// spent: not claimed again unless a reorg undoes that spend.
     pub spent: Vec<Spent>,
+    /// The cheater's transactions spending HTLC outputs of its revoked
+    /// commitment, whose outputs we claim (BOLT 5): what a fee bump of
+    /// those claims reads the values they spend from.
+    pub theirs: Vec<Transaction>,
 }
 
 /// An output a transaction not ours spent, and where.
@@ -367,6 +371,7 @@ impl ChannelRecord {
                 withheld,
                 sweeps,
                 spent,
+                theirs,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -413,6 +418,10 @@ impl ChannelRecord {
                     w.write_u32(s.outpoint.vout);
                     w.write_bytes(&s.txid.to_byte_array());
                     w.write_u32(s.height);
+                }
+                w.write_u32(theirs.len() as u32);
+                for tx in theirs {
+                    put_tx(&mut w, &Some(tx.clone()));
                 }
             }
         }
@@ -567,6 +576,18 @@ impl ChannelRecord {
                 } else {
                     Vec::new()
                 };
+                let theirs = if v >= 6 {
+                    let n = r.read_u32()?;
+                    (0..n)
+                        .map(|_| {
+                            get_tx(&mut r)?.ok_or_else(|| {
+                                RecordError::Corrupt("the cheater's transaction".into())
+                            })
+                        })
+                        .collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -578,6 +599,7 @@ impl ChannelRecord {
                     withheld,
                     sweeps,
                     spent,
+                    theirs,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),

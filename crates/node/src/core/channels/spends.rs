@@ -15,7 +15,7 @@
 
 use beongae_channel::onchain::commitment_number;
 use beongae_channel::onchain_htlcs::{preimage_in, HtlcOutput};
-use beongae_channel::penalty::{second_stage_claim, PenaltySecrets};
+use beongae_channel::penalty::{second_stage_claims, PenaltySecrets};
 use beongae_script::commitment::CommitmentNumber;
 use beongae_wire::{ChannelId, PaymentHash};
 use bitcoin::{Block, Transaction, Txid};
@@ -163,10 +163,15 @@ impl Channels {
             payment_base: keys.payment_base,
         };
         let mut groups = Vec::new();
+        let mut parents = Vec::new();
         for t in theirs {
-            match second_stage_claim(&self.secp, &chan.funded, t, secret, &penalty_secrets) {
-                Ok(Some(claim)) => groups.push(vec![claim]),
-                Ok(None) => {}
+            match second_stage_claims(&self.secp, &chan.funded, t, secret, &penalty_secrets) {
+                Ok(claims) => {
+                    if !claims.is_empty() {
+                        parents.push((*t).clone());
+                    }
+                    groups.extend(claims.into_iter().map(|c| vec![c]));
+                }
                 Err(e) => {
                     tracing::error!(channel = %id, error = %e, "cannot claim the cheater's htlc transaction")
                 }
@@ -174,6 +179,16 @@ impl Channels {
         }
         if !groups.is_empty() {
             tracing::warn!(channel = %id, count = groups.len(), "the cheater spent revoked htlc outputs: taking their second stage");
+        }
+        // Kept with the claims (stored together): a fee bump of them reads
+        // the values they spend from these.
+        if let Some(Phase::Closed(c)) = self.entries.get_mut(&id).map(|e| &mut e.phase) {
+            for t in parents {
+                let txid = t.compute_txid();
+                if !c.theirs.iter().any(|x| x.compute_txid() == txid) {
+                    c.theirs.push(t);
+                }
+            }
         }
         self.sweep(id, groups);
     }
