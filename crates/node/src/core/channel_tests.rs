@@ -58,6 +58,8 @@ struct Pair {
     broadcasts: Vec<(Side, Transaction)>,
     /// Replies each side gave.
     replies: Vec<(Side, Reply)>,
+    /// Transactions each side told its wallet to forget.
+    forgotten: Vec<(Side, Txid)>,
     /// Messages each side sent (after the fact).
     sent: Vec<(Side, Message)>,
     /// Whether messages are delivered (false: the link is down).
@@ -267,6 +269,7 @@ impl Pair {
             height: 100,
             broadcasts: Vec::new(),
             replies: Vec::new(),
+            forgotten: Vec::new(),
             sent: Vec::new(),
             linked: true,
             stores: [BTreeMap::new(), BTreeMap::new()],
@@ -536,6 +539,7 @@ impl Pair {
                     o @ (Output::FundClaim { .. } | Output::DoubleSpend { .. }) => {
                         self.unanswered.push((side, o));
                     }
+                    Output::Forget { txid } => self.forgotten.push((side, txid)),
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
                         let stored = self.stores[side as usize]
                             .iter()

@@ -108,3 +108,63 @@ fn the_fundee_forgets_a_channel_whose_funding_never_confirms() {
         .iter()
         .any(|t| *t != funding && t.input[0].previous_output == funding.input[0].previous_output));
 }
+
+/// An open that ends before its funding transaction went out frees the
+/// coins the wallet reserved for it (`Output::Forget` of that
+/// transaction): the peer never answers `funding_created` and disconnects,
+/// or answers with an `error`; nothing is broadcast and no channel kept.
+#[test]
+fn an_open_that_fails_before_its_funding_went_out_frees_the_coins() {
+    for ending in ["disconnect", "error"] {
+        let mut p = Pair::new();
+        p.mute_after = Some((Side::B, "FundingSigned"));
+        p.run(vec![(
+            Side::A,
+            Input::Command {
+                id: CommandId(1),
+                command: Command::OpenChannel {
+                    node_id: p.ids.1,
+                    funding: Amount::from_sat(1_000_000),
+                    push: Msat::ZERO,
+                },
+            },
+        )]);
+        // The funding A built, named in its funding_created.
+        let created = p
+            .sent
+            .iter()
+            .find_map(|(s, m)| match m {
+                Message::FundingCreated(f) if *s == Side::A => Some(f.funding_txid),
+                _ => None,
+            })
+            .expect("funding_created");
+        assert!(p.forgotten.is_empty());
+        match ending {
+            "disconnect" => p.disconnect(),
+            _ => {
+                let temp = p
+                    .sent
+                    .iter()
+                    .find_map(|(s, m)| match m {
+                        Message::OpenChannel(o) if *s == Side::A => Some(o.temporary_channel_id),
+                        _ => None,
+                    })
+                    .unwrap();
+                let bytes = Message::Error(ErrorMessage::new(temp, "no"))
+                    .encode()
+                    .unwrap();
+                p.run(vec![(Side::A, Input::PeerMessage { peer: PA, bytes })]);
+            }
+        }
+        let txid = Txid::from_byte_array(created);
+        assert_eq!(p.forgotten, vec![(Side::A, txid)], "{ending}");
+        assert!(!p.broadcasts.iter().any(|(_, t)| t.compute_txid() == txid));
+        assert!(p.core(Side::A).channels().is_empty());
+        let reply = p
+            .replies
+            .iter()
+            .find(|(s, _)| *s == Side::A)
+            .map(|(_, r)| r.clone());
+        assert!(matches!(reply, Some(Reply::Failed(_))), "{reply:?}");
+    }
+}

@@ -75,7 +75,8 @@ impl Channels {
         for key in openings {
             if let Some(o) = self.opening.remove(&key) {
                 let why = format!("{node} disconnected during the channel open");
-                self.reply(o_command(&o), Reply::Failed(why));
+                let command = self.opening_dropped(&o);
+                self.reply(command, Reply::Failed(why));
             }
         }
         let ids: Vec<ChannelId> = self
@@ -925,8 +926,9 @@ impl Channels {
             .collect();
         for key in keys {
             if let Some(o) = self.opening.remove(&key) {
+                let command = self.opening_dropped(&o);
                 self.reply(
-                    o_command(&o),
+                    command,
                     Reply::Failed("the peer refused the channel".into()),
                 );
             }
@@ -949,8 +951,4 @@ fn peer_claims_ahead(e: &ReestablishError) -> bool {
         } => next_revocation > local || *next_commitment > remote + 1,
         _ => false,
     }
-}
-
-fn o_command(o: &super::open::Opening) -> Option<CommandId> {
-    o.command()
 }

@@ -72,6 +72,25 @@ impl Opening {
 }
 
 impl Channels {
+    /// An opening ends before its funding transaction went out: the
+    /// wallet's coins reserved for it ([`Output::BuildFunding`]) are freed
+    /// (`Output::Forget` of a transaction never broadcast). Returns the
+    /// command to answer.
+    pub(super) fn opening_dropped(&mut self, o: &Opening) -> Option<CommandId> {
+        if let Opening::Created { tx, .. } = o {
+            self.forget_unsent(tx);
+        }
+        o.command()
+    }
+
+    /// A funding transaction the wallet built that will never be sent:
+    /// its coins are freed.
+    fn forget_unsent(&mut self, tx: &Transaction) {
+        self.deferred.push(Output::Forget {
+            txid: tx.compute_txid(),
+        });
+    }
+
     /// `openchannel`: sends `open_channel` to a connected peer.
     pub(in crate::core) fn open(
         &mut self,
@@ -144,7 +163,10 @@ impl Channels {
 
     /// Ends an opening with an `error` to the peer and a failed reply.
     fn abandon(&mut self, node: NodeId, temp: ChannelId, why: String) {
-        let command = self.opening.remove(&(node, temp)).and_then(|o| o.command());
+        let command = self
+            .opening
+            .remove(&(node, temp))
+            .and_then(|o| self.opening_dropped(&o));
         self.send(node, ErrorMessage::new(temp, &why));
         self.reply(
             command,
@@ -218,6 +240,10 @@ impl Channels {
     ) {
         let key = (node, temp);
         let Some(Opening::Building { .. }) = self.opening.get(&key) else {
+            // The opening ended while the wallet built it.
+            if let Ok(tx) = &result {
+                self.forget_unsent(tx);
+            }
             return;
         };
         let Some(Opening::Building {
@@ -251,6 +277,7 @@ impl Channels {
             .iter()
             .position(|o| o.script_pubkey == script && o.value == amount)
         else {
+            self.forget_unsent(&tx);
             self.send(
                 node,
                 ErrorMessage::new(temp, "funding transaction could not be built"),
@@ -287,6 +314,7 @@ impl Channels {
         match created {
             Ok((funding, msg)) => {
                 if self.entries.contains_key(&funding.channel_id) {
+                    self.forget_unsent(&tx);
                     self.send(node, ErrorMessage::new(temp, "channel id collision"));
                     return self.reply(command, Reply::Failed("channel id collision".into()));
                 }
@@ -303,6 +331,7 @@ impl Channels {
                 );
             }
             Err(why) => {
+                self.forget_unsent(&tx);
                 self.send(node, ErrorMessage::new(temp, &why));
                 self.reply(command, Reply::Failed(why));
             }
@@ -333,7 +362,8 @@ impl Channels {
             return;
         };
         if let Err(e) = funding.receive_funding_signed(&self.secp, msg) {
-            // Nothing was broadcast: forget the channel.
+            // Nothing was broadcast: forget the channel, free the coins.
+            self.forget_unsent(&tx);
             self.send(node, ErrorMessage::new(msg.channel_id, &e.to_string()));
             return self.reply(command, Reply::Failed(format!("channel open failed: {e}")));
         }
