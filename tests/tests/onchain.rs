@@ -237,3 +237,58 @@ async fn a_cheater_loses_the_whole_channel() {
     assert_eq!(c.state, ChannelState::Closed);
     assert_eq!(c.closing_txid, Some(old.compute_txid()));
 }
+
+/// SAFETY.md "restarted during a reorg": Alice force-closes, sees her
+/// commitment confirm and stops. While she is down the chain reorganises:
+/// the block with her commitment is replaced by one with Bob's latest
+/// commitment. Restarted, Alice undoes the block she saw (her node resumes
+/// from the hashes of the blocks it processed), sees Bob's commitment
+/// instead and sweeps her balance from it to her wallet, to the sat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_while_down_is_undone_at_restart() {
+    let net = Net::new();
+    let (alice, bob, id) = open_and_pay(&net).await;
+    let feerate = net.devnet.lock().unwrap().fee_estimate_per_kw();
+    // Bob's latest commitment, from his store (he stays down).
+    bob.node.shutdown().await;
+    let theirs = beongae_node::embedded::commitment_in_backup(
+        &Net::seed(1),
+        bitcoin::Network::Regtest,
+        &net.dirs[1].path().join(STORE_FILE),
+        id,
+    )
+    .unwrap();
+    let txid = alice.node.handle().force_close_channel(id).await.unwrap();
+    net.in_mempool(txid).await;
+    net.mine(1);
+    let height = net.devnet.lock().unwrap().height();
+    wait_for(&alice, id, |c| {
+        c.closing_txid == Some(txid) && c.spendable_at == Some(height + 144)
+    })
+    .await;
+    let alice_before = alice.onchain.balance().unwrap().confirmed;
+    alice.node.shutdown().await;
+    {
+        let mut d = net.devnet.lock().unwrap();
+        d.disconnect(1);
+        assert_eq!(d.evict(txid).len(), 1);
+        d.accept(theirs.clone()).unwrap();
+    }
+    net.mine(2);
+    let alice = net.start(0).await;
+    wait_for(&alice, id, |c| {
+        c.closing_txid == Some(theirs.compute_txid())
+    })
+    .await;
+    // Her balance in Bob's commitment (anchors: one block of CSV, past).
+    let sweep = net.spender_of(theirs.compute_txid()).await;
+    assert_eq!(sweep.input.len(), 1);
+    assert_eq!(
+        theirs.output[sweep.input[0].previous_output.vout as usize].value,
+        Amount::from_sat(700_000) - feerate.fee_for_weight(1_124) - Amount::from_sat(660)
+    );
+    net.mine(1);
+    confirmed_balance(&alice, alice_before + sweep.output[0].value).await;
+    let c = channel(&alice, id).await;
+    assert_eq!(c.spendable_at, None);
+}

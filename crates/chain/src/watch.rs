@@ -47,6 +47,25 @@ impl ChainWatcher {
         })
     }
 
+    /// Resumes from the blocks a node processed before it stopped
+    /// (`(height, hash)`, lowest first, consecutive): the first poll
+    /// disconnects those the source's chain no longer has (a reorganisation
+    /// while the node was down), then connects the new ones. `None` if
+    /// `blocks` is empty or not consecutive.
+    pub fn resume(blocks: &[(u32, BlockHash)]) -> Option<Self> {
+        let base = blocks.first()?.0;
+        if blocks
+            .windows(2)
+            .any(|w| w[0].0.checked_add(1) != Some(w[1].0))
+        {
+            return None;
+        }
+        Some(ChainWatcher {
+            base,
+            hashes: blocks.iter().map(|(_, h)| *h).collect(),
+        })
+    }
+
     /// The last block we reported.
     pub fn tip(&self) -> (u32, BlockHash) {
         (
@@ -147,6 +166,47 @@ mod tests {
             }
         );
         assert_eq!(w.tip(), (4, chain.lock().unwrap().tip_hash()));
+    }
+
+    /// A node stopped at block 4 of a chain that was then reorganised
+    /// from block 3: resuming from its blocks disconnects 4 and 3 (tip
+    /// first) before connecting the new branch; from the same blocks on an
+    /// unchanged chain only the new blocks come.
+    #[test]
+    fn resuming_undoes_a_reorg_that_happened_meanwhile() {
+        let chain = Mutex::new(Devnet::new());
+        let spk = ScriptBuf::new_op_return([1u8; 1]);
+        chain.lock().unwrap().mine(4, &spk, 1_700_000_000);
+        let seen: Vec<(u32, BlockHash)> = {
+            let d = chain.lock().unwrap();
+            (1..=4)
+                .map(|h| (h, d.block_at(h).unwrap().block_hash()))
+                .collect()
+        };
+        assert!(ChainWatcher::resume(&[]).is_none());
+        assert!(ChainWatcher::resume(&[seen[0], seen[2]]).is_none());
+        let mut same = ChainWatcher::resume(&seen).unwrap();
+        assert_eq!(same.tip(), seen[3]);
+        chain.lock().unwrap().mine(1, &spk, 1_700_000_000);
+        assert_eq!(heights(&same.poll(&chain).unwrap()), vec![('+', 5)]);
+        chain.lock().unwrap().disconnect(3);
+        chain
+            .lock()
+            .unwrap()
+            .mine(3, &ScriptBuf::new_op_return([2u8; 1]), 1_700_000_100);
+        let mut w = ChainWatcher::resume(&seen).unwrap();
+        let events = w.poll(&chain).unwrap();
+        assert_eq!(
+            heights(&events),
+            vec![('-', 4), ('-', 3), ('+', 3), ('+', 4), ('+', 5)]
+        );
+        assert_eq!(
+            events[0],
+            BlockEvent::Disconnected {
+                height: 4,
+                hash: seen[3].1
+            }
+        );
     }
 
     #[test]

@@ -493,6 +493,16 @@ impl Devnet {
         blocks
     }
 
+    /// Drops `txid` and whatever spends it from the mempool, as a miner
+    /// that never saw it would (to build another branch of a reorg).
+    /// Returns the dropped transactions.
+    pub fn evict(&mut self, txid: Txid) -> Vec<Transaction> {
+        self.without_mempool_descendants(&[txid])
+            .into_iter()
+            .map(|(_, e)| e.tx)
+            .collect()
+    }
+
     /// Total value of the mempool's fees (what the next block's coinbase adds).
     pub fn mempool_fees(&self) -> Amount {
         self.mempool.iter().map(|(_, e)| e.fee).sum()

@@ -643,6 +643,17 @@ impl NodeCore {
         self.channels.as_ref().map(|c| c.height)
     }
 
+    /// `(height, hash)` of the last blocks processed (up to 100, lowest
+    /// first, consecutive), as stored: where following the chain resumes
+    /// after a restart, so that blocks reorganised away meanwhile are
+    /// disconnected first. Empty for a store that has none yet.
+    pub fn recent_blocks(&self) -> Vec<(u32, bitcoin::BlockHash)> {
+        self.channels
+            .as_ref()
+            .map(|c| c.recent.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Our transactions not yet seen confirmed (funding we built, closing
     /// or commitment transactions, claims, and the children paying for our
     /// commitments after them): to broadcast again after a restart.

@@ -1043,12 +1043,18 @@ async fn restore(
     let core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
         .map_err(|e| StartError::Restore(e.to_string()))?;
     let from = core.height().unwrap_or(tip);
-    let o = onchain.clone();
-    let watcher =
-        tokio::task::spawn_blocking(move || ChainWatcher::starting_at(o.chain().as_ref(), from))
-            .await
-            .map_err(|e| StartError::Chain(e.to_string()))?
-            .map_err(|e| StartError::Chain(e.to_string()))?;
+    // From the blocks processed before (a reorganisation while we were
+    // down is undone first), else from the stored height.
+    let watcher = match ChainWatcher::resume(&core.recent_blocks()) {
+        Some(w) => w,
+        None => {
+            let o = onchain.clone();
+            tokio::task::spawn_blocking(move || ChainWatcher::starting_at(o.chain().as_ref(), from))
+                .await
+                .map_err(|e| StartError::Chain(e.to_string()))?
+                .map_err(|e| StartError::Chain(e.to_string()))?
+        }
+    };
     Ok((core, watcher, store, onchain))
 }
 

@@ -420,6 +420,13 @@ fn a_channel_forced_before_channel_ready_is_swept_too() {
 fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
     let mut p = Pair::new();
     let (id, _) = p.open();
+    // The blocks seen are stored by hash (where following the chain
+    // resumes after a restart), and a disconnected one is forgotten.
+    let seen = p.core(Side::A).recent_blocks();
+    assert_eq!(seen.last().map(|(h, _)| *h), Some(p.height));
+    assert!(seen.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    p.restart(Side::A);
+    assert_eq!(p.core(Side::A).recent_blocks(), seen);
     let ca = p.force_close(Side::A, id);
     let cb = p.force_close(Side::B, id);
     let since = p.broadcasts.len();
@@ -428,6 +435,8 @@ fn a_reorg_that_swaps_the_commitment_swaps_the_claims() {
     assert_eq!(on_b.len(), 1, "A's to_remote in B's commitment");
     assert_eq!(p.core(Side::A).pending_broadcasts(), on_b);
     p.unblock();
+    let after = p.core(Side::A).recent_blocks();
+    assert_eq!(after.last().map(|(h, _)| *h), Some(p.height));
     let since = p.broadcasts.len();
     p.block(vec![ca.clone()]);
     let confirmed = p.height;

@@ -18,6 +18,19 @@ impl Channels {
         self.height = height;
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(height).to_be_bytes());
+        self.recent.retain(|(h, _)| *h < height);
+        if self.recent.back().is_some_and(|(h, _)| h + 1 != height) {
+            self.recent.clear(); // not the next block: start over from it
+        }
+        self.recent.push_back((height, block.block_hash()));
+        while self.recent.len() > super::RECENT_BLOCKS {
+            self.recent.pop_front();
+        }
+        self.batch.put(
+            NS_NODE,
+            super::record::KEY_RECENT_BLOCKS,
+            super::record::encode_recent_blocks(&self.recent),
+        );
         let txids: Vec<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
         // Whatever spends a funding output, by outpoint.
         let spends: BTreeMap<OutPoint, usize> = block
@@ -245,6 +258,12 @@ impl Channels {
         self.height = height.saturating_sub(1);
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());
+        self.recent.retain(|(h, _)| *h < height);
+        self.batch.put(
+            NS_NODE,
+            super::record::KEY_RECENT_BLOCKS,
+            super::record::encode_recent_blocks(&self.recent),
+        );
         for (id, entry) in self.entries.iter_mut() {
             match &mut entry.phase {
                 Phase::Funded { confirmed, .. } if confirmed.is_some_and(|(h, _)| h >= height) => {

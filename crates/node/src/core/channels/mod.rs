@@ -247,6 +247,14 @@ impl Entry {
 /// The highest fee estimate believed, in sat/kW (4,000 sat/vB).
 const MAX_SANE_FEERATE: u32 = 1_000_000;
 
+/// How many of the last blocks processed are remembered by hash (stored),
+/// so that after a restart a reorganisation that happened meanwhile, up to
+/// this deep, is undone block by block. Deeper ones are handled like a
+/// deep reorganisation while running (the runtime undoes 100 blocks and
+/// follows the chain again). As deep as a resolution is kept
+/// (`BURIED_DEPTH`).
+pub(super) const RECENT_BLOCKS: usize = 100;
+
 /// A transaction of ours the wallet is adding a fee input to.
 #[derive(Debug, Clone)]
 pub(super) struct FundingRequest {
@@ -279,6 +287,9 @@ pub(super) struct Channels {
     pub(super) settings: ChannelSettings,
     pub(super) feerate: FeeratePerKw,
     pub(super) height: u32,
+    /// `(height, hash)` of the last [`RECENT_BLOCKS`] blocks processed, up
+    /// to `height` (stored: `record::KEY_RECENT_BLOCKS`).
+    pub(super) recent: std::collections::VecDeque<(u32, bitcoin::BlockHash)>,
     /// The chain source's tip as last polled (blocks up to it may still be
     /// on their way to `height`).
     pub(super) tip: u32,
@@ -333,6 +344,7 @@ impl Channels {
             feerate: settings.feerate,
             settings,
             height,
+            recent: std::collections::VecDeque::new(),
             tip: 0,
             next_index: 0,
             next_invoice: 0,
@@ -367,6 +379,14 @@ impl Channels {
                 }
                 KEY_NEXT_INVOICE => c.next_invoice = u(v)?,
                 KEY_HEIGHT => c.height = c.height.min(u32::try_from(u(v)?).unwrap_or(0)),
+                record::KEY_RECENT_BLOCKS => match record::decode_recent_blocks(v) {
+                    Ok(b) => c.recent = b,
+                    // Only where following the chain resumes: from the
+                    // stored height instead.
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the last blocks processed")
+                    }
+                },
                 _ => {}
             }
         }

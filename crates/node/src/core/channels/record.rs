@@ -45,6 +45,10 @@ pub const KEY_NEXT_CHANNEL: &[u8] = b"next_channel_index";
 pub const KEY_NEXT_INVOICE: &[u8] = b"next_invoice_index";
 /// Key of the height blocks were processed to.
 pub const KEY_HEIGHT: &[u8] = b"height";
+/// Key of the hashes of the last blocks processed ([`encode_recent_blocks`]):
+/// where following the chain resumes after a restart, so that blocks
+/// reorganised away while the node was down are undone.
+pub const KEY_RECENT_BLOCKS: &[u8] = b"recent_blocks";
 
 const RECORD_VERSION: u8 = 1;
 /// Channel records: version 2 keeps a closed channel's state and a
@@ -781,6 +785,43 @@ pub fn decode_normal(
     Ok(NormalChannel::decode_state(state, signing, secrets)?)
 }
 
+/// `(height, hash)` of the last blocks processed, lowest first, heights
+/// consecutive.
+pub fn encode_recent_blocks(
+    blocks: &std::collections::VecDeque<(u32, bitcoin::BlockHash)>,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.write_u8(RECORD_VERSION);
+    w.write_u32(blocks.front().map_or(0, |(h, _)| *h));
+    w.write_u16(blocks.len() as u16);
+    for (_, hash) in blocks {
+        w.write_bytes(&hash.to_byte_array());
+    }
+    w.into_vec()
+}
+
+/// Reads [`encode_recent_blocks`].
+pub fn decode_recent_blocks(
+    bytes: &[u8],
+) -> Result<std::collections::VecDeque<(u32, bitcoin::BlockHash)>, RecordError> {
+    let mut r = Reader::new(bytes);
+    if r.read_u8()? != RECORD_VERSION {
+        return Err(RecordError::Corrupt("recent blocks version".into()));
+    }
+    let base = r.read_u32()?;
+    let n = r.read_u16()?;
+    let blocks = (0..u32::from(n))
+        .map(|i| {
+            Ok((
+                base + i,
+                bitcoin::BlockHash::from_byte_array(r.read_array()?),
+            ))
+        })
+        .collect::<Result<_, RecordError>>()?;
+    r.finish()?;
+    Ok(blocks)
+}
+
 /// Version of one HTLC in [`NS_REMOTE_HTLCS`] ([`encode_remote_htlc`]);
 /// a list per commitment (stores written before) has [`RECORD_VERSION`].
 const REMOTE_HTLC_VERSION: u8 = 2;
@@ -997,6 +1038,20 @@ mod tests {
         entries[0].1.pop();
         assert!(remote_htlcs_in(&entries, 5).is_err());
         assert!(remote_htlcs_in(&[(vec![4; 33], vec![])], 5).is_err());
+
+        // The last blocks processed.
+        let blocks: std::collections::VecDeque<(u32, bitcoin::BlockHash)> = (0..3u8)
+            .map(|i| {
+                (
+                    800_000 + u32::from(i),
+                    bitcoin::BlockHash::from_byte_array([i; 32]),
+                )
+            })
+            .collect();
+        let bytes = encode_recent_blocks(&blocks);
+        assert_eq!(bytes.len(), 1 + 4 + 2 + 3 * 32);
+        assert_eq!(decode_recent_blocks(&bytes).unwrap(), blocks);
+        assert!(decode_recent_blocks(&bytes[..bytes.len() - 1]).is_err());
 
         let inv = InvoiceRecord {
             index: 7,
