@@ -292,3 +292,55 @@ async fn a_reorg_while_down_is_undone_at_restart() {
     let c = channel(&alice, id).await;
     assert_eq!(c.spendable_at, None);
 }
+
+/// The fee reserve: Bob's wallet holds 1_005_000 sat; opening 1_000_000
+/// sat to Alice (an anchor channel) would leave under 10_000 sat for the
+/// fees of its force close, and is refused saying so, with no coin spent
+/// or kept back; 980_000 sat opens, and the wallet keeps what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_may_not_spend_the_fee_reserve() {
+    let net = Net::new();
+    let alice = net.start(0).await;
+    let bob = net.start(1).await;
+    net.mine_to(101, &alice.onchain.new_address().script_pubkey());
+    let to_bob = bob.onchain.new_address().to_string();
+    alice
+        .onchain
+        .send(&to_bob, Amount::from_sat(1_005_000), None)
+        .unwrap();
+    net.mine(1);
+    confirmed_balance(&bob, Amount::from_sat(1_005_000)).await;
+    bob.node
+        .handle()
+        .connect(id_of(&alice), alice.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let refused = bob
+        .node
+        .handle()
+        .open_channel(id_of(&alice), Amount::from_sat(1_000_000), Msat::ZERO)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("the wallet would keep 3475 sat, below the 10000 sat kept to pay the fees of anchor channels' force closes"),
+        "{refused}"
+    );
+    assert!(net.devnet.lock().unwrap().mempool().is_empty());
+    let (_, funding) = bob
+        .node
+        .handle()
+        .open_channel(id_of(&alice), Amount::from_sat(980_000), Msat::ZERO)
+        .await
+        .unwrap();
+    let tx = net.in_mempool(funding).await;
+    let change: Amount = tx
+        .output
+        .iter()
+        .filter(|o| o.value != Amount::from_sat(980_000))
+        .map(|o| o.value)
+        .sum();
+    let fee = Amount::from_sat(1_005_000 - 980_000) - change;
+    assert!(change >= Amount::from_sat(10_000), "{change}");
+    assert!(fee < Amount::from_sat(5_000), "{fee}");
+}

@@ -329,13 +329,19 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     .iter()
                     .map(|c| c.closing.to_sat())
                     .sum();
-                Ok(serde_json::json!({
+                let reserve = node.fee_reserve().await.map_err(|e| e.to_string())?;
+                let mut v = serde_json::json!({
                     "confirmed_sat": b.confirmed.to_sat(),
                     "unconfirmed_sat": b.unconfirmed.to_sat(),
                     "immature_sat": b.immature.to_sat(),
                     "closing_channels_sat": closing,
+                    "fee_reserve_sat": reserve.to_sat(),
                     "height": height,
-                }))
+                });
+                if let Some(w) = reserve_warning(b.confirmed + b.unconfirmed, reserve) {
+                    v["warning"] = serde_json::json!(w);
+                }
+                Ok(v)
             }
             Request::Send { address, amount_sat, feerate_sat_per_vb } => {
                 let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
@@ -456,5 +462,32 @@ pub async fn call(datadir: &Path, req: &Request) -> anyhow::Result<serde_json::V
     match serde_json::from_str::<Response>(&reply)? {
         Response::Ok(v) => Ok(v),
         Response::Error(e) => bail!(e),
+    }
+}
+
+/// What `balance` says when the wallet holds less than the fee reserve
+/// for anchor channels' force closes.
+fn reserve_warning(held: Amount, reserve: Amount) -> Option<String> {
+    (held < reserve).then(|| {
+        format!(
+            "the wallet holds less than the {} sat kept for the fees of anchor channels' force closes: a force close in a fee spike may not confirm in time; add funds",
+            reserve.to_sat()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wallet_below_the_fee_reserve_is_warned_about() {
+        let sat = Amount::from_sat;
+        assert_eq!(
+            reserve_warning(sat(9_999), sat(10_000)).as_deref(),
+            Some("the wallet holds less than the 10000 sat kept for the fees of anchor channels' force closes: a force close in a fee spike may not confirm in time; add funds")
+        );
+        assert_eq!(reserve_warning(sat(10_000), sat(10_000)), None);
+        assert_eq!(reserve_warning(Amount::ZERO, Amount::ZERO), None);
     }
 }

@@ -262,13 +262,24 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     // nothing "on its way back" (that is for force closes).
     let closing = b.wait_channel(|c| c["state"] == "closing");
     assert_eq!(closing["closing_sat"], 0);
-    assert_eq!(b.ok(&["balance"])["closing_channels_sat"], 0);
+    let balance = b.ok(&["balance"]);
+    assert_eq!(balance["closing_channels_sat"], 0);
+    // Until the close confirms, the anchor channel may still need the
+    // wallet for a force close's fees: 10_000 sat kept, which the close's
+    // 12_498 sat on their way to Bob's wallet cover (no warning).
+    assert_eq!(balance["fee_reserve_sat"], 10_000);
+    assert_eq!(balance["unconfirmed_sat"], 12_498);
+    assert!(balance.get("warning").is_none(), "{balance}");
     assert_eq!(a.ok(&["closechannel", &id]), closed);
     mine(&chain_dir, &url, "1", burn);
     b.wait_channel(|c| c["state"] == "closed");
-    // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down).
+    // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down);
+    // nothing is kept in reserve any more.
     for _ in 0..100 {
-        if b.ok(&["balance"])["confirmed_sat"] == 12_498 {
+        let balance = b.ok(&["balance"]);
+        if balance["confirmed_sat"] == 12_498 {
+            assert_eq!(balance["fee_reserve_sat"], 0);
+            assert!(balance.get("warning").is_none(), "{balance}");
             return;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -103,19 +103,25 @@ impl Onchain {
     }
 
     /// A signed transaction paying `amount` to `script_pubkey` (a channel's
-    /// funding output), not broadcast. Its inputs are reserved from now on
-    /// (in memory: a crash before the broadcast frees them), so a second
-    /// funding cannot pick them while the first waits for the peer's
-    /// signature.
+    /// funding output), not broadcast, leaving at least `reserve` in the
+    /// wallet (the fee reserve for anchor channels' force closes). Its
+    /// inputs are reserved from now on (in memory: a crash before the
+    /// broadcast frees them), so a second funding cannot pick them while
+    /// the first waits for the peer's signature.
     pub fn build_funding(
         &self,
         script_pubkey: bitcoin::ScriptBuf,
         amount: Amount,
         feerate: FeeratePerKw,
+        reserve: Amount,
     ) -> Result<bitcoin::Transaction, WalletError> {
         self.sync()?;
         let mut w = self.wallet();
         let tx = w.pay_to(script_pubkey, amount, feerate)?;
+        let left = w.left_after(&tx);
+        if left < reserve {
+            return Err(WalletError::BelowFeeReserve { left, reserve });
+        }
         w.reserve(&tx);
         Ok(tx)
     }

@@ -27,6 +27,14 @@ pub enum WalletError {
         /// What is spendable.
         available: Amount,
     },
+    /// Funding a channel would leave less than the fee reserve.
+    #[error("the wallet would keep {} sat, below the {} sat kept to pay the fees of anchor channels' force closes (10,000 sat per channel, at most 100,000): add funds or open a smaller channel", .left.to_sat(), .reserve.to_sat())]
+    BelowFeeReserve {
+        /// What would be left.
+        left: Amount,
+        /// The reserve.
+        reserve: Amount,
+    },
     /// The amount is below what the network relays.
     #[error("amount {0} is below the dust limit for that address; send more")]
     Dust(Amount),
@@ -319,6 +327,35 @@ impl OnchainWallet {
                 + b.untrusted_pending,
             immature: a.immature + b.immature,
         }
+    }
+
+    /// What the wallet holds (confirmed and unconfirmed) once `tx`, built
+    /// from its coins and not broadcast yet, is: less the coins it spends,
+    /// plus its outputs back to the wallet (change).
+    pub fn left_after(&self, tx: &Transaction) -> Amount {
+        let b = self.balance();
+        let spent: Amount = tx
+            .input
+            .iter()
+            .filter_map(|i| {
+                self.wpkh
+                    .get_utxo(i.previous_output)
+                    .or_else(|| self.tr.get_utxo(i.previous_output))
+            })
+            .map(|u| u.txout.value)
+            .sum();
+        let back: Amount = tx
+            .output
+            .iter()
+            .filter(|o| {
+                self.wpkh.is_mine(o.script_pubkey.clone())
+                    || self.tr.is_mine(o.script_pubkey.clone())
+            })
+            .map(|o| o.value)
+            .sum();
+        (b.confirmed + b.unconfirmed + back)
+            .checked_sub(spent)
+            .unwrap_or(Amount::ZERO)
     }
 
     /// Parses a user's address for this wallet's network.

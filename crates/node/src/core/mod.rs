@@ -240,6 +240,9 @@ pub enum Command {
     },
     /// List channels.
     ListChannels,
+    /// What the wallet keeps for the fees of anchor channels' force closes
+    /// (`Reply::FeeReserve`).
+    FeeReserve,
     /// Close a channel cooperatively; the reply comes once the closing
     /// transaction is broadcast.
     CloseChannel {
@@ -308,6 +311,8 @@ pub enum Reply {
     },
     /// The channels.
     Channels(Vec<ChannelSummary>),
+    /// The wallet's fee reserve for anchor channels' force closes.
+    FeeReserve(Amount),
     /// The closing transaction is broadcast.
     ChannelClosed {
         /// `channel_id`
@@ -409,6 +414,10 @@ pub enum Output {
         amount: Amount,
         /// Feerate for the funding transaction.
         feerate: FeeratePerKw,
+        /// What the wallet must still hold afterwards: the fee reserve for
+        /// anchor channels' force closes, this one included
+        /// (`Channels::fee_reserve`); refuse the funding otherwise.
+        reserve: Amount,
     },
     /// Read the channel's entries in `record::NS_REMOTE_HTLCS` (every
     /// entry whose key starts with `channel_id`); answer with
@@ -893,6 +902,10 @@ impl NodeCore {
             Command::ListChannels => out.push(Output::Reply {
                 id,
                 reply: Reply::Channels(c.summaries()),
+            }),
+            Command::FeeReserve => out.push(Output::Reply {
+                id,
+                reply: Reply::FeeReserve(c.fee_reserve(0)),
             }),
             Command::CloseChannel { channel_id } => c.close(channel_id, id),
             Command::ForceCloseChannel { channel_id } => c.force_close(channel_id, id),

@@ -248,6 +248,16 @@ impl NodeHandle {
         }
     }
 
+    /// What the wallet keeps for the fees of anchor channels' force closes
+    /// (10,000 sat per channel that may need it, at most 100,000): opening
+    /// a channel may not spend it.
+    pub async fn fee_reserve(&self) -> Result<Amount, NodeError> {
+        match self.command(Command::FeeReserve).await? {
+            Reply::FeeReserve(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Closes a channel cooperatively; returns the closing txid once broadcast.
     pub async fn close_channel(&self, channel_id: ChannelId) -> Result<Txid, NodeError> {
         match self.command(Command::CloseChannel { channel_id }).await? {
@@ -872,9 +882,10 @@ impl CoreDriver {
                 script_pubkey,
                 amount,
                 feerate,
+                reserve,
             } => self.wallet_job(
                 move |o| {
-                    o.build_funding(script_pubkey, amount, feerate)
+                    o.build_funding(script_pubkey, amount, feerate, reserve)
                         .map_err(|e| e.to_string())
                 },
                 move |result| Input::FundingBuilt {

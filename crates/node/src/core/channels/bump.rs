@@ -44,6 +44,13 @@ const MIN_FEERATE: u32 = 253;
 
 /// Whether `target` beats `paid` by enough for a replacement: 25% more, and
 /// at least 1 sat/vB more (Bitcoin Core's incremental relay fee).
+/// Wallet funds kept for the fees of one anchor channel's force close (the
+/// child paying for our commitment, the inputs of our HTLC transactions),
+/// and at most for all: what LND keeps too.
+pub(super) const FEE_RESERVE_PER_CHANNEL: Amount = Amount::from_sat(10_000);
+/// The cap on the fee reserve.
+pub(super) const FEE_RESERVE_MAX: Amount = Amount::from_sat(100_000);
+
 fn worth_bumping(paid: FeeratePerKw, target: FeeratePerKw) -> bool {
     u64::from(target.0) * 4 >= u64::from(paid.0) * 5 && target.0 >= paid.0 + 250
 }
@@ -51,6 +58,29 @@ fn worth_bumping(paid: FeeratePerKw, target: FeeratePerKw) -> bool {
 impl Channels {
     /// The feerate to aim for with a deadline at block `deadline`: the
     /// estimate, doubled within 12 blocks of it and quadrupled within 3.
+    /// What the wallet keeps for the fees of force closes
+    /// ([`FEE_RESERVE_PER_CHANNEL`] per anchor channel whose commitment may
+    /// still need the wallet: open, or closed with our commitment not
+    /// confirmed yet; plus `more` about to open; at most
+    /// [`FEE_RESERVE_MAX`]): an anchor commitment pays only the fee
+    /// agreed when it was signed, and our HTLC transactions none, so
+    /// without wallet coins a fee spike could keep them from confirming
+    /// before their deadlines. Opening a channel may not spend it.
+    pub(in crate::core) fn fee_reserve(&self, more: usize) -> Amount {
+        let anchors = beongae_script::ChannelType::Anchors;
+        let count = self
+            .entries
+            .values()
+            .filter(|e| match &e.phase {
+                Phase::Funded { funding, .. } => funding.funded.channel_type == anchors,
+                Phase::Normal { chan, .. } => chan.funded.channel_type == anchors,
+                Phase::Closed(c) => c.confirmed.is_none() && c.tx.is_some(),
+            })
+            .count()
+            + more;
+        (FEE_RESERVE_PER_CHANNEL * count as u64).min(FEE_RESERVE_MAX)
+    }
+
     pub(super) fn target_feerate(&self, deadline: Option<u32>) -> FeeratePerKw {
         let f = self.feerate.0.max(MIN_FEERATE);
         FeeratePerKw(match deadline.map(|d| d.saturating_sub(self.height)) {

@@ -208,12 +208,18 @@ impl Channels {
         let script_pubkey =
             funding_script_pubkey(&setup.keys.funding_pubkey, &params.keys.funding_pubkey);
         let amount = Amount::from_sat(open.funding_satoshis);
+        let anchors = open
+            .channel_type
+            .as_ref()
+            .and_then(|f| ChannelTypeSpec::from_features(f).ok())
+            .is_some_and(|s| s.base == beongae_script::ChannelType::Anchors);
         self.deferred.push(Output::BuildFunding {
             node_id: node,
             temporary_channel_id: key.1,
             script_pubkey,
             amount,
             feerate: self.feerate,
+            reserve: self.fee_reserve(usize::from(anchors)),
         });
         self.opening.insert(
             key,
