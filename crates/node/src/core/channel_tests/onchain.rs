@@ -249,6 +249,30 @@ fn a_force_close_sweeps_both_sides_to_their_wallets() {
     p.block(vec![]);
     assert!(p.kept_state(Side::A, id).is_none());
     assert!(p.kept_state(Side::B, id).is_none());
+    // A reorganisation deeper than that (to before the commitment's
+    // block) finds no state to claim with (an error is logged), but loses
+    // nothing: the commitment and both sweeps, kept (only the state and the
+    // HTLC records were dropped), go out again, and A shows its balance on
+    // its way back until they confirm again.
+    while p.height >= confirmed {
+        p.unblock();
+    }
+    assert_eq!(p.channel(Side::A).closing, Amount::from_sat(800_000));
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![commitment.clone(), a[0].clone()]
+    );
+    // B sends A's commitment again too, its sweep's parent.
+    assert_eq!(
+        p.core(Side::B).pending_broadcasts(),
+        vec![commitment.clone(), b[0].clone()]
+    );
+    p.block_both(vec![commitment, a[0].clone(), b[0].clone()]);
+    for side in [Side::A, Side::B] {
+        assert!(p.core(side).pending_broadcasts().is_empty(), "{side:?}");
+        assert_eq!(p.channel(side).closing, Amount::ZERO, "{side:?}");
+        assert_eq!(p.channel(side).state, ChannelState::Closed, "{side:?}");
+    }
 }
 
 /// B's signed HTLC-success for the one HTLC of its commitment in
