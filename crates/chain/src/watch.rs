@@ -83,6 +83,14 @@ impl ChainWatcher {
         }
         // The highest block we share with the source's chain.
         let mut fork = self.tip().0.min(tip_height);
+        if fork < self.base {
+            // A source behind where we started (resumed) from, e.g. still
+            // syncing: wait for it (not a reorganisation, as far as we know).
+            return Err(ChainError::Unavailable(format!(
+                "the chain source's tip {tip_height} is below height {} where following the chain started; waiting for it to catch up",
+                self.base
+            )));
+        }
         while fork > self.base
             && source.block_hash(fork)? != Some(self.hashes[(fork - self.base) as usize])
         {
@@ -207,6 +215,33 @@ mod tests {
                 hash: seen[3].1
             }
         );
+    }
+
+    /// A source whose tip is below the blocks resumed from (a node still
+    /// syncing) is waited for with an error, not a reorganisation; once it
+    /// catches up, nothing is disconnected.
+    #[test]
+    fn a_source_behind_the_resumed_blocks_is_waited_for() {
+        let ahead = Mutex::new(Devnet::new());
+        let spk = ScriptBuf::new_op_return([1u8; 1]);
+        ahead.lock().unwrap().mine(6, &spk, 1_700_000_000);
+        let seen: Vec<(u32, BlockHash)> = {
+            let d = ahead.lock().unwrap();
+            (4..=6)
+                .map(|h| (h, d.block_at(h).unwrap().block_hash()))
+                .collect()
+        };
+        let mut w = ChainWatcher::resume(&seen).unwrap();
+        let behind = Mutex::new(Devnet::new());
+        behind.lock().unwrap().mine(2, &spk, 1_700_000_000);
+        let e = w.poll(&behind).unwrap_err().to_string();
+        assert!(
+            e.contains("the chain source's tip 2 is below height 4"),
+            "{e}"
+        );
+        assert!(!e.contains("reorganised below"));
+        ahead.lock().unwrap().mine(1, &spk, 1_700_000_000);
+        assert_eq!(heights(&w.poll(&ahead).unwrap()), vec![('+', 7)]);
     }
 
     #[test]

@@ -12,6 +12,15 @@ use bitcoin::{
 use beongae_chain::{ChainError, ChainSource};
 use beongae_script::FeeratePerKw;
 
+/// A transaction built from the wallet's coins and not broadcast yet.
+#[derive(Debug, Clone)]
+struct Reserved {
+    /// The coins it spends.
+    coins: Vec<OutPoint>,
+    /// Its outputs back to the wallet (change).
+    back: Amount,
+}
+
 /// Why a wallet operation failed; each says what to change.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -98,7 +107,7 @@ pub struct OnchainWallet {
     /// awaiting the peer's signature, a claim the node keeps first): not
     /// picked again, and in memory only, so that a crash before the
     /// broadcast frees them.
-    reserved: std::collections::HashMap<bitcoin::Txid, Vec<OutPoint>>,
+    reserved: std::collections::HashMap<bitcoin::Txid, Reserved>,
 }
 
 /// The two wallets' SQLite databases, in a directory.
@@ -209,14 +218,23 @@ impl OnchainWallet {
     /// ([`OnchainWallet::note_broadcast`]) or forgotten
     /// ([`OnchainWallet::forget`]).
     pub fn reserve(&mut self, tx: &Transaction) {
+        let back = tx
+            .output
+            .iter()
+            .filter(|o| self.is_mine(&o.script_pubkey))
+            .map(|o| o.value)
+            .sum();
         self.reserved.insert(
             tx.compute_txid(),
-            tx.input.iter().map(|i| i.previous_output).collect(),
+            Reserved {
+                coins: tx.input.iter().map(|i| i.previous_output).collect(),
+                back,
+            },
         );
     }
 
     fn is_reserved(&self, outpoint: &OutPoint) -> bool {
-        self.reserved.values().any(|v| v.contains(outpoint))
+        self.reserved.values().any(|r| r.coins.contains(outpoint))
     }
 
     /// Writes what changed to the wallets' databases, if persisted.
@@ -329,33 +347,51 @@ impl OnchainWallet {
         }
     }
 
-    /// What the wallet holds (confirmed and unconfirmed) once `tx`, built
-    /// from its coins and not broadcast yet, is: less the coins it spends,
-    /// plus its outputs back to the wallet (change).
+    /// What the wallet can count on once `tx`, built from its coins and not
+    /// broadcast yet, is: its confirmed coins and its own unconfirmed
+    /// change (not coins others send that may never confirm), less what
+    /// `tx` and every other transaction built and not broadcast yet
+    /// ([`OnchainWallet::reserve`]) spend of it, plus their outputs back
+    /// to the wallet.
     pub fn left_after(&self, tx: &Transaction) -> Amount {
-        let b = self.balance();
+        let (a, b) = (self.wpkh.balance(), self.tr.balance());
+        let held = a.confirmed + a.trusted_pending + b.confirmed + b.trusted_pending;
+        let coin = |o: &OutPoint| {
+            self.wpkh
+                .get_utxo(*o)
+                .or_else(|| self.tr.get_utxo(*o))
+                .map_or(Amount::ZERO, |u| u.txout.value)
+        };
+        let txid = tx.compute_txid();
         let spent: Amount = tx
             .input
             .iter()
-            .filter_map(|i| {
-                self.wpkh
-                    .get_utxo(i.previous_output)
-                    .or_else(|| self.tr.get_utxo(i.previous_output))
-            })
-            .map(|u| u.txout.value)
+            .map(|i| i.previous_output)
+            .chain(
+                self.reserved
+                    .iter()
+                    .filter(|(t, _)| **t != txid)
+                    .flat_map(|(_, r)| r.coins.iter().copied()),
+            )
+            .map(|o| coin(&o))
             .sum();
         let back: Amount = tx
             .output
             .iter()
-            .filter(|o| {
-                self.wpkh.is_mine(o.script_pubkey.clone())
-                    || self.tr.is_mine(o.script_pubkey.clone())
-            })
+            .filter(|o| self.is_mine(&o.script_pubkey))
             .map(|o| o.value)
+            .chain(
+                self.reserved
+                    .iter()
+                    .filter(|(t, _)| **t != txid)
+                    .map(|(_, r)| r.back),
+            )
             .sum();
-        (b.confirmed + b.unconfirmed + back)
-            .checked_sub(spent)
-            .unwrap_or(Amount::ZERO)
+        (held + back).checked_sub(spent).unwrap_or(Amount::ZERO)
+    }
+
+    fn is_mine(&self, script_pubkey: &ScriptBuf) -> bool {
+        self.wpkh.is_mine(script_pubkey.clone()) || self.tr.is_mine(script_pubkey.clone())
     }
 
     /// Parses a user's address for this wallet's network.
@@ -437,7 +473,11 @@ impl OnchainWallet {
             }
             Funding::Taproot | Funding::SegwitV0 => Vec::new(),
         };
-        let reserved: Vec<OutPoint> = self.reserved.values().flatten().copied().collect();
+        let reserved: Vec<OutPoint> = self
+            .reserved
+            .values()
+            .flat_map(|r| r.coins.iter().copied())
+            .collect();
         let wallet = if funding == Funding::Taproot {
             &mut self.tr
         } else {

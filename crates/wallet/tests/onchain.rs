@@ -277,8 +277,20 @@ fn built_transactions_reserve_their_coins_until_broadcast() {
         .unwrap()
     };
     let first = pay(&mut w);
+    // What is left after it: two coins of 50 BTC less 1 BTC and its fee.
+    let fee = |t: &bitcoin::Transaction| {
+        Amount::from_btc(50.0).unwrap() - t.output.iter().map(|o| o.value).sum::<Amount>()
+    };
+    let hundred = Amount::from_btc(100.0).unwrap();
+    let one = Amount::from_btc(1.0).unwrap();
+    assert_eq!(w.left_after(&first), hundred - one - fee(&first));
     w.reserve(&first);
     let second = pay(&mut w);
+    // Built after the first (reserved, not broadcast): both count.
+    assert_eq!(
+        w.left_after(&second),
+        hundred - one - fee(&first) - one - fee(&second)
+    );
     assert_ne!(
         first.input[0].previous_output, second.input[0].previous_output,
         "the reserved coin is not picked again"

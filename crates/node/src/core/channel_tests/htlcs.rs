@@ -85,6 +85,9 @@ fn static_remotekey_pair() -> Pair {
 /// blocks after it confirmed.
 fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     let (id, _) = p.open();
+    // The wallet keeps 10_000 sat for an anchor channel's force close.
+    let reserve = if anchors { 10_000 } else { 0 };
+    assert_eq!(p.fee_reserve(Side::A), reserve);
     let (expiry, hash) = stuck_htlc(&mut p);
     let commitment = p.force_close(Side::A, id);
     let htlc_vout = vout_of(&commitment, 10_000);
@@ -97,6 +100,9 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     assert_eq!(p.channel(Side::A).unresolved_htlcs, unresolved);
     p.block_both(vec![commitment.clone()]);
     let committed = p.height;
+    // Still while the HTLC output is unresolved (its HTLC-timeout needs
+    // the wallet's coins with anchors).
+    assert_eq!(p.fee_reserve(Side::A), reserve);
     // On its way back: A's to_local (after 144 blocks) and the HTLC.
     let to_local = commitment.output.iter().map(|o| o.value).max().unwrap();
     let a = p.channel(Side::A);
@@ -141,6 +147,7 @@ fn htlc_timeout_on_our_commitment(mut p: Pair, anchors: bool) {
     let a = p.channel(Side::A);
     assert!(a.unresolved_htlcs.is_empty());
     assert_eq!(a.closing, to_local + Amount::from_sat(htlc_value));
+    assert_eq!(p.fee_reserve(Side::A), 0);
     // Buried 6 blocks: the payment fails (not one block sooner).
     p.block_both(vec![timeout.clone()]);
     let confirmed = p.height;
@@ -412,6 +419,14 @@ fn a_reorg_that_undoes_the_peers_preimage_claim_reopens_the_output() {
 }
 
 impl Pair {
+    /// `side`'s fee reserve for anchor channels' force closes, in sat.
+    fn fee_reserve(&mut self, side: Side) -> u64 {
+        match self.command(side, Command::FeeReserve) {
+            Reply::FeeReserve(a) => a.to_sat(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// `side`'s node learns a new fee estimate.
     fn estimate(&mut self, side: Side, sat_per_kw: u32) {
         self.run(vec![(

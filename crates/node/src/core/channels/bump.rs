@@ -59,25 +59,44 @@ impl Channels {
     /// The feerate to aim for with a deadline at block `deadline`: the
     /// estimate, doubled within 12 blocks of it and quadrupled within 3.
     /// What the wallet keeps for the fees of force closes
-    /// ([`FEE_RESERVE_PER_CHANNEL`] per anchor channel whose commitment may
-    /// still need the wallet: open, or closed with our commitment not
-    /// confirmed yet; plus `more` about to open; at most
-    /// [`FEE_RESERVE_MAX`]): an anchor commitment pays only the fee
-    /// agreed when it was signed, and our HTLC transactions none, so
-    /// without wallet coins a fee spike could keep them from confirming
-    /// before their deadlines. Opening a channel may not spend it.
+    /// ([`FEE_RESERVE_PER_CHANNEL`] per anchor channel that may still need
+    /// the wallet: opening (funding built), open, or closed with our
+    /// commitment not confirmed yet or HTLC outputs unresolved; plus `more`
+    /// about to open; at most [`FEE_RESERVE_MAX`]): an anchor commitment
+    /// pays only the fee agreed when it was signed, and our HTLC
+    /// transactions none, so without wallet coins a fee spike could keep
+    /// them from confirming before their deadlines. Opening a channel may
+    /// not spend it.
     pub(in crate::core) fn fee_reserve(&self, more: usize) -> Amount {
         let anchors = beongae_script::ChannelType::Anchors;
-        let count = self
+        let open = self
             .entries
-            .values()
-            .filter(|e| match &e.phase {
+            .iter()
+            .filter(|(id, e)| match &e.phase {
                 Phase::Funded { funding, .. } => funding.funded.channel_type == anchors,
                 Phase::Normal { chan, .. } => chan.funded.channel_type == anchors,
-                Phase::Closed(c) => c.confirmed.is_none() && c.tx.is_some(),
+                Phase::Closed(c) => {
+                    let waiting = (c.confirmed.is_none() && c.tx.is_some())
+                        || !self.limbo(**id).htlcs.is_empty();
+                    waiting
+                        && self
+                            .kept_view(**id)
+                            .is_some_and(|v| v.funded.channel_type == anchors)
+                }
             })
-            .count()
-            + more;
+            .count();
+        let opening = self
+            .opening
+            .values()
+            .filter(|o| match o {
+                super::open::Opening::Created { funding, .. } => {
+                    funding.funded.channel_type == anchors
+                }
+                super::open::Opening::Building { open, .. } => super::open::is_anchors(open),
+                _ => false,
+            })
+            .count();
+        let count = open + opening + more;
         (FEE_RESERVE_PER_CHANNEL * count as u64).min(FEE_RESERVE_MAX)
     }
 
@@ -378,7 +397,9 @@ impl Channels {
                             parents
                                 .iter()
                                 .find(|(txid, _, _)| *txid == i.previous_output.txid)
-                                .map(|(_, _, h)| h + delay)
+                                // BIP 68: the cheater's spend is valid in
+                                // block h + delay; ours must be in one before.
+                                .map(|(_, _, h)| h + delay - 1)
                         })
                         .collect::<Option<Vec<u32>>>()?
                         .into_iter()

@@ -60,6 +60,14 @@ pub(super) enum Opening {
     },
 }
 
+/// Whether our `open_channel` asks for an anchor channel.
+pub(super) fn is_anchors(open: &OpenChannel) -> bool {
+    open.channel_type
+        .as_ref()
+        .and_then(|f| ChannelTypeSpec::from_features(f).ok())
+        .is_some_and(|s| s.base == beongae_script::ChannelType::Anchors)
+}
+
 impl Opening {
     pub(super) fn command(&self) -> Option<CommandId> {
         match self {
@@ -208,11 +216,7 @@ impl Channels {
         let script_pubkey =
             funding_script_pubkey(&setup.keys.funding_pubkey, &params.keys.funding_pubkey);
         let amount = Amount::from_sat(open.funding_satoshis);
-        let anchors = open
-            .channel_type
-            .as_ref()
-            .and_then(|f| ChannelTypeSpec::from_features(f).ok())
-            .is_some_and(|s| s.base == beongae_script::ChannelType::Anchors);
+        let anchors = is_anchors(&open);
         self.deferred.push(Output::BuildFunding {
             node_id: node,
             temporary_channel_id: key.1,

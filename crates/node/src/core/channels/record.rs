@@ -852,47 +852,64 @@ pub fn encode_remote_htlc(h: &beongae_channel::commitments::SpecHtlc) -> Vec<u8>
 }
 
 /// Of a channel's entries in [`NS_REMOTE_HTLCS`], the HTLCs the peer's
-/// commitment `number` may carry: every HTLC first signed in it or before
-/// (those removed since match no output of it and are skipped by
-/// `beongae_channel::penalty::revoked_claims`), and a stored list of that
-/// very commitment (stores written before).
+/// commitment `number` may carry: every HTLC first signed in it or before,
+/// and every HTLC of the lists per commitment of stores written before, up
+/// to it (an HTLC signed before an upgrade and still in a later commitment
+/// has no entry of its own). Those removed since match no output of the
+/// commitment and are skipped by `beongae_channel::penalty::revoked_claims`.
+/// Entries that do not read are skipped and counted (the second value):
+/// the others still make their claims.
 pub fn remote_htlcs_in(
     entries: &[(Vec<u8>, Vec<u8>)],
     number: u64,
-) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
+) -> (Vec<beongae_channel::commitments::SpecHtlc>, usize) {
     let mut out = Vec::new();
+    let mut unreadable = 0;
     for (k, v) in entries {
-        let from = k
-            .get(32..40)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| RecordError::Corrupt("remote htlc key".into()))?;
-        match k.len() {
-            40 if from == number => out.extend(decode_remote_htlcs(v)?),
-            40 => {}
-            49 if from <= number => {
-                let mut r = Reader::new(v);
-                if r.read_u8()? != REMOTE_HTLC_VERSION {
-                    return Err(RecordError::Corrupt("remote htlc version".into()));
-                }
-                out.push(beongae_channel::commitments::SpecHtlc {
-                    offered: match k[40] {
-                        0 => false,
-                        1 => true,
-                        _ => return Err(RecordError::Corrupt("htlc direction".into())),
-                    },
-                    id: u64::from_be_bytes(k[41..49].try_into().unwrap_or_default()),
-                    amount: Msat::from_msat(r.read_u64()?),
-                    payment_hash: PaymentHash(r.read_array()?),
-                    cltv_expiry: r.read_u32()?,
-                });
-                r.finish()?;
-            }
-            49 => {}
-            _ => return Err(RecordError::Corrupt("remote htlc key".into())),
+        match remote_htlc_entry(k, v, number) {
+            Ok(h) => out.extend(h),
+            Err(_) => unreadable += 1,
         }
     }
-    Ok(out)
+    (out, unreadable)
+}
+
+/// One entry of [`remote_htlcs_in`]: its HTLCs if first signed at or
+/// before `number`.
+fn remote_htlc_entry(
+    k: &[u8],
+    v: &[u8],
+    number: u64,
+) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
+    let from = k
+        .get(32..40)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| RecordError::Corrupt("remote htlc key".into()))?;
+    match k.len() {
+        40 if from <= number => decode_remote_htlcs(v),
+        49 if from <= number => {
+            let mut r = Reader::new(v);
+            if r.read_u8()? != REMOTE_HTLC_VERSION {
+                return Err(RecordError::Corrupt("remote htlc version".into()));
+            }
+            let h = beongae_channel::commitments::SpecHtlc {
+                offered: match k[40] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(RecordError::Corrupt("htlc direction".into())),
+                },
+                id: u64::from_be_bytes(k[41..49].try_into().unwrap_or_default()),
+                amount: Msat::from_msat(r.read_u64()?),
+                payment_hash: PaymentHash(r.read_array()?),
+                cltv_expiry: r.read_u32()?,
+            };
+            r.finish()?;
+            Ok(vec![h])
+        }
+        40 | 49 => Ok(Vec::new()),
+        _ => Err(RecordError::Corrupt("remote htlc key".into())),
+    }
 }
 
 /// The HTLCs of one commitment of the peer's, as its owner sees them:
@@ -1018,40 +1035,29 @@ mod tests {
             (remote_htlc_key(ch, 5, &h2), encode_remote_htlc(&h2)),
             (remote_htlc_key(ch, 9, &h3), encode_remote_htlc(&h3)),
         ];
-        assert_eq!(remote_htlcs_in(&entries, 2).unwrap(), vec![]);
+        let read = |e: &[(Vec<u8>, Vec<u8>)], n| remote_htlcs_in(e, n);
+        assert_eq!(read(&entries, 2), (vec![], 0));
+        assert_eq!(read(&entries, 5), (vec![h1.clone(), h2.clone()], 0));
         assert_eq!(
-            remote_htlcs_in(&entries, 5).unwrap(),
-            vec![h1.clone(), h2.clone()]
+            read(&entries, 9),
+            (vec![h1.clone(), h2.clone(), h3.clone()], 0)
         );
-        assert_eq!(
-            remote_htlcs_in(&entries, 9).unwrap(),
-            vec![h1.clone(), h2.clone(), h3.clone()]
-        );
+        // A list of commitment 4 from before (h3 in it, later carried into
+        // commitments 5.. without an entry of its own): a candidate from 4 on.
         let mut legacy = ch.0.to_vec();
         legacy.extend_from_slice(&4u64.to_be_bytes());
         entries.push((legacy, encode_remote_htlcs(std::slice::from_ref(&h3))));
+        assert_eq!(read(&entries, 3), (vec![h1.clone()], 0));
+        assert_eq!(read(&entries, 4), (vec![h1.clone(), h3.clone()], 0));
         assert_eq!(
-            remote_htlcs_in(&entries, 4).unwrap(),
-            vec![h1.clone(), h3.clone()]
+            read(&entries, 5),
+            (vec![h1.clone(), h2.clone(), h3.clone()], 0)
         );
-        assert_eq!(remote_htlcs_in(&entries, 5).unwrap(), vec![h1, h2]);
+        // An entry that does not read is skipped and counted; the others
+        // still count.
         entries[0].1.pop();
-        assert!(remote_htlcs_in(&entries, 5).is_err());
-        assert!(remote_htlcs_in(&[(vec![4; 33], vec![])], 5).is_err());
-
-        // The last blocks processed.
-        let blocks: std::collections::VecDeque<(u32, bitcoin::BlockHash)> = (0..3u8)
-            .map(|i| {
-                (
-                    800_000 + u32::from(i),
-                    bitcoin::BlockHash::from_byte_array([i; 32]),
-                )
-            })
-            .collect();
-        let bytes = encode_recent_blocks(&blocks);
-        assert_eq!(bytes.len(), 1 + 4 + 2 + 3 * 32);
-        assert_eq!(decode_recent_blocks(&bytes).unwrap(), blocks);
-        assert!(decode_recent_blocks(&bytes[..bytes.len() - 1]).is_err());
+        entries.push((vec![4; 33], vec![]));
+        assert_eq!(read(&entries, 5), (vec![h2, h3], 2));
 
         let inv = InvoiceRecord {
             index: 7,

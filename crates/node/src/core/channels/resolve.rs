@@ -694,14 +694,14 @@ impl Channels {
     ) {
         self.loading.remove(&id);
         let htlcs = match stored {
-            Ok(entries) => match record::remote_htlcs_in(&entries, number) {
-                Ok(h) => h,
-                Err(e) => {
-                    // Its to_local and our to_remote cannot wait.
-                    tracing::error!(channel = %id, number, error = %e, "cannot read the revoked commitment's htlcs; punishing without them");
-                    Vec::new()
+            Ok(entries) => {
+                let (htlcs, unreadable) = record::remote_htlcs_in(&entries, number);
+                if unreadable > 0 {
+                    // The others' outputs and to_local cannot wait.
+                    tracing::error!(channel = %id, number, unreadable, "some stored htlcs of the peer's commitments do not read; punishing with the others");
                 }
-            },
+                htlcs
+            }
             Err(e) => {
                 // Asked again at the next block.
                 return tracing::error!(channel = %id, number, error = %e, "cannot load the revoked commitment's htlcs");
