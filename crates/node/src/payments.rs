@@ -1,18 +1,17 @@
-//! Paying an invoice over a channel to its payee, and receiving such a
-//! payment: the glue between BOLT 11 invoices and BOLT 4 onions. Pure: the
-//! session key and the block height come in as arguments.
-//!
-//! Only direct payments for now (the payee is the channel peer); routes
-//! through other nodes come with pathfinding.
+//! Paying an invoice over a route to its payee, receiving such a payment,
+//! and reading an HTLC that is to be forwarded: the glue between BOLT 11
+//! invoices and BOLT 4 onions. Pure: the session key and the block height
+//! come in as arguments.
 
 use beongae_invoice::Invoice;
 use beongae_onion::{
     build_error_packet, check_final_htlc, construct_onion, decrypt_error_packet, peel, route_keys,
     DecryptedFailure, ExpectedPayment, FailureError, FailureMessage, FinalOutcome, FinalPayload,
-    HopPayload, IncomingHtlc, OnionError, OnionPacket, PaymentData, Peeled, SharedSecret,
+    ForwardPayload, HopPayload, IncomingHtlc, OnionError, OnionPacket, PaymentData, Peeled,
+    SharedSecret,
 };
 use beongae_wire::msgs::OnionPacketBytes;
-use beongae_wire::{Msat, PaymentHash};
+use beongae_wire::{Msat, NodeId, PaymentHash, ShortChannelId};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Secp256k1, SecretKey, Signing, Verification};
 
@@ -59,10 +58,56 @@ pub struct OutgoingPayment {
     pub shared_secrets: Vec<SharedSecret>,
 }
 
-/// The HTLC paying `invoice` to its payee over a direct channel: the final
-/// hop payload carries the amount, the expiry, the `payment_secret` with
-/// `total_msat` and the invoice's `payment_metadata` (BOLT 4 "Payload
-/// Format", BOLT 11 "Requirements" for the payer).
+/// One channel of a payment's route: the HTLC on it, and the node it
+/// delivers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathHop {
+    /// The node at the end of this channel.
+    pub node_id: NodeId,
+    /// The channel (its short channel id or the alias its source knows).
+    pub short_channel_id: ShortChannelId,
+    /// `amount_msat` of the HTLC on this channel.
+    pub amount: Msat,
+    /// `cltv_expiry` of the HTLC on this channel.
+    pub cltv_expiry: u32,
+}
+
+/// The amount a payment of `invoice` delivers: the invoice's, or `amount`
+/// (at least the invoice's), refused once the invoice expired (BOLT 11:
+/// the payer "SHOULD NOT attempt a payment" after `timestamp` plus
+/// `expiry`).
+pub fn amount_to_pay(
+    invoice: &Invoice,
+    amount: Option<Msat>,
+    now_secs: u64,
+) -> Result<Msat, PayError> {
+    if invoice.is_expired(now_secs) {
+        return Err(PayError::Expired(invoice.expires_at()));
+    }
+    match (invoice.amount(), amount) {
+        (None, None) => Err(PayError::AmountNeeded),
+        (Some(asked), Some(given)) if given < asked => {
+            Err(PayError::AmountBelowInvoice { given, asked })
+        }
+        (_, Some(given)) => Ok(given),
+        (Some(asked), None) => Ok(asked),
+    }
+}
+
+/// The `cltv_expiry` the payee must receive at `height`: the invoice's
+/// `min_final_cltv_expiry_delta` and a few blocks more (the payee may
+/// already have seen a block or two more than we have when the HTLC
+/// reaches it; BOLT 4: it fails an HTLC whose `cltv_expiry` is below its
+/// height plus `c`).
+pub fn final_cltv_expiry(invoice: &Invoice, height: u32) -> u32 {
+    let delta = u32::try_from(invoice.min_final_cltv_expiry_delta()).unwrap_or(u32::MAX);
+    height
+        .saturating_add(delta)
+        .saturating_add(CLTV_SAFETY_BLOCKS)
+}
+
+/// The HTLC paying `invoice` to its payee over a direct channel (see
+/// [`pay_route`]).
 pub fn pay_direct<C: Signing>(
     secp: &Secp256k1<C>,
     session_key: &SecretKey,
@@ -71,49 +116,64 @@ pub fn pay_direct<C: Signing>(
     height: u32,
     now_secs: u64,
 ) -> Result<OutgoingPayment, PayError> {
-    if invoice.is_expired(now_secs) {
-        return Err(PayError::Expired(invoice.expires_at()));
+    let amount = amount_to_pay(invoice, amount, now_secs)?;
+    let hop = PathHop {
+        node_id: invoice.payee_node_id(),
+        // Not used: a direct payment names no channel in the onion.
+        short_channel_id: ShortChannelId::from_u64(0),
+        amount,
+        cltv_expiry: final_cltv_expiry(invoice, height),
+    };
+    pay_route(secp, session_key, invoice, &[hop])
+}
+
+/// The first HTLC of a payment of `invoice` over `path` (the payee last):
+/// each intermediate hop's payload names the next channel, the amount and
+/// the expiry of the HTLC it is to offer on it (BOLT 4 "Payload Format":
+/// `short_channel_id`, `amt_to_forward`, `outgoing_cltv_value`); the final
+/// hop's carries the amount, the expiry, the `payment_secret` with
+/// `total_msat` and the invoice's `payment_metadata` (BOLT 11
+/// "Requirements" for the payer).
+pub fn pay_route<C: Signing>(
+    secp: &Secp256k1<C>,
+    session_key: &SecretKey,
+    invoice: &Invoice,
+    path: &[PathHop],
+) -> Result<OutgoingPayment, PayError> {
+    let (Some(first), Some(last)) = (path.first(), path.last()) else {
+        return Err(PayError::Onion(OnionError::InvalidPayloadLength));
+    };
+    let mut hops = Vec::with_capacity(path.len());
+    for (i, hop) in path.iter().enumerate() {
+        let payload = match path.get(i + 1) {
+            Some(next) => HopPayload {
+                amt_to_forward: Some(next.amount),
+                outgoing_cltv_value: Some(next.cltv_expiry),
+                short_channel_id: Some(next.short_channel_id),
+                ..HopPayload::default()
+            },
+            None => HopPayload {
+                amt_to_forward: Some(last.amount),
+                outgoing_cltv_value: Some(last.cltv_expiry),
+                payment_data: Some(PaymentData {
+                    payment_secret: invoice.payment_secret().0,
+                    total_msat: last.amount,
+                }),
+                payment_metadata: invoice.payment_metadata().map(<[u8]>::to_vec),
+                ..HopPayload::default()
+            },
+        };
+        hops.push((hop.node_id.pubkey(), payload.encode()));
     }
-    let amount = match (invoice.amount(), amount) {
-        (None, None) => return Err(PayError::AmountNeeded),
-        (Some(asked), Some(given)) if given < asked => {
-            return Err(PayError::AmountBelowInvoice { given, asked })
-        }
-        (_, Some(given)) => given,
-        (Some(asked), None) => asked,
-    };
-    let delta = u32::try_from(invoice.min_final_cltv_expiry_delta()).unwrap_or(u32::MAX);
-    // A few blocks more than the invoice asks: the payee may already have
-    // seen a block or two more than we have when the HTLC reaches it (BOLT 4:
-    // it fails an HTLC whose `cltv_expiry` is below its height plus `c`).
-    let cltv_expiry = height
-        .saturating_add(delta)
-        .saturating_add(CLTV_SAFETY_BLOCKS);
-    let payload = HopPayload {
-        amt_to_forward: Some(amount),
-        outgoing_cltv_value: Some(cltv_expiry),
-        payment_data: Some(PaymentData {
-            payment_secret: invoice.payment_secret().0,
-            total_msat: amount,
-        }),
-        payment_metadata: invoice.payment_metadata().map(<[u8]>::to_vec),
-        ..HopPayload::default()
-    };
-    let payee = invoice.payee_node_id().pubkey();
     let payment_hash = invoice.payment_hash();
-    let onion = construct_onion(
-        secp,
-        session_key,
-        &[(payee, payload.encode())],
-        &payment_hash.0,
-    )?;
-    let shared_secrets = route_keys(secp, session_key, [payee])?
+    let onion = construct_onion(secp, session_key, &hops, &payment_hash.0)?;
+    let shared_secrets = route_keys(secp, session_key, hops.iter().map(|(k, _)| *k))?
         .into_iter()
         .map(|k| k.shared_secret)
         .collect();
     Ok(OutgoingPayment {
-        amount,
-        cltv_expiry,
+        amount: first.amount,
+        cltv_expiry: first.cltv_expiry,
         payment_hash,
         onion: OnionPacketBytes(Box::new(
             onion
@@ -128,6 +188,16 @@ pub fn pay_direct<C: Signing>(
 /// What to do with an HTLC offered to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IncomingDecision {
+    /// It is to be forwarded: `payload` names the next channel, the amount
+    /// and the expiry; `next` is the onion for the next hop.
+    Forward {
+        /// This hop's payload.
+        payload: ForwardPayload,
+        /// The onion for the next hop.
+        next: OnionPacketBytes,
+        /// The secret shared with the payer (to wrap failures).
+        shared_secret: SharedSecret,
+    },
     /// It pays an invoice of ours: fulfil it (or hold it, for a part).
     Accept {
         /// Whole payment or one part.
@@ -209,9 +279,31 @@ pub fn receive_htlc_or_refuse<C: Verification>(
         })
     };
     let (payload, ss) = match &peeled {
-        // No forwarding yet: we are not a route to anyone else.
-        Peeled::Forward { shared_secret, .. } => {
-            return fail(shared_secret, FailureMessage::UnknownNextPeer)
+        Peeled::Forward {
+            payload,
+            next,
+            shared_secret,
+        } => {
+            // BOLT 4: an intermediate hop's payload must carry
+            // `short_channel_id`, `amt_to_forward`, `outgoing_cltv_value`
+            // (and nothing of a final hop's).
+            return match HopPayload::decode(payload).and_then(HopPayload::into_forward) {
+                Ok(payload) => match next.encode().try_into() {
+                    Ok(bytes) => Ok(IncomingDecision::Forward {
+                        payload,
+                        next: OnionPacketBytes(Box::new(bytes)),
+                        shared_secret: *shared_secret,
+                    }),
+                    Err(_) => fail(
+                        shared_secret,
+                        FailureMessage::InvalidOnionPayload { tlv: None },
+                    ),
+                },
+                Err(e) => {
+                    let tlv = e.tlv_type().map(|t| (t, 0));
+                    fail(shared_secret, FailureMessage::InvalidOnionPayload { tlv })
+                }
+            };
         }
         Peeled::Final {
             payload,

@@ -1,4 +1,4 @@
-//! Two embedded nodes' worth of data directories on one in-process devnet.
+//! Three embedded nodes' worth of data directories on one in-process devnet.
 
 #![allow(dead_code)]
 
@@ -15,8 +15,8 @@ use bitcoin::ScriptBuf;
 pub struct Net {
     /// The chain.
     pub devnet: Arc<Mutex<Devnet>>,
-    /// Node 0's and node 1's data directories.
-    pub dirs: [tempfile::TempDir; 2],
+    /// Node 0's, 1's and 2's data directories.
+    pub dirs: [tempfile::TempDir; 3],
 }
 
 impl Net {
@@ -24,7 +24,11 @@ impl Net {
     pub fn new() -> Net {
         Net {
             devnet: Arc::new(Mutex::new(Devnet::new())),
-            dirs: [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()],
+            dirs: [
+                tempfile::tempdir().unwrap(),
+                tempfile::tempdir().unwrap(),
+                tempfile::tempdir().unwrap(),
+            ],
         }
     }
 
@@ -45,7 +49,7 @@ impl Net {
         Seed::from_entropy([who as u8 + 1; 32])
     }
 
-    /// Starts node `who` (0 or 1) from its data directory.
+    /// Starts node `who` (0, 1 or 2) from its data directory.
     pub async fn start(&self, who: usize) -> Embedded {
         let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
         cfg.listen = Some("127.0.0.1:0".parse().unwrap());

@@ -340,6 +340,8 @@ impl Pair {
             payments: ns(channels::record::NS_PAYMENTS),
             node: ns(channels::record::NS_NODE),
             peers: ns(channels::record::NS_PEERS),
+            peer_updates: ns(channels::policy::NS_PEER_UPDATES),
+            forwards: ns(channels::forward::NS_FORWARDS),
         };
         let (k, id) = match side {
             Side::A => (keys(1), self.ids.0),

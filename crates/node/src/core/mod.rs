@@ -243,6 +243,8 @@ pub enum Command {
     /// What the wallet keeps for the fees of anchor channels' force closes
     /// (`Reply::FeeReserve`).
     FeeReserve,
+    /// Every HTLC we forwarded (`Reply::Forwards`).
+    ListForwards,
     /// Close a channel cooperatively; the reply comes once the closing
     /// transaction is broadcast.
     CloseChannel {
@@ -313,6 +315,8 @@ pub enum Reply {
     Channels(Vec<ChannelSummary>),
     /// The wallet's fee reserve for anchor channels' force closes.
     FeeReserve(Amount),
+    /// The HTLCs we forwarded, newest first.
+    Forwards(Vec<channels::forward::ForwardSummary>),
     /// The closing transaction is broadcast.
     ChannelClosed {
         /// `channel_id`
@@ -906,6 +910,10 @@ impl NodeCore {
             Command::FeeReserve => out.push(Output::Reply {
                 id,
                 reply: Reply::FeeReserve(c.fee_reserve(0)),
+            }),
+            Command::ListForwards => out.push(Output::Reply {
+                id,
+                reply: Reply::Forwards(c.forward_summaries()),
             }),
             Command::CloseChannel { channel_id } => c.close(channel_id, id),
             Command::ForceCloseChannel { channel_id } => c.force_close(channel_id, id),

@@ -195,8 +195,17 @@ impl NodeCore {
                 return self.on_channel_message(peer, typ, bytes, out);
             }
             if GOSSIP_MESSAGES.contains(&typ) {
-                // BOLT 7 gossip: known, not processed until the network graph
-                // exists; dropping it is what a node that does not route does.
+                // A channel peer's update for our private channel is kept
+                // for route hints; other BOLT 7 gossip is not processed
+                // until the network graph exists (dropping it is what a
+                // node that does not route does).
+                if typ == 258 {
+                    if let (Ok(Message::ChannelUpdate(u)), Some(c)) =
+                        (Message::decode(bytes), &mut self.channels)
+                    {
+                        c.on_peer_update(state.node_id, &u);
+                    }
+                }
                 return;
             }
         }

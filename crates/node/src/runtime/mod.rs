@@ -248,6 +248,16 @@ impl NodeHandle {
         }
     }
 
+    /// Every HTLC this node forwarded, newest first, with the fee of each.
+    pub async fn forwards(
+        &self,
+    ) -> Result<Vec<crate::core::channels::forward::ForwardSummary>, NodeError> {
+        match self.command(Command::ListForwards).await? {
+            Reply::Forwards(f) => Ok(f),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// What the wallet keeps for the fees of anchor channels' force closes
     /// (10,000 sat per channel that may need it, at most 100,000): opening
     /// a channel may not spend it.
@@ -1035,6 +1045,8 @@ async fn restore(
             payments: read(NS_PAYMENTS)?,
             node: read(NS_NODE)?,
             peers: read(NS_PEERS)?,
+            peer_updates: read(crate::core::channels::policy::NS_PEER_UPDATES)?,
+            forwards: read(crate::core::channels::forward::NS_FORWARDS)?,
         };
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;

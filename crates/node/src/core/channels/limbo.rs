@@ -53,6 +53,12 @@ impl Channels {
             .range((id, 0)..=(id, u64::MAX))
             .next()
             .is_some()
+            || self
+                .forwards
+                .by_out
+                .range((id, 0)..=(id, u64::MAX))
+                .next()
+                .is_some()
         {
             return false;
         }

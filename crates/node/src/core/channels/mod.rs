@@ -10,10 +10,12 @@
 mod bump;
 mod chain;
 mod fee;
+pub mod forward;
 mod limbo;
 mod normal;
 mod open;
 mod pay;
+pub mod policy;
 pub mod record;
 mod resolve;
 mod spends;
@@ -59,6 +61,8 @@ pub struct ChannelSettings {
     pub feerate: FeeratePerKw,
     /// `min_final_cltv_expiry_delta` of our invoices.
     pub min_final_cltv_expiry_delta: u16,
+    /// The policy we forward HTLCs with (ADR 0009).
+    pub policy: policy::ForwardingPolicy,
 }
 
 impl Default for ChannelSettings {
@@ -69,6 +73,7 @@ impl Default for ChannelSettings {
             feerate: FeeratePerKw(2_500),
             min_final_cltv_expiry_delta: beongae_invoice::DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA
                 as u16,
+            policy: policy::ForwardingPolicy::default(),
         }
     }
 }
@@ -84,6 +89,10 @@ pub struct StoredState {
     pub node: Vec<(Vec<u8>, Vec<u8>)>,
     /// `peers` namespace entries.
     pub peers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `peer_updates` namespace entries.
+    pub peer_updates: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `forwards` namespace entries.
+    pub forwards: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a channel stands, for the API.
@@ -290,6 +299,11 @@ pub(super) struct Channels {
     /// `(height, hash)` of the last [`RECENT_BLOCKS`] blocks processed, up
     /// to `height` (stored: `record::KEY_RECENT_BLOCKS`).
     pub(super) recent: std::collections::VecDeque<(u32, bitcoin::BlockHash)>,
+    /// The peers' `channel_update`s for their direction of our channels
+    /// (stored: `policy::NS_PEER_UPDATES`), for route hints.
+    pub(super) peer_updates: BTreeMap<ChannelId, beongae_wire::msgs::ChannelUpdate>,
+    /// Forwarded HTLCs (stored: `forward::NS_FORWARDS`).
+    pub(super) forwards: forward::Forwards,
     /// The chain source's tip as last polled (blocks up to it may still be
     /// on their way to `height`).
     pub(super) tip: u32,
@@ -345,6 +359,8 @@ impl Channels {
             settings,
             height,
             recent: std::collections::VecDeque::new(),
+            peer_updates: BTreeMap::new(),
+            forwards: forward::Forwards::default(),
             tip: 0,
             next_index: 0,
             next_invoice: 0,
@@ -399,6 +415,15 @@ impl Channels {
                 .and_then(|a| a.parse().ok())
                 .ok_or_else(|| RecordError::Corrupt("peer address".into()))?;
             c.addresses.insert(node, addr);
+        }
+        c.forwards = forward::Forwards::load(&stored.forwards)?;
+        for (k, v) in &stored.peer_updates {
+            // A hint's policy only: one that does not read is dropped.
+            if let (Ok(id), Ok(Message::ChannelUpdate(u))) =
+                (<[u8; 32]>::try_from(k.as_slice()), Message::decode(v))
+            {
+                c.peer_updates.insert(ChannelId(id), u);
+            }
         }
         let mut stored_redo: BTreeMap<ChannelId, Vec<Message>> = BTreeMap::new();
         for (k, v) in &stored.channels {

@@ -188,8 +188,15 @@ impl Channels {
                 }
                 self.redo_removals(id);
                 self.fulfill_paid(id);
+                self.relay_resolved_forwards(id);
                 self.update_fee(id);
                 self.touch(id);
+                if matches!(
+                    self.entries.get(&id).map(|e| &e.phase),
+                    Some(Phase::Normal { .. })
+                ) {
+                    self.send_private_update(id);
+                }
                 // Deadlines held back until our state was shown current.
                 self.check_htlc_deadlines();
             }

@@ -644,6 +644,8 @@ impl Channels {
                     peer,
                     short_channel_id: scid,
                 });
+                // Our policy for routing through us to the peer (ADR 0009).
+                self.send_private_update(id);
             }
             Err(e) => self.fail(id, &e.to_string()),
         }

@@ -14,7 +14,14 @@ use bitcoin::secp256k1::SecretKey;
 use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
 use super::{Channels, Phase};
 use crate::core::{CommandId, Event, Reply};
-use crate::payments::{pay_direct, read_failure, receive_htlc_or_refuse, IncomingDecision};
+use crate::payments::{
+    amount_to_pay, final_cltv_expiry, pay_direct, pay_route, read_failure, receive_htlc_or_refuse,
+    IncomingDecision, PathHop,
+};
+use beongae_graph::{FirstHop, RouteParams};
+
+/// Most route hints in one of our invoices.
+const MAX_ROUTE_HINTS: usize = 3;
 
 /// A payment, for the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +94,12 @@ impl Channels {
         if let Some(a) = amount {
             b = b.amount(a);
         }
+        // BOLT 11 `r`: our channels are private, so a payer reaches us
+        // through a channel peer, named with its policy for its direction
+        // (its own channel_update to us; ADR 0009).
+        for hint in self.route_hints() {
+            b = b.route_hint(hint);
+        }
         let invoice = b
             .sign(&self.secp, &self.node_secret)
             .map_err(|e| format!("cannot build the invoice: {e}"))?
@@ -101,6 +114,42 @@ impl Channels {
         self.batch.put(NS_PAYMENTS, key(b'i', &hash), rec.encode());
         self.invoices.insert(hash, rec);
         Ok((invoice, hash))
+    }
+
+    /// Route hints to us (BOLT 11 `r`): one per open channel whose peer
+    /// sent its `channel_update`, at most [`MAX_ROUTE_HINTS`], those that
+    /// can receive the most first.
+    fn route_hints(&self) -> Vec<beongae_invoice::RouteHint> {
+        let mut hints: Vec<(Msat, beongae_invoice::RouteHint)> = self
+            .entries
+            .iter()
+            .filter_map(|(id, e)| {
+                let Phase::Normal { chan, scid, .. } = &e.phase else {
+                    return None;
+                };
+                if !self.funding_usable(*scid) {
+                    return None;
+                }
+                let u = self.peer_updates.get(id)?;
+                let hop = beongae_invoice::RouteHintHop {
+                    src_node_id: e.peer,
+                    short_channel_id: u.short_channel_id,
+                    fee_base_msat: u.fee_base_msat,
+                    fee_proportional_millionths: u.fee_proportional_millionths,
+                    cltv_expiry_delta: u.cltv_expiry_delta,
+                };
+                Some((
+                    chan.commitments.local.to_remote,
+                    beongae_invoice::RouteHint(vec![hop]),
+                ))
+            })
+            .collect();
+        hints.sort_by_key(|h| std::cmp::Reverse(h.0));
+        hints
+            .into_iter()
+            .take(MAX_ROUTE_HINTS)
+            .map(|(_, h)| h)
+            .collect()
     }
 
     /// `pay`: offers the HTLC for `invoice` to its payee, a direct peer.
@@ -148,6 +197,15 @@ impl Channels {
             ));
         }
         let payee = inv.payee_node_id();
+        // A payee we have an open channel with is paid over it (or told
+        // why it cannot be); any other over a route.
+        let direct = self
+            .entries
+            .values()
+            .any(|e| e.peer == payee && matches!(e.phase, Phase::Normal { .. }));
+        if !direct {
+            return self.pay_routed(&inv, amount, now_secs, session_key, command);
+        }
         let p = pay_direct(
             &self.secp,
             &session_key,
@@ -171,7 +229,7 @@ impl Channels {
             .collect();
         if candidates.is_empty() {
             return Err(format!(
-                "no active channel with the payee {payee} (only direct payments for now)"
+                "no active channel with the payee {payee}: it is not connected or its funding is not confirmed"
             ));
         }
         let mut last = String::new();
@@ -202,6 +260,112 @@ impl Channels {
             }
         }
         Err(format!("no channel can carry the payment: {last}"))
+    }
+
+    /// Our open channels as first hops of a route (BOLT 7 routing from our
+    /// own channels' real balances): each named by our alias for it, with
+    /// what it can carry now.
+    fn first_hops(&self) -> Vec<(ChannelId, FirstHop)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, e)| {
+                let Phase::Normal { chan, scid, .. } = &e.phase else {
+                    return None;
+                };
+                if !e.live || !self.funding_usable(*scid) {
+                    return None;
+                }
+                Some((
+                    *id,
+                    FirstHop {
+                        short_channel_id: self.local_alias(e.index)?,
+                        node_id: e.peer,
+                        outbound_msat: outbound_estimate(chan).to_msat(),
+                        htlc_minimum_msat: chan.commitments.params.remote.htlc_minimum.to_msat(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Pays `inv` to a payee that is not our peer: a route from our
+    /// channels over the invoice's route hints (the graph comes with
+    /// gossip), each hop's payload in the onion (BOLT 4).
+    fn pay_routed(
+        &mut self,
+        inv: &Invoice,
+        amount: Option<Msat>,
+        now_secs: u64,
+        session_key: SecretKey,
+        command: CommandId,
+    ) -> Result<(), String> {
+        let payee = inv.payee_node_id();
+        let amount = amount_to_pay(inv, amount, now_secs).map_err(|e| e.to_string())?;
+        let first = self.first_hops();
+        if first.is_empty() {
+            return Err("no active channel to pay from".into());
+        }
+        let params = RouteParams {
+            final_cltv_expiry_delta: final_cltv_expiry(inv, 0),
+            first_hops: Some(first.iter().map(|(_, h)| h.clone()).collect()),
+            route_hints: inv.route_hints().cloned().collect(),
+            ..RouteParams::default()
+        };
+        let graph = beongae_graph::Graph::new(self.chain);
+        let scorer = beongae_graph::Scorer::new(beongae_graph::ScorerParams::default());
+        let route = beongae_graph::Router::new(&graph, &scorer, now_secs)
+            .route(&self.node_id(), &payee, amount.to_msat(), &params)
+            .map_err(|e| format!("no route to the payee {payee}: {e}"))?;
+        let path: Vec<PathHop> = route
+            .hops
+            .iter()
+            .map(|h| PathHop {
+                node_id: h.node_id,
+                short_channel_id: h.short_channel_id,
+                amount: Msat::from_msat(h.amount_msat),
+                cltv_expiry: self.height + h.cltv_expiry_delta,
+            })
+            .collect();
+        let Some((channel, _)) = route
+            .hops
+            .first()
+            .and_then(|h| {
+                first
+                    .iter()
+                    .find(|(_, f)| f.short_channel_id == h.short_channel_id)
+            })
+            .cloned()
+        else {
+            return Err("the route does not start on one of our channels".into());
+        };
+        let p = pay_route(&self.secp, &session_key, inv, &path).map_err(|e| e.to_string())?;
+        let hash = inv.payment_hash();
+        let Some(entry) = self.entries.get_mut(&channel) else {
+            return Err("the route's first channel is gone".into());
+        };
+        let peer = entry.peer;
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return Err("the route's first channel is not open".into());
+        };
+        let add = chan
+            .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
+            .map_err(|e| format!("the first channel cannot carry the payment: {e}"))?;
+        tracing::info!(%hash, hops = path.len(), fee_msat = route.fee_msat(), "paying over a route");
+        let rec = OutgoingRecord {
+            payment_hash: hash,
+            amount: p.amount,
+            channel_id: channel,
+            htlc_id: add.id,
+            shared_secrets: p.shared_secrets,
+            status: OutgoingStatus::Pending,
+        };
+        self.batch.put(NS_PAYMENTS, key(b'o', &hash), rec.encode());
+        self.by_htlc.insert((channel, add.id), hash);
+        self.outgoing.insert(hash, rec);
+        self.waiting.insert(hash, command);
+        self.send(peer, add);
+        self.touch(channel);
+        Ok(())
     }
 
     /// An HTLC offered to us is irrevocably committed: settle or fail it.
@@ -237,13 +401,15 @@ impl Channels {
             self.entries.get(&channel).map(|e| &e.phase),
             Some(Phase::Normal { scid, .. }) if self.funding_usable(*scid)
         );
+        let temporary =
+            (dust_exposure_exceeded || unconfirmed).then_some(FailureMessage::TemporaryNodeFailure);
         let refuse = if deadline_past {
             Some(FailureMessage::IncorrectOrUnknownPaymentDetails {
                 htlc_msat: amount,
                 height: self.height,
             })
         } else {
-            (dust_exposure_exceeded || unconfirmed).then_some(FailureMessage::TemporaryNodeFailure)
+            temporary.clone()
         };
         let mut decision = receive_htlc_or_refuse(
             &self.secp,
@@ -287,6 +453,25 @@ impl Channels {
             return;
         };
         let msg: Result<beongae_wire::msgs::Message, String> = match decision {
+            Ok(IncomingDecision::Forward {
+                payload,
+                next,
+                shared_secret,
+            }) => {
+                // The deadline and the final node's checks are the forward's
+                // own (BOLT 4 `expiry_too_soon`).
+                return self.forward(
+                    channel,
+                    htlc,
+                    amount,
+                    payment_hash,
+                    cltv_expiry,
+                    payload,
+                    next,
+                    shared_secret,
+                    temporary,
+                );
+            }
             Ok(IncomingDecision::Accept { .. }) => {
                 return self.settle(payment_hash, channel, htlc, amount);
             }
@@ -386,6 +571,9 @@ impl Channels {
     }
 
     pub(super) fn outgoing_fulfilled(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {
+        if let Some(key) = self.forward_of(channel, htlc) {
+            return self.forward_fulfilled(key, preimage);
+        }
         let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
             return;
         };
@@ -412,6 +600,25 @@ impl Channels {
     }
 
     pub(super) fn outgoing_failed(&mut self, channel: ChannelId, htlc: u64, reason: &FailReason) {
+        if let Some(key) = self.forward_of(channel, htlc) {
+            return match reason {
+                FailReason::Reason(bytes) => self.forward_failed(key, bytes),
+                FailReason::Malformed {
+                    failure_code,
+                    sha256_of_onion,
+                } => {
+                    // BOLT 4: reported upstream as an update_fail_htlc
+                    // with that code and sha256_of_onion.
+                    let mut raw = failure_code.to_be_bytes().to_vec();
+                    raw.extend_from_slice(sha256_of_onion);
+                    let failure =
+                        FailureMessage::decode(&raw).unwrap_or(FailureMessage::InvalidOnionHmac {
+                            sha256_of_onion: *sha256_of_onion,
+                        });
+                    self.forward_failed_here(key, failure)
+                }
+            };
+        }
         let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
             return;
         };
@@ -434,6 +641,9 @@ impl Channels {
     /// settled one of our invoices (every check of BOLT 4 passed for it and
     /// we gave the preimage): what we claim it with on chain.
     pub(super) fn incoming_preimage(&self, channel: ChannelId, htlc: u64) -> Option<Preimage> {
+        if let Some(p) = self.forwarded_preimage(channel, htlc) {
+            return Some(p);
+        }
         self.invoices
             .values()
             .find(|r| r.settled_by == Some((channel, htlc)))
@@ -442,6 +652,10 @@ impl Channels {
 
     /// Our HTLC `htlc` on closed `channel` was resolved back to us on chain.
     pub(super) fn outgoing_failed_on_chain(&mut self, channel: ChannelId, htlc: u64, why: &str) {
+        if let Some(key) = self.forward_of(channel, htlc) {
+            tracing::info!(%channel, htlc, why, "forwarded htlc failed on chain");
+            return self.forward_failed_here(key, FailureMessage::PermanentChannelFailure);
+        }
         if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
             tracing::info!(%channel, htlc, why, "payment failed on chain");
             self.finish_failed(hash, why.to_owned());
@@ -450,6 +664,14 @@ impl Channels {
 
     /// Our HTLC was dropped before being signed (a disconnection).
     pub(super) fn outgoing_dropped(&mut self, channel: ChannelId, htlc: u64) {
+        if let Some(key) = self.forward_of(channel, htlc) {
+            return self.forward_failed_here(
+                key,
+                FailureMessage::TemporaryChannelFailure {
+                    channel_update: Vec::new(),
+                },
+            );
+        }
         if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
             self.finish_failed(
                 hash,
@@ -485,6 +707,19 @@ impl Channels {
         why: &str,
         on_chain: &std::collections::BTreeSet<u64>,
     ) {
+        // Forwards over it: failed upstream now unless their HTLC can still
+        // be claimed on chain (then resolved with it).
+        let forwards: Vec<(u64, (ChannelId, u64))> = self
+            .forwards
+            .by_out
+            .range((channel, 0)..=(channel, u64::MAX))
+            .map(|((_, id), k)| (*id, *k))
+            .collect();
+        for (htlc, key) in forwards {
+            if !on_chain.contains(&htlc) {
+                self.forward_failed_here(key, FailureMessage::PermanentChannelFailure);
+            }
+        }
         let htlcs: Vec<(u64, PaymentHash)> = self
             .by_htlc
             .iter()
@@ -513,9 +748,11 @@ impl Channels {
     /// Whether an invoice of ours was settled by HTLC `htlc` of `channel`
     /// (its preimage was given).
     pub(super) fn settled_htlc(&self, channel: ChannelId, htlc: u64) -> bool {
-        self.invoices
-            .values()
-            .any(|r| r.settled_by == Some((channel, htlc)))
+        self.forwarded_preimage(channel, htlc).is_some()
+            || self
+                .invoices
+                .values()
+                .any(|r| r.settled_by == Some((channel, htlc)))
     }
 
     /// Every invoice and payment.
@@ -558,6 +795,33 @@ fn read_failure_of(rec: &OutgoingRecord, reason: &[u8]) -> Option<String> {
     read_failure(&rec.shared_secrets, reason)
         .ok()
         .map(|f| format!("{:?} (from hop {})", f.message, f.hop))
+}
+
+/// What channel `chan` can offer in one more HTLC, roughly: our balance
+/// less the reserve the peer asks us to keep and, as funder, the
+/// commitment fee with two more HTLCs at twice the feerate and the anchors
+/// (BOLT 2's fee spike buffer). The channel's own check has the last word.
+fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -> Msat {
+    let spec = &chan.commitments.local;
+    let params = &chan.commitments.params;
+    let reserve = params.remote.channel_reserve.to_sat() * 1000;
+    let fee = if params.we_are_funder {
+        let weight = 1_124 + 172 * (spec.htlcs.len() as u64 + 2);
+        let anchors = if params.channel_type == beongae_script::ChannelType::Anchors {
+            660_000
+        } else {
+            0
+        };
+        2 * u64::from(spec.feerate.0) * weight + anchors
+    } else {
+        0
+    };
+    Msat::from_msat(
+        spec.to_local
+            .to_msat()
+            .saturating_sub(reserve)
+            .saturating_sub(fee),
+    )
 }
 
 fn key(kind: u8, hash: &PaymentHash) -> Vec<u8> {
