@@ -177,30 +177,125 @@ async fn alice_pays_carol_through_bob_who_earns_his_fee() {
     );
 }
 
-/// A payment bigger than Bob's channel to Carol can carry: Bob cannot offer
-/// it and fails it back with `temporary_channel_failure` (BOLT 4), which
-/// Alice decrypts as coming from Bob (hop 0); no balance moves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forward_the_next_channel_cannot_carry_fails_back_from_bob() {
-    let net = Net::new();
-    let ([alice, bob, carol], ab, bc) = three_nodes(&net).await;
-    let before = channel(&alice, ab).await.local;
-    let inv = invoice_via_bob(&carol, &bob, 600_000_000).await;
+/// Carol's invoice for `msat` whose hint through Bob has `fee_base_msat`
+/// and `cltv_expiry_delta` (Bob's latest policy reached her).
+async fn invoice_with_policy(carol: &Embedded, msat: u64, base: u32, delta: u16) -> String {
+    for _ in 0..200 {
+        let (inv, _) = carol
+            .node
+            .handle()
+            .invoice(Some(Msat::from_msat(msat)), "tea", 3600)
+            .await
+            .unwrap();
+        let decoded = beongae_invoice::Invoice::decode(&inv).unwrap();
+        if decoded
+            .route_hints()
+            .any(|h| h.0[0].fee_base_msat == base && h.0[0].cltv_expiry_delta == delta)
+        {
+            return inv;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("Bob's policy never reached Carol's invoices");
+}
+
+/// Alice's payment fails, decrypted as `code` from hop `hop`.
+async fn fails_with(alice: &Embedded, inv: &str, amount: Option<u64>, code: &str, hop: usize) {
     let err = alice
         .node
         .handle()
-        .pay(&inv, None)
+        .pay(inv, amount.map(Msat::from_msat))
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("TemporaryChannelFailure") && err.contains("(from hop 0)"),
-        "{err}"
+        err.contains(code) && err.contains(&format!("(from hop {hop})")),
+        "expected {code} from hop {hop}: {err}"
     );
-    for (e, id) in [(&alice, ab), (&bob, ab), (&bob, bc)] {
-        wait_for(e, id, |c| c.pending_htlcs == 0).await;
-    }
+}
+
+/// BOLT 4 failures along Alice → Bob → Carol, each produced for real and
+/// decrypted by Alice as coming from the right hop; no balance moves:
+/// - more than Bob's channel to Carol can carry: `temporary_channel_failure`
+///   from Bob;
+/// - three times the invoice's amount: Carol's
+///   `incorrect_or_unknown_payment_details`, wrapped by Bob on its way back;
+/// - an invoice made before Bob raised his fee: `fee_insufficient`;
+/// - made before he raised his CLTV delta: `incorrect_cltv_expiry`;
+/// - Carol offline: `channel_disabled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_failures_are_decrypted_by_the_payer() {
+    let net = Net::new();
+    let ([alice, bob, carol], ab, bc) = three_nodes(&net).await;
+    let before = channel(&alice, ab).await.local;
+    let settled = |e: &Embedded, id| {
+        let e = e.node.handle();
+        async move {
+            for _ in 0..500 {
+                let c = e.channels().await.unwrap();
+                if c.iter().any(|c| c.channel_id == id && c.pending_htlcs == 0) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("htlcs left on {id}");
+        }
+    };
+    let inv = invoice_via_bob(&carol, &bob, 600_000_000).await;
+    fails_with(&alice, &inv, None, "TemporaryChannelFailure", 0).await;
+    let inv = invoice_via_bob(&carol, &bob, 10_000_000).await;
+    fails_with(
+        &alice,
+        &inv,
+        Some(30_000_000),
+        "IncorrectOrUnknownPaymentDetails",
+        1,
+    )
+    .await;
+    settled(&bob, bc).await;
+    // Bob raises his fee after Carol's invoice named his old one.
+    let inv = invoice_with_policy(&carol, 10_000_000, 1_000, 80).await;
+    let policy = |base, delta| beongae_node::core::channels::policy::ForwardingPolicy {
+        fee_base_msat: base,
+        fee_proportional_millionths: 1,
+        cltv_expiry_delta: delta,
+    };
+    assert_eq!(
+        bob.node
+            .handle()
+            .set_policy(Some(bc), policy(5_000, 80))
+            .await
+            .unwrap(),
+        vec![bc]
+    );
+    fails_with(&alice, &inv, None, "FeeInsufficient", 0).await;
+    // Then his CLTV delta.
+    let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 80).await;
+    bob.node
+        .handle()
+        .set_policy(Some(bc), policy(5_000, 144))
+        .await
+        .unwrap();
+    fails_with(&alice, &inv, None, "IncorrectCltvExpiry", 0).await;
+    // A delta too small to resolve a forward on chain in time is refused.
+    let err = bob
+        .node
+        .handle()
+        .set_policy(None, policy(1_000, 20))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cltv_expiry_delta 20 is too small"), "{err}");
+    // Carol goes offline.
+    let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 144).await;
+    carol.node.shutdown().await;
+    wait_for(&bob, bc, |c| !c.active).await;
+    fails_with(&alice, &inv, None, "ChannelDisabled", 0).await;
+    settled(&alice, ab).await;
+    settled(&bob, ab).await;
     assert_eq!(channel(&alice, ab).await.local, before);
+    // Only the HTLC Carol refused was forwarded (and failed back).
     let forwards = bob.node.handle().forwards().await.unwrap();
-    assert!(forwards.is_empty(), "{forwards:?}");
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    assert_eq!(forwards[0].status, "failed");
 }

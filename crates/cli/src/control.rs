@@ -83,6 +83,19 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// The HTLCs this node forwarded.
+    Forwards,
+    /// Set the forwarding policy of one channel, or of all.
+    SetPolicy {
+        /// Hex channel id (none: every open channel).
+        channel_id: Option<String>,
+        /// `fee_base_msat`
+        fee_base_msat: u32,
+        /// `fee_proportional_millionths`
+        fee_ppm: u32,
+        /// `cltv_expiry_delta`
+        cltv_expiry_delta: u16,
+    },
     /// Create an invoice.
     Invoice {
         /// Amount (none: any).
@@ -370,6 +383,41 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 }
                 .map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({ "closing_txid": txid.to_string() }))
+            }
+            Request::Forwards => {
+                let forwards = node.forwards().await.map_err(|e| e.to_string())?;
+                let earned: u64 = forwards
+                    .iter()
+                    .filter(|f| f.status == "settled")
+                    .map(|f| f.fee.to_msat())
+                    .sum();
+                let list: Vec<serde_json::Value> = forwards
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "in_channel": hex::encode(f.in_channel.0),
+                            "out_channel": hex::encode(f.out_channel.0),
+                            "in_msat": f.in_amount.to_msat(),
+                            "out_msat": f.out_amount.to_msat(),
+                            "fee_msat": f.fee.to_msat(),
+                            "payment_hash": hex::encode(f.payment_hash.0),
+                            "status": f.status,
+                            "created": f.created,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::json!({ "forwards": list, "fees_earned_msat": earned }))
+            }
+            Request::SetPolicy { channel_id, fee_base_msat, fee_ppm, cltv_expiry_delta } => {
+                let id = channel_id.as_deref().map(parse_channel_id).transpose()?;
+                let policy = beongae_node::core::channels::policy::ForwardingPolicy {
+                    fee_base_msat,
+                    fee_proportional_millionths: fee_ppm,
+                    cltv_expiry_delta,
+                };
+                let ids = node.set_policy(id, policy).await.map_err(|e| e.to_string())?;
+                let ids: Vec<String> = ids.iter().map(|i| hex::encode(i.0)).collect();
+                Ok(serde_json::json!({ "channels": ids }))
             }
             Request::Invoice { amount_msat, description, expiry_secs } => {
                 let (invoice, hash) = node

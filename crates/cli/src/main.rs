@@ -125,6 +125,24 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// The HTLCs this node forwarded, with the fees earned.
+    Forwards,
+    /// Set the fees and CLTV delta this node forwards with, on one channel
+    /// or (without --channel) on every open channel.
+    Setpolicy {
+        /// The channel id (64 hex characters); all open channels if absent.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Base fee per forwarded HTLC, in millisatoshi.
+        #[arg(long, default_value_t = 1_000)]
+        base_fee_msat: u32,
+        /// Proportional fee, in millionths of the amount.
+        #[arg(long, default_value_t = 1)]
+        fee_ppm: u32,
+        /// Blocks between the incoming and the outgoing HTLC's expiry (at least 34).
+        #[arg(long, default_value_t = 80)]
+        cltv_delta: u16,
+    },
     /// Create an invoice: AMOUNT in satoshi, or with a unit (1500msat, 0.0001btc), or `any`.
     Invoice {
         /// Amount.
@@ -412,6 +430,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             push_msat: push,
         },
         Cmd::Channels => Request::Channels,
+        Cmd::Forwards => Request::Forwards,
+        Cmd::Setpolicy {
+            channel,
+            base_fee_msat,
+            fee_ppm,
+            cltv_delta,
+        } => Request::SetPolicy {
+            channel_id: channel,
+            fee_base_msat: base_fee_msat,
+            fee_ppm,
+            cltv_expiry_delta: cltv_delta,
+        },
         Cmd::Closechannel { channel_id, force } => Request::CloseChannel { channel_id, force },
         Cmd::Invoice {
             amount,

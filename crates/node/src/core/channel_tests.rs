@@ -342,6 +342,7 @@ impl Pair {
             peers: ns(channels::record::NS_PEERS),
             peer_updates: ns(channels::policy::NS_PEER_UPDATES),
             forwards: ns(channels::forward::NS_FORWARDS),
+            policies: ns(channels::policy::NS_POLICIES),
         };
         let (k, id) = match side {
             Side::A => (keys(1), self.ids.0),

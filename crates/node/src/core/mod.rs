@@ -245,6 +245,14 @@ pub enum Command {
     FeeReserve,
     /// Every HTLC we forwarded (`Reply::Forwards`).
     ListForwards,
+    /// Sets the forwarding policy of a channel (every open channel's for
+    /// `None`); `Reply::PolicySet` names the channels.
+    SetPolicy {
+        /// The channel, or all.
+        channel_id: Option<ChannelId>,
+        /// The policy.
+        policy: channels::policy::ForwardingPolicy,
+    },
     /// Close a channel cooperatively; the reply comes once the closing
     /// transaction is broadcast.
     CloseChannel {
@@ -317,6 +325,8 @@ pub enum Reply {
     FeeReserve(Amount),
     /// The HTLCs we forwarded, newest first.
     Forwards(Vec<channels::forward::ForwardSummary>),
+    /// The channels whose policy was set.
+    PolicySet(Vec<ChannelId>),
     /// The closing transaction is broadcast.
     ChannelClosed {
         /// `channel_id`
@@ -914,6 +924,13 @@ impl NodeCore {
             Command::ListForwards => out.push(Output::Reply {
                 id,
                 reply: Reply::Forwards(c.forward_summaries()),
+            }),
+            Command::SetPolicy { channel_id, policy } => out.push(Output::Reply {
+                id,
+                reply: match c.set_policy(channel_id, policy) {
+                    Ok(ids) => Reply::PolicySet(ids),
+                    Err(why) => Reply::Failed(why),
+                },
             }),
             Command::CloseChannel { channel_id } => c.close(channel_id, id),
             Command::ForceCloseChannel { channel_id } => c.force_close(channel_id, id),

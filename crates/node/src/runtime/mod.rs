@@ -248,6 +248,22 @@ impl NodeHandle {
         }
     }
 
+    /// Sets the forwarding policy of channel `channel_id` (of every open
+    /// channel for `None`); returns the channels set.
+    pub async fn set_policy(
+        &self,
+        channel_id: Option<ChannelId>,
+        policy: crate::core::channels::policy::ForwardingPolicy,
+    ) -> Result<Vec<ChannelId>, NodeError> {
+        match self
+            .command(Command::SetPolicy { channel_id, policy })
+            .await?
+        {
+            Reply::PolicySet(ids) => Ok(ids),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Every HTLC this node forwarded, newest first, with the fee of each.
     pub async fn forwards(
         &self,
@@ -1047,6 +1063,7 @@ async fn restore(
             peers: read(NS_PEERS)?,
             peer_updates: read(crate::core::channels::policy::NS_PEER_UPDATES)?,
             forwards: read(crate::core::channels::forward::NS_FORWARDS)?,
+            policies: read(crate::core::channels::policy::NS_POLICIES)?,
         };
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;

@@ -93,6 +93,8 @@ pub struct StoredState {
     pub peer_updates: Vec<(Vec<u8>, Vec<u8>)>,
     /// `forwards` namespace entries.
     pub forwards: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `policies` namespace entries.
+    pub policies: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a channel stands, for the API.
@@ -304,6 +306,10 @@ pub(super) struct Channels {
     pub(super) peer_updates: BTreeMap<ChannelId, beongae_wire::msgs::ChannelUpdate>,
     /// Forwarded HTLCs (stored: `forward::NS_FORWARDS`).
     pub(super) forwards: forward::Forwards,
+    /// Policies set per channel (stored: `policy::NS_POLICIES`).
+    pub(super) policies: BTreeMap<ChannelId, policy::ForwardingPolicy>,
+    /// The `timestamp` of the last `channel_update` we sent per channel.
+    pub(super) update_timestamps: BTreeMap<ChannelId, u32>,
     /// The chain source's tip as last polled (blocks up to it may still be
     /// on their way to `height`).
     pub(super) tip: u32,
@@ -361,6 +367,8 @@ impl Channels {
             recent: std::collections::VecDeque::new(),
             peer_updates: BTreeMap::new(),
             forwards: forward::Forwards::default(),
+            policies: BTreeMap::new(),
+            update_timestamps: BTreeMap::new(),
             tip: 0,
             next_index: 0,
             next_invoice: 0,
@@ -417,6 +425,13 @@ impl Channels {
             c.addresses.insert(node, addr);
         }
         c.forwards = forward::Forwards::load(&stored.forwards)?;
+        for (k, v) in &stored.policies {
+            let id = <[u8; 32]>::try_from(k.as_slice())
+                .map_err(|_| RecordError::Corrupt("policy key".into()))?;
+            let p = policy::ForwardingPolicy::decode(v)
+                .ok_or_else(|| RecordError::Corrupt("policy".into()))?;
+            c.policies.insert(ChannelId(id), p);
+        }
         for (k, v) in &stored.peer_updates {
             // A hint's policy only: one that does not read is dropped.
             if let (Ok(id), Ok(Message::ChannelUpdate(u))) =

@@ -16,6 +16,15 @@ use super::{Channels, Phase};
 /// Namespace of the peers' `channel_update`s for their direction of our
 /// channels (`channel_id` → the message), kept for route hints.
 pub const NS_PEER_UPDATES: &str = "peer_updates";
+/// Namespace of our policies set per channel (`channel_id` →
+/// [`ForwardingPolicy::encode`]); other channels use the node's default.
+pub const NS_POLICIES: &str = "policies";
+
+/// The least `cltv_expiry_delta` we forward with: our fulfilment deadline
+/// (18 blocks before an incoming HTLC expires), our timeout deadline (1
+/// block after an outgoing one), the least an outgoing HTLC may leave (3),
+/// and 12 blocks for a reorg and fees to get our transactions confirmed.
+pub const MIN_CLTV_EXPIRY_DELTA: u16 = 34;
 
 /// What we charge and require to forward an HTLC out over a channel
 /// (BOLT 7 `channel_update` fields).
@@ -45,6 +54,25 @@ impl Default for ForwardingPolicy {
 }
 
 impl ForwardingPolicy {
+    /// Bytes for the store.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(10);
+        v.extend_from_slice(&self.fee_base_msat.to_be_bytes());
+        v.extend_from_slice(&self.fee_proportional_millionths.to_be_bytes());
+        v.extend_from_slice(&self.cltv_expiry_delta.to_be_bytes());
+        v
+    }
+
+    /// Reads [`ForwardingPolicy::encode`].
+    pub fn decode(bytes: &[u8]) -> Option<ForwardingPolicy> {
+        let b: [u8; 10] = bytes.try_into().ok()?;
+        Some(ForwardingPolicy {
+            fee_base_msat: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            fee_proportional_millionths: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            cltv_expiry_delta: u16::from_be_bytes([b[8], b[9]]),
+        })
+    }
+
     /// BOLT 7: the fee to forward `amount`: `fee_base_msat + amount *
     /// fee_proportional_millionths / 1000000` (rounded down).
     pub fn fee(&self, amount: Msat) -> Msat {
@@ -68,9 +96,55 @@ impl Channels {
         NodeId::from_pubkey(PublicKey::from_secret_key(&self.secp, &self.node_secret))
     }
 
-    /// The policy we forward over channel `id` with.
-    pub(super) fn policy(&self, _id: ChannelId) -> ForwardingPolicy {
-        self.settings.policy
+    /// The policy we forward over channel `id` with: its own, or the
+    /// node's default.
+    pub(super) fn policy(&self, id: ChannelId) -> ForwardingPolicy {
+        self.policies
+            .get(&id)
+            .copied()
+            .unwrap_or(self.settings.policy)
+    }
+
+    /// `setpolicy`: channel `id`'s policy (every open channel's, for
+    /// `None`), stored, and announced to the peer at once (a new
+    /// `channel_update`). A `cltv_expiry_delta` below
+    /// [`MIN_CLTV_EXPIRY_DELTA`] is refused, saying why.
+    pub(in crate::core) fn set_policy(
+        &mut self,
+        id: Option<ChannelId>,
+        policy: ForwardingPolicy,
+    ) -> Result<Vec<ChannelId>, String> {
+        if policy.cltv_expiry_delta < MIN_CLTV_EXPIRY_DELTA {
+            return Err(format!(
+                "cltv_expiry_delta {} is too small: at least {MIN_CLTV_EXPIRY_DELTA} blocks are needed to resolve a forwarded htlc on chain in time",
+                policy.cltv_expiry_delta
+            ));
+        }
+        let ids: Vec<ChannelId> = match id {
+            Some(id) => match self.entries.get(&id).map(|e| &e.phase) {
+                Some(Phase::Normal { .. }) => vec![id],
+                Some(_) => return Err(format!("channel {id} is not open")),
+                None => return Err(format!("no channel {id}")),
+            },
+            None => self
+                .entries
+                .iter()
+                .filter(|(_, e)| matches!(e.phase, Phase::Normal { .. }))
+                .map(|(id, _)| *id)
+                .collect(),
+        };
+        for id in &ids {
+            self.policies.insert(*id, policy);
+            self.batch.put(NS_POLICIES, id.0.to_vec(), policy.encode());
+            let live = self
+                .entries
+                .get(id)
+                .is_some_and(|e| e.live && self.connected.contains_key(&e.peer));
+            if live {
+                self.send_private_update(*id);
+            }
+        }
+        Ok(ids)
     }
 
     /// The short channel id our updates and route hints name channel `id`
@@ -113,9 +187,16 @@ impl Channels {
     }
 
     /// Sends the peer our `channel_update` for channel `id` (private: to
-    /// the peer only), once the channel is reestablished.
+    /// the peer only), once the channel is reestablished. Each of ours is
+    /// newer than the last (BOLT 7: a node ignores an update whose
+    /// `timestamp` is not greater).
     pub(super) fn send_private_update(&mut self, id: ChannelId) {
-        let timestamp = u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX);
+        let now = u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX);
+        let timestamp = self
+            .update_timestamps
+            .get(&id)
+            .map_or(now, |t| now.max(t.saturating_add(1)));
+        self.update_timestamps.insert(id, timestamp);
         let Some(update) = self.our_update(id, timestamp) else {
             return;
         };
