@@ -1,10 +1,12 @@
-//! `beongae demo`: two nodes, Alice and Bob, in this process on an embedded
+//! `beongae demo`: Alice, Bob and Carol in this process on an embedded
 //! devnet, talking over loopback TCP with BOLT 8. Alice is funded, opens a
-//! channel to Bob, invoices are paid both ways, and the channel is closed
-//! cooperatively; every step shows the balances in millisatoshi. Then the
-//! two things Lightning promises on chain: Bob cheats with an old backup
-//! and Alice's justice transaction takes the whole channel, and Bob
-//! vanishes and Alice gets her funds back alone, after the delay.
+//! channel to Bob, invoices are paid both ways; Carol joins with a channel
+//! to Bob and Alice pays her through Bob, who earns his fee (BOLT 4); the
+//! channel is closed cooperatively; every step shows the balances in
+//! millisatoshi. Then the two things Lightning promises on chain: Bob
+//! cheats with an old backup and Alice's justice transaction takes the
+//! whole channel, and Bob vanishes and Alice gets her funds back alone,
+//! after the delay.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -165,6 +167,93 @@ async fn spender_of(demo: &Demo, parent: bitcoin::Txid) -> anyhow::Result<bitcoi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bail!("nothing spends {parent}")
+}
+
+/// Carol joins: she opens a channel to Bob pushing him 200,000 sat, and
+/// Alice pays Carol's invoice through Bob, who forwards it for his fee.
+/// Carol then goes offline (her channel stays open).
+async fn through_bob(
+    demo: &Demo,
+    alice: &Embedded,
+    bob: &Embedded,
+    carol: Embedded,
+    ab: ChannelId,
+) -> anyhow::Result<()> {
+    println!("\nA payment through Bob (BOLT 4 onion routing, BOLT 7 policy, BOLT 11 route hint)");
+    carol
+        .node
+        .handle()
+        .connect(
+            bob.node.node_id(),
+            bob.node.listen_addr().context("listen")?,
+        )
+        .await?;
+    let (bc, _) = carol
+        .node
+        .handle()
+        .open_channel(
+            bob.node.node_id(),
+            Amount::from_sat(500_000),
+            Msat::from_msat(200_000_000),
+        )
+        .await?;
+    demo.mine(3, &ScriptBuf::new_op_return([0u8; 0]));
+    let ready = |c: &ChannelSummary| c.state == ChannelState::Normal && c.active;
+    wait_for(&carol, bc, "Carol's channel to open", ready).await?;
+    wait_for(bob, bc, "Carol's channel to open", ready).await?;
+    demo.say(&format!(
+        "Carol ({}) opened a private 500,000 sat channel to Bob, pushing him 200,000 sat; Bob sent her his channel_update: fee 1,000 msat + 1 ppm, cltv_expiry_delta 80",
+        carol.node.node_id()
+    ));
+    // Carol's invoice, once Bob's policy reached her: a route hint via Bob.
+    let mut invoice = None;
+    for _ in 0..250 {
+        let (inv, _) = carol
+            .node
+            .handle()
+            .invoice(Some(Msat::from_msat(50_000_000)), "a book", 3600)
+            .await?;
+        let hinted = beongae_invoice::Invoice::decode(&inv)
+            .map(|i| i.route_hints().count() > 0)
+            .unwrap_or(false);
+        if hinted {
+            invoice = Some(inv);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let invoice = invoice.context("Carol's invoice never got a route hint through Bob")?;
+    demo.say("Carol invoices 50,000 sat for a book; her invoice carries a route hint through Bob:");
+    demo.say(&format!("  {invoice}"));
+    let before = channel(alice, ab).await?.local;
+    let t = Instant::now();
+    alice.node.handle().pay(&invoice, None).await?;
+    let sent = Msat::from_msat(before.to_msat() - channel(alice, ab).await?.local.to_msat());
+    demo.say(&format!(
+        "Alice paid it through Bob in {:.1} ms: she sent {} in a 2-hop onion; Bob peeled his layer and offered Carol {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        sat(sent),
+        sat(Msat::from_msat(50_000_000))
+    ));
+    let forwards = bob.node.handle().forwards().await?;
+    let fee = forwards.first().map(|f| f.fee).unwrap_or(Msat::ZERO);
+    demo.say(&format!(
+        "  Bob forwarded it and earned {} msat (1,000 msat + 1 ppm of 50,000,000 msat)",
+        group(fee.to_msat())
+    ));
+    let settled = |c: &ChannelSummary| c.pending_htlcs == 0;
+    wait_for(bob, bc, "the forward to settle", settled).await?;
+    let c = wait_for(&carol, bc, "the forward to settle", settled).await?;
+    demo.say(&format!(
+        "  channel balances: Carol {} msat, Bob {} msat on their channel",
+        group(c.local.to_msat()),
+        group(c.remote.to_msat())
+    ));
+    if fee != Msat::from_msat(1_050) || sent != Msat::from_msat(50_001_050) {
+        bail!("the forward did not pay what it should");
+    }
+    carol.node.shutdown().await;
+    Ok(())
 }
 
 /// Act two: Bob restores an old backup and broadcasts the commitment in it;
@@ -339,15 +428,16 @@ pub async fn run() -> anyhow::Result<()> {
         devnet: Arc::new(Mutex::new(Devnet::new())),
         started: Instant::now(),
     };
-    println!("Beongae demo: two Lightning nodes on an embedded regtest chain (devnet),");
+    println!("Beongae demo: three Lightning nodes on an embedded regtest chain (devnet),");
     println!("talking BOLT 8 over loopback TCP, each with its own SQLite store.\n");
 
     let seeds = [
         Seed::from_entropy(rand::random()),
         Seed::from_entropy(rand::random()),
+        Seed::from_entropy(rand::random()),
     ];
     let start = |who: usize| {
-        let name = ["alice", "bob"][who];
+        let name = ["alice", "bob", "carol"][who];
         let mut cfg = EmbeddedConfig::new(scratch.0.join(name), bitcoin::Network::Regtest);
         cfg.listen = Some(([127, 0, 0, 1], 0).into());
         cfg.chain_poll = Duration::from_millis(50);
@@ -368,6 +458,9 @@ pub async fn run() -> anyhow::Result<()> {
         bob.node.listen_addr().context("listen")?
     ));
 
+    let carol = start(2).await?;
+    // One coinbase for Carol, mature by the time Alice's is.
+    demo.mine(1, &carol.onchain.new_address().script_pubkey());
     demo.mine(101, &alice.onchain.new_address().script_pubkey());
     let alice_start = onchain(&alice).await?;
     demo.say(&format!(
@@ -463,6 +556,8 @@ pub async fn run() -> anyhow::Result<()> {
         "Alice made {n} micro-payments to Bob, all in flight at once, in {:.0} ms",
         t.elapsed().as_secs_f64() * 1000.0
     ));
+    show(&demo, &alice, &bob, id).await?;
+    through_bob(&demo, &alice, &bob, carol, id).await?;
     show(&demo, &alice, &bob, id).await?;
     let a = channel(&alice, id).await?;
     let b = channel(&bob, id).await?;

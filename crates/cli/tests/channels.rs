@@ -27,7 +27,16 @@ fn demo_runs_and_balances_add_up() {
     assert!(text.contains("Alice 788,765,433 msat"), "{text}");
     // 100 micro-payments of 10_000..10_099 msat: 1_004_950 msat more to Bob.
     assert!(text.contains("Bob 212,239,517 msat"), "{text}");
-    assert!(text.contains("Bob's wallet holds 212,239 sat"), "{text}");
+    // Alice pays Carol 50,000 sat through Bob: she sends 50,001,050 msat,
+    // Bob keeps 1,050 msat (1,000 + 1 ppm) and hands Carol 50,000,000.
+    assert!(text.contains("she sent 50,001,050 msat"), "{text}");
+    assert!(text.contains("Bob forwarded it and earned 1,050 msat"), "{text}");
+    assert!(
+        text.contains("Carol 350,000,000 msat, Bob 150,000,000 msat on their channel"),
+        "{text}"
+    );
+    assert!(text.contains("Bob 262,240,567 msat"), "{text}");
+    assert!(text.contains("Bob's wallet holds 262,240 sat"), "{text}");
     // The cheat: Bob's revoked commitment gave him 300,000 sat; Alice's
     // justice takes everything but the anchors (996,530 sat) and Bob's
     // wallet gets nothing.
