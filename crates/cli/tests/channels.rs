@@ -30,7 +30,10 @@ fn demo_runs_and_balances_add_up() {
     // Alice pays Carol 50,000 sat through Bob: she sends 50,001,050 msat,
     // Bob keeps 1,050 msat (1,000 + 1 ppm) and hands Carol 50,000,000.
     assert!(text.contains("she sent 50,001,050 msat"), "{text}");
-    assert!(text.contains("Bob forwarded it and earned 1,050 msat"), "{text}");
+    assert!(
+        text.contains("Bob forwarded it and earned 1,050 msat"),
+        "{text}"
+    );
     assert!(
         text.contains("Carol 350,000,000 msat, Bob 150,000,000 msat on their channel"),
         "{text}"

@@ -37,6 +37,7 @@ fn node_id_of(k: &KeyManager) -> NodeId {
 mod htlcs;
 mod onchain;
 mod safety;
+mod trio;
 mod unfunded;
 
 /// A store in memory: (namespace, key) -> value.
@@ -239,6 +240,57 @@ fn stored_channel(
     decode_channel(side, &state)
 }
 
+/// A core with keys `k` and node id `id` built from `store` alone, at
+/// `height`.
+fn restore_core(k: KeyManager, id: NodeId, store: &MemStore, height: u32) -> NodeCore {
+    let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        store
+            .iter()
+            .filter(|((ns, _), _)| ns == n)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let stored = StoredState {
+        channels: ns(channels::record::NS_CHANNELS),
+        payments: ns(channels::record::NS_PAYMENTS),
+        node: ns(channels::record::NS_NODE),
+        peers: ns(channels::record::NS_PEERS),
+        peer_updates: ns(channels::policy::NS_PEER_UPDATES),
+        forwards: ns(channels::forward::NS_FORWARDS),
+        policies: ns(channels::policy::NS_POLICIES),
+    };
+    NodeCore::with_channels(
+        id,
+        CoreConfig::new(ChainHash::REGTEST),
+        k,
+        settings(),
+        height,
+        stored,
+    )
+    .expect("the store reads back")
+}
+
+/// Applies a persisted batch to a store in memory.
+fn apply_batch(store: &mut MemStore, batch: &beongae_store::Batch) {
+    for op in batch.ops() {
+        match op {
+            beongae_store::Op::Put {
+                namespace,
+                key,
+                value,
+            } => {
+                store.insert((namespace.clone(), key.clone()), value.clone());
+            }
+            beongae_store::Op::Delete { namespace, key } => {
+                store.remove(&(namespace.clone(), key.clone()));
+            }
+            beongae_store::Op::DeletePrefix { namespace, prefix } => {
+                store.retain(|(ns, k), _| ns != namespace || !k.starts_with(prefix));
+            }
+        }
+    }
+}
+
 /// What the store must reproduce of a channel: everything but whether the
 /// peer is connected right now.
 fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
@@ -328,35 +380,11 @@ impl Pair {
 
     /// A core of `side` built from `store` alone.
     fn restored(&self, side: Side, store: &MemStore) -> NodeCore {
-        let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
-            store
-                .iter()
-                .filter(|((ns, _), _)| ns == n)
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        let stored = StoredState {
-            channels: ns(channels::record::NS_CHANNELS),
-            payments: ns(channels::record::NS_PAYMENTS),
-            node: ns(channels::record::NS_NODE),
-            peers: ns(channels::record::NS_PEERS),
-            peer_updates: ns(channels::policy::NS_PEER_UPDATES),
-            forwards: ns(channels::forward::NS_FORWARDS),
-            policies: ns(channels::policy::NS_POLICIES),
-        };
         let (k, id) = match side {
             Side::A => (keys(1), self.ids.0),
             Side::B => (keys(2), self.ids.1),
         };
-        NodeCore::with_channels(
-            id,
-            CoreConfig::new(ChainHash::REGTEST),
-            k,
-            settings(),
-            self.height,
-            stored,
-        )
-        .expect("the store reads back")
+        restore_core(k, id, store, self.height)
     }
 
     /// After every input: a core restored from the store alone holds the
@@ -488,28 +516,7 @@ impl Pair {
                         self.mempool.push((tx.compute_txid(), got));
                         self.broadcasts.push((side, tx));
                     }
-                    Output::Persist(batch) => {
-                        let store = &mut self.stores[side as usize];
-                        for op in batch.ops() {
-                            match op {
-                                beongae_store::Op::Put {
-                                    namespace,
-                                    key,
-                                    value,
-                                } => {
-                                    store.insert((namespace.clone(), key.clone()), value.clone());
-                                }
-                                beongae_store::Op::Delete { namespace, key } => {
-                                    store.remove(&(namespace.clone(), key.clone()));
-                                }
-                                beongae_store::Op::DeletePrefix { namespace, prefix } => {
-                                    store.retain(|(ns, k), _| {
-                                        ns != namespace || !k.starts_with(prefix)
-                                    });
-                                }
-                            }
-                        }
-                    }
+                    Output::Persist(batch) => apply_batch(&mut self.stores[side as usize], &batch),
                     Output::Reply { reply, .. } => self.replies.push((side, reply)),
                     Output::FundClaim {
                         channel_id,

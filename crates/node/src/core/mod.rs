@@ -677,6 +677,14 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// Every HTLC this node forwarded, newest first.
+    pub fn forwards(&self) -> Vec<channels::forward::ForwardSummary> {
+        self.channels
+            .as_ref()
+            .map(|c| c.forward_summaries())
+            .unwrap_or_default()
+    }
+
     /// Our transactions not yet seen confirmed (funding we built, closing
     /// or commitment transactions, claims, and the children paying for our
     /// commitments after them): to broadcast again after a restart.
