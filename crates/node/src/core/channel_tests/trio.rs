@@ -30,6 +30,10 @@ struct Trio {
     disconnects: Vec<(usize, String)>,
     /// Each link's connection number (messages of an older one are lost).
     epochs: [u64; 2],
+    /// Transactions each node broadcast.
+    broadcasts: Vec<(usize, Transaction)>,
+    /// Messages of this name C sends are lost.
+    c_loses: Option<&'static str>,
     /// B's store commits since the payment started, and the one after
     /// which it is killed.
     b_persists: usize,
@@ -69,6 +73,8 @@ impl Trio {
             replies: Vec::new(),
             disconnects: Vec::new(),
             epochs: [0, 0],
+            broadcasts: Vec::new(),
+            c_loses: None,
             b_persists: 0,
             kill_b_after: None,
             killed: false,
@@ -131,6 +137,12 @@ impl Trio {
                                 break;
                             }
                         }
+                    }
+                    Output::Send { msg, .. } if node == 2 && self.c_loses == Some(msg.name()) => {}
+                    Output::Broadcast { tx } => self.broadcasts.push((node, tx)),
+                    Output::BroadcastPackage { parent, child } => {
+                        self.broadcasts.push((node, parent));
+                        self.broadcasts.push((node, child));
                     }
                     Output::Send { peer, msg } => {
                         if let Some((link, other, their_peer)) = route(node, peer) {
@@ -401,4 +413,85 @@ fn b_killed_at_each_step_of_a_forward_loses_nothing() {
     // committed together, so the forward goes on after the restart (the
     // retransmissions of BOLT 2's reestablish) and settles.
     assert!(outcomes.iter().all(|s| *s), "{outcomes:?}");
+}
+
+/// SAFETY.md: "A preimage learned anywhere ... reaches every place that
+/// needs it, including the upstream HTLC of a forward". C fulfils the
+/// forwarded HTLC but its `update_fulfill_htlc` is lost; B forces the
+/// channel closed; C claims the HTLC from B's commitment with the preimage
+/// on chain; B reads it in C's witness and fulfils A's HTLC at once: A's
+/// payment succeeds and B keeps his fee, to the msat.
+#[test]
+fn a_preimage_revealed_on_chain_downstream_settles_the_upstream_htlc() {
+    let (mut t, ab, bc) = trio();
+    let before = (t.channel(0, ab).local, t.channel(1, ab).local);
+    let Reply::Invoice { invoice, .. } = t.command(
+        2,
+        Command::CreateInvoice {
+            amount: Some(Msat::from_msat(100_000_000)),
+            description: "t".into(),
+            expiry_secs: 3600,
+            now_secs: 1_700_000_000,
+        },
+    ) else {
+        panic!()
+    };
+    t.c_loses = Some("UpdateFulfillHtlc");
+    let pay = CommandId(900);
+    t.run(vec![(
+        0,
+        Input::Command {
+            id: pay,
+            command: Command::Pay {
+                invoice,
+                amount: None,
+                now_secs: 1_700_000_000,
+                session_key: SecretKey::from_slice(&[0x45; 32]).unwrap(),
+            },
+        },
+    )]);
+    assert!(!t
+        .replies
+        .iter()
+        .any(|(n, r)| *n == 0 && matches!(r, Reply::Paid { .. })));
+    assert_eq!(t.cores[1].forwards()[0].status, "pending");
+    // B forces the channel to C closed; its commitment confirms.
+    let Reply::ChannelClosed { txid, .. } =
+        t.command(1, Command::ForceCloseChannel { channel_id: bc })
+    else {
+        panic!()
+    };
+    let commitment = t
+        .broadcasts
+        .iter()
+        .find(|(n, tx)| *n == 1 && tx.compute_txid() == txid)
+        .map(|(_, tx)| tx.clone())
+        .expect("B's commitment");
+    let since = t.broadcasts.len();
+    t.block(vec![commitment.clone()]);
+    // C claims the HTLC with the preimage, straight from B's commitment.
+    let claim = t.broadcasts[since..]
+        .iter()
+        .find(|(n, tx)| {
+            *n == 2
+                && tx.input.iter().any(|i| {
+                    i.previous_output.txid == commitment.compute_txid()
+                        && commitment.output[i.previous_output.vout as usize].value
+                            == Amount::from_sat(100_000)
+                })
+        })
+        .map(|(_, tx)| tx.clone())
+        .unwrap_or_else(|| panic!("C's claim with the preimage: {:?}", &t.broadcasts[since..]));
+    t.block(vec![claim]);
+    // B learned the preimage on chain and fulfilled A at once.
+    let paid = t
+        .replies
+        .iter()
+        .any(|(n, r)| *n == 0 && matches!(r, Reply::Paid { .. }));
+    assert!(paid, "{:?}", t.replies);
+    assert_eq!(t.cores[1].forwards()[0].status, "settled");
+    let after = (t.channel(0, ab).local, t.channel(1, ab).local);
+    assert_eq!(before.0.to_msat() - after.0.to_msat(), 100_001_100);
+    assert_eq!(after.1.to_msat() - before.1.to_msat(), 100_001_100);
+    assert_eq!(t.channel(0, ab).pending_htlcs, 0);
 }

@@ -30,8 +30,8 @@ pub const NS_FORWARDS: &str = "forwards";
 /// BOLT 4 `expiry_too_soon`: an outgoing HTLC must leave at least this
 /// many blocks before its expiry, to get it resolved on chain in time.
 pub(super) const MIN_OUTGOING_BLOCKS: u32 = 3;
-/// BOLT 4 `expiry_too_far`: the most blocks from now an outgoing HTLC may
-/// lock our funds for (as a payer's total CLTV limit).
+/// BOLT 4 `expiry_too_far`: the most blocks from now an incoming HTLC may
+/// expire at (as a payer's total CLTV limit).
 pub(super) const MAX_OUTGOING_BLOCKS: u32 = 2016;
 
 /// Where a forward stands.
@@ -234,12 +234,31 @@ impl Channels {
     }
 
     /// Our `channel_update` for channel `id` as a failure carries it: with
-    /// its message type (BOLT 4), empty if we have none.
-    fn update_for_failure(&self, id: ChannelId) -> Vec<u8> {
-        let timestamp = u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX);
-        self.our_update(id, timestamp)
-            .and_then(|u| Message::ChannelUpdate(u).encode().ok())
-            .unwrap_or_default()
+    /// its message type (BOLT 4), naming the channel by `scid`, the short
+    /// channel id the onion used ("MUST set `short_channel_id` to the one
+    /// used by the incoming onion"), and not older than the last we sent;
+    /// empty if we have none.
+    pub(super) fn update_for_failure(
+        &self,
+        id: ChannelId,
+        scid: Option<ShortChannelId>,
+    ) -> Vec<u8> {
+        let now = u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX);
+        let timestamp = self.update_timestamps.get(&id).map_or(now, |t| now.max(*t));
+        let Some(mut u) = self.our_update(id, timestamp) else {
+            return Vec::new();
+        };
+        if let Some(scid) = scid.filter(|s| *s != u.short_channel_id) {
+            u.short_channel_id = scid;
+            let Ok(h) = u.signed_hash() else {
+                return Vec::new();
+            };
+            u.signature = self.secp.sign_ecdsa(
+                &bitcoin::secp256k1::Message::from_digest(h),
+                &self.node_secret,
+            );
+        }
+        Message::ChannelUpdate(u).encode().unwrap_or_default()
     }
 
     /// BOLT 4 §"Failure Messages", a forwarding node: why HTLC (`amount`,
@@ -261,16 +280,9 @@ impl Channels {
         let Phase::Normal { chan, scid, .. } = &entry.phase else {
             return Err(FailureMessage::UnknownNextPeer);
         };
-        let update = || self.update_for_failure(out);
-        // "if the outgoing channel has been disabled": not connected, not
-        // reestablished, or shutting down.
-        let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
-        if !entry.live || !self.connected.contains_key(&entry.peer) || shutting {
-            return Err(FailureMessage::ChannelDisabled {
-                disabled_flags: 0,
-                channel_update: update(),
-            });
-        }
+        let update = || self.update_for_failure(out, Some(payload.short_channel_id));
+        // In the order of BOLT 4's list ("SHOULD select the first error it
+        // encounters"): 7, 11, 12, 13, 14, 20, 21.
         if !self.funding_usable(*scid) {
             return Err(FailureMessage::TemporaryChannelFailure {
                 channel_update: update(),
@@ -318,8 +330,17 @@ impl Channels {
                 channel_update: update(),
             });
         }
+        // "if the outgoing channel has been disabled": not connected, not
+        // reestablished, or shutting down.
+        let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
+        if !entry.live || !self.connected.contains_key(&entry.peer) || shutting {
+            return Err(FailureMessage::ChannelDisabled {
+                disabled_flags: 0,
+                channel_update: update(),
+            });
+        }
         // "if the cltv_expiry is more than max_htlc_cltv in the future".
-        if payload.outgoing_cltv_value > self.height + MAX_OUTGOING_BLOCKS {
+        if cltv_expiry > self.height + MAX_OUTGOING_BLOCKS {
             return Err(FailureMessage::ExpiryTooFar);
         }
         Ok(out)
@@ -341,6 +362,9 @@ impl Channels {
         shared_secret: SharedSecret,
         refuse: Option<FailureMessage>,
     ) {
+        if self.forwards.by_in.contains_key(&(in_channel, in_htlc)) {
+            return; // forwarded already: never twice
+        }
         let out =
             match refuse.map_or_else(|| self.forward_check(amount, cltv_expiry, &payload), Err) {
                 Ok(out) => out,
@@ -393,7 +417,7 @@ impl Channels {
                 // HTLCs)".
                 tracing::info!(%payment_hash, error = %e, "cannot offer the forwarded htlc");
                 let failure = FailureMessage::TemporaryChannelFailure {
-                    channel_update: self.update_for_failure(out),
+                    channel_update: self.update_for_failure(out, Some(payload.short_channel_id)),
                 };
                 self.fail_incoming(in_channel, in_htlc, &shared_secret, &failure);
             }
@@ -462,6 +486,18 @@ impl Channels {
         }
     }
 
+    /// Our pending forwarded HTLCs on `channel`: (our HTLC id, its
+    /// payment hash).
+    pub(super) fn forwarded_out(&self, channel: ChannelId) -> Vec<(u64, PaymentHash)> {
+        self.forwards
+            .by_out
+            .range((channel, 0)..=(channel, u64::MAX))
+            .filter_map(|((_, htlc), key)| {
+                Some((*htlc, self.forwards.by_in.get(key)?.payment_hash))
+            })
+            .collect()
+    }
+
     /// Our HTLC `htlc` on `channel`, if it is a forward: the incoming HTLC.
     pub(super) fn forward_of(&self, channel: ChannelId, htlc: u64) -> Option<(ChannelId, u64)> {
         self.forwards.by_out.get(&(channel, htlc)).copied()
@@ -483,7 +519,17 @@ impl Channels {
         let k = rec.key();
         self.batch.put(NS_FORWARDS, k, encoded);
         match status {
-            ForwardStatus::Fulfilled(p) => self.send_fulfill_upstream(key.0, key.1, p),
+            ForwardStatus::Fulfilled(p) => {
+                self.send_fulfill_upstream(key.0, key.1, p);
+                // An upstream channel already closed: claim its HTLC on
+                // chain with the preimage now (BOLT 5).
+                if matches!(
+                    self.entries.get(&key.0).map(|e| &e.phase),
+                    Some(Phase::Closed(_))
+                ) {
+                    self.resolve(key.0);
+                }
+            }
             ForwardStatus::Failed(reason) => self.send_fail_upstream(key.0, key.1, reason),
             ForwardStatus::Pending => {}
         }
@@ -519,7 +565,12 @@ impl Channels {
         let Some(rec) = self.forwards.by_in.get(&key) else {
             return;
         };
-        match build_error_packet(&SharedSecret(rec.shared_secret), &failure) {
+        let ss = SharedSecret(rec.shared_secret);
+        let reason = build_error_packet(&ss, &failure).or_else(|e| {
+            tracing::error!(error = %e, ?failure, "cannot build a failure; sending temporary_node_failure");
+            build_error_packet(&ss, &FailureMessage::TemporaryNodeFailure)
+        });
+        match reason {
             Ok(reason) => self.forward_resolved(key, ForwardStatus::Failed(reason)),
             Err(e) => tracing::error!(error = %e, "cannot build a failure"),
         }

@@ -665,11 +665,10 @@ impl Channels {
     /// Our HTLC was dropped before being signed (a disconnection).
     pub(super) fn outgoing_dropped(&mut self, channel: ChannelId, htlc: u64) {
         if let Some(key) = self.forward_of(channel, htlc) {
+            let channel_update = self.update_for_failure(channel, None);
             return self.forward_failed_here(
                 key,
-                FailureMessage::TemporaryChannelFailure {
-                    channel_update: Vec::new(),
-                },
+                FailureMessage::TemporaryChannelFailure { channel_update },
             );
         }
         if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {

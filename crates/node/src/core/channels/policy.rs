@@ -23,8 +23,9 @@ pub const NS_POLICIES: &str = "policies";
 /// The least `cltv_expiry_delta` we forward with: our fulfilment deadline
 /// (18 blocks before an incoming HTLC expires), our timeout deadline (1
 /// block after an outgoing one), the least an outgoing HTLC may leave (3),
-/// and 12 blocks for a reorg and fees to get our transactions confirmed.
-pub const MIN_CLTV_EXPIRY_DELTA: u16 = 34;
+/// 12 blocks to get our commitment and HTLC transactions confirmed, and 6
+/// for the timeout to be buried before the incoming HTLC is failed.
+pub const MIN_CLTV_EXPIRY_DELTA: u16 = 40;
 
 /// What we charge and require to forward an HTLC out over a channel
 /// (BOLT 7 `channel_update` fields).
@@ -166,7 +167,8 @@ impl Channels {
         let peer_limits = &chan.commitments.params.remote;
         let capacity = Msat::from_sat(chan.funded.funding_amount.to_sat()).unwrap_or(Msat::ZERO);
         let max = peer_limits.max_htlc_value_in_flight.min(capacity);
-        let disabled = !(entry.live && self.connected.contains_key(&entry.peer));
+        let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
+        let disabled = !(entry.live && self.connected.contains_key(&entry.peer)) || shutting;
         let mut update = ChannelUpdate {
             signature: bitcoin::secp256k1::ecdsa::Signature::from_compact(&[1; 64]).ok()?,
             chain_hash: self.chain,

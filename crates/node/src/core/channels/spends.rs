@@ -76,11 +76,13 @@ impl Channels {
                         })
                 })
                 .collect();
-            // Preimages of the HTLCs we offered on this channel.
+            // Preimages of the HTLCs we offered on this channel: our
+            // payments' and our forwards' (which go upstream then).
             let pending: Vec<(u64, PaymentHash)> = self
                 .by_htlc
                 .range((id, 0)..=(id, u64::MAX))
                 .map(|((_, htlc), hash)| (*htlc, *hash))
+                .chain(self.forwarded_out(id))
                 .collect();
             let learned: Vec<(u64, beongae_wire::Preimage)> = pending
                 .iter()
@@ -228,6 +230,7 @@ impl Channels {
             .by_htlc
             .range((id, 0)..=(id, u64::MAX))
             .map(|((_, htlc), _)| *htlc)
+            .chain(self.forwarded_out(id).into_iter().map(|(htlc, _)| htlc))
             .collect();
         if pending.is_empty() {
             return;
