@@ -124,16 +124,24 @@ impl Channels {
             .entries
             .iter()
             .filter_map(|(id, e)| {
-                let Phase::Normal { chan, scid, .. } = &e.phase else {
+                let Phase::Normal {
+                    chan,
+                    scid,
+                    remote_alias,
+                    ..
+                } = &e.phase
+                else {
                     return None;
                 };
                 if !self.funding_usable(*scid) {
                     return None;
                 }
                 let u = self.peer_updates.get(id)?;
+                // The peer forwards by its own alias for the channel (or
+                // the real id): the alias keeps the funding private.
                 let hop = beongae_invoice::RouteHintHop {
                     src_node_id: e.peer,
-                    short_channel_id: u.short_channel_id,
+                    short_channel_id: remote_alias.or(*scid)?,
                     fee_base_msat: u.fee_base_msat,
                     fee_proportional_millionths: u.fee_proportional_millionths,
                     cltv_expiry_delta: u.cltv_expiry_delta,

@@ -148,10 +148,19 @@ impl Channels {
         Ok(ids)
     }
 
-    /// The short channel id our updates and route hints name channel `id`
-    /// by: our alias for it (the channel is not announced).
+    /// The short channel id our `channel_update` to the peer names channel
+    /// `id` by: its real one once the funding is confirmed, else the alias
+    /// the peer gave us — ids the peer knows its channel by (LDK looks an
+    /// update up by its own alias or the real id only; its own updates name
+    /// the real id, as BOLT 7 lets a private channel's update do).
     pub(super) fn update_scid(&self, id: ChannelId) -> Option<ShortChannelId> {
-        self.local_alias(self.entries.get(&id)?.index)
+        let e = self.entries.get(&id)?;
+        match &e.phase {
+            Phase::Normal {
+                scid, remote_alias, ..
+            } => scid.or(*remote_alias).or_else(|| self.local_alias(e.index)),
+            _ => None,
+        }
     }
 
     /// Our signed `channel_update` for our direction of open channel `id`
