@@ -215,13 +215,16 @@ async fn fails_with(alice: &Embedded, inv: &str, amount: Option<u64>, code: &str
 }
 
 /// BOLT 4 failures along Alice → Bob → Carol, each produced for real and
-/// decrypted by Alice as coming from the right hop; no balance moves:
+/// decrypted by Alice as coming from the right hop:
 /// - more than Bob's channel to Carol can carry: `temporary_channel_failure`
-///   from Bob;
+///   from Bob (no other route);
 /// - three times the invoice's amount: Carol's
-///   `incorrect_or_unknown_payment_details`, wrapped by Bob on its way back;
-/// - an invoice made before Bob raised his fee: `fee_insufficient`;
-/// - made before he raised his CLTV delta: `incorrect_cltv_expiry`;
+///   `incorrect_or_unknown_payment_details`, wrapped by Bob on its way back
+///   (the payee's refusal: not retried);
+/// - an invoice made before Bob raised his fee: `fee_insufficient`, whose
+///   `channel_update` Alice applies and pays again, successfully;
+/// - made before he raised his CLTV delta: `incorrect_cltv_expiry`, and
+///   again a successful retry;
 /// - Carol offline: `channel_disabled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_failures_are_decrypted_by_the_payer() {
@@ -268,15 +271,28 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
             .unwrap(),
         vec![bc]
     );
-    fails_with(&alice, &inv, None, "FeeInsufficient", 0).await;
-    // Then his CLTV delta.
+    // Bob's fee_insufficient carries his new channel_update: Alice applies
+    // it to the hint and pays again, the new fee (5,000 msat + 10 ppm).
+    alice.node.handle().pay(&inv, None).await.unwrap();
+    // Then his CLTV delta: incorrect_cltv_expiry, and again a retry.
     let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 80).await;
     bob.node
         .handle()
         .set_policy(Some(bc), policy(5_000, 144))
         .await
         .unwrap();
-    fails_with(&alice, &inv, None, "IncorrectCltvExpiry", 0).await;
+    alice.node.handle().pay(&inv, None).await.unwrap();
+    let paid: Vec<_> = alice
+        .node
+        .handle()
+        .payments()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| !p.incoming && p.status == "succeeded")
+        .map(|p| p.amount)
+        .collect();
+    assert_eq!(paid, vec![Some(Msat::from_msat(10_005_010)); 2]);
     // A delta too small to resolve a forward on chain in time is refused.
     let err = bob
         .node
@@ -293,9 +309,18 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
     fails_with(&alice, &inv, None, "ChannelDisabled", 0).await;
     settled(&alice, ab).await;
     settled(&bob, ab).await;
-    assert_eq!(channel(&alice, ab).await.local, before);
-    // Only the HTLC Carol refused was forwarded (and failed back).
+    // Only the two retried payments moved money.
+    assert_eq!(
+        before.to_msat() - channel(&alice, ab).await.local.to_msat(),
+        2 * 10_005_010
+    );
+    // Forwarded: the HTLC Carol refused (failed back), the two retries.
     let forwards = bob.node.handle().forwards().await.unwrap();
-    assert_eq!(forwards.len(), 1, "{forwards:?}");
-    assert_eq!(forwards[0].status, "failed");
+    let mut statuses: Vec<&str> = forwards.iter().map(|f| f.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        vec!["failed", "settled", "settled"],
+        "{forwards:?}"
+    );
 }

@@ -18,6 +18,7 @@ mod pay;
 pub mod policy;
 pub mod record;
 mod resolve;
+mod route;
 mod spends;
 mod unfunded;
 mod withheld;
@@ -306,6 +307,8 @@ pub(super) struct Channels {
     pub(super) peer_updates: BTreeMap<ChannelId, beongae_wire::msgs::ChannelUpdate>,
     /// Forwarded HTLCs (stored: `forward::NS_FORWARDS`).
     pub(super) forwards: forward::Forwards,
+    /// Payments over a route between their attempts.
+    pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
     pub(super) policies: BTreeMap<ChannelId, policy::ForwardingPolicy>,
     /// The `timestamp` of the last `channel_update` we sent per channel.
@@ -368,6 +371,7 @@ impl Channels {
             peer_updates: BTreeMap::new(),
             forwards: forward::Forwards::default(),
             policies: BTreeMap::new(),
+            attempting: BTreeMap::new(),
             update_timestamps: BTreeMap::new(),
             tip: 0,
             next_index: 0,

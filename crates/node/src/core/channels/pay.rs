@@ -14,11 +14,7 @@ use bitcoin::secp256k1::SecretKey;
 use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
 use super::{Channels, Phase};
 use crate::core::{CommandId, Event, Reply};
-use crate::payments::{
-    amount_to_pay, final_cltv_expiry, pay_direct, pay_route, read_failure, receive_htlc_or_refuse,
-    IncomingDecision, PathHop,
-};
-use beongae_graph::{FirstHop, RouteParams};
+use crate::payments::{pay_direct, read_failure, receive_htlc_or_refuse, IncomingDecision};
 
 /// Most route hints in one of our invoices.
 const MAX_ROUTE_HINTS: usize = 3;
@@ -270,112 +266,6 @@ impl Channels {
         Err(format!("no channel can carry the payment: {last}"))
     }
 
-    /// Our open channels as first hops of a route (BOLT 7 routing from our
-    /// own channels' real balances): each named by our alias for it, with
-    /// what it can carry now.
-    fn first_hops(&self) -> Vec<(ChannelId, FirstHop)> {
-        self.entries
-            .iter()
-            .filter_map(|(id, e)| {
-                let Phase::Normal { chan, scid, .. } = &e.phase else {
-                    return None;
-                };
-                if !e.live || !self.funding_usable(*scid) {
-                    return None;
-                }
-                Some((
-                    *id,
-                    FirstHop {
-                        short_channel_id: self.local_alias(e.index)?,
-                        node_id: e.peer,
-                        outbound_msat: outbound_estimate(chan).to_msat(),
-                        htlc_minimum_msat: chan.commitments.params.remote.htlc_minimum.to_msat(),
-                    },
-                ))
-            })
-            .collect()
-    }
-
-    /// Pays `inv` to a payee that is not our peer: a route from our
-    /// channels over the invoice's route hints (the graph comes with
-    /// gossip), each hop's payload in the onion (BOLT 4).
-    fn pay_routed(
-        &mut self,
-        inv: &Invoice,
-        amount: Option<Msat>,
-        now_secs: u64,
-        session_key: SecretKey,
-        command: CommandId,
-    ) -> Result<(), String> {
-        let payee = inv.payee_node_id();
-        let amount = amount_to_pay(inv, amount, now_secs).map_err(|e| e.to_string())?;
-        let first = self.first_hops();
-        if first.is_empty() {
-            return Err("no active channel to pay from".into());
-        }
-        let params = RouteParams {
-            final_cltv_expiry_delta: final_cltv_expiry(inv, 0),
-            first_hops: Some(first.iter().map(|(_, h)| h.clone()).collect()),
-            route_hints: inv.route_hints().cloned().collect(),
-            ..RouteParams::default()
-        };
-        let graph = beongae_graph::Graph::new(self.chain);
-        let scorer = beongae_graph::Scorer::new(beongae_graph::ScorerParams::default());
-        let route = beongae_graph::Router::new(&graph, &scorer, now_secs)
-            .route(&self.node_id(), &payee, amount.to_msat(), &params)
-            .map_err(|e| format!("no route to the payee {payee}: {e}"))?;
-        let path: Vec<PathHop> = route
-            .hops
-            .iter()
-            .map(|h| PathHop {
-                node_id: h.node_id,
-                short_channel_id: h.short_channel_id,
-                amount: Msat::from_msat(h.amount_msat),
-                cltv_expiry: self.height + h.cltv_expiry_delta,
-            })
-            .collect();
-        let Some((channel, _)) = route
-            .hops
-            .first()
-            .and_then(|h| {
-                first
-                    .iter()
-                    .find(|(_, f)| f.short_channel_id == h.short_channel_id)
-            })
-            .cloned()
-        else {
-            return Err("the route does not start on one of our channels".into());
-        };
-        let p = pay_route(&self.secp, &session_key, inv, &path).map_err(|e| e.to_string())?;
-        let hash = inv.payment_hash();
-        let Some(entry) = self.entries.get_mut(&channel) else {
-            return Err("the route's first channel is gone".into());
-        };
-        let peer = entry.peer;
-        let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return Err("the route's first channel is not open".into());
-        };
-        let add = chan
-            .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
-            .map_err(|e| format!("the first channel cannot carry the payment: {e}"))?;
-        tracing::info!(%hash, hops = path.len(), fee_msat = route.fee_msat(), "paying over a route");
-        let rec = OutgoingRecord {
-            payment_hash: hash,
-            amount: p.amount,
-            channel_id: channel,
-            htlc_id: add.id,
-            shared_secrets: p.shared_secrets,
-            status: OutgoingStatus::Pending,
-        };
-        self.batch.put(NS_PAYMENTS, key(b'o', &hash), rec.encode());
-        self.by_htlc.insert((channel, add.id), hash);
-        self.outgoing.insert(hash, rec);
-        self.waiting.insert(hash, command);
-        self.send(peer, add);
-        self.touch(channel);
-        Ok(())
-    }
-
     /// An HTLC offered to us is irrevocably committed: settle or fail it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_incoming(
@@ -585,6 +475,7 @@ impl Channels {
         let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
             return;
         };
+        self.attempting.remove(&hash);
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
@@ -630,6 +521,13 @@ impl Channels {
         let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
             return;
         };
+        if self.attempting.contains_key(&hash) {
+            // Over a route: another may work.
+            if let Some(why) = self.route_failed(hash, reason) {
+                self.finish_failed(hash, why);
+            }
+            return;
+        }
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
@@ -688,6 +586,7 @@ impl Channels {
     }
 
     fn finish_failed(&mut self, hash: PaymentHash, why: String) {
+        self.attempting.remove(&hash);
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
@@ -808,7 +707,7 @@ fn read_failure_of(rec: &OutgoingRecord, reason: &[u8]) -> Option<String> {
 /// less the reserve the peer asks us to keep and, as funder, the
 /// commitment fee with two more HTLCs at twice the feerate and the anchors
 /// (BOLT 2's fee spike buffer). The channel's own check has the last word.
-fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -> Msat {
+pub(super) fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -> Msat {
     let spec = &chan.commitments.local;
     let params = &chan.commitments.params;
     let reserve = params.remote.channel_reserve.to_sat() * 1000;
@@ -831,7 +730,7 @@ fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -> Msat {
     )
 }
 
-fn key(kind: u8, hash: &PaymentHash) -> Vec<u8> {
+pub(super) fn key(kind: u8, hash: &PaymentHash) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(kind);
     k.extend_from_slice(&hash.0);

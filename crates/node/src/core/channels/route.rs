@@ -1,0 +1,363 @@
+//! Paying over a route (BOLT 4 §"Onion Route Construction", BOLT 7
+//! §"Recommendations for Routing"), and trying again when a hop fails it:
+//! the failure is read with the secrets shared with each hop (BOLT 4
+//! §"Returning Errors", origin node), the `channel_update` it carries is
+//! applied, or the failing channel or node is left out, and another route
+//! is tried, up to [`MAX_ATTEMPTS`] times.
+
+use std::collections::HashSet;
+
+use beongae_channel::normal::FailReason;
+use beongae_graph::{FirstHop, RouteParams};
+use beongae_invoice::{Invoice, RouteHint};
+use beongae_onion::failure::{NODE, PERM};
+use beongae_onion::FailureMessage;
+use beongae_wire::msgs::{ChannelUpdate, Message};
+use beongae_wire::{ChannelId, Msat, NodeId, PaymentHash, ShortChannelId};
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::SecretKey;
+
+use super::record::{OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
+use super::{Channels, Phase};
+use crate::core::CommandId;
+use crate::payments::{amount_to_pay, final_cltv_expiry, pay_route, read_failure, PathHop};
+
+/// Most routes tried for one payment.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// A payment over a route, between its attempts (in memory: a restart
+/// lets the attempt in flight resolve, and does not try again).
+#[derive(Debug, Clone)]
+pub(in crate::core) struct Attempting {
+    invoice: Invoice,
+    amount: Msat,
+    now_secs: u64,
+    session: SecretKey,
+    attempts: u32,
+    excluded_channels: HashSet<ShortChannelId>,
+    excluded_nodes: HashSet<NodeId>,
+    /// The invoice's hints, with the policies failures taught us.
+    hints: Vec<RouteHint>,
+    /// The route of the attempt in flight.
+    path: Vec<PathHop>,
+    /// Why each earlier attempt failed.
+    reasons: Vec<String>,
+}
+
+impl Channels {
+    /// Our open channels as first hops of a route (BOLT 7 routing from our
+    /// own channels' real balances): each named by our alias for it, with
+    /// what it can carry now.
+    fn first_hops(&self) -> Vec<(ChannelId, FirstHop)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, e)| {
+                let Phase::Normal { chan, scid, .. } = &e.phase else {
+                    return None;
+                };
+                if !e.live || !self.funding_usable(*scid) {
+                    return None;
+                }
+                Some((
+                    *id,
+                    FirstHop {
+                        short_channel_id: self.local_alias(e.index)?,
+                        node_id: e.peer,
+                        outbound_msat: super::pay::outbound_estimate(chan).to_msat(),
+                        htlc_minimum_msat: chan.commitments.params.remote.htlc_minimum.to_msat(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Pays `inv` to a payee that is not our peer: a route from our
+    /// channels over the invoice's route hints (the graph comes with
+    /// gossip), each hop's payload in the onion (BOLT 4).
+    pub(super) fn pay_routed(
+        &mut self,
+        inv: &Invoice,
+        amount: Option<Msat>,
+        now_secs: u64,
+        session_key: SecretKey,
+        command: CommandId,
+    ) -> Result<(), String> {
+        let amount = amount_to_pay(inv, amount, now_secs).map_err(|e| e.to_string())?;
+        let hash = inv.payment_hash();
+        self.attempting.insert(
+            hash,
+            Attempting {
+                invoice: inv.clone(),
+                amount,
+                now_secs,
+                session: session_key,
+                attempts: 0,
+                excluded_channels: HashSet::new(),
+                excluded_nodes: HashSet::new(),
+                hints: inv.route_hints().cloned().collect(),
+                path: Vec::new(),
+                reasons: Vec::new(),
+            },
+        );
+        let result = self.attempt(hash);
+        match &result {
+            Ok(()) => {
+                self.waiting.insert(hash, command);
+            }
+            Err(_) => {
+                self.attempting.remove(&hash);
+            }
+        }
+        result
+    }
+
+    /// One attempt of payment `hash`: the best route with what failures
+    /// taught so far, offered on our first channel of it.
+    fn attempt(&mut self, hash: PaymentHash) -> Result<(), String> {
+        let first = self.first_hops();
+        let us = self.node_id();
+        let Some(a) = self.attempting.get_mut(&hash) else {
+            return Err("no such payment".into());
+        };
+        a.attempts += 1;
+        if first.is_empty() {
+            return Err("no active channel to pay from".into());
+        }
+        let payee = a.invoice.payee_node_id();
+        let params = RouteParams {
+            final_cltv_expiry_delta: final_cltv_expiry(&a.invoice, 0),
+            first_hops: Some(
+                first
+                    .iter()
+                    .filter(|(_, h)| !a.excluded_channels.contains(&h.short_channel_id))
+                    .map(|(_, h)| h.clone())
+                    .collect(),
+            ),
+            route_hints: a.hints.clone(),
+            excluded_channels: a.excluded_channels.clone(),
+            excluded_nodes: a.excluded_nodes.clone(),
+            ..RouteParams::default()
+        };
+        let graph = beongae_graph::Graph::new(self.chain);
+        let scorer = beongae_graph::Scorer::new(beongae_graph::ScorerParams::default());
+        let route = beongae_graph::Router::new(&graph, &scorer, a.now_secs)
+            .route(&us, &payee, a.amount.to_msat(), &params)
+            .map_err(|e| format!("no route to the payee {payee}: {e}"))?;
+        let height = self.height;
+        let path: Vec<PathHop> = route
+            .hops
+            .iter()
+            .map(|h| PathHop {
+                node_id: h.node_id,
+                short_channel_id: h.short_channel_id,
+                amount: Msat::from_msat(h.amount_msat),
+                cltv_expiry: height + h.cltv_expiry_delta,
+            })
+            .collect();
+        let channel = path
+            .first()
+            .and_then(|h| {
+                first
+                    .iter()
+                    .find(|(_, f)| f.short_channel_id == h.short_channel_id)
+            })
+            .map(|(id, _)| *id)
+            .ok_or("the route does not start on one of our channels")?;
+        // A new onion key per attempt (BOLT 4: a session key is never
+        // reused), derived from the payment's.
+        let mut e = sha256::Hash::engine();
+        e.input(&a.session.secret_bytes());
+        e.input(&a.attempts.to_be_bytes());
+        let session = SecretKey::from_slice(&sha256::Hash::from_engine(e).to_byte_array())
+            .map_err(|_| "session key")?;
+        let p = pay_route(&self.secp, &session, &a.invoice, &path).map_err(|e| e.to_string())?;
+        a.path = path.clone();
+        let Some(entry) = self.entries.get_mut(&channel) else {
+            return Err("the route's first channel is gone".into());
+        };
+        let peer = entry.peer;
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return Err("the route's first channel is not open".into());
+        };
+        let add = chan
+            .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
+            .map_err(|e| format!("the first channel cannot carry the payment: {e}"))?;
+        tracing::info!(%hash, hops = path.len(), fee_msat = route.fee_msat(), "paying over a route");
+        let rec = OutgoingRecord {
+            payment_hash: hash,
+            amount: p.amount,
+            channel_id: channel,
+            htlc_id: add.id,
+            shared_secrets: p.shared_secrets,
+            status: OutgoingStatus::Pending,
+        };
+        self.batch
+            .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());
+        self.by_htlc.insert((channel, add.id), hash);
+        self.outgoing.insert(hash, rec);
+        self.send(peer, add);
+        self.touch(channel);
+        Ok(())
+    }
+
+    /// Attempt of payment `hash` failed with `reason`: read it (BOLT 4
+    /// origin node), learn from it, and try again if another route may
+    /// work. `None` if a new attempt is on its way; else why the payment
+    /// failed for good.
+    pub(super) fn route_failed(
+        &mut self,
+        hash: PaymentHash,
+        reason: &FailReason,
+    ) -> Option<String> {
+        let secrets = self.outgoing.get(&hash)?.shared_secrets.clone();
+        let a = self.attempting.get_mut(&hash)?;
+        let why = match reason {
+            FailReason::Reason(bytes) => match read_failure(&secrets, bytes) {
+                Ok(f) => {
+                    let text = format!("{:?} (from hop {})", f.message, f.hop);
+                    let last = f.hop + 1 >= a.path.len();
+                    if last {
+                        // The payee refused it: no other route changes that.
+                        a.reasons.push(text.clone());
+                        return Some(summary(&a.reasons));
+                    }
+                    learn(a, f.hop, &f.message);
+                    text
+                }
+                Err(_) => {
+                    // Unreadable: leave out our first channel's peer's next
+                    // hop (BOLT 4: the origin "MAY" use the source).
+                    if let Some(h) = a.path.get(1) {
+                        a.excluded_channels.insert(h.short_channel_id);
+                    }
+                    "a failure no hop's key reads".into()
+                }
+            },
+            FailReason::Malformed { failure_code, .. } => {
+                // Our peer could not read the onion (BOLT 4: from the
+                // first hop): leave its channel out.
+                if let Some(h) = a.path.first() {
+                    a.excluded_channels.insert(h.short_channel_id);
+                }
+                format!("the first hop could not read the onion (failure code {failure_code:#06x})")
+            }
+        };
+        a.reasons.push(why);
+        if a.attempts >= MAX_ATTEMPTS {
+            return Some(summary(&a.reasons));
+        }
+        match self.attempt(hash) {
+            Ok(()) => None,
+            Err(e) => {
+                let a = self.attempting.get_mut(&hash)?;
+                a.reasons.push(e);
+                Some(summary(&a.reasons))
+            }
+        }
+    }
+}
+
+/// What an attempt's failure from hop `hop` (not the payee) teaches:
+/// BOLT 4 §"Returning Errors", origin node: a node failure leaves the
+/// node out; an update-carrying one applies the node's `channel_update`
+/// (signed by it) to the route hint of that channel, or leaves the channel
+/// out if nothing changes; any other leaves the channel out.
+fn learn(a: &mut Attempting, hop: usize, failure: &FailureMessage) {
+    let Some(node) = a.path.get(hop).map(|h| h.node_id) else {
+        return;
+    };
+    let Some(next) = a.path.get(hop + 1).map(|h| h.short_channel_id) else {
+        return;
+    };
+    let code = failure.code();
+    if code & NODE != 0 {
+        a.excluded_nodes.insert(node);
+        return;
+    }
+    if code & PERM == 0 {
+        if let Some(update) = update_in(failure).and_then(|b| signed_update(&b, &node)) {
+            if apply(&mut a.hints, &node, next, &update) {
+                return;
+            }
+        }
+    }
+    a.excluded_channels.insert(next);
+}
+
+/// The `channel_update` bytes an update-carrying failure holds.
+fn update_in(failure: &FailureMessage) -> Option<Vec<u8>> {
+    use FailureMessage as F;
+    match failure {
+        F::TemporaryChannelFailure { channel_update }
+        | F::AmountBelowMinimum { channel_update, .. }
+        | F::FeeInsufficient { channel_update, .. }
+        | F::IncorrectCltvExpiry { channel_update, .. }
+        | F::ExpiryTooSoon { channel_update }
+        | F::ChannelDisabled { channel_update, .. } => Some(channel_update.clone()),
+        _ => None,
+    }
+}
+
+/// `bytes` as a `channel_update` signed by `node` (with the message type,
+/// as BOLT 4 asks, or without, as some nodes send it).
+fn signed_update(bytes: &[u8], node: &NodeId) -> Option<ChannelUpdate> {
+    let typed: Vec<u8> = if bytes.starts_with(&[0x01, 0x02]) {
+        bytes.to_vec()
+    } else {
+        [&[0x01, 0x02][..], bytes].concat()
+    };
+    let Ok(Message::ChannelUpdate(u)) = Message::decode(&typed) else {
+        return None;
+    };
+    let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+    let h = u.signed_hash().ok()?;
+    secp.verify_ecdsa(
+        &bitcoin::secp256k1::Message::from_digest(h),
+        &u.signature,
+        &node.pubkey(),
+    )
+    .ok()?;
+    Some(u)
+}
+
+/// Applies `update` of `node` to the hint of its channel `scid` (the
+/// failing hop's next channel); whether the hint changed.
+fn apply(
+    hints: &mut [RouteHint],
+    node: &NodeId,
+    scid: ShortChannelId,
+    update: &ChannelUpdate,
+) -> bool {
+    let mut changed = false;
+    for hop in hints.iter_mut().flat_map(|h| h.0.iter_mut()) {
+        if hop.src_node_id == *node && hop.short_channel_id == scid {
+            let new = (
+                update.fee_base_msat,
+                update.fee_proportional_millionths,
+                update.cltv_expiry_delta,
+            );
+            if (
+                hop.fee_base_msat,
+                hop.fee_proportional_millionths,
+                hop.cltv_expiry_delta,
+            ) != new
+            {
+                (
+                    hop.fee_base_msat,
+                    hop.fee_proportional_millionths,
+                    hop.cltv_expiry_delta,
+                ) = new;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// The reasons of every attempt, for the payer.
+fn summary(reasons: &[String]) -> String {
+    match reasons {
+        [one] => one.clone(),
+        many => format!("{} attempts failed: {}", many.len(), many.join("; ")),
+    }
+}
