@@ -159,6 +159,46 @@ async fn ldk_forwards_between_two_beongae_nodes() {
         "the amount and LDK's 1,000 msat"
     );
     assert_eq!(c1.to_msat() - c0.to_msat(), 50_000_000);
+    // Keysend (bLIP 3) both ways between Alice and LDK: no invoice, the
+    // preimage in the onion.
+    let preimage = alice
+        .node
+        .handle()
+        .keysend(ldk_id, Msat::from_msat(7_000_000))
+        .await
+        .unwrap();
+    let got = ldk
+        .wait_received(&lightning::types::payment::PaymentHash(
+            preimage.payment_hash().0,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(got.amount_msat, 7_000_000);
+    let hash = ldk
+        .send_keysend(alice.node.node_id().pubkey(), 3_000_000)
+        .unwrap();
+    let sent = ldk.wait_sent(&hash).await.unwrap();
+    assert!(sent.result.is_ok(), "{:?}", ldk.logs());
+    let mut received = None;
+    for _ in 0..500 {
+        received = alice
+            .node
+            .handle()
+            .payments()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.incoming && p.payment_hash.0 == hash.0);
+        if received.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let received = received.expect("Alice received LDK's keysend");
+    assert_eq!(
+        (received.amount, received.status.as_str()),
+        (Some(Msat::from_msat(3_000_000)), "paid (keysend)")
+    );
     ldk.stop();
 }
 

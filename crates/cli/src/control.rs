@@ -112,6 +112,13 @@ pub enum Request {
         /// Amount for an invoice without one.
         amount_msat: Option<u64>,
     },
+    /// Pay a channel peer without an invoice (keysend).
+    Keysend {
+        /// The peer.
+        node_id: String,
+        /// Amount.
+        amount_msat: u64,
+    },
     /// List invoices and payments.
     Payments,
     /// Mine blocks on the daemon's embedded devnet.
@@ -428,6 +435,16 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
             }
             Request::Pay { invoice, amount_msat } => {
                 let preimage = node.pay(&invoice, amount_msat.map(Msat::from_msat)).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "payment_hash": hex::encode(preimage.payment_hash().0),
+                    "preimage": hex::encode(preimage.0),
+                }))
+            }
+            Request::Keysend { node_id, amount_msat } => {
+                let preimage = node
+                    .keysend(parse_node_id(&node_id)?, Msat::from_msat(amount_msat))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({
                     "payment_hash": hex::encode(preimage.payment_hash().0),
                     "preimage": hex::encode(preimage.0),

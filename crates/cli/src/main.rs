@@ -162,6 +162,14 @@ enum Cmd {
         #[arg(long)]
         amount: Option<String>,
     },
+    /// Pay a channel peer without an invoice (keysend, bLIP 3): AMOUNT in
+    /// satoshi or with a unit (1500msat, 0.0001btc).
+    Keysend {
+        /// The peer's node id.
+        node_id: String,
+        /// Amount.
+        amount: String,
+    },
     /// List invoices and payments.
     Payments,
     /// Ping a peer and wait for its pong.
@@ -461,6 +469,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             amount_msat: amount.as_deref().map(parse_msat).transpose()?,
         },
         Cmd::Payments => Request::Payments,
+        Cmd::Keysend { node_id, amount } => Request::Keysend {
+            node_id,
+            amount_msat: parse_msat(&amount)?,
+        },
         Cmd::Ping { node_id, bytes } => Request::Ping {
             node_id,
             num_pong_bytes: bytes,

@@ -165,15 +165,61 @@ pub fn pay_route<C: Signing>(
         };
         hops.push((hop.node_id.pubkey(), payload.encode()));
     }
-    let payment_hash = invoice.payment_hash();
-    let onion = construct_onion(secp, session_key, &hops, &payment_hash.0)?;
+    onion_payment(
+        secp,
+        session_key,
+        &hops,
+        invoice.payment_hash(),
+        first.amount,
+        first.cltv_expiry,
+    )
+}
+
+/// The HTLC paying `amount` to channel peer `payee` without an invoice
+/// (bLIP 3 keysend): the final payload carries `preimage`, and no
+/// `payment_secret`.
+pub fn keysend_direct<C: Signing>(
+    secp: &Secp256k1<C>,
+    session_key: &SecretKey,
+    payee: NodeId,
+    amount: Msat,
+    preimage: beongae_wire::Preimage,
+    cltv_expiry: u32,
+) -> Result<OutgoingPayment, PayError> {
+    let payload = HopPayload {
+        amt_to_forward: Some(amount),
+        outgoing_cltv_value: Some(cltv_expiry),
+        keysend_preimage: Some(preimage.0),
+        ..HopPayload::default()
+    };
+    let hops = vec![(payee.pubkey(), payload.encode())];
+    onion_payment(
+        secp,
+        session_key,
+        &hops,
+        preimage.payment_hash(),
+        amount,
+        cltv_expiry,
+    )
+}
+
+/// The first HTLC of a payment with these `hops`' payloads.
+fn onion_payment<C: Signing>(
+    secp: &Secp256k1<C>,
+    session_key: &SecretKey,
+    hops: &[(bitcoin::secp256k1::PublicKey, Vec<u8>)],
+    payment_hash: PaymentHash,
+    amount: Msat,
+    cltv_expiry: u32,
+) -> Result<OutgoingPayment, PayError> {
+    let onion = construct_onion(secp, session_key, hops, &payment_hash.0)?;
     let shared_secrets = route_keys(secp, session_key, hops.iter().map(|(k, _)| *k))?
         .into_iter()
         .map(|k| k.shared_secret)
         .collect();
     Ok(OutgoingPayment {
-        amount: first.amount,
-        cltv_expiry: first.cltv_expiry,
+        amount,
+        cltv_expiry,
         payment_hash,
         onion: OnionPacketBytes(Box::new(
             onion
@@ -197,6 +243,12 @@ pub enum IncomingDecision {
         next: OnionPacketBytes,
         /// The secret shared with the payer (to wrap failures).
         shared_secret: SharedSecret,
+    },
+    /// A payment without an invoice (bLIP 3 keysend) that passed every
+    /// check: fulfil it with `preimage`.
+    Keysend {
+        /// The preimage the payer sent.
+        preimage: beongae_wire::Preimage,
     },
     /// It pays an invoice of ours: fulfil it (or hold it, for a part).
     Accept {
@@ -318,6 +370,20 @@ pub fn receive_htlc_or_refuse<C: Verification>(
         }
     };
     let invoice = expected(&htlc.payment_hash);
+    if invoice.is_none() && payload.keysend_preimage.is_some() {
+        return match (
+            beongae_onion::check_keysend_htlc(
+                htlc,
+                &payload,
+                crate::core::channels::keysend::KEYSEND_FINAL_CLTV_DELTA,
+                height,
+            ),
+            refuse,
+        ) {
+            (Ok(_), Some(failure)) | (Err(failure), _) => fail(ss, failure),
+            (Ok(preimage), None) => Ok(IncomingDecision::Keysend { preimage }),
+        };
+    }
     match (
         check_final_htlc(htlc, &payload, invoice.as_ref(), height),
         refuse,

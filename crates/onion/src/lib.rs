@@ -22,4 +22,6 @@ pub use packet::{
     OnionPacket, Peeled, HOP_PAYLOADS_LEN, ONION_PACKET_LEN,
 };
 pub use payload::{FinalPayload, ForwardPayload, HopPayload, PayloadError, PaymentData};
-pub use receive::{check_final_htlc, ExpectedPayment, FinalOutcome, IncomingHtlc};
+pub use receive::{
+    check_final_htlc, check_keysend_htlc, ExpectedPayment, FinalOutcome, IncomingHtlc,
+};

@@ -14,6 +14,8 @@ pub const SHORT_CHANNEL_ID: u64 = 6;
 pub const PAYMENT_DATA: u64 = 8;
 /// TLV type of `payment_metadata`.
 pub const PAYMENT_METADATA: u64 = 16;
+/// bLIP 3 `keysend_preimage`: the payee's preimage, chosen by the payer.
+pub const KEYSEND_PREIMAGE: u64 = 5_482_373_484;
 
 /// Why a hop payload was rejected. A node answers all of these with
 /// `invalid_onion_payload`; [`PayloadError::tlv_type`] gives the type to
@@ -70,6 +72,9 @@ pub struct HopPayload {
     pub payment_data: Option<PaymentData>,
     /// Type 16 `payment_metadata`.
     pub payment_metadata: Option<Vec<u8>>,
+    /// Type 5482373484 `keysend_preimage` (bLIP 3): a payment without an
+    /// invoice carries its preimage to the payee.
+    pub keysend_preimage: Option<[u8; 32]>,
     /// Unknown odd records, kept so the payload re-encodes byte for byte.
     pub extension: TlvStream,
 }
@@ -102,6 +107,9 @@ impl HopPayload {
         if let Some(meta) = &self.payment_metadata {
             put(PAYMENT_METADATA, &|w| w.write_bytes(meta));
         }
+        if let Some(p) = &self.keysend_preimage {
+            put(KEYSEND_PREIMAGE, &|w| w.write_bytes(p));
+        }
         let mut w = Writer::new();
         stream.write(&mut w);
         w.into_vec()
@@ -124,6 +132,7 @@ impl HopPayload {
             })
         })?;
         let payment_metadata = s.take(PAYMENT_METADATA);
+        let keysend_preimage = s.take_with(KEYSEND_PREIMAGE, |r| r.read_array())?;
         let extension = s.into_extension()?;
         Ok(HopPayload {
             amt_to_forward,
@@ -131,6 +140,7 @@ impl HopPayload {
             short_channel_id,
             payment_data,
             payment_metadata,
+            keysend_preimage,
             extension,
         })
     }
@@ -164,6 +174,7 @@ impl HopPayload {
                 .ok_or(PayloadError::Missing(OUTGOING_CLTV_VALUE))?,
             payment_data: self.payment_data,
             payment_metadata: self.payment_metadata,
+            keysend_preimage: self.keysend_preimage,
         })
     }
 }
@@ -189,6 +200,7 @@ impl From<FinalPayload> for HopPayload {
             outgoing_cltv_value: Some(p.outgoing_cltv_value),
             payment_data: p.payment_data,
             payment_metadata: p.payment_metadata,
+            keysend_preimage: p.keysend_preimage,
             ..HopPayload::default()
         }
     }
@@ -216,6 +228,8 @@ pub struct FinalPayload {
     pub payment_data: Option<PaymentData>,
     /// `payment_metadata` from the invoice, if any.
     pub payment_metadata: Option<Vec<u8>>,
+    /// The preimage of a payment without an invoice (bLIP 3 keysend).
+    pub keysend_preimage: Option<[u8; 32]>,
 }
 
 impl FinalPayload {

@@ -116,6 +116,44 @@ pub fn check_final_htlc(
     }
 }
 
+/// The final node's checks of a payment without an invoice (bLIP 3
+/// keysend): the HTLC matches its onion (as [`check_final_htlc`]), the
+/// preimage hashes to the HTLC's `payment_hash`, the expiry leaves
+/// `min_final_cltv_expiry_delta` blocks, and it is the whole payment (no
+/// `total_msat` above the amount: we take no multi-part keysend). Returns
+/// the preimage to fulfil with.
+pub fn check_keysend_htlc(
+    htlc: &IncomingHtlc,
+    payload: &FinalPayload,
+    min_final_cltv_expiry_delta: u32,
+    height: u32,
+) -> Result<beongae_wire::Preimage, FailureMessage> {
+    if htlc.amount < payload.amt_to_forward {
+        return Err(FailureMessage::FinalIncorrectHtlcAmount {
+            incoming_htlc_amt: htlc.amount,
+        });
+    }
+    if htlc.cltv_expiry < payload.outgoing_cltv_value {
+        return Err(FailureMessage::FinalIncorrectCltvExpiry {
+            cltv_expiry: htlc.cltv_expiry,
+        });
+    }
+    let unknown = FailureMessage::IncorrectOrUnknownPaymentDetails {
+        htlc_msat: htlc.amount,
+        height,
+    };
+    let Some(preimage) = payload.keysend_preimage.map(beongae_wire::Preimage) else {
+        return Err(unknown);
+    };
+    if preimage.payment_hash() != htlc.payment_hash
+        || payload.total_msat() > htlc.amount
+        || u64::from(htlc.cltv_expiry) < u64::from(height) + u64::from(min_final_cltv_expiry_delta)
+    {
+        return Err(unknown);
+    }
+    Ok(preimage)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +178,7 @@ mod tests {
                 total_msat: Msat::from_msat(total),
             }),
             payment_metadata: None,
+            keysend_preimage: None,
         }
     }
 
@@ -269,6 +308,65 @@ mod tests {
                 Some(&invoice(None))
             ),
             Ok(FinalOutcome::Complete)
+        );
+    }
+}
+
+#[cfg(test)]
+mod keysend_tests {
+    use super::*;
+
+    #[test]
+    fn keysend_checks_the_preimage_the_amount_and_the_expiry() {
+        let preimage = beongae_wire::Preimage([5; 32]);
+        let htlc = IncomingHtlc {
+            amount: Msat::from_msat(10_000),
+            cltv_expiry: 800_043,
+            payment_hash: preimage.payment_hash(),
+        };
+        let payload = FinalPayload {
+            amt_to_forward: Msat::from_msat(10_000),
+            outgoing_cltv_value: 800_043,
+            payment_data: None,
+            payment_metadata: None,
+            keysend_preimage: Some([5; 32]),
+        };
+        assert_eq!(
+            check_keysend_htlc(&htlc, &payload, 40, 800_000),
+            Ok(preimage)
+        );
+        let unknown = FailureMessage::IncorrectOrUnknownPaymentDetails {
+            htlc_msat: Msat::from_msat(10_000),
+            height: 800_000,
+        };
+        // Another preimage, none, too near an expiry.
+        let wrong = FinalPayload {
+            keysend_preimage: Some([6; 32]),
+            ..payload.clone()
+        };
+        assert_eq!(
+            check_keysend_htlc(&htlc, &wrong, 40, 800_000),
+            Err(unknown.clone())
+        );
+        let none = FinalPayload {
+            keysend_preimage: None,
+            ..payload.clone()
+        };
+        assert_eq!(
+            check_keysend_htlc(&htlc, &none, 40, 800_000),
+            Err(unknown.clone())
+        );
+        assert!(check_keysend_htlc(&htlc, &payload, 44, 800_000).is_err());
+        // Less than the onion says.
+        let more = FinalPayload {
+            amt_to_forward: Msat::from_msat(10_001),
+            ..payload
+        };
+        assert_eq!(
+            check_keysend_htlc(&htlc, &more, 40, 800_000),
+            Err(FailureMessage::FinalIncorrectHtlcAmount {
+                incoming_htlc_amt: Msat::from_msat(10_000)
+            })
         );
     }
 }

@@ -871,6 +871,30 @@ impl LdkNode {
         Ok(hash)
     }
 
+    /// Pays `amount_msat` to `payee` without an invoice (keysend, a random preimage, LDK's
+    /// router over its channels, no retries). Returns the payment hash.
+    pub fn send_keysend(&self, payee: PublicKey, amount_msat: u64) -> Result<PaymentHash, String> {
+        use lightning::ln::channelmanager::RecipientOnionFields;
+        use lightning::routing::router::{PaymentParameters, RouteParameters};
+        let preimage = PaymentPreimage(self.inner.keys.get_secure_random_bytes());
+        let hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
+        let params = RouteParameters::from_payment_params_and_value(
+            PaymentParameters::for_keysend(payee, 40, false),
+            amount_msat,
+        );
+        self.inner
+            .cm
+            .send_spontaneous_payment(
+                Some(preimage),
+                RecipientOnionFields::spontaneous_empty(),
+                PaymentId(hash.0),
+                params,
+                Retry::Attempts(0),
+            )
+            .map_err(|e| format!("send_spontaneous_payment: {e:?}"))?;
+        Ok(hash)
+    }
+
     /// Waits (30 s) for the outcome of a payment we sent: the preimage
     /// (`Event::PaymentSent`) or why it failed (`Event::PaymentFailed`, with the reasons of
     /// the failed paths logged before it).

@@ -290,6 +290,17 @@ pub enum Command {
     },
     /// List invoices and payments.
     ListPayments,
+    /// Pay a channel peer without an invoice (bLIP 3 keysend).
+    Keysend {
+        /// The payee, a channel peer.
+        node_id: NodeId,
+        /// Amount.
+        amount: Msat,
+        /// A fresh random preimage (the payee learns it from the onion).
+        preimage: Preimage,
+        /// A fresh random key for the onion.
+        session_key: SecretKey,
+    },
 }
 
 /// The result of a [`Command`].
@@ -964,6 +975,12 @@ impl NodeCore {
                 now_secs,
                 session_key,
             } => c.pay(&invoice, amount, now_secs, session_key, id),
+            Command::Keysend {
+                node_id,
+                amount,
+                preimage,
+                session_key,
+            } => c.keysend(node_id, amount, preimage, session_key, id),
             Command::ListPayments => out.push(Output::Reply {
                 id,
                 reply: Reply::Payments(c.payments()),

@@ -339,6 +339,24 @@ impl NodeHandle {
         }
     }
 
+    /// Pays `amount` to channel peer `node_id` without an invoice (bLIP 3
+    /// keysend, a random preimage); returns the preimage.
+    pub async fn keysend(&self, node_id: NodeId, amount: Msat) -> Result<Preimage, NodeError> {
+        let command = {
+            let mut rng = bitcoin::secp256k1::rand::thread_rng();
+            Command::Keysend {
+                node_id,
+                amount,
+                preimage: Preimage(bitcoin::secp256k1::rand::Rng::gen(&mut rng)),
+                session_key: SecretKey::new(&mut rng),
+            }
+        };
+        match self.command(command).await? {
+            Reply::Paid { preimage, .. } => Ok(preimage),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Invoices and payments.
     pub async fn payments(&self) -> Result<Vec<PaymentSummary>, NodeError> {
         match self.command(Command::ListPayments).await? {

@@ -11,6 +11,7 @@ mod bump;
 mod chain;
 mod fee;
 pub mod forward;
+pub mod keysend;
 mod limbo;
 mod normal;
 mod open;
@@ -307,6 +308,9 @@ pub(super) struct Channels {
     pub(super) peer_updates: BTreeMap<ChannelId, beongae_wire::msgs::ChannelUpdate>,
     /// Forwarded HTLCs (stored: `forward::NS_FORWARDS`).
     pub(super) forwards: forward::Forwards,
+    /// Keysend payments we received (stored: `k` records in
+    /// `record::NS_PAYMENTS`).
+    pub(super) keysends: BTreeMap<PaymentHash, keysend::KeysendRecord>,
     /// Payments over a route between their attempts.
     pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
@@ -372,6 +376,7 @@ impl Channels {
             forwards: forward::Forwards::default(),
             policies: BTreeMap::new(),
             attempting: BTreeMap::new(),
+            keysends: BTreeMap::new(),
             update_timestamps: BTreeMap::new(),
             tip: 0,
             next_index: 0,
@@ -505,6 +510,9 @@ impl Channels {
             match k.first() {
                 Some(b'i') => {
                     c.invoices.insert(hash, InvoiceRecord::decode(v)?);
+                }
+                Some(b'k') => {
+                    c.keysends.insert(hash, keysend::KeysendRecord::decode(v)?);
                 }
                 Some(b'o') => {
                     let rec = OutgoingRecord::decode(v)?;

@@ -301,7 +301,9 @@ impl Channels {
         );
         let temporary =
             (dust_exposure_exceeded || unconfirmed).then_some(FailureMessage::TemporaryNodeFailure);
-        let refuse = if deadline_past {
+        // A keysend paid already: a second HTLC for it is not ours.
+        let repeated = self.keysends.contains_key(&payment_hash);
+        let refuse = if deadline_past || repeated {
             Some(FailureMessage::IncorrectOrUnknownPaymentDetails {
                 htlc_msat: amount,
                 height: self.height,
@@ -372,6 +374,9 @@ impl Channels {
             }
             Ok(IncomingDecision::Accept { .. }) => {
                 return self.settle(payment_hash, channel, htlc, amount);
+            }
+            Ok(IncomingDecision::Keysend { preimage }) => {
+                return self.settle_keysend(payment_hash, preimage, channel, htlc, amount);
             }
             Ok(IncomingDecision::Fail { reason, failure }) => {
                 tracing::info!(%payment_hash, ?failure, "failing an incoming htlc");
@@ -446,15 +451,22 @@ impl Channels {
         for (id, hash, _) in chan.unresolved_incoming() {
             // Only the HTLC that settled the invoice (every check of BOLT 4
             // passed for it); another one for the same hash was failed.
-            let Some(index) = self
+            let preimage = match self
                 .invoices
                 .get(&hash)
                 .filter(|r| r.settled_by == Some((channel, id)))
                 .map(|r| r.index)
-            else {
-                continue;
+            {
+                Some(index) => Preimage(derive(&self.node_secret, b"beongae/preimage", index)),
+                None => match self
+                    .keysends
+                    .get(&hash)
+                    .filter(|r| r.settled_by == (channel, id))
+                {
+                    Some(r) => r.preimage,
+                    None => continue,
+                },
             };
-            let preimage = Preimage(derive(&self.node_secret, b"beongae/preimage", index));
             match chan.send_fulfill(id, preimage) {
                 Ok(m) => out.push(m),
                 Err(e) => tracing::warn!(%channel, htlc = id, error = %e, "cannot fulfil again"),
@@ -547,7 +559,10 @@ impl Channels {
     /// settled one of our invoices (every check of BOLT 4 passed for it and
     /// we gave the preimage): what we claim it with on chain.
     pub(super) fn incoming_preimage(&self, channel: ChannelId, htlc: u64) -> Option<Preimage> {
-        if let Some(p) = self.forwarded_preimage(channel, htlc) {
+        if let Some(p) = self
+            .forwarded_preimage(channel, htlc)
+            .or_else(|| self.keysend_preimage(channel, htlc))
+        {
             return Some(p);
         }
         self.invoices
@@ -655,6 +670,7 @@ impl Channels {
     /// (its preimage was given).
     pub(super) fn settled_htlc(&self, channel: ChannelId, htlc: u64) -> bool {
         self.forwarded_preimage(channel, htlc).is_some()
+            || self.keysend_preimage(channel, htlc).is_some()
             || self
                 .invoices
                 .values()
@@ -674,6 +690,13 @@ impl Channels {
                 invoice: Some(r.invoice.clone()),
             })
             .collect();
+        v.extend(self.keysends.iter().map(|(h, r)| PaymentSummary {
+            payment_hash: *h,
+            incoming: true,
+            amount: Some(r.amount),
+            status: "paid (keysend)".into(),
+            invoice: None,
+        }));
         v.extend(self.outgoing.iter().map(|(h, r)| PaymentSummary {
             payment_hash: *h,
             incoming: false,
