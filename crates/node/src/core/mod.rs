@@ -688,6 +688,14 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// Every invoice and payment.
+    pub fn payments(&self) -> Vec<PaymentSummary> {
+        self.channels
+            .as_ref()
+            .map(|c| c.payments())
+            .unwrap_or_default()
+    }
+
     /// Every HTLC this node forwarded, newest first.
     pub fn forwards(&self) -> Vec<channels::forward::ForwardSummary> {
         self.channels

@@ -1,11 +1,12 @@
-//! Three cores, A — B — C, for forwarding: A pays C's invoice through B,
-//! and B is killed (its outputs after a store commit never performed,
-//! messages to it lost) after each of its store commits during the
-//! payment, then restarted from its store and reconnected. Every time the
-//! payment ends settled or failed on all three, with every channel's
-//! balances consistent to the msat (SAFETY.md "Killed after `Persist` and
-//! before the `Send`s that follow it"; issue 13: "B killed with HTLCs in
-//! flight at each step of a forward").
+//! Cores linked in any shape (a [`Mesh`]), for forwarding. Three of them,
+//! A — B — C: A pays C's invoice through B, and B is killed (its outputs
+//! after a store commit never performed, messages to it lost) after each
+//! of its store commits during the payment, then restarted from its store
+//! and reconnected; every time the payment ends alike on all three, every
+//! balance to the msat (SAFETY.md "Killed after `Persist` and before the
+//! `Send`s that follow it"; issue 13: "B killed with HTLCs in flight at
+//! each step of a forward"). And a random network of ten, where every msat
+//! is accounted for.
 
 use super::*;
 
@@ -13,14 +14,22 @@ use super::*;
 /// message was sent on.
 type Queued = (usize, Input, Option<(usize, u64)>);
 
-const AB: usize = 0;
-const BC: usize = 1;
+/// A connection between two nodes: each end's node and peer id.
+#[derive(Clone, Copy)]
+struct Link {
+    a: usize,
+    pa: PeerId,
+    b: usize,
+    pb: PeerId,
+}
 
-/// A — B — C, each core with its store, two links.
-struct Trio {
+/// Cores linked in any shape, each with its store; node `i` has the keys
+/// of `keys(i + 1)`.
+pub(super) struct Mesh {
     cores: Vec<NodeCore>,
-    ids: [NodeId; 3],
-    stores: [MemStore; 3],
+    ids: Vec<NodeId>,
+    stores: Vec<MemStore>,
+    links: Vec<Link>,
     now: Duration,
     height: u32,
     devnet: Devnet,
@@ -29,89 +38,102 @@ struct Trio {
     /// Connections a node closed, and why.
     disconnects: Vec<(usize, String)>,
     /// Each link's connection number (messages of an older one are lost).
-    epochs: [u64; 2],
+    epochs: Vec<u64>,
     /// Transactions each node broadcast.
     broadcasts: Vec<(usize, Transaction)>,
-    /// Messages of this name C sends are lost.
-    c_loses: Option<&'static str>,
-    /// B's store commits since the payment started, and the one after
-    /// which it is killed.
-    b_persists: usize,
-    kill_b_after: Option<usize>,
+    /// Messages of this name this node sends are lost.
+    loses: Option<(usize, &'static str)>,
+    /// The node killed after its `.1` th store commit (counted from when
+    /// this is set), and the commits counted.
+    kill_after: Option<(usize, usize)>,
+    persists: usize,
     killed: bool,
 }
 
-/// The link a node's peer id belongs to: (link, the other node, its peer
-/// id for us).
-fn route(node: usize, peer: PeerId) -> Option<(usize, usize, PeerId)> {
-    match (node, peer.0) {
-        (0, 1) => Some((AB, 1, PeerId(1))),
-        (1, 1) => Some((AB, 0, PeerId(1))),
-        (1, 2) => Some((BC, 2, PeerId(1))),
-        (2, 1) => Some((BC, 1, PeerId(2))),
-        _ => None,
-    }
-}
-
-impl Trio {
-    fn new() -> Trio {
-        let ks = [keys(1), keys(2), keys(3)];
-        let ids = [node_id_of(&ks[0]), node_id_of(&ks[1]), node_id_of(&ks[2])];
-        let cores = ks
-            .into_iter()
-            .zip(ids)
-            .map(|(k, id)| restore_core(k, id, &MemStore::new(), 100))
+impl Mesh {
+    /// `n` nodes, linked (connected) by `links`.
+    fn new(n: usize, links: &[(usize, usize)]) -> Mesh {
+        let ids: Vec<NodeId> = (0..n).map(|i| node_id_of(&keys(i as u8 + 1))).collect();
+        let cores = (0..n)
+            .map(|i| restore_core(keys(i as u8 + 1), ids[i], &MemStore::new(), 100))
             .collect();
-        let mut t = Trio {
+        let mut next = vec![1u64; n];
+        let links: Vec<Link> = links
+            .iter()
+            .map(|&(a, b)| {
+                let l = Link {
+                    a,
+                    pa: PeerId(next[a]),
+                    b,
+                    pb: PeerId(next[b]),
+                };
+                next[a] += 1;
+                next[b] += 1;
+                l
+            })
+            .collect();
+        let mut m = Mesh {
             cores,
             ids,
-            stores: [MemStore::new(), MemStore::new(), MemStore::new()],
+            stores: vec![MemStore::new(); n],
+            epochs: vec![0; links.len()],
+            links,
             now: Duration::ZERO,
             height: 100,
             devnet: funded_devnet(),
             fundings: 0,
             replies: Vec::new(),
             disconnects: Vec::new(),
-            epochs: [0, 0],
             broadcasts: Vec::new(),
-            c_loses: None,
-            b_persists: 0,
-            kill_b_after: None,
+            loses: None,
+            kill_after: None,
+            persists: 0,
             killed: false,
         };
-        t.connect(AB);
-        t.connect(BC);
-        t
+        let start: Vec<(usize, Input)> = (0..m.links.len())
+            .flat_map(|l| m.connect_inputs(l))
+            .collect();
+        m.run(start);
+        m
     }
 
-    /// Both ends of `link` connect.
-    fn connect(&mut self, link: usize) {
-        let (x, px, y, py) = if link == AB {
-            (0, PeerId(1), 1, PeerId(1))
-        } else {
-            (1, PeerId(2), 2, PeerId(1))
-        };
-        let (ix, iy) = (self.ids[x], self.ids[y]);
-        self.run(vec![
+    /// The inputs of both ends of `link` connecting.
+    fn connect_inputs(&self, link: usize) -> [(usize, Input); 2] {
+        let l = self.links[link];
+        [
             (
-                x,
+                l.a,
                 Input::PeerConnected {
-                    peer: px,
-                    node_id: iy,
+                    peer: l.pa,
+                    node_id: self.ids[l.b],
                     direction: Direction::Outbound,
                     remote_addr: None,
                 },
             ),
             (
-                y,
+                l.b,
                 Input::PeerConnected {
-                    peer: py,
-                    node_id: ix,
+                    peer: l.pb,
+                    node_id: self.ids[l.a],
                     direction: Direction::Inbound,
                     remote_addr: None,
                 },
             ),
-        ]);
+        ]
+    }
+
+    /// The link a node's peer id belongs to: (link, the other node, its
+    /// peer id there).
+    fn route(&self, node: usize, peer: PeerId) -> Option<(usize, usize, PeerId)> {
+        self.links.iter().enumerate().find_map(|(i, l)| {
+            if l.a == node && l.pa == peer {
+                Some((i, l.b, l.pb))
+            } else if l.b == node && l.pb == peer {
+                Some((i, l.a, l.pa))
+            } else {
+                None
+            }
+        })
     }
 
     fn run(&mut self, start: Vec<(usize, Input)>) {
@@ -123,29 +145,34 @@ impl Trio {
                 continue;
             }
             steps += 1;
-            assert!(steps < 20_000, "no quiescence");
+            assert!(steps < 200_000, "no quiescence");
             let outs = self.cores[node].handle(self.now, input);
             check_order(&outs);
             for o in outs {
                 match o {
                     Output::Persist(batch) => {
                         apply_batch(&mut self.stores[node], &batch);
-                        if node == 1 && self.kill_b_after.is_some() && !self.killed {
-                            self.b_persists += 1;
-                            if Some(self.b_persists) == self.kill_b_after {
-                                self.kill_b(&mut queue);
-                                break;
+                        if let Some((victim, k)) = self.kill_after.filter(|_| !self.killed) {
+                            if node == victim {
+                                self.persists += 1;
+                                if self.persists == k {
+                                    self.kill(node, &mut queue);
+                                    break;
+                                }
                             }
                         }
                     }
-                    Output::Send { msg, .. } if node == 2 && self.c_loses == Some(msg.name()) => {}
+                    Output::Send { msg, .. }
+                        if self
+                            .loses
+                            .is_some_and(|(n, name)| n == node && name == msg.name()) => {}
                     Output::Broadcast { tx } => self.broadcasts.push((node, tx)),
                     Output::BroadcastPackage { parent, child } => {
                         self.broadcasts.push((node, parent));
                         self.broadcasts.push((node, child));
                     }
                     Output::Send { peer, msg } => {
-                        if let Some((link, other, their_peer)) = route(node, peer) {
+                        if let Some((link, other, their_peer)) = self.route(node, peer) {
                             queue.push_back((
                                 other,
                                 Input::PeerMessage {
@@ -178,7 +205,7 @@ impl Trio {
                     Output::Reply { reply, .. } => self.replies.push((node, reply)),
                     Output::Disconnect { peer, reason } => {
                         self.disconnects.push((node, format!("{reason:?}")));
-                        if let Some((link, other, their_peer)) = route(node, peer) {
+                        if let Some((link, other, their_peer)) = self.route(node, peer) {
                             self.epochs[link] += 1;
                             queue.push_back((node, Input::PeerDisconnected { peer }, None));
                             queue.push_back((
@@ -194,34 +221,35 @@ impl Trio {
         }
     }
 
-    /// B dies: nothing more of its outputs is performed, messages on their
-    /// way to it are lost, its peers see it disconnect; it starts again from
-    /// its store, and both links come back.
-    fn kill_b(&mut self, queue: &mut VecDeque<Queued>) {
+    /// `node` dies: nothing more of its outputs is performed, messages on
+    /// their way to it are lost, its peers see it disconnect; it starts
+    /// again from its store, and its links come back.
+    fn kill(&mut self, node: usize, queue: &mut VecDeque<Queued>) {
         self.killed = true;
-        self.epochs[AB] += 1;
-        self.epochs[BC] += 1;
-        queue.retain(|(n, _, _)| *n != 1);
-        queue.push_back((0, Input::PeerDisconnected { peer: PeerId(1) }, None));
-        queue.push_back((2, Input::PeerDisconnected { peer: PeerId(1) }, None));
-        self.cores[1] = restore_core(keys(2), self.ids[1], &self.stores[1], self.height);
-        let (ia, ib, ic) = (self.ids[0], self.ids[1], self.ids[2]);
-        for (node, peer, id, direction) in [
-            (0, PeerId(1), ib, Direction::Outbound),
-            (1, PeerId(1), ia, Direction::Inbound),
-            (1, PeerId(2), ic, Direction::Outbound),
-            (2, PeerId(1), ib, Direction::Inbound),
-        ] {
-            queue.push_back((
-                node,
-                Input::PeerConnected {
-                    peer,
-                    node_id: id,
-                    direction,
-                    remote_addr: None,
-                },
-                None,
-            ));
+        queue.retain(|(n, _, _)| *n != node);
+        let mine: Vec<usize> = (0..self.links.len())
+            .filter(|&i| self.links[i].a == node || self.links[i].b == node)
+            .collect();
+        for &i in &mine {
+            self.epochs[i] += 1;
+            let l = self.links[i];
+            let (other, peer) = if l.a == node {
+                (l.b, l.pb)
+            } else {
+                (l.a, l.pa)
+            };
+            queue.push_back((other, Input::PeerDisconnected { peer }, None));
+        }
+        self.cores[node] = restore_core(
+            keys(node as u8 + 1),
+            self.ids[node],
+            &self.stores[node],
+            self.height,
+        );
+        for i in mine {
+            for (n, input) in self.connect_inputs(i) {
+                queue.push_back((n, input, None));
+            }
         }
     }
 
@@ -246,7 +274,7 @@ impl Trio {
         });
         let h = self.height;
         self.run(
-            (0..3)
+            (0..self.cores.len())
                 .map(|n| {
                     (
                         n,
@@ -268,7 +296,7 @@ impl Trio {
             Command::OpenChannel {
                 node_id: self.ids[to],
                 funding: Amount::from_sat(1_000_000),
-                push: Msat::ZERO,
+                push: Msat::from_msat(400_000_000),
             },
         );
         let Reply::ChannelOpened { channel_id, .. } = reply else {
@@ -291,9 +319,11 @@ impl Trio {
     }
 }
 
+type Trio = Mesh;
+
 /// A opens to B, B to C, both mined 3 deep and normal.
 fn trio() -> (Trio, ChannelId, ChannelId) {
-    let mut t = Trio::new();
+    let mut t = Mesh::new(3, &[(0, 1), (1, 2)]);
     let (ab, fa) = t.open(0, 1);
     let (bc, fb) = t.open(1, 2);
     t.block(vec![fa, fb]);
@@ -335,7 +365,7 @@ fn pay_through_b(kill: Option<usize>) -> (usize, bool) {
             == 1,
         "C's invoice has a route hint through B"
     );
-    t.kill_b_after = kill;
+    t.kill_after = kill.map(|k| (1, k));
     let reply = t.command(
         0,
         Command::Pay {
@@ -393,7 +423,7 @@ fn pay_through_b(kill: Option<usize>) -> (usize, bool) {
         ),
         None => assert!(!settled, "kill {kill:?}"),
     }
-    (t.b_persists, settled)
+    (t.persists, settled)
 }
 
 /// Without a kill the payment settles (B makes 10 store commits for it);
@@ -436,7 +466,7 @@ fn a_preimage_revealed_on_chain_downstream_settles_the_upstream_htlc() {
     ) else {
         panic!()
     };
-    t.c_loses = Some("UpdateFulfillHtlc");
+    t.loses = Some((2, "UpdateFulfillHtlc"));
     let pay = CommandId(900);
     t.run(vec![(
         0,
@@ -494,4 +524,136 @@ fn a_preimage_revealed_on_chain_downstream_settles_the_upstream_htlc() {
     assert_eq!(before.0.to_msat() - after.0.to_msat(), 100_001_100);
     assert_eq!(after.1.to_msat() - before.1.to_msat(), 100_001_100);
     assert_eq!(t.channel(0, ab).pending_htlcs, 0);
+}
+
+/// Issue 13: a random network of 10 nodes (a ring and random chords, one
+/// channel per link, each opener pushing 400,000 sat to its peer) and 40
+/// random payments between random nodes, each over whatever route the
+/// payee's hints allow (direct, or through one of its peers). Every
+/// payment ends (succeeded, or failed for want of a route or liquidity),
+/// no HTLC is left, each channel's two sides agree on every msat, and each
+/// node's balance moved by exactly what it received, less what it sent
+/// (with fees), plus the fees it earned forwarding: the sum over the
+/// network is zero.
+#[test]
+fn a_random_network_conserves_every_msat() {
+    let mut seed: u64 = 0x5eed_0013;
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let n = 10;
+    let mut links: Vec<(usize, usize)> = (0..n).map(|i| (i, (i + 1) % n)).collect();
+    while links.len() < n + 5 {
+        let (a, b) = (rand(n as u64) as usize, rand(n as u64) as usize);
+        let known = links
+            .iter()
+            .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b));
+        if a != b && !known {
+            links.push((a, b));
+        }
+    }
+    let mut m = Mesh::new(n, &links);
+    let mut chans = Vec::new();
+    let mut fundings = Vec::new();
+    for &(a, b) in &links {
+        let (id, tx) = m.open(a, b);
+        chans.push((id, a, b));
+        fundings.push(tx);
+    }
+    m.block(fundings);
+    m.block(vec![]);
+    m.block(vec![]);
+    let balance = |m: &Mesh, node: usize| -> i64 {
+        chans
+            .iter()
+            .filter(|(_, a, b)| *a == node || *b == node)
+            .map(|(id, _, _)| m.channel(node, *id).local.to_msat() as i64)
+            .sum()
+    };
+    let before: Vec<i64> = (0..n).map(|i| balance(&m, i)).collect();
+    let mut received = vec![0i64; n];
+    let mut sent = vec![0i64; n];
+    let mut succeeded = 0;
+    for p in 0..40u64 {
+        let payer = rand(n as u64) as usize;
+        let payee = (payer + 1 + rand(n as u64 - 1) as usize) % n;
+        let msat = (rand(200) + 1) * 1_000_000;
+        let Reply::Invoice { invoice, .. } = m.command(
+            payee,
+            Command::CreateInvoice {
+                amount: Some(Msat::from_msat(msat)),
+                description: format!("{p}"),
+                expiry_secs: 3600,
+                now_secs: 1_700_000_000,
+            },
+        ) else {
+            panic!()
+        };
+        let mut key = [0x50; 32];
+        key[..8].copy_from_slice(&(p + 1).to_be_bytes());
+        let reply = m.command(
+            payer,
+            Command::Pay {
+                invoice,
+                amount: None,
+                now_secs: 1_700_000_000,
+                session_key: SecretKey::from_slice(&key).unwrap(),
+            },
+        );
+        match reply {
+            Reply::Paid { .. } => {
+                succeeded += 1;
+                received[payee] += msat as i64;
+            }
+            Reply::Failed(why) => assert!(
+                why.contains("no route") || why.contains("payment failed"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    // What each payer sent, fees included.
+    for (i, core) in m.cores.iter().enumerate() {
+        sent[i] = core
+            .payments()
+            .iter()
+            .filter(|p| !p.incoming && p.status == "succeeded")
+            .map(|p| p.amount.unwrap().to_msat() as i64)
+            .sum();
+    }
+    assert!(succeeded >= 15, "{succeeded} of 40 succeeded");
+    let mut total = 0;
+    for i in 0..n {
+        let fees: i64 = m.cores[i]
+            .forwards()
+            .iter()
+            .filter(|f| f.status == "settled")
+            .map(|f| f.fee.to_msat() as i64)
+            .sum();
+        let delta = balance(&m, i) - before[i];
+        assert_eq!(delta, received[i] - sent[i] + fees, "node {i}");
+        total += delta;
+    }
+    assert_eq!(total, 0);
+    let forwarded: usize = m
+        .cores
+        .iter()
+        .map(|c| {
+            c.forwards()
+                .iter()
+                .filter(|f| f.status == "settled")
+                .count()
+        })
+        .sum();
+    eprintln!("{succeeded} of 40 payments succeeded, {forwarded} through a forward");
+    assert!(forwarded >= 5, "{forwarded} forwards");
+    for (id, a, b) in &chans {
+        let (x, y) = (m.channel(*a, *id), m.channel(*b, *id));
+        assert_eq!((x.pending_htlcs, y.pending_htlcs), (0, 0));
+        assert_eq!(x.local.to_msat() + y.local.to_msat(), 1_000_000_000);
+        assert_eq!((x.local, x.remote), (y.remote, y.local));
+    }
 }
