@@ -209,7 +209,7 @@ async fn fails_with(alice: &Embedded, inv: &str, amount: Option<u64>, code: &str
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains(code) && err.contains(&format!("(from hop {hop})")),
+        err.contains(code) && err.contains(&format!("(from hop {hop}, ")),
         "expected {code} from hop {hop}: {err}"
     );
 }
@@ -245,13 +245,20 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         }
     };
     let inv = invoice_via_bob(&carol, &bob, 600_000_000).await;
-    fails_with(&alice, &inv, None, "TemporaryChannelFailure", 0).await;
+    fails_with(
+        &alice,
+        &inv,
+        None,
+        "temporary_channel_failure: the next channel could not carry it now",
+        0,
+    )
+    .await;
     let inv = invoice_via_bob(&carol, &bob, 10_000_000).await;
     fails_with(
         &alice,
         &inv,
         Some(30_000_000),
-        "IncorrectOrUnknownPaymentDetails",
+        "incorrect_or_unknown_payment_details: the payee does not know this payment",
         1,
     )
     .await;
@@ -293,6 +300,23 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         .map(|p| p.amount)
         .collect();
     assert_eq!(paid, vec![Some(Msat::from_msat(10_005_010)); 2]);
+    // Each took two routes (the first met Bob's old policy) and paid his
+    // new fee: 5,000 msat + 10.
+    let retried: Vec<_> = alice
+        .node
+        .handle()
+        .payments()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| !p.incoming && p.status == "succeeded")
+        .map(|p| (p.fee, p.attempts, p.route))
+        .collect();
+    let route = vec![bob.node.node_id(), carol.node.node_id()];
+    assert_eq!(
+        retried,
+        vec![(Some(Msat::from_msat(5_010)), 2, route.clone()); 2]
+    );
     // A delta too small to resolve a forward on chain in time is refused.
     let err = bob
         .node
@@ -306,7 +330,14 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
     let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 144).await;
     carol.node.shutdown().await;
     wait_for(&bob, bc, |c| !c.active).await;
-    fails_with(&alice, &inv, None, "ChannelDisabled", 0).await;
+    fails_with(
+        &alice,
+        &inv,
+        None,
+        "channel_disabled: the next channel is disabled",
+        0,
+    )
+    .await;
     settled(&alice, ab).await;
     settled(&bob, ab).await;
     // Only the two retried payments moved money.

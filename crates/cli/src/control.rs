@@ -456,6 +456,9 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     "payment_hash": hex::encode(p.payment_hash.0),
                     "direction": if p.incoming { "incoming" } else { "outgoing" },
                     "amount_msat": p.amount.map(Msat::to_msat),
+                    "fee_msat": p.fee.map(Msat::to_msat),
+                    "attempts": p.attempts,
+                    "route": p.route.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
                     "status": p.status,
                     "invoice": p.invoice,
                 })).collect()))

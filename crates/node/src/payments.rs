@@ -402,3 +402,79 @@ pub fn read_failure(
 ) -> Result<DecryptedFailure, FailureError> {
     decrypt_error_packet(shared_secrets, reason)
 }
+
+/// A failure a hop returned, in words for the payer: BOLT 4's name and
+/// what it means.
+pub fn failure_in_words(f: &FailureMessage) -> String {
+    use FailureMessage as F;
+    let (name, meaning) = match f {
+        F::TemporaryNodeFailure => (
+            "temporary_node_failure",
+            "the node could not handle it for now",
+        ),
+        F::PermanentNodeFailure => ("permanent_node_failure", "the node will not handle it"),
+        F::RequiredNodeFeatureMissing => (
+            "required_node_feature_missing",
+            "the node requires a feature the payment lacks",
+        ),
+        F::InvalidOnionVersion { .. } => {
+            ("invalid_onion_version", "the node could not read the onion")
+        }
+        F::InvalidOnionHmac { .. } => ("invalid_onion_hmac", "the onion was altered on the way"),
+        F::InvalidOnionKey { .. } => ("invalid_onion_key", "the onion's key was invalid"),
+        F::TemporaryChannelFailure { .. } => (
+            "temporary_channel_failure",
+            "the next channel could not carry it now (liquidity or slots)",
+        ),
+        F::PermanentChannelFailure => ("permanent_channel_failure", "the next channel is gone"),
+        F::RequiredChannelFeatureMissing => (
+            "required_channel_feature_missing",
+            "the next channel requires a feature the payment lacks",
+        ),
+        F::UnknownNextPeer => ("unknown_next_peer", "the node has no such next channel"),
+        F::AmountBelowMinimum { .. } => (
+            "amount_below_minimum",
+            "the amount is below the next channel's minimum",
+        ),
+        F::FeeInsufficient { .. } => (
+            "fee_insufficient",
+            "the fee paid is below the node's policy",
+        ),
+        F::IncorrectCltvExpiry { .. } => (
+            "incorrect_cltv_expiry",
+            "the expiry does not leave the node's CLTV delta",
+        ),
+        F::ExpiryTooSoon { .. } => (
+            "expiry_too_soon",
+            "the expiry is too close to the chain's tip",
+        ),
+        F::IncorrectOrUnknownPaymentDetails { .. } => (
+            "incorrect_or_unknown_payment_details",
+            "the payee does not know this payment, or its amount or secret is wrong",
+        ),
+        F::FinalIncorrectCltvExpiry { .. } => (
+            "final_incorrect_cltv_expiry",
+            "the payee's HTLC expiry differs from the onion's",
+        ),
+        F::FinalIncorrectHtlcAmount { .. } => (
+            "final_incorrect_htlc_amount",
+            "the payee's HTLC amount differs from the onion's",
+        ),
+        F::ChannelDisabled { .. } => (
+            "channel_disabled",
+            "the next channel is disabled (its peer is offline)",
+        ),
+        F::ExpiryTooFar => ("expiry_too_far", "the expiry is too far in the future"),
+        F::InvalidOnionPayload { .. } => (
+            "invalid_onion_payload",
+            "the node could not read its payload",
+        ),
+        F::MppTimeout => ("mpp_timeout", "the payee did not get every part in time"),
+        F::InvalidOnionBlinding { .. } => (
+            "invalid_onion_blinding",
+            "a blinded route's onion was invalid",
+        ),
+        _ => return format!("failure code {:#06x}", f.code()),
+    };
+    format!("{name}: {meaning}")
+}

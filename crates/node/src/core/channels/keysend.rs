@@ -128,6 +128,9 @@ impl Channels {
             htlc_id: add.id,
             shared_secrets: p.shared_secrets,
             status: OutgoingStatus::Pending,
+            delivered: p.amount,
+            attempts: 1,
+            route: vec![node],
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());

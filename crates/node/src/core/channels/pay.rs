@@ -7,7 +7,7 @@ use beongae_channel::normal::FailReason;
 use beongae_invoice::{Currency, Invoice, InvoiceBuilder, PaymentSecret};
 use beongae_onion::{ExpectedPayment, FailureMessage, FinalOutcome, IncomingHtlc};
 use beongae_wire::msgs::OnionPacketBytes;
-use beongae_wire::{ChainHash, ChannelId, Feature, Features, Msat, PaymentHash, Preimage};
+use beongae_wire::{ChainHash, ChannelId, Feature, Features, Msat, NodeId, PaymentHash, Preimage};
 use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
 use bitcoin::secp256k1::SecretKey;
 
@@ -32,6 +32,13 @@ pub struct PaymentSummary {
     pub status: String,
     /// The invoice, for incoming payments.
     pub invoice: Option<String>,
+    /// Routing fees paid (outgoing, succeeded): what we sent less what
+    /// the payee got.
+    pub fee: Option<Msat>,
+    /// Routes tried (outgoing).
+    pub attempts: u32,
+    /// The nodes of the (last) route, the payee last (outgoing).
+    pub route: Vec<NodeId>,
 }
 
 /// A key for deriving one invoice's secrets.
@@ -251,6 +258,9 @@ impl Channels {
                         htlc_id: add.id,
                         shared_secrets: p.shared_secrets,
                         status: OutgoingStatus::Pending,
+                        delivered: p.amount,
+                        attempts: 1,
+                        route: vec![payee],
                     };
                     self.batch.put(NS_PAYMENTS, key(b'o', &hash), rec.encode());
                     self.by_htlc.insert((id, add.id), hash);
@@ -688,6 +698,9 @@ impl Channels {
                 amount: r.received.or(r.amount),
                 status: if r.received.is_some() { "paid" } else { "open" }.into(),
                 invoice: Some(r.invoice.clone()),
+                fee: None,
+                attempts: 0,
+                route: Vec::new(),
             })
             .collect();
         v.extend(self.keysends.iter().map(|(h, r)| PaymentSummary {
@@ -696,6 +709,9 @@ impl Channels {
             amount: Some(r.amount),
             status: "paid (keysend)".into(),
             invoice: None,
+            fee: None,
+            attempts: 0,
+            route: Vec::new(),
         }));
         v.extend(self.outgoing.iter().map(|(h, r)| PaymentSummary {
             payment_hash: *h,
@@ -715,15 +731,25 @@ impl Channels {
                 OutgoingStatus::Failed(why) => format!("failed: {why}"),
             },
             invoice: None,
+            fee:
+                matches!(r.status, OutgoingStatus::Succeeded(_)).then(|| {
+                    Msat::from_msat(r.amount.to_msat().saturating_sub(r.delivered.to_msat()))
+                }),
+            attempts: r.attempts,
+            route: r.route.clone(),
         }));
         v
     }
 }
 
 fn read_failure_of(rec: &OutgoingRecord, reason: &[u8]) -> Option<String> {
-    read_failure(&rec.shared_secrets, reason)
-        .ok()
-        .map(|f| format!("{:?} (from hop {})", f.message, f.hop))
+    read_failure(&rec.shared_secrets, reason).ok().map(|f| {
+        format!(
+            "{} (from hop {})",
+            crate::payments::failure_in_words(&f.message),
+            f.hop
+        )
+    })
 }
 
 /// What channel `chan` can offer in one more HTLC, roughly: our balance

@@ -706,13 +706,23 @@ pub struct OutgoingRecord {
     pub shared_secrets: Vec<SharedSecret>,
     /// Where it stands.
     pub status: OutgoingStatus,
+    /// What the payee gets (`amount` less the fees of the hops between).
+    pub delivered: Msat,
+    /// Routes tried so far, this one included.
+    pub attempts: u32,
+    /// The nodes of the route of the last attempt, the payee last.
+    pub route: Vec<NodeId>,
 }
+
+/// Version of [`OutgoingRecord`]s with the amount delivered, the attempts
+/// and the route (version 1: none of them; read as a direct payment's).
+const OUTGOING_VERSION: u8 = 2;
 
 impl OutgoingRecord {
     /// Bytes for the store.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.write_u8(RECORD_VERSION);
+        w.write_u8(OUTGOING_VERSION);
         w.write_bytes(&self.payment_hash.0);
         w.write_u64(self.amount.to_msat());
         w.write_bytes(&self.channel_id.0);
@@ -732,13 +742,20 @@ impl OutgoingRecord {
                 put_str(&mut w, why);
             }
         }
+        w.write_u64(self.delivered.to_msat());
+        w.write_u32(self.attempts);
+        w.write_u8(self.route.len() as u8); // at most 20 hops
+        for n in &self.route {
+            w.write_bytes(&n.serialize());
+        }
         w.into_vec()
     }
 
     /// A record from the store.
     pub fn decode(bytes: &[u8]) -> Result<OutgoingRecord, RecordError> {
         let mut r = Reader::new(bytes);
-        if r.read_u8()? != RECORD_VERSION {
+        let version = r.read_u8()?;
+        if !(1..=OUTGOING_VERSION).contains(&version) {
             return Err(RecordError::Corrupt("payment record version".into()));
         }
         let payment_hash = PaymentHash(r.read_array()?);
@@ -755,6 +772,21 @@ impl OutgoingRecord {
             2 => OutgoingStatus::Failed(get_str(&mut r)?),
             _ => return Err(RecordError::Corrupt("payment status".into())),
         };
+        let (delivered, attempts, route) = if version >= 2 {
+            let delivered = Msat::from_msat(r.read_u64()?);
+            let attempts = r.read_u32()?;
+            let n = r.read_u8()?;
+            let route = (0..n)
+                .map(|_| {
+                    bitcoin::secp256k1::PublicKey::from_slice(&r.read_array::<33>()?)
+                        .map(NodeId::from_pubkey)
+                        .map_err(|_| RecordError::Corrupt("route node".into()))
+                })
+                .collect::<Result<_, RecordError>>()?;
+            (delivered, attempts, route)
+        } else {
+            (amount, 1, Vec::new())
+        };
         r.finish()?;
         Ok(OutgoingRecord {
             payment_hash,
@@ -763,6 +795,9 @@ impl OutgoingRecord {
             htlc_id,
             shared_secrets,
             status,
+            delivered,
+            attempts,
+            route,
         })
     }
 }

@@ -190,6 +190,9 @@ impl Channels {
             htlc_id: add.id,
             shared_secrets: p.shared_secrets,
             status: OutgoingStatus::Pending,
+            delivered: a.amount,
+            attempts: a.attempts,
+            route: path.iter().map(|h| h.node_id).collect(),
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());
@@ -214,7 +217,15 @@ impl Channels {
         let why = match reason {
             FailReason::Reason(bytes) => match read_failure(&secrets, bytes) {
                 Ok(f) => {
-                    let text = format!("{:?} (from hop {})", f.message, f.hop);
+                    let node = a
+                        .path
+                        .get(f.hop)
+                        .map_or_else(String::new, |h| format!(", {}", h.node_id));
+                    let text = format!(
+                        "{} (from hop {}{node})",
+                        crate::payments::failure_in_words(&f.message),
+                        f.hop
+                    );
                     let last = f.hop + 1 >= a.path.len();
                     if last {
                         // The payee refused it: no other route changes that.
