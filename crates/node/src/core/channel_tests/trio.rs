@@ -43,6 +43,9 @@ pub(super) struct Mesh {
     broadcasts: Vec<(usize, Transaction)>,
     /// Messages of this name this node sends are lost.
     loses: Option<(usize, &'static str)>,
+    /// Changes a message a node sends on its way (a broken or hostile
+    /// sender).
+    tamper: Option<Box<dyn FnMut(usize, &mut Message)>>,
     /// The node killed after its `.1` th store commit (counted from when
     /// this is set), and the commits counted.
     kill_after: Option<(usize, usize)>,
@@ -86,6 +89,7 @@ impl Mesh {
             disconnects: Vec::new(),
             broadcasts: Vec::new(),
             loses: None,
+            tamper: None,
             kill_after: None,
             persists: 0,
             killed: false,
@@ -171,7 +175,10 @@ impl Mesh {
                         self.broadcasts.push((node, parent));
                         self.broadcasts.push((node, child));
                     }
-                    Output::Send { peer, msg } => {
+                    Output::Send { peer, mut msg } => {
+                        if let Some(t) = &mut self.tamper {
+                            t(node, &mut msg);
+                        }
                         if let Some((link, other, their_peer)) = self.route(node, peer) {
                             queue.push_back((
                                 other,
@@ -656,4 +663,103 @@ fn a_random_network_conserves_every_msat() {
         assert_eq!(x.local.to_msat() + y.local.to_msat(), 1_000_000_000);
         assert_eq!((x.local, x.remote), (y.remote, y.local));
     }
+}
+
+/// C's 100,000 sat invoice, and A's command to pay it (session key
+/// `[0x46; 32]`).
+fn c_invoice_and_pay(t: &mut Mesh) -> Command {
+    let Reply::Invoice { invoice, .. } = t.command(
+        2,
+        Command::CreateInvoice {
+            amount: Some(Msat::from_msat(100_000_000)),
+            description: "t".into(),
+            expiry_secs: 3600,
+            now_secs: 1_700_000_000,
+        },
+    ) else {
+        panic!()
+    };
+    Command::Pay {
+        invoice,
+        amount: None,
+        now_secs: 1_700_000_000,
+        session_key: SecretKey::from_slice(&[0x46; 32]).unwrap(),
+    }
+}
+
+/// Bad onions (BOLT 4), refused by B with the payer told why, nothing
+/// moving: an onion B cannot read (a byte changed on the way) gets
+/// `update_fail_malformed_htlc` (`invalid_onion_hmac`); an onion that asks
+/// B to forward over a channel B does not have gets `unknown_next_peer`,
+/// which A reads from B's layer.
+#[test]
+fn bad_onions_are_refused_and_the_payer_learns_why() {
+    let (mut t, ab, _) = trio();
+    let before = t.channel(0, ab).local;
+    // A byte of the first add's onion changed.
+    let mut first = true;
+    t.tamper = Some(Box::new(move |node, msg| {
+        if let (0, Message::UpdateAddHtlc(add)) = (node, msg) {
+            if std::mem::take(&mut first) {
+                add.onion_routing_packet.0[100] ^= 1;
+            }
+        }
+    }));
+    let pay = c_invoice_and_pay(&mut t);
+    let Reply::Failed(why) = t.command(0, pay) else {
+        panic!("{:?}", t.replies)
+    };
+    assert!(
+        why.contains("the first hop could not read the onion (failure code 0xc005)"),
+        "{why}"
+    );
+    assert_eq!(t.channel(0, ab).local, before);
+    // An onion naming a channel B does not have, with A's own session key
+    // and hops (so that A reads B's answer).
+    let (b, c) = (t.ids[1].pubkey(), t.ids[2].pubkey());
+    let mut first = true;
+    t.tamper = Some(Box::new(move |node, msg| {
+        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
+            return;
+        };
+        if !std::mem::take(&mut first) {
+            return;
+        }
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut e = bitcoin::hashes::sha256::Hash::engine();
+        bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
+        bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
+        let session =
+            SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
+                .unwrap();
+        let forward = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            short_channel_id: ShortChannelId::new(1, 1, 1),
+            ..Default::default()
+        };
+        let last = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            ..Default::default()
+        };
+        let onion = beongae_onion::construct_onion(
+            &secp,
+            &session,
+            &[(b, forward.encode()), (c, last.encode())],
+            &add.payment_hash,
+        )
+        .unwrap();
+        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
+    }));
+    let pay = c_invoice_and_pay(&mut t);
+    let Reply::Failed(why) = t.command(0, pay) else {
+        panic!("{:?}", t.replies)
+    };
+    assert!(
+        why.contains("unknown_next_peer: the node has no such next channel (from hop 0"),
+        "{why}"
+    );
+    assert_eq!(t.channel(0, ab).local, before);
+    assert_eq!(t.channel(0, ab).pending_htlcs, 0);
 }
