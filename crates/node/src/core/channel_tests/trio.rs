@@ -14,6 +14,9 @@ use super::*;
 /// message was sent on.
 type Queued = (usize, Input, Option<(usize, u64)>);
 
+/// Changes a message node `usize` sends.
+type Tamper = Box<dyn FnMut(usize, &mut Message)>;
+
 /// A connection between two nodes: each end's node and peer id.
 #[derive(Clone, Copy)]
 struct Link {
@@ -45,7 +48,7 @@ pub(super) struct Mesh {
     loses: Option<(usize, &'static str)>,
     /// Changes a message a node sends on its way (a broken or hostile
     /// sender).
-    tamper: Option<Box<dyn FnMut(usize, &mut Message)>>,
+    tamper: Option<Tamper>,
     /// The node killed after its `.1` th store commit (counted from when
     /// this is set), and the commits counted.
     kill_after: Option<(usize, usize)>,
