@@ -225,6 +225,8 @@ async fn fails_with(alice: &Embedded, inv: &str, amount: Option<u64>, code: &str
 ///   `channel_update` Alice applies and pays again, successfully;
 /// - made before he raised his CLTV delta: `incorrect_cltv_expiry`, and
 ///   again a successful retry;
+/// - below or above Bob's HTLC limits (`setpolicy`): `amount_below_minimum`,
+///   `temporary_channel_failure`; within them, paid;
 /// - Carol offline: `channel_disabled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_failures_are_decrypted_by_the_payer() {
@@ -269,6 +271,8 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         fee_base_msat: base,
         fee_proportional_millionths: 1,
         cltv_expiry_delta: delta,
+        htlc_minimum: None,
+        htlc_maximum: None,
     };
     assert_eq!(
         bob.node
@@ -326,6 +330,29 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cltv_expiry_delta 20 is too small"), "{err}");
+    // Bob's HTLC limits on his channel to Carol: at least 20,000 sat, at
+    // most 50,000 sat per HTLC.
+    let limited = beongae_node::core::channels::policy::ForwardingPolicy {
+        htlc_minimum: Some(Msat::from_msat(20_000_000)),
+        htlc_maximum: Some(Msat::from_msat(50_000_000)),
+        ..policy(5_000, 144)
+    };
+    bob.node
+        .handle()
+        .set_policy(Some(bc), limited)
+        .await
+        .unwrap();
+    let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 144).await;
+    fails_with(&alice, &inv, None, "amount_below_minimum", 0).await;
+    let inv = invoice_with_policy(&carol, 60_000_000, 5_000, 144).await;
+    fails_with(&alice, &inv, None, "temporary_channel_failure", 0).await;
+    let inv = invoice_with_policy(&carol, 30_000_000, 5_000, 144).await;
+    alice.node.handle().pay(&inv, None).await.unwrap();
+    bob.node
+        .handle()
+        .set_policy(Some(bc), policy(5_000, 144))
+        .await
+        .unwrap();
     // Carol goes offline.
     let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 144).await;
     carol.node.shutdown().await;
@@ -340,18 +367,19 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
     .await;
     settled(&alice, ab).await;
     settled(&bob, ab).await;
-    // Only the two retried payments moved money.
+    // Only the two retried payments and the one within Bob's limits
+    // moved money (30,000 sat + 5,000 msat + 30 msat).
     assert_eq!(
         before.to_msat() - channel(&alice, ab).await.local.to_msat(),
-        2 * 10_005_010
+        2 * 10_005_010 + 30_005_030
     );
-    // Forwarded: the HTLC Carol refused (failed back), the two retries.
+    // Forwarded: the HTLC Carol refused (failed back), the three paid.
     let forwards = bob.node.handle().forwards().await.unwrap();
     let mut statuses: Vec<&str> = forwards.iter().map(|f| f.status).collect();
     statuses.sort_unstable();
     assert_eq!(
         statuses,
-        vec!["failed", "settled", "settled"],
+        vec!["failed", "settled", "settled", "settled"],
         "{forwards:?}"
     );
 }

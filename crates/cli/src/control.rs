@@ -95,6 +95,12 @@ pub enum Request {
         fee_ppm: u32,
         /// `cltv_expiry_delta`
         cltv_expiry_delta: u16,
+        /// The least HTLC to forward, in msat.
+        #[serde(default)]
+        htlc_minimum_msat: Option<u64>,
+        /// The most one forwarded HTLC may carry, in msat.
+        #[serde(default)]
+        htlc_maximum_msat: Option<u64>,
     },
     /// Create an invoice.
     Invoice {
@@ -415,12 +421,21 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     .collect();
                 Ok(serde_json::json!({ "forwards": list, "fees_earned_msat": earned }))
             }
-            Request::SetPolicy { channel_id, fee_base_msat, fee_ppm, cltv_expiry_delta } => {
+            Request::SetPolicy {
+                channel_id,
+                fee_base_msat,
+                fee_ppm,
+                cltv_expiry_delta,
+                htlc_minimum_msat,
+                htlc_maximum_msat,
+            } => {
                 let id = channel_id.as_deref().map(parse_channel_id).transpose()?;
                 let policy = beongae_node::core::channels::policy::ForwardingPolicy {
                     fee_base_msat,
                     fee_proportional_millionths: fee_ppm,
                     cltv_expiry_delta,
+                    htlc_minimum: htlc_minimum_msat.map(Msat::from_msat),
+                    htlc_maximum: htlc_maximum_msat.map(Msat::from_msat),
                 };
                 let ids = node.set_policy(id, policy).await.map_err(|e| e.to_string())?;
                 let ids: Vec<String> = ids.iter().map(|i| hex::encode(i.0)).collect();

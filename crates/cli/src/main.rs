@@ -139,9 +139,15 @@ enum Cmd {
         /// Proportional fee, in millionths of the amount.
         #[arg(long, default_value_t = 1)]
         fee_ppm: u32,
-        /// Blocks between the incoming and the outgoing HTLC's expiry (at least 34).
+        /// Blocks between the incoming and the outgoing HTLC's expiry (at least 40).
         #[arg(long, default_value_t = 80)]
         cltv_delta: u16,
+        /// The least HTLC to forward (1500msat, 2sat, ...; default: the peer's minimum).
+        #[arg(long)]
+        htlc_min: Option<String>,
+        /// The most one forwarded HTLC may carry (default: the channel's limit).
+        #[arg(long)]
+        htlc_max: Option<String>,
     },
     /// Create an invoice: AMOUNT in satoshi, or with a unit (1500msat, 0.0001btc), or `any`.
     Invoice {
@@ -444,11 +450,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             base_fee_msat,
             fee_ppm,
             cltv_delta,
+            htlc_min,
+            htlc_max,
         } => Request::SetPolicy {
             channel_id: channel,
             fee_base_msat: base_fee_msat,
             fee_ppm,
             cltv_expiry_delta: cltv_delta,
+            htlc_minimum_msat: htlc_min.as_deref().map(parse_msat).transpose()?,
+            htlc_maximum_msat: htlc_max.as_deref().map(parse_msat).transpose()?,
         },
         Cmd::Closechannel { channel_id, force } => Request::CloseChannel { channel_id, force },
         Cmd::Invoice {

@@ -289,11 +289,21 @@ impl Channels {
             });
         }
         let policy = self.policy(out);
-        // "if the HTLC amount is below the minimum": the peer's
-        // htlc_minimum_msat for what we offer.
-        if payload.amt_to_forward < chan.commitments.params.remote.htlc_minimum {
+        let (min, max) = self
+            .htlc_limits(out)
+            .unwrap_or((chan.commitments.params.remote.htlc_minimum, Msat::ZERO));
+        // "if the HTLC amount is below the minimum": our policy's, never
+        // below the peer's htlc_minimum_msat for what we offer.
+        if payload.amt_to_forward < min {
             return Err(FailureMessage::AmountBelowMinimum {
                 htlc_msat: payload.amt_to_forward,
+                channel_update: update(),
+            });
+        }
+        // Above our htlc_maximum_msat: the channel cannot carry it (BOLT 4
+        // has no code of its own for it; LDK and LND answer so too).
+        if payload.amt_to_forward > max {
+            return Err(FailureMessage::TemporaryChannelFailure {
                 channel_update: update(),
             });
         }

@@ -37,6 +37,13 @@ pub struct ForwardingPolicy {
     pub fee_proportional_millionths: u32,
     /// `cltv_expiry_delta`
     pub cltv_expiry_delta: u16,
+    /// The least HTLC we forward out (`htlc_minimum_msat`; never below the
+    /// peer's own minimum).
+    pub htlc_minimum: Option<Msat>,
+    /// The most one HTLC we forward out may carry (`htlc_maximum_msat`;
+    /// never above the peer's `max_htlc_value_in_flight_msat` or the
+    /// capacity).
+    pub htlc_maximum: Option<Msat>,
 }
 
 impl Default for ForwardingPolicy {
@@ -50,27 +57,48 @@ impl Default for ForwardingPolicy {
             fee_base_msat: 1_000,
             fee_proportional_millionths: 1,
             cltv_expiry_delta: 80,
+            htlc_minimum: None,
+            htlc_maximum: None,
         }
     }
 }
 
 impl ForwardingPolicy {
-    /// Bytes for the store.
+    /// Bytes for the store: fees and delta (10 bytes), then the HTLC
+    /// limits (0 for none; 26 bytes in all).
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(10);
+        let mut v = Vec::with_capacity(26);
         v.extend_from_slice(&self.fee_base_msat.to_be_bytes());
         v.extend_from_slice(&self.fee_proportional_millionths.to_be_bytes());
         v.extend_from_slice(&self.cltv_expiry_delta.to_be_bytes());
+        v.extend_from_slice(&self.htlc_minimum.map_or(0, Msat::to_msat).to_be_bytes());
+        v.extend_from_slice(&self.htlc_maximum.map_or(0, Msat::to_msat).to_be_bytes());
         v
     }
 
-    /// Reads [`ForwardingPolicy::encode`].
+    /// Reads [`ForwardingPolicy::encode`] (10 bytes: written before the
+    /// HTLC limits).
     pub fn decode(bytes: &[u8]) -> Option<ForwardingPolicy> {
-        let b: [u8; 10] = bytes.try_into().ok()?;
+        let head: [u8; 10] = bytes.get(..10)?.try_into().ok()?;
+        let limit = |at: usize| -> Option<Option<Msat>> {
+            match bytes.get(at..at + 8) {
+                None if bytes.len() == 10 => Some(None),
+                None => None,
+                Some(b) => {
+                    let v = u64::from_be_bytes(b.try_into().ok()?);
+                    Some((v > 0).then_some(Msat::from_msat(v)))
+                }
+            }
+        };
+        if bytes.len() != 10 && bytes.len() != 26 {
+            return None;
+        }
         Some(ForwardingPolicy {
-            fee_base_msat: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            fee_proportional_millionths: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-            cltv_expiry_delta: u16::from_be_bytes([b[8], b[9]]),
+            fee_base_msat: u32::from_be_bytes([head[0], head[1], head[2], head[3]]),
+            fee_proportional_millionths: u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+            cltv_expiry_delta: u16::from_be_bytes([head[8], head[9]]),
+            htlc_minimum: limit(10)?,
+            htlc_maximum: limit(18)?,
         })
     }
 
@@ -173,9 +201,7 @@ impl Channels {
             return None;
         };
         let policy = self.policy(id);
-        let peer_limits = &chan.commitments.params.remote;
-        let capacity = Msat::from_sat(chan.funded.funding_amount.to_sat()).unwrap_or(Msat::ZERO);
-        let max = peer_limits.max_htlc_value_in_flight.min(capacity);
+        let (min, max) = self.htlc_limits(id)?;
         let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
         let disabled = !(entry.live && self.connected.contains_key(&entry.peer)) || shutting;
         let mut update = ChannelUpdate {
@@ -186,7 +212,7 @@ impl Channels {
             message_flags: 1,
             channel_flags: direction(&self.node_id(), &entry.peer) | (u8::from(disabled) << 1),
             cltv_expiry_delta: policy.cltv_expiry_delta,
-            htlc_minimum_msat: peer_limits.htlc_minimum.to_msat(),
+            htlc_minimum_msat: min.to_msat(),
             fee_base_msat: policy.fee_base_msat,
             fee_proportional_millionths: policy.fee_proportional_millionths,
             htlc_maximum_msat: max.to_msat(),
@@ -195,6 +221,27 @@ impl Channels {
         let digest = Digest::from_digest(update.signed_hash().ok()?);
         update.signature = self.secp.sign_ecdsa(&digest, &self.node_secret);
         Some(update)
+    }
+
+    /// The least and most one HTLC we forward out over open channel `id`
+    /// may carry: our policy's limits within the peer's minimum, its
+    /// `max_htlc_value_in_flight_msat` and the capacity.
+    pub(super) fn htlc_limits(&self, id: ChannelId) -> Option<(Msat, Msat)> {
+        let Phase::Normal { chan, .. } = &self.entries.get(&id)?.phase else {
+            return None;
+        };
+        let policy = self.policy(id);
+        let peer = &chan.commitments.params.remote;
+        let capacity = Msat::from_sat(chan.funded.funding_amount.to_sat()).unwrap_or(Msat::ZERO);
+        let min = policy
+            .htlc_minimum
+            .map_or(peer.htlc_minimum, |m| m.max(peer.htlc_minimum));
+        let max = policy
+            .htlc_maximum
+            .unwrap_or(capacity)
+            .min(peer.max_htlc_value_in_flight)
+            .min(capacity);
+        Some((min, max))
     }
 
     /// Sends the peer our `channel_update` for channel `id` (private: to
@@ -262,5 +309,30 @@ impl Channels {
             self.batch.put(NS_PEER_UPDATES, id.0.to_vec(), bytes);
         }
         self.peer_updates.insert(id, msg.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_round_trip_and_older_ones_read() {
+        let p = ForwardingPolicy {
+            fee_base_msat: 5_000,
+            fee_proportional_millionths: 10,
+            cltv_expiry_delta: 144,
+            htlc_minimum: Some(Msat::from_msat(1_000)),
+            htlc_maximum: None,
+        };
+        let bytes = p.encode();
+        assert_eq!(bytes.len(), 26);
+        assert_eq!(ForwardingPolicy::decode(&bytes), Some(p));
+        // Written before the HTLC limits: 10 bytes.
+        let old = ForwardingPolicy::decode(&bytes[..10]).unwrap();
+        assert_eq!((old.htlc_minimum, old.htlc_maximum), (None, None));
+        assert_eq!(old.cltv_expiry_delta, 144);
+        assert_eq!(ForwardingPolicy::decode(&bytes[..11]), None);
+        assert_eq!(p.fee(Msat::from_msat(30_000_000)), Msat::from_msat(5_300));
     }
 }
