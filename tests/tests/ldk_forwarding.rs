@@ -301,3 +301,80 @@ async fn beongae_forwards_between_two_ldk_nodes() {
     payer.stop();
     payee.stop();
 }
+
+/// BOLT 4 `basic_mpp` with LDK as the payer: LDK has two channels of
+/// 600,000 sat to Carol, neither able to carry her 900,000 sat invoice
+/// alone; LDK's router splits it, Carol holds the parts until their sum
+/// reaches the total, then fulfils them all: LDK's payment succeeds and
+/// Carol's two channels together received exactly 900,000 sat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_pays_us_in_parts() {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let dc = tempfile::tempdir().unwrap();
+    let carol = beongae(&devnet, dc.path(), 10).await;
+    let ldk = LdkNode::start([6; 32], devnet.clone()).await;
+    ldk.set_label("LDK");
+    ldk.set_auto_sync(true);
+    mine(&devnet, 101, &ldk.wallet_script());
+    mine(&devnet, 100, &ScriptBuf::new_op_return([]));
+    let carol_id = carol.node.node_id();
+    ldk.connect(carol_id.pubkey(), carol.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let first = ldk
+        .open_channel(carol_id.pubkey(), 600_000, 0)
+        .await
+        .unwrap();
+    let second = ldk
+        .open_channel(carol_id.pubkey(), 600_000, 0)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mine(&devnet, 3, &ScriptBuf::new_op_return([]));
+    for id in [&first, &second] {
+        ldk.wait_channel(id, Duration::from_secs(10), |c| c.is_usable)
+            .await
+            .unwrap();
+    }
+    let ours = |id: &lightning::ln::types::ChannelId| ChannelId(id.0);
+    let (invoice, hash) = carol
+        .node
+        .handle()
+        .invoice(Some(Msat::from_msat(900_000_000)), "in parts", 3600)
+        .await
+        .unwrap();
+    let h = ldk.pay_invoice(&invoice).unwrap();
+    assert_eq!(h.0, hash.0);
+    let sent = ldk.wait_sent(&h).await.unwrap();
+    assert!(sent.result.is_ok(), "{:?}", ldk.logs());
+    let mut got = (Msat::ZERO, Msat::ZERO);
+    for _ in 0..500 {
+        got = (
+            local(&carol, ours(&first)).await,
+            local(&carol, ours(&second)).await,
+        );
+        if got.0.to_msat() + got.1.to_msat() == 900_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(got.0.to_msat() + got.1.to_msat(), 900_000_000, "{got:?}");
+    assert!(
+        got.0 > Msat::ZERO && got.1 > Msat::ZERO,
+        "both channels carried a part: {got:?}"
+    );
+    let paid = carol
+        .node
+        .handle()
+        .payments()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.payment_hash == hash)
+        .unwrap();
+    assert_eq!(
+        (paid.status.as_str(), paid.amount),
+        ("paid", Some(Msat::from_msat(900_000_000)))
+    );
+    ldk.stop();
+}

@@ -256,6 +256,8 @@ pub enum IncomingDecision {
         outcome: FinalOutcome,
         /// Its payload.
         payload: FinalPayload,
+        /// The secret shared with the payer (to fail a held part).
+        shared_secret: SharedSecret,
     },
     /// Fail it with this `reason` (`update_fail_htlc`).
     Fail {
@@ -389,7 +391,11 @@ pub fn receive_htlc_or_refuse<C: Verification>(
         refuse,
     ) {
         (Ok(_), Some(failure)) => fail(ss, failure),
-        (Ok(outcome), None) => Ok(IncomingDecision::Accept { outcome, payload }),
+        (Ok(outcome), None) => Ok(IncomingDecision::Accept {
+            outcome,
+            payload,
+            shared_secret: *ss,
+        }),
         (Err(failure), _) => fail(ss, failure),
     }
 }

@@ -88,7 +88,10 @@ fn a_direct_payment_is_accepted_with_its_metadata() {
         HEIGHT,
     )
     .unwrap();
-    let IncomingDecision::Accept { outcome, payload } = got else {
+    let IncomingDecision::Accept {
+        outcome, payload, ..
+    } = got
+    else {
         panic!("{got:?}")
     };
     assert_eq!(outcome, FinalOutcome::Complete);

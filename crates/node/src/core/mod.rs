@@ -760,6 +760,7 @@ impl NodeCore {
                 if let Some(c) = &mut self.channels {
                     c.expire_openings(now);
                     c.expire_negotiations(now);
+                    c.expire_held(now);
                 }
             }
             Input::Command { id, command } => self.on_command(now, id, command, &mut out),

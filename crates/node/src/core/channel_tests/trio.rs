@@ -263,6 +263,14 @@ impl Mesh {
         }
     }
 
+    /// `node` restarts from its store (its links drop and come back).
+    fn restart(&mut self, node: usize) {
+        let mut queue = VecDeque::new();
+        self.kill(node, &mut queue);
+        self.killed = false;
+        self.run(queue.into_iter().map(|(n, i, _)| (n, i)).collect());
+    }
+
     fn command(&mut self, node: usize, command: Command) -> Reply {
         let before = self.replies.len();
         let id = CommandId(1 + before as u64);
@@ -765,4 +773,97 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     );
     assert_eq!(t.channel(0, ab).local, before);
     assert_eq!(t.channel(0, ab).pending_htlcs, 0);
+}
+
+/// BOLT 4 `basic_mpp`, receiving: B's invoice offers it; A's HTLC (its
+/// onion changed on the way to say it is one part of twice its amount) is
+/// held, and stays held across B's restart; no second part comes, and 60
+/// seconds after B (re)started waiting, B fails it with `mpp_timeout`,
+/// which A reads. Nothing moves.
+#[test]
+fn an_incomplete_multi_part_payment_fails_after_sixty_seconds() {
+    let (mut t, ab, _) = trio();
+    let before = t.channel(0, ab).local;
+    let Reply::Invoice { invoice, .. } = t.command(
+        1,
+        Command::CreateInvoice {
+            amount: Some(Msat::from_msat(100_000_000)),
+            description: "t".into(),
+            expiry_secs: 3600,
+            now_secs: 1_700_000_000,
+        },
+    ) else {
+        panic!()
+    };
+    let decoded = beongae_invoice::Invoice::decode(&invoice).unwrap();
+    assert!(decoded.features().offers(Feature::BasicMpp));
+    let secret = decoded.payment_secret().0;
+    let b = t.ids[1].pubkey();
+    let key = SecretKey::from_slice(&[0x47; 32]).unwrap();
+    t.tamper = Some(Box::new(move |node, msg| {
+        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
+            return;
+        };
+        let part = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(add.amount_msat)),
+            outgoing_cltv_value: Some(add.cltv_expiry),
+            payment_data: Some(beongae_onion::PaymentData {
+                payment_secret: secret,
+                total_msat: Msat::from_msat(2 * add.amount_msat),
+            }),
+            ..Default::default()
+        };
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let onion =
+            beongae_onion::construct_onion(&secp, &key, &[(b, part.encode())], &add.payment_hash)
+                .unwrap();
+        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
+    }));
+    let pay = CommandId(950);
+    let since = t.replies.len();
+    t.run(vec![(
+        0,
+        Input::Command {
+            id: pay,
+            command: Command::Pay {
+                invoice,
+                amount: None,
+                now_secs: 1_700_000_000,
+                session_key: key,
+            },
+        },
+    )]);
+    t.tamper = None;
+    // Held: committed on both sides, not settled, stored.
+    assert_eq!(t.channel(1, ab).pending_htlcs, 1);
+    assert!(t.stores[1]
+        .keys()
+        .any(|(ns, k)| ns == channels::record::NS_PAYMENTS && k[0] == b'h'));
+    // B restarts: the part is still held; its wait starts again.
+    t.restart(1);
+    t.now += Duration::from_secs(30);
+    t.run(vec![(1, Input::Tick)]);
+    t.now += Duration::from_secs(59);
+    t.run(vec![(1, Input::Tick)]);
+    assert!(
+        !t.replies[since..].iter().any(|(n, _)| *n == 0),
+        "{:?}",
+        &t.replies[since..]
+    );
+    assert_eq!(t.channel(1, ab).pending_htlcs, 1);
+    t.now += Duration::from_secs(2);
+    t.run(vec![(1, Input::Tick)]);
+    let why = t.replies[since..]
+        .iter()
+        .find_map(|(n, r)| match r {
+            Reply::Failed(why) if *n == 0 => Some(why.clone()),
+            _ => None,
+        })
+        .expect("A's payment failed");
+    assert!(why.contains("mpp_timeout"), "{why}");
+    assert_eq!(t.channel(0, ab).pending_htlcs, 0);
+    assert_eq!(t.channel(0, ab).local, before);
+    assert!(!t.stores[1]
+        .keys()
+        .any(|(ns, k)| ns == channels::record::NS_PAYMENTS && k[0] == b'h'));
 }

@@ -13,6 +13,7 @@ mod fee;
 pub mod forward;
 pub mod keysend;
 mod limbo;
+mod mpp;
 mod normal;
 mod open;
 mod pay;
@@ -311,6 +312,12 @@ pub(super) struct Channels {
     /// Keysend payments we received (stored: `k` records in
     /// `record::NS_PAYMENTS`).
     pub(super) keysends: BTreeMap<PaymentHash, keysend::KeysendRecord>,
+    /// Parts of multi-part payments to us, held until their set is complete
+    /// (stored: `h` records in `record::NS_PAYMENTS`).
+    pub(super) held: BTreeMap<PaymentHash, Vec<mpp::HeldPart>>,
+    /// Parts of completed multi-part payments, by HTLC (stored: `p`
+    /// records).
+    pub(super) settled_parts: BTreeMap<(ChannelId, u64), PaymentHash>,
     /// Payments over a route between their attempts.
     pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
@@ -377,6 +384,8 @@ impl Channels {
             policies: BTreeMap::new(),
             attempting: BTreeMap::new(),
             keysends: BTreeMap::new(),
+            held: BTreeMap::new(),
+            settled_parts: BTreeMap::new(),
             update_timestamps: BTreeMap::new(),
             tip: 0,
             next_index: 0,
@@ -502,6 +511,22 @@ impl Channels {
             );
         }
         for (k, v) in &stored.payments {
+            match k.first() {
+                Some(b'h') => {
+                    let (hash, channel, htlc) = mpp::read_part_key(k)?;
+                    c.held
+                        .entry(hash)
+                        .or_default()
+                        .push(mpp::HeldPart::decode(channel, htlc, v)?);
+                    continue;
+                }
+                Some(b'p') => {
+                    let (hash, channel, htlc) = mpp::read_part_key(k)?;
+                    c.settled_parts.insert((channel, htlc), hash);
+                    continue;
+                }
+                _ => {}
+            }
             let hash = k
                 .get(1..)
                 .and_then(|h| <[u8; 32]>::try_from(h).ok())

@@ -62,7 +62,7 @@ fn currency(chain: ChainHash) -> Currency {
 }
 
 impl Channels {
-    fn preimage(&self, index: u64) -> Preimage {
+    pub(super) fn preimage(&self, index: u64) -> Preimage {
         Preimage(derive(&self.node_secret, b"beongae/preimage", index))
     }
 
@@ -81,11 +81,12 @@ impl Channels {
         let index = self.take_invoice_index();
         let preimage = self.preimage(index);
         let hash = preimage.payment_hash();
-        // BOLT 11: var_onion_optin and payment_secret are required of payers.
-        // No basic_mpp: we do not receive multi-part payments yet.
+        // BOLT 11: var_onion_optin and payment_secret are required of payers;
+        // basic_mpp: we take a payment in parts (BOLT 4).
         let features = Features::empty()
             .with_required(Feature::VarOnionOptin)
-            .with_required(Feature::PaymentSecret);
+            .with_required(Feature::PaymentSecret)
+            .with_optional(Feature::BasicMpp);
         let mut b = InvoiceBuilder::new(currency(self.chain))
             .timestamp(now_secs)
             .payment_hash(hash)
@@ -321,7 +322,7 @@ impl Channels {
         } else {
             temporary.clone()
         };
-        let mut decision = receive_htlc_or_refuse(
+        let decision = receive_htlc_or_refuse(
             &self.secp,
             &self.node_secret,
             &incoming,
@@ -330,34 +331,6 @@ impl Channels {
             self.height,
             refuse,
         );
-        let multi_part = matches!(
-            &decision,
-            Ok(IncomingDecision::Accept {
-                outcome: FinalOutcome::Part { .. },
-                ..
-            })
-        ) || matches!(
-            &decision,
-            Ok(IncomingDecision::Accept { payload, .. }) if payload.total_msat() != payload.amt_to_forward
-        );
-        if multi_part {
-            // Our invoices do not offer basic_mpp, so BOLT 4: "if it does
-            // not support basic_mpp: MUST fail the HTLC if total_msat is
-            // not exactly equal to amt_to_forward".
-            let refuse = FailureMessage::IncorrectOrUnknownPaymentDetails {
-                htlc_msat: amount,
-                height: self.height,
-            };
-            decision = receive_htlc_or_refuse(
-                &self.secp,
-                &self.node_secret,
-                &incoming,
-                onion,
-                expected,
-                self.height,
-                Some(refuse),
-            );
-        }
         let Some(Phase::Normal { chan, .. }) = self.entries.get_mut(&channel).map(|e| &mut e.phase)
         else {
             return;
@@ -381,6 +354,15 @@ impl Channels {
                     shared_secret,
                     temporary,
                 );
+            }
+            // A part of a multi-part payment (BOLT 4 `basic_mpp`): held
+            // until its set is complete.
+            Ok(IncomingDecision::Accept {
+                outcome: FinalOutcome::Part { total },
+                shared_secret,
+                ..
+            }) => {
+                return self.hold_part(payment_hash, channel, htlc, amount, total, shared_secret);
             }
             Ok(IncomingDecision::Accept { .. }) => {
                 return self.settle(payment_hash, channel, htlc, amount);
@@ -474,7 +456,16 @@ impl Channels {
                     .filter(|r| r.settled_by == (channel, id))
                 {
                     Some(r) => r.preimage,
-                    None => continue,
+                    None => match self
+                        .settled_parts
+                        .get(&(channel, id))
+                        .and_then(|h| self.invoices.get(h))
+                    {
+                        Some(r) => {
+                            Preimage(derive(&self.node_secret, b"beongae/preimage", r.index))
+                        }
+                        None => continue,
+                    },
                 },
             };
             match chan.send_fulfill(id, preimage) {
@@ -572,6 +563,7 @@ impl Channels {
         if let Some(p) = self
             .forwarded_preimage(channel, htlc)
             .or_else(|| self.keysend_preimage(channel, htlc))
+            .or_else(|| self.settled_part_preimage(channel, htlc))
         {
             return Some(p);
         }
@@ -681,6 +673,7 @@ impl Channels {
     pub(super) fn settled_htlc(&self, channel: ChannelId, htlc: u64) -> bool {
         self.forwarded_preimage(channel, htlc).is_some()
             || self.keysend_preimage(channel, htlc).is_some()
+            || self.settled_parts.contains_key(&(channel, htlc))
             || self
                 .invoices
                 .values()

@@ -1,0 +1,275 @@
+//! Receiving multi-part payments (BOLT 4 `basic_mpp`): the HTLCs of one
+//! payment (same `payment_hash`, `payment_secret` and `total_msat`) are
+//! held until their sum reaches `total_msat`, then all are fulfilled; if
+//! the set is not complete within [`MPP_TIMEOUT`], all fail with
+//! `mpp_timeout`.
+//!
+//! Each held part is stored (`h` records in `record::NS_PAYMENTS`) with
+//! the secret its failure needs, so that a restart neither forgets nor
+//! leaves it hanging; each part of a completed set is stored as settled
+//! (`p` records) before its fulfil goes out, so that it can be claimed on
+//! chain with the invoice's preimage.
+
+use std::time::Duration;
+
+use beongae_onion::{build_error_packet, FailureMessage, SharedSecret};
+use beongae_wire::{ChannelId, Msat, PaymentHash, Reader, Writer};
+
+use super::record::{RecordError, NS_PAYMENTS};
+use super::{Channels, Phase};
+use crate::core::Event;
+
+/// BOLT 4: "SHOULD wait for at least 60 seconds after the initial HTLC"
+/// before failing an incomplete set.
+pub const MPP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One held part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::core) struct HeldPart {
+    pub(super) channel: ChannelId,
+    pub(super) htlc: u64,
+    pub(super) amount: Msat,
+    pub(super) total: Msat,
+    pub(super) shared_secret: [u8; 32],
+    /// When the set's wait started in this process (set at the first tick
+    /// after a restart).
+    pub(super) since: Option<Duration>,
+}
+
+const HELD_VERSION: u8 = 1;
+
+/// The key of a held (`h`) or settled (`p`) part.
+pub(super) fn part_key(kind: u8, hash: &PaymentHash, channel: ChannelId, htlc: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(73);
+    k.push(kind);
+    k.extend_from_slice(&hash.0);
+    k.extend_from_slice(&channel.0);
+    k.extend_from_slice(&htlc.to_be_bytes());
+    k
+}
+
+/// `(payment_hash, channel, htlc)` of a part key.
+pub(super) fn read_part_key(k: &[u8]) -> Result<(PaymentHash, ChannelId, u64), RecordError> {
+    let bad = || RecordError::Corrupt("payment part key".into());
+    if k.len() != 73 {
+        return Err(bad());
+    }
+    Ok((
+        PaymentHash(k[1..33].try_into().map_err(|_| bad())?),
+        ChannelId(k[33..65].try_into().map_err(|_| bad())?),
+        u64::from_be_bytes(k[65..73].try_into().map_err(|_| bad())?),
+    ))
+}
+
+impl HeldPart {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_u8(HELD_VERSION);
+        w.write_u64(self.amount.to_msat());
+        w.write_u64(self.total.to_msat());
+        w.write_bytes(&self.shared_secret);
+        w.into_vec()
+    }
+
+    pub(super) fn decode(
+        channel: ChannelId,
+        htlc: u64,
+        bytes: &[u8],
+    ) -> Result<HeldPart, RecordError> {
+        let mut r = Reader::new(bytes);
+        if r.read_u8()? != HELD_VERSION {
+            return Err(RecordError::Corrupt("held part version".into()));
+        }
+        let p = HeldPart {
+            channel,
+            htlc,
+            amount: Msat::from_msat(r.read_u64()?),
+            total: Msat::from_msat(r.read_u64()?),
+            shared_secret: r.read_array()?,
+            since: None,
+        };
+        r.finish()?;
+        Ok(p)
+    }
+}
+
+impl Channels {
+    /// A part of a multi-part payment of ours passed every check: held
+    /// (stored) until the set is complete, then every part is fulfilled.
+    pub(super) fn hold_part(
+        &mut self,
+        hash: PaymentHash,
+        channel: ChannelId,
+        htlc: u64,
+        amount: Msat,
+        total: Msat,
+        shared_secret: SharedSecret,
+    ) {
+        // BOLT 4: "if the total_msat is not the same for all HTLCs in the
+        // set": fail it.
+        if self
+            .held
+            .get(&hash)
+            .and_then(|s| s.first())
+            .is_some_and(|p| p.total != total)
+        {
+            let failure = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                htlc_msat: amount,
+                height: self.height,
+            };
+            if let Ok(reason) = build_error_packet(&shared_secret, &failure) {
+                self.fail_held_htlc(channel, htlc, reason);
+            }
+            return;
+        }
+        let part = HeldPart {
+            channel,
+            htlc,
+            amount,
+            total,
+            shared_secret: shared_secret.0,
+            since: Some(self.now),
+        };
+        self.batch.put(
+            NS_PAYMENTS,
+            part_key(b'h', &hash, channel, htlc),
+            part.encode(),
+        );
+        let set = self.held.entry(hash).or_default();
+        set.push(part);
+        let sum: u64 = set.iter().map(|p| p.amount.to_msat()).sum();
+        tracing::info!(%hash, parts = set.len(), sum, total = total.to_msat(), "holding a part of a payment");
+        if sum >= total.to_msat() {
+            self.settle_parts(hash);
+        }
+    }
+
+    /// The set of payment `hash` is complete: the invoice is paid, each
+    /// part stored as settled and fulfilled (BOLT 4: "MUST fulfill all
+    /// HTLCs in the payment set").
+    fn settle_parts(&mut self, hash: PaymentHash) {
+        let Some(set) = self.held.remove(&hash) else {
+            return;
+        };
+        let Some(rec) = self.invoices.get_mut(&hash) else {
+            return;
+        };
+        let sum = Msat::from_msat(set.iter().map(|p| p.amount.to_msat()).sum());
+        rec.received = Some(sum);
+        rec.settled_by = set.first().map(|p| (p.channel, p.htlc));
+        let index = rec.index;
+        let encoded = rec.encode();
+        self.batch
+            .put(NS_PAYMENTS, super::pay::key(b'i', &hash), encoded);
+        let preimage = self.preimage(index);
+        for p in &set {
+            self.batch
+                .delete(NS_PAYMENTS, part_key(b'h', &hash, p.channel, p.htlc));
+            self.batch.put(
+                NS_PAYMENTS,
+                part_key(b'p', &hash, p.channel, p.htlc),
+                Vec::new(),
+            );
+            self.settled_parts.insert((p.channel, p.htlc), hash);
+        }
+        for p in &set {
+            let Some(entry) = self.entries.get_mut(&p.channel) else {
+                continue;
+            };
+            let peer = entry.peer;
+            let live = entry.live && self.connected.contains_key(&peer);
+            if let (Phase::Normal { chan, .. }, true) = (&mut entry.phase, live) {
+                match chan.send_fulfill(p.htlc, preimage) {
+                    Ok(m) => {
+                        self.send(peer, m);
+                        self.touch(p.channel);
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %p.channel, htlc = p.htlc, error = %e, "cannot fulfil a part")
+                    }
+                }
+            }
+        }
+        self.event(Event::PaymentReceived {
+            payment_hash: hash,
+            amount: sum,
+        });
+    }
+
+    /// Sets not complete [`MPP_TIMEOUT`] after their first part arrived
+    /// (in this process) fail, every part with `mpp_timeout` (BOLT 4); a
+    /// part whose channel is not live now is failed at a later tick.
+    pub(in crate::core) fn expire_held(&mut self, now: Duration) {
+        let mut due = Vec::new();
+        for (hash, set) in self.held.iter_mut() {
+            for p in set.iter_mut() {
+                p.since.get_or_insert(now);
+            }
+            let start = set.iter().filter_map(|p| p.since).min().unwrap_or(now);
+            if now.saturating_sub(start) >= MPP_TIMEOUT {
+                due.push(*hash);
+            }
+        }
+        for hash in due {
+            let Some(set) = self.held.remove(&hash) else {
+                continue;
+            };
+            tracing::info!(%hash, parts = set.len(), "a multi-part payment did not complete in time");
+            let mut kept = Vec::new();
+            for p in set {
+                let reason =
+                    build_error_packet(&SharedSecret(p.shared_secret), &FailureMessage::MppTimeout);
+                let failed = reason
+                    .map(|r| self.fail_held_htlc(p.channel, p.htlc, r))
+                    .unwrap_or(false);
+                if failed {
+                    self.batch
+                        .delete(NS_PAYMENTS, part_key(b'h', &hash, p.channel, p.htlc));
+                } else {
+                    kept.push(p);
+                }
+            }
+            if !kept.is_empty() {
+                self.held.insert(hash, kept);
+            }
+        }
+    }
+
+    /// `update_fail_htlc` for held HTLC `htlc` on `channel`, if the
+    /// channel is live: whether it went out.
+    fn fail_held_htlc(&mut self, channel: ChannelId, htlc: u64, reason: Vec<u8>) -> bool {
+        let Some(entry) = self.entries.get_mut(&channel) else {
+            return true; // the channel is gone: nothing to fail
+        };
+        let peer = entry.peer;
+        let live = entry.live && self.connected.contains_key(&peer);
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return true; // closed: it resolves on chain (we never claim it)
+        };
+        if !live {
+            return false;
+        }
+        match chan.send_fail(htlc, reason) {
+            Ok(m) => {
+                self.send(peer, m);
+                self.touch(channel);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%channel, htlc, error = %e, "cannot fail a held part");
+                true
+            }
+        }
+    }
+
+    /// The invoice preimage of part `htlc` on `channel` of a completed
+    /// multi-part payment.
+    pub(super) fn settled_part_preimage(
+        &self,
+        channel: ChannelId,
+        htlc: u64,
+    ) -> Option<beongae_wire::Preimage> {
+        let hash = self.settled_parts.get(&(channel, htlc))?;
+        self.invoices.get(hash).map(|r| self.preimage(r.index))
+    }
+}
