@@ -44,7 +44,7 @@ pub(super) struct Mesh {
     epochs: Vec<u64>,
     /// Transactions each node broadcast.
     broadcasts: Vec<(usize, Transaction)>,
-    /// Messages of this name this node sends are lost.
+    /// Messages of this name (`*`: all) this node sends are lost.
     loses: Option<(usize, &'static str)>,
     /// Changes a message a node sends on its way (a broken or hostile
     /// sender).
@@ -170,9 +170,9 @@ impl Mesh {
                         }
                     }
                     Output::Send { msg, .. }
-                        if self
-                            .loses
-                            .is_some_and(|(n, name)| n == node && name == msg.name()) => {}
+                        if self.loses.is_some_and(|(n, name)| {
+                            n == node && (name == "*" || name == msg.name())
+                        }) => {}
                     Output::Broadcast { tx } => self.broadcasts.push((node, tx)),
                     Output::BroadcastPackage { parent, child } => {
                         self.broadcasts.push((node, parent));
@@ -866,4 +866,58 @@ fn an_incomplete_multi_part_payment_fails_after_sixty_seconds() {
     assert!(!t.stores[1]
         .keys()
         .any(|(ns, k)| ns == channels::record::NS_PAYMENTS && k[0] == b'h'));
+}
+
+/// A forward whose next hop goes silent: C takes B's HTLC and then sends
+/// nothing. After the HTLC's expiry B goes to chain (BOLT 2 deadline) with
+/// its commitment, which has no output for it (C never signed it in); 6
+/// blocks later B fails A's HTLC back (`permanent_channel_failure`) — long
+/// before A's own expiry — and A's payment fails with nothing lost.
+#[test]
+fn a_forward_timed_out_downstream_on_chain_fails_upstream() {
+    let (mut t, ab, bc) = trio();
+    let before = t.channel(0, ab).local;
+    let pay = c_invoice_and_pay(&mut t);
+    t.loses = Some((2, "*"));
+    let since = t.replies.len();
+    t.run(vec![(
+        0,
+        Input::Command {
+            id: CommandId(960),
+            command: pay,
+        },
+    )]);
+    let f = &t.cores[1].forwards()[0];
+    assert_eq!(f.status, "pending");
+    let (start, broadcasts) = (t.height, t.broadcasts.len());
+    // Blocks until B forces its channel to C closed.
+    let commitment = loop {
+        t.block(vec![]);
+        assert!(t.height < start + 200, "B never went to chain");
+        if let Some((_, tx)) = t.broadcasts[broadcasts..]
+            .iter()
+            .find(|(n, tx)| *n == 1 && tx.input.len() == 1 && tx.output.len() > 2)
+        {
+            break tx.clone();
+        }
+    };
+    assert_eq!(t.channel(1, bc).state, ChannelState::Closed);
+    t.block(vec![commitment]);
+    for _ in 0..4 {
+        t.block(vec![]);
+        assert!(!t.replies[since..].iter().any(|(n, _)| *n == 0));
+    }
+    t.block(vec![]);
+    let why = t.replies[since..]
+        .iter()
+        .find_map(|(n, r)| match r {
+            Reply::Failed(why) if *n == 0 => Some(why.clone()),
+            _ => None,
+        })
+        .expect("A's payment failed");
+    assert!(why.contains("permanent_channel_failure"), "{why}");
+    assert_eq!(t.cores[1].forwards()[0].status, "failed");
+    assert_eq!(t.channel(0, ab).pending_htlcs, 0);
+    assert_eq!(t.channel(0, ab).local, before);
+    assert_eq!(t.channel(0, ab).state, ChannelState::Normal);
 }
