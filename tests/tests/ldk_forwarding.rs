@@ -378,3 +378,91 @@ async fn ldk_pays_us_in_parts() {
     );
     ldk.stop();
 }
+
+/// BOLT 4 `basic_mpp` with LDK as the payee: Carol has two channels of
+/// 600,000 sat to LDK; LDK's 900,000 sat invoice is more than either can
+/// carry, so Carol pays it in parts over both (each part's `total_msat`
+/// the whole); LDK takes the set, and Carol's payment succeeds with both
+/// channels together 900,000 sat lighter, no fee paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_pay_ldk_in_parts() {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let dc = tempfile::tempdir().unwrap();
+    let carol = beongae(&devnet, dc.path(), 11).await;
+    // LDK takes at most 10% of a channel in flight by default (interop
+    // notes): all of it here, so that 900,000 sat fit in two channels.
+    let mut config = ldk_node::default_config();
+    config
+        .channel_handshake_config
+        .max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    let ldk = LdkNode::start_with_config([7; 32], devnet.clone(), config).await;
+    ldk.set_label("LDK");
+    ldk.set_auto_sync(true);
+    mine(&devnet, 101, &carol.onchain.new_address().script_pubkey());
+    mine(&devnet, 100, &ScriptBuf::new_op_return([]));
+    let ldk_id = NodeId::from_pubkey(ldk.node_id());
+    carol
+        .node
+        .handle()
+        .connect(ldk_id, ldk.listen_addr())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, _) = carol
+            .node
+            .handle()
+            .open_channel(ldk_id, bitcoin::Amount::from_sat(600_000), Msat::ZERO)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mine(&devnet, 3, &ScriptBuf::new_op_return([]));
+    for id in &ids {
+        for _ in 0..1500 {
+            let c = carol.node.handle().channels().await.unwrap();
+            if c.iter()
+                .any(|c| c.channel_id == *id && c.state == ChannelState::Normal && c.active)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let before = [local(&carol, ids[0]).await, local(&carol, ids[1]).await];
+    let invoice = ldk.create_invoice(900_000_000, "in parts");
+    let preimage = carol.node.handle().pay(&invoice, None).await.unwrap();
+    let got = ldk
+        .wait_received(&lightning::types::payment::PaymentHash(
+            preimage.payment_hash().0,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(got.amount_msat, 900_000_000);
+    let mut after = before;
+    for _ in 0..500 {
+        after = [local(&carol, ids[0]).await, local(&carol, ids[1]).await];
+        let spent =
+            before[0].to_msat() + before[1].to_msat() - after[0].to_msat() - after[1].to_msat();
+        if spent == 900_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let spent = |i: usize| before[i].to_msat() - after[i].to_msat();
+    assert_eq!(spent(0) + spent(1), 900_000_000);
+    assert!(spent(0) > 0 && spent(1) > 0, "both channels carried a part");
+    let paid = carol
+        .node
+        .handle()
+        .payments()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| !p.incoming && p.payment_hash == preimage.payment_hash())
+        .unwrap();
+    assert_eq!(paid.status, "succeeded");
+    assert_eq!(paid.fee, Some(Msat::ZERO));
+    ldk.stop();
+}

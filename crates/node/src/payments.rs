@@ -124,7 +124,7 @@ pub fn pay_direct<C: Signing>(
         amount,
         cltv_expiry: final_cltv_expiry(invoice, height),
     };
-    pay_route(secp, session_key, invoice, &[hop])
+    pay_route(secp, session_key, invoice, &[hop], amount)
 }
 
 /// The first HTLC of a payment of `invoice` over `path` (the payee last):
@@ -132,13 +132,15 @@ pub fn pay_direct<C: Signing>(
 /// the expiry of the HTLC it is to offer on it (BOLT 4 "Payload Format":
 /// `short_channel_id`, `amt_to_forward`, `outgoing_cltv_value`); the final
 /// hop's carries the amount, the expiry, the `payment_secret` with
-/// `total_msat` and the invoice's `payment_metadata` (BOLT 11
-/// "Requirements" for the payer).
+/// `total_msat` (the whole payment's: more than this part's amount for one
+/// part of a multi-part payment, BOLT 4 `basic_mpp`) and the invoice's
+/// `payment_metadata` (BOLT 11 "Requirements" for the payer).
 pub fn pay_route<C: Signing>(
     secp: &Secp256k1<C>,
     session_key: &SecretKey,
     invoice: &Invoice,
     path: &[PathHop],
+    total: Msat,
 ) -> Result<OutgoingPayment, PayError> {
     let (Some(first), Some(last)) = (path.first(), path.last()) else {
         return Err(PayError::Onion(OnionError::InvalidPayloadLength));
@@ -157,7 +159,7 @@ pub fn pay_route<C: Signing>(
                 outgoing_cltv_value: Some(last.cltv_expiry),
                 payment_data: Some(PaymentData {
                     payment_secret: invoice.payment_secret().0,
-                    total_msat: last.amount,
+                    total_msat: total,
                 }),
                 payment_metadata: invoice.payment_metadata().map(<[u8]>::to_vec),
                 ..HopPayload::default()

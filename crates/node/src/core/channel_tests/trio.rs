@@ -726,7 +726,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     );
     assert_eq!(t.channel(0, ab).local, before);
     // An onion naming a channel B does not have, with A's own session key
-    // and hops (so that A reads B's answer).
+    // (attempt 1, part 0) and hops (so that A reads B's answer).
     let (b, c) = (t.ids[1].pubkey(), t.ids[2].pubkey());
     let mut first = true;
     t.tamper = Some(Box::new(move |node, msg| {
@@ -740,6 +740,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
         let mut e = bitcoin::hashes::sha256::Hash::engine();
         bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
         bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
+        bitcoin::hashes::HashEngine::input(&mut e, &0u32.to_be_bytes());
         let session =
             SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
                 .unwrap();

@@ -318,6 +318,8 @@ pub(super) struct Channels {
     /// Parts of completed multi-part payments, by HTLC (stored: `p`
     /// records).
     pub(super) settled_parts: BTreeMap<(ChannelId, u64), PaymentHash>,
+    /// Payments whose failure waits for their other parts in flight.
+    pub(super) failing: BTreeMap<PaymentHash, String>,
     /// Payments over a route between their attempts.
     pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
@@ -385,6 +387,7 @@ impl Channels {
             attempting: BTreeMap::new(),
             keysends: BTreeMap::new(),
             held: BTreeMap::new(),
+            failing: BTreeMap::new(),
             settled_parts: BTreeMap::new(),
             update_timestamps: BTreeMap::new(),
             tip: 0,
@@ -510,6 +513,7 @@ impl Channels {
                 Entry::new(rec.peer, rec.index, rec.funding, phase, false),
             );
         }
+        let mut parts = Vec::new();
         for (k, v) in &stored.payments {
             match k.first() {
                 Some(b'h') => {
@@ -523,6 +527,11 @@ impl Channels {
                 Some(b'p') => {
                     let (hash, channel, htlc) = mpp::read_part_key(k)?;
                     c.settled_parts.insert((channel, htlc), hash);
+                    continue;
+                }
+                Some(b'q') => {
+                    let (hash, channel, htlc) = mpp::read_part_key(k)?;
+                    parts.push((hash, channel, htlc));
                     continue;
                 }
                 _ => {}
@@ -549,6 +558,15 @@ impl Channels {
                     c.outgoing.insert(hash, rec);
                 }
                 _ => return Err(RecordError::Corrupt("payment key".into())),
+            }
+        }
+        // The parts of pending payments over several HTLCs.
+        for (hash, channel, htlc) in parts {
+            if c.outgoing
+                .get(&hash)
+                .is_some_and(|r| r.status == record::OutgoingStatus::Pending)
+            {
+                c.by_htlc.insert((channel, htlc), hash);
             }
         }
         // A claim on chain interrupted by the restart goes on.

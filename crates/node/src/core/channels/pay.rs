@@ -274,6 +274,12 @@ impl Channels {
                 Err(e) => last = e.to_string(),
             }
         }
+        if inv.features().offers(Feature::BasicMpp) {
+            // No one channel can carry it all: in parts, over several.
+            return self
+                .pay_routed(&inv, amount, now_secs, session_key, command)
+                .map_err(|e| format!("no channel can carry the payment: {last}; {e}"));
+        }
         Err(format!("no channel can carry the payment: {last}"))
     }
 
@@ -485,13 +491,17 @@ impl Channels {
         if let Some(key) = self.forward_of(channel, htlc) {
             return self.forward_fulfilled(key, preimage);
         }
-        let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
+        let Some(hash) = self.take_part(channel, htlc) else {
             return;
         };
         self.attempting.remove(&hash);
+        self.failing.remove(&hash);
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
+        if matches!(rec.status, OutgoingStatus::Succeeded(_)) {
+            return; // another part of it, fulfilled already
+        }
         rec.status = OutgoingStatus::Succeeded(preimage);
         let amount = rec.amount;
         let encoded = rec.encode();
@@ -531,12 +541,12 @@ impl Channels {
                 }
             };
         }
-        let Some(hash) = self.by_htlc.remove(&(channel, htlc)) else {
+        let Some(hash) = self.take_part(channel, htlc) else {
             return;
         };
         if self.attempting.contains_key(&hash) {
             // Over a route: another may work.
-            if let Some(why) = self.route_failed(hash, reason) {
+            if let Some(why) = self.route_failed(hash, channel, htlc, reason) {
                 self.finish_failed(hash, why);
             }
             return;
@@ -579,7 +589,7 @@ impl Channels {
             tracing::info!(%channel, htlc, why, "forwarded htlc failed on chain");
             return self.forward_failed_here(key, FailureMessage::PermanentChannelFailure);
         }
-        if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
+        if let Some(hash) = self.take_part(channel, htlc) {
             tracing::info!(%channel, htlc, why, "payment failed on chain");
             self.finish_failed(hash, why.to_owned());
         }
@@ -594,7 +604,7 @@ impl Channels {
                 FailureMessage::TemporaryChannelFailure { channel_update },
             );
         }
-        if let Some(hash) = self.by_htlc.remove(&(channel, htlc)) {
+        if let Some(hash) = self.take_part(channel, htlc) {
             self.finish_failed(
                 hash,
                 "the peer disconnected before the payment was committed".into(),
@@ -602,11 +612,36 @@ impl Channels {
         }
     }
 
+    /// HTLC `htlc` of ours on `channel` is resolved: the payment it was
+    /// (a part of), no longer waiting for it.
+    pub(super) fn take_part(&mut self, channel: ChannelId, htlc: u64) -> Option<PaymentHash> {
+        let hash = self.by_htlc.remove(&(channel, htlc))?;
+        self.batch.delete(
+            NS_PAYMENTS,
+            super::mpp::part_key(b'q', &hash, channel, htlc),
+        );
+        Some(hash)
+    }
+
+    /// Payment `hash` failed for `why` — once no part of it is in flight
+    /// any more (one could still be fulfilled: reporting a failure then
+    /// could make the user pay twice); never after it succeeded.
     fn finish_failed(&mut self, hash: PaymentHash, why: String) {
+        if self.by_htlc.values().any(|h| *h == hash) {
+            self.failing.insert(hash, why);
+            return;
+        }
+        let why = match self.failing.remove(&hash) {
+            Some(earlier) if earlier != why => format!("{earlier}; {why}"),
+            _ => why,
+        };
         self.attempting.remove(&hash);
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
+        if matches!(rec.status, OutgoingStatus::Succeeded(_)) {
+            return;
+        }
         rec.status = OutgoingStatus::Failed(why.clone());
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
@@ -651,7 +686,7 @@ impl Channels {
             .collect();
         for (htlc, h) in htlcs {
             if !on_chain.contains(&htlc) {
-                self.by_htlc.remove(&(channel, htlc));
+                self.take_part(channel, htlc);
                 self.finish_failed(
                     h,
                     format!("the channel closed ({why}) before the htlc was committed"),
@@ -748,7 +783,8 @@ fn read_failure_of(rec: &OutgoingRecord, reason: &[u8]) -> Option<String> {
 /// What channel `chan` can offer in one more HTLC, roughly: our balance
 /// less the reserve the peer asks us to keep and, as funder, the
 /// commitment fee with two more HTLCs at twice the feerate and the anchors
-/// (BOLT 2's fee spike buffer). The channel's own check has the last word.
+/// (BOLT 2's fee spike buffer), within the peer's in-flight limit. The
+/// channel's own check has the last word.
 pub(super) fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -> Msat {
     let spec = &chan.commitments.local;
     let params = &chan.commitments.params;
@@ -764,11 +800,25 @@ pub(super) fn outbound_estimate(chan: &beongae_channel::normal::NormalChannel) -
     } else {
         0
     };
+    // And within the peer's max_htlc_value_in_flight_msat, less what we
+    // have offered already.
+    let offered: u64 = spec
+        .htlcs
+        .iter()
+        .filter(|h| h.offered)
+        .map(|h| h.amount.to_msat())
+        .sum();
+    let in_flight_room = params
+        .remote
+        .max_htlc_value_in_flight
+        .to_msat()
+        .saturating_sub(offered);
     Msat::from_msat(
         spec.to_local
             .to_msat()
             .saturating_sub(reserve)
-            .saturating_sub(fee),
+            .saturating_sub(fee)
+            .min(in_flight_room),
     )
 }
 

@@ -38,10 +38,25 @@ pub(in crate::core) struct Attempting {
     excluded_nodes: HashSet<NodeId>,
     /// The invoice's hints, with the policies failures taught us.
     hints: Vec<RouteHint>,
-    /// The route of the attempt in flight.
-    path: Vec<PathHop>,
+    /// Of `amount`, what no part in flight carries (to place again).
+    remaining: Msat,
+    /// The parts in flight.
+    parts: Vec<Part>,
     /// Why each earlier attempt failed.
     reasons: Vec<String>,
+}
+
+/// One part of a payment in flight (one HTLC).
+#[derive(Debug, Clone)]
+struct Part {
+    channel: ChannelId,
+    htlc: u64,
+    /// What we offered (fees included).
+    sent: Msat,
+    /// What the payee gets of it.
+    delivered: Msat,
+    path: Vec<PathHop>,
+    secrets: Vec<beongae_onion::SharedSecret>,
 }
 
 impl Channels {
@@ -95,7 +110,8 @@ impl Channels {
                 excluded_channels: HashSet::new(),
                 excluded_nodes: HashSet::new(),
                 hints: inv.route_hints().cloned().collect(),
-                path: Vec::new(),
+                remaining: amount,
+                parts: Vec::new(),
                 reasons: Vec::new(),
             },
         );
@@ -111,11 +127,14 @@ impl Channels {
         result
     }
 
-    /// One attempt of payment `hash`: the best route with what failures
-    /// taught so far, offered on our first channel of it.
+    /// One attempt of payment `hash`: what no part carries yet goes out on
+    /// the best route found with what failures taught so far — in parts,
+    /// when the payee takes them (BOLT 4 `basic_mpp`) and one route cannot
+    /// carry it all.
     fn attempt(&mut self, hash: PaymentHash) -> Result<(), String> {
         let first = self.first_hops();
         let us = self.node_id();
+        let height = self.height;
         let Some(a) = self.attempting.get_mut(&hash) else {
             return Err("no such payment".into());
         };
@@ -124,6 +143,7 @@ impl Channels {
             return Err("no active channel to pay from".into());
         }
         let payee = a.invoice.payee_node_id();
+        let mpp = a.invoice.features().offers(beongae_wire::Feature::BasicMpp);
         let params = RouteParams {
             final_cltv_expiry_delta: final_cltv_expiry(&a.invoice, 0),
             first_hops: Some(
@@ -136,70 +156,122 @@ impl Channels {
             route_hints: a.hints.clone(),
             excluded_channels: a.excluded_channels.clone(),
             excluded_nodes: a.excluded_nodes.clone(),
+            allow_mpp: mpp,
+            min_part_msat: 1_000_000,
             ..RouteParams::default()
         };
         let graph = beongae_graph::Graph::new(self.chain);
         let scorer = beongae_graph::Scorer::new(beongae_graph::ScorerParams::default());
-        let route = beongae_graph::Router::new(&graph, &scorer, a.now_secs)
-            .route(&us, &payee, a.amount.to_msat(), &params)
-            .map_err(|e| format!("no route to the payee {payee}: {e}"))?;
-        let height = self.height;
-        let path: Vec<PathHop> = route
-            .hops
-            .iter()
-            .map(|h| PathHop {
-                node_id: h.node_id,
-                short_channel_id: h.short_channel_id,
-                amount: Msat::from_msat(h.amount_msat),
-                cltv_expiry: height + h.cltv_expiry_delta,
-            })
-            .collect();
-        let channel = path
-            .first()
-            .and_then(|h| {
-                first
-                    .iter()
-                    .find(|(_, f)| f.short_channel_id == h.short_channel_id)
-            })
-            .map(|(id, _)| *id)
-            .ok_or("the route does not start on one of our channels")?;
-        // A new onion key per attempt (BOLT 4: a session key is never
-        // reused), derived from the payment's.
-        let mut e = sha256::Hash::engine();
-        e.input(&a.session.secret_bytes());
-        e.input(&a.attempts.to_be_bytes());
-        let session = SecretKey::from_slice(&sha256::Hash::from_engine(e).to_byte_array())
-            .map_err(|_| "session key")?;
-        let p = pay_route(&self.secp, &session, &a.invoice, &path).map_err(|e| e.to_string())?;
-        a.path = path.clone();
-        let Some(entry) = self.entries.get_mut(&channel) else {
-            return Err("the route's first channel is gone".into());
+        let routes = beongae_graph::Router::new(&graph, &scorer, a.now_secs)
+            .pay(&us, &payee, a.remaining.to_msat(), &params)
+            .map_err(|e| format!("no route to the payee {payee}: {e}"))?
+            .parts;
+        let (invoice, total, session, attempts) =
+            (a.invoice.clone(), a.amount, a.session, a.attempts);
+        let mut placed = Vec::new();
+        for (n, route) in routes.iter().enumerate() {
+            let path: Vec<PathHop> = route
+                .hops
+                .iter()
+                .map(|h| PathHop {
+                    node_id: h.node_id,
+                    short_channel_id: h.short_channel_id,
+                    amount: Msat::from_msat(h.amount_msat),
+                    cltv_expiry: height + h.cltv_expiry_delta,
+                })
+                .collect();
+            let channel = path
+                .first()
+                .and_then(|h| {
+                    first
+                        .iter()
+                        .find(|(_, f)| f.short_channel_id == h.short_channel_id)
+                })
+                .map(|(id, _)| *id)
+                .ok_or("the route does not start on one of our channels")?;
+            // A new onion key per part of each attempt (BOLT 4: a session
+            // key is never reused), derived from the payment's.
+            let mut e = sha256::Hash::engine();
+            e.input(&session.secret_bytes());
+            e.input(&attempts.to_be_bytes());
+            e.input(&(n as u32).to_be_bytes());
+            let key = SecretKey::from_slice(&sha256::Hash::from_engine(e).to_byte_array())
+                .map_err(|_| "session key")?;
+            let p =
+                pay_route(&self.secp, &key, &invoice, &path, total).map_err(|e| e.to_string())?;
+            let Some(entry) = self.entries.get_mut(&channel) else {
+                return Err("the route's first channel is gone".into());
+            };
+            let peer = entry.peer;
+            let Phase::Normal { chan, .. } = &mut entry.phase else {
+                return Err("the route's first channel is not open".into());
+            };
+            let add = match chan.send_add(p.amount, hash, p.cltv_expiry, p.onion.clone()) {
+                Ok(add) => add,
+                // Parts already out stay out; this one is placed again
+                // after them.
+                Err(e) if !placed.is_empty() => {
+                    tracing::info!(%hash, error = %e, "a part could not be offered");
+                    break;
+                }
+                Err(e) => return Err(format!("the first channel cannot carry the payment: {e}")),
+            };
+            let delivered = path.last().map_or(Msat::ZERO, |h| h.amount);
+            tracing::info!(%hash, hops = path.len(), part = n, fee_msat = route.fee_msat(), "paying over a route");
+            self.batch.put(
+                NS_PAYMENTS,
+                super::mpp::part_key(b'q', &hash, channel, add.id),
+                Vec::new(),
+            );
+            self.by_htlc.insert((channel, add.id), hash);
+            self.send(peer, add.clone());
+            self.touch(channel);
+            placed.push(Part {
+                channel,
+                htlc: add.id,
+                sent: p.amount,
+                delivered,
+                path,
+                secrets: p.shared_secrets,
+            });
+        }
+        let Some(a) = self.attempting.get_mut(&hash) else {
+            return Ok(());
         };
-        let peer = entry.peer;
-        let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return Err("the route's first channel is not open".into());
+        for part in placed {
+            a.remaining = Msat::from_msat(
+                a.remaining
+                    .to_msat()
+                    .saturating_sub(part.delivered.to_msat()),
+            );
+            a.parts.push(part);
+        }
+        // The payment's record: its first part (what a restart reads a
+        // failure with), what is out, the route of the first part.
+        let (sent, delivered) = a.parts.iter().fold((0, 0), |(s, d), p| {
+            (s + p.sent.to_msat(), d + p.delivered.to_msat())
+        });
+        let Some(first) = a.parts.first() else {
+            return Err("no part could be offered".into());
         };
-        let add = chan
-            .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
-            .map_err(|e| format!("the first channel cannot carry the payment: {e}"))?;
-        tracing::info!(%hash, hops = path.len(), fee_msat = route.fee_msat(), "paying over a route");
         let rec = OutgoingRecord {
             payment_hash: hash,
-            amount: p.amount,
-            channel_id: channel,
-            htlc_id: add.id,
-            shared_secrets: p.shared_secrets,
+            amount: Msat::from_msat(sent),
+            channel_id: first.channel,
+            htlc_id: first.htlc,
+            shared_secrets: first.secrets.clone(),
             status: OutgoingStatus::Pending,
-            delivered: a.amount,
+            delivered: Msat::from_msat(delivered),
             attempts: a.attempts,
-            route: path.iter().map(|h| h.node_id).collect(),
+            route: first.path.iter().map(|h| h.node_id).collect(),
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());
-        self.by_htlc.insert((channel, add.id), hash);
         self.outgoing.insert(hash, rec);
-        self.send(peer, add);
-        self.touch(channel);
+        if a.remaining != Msat::ZERO && a.attempts < MAX_ATTEMPTS {
+            // What could not be offered goes out again.
+            return self.attempt(hash);
+        }
         Ok(())
     }
 
@@ -210,14 +282,21 @@ impl Channels {
     pub(super) fn route_failed(
         &mut self,
         hash: PaymentHash,
+        channel: ChannelId,
+        htlc: u64,
         reason: &FailReason,
     ) -> Option<String> {
-        let secrets = self.outgoing.get(&hash)?.shared_secrets.clone();
         let a = self.attempting.get_mut(&hash)?;
+        let at = a
+            .parts
+            .iter()
+            .position(|p| (p.channel, p.htlc) == (channel, htlc))?;
+        let part = a.parts.remove(at);
+        a.remaining = Msat::from_msat(a.remaining.to_msat() + part.delivered.to_msat());
         let why = match reason {
-            FailReason::Reason(bytes) => match read_failure(&secrets, bytes) {
+            FailReason::Reason(bytes) => match read_failure(&part.secrets, bytes) {
                 Ok(f) => {
-                    let node = a
+                    let node = part
                         .path
                         .get(f.hop)
                         .map_or_else(String::new, |h| format!(", {}", h.node_id));
@@ -226,19 +305,20 @@ impl Channels {
                         crate::payments::failure_in_words(&f.message),
                         f.hop
                     );
-                    let last = f.hop + 1 >= a.path.len();
+                    let last = f.hop + 1 >= part.path.len();
                     if last {
                         // The payee refused it: no other route changes that.
-                        a.reasons.push(text.clone());
+                        a.reasons.push(text);
+                        a.remaining = Msat::ZERO;
                         return Some(summary(&a.reasons));
                     }
-                    learn(a, f.hop, &f.message);
+                    learn(a, &part.path, f.hop, &f.message);
                     text
                 }
                 Err(_) => {
                     // Unreadable: leave out our first channel's peer's next
                     // hop (BOLT 4: the origin "MAY" use the source).
-                    if let Some(h) = a.path.get(1) {
+                    if let Some(h) = part.path.get(1) {
                         a.excluded_channels.insert(h.short_channel_id);
                     }
                     "a failure no hop's key reads".into()
@@ -247,7 +327,7 @@ impl Channels {
             FailReason::Malformed { failure_code, .. } => {
                 // Our peer could not read the onion (BOLT 4: from the
                 // first hop): leave its channel out.
-                if let Some(h) = a.path.first() {
+                if let Some(h) = part.path.first() {
                     a.excluded_channels.insert(h.short_channel_id);
                 }
                 format!("the first hop could not read the onion (failure code {failure_code:#06x})")
@@ -273,11 +353,11 @@ impl Channels {
 /// node out; an update-carrying one applies the node's `channel_update`
 /// (signed by it) to the route hint of that channel, or leaves the channel
 /// out if nothing changes; any other leaves the channel out.
-fn learn(a: &mut Attempting, hop: usize, failure: &FailureMessage) {
-    let Some(node) = a.path.get(hop).map(|h| h.node_id) else {
+fn learn(a: &mut Attempting, path: &[PathHop], hop: usize, failure: &FailureMessage) {
+    let Some(node) = path.get(hop).map(|h| h.node_id) else {
         return;
     };
-    let Some(next) = a.path.get(hop + 1).map(|h| h.short_channel_id) else {
+    let Some(next) = path.get(hop + 1).map(|h| h.short_channel_id) else {
         return;
     };
     let code = failure.code();
