@@ -514,6 +514,7 @@ impl Channels {
             );
         }
         let mut parts = Vec::new();
+        let mut single = Vec::new();
         for (k, v) in &stored.payments {
             match k.first() {
                 Some(b'h') => {
@@ -553,14 +554,22 @@ impl Channels {
                     // Only pending payments own their HTLC id: a failed
                     // one's id may be reused after a disconnection.
                     if rec.status == record::OutgoingStatus::Pending {
-                        c.by_htlc.insert((rec.channel_id, rec.htlc_id), hash);
+                        single.push((hash, rec.channel_id, rec.htlc_id));
                     }
                     c.outgoing.insert(hash, rec);
                 }
                 _ => return Err(RecordError::Corrupt("payment key".into())),
             }
         }
-        // The parts of pending payments over several HTLCs.
+        // A pending payment's HTLCs: its parts' records for a payment over
+        // a route (the record names only its first part, which may be
+        // resolved already), else the one its record names.
+        let routed: BTreeSet<PaymentHash> = parts.iter().map(|(h, _, _)| *h).collect();
+        for (hash, channel, htlc) in single {
+            if !routed.contains(&hash) {
+                c.by_htlc.insert((channel, htlc), hash);
+            }
+        }
         for (hash, channel, htlc) in parts {
             if c.outgoing
                 .get(&hash)

@@ -31,12 +31,14 @@ pub(in crate::core) struct HeldPart {
     pub(super) amount: Msat,
     pub(super) total: Msat,
     pub(super) shared_secret: [u8; 32],
+    /// The HTLC's `cltv_expiry` (`u32::MAX`: stored before it was kept).
+    pub(super) cltv_expiry: u32,
     /// When the set's wait started in this process (set at the first tick
     /// after a restart).
     pub(super) since: Option<Duration>,
 }
 
-const HELD_VERSION: u8 = 1;
+const HELD_VERSION: u8 = 2;
 
 /// The key of a held (`h`) or settled (`p`) part.
 pub(super) fn part_key(kind: u8, hash: &PaymentHash, channel: ChannelId, htlc: u64) -> Vec<u8> {
@@ -68,6 +70,7 @@ impl HeldPart {
         w.write_u64(self.amount.to_msat());
         w.write_u64(self.total.to_msat());
         w.write_bytes(&self.shared_secret);
+        w.write_u32(self.cltv_expiry);
         w.into_vec()
     }
 
@@ -77,7 +80,8 @@ impl HeldPart {
         bytes: &[u8],
     ) -> Result<HeldPart, RecordError> {
         let mut r = Reader::new(bytes);
-        if r.read_u8()? != HELD_VERSION {
+        let version = r.read_u8()?;
+        if !(1..=HELD_VERSION).contains(&version) {
             return Err(RecordError::Corrupt("held part version".into()));
         }
         let p = HeldPart {
@@ -86,6 +90,11 @@ impl HeldPart {
             amount: Msat::from_msat(r.read_u64()?),
             total: Msat::from_msat(r.read_u64()?),
             shared_secret: r.read_array()?,
+            cltv_expiry: if version >= 2 {
+                r.read_u32()?
+            } else {
+                u32::MAX
+            },
             since: None,
         };
         r.finish()?;
@@ -96,6 +105,7 @@ impl HeldPart {
 impl Channels {
     /// A part of a multi-part payment of ours passed every check: held
     /// (stored) until the set is complete, then every part is fulfilled.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn hold_part(
         &mut self,
         hash: PaymentHash,
@@ -103,6 +113,7 @@ impl Channels {
         htlc: u64,
         amount: Msat,
         total: Msat,
+        cltv_expiry: u32,
         shared_secret: SharedSecret,
     ) {
         // BOLT 4: "if the total_msat is not the same for all HTLCs in the
@@ -128,6 +139,7 @@ impl Channels {
             amount,
             total,
             shared_secret: shared_secret.0,
+            cltv_expiry,
             since: Some(self.now),
         };
         self.batch.put(
@@ -137,7 +149,14 @@ impl Channels {
         );
         let set = self.held.entry(hash).or_default();
         set.push(part);
-        let sum: u64 = set.iter().map(|p| p.amount.to_msat()).sum();
+        // Only parts we can still claim in time count (a part held across
+        // a long downtime may be past its deadline).
+        let deadline = self.height + super::chain::FULFILL_DEADLINE_BLOCKS;
+        let sum: u64 = set
+            .iter()
+            .filter(|p| p.cltv_expiry > deadline)
+            .map(|p| p.amount.to_msat())
+            .sum();
         tracing::info!(%hash, parts = set.len(), sum, total = total.to_msat(), "holding a part of a payment");
         if sum >= total.to_msat() {
             self.settle_parts(hash);
@@ -206,7 +225,12 @@ impl Channels {
                 p.since.get_or_insert(now);
             }
             let start = set.iter().filter_map(|p| p.since).min().unwrap_or(now);
-            if now.saturating_sub(start) >= MPP_TIMEOUT {
+            // A part near its fulfilment deadline ends the wait too: the
+            // set could no longer be claimed whole.
+            let deadline = self.height + super::chain::FULFILL_DEADLINE_BLOCKS;
+            if now.saturating_sub(start) >= MPP_TIMEOUT
+                || set.iter().any(|p| p.cltv_expiry <= deadline)
+            {
                 due.push(*hash);
             }
         }
@@ -271,5 +295,35 @@ impl Channels {
     ) -> Option<beongae_wire::Preimage> {
         let hash = self.settled_parts.get(&(channel, htlc))?;
         self.invoices.get(hash).map(|r| self.preimage(r.index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_parts_round_trip_and_older_ones_read() {
+        let p = HeldPart {
+            channel: ChannelId([1; 32]),
+            htlc: 3,
+            amount: Msat::from_msat(300_000),
+            total: Msat::from_msat(1_000_000),
+            shared_secret: [7; 32],
+            cltv_expiry: 800_100,
+            since: None,
+        };
+        let bytes = p.encode();
+        assert_eq!(HeldPart::decode(p.channel, p.htlc, &bytes).unwrap(), p);
+        assert!(HeldPart::decode(p.channel, p.htlc, &bytes[..bytes.len() - 1]).is_err());
+        // Version 1: no expiry kept (never taken as past its deadline).
+        let mut v1 = bytes[..bytes.len() - 4].to_vec();
+        v1[0] = 1;
+        let old = HeldPart::decode(p.channel, p.htlc, &v1).unwrap();
+        assert_eq!(old.cltv_expiry, u32::MAX);
+        let hash = PaymentHash([9; 32]);
+        let k = part_key(b'h', &hash, p.channel, p.htlc);
+        assert_eq!(read_part_key(&k).unwrap(), (hash, p.channel, p.htlc));
+        assert!(read_part_key(&k[..72]).is_err());
     }
 }

@@ -368,7 +368,32 @@ impl Channels {
                 shared_secret,
                 ..
             }) => {
-                return self.hold_part(payment_hash, channel, htlc, amount, total, shared_secret);
+                return self.hold_part(
+                    payment_hash,
+                    channel,
+                    htlc,
+                    amount,
+                    total,
+                    cltv_expiry,
+                    shared_secret,
+                );
+            }
+            // BOLT 4: an HTLC of a hash whose set is held joins the set.
+            Ok(IncomingDecision::Accept {
+                payload,
+                shared_secret,
+                ..
+            }) if self.held.contains_key(&payment_hash) => {
+                let total = payload.total_msat();
+                return self.hold_part(
+                    payment_hash,
+                    channel,
+                    htlc,
+                    amount,
+                    total,
+                    cltv_expiry,
+                    shared_secret,
+                );
             }
             Ok(IncomingDecision::Accept { .. }) => {
                 return self.settle(payment_hash, channel, htlc, amount);
@@ -541,16 +566,19 @@ impl Channels {
                 }
             };
         }
-        let Some(hash) = self.take_part(channel, htlc) else {
+        let Some(hash) = self.by_htlc.get(&(channel, htlc)).copied() else {
             return;
         };
         if self.attempting.contains_key(&hash) {
             // Over a route: another may work.
-            if let Some(why) = self.route_failed(hash, channel, htlc, reason) {
+            let part = self.part_resolved(hash, channel, htlc);
+            self.take_part(channel, htlc);
+            if let Some(why) = self.route_failed(hash, part, reason) {
                 self.finish_failed(hash, why);
             }
             return;
         }
+        self.take_part(channel, htlc);
         let Some(rec) = self.outgoing.get_mut(&hash) else {
             return;
         };
@@ -616,6 +644,9 @@ impl Channels {
     /// (a part of), no longer waiting for it.
     pub(super) fn take_part(&mut self, channel: ChannelId, htlc: u64) -> Option<PaymentHash> {
         let hash = self.by_htlc.remove(&(channel, htlc))?;
+        // Out of its payment's parts in flight (placed again only after a
+        // failure read from the route).
+        self.part_resolved(hash, channel, htlc);
         self.batch.delete(
             NS_PAYMENTS,
             super::mpp::part_key(b'q', &hash, channel, htlc),

@@ -44,11 +44,13 @@ pub(in crate::core) struct Attempting {
     parts: Vec<Part>,
     /// Why each earlier attempt failed.
     reasons: Vec<String>,
+    /// The payee refused a part: no new attempt.
+    given_up: bool,
 }
 
 /// One part of a payment in flight (one HTLC).
 #[derive(Debug, Clone)]
-struct Part {
+pub(in crate::core) struct Part {
     channel: ChannelId,
     htlc: u64,
     /// What we offered (fees included).
@@ -113,6 +115,7 @@ impl Channels {
                 remaining: amount,
                 parts: Vec::new(),
                 reasons: Vec::new(),
+                given_up: false,
             },
         );
         let result = self.attempt(hash);
@@ -138,6 +141,9 @@ impl Channels {
         let Some(a) = self.attempting.get_mut(&hash) else {
             return Err("no such payment".into());
         };
+        if a.given_up {
+            return Err("the payee refused it".into());
+        }
         a.attempts += 1;
         if first.is_empty() {
             return Err("no active channel to pay from".into());
@@ -170,70 +176,17 @@ impl Channels {
             (a.invoice.clone(), a.amount, a.session, a.attempts);
         let mut placed = Vec::new();
         for (n, route) in routes.iter().enumerate() {
-            let path: Vec<PathHop> = route
-                .hops
-                .iter()
-                .map(|h| PathHop {
-                    node_id: h.node_id,
-                    short_channel_id: h.short_channel_id,
-                    amount: Msat::from_msat(h.amount_msat),
-                    cltv_expiry: height + h.cltv_expiry_delta,
-                })
-                .collect();
-            let channel = path
-                .first()
-                .and_then(|h| {
-                    first
-                        .iter()
-                        .find(|(_, f)| f.short_channel_id == h.short_channel_id)
-                })
-                .map(|(id, _)| *id)
-                .ok_or("the route does not start on one of our channels")?;
-            // A new onion key per part of each attempt (BOLT 4: a session
-            // key is never reused), derived from the payment's.
-            let mut e = sha256::Hash::engine();
-            e.input(&session.secret_bytes());
-            e.input(&attempts.to_be_bytes());
-            e.input(&(n as u32).to_be_bytes());
-            let key = SecretKey::from_slice(&sha256::Hash::from_engine(e).to_byte_array())
-                .map_err(|_| "session key")?;
-            let p =
-                pay_route(&self.secp, &key, &invoice, &path, total).map_err(|e| e.to_string())?;
-            let Some(entry) = self.entries.get_mut(&channel) else {
-                return Err("the route's first channel is gone".into());
-            };
-            let peer = entry.peer;
-            let Phase::Normal { chan, .. } = &mut entry.phase else {
-                return Err("the route's first channel is not open".into());
-            };
-            let add = match chan.send_add(p.amount, hash, p.cltv_expiry, p.onion.clone()) {
-                Ok(add) => add,
-                // Parts already out stay out; this one is placed again
-                // after them.
-                Err(e) if !placed.is_empty() => {
+            let payment = (&invoice, total, session, attempts);
+            match self.place_part(hash, &first, route, n, height, payment) {
+                Ok(part) => placed.push(part),
+                Err(e) if placed.is_empty() => return Err(e),
+                // Parts already out stay out (and are waited for); the rest
+                // is placed again after them.
+                Err(e) => {
                     tracing::info!(%hash, error = %e, "a part could not be offered");
                     break;
                 }
-                Err(e) => return Err(format!("the first channel cannot carry the payment: {e}")),
-            };
-            let delivered = path.last().map_or(Msat::ZERO, |h| h.amount);
-            tracing::info!(%hash, hops = path.len(), part = n, fee_msat = route.fee_msat(), "paying over a route");
-            self.batch.put(
-                NS_PAYMENTS,
-                super::mpp::part_key(b'q', &hash, channel, add.id),
-                Vec::new(),
-            );
-            self.by_htlc.insert((channel, add.id), hash);
-            self.send(peer, add.clone());
-            self.touch(channel);
-            placed.push(Part {
-                channel,
-                htlc: add.id,
-                sent: p.amount,
-                delivered,
-                path,
-                secrets: p.shared_secrets,
-            });
+            }
         }
         let Some(a) = self.attempting.get_mut(&hash) else {
             return Ok(());
@@ -269,10 +222,84 @@ impl Channels {
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());
         self.outgoing.insert(hash, rec);
         if a.remaining != Msat::ZERO && a.attempts < MAX_ATTEMPTS {
-            // What could not be offered goes out again.
-            return self.attempt(hash);
+            // What could not be offered goes out again; if it cannot, the
+            // parts out are waited for (the payment fails once none is).
+            if let Err(e) = self.attempt(hash) {
+                if let Some(a) = self.attempting.get_mut(&hash) {
+                    a.reasons.push(e);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Offers part `n` of payment `hash` over `route`: its onion, its HTLC
+    /// on our first channel of the route, its stored part record.
+    fn place_part(
+        &mut self,
+        hash: PaymentHash,
+        first: &[(ChannelId, FirstHop)],
+        route: &beongae_graph::Route,
+        n: usize,
+        height: u32,
+        (invoice, total, session, attempts): (&Invoice, Msat, SecretKey, u32),
+    ) -> Result<Part, String> {
+        let path: Vec<PathHop> = route
+            .hops
+            .iter()
+            .map(|h| PathHop {
+                node_id: h.node_id,
+                short_channel_id: h.short_channel_id,
+                amount: Msat::from_msat(h.amount_msat),
+                cltv_expiry: height + h.cltv_expiry_delta,
+            })
+            .collect();
+        let channel = path
+            .first()
+            .and_then(|h| {
+                first
+                    .iter()
+                    .find(|(_, f)| f.short_channel_id == h.short_channel_id)
+            })
+            .map(|(id, _)| *id)
+            .ok_or("the route does not start on one of our channels")?;
+        // A new onion key per part of each attempt (BOLT 4: a session key
+        // is never reused), derived from the payment's.
+        let mut e = sha256::Hash::engine();
+        e.input(&session.secret_bytes());
+        e.input(&attempts.to_be_bytes());
+        e.input(&(n as u32).to_be_bytes());
+        let key = SecretKey::from_slice(&sha256::Hash::from_engine(e).to_byte_array())
+            .map_err(|_| "session key")?;
+        let p = pay_route(&self.secp, &key, invoice, &path, total).map_err(|e| e.to_string())?;
+        let Some(entry) = self.entries.get_mut(&channel) else {
+            return Err("the route's first channel is gone".into());
+        };
+        let peer = entry.peer;
+        let Phase::Normal { chan, .. } = &mut entry.phase else {
+            return Err("the route's first channel is not open".into());
+        };
+        let add = chan
+            .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
+            .map_err(|e| format!("the first channel cannot carry the payment: {e}"))?;
+        let delivered = path.last().map_or(Msat::ZERO, |h| h.amount);
+        tracing::info!(%hash, hops = path.len(), part = n, fee_msat = route.fee_msat(), "paying over a route");
+        self.batch.put(
+            NS_PAYMENTS,
+            super::mpp::part_key(b'q', &hash, channel, add.id),
+            Vec::new(),
+        );
+        self.by_htlc.insert((channel, add.id), hash);
+        self.send(peer, add.clone());
+        self.touch(channel);
+        Ok(Part {
+            channel,
+            htlc: add.id,
+            sent: p.amount,
+            delivered,
+            path,
+            secrets: p.shared_secrets,
+        })
     }
 
     /// Attempt of payment `hash` failed with `reason`: read it (BOLT 4
@@ -282,17 +309,13 @@ impl Channels {
     pub(super) fn route_failed(
         &mut self,
         hash: PaymentHash,
-        channel: ChannelId,
-        htlc: u64,
+        part: Option<Part>,
         reason: &FailReason,
     ) -> Option<String> {
+        let Some(part) = part else {
+            return Some("a part of the payment failed".into());
+        };
         let a = self.attempting.get_mut(&hash)?;
-        let at = a
-            .parts
-            .iter()
-            .position(|p| (p.channel, p.htlc) == (channel, htlc))?;
-        let part = a.parts.remove(at);
-        a.remaining = Msat::from_msat(a.remaining.to_msat() + part.delivered.to_msat());
         let why = match reason {
             FailReason::Reason(bytes) => match read_failure(&part.secrets, bytes) {
                 Ok(f) => {
@@ -309,7 +332,7 @@ impl Channels {
                     if last {
                         // The payee refused it: no other route changes that.
                         a.reasons.push(text);
-                        a.remaining = Msat::ZERO;
+                        a.given_up = true;
                         return Some(summary(&a.reasons));
                     }
                     learn(a, &part.path, f.hop, &f.message);
@@ -345,6 +368,26 @@ impl Channels {
                 Some(summary(&a.reasons))
             }
         }
+    }
+}
+
+impl Channels {
+    /// Part `(channel, htlc)` of payment `hash` is resolved: out of the
+    /// parts in flight, its amount to place again.
+    pub(super) fn part_resolved(
+        &mut self,
+        hash: PaymentHash,
+        channel: ChannelId,
+        htlc: u64,
+    ) -> Option<Part> {
+        let a = self.attempting.get_mut(&hash)?;
+        let at = a
+            .parts
+            .iter()
+            .position(|p| (p.channel, p.htlc) == (channel, htlc))?;
+        let part = a.parts.remove(at);
+        a.remaining = Msat::from_msat(a.remaining.to_msat() + part.delivered.to_msat());
+        Some(part)
     }
 }
 
