@@ -472,8 +472,9 @@ impl Channels {
     }
 
     /// `update_fulfill_htlc` for HTLC `htlc` offered to us on `channel`, if
-    /// the channel is live (else after its next `channel_reestablish`).
-    fn send_fulfill_upstream(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {
+    /// the channel is live (else after its next `channel_reestablish`,
+    /// from what is stored: the invoice, keysend, part or forward record).
+    pub(super) fn fulfil_incoming(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {
         let Some(entry) = self.entries.get_mut(&channel) else {
             return;
         };
@@ -530,7 +531,7 @@ impl Channels {
         self.batch.put(NS_FORWARDS, k, encoded);
         match status {
             ForwardStatus::Fulfilled(p) => {
-                self.send_fulfill_upstream(key.0, key.1, p);
+                self.fulfil_incoming(key.0, key.1, p);
                 // An upstream channel already closed: claim its HTLC on
                 // chain with the preimage now (BOLT 5).
                 if matches!(
@@ -607,7 +608,7 @@ impl Channels {
             .collect();
         for (id, status) in todo {
             match status {
-                ForwardStatus::Fulfilled(p) => self.send_fulfill_upstream(channel, id, p),
+                ForwardStatus::Fulfilled(p) => self.fulfil_incoming(channel, id, p),
                 ForwardStatus::Failed(reason) => self.send_fail_upstream(channel, id, reason),
                 ForwardStatus::Pending => {}
             }

@@ -192,22 +192,7 @@ impl Channels {
             self.settled_parts.insert((p.channel, p.htlc), hash);
         }
         for p in &set {
-            let Some(entry) = self.entries.get_mut(&p.channel) else {
-                continue;
-            };
-            let peer = entry.peer;
-            let live = entry.live && self.connected.contains_key(&peer);
-            if let (Phase::Normal { chan, .. }, true) = (&mut entry.phase, live) {
-                match chan.send_fulfill(p.htlc, preimage) {
-                    Ok(m) => {
-                        self.send(peer, m);
-                        self.touch(p.channel);
-                    }
-                    Err(e) => {
-                        tracing::warn!(channel = %p.channel, htlc = p.htlc, error = %e, "cannot fulfil a part")
-                    }
-                }
-            }
+            self.fulfil_incoming(p.channel, p.htlc, preimage);
         }
         self.event(Event::PaymentReceived {
             payment_hash: hash,

@@ -440,19 +440,7 @@ impl Channels {
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'i', &hash), encoded);
         let preimage = self.preimage(index);
-        if let Some(entry) = self.entries.get_mut(&channel) {
-            let peer = entry.peer;
-            let live = entry.live && self.connected.contains_key(&peer);
-            if let (Phase::Normal { chan, .. }, true) = (&mut entry.phase, live) {
-                match chan.send_fulfill(htlc, preimage) {
-                    Ok(m) => {
-                        self.send(peer, m);
-                        self.touch(channel);
-                    }
-                    Err(e) => self.fail(channel, &e.to_string()),
-                }
-            }
-        }
+        self.fulfil_incoming(channel, htlc, preimage);
         self.event(Event::PaymentReceived {
             payment_hash: hash,
             amount: total,
