@@ -263,6 +263,22 @@ impl Mesh {
         }
     }
 
+    /// `node`'s invoice for `msat`.
+    fn invoice(&mut self, node: usize, msat: u64, description: impl Into<String>) -> String {
+        let Reply::Invoice { invoice, .. } = self.command(
+            node,
+            Command::CreateInvoice {
+                amount: Some(Msat::from_msat(msat)),
+                description: description.into(),
+                expiry_secs: 3600,
+                now_secs: 1_700_000_000,
+            },
+        ) else {
+            panic!("no invoice")
+        };
+        invoice
+    }
+
     /// `node` restarts from its store (its links drop and come back).
     fn restart(&mut self, node: usize) {
         let mut queue = VecDeque::new();
@@ -364,17 +380,7 @@ fn pay_through_b(kill: Option<usize>) -> (usize, bool) {
         t.channel(1, bc).local,
         t.channel(2, bc).local,
     ];
-    let Reply::Invoice { invoice, .. } = t.command(
-        2,
-        Command::CreateInvoice {
-            amount: Some(Msat::from_msat(100_000_000)),
-            description: "t".into(),
-            expiry_secs: 3600,
-            now_secs: 1_700_000_000,
-        },
-    ) else {
-        panic!()
-    };
+    let invoice = t.invoice(2, 100_000_000, "t");
     assert!(
         beongae_invoice::Invoice::decode(&invoice)
             .unwrap()
@@ -473,17 +479,7 @@ fn b_killed_at_each_step_of_a_forward_loses_nothing() {
 fn a_preimage_revealed_on_chain_downstream_settles_the_upstream_htlc() {
     let (mut t, ab, bc) = trio();
     let before = (t.channel(0, ab).local, t.channel(1, ab).local);
-    let Reply::Invoice { invoice, .. } = t.command(
-        2,
-        Command::CreateInvoice {
-            amount: Some(Msat::from_msat(100_000_000)),
-            description: "t".into(),
-            expiry_secs: 3600,
-            now_secs: 1_700_000_000,
-        },
-    ) else {
-        panic!()
-    };
+    let invoice = t.invoice(2, 100_000_000, "t");
     t.loses = Some((2, "UpdateFulfillHtlc"));
     let pay = CommandId(900);
     t.run(vec![(
@@ -599,17 +595,7 @@ fn a_random_network_conserves_every_msat() {
         let payer = rand(n as u64) as usize;
         let payee = (payer + 1 + rand(n as u64 - 1) as usize) % n;
         let msat = (rand(200) + 1) * 1_000_000;
-        let Reply::Invoice { invoice, .. } = m.command(
-            payee,
-            Command::CreateInvoice {
-                amount: Some(Msat::from_msat(msat)),
-                description: format!("{p}"),
-                expiry_secs: 3600,
-                now_secs: 1_700_000_000,
-            },
-        ) else {
-            panic!()
-        };
+        let invoice = m.invoice(payee, msat, format!("{p}"));
         let mut key = [0x50; 32];
         key[..8].copy_from_slice(&(p + 1).to_be_bytes());
         let reply = m.command(
@@ -679,17 +665,7 @@ fn a_random_network_conserves_every_msat() {
 /// C's 100,000 sat invoice, and A's command to pay it (session key
 /// `[0x46; 32]`).
 fn c_invoice_and_pay(t: &mut Mesh) -> Command {
-    let Reply::Invoice { invoice, .. } = t.command(
-        2,
-        Command::CreateInvoice {
-            amount: Some(Msat::from_msat(100_000_000)),
-            description: "t".into(),
-            expiry_secs: 3600,
-            now_secs: 1_700_000_000,
-        },
-    ) else {
-        panic!()
-    };
+    let invoice = t.invoice(2, 100_000_000, "t");
     Command::Pay {
         invoice,
         amount: None,
@@ -785,17 +761,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
 fn an_incomplete_multi_part_payment_fails_after_sixty_seconds() {
     let (mut t, ab, _) = trio();
     let before = t.channel(0, ab).local;
-    let Reply::Invoice { invoice, .. } = t.command(
-        1,
-        Command::CreateInvoice {
-            amount: Some(Msat::from_msat(100_000_000)),
-            description: "t".into(),
-            expiry_secs: 3600,
-            now_secs: 1_700_000_000,
-        },
-    ) else {
-        panic!()
-    };
+    let invoice = t.invoice(1, 100_000_000, "t");
     let decoded = beongae_invoice::Invoice::decode(&invoice).unwrap();
     assert!(decoded.features().offers(Feature::BasicMpp));
     let secret = decoded.payment_secret().0;
