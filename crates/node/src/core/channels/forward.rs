@@ -173,6 +173,14 @@ pub fn forward_key(channel: ChannelId, htlc: u64) -> Vec<u8> {
     k
 }
 
+/// How an HTLC offered to us is removed.
+pub(super) enum Removal {
+    /// `update_fulfill_htlc` with the preimage.
+    Fulfil(Preimage),
+    /// `update_fail_htlc` with the (obfuscated) reason.
+    Fail(Vec<u8>),
+}
+
 /// A forward, for the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardSummary {
@@ -451,50 +459,49 @@ impl Channels {
     /// `update_fail_htlc` for HTLC `htlc` offered to us on `channel`, if the
     /// channel is live (else after its next `channel_reestablish`).
     fn send_fail_upstream(&mut self, channel: ChannelId, htlc: u64, reason: Vec<u8>) {
-        let Some(entry) = self.entries.get_mut(&channel) else {
-            return;
-        };
-        let peer = entry.peer;
-        let live = entry.live && self.connected.contains_key(&peer);
-        let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return;
-        };
-        if !live {
-            return;
-        }
-        match chan.send_fail(htlc, reason) {
-            Ok(m) => {
-                self.send(peer, m);
-                self.touch(channel);
-            }
-            Err(e) => tracing::warn!(%channel, htlc, error = %e, "cannot fail the incoming htlc"),
-        }
+        self.remove_incoming(channel, htlc, Removal::Fail(reason));
     }
 
     /// `update_fulfill_htlc` for HTLC `htlc` offered to us on `channel`, if
     /// the channel is live (else after its next `channel_reestablish`,
     /// from what is stored: the invoice, keysend, part or forward record).
     pub(super) fn fulfil_incoming(&mut self, channel: ChannelId, htlc: u64, preimage: Preimage) {
+        self.remove_incoming(channel, htlc, Removal::Fulfil(preimage));
+    }
+
+    /// Sends `removal` of HTLC `htlc` offered to us on `channel` if the
+    /// channel is open and live. Whether it is done with: sent (or refused
+    /// by the channel, logged), or the channel is no longer open (the HTLC
+    /// resolves on chain); not while the channel is not live.
+    pub(super) fn remove_incoming(
+        &mut self,
+        channel: ChannelId,
+        htlc: u64,
+        removal: Removal,
+    ) -> bool {
         let Some(entry) = self.entries.get_mut(&channel) else {
-            return;
+            return true;
         };
         let peer = entry.peer;
         let live = entry.live && self.connected.contains_key(&peer);
         let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return;
+            return true;
         };
         if !live {
-            return;
+            return false;
         }
-        match chan.send_fulfill(htlc, preimage) {
+        let sent = match removal {
+            Removal::Fulfil(p) => chan.send_fulfill(htlc, p).map(Message::from),
+            Removal::Fail(reason) => chan.send_fail(htlc, reason).map(Message::from),
+        };
+        match sent {
             Ok(m) => {
                 self.send(peer, m);
                 self.touch(channel);
             }
-            Err(e) => {
-                tracing::warn!(%channel, htlc, error = %e, "cannot fulfil the incoming htlc")
-            }
+            Err(e) => tracing::warn!(%channel, htlc, error = %e, "cannot remove the incoming htlc"),
         }
+        true
     }
 
     /// Our pending forwarded HTLCs on `channel`: (our HTLC id, its

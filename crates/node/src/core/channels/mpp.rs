@@ -16,7 +16,7 @@ use beongae_onion::{build_error_packet, FailureMessage, SharedSecret};
 use beongae_wire::{ChannelId, Msat, PaymentHash, Reader, Writer};
 
 use super::record::{RecordError, NS_PAYMENTS};
-use super::{Channels, Phase};
+use super::Channels;
 use crate::core::Event;
 
 /// BOLT 4: "SHOULD wait for at least 60 seconds after the initial HTLC"
@@ -245,30 +245,9 @@ impl Channels {
     }
 
     /// `update_fail_htlc` for held HTLC `htlc` on `channel`, if the
-    /// channel is live: whether it went out.
+    /// channel is live: whether it is done with.
     fn fail_held_htlc(&mut self, channel: ChannelId, htlc: u64, reason: Vec<u8>) -> bool {
-        let Some(entry) = self.entries.get_mut(&channel) else {
-            return true; // the channel is gone: nothing to fail
-        };
-        let peer = entry.peer;
-        let live = entry.live && self.connected.contains_key(&peer);
-        let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return true; // closed: it resolves on chain (we never claim it)
-        };
-        if !live {
-            return false;
-        }
-        match chan.send_fail(htlc, reason) {
-            Ok(m) => {
-                self.send(peer, m);
-                self.touch(channel);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(%channel, htlc, error = %e, "cannot fail a held part");
-                true
-            }
-        }
+        self.remove_incoming(channel, htlc, super::forward::Removal::Fail(reason))
     }
 
     /// The invoice preimage of part `htlc` on `channel` of a completed
