@@ -8,39 +8,14 @@
 
 use std::time::Duration;
 
-use beongae_node::core::{ChannelState, ChannelSummary};
+use beongae_node::core::ChannelState;
 use beongae_node::embedded::Embedded;
-use beongae_wire::{ChannelId, Msat, NodeId};
+use beongae_wire::{ChannelId, Msat};
 use bitcoin::Amount;
 
 #[path = "support/net.rs"]
 mod net;
-use net::Net;
-
-fn id_of(e: &Embedded) -> NodeId {
-    e.node.node_id()
-}
-
-async fn channel(e: &Embedded, id: ChannelId) -> ChannelSummary {
-    e.node
-        .handle()
-        .channels()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.channel_id == id)
-        .unwrap()
-}
-
-async fn wait_for(e: &Embedded, id: ChannelId, what: impl Fn(&ChannelSummary) -> bool) {
-    for _ in 0..500 {
-        if what(&channel(e, id).await) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("channel {id}: {:?}", channel(e, id).await);
-}
+use net::{channel, id_of, wait_for, Net};
 
 /// Opens `sat` from `from` to `to` (connected first) and waits until both
 /// see it normal and active.

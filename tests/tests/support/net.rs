@@ -70,3 +70,38 @@ pub async fn spender_of(devnet: &Mutex<Devnet>, parent: bitcoin::Txid) -> bitcoi
     }
     panic!("nothing spends {parent}");
 }
+
+/// A node's id.
+pub fn id_of(e: &Embedded) -> beongae_wire::NodeId {
+    e.node.node_id()
+}
+
+/// Channel `id` as node `e` sees it now.
+pub async fn channel(
+    e: &Embedded,
+    id: beongae_wire::ChannelId,
+) -> beongae_node::core::ChannelSummary {
+    e.node
+        .handle()
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.channel_id == id)
+        .unwrap()
+}
+
+/// Waits (10 s) until node `e` sees channel `id` as `what` says.
+pub async fn wait_for(
+    e: &Embedded,
+    id: beongae_wire::ChannelId,
+    what: impl Fn(&beongae_node::core::ChannelSummary) -> bool,
+) {
+    for _ in 0..500 {
+        if what(&channel(e, id).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("channel {id}: {:?}", channel(e, id).await);
+}
