@@ -15,40 +15,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+use support::{mine, pay_all, scratch, start};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beongae_chain::devnet::Devnet;
-use beongae_chain::ChainSource;
 use beongae_node::core::ChannelState;
-use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
-use beongae_wallet::Seed;
+use beongae_node::embedded::Embedded;
 use beongae_wire::{Msat, NodeId};
 use bitcoin::{Amount, ScriptBuf};
-
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
-    let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.chain_poll = Duration::from_millis(20);
-    let chain: Arc<dyn ChainSource> = devnet.clone();
-    embedded::start(&Seed::from_entropy([seed; 32]), chain, cfg)
-        .await
-        .unwrap()
-}
-
-fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
-    let mut d = devnet.lock().unwrap();
-    let time = 1_700_000_000 + d.height() * 600;
-    d.mine(n, script, time);
-}
 
 async fn open(devnet: &Mutex<Devnet>, from: &Embedded, to: &Embedded) {
     let to_id = to.node.node_id();
@@ -100,44 +77,12 @@ async fn invoices(payee: &Embedded, count: usize, via: Option<NodeId>) -> Vec<St
     v
 }
 
-/// Pays `invoices` from `payer`, `in_flight` at a time; payments per second.
-async fn run(payer: &Embedded, invoices: Vec<String>, in_flight: usize) -> f64 {
-    let count = invoices.len();
-    let start = Instant::now();
-    let queue = Arc::new(Mutex::new(invoices));
-    let mut workers = Vec::new();
-    for _ in 0..in_flight {
-        let (h, q) = (payer.node.handle(), queue.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let Some(inv) = q.lock().unwrap().pop() else {
-                    return;
-                };
-                h.pay(&inv, None).await.unwrap();
-            }
-        }));
-    }
-    for w in workers {
-        w.await.unwrap();
-    }
-    count as f64 / start.elapsed().as_secs_f64()
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = Scratch(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/bench-scratch")
-            .join(format!("forwarding-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = scratch("forwarding");
     rt.block_on(async {
         let devnet = Arc::new(Mutex::new(Devnet::new()));
         let alice = start(&devnet, &dir.0.join("alice"), 1).await;
@@ -150,8 +95,8 @@ fn main() {
         open(&devnet, &bob, &carol).await;
         let via = Some(bob.node.node_id());
         for (n, count) in [(1usize, 200usize), (10, 600), (100, 1_500)] {
-            let direct = run(&alice, invoices(&bob, count, None).await, n).await;
-            let forwarded = run(&alice, invoices(&carol, count, via).await, n).await;
+            let direct = pay_all(&alice, invoices(&bob, count, None).await, n).await;
+            let forwarded = pay_all(&alice, invoices(&carol, count, via).await, n).await;
             println!(
                 "{n:>3} in flight: {forwarded:>6.0} payments/s forwarded through Bob, {direct:>6.0}/s direct to Bob (baseline, same run): ratio {:.2}",
                 forwarded / direct

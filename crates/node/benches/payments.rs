@@ -27,55 +27,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+use support::{mine, pay_all, scratch, start};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beongae_chain::devnet::Devnet;
-use beongae_chain::ChainSource;
 use beongae_node::core::ChannelState;
-use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_node::embedded::{self, Embedded};
 use beongae_store::{Batch, SqliteStore, Store};
-use beongae_wallet::Seed;
 use beongae_wire::Msat;
 use bitcoin::{Amount, ScriptBuf};
-
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    // Next to the build output: the same disk as a node's data directory
-    // usually is (not a tmpfs).
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/bench-scratch")
-        .join(format!("{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
-    let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.chain_poll = Duration::from_millis(20);
-    let chain: Arc<dyn ChainSource> = devnet.clone();
-    embedded::start(&Seed::from_entropy([seed; 32]), chain, cfg)
-        .await
-        .unwrap()
-}
-
-fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
-    let mut d = devnet.lock().unwrap();
-    let time = 1_700_000_000 + d.height() * 600;
-    d.mine(n, script, time);
-}
 
 /// `count` payments of 1_000 sat from `a` to `b`, `in_flight` at a time.
 async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 {
@@ -89,24 +52,7 @@ async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 
             .unwrap();
         invoices.push(inv);
     }
-    let start = Instant::now();
-    let queue = Arc::new(Mutex::new(invoices));
-    let mut workers = Vec::new();
-    for _ in 0..in_flight {
-        let (h, q) = (a.node.handle(), queue.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let Some(inv) = q.lock().unwrap().pop() else {
-                    return;
-                };
-                h.pay(&inv, None).await.unwrap();
-            }
-        }));
-    }
-    for w in workers {
-        w.await.unwrap();
-    }
-    count as f64 / start.elapsed().as_secs_f64()
+    pay_all(a, invoices, in_flight).await
 }
 
 /// The bytes the payer keeps on channel `id` for a penalty: its HTLC

@@ -1,0 +1,78 @@
+//! What the node benches share: scratch directories on the build disk,
+//! embedded nodes on a devnet, mining, and paying invoices N at a time.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use beongae_chain::devnet::Devnet;
+use beongae_chain::ChainSource;
+use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
+use beongae_wallet::Seed;
+use bitcoin::ScriptBuf;
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh scratch directory next to the build output: the same disk as a
+/// node's data directory usually is (not a tmpfs).
+pub fn scratch(name: &str) -> Scratch {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-scratch")
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+/// A node with seed `[seed; 32]` in `dir` on `devnet`, listening on
+/// loopback.
+pub async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
+    let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.chain_poll = Duration::from_millis(20);
+    let chain: Arc<dyn ChainSource> = devnet.clone();
+    embedded::start(&Seed::from_entropy([seed; 32]), chain, cfg)
+        .await
+        .unwrap()
+}
+
+/// `n` blocks paying `script`.
+pub fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
+    let mut d = devnet.lock().unwrap();
+    let time = 1_700_000_000 + d.height() * 600;
+    d.mine(n, script, time);
+}
+
+/// Pays `invoices` from `payer`, `in_flight` at a time; payments per second.
+pub async fn pay_all(payer: &Embedded, invoices: Vec<String>, in_flight: usize) -> f64 {
+    let count = invoices.len();
+    let start = Instant::now();
+    let queue = Arc::new(Mutex::new(invoices));
+    let mut workers = Vec::new();
+    for _ in 0..in_flight {
+        let (h, q) = (payer.node.handle(), queue.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(inv) = q.lock().unwrap().pop() else {
+                    return;
+                };
+                h.pay(&inv, None).await.unwrap();
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
