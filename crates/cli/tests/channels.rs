@@ -267,6 +267,26 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     assert!(a
         .err(&["closechannel", &"00".repeat(32), "--force"])
         .contains(&format!("no channel {}", "00".repeat(32))));
+    // The forwarding policy, from the CLI: set on the one channel, stored
+    // and refused below the least CLTV delta; nothing forwarded yet.
+    let set = a.ok(&[
+        "setpolicy",
+        "--base-fee-msat",
+        "2000",
+        "--fee-ppm",
+        "5",
+        "--cltv-delta",
+        "100",
+        "--htlc-min",
+        "2sat",
+    ]);
+    assert_eq!(set["channels"], serde_json::json!([id]));
+    assert!(a
+        .err(&["setpolicy", "--cltv-delta", "10"])
+        .contains("cltv_expiry_delta 10 is too small"));
+    let forwards = a.ok(&["forwards"]);
+    assert_eq!(forwards["forwards"], serde_json::json!([]));
+    assert_eq!(forwards["fees_earned_msat"], 0);
     let closed = a.ok(&["closechannel", &id]);
     assert_eq!(closed["closing_txid"].as_str().unwrap().len(), 64);
     // Until the closing transaction confirms the channel is "closing", and
