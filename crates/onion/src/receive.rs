@@ -54,16 +54,14 @@ pub enum FinalOutcome {
     },
 }
 
-/// The final node's checks, in the order that reveals least: first what
-/// the HTLC must match in its own onion, then the invoice. `expected` is
-/// `None` for an unknown payment hash (or one already paid, which BOLT 4
-/// lets us treat as unknown); `height` is our best block height.
-pub fn check_final_htlc(
+/// BOLT 4, final node: the HTLC must match what its own onion says, and
+/// then any other refusal is `incorrect_or_unknown_payment_details` (the
+/// failure returned).
+fn matches_onion(
     htlc: &IncomingHtlc,
     payload: &FinalPayload,
-    expected: Option<&ExpectedPayment>,
     height: u32,
-) -> Result<FinalOutcome, FailureMessage> {
+) -> Result<FailureMessage, FailureMessage> {
     // "if `amount_msat` from the final node's HTLC is below `amt_to_forward`:
     // MUST return a `final_incorrect_htlc_amount` error."
     if htlc.amount < payload.amt_to_forward {
@@ -78,10 +76,23 @@ pub fn check_final_htlc(
             cltv_expiry: htlc.cltv_expiry,
         });
     }
-    let unknown = FailureMessage::IncorrectOrUnknownPaymentDetails {
+    Ok(FailureMessage::IncorrectOrUnknownPaymentDetails {
         htlc_msat: htlc.amount,
         height,
-    };
+    })
+}
+
+/// The final node's checks, in the order that reveals least: first what
+/// the HTLC must match in its own onion, then the invoice. `expected` is
+/// `None` for an unknown payment hash (or one already paid, which BOLT 4
+/// lets us treat as unknown); `height` is our best block height.
+pub fn check_final_htlc(
+    htlc: &IncomingHtlc,
+    payload: &FinalPayload,
+    expected: Option<&ExpectedPayment>,
+    height: u32,
+) -> Result<FinalOutcome, FailureMessage> {
+    let unknown = matches_onion(htlc, payload, height)?;
     // "if the payment hash is unknown: MUST fail ... incorrect_or_unknown_payment_details".
     let Some(expected) = expected else {
         return Err(unknown);
@@ -128,20 +139,7 @@ pub fn check_keysend_htlc(
     min_final_cltv_expiry_delta: u32,
     height: u32,
 ) -> Result<beongae_wire::Preimage, FailureMessage> {
-    if htlc.amount < payload.amt_to_forward {
-        return Err(FailureMessage::FinalIncorrectHtlcAmount {
-            incoming_htlc_amt: htlc.amount,
-        });
-    }
-    if htlc.cltv_expiry < payload.outgoing_cltv_value {
-        return Err(FailureMessage::FinalIncorrectCltvExpiry {
-            cltv_expiry: htlc.cltv_expiry,
-        });
-    }
-    let unknown = FailureMessage::IncorrectOrUnknownPaymentDetails {
-        htlc_msat: htlc.amount,
-        height,
-    };
+    let unknown = matches_onion(htlc, payload, height)?;
     let Some(preimage) = payload.keysend_preimage.map(beongae_wire::Preimage) else {
         return Err(unknown);
     };
