@@ -333,13 +333,17 @@ impl Mesh {
                 push: Msat::from_msat(400_000_000),
             },
         );
-        let Reply::ChannelOpened { channel_id, .. } = reply else {
+        let Reply::ChannelOpened {
+            channel_id,
+            funding_txid,
+        } = reply
+        else {
             panic!("{reply:?}")
         };
         let tx = self.cores[from]
             .pending_broadcasts()
             .into_iter()
-            .last()
+            .find(|t| t.compute_txid() == funding_txid)
             .expect("the funding");
         (channel_id, tx)
     }
@@ -887,4 +891,77 @@ fn a_forward_timed_out_downstream_on_chain_fails_upstream() {
     assert_eq!(t.channel(0, ab).pending_htlcs, 0);
     assert_eq!(t.channel(0, ab).local, before);
     assert_eq!(t.channel(0, ab).state, ChannelState::Normal);
+}
+
+/// A pays B 900,000 sat over two channels (neither can carry it alone):
+/// in parts. A is killed after each of its store commits of the payment
+/// and restarted from its store; B times out an incomplete set after 60 s.
+/// Every time the payment ends with nothing in flight and nothing lost:
+/// succeeded with exactly 900,000 sat moved, or failed with nothing moved
+/// (a restart forgets the parts not yet offered; those out are waited for,
+/// never reported failed while one may still be fulfilled).
+#[test]
+fn a_payer_killed_while_paying_in_parts_loses_nothing() {
+    let run = |kill: Option<usize>| -> (usize, bool) {
+        let mut t = Mesh::new(2, &[(0, 1)]);
+        let (c1, f1) = t.open(0, 1);
+        let (c2, f2) = t.open(0, 1);
+        t.block(vec![f1, f2]);
+        t.block(vec![]);
+        t.block(vec![]);
+        let local = |t: &Mesh| t.channel(0, c1).local.to_msat() + t.channel(0, c2).local.to_msat();
+        let before = local(&t);
+        let invoice = t.invoice(1, 900_000_000, "parts");
+        t.kill_after = kill.map(|k| (0, k));
+        let since = t.replies.len();
+        t.run(vec![(
+            0,
+            Input::Command {
+                id: CommandId(970),
+                command: Command::Pay {
+                    invoice,
+                    amount: None,
+                    now_secs: 1_700_000_000,
+                    session_key: SecretKey::from_slice(&[0x48; 32]).unwrap(),
+                },
+            },
+        )]);
+        // B's wait for a set that will not complete ends.
+        t.now += Duration::from_secs(61);
+        t.run(vec![(1, Input::Tick)]);
+        let status: Vec<String> = t.cores[0]
+            .payments()
+            .into_iter()
+            .filter(|p| !p.incoming)
+            .map(|p| p.status)
+            .collect();
+        for id in [c1, c2] {
+            assert_eq!(t.channel(0, id).pending_htlcs, 0, "kill {kill:?}");
+            assert_eq!(t.channel(1, id).pending_htlcs, 0, "kill {kill:?}");
+        }
+        let moved = before - local(&t);
+        assert!(!status.is_empty(), "kill {kill:?}: {:?}", &t.replies[since..]);
+        let succeeded = status == vec!["succeeded".to_string()];
+        if succeeded {
+            assert_eq!(moved, 900_000_000, "kill {kill:?}");
+        } else {
+            assert!(status[0].starts_with("failed"), "kill {kill:?}: {status:?}");
+            assert_eq!(moved, 0, "kill {kill:?}");
+        }
+        // An answer came only if A was not killed (a restart has no one
+        // waiting), and it says what the status says.
+        if kill.is_none_or(|k| k == usize::MAX) {
+            let paid = t.replies[since..]
+                .iter()
+                .any(|(n, r)| *n == 0 && matches!(r, Reply::Paid { .. }));
+            assert_eq!(paid, succeeded);
+        }
+        (t.persists, succeeded)
+    };
+    let (commits, settled) = run(Some(usize::MAX));
+    assert!(settled, "without a kill the parts settle");
+    assert!(commits >= 4, "{commits}");
+    for k in 1..=commits {
+        run(Some(k));
+    }
 }
