@@ -266,7 +266,7 @@ impl Graph {
 
     /// [`Graph::apply_channel_announcement`] with the signature check
     /// given (done beforehand, see [`Graph::apply_batch`]).
-    pub(crate) fn apply_channel_announcement_with(
+    pub fn apply_channel_announcement_with(
         &mut self,
         msg: &ChannelAnnouncement,
         signatures_ok: impl FnOnce() -> bool,
@@ -317,7 +317,7 @@ impl Graph {
     }
 
     /// [`Graph::apply_channel_update`] with the signature check given.
-    pub(crate) fn apply_channel_update_with(
+    pub fn apply_channel_update_with(
         &mut self,
         msg: &ChannelUpdate,
         signature_ok: impl FnOnce(&NodeId) -> bool,
@@ -381,7 +381,7 @@ impl Graph {
     }
 
     /// [`Graph::apply_node_announcement`] with the signature check given.
-    pub(crate) fn apply_node_announcement_with(
+    pub fn apply_node_announcement_with(
         &mut self,
         msg: &NodeAnnouncement,
         signature_ok: impl FnOnce() -> bool,

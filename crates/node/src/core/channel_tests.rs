@@ -256,6 +256,8 @@ fn restore_core(k: KeyManager, id: NodeId, store: &MemStore, height: u32) -> Nod
         node: ns(channels::record::NS_NODE),
         peers: ns(channels::record::NS_PEERS),
         peer_updates: ns(channels::policy::NS_PEER_UPDATES),
+        gossip: ns(channels::gossip::NS_GOSSIP),
+        public: ns(channels::gossip::NS_PUBLIC),
         forwards: ns(channels::forward::NS_FORWARDS),
         policies: ns(channels::policy::NS_POLICIES),
     };
@@ -744,6 +746,7 @@ impl Pair {
                 node_id: self.ids.1,
                 funding: Amount::from_sat(1_000_000),
                 push,
+                announce: false,
             },
         );
         let Reply::ChannelOpened {

@@ -201,7 +201,18 @@ pub enum Input {
         /// Its height.
         height: u32,
     },
+    /// The answer to [`Output::LookupFunding`]: per short channel id, the
+    /// unspent output it names (with its outpoint), `None` when there is
+    /// none (no such block, transaction or output, or spent), or why the
+    /// chain could not tell.
+    FundingLookedUp {
+        /// The answers, one per short channel id asked for.
+        results: Vec<(ShortChannelId, FundingLookup)>,
+    },
 }
+
+/// What the chain says about the output a short channel id names.
+pub type FundingLookup = Result<Option<(bitcoin::OutPoint, bitcoin::TxOut)>, String>;
 
 /// An API command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +248,9 @@ pub enum Command {
         funding: Amount,
         /// `push_msat`
         push: Msat,
+        /// `announce_channel`: a public channel, announced to the network
+        /// once six blocks deep (BOLT 7).
+        announce: bool,
     },
     /// List channels.
     ListChannels,
@@ -517,6 +531,13 @@ pub enum Output {
         /// The transaction.
         tx: Transaction,
     },
+    /// Look up the outputs these short channel ids name (BOLT 7: a
+    /// `channel_announcement` is checked against its unspent funding
+    /// output); answer with [`Input::FundingLookedUp`].
+    LookupFunding {
+        /// The short channel ids.
+        scids: Vec<ShortChannelId>,
+    },
 }
 
 /// Observable events.
@@ -696,6 +717,11 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// The network graph gossip taught us (`None` without channels).
+    pub fn graph(&self) -> Option<&beongae_graph::Graph> {
+        self.channels.as_ref().map(|c| &c.gossip.graph)
+    }
+
     /// Every HTLC this node forwarded, newest first.
     pub fn forwards(&self) -> Vec<channels::forward::ForwardSummary> {
         self.channels
@@ -739,7 +765,9 @@ impl NodeCore {
         self.peers.values().filter_map(Peer::info).collect()
     }
 
-    /// Processes one input at time `now` (monotonic, from any fixed origin).
+    /// Processes one input at time `now`: the time since the Unix epoch
+    /// (it stamps our gossip and forward records; timers compare it), which
+    /// the caller never lets go back.
     pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         if let Some(c) = &mut self.channels {
@@ -761,6 +789,7 @@ impl NodeCore {
                     c.expire_openings(now);
                     c.expire_negotiations(now);
                     c.expire_held(now);
+                    c.gossip_tick();
                 }
             }
             Input::Command { id, command } => self.on_command(now, id, command, &mut out),
@@ -821,6 +850,11 @@ impl NodeCore {
             Input::ChainTip { height } => {
                 if let Some(c) = &mut self.channels {
                     c.tip = height;
+                }
+            }
+            Input::FundingLookedUp { results } => {
+                if let Some(c) = &mut self.channels {
+                    c.on_funding_looked_up(results);
                 }
             }
         }
@@ -940,7 +974,8 @@ impl NodeCore {
                 node_id,
                 funding,
                 push,
-            } => c.open(node_id, funding, push, id),
+                announce,
+            } => c.open(node_id, funding, push, announce, id),
             Command::ListChannels => out.push(Output::Reply {
                 id,
                 reply: Reply::Channels(c.summaries()),
@@ -953,13 +988,14 @@ impl NodeCore {
                 id,
                 reply: Reply::Forwards(c.forward_summaries()),
             }),
-            Command::SetPolicy { channel_id, policy } => out.push(Output::Reply {
-                id,
-                reply: match c.set_policy(channel_id, policy) {
+            Command::SetPolicy { channel_id, policy } => {
+                let reply = match c.set_policy(channel_id, policy) {
                     Ok(ids) => Reply::PolicySet(ids),
                     Err(why) => Reply::Failed(why),
-                },
-            }),
+                };
+                // After the policy is stored.
+                c.reply(Some(id), reply);
+            }
             Command::CloseChannel { channel_id } => c.close(channel_id, id),
             Command::ForceCloseChannel { channel_id } => c.force_close(channel_id, id),
             Command::CreateInvoice {

@@ -195,18 +195,30 @@ impl NodeCore {
                 return self.on_channel_message(peer, typ, bytes, out);
             }
             if GOSSIP_MESSAGES.contains(&typ) {
-                // A channel peer's update for our private channel is kept
-                // for route hints; other BOLT 7 gossip is not processed
-                // until the network graph exists (dropping it is what a
-                // node that does not route does).
-                if typ == 258 {
-                    if let (Ok(Message::ChannelUpdate(u)), Some(c)) =
-                        (Message::decode(bytes), &mut self.channels)
-                    {
-                        c.on_peer_update(state.node_id, &u);
+                let node = state.node_id;
+                if self.channels.is_none() {
+                    return; // no graph without channels: gossip is dropped
+                }
+                let msg = match Message::decode(bytes) {
+                    Ok(m) => m,
+                    // BOLT 1: a malformed message closes the connection.
+                    Err(e) => {
+                        return self.protocol_violation(peer, &describe_decode_error(&e), true, out)
+                    }
+                };
+                let Some(c) = &mut self.channels else {
+                    return;
+                };
+                // A channel peer's update for its direction of our channel
+                // is kept for route hints; a private one (`dont_forward`)
+                // goes no further.
+                if let Message::ChannelUpdate(u) = &msg {
+                    c.on_peer_update(node, u);
+                    if u.message_flags & 2 != 0 {
+                        return;
                     }
                 }
-                return;
+                return c.on_gossip(node, msg);
             }
         }
         let msg = match Message::decode(bytes) {

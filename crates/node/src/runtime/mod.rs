@@ -224,11 +224,24 @@ impl NodeHandle {
         funding: Amount,
         push: Msat,
     ) -> Result<(ChannelId, Txid), NodeError> {
+        self.open_channel_with(node_id, funding, push, false).await
+    }
+
+    /// Opens a channel, public (`announce`: announced to the network once
+    /// six blocks deep, BOLT 7) or not.
+    pub async fn open_channel_with(
+        &self,
+        node_id: NodeId,
+        funding: Amount,
+        push: Msat,
+        announce: bool,
+    ) -> Result<(ChannelId, Txid), NodeError> {
         match self
             .command(Command::OpenChannel {
                 node_id,
                 funding,
                 push,
+                announce,
             })
             .await?
         {
@@ -472,8 +485,9 @@ impl Node {
             links: HashMap::new(),
             pending: HashMap::new(),
             next_command: 1,
-            start: Instant::now(),
+            clock: Duration::ZERO,
             io,
+            fundings: Default::default(),
             requeue: Vec::new(),
             broadcast_in_batch: false,
         };
@@ -641,8 +655,11 @@ struct CoreDriver {
     links: HashMap<PeerId, PeerLink>,
     pending: HashMap<CommandId, oneshot::Sender<Reply>>,
     next_command: u64,
-    start: Instant,
+    /// The core's clock: Unix time, monotonic.
+    clock: Duration,
     io: Option<ChannelIo>,
+    /// Funding outputs looked up for gossip (shared by the lookups).
+    fundings: Arc<std::sync::Mutex<crate::funding_cache::FundingCache>>,
     /// Inputs raised while performing outputs, fed before the next message.
     requeue: Vec<Input>,
     /// A broadcast was queued in the outputs being performed: later
@@ -818,7 +835,13 @@ impl CoreDriver {
         if let Input::PeerDisconnected { peer } = &input {
             self.links.remove(peer);
         }
-        self.core.handle(self.start.elapsed(), input)
+        // The wall clock, never going back (a clock stepped back holds the
+        // core's time still until it catches up).
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.clock = self.clock.max(wall);
+        self.core.handle(self.clock, input)
     }
 
     fn perform(&mut self, output: Output) {
@@ -1007,6 +1030,31 @@ impl CoreDriver {
                         .await;
                 });
             }
+            Output::LookupFunding { scids } => {
+                let core = self.tx.clone();
+                let chain = self.io.as_ref().map(|io| io.onchain.chain().clone());
+                let cache = self.fundings.clone();
+                tokio::spawn(async move {
+                    let results = match chain {
+                        None => scids
+                            .into_iter()
+                            .map(|s| (s, Err("no chain source".to_owned())))
+                            .collect(),
+                        Some(chain) => tokio::task::spawn_blocking(move || {
+                            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                            scids
+                                .into_iter()
+                                .map(|s| (s, cache.lookup(chain.as_ref(), s)))
+                                .collect()
+                        })
+                        .await
+                        .unwrap_or_default(),
+                    };
+                    let _ = core
+                        .send(CoreMsg::Input(Input::FundingLookedUp { results }))
+                        .await;
+                });
+            }
             Output::BroadcastPackage { parent, child } => match &self.io {
                 Some(io) => {
                     self.broadcast_in_batch = true;
@@ -1082,6 +1130,8 @@ async fn restore(
             peer_updates: read(crate::core::channels::policy::NS_PEER_UPDATES)?,
             forwards: read(crate::core::channels::forward::NS_FORWARDS)?,
             policies: read(crate::core::channels::policy::NS_POLICIES)?,
+            gossip: read(crate::core::channels::gossip::NS_GOSSIP)?,
+            public: read(crate::core::channels::gossip::NS_PUBLIC)?,
         };
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;

@@ -23,8 +23,8 @@ pub use gossip::{
     Addresses, AnnouncementSignatures, ChannelAnnouncement, ChannelUpdate, NodeAnnouncement,
 };
 pub use gossip_queries::{
-    GossipTimestampFilter, QueryChannelRange, QueryShortChannelIds, ReplyChannelRange,
-    ReplyShortChannelIdsEnd,
+    Checksums, EncodedShortIds, GossipTimestampFilter, QueryChannelRange, QueryFlags, QueryOption,
+    QueryShortChannelIds, ReplyChannelRange, ReplyShortChannelIdsEnd, Timestamps,
 };
 pub use setup::{ErrorMessage, Init, Warning};
 

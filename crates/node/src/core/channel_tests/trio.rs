@@ -54,6 +54,12 @@ pub(super) struct Mesh {
     kill_after: Option<(usize, usize)>,
     persists: usize,
     killed: bool,
+    /// Blocks mined, by height (what funding lookups read).
+    blocks: BTreeMap<u32, Arc<Block>>,
+    /// The next peer id of each node's connections.
+    next_peer: Vec<u64>,
+    /// Funding lookups answered.
+    lookups: usize,
 }
 
 impl Mesh {
@@ -96,6 +102,9 @@ impl Mesh {
             kill_after: None,
             persists: 0,
             killed: false,
+            blocks: BTreeMap::new(),
+            next_peer: next,
+            lookups: 0,
         };
         let start: Vec<(usize, Input)> = (0..m.links.len())
             .flat_map(|l| m.connect_inputs(l))
@@ -213,6 +222,11 @@ impl Mesh {
                         ));
                     }
                     Output::Reply { reply, .. } => self.replies.push((node, reply)),
+                    Output::LookupFunding { scids } => {
+                        self.lookups += scids.len();
+                        let results = scids.iter().map(|s| (*s, Ok(self.utxo(*s)))).collect();
+                        queue.push_back((node, Input::FundingLookedUp { results }, None));
+                    }
                     Output::Disconnect { peer, reason } => {
                         self.disconnects.push((node, format!("{reason:?}")));
                         if let Some((link, other, their_peer)) = self.route(node, peer) {
@@ -307,6 +321,7 @@ impl Mesh {
             txdata: txs,
         });
         let h = self.height;
+        self.blocks.insert(h, block.clone());
         self.run(
             (0..self.cores.len())
                 .map(|n| {
@@ -322,15 +337,63 @@ impl Mesh {
         );
     }
 
+    /// The unspent output `scid` names in the blocks mined, as a chain
+    /// source would tell.
+    fn utxo(&self, scid: ShortChannelId) -> Option<(bitcoin::OutPoint, bitcoin::TxOut)> {
+        let tx = self
+            .blocks
+            .get(&scid.block())?
+            .txdata
+            .get(scid.tx_index() as usize)?;
+        let outpoint = bitcoin::OutPoint::new(tx.compute_txid(), u32::from(scid.output()));
+        let out = tx.output.get(scid.output() as usize)?.clone();
+        let spent = self.blocks.values().any(|b| {
+            b.txdata
+                .iter()
+                .any(|t| t.input.iter().any(|i| i.previous_output == outpoint))
+        });
+        (!spent).then_some((outpoint, out))
+    }
+
+    /// Connects `a` and `b` (a new link); returns its index.
+    fn link(&mut self, a: usize, b: usize) -> usize {
+        let l = Link {
+            a,
+            pa: PeerId(self.next_peer[a]),
+            b,
+            pb: PeerId(self.next_peer[b]),
+        };
+        self.next_peer[a] += 1;
+        self.next_peer[b] += 1;
+        self.links.push(l);
+        self.epochs.push(0);
+        let i = self.links.len() - 1;
+        let inputs = self.connect_inputs(i).to_vec();
+        self.run(inputs);
+        i
+    }
+
+    /// Time passes by `d` and every node ticks.
+    fn tick(&mut self, d: Duration) {
+        self.now += d;
+        self.run((0..self.cores.len()).map(|n| (n, Input::Tick)).collect());
+    }
+
     /// `from` opens 1,000,000 sat to `to`; returns the channel id and its
     /// funding transaction (not mined).
     fn open(&mut self, from: usize, to: usize) -> (ChannelId, Transaction) {
+        self.open_with(from, to, false)
+    }
+
+    /// [`Mesh::open`], public (`announce`) or not.
+    fn open_with(&mut self, from: usize, to: usize, announce: bool) -> (ChannelId, Transaction) {
         let reply = self.command(
             from,
             Command::OpenChannel {
                 node_id: self.ids[to],
                 funding: Amount::from_sat(1_000_000),
                 push: Msat::from_msat(400_000_000),
+                announce,
             },
         );
         let Reply::ChannelOpened {
@@ -940,7 +1003,11 @@ fn a_payer_killed_while_paying_in_parts_loses_nothing() {
             assert_eq!(t.channel(1, id).pending_htlcs, 0, "kill {kill:?}");
         }
         let moved = before - local(&t);
-        assert!(!status.is_empty(), "kill {kill:?}: {:?}", &t.replies[since..]);
+        assert!(
+            !status.is_empty(),
+            "kill {kill:?}: {:?}",
+            &t.replies[since..]
+        );
         let succeeded = status == vec!["succeeded".to_string()];
         if succeeded {
             assert_eq!(moved, 900_000_000, "kill {kill:?}");
@@ -965,3 +1032,5 @@ fn a_payer_killed_while_paying_in_parts_loses_nothing() {
         run(Some(k));
     }
 }
+
+mod gossip;

@@ -126,6 +126,7 @@ fn an_open_that_fails_before_its_funding_went_out_frees_the_coins() {
                     node_id: p.ids.1,
                     funding: Amount::from_sat(1_000_000),
                     push: Msat::ZERO,
+                    announce: false,
                 },
             },
         )]);

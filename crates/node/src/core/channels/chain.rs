@@ -31,6 +31,7 @@ impl Channels {
             super::record::KEY_RECENT_BLOCKS,
             super::record::encode_recent_blocks(&self.recent),
         );
+        self.gossip_block(height, block);
         let txids: Vec<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
         // Whatever spends a funding output, by outpoint.
         let spends: BTreeMap<OutPoint, usize> = block
@@ -253,6 +254,7 @@ impl Channels {
 
     /// The block at `height` left the best chain.
     pub(in crate::core) fn on_block_disconnected(&mut self, height: u32) {
+        self.gossip_block_disconnected(height);
         self.sweeps_disconnected(height);
         self.spends_disconnected(height);
         self.height = height.saturating_sub(1);

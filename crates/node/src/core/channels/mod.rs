@@ -7,10 +7,12 @@
 //! broadcast and reply that depends on it (DESIGN.md "Persistence": the
 //! runtime makes the batch durable before it performs what follows).
 
+mod announce;
 mod bump;
 mod chain;
 mod fee;
 pub mod forward;
+pub mod gossip;
 pub mod keysend;
 mod limbo;
 mod mpp;
@@ -66,6 +68,8 @@ pub struct ChannelSettings {
     pub min_final_cltv_expiry_delta: u16,
     /// The policy we forward HTLCs with (ADR 0009).
     pub policy: policy::ForwardingPolicy,
+    /// What we announce and how we gossip (BOLT 7).
+    pub gossip: gossip::GossipSettings,
 }
 
 impl Default for ChannelSettings {
@@ -77,6 +81,7 @@ impl Default for ChannelSettings {
             min_final_cltv_expiry_delta: beongae_invoice::DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA
                 as u16,
             policy: policy::ForwardingPolicy::default(),
+            gossip: gossip::GossipSettings::default(),
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct StoredState {
     pub forwards: Vec<(Vec<u8>, Vec<u8>)>,
     /// `policies` namespace entries.
     pub policies: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `gossip` namespace entries.
+    pub gossip: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `public` namespace entries.
+    pub public: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a channel stands, for the API.
@@ -324,6 +333,8 @@ pub(super) struct Channels {
     pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
     pub(super) policies: BTreeMap<ChannelId, policy::ForwardingPolicy>,
+    /// The network graph and the gossip (stored: `gossip::NS_GOSSIP`).
+    pub(super) gossip: gossip::Gossip,
     /// The `timestamp` of the last `channel_update` we sent per channel.
     pub(super) update_timestamps: BTreeMap<ChannelId, u32>,
     /// The chain source's tip as last polled (blocks up to it may still be
@@ -384,6 +395,7 @@ impl Channels {
             peer_updates: BTreeMap::new(),
             forwards: forward::Forwards::default(),
             policies: BTreeMap::new(),
+            gossip: gossip::Gossip::load(chain, &stored.gossip, &stored.public),
             attempting: BTreeMap::new(),
             keysends: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -730,6 +742,7 @@ impl Channels {
             out.push(Output::Persist(batch));
         }
         out.append(&mut self.deferred);
+        out.extend(self.take_lookups());
     }
 
     /// Fails a channel (BOLT 2/5): sends `error`, broadcasts our latest

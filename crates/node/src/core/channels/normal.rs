@@ -36,7 +36,9 @@ impl Channels {
         peer: PeerId,
         features: Features,
     ) {
+        let queries = features.offers(beongae_wire::Feature::GossipQueries);
         self.connected.insert(node, (peer, features));
+        self.gossip_peer_ready(node, queries);
         let ids: Vec<ChannelId> = self
             .entries
             .iter()
@@ -66,6 +68,7 @@ impl Channels {
     /// (BOLT 2), openings in progress are abandoned.
     pub(in crate::core) fn on_peer_gone(&mut self, node: NodeId) {
         self.connected.remove(&node);
+        self.gossip_peer_gone(node);
         let openings: Vec<_> = self
             .opening
             .keys()
@@ -195,7 +198,12 @@ impl Channels {
                     self.entries.get(&id).map(|e| &e.phase),
                     Some(Phase::Normal { .. })
                 ) {
-                    self.send_private_update(id);
+                    self.send_channel_update(id);
+                    // BOLT 7: "if it has NOT received an
+                    // `announcement_signatures` message: SHOULD retransmit".
+                    if self.announced(id).is_none() {
+                        self.send_announcement_signatures(id);
+                    }
                 }
                 // Deadlines held back until our state was shown current.
                 self.check_htlc_deadlines();

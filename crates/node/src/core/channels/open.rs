@@ -51,6 +51,8 @@ pub(super) enum Opening {
         depth: u32,
         index: u32,
         command: Option<CommandId>,
+        /// Our `open_channel` set `announce_channel`.
+        announce: bool,
     },
     /// We sent `accept_channel`.
     Accepted {
@@ -105,6 +107,7 @@ impl Channels {
         node: NodeId,
         funding: Amount,
         push: Msat,
+        announce: bool,
         command: CommandId,
     ) {
         let Some((_, features)) = self.connected.get(&node) else {
@@ -133,7 +136,7 @@ impl Channels {
             channel_type,
             &setup,
             &self.settings.config,
-            false,
+            announce,
         ) {
             Ok(m) => m,
             Err(e) => return self.reply(Some(command), Reply::Failed(e.to_string())),
@@ -337,6 +340,7 @@ impl Channels {
                         depth,
                         index,
                         command,
+                        announce: open.channel_flags & 1 == 1,
                     },
                 );
             }
@@ -367,6 +371,7 @@ impl Channels {
             depth,
             index,
             command,
+            announce,
         }) = self.opening.remove(&key)
         else {
             return;
@@ -392,6 +397,9 @@ impl Channels {
         };
         self.entries
             .insert(id, Entry::new(node, index, amount, phase, true));
+        if announce {
+            self.mark_public(id);
+        }
         self.touch(id);
         self.deferred.push(Output::Broadcast { tx });
         self.reply(
@@ -537,6 +545,10 @@ impl Channels {
         };
         self.entries
             .insert(id, Entry::new(node, index, request.funding, phase, true));
+        // The opener asked for a public channel (BOLT 2 `announce_channel`).
+        if request.announce {
+            self.mark_public(id);
+        }
         self.touch(id);
         self.send(node, signed);
         self.event(Event::ChannelPending {
@@ -645,7 +657,7 @@ impl Channels {
                     short_channel_id: scid,
                 });
                 // Our policy for routing through us to the peer (ADR 0009).
-                self.send_private_update(id);
+                self.send_channel_update(id);
             }
             Err(e) => self.fail(id, &e.to_string()),
         }

@@ -120,8 +120,8 @@ impl Channels {
         Ok((invoice, hash))
     }
 
-    /// Route hints to us (BOLT 11 `r`): one per open channel whose peer
-    /// sent its `channel_update`, at most [`MAX_ROUTE_HINTS`], those that
+    /// Route hints to us (BOLT 11 `r`): one per open unannounced channel
+    /// whose peer sent its `channel_update`, at most [`MAX_ROUTE_HINTS`], those that
     /// can receive the most first.
     fn route_hints(&self) -> Vec<beongae_invoice::RouteHint> {
         let mut hints: Vec<(Msat, beongae_invoice::RouteHint)> = self
@@ -137,7 +137,8 @@ impl Channels {
                 else {
                     return None;
                 };
-                if !self.funding_usable(*scid) {
+                // An announced channel is in every payer's graph.
+                if !self.funding_usable(*scid) || self.announced(*id).is_some() {
                     return None;
                 }
                 let u = self.peer_updates.get(id)?;

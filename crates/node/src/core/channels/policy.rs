@@ -170,7 +170,7 @@ impl Channels {
                 .get(id)
                 .is_some_and(|e| e.live && self.connected.contains_key(&e.peer));
             if live {
-                self.send_private_update(*id);
+                self.send_channel_update(*id);
             }
         }
         Ok(ids)
@@ -242,24 +242,6 @@ impl Channels {
             .min(peer.max_htlc_value_in_flight)
             .min(capacity);
         Some((min, max))
-    }
-
-    /// Sends the peer our `channel_update` for channel `id` (private: to
-    /// the peer only), once the channel is reestablished. Each of ours is
-    /// newer than the last (BOLT 7: a node ignores an update whose
-    /// `timestamp` is not greater).
-    pub(super) fn send_private_update(&mut self, id: ChannelId) {
-        let now = u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX);
-        let timestamp = self
-            .update_timestamps
-            .get(&id)
-            .map_or(now, |t| now.max(t.saturating_add(1)));
-        self.update_timestamps.insert(id, timestamp);
-        let Some(update) = self.our_update(id, timestamp) else {
-            return;
-        };
-        let peer = self.entries[&id].peer;
-        self.send(peer, Message::ChannelUpdate(update));
     }
 
     /// A `channel_update` from peer `node`: kept if it is the peer's, for

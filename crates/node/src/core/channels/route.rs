@@ -89,8 +89,8 @@ impl Channels {
     }
 
     /// Pays `inv` to a payee that is not our peer: a route from our
-    /// channels over the invoice's route hints (the graph comes with
-    /// gossip), each hop's payload in the onion (BOLT 4).
+    /// channels over the graph gossip taught us and the invoice's route
+    /// hints, each hop's payload in the onion (BOLT 4).
     pub(super) fn pay_routed(
         &mut self,
         inv: &Invoice,
@@ -166,12 +166,11 @@ impl Channels {
             min_part_msat: 1_000_000,
             ..RouteParams::default()
         };
-        let graph = beongae_graph::Graph::new(self.chain);
-        let scorer = beongae_graph::Scorer::new(beongae_graph::ScorerParams::default());
-        let routes = beongae_graph::Router::new(&graph, &scorer, a.now_secs)
-            .pay(&us, &payee, a.remaining.to_msat(), &params)
-            .map_err(|e| format!("no route to the payee {payee}: {e}"))?
-            .parts;
+        let routes =
+            beongae_graph::Router::new(&self.gossip.graph, &self.gossip.scorer, a.now_secs)
+                .pay(&us, &payee, a.remaining.to_msat(), &params)
+                .map_err(|e| format!("no route to the payee {payee}: {e}"))?
+                .parts;
         let (invoice, total, session, attempts) =
             (a.invoice.clone(), a.amount, a.session, a.attempts);
         let mut placed = Vec::new();

@@ -1,0 +1,895 @@
+//! BOLT 7 gossip in the core: the network graph this node routes over,
+//! fed by the `channel_announcement`s, `channel_update`s and
+//! `node_announcement`s peers send, checked with the graph crate's rules and
+//! against the funding output on chain, stored so that they are relayed and
+//! survive a restart, relayed to peers in a staggered broadcast, and pruned
+//! when their funding is spent or they go stale. Queries and the initial
+//! sync are in [`sync`]; our own announcements in `channels::announce`.
+
+pub(super) mod sync;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use beongae_graph::{GossipError, Graph, Scorer, ScorerParams, STALE_AFTER_SECS};
+use beongae_wire::msgs::{
+    AnnouncementSignatures, ChannelAnnouncement, ChannelUpdate, Message, NodeAnnouncement,
+};
+use beongae_wire::{ChainHash, ChannelId, NetAddress, NodeId, ShortChannelId, Warning};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, Block, OutPoint, TxOut, Txid};
+
+use super::Channels;
+use crate::core::{DisconnectReason, FundingLookup, Output};
+
+/// Store namespace of the gossip we accepted: `c` + short channel id →
+/// the funding outpoint, its value and the `channel_announcement`; `u` +
+/// short channel id + direction → the latest `channel_update`; `n` + node
+/// id → the latest `node_announcement`.
+pub const NS_GOSSIP: &str = "gossip";
+
+/// Store namespace of our channels opened with `announce_channel` (key: the
+/// channel id; empty value).
+pub const NS_PUBLIC: &str = "public";
+
+/// BOLT 7 §"The `channel_announcement` Message": "once its funding output
+/// has been spent OR reorganized out: SHOULD forget a channel after a
+/// 12-block delay" (a splice's new announcement has time to arrive).
+pub(super) const FORGET_AFTER_SPEND: u32 = 12;
+
+/// Announcements waiting for their funding lookup at most; more are
+/// ignored until lookups return (a peer cannot make us hold unbounded
+/// state).
+const MAX_PENDING: usize = 50_000;
+
+/// Messages held per pending announcement (its updates and its nodes'
+/// announcements, which arrive right after it).
+const MAX_HELD: usize = 6;
+
+/// A `channel_update` stamped more than this far in the future is dropped
+/// (BOLT 7: "if the `timestamp` is unreasonably far in the future: MAY
+/// discard the `channel_update`").
+const MAX_FUTURE_SECS: u32 = 24 * 3600;
+
+/// How often stale channels are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the node announces and how it gossips.
+#[derive(Debug, Clone)]
+pub struct GossipSettings {
+    /// BOLT 7 §"Rebroadcasting": "SHOULD flush outgoing gossip messages
+    /// once every 60 seconds, independently of the arrival times of the
+    /// messages".
+    pub flush_interval: Duration,
+    /// Our `node_announcement` `alias` (UTF-8, at most 32 bytes).
+    pub alias: String,
+    /// Our `rgb_color`.
+    pub color: [u8; 3],
+    /// The addresses we announce (where we accept connections).
+    pub addresses: Vec<NetAddress>,
+    /// Peers we sync the graph from by queries at once.
+    pub sync_peers: usize,
+    /// Messages sent to one peer per tick when answering a query or a
+    /// timestamp filter (the rest follow at the next ticks, so that a large
+    /// answer never fills the connection's write queue).
+    pub page_messages: usize,
+    /// A query a peer leaves unanswered this long ends the sync with it.
+    pub query_timeout: Duration,
+    /// A public channel whose peer is away this long is announced disabled.
+    pub disable_after: Duration,
+    /// Our `channel_update`s and `node_announcement` are sent again when
+    /// older than this (peers prune a channel whose updates are two weeks
+    /// old).
+    pub refresh_after: Duration,
+    /// Junk (stale, duplicate-timestamp, unknown-channel or unfunded
+    /// gossip) accepted from one peer per minute; beyond it the peer's
+    /// gossip is ignored until the minute ends.
+    pub max_junk_per_minute: u32,
+}
+
+impl Default for GossipSettings {
+    fn default() -> Self {
+        GossipSettings {
+            flush_interval: Duration::from_secs(60),
+            alias: String::new(),
+            color: [0x33, 0x99, 0xff],
+            addresses: Vec::new(),
+            sync_peers: 2,
+            page_messages: 1_000,
+            query_timeout: Duration::from_secs(60),
+            disable_after: Duration::from_secs(300),
+            refresh_after: Duration::from_secs(7 * 24 * 3600),
+            max_junk_per_minute: 2_000,
+        }
+    }
+}
+
+/// An announced channel as we keep it: the messages we relay and answer
+/// queries with.
+#[derive(Debug, Clone)]
+pub(super) struct KnownChannel {
+    pub(super) ann: ChannelAnnouncement,
+    pub(super) outpoint: OutPoint,
+    pub(super) capacity: Amount,
+    /// The latest `channel_update` of each direction.
+    pub(super) updates: [Option<ChannelUpdate>; 2],
+    /// The height its funding output was seen spent at.
+    pub(super) spent_at: Option<u32>,
+}
+
+impl KnownChannel {
+    /// The timestamp a `channel_announcement` is relayed under: its latest
+    /// update's (BOLT 7 `gossip_timestamp_filter`: "MUST consider the
+    /// `timestamp` of the `channel_announcement` to be the `timestamp` of a
+    /// corresponding `channel_update`"); `None` without one.
+    pub(super) fn timestamp(&self) -> Option<u32> {
+        self.updates.iter().flatten().map(|u| u.timestamp).max()
+    }
+}
+
+/// An announcement whose funding output is being looked up, and what
+/// arrived for it meanwhile.
+#[derive(Debug)]
+struct Pending {
+    ann: ChannelAnnouncement,
+    from: Option<NodeId>,
+    held: Vec<(Message, Option<NodeId>)>,
+}
+
+/// A message queued for the next flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Queued {
+    Announcement(ShortChannelId),
+    Update(ShortChannelId, u8),
+    Node(NodeId),
+}
+
+/// What one connected peer is owed and has asked for.
+#[derive(Debug, Default)]
+pub(super) struct GossipPeer {
+    /// The peer offers `gossip_queries`.
+    pub(super) queries: bool,
+    /// Its `gossip_timestamp_filter`: `[first, first + range)`.
+    pub(super) filter: Option<(u64, u64)>,
+    /// Messages still to send in answer to a query or filter, a page per tick.
+    pub(super) outbox: VecDeque<Message>,
+    /// We are answering its `query_short_channel_ids` (the end is queued).
+    pub(super) answering: bool,
+    /// Our sync from it.
+    pub(super) sync: sync::SyncState,
+    /// Start of the current junk window and the junk counted in it.
+    junk: (Duration, u32),
+}
+
+/// The gossip layer's state.
+pub(in crate::core) struct Gossip {
+    pub(in crate::core) graph: Graph,
+    /// What payments taught about channels' liquidity.
+    pub(super) scorer: Scorer,
+    pub(super) channels: HashMap<ShortChannelId, KnownChannel>,
+    pub(super) nodes: HashMap<NodeId, NodeAnnouncement>,
+    by_outpoint: HashMap<OutPoint, ShortChannelId>,
+    pending: HashMap<ShortChannelId, Pending>,
+    /// Short channel ids to look up at the end of the input.
+    to_look_up: Vec<ShortChannelId>,
+    /// Messages for the next flush, with where they came from (`None`: ours).
+    queue: BTreeMap<Queued, Option<NodeId>>,
+    next_flush: Duration,
+    next_prune: Duration,
+    pub(super) peers: HashMap<NodeId, GossipPeer>,
+    /// A sync with a peer completed in this process.
+    pub(super) synced: bool,
+    /// Our public channels: the peer's `announcement_signatures`, kept until
+    /// ours are due too.
+    pub(super) their_signatures: BTreeMap<ChannelId, AnnouncementSignatures>,
+    /// Our public channels whose `announcement_signatures` we sent on the
+    /// current connection.
+    pub(super) signatures_sent: BTreeSet<ChannelId>,
+    /// Our channels opened with `announce_channel`.
+    pub(super) public: BTreeSet<ChannelId>,
+    /// When each channel peer went away (for the disable bit).
+    pub(super) away_since: BTreeMap<NodeId, Duration>,
+    /// When our own announcements were last checked for a refresh.
+    pub(super) next_refresh: Duration,
+}
+
+impl std::fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gossip")
+            .field("channels", &self.channels.len())
+            .field("nodes", &self.nodes.len())
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+fn key_channel(scid: ShortChannelId) -> Vec<u8> {
+    let mut k = vec![b'c'];
+    k.extend_from_slice(&scid.to_u64().to_be_bytes());
+    k
+}
+
+fn key_update(scid: ShortChannelId, direction: u8) -> Vec<u8> {
+    let mut k = vec![b'u'];
+    k.extend_from_slice(&scid.to_u64().to_be_bytes());
+    k.push(direction);
+    k
+}
+
+fn key_node(node: &NodeId) -> Vec<u8> {
+    let mut k = vec![b'n'];
+    k.extend_from_slice(&node.serialize());
+    k
+}
+
+/// A stored channel: funding txid, output index, value, then the
+/// `channel_announcement` message.
+fn encode_channel(c: &KnownChannel) -> Option<Vec<u8>> {
+    let mut v = Vec::with_capacity(44 + 432);
+    v.extend_from_slice(c.outpoint.txid.as_byte_array());
+    v.extend_from_slice(&c.outpoint.vout.to_be_bytes());
+    v.extend_from_slice(&c.capacity.to_sat().to_be_bytes());
+    v.extend(Message::ChannelAnnouncement(c.ann.clone()).encode().ok()?);
+    Some(v)
+}
+
+fn decode_channel(v: &[u8]) -> Option<KnownChannel> {
+    let txid = Txid::from_byte_array(v.get(..32)?.try_into().ok()?);
+    let vout = u32::from_be_bytes(v.get(32..36)?.try_into().ok()?);
+    let sat = u64::from_be_bytes(v.get(36..44)?.try_into().ok()?);
+    let Ok(Message::ChannelAnnouncement(ann)) = Message::decode(v.get(44..)?) else {
+        return None;
+    };
+    Some(KnownChannel {
+        ann,
+        outpoint: OutPoint::new(txid, vout),
+        capacity: Amount::from_sat(sat),
+        updates: [None, None],
+        spent_at: None,
+    })
+}
+
+impl Gossip {
+    /// The gossip layer for `chain`, restored from the `gossip` and
+    /// `public` namespaces. Stored messages were checked when they came;
+    /// one that does not read is skipped (and logged).
+    pub(super) fn load(
+        chain: ChainHash,
+        stored: &[(Vec<u8>, Vec<u8>)],
+        public: &[(Vec<u8>, Vec<u8>)],
+    ) -> Gossip {
+        let mut g = Gossip {
+            graph: Graph::new(chain),
+            scorer: Scorer::new(ScorerParams::default()),
+            channels: HashMap::new(),
+            nodes: HashMap::new(),
+            by_outpoint: HashMap::new(),
+            pending: HashMap::new(),
+            to_look_up: Vec::new(),
+            queue: BTreeMap::new(),
+            next_flush: Duration::ZERO,
+            next_prune: Duration::ZERO,
+            peers: HashMap::new(),
+            synced: false,
+            their_signatures: BTreeMap::new(),
+            signatures_sent: BTreeSet::new(),
+            public: BTreeSet::new(),
+            away_since: BTreeMap::new(),
+            next_refresh: Duration::ZERO,
+        };
+        for (k, _) in public {
+            if let Ok(id) = <[u8; 32]>::try_from(k.as_slice()) {
+                g.public.insert(ChannelId(id));
+            }
+        }
+        let mut bad = 0usize;
+        for (k, v) in stored.iter().filter(|(k, _)| k.first() == Some(&b'c')) {
+            match decode_channel(v) {
+                Some(c)
+                    if g.graph
+                        .add_channel_unchecked(
+                            c.ann.short_channel_id,
+                            c.ann.node_id_1,
+                            c.ann.node_id_2,
+                            c.capacity,
+                            0,
+                        )
+                        .is_ok() =>
+                {
+                    g.by_outpoint.insert(c.outpoint, c.ann.short_channel_id);
+                    g.channels.insert(c.ann.short_channel_id, c);
+                }
+                _ => {
+                    bad += 1;
+                    tracing::warn!(key = ?k, "a stored channel_announcement does not read: skipped");
+                }
+            }
+        }
+        for (_, v) in stored.iter().filter(|(k, _)| k.first() == Some(&b'u')) {
+            let Ok(Message::ChannelUpdate(u)) = Message::decode(v) else {
+                bad += 1;
+                continue;
+            };
+            if let Ok(dir) = g.graph.apply_channel_update_with(&u, |_| true) {
+                if let Some(c) = g.channels.get_mut(&u.short_channel_id) {
+                    c.updates[dir] = Some(u);
+                }
+            }
+        }
+        for (_, v) in stored.iter().filter(|(k, _)| k.first() == Some(&b'n')) {
+            let Ok(Message::NodeAnnouncement(n)) = Message::decode(v) else {
+                bad += 1;
+                continue;
+            };
+            if g.graph.apply_node_announcement_with(&n, || true).is_ok() {
+                g.nodes.insert(n.node_id, n);
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(bad, "stored gossip records that do not read were skipped");
+        }
+        g
+    }
+
+    /// Queues a message for the next flush.
+    fn enqueue(&mut self, item: Queued, origin: Option<NodeId>) {
+        self.queue.insert(item, origin);
+    }
+
+    /// A peer's gossip counted as junk; true while the peer is within its
+    /// allowance.
+    fn junk(&mut self, node: NodeId, now: Duration, max: u32) -> bool {
+        let Some(p) = self.peers.get_mut(&node) else {
+            return true;
+        };
+        if now.saturating_sub(p.junk.0) >= Duration::from_secs(60) {
+            p.junk = (now, 0);
+        }
+        p.junk.1 = p.junk.1.saturating_add(1);
+        if p.junk.1 == max + 1 {
+            tracing::warn!(peer = %node, max, "too much stale or invalid gossip: ignoring this peer's gossip for a minute");
+        }
+        p.junk.1 <= max
+    }
+
+    /// Whether the peer's gossip is ignored for now.
+    fn muted(&self, node: &NodeId, now: Duration, max: u32) -> bool {
+        self.peers.get(node).is_some_and(|p| {
+            now.saturating_sub(p.junk.0) < Duration::from_secs(60) && p.junk.1 > max
+        })
+    }
+}
+
+impl Channels {
+    /// The time as a gossip `timestamp`.
+    pub(super) fn now_secs(&self) -> u32 {
+        u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// A gossip message (BOLT 7 types 256-265) from peer `node`.
+    pub(in crate::core) fn on_gossip(&mut self, node: NodeId, msg: Message) {
+        let max = self.settings.gossip.max_junk_per_minute;
+        let is_query = matches!(
+            msg,
+            Message::QueryShortChannelIds(_)
+                | Message::QueryChannelRange(_)
+                | Message::ReplyChannelRange(_)
+                | Message::ReplyShortChannelIdsEnd(_)
+                | Message::GossipTimestampFilter(_)
+        );
+        if !is_query && self.gossip.muted(&node, self.now, max) {
+            return;
+        }
+        match msg {
+            Message::ChannelAnnouncement(a) => self.on_channel_announcement(a, Some(node)),
+            Message::ChannelUpdate(u) => self.on_channel_update(u, Some(node)),
+            Message::NodeAnnouncement(n) => self.on_node_announcement(n, Some(node)),
+            Message::AnnouncementSignatures(s) => self.on_announcement_signatures(node, &s),
+            Message::GossipTimestampFilter(f) => self.on_timestamp_filter(node, &f),
+            Message::QueryChannelRange(q) => self.on_query_channel_range(node, &q),
+            Message::ReplyChannelRange(r) => self.on_reply_channel_range(node, &r),
+            Message::QueryShortChannelIds(q) => self.on_query_short_channel_ids(node, &q),
+            Message::ReplyShortChannelIdsEnd(e) => self.on_reply_short_channel_ids_end(node, &e),
+            _ => {}
+        }
+    }
+
+    /// Counts junk from `from` (nothing for our own messages).
+    fn gossip_junk(&mut self, from: Option<NodeId>, what: &str, e: &GossipError) {
+        if let Some(node) = from {
+            tracing::debug!(peer = %node, error = %e, "ignored {what}");
+            let max = self.settings.gossip.max_junk_per_minute;
+            self.gossip.junk(node, self.now, max);
+        }
+    }
+
+    /// BOLT 7: a gossip message whose signature does not verify: "SHOULD
+    /// send a `warning` and close the connection".
+    fn bad_gossip_signature(&mut self, from: Option<NodeId>, what: &str) {
+        if let Some(node) = from {
+            self.gossip_violation(node, format!("{what} with an invalid signature"));
+        }
+    }
+
+    /// A `warning` to `node`, and the connection closed.
+    pub(super) fn gossip_violation(&mut self, node: NodeId, text: String) {
+        tracing::warn!(peer = %node, "{text}: closing the connection");
+        if let Some(peer) = self.connected.get(&node).map(|(p, _)| *p) {
+            self.send(node, Warning::new(ChannelId::ALL, &text));
+            self.deferred.push(Output::Disconnect {
+                peer,
+                reason: DisconnectReason::ProtocolViolation(text),
+            });
+        }
+    }
+
+    /// BOLT 7 §"The `channel_announcement` Message", receiving node: the
+    /// chain, the node order, no unknown required feature and the four
+    /// signatures are checked here; the funding output once the chain
+    /// answered ([`Channels::on_funding_looked_up`]).
+    pub(super) fn on_channel_announcement(&mut self, a: ChannelAnnouncement, from: Option<NodeId>) {
+        let scid = a.short_channel_id;
+        if a.chain_hash != self.chain {
+            return self.gossip_junk(
+                from,
+                "channel_announcement",
+                &GossipError::WrongChain(a.chain_hash),
+            );
+        }
+        // Several peers send the same announcement: not junk.
+        if self.gossip.channels.contains_key(&scid) || self.gossip.pending.contains_key(&scid) {
+            return;
+        }
+        if a.node_id_1.serialize() >= a.node_id_2.serialize() {
+            return self.gossip_junk(from, "channel_announcement", &GossipError::NodeOrder);
+        }
+        if a.features
+            .check_required_supported(&beongae_wire::Features::empty())
+            .is_err()
+        {
+            return self.gossip_junk(
+                from,
+                "channel_announcement",
+                &GossipError::UnknownRequiredFeature,
+            );
+        }
+        if !a.verify(&self.secp) {
+            return self.bad_gossip_signature(from, "channel_announcement");
+        }
+        if self.gossip.pending.len() >= MAX_PENDING {
+            tracing::debug!(%scid, "too many announcements waiting for the chain: ignored");
+            return;
+        }
+        self.gossip.pending.insert(
+            scid,
+            Pending {
+                ann: a,
+                from,
+                held: Vec::new(),
+            },
+        );
+        self.gossip.to_look_up.push(scid);
+    }
+
+    /// The chain's answer for announcements waiting on their funding.
+    pub(in crate::core) fn on_funding_looked_up(
+        &mut self,
+        results: Vec<(ShortChannelId, FundingLookup)>,
+    ) {
+        for (scid, result) in results {
+            let Some(p) = self.gossip.pending.remove(&scid) else {
+                continue;
+            };
+            match result {
+                Ok(Some((outpoint, out))) => {
+                    if self.accept_announcement(p.ann, outpoint, out, p.from) {
+                        for (msg, from) in p.held {
+                            match msg {
+                                Message::ChannelUpdate(u) => self.on_channel_update(u, from),
+                                Message::NodeAnnouncement(n) => self.on_node_announcement(n, from),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                Ok(None) => self.gossip_junk(
+                    p.from,
+                    "channel_announcement",
+                    &GossipError::BadFunding(scid),
+                ),
+                Err(e) => {
+                    tracing::info!(%scid, error = %e, "cannot look up a channel's funding output: announcement dropped")
+                }
+            }
+        }
+    }
+
+    /// Adds an announcement whose funding output is `out` at `outpoint`
+    /// (BOLT 7: "if the `short_channel_id`'s output does NOT correspond to a
+    /// P2WSH using `bitcoin_key_1` and `bitcoin_key_2` ... MUST ignore the
+    /// message"); stores and queues it. True if added.
+    pub(super) fn accept_announcement(
+        &mut self,
+        ann: ChannelAnnouncement,
+        outpoint: OutPoint,
+        out: TxOut,
+        from: Option<NodeId>,
+    ) -> bool {
+        let now = self.now_secs();
+        let scid = ann.short_channel_id;
+        let capacity = out.value;
+        match self.gossip.graph.apply_channel_announcement_with(
+            &ann,
+            || true,
+            |_| Some(out.clone()),
+            now,
+        ) {
+            Ok(_) => {}
+            Err(GossipError::Duplicate(_)) => return false,
+            Err(e) => {
+                self.gossip_junk(from, "channel_announcement", &e);
+                return false;
+            }
+        }
+        let known = KnownChannel {
+            ann,
+            outpoint,
+            capacity,
+            updates: [None, None],
+            spent_at: None,
+        };
+        if let Some(v) = encode_channel(&known) {
+            self.batch.put(NS_GOSSIP, key_channel(scid), v);
+        }
+        self.gossip.by_outpoint.insert(outpoint, scid);
+        self.gossip.channels.insert(scid, known);
+        self.gossip.enqueue(Queued::Announcement(scid), from);
+        true
+    }
+
+    /// BOLT 7 §"The `channel_update` Message", receiving node.
+    pub(super) fn on_channel_update(&mut self, u: ChannelUpdate, from: Option<NodeId>) {
+        let scid = u.short_channel_id;
+        if u.chain_hash != self.chain {
+            return self.gossip_junk(
+                from,
+                "channel_update",
+                &GossipError::WrongChain(u.chain_hash),
+            );
+        }
+        if let Some(p) = self.gossip.pending.get_mut(&scid) {
+            if p.held.len() < MAX_HELD {
+                p.held.push((Message::ChannelUpdate(u), from));
+            }
+            return;
+        }
+        if u.timestamp > self.now_secs().saturating_add(MAX_FUTURE_SECS) {
+            let e = GossipError::Stale {
+                got: u.timestamp,
+                have: self.now_secs(),
+            };
+            return self.gossip_junk(from, "channel_update from the future", &e);
+        }
+        let dir = u.direction();
+        // BOLT 7: the same timestamp with the same fields "SHOULD ignore";
+        // with different fields "MAY blacklist this node_id" (we ignore it).
+        match self.gossip.graph.apply_channel_update(&self.secp, &u) {
+            Ok(_) => {}
+            Err(GossipError::BadSignature) => {
+                return self.bad_gossip_signature(from, "channel_update")
+            }
+            Err(e) => return self.gossip_junk(from, "channel_update", &e),
+        }
+        if let Ok(bytes) = Message::ChannelUpdate(u.clone()).encode() {
+            self.batch.put(NS_GOSSIP, key_update(scid, dir), bytes);
+        }
+        if let Some(c) = self.gossip.channels.get_mut(&scid) {
+            c.updates[usize::from(dir)] = Some(u);
+        }
+        self.gossip.enqueue(Queued::Update(scid, dir), from);
+    }
+
+    /// BOLT 7 §"The `node_announcement` Message", receiving node.
+    pub(super) fn on_node_announcement(&mut self, n: NodeAnnouncement, from: Option<NodeId>) {
+        // Right behind its channel's announcement, which may be waiting for
+        // the chain.
+        let waiting = self
+            .gossip
+            .pending
+            .values_mut()
+            .find(|p| p.ann.node_id_1 == n.node_id || p.ann.node_id_2 == n.node_id);
+        if let Some(p) = waiting {
+            if self
+                .gossip
+                .graph
+                .node(&n.node_id)
+                .is_none_or(|i| self.gossip.graph.node_channels(i).is_empty())
+            {
+                if p.held.len() < MAX_HELD {
+                    p.held.push((Message::NodeAnnouncement(n), from));
+                }
+                return;
+            }
+        }
+        match self.gossip.graph.apply_node_announcement(&self.secp, &n) {
+            Ok(_) => {}
+            Err(GossipError::BadSignature) => {
+                return self.bad_gossip_signature(from, "node_announcement")
+            }
+            Err(e) => return self.gossip_junk(from, "node_announcement", &e),
+        }
+        if let Ok(bytes) = Message::NodeAnnouncement(n.clone()).encode() {
+            self.batch.put(NS_GOSSIP, key_node(&n.node_id), bytes);
+        }
+        // BOLT 7: more than one DNS hostname: "MUST not forward the
+        // `node_announcement`".
+        let hostnames = n
+            .addresses
+            .0
+            .iter()
+            .filter(|a| matches!(a, NetAddress::Hostname { .. }))
+            .count();
+        let id = n.node_id;
+        self.gossip.nodes.insert(id, n);
+        if hostnames <= 1 {
+            self.gossip.enqueue(Queued::Node(id), from);
+        }
+    }
+
+    /// Forgets an announced channel (its funding is spent and buried, or
+    /// it went stale), and the announcements of nodes left without one.
+    fn forget_channel(&mut self, scid: ShortChannelId) {
+        let Some(c) = self.gossip.channels.remove(&scid) else {
+            return;
+        };
+        self.gossip.graph.remove_channel(scid);
+        self.gossip.by_outpoint.remove(&c.outpoint);
+        self.batch.delete(NS_GOSSIP, key_channel(scid));
+        self.batch.delete(NS_GOSSIP, key_update(scid, 0));
+        self.batch.delete(NS_GOSSIP, key_update(scid, 1));
+        for node in [c.ann.node_id_1, c.ann.node_id_2] {
+            let alone = self
+                .gossip
+                .graph
+                .node(&node)
+                .is_none_or(|i| self.gossip.graph.node_channels(i).is_empty());
+            if alone && self.gossip.nodes.remove(&node).is_some() {
+                self.batch.delete(NS_GOSSIP, key_node(&node));
+            }
+        }
+    }
+
+    /// A block: announced channels whose funding it spends are forgotten
+    /// [`FORGET_AFTER_SPEND`] blocks later (BOLT 7 §"Pruning the Network
+    /// View").
+    pub(super) fn gossip_block(&mut self, height: u32, block: &Block) {
+        for tx in &block.txdata {
+            for input in &tx.input {
+                if let Some(scid) = self.gossip.by_outpoint.get(&input.previous_output) {
+                    if let Some(c) = self.gossip.channels.get_mut(scid) {
+                        c.spent_at.get_or_insert(height);
+                    }
+                }
+            }
+        }
+        let buried: Vec<ShortChannelId> = self
+            .gossip
+            .channels
+            .iter()
+            .filter(|(_, c)| c.spent_at.is_some_and(|h| height >= h + FORGET_AFTER_SPEND))
+            .map(|(s, _)| *s)
+            .collect();
+        for scid in buried {
+            tracing::debug!(%scid, "channel closed on chain: removed from the graph");
+            self.forget_channel(scid);
+        }
+    }
+
+    /// The block at `height` left the best chain: spends seen in it are
+    /// undone.
+    pub(super) fn gossip_block_disconnected(&mut self, height: u32) {
+        for c in self.gossip.channels.values_mut() {
+            if c.spent_at.is_some_and(|h| h >= height) {
+                c.spent_at = None;
+            }
+        }
+    }
+
+    /// BOLT 7 §"Recommendation on Pruning Stale Entries": a channel whose
+    /// older direction's latest update is more than two weeks old (a
+    /// direction without one counts from when we learned the channel) "MAY
+    /// prune". Our own channels stay.
+    fn prune_stale_gossip(&mut self) {
+        let now = self.now_secs();
+        let ours = self.node_id();
+        let stale: Vec<ShortChannelId> = self
+            .gossip
+            .channels
+            .iter()
+            .filter(|(scid, c)| {
+                if c.ann.node_id_1 == ours || c.ann.node_id_2 == ours {
+                    return false;
+                }
+                let added = self
+                    .gossip
+                    .graph
+                    .channel_by_scid(**scid)
+                    .map_or(now, |ch| ch.added_at);
+                let oldest = c
+                    .updates
+                    .iter()
+                    .map(|u| u.as_ref().map_or(added, |u| u.timestamp))
+                    .min()
+                    .unwrap_or(added);
+                now.saturating_sub(oldest) > STALE_AFTER_SECS
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(count = stale.len(), "pruning stale channels from the graph");
+        }
+        for scid in stale {
+            self.forget_channel(scid);
+        }
+    }
+
+    /// The gossip timers: the staggered flush, pages of answers, query
+    /// timeouts, our own announcements' refresh and the disable bit, and
+    /// pruning.
+    pub(in crate::core) fn gossip_tick(&mut self) {
+        if self.now >= self.gossip.next_flush {
+            self.gossip.next_flush = self.now + self.settings.gossip.flush_interval;
+            self.flush_gossip();
+        }
+        self.send_gossip_pages();
+        self.sync_timeouts();
+        self.refresh_announcements();
+        if self.now >= self.gossip.next_prune {
+            self.gossip.next_prune = self.now + PRUNE_EVERY;
+            self.prune_stale_gossip();
+        }
+    }
+
+    /// Lookups asked for during this input (emitted at its end).
+    pub(super) fn take_lookups(&mut self) -> Option<Output> {
+        if self.gossip.to_look_up.is_empty() {
+            return None;
+        }
+        Some(Output::LookupFunding {
+            scids: std::mem::take(&mut self.gossip.to_look_up),
+        })
+    }
+
+    /// The message a queued item stands for now (the latest we have), with
+    /// its timestamp; `None` if it is gone or (an announcement) has no
+    /// update yet.
+    fn queued_message(&self, item: Queued) -> Option<(Message, u32)> {
+        match item {
+            Queued::Announcement(scid) => {
+                let c = self.gossip.channels.get(&scid)?;
+                Some((Message::ChannelAnnouncement(c.ann.clone()), c.timestamp()?))
+            }
+            Queued::Update(scid, dir) => {
+                let u = self.gossip.channels.get(&scid)?.updates[usize::from(dir & 1)].clone()?;
+                let t = u.timestamp;
+                Some((Message::ChannelUpdate(u), t))
+            }
+            Queued::Node(id) => {
+                let n = self.gossip.nodes.get(&id)?.clone();
+                let t = n.timestamp;
+                Some((Message::NodeAnnouncement(n), t))
+            }
+        }
+    }
+
+    /// BOLT 7 §"Rebroadcasting": the queued gossip goes to every peer but
+    /// the one it came from — ours to everyone, others' only to peers that
+    /// sent a `gossip_timestamp_filter` it passes ("MUST not send gossip it
+    /// did not generate itself, until it receives `gossip_timestamp_filter`").
+    /// Announcements go before their updates, node announcements last; an
+    /// announcement without an update waits for one.
+    pub(super) fn flush_gossip(&mut self) {
+        let queue = std::mem::take(&mut self.gossip.queue);
+        let mut messages: Vec<(Message, u32, Option<NodeId>)> = Vec::new();
+        for (item, origin) in &queue {
+            match self.queued_message(*item) {
+                Some((m, t)) => messages.push((m, t, *origin)),
+                None => {
+                    if let Queued::Announcement(scid) = item {
+                        if self.gossip.channels.contains_key(scid) {
+                            self.gossip.queue.insert(*item, *origin);
+                        }
+                    }
+                }
+            }
+        }
+        if messages.is_empty() {
+            return;
+        }
+        let targets: Vec<(NodeId, Option<(u64, u64)>)> = self
+            .gossip
+            .peers
+            .iter()
+            .map(|(n, p)| (*n, p.filter))
+            .collect();
+        for (node, filter) in targets {
+            for (m, t, origin) in &messages {
+                if *origin == Some(node) {
+                    continue;
+                }
+                let pass = match (origin, filter) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(_), Some((first, end))) => (first..end).contains(&u64::from(*t)),
+                };
+                if pass {
+                    self.send(node, m.clone());
+                }
+            }
+        }
+    }
+
+    /// A ready peer: its gossip state, our filter and (while the graph is
+    /// not synced) a sync by queries.
+    pub(in crate::core) fn gossip_peer_ready(&mut self, node: NodeId, queries: bool) {
+        self.gossip.peers.insert(
+            node,
+            GossipPeer {
+                queries,
+                ..GossipPeer::default()
+            },
+        );
+        self.gossip
+            .signatures_sent
+            .retain(|id| self.entries.get(id).is_none_or(|e| e.peer != node));
+        self.gossip.away_since.remove(&node);
+        self.start_gossip_with(node);
+    }
+
+    /// A peer went away.
+    pub(in crate::core) fn gossip_peer_gone(&mut self, node: NodeId) {
+        self.gossip.peers.remove(&node);
+        self.gossip
+            .signatures_sent
+            .retain(|id| self.entries.get(id).is_none_or(|e| e.peer != node));
+        if self.entries.values().any(|e| e.peer == node) {
+            self.gossip.away_since.insert(node, self.now);
+        }
+    }
+
+    /// The graph's size: `(channels, nodes with an announcement)`.
+    pub(in crate::core) fn graph_size(&self) -> (usize, usize) {
+        (self.gossip.channels.len(), self.gossip.nodes.len())
+    }
+
+    /// Short channel ids of the announced channels, ascending.
+    pub(super) fn known_scids(&self) -> Vec<ShortChannelId> {
+        let mut v: Vec<ShortChannelId> = self.gossip.channels.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether we have an announcement for `scid` or are checking one.
+    pub(super) fn knows_channel(&self, scid: ShortChannelId) -> bool {
+        self.gossip.channels.contains_key(&scid) || self.gossip.pending.contains_key(&scid)
+    }
+
+    /// Our own channel's funding, as the announcement needs it.
+    pub(super) fn own_funding(&self, id: ChannelId) -> Option<(OutPoint, TxOut)> {
+        let super::Phase::Normal { chan, .. } = &self.entries.get(&id)?.phase else {
+            return None;
+        };
+        let f = &chan.funded;
+        let script = beongae_script::funding::funding_script_pubkey(
+            &f.local_keys.funding_pubkey,
+            &f.remote_keys.funding_pubkey,
+        );
+        Some((
+            f.funding_outpoint,
+            TxOut {
+                value: f.funding_amount,
+                script_pubkey: script,
+            },
+        ))
+    }
+}
