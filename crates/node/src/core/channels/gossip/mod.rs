@@ -8,7 +8,7 @@
 
 pub(super) mod sync;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use beongae_graph::{GossipError, Graph, Scorer, ScorerParams, STALE_AFTER_SECS};
