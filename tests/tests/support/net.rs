@@ -1,4 +1,4 @@
-//! Three embedded nodes' worth of data directories on one in-process devnet.
+//! Embedded nodes' data directories (three, or more) on one in-process devnet.
 
 #![allow(dead_code)]
 
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use beongae_chain::devnet::Devnet;
 use beongae_chain::ChainSource;
+use beongae_node::core::ChannelSettings;
 use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
 use beongae_wallet::Seed;
 use bitcoin::ScriptBuf;
@@ -15,20 +16,21 @@ use bitcoin::ScriptBuf;
 pub struct Net {
     /// The chain.
     pub devnet: Arc<Mutex<Devnet>>,
-    /// Node 0's, 1's and 2's data directories.
-    pub dirs: [tempfile::TempDir; 3],
+    /// Each node's data directory.
+    pub dirs: Vec<tempfile::TempDir>,
 }
 
 impl Net {
-    /// A fresh devnet and two empty data directories.
+    /// A fresh devnet and three empty data directories.
     pub fn new() -> Net {
+        Net::with_nodes(3)
+    }
+
+    /// A fresh devnet and `n` empty data directories.
+    pub fn with_nodes(n: usize) -> Net {
         Net {
             devnet: Arc::new(Mutex::new(Devnet::new())),
-            dirs: [
-                tempfile::tempdir().unwrap(),
-                tempfile::tempdir().unwrap(),
-                tempfile::tempdir().unwrap(),
-            ],
+            dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
         }
     }
 
@@ -49,9 +51,15 @@ impl Net {
         Seed::from_entropy([who as u8 + 1; 32])
     }
 
-    /// Starts node `who` (0, 1 or 2) from its data directory.
+    /// Starts node `who` from its data directory.
     pub async fn start(&self, who: usize) -> Embedded {
+        self.start_with(who, ChannelSettings::default()).await
+    }
+
+    /// Starts node `who` from its data directory with `settings`.
+    pub async fn start_with(&self, who: usize, settings: ChannelSettings) -> Embedded {
         let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
+        cfg.settings = settings;
         cfg.listen = Some("127.0.0.1:0".parse().unwrap());
         cfg.chain_poll = Duration::from_millis(20);
         let chain: Arc<dyn ChainSource> = self.devnet.clone();

@@ -304,6 +304,8 @@ pub enum Command {
     },
     /// List invoices and payments.
     ListPayments,
+    /// The network graph gossip taught us (`Reply::Graph`).
+    ListGraph,
     /// Pay a channel peer without an invoice (bLIP 3 keysend).
     Keysend {
         /// The payee, a channel peer.
@@ -377,6 +379,8 @@ pub enum Reply {
     },
     /// Invoices and payments.
     Payments(Vec<PaymentSummary>),
+    /// The network graph.
+    Graph(channels::gossip::NetworkGraph),
     /// The command failed; the text says why.
     Failed(String),
 }
@@ -1029,6 +1033,10 @@ impl NodeCore {
             Command::ListPayments => out.push(Output::Reply {
                 id,
                 reply: Reply::Payments(c.payments()),
+            }),
+            Command::ListGraph => out.push(Output::Reply {
+                id,
+                reply: Reply::Graph(c.network_graph()),
             }),
             Command::Connect { .. }
             | Command::ListPeers

@@ -211,6 +211,14 @@ impl NodeHandle {
         }
     }
 
+    /// The network graph gossip taught the node.
+    pub async fn graph(&self) -> Result<crate::core::channels::gossip::NetworkGraph, NodeError> {
+        match self.command(Command::ListGraph).await? {
+            Reply::Graph(g) => Ok(g),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

@@ -104,6 +104,43 @@ impl Default for GossipSettings {
     }
 }
 
+/// One channel of the network graph, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphChannel {
+    /// `short_channel_id`
+    pub short_channel_id: ShortChannelId,
+    /// `node_id_1` and `node_id_2`.
+    pub nodes: [NodeId; 2],
+    /// The funding output's value.
+    pub capacity: Amount,
+    /// The latest policy of each direction (from `node_id_1`, then 2).
+    pub policies: [Option<beongae_graph::Policy>; 2],
+}
+
+/// One announced node of the network graph, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// The node.
+    pub node_id: NodeId,
+    /// Its `alias`, as it announced it (self-chosen: not an identity).
+    pub alias: String,
+    /// Its `rgb_color`.
+    pub color: [u8; 3],
+    /// Where it accepts connections.
+    pub addresses: Vec<NetAddress>,
+    /// The `timestamp` of its announcement.
+    pub timestamp: u32,
+}
+
+/// The network graph as gossip taught it, for the API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkGraph {
+    /// Every announced channel, by short channel id.
+    pub channels: Vec<GraphChannel>,
+    /// Every node that announced itself, by node id.
+    pub nodes: Vec<GraphNode>,
+}
+
 /// An announced channel as we keep it: the messages we relay and answer
 /// queries with.
 #[derive(Debug, Clone)]
@@ -860,6 +897,41 @@ impl Channels {
     /// The graph's size: `(channels, nodes with an announcement)`.
     pub(in crate::core) fn graph_size(&self) -> (usize, usize) {
         (self.gossip.channels.len(), self.gossip.nodes.len())
+    }
+
+    /// The graph for the API.
+    pub(in crate::core) fn network_graph(&self) -> NetworkGraph {
+        let g = &self.gossip.graph;
+        let channels = self
+            .known_scids()
+            .into_iter()
+            .filter_map(|scid| {
+                let c = g.channel_by_scid(scid)?;
+                Some(GraphChannel {
+                    short_channel_id: scid,
+                    nodes: [g.node_id(c.nodes[0]), g.node_id(c.nodes[1])],
+                    capacity: c.capacity,
+                    policies: c.policies,
+                })
+            })
+            .collect();
+        let mut nodes: Vec<GraphNode> = self
+            .gossip
+            .nodes
+            .values()
+            .map(|n| {
+                let end = n.alias.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                GraphNode {
+                    node_id: n.node_id,
+                    alias: String::from_utf8_lossy(&n.alias[..end]).into_owned(),
+                    color: n.rgb_color,
+                    addresses: n.addresses.0.clone(),
+                    timestamp: n.timestamp,
+                }
+            })
+            .collect();
+        nodes.sort_by_key(|n| n.node_id.serialize());
+        NetworkGraph { channels, nodes }
     }
 
     /// Short channel ids of the announced channels, ascending.
