@@ -72,6 +72,9 @@ pub enum Request {
         amount_sat: u64,
         /// Given to the peer at opening.
         push_msat: u64,
+        /// Announce the channel (BOLT 7).
+        #[serde(default)]
+        public: bool,
     },
     /// List channels.
     Channels,
@@ -127,6 +130,8 @@ pub enum Request {
     },
     /// List invoices and payments.
     Payments,
+    /// The network graph.
+    Graph,
     /// Mine blocks on the daemon's embedded devnet.
     DevnetMine {
         /// How many.
@@ -376,9 +381,9 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat), feerate)).await?;
                 Ok(serde_json::json!({ "txid": txid.to_string() }))
             }
-            Request::OpenChannel { node_id, amount_sat, push_msat } => {
+            Request::OpenChannel { node_id, amount_sat, push_msat, public } => {
                 let (id, txid) = node
-                    .open_channel(parse_node_id(&node_id)?, Amount::from_sat(amount_sat), Msat::from_msat(push_msat))
+                    .open_channel_with(parse_node_id(&node_id)?, Amount::from_sat(amount_sat), Msat::from_msat(push_msat), public)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(serde_json::json!({ "channel_id": hex::encode(id.0), "funding_txid": txid.to_string() }))
@@ -464,6 +469,49 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     "payment_hash": hex::encode(preimage.payment_hash().0),
                     "preimage": hex::encode(preimage.0),
                 }))
+            }
+            Request::Graph => {
+                let g = node.graph().await.map_err(|e| e.to_string())?;
+                let policy = |p: &Option<beongae_graph::Policy>| match p {
+                    None => serde_json::Value::Null,
+                    Some(p) => serde_json::json!({
+                        "fee_base_msat": p.fee_base_msat,
+                        "fee_ppm": p.fee_proportional_millionths,
+                        "cltv_expiry_delta": p.cltv_expiry_delta,
+                        "htlc_minimum_msat": p.htlc_minimum_msat,
+                        "htlc_maximum_msat": p.htlc_maximum_msat,
+                        "disabled": p.disabled,
+                        "timestamp": p.timestamp,
+                    }),
+                };
+                let channels: Vec<serde_json::Value> = g
+                    .channels
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "short_channel_id": scid(c.short_channel_id),
+                            "node_1": c.nodes[0].to_string(),
+                            "node_2": c.nodes[1].to_string(),
+                            "capacity_sat": c.capacity.to_sat(),
+                            "policy_1": policy(&c.policies[0]),
+                            "policy_2": policy(&c.policies[1]),
+                        })
+                    })
+                    .collect();
+                let nodes: Vec<serde_json::Value> = g
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        serde_json::json!({
+                            "node_id": n.node_id.to_string(),
+                            "alias": n.alias,
+                            "color": hex::encode(n.color),
+                            "addresses": n.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "timestamp": n.timestamp,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::json!({ "channels": channels, "nodes": nodes }))
             }
             Request::Payments => {
                 let payments = node.payments().await.map_err(|e| e.to_string())?;

@@ -44,6 +44,47 @@ pub struct DaemonOpts {
     pub block_interval: u64,
     /// Bitcoin Core access.
     pub bitcoind: BitcoindOpts,
+    /// What the node announces (alias, colour, addresses).
+    pub gossip: beongae_node::core::channels::gossip::GossipSettings,
+}
+
+/// The gossip settings from `--alias`, `--color` and `--announce-addr`,
+/// each checked with a message that says what to change.
+pub fn gossip_settings(
+    alias: &str,
+    color: &str,
+    addresses: &[String],
+) -> anyhow::Result<beongae_node::core::channels::gossip::GossipSettings> {
+    if alias.len() > 32 {
+        bail!(
+            "--alias is {} bytes long: BOLT 7 allows at most 32 bytes",
+            alias.len()
+        );
+    }
+    let rgb = hex::decode(color)
+        .ok()
+        .and_then(|b| <[u8; 3]>::try_from(b).ok())
+        .ok_or_else(|| anyhow::anyhow!("--color `{color}`: expected 6 hex digits, e.g. 3399ff"))?;
+    let addresses = addresses
+        .iter()
+        .map(|a| {
+            beongae_node::address::announce_address(a)
+                .map_err(|e| anyhow::anyhow!("--announce-addr: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let hostnames = addresses
+        .iter()
+        .filter(|a| matches!(a, beongae_wire::NetAddress::Hostname { .. }))
+        .count();
+    if hostnames > 1 {
+        bail!("--announce-addr: at most one host name may be announced (BOLT 7), got {hostnames}");
+    }
+    Ok(beongae_node::core::channels::gossip::GossipSettings {
+        alias: alias.to_owned(),
+        color: rgb,
+        addresses,
+        ..Default::default()
+    })
 }
 
 /// The seed in `datadir`, created (mode 0600) if there is none.
@@ -142,6 +183,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             let mut cfg = EmbeddedConfig::new(datadir, btc_network);
             cfg.listen = Some(opts.listen);
             cfg.core_seed = rand::random();
+            cfg.settings.gossip = opts.gossip.clone();
             cfg.chain_poll = match opts.network {
                 Network::Devnet => Duration::from_millis(200),
                 Network::Regtest => Duration::from_millis(500),

@@ -51,6 +51,17 @@ enum Cmd {
         /// Bitcoin Core RPC password.
         #[arg(long, requires = "bitcoind_user")]
         bitcoind_password: Option<String>,
+        /// The name this node announces with its public channels (UTF-8, at most 32 bytes).
+        #[arg(long, default_value = "")]
+        alias: String,
+        /// The colour it announces, as 6 hex digits (e.g. 3399ff).
+        #[arg(long, default_value = "3399ff")]
+        color: String,
+        /// An address where peers can reach this node, announced with its
+        /// public channels: IP:PORT or HOST:PORT (repeat for several; one
+        /// host name at most).
+        #[arg(long = "announce-addr")]
+        announce_addr: Vec<String>,
     },
     /// Create the node's seed and show its 24 words (once), or restore one.
     Init {
@@ -111,6 +122,11 @@ enum Cmd {
         /// Millisatoshi to give the peer at opening.
         #[arg(long, default_value_t = 0)]
         push: u64,
+        /// Announce the channel to the network once six blocks deep, so
+        /// that anyone can pay through it (default: private, known to the
+        /// peer only and named in our invoices' route hints).
+        #[arg(long)]
+        public: bool,
     },
     /// List channels with balances in millisatoshi.
     Channels,
@@ -178,6 +194,9 @@ enum Cmd {
     },
     /// List invoices and payments.
     Payments,
+    /// The network graph this node learned from gossip: channels with
+    /// their fees, and the nodes' announcements.
+    Graph,
     /// Ping a peer and wait for its pong.
     Ping {
         /// The peer's node id.
@@ -343,8 +362,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bitcoind_cookie,
             bitcoind_user,
             bitcoind_password,
+            alias,
+            color,
+            announce_addr,
         } => {
             init_logging();
+            let gossip = daemon::gossip_settings(&alias, &color, &announce_addr)?;
             let bitcoind = daemon::BitcoindOpts {
                 url: bitcoind_rpc,
                 cookie: bitcoind_cookie,
@@ -357,6 +380,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     network,
                     block_interval,
                     bitcoind,
+                    gossip,
                 },
             )
             .await;
@@ -438,10 +462,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Peers => Request::Peers,
         Cmd::Disconnect { node_id } => Request::Disconnect { node_id },
-        Cmd::Openchannel { peer, amount, push } => Request::OpenChannel {
+        Cmd::Openchannel {
+            peer,
+            amount,
+            push,
+            public,
+        } => Request::OpenChannel {
             node_id: peer,
             amount_sat: parse_amount(&amount)?,
             push_msat: push,
+            public,
         },
         Cmd::Channels => Request::Channels,
         Cmd::Forwards => Request::Forwards,
@@ -479,6 +509,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             amount_msat: amount.as_deref().map(parse_msat).transpose()?,
         },
         Cmd::Payments => Request::Payments,
+        Cmd::Graph => Request::Graph,
         Cmd::Keysend { node_id, amount } => Request::Keysend {
             node_id,
             amount_msat: parse_msat(&amount)?,

@@ -90,6 +90,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(datadir: &Path, url: &str, cookie: &Path) -> Daemon {
+        Daemon::start_with(datadir, url, cookie, &[])
+    }
+
+    /// [`Daemon::start`] with more `daemon` arguments.
+    fn start_with(datadir: &Path, url: &str, cookie: &Path, extra: &[&str]) -> Daemon {
         let mut child = Command::new(BIN)
             .args([
                 "--datadir",
@@ -104,6 +109,7 @@ impl Daemon {
                 "--bitcoind-cookie",
                 cookie.to_str().unwrap(),
             ])
+            .args(extra)
             .env("BEONGAE_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log_file(datadir))
@@ -540,4 +546,112 @@ fn a_force_close_survives_kill_9_at_each_step() {
     let after = a.ok(&["balance"]);
     assert_eq!(after["confirmed_sat"], confirmed + swept);
     assert_eq!(after["closing_channels_sat"], 0);
+}
+
+/// A public channel from the CLI (`openchannel --public`) is announced six
+/// blocks deep: both daemons' `graph` shows it with both directions' fees,
+/// and both nodes with the alias, colour and address they announce
+/// (`--alias`, `--color`, `--announce-addr`). Bad announcement settings
+/// stop the daemon with a message that says what to change.
+#[test]
+fn a_public_channel_is_announced_with_the_nodes_names() {
+    for (args, why) in [
+        (vec!["--alias", &"x".repeat(33)], "at most 32 bytes"),
+        (vec!["--color", "blue"], "expected 6 hex digits"),
+        (vec!["--announce-addr", "1.2.3.4:0"], "port from 1 to 65535"),
+        (
+            vec![
+                "--announce-addr",
+                "a.example:9735",
+                "--announce-addr",
+                "b.example:9735",
+            ],
+            "at most one host name",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "--datadir",
+                dir.path().to_str().unwrap(),
+                "daemon",
+                "--network",
+                "regtest",
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(why),
+            "{args:?}: {err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let served = common::serve(&chain_dir);
+    let url = served.url.clone();
+    let cookie = chain_dir.join("devnet/.cookie");
+    let a = Daemon::start_with(
+        &dir.path().join("a"),
+        &url,
+        &cookie,
+        &[
+            "--alias",
+            "알리스",
+            "--color",
+            "ff0000",
+            "--announce-addr",
+            "203.0.113.7:9735",
+        ],
+    );
+    let b = Daemon::start_with(
+        &dir.path().join("b"),
+        &url,
+        &cookie,
+        &["--alias", "bob", "--announce-addr", "bob.example.com:9735"],
+    );
+    let a_addr = a.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "101", &a_addr);
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    a.ok(&["openchannel", &b.node_id, "500000", "--public"]);
+    let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    mine(&chain_dir, &url, "6", burn);
+    for d in [&a, &b] {
+        let mut g = serde_json::Value::Null;
+        for _ in 0..300 {
+            g = d.ok(&["graph"]);
+            let ready = g["channels"].as_array().is_some_and(|c| {
+                c.len() == 1 && !c[0]["policy_1"].is_null() && !c[0]["policy_2"].is_null()
+            }) && g["nodes"].as_array().is_some_and(|n| n.len() == 2);
+            if ready {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let c = &g["channels"][0];
+        assert_eq!(c["capacity_sat"], 500_000, "{g}");
+        assert_eq!(c["policy_1"]["fee_base_msat"], 1_000, "{g}");
+        assert_eq!(c["policy_2"]["cltv_expiry_delta"], 80, "{g}");
+        let node = |id: &str| {
+            g["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["node_id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} not in {g}"))
+        };
+        let na = node(&a.node_id);
+        assert_eq!(na["alias"], "알리스");
+        assert_eq!(na["color"], "ff0000");
+        assert_eq!(na["addresses"], serde_json::json!(["203.0.113.7:9735"]));
+        let nb = node(&b.node_id);
+        assert_eq!(nb["alias"], "bob");
+        assert_eq!(nb["color"], "3399ff");
+        assert_eq!(nb["addresses"], serde_json::json!(["bob.example.com:9735"]));
+    }
 }

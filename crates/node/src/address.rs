@@ -124,3 +124,74 @@ mod tests {
         }
     }
 }
+
+/// An address to announce in our `node_announcement` (BOLT 7), from
+/// `HOST:PORT`: an IPv4 or IPv6 address (`[::1]:9735`), or a DNS host name
+/// (type 5: ASCII, at most 255 bytes). BOLT 7: "MUST NOT create a `type 1`,
+/// `type 2` or `type 5` address descriptor with `port` equal to 0".
+pub fn announce_address(s: &str) -> Result<beongae_wire::NetAddress, String> {
+    let bad = || {
+        format!("bad address `{s}`: expected HOST:PORT with a port from 1 to 65535 (IPv6 as [::1]:9735)")
+    };
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        if sa.port() == 0 {
+            return Err(bad());
+        }
+        return Ok(sa.into());
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(bad)?;
+    let valid = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid {
+        return Err(format!(
+            "bad host name `{host}`: ASCII letters, digits, `-` and `.` only, at most 255 bytes (BOLT 7; punycode for other names)"
+        ));
+    }
+    Ok(beongae_wire::NetAddress::Hostname {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod announce_tests {
+    use super::announce_address;
+    use beongae_wire::NetAddress;
+
+    #[test]
+    fn announce_addresses_parse_and_refuse_port_zero() {
+        assert_eq!(
+            announce_address("203.0.113.5:9735").unwrap(),
+            NetAddress::Ipv4 {
+                addr: [203, 0, 113, 5].into(),
+                port: 9735
+            }
+        );
+        assert!(matches!(
+            announce_address("[2001:db8::1]:9736").unwrap(),
+            NetAddress::Ipv6 { port: 9736, .. }
+        ));
+        assert_eq!(
+            announce_address("node.example.com:9735").unwrap(),
+            NetAddress::Hostname {
+                host: "node.example.com".into(),
+                port: 9735
+            }
+        );
+        assert!(announce_address("203.0.113.5:0")
+            .unwrap_err()
+            .contains("port from 1"));
+        assert!(announce_address("exa mple.com:9735")
+            .unwrap_err()
+            .contains("bad host name"));
+        assert!(announce_address("nohost").is_err());
+    }
+}

@@ -3,6 +3,8 @@
 //! `channel_announcement`, the `channel_update`s of our direction (public
 //! once announced, to the peer only before), and our `node_announcement`.
 
+use std::collections::BTreeSet;
+
 use beongae_wire::msgs::{
     Addresses, AnnouncementSignatures, ChannelAnnouncement, ChannelUpdate, Message,
     NodeAnnouncement,
@@ -418,8 +420,22 @@ impl Channels {
         let timestamp = self
             .now_secs()
             .max(current.map_or(1, |n| n.timestamp.saturating_add(1)));
-        if let Some(n) = self.our_node_announcement(timestamp) {
-            self.on_node_announcement(n, None);
+        let Some(n) = self.our_node_announcement(timestamp) else {
+            return;
+        };
+        self.on_node_announcement(n.clone(), None);
+        // The peers of our announced channels get it at once (the flush
+        // brings it to everyone else).
+        let peers: BTreeSet<NodeId> = self
+            .gossip
+            .public
+            .iter()
+            .filter(|id| self.announced(**id).is_some())
+            .filter_map(|id| self.entries.get(id).map(|e| e.peer))
+            .filter(|p| self.connected.contains_key(p))
+            .collect();
+        for p in peers {
+            self.send(p, Message::NodeAnnouncement(n.clone()));
         }
     }
 
