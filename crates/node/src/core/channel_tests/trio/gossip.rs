@@ -92,12 +92,11 @@ fn announced_channels_reach_every_node_and_carry_a_five_hop_payment() {
 }
 
 #[test]
-fn a_node_that_joins_learns_the_graph_by_queries_and_a_new_fee_reaches_everyone() {
+fn a_node_that_joins_learns_the_graph_and_a_new_fee_reaches_everyone() {
     let (mut m, ids) = line();
-    // Two hours later the gossip is older than the hour a new peer's
-    // timestamp filter asks for: only queries can teach it.
     m.tick(Duration::from_secs(7_200));
-    // A seventh node, new, connects to node 3.
+    // A seventh node, new, connects to node 3: its empty graph asks for
+    // two weeks of gossip.
     let id6 = node_id_of(&keys(7));
     m.cores
         .push(restore_core(keys(7), id6, &MemStore::new(), m.height));
@@ -139,4 +138,63 @@ fn a_node_that_joins_learns_the_graph_by_queries_and_a_new_fee_reaches_everyone(
         let p = g.channel_by_scid(scid).unwrap().policies[dir].unwrap();
         assert_eq!(p.fee_base_msat, 7_777, "node {n}");
     }
+}
+
+/// A node whose stored graph misses a channel stamped long before its
+/// newest gossip finds it by queries: its timestamp filter asks only for
+/// the hour before its newest message, and the channel range with
+/// timestamps shows the short channel id it lacks.
+#[test]
+fn a_node_missing_old_gossip_finds_it_by_queries() {
+    let (mut m, ids) = line();
+    m.tick(Duration::from_secs(3 * 3600));
+    // Node 2's new fee, three hours after the rest, reaches everyone.
+    m.command(
+        2,
+        Command::SetPolicy {
+            channel_id: Some(ids[2]),
+            policy: channels::policy::ForwardingPolicy {
+                fee_base_msat: 3_333,
+                ..Default::default()
+            },
+        },
+    );
+    for _ in 0..6 {
+        m.tick(Duration::from_secs(61));
+    }
+    // The joiner starts from node 0's gossip without the channel 4 — 5
+    // (nor node 5's announcement).
+    let missing = scid_of(&m, 4, ids[4]);
+    let node5 = m.ids[5].serialize();
+    let mut store = MemStore::new();
+    for ((ns, k), v) in &m.stores[0] {
+        let drop = ns == channels::gossip::NS_GOSSIP
+            && (k.get(1..9) == Some(&missing.to_u64().to_be_bytes()[..]) && k[0] != b'n'
+                || k.get(1..) == Some(&node5[..]));
+        if ns == channels::gossip::NS_GOSSIP && !drop {
+            store.insert((ns.clone(), k.clone()), v.clone());
+        }
+    }
+    let id6 = node_id_of(&keys(7));
+    m.cores.push(restore_core(keys(7), id6, &store, m.height));
+    m.ids.push(id6);
+    m.stores.push(store);
+    m.next_peer.push(1);
+    assert_eq!(m.cores[6].graph().unwrap().channel_count(), 4);
+    let lookups = m.lookups;
+    m.link(6, 3);
+    for _ in 0..3 {
+        m.tick(Duration::from_secs(1));
+    }
+    let g = m.cores[6].graph().unwrap();
+    assert_eq!(g.channel_count(), 5, "the missing channel was queried");
+    assert!(g
+        .channel_by_scid(missing)
+        .unwrap()
+        .policies
+        .iter()
+        .all(|p| p.is_some()));
+    assert!(g.node(&m.ids[5]).and_then(|i| g.node_info(i)).is_some());
+    // Only the missing channel's funding was looked up.
+    assert_eq!(m.lookups - lookups, 1);
 }

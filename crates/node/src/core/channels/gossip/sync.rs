@@ -108,34 +108,70 @@ fn crc32c(data: &[u8]) -> u32 {
 
 impl Channels {
     /// Right after `init` with a peer that offers `gossip_queries`: our
-    /// filter, and a sync by queries while the graph is not synced.
+    /// `gossip_timestamp_filter` (BOLT 7: "A node which wants any gossip
+    /// messages has to send this") and, while the graph is not synced and
+    /// fewer than `sync_peers` syncs are under way, a sync from it.
+    ///
+    /// A sync peer's filter asks for everything stamped since an hour
+    /// before the newest gossip we have (two weeks, for an empty graph):
+    /// peers answer a filter with what they have in its window (LDK, which
+    /// answers no `query_short_channel_ids`, sends its whole graph for a
+    /// window starting more than six hours ago). What the window misses
+    /// (older gossip we never got) the range query finds. Other peers'
+    /// filters ask for the last hour and what comes next.
     pub(super) fn start_gossip_with(&mut self, node: NodeId) {
         if !self.gossip.peers.get(&node).is_some_and(|p| p.queries) {
             return;
         }
+        let now = self.now_secs();
+        let syncing = self.sync_wanted();
+        let first = if syncing {
+            match self.newest_gossip() {
+                Some(t) => t.min(now).saturating_sub(LIVE_WINDOW_SECS),
+                None => now.saturating_sub(beongae_graph::STALE_AFTER_SECS),
+            }
+        } else {
+            now.saturating_sub(LIVE_WINDOW_SECS)
+        };
         let filter = GossipTimestampFilter {
             chain_hash: self.chain,
-            first_timestamp: self.now_secs().saturating_sub(LIVE_WINDOW_SECS),
+            first_timestamp: first,
             timestamp_range: u32::MAX,
             extension: Default::default(),
         };
         self.send(node, Message::GossipTimestampFilter(filter));
-        self.maybe_sync_from(node);
+        if syncing {
+            self.maybe_sync_from(node);
+        }
+    }
+
+    /// The newest `channel_update` timestamp of others' channels we have.
+    fn newest_gossip(&self) -> Option<u32> {
+        let ours = self.node_id();
+        self.gossip
+            .channels
+            .values()
+            .filter(|c| c.ann.node_id_1 != ours && c.ann.node_id_2 != ours)
+            .filter_map(|c| c.timestamp())
+            .max()
+    }
+
+    /// Whether one more sync would start now.
+    fn sync_wanted(&self) -> bool {
+        !self.gossip.synced
+            && self
+                .gossip
+                .peers
+                .values()
+                .filter(|p| p.sync.active())
+                .count()
+                < self.settings.gossip.sync_peers
     }
 
     /// Starts a sync from `node` if the graph needs one and fewer than
     /// `sync_peers` are under way.
     fn maybe_sync_from(&mut self, node: NodeId) {
-        if self.gossip.synced {
-            return;
-        }
-        let syncing = self
-            .gossip
-            .peers
-            .values()
-            .filter(|p| p.sync.active())
-            .count();
-        if syncing >= self.settings.gossip.sync_peers {
+        if !self.sync_wanted() {
             return;
         }
         let Some(p) = self.gossip.peers.get_mut(&node) else {
