@@ -370,8 +370,9 @@ impl Graph {
     }
 
     /// BOLT 7 §"The `node_announcement` Message", receiving node: a node
-    /// with a known channel, its signature, no unknown required feature,
-    /// a newer timestamp.
+    /// with a known channel, its signature, a newer timestamp. Unknown
+    /// even feature bits do not refuse it (BOLT 7: the node is not to be
+    /// routed through or connected to, see [`Graph::node_routable`]).
     pub fn apply_node_announcement<C: Verification>(
         &mut self,
         secp: &Secp256k1<C>,
@@ -390,13 +391,6 @@ impl Graph {
             .node(&msg.node_id)
             .filter(|i| !self.nodes[*i as usize].channels.is_empty())
             .ok_or(GossipError::UnknownNode(msg.node_id))?;
-        if msg
-            .features
-            .check_required_supported(&Features::empty())
-            .is_err()
-        {
-            return Err(GossipError::UnknownRequiredFeature);
-        }
         if let Some(info) = &self.nodes[idx as usize].info {
             if msg.timestamp <= info.timestamp {
                 return Err(GossipError::Stale {
@@ -417,6 +411,17 @@ impl Graph {
             addresses: msg.addresses.0.clone(),
         });
         Ok(idx)
+    }
+
+    /// Whether payments may go through node `idx`: BOLT 7, a node whose
+    /// announced `features` have "unknown even bits: ... MUST NOT route a
+    /// payment through the node".
+    pub fn node_routable(&self, idx: NodeIdx) -> bool {
+        self.node_info(idx).is_none_or(|i| {
+            i.features
+                .check_required_supported(&Features::known())
+                .is_ok()
+        })
     }
 
     /// Removes a channel (its funding output was spent).

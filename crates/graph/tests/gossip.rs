@@ -113,8 +113,13 @@ fn node_announcement(k: &Keys, n: u8, name: &[u8], features: Features) -> NodeAn
         addresses: Addresses(vec![]),
         excess_data: vec![],
     };
-    a.signature = k.sign(a.signed_hash().unwrap(), n);
+    sign_node(k, n, &mut a);
     a
+}
+
+/// Signs a `node_announcement` again with node secret `n`.
+fn sign_node(k: &Keys, n: u8, a: &mut NodeAnnouncement) {
+    a.signature = k.sign(a.signed_hash().unwrap(), n);
 }
 
 #[test]
@@ -289,6 +294,7 @@ fn node_announcement_rules() {
     let info = g.node_info(idx).unwrap();
     assert_eq!(info.alias, b"beongae");
     assert_eq!(info.rgb_color, [1, 2, 3]);
+    assert!(g.node_routable(idx));
     assert_eq!(
         g.apply_node_announcement(&k.secp, &a),
         Err(GossipError::Stale {
@@ -296,6 +302,25 @@ fn node_announcement_rules() {
             have: NOW
         })
     );
+    // Required features we know (LDK requires payment_secret, for one)
+    // keep the node routable; an unknown even bit is stored but makes it
+    // unroutable (BOLT 7: "MUST NOT route a payment through the node").
+    let mut known = node_announcement(
+        &k,
+        n1,
+        b"beongae",
+        Features::empty().with_required(Feature::PaymentSecret),
+    );
+    known.timestamp = NOW + 1;
+    sign_node(&k, n1, &mut known);
+    g.apply_node_announcement(&k.secp, &known).unwrap();
+    assert!(g.node_routable(idx));
+    let mut unknown = known.clone();
+    unknown.features.set(100);
+    unknown.timestamp = NOW + 2;
+    sign_node(&k, n1, &mut unknown);
+    assert_eq!(g.apply_node_announcement(&k.secp, &unknown), Ok(idx));
+    assert!(!g.node_routable(idx));
 }
 
 #[test]

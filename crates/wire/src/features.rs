@@ -281,6 +281,14 @@ impl Features {
         }
     }
 
+    /// Every feature this crate knows, as optional: what a peer may
+    /// require of us without being unknown (BOLT 9 "it's OK to be odd").
+    pub fn known() -> Self {
+        Feature::ALL
+            .iter()
+            .fold(Features::empty(), |f, x| f.with_optional(*x))
+    }
+
     /// Sets a feature's optional bit (builder style).
     pub fn with_optional(mut self, f: Feature) -> Self {
         self.set(f.odd_bit());

@@ -9,11 +9,13 @@
 //!   `devnet.lock().accept(tx)`; refusals are logged, and every broadcast is recorded;
 //! - persistence: [`MemoryPersister`] keeps the serialized `ChannelMonitor`s and the last
 //!   serialized `ChannelManager` in memory (always `ChannelMonitorUpdateStatus::Completed`);
-//! - routing: `DefaultRouter` over an empty `NetworkGraph` (channels here are unannounced,
-//!   payments go to direct peers via first hops and invoice route hints);
+//! - routing: `DefaultRouter` over the `NetworkGraph` that LDK's `P2PGossipSync` fills from
+//!   gossip, funding outputs checked on the devnet ([`DevnetUtxo`]); unannounced channels
+//!   are reached by first hops and invoice route hints;
 //! - sockets: lightning-net-tokio (`setup_inbound` / `connect_outbound`) on 127.0.0.1;
-//! - peer handlers: the `ChannelManager` for channel messages, `IgnoringMessageHandler` for
-//!   gossip, onion and custom messages, the `ChainMonitor` as the send-only handler;
+//! - peer handlers: the `ChannelManager` for channel messages, the `P2PGossipSync` for
+//!   gossip, `IgnoringMessageHandler` for onion and custom messages, the `ChainMonitor` as
+//!   the send-only handler;
 //! - wallet: one P2WPKH key derived from the seed ([`LdkNode::wallet_script`]); tests mine
 //!   coinbases to it and the harness funds channels from them;
 //! - logger: [`NodeLogger`], prints records at or above `LDK_LOG` (default `warn`) to stderr
@@ -59,7 +61,7 @@ use lightning::ln::channelmanager::{
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler, PeerManager};
 use lightning::ln::types::ChannelId;
 use lightning::onion_message::messenger::DefaultMessageRouter;
-use lightning::routing::gossip::NetworkGraph;
+use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
 use lightning::routing::router::{DefaultRouter, RouteParametersConfig};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
@@ -89,11 +91,14 @@ pub type LdkChainMonitor = ChainMonitor<
 pub type LdkChannelManager =
     SimpleArcChannelManager<LdkChainMonitor, NodeBroadcaster, FixedFeeEstimator, NodeLogger>;
 
+/// LDK's gossip handler of an [`LdkNode`].
+pub type LdkGossipSync = P2PGossipSync<Arc<LdkGraph>, Arc<DevnetUtxo>, Arc<NodeLogger>>;
+
 /// The `PeerManager` of an [`LdkNode`].
 pub type LdkPeerManager = PeerManager<
     SocketDescriptor,
     Arc<LdkChannelManager>,      // channel messages
-    Arc<IgnoringMessageHandler>, // gossip
+    Arc<LdkGossipSync>,          // gossip
     Arc<IgnoringMessageHandler>, // onion messages
     Arc<NodeLogger>,
     Arc<IgnoringMessageHandler>, // custom messages
@@ -101,7 +106,8 @@ pub type LdkPeerManager = PeerManager<
     Arc<LdkChainMonitor>, // send-only (peer storage)
 >;
 
-type LdkGraph = NetworkGraph<Arc<NodeLogger>>;
+/// The network graph of an [`LdkNode`].
+pub type LdkGraph = NetworkGraph<Arc<NodeLogger>>;
 
 /// Feerate (sat/kW) used for every target without an override: the devnet's default.
 pub const DEFAULT_FEERATE_SAT_PER_KW: u32 = 2500;
@@ -300,6 +306,7 @@ struct Inner {
     chain_monitor: Arc<LdkChainMonitor>,
     cm: Arc<LdkChannelManager>,
     pm: Arc<LdkPeerManager>,
+    graph: Arc<LdkGraph>,
     devnet: Arc<Mutex<Devnet>>,
     wallet: Wallet,
     /// Hashes of the blocks LDK has been given, index = height (from genesis).
@@ -444,9 +451,16 @@ impl LdkNode {
         ));
 
         let ignoring = Arc::new(IgnoringMessageHandler {});
+        let gossip = Arc::new(P2PGossipSync::new(
+            Arc::clone(&graph),
+            Some(Arc::new(DevnetUtxo {
+                devnet: Arc::clone(&devnet),
+            })),
+            Arc::clone(&logger),
+        ));
         let message_handler = MessageHandler {
             chan_handler: Arc::clone(&cm),
-            route_handler: Arc::clone(&ignoring),
+            route_handler: Arc::clone(&gossip),
             onion_message_handler: Arc::clone(&ignoring),
             custom_message_handler: Arc::clone(&ignoring),
             send_only_message_handler: Arc::clone(&chain_monitor),
@@ -469,6 +483,7 @@ impl LdkNode {
             chain_monitor,
             cm,
             pm,
+            graph,
             devnet,
             wallet: Wallet::from_seed(&seed),
             synced: Mutex::new(synced),
@@ -1001,6 +1016,22 @@ impl LdkNode {
     /// The `ChainMonitor`.
     pub fn chain_monitor(&self) -> &Arc<LdkChainMonitor> {
         &self.inner.chain_monitor
+    }
+
+    /// LDK's network graph (what its `P2PGossipSync` accepted).
+    pub fn network_graph(&self) -> &Arc<LdkGraph> {
+        &self.inner.graph
+    }
+
+    /// Signs and sends LDK's `node_announcement` (alias, colour, no address) to every peer
+    /// (`PeerManager::broadcast_node_announcement`; peers keep it once a public channel of
+    /// ours is announced).
+    pub fn announce_node(&self, alias: &str, rgb: [u8; 3]) {
+        let mut a = [0u8; 32];
+        a[..alias.len()].copy_from_slice(alias.as_bytes());
+        self.inner
+            .pm
+            .broadcast_node_announcement(rgb, a, Vec::new());
     }
 
     /// The `PeerManager`.

@@ -361,3 +361,36 @@ impl Wallet {
         Ok(tx)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// UTXO lookups for LDK's gossip
+// ---------------------------------------------------------------------------------------------
+
+/// LDK's `UtxoLookup` over the devnet: the unspent output a short channel id names (block
+/// height, transaction index, output index), answered at once.
+pub struct DevnetUtxo {
+    pub(super) devnet: Arc<Mutex<Devnet>>,
+}
+
+impl lightning::routing::utxo::UtxoLookup for DevnetUtxo {
+    fn get_utxo(
+        &self,
+        _chain_hash: &bitcoin::constants::ChainHash,
+        short_channel_id: u64,
+    ) -> lightning::routing::utxo::UtxoResult {
+        use beongae_chain::ChainSource as _;
+        use lightning::routing::utxo::{UtxoLookupError, UtxoResult};
+        let height = (short_channel_id >> 40) as u32;
+        let index = ((short_channel_id >> 16) & 0xff_ffff) as usize;
+        let vout = (short_channel_id & 0xffff) as u32;
+        let chain: &Mutex<Devnet> = &self.devnet;
+        let out = chain
+            .block_hash(height)
+            .ok()
+            .flatten()
+            .and_then(|h| chain.block(&h).ok().flatten())
+            .and_then(|b| b.txdata.get(index).map(|t| t.compute_txid()))
+            .and_then(|txid| chain.utxo(&OutPoint::new(txid, vout)).ok().flatten());
+        UtxoResult::Sync(out.ok_or(UtxoLookupError::UnknownTx))
+    }
+}

@@ -75,6 +75,15 @@ impl Channels {
             .then_some(*scid)
     }
 
+    /// Whether our channel `id` was announced an hour ago or more (time for
+    /// the gossip to reach payers; until then invoices name it in a route
+    /// hint).
+    pub(super) fn announced_long_ago(&self, id: ChannelId) -> bool {
+        self.announced(id)
+            .and_then(|scid| self.gossip.channels.get(&scid))
+            .is_some_and(|c| c.added_at != 0 && self.now_secs().saturating_sub(c.added_at) >= 3600)
+    }
+
     /// Channel `id`'s `channel_announcement` for `scid` (BOLT 7: `node_id_1`
     /// the lesser key, the bitcoin keys the funding keys in the same order,
     /// no features), with our two signatures and placeholders for the
@@ -279,8 +288,17 @@ impl Channels {
         let Some((outpoint, out)) = self.own_funding(id) else {
             return;
         };
-        if !ann.verify(&self.secp) || !self.accept_announcement(ann, outpoint, out, None) {
-            tracing::error!(channel = %id, "our channel_announcement does not verify: not announced");
+        if !ann.verify(&self.secp) {
+            // Signatures kept from before our channel_ready (not checked
+            // then): BOLT 7 "MAY send a `warning` and close the connection";
+            // the peer sends them again on the next connection.
+            self.gossip.their_signatures.remove(&id);
+            let peer = self.entries[&id].peer;
+            let text =
+                format!("announcement_signatures for channel {id} with an invalid signature");
+            return self.gossip_violation(peer, text);
+        }
+        if !self.accept_announcement(ann, outpoint, out, None) {
             return;
         }
         self.gossip.their_signatures.remove(&id);

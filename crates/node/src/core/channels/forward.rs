@@ -256,7 +256,12 @@ impl Channels {
         let Some(mut u) = self.our_update(id, timestamp) else {
             return Vec::new();
         };
-        if let Some(scid) = scid.filter(|s| *s != u.short_channel_id) {
+        // An unannounced channel's update "MUST set `dont_forward`" (BOLT 7).
+        let private = self.announced(id).is_none();
+        if private {
+            u.message_flags |= 2;
+        }
+        if let Some(scid) = scid.filter(|s| *s != u.short_channel_id || private) {
             u.short_channel_id = scid;
             let Ok(h) = u.signed_hash() else {
                 return Vec::new();
@@ -297,6 +302,14 @@ impl Channels {
             });
         }
         let policy = self.policy(out);
+        // BOLT 7 §"HTLC Fees": after a change, "SHOULD keep accepting the
+        // previous channel parameters for 10 minutes" (payers may not have
+        // our new update yet): the lesser fee and delta of the two.
+        let previous = self
+            .previous_policies
+            .get(&out)
+            .filter(|(_, until)| self.now < *until)
+            .map(|(p, _)| *p);
         let (min, max) = self
             .htlc_limits(out)
             .unwrap_or((chan.commitments.params.remote.htlc_minimum, Msat::ZERO));
@@ -316,7 +329,10 @@ impl Channels {
             });
         }
         // "if the HTLC does not pay a sufficient fee".
-        let fee = policy.fee(payload.amt_to_forward);
+        let fee = previous.map_or(policy.fee(payload.amt_to_forward), |p| {
+            p.fee(payload.amt_to_forward)
+                .min(policy.fee(payload.amt_to_forward))
+        });
         if amount.to_msat()
             < payload
                 .amt_to_forward
@@ -330,9 +346,10 @@ impl Channels {
         }
         // "if the cltv_expiry minus the outgoing_cltv_value is below the
         // cltv_expiry_delta for the outgoing channel".
-        if u64::from(cltv_expiry)
-            < u64::from(payload.outgoing_cltv_value) + u64::from(policy.cltv_expiry_delta)
-        {
+        let delta = previous.map_or(policy.cltv_expiry_delta, |p| {
+            p.cltv_expiry_delta.min(policy.cltv_expiry_delta)
+        });
+        if u64::from(cltv_expiry) < u64::from(payload.outgoing_cltv_value) + u64::from(delta) {
             return Err(FailureMessage::IncorrectCltvExpiry {
                 cltv_expiry,
                 channel_update: update(),

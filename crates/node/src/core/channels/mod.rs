@@ -333,6 +333,10 @@ pub(super) struct Channels {
     pub(super) attempting: BTreeMap<PaymentHash, route::Attempting>,
     /// Policies set per channel (stored: `policy::NS_POLICIES`).
     pub(super) policies: BTreeMap<ChannelId, policy::ForwardingPolicy>,
+    /// The policy a channel had before its last change, accepted until the
+    /// time given (`policy::PREVIOUS_POLICY_GRACE`).
+    pub(super) previous_policies:
+        BTreeMap<ChannelId, (policy::ForwardingPolicy, std::time::Duration)>,
     /// The network graph and the gossip (stored: `gossip::NS_GOSSIP`).
     pub(super) gossip: gossip::Gossip,
     /// The `timestamp` of the last `channel_update` we sent per channel.
@@ -395,6 +399,7 @@ impl Channels {
             peer_updates: BTreeMap::new(),
             forwards: forward::Forwards::default(),
             policies: BTreeMap::new(),
+            previous_policies: BTreeMap::new(),
             gossip: gossip::Gossip::load(chain, &stored.gossip, &stored.public),
             attempting: BTreeMap::new(),
             keysends: BTreeMap::new(),

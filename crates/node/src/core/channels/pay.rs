@@ -137,8 +137,8 @@ impl Channels {
                 else {
                     return None;
                 };
-                // An announced channel is in every payer's graph.
-                if !self.funding_usable(*scid) || self.announced(*id).is_some() {
+                // A channel announced an hour ago is in payers' graphs.
+                if !self.funding_usable(*scid) || self.announced_long_ago(*id) {
                     return None;
                 }
                 let u = self.peer_updates.get(id)?;

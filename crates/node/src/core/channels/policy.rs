@@ -113,6 +113,12 @@ impl ForwardingPolicy {
     }
 }
 
+/// BOLT 7 §"HTLC Fees": a node "SHOULD accept HTLCs that pay an older
+/// fee, for some reasonable time after sending `channel_update`" — and the
+/// `channel_update` rules: "SHOULD keep accepting the previous channel
+/// parameters for 10 minutes".
+pub(super) const PREVIOUS_POLICY_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// BOLT 7: `direction` is 0 for the update of `node_id_1`, the node whose
 /// compressed key is lesser.
 pub(super) fn direction(ours: &NodeId, theirs: &NodeId) -> u8 {
@@ -162,7 +168,21 @@ impl Channels {
                 .map(|(id, _)| *id)
                 .collect(),
         };
+        if let (Some(min), Some(max)) = (policy.htlc_minimum, policy.htlc_maximum) {
+            if min > max {
+                return Err(format!(
+                    "htlc minimum {} msat is above the htlc maximum {} msat",
+                    min.to_msat(),
+                    max.to_msat()
+                ));
+            }
+        }
         for id in &ids {
+            let old = self.policy(*id);
+            if old != policy {
+                let until = self.now + PREVIOUS_POLICY_GRACE;
+                self.previous_policies.insert(*id, (old, until));
+            }
             self.policies.insert(*id, policy);
             self.batch.put(NS_POLICIES, id.0.to_vec(), policy.encode());
             let live = self
@@ -204,6 +224,13 @@ impl Channels {
         let (min, max) = self.htlc_limits(id)?;
         let shutting = chan.shutdown.local.is_some() || chan.shutdown.remote.is_some();
         let disabled = !(entry.live && self.connected.contains_key(&entry.peer)) || shutting;
+        // BOLT 7: "MUST set `htlc_minimum_msat` to less than or equal to
+        // `htlc_maximum_msat`" — a policy whose minimum the channel cannot
+        // carry makes no update.
+        if min > max {
+            tracing::warn!(channel = %id, min = min.to_msat(), max = max.to_msat(), "htlc minimum above what the channel can carry: no channel_update");
+            return None;
+        }
         let mut update = ChannelUpdate {
             signature: bitcoin::secp256k1::ecdsa::Signature::from_compact(&[1; 64]).ok()?,
             chain_hash: self.chain,

@@ -161,7 +161,14 @@ impl Channels {
             ),
             route_hints: a.hints.clone(),
             excluded_channels: a.excluded_channels.clone(),
-            excluded_nodes: a.excluded_nodes.clone(),
+            // BOLT 7: a node requiring features we do not know is not
+            // routed through.
+            excluded_nodes: a
+                .excluded_nodes
+                .iter()
+                .chain(self.gossip.unroutable.iter().filter(|n| **n != payee))
+                .copied()
+                .collect(),
             allow_mpp: mpp,
             min_part_msat: 1_000_000,
             ..RouteParams::default()

@@ -6,21 +6,22 @@
 //! when their funding is spent or they go stale. Queries and the initial
 //! sync are in [`sync`]; our own announcements in `channels::announce`.
 
+mod receive;
 pub(super) mod sync;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use beongae_graph::{GossipError, Graph, Scorer, ScorerParams, STALE_AFTER_SECS};
+use beongae_graph::{Graph, Scorer, ScorerParams, STALE_AFTER_SECS};
 use beongae_wire::msgs::{
     AnnouncementSignatures, ChannelAnnouncement, ChannelUpdate, Message, NodeAnnouncement,
 };
-use beongae_wire::{ChainHash, ChannelId, NetAddress, NodeId, ShortChannelId, Warning};
+use beongae_wire::{ChainHash, ChannelId, NetAddress, NodeId, ShortChannelId};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, Block, OutPoint, TxOut, Txid};
 
 use super::Channels;
-use crate::core::{DisconnectReason, FundingLookup, Output};
+use crate::core::Output;
 
 /// Store namespace of the gossip we accepted: `c` + short channel id →
 /// the funding outpoint, its value and the `channel_announcement`; `u` +
@@ -42,9 +43,21 @@ pub(super) const FORGET_AFTER_SPEND: u32 = 12;
 /// state).
 const MAX_PENDING: usize = 50_000;
 
+/// Announcements of one peer waiting for their funding lookup at most
+/// (the lookups cost the chain source work; a peer cannot take them all).
+const MAX_PENDING_PER_PEER: usize = 20_000;
+
+/// A lookup not answered in this time is dropped (the announcement comes
+/// again from a sync).
+const PENDING_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Messages held per pending announcement (its updates and its nodes'
 /// announcements, which arrive right after it).
 const MAX_HELD: usize = 6;
+
+/// Relayed messages queued for one peer at most (behind what it asked
+/// for); more are dropped for it.
+const MAX_RELAY_QUEUE: usize = 100_000;
 
 /// A `channel_update` stamped more than this far in the future is dropped
 /// (BOLT 7: "if the `timestamp` is unreasonably far in the future: MAY
@@ -150,8 +163,12 @@ pub(super) struct KnownChannel {
     pub(super) capacity: Amount,
     /// The latest `channel_update` of each direction.
     pub(super) updates: [Option<ChannelUpdate>; 2],
-    /// The height its funding output was seen spent at.
+    /// The height its funding output was seen spent at (stored: `s` +
+    /// short channel id).
     pub(super) spent_at: Option<u32>,
+    /// When we learned it (0 for one loaded from the store, until the
+    /// first prune sets the load time).
+    pub(super) added_at: u32,
 }
 
 impl KnownChannel {
@@ -171,6 +188,7 @@ struct Pending {
     ann: ChannelAnnouncement,
     from: Option<NodeId>,
     held: Vec<(Message, Option<NodeId>)>,
+    since: Duration,
 }
 
 /// A message queued for the next flush.
@@ -188,10 +206,12 @@ pub(super) struct GossipPeer {
     pub(super) queries: bool,
     /// Its `gossip_timestamp_filter`: `[first, first + range)`.
     pub(super) filter: Option<(u64, u64)>,
-    /// Messages still to send in answer to a query or filter, a page per tick.
-    pub(super) outbox: VecDeque<Message>,
-    /// We are answering its `query_short_channel_ids` (the end is queued).
-    pub(super) answering: bool,
+    /// What its filter asked for, still to send (a page per tick).
+    pub(super) dump: Option<sync::Dump>,
+    /// Its `query_short_channel_ids` being answered.
+    pub(super) answer: Option<sync::Answer>,
+    /// Gossip relayed to it, sent once the dump is through.
+    pub(super) relay: VecDeque<Message>,
     /// Our sync from it.
     pub(super) sync: sync::SyncState,
     /// Start of the current junk window and the junk counted in it.
@@ -207,6 +227,16 @@ pub(in crate::core) struct Gossip {
     pub(super) nodes: HashMap<NodeId, NodeAnnouncement>,
     by_outpoint: HashMap<OutPoint, ShortChannelId>,
     pending: HashMap<ShortChannelId, Pending>,
+    /// Pending announcements per peer.
+    pending_by_peer: HashMap<NodeId, usize>,
+    /// A pending announcement of each node in one (its node announcement
+    /// waits with it).
+    pending_nodes: HashMap<NodeId, ShortChannelId>,
+    /// Nodes whose announcement requires features we do not know (BOLT 7:
+    /// not routed through).
+    pub(super) unroutable: HashSet<NodeId>,
+    /// The first tick ran (channel peers away since the start are noted).
+    started: bool,
     /// Short channel ids to look up at the end of the input.
     to_look_up: Vec<ShortChannelId>,
     /// Messages for the next flush, with where they came from (`None`: ours).
@@ -253,6 +283,12 @@ fn key_update(scid: ShortChannelId, direction: u8) -> Vec<u8> {
     k
 }
 
+fn key_spent(scid: ShortChannelId) -> Vec<u8> {
+    let mut k = vec![b's'];
+    k.extend_from_slice(&scid.to_u64().to_be_bytes());
+    k
+}
+
 fn key_node(node: &NodeId) -> Vec<u8> {
     let mut k = vec![b'n'];
     k.extend_from_slice(&node.serialize());
@@ -283,6 +319,7 @@ fn decode_channel(v: &[u8]) -> Option<KnownChannel> {
         capacity: Amount::from_sat(sat),
         updates: [None, None],
         spent_at: None,
+        added_at: 0,
     })
 }
 
@@ -302,6 +339,10 @@ impl Gossip {
             nodes: HashMap::new(),
             by_outpoint: HashMap::new(),
             pending: HashMap::new(),
+            pending_by_peer: HashMap::new(),
+            pending_nodes: HashMap::new(),
+            unroutable: HashSet::new(),
+            started: false,
             to_look_up: Vec::new(),
             queue: BTreeMap::new(),
             next_flush: Duration::ZERO,
@@ -358,8 +399,21 @@ impl Gossip {
                 bad += 1;
                 continue;
             };
-            if g.graph.apply_node_announcement_with(&n, || true).is_ok() {
+            if let Ok(idx) = g.graph.apply_node_announcement_with(&n, || true) {
+                if !g.graph.node_routable(idx) {
+                    g.unroutable.insert(n.node_id);
+                }
                 g.nodes.insert(n.node_id, n);
+            }
+        }
+        for (k, v) in stored.iter().filter(|(k, _)| k.first() == Some(&b's')) {
+            let scid = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| ShortChannelId::from_u64(u64::from_be_bytes(b)));
+            let height = v.as_slice().try_into().ok().map(u32::from_be_bytes);
+            if let (Some(c), Some(h)) = (scid.and_then(|s| g.channels.get_mut(&s)), height) {
+                c.spent_at = Some(h);
             }
         }
         if bad > 0 {
@@ -373,23 +427,22 @@ impl Gossip {
         self.queue.insert(item, origin);
     }
 
-    /// A peer's gossip counted as junk; true while the peer is within its
-    /// allowance.
-    fn junk(&mut self, node: NodeId, now: Duration, max: u32) -> bool {
+    /// A peer's gossip counted as junk (invalid, or an announcement
+    /// without its funding output: what costs us work for nothing).
+    fn junk(&mut self, node: NodeId, now: Duration, max: u32) {
         let Some(p) = self.peers.get_mut(&node) else {
-            return true;
+            return;
         };
         if now.saturating_sub(p.junk.0) >= Duration::from_secs(60) {
             p.junk = (now, 0);
         }
         p.junk.1 = p.junk.1.saturating_add(1);
-        if p.junk.1 == max + 1 {
-            tracing::warn!(peer = %node, max, "too much stale or invalid gossip: ignoring this peer's gossip for a minute");
+        if p.junk.1 == max.saturating_add(1) {
+            tracing::warn!(peer = %node, max, "too much invalid gossip: ignoring this peer's channel announcements for a minute");
         }
-        p.junk.1 <= max
     }
 
-    /// Whether the peer's gossip is ignored for now.
+    /// Whether the peer's channel announcements are ignored for now.
     fn muted(&self, node: &NodeId, now: Duration, max: u32) -> bool {
         self.peers.get(node).is_some_and(|p| {
             now.saturating_sub(p.junk.0) < Duration::from_secs(60) && p.junk.1 > max
@@ -403,276 +456,6 @@ impl Channels {
         u32::try_from(self.now.as_secs()).unwrap_or(u32::MAX)
     }
 
-    /// A gossip message (BOLT 7 types 256-265) from peer `node`.
-    pub(in crate::core) fn on_gossip(&mut self, node: NodeId, msg: Message) {
-        let max = self.settings.gossip.max_junk_per_minute;
-        let is_query = matches!(
-            msg,
-            Message::QueryShortChannelIds(_)
-                | Message::QueryChannelRange(_)
-                | Message::ReplyChannelRange(_)
-                | Message::ReplyShortChannelIdsEnd(_)
-                | Message::GossipTimestampFilter(_)
-        );
-        if !is_query && self.gossip.muted(&node, self.now, max) {
-            return;
-        }
-        match msg {
-            Message::ChannelAnnouncement(a) => self.on_channel_announcement(a, Some(node)),
-            Message::ChannelUpdate(u) => self.on_channel_update(u, Some(node)),
-            Message::NodeAnnouncement(n) => self.on_node_announcement(n, Some(node)),
-            Message::AnnouncementSignatures(s) => self.on_announcement_signatures(node, &s),
-            Message::GossipTimestampFilter(f) => self.on_timestamp_filter(node, &f),
-            Message::QueryChannelRange(q) => self.on_query_channel_range(node, &q),
-            Message::ReplyChannelRange(r) => self.on_reply_channel_range(node, &r),
-            Message::QueryShortChannelIds(q) => self.on_query_short_channel_ids(node, &q),
-            Message::ReplyShortChannelIdsEnd(e) => self.on_reply_short_channel_ids_end(node, &e),
-            _ => {}
-        }
-    }
-
-    /// Counts junk from `from` (nothing for our own messages).
-    fn gossip_junk(&mut self, from: Option<NodeId>, what: &str, e: &GossipError) {
-        if let Some(node) = from {
-            tracing::debug!(peer = %node, error = %e, "ignored {what}");
-            let max = self.settings.gossip.max_junk_per_minute;
-            self.gossip.junk(node, self.now, max);
-        }
-    }
-
-    /// BOLT 7: a gossip message whose signature does not verify: "SHOULD
-    /// send a `warning` and close the connection".
-    fn bad_gossip_signature(&mut self, from: Option<NodeId>, what: &str) {
-        if let Some(node) = from {
-            self.gossip_violation(node, format!("{what} with an invalid signature"));
-        }
-    }
-
-    /// A `warning` to `node`, and the connection closed.
-    pub(super) fn gossip_violation(&mut self, node: NodeId, text: String) {
-        tracing::warn!(peer = %node, "{text}: closing the connection");
-        if let Some(peer) = self.connected.get(&node).map(|(p, _)| *p) {
-            self.send(node, Warning::new(ChannelId::ALL, &text));
-            self.deferred.push(Output::Disconnect {
-                peer,
-                reason: DisconnectReason::ProtocolViolation(text),
-            });
-        }
-    }
-
-    /// BOLT 7 §"The `channel_announcement` Message", receiving node: the
-    /// chain, the node order, no unknown required feature and the four
-    /// signatures are checked here; the funding output once the chain
-    /// answered ([`Channels::on_funding_looked_up`]).
-    pub(super) fn on_channel_announcement(&mut self, a: ChannelAnnouncement, from: Option<NodeId>) {
-        let scid = a.short_channel_id;
-        if a.chain_hash != self.chain {
-            return self.gossip_junk(
-                from,
-                "channel_announcement",
-                &GossipError::WrongChain(a.chain_hash),
-            );
-        }
-        // Several peers send the same announcement: not junk.
-        if self.gossip.channels.contains_key(&scid) || self.gossip.pending.contains_key(&scid) {
-            return;
-        }
-        if a.node_id_1.serialize() >= a.node_id_2.serialize() {
-            return self.gossip_junk(from, "channel_announcement", &GossipError::NodeOrder);
-        }
-        if a.features
-            .check_required_supported(&beongae_wire::Features::empty())
-            .is_err()
-        {
-            return self.gossip_junk(
-                from,
-                "channel_announcement",
-                &GossipError::UnknownRequiredFeature,
-            );
-        }
-        if !a.verify(&self.secp) {
-            return self.bad_gossip_signature(from, "channel_announcement");
-        }
-        if self.gossip.pending.len() >= MAX_PENDING {
-            tracing::debug!(%scid, "too many announcements waiting for the chain: ignored");
-            return;
-        }
-        self.gossip.pending.insert(
-            scid,
-            Pending {
-                ann: a,
-                from,
-                held: Vec::new(),
-            },
-        );
-        self.gossip.to_look_up.push(scid);
-    }
-
-    /// The chain's answer for announcements waiting on their funding.
-    pub(in crate::core) fn on_funding_looked_up(
-        &mut self,
-        results: Vec<(ShortChannelId, FundingLookup)>,
-    ) {
-        for (scid, result) in results {
-            let Some(p) = self.gossip.pending.remove(&scid) else {
-                continue;
-            };
-            match result {
-                Ok(Some((outpoint, out))) => {
-                    if self.accept_announcement(p.ann, outpoint, out, p.from) {
-                        for (msg, from) in p.held {
-                            match msg {
-                                Message::ChannelUpdate(u) => self.on_channel_update(u, from),
-                                Message::NodeAnnouncement(n) => self.on_node_announcement(n, from),
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                Ok(None) => self.gossip_junk(
-                    p.from,
-                    "channel_announcement",
-                    &GossipError::BadFunding(scid),
-                ),
-                Err(e) => {
-                    tracing::info!(%scid, error = %e, "cannot look up a channel's funding output: announcement dropped")
-                }
-            }
-        }
-    }
-
-    /// Adds an announcement whose funding output is `out` at `outpoint`
-    /// (BOLT 7: "if the `short_channel_id`'s output does NOT correspond to a
-    /// P2WSH using `bitcoin_key_1` and `bitcoin_key_2` ... MUST ignore the
-    /// message"); stores and queues it. True if added.
-    pub(super) fn accept_announcement(
-        &mut self,
-        ann: ChannelAnnouncement,
-        outpoint: OutPoint,
-        out: TxOut,
-        from: Option<NodeId>,
-    ) -> bool {
-        let now = self.now_secs();
-        let scid = ann.short_channel_id;
-        let capacity = out.value;
-        match self.gossip.graph.apply_channel_announcement_with(
-            &ann,
-            || true,
-            |_| Some(out.clone()),
-            now,
-        ) {
-            Ok(_) => {}
-            Err(GossipError::Duplicate(_)) => return false,
-            Err(e) => {
-                self.gossip_junk(from, "channel_announcement", &e);
-                return false;
-            }
-        }
-        let known = KnownChannel {
-            ann,
-            outpoint,
-            capacity,
-            updates: [None, None],
-            spent_at: None,
-        };
-        if let Some(v) = encode_channel(&known) {
-            self.batch.put(NS_GOSSIP, key_channel(scid), v);
-        }
-        self.gossip.by_outpoint.insert(outpoint, scid);
-        self.gossip.channels.insert(scid, known);
-        self.gossip.enqueue(Queued::Announcement(scid), from);
-        true
-    }
-
-    /// BOLT 7 §"The `channel_update` Message", receiving node.
-    pub(super) fn on_channel_update(&mut self, u: ChannelUpdate, from: Option<NodeId>) {
-        let scid = u.short_channel_id;
-        if u.chain_hash != self.chain {
-            return self.gossip_junk(
-                from,
-                "channel_update",
-                &GossipError::WrongChain(u.chain_hash),
-            );
-        }
-        if let Some(p) = self.gossip.pending.get_mut(&scid) {
-            if p.held.len() < MAX_HELD {
-                p.held.push((Message::ChannelUpdate(u), from));
-            }
-            return;
-        }
-        if u.timestamp > self.now_secs().saturating_add(MAX_FUTURE_SECS) {
-            let e = GossipError::Stale {
-                got: u.timestamp,
-                have: self.now_secs(),
-            };
-            return self.gossip_junk(from, "channel_update from the future", &e);
-        }
-        let dir = u.direction();
-        // BOLT 7: the same timestamp with the same fields "SHOULD ignore";
-        // with different fields "MAY blacklist this node_id" (we ignore it).
-        match self.gossip.graph.apply_channel_update(&self.secp, &u) {
-            Ok(_) => {}
-            Err(GossipError::BadSignature) => {
-                return self.bad_gossip_signature(from, "channel_update")
-            }
-            Err(e) => return self.gossip_junk(from, "channel_update", &e),
-        }
-        if let Ok(bytes) = Message::ChannelUpdate(u.clone()).encode() {
-            self.batch.put(NS_GOSSIP, key_update(scid, dir), bytes);
-        }
-        if let Some(c) = self.gossip.channels.get_mut(&scid) {
-            c.updates[usize::from(dir)] = Some(u);
-        }
-        self.gossip.enqueue(Queued::Update(scid, dir), from);
-    }
-
-    /// BOLT 7 §"The `node_announcement` Message", receiving node.
-    pub(super) fn on_node_announcement(&mut self, n: NodeAnnouncement, from: Option<NodeId>) {
-        // Right behind its channel's announcement, which may be waiting for
-        // the chain.
-        let waiting = self
-            .gossip
-            .pending
-            .values_mut()
-            .find(|p| p.ann.node_id_1 == n.node_id || p.ann.node_id_2 == n.node_id);
-        if let Some(p) = waiting {
-            if self
-                .gossip
-                .graph
-                .node(&n.node_id)
-                .is_none_or(|i| self.gossip.graph.node_channels(i).is_empty())
-            {
-                if p.held.len() < MAX_HELD {
-                    p.held.push((Message::NodeAnnouncement(n), from));
-                }
-                return;
-            }
-        }
-        match self.gossip.graph.apply_node_announcement(&self.secp, &n) {
-            Ok(_) => {}
-            Err(GossipError::BadSignature) => {
-                return self.bad_gossip_signature(from, "node_announcement")
-            }
-            Err(e) => return self.gossip_junk(from, "node_announcement", &e),
-        }
-        if let Ok(bytes) = Message::NodeAnnouncement(n.clone()).encode() {
-            self.batch.put(NS_GOSSIP, key_node(&n.node_id), bytes);
-        }
-        // BOLT 7: more than one DNS hostname: "MUST not forward the
-        // `node_announcement`".
-        let hostnames = n
-            .addresses
-            .0
-            .iter()
-            .filter(|a| matches!(a, NetAddress::Hostname { .. }))
-            .count();
-        let id = n.node_id;
-        self.gossip.nodes.insert(id, n);
-        if hostnames <= 1 {
-            self.gossip.enqueue(Queued::Node(id), from);
-        }
-    }
-
     /// Forgets an announced channel (its funding is spent and buried, or
     /// it went stale), and the announcements of nodes left without one.
     fn forget_channel(&mut self, scid: ShortChannelId) {
@@ -684,30 +467,43 @@ impl Channels {
         self.batch.delete(NS_GOSSIP, key_channel(scid));
         self.batch.delete(NS_GOSSIP, key_update(scid, 0));
         self.batch.delete(NS_GOSSIP, key_update(scid, 1));
+        self.batch.delete(NS_GOSSIP, key_spent(scid));
         for node in [c.ann.node_id_1, c.ann.node_id_2] {
             let alone = self
                 .gossip
                 .graph
                 .node(&node)
                 .is_none_or(|i| self.gossip.graph.node_channels(i).is_empty());
-            if alone && self.gossip.nodes.remove(&node).is_some() {
-                self.batch.delete(NS_GOSSIP, key_node(&node));
+            if alone {
+                self.gossip.unroutable.remove(&node);
+                if self.gossip.nodes.remove(&node).is_some() {
+                    self.batch.delete(NS_GOSSIP, key_node(&node));
+                }
             }
         }
     }
 
     /// A block: announced channels whose funding it spends are forgotten
     /// [`FORGET_AFTER_SPEND`] blocks later (BOLT 7 §"Pruning the Network
-    /// View").
+    /// View"); the height of the spend is stored, so that a restart in
+    /// between still forgets them.
     pub(super) fn gossip_block(&mut self, height: u32, block: &Block) {
+        let mut spent = Vec::new();
         for tx in &block.txdata {
             for input in &tx.input {
                 if let Some(scid) = self.gossip.by_outpoint.get(&input.previous_output) {
                     if let Some(c) = self.gossip.channels.get_mut(scid) {
-                        c.spent_at.get_or_insert(height);
+                        if c.spent_at.is_none() {
+                            c.spent_at = Some(height);
+                            spent.push(*scid);
+                        }
                     }
                 }
             }
+        }
+        for scid in spent {
+            self.batch
+                .put(NS_GOSSIP, key_spent(scid), height.to_be_bytes().to_vec());
         }
         let buried: Vec<ShortChannelId> = self
             .gossip
@@ -725,39 +521,47 @@ impl Channels {
     /// The block at `height` left the best chain: spends seen in it are
     /// undone.
     pub(super) fn gossip_block_disconnected(&mut self, height: u32) {
-        for c in self.gossip.channels.values_mut() {
+        let mut unspent = Vec::new();
+        for (scid, c) in self.gossip.channels.iter_mut() {
             if c.spent_at.is_some_and(|h| h >= height) {
                 c.spent_at = None;
+                unspent.push(*scid);
             }
+        }
+        for scid in unspent {
+            self.batch.delete(NS_GOSSIP, key_spent(scid));
         }
     }
 
-    /// BOLT 7 §"Recommendation on Pruning Stale Entries": a channel whose
-    /// older direction's latest update is more than two weeks old (a
-    /// direction without one counts from when we learned the channel) "MAY
-    /// prune". Our own channels stay.
+    /// BOLT 7 §"Recommendation on Pruning Stale Entries": "if the
+    /// `timestamp` of the latest `channel_update` in either direction is
+    /// older than two weeks ... MAY prune the channel" — the older of the
+    /// updates it has; one without any counts from when we learned it (one
+    /// loaded from the store, from the first prune after). Our own channels
+    /// stay.
     fn prune_stale_gossip(&mut self) {
         let now = self.now_secs();
         let ours = self.node_id();
+        for c in self.gossip.channels.values_mut() {
+            if c.added_at == 0 {
+                c.added_at = now;
+            }
+        }
         let stale: Vec<ShortChannelId> = self
             .gossip
             .channels
             .iter()
-            .filter(|(scid, c)| {
+            .filter(|(_, c)| {
                 if c.ann.node_id_1 == ours || c.ann.node_id_2 == ours {
                     return false;
                 }
-                let added = self
-                    .gossip
-                    .graph
-                    .channel_by_scid(**scid)
-                    .map_or(now, |ch| ch.added_at);
                 let oldest = c
                     .updates
                     .iter()
-                    .map(|u| u.as_ref().map_or(added, |u| u.timestamp))
+                    .flatten()
+                    .map(|u| u.timestamp)
                     .min()
-                    .unwrap_or(added);
+                    .unwrap_or(c.added_at);
                 now.saturating_sub(oldest) > STALE_AFTER_SECS
             })
             .map(|(s, _)| *s)
@@ -770,10 +574,35 @@ impl Channels {
         }
     }
 
-    /// The gossip timers: the staggered flush, pages of answers, query
-    /// timeouts, our own announcements' refresh and the disable bit, and
-    /// pruning.
+    /// The gossip timers: the staggered flush, pages of answers, lookups
+    /// and query timeouts, our own announcements' refresh and the disable
+    /// bit, and pruning.
     pub(in crate::core) fn gossip_tick(&mut self) {
+        if !self.gossip.started {
+            // Channel peers not back since the start: the disable bit
+            // follows after `disable_after`, as if they had just left.
+            self.gossip.started = true;
+            let away: BTreeSet<NodeId> = self
+                .entries
+                .values()
+                .map(|e| e.peer)
+                .filter(|p| !self.connected.contains_key(p))
+                .collect();
+            for p in away {
+                self.gossip.away_since.entry(p).or_insert(self.now);
+            }
+        }
+        let expired: Vec<ShortChannelId> = self
+            .gossip
+            .pending
+            .iter()
+            .filter(|(_, p)| self.now.saturating_sub(p.since) >= PENDING_TIMEOUT)
+            .map(|(s, _)| *s)
+            .collect();
+        for scid in expired {
+            tracing::info!(%scid, "no answer from the chain for a channel's funding: announcement dropped");
+            self.take_pending(scid);
+        }
         if self.now >= self.gossip.next_flush {
             self.gossip.next_flush = self.now + self.settings.gossip.flush_interval;
             self.flush_gossip();
@@ -824,7 +653,9 @@ impl Channels {
     /// sent a `gossip_timestamp_filter` it passes ("MUST not send gossip it
     /// did not generate itself, until it receives `gossip_timestamp_filter`").
     /// Announcements go before their updates, node announcements last; an
-    /// announcement without an update waits for one.
+    /// announcement without an update waits for one. Each peer's share joins
+    /// its relay queue, sent a page per tick after what it asked for (so
+    /// that its dump's announcements precede these updates).
     pub(super) fn flush_gossip(&mut self) {
         let queue = std::mem::take(&mut self.gossip.queue);
         let mut messages: Vec<(Message, u32, Option<NodeId>)> = Vec::new();
@@ -850,6 +681,9 @@ impl Channels {
             .map(|(n, p)| (*n, p.filter))
             .collect();
         for (node, filter) in targets {
+            let Some(p) = self.gossip.peers.get_mut(&node) else {
+                continue;
+            };
             for (m, t, origin) in &messages {
                 if *origin == Some(node) {
                     continue;
@@ -859,10 +693,11 @@ impl Channels {
                     (Some(_), None) => false,
                     (Some(_), Some((first, end))) => (first..end).contains(&u64::from(*t)),
                 };
-                if pass {
-                    self.send(node, m.clone());
+                if pass && p.relay.len() < MAX_RELAY_QUEUE {
+                    p.relay.push_back(m.clone());
                 }
             }
+            self.send_page(node);
         }
     }
 

@@ -43,6 +43,10 @@ const FLAG_NODE_1: u64 = 8;
 const FLAG_NODE_2: u64 = 16;
 const FLAG_ALL: u64 = 31;
 
+/// Short channel ids one sync may ask for at most (a few times the
+/// network's size): a peer answering with more is not believed.
+const MAX_WANTED: usize = 500_000;
+
 /// Our sync from one peer.
 #[derive(Debug, Default)]
 pub(in crate::core::channels) enum SyncState {
@@ -53,8 +57,12 @@ pub(in crate::core::channels) enum SyncState {
     Ranging {
         /// First block after the range asked for.
         end: u64,
+        /// Where the replies reached.
+        reached: u64,
         /// Short channel ids to ask for, with their `query_flags`.
         wanted: Vec<(ShortChannelId, u64)>,
+        /// The ids already seen in the replies.
+        seen: HashSet<ShortChannelId>,
         /// When the peer last answered.
         since: Duration,
     },
@@ -67,6 +75,27 @@ pub(in crate::core::channels) enum SyncState {
     },
     /// Finished (or the peer stopped answering).
     Done,
+}
+
+/// What a peer's `gossip_timestamp_filter` asked for, still to send: the
+/// channels (each announcement with its updates in the window) and then
+/// the node announcements in the window. Only ids are kept; the messages
+/// are the latest we have when their page goes.
+#[derive(Debug, Default)]
+pub(in crate::core::channels) struct Dump {
+    first: u64,
+    end: u64,
+    channels: VecDeque<ShortChannelId>,
+    nodes: VecDeque<NodeId>,
+}
+
+/// A peer's `query_short_channel_ids` being answered: the ids with their
+/// `query_flags`, the nodes already sent in this answer, and the end.
+#[derive(Debug)]
+pub(in crate::core::channels) struct Answer {
+    items: VecDeque<(ShortChannelId, u64)>,
+    nodes_sent: HashSet<NodeId>,
+    end: ReplyShortChannelIdsEnd,
 }
 
 impl SyncState {
@@ -182,7 +211,9 @@ impl Channels {
         }
         p.sync = SyncState::Ranging {
             end: u64::from(u32::MAX),
+            reached: 0,
             wanted: Vec::new(),
+            seen: HashSet::new(),
             since: self.now,
         };
         let q = QueryChannelRange {
@@ -199,7 +230,8 @@ impl Channels {
     /// A `reply_channel_range` to our query: what we lack or have older
     /// updates of is noted; after the last reply (BOLT 7: its
     /// `first_blocknum` plus `number_of_blocks` reaches the end of our
-    /// range) we start asking for it.
+    /// range) we start asking for it. Ids outside the range, repeated, or
+    /// more than [`MAX_WANTED`] end the sync with the peer.
     pub(super) fn on_reply_channel_range(&mut self, node: NodeId, r: &ReplyChannelRange) {
         if r.chain_hash != self.chain {
             return;
@@ -230,21 +262,40 @@ impl Channels {
                     None => 0,
                 },
             };
-            if flags != 0 {
-                found.push((*scid, flags));
-            }
+            found.push((*scid, flags));
         }
         let now = self.now;
         let Some(p) = self.gossip.peers.get_mut(&node) else {
             return;
         };
-        let SyncState::Ranging { end, wanted, since } = &mut p.sync else {
+        let SyncState::Ranging {
+            end,
+            reached,
+            wanted,
+            seen,
+            since,
+        } = &mut p.sync
+        else {
             return; // not asked for
         };
-        wanted.extend(found);
+        let mut bad = false;
+        for (scid, flags) in found {
+            if u64::from(scid.block()) >= *end || !seen.insert(scid) {
+                bad = true;
+                break;
+            }
+            if flags != 0 {
+                wanted.push((scid, flags));
+            }
+        }
+        if bad || wanted.len() > MAX_WANTED {
+            tracing::info!(peer = %node, "reply_channel_range with ids out of range, repeated or too many: sync ended");
+            p.sync = SyncState::Done;
+            return;
+        }
         *since = now;
-        let reached = u64::from(r.first_blocknum) + u64::from(r.number_of_blocks);
-        if reached >= *end {
+        *reached = (*reached).max(u64::from(r.first_blocknum) + u64::from(r.number_of_blocks));
+        if *reached >= *end {
             let wanted: VecDeque<_> = std::mem::take(wanted).into();
             tracing::debug!(peer = %node, wanted = wanted.len(), "channel range received");
             p.sync = SyncState::Querying { wanted, since: now };
@@ -330,9 +381,10 @@ impl Channels {
     }
 
     /// BOLT 7 `gossip_timestamp_filter`, receiving node: relayed gossip is
-    /// restricted to the window from now on, and what we have in it "SHOULD
-    /// send" — each announcement before its updates (an announcement goes
-    /// with an update in the window), node announcements after.
+    /// restricted to the window from now on ("this filter replaces any
+    /// previous one"), and what we have in it "SHOULD send" — each
+    /// announcement before its updates (an announcement goes with an update
+    /// in the window), node announcements after; a page per tick.
     pub(super) fn on_timestamp_filter(&mut self, node: NodeId, f: &GossipTimestampFilter) {
         if f.chain_hash != self.chain {
             return;
@@ -340,68 +392,62 @@ impl Channels {
         let first = u64::from(f.first_timestamp);
         let end = first + u64::from(f.timestamp_range);
         let inside = |t: u32| (first..end).contains(&u64::from(t));
-        let mut out = Vec::new();
-        for scid in self.known_scids() {
-            let c = &self.gossip.channels[&scid];
-            let updates: Vec<_> = c
-                .updates
-                .iter()
-                .flatten()
-                .filter(|u| inside(u.timestamp))
-                .cloned()
-                .collect();
-            if updates.is_empty() {
-                continue;
-            }
-            out.push(Message::ChannelAnnouncement(c.ann.clone()));
-            out.extend(updates.into_iter().map(Message::ChannelUpdate));
-        }
-        let mut nodes: Vec<_> = self
+        let channels: VecDeque<ShortChannelId> = self
+            .known_scids()
+            .into_iter()
+            .filter(|s| {
+                self.gossip.channels[s]
+                    .updates
+                    .iter()
+                    .flatten()
+                    .any(|u| inside(u.timestamp))
+            })
+            .collect();
+        let mut nodes: Vec<(NodeId, [u8; 33])> = self
             .gossip
             .nodes
             .values()
             .filter(|n| inside(n.timestamp))
-            .cloned()
+            .map(|n| (n.node_id, n.node_id.serialize()))
             .collect();
-        nodes.sort_by_key(|n| n.node_id.serialize());
-        out.extend(nodes.into_iter().map(Message::NodeAnnouncement));
+        nodes.sort_by_key(|(_, k)| *k);
         let Some(p) = self.gossip.peers.get_mut(&node) else {
             return;
         };
         p.filter = Some((first, end));
-        p.outbox.extend(out);
+        p.dump = Some(Dump {
+            first,
+            end,
+            channels,
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+        });
         self.send_page(node);
     }
 
     /// BOLT 7 `query_channel_range`, receiving node: "MUST respond with one
-    /// or more `reply_channel_range`", each within a message, the first
-    /// starting at or before the query's `first_blocknum`, each later one
-    /// no earlier, the last reaching the query's end with `sync_complete`
-    /// set; timestamps and checksums when `query_option` asks.
+    /// or more `reply_channel_range`", each within a message: the first
+    /// starting at the query's `first_blocknum`, each next one where the
+    /// previous ended (a block's channels are never split), the last
+    /// reaching the query's end with `sync_complete` set; timestamps and
+    /// checksums when `query_option` asks.
     pub(super) fn on_query_channel_range(&mut self, node: NodeId, q: &QueryChannelRange) {
         let first = u64::from(q.first_blocknum);
-        let end = first + u64::from(q.number_of_blocks);
+        let end = (first + u64::from(q.number_of_blocks)).max(first + 1);
         let option = q.query_option.map_or(0, |o| o.0);
-        let reply = |first_blocknum: u64, until: u64, complete: bool, ids: Vec<ShortChannelId>| {
-            ReplyChannelRange {
+        let reply =
+            |from: u64, until: u64, complete: bool, ids: Vec<ShortChannelId>| ReplyChannelRange {
                 chain_hash: q.chain_hash,
-                first_blocknum: first_blocknum as u32,
-                number_of_blocks: (until - first_blocknum).min(u64::from(u32::MAX)) as u32,
+                first_blocknum: from as u32,
+                number_of_blocks: (until - from).min(u64::from(u32::MAX)) as u32,
                 sync_complete: u8::from(complete),
                 encoded_short_ids: EncodedShortIds(ids),
                 timestamps: None,
                 checksums: None,
                 extension: Default::default(),
-            }
-        };
+            };
         if q.chain_hash != self.chain || q.number_of_blocks == 0 {
             // Nothing we know of: one empty reply (BOLT 7 asks for a reply).
-            let r = reply(
-                first,
-                end.max(first + 1),
-                q.chain_hash == self.chain,
-                Vec::new(),
-            );
+            let r = reply(first, end, q.chain_hash == self.chain, Vec::new());
             return self.send(node, Message::ReplyChannelRange(r));
         }
         let ids: Vec<ShortChannelId> = self
@@ -409,27 +455,40 @@ impl Channels {
             .into_iter()
             .filter(|s| (first..end).contains(&u64::from(s.block())))
             .collect();
-        let chunks: Vec<&[ShortChannelId]> = if ids.is_empty() {
-            vec![&[]]
-        } else {
-            ids.chunks(REPLY_CHUNK).collect()
-        };
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.iter().enumerate() {
-            let from = match (i, chunk.first()) {
-                (0, _) | (_, None) => first,
-                (_, Some(s)) => u64::from(s.block()),
+        // Parts of whole blocks, each at most REPLY_CHUNK ids (a block with
+        // more than that, which no real block has, is cut at the limit).
+        let mut parts: Vec<Vec<ShortChannelId>> = vec![Vec::new()];
+        let mut i = 0;
+        while i < ids.len() {
+            let block = ids[i].block();
+            let j = ids[i..]
+                .iter()
+                .position(|s| s.block() != block)
+                .map_or(ids.len(), |k| i + k);
+            let whole = &ids[i..j.min(i + REPLY_CHUNK)];
+            let last = parts.last_mut().expect("never empty");
+            if !last.is_empty() && last.len() + whole.len() > REPLY_CHUNK {
+                parts.push(Vec::new());
+            }
+            parts
+                .last_mut()
+                .expect("never empty")
+                .extend_from_slice(whole);
+            i = j;
+        }
+        let count = parts.len();
+        let mut from = first;
+        for (k, part) in parts.into_iter().enumerate() {
+            let until = if k + 1 == count {
+                end
+            } else {
+                part.last().map_or(from + 1, |s| u64::from(s.block()) + 1)
             };
-            let until = match (i == last, chunk.last()) {
-                (true, _) | (_, None) => end,
-                (false, Some(s)) => u64::from(s.block()) + 1,
-            };
-            let mut r = reply(from, until, i == last, chunk.to_vec());
+            let mut r = reply(from, until, k + 1 == count, part.clone());
             let updates = |s: &ShortChannelId| self.gossip.channels.get(s).map(|c| &c.updates);
             if option & 1 != 0 {
                 r.timestamps = Some(Timestamps(
-                    chunk
-                        .iter()
+                    part.iter()
                         .map(|s| {
                             let t = |d: usize| {
                                 updates(s)
@@ -443,8 +502,7 @@ impl Channels {
             }
             if option & 2 != 0 {
                 r.checksums = Some(Checksums(
-                    chunk
-                        .iter()
+                    part.iter()
                         .map(|s| {
                             let c =
                                 |d: usize| update_checksum(updates(s).and_then(|u| u[d].as_ref()));
@@ -454,17 +512,23 @@ impl Channels {
                 ));
             }
             self.send(node, Message::ReplyChannelRange(r));
+            from = until;
         }
     }
 
     /// BOLT 7 `query_short_channel_ids`, receiving node: for each channel we
     /// know, what the flags ask (without flags: the announcement, both
     /// updates and the nodes' announcements, each node once per answer),
-    /// then `reply_short_channel_ids_end`. A query while the previous one is
-    /// being answered, or with a flag count that does not match, gets a
-    /// `warning` ("MAY send a `warning`").
+    /// then `reply_short_channel_ids_end`; a page per tick. A query while
+    /// the previous one is being answered ("MUST NOT send ... until it has
+    /// received the `reply_short_channel_ids_end`"), or with a flag count
+    /// that does not match, gets a `warning` ("MAY send a `warning`").
     pub(super) fn on_query_short_channel_ids(&mut self, node: NodeId, q: &QueryShortChannelIds) {
-        let busy = self.gossip.peers.get(&node).is_some_and(|p| p.answering);
+        let busy = self
+            .gossip
+            .peers
+            .get(&node)
+            .is_some_and(|p| p.answer.is_some());
         let ids = &q.encoded_short_ids.0;
         let flags_bad = q
             .query_flags
@@ -478,61 +542,130 @@ impl Channels {
             };
             return self.send(node, Warning::new(ChannelId::ALL, text));
         }
-        let mut out = Vec::new();
-        if q.chain_hash == self.chain {
-            let mut nodes_sent = HashSet::new();
-            for (i, scid) in ids.iter().enumerate() {
-                let Some(c) = self.gossip.channels.get(scid) else {
-                    continue;
-                };
-                let flags = q.query_flags.as_ref().map_or(FLAG_ALL, |f| f.0[i]);
-                if flags & FLAG_ANNOUNCEMENT != 0 {
-                    out.push(Message::ChannelAnnouncement(c.ann.clone()));
-                }
-                for (bit, d) in [(FLAG_UPDATE_1, 0), (FLAG_UPDATE_2, 1)] {
-                    if let Some(u) = c.updates[d].as_ref().filter(|_| flags & bit != 0) {
-                        out.push(Message::ChannelUpdate(u.clone()));
-                    }
-                }
-                for (bit, n) in [
-                    (FLAG_NODE_1, c.ann.node_id_1),
-                    (FLAG_NODE_2, c.ann.node_id_2),
-                ] {
-                    if flags & bit != 0 && nodes_sent.insert(n) {
-                        if let Some(a) = self.gossip.nodes.get(&n) {
-                            out.push(Message::NodeAnnouncement(a.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        out.push(Message::ReplyShortChannelIdsEnd(ReplyShortChannelIdsEnd {
-            chain_hash: q.chain_hash,
-            full_information: u8::from(q.chain_hash == self.chain),
-            extension: Default::default(),
-        }));
+        let ours = q.chain_hash == self.chain;
+        let items: VecDeque<(ShortChannelId, u64)> = if ours {
+            ids.iter()
+                .enumerate()
+                .map(|(i, s)| (*s, q.query_flags.as_ref().map_or(FLAG_ALL, |f| f.0[i])))
+                .collect()
+        } else {
+            VecDeque::new()
+        };
         let Some(p) = self.gossip.peers.get_mut(&node) else {
             return;
         };
-        p.answering = true;
-        p.outbox.extend(out);
+        p.answer = Some(Answer {
+            items,
+            nodes_sent: HashSet::new(),
+            end: ReplyShortChannelIdsEnd {
+                chain_hash: q.chain_hash,
+                full_information: u8::from(ours),
+                extension: Default::default(),
+            },
+        });
         self.send_page(node);
     }
 
-    /// Sends the next page of what a peer is owed.
-    fn send_page(&mut self, node: NodeId) {
-        let n = self.settings.gossip.page_messages.max(1);
-        let Some(p) = self.gossip.peers.get_mut(&node) else {
+    /// The messages answering one queried channel, as `flags` ask.
+    fn answer_channel(
+        &self,
+        scid: ShortChannelId,
+        flags: u64,
+        nodes_sent: &mut HashSet<NodeId>,
+    ) -> Vec<Message> {
+        let mut out = Vec::new();
+        let Some(c) = self.gossip.channels.get(&scid) else {
+            return out;
+        };
+        if flags & FLAG_ANNOUNCEMENT != 0 {
+            out.push(Message::ChannelAnnouncement(c.ann.clone()));
+        }
+        for (bit, d) in [(FLAG_UPDATE_1, 0), (FLAG_UPDATE_2, 1)] {
+            if let Some(u) = c.updates[d].as_ref().filter(|_| flags & bit != 0) {
+                out.push(Message::ChannelUpdate(u.clone()));
+            }
+        }
+        for (bit, n) in [
+            (FLAG_NODE_1, c.ann.node_id_1),
+            (FLAG_NODE_2, c.ann.node_id_2),
+        ] {
+            if flags & bit != 0 && nodes_sent.insert(n) {
+                if let Some(a) = self.gossip.nodes.get(&n) {
+                    out.push(Message::NodeAnnouncement(a.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The messages of one dumped channel: its announcement and its updates
+    /// in the window (nothing if none is in it any more).
+    fn dump_channel(&self, scid: ShortChannelId, first: u64, end: u64) -> Vec<Message> {
+        let Some(c) = self.gossip.channels.get(&scid) else {
+            return Vec::new();
+        };
+        let updates: Vec<Message> = c
+            .updates
+            .iter()
+            .flatten()
+            .filter(|u| (first..end).contains(&u64::from(u.timestamp)))
+            .map(|u| Message::ChannelUpdate(u.clone()))
+            .collect();
+        if updates.is_empty() {
+            return updates;
+        }
+        let mut out = vec![Message::ChannelAnnouncement(c.ann.clone())];
+        out.extend(updates);
+        out
+    }
+
+    /// Sends the next page of what a peer is owed: the answer to its query
+    /// first, then what its filter asked for, then the gossip relayed to it.
+    pub(super) fn send_page(&mut self, node: NodeId) {
+        let budget = self.settings.gossip.page_messages.max(1);
+        let mut page: Vec<Message> = Vec::new();
+        let Some(mut p) = self.gossip.peers.remove(&node) else {
             return;
         };
-        let k = p.outbox.len().min(n);
-        let page: Vec<Message> = p.outbox.drain(..k).collect();
-        if page
-            .iter()
-            .any(|m| matches!(m, Message::ReplyShortChannelIdsEnd(_)))
-        {
-            p.answering = false;
+        if let Some(mut a) = p.answer.take() {
+            while page.len() < budget {
+                let Some((scid, flags)) = a.items.pop_front() else {
+                    break;
+                };
+                page.extend(self.answer_channel(scid, flags, &mut a.nodes_sent));
+            }
+            if a.items.is_empty() && page.len() < budget {
+                page.push(Message::ReplyShortChannelIdsEnd(a.end.clone()));
+            } else {
+                p.answer = Some(a);
+            }
         }
+        if let Some(mut d) = p.dump.take() {
+            while page.len() < budget {
+                if let Some(scid) = d.channels.pop_front() {
+                    page.extend(self.dump_channel(scid, d.first, d.end));
+                } else if let Some(n) = d.nodes.pop_front() {
+                    let inside = |t: u32| (d.first..d.end).contains(&u64::from(t));
+                    if let Some(a) = self.gossip.nodes.get(&n).filter(|a| inside(a.timestamp)) {
+                        page.push(Message::NodeAnnouncement(a.clone()));
+                    }
+                } else {
+                    break;
+                }
+            }
+            if !d.channels.is_empty() || !d.nodes.is_empty() {
+                p.dump = Some(d);
+            }
+        }
+        if p.dump.is_none() {
+            while page.len() < budget {
+                let Some(m) = p.relay.pop_front() else {
+                    break;
+                };
+                page.push(m);
+            }
+        }
+        self.gossip.peers.insert(node, p);
         for m in page {
             self.send(node, m);
         }
@@ -544,7 +677,7 @@ impl Channels {
             .gossip
             .peers
             .iter()
-            .filter(|(_, p)| !p.outbox.is_empty())
+            .filter(|(_, p)| p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty())
             .map(|(n, _)| *n)
             .collect();
         for node in owed {
