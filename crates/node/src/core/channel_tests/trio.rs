@@ -817,6 +817,56 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     );
     assert_eq!(t.channel(0, ab).local, before);
     assert_eq!(t.channel(0, ab).pending_htlcs, 0);
+    // An onion asking B to send the HTLC back to A over the channel it came
+    // in on: refused (temporary_channel_failure), nothing moves.
+    let back = t.channel(0, ab).short_channel_id.unwrap();
+    let a = t.ids[0].pubkey();
+    let mut first = true;
+    t.tamper = Some(Box::new(move |node, msg| {
+        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
+            return;
+        };
+        if !std::mem::take(&mut first) {
+            return;
+        }
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut e = bitcoin::hashes::sha256::Hash::engine();
+        bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
+        bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
+        bitcoin::hashes::HashEngine::input(&mut e, &0u32.to_be_bytes());
+        let session =
+            SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
+                .unwrap();
+        let forward = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            short_channel_id: Some(back),
+            ..Default::default()
+        };
+        let last = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            ..Default::default()
+        };
+        let onion = beongae_onion::construct_onion(
+            &secp,
+            &session,
+            &[(b, forward.encode()), (a, last.encode())],
+            &add.payment_hash,
+        )
+        .unwrap();
+        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
+    }));
+    let pay = c_invoice_and_pay(&mut t);
+    let Reply::Failed(why) = t.command(0, pay) else {
+        panic!("{:?}", t.replies)
+    };
+    assert!(
+        why.contains("temporary_channel_failure") && why.contains("(from hop 0"),
+        "{why}"
+    );
+    assert_eq!(t.channel(0, ab).local, before);
+    assert_eq!(t.channel(0, ab).pending_htlcs, 0);
 }
 
 /// BOLT 4 `basic_mpp`, receiving: B's invoice offers it; A's HTLC (its

@@ -275,10 +275,11 @@ impl Channels {
     }
 
     /// BOLT 4 §"Failure Messages", a forwarding node: why HTLC (`amount`,
-    /// `cltv_expiry`) cannot go out as `payload` asks, if it cannot; else
-    /// the outgoing channel.
+    /// `cltv_expiry`) that came in on `in_channel` cannot go out as
+    /// `payload` asks, if it cannot; else the outgoing channel.
     fn forward_check(
         &self,
+        in_channel: ChannelId,
         amount: Msat,
         cltv_expiry: u32,
         payload: &ForwardPayload,
@@ -294,6 +295,14 @@ impl Channels {
             return Err(FailureMessage::UnknownNextPeer);
         };
         let update = || self.update_for_failure(out, Some(payload.short_channel_id));
+        // An onion asking us to send the HTLC back over the channel it came
+        // in on (a loop through us: no route needs it, and a loop ties up
+        // our channel's HTLC slots for nothing) is refused, as LND does.
+        if out == in_channel {
+            return Err(FailureMessage::TemporaryChannelFailure {
+                channel_update: update(),
+            });
+        }
         // In the order of BOLT 4's list ("SHOULD select the first error it
         // encounters"): 7, 11, 12, 13, 14, 20, 21.
         if !self.funding_usable(*scid) {
@@ -400,14 +409,16 @@ impl Channels {
         if self.forwards.by_in.contains_key(&(in_channel, in_htlc)) {
             return; // forwarded already: never twice
         }
-        let out =
-            match refuse.map_or_else(|| self.forward_check(amount, cltv_expiry, &payload), Err) {
-                Ok(out) => out,
-                Err(failure) => {
-                    tracing::info!(%payment_hash, ?failure, "not forwarding an htlc");
-                    return self.fail_incoming(in_channel, in_htlc, &shared_secret, &failure);
-                }
-            };
+        let out = match refuse.map_or_else(
+            || self.forward_check(in_channel, amount, cltv_expiry, &payload),
+            Err,
+        ) {
+            Ok(out) => out,
+            Err(failure) => {
+                tracing::info!(%payment_hash, ?failure, "not forwarding an htlc");
+                return self.fail_incoming(in_channel, in_htlc, &shared_secret, &failure);
+            }
+        };
         let Some(entry) = self.entries.get_mut(&out) else {
             return;
         };

@@ -4,6 +4,7 @@
 //! five hops of the learned graph.
 
 use super::*;
+use beongae_wire::msgs::{ChannelAnnouncement, ChannelUpdate};
 
 /// Six nodes in a line, 0 — 1 — 2 — 3 — 4 — 5, every channel public,
 /// funded in one block and six deep; the gossip flushed until it settles.
@@ -200,4 +201,193 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
     assert!(g.node(&m.ids[5]).and_then(|i| g.node_info(i)).is_some());
     // Only the missing channel's funding was looked up.
     assert_eq!(m.lookups - lookups, 1);
+}
+
+/// Node `n`'s node secret.
+fn node_secret(n: usize) -> SecretKey {
+    keys(n as u8 + 1).node_secret()
+}
+
+/// Delivers `msgs` to node `to` as if its peer on `link` sent them.
+fn deliver(m: &mut Mesh, link: usize, to: usize, msgs: Vec<Message>) {
+    let l = m.links[link];
+    let peer = if l.a == to { l.pa } else { l.pb };
+    let inputs = msgs
+        .into_iter()
+        .map(|msg| {
+            (
+                to,
+                Input::PeerMessage {
+                    peer,
+                    bytes: msg.encode().unwrap(),
+                },
+            )
+        })
+        .collect();
+    m.run(inputs);
+}
+
+/// Node 2's `channel_update` for its direction of channel `scid` with
+/// node 1, signed by node 2, stamped `timestamp`.
+fn update_of_node2(m: &Mesh, scid: ShortChannelId, timestamp: u32, fee: u32) -> ChannelUpdate {
+    let mut u = ChannelUpdate {
+        signature: bitcoin::secp256k1::ecdsa::Signature::from_compact(&[1; 64]).unwrap(),
+        chain_hash: ChainHash::REGTEST,
+        short_channel_id: scid,
+        timestamp,
+        message_flags: 1,
+        channel_flags: u8::from(m.ids[2].serialize() > m.ids[1].serialize()),
+        cltv_expiry_delta: 80,
+        htlc_minimum_msat: 1,
+        fee_base_msat: fee,
+        fee_proportional_millionths: 1,
+        htlc_maximum_msat: 100_000_000,
+        excess_data: Vec::new(),
+    };
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let d = bitcoin::secp256k1::Message::from_digest(u.signed_hash().unwrap());
+    u.signature = secp.sign_ecdsa(&d, &node_secret(2));
+    u
+}
+
+/// A `channel_announcement` of two made-up nodes for `scid`, signed by
+/// all four keys: valid, but (unless `scid` names one) for no funding
+/// output.
+fn made_up_announcement(scid: ShortChannelId, chain: ChainHash) -> ChannelAnnouncement {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
+    let pk = |b: u8| bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &sk(b));
+    let (mut n1, mut n2) = (0x71, 0x72);
+    if pk(n1).serialize() > pk(n2).serialize() {
+        std::mem::swap(&mut n1, &mut n2);
+    }
+    let sig = bitcoin::secp256k1::ecdsa::Signature::from_compact(&[1; 64]).unwrap();
+    let mut a = ChannelAnnouncement {
+        node_signature_1: sig,
+        node_signature_2: sig,
+        bitcoin_signature_1: sig,
+        bitcoin_signature_2: sig,
+        features: beongae_wire::Features::empty(),
+        chain_hash: chain,
+        short_channel_id: scid,
+        node_id_1: NodeId::from_pubkey(pk(n1)),
+        node_id_2: NodeId::from_pubkey(pk(n2)),
+        bitcoin_key_1: pk(0x73),
+        bitcoin_key_2: pk(0x74),
+        excess_data: Vec::new(),
+    };
+    let d = bitcoin::secp256k1::Message::from_digest(a.signed_hash().unwrap());
+    a.node_signature_1 = secp.sign_ecdsa(&d, &sk(n1));
+    a.node_signature_2 = secp.sign_ecdsa(&d, &sk(n2));
+    a.bitcoin_signature_1 = secp.sign_ecdsa(&d, &sk(0x73));
+    a.bitcoin_signature_2 = secp.sign_ecdsa(&d, &sk(0x74));
+    a
+}
+
+/// Bad gossip from a peer (BOLT 7 receiving rules): another chain's
+/// announcement is ignored; a flood of stale updates is ignored without
+/// cost or harm; an update with a bad signature gets a `warning` and the
+/// connection closed; announcements of outputs that do not exist are
+/// looked up, counted as junk, and past 2,000 a minute that peer's
+/// announcements are no longer looked up; a query with a wrong flag count
+/// gets a `warning`. The node keeps routing payments through the while.
+#[test]
+fn bad_gossip_is_refused_and_the_node_keeps_serving() {
+    let mut m = Mesh::new(3, &[(0, 1), (1, 2)]);
+    let (ab, fa) = m.open_with(0, 1, true);
+    let (bc, fb) = m.open_with(1, 2, true);
+    m.block(vec![fa, fb]);
+    for _ in 0..5 {
+        m.block(vec![]);
+    }
+    for _ in 0..3 {
+        m.tick(Duration::from_secs(61));
+    }
+    let bc_scid = m.channel(1, bc).short_channel_id.unwrap();
+    let dir = usize::from(m.ids[2].serialize() > m.ids[1].serialize());
+    let policy = |m: &Mesh| {
+        m.cores[1]
+            .graph()
+            .unwrap()
+            .channel_by_scid(bc_scid)
+            .unwrap()
+            .policies[dir]
+    };
+    let before = policy(&m).unwrap();
+    assert_eq!(before.fee_base_msat, 1_000);
+    let lookups = m.lookups;
+
+    // Another chain's announcement: ignored, nothing looked up.
+    let testnet =
+        made_up_announcement(ShortChannelId::new(101, 0, 0).unwrap(), ChainHash::TESTNET3);
+    deliver(&mut m, 0, 1, vec![Message::ChannelAnnouncement(testnet)]);
+    assert_eq!(m.lookups, lookups);
+
+    // 3,000 stale updates (validly signed, older than what node 1 has).
+    assert!(before.timestamp > 20);
+    let stale: Vec<Message> = (0..3_000)
+        .map(|i| {
+            let t = 1 + i % (before.timestamp - 1);
+            Message::ChannelUpdate(update_of_node2(&m, bc_scid, t, 50_000 + i))
+        })
+        .collect();
+    deliver(&mut m, 0, 1, stale);
+    assert_eq!(policy(&m).unwrap(), before);
+    assert!(m.disconnects.is_empty(), "{:?}", m.disconnects);
+
+    // A bad signature: warning, and node 1 closes the connection to 0.
+    let mut forged = update_of_node2(&m, bc_scid, before.timestamp + 10, 1);
+    forged.fee_base_msat = 0;
+    deliver(&mut m, 0, 1, vec![Message::ChannelUpdate(forged)]);
+    assert_eq!(policy(&m).unwrap(), before);
+    assert_eq!(m.disconnects.len(), 1);
+    assert!(
+        m.disconnects[0]
+            .1
+            .contains("channel_update with an invalid signature"),
+        "{:?}",
+        m.disconnects
+    );
+    let again = m.connect_inputs(0).to_vec();
+    m.run(again);
+
+    // Announcements of outputs that do not exist: each looked up once and
+    // counted; the 2,001st and later of this minute are not looked up.
+    let mut n = 0u16;
+    for _ in 0..25 {
+        let batch: Vec<Message> = (0..100)
+            .map(|_| {
+                n += 1;
+                let scid = ShortChannelId::new(101, 0, n).unwrap();
+                Message::ChannelAnnouncement(made_up_announcement(scid, ChainHash::REGTEST))
+            })
+            .collect();
+        deliver(&mut m, 0, 1, batch);
+    }
+    assert_eq!(m.lookups - lookups, 2_100);
+    assert_eq!(m.cores[1].graph().unwrap().channel_count(), 2);
+
+    // A query whose flags do not match its ids: a warning, the connection stays.
+    let q = beongae_wire::msgs::QueryShortChannelIds {
+        chain_hash: ChainHash::REGTEST,
+        encoded_short_ids: beongae_wire::msgs::EncodedShortIds(vec![bc_scid]),
+        query_flags: Some(beongae_wire::msgs::QueryFlags(vec![1, 1])),
+        extension: Default::default(),
+    };
+    deliver(&mut m, 0, 1, vec![Message::QueryShortChannelIds(q)]);
+    assert_eq!(m.disconnects.len(), 1);
+
+    // Node 1 still forwards: node 0 pays node 2 through it.
+    let invoice = m.invoice(2, 10_000_000, "still serving");
+    let reply = m.command(
+        0,
+        Command::Pay {
+            invoice,
+            amount: None,
+            now_secs: 1_700_000_000,
+            session_key: SecretKey::from_slice(&[0x52; 32]).unwrap(),
+        },
+    );
+    assert!(matches!(reply, Reply::Paid { .. }), "{reply:?}");
+    assert_eq!(m.channel(1, ab).pending_htlcs, 0);
 }
