@@ -125,6 +125,8 @@ async fn answer(peer: &mut RawPeer) -> Result<ChannelId, (ChannelId, String)> {
             Some(Message::AcceptChannel(a)) => return Ok(a.temporary_channel_id),
             Some(Message::Error(e)) => return Err((e.channel_id, e.printable_data())),
             Some(Message::Ping(_)) => {}
+            // Gossip: the node's timestamp filter and sync query.
+            Some(Message::GossipTimestampFilter(_) | Message::QueryChannelRange(_)) => {}
             other => panic!("expected accept_channel or error, got {other:?}"),
         }
     }

@@ -249,24 +249,30 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         htlc_minimum: None,
         htlc_maximum: None,
     };
-    assert_eq!(
-        bob.node
-            .handle()
-            .set_policy(Some(bc), policy(5_000, 80))
-            .await
-            .unwrap(),
-        vec![bc]
-    );
+    // Twice: for 10 minutes after a change the previous policy is still
+    // accepted (BOLT 7), so only a policy two changes old fails.
+    for base in [3_000, 5_000] {
+        assert_eq!(
+            bob.node
+                .handle()
+                .set_policy(Some(bc), policy(base, 80))
+                .await
+                .unwrap(),
+            vec![bc]
+        );
+    }
     // Bob's fee_insufficient carries his new channel_update: Alice applies
     // it to the hint and pays again, the new fee (5,000 msat + 10 ppm).
     alice.node.handle().pay(&inv, None).await.unwrap();
     // Then his CLTV delta: incorrect_cltv_expiry, and again a retry.
     let inv = invoice_with_policy(&carol, 10_000_000, 5_000, 80).await;
-    bob.node
-        .handle()
-        .set_policy(Some(bc), policy(5_000, 144))
-        .await
-        .unwrap();
+    for delta in [100, 144] {
+        bob.node
+            .handle()
+            .set_policy(Some(bc), policy(5_000, delta))
+            .await
+            .unwrap();
+    }
     alice.node.handle().pay(&inv, None).await.unwrap();
     let paid: Vec<_> = alice
         .node

@@ -243,6 +243,17 @@ fn stored_channel(
 /// A core with keys `k` and node id `id` built from `store` alone, at
 /// `height`.
 fn restore_core(k: KeyManager, id: NodeId, store: &MemStore, height: u32) -> NodeCore {
+    restore_core_with(k, id, store, height, settings())
+}
+
+/// [`restore_core`] with `settings`.
+fn restore_core_with(
+    k: KeyManager,
+    id: NodeId,
+    store: &MemStore,
+    height: u32,
+    settings: ChannelSettings,
+) -> NodeCore {
     let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
         store
             .iter()
@@ -265,7 +276,7 @@ fn restore_core(k: KeyManager, id: NodeId, store: &MemStore, height: u32) -> Nod
         id,
         CoreConfig::new(ChainHash::REGTEST),
         k,
-        settings(),
+        settings,
         height,
         stored,
     )

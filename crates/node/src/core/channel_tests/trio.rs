@@ -60,6 +60,8 @@ pub(super) struct Mesh {
     next_peer: Vec<u64>,
     /// Funding lookups answered.
     lookups: usize,
+    /// Each node's settings (what a restart uses).
+    settings: Vec<ChannelSettings>,
 }
 
 impl Mesh {
@@ -105,6 +107,7 @@ impl Mesh {
             blocks: BTreeMap::new(),
             next_peer: next,
             lookups: 0,
+            settings: vec![settings(); n],
         };
         let start: Vec<(usize, Input)> = (0..m.links.len())
             .flat_map(|l| m.connect_inputs(l))
@@ -264,11 +267,12 @@ impl Mesh {
             };
             queue.push_back((other, Input::PeerDisconnected { peer }, None));
         }
-        self.cores[node] = restore_core(
+        self.cores[node] = restore_core_with(
             keys(node as u8 + 1),
             self.ids[node],
             &self.stores[node],
             self.height,
+            self.settings[node].clone(),
         );
         for i in mine {
             for (n, input) in self.connect_inputs(i) {

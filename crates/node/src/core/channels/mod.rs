@@ -70,6 +70,9 @@ pub struct ChannelSettings {
     pub policy: policy::ForwardingPolicy,
     /// What we announce and how we gossip (BOLT 7).
     pub gossip: gossip::GossipSettings,
+    /// A payment over a route is not tried again after this long (its
+    /// parts in flight still resolve: only then does it fail).
+    pub payment_timeout: std::time::Duration,
 }
 
 impl Default for ChannelSettings {
@@ -82,6 +85,7 @@ impl Default for ChannelSettings {
                 as u16,
             policy: policy::ForwardingPolicy::default(),
             gossip: gossip::GossipSettings::default(),
+            payment_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

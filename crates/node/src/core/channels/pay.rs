@@ -505,6 +505,9 @@ impl Channels {
         if let Some(key) = self.forward_of(channel, htlc) {
             return self.forward_fulfilled(key, preimage);
         }
+        if let Some(hash) = self.by_htlc.get(&(channel, htlc)).copied() {
+            self.part_succeeded(hash, channel, htlc);
+        }
         let Some(hash) = self.take_part(channel, htlc) else {
             return;
         };

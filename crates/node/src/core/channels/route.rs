@@ -31,7 +31,6 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub(in crate::core) struct Attempting {
     invoice: Invoice,
     amount: Msat,
-    now_secs: u64,
     session: SecretKey,
     attempts: u32,
     excluded_channels: HashSet<ShortChannelId>,
@@ -46,6 +45,9 @@ pub(in crate::core) struct Attempting {
     reasons: Vec<String>,
     /// The payee refused a part: no new attempt.
     given_up: bool,
+    /// No new attempt after this time (the payment timeout; parts in
+    /// flight still resolve).
+    deadline: std::time::Duration,
 }
 
 /// One part of a payment in flight (one HTLC).
@@ -106,7 +108,6 @@ impl Channels {
             Attempting {
                 invoice: inv.clone(),
                 amount,
-                now_secs,
                 session: session_key,
                 attempts: 0,
                 excluded_channels: HashSet::new(),
@@ -116,6 +117,7 @@ impl Channels {
                 parts: Vec::new(),
                 reasons: Vec::new(),
                 given_up: false,
+                deadline: self.now + self.settings.payment_timeout,
             },
         );
         let result = self.attempt(hash);
@@ -138,6 +140,8 @@ impl Channels {
         let first = self.first_hops();
         let us = self.node_id();
         let height = self.height;
+        // The scorer's clock is the core's (what it learned at).
+        let scorer_now = u64::from(self.now_secs());
         let Some(a) = self.attempting.get_mut(&hash) else {
             return Err("no such payment".into());
         };
@@ -174,7 +178,7 @@ impl Channels {
             ..RouteParams::default()
         };
         let routes =
-            beongae_graph::Router::new(&self.gossip.graph, &self.gossip.scorer, a.now_secs)
+            beongae_graph::Router::new(&self.gossip.graph, &self.gossip.scorer, scorer_now)
                 .pay(&us, &payee, a.remaining.to_msat(), &params)
                 .map_err(|e| format!("no route to the payee {payee}: {e}"))?
                 .parts;
@@ -341,7 +345,11 @@ impl Channels {
                         a.given_up = true;
                         return Some(summary(&a.reasons));
                     }
-                    learn(a, &part.path, f.hop, &f.message);
+                    let graph_update = self.learn_from_failure(&part, f.hop, &f.message);
+                    let a = self.attempting.get_mut(&hash)?;
+                    if !graph_update {
+                        learn(a, &part.path, f.hop, &f.message);
+                    }
                     text
                 }
                 Err(_) => {
@@ -362,9 +370,17 @@ impl Channels {
                 format!("the first hop could not read the onion (failure code {failure_code:#06x})")
             }
         };
+        let a = self.attempting.get_mut(&hash)?;
         a.reasons.push(why);
         if a.attempts >= MAX_ATTEMPTS {
             return Some(summary(&a.reasons));
+        }
+        if self.now >= a.deadline {
+            let secs = self.settings.payment_timeout.as_secs();
+            return Some(format!(
+                "{}; no new attempt: the payment timed out after {secs} s",
+                summary(&a.reasons)
+            ));
         }
         match self.attempt(hash) {
             Ok(()) => None,
@@ -377,7 +393,85 @@ impl Channels {
     }
 }
 
+/// A part's path as the graph crate's route (what its scorer learns from).
+fn route_of(path: &[PathHop]) -> beongae_graph::Route {
+    beongae_graph::Route {
+        hops: path
+            .iter()
+            .map(|h| beongae_graph::RouteHop {
+                short_channel_id: h.short_channel_id,
+                node_id: h.node_id,
+                amount_msat: h.amount.to_msat(),
+                cltv_expiry_delta: 0,
+            })
+            .collect(),
+        shadow_cltv_delta: 0,
+    }
+}
+
 impl Channels {
+    /// What a failure from hop `hop` of `part` teaches beyond this payment:
+    /// the scorer learns that the channel out of that node could not carry
+    /// the amount (a `temporary_channel_failure`: liquidity) and that the
+    /// channels before it could; a newer `channel_update` the failure
+    /// carries for a channel of the graph is applied to it (BOLT 4, origin
+    /// node: "SHOULD ... update its routing table"). True if it was (the
+    /// channel may be tried again with it).
+    fn learn_from_failure(&mut self, part: &Part, hop: usize, failure: &FailureMessage) -> bool {
+        let Some(node) = part.path.get(hop).map(|h| h.node_id) else {
+            return false;
+        };
+        let us = self.node_id();
+        let now = u64::from(self.now_secs());
+        if matches!(failure, FailureMessage::TemporaryChannelFailure { .. }) {
+            let route = route_of(&part.path);
+            self.gossip
+                .scorer
+                .path_failed(&self.gossip.graph, &us, &route, hop + 1, now);
+        }
+        if failure.code() & PERM != 0 {
+            return false;
+        }
+        let Some(update) = update_in(failure).and_then(|b| signed_update(&b, &node)) else {
+            return false;
+        };
+        let scid = update.short_channel_id;
+        let Some(c) = self.gossip.graph.channel_by_scid(scid) else {
+            return false;
+        };
+        let dir = usize::from(update.direction());
+        let had = c.policies[dir];
+        self.on_channel_update(update, Some(node));
+        let now_has = self
+            .gossip
+            .graph
+            .channel_by_scid(scid)
+            .and_then(|c| c.policies[dir]);
+        now_has != had
+            && !matches!(
+                failure,
+                FailureMessage::TemporaryChannelFailure { .. }
+                    | FailureMessage::ChannelDisabled { .. }
+            )
+    }
+
+    /// Part `(channel, htlc)` of payment `hash` was fulfilled: the scorer
+    /// learns that each channel of its path carried its amount.
+    pub(super) fn part_succeeded(&mut self, hash: PaymentHash, channel: ChannelId, htlc: u64) {
+        let Some(route) = self.attempting.get(&hash).and_then(|a| {
+            a.parts
+                .iter()
+                .find(|p| (p.channel, p.htlc) == (channel, htlc))
+                .map(|p| route_of(&p.path))
+        }) else {
+            return;
+        };
+        let (us, now) = (self.node_id(), u64::from(self.now_secs()));
+        self.gossip
+            .scorer
+            .path_succeeded(&self.gossip.graph, &us, &route, now);
+    }
+
     /// Part `(channel, htlc)` of payment `hash` is resolved: out of the
     /// parts in flight, its amount to place again.
     pub(super) fn part_resolved(

@@ -107,6 +107,7 @@ fn a_node_that_joins_learns_the_graph_and_a_new_fee_reaches_everyone() {
     m.ids.push(id6);
     m.stores.push(MemStore::new());
     m.next_peer.push(1);
+    m.settings.push(settings());
     m.link(6, 3);
     // Its sync by queries answers at once (pages per tick for the rest).
     for _ in 0..3 {
@@ -184,6 +185,7 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
     m.ids.push(id6);
     m.stores.push(store);
     m.next_peer.push(1);
+    m.settings.push(settings());
     assert_eq!(m.cores[6].graph().unwrap().channel_count(), 4);
     let lookups = m.lookups;
     m.link(6, 3);
@@ -390,4 +392,115 @@ fn bad_gossip_is_refused_and_the_node_keeps_serving() {
     );
     assert!(matches!(reply, Reply::Paid { .. }), "{reply:?}");
     assert_eq!(m.channel(1, ab).pending_htlcs, 0);
+}
+
+/// Four nodes, every channel public: A — B — D and A — C — D (C at a
+/// higher fee), six deep, gossip settled; then B pays D 450,000 sat over
+/// their channel, so that B holds about 150,000 sat towards D (C holds
+/// 600,000). Returns the mesh with node 0's settings from `settings0`.
+fn diamond(settings0: ChannelSettings) -> Mesh {
+    let mut m = Mesh::new(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]);
+    m.settings[0] = settings0;
+    let mut txs = Vec::new();
+    for (from, to) in [(0, 1), (0, 2), (1, 3), (2, 3)] {
+        txs.push(m.open_with(from, to, true).1);
+    }
+    m.block(txs);
+    for _ in 0..5 {
+        m.block(vec![]);
+    }
+    let Reply::PolicySet(_) = m.command(
+        2,
+        Command::SetPolicy {
+            channel_id: None,
+            policy: channels::policy::ForwardingPolicy {
+                fee_base_msat: 10_000,
+                ..Default::default()
+            },
+        },
+    ) else {
+        panic!()
+    };
+    for _ in 0..4 {
+        m.tick(Duration::from_secs(61));
+    }
+    m.restart(0);
+    for _ in 0..2 {
+        m.tick(Duration::from_secs(61));
+    }
+    assert_eq!(m.cores[0].graph().unwrap().channel_count(), 4);
+    let invoice = m.invoice(3, 450_000_000, "drain B");
+    let reply = m.command(
+        1,
+        Command::Pay {
+            invoice,
+            amount: None,
+            now_secs: 1_700_000_000,
+            session_key: SecretKey::from_slice(&[0x60; 32]).unwrap(),
+        },
+    );
+    assert!(matches!(reply, Reply::Paid { .. }), "{reply:?}");
+    m
+}
+
+fn pay_d(m: &mut Mesh, sat: u64, key: u8) -> (Reply, PaymentSummary) {
+    let invoice = m.invoice(3, sat * 1_000, "diamond");
+    let hash = beongae_invoice::Invoice::decode(&invoice)
+        .unwrap()
+        .payment_hash();
+    let reply = m.command(
+        0,
+        Command::Pay {
+            invoice,
+            amount: None,
+            now_secs: 1_700_000_000,
+            session_key: SecretKey::from_slice(&[key; 32]).unwrap(),
+        },
+    );
+    let summary = m.cores[0]
+        .payments()
+        .into_iter()
+        .find(|p| !p.incoming && p.payment_hash == hash)
+        .unwrap();
+    (reply, summary)
+}
+
+/// The scorer is kept across payments: the first 200,000 sat payment tries
+/// the cheaper route through B, whose channel to D cannot carry it
+/// (`temporary_channel_failure`), then pays through C; the next one goes
+/// through C at once.
+#[test]
+fn what_a_failure_taught_serves_the_next_payment() {
+    let mut m = diamond(settings());
+    let (reply, first) = pay_d(&mut m, 200_000, 0x61);
+    assert!(matches!(reply, Reply::Paid { .. }), "{reply:?}");
+    assert_eq!(first.attempts, 2, "{first:?}");
+    assert_eq!(first.route, vec![m.ids[2], m.ids[3]]);
+    let (reply, second) = pay_d(&mut m, 200_000, 0x62);
+    assert!(matches!(reply, Reply::Paid { .. }), "{reply:?}");
+    assert_eq!(second.attempts, 1, "{second:?}");
+    assert_eq!(second.route, vec![m.ids[2], m.ids[3]]);
+}
+
+/// With a payment timeout of zero, a failed attempt is not retried: the
+/// payment fails, saying why.
+#[test]
+fn a_payment_is_not_retried_after_its_timeout() {
+    let mut s = settings();
+    s.payment_timeout = Duration::ZERO;
+    let mut m = diamond(s);
+    let (reply, summary) = pay_d(&mut m, 200_000, 0x63);
+    let Reply::Failed(why) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(why.contains("temporary_channel_failure"), "{why}");
+    assert!(why.contains("the payment timed out after 0 s"), "{why}");
+    assert_eq!(summary.attempts, 1);
+    assert!(
+        summary
+            .status
+            .starts_with("failed: temporary_channel_failure"),
+        "{}",
+        summary.status
+    );
 }
