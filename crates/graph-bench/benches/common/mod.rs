@@ -6,6 +6,8 @@
 //! Each bench that declares `mod common;` gets the allocator: it is the
 //! `#[global_allocator]` of that bench binary.
 
+pub mod signed;
+
 use std::alloc::System;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -201,6 +201,12 @@ pub enum Input {
         /// Its height.
         height: u32,
     },
+    /// What was sent to a peer before [`Output::NotifyDrained`] is written
+    /// to its connection.
+    PeerDrained {
+        /// The connection.
+        peer: PeerId,
+    },
     /// The answer to [`Output::LookupFunding`]: per short channel id, the
     /// unspent output it names (with its outpoint), `None` when there is
     /// none (no such block, transaction or output, or spent), or why the
@@ -306,6 +312,8 @@ pub enum Command {
     ListPayments,
     /// The network graph gossip taught us (`Reply::Graph`).
     ListGraph,
+    /// How much of it there is (`Reply::GraphCounts`).
+    GraphCounts,
     /// Pay a channel peer without an invoice (bLIP 3 keysend).
     Keysend {
         /// The payee, a channel peer.
@@ -381,6 +389,8 @@ pub enum Reply {
     Payments(Vec<PaymentSummary>),
     /// The network graph.
     Graph(channels::gossip::NetworkGraph),
+    /// The network graph's size.
+    GraphCounts(channels::gossip::GraphCounts),
     /// The command failed; the text says why.
     Failed(String),
 }
@@ -534,6 +544,12 @@ pub enum Output {
     Broadcast {
         /// The transaction.
         tx: Transaction,
+    },
+    /// Report [`Input::PeerDrained`] once what was sent to `peer` so far
+    /// is written (the next page of a large answer goes then).
+    NotifyDrained {
+        /// The connection.
+        peer: PeerId,
     },
     /// Look up the outputs these short channel ids name (BOLT 7: a
     /// `channel_announcement` is checked against its unspent funding
@@ -856,6 +872,12 @@ impl NodeCore {
                     c.tip = height;
                 }
             }
+            Input::PeerDrained { peer } => {
+                let node = self.peers.get(&peer).map(|p| p.node_id);
+                if let (Some(c), Some(node)) = (&mut self.channels, node) {
+                    c.gossip_drained(node);
+                }
+            }
             Input::FundingLookedUp { results } => {
                 if let Some(c) = &mut self.channels {
                     c.on_funding_looked_up(results);
@@ -1037,6 +1059,10 @@ impl NodeCore {
             Command::ListGraph => out.push(Output::Reply {
                 id,
                 reply: Reply::Graph(c.network_graph()),
+            }),
+            Command::GraphCounts => out.push(Output::Reply {
+                id,
+                reply: Reply::GraphCounts(c.graph_counts()),
             }),
             Command::Connect { .. }
             | Command::ListPeers

@@ -35,6 +35,8 @@ pub(crate) enum WriterCmd {
     Send(Vec<u8>),
     /// Flush what came before and close.
     Close,
+    /// Answer once what came before is written to the socket.
+    Notify(oneshot::Sender<()>),
 }
 
 /// The runtime's handle on one connection's reader and writer tasks.
@@ -60,6 +62,12 @@ impl PeerLink {
         self.writer
             .try_send(WriterCmd::Send(bytes))
             .map_err(|_| PeerStalled)
+    }
+
+    /// `done` fires once everything queued before is written (the peer
+    /// took it); dropped if the connection ends first.
+    pub(crate) fn notify_written(&self, done: oneshot::Sender<()>) {
+        let _ = self.writer.try_send(WriterCmd::Notify(done));
     }
 
     /// Flushes what is queued and closes; a peer that does not take the
@@ -248,6 +256,7 @@ async fn write_loop(
         let Some(cmd) = cmd else { break };
         frame.clear();
         let mut close = false;
+        let mut notify = Vec::new();
         let mut next = Some(cmd);
         // Batch whatever is already queued into one write.
         while let Some(cmd) = next {
@@ -260,6 +269,10 @@ async fn write_loop(
                 }
                 WriterCmd::Close => {
                     close = true;
+                    break;
+                }
+                WriterCmd::Notify(done) => {
+                    notify.push(done);
                     break;
                 }
             }
@@ -276,6 +289,9 @@ async fn write_loop(
             if !written {
                 break;
             }
+        }
+        for done in notify {
+            let _ = done.send(());
         }
         if close {
             break;

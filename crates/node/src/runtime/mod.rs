@@ -219,6 +219,16 @@ impl NodeHandle {
         }
     }
 
+    /// How much of the network graph the node holds.
+    pub async fn graph_counts(
+        &self,
+    ) -> Result<crate::core::channels::gossip::GraphCounts, NodeError> {
+        match self.command(Command::GraphCounts).await? {
+            Reply::GraphCounts(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -1037,6 +1047,20 @@ impl CoreDriver {
                         }))
                         .await;
                 });
+            }
+            Output::NotifyDrained { peer } => {
+                if let Some(link) = self.links.get(&peer) {
+                    let (done, written) = oneshot::channel();
+                    link.notify_written(done);
+                    let core = self.tx.clone();
+                    tokio::spawn(async move {
+                        if written.await.is_ok() {
+                            let _ = core
+                                .send(CoreMsg::Input(Input::PeerDrained { peer }))
+                                .await;
+                        }
+                    });
+                }
             }
             Output::LookupFunding { scids } => {
                 let core = self.tx.clone();

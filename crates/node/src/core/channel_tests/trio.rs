@@ -225,6 +225,11 @@ impl Mesh {
                         ));
                     }
                     Output::Reply { reply, .. } => self.replies.push((node, reply)),
+                    // The connection "wrote" what was sent before: it is
+                    // queued ahead of this.
+                    Output::NotifyDrained { peer } => {
+                        queue.push_back((node, Input::PeerDrained { peer }, None));
+                    }
                     Output::LookupFunding { scids } => {
                         self.lookups += scids.len();
                         let results = scids.iter().map(|s| (*s, Ok(self.utxo(*s)))).collect();

@@ -41,11 +41,14 @@ pub(super) const FORGET_AFTER_SPEND: u32 = 12;
 /// Announcements waiting for their funding lookup at most; more are
 /// ignored until lookups return (a peer cannot make us hold unbounded
 /// state).
-const MAX_PENDING: usize = 50_000;
+const MAX_PENDING: usize = 150_000;
 
 /// Announcements of one peer waiting for their funding lookup at most
 /// (the lookups cost the chain source work; a peer cannot take them all).
-const MAX_PENDING_PER_PEER: usize = 20_000;
+/// A sync receives the network's announcements (about 50,000 on mainnet)
+/// faster than the lookups' answers come back through the core's queue:
+/// an announcement refused here is lost to that sync.
+const MAX_PENDING_PER_PEER: usize = 100_000;
 
 /// A lookup not answered in this time is dropped (the announcement comes
 /// again from a sync).
@@ -145,6 +148,17 @@ pub struct GraphNode {
     pub timestamp: u32,
 }
 
+/// How much of the network the graph holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GraphCounts {
+    /// Announced channels.
+    pub channels: usize,
+    /// Their directions with a `channel_update`.
+    pub updates: usize,
+    /// Nodes with a `node_announcement`.
+    pub nodes: usize,
+}
+
 /// The network graph as gossip taught it, for the API.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetworkGraph {
@@ -212,6 +226,9 @@ pub(super) struct GossipPeer {
     pub(super) answer: Option<sync::Answer>,
     /// Gossip relayed to it, sent once the dump is through.
     pub(super) relay: VecDeque<Message>,
+    /// A page is out and the next goes when the connection wrote it
+    /// ([`Output::NotifyDrained`]), not at the tick.
+    pub(super) awaiting_drain: bool,
     /// Our sync from it.
     pub(super) sync: sync::SyncState,
     /// Start of the current junk window and the junk counted in it.
@@ -321,6 +338,41 @@ fn decode_channel(v: &[u8]) -> Option<KnownChannel> {
         spent_at: None,
         added_at: 0,
     })
+}
+
+/// The store records (namespace [`NS_GOSSIP`]) of gossip checked
+/// elsewhere: a node started on a store holding them has that graph, trusted
+/// as its own store is (benchmarks; a graph restored from a copy).
+pub fn import_records(
+    channels: &[(ChannelAnnouncement, OutPoint, Amount)],
+    updates: &[ChannelUpdate],
+    nodes: &[NodeAnnouncement],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(channels.len() + updates.len() + nodes.len());
+    for (ann, outpoint, capacity) in channels {
+        let c = KnownChannel {
+            ann: ann.clone(),
+            outpoint: *outpoint,
+            capacity: *capacity,
+            updates: [None, None],
+            spent_at: None,
+            added_at: 0,
+        };
+        if let Some(v) = encode_channel(&c) {
+            out.push((key_channel(ann.short_channel_id), v));
+        }
+    }
+    for u in updates {
+        if let Ok(v) = Message::ChannelUpdate(u.clone()).encode() {
+            out.push((key_update(u.short_channel_id, u.direction()), v));
+        }
+    }
+    for n in nodes {
+        if let Ok(v) = Message::NodeAnnouncement(n.clone()).encode() {
+            out.push((key_node(&n.node_id), v));
+        }
+    }
+    out
 }
 
 impl Gossip {
@@ -697,7 +749,7 @@ impl Channels {
                     p.relay.push_back(m.clone());
                 }
             }
-            self.send_page(node);
+            self.page_if_idle(node);
         }
     }
 
@@ -732,6 +784,20 @@ impl Channels {
     /// The graph's size: `(channels, nodes with an announcement)`.
     pub(in crate::core) fn graph_size(&self) -> (usize, usize) {
         (self.gossip.channels.len(), self.gossip.nodes.len())
+    }
+
+    /// The graph's size for the API.
+    pub(in crate::core) fn graph_counts(&self) -> GraphCounts {
+        GraphCounts {
+            channels: self.gossip.channels.len(),
+            updates: self
+                .gossip
+                .channels
+                .values()
+                .map(|c| c.updates.iter().flatten().count())
+                .sum(),
+            nodes: self.gossip.nodes.len(),
+        }
     }
 
     /// The graph for the API.

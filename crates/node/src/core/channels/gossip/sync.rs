@@ -421,7 +421,7 @@ impl Channels {
             channels,
             nodes: nodes.into_iter().map(|(n, _)| n).collect(),
         });
-        self.send_page(node);
+        self.page_if_idle(node);
     }
 
     /// BOLT 7 `query_channel_range`, receiving node: "MUST respond with one
@@ -563,7 +563,7 @@ impl Channels {
                 extension: Default::default(),
             },
         });
-        self.send_page(node);
+        self.page_if_idle(node);
     }
 
     /// The messages answering one queried channel, as `flags` ask.
@@ -665,9 +665,43 @@ impl Channels {
                 page.push(m);
             }
         }
+        let more = p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty();
+        p.awaiting_drain = more;
         self.gossip.peers.insert(node, p);
         for m in page {
             self.send(node, m);
+        }
+        // The next page once the connection wrote this one: as fast as the
+        // peer reads, never more than a page queued.
+        if more {
+            if let Some(peer) = self.connected.get(&node).map(|(p, _)| *p) {
+                self.deferred.push(crate::core::Output::NotifyDrained { peer });
+            }
+        }
+    }
+
+    /// Sends a page to `node` unless one is out (the next goes when it is
+    /// written).
+    pub(super) fn page_if_idle(&mut self, node: NodeId) {
+        if !self
+            .gossip
+            .peers
+            .get(&node)
+            .is_some_and(|p| p.awaiting_drain)
+        {
+            self.send_page(node);
+        }
+    }
+
+    /// The connection to `node` wrote our last page: the next one.
+    pub(in crate::core) fn gossip_drained(&mut self, node: NodeId) {
+        let waiting = self
+            .gossip
+            .peers
+            .get(&node)
+            .is_some_and(|p| p.awaiting_drain);
+        if waiting {
+            self.send_page(node);
         }
     }
 
@@ -677,7 +711,10 @@ impl Channels {
             .gossip
             .peers
             .iter()
-            .filter(|(_, p)| p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty())
+            .filter(|(_, p)| {
+                !p.awaiting_drain
+                    && (p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty())
+            })
             .map(|(n, _)| *n)
             .collect();
         for node in owed {
