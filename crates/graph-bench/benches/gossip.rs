@@ -25,7 +25,6 @@ use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
 use lightning::routing::utxo::{UtxoLookup, UtxoLookupError, UtxoResult};
 use lightning::util::ser::LengthReadable;
 
-
 /// Accepted messages, and the first rejection.
 #[derive(Default)]
 struct Tally {

@@ -14,6 +14,11 @@
 //! same path as on a real chain (the block's transaction ids, then the
 //! unspent output).
 //!
+//! Then LDK 0.2.7, the baseline, in the same run: two LDK nodes
+//! (`PeerManager` over lightning-net-tokio, `P2PGossipSync` with the same
+//! funding outputs), A with the same messages applied to its graph, B
+//! syncing them from A after its `gossip_timestamp_filter` (LDK's full sync).
+//!
 //! `cargo bench -p beongae-graph-bench --bench sync`. Goal: at most 15 s,
 //! memory printed.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -32,8 +37,8 @@ use beongae_wallet::Seed;
 use beongae_wire::{ChainHash, ShortChannelId};
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::{
-    absolute, transaction, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf,
-    Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness,
+    absolute, transaction, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence,
+    Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness,
 };
 use common::signed::build_gossip;
 use common::{live_bytes, mib, peak_rss};
@@ -53,10 +58,16 @@ impl ChainSource for BenchChain {
         Ok(self.blocks.get(height as usize).map(Block::block_hash))
     }
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
-        Ok(self.blocks.iter().find(|b| b.block_hash() == *hash).cloned())
+        Ok(self
+            .blocks
+            .iter()
+            .find(|b| b.block_hash() == *hash)
+            .cloned())
     }
     fn broadcast(&self, _tx: &Transaction) -> Result<Txid, ChainError> {
-        Err(ChainError::Rejected("the bench chain takes no transactions".into()))
+        Err(ChainError::Rejected(
+            "the bench chain takes no transactions".into(),
+        ))
     }
     fn fee_estimate(&self, _target_blocks: u16) -> Result<FeeratePerKw, ChainError> {
         Ok(FeeratePerKw(253))
@@ -180,6 +191,7 @@ fn main() {
         )
         .sum();
     let messages = gossip.announcements.len() + gossip.updates.len() + gossip.nodes.len();
+    let ldk_input = ldk::Input::from(&gossip);
     drop(gossip);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -263,5 +275,226 @@ fn main() {
         );
         drop(a);
         drop(b);
+        println!();
+        println!("== LDK 0.2.7, the same gossip, two nodes in this process over TCP");
+        let ldk = ldk::sync(ldk_input).await;
+        println!(
+            "  {} channels, {} updates, {} node announcements synced in {:.2} s: {:.0} messages/s",
+            ldk.channels,
+            ldk.updates,
+            ldk.nodes,
+            ldk.took.as_secs_f64(),
+            messages as f64 / ldk.took.as_secs_f64()
+        );
+        println!(
+            "  ours {:.2} s, ldk {:.2} s: ldk/ours {:.2}x",
+            took.as_secs_f64(),
+            ldk.took.as_secs_f64(),
+            ldk.took.as_secs_f64() / took.as_secs_f64()
+        );
     });
+}
+
+/// LDK's side of the benchmark.
+mod ldk {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use beongae_wire::WireMessage;
+    use bitcoin::constants::ChainHash;
+    use bitcoin::TxOut;
+    use lightning::ln::msgs::{self, RoutingMessageHandler};
+    use lightning::ln::peer_handler::{
+        ErroringMessageHandler, IgnoringMessageHandler, PeerManager,
+    };
+    use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
+    use lightning::routing::utxo::{UtxoLookup, UtxoLookupError, UtxoResult};
+    use lightning::sign::{KeysManager, NodeSigner, Recipient};
+    use lightning::util::ser::LengthReadable;
+    use lightning_net_tokio::SocketDescriptor;
+
+    use super::common::signed::Gossip;
+    use super::common::NoLogger;
+
+    type Graph = NetworkGraph<Arc<NoLogger>>;
+    type Sync = P2PGossipSync<Arc<Graph>, Arc<Utxos>, Arc<NoLogger>>;
+    type Pm = PeerManager<
+        SocketDescriptor,
+        ErroringMessageHandler,
+        Arc<Sync>,
+        IgnoringMessageHandler,
+        Arc<NoLogger>,
+        IgnoringMessageHandler,
+        Arc<KeysManager>,
+        IgnoringMessageHandler,
+    >;
+
+    /// The funding outputs, by short channel id.
+    pub struct Utxos(HashMap<u64, TxOut>);
+
+    impl UtxoLookup for Utxos {
+        fn get_utxo(&self, _chain_hash: &ChainHash, short_channel_id: u64) -> UtxoResult {
+            UtxoResult::Sync(
+                self.0
+                    .get(&short_channel_id)
+                    .cloned()
+                    .ok_or(UtxoLookupError::UnknownTx),
+            )
+        }
+    }
+
+    /// The messages as LDK reads them (our encoding decoded by LDK).
+    pub struct Input {
+        announcements: Vec<msgs::ChannelAnnouncement>,
+        updates: Vec<msgs::ChannelUpdate>,
+        nodes: Vec<msgs::NodeAnnouncement>,
+        utxos: HashMap<u64, TxOut>,
+    }
+
+    fn decode<T: LengthReadable, M: WireMessage>(msgs: &[M]) -> Vec<T> {
+        msgs.iter()
+            .map(|m| {
+                let b = m.encode().unwrap();
+                T::read_from_fixed_length_buffer(&mut &b[2..]).unwrap()
+            })
+            .collect()
+    }
+
+    impl From<&Gossip> for Input {
+        fn from(g: &Gossip) -> Input {
+            Input {
+                announcements: decode(&g.announcements),
+                updates: decode(&g.updates),
+                nodes: decode(&g.nodes),
+                utxos: g.utxos.clone(),
+            }
+        }
+    }
+
+    /// What LDK's node B ended with, and when.
+    pub struct Synced {
+        pub channels: usize,
+        pub updates: usize,
+        pub nodes: usize,
+        pub took: Duration,
+    }
+
+    fn node(seed: u8, utxos: &Arc<Utxos>) -> (Arc<Graph>, Arc<Pm>, bitcoin::secp256k1::PublicKey) {
+        let logger = Arc::new(NoLogger);
+        let graph = Arc::new(NetworkGraph::new(bitcoin::Network::Regtest, logger.clone()));
+        let sync = Arc::new(P2PGossipSync::new(
+            graph.clone(),
+            Some(utxos.clone()),
+            logger.clone(),
+        ));
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let keys = Arc::new(KeysManager::new(
+            &[seed; 32],
+            t.as_secs(),
+            t.subsec_nanos(),
+            true,
+        ));
+        let id = keys.get_node_id(Recipient::Node).unwrap();
+        let pm = Arc::new(PeerManager::new_routing_only(
+            sync,
+            t.as_secs() as u32,
+            &[seed.wrapping_add(100); 32],
+            logger,
+            keys,
+        ));
+        (graph, pm, id)
+    }
+
+    fn counts(g: &Graph) -> (usize, usize, usize) {
+        let ro = g.read_only();
+        let channels = ro.channels().len();
+        let updates = ro
+            .channels()
+            .unordered_iter()
+            .map(|(_, c)| usize::from(c.one_to_two.is_some()) + usize::from(c.two_to_one.is_some()))
+            .sum();
+        let nodes = ro
+            .nodes()
+            .unordered_iter()
+            .filter(|(_, n)| n.announcement_info.is_some())
+            .count();
+        (channels, updates, nodes)
+    }
+
+    /// A holds the gossip; B connects and syncs it; timed from the connect
+    /// until B holds all of A's.
+    pub async fn sync(input: Input) -> Synced {
+        let utxos = Arc::new(Utxos(input.utxos));
+        let (graph_a, pm_a, a_id) = node(1, &utxos);
+        let handler = P2PGossipSync::new(graph_a.clone(), Some(utxos.clone()), Arc::new(NoLogger));
+        for m in &input.announcements {
+            handler.handle_channel_announcement(None, m).unwrap();
+        }
+        for m in &input.updates {
+            handler.handle_channel_update(None, m).unwrap();
+        }
+        for m in &input.nodes {
+            handler.handle_node_announcement(None, m).unwrap();
+        }
+        let target = counts(&graph_a);
+        let (graph_b, pm_b, _) = node(2, &utxos);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = pm_a.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let pm = accept.clone();
+                tokio::spawn(lightning_net_tokio::setup_inbound(
+                    pm,
+                    stream.into_std().unwrap(),
+                ));
+            }
+        });
+        let (a, b) = (pm_a.clone(), pm_b.clone());
+        let ticker = tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                a.process_events();
+                b.process_events();
+                n += 1;
+                if n % 100 == 0 {
+                    a.timer_tick_occurred();
+                    b.timer_tick_occurred();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let t = Instant::now();
+        let conn = lightning_net_tokio::connect_outbound(pm_b.clone(), a_id, addr)
+            .await
+            .expect("LDK B connects to A");
+        tokio::spawn(conn);
+        let mut last = (0, 0, 0);
+        let mut last_change = Instant::now();
+        loop {
+            let c = counts(&graph_b);
+            if c == target {
+                break;
+            }
+            if c != last {
+                last = c;
+                last_change = Instant::now();
+            }
+            if last_change.elapsed() > Duration::from_secs(60) {
+                println!("  LDK's B stopped at {c:?} of {target:?}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let took = t.elapsed();
+        ticker.abort();
+        let (channels, updates, nodes) = counts(&graph_b);
+        Synced {
+            channels,
+            updates,
+            nodes,
+            took,
+        }
+    }
 }

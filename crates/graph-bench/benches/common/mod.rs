@@ -96,6 +96,7 @@ impl XorShift {
 }
 
 /// A duration in milliseconds.
+#[allow(dead_code)] // not used by `sync`
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -114,6 +115,7 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
 /// node maps for 60,000 channels and 20,000 nodes at construction, and its
 /// `ChannelInfo` holds the signed announcement and both signed updates inline
 /// (`Option`s), so most of its heap is reserved before any gossip arrives.
+#[allow(dead_code)] // used by `gossip` only
 pub fn ldk_empty_graph_heap() -> usize {
     let logger = NoLogger;
     let live = live_bytes();
@@ -124,6 +126,7 @@ pub fn ldk_empty_graph_heap() -> usize {
 }
 
 /// `size_of` LDK's per-channel and per-node records, for the reports.
+#[allow(dead_code)] // used by `gossip` only
 pub fn ldk_record_sizes() -> String {
     format!(
         "ChannelInfo {} B, NodeInfo {} B",

@@ -248,4 +248,3 @@ pub fn build_gossip(
         utxos,
     }
 }
-

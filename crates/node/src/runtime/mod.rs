@@ -1055,9 +1055,7 @@ impl CoreDriver {
                     let core = self.tx.clone();
                     tokio::spawn(async move {
                         if written.await.is_ok() {
-                            let _ = core
-                                .send(CoreMsg::Input(Input::PeerDrained { peer }))
-                                .await;
+                            let _ = core.send(CoreMsg::Input(Input::PeerDrained { peer })).await;
                         }
                     });
                 }

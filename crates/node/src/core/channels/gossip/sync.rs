@@ -308,21 +308,37 @@ impl Channels {
     fn send_next_query(&mut self, node: NodeId) {
         let now = self.now;
         let chain = self.chain;
+        let Some(mut p) = self.gossip.peers.remove(&node) else {
+            return;
+        };
+        // What is still missing now: the peer's answer to our timestamp
+        // filter (or other peers) may have brought it meanwhile.
+        let mut chunk: Vec<(ShortChannelId, u64)> = Vec::new();
+        if let SyncState::Querying { wanted, .. } = &mut p.sync {
+            while chunk.len() < QUERY_CHUNK {
+                let Some((scid, flags)) = wanted.pop_front() else {
+                    break;
+                };
+                let flags = self.still_wanted(scid, flags);
+                if flags != 0 {
+                    chunk.push((scid, flags));
+                }
+            }
+        }
+        self.gossip.peers.insert(node, p);
         let Some(p) = self.gossip.peers.get_mut(&node) else {
             return;
         };
-        let SyncState::Querying { wanted, since } = &mut p.sync else {
+        let SyncState::Querying { since, .. } = &mut p.sync else {
             return;
         };
-        if wanted.is_empty() {
+        if chunk.is_empty() {
             p.sync = SyncState::Done;
             self.gossip.synced = true;
             let (channels, nodes) = self.graph_size();
             tracing::info!(peer = %node, channels, nodes, "graph synced");
             return;
         }
-        let n = wanted.len().min(QUERY_CHUNK);
-        let chunk: Vec<(ShortChannelId, u64)> = wanted.drain(..n).collect();
         *since = now;
         let q = QueryShortChannelIds {
             chain_hash: chain,
@@ -331,6 +347,35 @@ impl Channels {
             extension: Default::default(),
         };
         self.send(node, Message::QueryShortChannelIds(q));
+    }
+
+    /// Of what `flags` asked for channel `scid`, what we still lack: the
+    /// announcement and its nodes' if we neither have nor check it, an
+    /// update of a direction we have none of.
+    fn still_wanted(&self, scid: ShortChannelId, flags: u64) -> u64 {
+        if self.gossip.pending.contains_key(&scid) {
+            return 0; // arriving (its updates wait with it)
+        }
+        let Some(c) = self.gossip.channels.get(&scid) else {
+            return flags;
+        };
+        let mut f = flags & !FLAG_ANNOUNCEMENT;
+        for (bit, d) in [(FLAG_UPDATE_1, 0), (FLAG_UPDATE_2, 1)] {
+            // Asked for because the peer's was newer: kept; asked for
+            // because we had no channel: only if still without one.
+            if flags & FLAG_ANNOUNCEMENT != 0 && c.updates[d].is_some() {
+                f &= !bit;
+            }
+        }
+        for (bit, n) in [
+            (FLAG_NODE_1, c.ann.node_id_1),
+            (FLAG_NODE_2, c.ann.node_id_2),
+        ] {
+            if self.gossip.nodes.contains_key(&n) {
+                f &= !bit;
+            }
+        }
+        f
     }
 
     /// The end of the answer to our `query_short_channel_ids`.
@@ -619,27 +664,16 @@ impl Channels {
         out
     }
 
-    /// Sends the next page of what a peer is owed: the answer to its query
-    /// first, then what its filter asked for, then the gossip relayed to it.
+    /// Sends the next page of what a peer is owed: what its filter asked
+    /// for first (a syncing peer asks for both, and what the dump brings it
+    /// need not be queried), then the answer to its query, then the gossip
+    /// relayed to it.
     pub(super) fn send_page(&mut self, node: NodeId) {
         let budget = self.settings.gossip.page_messages.max(1);
         let mut page: Vec<Message> = Vec::new();
         let Some(mut p) = self.gossip.peers.remove(&node) else {
             return;
         };
-        if let Some(mut a) = p.answer.take() {
-            while page.len() < budget {
-                let Some((scid, flags)) = a.items.pop_front() else {
-                    break;
-                };
-                page.extend(self.answer_channel(scid, flags, &mut a.nodes_sent));
-            }
-            if a.items.is_empty() && page.len() < budget {
-                page.push(Message::ReplyShortChannelIdsEnd(a.end.clone()));
-            } else {
-                p.answer = Some(a);
-            }
-        }
         if let Some(mut d) = p.dump.take() {
             while page.len() < budget {
                 if let Some(scid) = d.channels.pop_front() {
@@ -655,6 +689,19 @@ impl Channels {
             }
             if !d.channels.is_empty() || !d.nodes.is_empty() {
                 p.dump = Some(d);
+            }
+        }
+        if let Some(mut a) = p.answer.take() {
+            while page.len() < budget {
+                let Some((scid, flags)) = a.items.pop_front() else {
+                    break;
+                };
+                page.extend(self.answer_channel(scid, flags, &mut a.nodes_sent));
+            }
+            if a.items.is_empty() && page.len() < budget {
+                page.push(Message::ReplyShortChannelIdsEnd(a.end.clone()));
+            } else {
+                p.answer = Some(a);
             }
         }
         if p.dump.is_none() {
@@ -675,7 +722,8 @@ impl Channels {
         // peer reads, never more than a page queued.
         if more {
             if let Some(peer) = self.connected.get(&node).map(|(p, _)| *p) {
-                self.deferred.push(crate::core::Output::NotifyDrained { peer });
+                self.deferred
+                    .push(crate::core::Output::NotifyDrained { peer });
             }
         }
     }
@@ -712,8 +760,7 @@ impl Channels {
             .peers
             .iter()
             .filter(|(_, p)| {
-                !p.awaiting_drain
-                    && (p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty())
+                !p.awaiting_drain && (p.answer.is_some() || p.dump.is_some() || !p.relay.is_empty())
             })
             .map(|(n, _)| *n)
             .collect();
