@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,12 +16,11 @@ use beongae_graph::{Gossip as Msg, Graph};
 use beongae_wire::msgs::{ChannelAnnouncement, ChannelUpdate, NodeAnnouncement};
 use beongae_wire::{ChainHash, NodeId, Reader, WireMessage};
 use bitcoin::secp256k1::{Secp256k1, VerifyOnly};
-use bitcoin::{Network, TxOut};
-use common::signed::{build_gossip, par_map, Gossip};
+use bitcoin::Network;
+use common::signed::{build_gossip, par_map, Gossip, Utxos};
 use common::{live_bytes, mib, ms, peak_rss, NoLogger};
 use lightning::ln::msgs::{self as ldk_msgs, RoutingMessageHandler};
 use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
-use lightning::routing::utxo::{UtxoLookup, UtxoLookupError, UtxoResult};
 use lightning::util::ser::LengthReadable;
 
 /// Accepted messages, and the first rejection.
@@ -53,20 +51,6 @@ impl Tally {
     }
 }
 
-/// LDK's view of the funding outputs: the same map.
-struct Utxos<'a>(&'a HashMap<u64, TxOut>);
-
-impl UtxoLookup for Utxos<'_> {
-    fn get_utxo(&self, _chain_hash: &ChainHash, short_channel_id: u64) -> UtxoResult {
-        UtxoResult::Sync(
-            self.0
-                .get(&short_channel_id)
-                .cloned()
-                .ok_or(UtxoLookupError::UnknownTx),
-        )
-    }
-}
-
 /// Each message as our encoding (type, then payload).
 fn encode_all<M: WireMessage>(msgs: &[M]) -> Vec<Vec<u8>> {
     msgs.iter().map(|m| m.encode().unwrap()).collect()
@@ -91,15 +75,9 @@ fn per_sec(n: usize, d: Duration) -> f64 {
 }
 
 fn main() {
-    let path = common::snapshot_path();
-    if !path.exists() {
-        println!(
-            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping gossip benchmark",
-            path.display()
-        );
+    let Some(path) = common::snapshot_or_skip("gossip") else {
         return;
-    }
-    println!("snapshot: {}", path.display());
+    };
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at start: {}", load.trim());
     }

@@ -257,14 +257,9 @@ impl Tally {
 }
 
 fn main() {
-    let path = common::snapshot_path();
-    if !path.exists() {
-        println!(
-            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping the reliability simulator",
-            path.display()
-        );
+    let Some(path) = common::snapshot_or_skip("reliability") else {
         return;
-    }
+    };
     let per_range: usize = std::env::var("BEONGAE_PAYMENTS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -20,15 +20,9 @@ const QUERIES: usize = 1_000;
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn main() {
-    let path = common::snapshot_path();
-    if !path.exists() {
-        println!(
-            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping route benchmark",
-            path.display()
-        );
+    let Some(path) = common::snapshot_or_skip("route") else {
         return;
-    }
-    println!("snapshot: {}", path.display());
+    };
 
     let live = live_bytes();
     let t = Instant::now();

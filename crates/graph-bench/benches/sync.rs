@@ -84,15 +84,9 @@ fn config(dir: &std::path::Path) -> EmbeddedConfig {
 }
 
 fn main() {
-    let path = common::snapshot_path();
-    if !path.exists() {
-        println!(
-            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping the sync benchmark",
-            path.display()
-        );
+    let Some(path) = common::snapshot_or_skip("sync") else {
         return;
-    }
-    println!("snapshot: {}", path.display());
+    };
     let snapshot = beongae_graph::snapshot::load(&path).unwrap();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -302,23 +296,21 @@ mod ldk {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     use beongae_wire::WireMessage;
-    use bitcoin::constants::ChainHash;
     use bitcoin::TxOut;
     use lightning::ln::msgs::{self, RoutingMessageHandler};
     use lightning::ln::peer_handler::{
         ErroringMessageHandler, IgnoringMessageHandler, PeerManager,
     };
     use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
-    use lightning::routing::utxo::{UtxoLookup, UtxoLookupError, UtxoResult};
     use lightning::sign::{KeysManager, NodeSigner, Recipient};
     use lightning::util::ser::LengthReadable;
     use lightning_net_tokio::SocketDescriptor;
 
-    use super::common::signed::Gossip;
+    use super::common::signed::{Gossip, Utxos};
     use super::common::NoLogger;
 
     type Graph = NetworkGraph<Arc<NoLogger>>;
-    type Sync = P2PGossipSync<Arc<Graph>, Arc<Utxos>, Arc<NoLogger>>;
+    type Sync = P2PGossipSync<Arc<Graph>, Arc<Utxos<'static>>, Arc<NoLogger>>;
     type Pm = PeerManager<
         SocketDescriptor,
         ErroringMessageHandler,
@@ -329,20 +321,6 @@ mod ldk {
         Arc<KeysManager>,
         IgnoringMessageHandler,
     >;
-
-    /// The funding outputs, by short channel id.
-    pub struct Utxos(HashMap<u64, TxOut>);
-
-    impl UtxoLookup for Utxos {
-        fn get_utxo(&self, _chain_hash: &ChainHash, short_channel_id: u64) -> UtxoResult {
-            UtxoResult::Sync(
-                self.0
-                    .get(&short_channel_id)
-                    .cloned()
-                    .ok_or(UtxoLookupError::UnknownTx),
-            )
-        }
-    }
 
     /// The messages as LDK reads them (our encoding decoded by LDK).
     pub struct Input {
@@ -380,7 +358,10 @@ mod ldk {
         pub took: Duration,
     }
 
-    fn node(seed: u8, utxos: &Arc<Utxos>) -> (Arc<Graph>, Arc<Pm>, bitcoin::secp256k1::PublicKey) {
+    fn node(
+        seed: u8,
+        utxos: &Arc<Utxos<'static>>,
+    ) -> (Arc<Graph>, Arc<Pm>, bitcoin::secp256k1::PublicKey) {
         let logger = Arc::new(NoLogger);
         let graph = Arc::new(NetworkGraph::new(bitcoin::Network::Regtest, logger.clone()));
         let sync = Arc::new(P2PGossipSync::new(
@@ -425,7 +406,8 @@ mod ldk {
     /// A holds the gossip; B connects and syncs it; timed from the connect
     /// until B holds all of A's.
     pub async fn sync(input: Input) -> Synced {
-        let utxos = Arc::new(Utxos(input.utxos));
+        // Kept for the process's life: LDK's handlers hold the lookup.
+        let utxos = Arc::new(Utxos(Box::leak(Box::new(input.utxos))));
         let (graph_a, pm_a, a_id) = node(1, &utxos);
         let handler = P2PGossipSync::new(graph_a.clone(), Some(utxos.clone()), Arc::new(NoLogger));
         for m in &input.announcements {

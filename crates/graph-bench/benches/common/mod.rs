@@ -69,6 +69,21 @@ pub fn snapshot_path() -> PathBuf {
         })
 }
 
+/// The snapshot's path, printed; `None` (with a line saying the `bench`
+/// is skipped) if it does not exist.
+pub fn snapshot_or_skip(bench: &str) -> Option<PathBuf> {
+    let path = snapshot_path();
+    if !path.exists() {
+        println!(
+            "graph snapshot {} not found (set BEONGAE_GRAPH); skipping the {bench} benchmark",
+            path.display()
+        );
+        return None;
+    }
+    println!("snapshot: {}", path.display());
+    Some(path)
+}
+
 /// LDK's logger, silent.
 pub struct NoLogger;
 impl Logger for NoLogger {

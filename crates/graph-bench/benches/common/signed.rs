@@ -248,3 +248,21 @@ pub fn build_gossip(
         utxos,
     }
 }
+
+/// LDK's view of the funding outputs: a map by short channel id.
+pub struct Utxos<'a>(pub &'a HashMap<u64, TxOut>);
+
+impl lightning::routing::utxo::UtxoLookup for Utxos<'_> {
+    fn get_utxo(
+        &self,
+        _chain_hash: &ChainHash,
+        short_channel_id: u64,
+    ) -> lightning::routing::utxo::UtxoResult {
+        lightning::routing::utxo::UtxoResult::Sync(
+            self.0
+                .get(&short_channel_id)
+                .cloned()
+                .ok_or(lightning::routing::utxo::UtxoLookupError::UnknownTx),
+        )
+    }
+}

@@ -750,11 +750,58 @@ fn c_invoice_and_pay(t: &mut Mesh) -> Command {
     }
 }
 
+/// Replaces the onion of A's first `update_add_htlc` with one, under A's own
+/// session key for attempt 1, part 0 (so that A reads the answer), that
+/// asks B (`b`) to forward 100,000,000 msat over `next` to `last`.
+fn onion_through_b(
+    b: bitcoin::secp256k1::PublicKey,
+    next: Option<ShortChannelId>,
+    last_node: bitcoin::secp256k1::PublicKey,
+) -> Tamper {
+    let mut first = true;
+    Box::new(move |node, msg| {
+        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
+            return;
+        };
+        if !std::mem::take(&mut first) {
+            return;
+        }
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut e = bitcoin::hashes::sha256::Hash::engine();
+        bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
+        bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
+        bitcoin::hashes::HashEngine::input(&mut e, &0u32.to_be_bytes());
+        let session =
+            SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
+                .unwrap();
+        let forward = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            short_channel_id: next,
+            ..Default::default()
+        };
+        let last = beongae_onion::HopPayload {
+            amt_to_forward: Some(Msat::from_msat(100_000_000)),
+            outgoing_cltv_value: Some(add.cltv_expiry - 80),
+            ..Default::default()
+        };
+        let onion = beongae_onion::construct_onion(
+            &secp,
+            &session,
+            &[(b, forward.encode()), (last_node, last.encode())],
+            &add.payment_hash,
+        )
+        .unwrap();
+        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
+    })
+}
+
 /// Bad onions (BOLT 4), refused by B with the payer told why, nothing
 /// moving: an onion B cannot read (a byte changed on the way) gets
 /// `update_fail_malformed_htlc` (`invalid_onion_hmac`); an onion that asks
 /// B to forward over a channel B does not have gets `unknown_next_peer`,
-/// which A reads from B's layer.
+/// which A reads from B's layer; one that asks B to send it back over the
+/// channel it came in on gets `temporary_channel_failure`.
 #[test]
 fn bad_onions_are_refused_and_the_payer_learns_why() {
     let (mut t, ab, _) = trio();
@@ -780,42 +827,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     // An onion naming a channel B does not have, with A's own session key
     // (attempt 1, part 0) and hops (so that A reads B's answer).
     let (b, c) = (t.ids[1].pubkey(), t.ids[2].pubkey());
-    let mut first = true;
-    t.tamper = Some(Box::new(move |node, msg| {
-        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
-            return;
-        };
-        if !std::mem::take(&mut first) {
-            return;
-        }
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let mut e = bitcoin::hashes::sha256::Hash::engine();
-        bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
-        bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
-        bitcoin::hashes::HashEngine::input(&mut e, &0u32.to_be_bytes());
-        let session =
-            SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
-                .unwrap();
-        let forward = beongae_onion::HopPayload {
-            amt_to_forward: Some(Msat::from_msat(100_000_000)),
-            outgoing_cltv_value: Some(add.cltv_expiry - 80),
-            short_channel_id: ShortChannelId::new(1, 1, 1),
-            ..Default::default()
-        };
-        let last = beongae_onion::HopPayload {
-            amt_to_forward: Some(Msat::from_msat(100_000_000)),
-            outgoing_cltv_value: Some(add.cltv_expiry - 80),
-            ..Default::default()
-        };
-        let onion = beongae_onion::construct_onion(
-            &secp,
-            &session,
-            &[(b, forward.encode()), (c, last.encode())],
-            &add.payment_hash,
-        )
-        .unwrap();
-        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
-    }));
+    t.tamper = Some(onion_through_b(b, ShortChannelId::new(1, 1, 1), c));
     let pay = c_invoice_and_pay(&mut t);
     let Reply::Failed(why) = t.command(0, pay) else {
         panic!("{:?}", t.replies)
@@ -829,43 +841,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     // An onion asking B to send the HTLC back to A over the channel it came
     // in on: refused (temporary_channel_failure), nothing moves.
     let back = t.channel(0, ab).short_channel_id.unwrap();
-    let a = t.ids[0].pubkey();
-    let mut first = true;
-    t.tamper = Some(Box::new(move |node, msg| {
-        let (0, Message::UpdateAddHtlc(add)) = (node, msg) else {
-            return;
-        };
-        if !std::mem::take(&mut first) {
-            return;
-        }
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let mut e = bitcoin::hashes::sha256::Hash::engine();
-        bitcoin::hashes::HashEngine::input(&mut e, &[0x46; 32]);
-        bitcoin::hashes::HashEngine::input(&mut e, &1u32.to_be_bytes());
-        bitcoin::hashes::HashEngine::input(&mut e, &0u32.to_be_bytes());
-        let session =
-            SecretKey::from_slice(&bitcoin::hashes::sha256::Hash::from_engine(e).to_byte_array())
-                .unwrap();
-        let forward = beongae_onion::HopPayload {
-            amt_to_forward: Some(Msat::from_msat(100_000_000)),
-            outgoing_cltv_value: Some(add.cltv_expiry - 80),
-            short_channel_id: Some(back),
-            ..Default::default()
-        };
-        let last = beongae_onion::HopPayload {
-            amt_to_forward: Some(Msat::from_msat(100_000_000)),
-            outgoing_cltv_value: Some(add.cltv_expiry - 80),
-            ..Default::default()
-        };
-        let onion = beongae_onion::construct_onion(
-            &secp,
-            &session,
-            &[(b, forward.encode()), (a, last.encode())],
-            &add.payment_hash,
-        )
-        .unwrap();
-        add.onion_routing_packet.0.copy_from_slice(&onion.encode());
-    }));
+    t.tamper = Some(onion_through_b(b, Some(back), t.ids[0].pubkey()));
     let pay = c_invoice_and_pay(&mut t);
     let Reply::Failed(why) = t.command(0, pay) else {
         panic!("{:?}", t.replies)

@@ -473,12 +473,7 @@ impl Channels {
             .collect();
         for node in away {
             self.gossip.away_since.remove(&node);
-            let ids: Vec<ChannelId> = self
-                .entries
-                .iter()
-                .filter(|(_, e)| e.peer == node)
-                .map(|(id, _)| *id)
-                .collect();
+            let ids = self.channel_ids_with(node);
             for id in ids {
                 if let Some(scid) = self.announced(id) {
                     self.publish_update(id, scid, false);

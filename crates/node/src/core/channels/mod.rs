@@ -712,6 +712,15 @@ impl Channels {
         self.deferred.push(Output::Event(event));
     }
 
+    /// The ids of our channels with `node`.
+    pub(super) fn channel_ids_with(&self, node: NodeId) -> Vec<ChannelId> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.peer == node)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Marks a channel for storing at the end of the input.
     pub(super) fn touch(&mut self, id: ChannelId) {
         self.dirty.insert(id);

@@ -39,12 +39,7 @@ impl Channels {
         let queries = features.offers(beongae_wire::Feature::GossipQueries);
         self.connected.insert(node, (peer, features));
         self.gossip_peer_ready(node, queries);
-        let ids: Vec<ChannelId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.peer == node)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids = self.channel_ids_with(node);
         for id in ids {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
@@ -82,12 +77,7 @@ impl Channels {
                 self.reply(command, Reply::Failed(why));
             }
         }
-        let ids: Vec<ChannelId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.peer == node)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids = self.channel_ids_with(node);
         for id in ids {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
