@@ -440,6 +440,11 @@ impl Channels {
             return false;
         };
         let dir = usize::from(update.direction());
+        // Only the erring node's own direction (another is not its to sign:
+        // the graph would refuse it as a bad signature).
+        if self.gossip.graph.node_id(c.nodes[dir]) != node {
+            return false;
+        }
         let had = c.policies[dir];
         self.on_channel_update(update, Some(node));
         let now_has = self

@@ -60,7 +60,7 @@ const MAX_HELD: usize = 6;
 
 /// Relayed messages queued for one peer at most (behind what it asked
 /// for); more are dropped for it.
-const MAX_RELAY_QUEUE: usize = 100_000;
+const MAX_RELAY_QUEUE: usize = 20_000;
 
 /// A `channel_update` stamped more than this far in the future is dropped
 /// (BOLT 7: "if the `timestamp` is unreasonably far in the future: MAY
