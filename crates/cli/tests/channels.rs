@@ -655,3 +655,184 @@ fn a_public_channel_is_announced_with_the_nodes_names() {
         assert_eq!(nb["addresses"], serde_json::json!(["bob.example.com:9735"]));
     }
 }
+
+impl Daemon {
+    /// Waits (30 s) until channel `id` satisfies `ok`.
+    fn wait_channel_id(
+        &self,
+        id: &str,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..300 {
+            let list = self.ok(&["channels"]);
+            if let Some(c) = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["channel_id"] == id)
+            {
+                if ok(c) {
+                    return c.clone();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("channel {id}: {}", self.ok(&["channels"]));
+    }
+}
+
+/// Three times, Alice pays Carol through Bob 60 times at once (Carol's
+/// invoices reach her by the route hint through Bob's private channel) and
+/// Bob's daemon is killed (`kill -9`) 60, 30 and 10 ms after the payers
+/// start, then restarted from its store. Every
+/// payment ends succeeded or failed, none pending; what Alice paid is what
+/// left her channel, what Carol was paid is what reached hers, and Bob
+/// kept exactly the fees of the forwards he lists settled — every msat
+/// accounted for (SAFETY.md: killed between `Persist` and the sends that
+/// follow; issue 13: B killed with HTLCs in flight).
+#[test]
+fn a_forwarder_killed_mid_flight_loses_no_msat() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    let served = common::serve(&chain_dir);
+    let (url, cookie) = (served.url.clone(), chain_dir.join("devnet/.cookie"));
+    let a = Daemon::start(&dir.path().join("a"), &url, &cookie);
+    let b = Daemon::start(&dir.path().join("b"), &url, &cookie);
+    let c = Daemon::start(&dir.path().join("c"), &url, &cookie);
+    for d in [&a, &b] {
+        let addr = d.ok(&["newaddress"])["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        mine(&chain_dir, &url, "101", &addr);
+    }
+    a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    let ab = a.ok(&["openchannel", &b.node_id, "1000000"])["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.ok(&["connect", &format!("{}@{}", c.node_id, c.listen)]);
+    let bc = b.ok(&["openchannel", &c.node_id, "1000000"])["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mine(&chain_dir, &url, "3", BURN);
+    let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
+    for (d, id) in [(&a, &ab), (&b, &ab), (&b, &bc), (&c, &bc)] {
+        d.wait_channel_id(id, normal);
+    }
+    // Carol's invoices carry the hint through Bob once his update reached her.
+    for _ in 0..300 {
+        let text = c.ok(&["invoice", "1sat"])["invoice"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if c.ok(&["decode", &text])["route_hints"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut b = b;
+    let mut interrupted = 0;
+    for (round, kill_after) in [60u64, 30, 10].into_iter().enumerate() {
+        let before = ledger(&c).1;
+        let invoices: Vec<String> = (0..60)
+            .map(|i| {
+                let amount = format!("{}msat", 100_000 + round * 100_000 + i * 1_000);
+                c.ok(&["invoice", &amount])["invoice"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let total: u64 = (0..60u64)
+            .map(|i| 100_000 + round as u64 * 100_000 + i * 1_000)
+            .sum();
+        let payers: Vec<Child> = invoices
+            .iter()
+            .map(|inv| {
+                Command::new(BIN)
+                    .arg("--datadir")
+                    .arg(&a.datadir)
+                    .args(["pay", inv])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(kill_after));
+        let status = Command::new("kill")
+            .args(["-9", &b._proc.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        if ledger(&c).1 - before < total {
+            interrupted += 1;
+        }
+        let datadir = b.datadir.clone();
+        drop(b);
+        b = Daemon::start(&datadir, &url, &cookie);
+        // Bob listens on a new port now: Alice reconnects to it (Bob redials
+        // Carol by himself).
+        a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+        for mut p in payers {
+            let _ = p.wait();
+        }
+        for (d, id) in [(&a, &ab), (&b, &ab), (&b, &bc), (&c, &bc)] {
+            d.wait_channel_id(id, normal);
+        }
+        balanced(&a, &b, &c, &ab, &bc);
+    }
+    assert!(
+        interrupted > 0,
+        "Bob was never killed with payments in flight"
+    );
+    // The channels still carry payments.
+    a.ok(&[
+        "pay",
+        c.ok(&["invoice", "7sat"])["invoice"].as_str().unwrap(),
+    ]);
+    drop(served);
+}
+
+/// Waits until nothing is pending on A — B — C and every msat is
+/// accounted for: what Alice paid left her channel, what Carol was paid
+/// reached hers, Bob kept exactly the fees of the forwards he lists settled.
+fn balanced(a: &Daemon, b: &Daemon, c: &Daemon, ab: &str, bc: &str) {
+    let settled = |c: &serde_json::Value| c["pending_htlcs"] == 0;
+    let mut last = String::new();
+    for _ in 0..100 {
+        let a_ab = a.wait_channel_id(ab, settled);
+        let b_ab = b.wait_channel_id(ab, settled);
+        let b_bc = b.wait_channel_id(bc, settled);
+        let c_bc = c.wait_channel_id(bc, settled);
+        let ((a_out, _), (_, c_in)) = (ledger(a), ledger(c));
+        let forwards = b.ok(&["forwards"]);
+        let fees = forwards["fees_earned_msat"].as_u64().unwrap();
+        let pending = forwards["forwards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["status"] == "pending")
+            .count();
+        last = format!(
+            "alice {} bob {} / {} carol {}; out {a_out} in {c_in} fees {fees} pending {pending}",
+            a_ab["local_msat"], b_ab["local_msat"], b_bc["local_msat"], c_bc["local_msat"]
+        );
+        if a_ab["local_msat"] == 1_000_000_000 - a_out
+            && b_ab["local_msat"] == a_out
+            && c_bc["local_msat"] == c_in
+            && b_bc["local_msat"] == 1_000_000_000 - c_in
+            && a_out == c_in + fees
+            && pending == 0
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the ledgers never matched: {last}");
+}
