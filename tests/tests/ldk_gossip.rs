@@ -144,7 +144,37 @@ async fn ldk_accepts_our_announcements_and_we_route_over_its_gossip() {
     mine(&devnet, 1, &l1.wallet_script());
     mine(&devnet, 100, &ScriptBuf::new_op_return([]));
 
-    // Beongae —public→ LDK1 —public→ LDK2.
+    // LDK1 —public→ LDK2 first, six deep, both directions in LDK1's graph
+    // (so that what LDK1 sends us does not race LDK2's update to it).
+    l1.connect(l2.node_id(), l2.listen_addr()).await.unwrap();
+    l1.open_channel(l2.node_id(), 1_000_000, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mine(&devnet, 6, &ScriptBuf::new_op_return([]));
+    let l12 = loop {
+        let c = l1
+            .channels()
+            .into_iter()
+            .find(|c| c.counterparty == l2.node_id());
+        if let Some(scid) = c.and_then(|c| c.short_channel_id) {
+            break scid;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for _ in 0..1500 {
+        let both = l1
+            .network_graph()
+            .read_only()
+            .channel(l12)
+            .is_some_and(|c| c.one_to_two.is_some() && c.two_to_one.is_some());
+        if both {
+            break;
+        }
+        l1.peer_manager().timer_tick_occurred();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Then Beongae —public→ LDK1: LDK1 sends us its graph (our empty
+    // graph's filter asks for two weeks) and the new channel's gossip.
     us.node
         .handle()
         .connect(l1_id, l1.listen_addr())
@@ -160,8 +190,6 @@ async fn ldk_accepts_our_announcements_and_we_route_over_its_gossip() {
         )
         .await
         .unwrap();
-    l1.connect(l2.node_id(), l2.listen_addr()).await.unwrap();
-    l1.open_channel(l2.node_id(), 1_000_000, 0).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     mine(&devnet, 6, &ScriptBuf::new_op_return([]));
     let ours = loop {
@@ -176,17 +204,6 @@ async fn ldk_accepts_our_announcements_and_we_route_over_its_gossip() {
     };
     let our_scid = ours.short_channel_id.unwrap();
 
-    // LDK's nodes announce themselves once their channels are public.
-    let l12 = loop {
-        let c = l1
-            .channels()
-            .into_iter()
-            .find(|c| c.counterparty == l2.node_id());
-        if let Some(scid) = c.and_then(|c| c.short_channel_id) {
-            break scid;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
     // LDK accepted ours: the channel (both directions) and our node, at
     // LDK1 first hand and at LDK2 through LDK1's relay.
     wait_ldk_graph(&l1, our_scid.to_u64(), us.node.node_id(), "beongae").await;
