@@ -409,19 +409,7 @@ fn payer_killed_mid_flight_recovers_without_losing_a_msat() {
                 .to_owned()
         })
         .collect();
-    let payers: Vec<Child> = invoices
-        .iter()
-        .map(|inv| {
-            Command::new(BIN)
-                .arg("--datadir")
-                .arg(&a.datadir)
-                .args(["pay", inv])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let payers = a.pay_all(&invoices);
     std::thread::sleep(Duration::from_millis(150));
     let status = Command::new("kill")
         .args(["-9", &a._proc.0.id().to_string()])
@@ -751,19 +739,7 @@ fn a_forwarder_killed_mid_flight_loses_no_msat() {
         let total: u64 = (0..60u64)
             .map(|i| 100_000 + round as u64 * 100_000 + i * 1_000)
             .sum();
-        let payers: Vec<Child> = invoices
-            .iter()
-            .map(|inv| {
-                Command::new(BIN)
-                    .arg("--datadir")
-                    .arg(&a.datadir)
-                    .args(["pay", inv])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
+        let payers = a.pay_all(&invoices);
         std::thread::sleep(Duration::from_millis(kill_after));
         let status = Command::new("kill")
             .args(["-9", &b._proc.0.id().to_string()])
@@ -778,7 +754,16 @@ fn a_forwarder_killed_mid_flight_loses_no_msat() {
         b = Daemon::start(&datadir, &url, &cookie);
         // Bob listens on a new port now: Alice reconnects to it (Bob redials
         // Carol by himself).
-        a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
+        let addr = format!("{}@{}", b.node_id, b.listen);
+        for attempt in 0.. {
+            // Alice may be dialling Bob's old address at that moment.
+            let out = a.cli(&["connect", &addr]);
+            if out.status.success() {
+                break;
+            }
+            assert!(attempt < 20, "{}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(250));
+        }
         for mut p in payers {
             let _ = p.wait();
         }
@@ -835,4 +820,23 @@ fn balanced(a: &Daemon, b: &Daemon, c: &Daemon, ab: &str, bc: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the ledgers never matched: {last}");
+}
+
+impl Daemon {
+    /// One `pay` process per invoice, all running at once.
+    fn pay_all(&self, invoices: &[String]) -> Vec<Child> {
+        invoices
+            .iter()
+            .map(|inv| {
+                Command::new(BIN)
+                    .arg("--datadir")
+                    .arg(&self.datadir)
+                    .args(["pay", inv])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect()
+    }
 }
