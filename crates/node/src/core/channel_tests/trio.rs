@@ -750,6 +750,15 @@ fn c_invoice_and_pay(t: &mut Mesh) -> Command {
     }
 }
 
+/// A pays C's invoice, which fails; why.
+fn pay_fails(t: &mut Trio) -> String {
+    let pay = c_invoice_and_pay(t);
+    let Reply::Failed(why) = t.command(0, pay) else {
+        panic!("{:?}", t.replies)
+    };
+    why
+}
+
 /// Replaces the onion of A's first `update_add_htlc` with one, under A's own
 /// session key for attempt 1, part 0 (so that A reads the answer), that
 /// asks B (`b`) to forward 100,000,000 msat over `next` to `last`.
@@ -815,10 +824,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
             }
         }
     }));
-    let pay = c_invoice_and_pay(&mut t);
-    let Reply::Failed(why) = t.command(0, pay) else {
-        panic!("{:?}", t.replies)
-    };
+    let why = pay_fails(&mut t);
     assert!(
         why.contains("the first hop could not read the onion (failure code 0xc005)"),
         "{why}"
@@ -828,10 +834,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     // (attempt 1, part 0) and hops (so that A reads B's answer).
     let (b, c) = (t.ids[1].pubkey(), t.ids[2].pubkey());
     t.tamper = Some(onion_through_b(b, ShortChannelId::new(1, 1, 1), c));
-    let pay = c_invoice_and_pay(&mut t);
-    let Reply::Failed(why) = t.command(0, pay) else {
-        panic!("{:?}", t.replies)
-    };
+    let why = pay_fails(&mut t);
     assert!(
         why.contains("unknown_next_peer: the node has no such next channel (from hop 0"),
         "{why}"
@@ -842,10 +845,7 @@ fn bad_onions_are_refused_and_the_payer_learns_why() {
     // in on: refused (temporary_channel_failure), nothing moves.
     let back = t.channel(0, ab).short_channel_id.unwrap();
     t.tamper = Some(onion_through_b(b, Some(back), t.ids[0].pubkey()));
-    let pay = c_invoice_and_pay(&mut t);
-    let Reply::Failed(why) = t.command(0, pay) else {
-        panic!("{:?}", t.replies)
-    };
+    let why = pay_fails(&mut t);
     assert!(
         why.contains("temporary_channel_failure") && why.contains("(from hop 0"),
         "{why}"
