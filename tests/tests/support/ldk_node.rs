@@ -8,7 +8,8 @@
 //! - broadcasts: [`NodeBroadcaster`] hands every transaction to a callback, by default
 //!   `devnet.lock().accept(tx)`; refusals are logged, and every broadcast is recorded;
 //! - persistence: [`MemoryPersister`] keeps the serialized `ChannelMonitor`s and the last
-//!   serialized `ChannelManager` in memory (always `ChannelMonitorUpdateStatus::Completed`);
+//!   serialized `ChannelManager` in memory (always `ChannelMonitorUpdateStatus::Completed`),
+//!   and with [`LdkNode::start_durable`] also writes them to LDK's `FilesystemStore`;
 //! - routing: `DefaultRouter` over the `NetworkGraph` that LDK's `P2PGossipSync` fills from
 //!   gossip, funding outputs checked on the devnet ([`DevnetUtxo`]); unannounced channels
 //!   are reached by first hops and invoice route hints;
@@ -21,7 +22,8 @@
 //! - logger: [`NodeLogger`], prints records at or above `LDK_LOG` (default `warn`) to stderr
 //!   and keeps them all.
 //!
-//! A background tokio task calls [`LdkNode::process_events`] every 20 ms, the
+//! A background tokio task calls [`LdkNode::process_events`] whenever the
+//! `ChannelManager` or the `ChainMonitor` signals work and at least every 20 ms, the
 //! `ChannelManager` timer tick every second and the `PeerManager` timer tick every 10 s.
 //! Blocks reach LDK only through [`LdkNode::sync_to_tip`] (or every 20 ms once
 //! [`LdkNode::set_auto_sync`] is on).
@@ -316,6 +318,8 @@ struct Inner {
     accept_inbound: AtomicBool,
     /// Payments to us left unclaimed (the HTLC stays pending).
     hold_claims: AtomicBool,
+    /// Woken when an outcome of a payment we sent is recorded.
+    sent_notify: tokio::sync::Notify,
 }
 
 /// A running LDK node (see the module docs). Dropping it stops its tasks and disconnects.
@@ -373,6 +377,28 @@ impl LdkNode {
         devnet: Arc<Mutex<Devnet>>,
         config: UserConfig,
     ) -> LdkNode {
+        LdkNode::start_inner(seed, devnet, config, None).await
+    }
+
+    /// Like [`LdkNode::start_with_config`], with every `ChannelMonitor` and
+    /// `ChannelManager` write also made durable in LDK's `FilesystemStore` under `dir`
+    /// (see [`MemoryPersister`]). For the benchmarks: a node that keeps its state only in
+    /// memory is not what anyone runs.
+    pub async fn start_durable(
+        seed: [u8; 32],
+        devnet: Arc<Mutex<Devnet>>,
+        config: UserConfig,
+        dir: std::path::PathBuf,
+    ) -> LdkNode {
+        LdkNode::start_inner(seed, devnet, config, Some(dir)).await
+    }
+
+    async fn start_inner(
+        seed: [u8; 32],
+        devnet: Arc<Mutex<Devnet>>,
+        config: UserConfig,
+        disk: Option<std::path::PathBuf>,
+    ) -> LdkNode {
         let t = now();
         let keys = Arc::new(KeysManager::new(&seed, t.as_secs(), t.subsec_nanos(), true));
         let node_id = keys
@@ -392,7 +418,10 @@ impl LdkNode {
             records: Mutex::new(Vec::new()),
             logger: Arc::clone(&logger),
         });
-        let persister = Arc::new(MemoryPersister::default());
+        let persister = Arc::new(MemoryPersister {
+            disk: disk.map(lightning_persister::fs_store::FilesystemStore::new),
+            ..MemoryPersister::default()
+        });
         let chain_monitor: Arc<LdkChainMonitor> = Arc::new(ChainMonitor::new(
             None,
             Arc::clone(&broadcaster),
@@ -491,6 +520,7 @@ impl LdkNode {
             auto_sync: AtomicBool::new(false),
             accept_inbound: AtomicBool::new(true),
             hold_claims: AtomicBool::new(false),
+            sent_notify: tokio::sync::Notify::new(),
         });
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -502,7 +532,9 @@ impl LdkNode {
         let accept_task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => match stream.into_std() {
+                    // TCP_NODELAY as on our own sockets: lightning-net-tokio leaves
+                    // Nagle on, and its small writes then wait for delayed ACKs.
+                    Ok((stream, _)) => match stream.set_nodelay(true).and(stream.into_std()) {
                         Ok(std_stream) => {
                             tokio::spawn(lightning_net_tokio::setup_inbound(
                                 Arc::clone(&accept_pm),
@@ -526,7 +558,14 @@ impl LdkNode {
             let mut last_cm_tick = Instant::now();
             let mut last_pm_tick = Instant::now();
             loop {
-                tick.tick().await;
+                // As LDK's background processor does: woken by the ChannelManager or
+                // the ChainMonitor as soon as there is something to do (events,
+                // forwards, persistence), else by the tick.
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = bg.cm.get_event_or_persistence_needed_future() => {}
+                    _ = bg.chain_monitor.get_update_future() => {}
+                }
                 if bg.auto_sync.load(Ordering::SeqCst) {
                     bg.sync_to_tip();
                 }
@@ -575,13 +614,16 @@ impl LdkNode {
         if self.is_connected(&node_id) {
             return Ok(());
         }
-        match lightning_net_tokio::connect_outbound(Arc::clone(&self.inner.pm), node_id, addr).await
-        {
-            Some(closed) => {
-                tokio::spawn(closed);
-            }
-            None => return Err(format!("TCP connect to {node_id}@{addr} failed")),
-        }
+        // lightning-net-tokio's `connect_outbound`, with TCP_NODELAY (see the listener).
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .and_then(|s| s.set_nodelay(true).and(s.into_std()))
+            .map_err(|e| format!("TCP connect to {node_id}@{addr} failed: {e}"))?;
+        tokio::spawn(lightning_net_tokio::setup_outbound(
+            Arc::clone(&self.inner.pm),
+            node_id,
+            stream,
+        ));
         if wait_for(Duration::from_secs(10), || self.is_connected(&node_id)).await {
             Ok(())
         } else {
@@ -921,14 +963,30 @@ impl LdkNode {
     pub async fn wait_sent(&self, hash: &PaymentHash) -> Result<SentPayment, String> {
         let deadline = Instant::now() + WAIT;
         loop {
+            // Registered before the check, so an outcome recorded in between wakes it.
+            let notified = self.inner.sent_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(s) = self.inner.records.lock().unwrap().sent.get(hash) {
                 return Ok(s.clone());
             }
             if Instant::now() >= deadline {
                 return Err(format!("payment {hash} unresolved after 30 s"));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
         }
+    }
+
+    /// The fees LDK reported for the payments we sent that succeeded (`PaymentSent`).
+    pub fn spent_fees_msat(&self) -> u64 {
+        self.inner
+            .records
+            .lock()
+            .unwrap()
+            .sent
+            .values()
+            .filter_map(|s| s.fee_paid_msat)
+            .sum()
     }
 
     /// Payments received and claimed so far (incoming payments are claimed automatically on
@@ -1145,7 +1203,7 @@ impl Inner {
         self.cm.process_pending_events(&handler);
         self.chain_monitor.process_pending_events(&handler);
         if self.cm.get_and_clear_needs_persistence() {
-            *self.persister.manager.lock().unwrap() = Some(self.cm.encode());
+            self.persister.persist_manager(self.cm.encode());
         }
         self.pm.process_events();
     }
@@ -1316,6 +1374,7 @@ impl Inner {
                         fee_paid_msat,
                     },
                 );
+                self.sent_notify.notify_waiters();
             }
             Event::PaymentFailed {
                 payment_id,
@@ -1331,6 +1390,7 @@ impl Inner {
                         fee_paid_msat: None,
                     },
                 );
+                self.sent_notify.notify_waiters();
             }
             Event::PaymentPathFailed {
                 payment_hash,
