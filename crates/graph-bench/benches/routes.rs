@@ -146,6 +146,8 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
     let (mut ours_found, mut ldk_found, mut both) = (0usize, 0usize, 0usize);
     let (mut ours_fees, mut ldk_fees) = (0u128, 0u128);
     let (mut ours_p, mut ldk_p) = (0f64, 0f64);
+    // Routes where one router's is no dearer and no less likely, and better in one.
+    let (mut ours_better, mut ldk_better) = (0usize, 0usize);
     // Per amount decade (1k, 10k, 100k, 1M sat): queries, ours found, LDK found.
     let mut decades = [[0usize; 3]; 4];
     let mut ldk_errors: std::collections::BTreeMap<&'static str, usize> = Default::default();
@@ -207,7 +209,6 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
                 .iter()
                 .map(|h| (h.short_channel_id.to_u64(), h.amount_msat))
                 .collect();
-            ours_p += prior_probability(graph, &ours_amounts);
             let path = &l.paths[0];
             let mut carried: u64 = path.hops.iter().map(|h| h.fee_msat).sum();
             let ldk_amounts: Vec<(u64, u64)> = path
@@ -219,7 +220,18 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
                     (h.short_channel_id, a)
                 })
                 .collect();
-            ldk_p += prior_probability(graph, &ldk_amounts);
+            let (op, lp) = (
+                prior_probability(graph, &ours_amounts),
+                prior_probability(graph, &ldk_amounts),
+            );
+            ours_p += op;
+            ldk_p += lp;
+            let (of, lf) = (o.fee_msat(), l.get_total_fees());
+            if of <= lf && op >= lp && (of < lf || op > lp) {
+                ours_better += 1;
+            } else if lf <= of && lp >= op && (lf < of || lp > op) {
+                ldk_better += 1;
+            }
         }
     }
 
@@ -252,6 +264,9 @@ fn run(label: &str, graph: &Graph, ldk_ctx: &Ldk<'_>, payers: &[u32], payees: &[
         "  mean success probability of those routes with balances uniform in [0, capacity]: ours {:.3}, ldk {:.3}",
         ours_p / both.max(1) as f64,
         ldk_p / both.max(1) as f64
+    );
+    println!(
+        "  routes no dearer and no less likely than the other's (and better in one): ours {ours_better}, ldk {ldk_better}"
     );
     for (d, [q, o, l]) in decades.iter().enumerate() {
         println!(

@@ -222,8 +222,11 @@ impl<'a> Search<'a> {
         let p = self.params;
         let n = self.graph.node_count() + self.extra_ids.len();
         let mut best: Vec<Option<Label>> = vec![None; n];
+        // The best labels' costs apart, dense: most relaxations only compare.
+        let mut cost = vec![u64::MAX; n];
         let mut done = vec![false; n];
         let (src, dst) = (self.src, self.dst);
+        cost[dst as usize] = 0;
         best[dst as usize] = Some(Label {
             cost: 0,
             amount: amount_msat,
@@ -253,8 +256,12 @@ impl<'a> Search<'a> {
                 if done[u as usize] || self.excluded.get(u as usize).copied().unwrap_or(false) {
                     return;
                 }
-                if let Some(label) = self.relax(&here, u, v, &edge, via, amount_msat, in_flight) {
-                    if best[u as usize].is_none_or(|b| label.cost < b.cost) {
+                let to_beat = cost[u as usize];
+                if let Some(label) =
+                    self.relax(&here, u, v, &edge, via, amount_msat, in_flight, to_beat)
+                {
+                    if label.cost < to_beat {
+                        cost[u as usize] = label.cost;
                         best[u as usize] = Some(label);
                         heap.push(Reverse((label.cost, u)));
                     }
@@ -370,7 +377,9 @@ impl<'a> Search<'a> {
     }
 
     /// The label `u` gets by forwarding to `v` (labelled `here`) over `edge`,
-    /// or `None` if the edge cannot carry the amount.
+    /// or `None` if the edge cannot carry the amount or cannot cost less than
+    /// `to_beat` (u's best label so far): the fee and lock price are known
+    /// before the scorer is asked, and the failure price only adds to them.
     #[allow(clippy::too_many_arguments)]
     fn relax(
         &self,
@@ -381,6 +390,7 @@ impl<'a> Search<'a> {
         via: Via,
         total_msat: u64,
         in_flight: &InFlight,
+        to_beat: u64,
     ) -> Option<Label> {
         let p = self.params;
         let amount = here.amount;
@@ -412,6 +422,12 @@ impl<'a> Search<'a> {
         {
             return None;
         }
+        let lock = u128::from(amount) * u128::from(delta) * u128::from(p.lock_cost_ppm_per_block)
+            / 1_000_000;
+        let spent = fee.saturating_add(u64::try_from(lock).unwrap_or(u64::MAX));
+        if here.cost.saturating_add(spent) >= to_beat {
+            return None;
+        }
         let probability = if edge.known_balance {
             1.0
         } else {
@@ -421,9 +437,6 @@ impl<'a> Search<'a> {
         if probability <= 0.0 {
             return None;
         }
-        let lock = u128::from(amount) * u128::from(delta) * u128::from(p.lock_cost_ppm_per_block)
-            / 1_000_000;
-        let spent = fee.saturating_add(u64::try_from(lock).unwrap_or(u64::MAX));
         let step = spent.saturating_add(p.failure_price(amount, probability));
         Some(Label {
             cost: here.cost.saturating_add(step),
