@@ -382,6 +382,23 @@ impl Mesh {
         i
     }
 
+    /// The connection of link `i` drops: both ends see it, messages on
+    /// their way over it are lost; it is not made again.
+    fn drop_link(&mut self, i: usize) {
+        self.epochs[i] += 1;
+        let l = self.links[i];
+        self.run(vec![
+            (l.a, Input::PeerDisconnected { peer: l.pa }),
+            (l.b, Input::PeerDisconnected { peer: l.pb }),
+        ]);
+    }
+
+    /// The connection of link `i` is made again.
+    fn reconnect(&mut self, i: usize) {
+        let inputs = self.connect_inputs(i).to_vec();
+        self.run(inputs);
+    }
+
     /// Time passes by `d` and every node ticks.
     fn tick(&mut self, d: Duration) {
         self.now += d;
@@ -1065,6 +1082,140 @@ fn a_payer_killed_while_paying_in_parts_loses_nothing() {
     assert!(commits >= 4, "{commits}");
     for k in 1..=commits {
         run(Some(k));
+    }
+}
+
+/// Issue 13 ("retries on failure"): Alice pays Carol, who is reached
+/// through Bob and, dearer, through Dave. Nothing Bob sends arrives any
+/// more, so a first payment X waits for his `revoke_and_ack` and Alice
+/// cannot sign a second one, Y: Y's HTLC is offered to Bob but no
+/// `commitment_signed` covers it when the connection drops. BOLT 2 forgets
+/// it, no one can fulfil it, and Y is placed again through Dave at once and
+/// settles; X, committed, is taken up again on reconnection and settles
+/// too. Every balance moves by exactly the
+/// amounts and the fees.
+#[test]
+fn a_part_dropped_by_a_disconnection_is_placed_again() {
+    // 0 Alice, 1 Bob, 2 Carol, 3 Dave; links 0 A-B, 1 B-C, 2 A-D, 3 D-C.
+    let mut t = Mesh::new(4, &[(0, 1), (1, 2), (0, 3), (3, 2)]);
+    let (ab, f1) = t.open(0, 1);
+    let (bc, f2) = t.open(1, 2);
+    let (ad, f3) = t.open(0, 3);
+    let (dc, f4) = t.open(3, 2);
+    t.block(vec![f1, f2, f3, f4]);
+    t.block(vec![]);
+    t.block(vec![]);
+    let Reply::PolicySet(_) = t.command(
+        3,
+        Command::SetPolicy {
+            channel_id: Some(dc),
+            policy: channels::policy::ForwardingPolicy {
+                fee_base_msat: 5_000,
+                ..Default::default()
+            },
+        },
+    ) else {
+        panic!("policy")
+    };
+    let at = |t: &Mesh, n: usize, id: ChannelId| t.channel(n, id).local.to_msat();
+    let all = [
+        (0, ab),
+        (1, ab),
+        (1, bc),
+        (2, bc),
+        (0, ad),
+        (3, ad),
+        (3, dc),
+        (2, dc),
+    ];
+    let before: Vec<u64> = all.iter().map(|&(n, id)| at(&t, n, id)).collect();
+    let x = t.invoice(2, 50_000_000, "x");
+    let y = t.invoice(2, 100_000_000, "y");
+    let pay = |t: &mut Mesh, id: u64, invoice: String, key: u8| {
+        t.run(vec![(
+            0,
+            Input::Command {
+                id: CommandId(id),
+                command: Command::Pay {
+                    invoice,
+                    amount: None,
+                    now_secs: 1_700_000_000,
+                    session_key: SecretKey::from_slice(&[key; 32]).unwrap(),
+                },
+            },
+        )]);
+    };
+    let outgoing = |t: &Mesh| -> Vec<(String, u32, Vec<NodeId>)> {
+        let mut v: Vec<_> = t.cores[0]
+            .payments()
+            .into_iter()
+            .filter(|p| !p.incoming)
+            .map(|p| (p.amount, p.status, p.attempts, p.route))
+            .collect();
+        v.sort_by_key(|p| p.0);
+        v.into_iter().map(|p| (p.1, p.2, p.3)).collect()
+    };
+    t.loses = Some((1, "*"));
+    let since = t.replies.len();
+    pay(&mut t, 980, x, 0x49);
+    pay(&mut t, 981, y, 0x4a);
+    let (bob, carol, dave) = (t.ids[1], t.ids[2], t.ids[3]);
+    assert_eq!(
+        outgoing(&t),
+        vec![
+            ("pending".to_string(), 1, vec![bob, carol]),
+            ("pending".to_string(), 1, vec![bob, carol]),
+        ]
+    );
+    t.loses = None;
+    t.drop_link(0);
+    // Y went again, through Dave, and settled; X waits for Bob.
+    assert_eq!(
+        outgoing(&t),
+        vec![
+            ("pending".to_string(), 1, vec![bob, carol]),
+            ("succeeded".to_string(), 2, vec![dave, carol]),
+        ]
+    );
+    let paid = |t: &Mesh| {
+        t.replies[since..]
+            .iter()
+            .filter(|(n, r)| *n == 0 && matches!(r, Reply::Paid { .. }))
+            .count()
+    };
+    assert_eq!(paid(&t), 1);
+    // Reestablished, Bob's revocation comes again: X settles.
+    t.reconnect(0);
+    assert_eq!(
+        outgoing(&t),
+        vec![
+            ("succeeded".to_string(), 1, vec![bob, carol]),
+            ("succeeded".to_string(), 2, vec![dave, carol]),
+        ]
+    );
+    assert_eq!(paid(&t), 2);
+    let moved: Vec<i64> = all
+        .iter()
+        .zip(&before)
+        .map(|(&(n, id), b)| at(&t, n, id) as i64 - *b as i64)
+        .collect();
+    // X: 50,000,000 + Bob's 1,000 + 50 msat; Y: 100,000,000 + Dave's
+    // 5,000 + 100 msat. Nothing else moved.
+    assert_eq!(
+        moved,
+        vec![
+            -50_001_050,
+            50_001_050,
+            -50_000_000,
+            50_000_000,
+            -100_005_100,
+            100_005_100,
+            -100_000_000,
+            100_000_000
+        ]
+    );
+    for &(n, id) in &all {
+        assert_eq!(t.channel(n, id).pending_htlcs, 0, "node {n}");
     }
 }
 

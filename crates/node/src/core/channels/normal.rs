@@ -78,6 +78,9 @@ impl Channels {
             }
         }
         let ids = self.channel_ids_with(node);
+        // Our HTLCs the disconnection dropped, handled once every channel
+        // with the peer is down (a payment may place them again elsewhere).
+        let mut our_dropped = Vec::new();
         for id in ids {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
@@ -109,9 +112,12 @@ impl Channels {
             self.touch(id);
             for update in dropped {
                 if let beongae_channel::commitments::Update::Add { id: htlc, .. } = update {
-                    self.outgoing_dropped(id, htlc);
+                    our_dropped.push((id, htlc));
                 }
             }
+        }
+        for (id, htlc) in our_dropped {
+            self.outgoing_dropped(id, htlc);
         }
     }
 

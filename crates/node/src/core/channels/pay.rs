@@ -624,6 +624,18 @@ impl Channels {
                 FailureMessage::TemporaryChannelFailure { channel_update },
             );
         }
+        let Some(hash) = self.by_htlc.get(&(channel, htlc)).copied() else {
+            return;
+        };
+        if self.attempting.contains_key(&hash) {
+            // Over a route, in this process: placed again elsewhere.
+            let part = self.part_resolved(hash, channel, htlc);
+            self.take_part(channel, htlc);
+            if let Some(why) = self.part_dropped(hash, part) {
+                self.finish_failed(hash, why);
+            }
+            return;
+        }
         if let Some(hash) = self.take_part(channel, htlc) {
             self.finish_failed(
                 hash,
@@ -637,7 +649,7 @@ impl Channels {
     pub(super) fn take_part(&mut self, channel: ChannelId, htlc: u64) -> Option<PaymentHash> {
         let hash = self.by_htlc.remove(&(channel, htlc))?;
         // Out of its payment's parts in flight (placed again only after a
-        // failure read from the route).
+        // failure read from the route or a disconnection that dropped it).
         self.part_resolved(hash, channel, htlc);
         self.batch.delete(
             NS_PAYMENTS,

@@ -372,6 +372,30 @@ impl Channels {
         };
         let a = self.attempting.get_mut(&hash)?;
         a.reasons.push(why);
+        self.try_again(hash)
+    }
+
+    /// A part of payment `hash` never reached a commitment: its channel's
+    /// peer disconnected first, and BOLT 2 forgets updates no
+    /// `commitment_signed` covered. No one can fulfil it, so its amount is
+    /// placed again (over channels still connected) while the payment may
+    /// try. `None` if a new attempt is on its way; else why the payment
+    /// failed for good.
+    pub(super) fn part_dropped(&mut self, hash: PaymentHash, part: Option<Part>) -> Option<String> {
+        let first = part
+            .and_then(|p| p.path.first().map(|h| h.node_id))
+            .map_or_else(String::new, |n| format!(" {n}"));
+        let a = self.attempting.get_mut(&hash)?;
+        a.reasons.push(format!(
+            "the first hop{first} disconnected before the part was committed"
+        ));
+        self.try_again(hash)
+    }
+
+    /// A new attempt of payment `hash` for what no part carries, unless
+    /// its attempts or its time are used up. `None` if it is on its way.
+    fn try_again(&mut self, hash: PaymentHash) -> Option<String> {
+        let a = self.attempting.get_mut(&hash)?;
         if a.attempts >= MAX_ATTEMPTS {
             return Some(summary(&a.reasons));
         }
