@@ -742,6 +742,15 @@ impl NodeCore {
         self.channels.as_ref().map(|c| &c.gossip.graph)
     }
 
+    /// Peers whose next gossip filter asks for two weeks.
+    #[cfg(test)]
+    pub(crate) fn gossip_unanswered(&self) -> Vec<NodeId> {
+        self.channels
+            .as_ref()
+            .map(|c| c.gossip.unanswered.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Every HTLC this node forwarded, newest first.
     pub fn forwards(&self) -> Vec<channels::forward::ForwardSummary> {
         self.channels

@@ -205,6 +205,64 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
     assert_eq!(m.lookups - lookups, 1);
 }
 
+/// A peer that leaves our `query_short_channel_ids` unanswered (as LDK
+/// does) is asked for two weeks of gossip on its next connection, and what
+/// the queries could not bring comes with that dump.
+#[test]
+fn a_peer_that_leaves_queries_unanswered_is_asked_for_two_weeks_next_time() {
+    let (mut m, ids) = line();
+    m.tick(Duration::from_secs(3 * 3600));
+    m.command(
+        2,
+        Command::SetPolicy {
+            channel_id: Some(ids[2]),
+            policy: channels::policy::ForwardingPolicy {
+                fee_base_msat: 3_333,
+                ..Default::default()
+            },
+        },
+    );
+    for _ in 0..6 {
+        m.tick(Duration::from_secs(61));
+    }
+    // A joiner with node 0's gossip but for the channel 4 — 5, older than
+    // an hour before the newest gossip it has.
+    let missing = scid_of(&m, 4, ids[4]);
+    let mut store = MemStore::new();
+    for ((ns, k), v) in &m.stores[0] {
+        let drop = ns == channels::gossip::NS_GOSSIP
+            && k.get(1..9) == Some(&missing.to_u64().to_be_bytes()[..])
+            && k[0] != b'n';
+        if ns == channels::gossip::NS_GOSSIP && !drop {
+            store.insert((ns.clone(), k.clone()), v.clone());
+        }
+    }
+    let id6 = node_id_of(&keys(7));
+    m.cores.push(restore_core(keys(7), id6, &store, m.height));
+    m.ids.push(id6);
+    m.stores.push(store);
+    m.next_peer.push(1);
+    m.settings.push(settings());
+    // Its id queries never reach node 3.
+    m.loses = Some((6, "QueryShortChannelIds"));
+    let link = m.link(6, 3);
+    m.tick(Duration::from_secs(1));
+    let count = |m: &Mesh| m.cores[6].graph().unwrap().channel_count();
+    assert_eq!(count(&m), 4, "the filter's hour does not reach the channel");
+    // The query times out; the next connection asks for two weeks.
+    m.tick(Duration::from_secs(61));
+    assert_eq!(count(&m), 4);
+    m.drop_link(link);
+    m.reconnect(link);
+    for _ in 0..3 {
+        m.tick(Duration::from_secs(1));
+    }
+    assert_eq!(count(&m), 5, "the dump brought it");
+    // Only once: the connection after that asks for the last hour again
+    // (its queries unanswered again would renew the two weeks).
+    assert!(m.cores[6].gossip_unanswered().is_empty());
+}
+
 /// Node `n`'s node secret.
 fn node_secret(n: usize) -> SecretKey {
     keys(n as u8 + 1).node_secret()

@@ -263,6 +263,9 @@ pub(in crate::core) struct Gossip {
     pub(super) peers: HashMap<NodeId, GossipPeer>,
     /// A sync with a peer completed in this process.
     pub(super) synced: bool,
+    /// Peers that left our gossip queries unanswered in this process: their
+    /// next filter asks for two weeks (see `start_gossip_with`).
+    pub(in crate::core) unanswered: HashSet<NodeId>,
     /// Our public channels: the peer's `announcement_signatures`, kept until
     /// ours are due too.
     pub(super) their_signatures: BTreeMap<ChannelId, AnnouncementSignatures>,
@@ -401,6 +404,7 @@ impl Gossip {
             next_prune: Duration::ZERO,
             peers: HashMap::new(),
             synced: false,
+            unanswered: HashSet::new(),
             their_signatures: BTreeMap::new(),
             signatures_sent: BTreeSet::new(),
             public: BTreeSet::new(),

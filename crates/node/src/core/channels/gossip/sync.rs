@@ -148,13 +148,20 @@ impl Channels {
     /// window starting more than six hours ago). What the window misses
     /// (older gossip we never got) the range query finds. Other peers'
     /// filters ask for the last hour and what comes next.
+    ///
+    /// A peer that left our queries unanswered before (LDK) is asked for two
+    /// weeks once more on its next connection: its queries could not fill
+    /// the gaps, and it sends everything only for such a first filter.
     pub(super) fn start_gossip_with(&mut self, node: NodeId) {
         if !self.gossip.peers.get(&node).is_some_and(|p| p.queries) {
             return;
         }
         let now = self.now_secs();
         let syncing = self.sync_wanted();
-        let first = if syncing {
+        let first = if self.gossip.unanswered.remove(&node) {
+            tracing::info!(peer = %node, "asking for two weeks of gossip: it left our queries unanswered");
+            now.saturating_sub(beongae_graph::STALE_AFTER_SECS)
+        } else if syncing {
             match self.newest_gossip() {
                 Some(t) => t.min(now).saturating_sub(LIVE_WINDOW_SECS),
                 None => now.saturating_sub(beongae_graph::STALE_AFTER_SECS),
@@ -410,6 +417,9 @@ impl Channels {
                 p.sync = SyncState::Done;
                 stalled.push(*node);
             }
+        }
+        for node in &stalled {
+            self.gossip.unanswered.insert(*node);
         }
         if !stalled.is_empty() {
             let idle: Vec<NodeId> = self
