@@ -364,3 +364,179 @@ async fn forwarding_failures_are_decrypted_by_the_payer() {
         "{forwards:?}"
     );
 }
+
+/// Issue 13: a random network of ten whole nodes over TCP, each with its
+/// SQLite store: a ring and five random chords, one private channel of
+/// 1,000,000 sat per link (the opener pushing 400,000 sat), and 40 random
+/// payments between random nodes over whatever the payee's route hints
+/// allow (direct, or through one of its peers). Every payment ends, no HTLC
+/// is left, both sides of every channel agree on every msat, and each
+/// node's balance moved by exactly what it received, less what it sent
+/// (fees included), plus the fees it earned forwarding: the network's sum
+/// is zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_network_of_ten_nodes_conserves_every_msat() {
+    let mut seed: u64 = 0x5eed_0113;
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let n = 10;
+    let mut links: Vec<(usize, usize)> = (0..n).map(|i| (i, (i + 1) % n)).collect();
+    while links.len() < n + 5 {
+        let (a, b) = (rand(n as u64) as usize, rand(n as u64) as usize);
+        let known = links
+            .iter()
+            .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b));
+        if a != b && !known {
+            links.push((a, b));
+        }
+    }
+    let net = Net::with_nodes(n);
+    let mut nodes = Vec::new();
+    for who in 0..n {
+        nodes.push(net.start(who).await);
+    }
+    // A coin for each channel its opener funds.
+    for &(a, _) in &links {
+        net.mine_to(1, &nodes[a].onchain.new_address().script_pubkey());
+    }
+    net.mine(100);
+    let mut chans: Vec<(ChannelId, usize, usize)> = Vec::new();
+    for &(a, b) in &links {
+        let (from, to) = (&nodes[a], &nodes[b]);
+        from.node
+            .handle()
+            .connect(id_of(to), to.node.listen_addr().unwrap())
+            .await
+            .unwrap();
+        let (id, funding) = from
+            .node
+            .handle()
+            .open_channel(
+                id_of(to),
+                Amount::from_sat(1_000_000),
+                Msat::from_msat(400_000_000),
+            )
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            if net.devnet.lock().unwrap().transaction(&funding).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        chans.push((id, a, b));
+    }
+    net.mine(3);
+    for &(id, a, b) in &chans {
+        for e in [&nodes[a], &nodes[b]] {
+            wait_for(e, id, |c| c.state == ChannelState::Normal && c.active).await;
+        }
+    }
+    let mine_of = |i: usize| -> Vec<ChannelId> {
+        chans
+            .iter()
+            .filter(|(_, a, b)| *a == i || *b == i)
+            .map(|c| c.0)
+            .collect()
+    };
+    // Invoices carry a hint per channel (three at most) once every peer's
+    // channel_update arrived.
+    let invoice = |i: usize, msat: u64, label: String| {
+        let (e, want) = (&nodes[i], mine_of(i).len().min(3));
+        async move {
+            for _ in 0..250 {
+                let (inv, _) = e
+                    .node
+                    .handle()
+                    .invoice(Some(Msat::from_msat(msat)), &label, 3600)
+                    .await
+                    .unwrap();
+                let hints = beongae_invoice::Invoice::decode(&inv)
+                    .unwrap()
+                    .route_hints()
+                    .count();
+                if hints == want {
+                    return inv;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("node {i}'s invoices never got {want} route hints");
+        }
+    };
+    let balance = |i: usize| {
+        let (e, ids) = (&nodes[i], mine_of(i));
+        async move {
+            let mut sum = 0i64;
+            for id in ids {
+                sum += channel(e, id).await.local.to_msat() as i64;
+            }
+            sum
+        }
+    };
+    let mut before = Vec::new();
+    for i in 0..n {
+        before.push(balance(i).await);
+    }
+    let mut received = vec![0i64; n];
+    let mut succeeded = 0;
+    for p in 0..40u64 {
+        let payer = rand(n as u64) as usize;
+        let payee = (payer + 1 + rand(n as u64 - 1) as usize) % n;
+        let msat = (rand(200) + 1) * 1_000_000;
+        let inv = invoice(payee, msat, format!("{p}")).await;
+        match nodes[payer].node.handle().pay(&inv, None).await {
+            Ok(_) => {
+                succeeded += 1;
+                received[payee] += msat as i64;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                assert!(why.contains("route") || why.contains("failed"), "{why}");
+            }
+        }
+    }
+    assert!(succeeded >= 15, "{succeeded} of 40 succeeded");
+    // Every HTLC resolved on both sides before the count.
+    for &(id, a, b) in &chans {
+        for e in [&nodes[a], &nodes[b]] {
+            wait_for(e, id, |c| c.pending_htlcs == 0).await;
+        }
+    }
+    let mut total = 0;
+    let mut forwarded = 0;
+    for i in 0..n {
+        let h = nodes[i].node.handle();
+        let sent: i64 = h
+            .payments()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|p| !p.incoming && p.status == "succeeded")
+            .map(|p| p.amount.unwrap().to_msat() as i64)
+            .sum();
+        let settled: Vec<_> = h
+            .forwards()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.status == "settled")
+            .collect();
+        forwarded += settled.len();
+        let fees: i64 = settled.iter().map(|f| f.fee.to_msat() as i64).sum();
+        let delta = balance(i).await - before[i];
+        assert_eq!(delta, received[i] - sent + fees, "node {i}");
+        total += delta;
+    }
+    assert_eq!(total, 0);
+    assert!(forwarded >= 5, "{forwarded} forwards");
+    for &(id, a, b) in &chans {
+        let (x, y) = (channel(&nodes[a], id).await, channel(&nodes[b], id).await);
+        assert_eq!(x.local.to_msat() + y.local.to_msat(), 1_000_000_000);
+        assert_eq!((x.local, x.remote), (y.remote, y.local));
+    }
+    eprintln!("{succeeded} of 40 payments succeeded, {forwarded} forwards");
+}
