@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use beongae_chain::devnet::Devnet;
 use beongae_chain::ChainSource;
+use beongae_node::core::ChannelSettings;
 use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
 use beongae_wallet::Seed;
 use bitcoin::ScriptBuf;
@@ -38,7 +39,18 @@ pub fn scratch(name: &str) -> Scratch {
 /// A node with seed `[seed; 32]` in `dir` on `devnet`, listening on
 /// loopback.
 pub async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
+    start_with(devnet, dir, seed, ChannelSettings::default()).await
+}
+
+/// [`start`] with `settings`.
+pub async fn start_with(
+    devnet: &Arc<Mutex<Devnet>>,
+    dir: &std::path::Path,
+    seed: u8,
+    settings: ChannelSettings,
+) -> Embedded {
     let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    cfg.settings = settings;
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.chain_poll = Duration::from_millis(20);
     let chain: Arc<dyn ChainSource> = devnet.clone();
