@@ -346,6 +346,33 @@ impl Mesh {
         );
     }
 
+    /// A new empty block that only `nodes` see (the others' chain lags).
+    fn block_for(&mut self, nodes: &[usize]) {
+        self.height += 1;
+        let mut header = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        header.time = self.height;
+        let block = Arc::new(Block {
+            header,
+            txdata: Vec::new(),
+        });
+        let h = self.height;
+        self.blocks.insert(h, block.clone());
+        self.run(
+            nodes
+                .iter()
+                .map(|&n| {
+                    (
+                        n,
+                        Input::BlockConnected {
+                            height: h,
+                            block: block.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        );
+    }
+
     /// The unspent output `scid` names in the blocks mined, as a chain
     /// source would tell.
     fn utxo(&self, scid: ShortChannelId) -> Option<(bitcoin::OutPoint, bitcoin::TxOut)> {
@@ -774,6 +801,35 @@ fn pay_fails(t: &mut Trio) -> String {
         panic!("{:?}", t.replies)
     };
     why
+}
+
+/// BOLT 4 `expiry_too_soon`: A's chain lags 30 blocks behind B's, so the
+/// expiry A asks B to give the outgoing HTLC is already near B's tip. B
+/// refuses the forward with `expiry_too_soon` (his `channel_update`
+/// inside), A reads it as B's (hop 0), and with no other route the payment
+/// fails saying so; every msat is back on both sides.
+#[test]
+fn an_expiry_too_near_the_forwarders_tip_is_refused() {
+    let (mut t, ab, bc) = trio();
+    let before = (t.channel(0, ab).local, t.channel(1, bc).local);
+    for _ in 0..30 {
+        t.block_for(&[1, 2]);
+    }
+    let why = pay_fails(&mut t);
+    assert!(
+        why.contains("expiry_too_soon") && why.contains("(from hop 0, "),
+        "{why}"
+    );
+    assert_eq!((t.channel(0, ab).local, t.channel(1, bc).local), before);
+    for (n, id) in [(0, ab), (1, ab), (1, bc), (2, bc)] {
+        assert_eq!(t.channel(n, id).pending_htlcs, 0, "node {n}");
+    }
+    let forwards = t.cores[1].forwards();
+    assert_eq!(
+        forwards.len(),
+        0,
+        "refused before any outgoing HTLC: {forwards:?}"
+    );
 }
 
 /// Replaces the onion of A's first `update_add_htlc` with one, under A's own
