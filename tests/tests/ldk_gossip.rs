@@ -160,7 +160,7 @@ async fn ldk_accepts_our_announcements_and_we_route_over_its_gossip() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    for _ in 0..1500 {
+    for i in 0..1500 {
         let both = l1
             .network_graph()
             .read_only()
@@ -169,7 +169,11 @@ async fn ldk_accepts_our_announcements_and_we_route_over_its_gossip() {
         if both {
             break;
         }
-        l1.peer_manager().timer_tick_occurred();
+        // LDK disconnects a peer whose pong has not come by its next timer
+        // tick: every 20 ms was too tight under load (LDK1 and LDK2 parted).
+        if i % 25 == 0 {
+            l1.peer_manager().timer_tick_occurred();
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
