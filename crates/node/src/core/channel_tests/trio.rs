@@ -803,6 +803,93 @@ fn pay_fails(t: &mut Trio) -> String {
     why
 }
 
+/// The same, with Alice killed after each of her store commits from the
+/// disconnection on (SAFETY.md: killed after `Persist` and before the
+/// `Send`s that follow; the kill lands while Y is placed again through
+/// Dave, or later), then restarted from her store with her links back:
+/// both payments end, settled or failed, no HTLC is left anywhere, and
+/// every msat is accounted for: Alice paid what her settled payments say
+/// (fees included), Carol got their amounts, Bob and Dave their fees.
+#[test]
+fn a_payer_killed_while_placing_a_dropped_part_again_loses_nothing() {
+    let run = |kill: Option<usize>| -> usize {
+        let (mut t, all, before, _) = two_paths_stuck_behind_bob();
+        let at = |t: &Mesh, n: usize, id: ChannelId| t.channel(n, id).local.to_msat() as i64;
+        t.loses = None;
+        t.kill_after = kill.map(|k| (0, k));
+        t.drop_link(0);
+        if !t.killed {
+            t.reconnect(0);
+        }
+        // Whatever waits on a timer (a held part, a payment's timeout).
+        t.tick(Duration::from_secs(61));
+        t.tick(Duration::from_secs(61));
+        let statuses: Vec<String> = outgoing(&t).into_iter().map(|p| p.0).collect();
+        for s in &statuses {
+            assert!(
+                s == "succeeded" || s.starts_with("failed"),
+                "kill {kill:?}: {statuses:?}"
+            );
+        }
+        for &(n, id) in &all {
+            assert_eq!(t.channel(n, id).pending_htlcs, 0, "kill {kill:?}: node {n}");
+        }
+        let delta = |n: usize| -> i64 {
+            all.iter()
+                .zip(&before)
+                .filter(|((m, _), _)| *m == n)
+                .map(|(&(m, id), b)| at(&t, m, id) - *b as i64)
+                .sum()
+        };
+        let settled: Vec<(i64, i64)> = t.cores[0]
+            .payments()
+            .into_iter()
+            .filter(|p| !p.incoming && p.status == "succeeded")
+            .map(|p| {
+                let fee = p.fee.map_or(0, |f| f.to_msat() as i64);
+                (p.amount.unwrap().to_msat() as i64, fee)
+            })
+            .collect();
+        let fees_of = |n: usize| -> i64 {
+            t.cores[n]
+                .forwards()
+                .iter()
+                .filter(|f| f.status == "settled")
+                .map(|f| f.fee.to_msat() as i64)
+                .sum()
+        };
+        assert_eq!(
+            delta(0),
+            -settled.iter().map(|p| p.0).sum::<i64>(),
+            "kill {kill:?}"
+        );
+        assert_eq!(
+            delta(2),
+            settled.iter().map(|p| p.0 - p.1).sum::<i64>(),
+            "kill {kill:?}"
+        );
+        assert_eq!(
+            (delta(1), delta(3)),
+            (fees_of(1), fees_of(3)),
+            "kill {kill:?}"
+        );
+        assert_eq!((0..4).map(delta).sum::<i64>(), 0);
+        for pair in all.chunks(2) {
+            let (x, y) = (
+                t.channel(pair[0].0, pair[0].1),
+                t.channel(pair[1].0, pair[1].1),
+            );
+            assert_eq!((x.local, x.remote), (y.remote, y.local), "kill {kill:?}");
+        }
+        t.persists
+    };
+    let commits = run(Some(usize::MAX));
+    assert!(commits >= 3, "{commits}");
+    for k in 1..=commits {
+        run(Some(k));
+    }
+}
+
 /// BOLT 4 `expiry_too_soon`: A's chain lags 30 blocks behind B's, so the
 /// expiry A asks B to give the outgoing HTLC is already near B's tip. B
 /// refuses the forward with `expiry_too_soon` (his `channel_update`
@@ -1141,17 +1228,25 @@ fn a_payer_killed_while_paying_in_parts_loses_nothing() {
     }
 }
 
-/// Issue 13 ("retries on failure"): Alice pays Carol, who is reached
-/// through Bob and, dearer, through Dave. Nothing Bob sends arrives any
-/// more, so a first payment X waits for his `revoke_and_ack` and Alice
-/// cannot sign a second one, Y: Y's HTLC is offered to Bob but no
-/// `commitment_signed` covers it when the connection drops. BOLT 2 forgets
-/// it, no one can fulfil it, and Y is placed again through Dave at once and
-/// settles; X, committed, is taken up again on reconnection and settles
-/// too. Every balance moves by exactly the
-/// amounts and the fees.
-#[test]
-fn a_part_dropped_by_a_disconnection_is_placed_again() {
+/// Alice's payments, by amount: status, attempts, route.
+fn outgoing(t: &Mesh) -> Vec<(String, u32, Vec<NodeId>)> {
+    let mut v: Vec<_> = t.cores[0]
+        .payments()
+        .into_iter()
+        .filter(|p| !p.incoming)
+        .map(|p| (p.amount, p.status, p.attempts, p.route))
+        .collect();
+    v.sort_by_key(|p| p.0);
+    v.into_iter().map(|p| (p.1, p.2, p.3)).collect()
+}
+
+/// Alice — Bob — Carol and Alice — Dave — Carol (Dave dearer: 5,000 msat
+/// base), with two payments of Alice's to Carol stuck behind Bob: X (50,000
+/// sat) signed and waiting for Bob's `revoke_and_ack`, Y (100,000 sat)
+/// offered but not signed, as nothing Bob sends arrives (`loses` is still
+/// set). Returns the mesh, every (node, channel) side, each side's balance
+/// before, and the index of the first reply after.
+fn two_paths_stuck_behind_bob() -> (Mesh, [(usize, ChannelId); 8], Vec<u64>, usize) {
     // 0 Alice, 1 Bob, 2 Carol, 3 Dave; links 0 A-B, 1 B-C, 2 A-D, 3 D-C.
     let mut t = Mesh::new(4, &[(0, 1), (1, 2), (0, 3), (3, 2)]);
     let (ab, f1) = t.open(0, 1);
@@ -1201,20 +1296,28 @@ fn a_part_dropped_by_a_disconnection_is_placed_again() {
             },
         )]);
     };
-    let outgoing = |t: &Mesh| -> Vec<(String, u32, Vec<NodeId>)> {
-        let mut v: Vec<_> = t.cores[0]
-            .payments()
-            .into_iter()
-            .filter(|p| !p.incoming)
-            .map(|p| (p.amount, p.status, p.attempts, p.route))
-            .collect();
-        v.sort_by_key(|p| p.0);
-        v.into_iter().map(|p| (p.1, p.2, p.3)).collect()
-    };
     t.loses = Some((1, "*"));
     let since = t.replies.len();
     pay(&mut t, 980, x, 0x49);
     pay(&mut t, 981, y, 0x4a);
+    (t, all, before, since)
+}
+
+/// Issue 13 ("retries on failure"): Alice pays Carol, who is reached
+/// through Bob and, dearer, through Dave. Nothing Bob sends arrives any
+/// more, so a first payment X waits for his `revoke_and_ack` and Alice
+/// cannot sign a second one, Y: Y's HTLC is offered to Bob but no
+/// `commitment_signed` covers it when the connection drops. BOLT 2 forgets
+/// it, no one can fulfil it, and Y is placed again through Dave at once and
+/// settles; X, committed, is taken up again on reconnection and settles
+/// too. Every balance moves by exactly the
+/// amounts and the fees.
+#[test]
+fn a_part_dropped_by_a_disconnection_is_placed_again() {
+    let (mut t, all, before, since) = two_paths_stuck_behind_bob();
+    let at = |t: &Mesh, n: usize, id: ChannelId| t.channel(n, id).local.to_msat();
+    let [(_, ab), _, _, (_, bc), (_, ad), _, (_, dc), _] = all;
+    let _ = (ab, bc, ad, dc);
     let (bob, carol, dave) = (t.ids[1], t.ids[2], t.ids[3]);
     assert_eq!(
         outgoing(&t),

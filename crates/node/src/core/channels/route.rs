@@ -382,9 +382,14 @@ impl Channels {
     /// try. `None` if a new attempt is on its way; else why the payment
     /// failed for good.
     pub(super) fn part_dropped(&mut self, hash: PaymentHash, part: Option<Part>) -> Option<String> {
+        // Not one of this attempt's parts: nothing known to place again.
+        let Some(part) = part else {
+            return Some("a part of the payment failed".into());
+        };
         let first = part
-            .and_then(|p| p.path.first().map(|h| h.node_id))
-            .map_or_else(String::new, |n| format!(" {n}"));
+            .path
+            .first()
+            .map_or_else(String::new, |h| format!(" {}", h.node_id));
         let a = self.attempting.get_mut(&hash)?;
         a.reasons.push(format!(
             "the first hop{first} disconnected before the part was committed"
