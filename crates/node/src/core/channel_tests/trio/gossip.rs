@@ -263,6 +263,44 @@ fn a_peer_that_leaves_queries_unanswered_is_asked_for_two_weeks_next_time() {
     assert!(m.cores[6].gossip_unanswered().is_empty());
 }
 
+/// A peer that asks for our channel ranges again and again gets a full
+/// answer four times in ten minutes; then, until the window ends, one empty
+/// reply saying our information is not complete (BOLT 7 `sync_complete`
+/// 0), which costs us nothing.
+#[test]
+fn channel_range_queries_are_answered_in_full_four_times_in_ten_minutes() {
+    let (mut m, _) = line();
+    let replies = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = replies.clone();
+    m.tamper = Some(Box::new(move |n, msg| {
+        if let (1, Message::ReplyChannelRange(r)) = (n, &*msg) {
+            seen.borrow_mut()
+                .push((r.encoded_short_ids.0.len(), r.sync_complete));
+        }
+    }));
+    let query = Message::QueryChannelRange(beongae_wire::msgs::QueryChannelRange {
+        chain_hash: ChainHash::REGTEST,
+        first_blocknum: 0,
+        number_of_blocks: u32::MAX,
+        query_option: None,
+        extension: Default::default(),
+    });
+    // Past the window of node 0's own sync query; link 0 joins nodes 0 and
+    // 1: node 1 answers node 0.
+    m.tick(Duration::from_secs(601));
+    deliver(&mut m, 0, 1, vec![query.clone(); 6]);
+    let full = (5, 1);
+    let empty = (0, 0);
+    assert_eq!(
+        *replies.borrow(),
+        vec![full, full, full, full, empty, empty]
+    );
+    m.tick(Duration::from_secs(601));
+    replies.borrow_mut().clear();
+    deliver(&mut m, 0, 1, vec![query]);
+    assert_eq!(*replies.borrow(), vec![full]);
+}
+
 /// Node `n`'s node secret.
 fn node_secret(n: usize) -> SecretKey {
     keys(n as u8 + 1).node_secret()

@@ -54,6 +54,14 @@ const MAX_PENDING_PER_PEER: usize = 100_000;
 /// again from a sync).
 const PENDING_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `query_channel_range`s of one peer answered in full per
+/// [`RANGE_QUERY_WINDOW`]; more get one empty reply with `sync_complete` 0
+/// (BOLT 7: "not up-to-date information"), which costs us nothing. A full
+/// answer for the mainnet graph is about a megabyte and a checksum of every
+/// update.
+const RANGE_QUERIES_PER_WINDOW: u32 = 4;
+const RANGE_QUERY_WINDOW: Duration = Duration::from_secs(600);
+
 /// Messages held per pending announcement (its updates and its nodes'
 /// announcements, which arrive right after it).
 const MAX_HELD: usize = 6;
@@ -233,6 +241,9 @@ pub(super) struct GossipPeer {
     pub(super) sync: sync::SyncState,
     /// Start of the current junk window and the junk counted in it.
     junk: (Duration, u32),
+    /// Start of the current window of `query_channel_range`s answered in
+    /// full, and their count.
+    range_queries: (Duration, u32),
 }
 
 /// The gossip layer's state.
@@ -496,6 +507,23 @@ impl Gossip {
         if p.junk.1 == max.saturating_add(1) {
             tracing::warn!(peer = %node, max, "too much invalid gossip: ignoring this peer's channel announcements for a minute");
         }
+    }
+
+    /// Whether the peer's `query_channel_range` is answered in full: at most
+    /// [`RANGE_QUERIES_PER_WINDOW`] per [`RANGE_QUERY_WINDOW`] (one sync
+    /// asks once; a few more cover retries).
+    pub(super) fn range_query_allowed(&mut self, node: NodeId, now: Duration) -> bool {
+        let Some(p) = self.peers.get_mut(&node) else {
+            return false;
+        };
+        if p.range_queries.1 == 0 || now.saturating_sub(p.range_queries.0) >= RANGE_QUERY_WINDOW {
+            p.range_queries = (now, 0);
+        }
+        if p.range_queries.1 >= RANGE_QUERIES_PER_WINDOW {
+            return false;
+        }
+        p.range_queries.1 += 1;
+        true
     }
 
     /// Whether the peer's channel announcements are ignored for now.

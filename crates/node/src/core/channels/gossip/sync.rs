@@ -505,6 +505,11 @@ impl Channels {
             let r = reply(first, end, q.chain_hash == self.chain, Vec::new());
             return self.send(node, Message::ReplyChannelRange(r));
         }
+        if !self.gossip.range_query_allowed(node, self.now) {
+            tracing::debug!(peer = %node, "query_channel_range over the limit: an empty reply");
+            let r = reply(first, end, false, Vec::new());
+            return self.send(node, Message::ReplyChannelRange(r));
+        }
         let ids: Vec<ShortChannelId> = self
             .known_scids()
             .into_iter()
