@@ -109,9 +109,6 @@ pub enum GossipError {
         /// Stored.
         have: u32,
     },
-    /// `must_be_one` (bit 0 of `message_flags`) is not set.
-    #[error("message_flags must_be_one is not set")]
-    MustBeOne,
     /// `htlc_maximum_msat` above the capacity, or below `htlc_minimum_msat`.
     #[error(
         "htlc_maximum_msat {max} is above the capacity {capacity} or below htlc_minimum_msat {min}"
@@ -306,7 +303,7 @@ impl Graph {
     }
 
     /// BOLT 7 §"The `channel_update` Message", receiving node: a known
-    /// channel, the origin's signature, `must_be_one`, a newer timestamp,
+    /// channel, the origin's signature, a newer timestamp,
     /// and `htlc_maximum_msat` within the capacity. Returns the direction.
     pub fn apply_channel_update<C: Verification>(
         &mut self,
@@ -334,9 +331,8 @@ impl Graph {
         };
         let dir = usize::from(msg.direction());
         let origin = self.nodes[ch.nodes[dir] as usize].id;
-        if msg.message_flags & 1 == 0 {
-            return Err(GossipError::MustBeOne);
-        }
+        // `must_be_one` is not checked: BOLT 7 §"Rationale", "a constant
+        // value, and ignored by receivers".
         if let Some(p) = &ch.policies[dir] {
             if msg.timestamp <= p.timestamp {
                 return Err(GossipError::Stale {

@@ -207,13 +207,12 @@ fn channel_update_rules_and_pruning() {
         g.apply_channel_update(&k.secp, &update(&k, 0, NOW, n2)),
         Err(GossipError::BadSignature)
     );
-    let mut u = update(&k, 0, NOW, n1);
+    // BOLT 7: `must_be_one` is "ignored by receivers" (`htlc_maximum_msat`
+    // is always there now): an update without it is taken.
+    let mut u = update(&k, 0, NOW - 10, n1);
     u.message_flags = 0;
     u.signature = k.sign(u.signed_hash().unwrap(), n1);
-    assert_eq!(
-        g.apply_channel_update(&k.secp, &u),
-        Err(GossipError::MustBeOne)
-    );
+    assert_eq!(g.apply_channel_update(&k.secp, &u), Ok(0));
     let mut u = update(&k, 0, NOW, n1);
     u.htlc_maximum_msat = 2_000_000_001;
     u.signature = k.sign(u.signed_hash().unwrap(), n1);

@@ -265,8 +265,8 @@ fn a_peer_that_leaves_queries_unanswered_is_asked_for_two_weeks_next_time() {
 
 /// A peer that asks for our channel ranges again and again gets a full
 /// answer four times in ten minutes; then, until the window ends, one empty
-/// reply saying our information is not complete (BOLT 7 `sync_complete`
-/// 0), which costs us nothing.
+/// final reply (BOLT 7: every query gets replies, the last with
+/// `sync_complete` set), which costs us nothing.
 #[test]
 fn channel_range_queries_are_answered_in_full_four_times_in_ten_minutes() {
     let (mut m, _) = line();
@@ -290,7 +290,7 @@ fn channel_range_queries_are_answered_in_full_four_times_in_ten_minutes() {
     m.tick(Duration::from_secs(601));
     deliver(&mut m, 0, 1, vec![query.clone(); 6]);
     let full = (5, 1);
-    let empty = (0, 0);
+    let empty = (0, 1);
     assert_eq!(
         *replies.borrow(),
         vec![full, full, full, full, empty, empty]

@@ -55,8 +55,8 @@ const MAX_PENDING_PER_PEER: usize = 100_000;
 const PENDING_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `query_channel_range`s of one peer answered in full per
-/// [`RANGE_QUERY_WINDOW`]; more get one empty reply with `sync_complete` 0
-/// (BOLT 7: "not up-to-date information"), which costs us nothing. A full
+/// [`RANGE_QUERY_WINDOW`]; more get one empty final reply (no channels in
+/// the range, as far as that peer learns from us), which costs us nothing. A full
 /// answer for the mainnet graph is about a megabyte and a checksum of every
 /// update.
 const RANGE_QUERIES_PER_WINDOW: u32 = 4;

@@ -500,14 +500,15 @@ impl Channels {
                 checksums: None,
                 extension: Default::default(),
             };
-        if q.chain_hash != self.chain || q.number_of_blocks == 0 {
-            // Nothing we know of: one empty reply (BOLT 7 asks for a reply).
-            let r = reply(first, end, q.chain_hash == self.chain, Vec::new());
-            return self.send(node, Message::ReplyChannelRange(r));
-        }
-        if !self.gossip.range_query_allowed(node, self.now) {
-            tracing::debug!(peer = %node, "query_channel_range over the limit: an empty reply");
-            let r = reply(first, end, false, Vec::new());
+        // Nothing we know of, or a peer over its limit of full answers: one
+        // empty reply, the final one (BOLT 7: "MUST respond with one or more
+        // reply_channel_range", the final with `sync_complete` set).
+        let nothing = q.chain_hash != self.chain || q.number_of_blocks == 0;
+        if nothing || !self.gossip.range_query_allowed(node, self.now) {
+            if !nothing {
+                tracing::debug!(peer = %node, "query_channel_range over the limit: an empty reply");
+            }
+            let r = reply(first, end, true, Vec::new());
             return self.send(node, Message::ReplyChannelRange(r));
         }
         let ids: Vec<ShortChannelId> = self
