@@ -20,6 +20,17 @@ use net::{channel, id_of, wait_for, Net};
 /// Opens `sat` from `from` to `to` (connected first) and waits until both
 /// see it normal and active.
 async fn open(net: &Net, from: &Embedded, to: &Embedded, sat: u64) -> ChannelId {
+    open_pushing(net, from, to, sat, Msat::ZERO).await
+}
+
+/// [`open`], the opener pushing `push` to its peer.
+async fn open_pushing(
+    net: &Net,
+    from: &Embedded,
+    to: &Embedded,
+    sat: u64,
+    push: Msat,
+) -> ChannelId {
     from.node
         .handle()
         .connect(id_of(to), to.node.listen_addr().unwrap())
@@ -28,7 +39,7 @@ async fn open(net: &Net, from: &Embedded, to: &Embedded, sat: u64) -> ChannelId 
     let (id, funding) = from
         .node
         .handle()
-        .open_channel(id_of(to), Amount::from_sat(sat), Msat::ZERO)
+        .open_channel(id_of(to), Amount::from_sat(sat), push)
         .await
         .unwrap();
     for _ in 0..500 {
@@ -406,35 +417,9 @@ async fn a_random_network_of_ten_nodes_conserves_every_msat() {
     net.mine(100);
     let mut chans: Vec<(ChannelId, usize, usize)> = Vec::new();
     for &(a, b) in &links {
-        let (from, to) = (&nodes[a], &nodes[b]);
-        from.node
-            .handle()
-            .connect(id_of(to), to.node.listen_addr().unwrap())
-            .await
-            .unwrap();
-        let (id, funding) = from
-            .node
-            .handle()
-            .open_channel(
-                id_of(to),
-                Amount::from_sat(1_000_000),
-                Msat::from_msat(400_000_000),
-            )
-            .await
-            .unwrap();
-        for _ in 0..500 {
-            if net.devnet.lock().unwrap().transaction(&funding).is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let push = Msat::from_msat(400_000_000);
+        let id = open_pushing(&net, &nodes[a], &nodes[b], 1_000_000, push).await;
         chans.push((id, a, b));
-    }
-    net.mine(3);
-    for &(id, a, b) in &chans {
-        for e in [&nodes[a], &nodes[b]] {
-            wait_for(e, id, |c| c.state == ChannelState::Normal && c.active).await;
-        }
     }
     let mine_of = |i: usize| -> Vec<ChannelId> {
         chans

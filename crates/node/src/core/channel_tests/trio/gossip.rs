@@ -149,11 +149,13 @@ fn a_node_that_joins_learns_the_graph_and_a_new_fee_reaches_everyone() {
 /// newest gossip finds it by queries: its timestamp filter asks only for
 /// the hour before its newest message, and the channel range with
 /// timestamps shows the short channel id it lacks.
-#[test]
-fn a_node_missing_old_gossip_finds_it_by_queries() {
+/// The line, three hours on, then node 2's new fee everywhere; and a node 6
+/// (not linked yet) that starts from node 0's stored gossip without the
+/// channel 4 — 5 (and without node 5's announcement if `without_node5`).
+/// Returns the mesh and the missing channel.
+fn joiner_missing_the_last_channel(without_node5: bool) -> (Mesh, ShortChannelId) {
     let (mut m, ids) = line();
     m.tick(Duration::from_secs(3 * 3600));
-    // Node 2's new fee, three hours after the rest, reaches everyone.
     m.command(
         2,
         Command::SetPolicy {
@@ -167,15 +169,13 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
     for _ in 0..6 {
         m.tick(Duration::from_secs(61));
     }
-    // The joiner starts from node 0's gossip without the channel 4 — 5
-    // (nor node 5's announcement).
     let missing = scid_of(&m, 4, ids[4]);
     let node5 = m.ids[5].serialize();
     let mut store = MemStore::new();
     for ((ns, k), v) in &m.stores[0] {
         let drop = ns == channels::gossip::NS_GOSSIP
             && (k.get(1..9) == Some(&missing.to_u64().to_be_bytes()[..]) && k[0] != b'n'
-                || k.get(1..) == Some(&node5[..]));
+                || without_node5 && k.get(1..) == Some(&node5[..]));
         if ns == channels::gossip::NS_GOSSIP && !drop {
             store.insert((ns.clone(), k.clone()), v.clone());
         }
@@ -186,6 +186,12 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
     m.stores.push(store);
     m.next_peer.push(1);
     m.settings.push(settings());
+    (m, missing)
+}
+
+#[test]
+fn a_node_missing_old_gossip_finds_it_by_queries() {
+    let (mut m, missing) = joiner_missing_the_last_channel(true);
     assert_eq!(m.cores[6].graph().unwrap().channel_count(), 4);
     let lookups = m.lookups;
     m.link(6, 3);
@@ -210,39 +216,9 @@ fn a_node_missing_old_gossip_finds_it_by_queries() {
 /// the queries could not bring comes with that dump.
 #[test]
 fn a_peer_that_leaves_queries_unanswered_is_asked_for_two_weeks_next_time() {
-    let (mut m, ids) = line();
-    m.tick(Duration::from_secs(3 * 3600));
-    m.command(
-        2,
-        Command::SetPolicy {
-            channel_id: Some(ids[2]),
-            policy: channels::policy::ForwardingPolicy {
-                fee_base_msat: 3_333,
-                ..Default::default()
-            },
-        },
-    );
-    for _ in 0..6 {
-        m.tick(Duration::from_secs(61));
-    }
-    // A joiner with node 0's gossip but for the channel 4 — 5, older than
-    // an hour before the newest gossip it has.
-    let missing = scid_of(&m, 4, ids[4]);
-    let mut store = MemStore::new();
-    for ((ns, k), v) in &m.stores[0] {
-        let drop = ns == channels::gossip::NS_GOSSIP
-            && k.get(1..9) == Some(&missing.to_u64().to_be_bytes()[..])
-            && k[0] != b'n';
-        if ns == channels::gossip::NS_GOSSIP && !drop {
-            store.insert((ns.clone(), k.clone()), v.clone());
-        }
-    }
-    let id6 = node_id_of(&keys(7));
-    m.cores.push(restore_core(keys(7), id6, &store, m.height));
-    m.ids.push(id6);
-    m.stores.push(store);
-    m.next_peer.push(1);
-    m.settings.push(settings());
+    // The missing channel's gossip is older than an hour before the
+    // newest the joiner has.
+    let (mut m, _) = joiner_missing_the_last_channel(false);
     // Its id queries never reach node 3.
     m.loses = Some((6, "QueryShortChannelIds"));
     let link = m.link(6, 3);
