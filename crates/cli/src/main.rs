@@ -366,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             color,
             announce_addr,
         } => {
-            init_logging();
+            init_logging()?;
             let gossip = daemon::gossip_settings(&alias, &color, &announce_addr)?;
             let bitcoind = daemon::BitcoindOpts {
                 url: bitcoind_rpc,
@@ -524,15 +524,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+/// Logging to stderr at `BEONGAE_LOG` (default `info`). Each of its
+/// comma-separated directives is a level or `target=level`: a misspelt
+/// level would otherwise read as a target name and log nothing useful.
+fn init_logging() -> anyhow::Result<()> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let filter = match std::env::var("BEONGAE_LOG") {
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+        Ok(spec) => {
+            for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+                let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+                if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                    anyhow::bail!(
+                        "BEONGAE_LOG={spec:?}: `{d}` is not a log level; use one of {} or `target=level` (for example `info,beongae_node=debug`)",
+                        LEVELS.join(", ")
+                    );
+                }
+            }
+            tracing_subscriber::EnvFilter::try_new(&spec)
+                .with_context(|| format!("BEONGAE_LOG={spec:?} is not a log filter"))?
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BEONGAE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    Ok(())
 }
 
 /// `beongae init`: a new seed, shown once; `--restore`: words from stdin.

@@ -377,3 +377,26 @@ fn decode_shows_an_invoice_and_rejects_a_bad_one() {
         "error: not a valid BOLT 11 invoice: invoice bech32 checksum is incorrect"
     );
 }
+
+/// Issue 14: a `BEONGAE_LOG` that is not a log filter stops the daemon
+/// before it starts, with a message that says what to write instead.
+#[test]
+fn a_bad_log_level_is_refused_with_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["xyz", "info,beongae_node=loud", "degub"] {
+        let out = Command::new(BIN)
+            .args(["--datadir", dir.path().to_str().unwrap(), "daemon"])
+            .args(["--listen", "127.0.0.1:0", "--block-interval", "0"])
+            .env("BEONGAE_LOG", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {err}");
+        assert!(
+            err.contains("BEONGAE_LOG")
+                && err.contains("is not a log level")
+                && err.contains("target=level"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -164,6 +164,14 @@ impl Invoice {
         secp: &Secp256k1<C>,
         s: &str,
     ) -> Result<Invoice, InvoiceError> {
+        // BOLT 11 §"Encoding Overview": "If a URI scheme is desired, the
+        // current recommendation is to [...] use 'lightning:' as a prefix
+        // before the BOLT-11 encoding": what a QR code or a link carries,
+        // in either case.
+        let s = match s.get(..10) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("lightning:") => &s[10..],
+            _ => s,
+        };
         // BOLT 11 §"Encoding Overview": "MUST parse the address as Bech32, as
         // specified in BIP-0173 (also without the character limit)", which
         // includes handling upper case and refusing mixed case.

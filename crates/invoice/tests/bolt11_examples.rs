@@ -455,3 +455,22 @@ fn invalid_high_s_with_n_field() {
         InvoiceError::HighSSignature
     );
 }
+
+/// BOLT 11 §"Encoding Overview": the `lightning:` URI prefix, as links and
+/// QR codes carry it (upper case too), reads as the invoice itself.
+#[test]
+fn the_lightning_uri_prefix_is_read() {
+    let plain = Invoice::decode(COFFEE).unwrap();
+    for uri in [
+        format!("lightning:{COFFEE}"),
+        format!("LIGHTNING:{}", COFFEE.to_uppercase()),
+        format!("Lightning:{COFFEE}"),
+    ] {
+        let inv = Invoice::decode(&uri).unwrap();
+        assert_eq!(inv.payment_hash(), plain.payment_hash(), "{uri}");
+        assert_eq!(inv.amount(), plain.amount());
+    }
+    // Only the scheme: `lightning://` is not it, nor a prefix alone.
+    assert!(Invoice::decode(&format!("lightning://{COFFEE}")).is_err());
+    assert!(Invoice::decode("lightning:").is_err());
+}
