@@ -153,7 +153,7 @@ pub struct Ctx {
     /// Its listen address.
     pub listen: Option<std::net::SocketAddr>,
     /// Chain and wallet, if a chain is configured.
-    pub onchain: Option<Arc<Onchain>>,
+    pub onchain: Arc<Onchain>,
     /// The embedded devnet and its directory, with `--network devnet`.
     pub devnet: Option<(Arc<Mutex<Devnet>>, PathBuf)>,
 }
@@ -312,9 +312,6 @@ fn parse_node_id(s: &str) -> Result<NodeId, String> {
         .map_err(|e| format!("bad node id `{s}`: {e}"))
 }
 
-const NO_CHAIN: &str =
-    "no chain: start the daemon with --network devnet, or with --bitcoind-rpc URL";
-
 async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
     let node = &ctx.node;
     let result: Result<serde_json::Value, String> = async {
@@ -341,7 +338,7 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 Ok(serde_json::json!({ "pong_bytes": len, "round_trip_ms": rtt.as_secs_f64() * 1000.0 }))
             }
             Request::NewAddress { kind } => {
-                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                let onchain = ctx.onchain.clone();
                 let kind = match kind.as_deref() {
                     None | Some("p2wpkh") => AddressKind::P2wpkh,
                     Some("p2tr") => AddressKind::P2tr,
@@ -350,7 +347,7 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 Ok(serde_json::json!({ "address": onchain.new_address_of(kind).to_string() }))
             }
             Request::Balance => {
-                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                let onchain = ctx.onchain.clone();
                 let (b, height) = blocking(move || Ok((onchain.balance()?, onchain.sync()?))).await?;
                 // Funds of force-closed channels still on their way back.
                 let closing: u64 = node
@@ -375,7 +372,7 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 Ok(v)
             }
             Request::Send { address, amount_sat, feerate_sat_per_vb } => {
-                let onchain = ctx.onchain.clone().ok_or(NO_CHAIN)?;
+                let onchain = ctx.onchain.clone();
                 // sat/vB -> sat per 1000 weight units.
                 let feerate = feerate_sat_per_vb.map(|r| FeeratePerKw(u32::try_from(r.saturating_mul(250)).unwrap_or(u32::MAX)));
                 let txid = blocking(move || onchain.send(&address, Amount::from_sat(amount_sat), feerate)).await?;
@@ -531,10 +528,9 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                 if blocks == 0 || blocks > 10_000 {
                     return Err("choose between 1 and 10000 blocks".to_owned());
                 }
-                let spk = match (address, &ctx.onchain) {
-                    (Some(a), _) => crate::devnet::regtest_address(&a).map_err(|e| format!("{e:#}"))?.script_pubkey(),
-                    (None, Some(o)) => o.new_address().script_pubkey(),
-                    (None, None) => return Err(NO_CHAIN.to_owned()),
+                let spk = match address {
+                    Some(a) => crate::devnet::regtest_address(&a).map_err(|e| format!("{e:#}"))?.script_pubkey(),
+                    None => ctx.onchain.new_address().script_pubkey(),
                 };
                 let hashes = tokio::task::spawn_blocking(move || {
                     let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());

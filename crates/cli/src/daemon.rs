@@ -11,10 +11,8 @@ use anyhow::{bail, Context as _};
 use beongae_chain::devnet::Devnet;
 use beongae_chain::rpc::{Auth, Bitcoind};
 use beongae_chain::ChainSource;
-use beongae_node::core::CoreConfig;
 use beongae_node::embedded::{self, EmbeddedConfig};
-use beongae_node::runtime::{Node, NodeConfig};
-use beongae_wallet::{KeyManager, OnchainWallet, Seed};
+use beongae_wallet::{OnchainWallet, Seed};
 use bitcoin::secp256k1::rand;
 use bitcoin::ScriptBuf;
 
@@ -122,11 +120,11 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     let seed = load_or_create_seed(datadir)?;
     let btc_network = opts.network.bitcoin_network();
     let master = seed.master_key(btc_network.into());
-    let keys = KeyManager::new(master, btc_network);
 
-    // The chain: an embedded devnet, Bitcoin Core, or none.
+    // The chain: an embedded devnet or Bitcoin Core. A node without one
+    // could not open, watch or close a channel: it does not start.
     let mut devnet_handle = None;
-    let chain: Option<Arc<dyn ChainSource>> = match (&opts.network, &opts.bitcoind.url) {
+    let chain: Arc<dyn ChainSource> = match (&opts.network, &opts.bitcoind.url) {
         (Network::Devnet, Some(_)) => {
             bail!("--bitcoind-rpc does not go with --network devnet (the devnet is embedded)")
         }
@@ -141,7 +139,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             }
             let devnet = Arc::new(Mutex::new(devnet));
             devnet_handle = Some((devnet.clone(), dir));
-            Some(devnet)
+            devnet
         }
         (_, Some(url)) => {
             let auth = match (&opts.bitcoind.cookie, &opts.bitcoind.user_pass) {
@@ -158,9 +156,12 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             if name != expected {
                 bail!("bitcoind at {url} is on `{name}`, but --network asks for `{expected}`");
             }
-            Some(rpc)
+            rpc
         }
-        (_, None) => None,
+        (network, None) => bail!(
+            "--network {} needs a chain: add --bitcoind-rpc URL with --bitcoind-cookie FILE (or --bitcoind-user and --bitcoind-password), or use --network devnet",
+            network.name()
+        ),
     };
     if let (Some((devnet, dir)), true) = (&devnet_handle, opts.block_interval > 0) {
         let (devnet, dir, secs) = (devnet.clone(), dir.clone(), opts.block_interval);
@@ -176,32 +177,20 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     }
 
     let control_listener = control::bind(datadir).await?;
-    // With a chain, the node has channels (store in the data directory,
-    // wallet from the seed); without one, it is a peer only.
-    let (node, onchain) = match chain {
-        Some(chain) => {
-            let mut cfg = EmbeddedConfig::new(datadir, btc_network);
-            cfg.listen = Some(opts.listen);
-            cfg.core_seed = rand::random();
-            cfg.settings.gossip = opts.gossip.clone();
-            cfg.chain_poll = match opts.network {
-                Network::Devnet => Duration::from_millis(200),
-                Network::Regtest => Duration::from_millis(500),
-                _ => Duration::from_secs(5),
-            };
-            cfg.after_broadcast = devnet_handle.clone().map(|(d, dir)| {
-                Box::new(move || save_devnet(&d, &dir)) as beongae_node::onchain::AfterChange
-            });
-            let e = embedded::start(&seed, chain, cfg).await?;
-            (e.node, Some(e.onchain))
-        }
-        None => {
-            let mut config = NodeConfig::new(CoreConfig::new(opts.network.chain_hash()));
-            config.listen = Some(opts.listen);
-            config.core.seed = rand::random();
-            (Node::start(keys.node_secret(), config).await?, None)
-        }
+    // The node: its store in the data directory, its wallet from the seed.
+    let mut cfg = EmbeddedConfig::new(datadir, btc_network);
+    cfg.listen = Some(opts.listen);
+    cfg.core_seed = rand::random();
+    cfg.settings.gossip = opts.gossip.clone();
+    cfg.chain_poll = match opts.network {
+        Network::Devnet => Duration::from_millis(200),
+        Network::Regtest => Duration::from_millis(500),
+        _ => Duration::from_secs(5),
     };
+    cfg.after_broadcast = devnet_handle.clone().map(|(d, dir)| {
+        Box::new(move || save_devnet(&d, &dir)) as beongae_node::onchain::AfterChange
+    });
+    let embedded::Embedded { node, onchain } = embedded::start(&seed, chain, cfg).await?;
     let listen_addr = node.listen_addr();
     // The daemon keeps running if whoever started it stops reading stdout.
     let mut banner = format!("node id: {}\n", node.node_id());

@@ -282,6 +282,12 @@ impl Network {
         }
     }
 
+    /// Its name on the command line.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned())
+    }
+
     /// What bitcoind's `getblockchaininfo` calls this chain.
     pub fn bitcoind_chain_name(self) -> &'static str {
         match self {

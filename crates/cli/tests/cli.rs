@@ -400,3 +400,26 @@ fn a_bad_log_level_is_refused_with_what_to_write() {
         );
     }
 }
+
+/// Issue 14: a daemon on a network without a chain to watch (here regtest
+/// with no Bitcoin Core) does not start: it says what to add.
+#[test]
+fn a_daemon_without_a_chain_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for network in ["regtest", "bitcoin"] {
+        let out = Command::new(BIN)
+            .args(["--datadir", dir.path().to_str().unwrap(), "daemon"])
+            .args(["--listen", "127.0.0.1:0", "--network", network])
+            .env("BEONGAE_LOG", "warn")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{network}: {err}");
+        assert!(
+            err.contains(&format!("--network {network} needs a chain"))
+                && err.contains("--bitcoind-rpc URL")
+                && err.contains("--network devnet"),
+            "{network}: {err}"
+        );
+    }
+}
