@@ -1378,4 +1378,51 @@ fn a_part_dropped_by_a_disconnection_is_placed_again() {
     }
 }
 
+/// Issue 14: an invoice nobody paid says `expired` once its expiry (BOLT 11
+/// `x`) has passed, not `open`; a paid one stays `paid`.
+#[test]
+fn an_unpaid_invoice_past_its_expiry_says_expired() {
+    let (mut t, _, _) = trio();
+    let invoice = |t: &mut Trio, description: &str| {
+        let Reply::Invoice { invoice, .. } = t.command(
+            2,
+            Command::CreateInvoice {
+                amount: Some(Msat::from_msat(1_000_000)),
+                description: description.into(),
+                expiry_secs: 60,
+                now_secs: t.now.as_secs(),
+            },
+        ) else {
+            panic!("no invoice")
+        };
+        invoice
+    };
+    let paid = invoice(&mut t, "paid");
+    invoice(&mut t, "left");
+    let Reply::Paid { .. } = t.command(
+        0,
+        Command::Pay {
+            invoice: paid,
+            amount: None,
+            now_secs: t.now.as_secs(),
+            session_key: SecretKey::from_slice(&[0x4b; 32]).unwrap(),
+        },
+    ) else {
+        panic!("{:?}", t.replies)
+    };
+    let statuses = |t: &Trio| -> Vec<String> {
+        let mut v: Vec<String> = t.cores[2]
+            .payments()
+            .into_iter()
+            .filter(|p| p.incoming)
+            .map(|p| p.status)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(statuses(&t), vec!["open", "paid"]);
+    t.tick(Duration::from_secs(61));
+    assert_eq!(statuses(&t), vec!["expired", "paid"]);
+}
+
 mod gossip;

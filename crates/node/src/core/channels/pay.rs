@@ -752,6 +752,11 @@ impl Channels {
 
     /// Every invoice and payment.
     pub(in crate::core) fn payments(&self) -> Vec<PaymentSummary> {
+        let now = u64::from(self.now_secs());
+        // An unpaid invoice past its expiry (BOLT 11 `x`): payers refuse
+        // to pay it.
+        let expired =
+            |r: &InvoiceRecord| Invoice::decode(&r.invoice).is_ok_and(|inv| inv.is_expired(now));
         let mut v: Vec<PaymentSummary> = self
             .invoices
             .iter()
@@ -759,7 +764,12 @@ impl Channels {
                 payment_hash: *h,
                 incoming: true,
                 amount: r.received.or(r.amount),
-                status: if r.received.is_some() { "paid" } else { "open" }.into(),
+                status: match r.received {
+                    Some(_) => "paid",
+                    None if expired(r) => "expired",
+                    None => "open",
+                }
+                .into(),
                 invoice: Some(r.invoice.clone()),
                 fee: None,
                 attempts: 0,
