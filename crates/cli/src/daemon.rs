@@ -115,20 +115,29 @@ fn save_devnet(devnet: &Mutex<Devnet>, dir: &Path) {
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
+    // The chain: an embedded devnet or Bitcoin Core. A node without one
+    // could not open, watch or close a channel: it does not start (checked
+    // before anything is written, a seed included).
+    let devnet = matches!(opts.network, Network::Devnet);
+    match (devnet, &opts.bitcoind.url) {
+        (true, Some(_)) => {
+            bail!("--bitcoind-rpc does not go with --network devnet (the devnet is embedded)")
+        }
+        (false, None) => bail!(
+            "--network {} needs a chain: add --bitcoind-rpc URL with --bitcoind-cookie FILE (or --bitcoind-user and --bitcoind-password), or use --network devnet",
+            opts.network.name()
+        ),
+        _ => {}
+    }
     std::fs::create_dir_all(datadir)
         .with_context(|| format!("creating data directory {}", datadir.display()))?;
     let seed = load_or_create_seed(datadir)?;
     let btc_network = opts.network.bitcoin_network();
     let master = seed.master_key(btc_network.into());
 
-    // The chain: an embedded devnet or Bitcoin Core. A node without one
-    // could not open, watch or close a channel: it does not start.
     let mut devnet_handle = None;
-    let chain: Arc<dyn ChainSource> = match (&opts.network, &opts.bitcoind.url) {
-        (Network::Devnet, Some(_)) => {
-            bail!("--bitcoind-rpc does not go with --network devnet (the devnet is embedded)")
-        }
-        (Network::Devnet, None) => {
+    let chain: Arc<dyn ChainSource> = match &opts.bitcoind.url {
+        None => {
             let dir = devnet_dir(datadir);
             let mut devnet = Devnet::load(&dir)?;
             if devnet.height() == 0 {
@@ -141,7 +150,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             devnet_handle = Some((devnet.clone(), dir));
             devnet
         }
-        (_, Some(url)) => {
+        Some(url) => {
             let auth = match (&opts.bitcoind.cookie, &opts.bitcoind.user_pass) {
                 (Some(c), _) => Auth::Cookie(c.clone()),
                 (None, Some((u, p))) => Auth::UserPass(u.clone(), p.clone()),
@@ -158,10 +167,6 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             }
             rpc
         }
-        (network, None) => bail!(
-            "--network {} needs a chain: add --bitcoind-rpc URL with --bitcoind-cookie FILE (or --bitcoind-user and --bitcoind-password), or use --network devnet",
-            network.name()
-        ),
     };
     if let (Some((devnet, dir)), true) = (&devnet_handle, opts.block_interval > 0) {
         let (devnet, dir, secs) = (devnet.clone(), dir.clone(), opts.block_interval);

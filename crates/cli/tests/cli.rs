@@ -421,5 +421,7 @@ fn a_daemon_without_a_chain_does_not_start() {
                 && err.contains("--network devnet"),
             "{network}: {err}"
         );
+        // Refused before anything was written: no seed was made.
+        assert!(!dir.path().join("seed").exists(), "{network}");
     }
 }

@@ -47,6 +47,9 @@ const FLAG_ALL: u64 = 31;
 /// network's size): a peer answering with more is not believed.
 const MAX_WANTED: usize = 500_000;
 
+/// Most peers remembered as having left our queries unanswered.
+const MAX_UNANSWERED: usize = 1_000;
+
 /// Our sync from one peer.
 #[derive(Debug, Default)]
 pub(in crate::core::channels) enum SyncState {
@@ -419,7 +422,10 @@ impl Channels {
             }
         }
         for node in &stalled {
-            self.gossip.unanswered.insert(*node);
+            // Bounded: a peer with ever new node ids cannot grow it forever.
+            if self.gossip.unanswered.len() < MAX_UNANSWERED {
+                self.gossip.unanswered.insert(*node);
+            }
         }
         if !stalled.is_empty() {
             let idle: Vec<NodeId> = self
