@@ -10,6 +10,7 @@
 
 pub mod devnet;
 pub mod rpc;
+pub mod shared;
 pub mod watch;
 
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, TxOut, Txid};

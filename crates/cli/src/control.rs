@@ -4,10 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use beongae_chain::devnet::Devnet;
 use beongae_node::address::PeerAddress;
 use beongae_node::core::{ChannelState, ChannelSummary, Direction, PeerInfo};
 use beongae_node::onchain::Onchain;
@@ -132,18 +131,6 @@ pub enum Request {
     Payments,
     /// The network graph.
     Graph,
-    /// Mine blocks on the daemon's embedded devnet.
-    DevnetMine {
-        /// How many.
-        blocks: u32,
-        /// Where the rewards go (default: a new wallet address).
-        address: Option<String>,
-    },
-    /// Set the embedded devnet's fee estimate and block floor.
-    DevnetFeerate {
-        /// sat/vB.
-        sat_per_vb: u32,
-    },
 }
 
 /// What the control handlers reach.
@@ -154,8 +141,6 @@ pub struct Ctx {
     pub listen: Option<std::net::SocketAddr>,
     /// Chain and wallet, if a chain is configured.
     pub onchain: Arc<Onchain>,
-    /// The embedded devnet and its directory, with `--network devnet`.
-    pub devnet: Option<(Arc<Mutex<Devnet>>, PathBuf)>,
 }
 
 /// A peer as the API shows it.
@@ -522,31 +507,6 @@ async fn handle(ctx: &Arc<Ctx>, req: Request) -> Response {
                     "status": p.status,
                     "invoice": p.invoice,
                 })).collect()))
-            }
-            Request::DevnetMine { blocks, address } => {
-                let (devnet, dir) = ctx.devnet.clone().ok_or("the daemon has no embedded devnet (start it with --network devnet); for a served devnet use `beongae devnet mine --rpc URL`")?;
-                if blocks == 0 || blocks > 10_000 {
-                    return Err("choose between 1 and 10000 blocks".to_owned());
-                }
-                let spk = match address {
-                    Some(a) => crate::devnet::regtest_address(&a).map_err(|e| format!("{e:#}"))?.script_pubkey(),
-                    None => ctx.onchain.new_address().script_pubkey(),
-                };
-                let hashes = tokio::task::spawn_blocking(move || {
-                    let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
-                    let hashes = d.mine(blocks, &spk, now);
-                    d.save(&dir).map(|()| hashes).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| e.to_string())??;
-                Ok(serde_json::json!({ "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>() }))
-            }
-            Request::DevnetFeerate { sat_per_vb } => {
-                let (devnet, _) = ctx.devnet.clone().ok_or("the daemon has no embedded devnet (start it with --network devnet); for a served devnet use `beongae devnet feerate --rpc URL`")?;
-                let per_kw = crate::devnet::feerate_from_sat_per_vb(sat_per_vb).map_err(|e| format!("{e:#}"))?;
-                devnet.lock().unwrap_or_else(|p| p.into_inner()).spike(per_kw);
-                Ok(serde_json::json!({ "sat_per_vb": sat_per_vb, "sat_per_kw": per_kw.0 }))
             }
         }
     }

@@ -4,20 +4,17 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use beongae_chain::devnet::Devnet;
 use beongae_chain::rpc::{Auth, Bitcoind};
 use beongae_chain::ChainSource;
 use beongae_node::embedded::{self, EmbeddedConfig};
-use beongae_wallet::{OnchainWallet, Seed};
+use beongae_wallet::Seed;
 use bitcoin::secp256k1::rand;
-use bitcoin::ScriptBuf;
 
 use crate::control::{self, Ctx};
-use crate::devnet::devnet_dir;
 use crate::Network;
 
 /// How the daemon reaches Bitcoin Core, if it does.
@@ -40,6 +37,8 @@ pub struct DaemonOpts {
     pub network: Network,
     /// Devnet block interval in seconds (0: none).
     pub block_interval: u64,
+    /// The shared devnet (with `--network devnet`).
+    pub devnet: crate::devnet::Location,
     /// Bitcoin Core access.
     pub bitcoind: BitcoindOpts,
     /// What the node announces (alias, colour, addresses).
@@ -85,6 +84,13 @@ pub fn gossip_settings(
     })
 }
 
+/// What a new node's wallet is given from the devnet's faucet.
+const DEVNET_FIRST_FUNDS: bitcoin::Amount = bitcoin::Amount::from_sat(1_000_000_000);
+
+/// The file that says a data directory's wallet had its first funds from
+/// the devnet faucet.
+const FUNDED_MARK: &str = "devnet-funded";
+
 /// The seed in `datadir`, created (mode 0600) if there is none.
 pub fn load_or_create_seed(datadir: &Path) -> anyhow::Result<Seed> {
     let path = datadir.join("seed");
@@ -100,19 +106,6 @@ pub fn load_or_create_seed(datadir: &Path) -> anyhow::Result<Seed> {
     Ok(seed)
 }
 
-fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
-fn save_devnet(devnet: &Mutex<Devnet>, dir: &Path) {
-    let d = devnet.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = d.save(dir) {
-        tracing::error!(error = %e, "saving the devnet");
-    }
-}
-
 /// Runs the daemon until SIGINT/SIGTERM.
 pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     // The chain: an embedded devnet or Bitcoin Core. A node without one
@@ -121,7 +114,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     let devnet = matches!(opts.network, Network::Devnet);
     match (devnet, &opts.bitcoind.url) {
         (true, Some(_)) => {
-            bail!("--bitcoind-rpc does not go with --network devnet (the devnet is embedded)")
+            bail!("--bitcoind-rpc does not go with --network devnet (beongae serves the devnet itself); for a Bitcoin Core regtest node use --network regtest")
         }
         (false, None) => bail!(
             "--network {} needs a chain: add --bitcoind-rpc URL with --bitcoind-cookie FILE (or --bitcoind-user and --bitcoind-password), or use --network devnet",
@@ -129,25 +122,37 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         ),
         _ => {}
     }
+    // A data directory from before the devnet was shared keeps a chain of
+    // its own, which its channels and coins are on: say how to go on
+    // rather than start on a chain where none of them exist.
+    let private = crate::devnet::private_chain_dir(datadir);
+    if devnet && private.join("blocks.dat").exists() {
+        bail!(
+            "{} holds a private devnet chain from an older version (its channels and coins are on that chain). Every devnet daemon now shares one chain, in {}. To keep this node's chain, make it the shared one (when that directory does not exist yet): mv {} {}; or start this node afresh: remove {} (or choose a new --datadir)",
+            private.display(),
+            opts.devnet.dir.display(),
+            private.display(),
+            opts.devnet.dir.display(),
+            datadir.display(),
+        );
+    }
     std::fs::create_dir_all(datadir)
         .with_context(|| format!("creating data directory {}", datadir.display()))?;
     let seed = load_or_create_seed(datadir)?;
+    // One daemon per data directory: checked before the chain is touched.
+    let control_listener = control::bind(datadir).await?;
     let btc_network = opts.network.bitcoin_network();
-    let master = seed.master_key(btc_network.into());
 
-    let mut devnet_handle = None;
+    let mut shared = None;
     let chain: Arc<dyn ChainSource> = match &opts.bitcoind.url {
         None => {
-            let dir = devnet_dir(datadir);
-            let mut devnet = Devnet::load(&dir)?;
-            if devnet.height() == 0 {
-                // First start: 101 blocks to our wallet, so 50 BTC are spendable.
-                let address = OnchainWallet::new(&master, btc_network)?.new_address();
-                devnet.mine(101, &address.script_pubkey(), now());
-                devnet.save(&dir)?;
+            // Serve the devnet if no process does, or use the one that does.
+            let loc = opts.devnet.clone();
+            let devnet = tokio::task::spawn_blocking(move || loc.open()).await??;
+            if opts.block_interval > 0 {
+                devnet.mine_every(Duration::from_secs(opts.block_interval));
             }
-            let devnet = Arc::new(Mutex::new(devnet));
-            devnet_handle = Some((devnet.clone(), dir));
+            shared = Some(devnet.clone());
             devnet
         }
         Some(url) => {
@@ -168,20 +173,6 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             rpc
         }
     };
-    if let (Some((devnet, dir)), true) = (&devnet_handle, opts.block_interval > 0) {
-        let (devnet, dir, secs) = (devnet.clone(), dir.clone(), opts.block_interval);
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(secs));
-            devnet.lock().unwrap_or_else(|p| p.into_inner()).mine(
-                1,
-                &ScriptBuf::new_op_return([0u8; 0]),
-                now(),
-            );
-            save_devnet(&devnet, &dir);
-        });
-    }
-
-    let control_listener = control::bind(datadir).await?;
     // The node: its store in the data directory, its wallet from the seed.
     let mut cfg = EmbeddedConfig::new(datadir, btc_network);
     cfg.listen = Some(opts.listen);
@@ -192,10 +183,26 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         Network::Regtest => Duration::from_millis(500),
         _ => Duration::from_secs(5),
     };
-    cfg.after_broadcast = devnet_handle.clone().map(|(d, dir)| {
-        Box::new(move || save_devnet(&d, &dir)) as beongae_node::onchain::AfterChange
-    });
     let embedded::Embedded { node, onchain } = embedded::start(&seed, chain, cfg).await?;
+    // A new node on the devnet starts with coins from the faucet, once.
+    let mut funded = None;
+    if let Some(devnet) = shared
+        .clone()
+        .filter(|_| !datadir.join(FUNDED_MARK).exists())
+    {
+        let address = onchain.new_address();
+        let r =
+            tokio::task::spawn_blocking(move || devnet.fund(&address, DEVNET_FIRST_FUNDS)).await?;
+        match r {
+            Ok(txid) => {
+                std::fs::write(datadir.join(FUNDED_MARK), txid.to_string())?;
+                funded = Some(txid);
+            }
+            Err(e) => eprintln!(
+                "warning: the devnet faucet did not fund the wallet ({e}); try `beongae devnet fund 1btc`"
+            ),
+        }
+    }
     let listen_addr = node.listen_addr();
     // The daemon keeps running if whoever started it stops reading stdout.
     let mut banner = format!("node id: {}\n", node.node_id());
@@ -203,6 +210,24 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         banner += &format!(
             "listening on: {addr}\nconnect with: {}@{addr}\n",
             node.node_id()
+        );
+    }
+    if let Some(devnet) = &shared {
+        banner += &format!(
+            "devnet: {} at {}{}\n",
+            devnet.dir().display(),
+            devnet.url(),
+            if devnet.is_serving() {
+                " (served by this daemon)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(txid) = funded {
+        banner += &format!(
+            "wallet funded with {} sat from the devnet faucet ({txid})\n",
+            DEVNET_FIRST_FUNDS.to_sat()
         );
     }
     let mut stdout = std::io::stdout().lock();
@@ -214,7 +239,6 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         node: node.handle(),
         listen: listen_addr,
         onchain,
-        devnet: devnet_handle,
     };
     let server = tokio::spawn(control::serve(control_listener, Arc::new(ctx)));
 
@@ -226,6 +250,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     eprintln!("shutting down");
     server.abort();
     node.stop();
+    drop(shared);
     let _ = std::fs::remove_file(control::socket_path(datadir));
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())

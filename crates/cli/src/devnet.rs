@@ -1,25 +1,52 @@
-//! `beongae devnet serve` and `beongae devnet mine`: a devnet shared by
-//! several processes over Bitcoin Core's JSON-RPC.
+//! `beongae devnet ...`: the devnet every `--network devnet` daemon on this
+//! machine shares ([`SharedDevnet`]): serve it, mine, fund a wallet from its
+//! faucet, set its feerate, show it, watch its blocks.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use beongae_chain::devnet::Devnet;
-use beongae_chain::rpc::{serve_devnet, write_cookie, Auth, Bitcoind};
-use bitcoin::{Address, Network, ScriptBuf};
+use beongae_chain::shared::{SharedDevnet, DEFAULT_RPC_PORT};
+use beongae_chain::ChainSource;
+use bitcoin::{Address, Amount, Network};
 
-/// Where a data directory keeps its devnet.
-pub fn devnet_dir(datadir: &Path) -> PathBuf {
-    datadir.join("devnet")
+/// Where the shared devnet lives and where it is served.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// Its directory (chain, lock, cookie, RPC URL).
+    pub dir: PathBuf,
+    /// The RPC address a process that serves it listens on.
+    pub rpc: SocketAddr,
 }
 
-fn now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
+impl Location {
+    /// Opens the devnet: serves it if no process does.
+    pub fn open(&self) -> anyhow::Result<Arc<SharedDevnet>> {
+        SharedDevnet::open(&self.dir, self.rpc)
+            .with_context(|| format!("opening the devnet in {}", self.dir.display()))
+    }
+}
+
+/// `~/.beongae-devnet`: one devnet for every data directory.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".beongae-devnet"),
+        |h| PathBuf::from(h).join(".beongae-devnet"),
+    )
+}
+
+/// `127.0.0.1:18543`.
+pub fn default_rpc() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_RPC_PORT))
+}
+
+/// Where a data directory kept its own chain before the devnet was
+/// shared.
+pub fn private_chain_dir(datadir: &Path) -> PathBuf {
+    datadir.join("devnet")
 }
 
 /// Parses a regtest address, with an error that says what to change.
@@ -30,44 +57,30 @@ pub fn regtest_address(s: &str) -> anyhow::Result<Address> {
     })
 }
 
-/// Runs the RPC server until interrupted.
-pub fn serve(
-    datadir: &Path,
-    rpc: std::net::SocketAddr,
-    user_pass: Option<(String, String)>,
-    block_interval: Option<u64>,
-    mine_to: Option<String>,
-) -> anyhow::Result<()> {
-    let dir = devnet_dir(datadir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let devnet = Devnet::load(&dir)?;
-    let auth = match user_pass {
-        Some((u, p)) => Auth::UserPass(u, p),
-        None => write_cookie(&dir.join(".cookie")).with_context(|| "writing the RPC cookie")?,
-    };
-    let mine_to = match mine_to {
-        Some(a) => regtest_address(&a)?.script_pubkey(),
-        // Interval blocks pay to an unspendable output unless told otherwise.
-        None => ScriptBuf::new_op_return([0u8; 0]),
-    };
-    let height = devnet.height();
-    let devnet = Arc::new(Mutex::new(devnet));
-    let save_dir = dir.clone();
-    let on_change = Box::new(move |d: &Devnet| {
-        if let Err(e) = d.save(&save_dir) {
-            eprintln!("error: saving the devnet: {e}");
-        }
-    });
-    let server = serve_devnet(devnet.clone(), rpc, auth.clone(), Some(on_change))
-        .with_context(|| format!("cannot serve RPC on {rpc} (is a bitcoind or another devnet using it? choose another with --rpc)"))?;
-    let mut banner = format!(
-        "devnet RPC on http://{} (regtest, height {height})\n",
-        server.addr()
-    );
-    match &auth {
-        Auth::Cookie(p) => banner += &format!("cookie file: {}\n", p.display()),
-        Auth::UserPass(u, _) => banner += &format!("rpc user: {u}\n"),
+/// Prints one JSON value (the devnet commands' output).
+fn print(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Serves the devnet until SIGINT/SIGTERM.
+pub async fn serve(loc: &Location, block_interval: u64) -> anyhow::Result<()> {
+    let l = loc.clone();
+    let shared = tokio::task::spawn_blocking(move || {
+        SharedDevnet::serve(&l.dir, l.rpc)
+            .with_context(|| format!("serving the devnet in {}", l.dir.display()))
+    })
+    .await??;
+    if block_interval > 0 {
+        shared.mine_every(Duration::from_secs(block_interval));
     }
+    let s = shared.clone();
+    let (height, _) = tokio::task::spawn_blocking(move || s.tip()).await??;
+    let banner = format!(
+        "devnet RPC on {} (regtest, height {height})\ncookie file: {}\n",
+        shared.url(),
+        shared.cookie().display()
+    );
     // One write, and the server keeps running if whoever started it stops
     // reading (println! would panic on a closed pipe).
     {
@@ -75,18 +88,18 @@ pub fn serve(
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    if let Some(secs) = block_interval.filter(|s| *s > 0) {
-        let dir = dir.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(secs));
-            let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());
-            d.mine(1, &mine_to, now());
-            if let Err(e) = d.save(&dir) {
-                eprintln!("error: saving the devnet: {e}");
-            }
-        });
+    wait_for_signal().await?;
+    drop(shared);
+    Ok(())
+}
+
+/// Until SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
-    server.join();
     Ok(())
 }
 
@@ -98,27 +111,131 @@ pub fn feerate_from_sat_per_vb(sat_per_vb: u32) -> anyhow::Result<beongae_script
     Ok(beongae_script::FeeratePerKw(sat_per_vb * 250))
 }
 
-/// Sets a served devnet's fee estimate and block floor.
-pub fn feerate(datadir: &Path, url: &str, sat_per_vb: u32) -> anyhow::Result<()> {
+/// A fee spike (or calm) on the devnet.
+pub fn feerate(loc: &Location, sat_per_vb: u32) -> anyhow::Result<()> {
     let per_kw = feerate_from_sat_per_vb(sat_per_vb)?;
-    let cookie = devnet_dir(datadir).join(".cookie");
-    let rpc = Bitcoind::new(url, Auth::Cookie(cookie));
-    rpc.devnet_set_feerate(per_kw)?;
-    println!("{sat_per_vb} sat/vB ({} sat/kW)", per_kw.0);
-    Ok(())
+    loc.open()?.spike(per_kw)?;
+    print(&serde_json::json!({"sat_per_vb": sat_per_vb, "sat_per_kw": per_kw.0}))
 }
 
-/// Mines `n` blocks on a served devnet.
-pub fn mine(datadir: &Path, url: &str, n: u32, address: &str) -> anyhow::Result<()> {
+/// Mines `n` blocks, to `address` or the faucet.
+pub fn mine(loc: &Location, n: u32, address: Option<&str>) -> anyhow::Result<()> {
     if n == 0 || n > 10_000 {
         bail!("choose between 1 and 10000 blocks");
     }
+    let address = address.map(regtest_address).transpose()?;
+    let devnet = loc.open()?;
+    let hashes = devnet.mine(n, address.as_ref())?;
+    let (height, _) = devnet.tip()?;
+    print(&serde_json::json!({
+        "height": height,
+        "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    }))
+}
+
+/// Pays `sat` from the faucet to `address`, in a new block.
+pub fn fund(loc: &Location, address: &str, sat: u64) -> anyhow::Result<()> {
     let address = regtest_address(address)?;
-    let cookie = devnet_dir(datadir).join(".cookie");
-    let rpc = Bitcoind::new(url, Auth::Cookie(cookie));
-    let hashes = rpc.generate_to_address(n, &address)?;
-    for h in hashes {
-        println!("{h}");
+    let devnet = loc.open()?;
+    let txid = devnet.fund(&address, Amount::from_sat(sat))?;
+    let (height, _) = devnet.tip()?;
+    print(&serde_json::json!({
+        "address": address.to_string(),
+        "amount_sat": sat,
+        "txid": txid.to_string(),
+        "height": height,
+    }))
+}
+
+/// Where the devnet is served, its height, mempool and faucet.
+pub fn info(loc: &Location) -> anyhow::Result<()> {
+    let devnet = loc.open()?;
+    let mut v = devnet.info()?;
+    v["rpc_url"] = devnet.url().into();
+    v["cookie_file"] = devnet.cookie().display().to_string().into();
+    v["directory"] = loc.dir.display().to_string().into();
+    print(&v)
+}
+
+/// Prints each new block (height, hash, transactions, time) as it comes,
+/// and says so when a reorganisation replaces blocks it printed, until
+/// interrupted.
+pub async fn watch(loc: &Location) -> anyhow::Result<()> {
+    let l = loc.clone();
+    let devnet = tokio::task::spawn_blocking(move || l.open()).await??;
+    let d = devnet.clone();
+    let tip = tokio::task::spawn_blocking(move || d.tip()).await??;
+    println!("height {} (tip {}); waiting for blocks", tip.0, tip.1);
+    // The blocks printed (or seen at start), by height: the last 100.
+    let mut printed = std::collections::BTreeMap::from([tip]);
+    loop {
+        tokio::select! {
+            r = wait_for_signal() => return r,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let d = devnet.clone();
+        let known = printed.clone();
+        let (fork, blocks) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let tip = d.tip()?;
+            // The highest block printed that is still on the chain.
+            let mut fork = None;
+            for (&h, hash) in known.iter().rev() {
+                if h <= tip.0 && d.block_hash(h)? == Some(*hash) {
+                    fork = Some(h);
+                    break;
+                }
+            }
+            let from = fork.map_or(tip.0, |h| h + 1);
+            let mut blocks = Vec::new();
+            for height in from..=tip.0 {
+                let Some(hash) = d.block_hash(height)? else {
+                    break;
+                };
+                let Some(b) = d.block(&hash)? else { break };
+                blocks.push((height, hash, b.txdata.len(), b.header.time));
+            }
+            Ok((fork, blocks))
+        })
+        .await??;
+        let last = printed.keys().next_back().copied().unwrap_or(0);
+        if let Some(fork) = fork.filter(|f| *f < last) {
+            println!("reorganisation: blocks above {fork} were replaced");
+        }
+        if let Some(fork) = fork {
+            printed.retain(|h, _| *h <= fork);
+        }
+        for (height, hash, txs, time) in blocks {
+            println!(
+                "block {height} {hash} {txs} tx{} {}",
+                if txs == 1 { "" } else { "s" },
+                format_time(time)
+            );
+            printed.insert(height, hash);
+        }
+        while printed.len() > 100 {
+            printed.pop_first();
+        }
     }
-    Ok(())
+}
+
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(secs: u32) -> String {
+    let days = i64::from(secs / 86_400);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }

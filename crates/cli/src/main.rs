@@ -22,6 +22,14 @@ struct Cli {
     /// Data directory (seed, devnet, control socket).
     #[arg(long, global = true, env = "BEONGAE_DATADIR", default_value_os_t = default_datadir())]
     datadir: PathBuf,
+    /// The devnet every `--network devnet` daemon on this machine shares
+    /// (its chain, and the lock, cookie and RPC URL of whoever serves it).
+    #[arg(long, global = true, env = "BEONGAE_DEVNET_DIR", default_value_os_t = devnet::default_dir())]
+    devnet_dir: PathBuf,
+    /// Where the devnet's Bitcoin Core JSON-RPC is served, by whichever
+    /// process serves it (the first daemon, or `devnet serve`).
+    #[arg(long, global = true, env = "BEONGAE_DEVNET_RPC", default_value_t = devnet::default_rpc())]
+    devnet_rpc: SocketAddr,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -33,10 +41,13 @@ enum Cmd {
         /// Address to accept peer connections on.
         #[arg(long, default_value = "127.0.0.1:9735")]
         listen: SocketAddr,
-        /// Bitcoin network: `devnet` runs an embedded regtest chain.
+        /// Bitcoin network: `devnet` is a regtest chain that every devnet
+        /// daemon on this machine shares, served by the first (see
+        /// `--devnet-dir`).
         #[arg(long, value_enum, default_value_t = Network::Devnet)]
         network: Network,
-        /// Devnet: mine a block every this many seconds (0: only on request).
+        /// Devnet: while this daemon serves the devnet, mine a block every
+        /// this many seconds (0: only on request).
         #[arg(long, default_value_t = 10)]
         block_interval: u64,
         /// Bitcoin Core JSON-RPC URL (not with devnet).
@@ -101,7 +112,8 @@ enum Cmd {
         /// The peer's node id.
         node_id: String,
     },
-    /// The devnet: an embedded regtest chain shared over JSON-RPC.
+    /// The devnet: a regtest chain shared by every devnet daemon on this
+    /// machine, with a faucet.
     Devnet {
         #[command(subcommand)]
         command: DevnetCmd,
@@ -209,46 +221,41 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum DevnetCmd {
-    /// Serve a devnet (kept in DATADIR/devnet) over Bitcoin Core's JSON-RPC.
+    /// Serve the devnet (without a node) over Bitcoin Core's JSON-RPC at
+    /// --devnet-rpc, until interrupted; daemons then use it.
     Serve {
-        /// Address for the RPC server.
-        #[arg(long, default_value = "127.0.0.1:18443")]
-        rpc: SocketAddr,
-        /// RPC user (default: a cookie file in DATADIR/devnet/.cookie).
-        #[arg(long, requires = "rpcpassword")]
-        rpcuser: Option<String>,
-        /// RPC password.
-        #[arg(long, requires = "rpcuser")]
-        rpcpassword: Option<String>,
         /// Mine a block every this many seconds (0: only on request).
         #[arg(long, default_value_t = 0)]
         block_interval: u64,
-        /// Address the interval blocks pay to (default: unspendable).
-        #[arg(long)]
-        mine_to: Option<String>,
     },
-    /// A fee spike (or calm): the fee estimate the devnet reports, and the
-    /// least feerate its blocks take (a transaction with its children as
-    /// one package), both in sat/vB; on the running daemon's devnet, or
-    /// with --rpc on a served devnet. 1 takes everything again.
-    Feerate {
-        /// sat/vB (at least 1).
-        sat_per_vb: u32,
-        /// RPC URL of a served devnet.
+    /// Pay from the devnet's faucet, in a new block: AMOUNT in satoshi or
+    /// with a unit (0.5btc), to --address or to the running daemon's wallet.
+    Fund {
+        /// Amount.
+        amount: String,
+        /// Regtest address (default: a new address of the daemon at --datadir).
         #[arg(long)]
-        rpc: Option<String>,
+        address: Option<String>,
     },
-    /// Mine blocks: on the running daemon's devnet, or with --rpc on a served devnet.
+    /// Mine blocks (their rewards go to the faucet unless --address says).
     Mine {
         /// How many blocks.
         blocks: u32,
-        /// Regtest address for the rewards (default with a daemon: its wallet).
+        /// Regtest address for the rewards.
         #[arg(long)]
         address: Option<String>,
-        /// RPC URL of a served devnet.
-        #[arg(long)]
-        rpc: Option<String>,
     },
+    /// A fee spike (or calm): the fee estimate the devnet reports, and the
+    /// least feerate its blocks take (a transaction with its children as
+    /// one package), both in sat/vB. 1 takes everything again.
+    Feerate {
+        /// sat/vB (at least 1).
+        sat_per_vb: u32,
+    },
+    /// Where the devnet is served, its height, mempool and faucet.
+    Info,
+    /// Print each new block as it comes, until interrupted.
+    Watch,
 }
 
 /// The network a daemon works on.
@@ -385,6 +392,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     listen,
                     network,
                     block_interval,
+                    devnet: devnet::Location {
+                        dir: cli.devnet_dir,
+                        rpc: cli.devnet_rpc,
+                    },
                     bitcoind,
                     gossip,
                 },
@@ -394,55 +405,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Init { restore } => return init(&datadir, restore),
         Cmd::Decode { invoice } => return decode::run(&invoice),
         Cmd::Demo => return demo::run().await,
-        Cmd::Devnet {
-            command:
-                DevnetCmd::Mine {
-                    blocks,
-                    address,
-                    rpc: None,
-                },
-        } => Request::DevnetMine { blocks, address },
-        Cmd::Devnet {
-            command:
-                DevnetCmd::Feerate {
-                    sat_per_vb,
-                    rpc: None,
-                },
-        } => Request::DevnetFeerate { sat_per_vb },
         Cmd::Devnet { command } => {
-            return tokio::task::spawn_blocking(move || match command {
-                DevnetCmd::Serve {
-                    rpc,
-                    rpcuser,
-                    rpcpassword,
-                    block_interval,
-                    mine_to,
-                } => devnet::serve(
-                    &datadir,
-                    rpc,
-                    rpcuser.zip(rpcpassword),
-                    Some(block_interval),
-                    mine_to,
-                ),
-                DevnetCmd::Feerate { sat_per_vb, rpc } => {
-                    devnet::feerate(&datadir, rpc.as_deref().unwrap_or_default(), sat_per_vb)
+            let loc = devnet::Location {
+                dir: cli.devnet_dir,
+                rpc: cli.devnet_rpc,
+            };
+            let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| async move {
+                tokio::task::spawn_blocking(f).await?
+            };
+            return match command {
+                DevnetCmd::Serve { block_interval } => devnet::serve(&loc, block_interval).await,
+                DevnetCmd::Watch => devnet::watch(&loc).await,
+                DevnetCmd::Info => blocking(Box::new(move || devnet::info(&loc))).await,
+                DevnetCmd::Feerate { sat_per_vb } => {
+                    blocking(Box::new(move || devnet::feerate(&loc, sat_per_vb))).await
                 }
-                DevnetCmd::Mine {
-                    blocks,
-                    address,
-                    rpc,
-                } => {
-                    let address =
-                        address.ok_or_else(|| anyhow::anyhow!("--address is needed with --rpc"))?;
-                    devnet::mine(
-                        &datadir,
-                        rpc.as_deref().unwrap_or_default(),
-                        blocks,
-                        &address,
-                    )
+                DevnetCmd::Mine { blocks, address } => {
+                    blocking(Box::new(move || {
+                        devnet::mine(&loc, blocks, address.as_deref())
+                    }))
+                    .await
                 }
-            })
-            .await?;
+                DevnetCmd::Fund { amount, address } => {
+                    let sat = parse_amount(&amount)?;
+                    let address = match address {
+                        Some(a) => a,
+                        None => {
+                            let v = control::call(&datadir, &Request::NewAddress { kind: None })
+                                .await
+                                .context(
+                                    "asking the daemon for an address to fund (or give --address)",
+                                )?;
+                            v["address"]
+                                .as_str()
+                                .ok_or_else(|| anyhow::anyhow!("the daemon gave no address"))?
+                                .to_owned()
+                        }
+                    };
+                    blocking(Box::new(move || devnet::fund(&loc, &address, sat))).await
+                }
+            };
         }
         Cmd::Newaddress { kind } => Request::NewAddress { kind },
         Cmd::Balance => Request::Balance,

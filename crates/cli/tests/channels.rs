@@ -182,8 +182,8 @@ impl Daemon {
     }
 }
 
-fn mine(dir: &Path, url: &str, n: &str, address: &str) {
-    let out = common::mine(dir, url, n, address);
+fn mine(dir: &Path, n: &str, address: &str) {
+    let out = common::mine(dir, n, address);
     assert!(
         out.status.success(),
         "{}",
@@ -204,7 +204,7 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
         .as_str()
         .unwrap()
         .to_owned();
-    mine(&chain_dir, &url, "101", &a_addr);
+    mine(&chain_dir, "101", &a_addr);
     let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
     // Errors first: no peer, bad amounts, bad ids.
@@ -226,7 +226,7 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     let c = a.ok(&["channels"]);
     assert_eq!(c[0]["state"], "awaiting_confirmation");
     assert_eq!(c[0]["capacity_sat"], 500_000);
-    mine(&chain_dir, &url, "3", burn);
+    mine(&chain_dir, "3", burn);
     let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
     let c = a.wait_channel(normal);
     assert_eq!(c["local_msat"], 490_000_000u64);
@@ -309,7 +309,7 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     assert_eq!(balance["unconfirmed_sat"], 12_498);
     assert!(balance.get("warning").is_none(), "{balance}");
     assert_eq!(a.ok(&["closechannel", &id]), closed);
-    mine(&chain_dir, &url, "1", burn);
+    mine(&chain_dir, "1", burn);
     b.wait_channel(|c| c["state"] == "closed");
     // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down);
     // nothing is kept in reserve any more.
@@ -370,11 +370,11 @@ fn two_daemons_with_a_channel(dir: &Path) -> TwoDaemons {
         .as_str()
         .unwrap()
         .to_owned();
-    mine(&chain_dir, &url, "101", &a_addr);
+    mine(&chain_dir, "101", &a_addr);
     a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
     let opened = a.ok(&["openchannel", &b.node_id, "1000000"]);
     let id = opened["channel_id"].as_str().unwrap().to_owned();
-    mine(&chain_dir, &url, "3", BURN);
+    mine(&chain_dir, "3", BURN);
     let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
     a.wait_channel(normal);
     b.wait_channel(normal);
@@ -494,7 +494,7 @@ fn a_force_close_survives_kill_9_at_each_step() {
     let commitment = forced["closing_txid"].as_str().unwrap().to_owned();
     // Killed right after the commitment went out.
     let a = a.killed_and_restarted(&url, &cookie);
-    mine(&chain_dir, &url, "1", burn);
+    mine(&chain_dir, "1", burn);
     let c = a.wait_channel(|c| c["spendable_at"].is_u64());
     assert_eq!(c["closing_txid"], commitment.as_str());
     let at = c["spendable_at"].as_u64().unwrap();
@@ -505,11 +505,11 @@ fn a_force_close_survives_kill_9_at_each_step() {
     let a = a.killed_and_restarted(&url, &cookie);
     let height = a.ok(&["balance"])["height"].as_u64().unwrap();
     let wait = (at - height - 1).to_string();
-    mine(&chain_dir, &url, &wait, burn);
+    mine(&chain_dir, &wait, burn);
     // Not a block early.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(a.ok(&["channels"])[0]["closing_sat"], to_local);
-    mine(&chain_dir, &url, "1", burn);
+    mine(&chain_dir, "1", burn);
     // The sweep goes out: its value is on the way now.
     let c = a.wait_channel(|c| c["closing_sat"].as_u64().unwrap() < to_local);
     let swept = c["closing_sat"].as_u64().unwrap();
@@ -519,7 +519,7 @@ fn a_force_close_survives_kill_9_at_each_step() {
     let before = a.ok(&["balance"]);
     let confirmed = before["confirmed_sat"].as_u64().unwrap();
     assert_eq!(before["closing_channels_sat"], swept);
-    mine(&chain_dir, &url, "1", burn);
+    mine(&chain_dir, "1", burn);
     a.wait_channel(|c| c["closing_sat"] == 0);
     for _ in 0..100 {
         if a.ok(&["balance"])["confirmed_sat"] == confirmed + swept {
@@ -529,7 +529,7 @@ fn a_force_close_survives_kill_9_at_each_step() {
     }
     assert_eq!(a.ok(&["balance"])["confirmed_sat"], confirmed + swept);
     // Nothing is swept twice.
-    mine(&chain_dir, &url, "2", burn);
+    mine(&chain_dir, "2", burn);
     std::thread::sleep(Duration::from_millis(500));
     let after = a.ok(&["balance"]);
     assert_eq!(after["confirmed_sat"], confirmed + swept);
@@ -603,11 +603,11 @@ fn a_public_channel_is_announced_with_the_nodes_names() {
         .as_str()
         .unwrap()
         .to_owned();
-    mine(&chain_dir, &url, "101", &a_addr);
+    mine(&chain_dir, "101", &a_addr);
     a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
     a.ok(&["openchannel", &b.node_id, "500000", "--public"]);
     let burn = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
-    mine(&chain_dir, &url, "6", burn);
+    mine(&chain_dir, "6", burn);
     for d in [&a, &b] {
         let mut g = serde_json::Value::Null;
         for _ in 0..300 {
@@ -692,7 +692,7 @@ fn a_forwarder_killed_mid_flight_loses_no_msat() {
             .as_str()
             .unwrap()
             .to_owned();
-        mine(&chain_dir, &url, "101", &addr);
+        mine(&chain_dir, "101", &addr);
     }
     a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
     let ab = a.ok(&["openchannel", &b.node_id, "1000000"])["channel_id"]
@@ -704,7 +704,7 @@ fn a_forwarder_killed_mid_flight_loses_no_msat() {
         .as_str()
         .unwrap()
         .to_owned();
-    mine(&chain_dir, &url, "3", BURN);
+    mine(&chain_dir, "3", BURN);
     let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
     for (d, id) in [(&a, &ab), (&b, &ab), (&b, &bc), (&c, &bc)] {
         d.wait_channel_id(id, normal);

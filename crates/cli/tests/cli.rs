@@ -11,9 +11,19 @@ use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_beongae");
 
+/// The devnet the daemons of one test share: beside their data
+/// directories, served on any free port.
+fn devnet_env<'a>(cmd: &'a mut Command, datadir: &Path) -> &'a mut Command {
+    cmd.env(
+        "BEONGAE_DEVNET_DIR",
+        datadir.parent().unwrap().join("devnet"),
+    )
+    .env("BEONGAE_DEVNET_RPC", "127.0.0.1:0")
+}
+
 /// `beongae daemon` on a free port with its banner on a pipe.
 fn spawn_daemon(datadir: &Path) -> Child {
-    Command::new(BIN)
+    devnet_env(&mut Command::new(BIN), datadir)
         .args([
             "--datadir",
             datadir.to_str().unwrap(),
@@ -64,7 +74,7 @@ impl Daemon {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        devnet_env(&mut Command::new(BIN), &self.datadir)
             .arg("--datadir")
             .arg(&self.datadir)
             .args(args)
@@ -161,7 +171,7 @@ fn identity_survives_restart_and_one_daemon_per_datadir() {
     let again = Daemon::start(&dir.path().join("n"));
     assert_eq!(again.node_id, first);
 
-    let out = Command::new(BIN)
+    let out = devnet_env(&mut Command::new(BIN), &dir.path().join("n"))
         .args([
             "--datadir",
             dir.path().join("n").to_str().unwrap(),
@@ -218,14 +228,27 @@ fn daemon_survives_a_closed_stdout() {
 
 const OTHER: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
+/// Until the daemon's wallet has seen block `height` (its chain is polled).
+fn wait_for_height(d: &Daemon, height: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while d.ok(&["balance"])["height"].as_u64().unwrap() < height {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw block {height}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
-fn wallet_on_the_embedded_devnet() {
+fn wallet_on_the_shared_devnet() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(&dir.path().join("w"));
-    // First start: 101 blocks mined to the wallet, two coinbases mature.
+    // First start on a new devnet (150 blocks to the faucet): the wallet
+    // is paid 10 BTC from the faucet in block 151.
     let bal = d.ok(&["balance"]);
-    assert_eq!(bal["height"], 101);
-    assert_eq!(bal["confirmed_sat"], 10_000_000_000u64);
+    assert_eq!(bal["height"], 151);
+    assert_eq!(bal["confirmed_sat"], 1_000_000_000u64);
     assert!(d.ok(&["newaddress"])["address"]
         .as_str()
         .unwrap()
@@ -240,26 +263,27 @@ fn wallet_on_the_embedded_devnet() {
     let sent = d.ok(&["send", OTHER, "0.5btc", "--feerate", "10"]);
     assert_eq!(sent["txid"].as_str().unwrap().len(), 64);
     let bal = d.ok(&["balance"]);
-    assert_eq!(
-        bal["confirmed_sat"], 5_000_000_000u64,
-        "one 50 BTC coin is being spent"
-    );
+    assert_eq!(bal["confirmed_sat"], 0, "the one coin is being spent");
     let change = bal["unconfirmed_sat"].as_u64().unwrap();
     assert!(
-        change < 4_950_000_000 && change > 4_949_990_000,
+        change < 950_000_000 && change > 949_990_000,
         "change {change}"
     );
 
     let mined = d.ok(&["devnet", "mine", "1"]);
     assert_eq!(mined["blocks"].as_array().unwrap().len(), 1);
+    assert_eq!(mined["height"], 152);
+    wait_for_height(&d, 152);
     let bal = d.ok(&["balance"]);
-    assert_eq!(bal["height"], 102);
     assert_eq!(bal["unconfirmed_sat"], 0);
-    // The change confirmed, and block 3's coinbase matured.
-    assert_eq!(
-        bal["confirmed_sat"].as_u64().unwrap(),
-        5_000_000_000 + change + 5_000_000_000
-    );
+    assert_eq!(bal["confirmed_sat"].as_u64().unwrap(), change);
+
+    // More from the faucet, to the daemon's wallet, in one command.
+    let funded = d.ok(&["devnet", "fund", "1.5btc"]);
+    assert_eq!(funded["height"], 153);
+    wait_for_height(&d, 153);
+    let bal = d.ok(&["balance"]);
+    assert_eq!(bal["confirmed_sat"].as_u64().unwrap(), change + 150_000_000);
 
     let e = d.err(&["send", OTHER, "100000btc"]);
     assert!(e.contains("insufficient funds"), "{e}");

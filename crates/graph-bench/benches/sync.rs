@@ -440,7 +440,7 @@ mod ldk {
                 a.process_events();
                 b.process_events();
                 n += 1;
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     a.timer_tick_occurred();
                     b.timer_tick_occurred();
                 }

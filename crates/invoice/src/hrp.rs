@@ -116,7 +116,7 @@ impl HrpAmount {
             Some(Multiplier::Pico) => {
                 // BOLT 11: "if multiplier is `p` and the last decimal of
                 // `amount` is not 0: MUST fail the payment."
-                if self.value % 10 != 0 {
+                if !self.value.is_multiple_of(10) {
                     return Err(InvoiceError::SubMillisatoshiAmount);
                 }
                 Some(self.value / 10)
@@ -147,13 +147,13 @@ impl HrpAmount {
         if msat == 0 {
             return None;
         }
-        let (value, multiplier) = if msat % MSAT_PER_BTC == 0 {
+        let (value, multiplier) = if msat.is_multiple_of(MSAT_PER_BTC) {
             (msat / MSAT_PER_BTC, None)
-        } else if msat % 100_000_000 == 0 {
+        } else if msat.is_multiple_of(100_000_000) {
             (msat / 100_000_000, Some(Multiplier::Milli))
-        } else if msat % 100_000 == 0 {
+        } else if msat.is_multiple_of(100_000) {
             (msat / 100_000, Some(Multiplier::Micro))
-        } else if msat % 100 == 0 {
+        } else if msat.is_multiple_of(100) {
             (msat / 100, Some(Multiplier::Nano))
         } else {
             (msat.checked_mul(10)?, Some(Multiplier::Pico))

@@ -6,6 +6,7 @@
 //! valid in the next block ([`validate::check_transaction`]).
 
 mod block;
+mod faucet;
 mod persist;
 pub mod validate;
 
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 
 pub use block::{subsidy, HALVING_INTERVAL, REGTEST_BITS};
+pub use faucet::{faucet_script, FaucetError};
 pub use persist::PersistError;
 pub use validate::{Coin, CoinView, MempoolError, COINBASE_MATURITY};
 
@@ -174,6 +176,32 @@ impl Devnet {
             .iter()
             .find(|(_, e)| e.tx.input.iter().any(|i| i.previous_output.txid == parent))
             .map(|(_, e)| e.tx.clone())
+    }
+
+    /// The transaction that spends `outpoint`: a mempool transaction
+    /// (no block hash), or a confirmed one with its block's hash.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<(Txid, Option<BlockHash>)> {
+        if let Some(txid) = self.mempool_spends.get(outpoint) {
+            return Some((*txid, None));
+        }
+        let from = *self.confirmed.get(&outpoint.txid)? as usize;
+        self.chain[from..].iter().find_map(|b| {
+            b.block
+                .txdata
+                .iter()
+                .find(|t| t.input.iter().any(|i| i.previous_output == *outpoint))
+                .map(|t| (t.compute_txid(), Some(b.block.block_hash())))
+        })
+    }
+
+    /// The mempool's transaction count, virtual size and fees.
+    pub fn mempool_totals(&self) -> (usize, u64, Amount) {
+        let vsize = self
+            .mempool
+            .iter()
+            .map(|(_, e)| e.tx.weight().to_vbytes_ceil())
+            .sum();
+        (self.mempool.len(), vsize, self.mempool_fees())
     }
 
     /// Every unspent confirmed output paying `script_pubkey`.

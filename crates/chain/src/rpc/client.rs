@@ -128,6 +128,26 @@ impl Bitcoind {
         Ok(())
     }
 
+    /// A served devnet's faucet (`devnetfund`, not a Bitcoin Core method):
+    /// pays `amount` to `address` in a new block. Returns the payment's
+    /// txid.
+    pub fn devnet_fund(&self, address: &Address, amount: Amount) -> Result<Txid, DevnetError> {
+        let v = self
+            .call("devnetfund", json!([address.to_string(), amount.to_sat()]))
+            .map_err(DevnetError::from)?;
+        v.get("txid")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| DevnetError::Chain(bad("devnetfund")))
+    }
+
+    /// A served devnet's state (`devnetinfo`): height, best block hash,
+    /// mempool size, what the faucet can pay, the fee estimate.
+    pub fn devnet_info(&self) -> Result<Value, DevnetError> {
+        self.call("devnetinfo", json!([]))
+            .map_err(DevnetError::from)
+    }
+
     /// Regtest only: mines `n` blocks to `address`.
     pub fn generate_to_address(
         &self,
@@ -167,6 +187,28 @@ impl Bitcoind {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| bad("getblockchaininfo"))
+    }
+}
+
+/// A devnet request that failed: the devnet's own refusal (what to
+/// change), or no devnet to ask.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevnetError {
+    /// The devnet refused; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// It could not be reached or answered badly.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+impl From<Result<RpcFailure, ChainError>> for DevnetError {
+    fn from(e: Result<RpcFailure, ChainError>) -> Self {
+        match e {
+            Ok(f) => DevnetError::Refused(f.message),
+            Err(e) => DevnetError::Chain(e),
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 mod client;
 mod server;
 
-pub use client::Bitcoind;
+pub use client::{Bitcoind, DevnetError, RpcFailure};
+pub(crate) use server::call_in_process;
 pub use server::{serve_devnet, OnChange, RpcServer};
 
 use std::path::{Path, PathBuf};

@@ -8,11 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
-use bitcoin::{Address, BlockHash, Network, OutPoint, Transaction, Txid};
+use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, Transaction, Txid};
 use serde_json::{json, Value};
 
-use super::Auth;
-use crate::devnet::{Devnet, MempoolError};
+use super::{Auth, RpcFailure};
+use crate::devnet::{faucet_script, Devnet, MempoolError};
+
+/// The Bitcoin Core version `getnetworkinfo` reports (31.0): the devnet
+/// answers the calls Electrum servers need from that version on.
+const DEVNET_CORE_VERSION: u32 = 310_000;
+
+/// 1 sat/vB in BTC per 1000 vbytes, as Core reports relay fees.
+const RELAY_FEE_BTC_PER_KVB: f64 = 0.000_01;
 
 /// Largest request body accepted.
 const MAX_BODY: u64 = 8 << 20;
@@ -151,14 +158,7 @@ fn call(
     let method = c.get("method").and_then(Value::as_str).unwrap_or("");
     let params = c.get("params").cloned().unwrap_or(Value::Array(vec![]));
     let params = params.as_array().cloned().unwrap_or_default();
-    let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());
-    let (result, changed) = dispatch(method, &params, &mut d);
-    if changed && result.is_ok() {
-        if let Some(f) = on_change {
-            f(&d);
-        }
-    }
-    match result {
+    match call_in_process(devnet, method, &params, on_change) {
         Ok(v) => (200, json!({"result": v, "error": null, "id": id})),
         Err(e) => {
             let status = if e.code == -32601 { 404 } else { 500 };
@@ -168,6 +168,27 @@ fn call(
             )
         }
     }
+}
+
+/// Runs one call on `devnet` in this process, exactly as the server would
+/// answer it over HTTP (and `on_change` after a change).
+pub(crate) fn call_in_process(
+    devnet: &Mutex<Devnet>,
+    method: &str,
+    params: &[Value],
+    on_change: Option<&(dyn Fn(&Devnet) + Send + Sync)>,
+) -> Result<Value, RpcFailure> {
+    let mut d = devnet.lock().unwrap_or_else(|p| p.into_inner());
+    let (result, changed) = dispatch(method, params, &mut d);
+    if changed && result.is_ok() {
+        if let Some(f) = on_change {
+            f(&d);
+        }
+    }
+    result.map_err(|e| RpcFailure {
+        code: e.code,
+        message: e.message,
+    })
 }
 
 fn param<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a Value, RpcError> {
@@ -203,7 +224,11 @@ fn now() -> u32 {
 fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, RpcError>, bool) {
     let changes = matches!(
         method,
-        "sendrawtransaction" | "generatetoaddress" | "devnetsetfeerate" | "submitpackage"
+        "sendrawtransaction"
+            | "generatetoaddress"
+            | "devnetsetfeerate"
+            | "submitpackage"
+            | "devnetfund"
     );
     let result = (|| -> Result<Value, RpcError> {
         match method {
@@ -215,6 +240,93 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
                 "mediantime": d.median_time_past(d.height()),
             })),
             "getblockcount" => Ok(json!(d.height())),
+            "getbestblockhash" => Ok(json!(d.tip_hash().to_string())),
+            // What Electrum servers check before they index: a Core version
+            // with the calls below (31.0: `gettxspendingprevout` over the
+            // whole chain), and the relay fee (1 sat/vB).
+            "getnetworkinfo" => Ok(json!({
+                "version": DEVNET_CORE_VERSION,
+                "subversion": format!("/Beongae-devnet:{}/", env!("CARGO_PKG_VERSION")),
+                "protocolversion": 70016,
+                "localservices": "0000000000000409",
+                "localrelay": true,
+                "networkactive": true,
+                "connections": 0,
+                "relayfee": RELAY_FEE_BTC_PER_KVB,
+                "incrementalfee": RELAY_FEE_BTC_PER_KVB,
+                "warnings": "",
+            })),
+            // Every transaction is found by txid and every spend by its
+            // outpoint: the devnet keeps whole blocks and searches them.
+            "getindexinfo" => {
+                let index = json!({"synced": true, "best_block_height": d.height()});
+                Ok(json!({"txindex": index.clone(), "txospenderindex": index}))
+            }
+            "getrawmempool" => {
+                if params.first().and_then(Value::as_bool) == Some(true) {
+                    return Err(err(
+                        -8,
+                        "the devnet serves getrawmempool with verbose=false only",
+                    ));
+                }
+                Ok(json!(d
+                    .mempool()
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()))
+            }
+            "getmempoolinfo" => {
+                let (size, vsize, fees) = d.mempool_totals();
+                Ok(json!({
+                    "loaded": true,
+                    "size": size,
+                    "bytes": vsize,
+                    "usage": vsize,
+                    "total_fee": fees.to_btc(),
+                    "maxmempool": 300_000_000,
+                    "mempoolminfee": RELAY_FEE_BTC_PER_KVB,
+                    "minrelaytxfee": RELAY_FEE_BTC_PER_KVB,
+                    "incrementalrelayfee": RELAY_FEE_BTC_PER_KVB,
+                    "unbroadcastcount": 0,
+                    "fullrbf": true,
+                }))
+            }
+            "gettxspendingprevout" => {
+                let outpoints = params
+                    .first()
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| err(-8, "outputs must be an array of {txid, vout}"))?;
+                let mempool_only = params
+                    .get(1)
+                    .and_then(|o| o.get("mempool_only"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                outpoints
+                    .iter()
+                    .map(|o| {
+                        let txid: Txid =
+                            parse(o.get("txid").and_then(Value::as_str).unwrap_or(""), "txid")?;
+                        let vout = o
+                            .get("vout")
+                            .and_then(Value::as_u64)
+                            .and_then(|v| u32::try_from(v).ok())
+                            .ok_or_else(|| err(-8, "vout must be a non-negative integer"))?;
+                        let mut entry = json!({"txid": txid.to_string(), "vout": vout});
+                        match d.spender(&OutPoint { txid, vout }) {
+                            Some((spender, None)) => {
+                                entry["spendingtxid"] = json!(spender.to_string());
+                            }
+                            Some((spender, Some(block))) if !mempool_only => {
+                                entry["spendingtxid"] = json!(spender.to_string());
+                                entry["blockhash"] = json!(block.to_string());
+                            }
+                            _ => {}
+                        }
+                        Ok(entry)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::from)
+            }
             "getblockhash" => {
                 let h = param_u64(params, 0, "height")?;
                 let block = u32::try_from(h)
@@ -225,7 +337,12 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
             }
             "getblock" => {
                 let hash: BlockHash = parse(param_str(params, 0, "blockhash")?, "blockhash")?;
-                let verbosity = params.get(1).and_then(Value::as_u64).unwrap_or(1);
+                // Core takes 0/1/2 or, as ElectrumX sends, false/true.
+                let verbosity = match params.get(1) {
+                    None | Some(Value::Null) => 1,
+                    Some(Value::Bool(b)) => u64::from(*b),
+                    Some(v) => v.as_u64().unwrap_or(1),
+                };
                 if verbosity != 0 {
                     return Err(err(
                         -8,
@@ -239,6 +356,17 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
             }
             "getrawtransaction" => {
                 let txid: Txid = parse(param_str(params, 0, "txid")?, "txid")?;
+                let verbose = match params.get(1) {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(v) => v.as_u64() != Some(0),
+                };
+                if verbose {
+                    return Err(err(
+                        -8,
+                        "the devnet serves getrawtransaction with verbose=false (hex) only",
+                    ));
+                }
                 let tx = d
                     .transaction(&txid)
                     .ok_or_else(|| err(-5, "No such mempool or blockchain transaction"))?;
@@ -333,6 +461,30 @@ fn dispatch(method: &str, params: &[Value], d: &mut Devnet) -> (Result<Value, Rp
                     .map_err(|_| err(-8, "sat_per_kw out of range"))?;
                 d.spike(beongae_script::FeeratePerKw(per_kw));
                 Ok(json!(per_kw))
+            }
+            // The devnet's faucet (see `Devnet::faucet_pay`): pays `sat` to
+            // `address` and mines a block (to the faucet) that confirms it.
+            "devnetfund" => {
+                let address = Address::from_str(param_str(params, 0, "address")?)
+                    .map_err(|e| err(-5, format!("Invalid address: {e}")))?
+                    .require_network(Network::Regtest)
+                    .map_err(|_| err(-5, "Invalid address: not a regtest address"))?;
+                let sat = param_u64(params, 1, "sat")?;
+                let txid = d
+                    .faucet_pay(&address.script_pubkey(), Amount::from_sat(sat))
+                    .map_err(|e| err(-6, e.to_string()))?;
+                let block = d.mine(1, &faucet_script(), now());
+                Ok(json!({"txid": txid.to_string(), "blockhash": block[0].to_string()}))
+            }
+            "devnetinfo" => {
+                let (size, ..) = d.mempool_totals();
+                Ok(json!({
+                    "height": d.height(),
+                    "bestblockhash": d.tip_hash().to_string(),
+                    "mempool": size,
+                    "faucet_sat": d.faucet_balance().to_sat(),
+                    "feerate_sat_per_kw": d.fee_estimate_per_kw().0,
+                }))
             }
             other => Err(err(-32601, format!("Method not found: {other}"))),
         }

@@ -1,5 +1,5 @@
 //! Shared by the CLI tests: a served devnet (`beongae devnet serve`) and
-//! `beongae devnet mine` against it.
+//! the `beongae devnet` commands against it.
 
 #![allow(dead_code)]
 
@@ -18,16 +18,16 @@ pub struct Served {
     pub height: u32,
 }
 
-/// Starts `devnet serve` on a free port with its data in `datadir`.
+/// Starts `devnet serve` on a free port with the devnet in `datadir/devnet`.
 pub fn serve(datadir: &std::path::Path) -> Served {
     let mut child = Command::new(BIN)
         .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
+            "--devnet-dir",
+            datadir.join("devnet").to_str().unwrap(),
+            "--devnet-rpc",
+            "127.0.0.1:0",
             "devnet",
             "serve",
-            "--rpc",
-            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -54,20 +54,18 @@ impl Drop for Served {
     }
 }
 
-/// `devnet mine N --address A --rpc URL`.
-pub fn mine(datadir: &std::path::Path, url: &str, n: &str, address: &str) -> std::process::Output {
+/// `beongae --devnet-dir DATADIR/devnet devnet ARGS...`.
+pub fn devnet(datadir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
-        .args([
-            "--datadir",
-            datadir.to_str().unwrap(),
-            "devnet",
-            "mine",
-            n,
-            "--address",
-            address,
-            "--rpc",
-            url,
-        ])
+        .arg("--devnet-dir")
+        .arg(datadir.join("devnet"))
+        .arg("devnet")
+        .args(args)
         .output()
         .unwrap()
+}
+
+/// `devnet mine N --address A` on the devnet served from `datadir`.
+pub fn mine(datadir: &std::path::Path, n: &str, address: &str) -> std::process::Output {
+    devnet(datadir, &["mine", n, "--address", address])
 }

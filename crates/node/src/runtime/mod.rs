@@ -1212,7 +1212,7 @@ async fn chain_poll_loop(
         interval.tick().await;
         let o = onchain.clone();
         // The fee estimate now and then (every 50 polls).
-        let estimate = polls % 50 == 0;
+        let estimate = polls.is_multiple_of(50);
         polls += 1;
         // Poll a copy: a poll that fails half-way must not leave the
         // watcher past blocks the core never received.

@@ -49,7 +49,7 @@ fn decoded_list(bytes: &[u8], field: &'static str) -> Result<Vec<u8>, DecodeErro
 pub struct EncodedShortIds(pub Vec<ShortChannelId>);
 
 fn read_ids(raw: &[u8], field: &'static str) -> Result<Vec<ShortChannelId>, DecodeError> {
-    if raw.len() % 8 != 0 {
+    if !raw.len().is_multiple_of(8) {
         return Err(DecodeError::InvalidValue {
             field,
             reason: "not a whole number of short channel ids",
@@ -169,7 +169,7 @@ impl TlvValue for Checksums {
     }
     fn from_value(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let raw = r.read_rest();
-        if raw.len() % 8 != 0 {
+        if !raw.len().is_multiple_of(8) {
             return Err(DecodeError::InvalidValue {
                 field: "checksums_tlv",
                 reason: "not a whole number of checksum pairs",
