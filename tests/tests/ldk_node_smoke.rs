@@ -104,8 +104,12 @@ async fn ldk_to_ldk_open_pay_close() {
         .wait_channel(&channel_id, Duration::from_secs(10), usable)
         .await
         .unwrap();
+    // B's invoice names the channel in a route hint only once A's
+    // channel_update has reached B.
     let cb = b
-        .wait_channel(&channel_id, Duration::from_secs(10), usable)
+        .wait_channel(&channel_id, Duration::from_secs(10), |c| {
+            c.is_usable && c.peer_forwarding_info
+        })
         .await
         .unwrap();
     a.wait_channel_ready(&channel_id).await.unwrap();

@@ -1,5 +1,5 @@
 //! `beongae daemon`: identity from the seed, the peer node, the chain and
-//! the wallet, and the control socket.
+//! the wallet, and the HTTP API.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -14,7 +14,6 @@ use beongae_node::embedded::{self, EmbeddedConfig};
 use beongae_wallet::Seed;
 use bitcoin::secp256k1::rand;
 
-use crate::control::{self, Ctx};
 use crate::Network;
 
 /// How the daemon reaches Bitcoin Core, if it does.
@@ -41,6 +40,13 @@ pub struct DaemonOpts {
     pub devnet: crate::devnet::Location,
     /// Bitcoin Core access.
     pub bitcoind: BitcoindOpts,
+    /// The API's address (none: loopback, at the peer port plus 100).
+    pub api_listen: Option<SocketAddr>,
+    /// Serve the API as plain HTTP (loopback only) instead of TLS.
+    pub api_http: bool,
+    /// Host names and addresses the API's certificate is made for, besides
+    /// localhost.
+    pub api_tls_names: Vec<String>,
     /// What the node announces (alias, colour, addresses).
     pub gossip: beongae_node::core::channels::gossip::GossipSettings,
 }
@@ -140,7 +146,21 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", datadir.display()))?;
     let seed = load_or_create_seed(datadir)?;
     // One daemon per data directory: checked before the chain is touched.
-    let control_listener = control::bind(datadir).await?;
+    // The lock goes when the process does, however it ends.
+    let lock_path = datadir.join("daemon.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another beongae daemon is already running with data directory {}",
+            datadir.display()
+        );
+    }
+    let api_listen = api_address(&opts)?;
     let btc_network = opts.network.bitcoin_network();
 
     let mut shared = None;
@@ -204,6 +224,22 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         }
     }
     let listen_addr = node.listen_addr();
+    let (tokens, tls) = api_setup(datadir, &opts)?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let ctx = Arc::new(beongae_api::ApiContext {
+        node: node.handle(),
+        onchain,
+        devnet: shared.clone(),
+        network: opts.network.name(),
+        listen: listen_addr,
+        tokens,
+        stop: stop_tx,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        build: option_env!("BEONGAE_BUILD").map(str::to_owned),
+    });
+    let api = beongae_api::serve(beongae_api::router(ctx), api_listen, tls).await?;
+    let url_file = beongae_api::url_path(datadir);
+    write_private(&url_file, api.url.as_bytes())?;
     // The daemon keeps running if whoever started it stops reading stdout.
     let mut banner = format!("node id: {}\n", node.node_id());
     if let Some(addr) = listen_addr {
@@ -224,6 +260,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             }
         );
     }
+    banner += &format!("API: {}\n", api.url);
     if let Some(txid) = funded {
         banner += &format!(
             "wallet funded with {} sat from the devnet faucet ({txid})\n",
@@ -235,23 +272,90 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         .write_all(banner.as_bytes())
         .and_then(|()| stdout.flush());
     drop(stdout);
-    let ctx = Ctx {
-        node: node.handle(),
-        listen: listen_addr,
-        onchain,
-    };
-    let server = tokio::spawn(control::serve(control_listener, Arc::new(ctx)));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = stop_rx.wait_for(|s| *s) => {}
     }
     eprintln!("shutting down");
-    server.abort();
+    let _ = std::fs::remove_file(&url_file);
+    drop(api);
     node.stop();
     drop(shared);
-    let _ = std::fs::remove_file(control::socket_path(datadir));
     tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(lock);
+    Ok(())
+}
+
+/// Where the API listens: `--api-listen`, or loopback at the peer port
+/// plus 100 (so that several nodes on one machine need no flags).
+fn api_address(opts: &DaemonOpts) -> anyhow::Result<SocketAddr> {
+    if let Some(a) = opts.api_listen {
+        if opts.api_http && !a.ip().is_loopback() {
+            // Checked before anything starts.
+            return Err(beongae_api::ServeError::PlainNotLoopback(a).into());
+        }
+        return Ok(a);
+    }
+    let port = match opts.listen.port() {
+        0 => 0,
+        p => p.checked_add(100).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the peer port {p} leaves no room for the API at port+100: give --api-listen"
+            )
+        })?,
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The API's files (`DATADIR/api`, mode 0700), its tokens with the admin
+/// token the CLI uses (made at first start), and its TLS configuration.
+fn api_setup(
+    datadir: &Path,
+    opts: &DaemonOpts,
+) -> anyhow::Result<(
+    beongae_api::TokenStore,
+    Option<Arc<beongae_api::tls::ServerConfig>>,
+)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = beongae_api::api_dir(datadir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let tokens = beongae_api::TokenStore::open(&dir.join("tokens.json"))?;
+    let admin = beongae_api::admin_token_path(datadir);
+    if !admin.exists() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let random: [u8; 40] = std::array::from_fn(|_| rand::random());
+        let (token, _) = tokens.create(
+            "admin (api/admin.token)",
+            beongae_api::Scope::Admin,
+            now,
+            random,
+        )?;
+        write_private(&admin, token.as_bytes())?;
+    }
+    let tls = if opts.api_http {
+        None
+    } else {
+        Some(beongae_api::tls::load_or_create(&dir, &opts.api_tls_names)?)
+    };
+    Ok((tokens, tls))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     Ok(())
 }

@@ -7,19 +7,19 @@ use anyhow::Context as _;
 use beongae_wire::ChainHash;
 use clap::{Parser, Subcommand, ValueEnum};
 
-mod control;
 mod daemon;
 mod decode;
 mod demo;
 mod devnet;
 
-use control::Request;
+use beongae_api::client::ApiClient;
+use serde_json::json;
 
 /// Beongae (번개): a Lightning Network node.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// Data directory (seed, devnet, control socket).
+    /// Data directory (seed, store, wallet, API files).
     #[arg(long, global = true, env = "BEONGAE_DATADIR", default_value_os_t = default_datadir())]
     datadir: PathBuf,
     /// The devnet every `--network devnet` daemon on this machine shares
@@ -73,6 +73,19 @@ enum Cmd {
         /// host name at most).
         #[arg(long = "announce-addr")]
         announce_addr: Vec<String>,
+        /// Where the HTTP API listens (default: 127.0.0.1 at the peer port
+        /// plus 100, e.g. 9835). The URL goes to DATADIR/api/url, the CLI's
+        /// admin token to DATADIR/api/admin.token.
+        #[arg(long)]
+        api_listen: Option<SocketAddr>,
+        /// Serve the API as plain HTTP, on a loopback address only
+        /// (default: TLS with the self-signed DATADIR/api/tls.cert).
+        #[arg(long)]
+        api_http: bool,
+        /// A host name or address the API's certificate is made for besides
+        /// localhost (repeat for several; only when the certificate is made).
+        #[arg(long = "api-tls-name")]
+        api_tls_names: Vec<String>,
     },
     /// Create the node's seed and show its 24 words (once), or restore one.
     Init {
@@ -216,6 +229,36 @@ enum Cmd {
         /// Bytes to ask for in the pong (0 to 65531).
         #[arg(long, default_value_t = 0)]
         bytes: u16,
+    },
+    /// Stop the daemon.
+    Stop,
+    /// The daemon's events as they happen (payments, invoices, channels,
+    /// peers), one JSON object per line, until interrupted.
+    Events,
+    /// API tokens: make one with a scope for an app, list them, revoke one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Make a token (shown once): read, invoices (and read), payments (and
+    /// invoices), admin (anything).
+    Create {
+        /// A name to tell it apart.
+        name: String,
+        /// read, invoices, payments or admin.
+        #[arg(long)]
+        scope: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Its id (from `token list`).
+        id: String,
     },
 }
 
@@ -364,9 +407,23 @@ fn main() {
     }
 }
 
+/// The API client of the daemon at `datadir`.
+fn api(datadir: &Path) -> anyhow::Result<ApiClient> {
+    Ok(ApiClient::for_datadir(datadir)?)
+}
+
+/// A hex argument that goes into a URL path: only hex digits.
+fn hex_arg<'a>(s: &'a str, what: &str) -> anyhow::Result<&'a str> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("bad {what} `{s}`: hex digits only");
+    }
+    Ok(s)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let datadir = cli.datadir;
-    let request = match cli.command {
+    let result: serde_json::Value = match cli.command {
         Cmd::Daemon {
             listen,
             network,
@@ -378,6 +435,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             alias,
             color,
             announce_addr,
+            api_listen,
+            api_http,
+            api_tls_names,
         } => {
             init_logging()?;
             let gossip = daemon::gossip_settings(&alias, &color, &announce_addr)?;
@@ -397,6 +457,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         rpc: cli.devnet_rpc,
                     },
                     bitcoind,
+                    api_listen,
+                    api_http,
+                    api_tls_names,
                     gossip,
                 },
             )
@@ -431,7 +494,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let address = match address {
                         Some(a) => a,
                         None => {
-                            let v = control::call(&datadir, &Request::NewAddress { kind: None })
+                            let v: serde_json::Value = api(&datadir)?
+                                .post("/v1/wallet/address", &json!({}))
                                 .await
                                 .context(
                                     "asking the daemon for an address to fund (or give --address)",
@@ -446,8 +510,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
         }
-        Cmd::Newaddress { kind } => Request::NewAddress { kind },
-        Cmd::Balance => Request::Balance,
+        Cmd::Newaddress { kind } => {
+            api(&datadir)?
+                .post("/v1/wallet/address", &json!({ "type": kind }))
+                .await?
+        }
+        Cmd::Balance => api(&datadir)?.get("/v1/wallet/balance").await?,
         Cmd::Send {
             address,
             amount,
@@ -456,33 +524,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if feerate == Some(0) {
                 anyhow::bail!("--feerate must be at least 1 sat/vB");
             }
-            Request::Send {
-                address,
-                amount_sat: parse_amount(&amount)?,
-                feerate_sat_per_vb: feerate,
-            }
+            let body = json!({
+                "address": address,
+                "amount_sat": parse_amount(&amount)?,
+                "feerate_sat_per_vb": feerate,
+            });
+            api(&datadir)?.post("/v1/wallet/send", &body).await?
         }
-        Cmd::Info => Request::GetInfo,
+        Cmd::Info => api(&datadir)?.get("/v1/info").await?,
         Cmd::Connect { address } => {
             // Check the syntax here so a typo never needs a running daemon to be reported.
             address.parse::<beongae_node::address::PeerAddress>()?;
-            Request::Connect { address }
+            api(&datadir)?
+                .post("/v1/peers", &json!({ "address": address }))
+                .await?
         }
-        Cmd::Peers => Request::Peers,
-        Cmd::Disconnect { node_id } => Request::Disconnect { node_id },
+        Cmd::Peers => api(&datadir)?.get("/v1/peers").await?,
+        Cmd::Disconnect { node_id } => {
+            let id = hex_arg(&node_id, "node id")?;
+            api(&datadir)?.delete(&format!("/v1/peers/{id}")).await?
+        }
         Cmd::Openchannel {
             peer,
             amount,
             push,
             public,
-        } => Request::OpenChannel {
-            node_id: peer,
-            amount_sat: parse_amount(&amount)?,
-            push_msat: push,
-            public,
-        },
-        Cmd::Channels => Request::Channels,
-        Cmd::Forwards => Request::Forwards,
+        } => {
+            let body = json!({
+                "node_id": peer,
+                "amount_sat": parse_amount(&amount)?,
+                "push_msat": push,
+                "public": public,
+            });
+            api(&datadir)?.post("/v1/channels", &body).await?
+        }
+        Cmd::Channels => api(&datadir)?.get("/v1/channels").await?,
+        Cmd::Forwards => api(&datadir)?.get("/v1/forwards").await?,
         Cmd::Setpolicy {
             channel,
             base_fee_msat,
@@ -490,44 +567,98 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cltv_delta,
             htlc_min,
             htlc_max,
-        } => Request::SetPolicy {
-            channel_id: channel,
-            fee_base_msat: base_fee_msat,
-            fee_ppm,
-            cltv_expiry_delta: cltv_delta,
-            htlc_minimum_msat: htlc_min.as_deref().map(parse_msat).transpose()?,
-            htlc_maximum_msat: htlc_max.as_deref().map(parse_msat).transpose()?,
-        },
-        Cmd::Closechannel { channel_id, force } => Request::CloseChannel { channel_id, force },
+        } => {
+            let body = json!({
+                "channel_id": channel,
+                "fee_base_msat": base_fee_msat,
+                "fee_ppm": fee_ppm,
+                "cltv_expiry_delta": cltv_delta,
+                "htlc_minimum_msat": htlc_min.as_deref().map(parse_msat).transpose()?,
+                "htlc_maximum_msat": htlc_max.as_deref().map(parse_msat).transpose()?,
+            });
+            api(&datadir)?.post("/v1/channels/policy", &body).await?
+        }
+        Cmd::Closechannel { channel_id, force } => {
+            let id = hex_arg(&channel_id, "channel id")?;
+            api(&datadir)?
+                .post(
+                    &format!("/v1/channels/{id}/close"),
+                    &json!({ "force": force }),
+                )
+                .await?
+        }
         Cmd::Invoice {
             amount,
             description,
             expiry,
-        } => Request::Invoice {
-            amount_msat: if amount.trim().eq_ignore_ascii_case("any") {
+        } => {
+            let amount_msat = if amount.trim().eq_ignore_ascii_case("any") {
                 None
             } else {
                 Some(parse_msat(&amount)?)
-            },
-            description,
-            expiry_secs: expiry,
-        },
-        Cmd::Pay { invoice, amount } => Request::Pay {
-            invoice,
-            amount_msat: amount.as_deref().map(parse_msat).transpose()?,
-        },
-        Cmd::Payments => Request::Payments,
-        Cmd::Graph => Request::Graph,
-        Cmd::Keysend { node_id, amount } => Request::Keysend {
-            node_id,
-            amount_msat: parse_msat(&amount)?,
-        },
-        Cmd::Ping { node_id, bytes } => Request::Ping {
-            node_id,
-            num_pong_bytes: bytes,
-        },
+            };
+            let body = json!({
+                "amount_msat": amount_msat,
+                "description": description,
+                "expiry_secs": expiry,
+            });
+            api(&datadir)?.post("/v1/invoices", &body).await?
+        }
+        Cmd::Pay { invoice, amount } => {
+            let body = json!({
+                "invoice": invoice,
+                "amount_msat": amount.as_deref().map(parse_msat).transpose()?,
+            });
+            api(&datadir)?.post("/v1/payments", &body).await?
+        }
+        Cmd::Payments => {
+            let c = api(&datadir)?;
+            let invoices: serde_json::Value = c.get("/v1/invoices?limit=1000").await?;
+            let payments: serde_json::Value = c.get("/v1/payments?limit=1000").await?;
+            json!({ "invoices": invoices["invoices"], "payments": payments["payments"] })
+        }
+        Cmd::Graph => api(&datadir)?.get("/v1/graph").await?,
+        Cmd::Keysend { node_id, amount } => {
+            let body = json!({ "node_id": node_id, "amount_msat": parse_msat(&amount)? });
+            api(&datadir)?.post("/v1/payments/keysend", &body).await?
+        }
+        Cmd::Ping { node_id, bytes } => {
+            let id = hex_arg(&node_id, "node id")?;
+            api(&datadir)?
+                .post(
+                    &format!("/v1/peers/{id}/ping"),
+                    &json!({ "num_pong_bytes": bytes }),
+                )
+                .await?
+        }
+        Cmd::Stop => api(&datadir)?.post("/v1/stop", &json!({})).await?,
+        Cmd::Events => {
+            api(&datadir)?
+                .events(|e| {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{e}").and_then(|()| out.flush()).is_ok()
+                })
+                .await?;
+            return Ok(());
+        }
+        Cmd::Token { command } => {
+            let c = api(&datadir)?;
+            match command {
+                TokenCmd::Create { name, scope } => {
+                    let scope: beongae_api::Scope =
+                        scope.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+                    c.post("/v1/tokens", &json!({ "name": name, "scope": scope }))
+                        .await?
+                }
+                TokenCmd::List => c.get("/v1/tokens").await?,
+                TokenCmd::Revoke { id } => {
+                    let id = hex_arg(&id, "token id")?;
+                    c.delete(&format!("/v1/tokens/{id}")).await?
+                }
+            }
+        }
     };
-    let result = control::call(&datadir, &request).await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -110,31 +109,6 @@ fn a_fee_spike_from_the_command_line() {
     assert!(e.contains("between 1 and 100000 sat/vB"), "{e}");
 }
 
-/// ElectrumX's `electrumx_server`: from `BEONGAE_ELECTRUMX`, or a virtual
-/// environment in the target directory, made with pip (`e-x` from PyPI)
-/// when it is not there yet (`.ci/run` makes it first).
-fn electrumx() -> PathBuf {
-    if let Some(p) = std::env::var_os("BEONGAE_ELECTRUMX") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("electrumx-venv");
-    let bin = venv.join("bin/electrumx_server");
-    if !bin.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs (ElectrumX needs Python 3.10 or later)");
-        assert!(status.success(), "python3 -m venv {}", venv.display());
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "e-x[leveldb]==2.0.0"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install e-x[leveldb]");
-    }
-    bin
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -182,7 +156,7 @@ fn scripthash(script_hex: &str) -> String {
 /// blocks.
 #[test]
 fn electrumx_indexes_a_served_devnet() {
-    let bin = electrumx();
+    let bin = common::python_tool("electrumx_server");
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     ok(devnet(

@@ -232,6 +232,10 @@ pub struct ChannelSummary {
     pub pending_outbound_htlcs: usize,
     /// Shutdown state, if not `NotShuttingDown`.
     pub shutdown: Option<String>,
+    /// Whether the peer's `channel_update` (its fees and CLTV delta toward
+    /// us) has arrived: LDK's invoices leave a private channel out of
+    /// their route hints until it has.
+    pub peer_forwarding_info: bool,
 }
 
 impl ChannelSummary {
@@ -290,6 +294,7 @@ impl ChannelSummary {
             pending_inbound_htlcs: d.pending_inbound_htlcs.len(),
             pending_outbound_htlcs: d.pending_outbound_htlcs.len(),
             shutdown,
+            peer_forwarding_info: d.counterparty.forwarding_info.is_some(),
         }
     }
 }

@@ -69,3 +69,29 @@ pub fn devnet(datadir: &std::path::Path, args: &[&str]) -> std::process::Output 
 pub fn mine(datadir: &std::path::Path, n: &str, address: &str) -> std::process::Output {
     devnet(datadir, &["mine", n, "--address", address])
 }
+
+/// The Python tools the tests run (ElectrumX, an OpenAPI validator), in a
+/// virtual environment in the target directory: made with pip from PyPI
+/// when it is missing (`.ci/run` makes it first, with the same command).
+pub fn python_tool(bin: &str) -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+    let path = venv.join("bin").join(bin);
+    if !path.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs (ElectrumX needs Python 3.10 or later)");
+        assert!(status.success(), "python3 -m venv {}", venv.display());
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet"])
+            .args(PYTHON_PACKAGES)
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install {PYTHON_PACKAGES:?}");
+    }
+    path
+}
+
+/// What [`python_tool`] installs (and `.ci/run`).
+pub const PYTHON_PACKAGES: [&str; 2] = ["e-x[leveldb]==2.0.0", "openapi-spec-validator==0.9.0"];
