@@ -665,6 +665,43 @@ impl Commitments {
         Ok(())
     }
 
+    /// The largest HTLC we could offer now: found by bisection with
+    /// [`Commitments::send_add`] itself on a copy (every BOLT 2 limit, the
+    /// reserve and fee on both commitments, the funder's fee spike buffer,
+    /// dust exposure), so a payment of this much passes the same checks.
+    /// Zero if not even the peer's `htlc_minimum_msat` fits.
+    pub fn max_sendable(&self) -> Msat {
+        let fits = |amount: u64| {
+            self.clone()
+                .send_add(Msat::from_msat(amount), PaymentHash([0; 32]), 0)
+                .is_ok()
+        };
+        let low = self.params.remote.htlc_minimum.to_msat().max(1);
+        let high = self.local_pending().map_or(0, |s| s.to_local.to_msat());
+        Msat::from_msat(bisect(low, high, fits))
+    }
+
+    /// The largest HTLC the peer could offer us now that we would accept
+    /// (what we must refuse: our limits, the reserve we asked of it, the
+    /// fee if it is the funder; its own fee spike buffer is its business),
+    /// by bisection with [`Commitments::receive_add`] on a copy.
+    pub fn max_receivable(&self) -> Msat {
+        let id = self.next_remote_id;
+        let fits = |amount: u64| {
+            self.clone()
+                .receive_add(Update::Add {
+                    id,
+                    amount: Msat::from_msat(amount),
+                    payment_hash: PaymentHash([0; 32]),
+                    cltv_expiry: 0,
+                })
+                .is_ok()
+        };
+        let low = self.params.local.htlc_minimum.to_msat().max(1);
+        let high = self.local_pending().map_or(0, |s| s.to_remote.to_msat());
+        Msat::from_msat(bisect(low, high, fits))
+    }
+
     /// Whether a `commitment_signed` would sign anything new.
     pub fn can_send_commit(&self) -> bool {
         self.remote_next.is_none()
@@ -833,4 +870,24 @@ impl Commitments {
             params,
         })
     }
+}
+
+/// The largest `x` in `low..=high` with `fits(x)`, assuming what fits is a
+/// range from `low` (an HTLC just above the dust limit costs the funder
+/// more fee than one just below, so the top of the range is found by
+/// bisection and then checked); 0 if `low` does not fit.
+fn bisect(low: u64, high: u64, fits: impl Fn(u64) -> bool) -> u64 {
+    if high < low || !fits(low) {
+        return 0;
+    }
+    let (mut lo, mut hi) = (low, high);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
 }

@@ -669,3 +669,56 @@ fn dust_exposure_is_bounded() {
     let Update::Add { id, .. } = u else { panic!() };
     assert_eq!(id, 3);
 }
+
+/// `max_sendable` is exactly the largest HTLC `send_add` takes (one msat
+/// more is refused), the peer accepts it, and `max_receivable` on the
+/// peer's side is at least that (the sender keeps a fee spike buffer on
+/// top of what the receiver must refuse).
+#[test]
+fn max_sendable_and_receivable_are_the_checks_limits() {
+    for (funder_sat, fundee_sat) in [(1_000_000u64, 0u64), (600_000, 400_000), (20_000, 980_000)] {
+        let (a, b) = pair(funder_sat, fundee_sat, 483);
+        for (from, to) in [(&a, &b), (&b, &a)] {
+            let max = from.max_sendable();
+            if max == Msat::ZERO {
+                // Nothing fits: not even the minimum.
+                assert!(from
+                    .clone()
+                    .send_add(
+                        Msat::from_msat(1_000),
+                        Preimage([1; 32]).payment_hash(),
+                        500
+                    )
+                    .is_err());
+                continue;
+            }
+            let hash = Preimage([1; 32]).payment_hash();
+            assert!(from.clone().send_add(max, hash, 500).is_ok(), "{max}");
+            let over = Msat::from_msat(max.to_msat() + 1);
+            assert!(from.clone().send_add(over, hash, 500).is_err(), "{over}");
+            assert!(to.clone().receive_add(add(0, max.to_msat())).is_ok());
+            assert!(
+                to.max_receivable() >= max,
+                "{} < {max}",
+                to.max_receivable()
+            );
+            let over = Msat::from_msat(to.max_receivable().to_msat() + 1);
+            assert!(to.clone().receive_add(add(0, over.to_msat())).is_err());
+        }
+    }
+    // A funder of 1,000,000 sat is held to the peer's 300,000 sat in flight.
+    let (a, _) = pair(1_000_000, 0, 483);
+    assert_eq!(a.max_sendable(), Msat::from_msat(300_000_000));
+    // A funder of 20,000 sat keeps the fundee's 10,000 sat reserve, the
+    // anchors (660 sat) and the fee, at twice the feerate, of a commitment
+    // with this HTLC and one more (506 sat/kW x (1124 + 2 x 172) weight =
+    // 742 sat): BOLT 2's fee spike buffer.
+    let (a, _) = pair(20_000, 980_000, 483);
+    assert_eq!(
+        a.max_sendable(),
+        Msat::from_msat((20_000 - 10_000 - 660 - 742) * 1000)
+    );
+    // The fundee has nothing to send.
+    let (_, b) = pair(1_000_000, 0, 483);
+    assert_eq!(b.max_sendable(), Msat::ZERO);
+}

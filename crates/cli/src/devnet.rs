@@ -57,12 +57,6 @@ pub fn regtest_address(s: &str) -> anyhow::Result<Address> {
     })
 }
 
-/// Prints one JSON value (the devnet commands' output).
-fn print(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
 /// Serves the devnet until SIGINT/SIGTERM.
 pub async fn serve(loc: &Location, block_interval: u64) -> anyhow::Result<()> {
     let l = loc.clone();
@@ -112,14 +106,14 @@ pub fn feerate_from_sat_per_vb(sat_per_vb: u32) -> anyhow::Result<beongae_script
 }
 
 /// A fee spike (or calm) on the devnet.
-pub fn feerate(loc: &Location, sat_per_vb: u32) -> anyhow::Result<()> {
+pub fn feerate(loc: &Location, sat_per_vb: u32) -> anyhow::Result<serde_json::Value> {
     let per_kw = feerate_from_sat_per_vb(sat_per_vb)?;
     loc.open()?.spike(per_kw)?;
-    print(&serde_json::json!({"sat_per_vb": sat_per_vb, "sat_per_kw": per_kw.0}))
+    Ok(serde_json::json!({"sat_per_vb": sat_per_vb, "sat_per_kw": per_kw.0}))
 }
 
 /// Mines `n` blocks, to `address` or the faucet.
-pub fn mine(loc: &Location, n: u32, address: Option<&str>) -> anyhow::Result<()> {
+pub fn mine(loc: &Location, n: u32, address: Option<&str>) -> anyhow::Result<serde_json::Value> {
     if n == 0 || n > 10_000 {
         bail!("choose between 1 and 10000 blocks");
     }
@@ -127,19 +121,19 @@ pub fn mine(loc: &Location, n: u32, address: Option<&str>) -> anyhow::Result<()>
     let devnet = loc.open()?;
     let hashes = devnet.mine(n, address.as_ref())?;
     let (height, _) = devnet.tip()?;
-    print(&serde_json::json!({
+    Ok(serde_json::json!({
         "height": height,
         "blocks": hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
     }))
 }
 
 /// Pays `sat` from the faucet to `address`, in a new block.
-pub fn fund(loc: &Location, address: &str, sat: u64) -> anyhow::Result<()> {
+pub fn fund(loc: &Location, address: &str, sat: u64) -> anyhow::Result<serde_json::Value> {
     let address = regtest_address(address)?;
     let devnet = loc.open()?;
     let txid = devnet.fund(&address, Amount::from_sat(sat))?;
     let (height, _) = devnet.tip()?;
-    print(&serde_json::json!({
+    Ok(serde_json::json!({
         "address": address.to_string(),
         "amount_sat": sat,
         "txid": txid.to_string(),
@@ -148,13 +142,13 @@ pub fn fund(loc: &Location, address: &str, sat: u64) -> anyhow::Result<()> {
 }
 
 /// Where the devnet is served, its height, mempool and faucet.
-pub fn info(loc: &Location) -> anyhow::Result<()> {
+pub fn info(loc: &Location) -> anyhow::Result<serde_json::Value> {
     let devnet = loc.open()?;
     let mut v = devnet.info()?;
     v["rpc_url"] = devnet.url().into();
     v["cookie_file"] = devnet.cookie().display().to_string().into();
     v["directory"] = loc.dir.display().to_string().into();
-    print(&v)
+    Ok(v)
 }
 
 /// Prints each new block (height, hash, transactions, time) as it comes,

@@ -11,6 +11,7 @@ mod daemon;
 mod decode;
 mod demo;
 mod devnet;
+mod human;
 
 use beongae_api::client::ApiClient;
 use serde_json::json;
@@ -30,6 +31,12 @@ struct Cli {
     /// process serves it (the first daemon, or `devnet serve`).
     #[arg(long, global = true, env = "BEONGAE_DEVNET_RPC", default_value_t = devnet::default_rpc())]
     devnet_rpc: SocketAddr,
+    /// Print the API's JSON (the default when the output is not a terminal).
+    #[arg(long, global = true)]
+    json: bool,
+    /// human (tables, amounts in sat, dates; the default on a terminal) or json.
+    #[arg(long, global = true, value_enum, env = "BEONGAE_OUTPUT")]
+    output: Option<human::Output>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -144,9 +151,10 @@ enum Cmd {
         peer: String,
         /// Channel capacity (e.g. 1000000 or 0.01btc).
         amount: String,
-        /// Millisatoshi to give the peer at opening.
-        #[arg(long, default_value_t = 0)]
-        push: u64,
+        /// Give the peer this much at opening: satoshi, or with a unit
+        /// (1500msat, 0.001btc).
+        #[arg(long = "push-sat")]
+        push: Option<String>,
         /// Announce the channel to the network once six blocks deep, so
         /// that anyone can pay through it (default: private, known to the
         /// peer only and named in our invoices' route hints).
@@ -157,7 +165,8 @@ enum Cmd {
     Channels,
     /// Close a channel cooperatively, or with --force by broadcasting our commitment.
     Closechannel {
-        /// The channel id (64 hex characters).
+        /// The channel id (64 hex characters, or enough of its start to
+        /// name one channel, as `channels` shows).
         channel_id: String,
         /// Broadcast our latest commitment instead of closing with the peer
         /// (our funds wait for `to_self_delay` blocks); a channel we
@@ -201,13 +210,18 @@ enum Cmd {
         #[arg(long, default_value_t = 3600)]
         expiry: u64,
     },
-    /// Pay a BOLT 11 invoice (to a channel peer, for now); waits for the outcome.
+    /// Pay a BOLT 11 invoice; waits for the outcome and shows the route,
+    /// the fee and the time, or why it failed.
     Pay {
-        /// The invoice.
+        /// The invoice (a `lightning:` prefix is fine).
         invoice: String,
         /// Amount for an invoice without one (same units as `invoice`).
         #[arg(long)]
         amount: Option<String>,
+        /// Stop waiting after this many seconds (the payment goes on; see
+        /// `payments`).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Pay a channel peer without an invoice (keysend, bLIP 3): AMOUNT in
     /// satoshi or with a unit (1500msat, 0.0001btc).
@@ -383,6 +397,32 @@ fn parse_msat(s: &str) -> anyhow::Result<u64> {
         }
         return Ok(v);
     }
+    // Satoshi with up to three decimals: 1.5sat, 2.001sat.
+    let plain = t.strip_suffix("sat").unwrap_or(&t).trim();
+    if let Some((whole, frac)) = plain.split_once('.').filter(|_| !t.ends_with("btc")) {
+        let bad = || {
+            anyhow::anyhow!(
+                "amount `{s}`: satoshis take at most three decimals (1.5sat), or write msat (1500msat)"
+            )
+        };
+        if frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let frac: u64 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+        let msat = whole
+            .checked_mul(1000)
+            .and_then(|m| m.checked_add(frac))
+            .ok_or_else(|| anyhow::anyhow!("amount `{s}` is too large"))?;
+        if msat == 0 {
+            anyhow::bail!("amount `{s}` is zero");
+        }
+        return Ok(msat);
+    }
     parse_amount(s)?
         .checked_mul(1000)
         .ok_or_else(|| anyhow::anyhow!("amount `{s}` is too large"))
@@ -397,19 +437,90 @@ fn default_datadir() -> PathBuf {
 
 fn main() {
     let cli = Cli::parse();
+    let output = human::Output::choose(cli.json, cli.output);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli)) {
+    if let Err(e) = runtime.block_on(run(cli, output)) {
+        if output == human::Output::Json {
+            // For scripts: the error as JSON on stdout, with the API's code
+            // when the API answered.
+            let code = e
+                .downcast_ref::<beongae_api::client::ClientError>()
+                .map_or("error", |c| c.code());
+            println!(
+                "{}",
+                json!({"error": {"code": code, "message": format!("{e:#}")}})
+            );
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// The command's name as the renderers know it.
+fn kind(cmd: &Cmd) -> &'static str {
+    match cmd {
+        Cmd::Newaddress { .. } => "newaddress",
+        Cmd::Balance => "balance",
+        Cmd::Send { .. } => "send",
+        Cmd::Info => "info",
+        Cmd::Connect { .. } => "connect",
+        Cmd::Peers => "peers",
+        Cmd::Disconnect { .. } => "disconnect",
+        Cmd::Openchannel { .. } => "openchannel",
+        Cmd::Channels => "channels",
+        Cmd::Closechannel { .. } => "closechannel",
+        Cmd::Forwards => "forwards",
+        Cmd::Setpolicy { .. } => "setpolicy",
+        Cmd::Invoice { .. } => "invoice",
+        Cmd::Pay { .. } => "pay",
+        Cmd::Keysend { .. } => "keysend",
+        Cmd::Payments => "payments",
+        Cmd::Graph => "graph",
+        Cmd::Ping { .. } => "ping",
+        Cmd::Stop => "stop",
+        Cmd::Token {
+            command: TokenCmd::Create { .. },
+        } => "token create",
+        Cmd::Token {
+            command: TokenCmd::List,
+        } => "token list",
+        Cmd::Token {
+            command: TokenCmd::Revoke { .. },
+        } => "token revoke",
+        _ => "other",
     }
 }
 
 /// The API client of the daemon at `datadir`.
 fn api(datadir: &Path) -> anyhow::Result<ApiClient> {
     Ok(ApiClient::for_datadir(datadir)?)
+}
+
+/// The full id of the one channel whose id starts with `prefix`.
+async fn channel_by_prefix(c: &ApiClient, prefix: &str) -> anyhow::Result<String> {
+    if prefix.len() == 64 {
+        return Ok(prefix.to_owned());
+    }
+    let channels: serde_json::Value = c.get("/v1/channels").await?;
+    let prefix = prefix.to_lowercase();
+    let matching: Vec<&str> = channels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ch| ch["channel_id"].as_str())
+        .filter(|id| id.starts_with(&prefix))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => anyhow::bail!("no channel {prefix}: `beongae channels` lists them"),
+        _ => anyhow::bail!(
+            "{} channels start with {prefix}: give more of the id",
+            matching.len()
+        ),
+    }
 }
 
 /// A hex argument that goes into a URL path: only hex digits.
@@ -421,8 +532,9 @@ fn hex_arg<'a>(s: &'a str, what: &str) -> anyhow::Result<&'a str> {
     Ok(s)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
     let datadir = cli.datadir;
+    let kind = kind(&cli.command);
     let result: serde_json::Value = match cli.command {
         Cmd::Daemon {
             listen,
@@ -473,22 +585,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: cli.devnet_dir,
                 rpc: cli.devnet_rpc,
             };
-            let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| async move {
+            let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<serde_json::Value> + Send>| async move {
                 tokio::task::spawn_blocking(f).await?
             };
-            return match command {
-                DevnetCmd::Serve { block_interval } => devnet::serve(&loc, block_interval).await,
-                DevnetCmd::Watch => devnet::watch(&loc).await,
-                DevnetCmd::Info => blocking(Box::new(move || devnet::info(&loc))).await,
-                DevnetCmd::Feerate { sat_per_vb } => {
-                    blocking(Box::new(move || devnet::feerate(&loc, sat_per_vb))).await
+            let (kind, v) = match command {
+                DevnetCmd::Serve { block_interval } => {
+                    return devnet::serve(&loc, block_interval).await
                 }
-                DevnetCmd::Mine { blocks, address } => {
+                DevnetCmd::Watch => return devnet::watch(&loc).await,
+                DevnetCmd::Info => (
+                    "devnet info",
+                    blocking(Box::new(move || devnet::info(&loc))).await?,
+                ),
+                DevnetCmd::Feerate { sat_per_vb } => (
+                    "devnet feerate",
+                    blocking(Box::new(move || devnet::feerate(&loc, sat_per_vb))).await?,
+                ),
+                DevnetCmd::Mine { blocks, address } => (
+                    "devnet mine",
                     blocking(Box::new(move || {
                         devnet::mine(&loc, blocks, address.as_deref())
                     }))
-                    .await
-                }
+                    .await?,
+                ),
                 DevnetCmd::Fund { amount, address } => {
                     let sat = parse_amount(&amount)?;
                     let address = match address {
@@ -506,9 +625,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                 .to_owned()
                         }
                     };
-                    blocking(Box::new(move || devnet::fund(&loc, &address, sat))).await
+                    (
+                        "devnet fund",
+                        blocking(Box::new(move || devnet::fund(&loc, &address, sat))).await?,
+                    )
                 }
             };
+            match output {
+                human::Output::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+                human::Output::Human => print!("{}", human::render(kind, &v, false)),
+            }
+            return Ok(());
         }
         Cmd::Newaddress { kind } => {
             api(&datadir)?
@@ -535,9 +662,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Connect { address } => {
             // Check the syntax here so a typo never needs a running daemon to be reported.
             address.parse::<beongae_node::address::PeerAddress>()?;
-            api(&datadir)?
-                .post("/v1/peers", &json!({ "address": address }))
-                .await?
+            let c = api(&datadir)?;
+            human::spinner(
+                "connecting",
+                c.post("/v1/peers", &json!({ "address": address })),
+            )
+            .await?
         }
         Cmd::Peers => api(&datadir)?.get("/v1/peers").await?,
         Cmd::Disconnect { node_id } => {
@@ -553,7 +683,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let body = json!({
                 "node_id": peer,
                 "amount_sat": parse_amount(&amount)?,
-                "push_msat": push,
+                "push_msat": push.as_deref().map(parse_msat).transpose()?.unwrap_or(0),
                 "public": public,
             });
             api(&datadir)?.post("/v1/channels", &body).await?
@@ -579,13 +709,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api(&datadir)?.post("/v1/channels/policy", &body).await?
         }
         Cmd::Closechannel { channel_id, force } => {
-            let id = hex_arg(&channel_id, "channel id")?;
-            api(&datadir)?
-                .post(
-                    &format!("/v1/channels/{id}/close"),
-                    &json!({ "force": force }),
-                )
-                .await?
+            let c = api(&datadir)?;
+            let id = channel_by_prefix(&c, hex_arg(&channel_id, "channel id")?).await?;
+            let (path, body) = (
+                format!("/v1/channels/{id}/close"),
+                json!({ "force": force }),
+            );
+            human::spinner("closing", c.post(&path, &body)).await?
         }
         Cmd::Invoice {
             amount,
@@ -604,12 +734,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             api(&datadir)?.post("/v1/invoices", &body).await?
         }
-        Cmd::Pay { invoice, amount } => {
+        Cmd::Pay {
+            invoice,
+            amount,
+            timeout,
+        } => {
+            if timeout == 0 {
+                anyhow::bail!("--timeout must be at least 1 second");
+            }
             let body = json!({
                 "invoice": invoice,
                 "amount_msat": amount.as_deref().map(parse_msat).transpose()?,
+                "timeout_secs": timeout,
             });
-            api(&datadir)?.post("/v1/payments", &body).await?
+            let c = api(&datadir)?;
+            human::spinner("paying", c.post("/v1/payments", &body))
+                .await
+                .context("payment failed")?
         }
         Cmd::Payments => {
             let c = api(&datadir)?;
@@ -620,7 +761,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Graph => api(&datadir)?.get("/v1/graph").await?,
         Cmd::Keysend { node_id, amount } => {
             let body = json!({ "node_id": node_id, "amount_msat": parse_msat(&amount)? });
-            api(&datadir)?.post("/v1/payments/keysend", &body).await?
+            let c = api(&datadir)?;
+            human::spinner("paying", c.post("/v1/payments/keysend", &body))
+                .await
+                .context("payment failed")?
         }
         Cmd::Ping { node_id, bytes } => {
             let id = hex_arg(&node_id, "node id")?;
@@ -636,8 +780,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api(&datadir)?
                 .events(|e| {
                     use std::io::Write as _;
+                    let line = match output {
+                        human::Output::Json => e.to_string(),
+                        human::Output::Human => {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs());
+                            format!("{}  {}", &human::date(now)[11..16], human::event(&e))
+                        }
+                    };
                     let mut out = std::io::stdout().lock();
-                    writeln!(out, "{e}").and_then(|()| out.flush()).is_ok()
+                    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
                 })
                 .await?;
             return Ok(());
@@ -659,7 +812,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     };
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    match output {
+        human::Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        human::Output::Human => {
+            let qr = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            print!("{}", human::render(kind, &result, qr));
+        }
+    }
     Ok(())
 }
 
@@ -734,4 +893,32 @@ fn init(datadir: &Path, restore: bool) -> anyhow::Result<()> {
     }
     println!("node id on test networks: {node_id}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lightning_amounts_in_sat_msat_and_btc() {
+        assert_eq!(parse_msat("2500").unwrap(), 2_500_000);
+        assert_eq!(parse_msat("2500sat").unwrap(), 2_500_000);
+        assert_eq!(parse_msat("1.5sat").unwrap(), 1_500);
+        assert_eq!(parse_msat("0.001sat").unwrap(), 1);
+        assert_eq!(parse_msat("1500msat").unwrap(), 1_500);
+        assert_eq!(parse_msat("0.0001btc").unwrap(), 10_000_000);
+        assert!(parse_msat("1.2345sat")
+            .unwrap_err()
+            .to_string()
+            .contains("at most three decimals"));
+        assert!(parse_msat("0.000sat")
+            .unwrap_err()
+            .to_string()
+            .contains("is zero"));
+        assert!(parse_msat("1.x").is_err());
+        assert!(parse_msat("12x")
+            .unwrap_err()
+            .to_string()
+            .contains("write satoshis"));
+    }
 }

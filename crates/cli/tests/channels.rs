@@ -216,11 +216,14 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
         .contains("write satoshis"));
     assert!(a
         .err(&["closechannel", "abcd"])
-        .contains("64 hex characters"));
+        .contains("no channel abcd: `beongae channels` lists them"));
+    assert!(a
+        .err(&["closechannel", "xyz"])
+        .contains("bad channel id `xyz`: hex digits only"));
     assert!(a.err(&["pay", "lnbc1garbage"]).contains("invalid invoice"));
 
     a.ok(&["connect", &format!("{}@{}", b.node_id, b.listen)]);
-    let opened = a.ok(&["openchannel", &b.node_id, "500000", "--push", "10000000"]);
+    let opened = a.ok(&["openchannel", &b.node_id, "500000", "--push-sat", "10000"]);
     let id = opened["channel_id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 64);
     let c = a.ok(&["channels"]);

@@ -118,6 +118,13 @@ pub struct Balance {
     pub closing_channels_sat: u64,
     /// Kept for the fees of anchor channels' force closes.
     pub fee_reserve_sat: u64,
+    /// Our balance in open channels.
+    pub channels_local_msat: u64,
+    /// What we could send now, over all active channels (each payment part
+    /// is limited by its channel's `spendable_msat`).
+    pub channels_spendable_msat: u64,
+    /// What we could receive now, over all active channels.
+    pub channels_receivable_msat: u64,
     /// The best block the wallet has seen.
     pub height: u32,
     /// A warning, if the wallet holds less than the fee reserve.
@@ -190,6 +197,12 @@ pub struct Channel {
     pub local_msat: u64,
     /// The peer's balance.
     pub remote_msat: u64,
+    /// The largest payment we could send over it now (0 unless open and
+    /// active): our balance less the reserve, fees and limits.
+    pub spendable_msat: u64,
+    /// The largest payment we could receive over it now (0 unless open
+    /// and active).
+    pub receivable_msat: u64,
     /// HTLCs in flight.
     pub pending_htlcs: usize,
     /// Commitments signed so far.
@@ -231,6 +244,8 @@ impl From<&ChannelSummary> for Channel {
             capacity_sat: c.capacity.to_sat(),
             local_msat: c.local.to_msat(),
             remote_msat: c.remote.to_msat(),
+            spendable_msat: c.spendable.to_msat(),
+            receivable_msat: c.receivable.to_msat(),
             pending_htlcs: c.pending_htlcs,
             updates: c.updates,
             funding_txid: c.funding_txid.to_string(),

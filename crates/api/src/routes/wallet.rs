@@ -16,13 +16,14 @@ use crate::error::{ApiError, Json};
 pub async fn balance(_: Authorized<Read>, State(ctx): Ctx) -> Result<Json<Balance>, ApiError> {
     let onchain = ctx.onchain.clone();
     let (b, height) = blocking(move || Ok((onchain.balance()?, onchain.sync()?))).await?;
-    let closing: u64 = ctx
-        .node
-        .channels()
-        .await?
+    let channels = ctx.node.channels().await?;
+    let closing: u64 = channels.iter().map(|c| c.closing.to_sat()).sum();
+    let open = channels
         .iter()
-        .map(|c| c.closing.to_sat())
-        .sum();
+        .filter(|c| c.state == beongae_node::core::ChannelState::Normal);
+    let sum = |f: fn(&beongae_node::core::ChannelSummary) -> beongae_wire::Msat| {
+        open.clone().map(|c| f(c).to_msat()).sum::<u64>()
+    };
     let reserve = ctx.node.fee_reserve().await?;
     Ok(Json(Balance {
         confirmed_sat: b.confirmed.to_sat(),
@@ -30,6 +31,9 @@ pub async fn balance(_: Authorized<Read>, State(ctx): Ctx) -> Result<Json<Balanc
         immature_sat: b.immature.to_sat(),
         closing_channels_sat: closing,
         fee_reserve_sat: reserve.to_sat(),
+        channels_local_msat: sum(|c| c.local),
+        channels_spendable_msat: sum(|c| c.spendable),
+        channels_receivable_msat: sum(|c| c.receivable),
         height,
         warning: reserve_warning(b.confirmed + b.unconfirmed, reserve),
     }))

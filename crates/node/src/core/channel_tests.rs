@@ -307,7 +307,10 @@ fn apply_batch(store: &mut MemStore, batch: &beongae_store::Batch) {
 /// What the store must reproduce of a channel: everything but whether the
 /// peer is connected right now.
 fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
+    // What depends on the connection, not on what is stored.
     c.active = false;
+    c.spendable = Msat::ZERO;
+    c.receivable = Msat::ZERO;
     c
 }
 

@@ -265,7 +265,7 @@ impl NodeCore {
             m @ (Message::Warning(_) | Message::Error(_)) => {
                 self.report_warning_or_error(peer, &m, out);
                 if let (Message::Error(e), Some(c)) = (&m, &mut self.channels) {
-                    c.on_error(self.peers[&peer].node_id, e.channel_id);
+                    c.on_error(self.peers[&peer].node_id, e.channel_id, &e.printable_data());
                 }
             }
             // BOLT 1: "upon receiving a message of odd, unknown type: MUST ignore".

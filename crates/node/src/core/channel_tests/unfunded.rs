@@ -151,7 +151,7 @@ fn an_open_that_fails_before_its_funding_went_out_frees_the_coins() {
                         _ => None,
                     })
                     .unwrap();
-                let bytes = Message::Error(ErrorMessage::new(temp, "no"))
+                let bytes = Message::Error(ErrorMessage::new(temp, "channel too small"))
                     .encode()
                     .unwrap();
                 p.run(vec![(Side::A, Input::PeerMessage { peer: PA, bytes })]);
@@ -166,6 +166,12 @@ fn an_open_that_fails_before_its_funding_went_out_frees_the_coins() {
             .iter()
             .find(|(s, _)| *s == Side::A)
             .map(|(_, r)| r.clone());
-        assert!(matches!(reply, Some(Reply::Failed(_))), "{reply:?}");
+        match (ending, reply) {
+            // Issue 14: the peer's reason reaches whoever asked.
+            ("error", Some(Reply::Failed(why))) => {
+                assert_eq!(why, "the peer refused the channel: \"channel too small\"")
+            }
+            (_, reply) => assert!(matches!(reply, Some(Reply::Failed(_))), "{reply:?}"),
+        }
     }
 }

@@ -177,6 +177,12 @@ pub struct ChannelSummary {
     /// HTLCs of a force-closed channel not resolved on chain yet, with
     /// their deadlines.
     pub unresolved_htlcs: Vec<UnresolvedHtlc>,
+    /// The largest payment we could send over it now (open and active
+    /// only): what BOLT 2's checks let us offer.
+    pub spendable: Msat,
+    /// The largest payment the peer could send us over it now that we
+    /// would accept (open and active only).
+    pub receivable: Msat,
 }
 
 /// An HTLC of a force-closed channel not resolved on chain yet.
@@ -1186,6 +1192,8 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         closing: Amount::ZERO,
         spendable_at: None,
         unresolved_htlcs: Vec::new(),
+        spendable: Msat::ZERO,
+        receivable: Msat::ZERO,
     };
     match &e.phase {
         Phase::Funded { funding, .. } => {
@@ -1221,6 +1229,10 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
             s.short_channel_id = *scid;
             s.we_are_funder = chan.funded.we_are_funder;
             s.active = connected && e.live;
+            if s.active && s.state == ChannelState::Normal {
+                s.spendable = chan.commitments.max_sendable();
+                s.receivable = chan.commitments.max_receivable();
+            }
         }
         Phase::Closed(c) => {
             s.local = c.local;

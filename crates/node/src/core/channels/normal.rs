@@ -893,8 +893,14 @@ impl Channels {
     }
 
     /// The peer's `error` for one channel (BOLT 1: "MUST fail the channel
-    /// referred to by `channel_id`"), or for all of them (all-zero id).
-    pub(in crate::core) fn on_error(&mut self, node: NodeId, id: ChannelId) {
+    /// referred to by `channel_id`"), or for all of them (all-zero id);
+    /// `text` is its printable data, kept as the reason.
+    pub(in crate::core) fn on_error(&mut self, node: NodeId, id: ChannelId, text: &str) {
+        let said = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": \"{text}\"")
+        };
         let ids: Vec<ChannelId> = if id.is_all() {
             self.entries
                 .iter()
@@ -925,7 +931,7 @@ impl Channels {
                     let why = "the peer sent an error before channel_reestablish; our commitment is held back until our state is shown current (the peer's commitment returns our funds)";
                     self.fail_withheld(id, why, super::record::Withheld::Unverified);
                 }
-                _ => self.fail(id, "the peer sent an error"),
+                _ => self.fail(id, &format!("the peer sent an error{said}")),
             }
         }
         // Openings in progress with that temporary id.
@@ -940,7 +946,7 @@ impl Channels {
                 let command = self.opening_dropped(&o);
                 self.reply(
                     command,
-                    Reply::Failed("the peer refused the channel".into()),
+                    Reply::Failed(format!("the peer refused the channel{said}")),
                 );
             }
         }
