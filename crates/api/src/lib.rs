@@ -31,6 +31,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 
 pub use auth::{Scope, TokenStore};
+pub use routes::events::EventView;
 pub use routes::views;
 
 /// What the handlers reach.

@@ -34,7 +34,7 @@ impl Modify for Bearer {
         routes::channels::set_policy, routes::channels::forwards,
         routes::payments::invoices, routes::payments::invoice, routes::payments::create_invoice,
         routes::payments::payments, routes::payments::payment, routes::payments::pay,
-        routes::payments::keysend, routes::events::stream,
+        routes::payments::keysend, routes::events::stream, routes::metrics::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

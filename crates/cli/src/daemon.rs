@@ -238,6 +238,24 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         build: option_env!("BEONGAE_BUILD").map(str::to_owned),
     });
     let api = beongae_api::serve(beongae_api::router(ctx), api_listen, tls).await?;
+    // The node's events in the log, as sentences.
+    let mut events = node.handle().subscribe();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    let v =
+                        serde_json::to_value(beongae_api::EventView::from(e)).unwrap_or_default();
+                    tracing::info!(target: "beongae::events", "{}", crate::human::event(&v));
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(target: "beongae::events", "{n} events not logged (the log fell behind)")
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
     let url_file = beongae_api::url_path(datadir);
     write_private(&url_file, api.url.as_bytes())?;
     // The daemon keeps running if whoever started it stops reading stdout.
@@ -280,12 +298,15 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         _ = stop_rx.wait_for(|s| *s) => {}
     }
     eprintln!("shutting down");
+    // No new requests, then the node's tasks end (every state change was
+    // committed before anything that depended on it went out; a commit
+    // under way completes in its thread), then the devnet and the lock.
     let _ = std::fs::remove_file(&url_file);
     drop(api);
-    node.stop();
+    node.shutdown().await;
     drop(shared);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     drop(lock);
+    eprintln!("stopped");
     Ok(())
 }
 

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use beongae_wire::ChainHash;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
+mod config;
 mod daemon;
 mod decode;
 mod demo;
 mod devnet;
 mod human;
+mod logging;
 
 use beongae_api::client::ApiClient;
 use serde_json::json;
@@ -23,6 +25,10 @@ struct Cli {
     /// Data directory (seed, store, wallet, API files).
     #[arg(long, global = true, env = "BEONGAE_DATADIR", default_value_os_t = default_datadir())]
     datadir: PathBuf,
+    /// The settings file (TOML; default DATADIR/beongae.toml): flags and
+    /// their environment variables win over it.
+    #[arg(long, global = true, env = "BEONGAE_CONFIG")]
+    config: Option<PathBuf>,
     /// The devnet every `--network devnet` daemon on this machine shares
     /// (its chain, and the lock, cookie and RPC URL of whoever serves it).
     #[arg(long, global = true, env = "BEONGAE_DEVNET_DIR", default_value_os_t = devnet::default_dir())]
@@ -46,34 +52,34 @@ enum Cmd {
     /// Run the node.
     Daemon {
         /// Address to accept peer connections on.
-        #[arg(long, default_value = "127.0.0.1:9735")]
+        #[arg(long, env = "BEONGAE_LISTEN", default_value = "127.0.0.1:9735")]
         listen: SocketAddr,
         /// Bitcoin network: `devnet` is a regtest chain that every devnet
         /// daemon on this machine shares, served by the first (see
         /// `--devnet-dir`).
-        #[arg(long, value_enum, default_value_t = Network::Devnet)]
+        #[arg(long, env = "BEONGAE_NETWORK", value_enum, default_value_t = Network::Devnet)]
         network: Network,
         /// Devnet: while this daemon serves the devnet, mine a block every
         /// this many seconds (0: only on request).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, env = "BEONGAE_BLOCK_INTERVAL", default_value_t = 10)]
         block_interval: u64,
         /// Bitcoin Core JSON-RPC URL (not with devnet).
-        #[arg(long)]
+        #[arg(long, env = "BEONGAE_BITCOIND_RPC")]
         bitcoind_rpc: Option<String>,
         /// Bitcoin Core cookie file.
-        #[arg(long)]
+        #[arg(long, env = "BEONGAE_BITCOIND_COOKIE")]
         bitcoind_cookie: Option<PathBuf>,
         /// Bitcoin Core RPC user.
-        #[arg(long, requires = "bitcoind_password")]
+        #[arg(long, env = "BEONGAE_BITCOIND_USER", requires = "bitcoind_password")]
         bitcoind_user: Option<String>,
         /// Bitcoin Core RPC password.
-        #[arg(long, requires = "bitcoind_user")]
+        #[arg(long, env = "BEONGAE_BITCOIND_PASSWORD", requires = "bitcoind_user")]
         bitcoind_password: Option<String>,
         /// The name this node announces with its public channels (UTF-8, at most 32 bytes).
-        #[arg(long, default_value = "")]
+        #[arg(long, env = "BEONGAE_ALIAS", default_value = "")]
         alias: String,
         /// The colour it announces, as 6 hex digits (e.g. 3399ff).
-        #[arg(long, default_value = "3399ff")]
+        #[arg(long, env = "BEONGAE_COLOR", default_value = "3399ff")]
         color: String,
         /// An address where peers can reach this node, announced with its
         /// public channels: IP:PORT or HOST:PORT (repeat for several; one
@@ -83,11 +89,11 @@ enum Cmd {
         /// Where the HTTP API listens (default: 127.0.0.1 at the peer port
         /// plus 100, e.g. 9835). The URL goes to DATADIR/api/url, the CLI's
         /// admin token to DATADIR/api/admin.token.
-        #[arg(long)]
+        #[arg(long, env = "BEONGAE_API_LISTEN")]
         api_listen: Option<SocketAddr>,
         /// Serve the API as plain HTTP, on a loopback address only
         /// (default: TLS with the self-signed DATADIR/api/tls.cert).
-        #[arg(long)]
+        #[arg(long, env = "BEONGAE_API_HTTP")]
         api_http: bool,
         /// A host name or address the API's certificate is made for besides
         /// localhost (repeat for several; only when the certificate is made).
@@ -316,7 +322,8 @@ enum DevnetCmd {
 }
 
 /// The network a daemon works on.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Network {
     /// An embedded regtest chain (no bitcoind needed).
     Devnet,
@@ -436,13 +443,14 @@ fn default_datadir() -> PathBuf {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let output = human::Output::choose(cli.json, cli.output);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli, output)) {
+    if let Err(e) = runtime.block_on(run(cli, &matches, output)) {
         if output == human::Output::Json {
             // For scripts: the error as JSON on stdout, with the API's code
             // when the API answered.
@@ -532,9 +540,27 @@ fn hex_arg<'a>(s: &'a str, what: &str) -> anyhow::Result<&'a str> {
     Ok(s)
 }
 
-async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
+async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> anyhow::Result<()> {
     let datadir = cli.datadir;
     let kind = kind(&cli.command);
+    // The settings file: flags and environment first, then it, then the
+    // defaults. Relative paths in it are relative to the data directory.
+    let file = config::FileConfig::load(
+        &cli.config
+            .clone()
+            .unwrap_or_else(|| datadir.join(config::FILE_NAME)),
+        cli.config.is_some(),
+    )?;
+    let in_datadir = |p: PathBuf| if p.is_relative() { datadir.join(p) } else { p };
+    let devnet_loc = devnet::Location {
+        dir: config::pick(
+            matches,
+            "devnet_dir",
+            cli.devnet_dir,
+            file.devnet.dir.clone().map(in_datadir),
+        ),
+        rpc: config::pick(matches, "devnet_rpc", cli.devnet_rpc, file.devnet.rpc),
+    };
     let result: serde_json::Value = match cli.command {
         Cmd::Daemon {
             listen,
@@ -551,7 +577,62 @@ async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
             api_http,
             api_tls_names,
         } => {
-            init_logging()?;
+            let m = matches
+                .subcommand_matches("daemon")
+                .ok_or_else(|| anyhow::anyhow!("no daemon arguments"))?;
+            let listen = config::pick(m, "listen", listen, file.listen);
+            let network = config::pick(m, "network", network, file.network);
+            let block_interval =
+                config::pick(m, "block_interval", block_interval, file.block_interval);
+            let bitcoind_rpc = config::pick(
+                m,
+                "bitcoind_rpc",
+                bitcoind_rpc,
+                file.bitcoind.rpc.clone().map(Some),
+            );
+            let bitcoind_cookie = config::pick(
+                m,
+                "bitcoind_cookie",
+                bitcoind_cookie,
+                file.bitcoind.cookie.clone().map(|c| Some(in_datadir(c))),
+            );
+            let bitcoind_user = config::pick(
+                m,
+                "bitcoind_user",
+                bitcoind_user,
+                file.bitcoind.user.clone().map(Some),
+            );
+            let bitcoind_password = config::pick(
+                m,
+                "bitcoind_password",
+                bitcoind_password,
+                file.bitcoind.password.clone().map(Some),
+            );
+            let alias = config::pick(m, "alias", alias, file.alias.clone());
+            let color = config::pick(m, "color", color, file.color.clone());
+            let announce_addr = config::pick(
+                m,
+                "announce_addr",
+                announce_addr,
+                file.announce_addr.clone(),
+            );
+            let api_listen = config::pick(m, "api_listen", api_listen, file.api.listen.map(Some));
+            let api_http = config::pick(m, "api_http", api_http, file.api.http);
+            let api_tls_names = config::pick(
+                m,
+                "api_tls_names",
+                api_tls_names,
+                file.api.tls_names.clone(),
+            );
+            let log_file = match file.log.file.as_deref() {
+                Some("") => None,
+                f => Some(logging::FileLog {
+                    path: in_datadir(PathBuf::from(f.unwrap_or("logs/beongae.log"))),
+                    max_bytes: file.log.max_size_mb.unwrap_or(10) * 1024 * 1024,
+                    keep: file.log.keep.unwrap_or(5),
+                }),
+            };
+            logging::init(file.log.level.as_deref(), log_file)?;
             let gossip = daemon::gossip_settings(&alias, &color, &announce_addr)?;
             let bitcoind = daemon::BitcoindOpts {
                 url: bitcoind_rpc,
@@ -564,10 +645,7 @@ async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
                     listen,
                     network,
                     block_interval,
-                    devnet: devnet::Location {
-                        dir: cli.devnet_dir,
-                        rpc: cli.devnet_rpc,
-                    },
+                    devnet: devnet_loc,
                     bitcoind,
                     api_listen,
                     api_http,
@@ -581,10 +659,7 @@ async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
         Cmd::Decode { invoice } => return decode::run(&invoice),
         Cmd::Demo => return demo::run().await,
         Cmd::Devnet { command } => {
-            let loc = devnet::Location {
-                dir: cli.devnet_dir,
-                rpc: cli.devnet_rpc,
-            };
+            let loc = devnet_loc;
             let blocking = |f: Box<dyn FnOnce() -> anyhow::Result<serde_json::Value> + Send>| async move {
                 tokio::task::spawn_blocking(f).await?
             };
@@ -819,35 +894,6 @@ async fn run(cli: Cli, output: human::Output) -> anyhow::Result<()> {
             print!("{}", human::render(kind, &result, qr));
         }
     }
-    Ok(())
-}
-
-/// Logging to stderr at `BEONGAE_LOG` (default `info`). Each of its
-/// comma-separated directives is a level or `target=level`: a misspelt
-/// level would otherwise read as a target name and log nothing useful.
-fn init_logging() -> anyhow::Result<()> {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    let filter = match std::env::var("BEONGAE_LOG") {
-        Err(_) => tracing_subscriber::EnvFilter::new("info"),
-        Ok(spec) => {
-            for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-                let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
-                if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-                    anyhow::bail!(
-                        "BEONGAE_LOG={spec:?}: `{d}` is not a log level; use one of {} or `target=level` (for example `info,beongae_node=debug`)",
-                        LEVELS.join(", ")
-                    );
-                }
-            }
-            tracing_subscriber::EnvFilter::try_new(&spec)
-                .with_context(|| format!("BEONGAE_LOG={spec:?} is not a log filter"))?
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     Ok(())
 }
 

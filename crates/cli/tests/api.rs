@@ -247,6 +247,7 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "/v1/payments/keysend",
         "/v1/payments/{payment_hash}",
         "/v1/events",
+        "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
@@ -671,6 +672,66 @@ async fn every_endpoint_with_scopes_errors_and_events() {
     let info = a.get("/v1/info").await;
     assert_eq!(info["channels"]["active"], 1);
     assert_eq!(info["peers"], 1);
+
+    // Prometheus metrics, with a read-scope token.
+    let resp = a
+        .http
+        .get(format!("{}/metrics", a.url))
+        .bearer_auth(read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = resp.text().await.unwrap();
+    for line in [
+        "beongae_peers 1",
+        "beongae_channels{state=\"active\"} 1",
+        "beongae_channels{state=\"pending\"} 0",
+        "beongae_payments_sent_total{status=\"succeeded\"} 3",
+        "beongae_payments_sent_total{status=\"failed\"} 0",
+        // 2,000 + 3,000 sat by invoice and 5 sat by keysend.
+        "beongae_payments_sent_msat_total 5005000",
+        "beongae_payments_received_total 0",
+        "beongae_forwards_total{status=\"settled\"} 0",
+        "beongae_channel_balance_msat{side=\"local\"} 994995000",
+        "beongae_channel_balance_msat{side=\"remote\"} 5005000",
+        "# TYPE beongae_store_commit_seconds histogram",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+    }
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("beongae_store_commit_seconds_count "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(commits > 10, "{commits}");
+    let b_text = b
+        .http
+        .get(format!("{}/metrics", b.url))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        b_text
+            .lines()
+            .any(|l| l == "beongae_payments_received_total 3"),
+        "{b_text}"
+    );
+    refused(
+        a.call(M::GET, "/metrics", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Bearer",
+    );
 
     // Revoked: refused from then on.
     let (_, read_id) = &tokens["read"];

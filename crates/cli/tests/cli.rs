@@ -449,3 +449,82 @@ fn a_daemon_without_a_chain_does_not_start() {
         assert!(!dir.path().join("seed").exists(), "{network}");
     }
 }
+
+/// The settings file: it sets what no flag or environment variable does;
+/// an environment variable wins over it; a bad key stops the daemon with
+/// the key named. The daemon logs to a file in the data directory.
+#[test]
+fn the_config_file_with_its_precedence_and_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("c");
+    std::fs::create_dir_all(&datadir).unwrap();
+    std::fs::write(
+        datadir.join("beongae.toml"),
+        "block_interval = 0\nlisten = \"127.0.0.1:0\"\n[api]\nhttp = true\nlisten = \"127.0.0.1:0\"\n[log]\nfile = \"node.log\"\n",
+    )
+    .unwrap();
+    let start = |env: &[(&str, &str)]| {
+        let mut c = devnet_env(&mut Command::new(BIN), &datadir)
+            .args(["--datadir", datadir.to_str().unwrap(), "daemon"])
+            .env("BEONGAE_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines: Vec<String> = BufReader::new(c.stdout.take().unwrap())
+            .lines()
+            .map(Result::unwrap)
+            .take_while(|l| !l.starts_with("API: "))
+            .collect();
+        (c, lines)
+    };
+    // From the file: plain HTTP for the API, any free peer port.
+    let (mut child, lines) = start(&[]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("listening on: 127.0.0.1:")),
+        "{lines:?}"
+    );
+    let url = std::fs::read_to_string(datadir.join("api/url")).unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(datadir.join("node.log")).unwrap();
+    assert!(log.contains("node started"), "{log}");
+    // The environment wins over the file.
+    let (mut child, _) = start(&[("BEONGAE_API_HTTP", "false")]);
+    let url = std::fs::read_to_string(datadir.join("api/url")).unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+
+    // Errors name the key and the file.
+    for (text, words) in [
+        ("listn = \"127.0.0.1:1\"\n", "unknown field `listn`"),
+        (
+            "color = \"red\"\n",
+            "key `color`: `red` is not 6 hex digits",
+        ),
+        ("[api]\nlisten = \"everywhere\"\n", "invalid socket address"),
+    ] {
+        std::fs::write(datadir.join("beongae.toml"), text).unwrap();
+        let out = devnet_env(&mut Command::new(BIN), &datadir)
+            .args(["--datadir", datadir.to_str().unwrap(), "daemon"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("config file") && err.contains("beongae.toml") && err.contains(words),
+            "{err}"
+        );
+    }
+    // --config names a file that must exist.
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/beongae.toml", "info"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/beongae.toml"));
+}

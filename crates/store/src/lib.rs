@@ -10,6 +10,7 @@
 //! callers see, so a PostgreSQL backend can follow without changing them.
 
 mod batch;
+pub mod metrics;
 mod sqlite;
 
 pub use batch::{Batch, Op};

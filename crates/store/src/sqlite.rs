@@ -166,6 +166,15 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.commit_timed(batch);
+        crate::metrics::record(started.elapsed());
+        result
+    }
+}
+
+impl SqliteStore {
+    fn commit_timed(&self, batch: Batch) -> Result<(), StoreError> {
         for op in batch.ops() {
             match op {
                 Op::Put { namespace, .. }

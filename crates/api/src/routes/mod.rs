@@ -3,6 +3,7 @@
 
 pub(crate) mod channels;
 pub(crate) mod events;
+pub(crate) mod metrics;
 pub(crate) mod node;
 pub(crate) mod payments;
 pub mod views;
@@ -118,6 +119,7 @@ pub(crate) fn router() -> Router<Arc<ApiContext>> {
         .route("/v1/payments/{payment_hash}", get(payments::payment))
         .route("/v1/events", get(events::stream))
         .route("/v1/openapi.json", get(crate::openapi::document))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async {
             ApiError::not_found("no such endpoint: GET /v1/openapi.json lists them")
         })
