@@ -353,6 +353,7 @@ pub fn payments(v: &Value) -> String {
                     None => s(p, "status").to_owned(),
                 };
                 vec![
+                    p["created"].as_u64().map_or_else(|| "-".into(), date),
                     short(s(p, "payment_hash")),
                     msat_field(p, "amount_msat"),
                     p["fee_msat"]
@@ -364,7 +365,10 @@ pub fn payments(v: &Value) -> String {
             })
             .collect();
         out.push_str("Payments\n");
-        out.push_str(&table(&["HASH", "AMOUNT", "FEE", "HOPS", "STATUS"], &rows));
+        out.push_str(&table(
+            &["SENT", "HASH", "AMOUNT", "FEE", "HOPS", "STATUS"],
+            &rows,
+        ));
     }
     out
 }

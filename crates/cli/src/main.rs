@@ -166,8 +166,12 @@ enum Cmd {
         /// peer only and named in our invoices' route hints).
         #[arg(long)]
         public: bool,
+        /// Wait until the channel is open (its funding confirmed), with
+        /// progress, and show it.
+        #[arg(long)]
+        wait: bool,
     },
-    /// List channels with balances in millisatoshi.
+    /// List channels: balances, and what each can send and receive now.
     Channels,
     /// Close a channel cooperatively, or with --force by broadcasting our commitment.
     Closechannel {
@@ -180,6 +184,9 @@ enum Cmd {
         /// its coins spent back to the wallet.
         #[arg(long)]
         force: bool,
+        /// Wait until the closing transaction confirms, with progress.
+        #[arg(long)]
+        wait: bool,
     },
     /// The HTLCs this node forwarded, with the fees earned.
     Forwards,
@@ -507,6 +514,35 @@ fn api(datadir: &Path) -> anyhow::Result<ApiClient> {
     Ok(ApiClient::for_datadir(datadir)?)
 }
 
+/// Polls the channel until its state is one of `states`; returns it.
+async fn wait_for_channel(
+    c: &ApiClient,
+    id: &str,
+    states: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    loop {
+        let channels: serde_json::Value = c.get("/v1/channels").await?;
+        let channel = channels
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|ch| ch["channel_id"] == id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("channel {id} is gone"))?;
+        let state = channel["state"].as_str().unwrap_or_default();
+        if states.contains(&state) && (state != "normal" || channel["active"] == true) {
+            return Ok(channel);
+        }
+        if state == "closed" {
+            anyhow::bail!(
+                "channel {id} closed: {}",
+                channel["reason"].as_str().unwrap_or("no reason given")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 /// The full id of the one channel whose id starts with `prefix`.
 async fn channel_by_prefix(c: &ApiClient, prefix: &str) -> anyhow::Result<String> {
     if prefix.len() == 64 {
@@ -754,6 +790,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             amount,
             push,
             public,
+            wait,
         } => {
             let body = json!({
                 "node_id": peer,
@@ -761,7 +798,28 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
                 "push_msat": push.as_deref().map(parse_msat).transpose()?.unwrap_or(0),
                 "public": public,
             });
-            api(&datadir)?.post("/v1/channels", &body).await?
+            let c = api(&datadir)?;
+            let opened: serde_json::Value = c.post("/v1/channels", &body).await?;
+            if !wait {
+                opened
+            } else {
+                let id = opened["channel_id"].as_str().unwrap_or_default().to_owned();
+                if output == human::Output::Human {
+                    print!("{}", human::render(kind, &opened, false));
+                }
+                let channel = human::spinner(
+                    "waiting for the funding transaction to confirm",
+                    wait_for_channel(&c, &id, &["normal"]),
+                )
+                .await?;
+                match output {
+                    human::Output::Json => channel,
+                    human::Output::Human => {
+                        print!("{}", human::channels(&json!([channel])));
+                        return Ok(());
+                    }
+                }
+            }
         }
         Cmd::Channels => api(&datadir)?.get("/v1/channels").await?,
         Cmd::Forwards => api(&datadir)?.get("/v1/forwards").await?,
@@ -783,14 +841,43 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             });
             api(&datadir)?.post("/v1/channels/policy", &body).await?
         }
-        Cmd::Closechannel { channel_id, force } => {
+        Cmd::Closechannel {
+            channel_id,
+            force,
+            wait,
+        } => {
             let c = api(&datadir)?;
             let id = channel_by_prefix(&c, hex_arg(&channel_id, "channel id")?).await?;
             let (path, body) = (
                 format!("/v1/channels/{id}/close"),
                 json!({ "force": force }),
             );
-            human::spinner("closing", c.post(&path, &body)).await?
+            let closing: serde_json::Value =
+                human::spinner("closing", c.post(&path, &body)).await?;
+            if wait {
+                if output == human::Output::Human {
+                    print!("{}", human::render(kind, &closing, false));
+                }
+                let channel = human::spinner(
+                    "waiting for the closing transaction to confirm",
+                    wait_for_channel(&c, &id, &["closed"]),
+                )
+                .await?;
+                match output {
+                    human::Output::Json => channel,
+                    human::Output::Human => {
+                        println!(
+                            "closed{}",
+                            channel["reason"]
+                                .as_str()
+                                .map_or_else(String::new, |r| format!(": {r}"))
+                        );
+                        return Ok(());
+                    }
+                }
+            } else {
+                closing
+            }
         }
         Cmd::Invoice {
             amount,

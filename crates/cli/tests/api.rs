@@ -618,6 +618,15 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         assert_eq!(paid["route"], json!([b.node_id]));
         assert_eq!(paid["preimage"].as_str().unwrap().len(), 64);
         assert!(paid["duration_ms"].as_u64().is_some());
+        // Sent just now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            now.abs_diff(paid["created"].as_u64().unwrap()) < 60,
+            "{paid}"
+        );
         hashes.push(inv["payment_hash"].as_str().unwrap().to_owned());
     }
     for (hash, sat) in hashes.iter().zip([2_000u64, 3_000]) {

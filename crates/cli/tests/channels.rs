@@ -337,7 +337,8 @@ fn ledger(d: &Daemon) -> (u64, u64) {
     let (mut out, mut inc) = (0, 0);
     let all = d.ok(&["payments"]);
     for p in all["payments"].as_array().unwrap() {
-        let a = p["amount_msat"].as_u64().unwrap_or(0);
+        // What left the payer: the amount delivered and the fees.
+        let a = p["amount_msat"].as_u64().unwrap_or(0) + p["fee_msat"].as_u64().unwrap_or(0);
         match p["status"].as_str().unwrap() {
             "succeeded" => out += a,
             s => assert_eq!(s, "failed", "{p}"),

@@ -173,8 +173,28 @@ fn the_human_output_of_a_channel_and_a_payment() {
         ),
         "connected to <B> at <b-addr> (outbound)\n"
     );
-    let opened = a.json(&["openchannel", &b.node_id, "1000000", "--push-sat", "10000"]);
-    let id = opened["channel_id"].as_str().unwrap().to_owned();
+    // `openchannel --wait` answers once the channel is open.
+    let waiting = cmd(root.path())
+        .arg("--datadir")
+        .arg(&a.datadir)
+        .args([
+            "--json",
+            "openchannel",
+            &b.node_id,
+            "1000000",
+            "--push-sat",
+            "10000",
+            "--wait",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.json(&["channels"]).as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = cmd(root.path())
         .args(["--output", "human", "devnet", "mine", "3"])
         .output()
@@ -183,6 +203,17 @@ fn the_human_output_of_a_channel_and_a_payment() {
         String::from_utf8(out.stdout).unwrap(),
         "mined 3 block(s); height 155\n"
     );
+    let done = waiting.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let opened: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(opened["state"], "normal");
+    assert_eq!(opened["active"], true);
+    assert_eq!(opened["local_msat"], 990_000_000u64);
+    let id = opened["channel_id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.json(&["channels"])[0]["active"] != true || b.json(&["channels"])[0]["active"] != true {
         assert!(Instant::now() < deadline);
@@ -263,8 +294,8 @@ fn the_human_output_of_a_channel_and_a_payment() {
         m(&a.ok(&["payments"]), &[(&short(hash), "hash")]),
         "no invoices\n\n\
          Payments\n\
-         HASH               AMOUNT     FEE    HOPS  STATUS\n\
-         <hash>  2,500 sat  0 sat  1     succeeded\n"
+         SENT                  HASH               AMOUNT     FEE    HOPS  STATUS\n\
+         <date>  <hash>  2,500 sat  0 sat  1     succeeded\n"
     );
     // The commit it was built from, when built in a checkout.
     let build = option_env!("BEONGAE_BUILD").map_or_else(String::new, |b| format!(" (build {b})"));

@@ -158,7 +158,7 @@ pub async fn metrics(_: Authorized<Read>, State(ctx): Ctx) -> Result<impl IntoRe
         &[(
             "",
             outgoing("succeeded")
-                .filter_map(|p| p.amount)
+                .filter_map(|p| p.delivered.or(p.amount))
                 .map(|a| a.to_msat())
                 .sum(),
         )],

@@ -39,7 +39,8 @@ fn payment_view(p: &PaymentSummary) -> Payment {
         payment_hash: hex::encode(p.payment_hash.0),
         status,
         failure,
-        amount_msat: p.amount.map(Msat::to_msat),
+        amount_msat: p.delivered.or(p.amount).map(Msat::to_msat),
+        created: p.created,
         fee_msat: p.fee.map(Msat::to_msat),
         preimage: None,
         attempts: p.attempts,
@@ -156,6 +157,8 @@ pub async fn create_invoice(
         fee: None,
         attempts: 0,
         route: Vec::new(),
+        delivered: None,
+        created: None,
     };
     invoice_view(&summary)
         .map(Json)
@@ -178,7 +181,7 @@ pub async fn payments(
             )));
         }
     }
-    let all: Vec<Payment> = ctx
+    let mut all: Vec<Payment> = ctx
         .node
         .payments()
         .await?
@@ -187,6 +190,12 @@ pub async fn payments(
         .map(payment_view)
         .filter(|p| q.status.as_deref().is_none_or(|s| p.status == s))
         .collect();
+    // Newest first; payments from before times were kept last.
+    all.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then(a.payment_hash.cmp(&b.payment_hash))
+    });
     Ok(Json(PaymentPage {
         payments: page(&all, &q)?,
         total: all.len(),
@@ -263,6 +272,7 @@ pub async fn pay(
         attempts: 1,
         route: Vec::new(),
         duration_ms: None,
+        created: None,
     });
     view.preimage = Some(hex::encode(paid.0));
     view.duration_ms = Some(started.elapsed().as_millis() as u64);
@@ -297,6 +307,7 @@ pub async fn keysend(
         attempts: 1,
         route: Vec::new(),
         duration_ms: None,
+        created: None,
     });
     view.preimage = Some(hex::encode(preimage.0));
     view.duration_ms = Some(started.elapsed().as_millis() as u64);

@@ -468,6 +468,9 @@ pub struct Payment {
     pub failure: Option<String>,
     /// Amount delivered to the payee, fees excluded.
     pub amount_msat: Option<u64>,
+    /// When it was sent (none for payments recorded before times were
+    /// kept).
+    pub created: Option<u64>,
     /// Routing fees paid.
     pub fee_msat: Option<u64>,
     /// The preimage, once it succeeded.
@@ -484,7 +487,7 @@ pub struct Payment {
 /// A page of payments.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PaymentPage {
-    /// In payment hash order.
+    /// Newest first.
     pub payments: Vec<Payment>,
     /// How many match in all.
     pub total: usize,

@@ -131,6 +131,7 @@ impl Channels {
             delivered: p.amount,
             attempts: 1,
             route: vec![node],
+            created: u64::from(self.now_secs()),
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());

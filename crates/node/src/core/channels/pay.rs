@@ -39,6 +39,11 @@ pub struct PaymentSummary {
     pub attempts: u32,
     /// The nodes of the (last) route, the payee last (outgoing).
     pub route: Vec<NodeId>,
+    /// What the payee gets, fees excluded (outgoing).
+    pub delivered: Option<Msat>,
+    /// When it was sent (outgoing; none for payments recorded before
+    /// times were kept).
+    pub created: Option<u64>,
 }
 
 /// A key for deriving one invoice's secrets.
@@ -263,6 +268,7 @@ impl Channels {
                         delivered: p.amount,
                         attempts: 1,
                         route: vec![payee],
+                        created: u64::from(self.now_secs()),
                     };
                     self.batch.put(NS_PAYMENTS, key(b'o', &hash), rec.encode());
                     self.by_htlc.insert((id, add.id), hash);
@@ -774,6 +780,8 @@ impl Channels {
                 fee: None,
                 attempts: 0,
                 route: Vec::new(),
+                delivered: None,
+                created: None,
             })
             .collect();
         v.extend(self.keysends.iter().map(|(h, r)| PaymentSummary {
@@ -785,6 +793,8 @@ impl Channels {
             fee: None,
             attempts: 0,
             route: Vec::new(),
+            delivered: None,
+            created: None,
         }));
         v.extend(self.outgoing.iter().map(|(h, r)| PaymentSummary {
             payment_hash: *h,
@@ -810,6 +820,8 @@ impl Channels {
                 }),
             attempts: r.attempts,
             route: r.route.clone(),
+            delivered: Some(r.delivered),
+            created: (r.created > 0).then_some(r.created),
         }));
         v
     }

@@ -692,7 +692,7 @@ pub enum OutgoingStatus {
 }
 
 /// One payment we make.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
     /// `payment_hash`
     pub payment_hash: PaymentHash,
@@ -712,11 +712,15 @@ pub struct OutgoingRecord {
     pub attempts: u32,
     /// The nodes of the route of the last attempt, the payee last.
     pub route: Vec<NodeId>,
+    /// When the payment was first sent (seconds since 1970; 0: a record
+    /// from before version 3, time unknown).
+    pub created: u64,
 }
 
-/// Version of [`OutgoingRecord`]s with the amount delivered, the attempts
-/// and the route (version 1: none of them; read as a direct payment's).
-const OUTGOING_VERSION: u8 = 2;
+/// Version of [`OutgoingRecord`]s: 2 added the amount delivered, the
+/// attempts and the route (version 1: none of them; read as a direct
+/// payment's); 3 the time it was sent.
+const OUTGOING_VERSION: u8 = 3;
 
 impl OutgoingRecord {
     /// Bytes for the store.
@@ -748,6 +752,7 @@ impl OutgoingRecord {
         for n in &self.route {
             w.write_bytes(&n.serialize());
         }
+        w.write_u64(self.created);
         w.into_vec()
     }
 
@@ -787,6 +792,7 @@ impl OutgoingRecord {
         } else {
             (amount, 1, Vec::new())
         };
+        let created = if version >= 3 { r.read_u64()? } else { 0 };
         r.finish()?;
         Ok(OutgoingRecord {
             payment_hash,
@@ -798,6 +804,7 @@ impl OutgoingRecord {
             delivered,
             attempts,
             route,
+            created,
         })
     }
 }
@@ -1104,5 +1111,40 @@ mod tests {
         let bytes = inv.encode();
         assert_eq!(InvoiceRecord::decode(&bytes).unwrap(), inv);
         assert!(InvoiceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Issue 14: outgoing payments keep when they were sent (version 3);
+    /// a version 2 record reads with the time unknown (0).
+    #[test]
+    fn an_outgoing_record_keeps_its_time_and_reads_version_2() {
+        let node = NodeId::from_pubkey(bitcoin::secp256k1::PublicKey::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            &bitcoin::secp256k1::SecretKey::from_slice(&[7; 32]).unwrap(),
+        ));
+        let rec = OutgoingRecord {
+            payment_hash: PaymentHash([1; 32]),
+            amount: Msat::from_msat(2_500_000),
+            channel_id: ChannelId([2; 32]),
+            htlc_id: 3,
+            shared_secrets: vec![SharedSecret([4; 32])],
+            status: OutgoingStatus::Succeeded(Preimage([5; 32])),
+            delivered: Msat::from_msat(2_499_000),
+            attempts: 2,
+            route: vec![node],
+            created: 1_796_573_152,
+        };
+        let bytes = rec.encode();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(OutgoingRecord::decode(&bytes).unwrap(), rec);
+        // The same record as version 2 wrote it: no time at the end.
+        let mut v2 = bytes[..bytes.len() - 8].to_vec();
+        v2[0] = 2;
+        let old = OutgoingRecord::decode(&v2).unwrap();
+        assert_eq!(old.created, 0);
+        assert_eq!(old, OutgoingRecord { created: 0, ..rec });
+        // A version 3 record cut short is refused, not misread.
+        let mut short = bytes.clone();
+        short.pop();
+        assert!(OutgoingRecord::decode(&short).is_err());
     }
 }

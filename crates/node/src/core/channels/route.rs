@@ -198,6 +198,11 @@ impl Channels {
                 }
             }
         }
+        // Kept from the first attempt.
+        let created = self
+            .outgoing
+            .get(&hash)
+            .map_or(u64::from(self.now_secs()), |r| r.created);
         let Some(a) = self.attempting.get_mut(&hash) else {
             return Ok(());
         };
@@ -227,6 +232,7 @@ impl Channels {
             delivered: Msat::from_msat(delivered),
             attempts: a.attempts,
             route: first.path.iter().map(|h| h.node_id).collect(),
+            created,
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'o', &hash), rec.encode());
