@@ -742,6 +742,47 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "Bearer",
     );
 
+    // A frozen payee: the call gives up after its timeout with a 504 that
+    // says the payment goes on, and it does once the payee wakes.
+    let inv = b
+        .post(
+            "/v1/invoices",
+            json!({"amount_msat": 1_000, "description": "frozen"}),
+        )
+        .await;
+    let hash = inv["payment_hash"].as_str().unwrap().to_owned();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &b.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP");
+    let frozen = a
+        .post_raw(
+            "/v1/payments",
+            json!({"invoice": inv["invoice"], "timeout_secs": 2}),
+        )
+        .await;
+    signal("-CONT");
+    refused(
+        frozen,
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        &format!("no outcome after 2 s; the payment goes on: GET /v1/payments/{hash}"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = a.get(&format!("/v1/payments/{hash}")).await;
+        if p["status"] == "succeeded" {
+            break;
+        }
+        assert_eq!(p["status"], "pending", "{p}");
+        assert!(Instant::now() < deadline, "{p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Revoked: refused from then on.
     let (_, read_id) = &tokens["read"];
     assert_eq!(

@@ -279,9 +279,12 @@ pub async fn pay(
     Ok(Json(view))
 }
 
-/// Pays a channel peer without an invoice (keysend, bLIP 3).
+/// Pays a channel peer without an invoice (keysend, bLIP 3) and waits for
+/// the outcome (at most `timeout_secs`: a `timeout` error then, while the
+/// payment goes on).
 #[utoipa::path(post, path = "/v1/payments/keysend", tag = "payments", request_body = KeysendRequest,
-    responses((status = 200, body = Payment), (status = 422, body = crate::error::ErrorBody)),
+    responses((status = 200, body = Payment), (status = 422, body = crate::error::ErrorBody),
+        (status = 504, body = crate::error::ErrorBody)),
     security(("bearer" = ["payments"])))]
 pub async fn keysend(
     _: Authorized<Payments>,
@@ -291,11 +294,20 @@ pub async fn keysend(
     if req.amount_msat == 0 {
         return Err(ApiError::bad_request("amount_msat must be at least 1"));
     }
+    let timeout = Duration::from_secs(req.timeout_secs.unwrap_or(PAY_TIMEOUT.as_secs()).max(1));
     let started = Instant::now();
-    let preimage = ctx
-        .node
-        .keysend(node_id(&req.node_id)?, Msat::from_msat(req.amount_msat))
-        .await?;
+    let preimage = tokio::time::timeout(
+        timeout,
+        ctx.node
+            .keysend(node_id(&req.node_id)?, Msat::from_msat(req.amount_msat)),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::timeout(format!(
+            "no outcome after {} s; the payment goes on: GET /v1/payments lists it",
+            timeout.as_secs()
+        ))
+    })??;
     let hash = preimage.payment_hash();
     let mut view = find_payment(&ctx, hash).await?.unwrap_or(Payment {
         payment_hash: hex::encode(hash.0),

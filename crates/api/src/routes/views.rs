@@ -455,6 +455,10 @@ pub struct KeysendRequest {
     pub node_id: String,
     /// Amount.
     pub amount_msat: u64,
+    /// Give up waiting after this many seconds (default 60); the payment
+    /// itself goes on.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 /// An outgoing payment.

@@ -881,7 +881,8 @@ impl Channels {
         let entry = self.entries.get_mut(&id)?;
         // Everything a resolution on chain needs stays with the closed
         // channel (SAFETY.md "Closing"): the channel crate's whole record.
-        let (funding_outpoint, local, command, kept) = match &mut entry.phase {
+        let (funding_outpoint, local, command, kept, we_are_funder, remote) = match &mut entry.phase
+        {
             Phase::Funded {
                 funding, command, ..
             } => (
@@ -889,12 +890,16 @@ impl Channels {
                 funding.commitments.local.to_local,
                 command.take(),
                 funding.encode_state().map(record::KeptState::Funded),
+                funding.funded.we_are_funder,
+                funding.commitments.local.to_remote,
             ),
             Phase::Normal { chan, command, .. } => (
                 chan.funded.funding_outpoint,
                 chan.commitments.local.to_local,
                 command.take(),
                 chan.encode_state().map(record::KeptState::Normal),
+                chan.funded.we_are_funder,
+                chan.commitments.local.to_remote,
             ),
             Phase::Closed(_) => return None,
         };
@@ -939,6 +944,8 @@ impl Channels {
             sweeps: Vec::new(),
             spent: Vec::new(),
             theirs: Vec::new(),
+            we_are_funder: Some(we_are_funder),
+            remote: Some(remote),
         });
         entry.redo.clear();
         self.touch(id);
@@ -1236,6 +1243,8 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         }
         Phase::Closed(c) => {
             s.local = c.local;
+            s.remote = c.remote.unwrap_or(Msat::ZERO);
+            s.we_are_funder = c.we_are_funder.unwrap_or(false);
             s.closing_txid = c.txid;
             s.funding_txid = c.funding_outpoint.txid;
             s.reason = Some(match c.withheld {

@@ -56,8 +56,9 @@ const RECORD_VERSION: u8 = 1;
 /// closed channel's commitment was withheld and its sweeps, version 4 the
 /// peer's spends of the confirmed commitment's outputs, version 5 each
 /// sweep's feerate, replacement and conflict, and when an unfunded channel
-/// was signed; versions 1 to 4 are read.
-const CHANNEL_RECORD_VERSION: u8 = 6;
+/// was signed, version 6 the cheater's HTLC transactions, version 7 who
+/// opened a closed channel and the peer's balance at closing; all are read.
+const CHANNEL_RECORD_VERSION: u8 = 7;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,6 +160,10 @@ pub struct Closed {
     /// commitment, whose outputs we claim (BOLT 5): what a fee bump of
     /// those claims reads the values they spend from.
     pub theirs: Vec<Transaction>,
+    /// Whether we opened the channel (none: closed before version 7).
+    pub we_are_funder: Option<bool>,
+    /// The peer's balance when it closed (none: closed before version 7).
+    pub remote: Option<Msat>,
 }
 
 /// An output a transaction not ours spent, and where.
@@ -376,6 +381,8 @@ impl ChannelRecord {
                 sweeps,
                 spent,
                 theirs,
+                we_are_funder,
+                remote,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -427,6 +434,14 @@ impl ChannelRecord {
                 for tx in theirs {
                     put_tx(&mut w, &Some(tx.clone()));
                 }
+                // 0: unknown, 1: the peer opened it, 2: we did.
+                w.write_u8(match we_are_funder {
+                    None => 0,
+                    Some(false) => 1,
+                    Some(true) => 2,
+                });
+                // Unknown as u64::MAX (no balance is that large).
+                w.write_u64(remote.map_or(u64::MAX, Msat::to_msat));
             }
         }
         w.into_vec()
@@ -592,6 +607,21 @@ impl ChannelRecord {
                 } else {
                     Vec::new()
                 };
+                let (we_are_funder, remote) = if v >= 7 {
+                    let funder = match r.read_u8()? {
+                        0 => None,
+                        1 => Some(false),
+                        2 => Some(true),
+                        _ => return Err(RecordError::Corrupt("funder flag".into())),
+                    };
+                    let remote = r.read_u64()?;
+                    (
+                        funder,
+                        (remote != u64::MAX).then(|| Msat::from_msat(remote)),
+                    )
+                } else {
+                    (None, None)
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -604,6 +634,8 @@ impl ChannelRecord {
                     sweeps,
                     spent,
                     theirs,
+                    we_are_funder,
+                    remote,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
@@ -1146,5 +1178,56 @@ mod tests {
         let mut short = bytes.clone();
         short.pop();
         assert!(OutgoingRecord::decode(&short).is_err());
+    }
+
+    /// Issue 14: a closed channel keeps who opened it and the peer's
+    /// balance (version 7); a version 6 record reads them as unknown.
+    #[test]
+    fn a_closed_channel_keeps_its_funder_and_the_peers_balance() {
+        let peer = NodeId::from_pubkey(bitcoin::secp256k1::PublicKey::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            &bitcoin::secp256k1::SecretKey::from_slice(&[9; 32]).unwrap(),
+        ));
+        let rec = ChannelRecord {
+            peer,
+            index: 4,
+            funding: Amount::from_sat(1_000_000),
+            phase: StoredPhase::Closed(Closed {
+                funding_outpoint: OutPoint {
+                    txid: Txid::from_byte_array([3; 32]),
+                    vout: 1,
+                },
+                tx: None,
+                txid: Some(Txid::from_byte_array([5; 32])),
+                local: Msat::from_msat(750_000_000),
+                confirmed: Some(200),
+                reason: "cooperative close".into(),
+                kept: None,
+                withheld: Withheld::No,
+                sweeps: Vec::new(),
+                spent: Vec::new(),
+                theirs: Vec::new(),
+                we_are_funder: Some(true),
+                remote: Some(Msat::from_msat(250_000_000)),
+            }),
+        };
+        let bytes = rec.encode();
+        assert_eq!(bytes[0], 7);
+        let closed = |r: ChannelRecord| match r.phase {
+            StoredPhase::Closed(c) => c,
+            _ => panic!("not closed"),
+        };
+        let back = closed(ChannelRecord::decode(&bytes).unwrap());
+        assert_eq!(back.we_are_funder, Some(true));
+        assert_eq!(back.remote, Some(Msat::from_msat(250_000_000)));
+        assert_eq!(back.local, Msat::from_msat(750_000_000));
+        assert_eq!(back.reason, "cooperative close");
+        // As version 6 wrote it: without the last nine bytes.
+        let mut v6 = bytes[..bytes.len() - 9].to_vec();
+        v6[0] = 6;
+        let old = closed(ChannelRecord::decode(&v6).unwrap());
+        assert_eq!((old.we_are_funder, old.remote), (None, None));
+        assert_eq!(old.confirmed, Some(200));
+        assert!(ChannelRecord::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }
