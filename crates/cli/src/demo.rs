@@ -52,22 +52,10 @@ fn sat(msat: Msat) -> String {
     let m = msat.to_msat();
     format!(
         "{} msat ({}.{:03} sat)",
-        group(m),
-        group(m / 1000),
+        crate::human::thousands(m),
+        crate::human::thousands(m / 1000),
         m % 1000
     )
-}
-
-fn group(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 async fn channel(e: &Embedded, id: ChannelId) -> anyhow::Result<ChannelSummary> {
@@ -239,15 +227,15 @@ async fn through_bob(
     let fee = forwards.first().map(|f| f.fee).unwrap_or(Msat::ZERO);
     demo.say(&format!(
         "  Bob forwarded it and earned {} msat (1,000 msat + 1 ppm of 50,000,000 msat)",
-        group(fee.to_msat())
+        crate::human::thousands(fee.to_msat())
     ));
     let settled = |c: &ChannelSummary| c.pending_htlcs == 0;
     wait_for(bob, bc, "the forward to settle", settled).await?;
     let c = wait_for(&carol, bc, "the forward to settle", settled).await?;
     demo.say(&format!(
         "  channel balances: Carol {} msat, Bob {} msat on their channel",
-        group(c.local.to_msat()),
-        group(c.remote.to_msat())
+        crate::human::thousands(c.local.to_msat()),
+        crate::human::thousands(c.remote.to_msat())
     ));
     if fee != Msat::from_msat(1_050) || sent != Msat::from_msat(50_001_050) {
         bail!("the forward did not pay what it should");
@@ -318,7 +306,7 @@ where
     demo.say(&format!(
         "Alice's node saw a revoked commitment: its justice transaction {} takes {} sat (Bob's delayed output with the revocation key, and her own)",
         justice.compute_txid(),
-        group(taken)
+        crate::human::thousands(taken)
     ));
     demo.mine(1, &ScriptBuf::new_op_return([0u8; 0]));
     wait_for(alice, id, "the justice transaction to confirm", |c| {
@@ -336,11 +324,11 @@ where
         .unwrap_or_default();
     demo.say(&format!(
         "  Alice's wallet gained {} sat: the whole 1,000,000 sat channel less the commitment's and justice's fees and the two 330 sat anchors",
-        group(alice_gain.to_sat())
+        crate::human::thousands(alice_gain.to_sat())
     ));
     demo.say(&format!(
         "  Bob's wallet gained {} sat: cheating cost him his {} in the channel",
-        group(bob_gain.to_sat()),
+        crate::human::thousands(bob_gain.to_sat()),
         sat(bob_channel)
     ));
     if bob_gain != Amount::ZERO || alice_gain != justice.output[0].value {
@@ -388,7 +376,7 @@ async fn vanish(demo: &Demo, alice: &Embedded, bob: Embedded) -> anyhow::Result<
     ));
     demo.say(&format!(
         "  {} sat of hers wait in it until block {at} (the {}-block to_self_delay Bob asked of her)",
-        group(c.closing.to_sat()),
+        crate::human::thousands(c.closing.to_sat()),
         at - height
     ));
     let before = wallet_total(alice).await?;
@@ -408,8 +396,8 @@ async fn vanish(demo: &Demo, alice: &Embedded, bob: Embedded) -> anyhow::Result<
     demo.say(&format!(
         "  Alice's sweep {} confirmed: her wallet gained {} sat, all of her {} sat less the sweep's fee",
         sweep.compute_txid(),
-        group(gain.to_sat()),
-        group(c.closing.to_sat())
+        crate::human::thousands(gain.to_sat()),
+        crate::human::thousands(c.closing.to_sat())
     ));
     if gain != sweep.output[0].value {
         bail!("Alice's funds did not come back to her wallet");
@@ -482,7 +470,7 @@ pub async fn run() -> anyhow::Result<()> {
         .await?;
     demo.say(&format!(
         "Alice opened a {} sat channel to Bob: open_channel, accept_channel, funding_created, funding_signed",
-        group(capacity.to_sat())
+        crate::human::thousands(capacity.to_sat())
     ));
     demo.say(&format!(
         "  channel id {id}, funding transaction {funding_txid} broadcast"
@@ -582,9 +570,9 @@ pub async fn run() -> anyhow::Result<()> {
     let bob_out = tx.output.iter().any(|o| o.value.to_sat() == b_sat);
     demo.say(&format!(
         "  it pays Bob {} sat and Alice {} sat: Alice, who closed, pays the {} sat fee",
-        group(b_sat),
-        group(paid - b_sat),
-        group(a_sat + b_sat - paid)
+        crate::human::thousands(b_sat),
+        crate::human::thousands(paid - b_sat),
+        crate::human::thousands(a_sat + b_sat - paid)
     ));
     if !bob_out {
         bail!("the closing transaction does not pay Bob his {b_sat} sat");
@@ -595,7 +583,7 @@ pub async fn run() -> anyhow::Result<()> {
     let bob_end = onchain(&bob).await?;
     demo.say(&format!(
         "mined 1 block: Bob's wallet holds {} sat, his channel balance rounded down to the satoshi",
-        group(bob_end.to_sat())
+        crate::human::thousands(bob_end.to_sat())
     ));
     if bob_end != Amount::from_sat(b_sat) {
         bail!("Bob's on-chain balance {bob_end} does not match his channel balance");

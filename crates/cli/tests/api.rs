@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::BIN;
+use common::{banner_field, devnet_env, read_banner, BIN};
 
 struct Daemon {
     child: Child,
@@ -34,11 +33,6 @@ impl Drop for Daemon {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn devnet_env<'a>(cmd: &'a mut Command, root: &Path) -> &'a mut Command {
-    cmd.env("BEONGAE_DEVNET_DIR", root.join("devnet"))
-        .env("BEONGAE_DEVNET_RPC", "127.0.0.1:0")
 }
 
 /// A client that trusts only the daemon's own certificate.
@@ -63,18 +57,8 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map(Result::unwrap)
-            .take_while(|l| !l.starts_with("API: "))
-            .collect();
-        let field = |p: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.strip_prefix(p))
-                .unwrap()
-                .to_owned()
-        };
+        let lines = read_banner(&mut child);
+        let field = |p: &str| banner_field(&lines, p);
         let url = std::fs::read_to_string(datadir.join("api/url")).unwrap();
         let http = if url.starts_with("https") {
             pinned(&datadir)

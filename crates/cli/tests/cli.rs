@@ -11,14 +11,12 @@ use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_beongae");
 
+mod common;
+
 /// The devnet the daemons of one test share: beside their data
-/// directories, served on any free port.
+/// directories.
 fn devnet_env<'a>(cmd: &'a mut Command, datadir: &Path) -> &'a mut Command {
-    cmd.env(
-        "BEONGAE_DEVNET_DIR",
-        datadir.parent().unwrap().join("devnet"),
-    )
-    .env("BEONGAE_DEVNET_RPC", "127.0.0.1:0")
+    common::devnet_env(cmd, datadir.parent().unwrap())
 }
 
 /// `beongae daemon` on a free port with its banner on a pipe.
@@ -472,11 +470,7 @@ fn the_config_file_with_its_precedence_and_its_errors() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lines: Vec<String> = BufReader::new(c.stdout.take().unwrap())
-            .lines()
-            .map(Result::unwrap)
-            .take_while(|l| !l.starts_with("API: "))
-            .collect();
+        let lines = common::read_banner(&mut c);
         (c, lines)
     };
     // From the file: plain HTTP for the API, any free peer port.

@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::BIN;
+use common::{banner_field, read_banner, BIN};
 
 struct Daemon {
     child: Child,
@@ -32,9 +31,7 @@ impl Drop for Daemon {
 
 fn cmd(root: &Path) -> Command {
     let mut c = Command::new(BIN);
-    c.env("BEONGAE_DEVNET_DIR", root.join("devnet"))
-        .env("BEONGAE_DEVNET_RPC", "127.0.0.1:0")
-        .env("BEONGAE_LOG", "warn");
+    common::devnet_env(&mut c, root).env("BEONGAE_LOG", "warn");
     c
 }
 
@@ -49,18 +46,8 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map(Result::unwrap)
-            .take_while(|l| !l.starts_with("API: "))
-            .collect();
-        let field = |p: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.strip_prefix(p))
-                .unwrap()
-                .to_owned()
-        };
+        let lines = read_banner(&mut child);
+        let field = |p: &str| banner_field(&lines, p);
         Daemon {
             node_id: field("node id: "),
             listen: field("listening on: "),

@@ -49,6 +49,20 @@ fn payment_view(p: &PaymentSummary) -> Payment {
     }
 }
 
+/// Refuses a `status` filter that is not one of `allowed`.
+fn check_status(q: &ListQuery, allowed: &[&str], what: &str) -> Result<(), ApiError> {
+    match q.status.as_deref() {
+        Some(s) if !allowed.contains(&s) => {
+            let (last, rest) = allowed.split_last().unwrap_or((&"", &[]));
+            Err(ApiError::bad_request(format!(
+                "unknown {what} status `{s}`: use {} or {last}",
+                rest.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn page<T: Clone>(items: &[T], q: &ListQuery) -> Result<Vec<T>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
@@ -71,13 +85,7 @@ pub async fn invoices(
     State(ctx): Ctx,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<InvoicePage>, ApiError> {
-    if let Some(s) = q.status.as_deref() {
-        if !["open", "paid", "expired"].contains(&s) {
-            return Err(ApiError::bad_request(format!(
-                "unknown invoice status `{s}`: use open, paid or expired"
-            )));
-        }
-    }
+    check_status(&q, &["open", "paid", "expired"], "invoice")?;
     let mut all: Vec<Invoice> = ctx
         .node
         .payments()
@@ -174,13 +182,7 @@ pub async fn payments(
     State(ctx): Ctx,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<PaymentPage>, ApiError> {
-    if let Some(s) = q.status.as_deref() {
-        if !["pending", "succeeded", "failed"].contains(&s) {
-            return Err(ApiError::bad_request(format!(
-                "unknown payment status `{s}`: use pending, succeeded or failed"
-            )));
-        }
-    }
+    check_status(&q, &["pending", "succeeded", "failed"], "payment")?;
     let mut all: Vec<Payment> = ctx
         .node
         .payments()

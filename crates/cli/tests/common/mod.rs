@@ -95,3 +95,29 @@ pub fn python_tool(bin: &str) -> std::path::PathBuf {
 
 /// What [`python_tool`] installs (and `.ci/run`).
 pub const PYTHON_PACKAGES: [&str; 2] = ["e-x[leveldb]==2.0.0", "openapi-spec-validator==0.9.0"];
+
+/// The devnet the daemons of one test share: `root/devnet`, served on any
+/// free port.
+pub fn devnet_env<'a>(cmd: &'a mut Command, root: &std::path::Path) -> &'a mut Command {
+    cmd.env("BEONGAE_DEVNET_DIR", root.join("devnet"))
+        .env("BEONGAE_DEVNET_RPC", "127.0.0.1:0")
+}
+
+/// A daemon's banner, up to its `API:` line (printed once the API
+/// serves).
+pub fn read_banner(child: &mut Child) -> Vec<String> {
+    BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .take_while(|l| !l.starts_with("API: "))
+        .collect()
+}
+
+/// The text after `prefix` on a banner line.
+pub fn banner_field(lines: &[String], prefix: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {lines:?}"))
+        .to_owned()
+}
