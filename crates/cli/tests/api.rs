@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -14,24 +14,25 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::{banner_field, devnet_env, read_banner, BIN};
+use common::{devnet_env, BIN};
 
 struct Daemon {
-    child: Child,
-    node_id: String,
-    listen: String,
-    datadir: PathBuf,
+    node: common::Node,
     url: String,
     http: reqwest::Client,
     admin: String,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+impl std::ops::Deref for Daemon {
+    type Target = common::Node;
+    fn deref(&self) -> &common::Node {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut common::Node {
+        &mut self.node
     }
 }
 
@@ -46,31 +47,16 @@ fn pinned(datadir: &Path) -> reqwest::Client {
 
 impl Daemon {
     fn start(root: &Path, name: &str, extra: &[&str]) -> Daemon {
-        let datadir = root.join(name);
-        let mut child = devnet_env(&mut Command::new(BIN), root)
-            .arg("--datadir")
-            .arg(&datadir)
-            .args(["daemon", "--listen", "127.0.0.1:0", "--block-interval", "0"])
-            .args(extra)
-            .env("BEONGAE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = read_banner(&mut child);
-        let field = |p: &str| banner_field(&lines, p);
-        let url = std::fs::read_to_string(datadir.join("api/url")).unwrap();
+        let node = common::Node::start(root, name, extra);
+        let url = std::fs::read_to_string(node.datadir.join("api/url")).unwrap();
         let http = if url.starts_with("https") {
-            pinned(&datadir)
+            pinned(&node.datadir)
         } else {
             reqwest::Client::new()
         };
         Daemon {
-            node_id: field("node id: "),
-            listen: field("listening on: "),
-            admin: std::fs::read_to_string(datadir.join("api/admin.token")).unwrap(),
-            child,
-            datadir,
+            admin: std::fs::read_to_string(node.datadir.join("api/admin.token")).unwrap(),
+            node,
             url,
             http,
         }

@@ -4,30 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{banner_field, read_banner, BIN};
+use common::BIN;
 
-struct Daemon {
-    child: Child,
-    node_id: String,
-    listen: String,
-    datadir: PathBuf,
-    root: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
+type Daemon = common::Node;
 
 fn cmd(root: &Path) -> Command {
     let mut c = Command::new(BIN);
@@ -36,27 +21,6 @@ fn cmd(root: &Path) -> Command {
 }
 
 impl Daemon {
-    fn start(root: &Path, name: &str) -> Daemon {
-        let datadir = root.join(name);
-        let mut child = cmd(root)
-            .arg("--datadir")
-            .arg(&datadir)
-            .args(["daemon", "--listen", "127.0.0.1:0", "--block-interval", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = read_banner(&mut child);
-        let field = |p: &str| banner_field(&lines, p);
-        Daemon {
-            node_id: field("node id: "),
-            listen: field("listening on: "),
-            child,
-            datadir,
-            root: root.to_owned(),
-        }
-    }
-
     /// The command's output for people; stdout and stderr, and whether it
     /// succeeded.
     fn human(&self, args: &[&str]) -> (bool, String, String) {
@@ -121,8 +85,8 @@ fn short(id: &str) -> String {
 #[test]
 fn the_human_output_of_a_channel_and_a_payment() {
     let root = tempfile::tempdir().unwrap();
-    let a = Daemon::start(root.path(), "a");
-    let b = Daemon::start(root.path(), "b");
+    let a = Daemon::start(root.path(), "a", &[]);
+    let b = Daemon::start(root.path(), "b", &[]);
     let (sa, sb) = (short(&a.node_id), short(&b.node_id));
     let ids = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut v = vec![

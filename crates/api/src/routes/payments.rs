@@ -63,6 +63,20 @@ fn check_status(q: &ListQuery, allowed: &[&str], what: &str) -> Result<(), ApiEr
     }
 }
 
+/// Newest first (then by payment hash), and the page `q` asks for, with
+/// how many there are in all.
+fn newest_first<T: Clone>(
+    mut all: Vec<T>,
+    key: impl for<'a> Fn(&'a T) -> (Option<u64>, &'a str),
+    q: &ListQuery,
+) -> Result<(Vec<T>, usize), ApiError> {
+    all.sort_by(|a, b| {
+        let ((ta, ha), (tb, hb)) = (key(a), key(b));
+        tb.cmp(&ta).then(ha.cmp(hb))
+    });
+    Ok((page(&all, q)?, all.len()))
+}
+
 fn page<T: Clone>(items: &[T], q: &ListQuery) -> Result<Vec<T>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
@@ -86,7 +100,7 @@ pub async fn invoices(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<InvoicePage>, ApiError> {
     check_status(&q, &["open", "paid", "expired"], "invoice")?;
-    let mut all: Vec<Invoice> = ctx
+    let all: Vec<Invoice> = ctx
         .node
         .payments()
         .await?
@@ -95,15 +109,8 @@ pub async fn invoices(
         .filter_map(invoice_view)
         .filter(|i| q.status.as_deref().is_none_or(|s| i.status == s))
         .collect();
-    all.sort_by(|a, b| {
-        b.created
-            .cmp(&a.created)
-            .then(a.payment_hash.cmp(&b.payment_hash))
-    });
-    Ok(Json(InvoicePage {
-        invoices: page(&all, &q)?,
-        total: all.len(),
-    }))
+    let (invoices, total) = newest_first(all, |i| (Some(i.created), &i.payment_hash), &q)?;
+    Ok(Json(InvoicePage { invoices, total }))
 }
 
 /// One invoice of ours.
@@ -183,7 +190,7 @@ pub async fn payments(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<PaymentPage>, ApiError> {
     check_status(&q, &["pending", "succeeded", "failed"], "payment")?;
-    let mut all: Vec<Payment> = ctx
+    let all: Vec<Payment> = ctx
         .node
         .payments()
         .await?
@@ -192,16 +199,9 @@ pub async fn payments(
         .map(payment_view)
         .filter(|p| q.status.as_deref().is_none_or(|s| p.status == s))
         .collect();
-    // Newest first; payments from before times were kept last.
-    all.sort_by(|a, b| {
-        b.created
-            .cmp(&a.created)
-            .then(a.payment_hash.cmp(&b.payment_hash))
-    });
-    Ok(Json(PaymentPage {
-        payments: page(&all, &q)?,
-        total: all.len(),
-    }))
+    // Payments from before times were kept come last.
+    let (payments, total) = newest_first(all, |p| (p.created, &p.payment_hash), &q)?;
+    Ok(Json(PaymentPage { payments, total }))
 }
 
 /// One outgoing payment.

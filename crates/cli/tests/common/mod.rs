@@ -121,3 +121,51 @@ pub fn banner_field(lines: &[String], prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no `{prefix}` in {lines:?}"))
         .to_owned()
 }
+
+/// A `beongae daemon` on the devnet of `root` (no interval blocks, any free
+/// peer port), killed when dropped.
+pub struct Node {
+    /// The process.
+    pub child: Child,
+    /// Its node id.
+    pub node_id: String,
+    /// Where it takes peers.
+    pub listen: String,
+    /// Its data directory, `root/name`.
+    pub datadir: std::path::PathBuf,
+    /// The directory of the test's daemons and devnet.
+    pub root: std::path::PathBuf,
+}
+
+impl Node {
+    /// Starts `root/name` with more `daemon` arguments; returns once its
+    /// API serves.
+    pub fn start(root: &std::path::Path, name: &str, extra: &[&str]) -> Node {
+        let datadir = root.join(name);
+        let mut child = devnet_env(&mut Command::new(BIN), root)
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(["daemon", "--listen", "127.0.0.1:0", "--block-interval", "0"])
+            .args(extra)
+            .env("BEONGAE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = read_banner(&mut child);
+        Node {
+            node_id: banner_field(&lines, "node id: "),
+            listen: banner_field(&lines, "listening on: "),
+            child,
+            datadir,
+            root: root.to_owned(),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
