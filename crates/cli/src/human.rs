@@ -64,12 +64,20 @@ fn sat_field(v: &Value, k: &str) -> String {
     v[k].as_u64().map_or_else(|| "-".into(), sat)
 }
 
-/// The first and last characters of a long id: `03bc62af…77e36a2`.
+/// The first and last characters of a long id: `03bc62af62…7e36a2`.
 pub fn short(id: &str) -> String {
-    if id.len() <= 20 {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 20 {
         return id.to_owned();
     }
-    format!("{}…{}", &id[..10], &id[id.len() - 6..])
+    let head: String = chars[..10].iter().collect();
+    let tail: String = chars[chars.len() - 6..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// The first `n` characters (a channel id's start names it in tables).
+pub fn prefix(id: &str, n: usize) -> String {
+    id.chars().take(n).collect()
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -202,7 +210,7 @@ pub fn channels(v: &Value) -> String {
                 (st, _) => st.replace('_', " "),
             };
             vec![
-                s(c, "channel_id")[..16.min(s(c, "channel_id").len())].to_owned(),
+                prefix(s(c, "channel_id"), 16),
                 short(s(c, "peer")),
                 state,
                 sat_field(c, "capacity_sat"),
@@ -228,7 +236,7 @@ pub fn channels(v: &Value) -> String {
     );
     for c in &list {
         if let Some(r) = c["reason"].as_str() {
-            let _ = writeln!(out, "{}: {r}", &s(c, "channel_id")[..16]);
+            let _ = writeln!(out, "{}: {r}", prefix(s(c, "channel_id"), 16));
         }
     }
     out
@@ -383,8 +391,8 @@ pub fn forwards(v: &Value) -> String {
             .map(|f| {
                 vec![
                     date(f["created"].as_u64().unwrap_or(0)),
-                    s(f, "in_channel")[..16].to_owned(),
-                    s(f, "out_channel")[..16].to_owned(),
+                    prefix(s(f, "in_channel"), 16),
+                    prefix(s(f, "out_channel"), 16),
                     msat_field(f, "out_msat"),
                     msat_field(f, "fee_msat"),
                     s(f, "status").to_owned(),
@@ -610,6 +618,9 @@ mod tests {
         assert_eq!(sat_of_msat(1_500), "1.500 sat");
         assert_eq!(sat_of_msat(1_000_001), "1,000.001 sat");
         assert_eq!(date(1_796_573_152), "2026-12-06 16:05 UTC");
+        // Whatever a server sends, nothing is cut inside a character.
+        assert_eq!(short("ééééééééééééééééééééé"), "éééééééééé…éééééé");
+        assert_eq!(prefix("ab", 16), "ab");
         assert_eq!(
             short("03bc62af621de7f831ad47999d040a4993121e86d64062c1b82526dc94f77e36a2"),
             "03bc62af62…7e36a2"
