@@ -256,6 +256,13 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
             }
         }
     });
+    // Signals are caught from here on: a stop asked for after the banner
+    // is always a graceful one.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
     let url_file = beongae_api::url_path(datadir);
     write_private(&url_file, api.url.as_bytes())?;
     // The daemon keeps running if whoever started it stops reading stdout.
@@ -291,9 +298,8 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush());
     drop(stdout);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
         _ = stop_rx.wait_for(|s| *s) => {}
     }
