@@ -138,9 +138,14 @@ pub fn info(v: &Value) -> String {
     if let Some(l) = v["listen"].as_str() {
         let _ = writeln!(out, "peers at  {}@{l}", s(v, "node_id"));
     }
+    let sync = if v["synced"] == true {
+        "synced".to_owned()
+    } else {
+        format!("catching up: block {} processed", v["synced_height"])
+    };
     let _ = writeln!(
         out,
-        "network   {}, block {}",
+        "network   {}, block {} ({sync})",
         s(v, "network"),
         v["block_height"]
     );

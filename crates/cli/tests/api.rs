@@ -651,6 +651,10 @@ async fn every_endpoint_with_scopes_errors_and_events() {
     let info = a.get("/v1/info").await;
     assert_eq!(info["channels"]["active"], 1);
     assert_eq!(info["peers"], 1);
+    // Every block of the chain processed (the channel is open on them).
+    assert_eq!(info["block_height"], 155);
+    assert_eq!(info["synced_height"], 155);
+    assert_eq!(info["synced"], true);
 
     // Prometheus metrics, with a read-scope token.
     let resp = a

@@ -252,7 +252,7 @@ fn the_human_output_of_a_channel_and_a_payment() {
     let build = option_env!("BEONGAE_BUILD").map_or_else(String::new, |b| format!(" (build {b})"));
     assert_eq!(
         m(&a.ok(&["info"]), &[(&build, "build")]).replace("<build>", ""),
-        "node      <A>\npeers at  <A>@<a-addr>\nnetwork   devnet, block 155\nversion   0.1.0\npeers     1\nchannels  1 active, 0 inactive, 0 pending, 0 closing, 0 closed\n"
+        "node      <A>\npeers at  <A>@<a-addr>\nnetwork   devnet, block 155 (synced)\nversion   0.1.0\npeers     1\nchannels  1 active, 0 inactive, 0 pending, 0 closing, 0 closed\n"
     );
     // Bob now holds 12,500 sat, 10,000 of them his reserve. He can receive
     // Alice's 987,500 sat less her 10,000 sat reserve, the anchors (660)

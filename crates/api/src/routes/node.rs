@@ -20,6 +20,7 @@ pub async fn info(_: Authorized<Read>, State(ctx): Ctx) -> Result<Json<Info>, Ap
             .map_err(|e| ApiError::unavailable(e.to_string()))
     })
     .await?;
+    let (synced_height, _) = ctx.node.chain_state().await?;
     let peers = ctx.node.peers().await?.len();
     let mut channels = ChannelCounts::default();
     for c in ctx.node.channels().await? {
@@ -39,6 +40,8 @@ pub async fn info(_: Authorized<Read>, State(ctx): Ctx) -> Result<Json<Info>, Ap
         version: ctx.version.clone(),
         build: ctx.build.clone(),
         block_height,
+        synced_height,
+        synced: synced_height >= block_height,
         peers,
         channels,
     }))

@@ -21,8 +21,12 @@ pub struct Info {
     pub version: String,
     /// The commit it was built from, if known.
     pub build: Option<String>,
-    /// The best block the wallet has seen.
+    /// The best block of the chain source.
     pub block_height: u32,
+    /// The block the node has processed the chain to.
+    pub synced_height: u32,
+    /// Whether the node has processed every block of the chain source.
+    pub synced: bool,
     /// Connected peers.
     pub peers: usize,
     /// Channels by state.

@@ -263,6 +263,8 @@ pub enum Command {
     /// What the wallet keeps for the fees of anchor channels' force closes
     /// (`Reply::FeeReserve`).
     FeeReserve,
+    /// How far the node has followed the chain (`Reply::ChainState`).
+    ChainState,
     /// Every HTLC we forwarded (`Reply::Forwards`).
     ListForwards,
     /// Sets the forwarding policy of a channel (every open channel's for
@@ -358,6 +360,14 @@ pub enum Reply {
     Channels(Vec<ChannelSummary>),
     /// The wallet's fee reserve for anchor channels' force closes.
     FeeReserve(Amount),
+    /// The height blocks were processed to, and the best tip known (the
+    /// node is behind while it is higher).
+    ChainState {
+        /// Processed to.
+        height: u32,
+        /// The best tip the chain source reported.
+        tip: u32,
+    },
     /// The HTLCs we forwarded, newest first.
     Forwards(Vec<channels::forward::ForwardSummary>),
     /// The channels whose policy was set.
@@ -1018,6 +1028,13 @@ impl NodeCore {
             Command::FeeReserve => out.push(Output::Reply {
                 id,
                 reply: Reply::FeeReserve(c.fee_reserve(0)),
+            }),
+            Command::ChainState => out.push(Output::Reply {
+                id,
+                reply: Reply::ChainState {
+                    height: c.height,
+                    tip: c.tip.max(c.height),
+                },
             }),
             Command::ListForwards => out.push(Output::Reply {
                 id,

@@ -315,6 +315,15 @@ impl NodeHandle {
         }
     }
 
+    /// The height the node has processed blocks to, and the best tip it
+    /// knows of: it is synced when they are equal.
+    pub async fn chain_state(&self) -> Result<(u32, u32), NodeError> {
+        match self.command(Command::ChainState).await? {
+            Reply::ChainState { height, tip } => Ok((height, tip)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Closes a channel cooperatively; returns the closing txid once broadcast.
     pub async fn close_channel(&self, channel_id: ChannelId) -> Result<Txid, NodeError> {
         match self.command(Command::CloseChannel { channel_id }).await? {
