@@ -16,8 +16,19 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorDetail {
-    /// Stable, for programs: `bad_request`, `unauthorized`, `forbidden`,
-    /// `not_found`, `refused`, `wallet`, `timeout`, `unavailable`.
+    /// Stable, for programs. About the request: `bad_request` (400),
+    /// `unauthorized` (401), `forbidden` (403), `not_found` (404),
+    /// `method_not_allowed` (405). From the node: `not_connected` (422,
+    /// connect to the peer first), `connect_failed` (502), `unknown_channel`
+    /// (404), `channel_unusable` (409: not open yet, closing or closed),
+    /// `channel_failed` (422), `peer_refused` (422: the peer's reason is in
+    /// the message), `insufficient_funds` (422), `invalid_invoice` (400:
+    /// malformed, expired, another network, no amount), `duplicate_payment`
+    /// (409), `no_route` (422), `payment_failed` (422: where and why in the
+    /// message), `not_synced` (503: try again shortly), `refused` (422:
+    /// anything else the node will not do). From the wallet: `wallet`
+    /// (422). Waiting: `timeout` (504, the work goes on), `unavailable`
+    /// (503: the node is stopping or its chain cannot be reached).
     pub code: String,
     /// For people: what went wrong and what to change.
     pub message: String,
@@ -63,6 +74,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 400 `invalid_invoice`: the invoice cannot be read.
+    pub fn invalid_invoice(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_invoice", message)
+    }
+
     /// 422: the node refused (no route, no such peer, channel not open...).
     pub fn refused(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
@@ -86,9 +102,21 @@ impl ApiError {
 
 impl From<beongae_node::runtime::NodeError> for ApiError {
     fn from(e: beongae_node::runtime::NodeError) -> Self {
+        use beongae_node::core::FailureKind as K;
         match e {
             beongae_node::runtime::NodeError::Stopped => ApiError::unavailable(e.to_string()),
-            _ => ApiError::refused(e.to_string()),
+            beongae_node::runtime::NodeError::Failed(f) => {
+                let status = match f.kind {
+                    K::UnknownChannel => StatusCode::NOT_FOUND,
+                    K::InvalidInvoice => StatusCode::BAD_REQUEST,
+                    K::DuplicatePayment | K::ChannelUnusable => StatusCode::CONFLICT,
+                    K::ConnectFailed => StatusCode::BAD_GATEWAY,
+                    K::NotSynced => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, f.kind.code(), f.message)
+            }
+            other => ApiError::unavailable(other.to_string()),
         }
     }
 }

@@ -452,7 +452,7 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         a.post_raw("/v1/payments", json!({"invoice": "lnbc1garbage"}))
             .await,
         StatusCode::BAD_REQUEST,
-        "bad_request",
+        "invalid_invoice",
         "invalid invoice",
     );
     refused(
@@ -486,9 +486,40 @@ async fn every_endpoint_with_scopes_errors_and_events() {
             json!({}),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "refused",
+        StatusCode::NOT_FOUND,
+        "unknown_channel",
         "no channel",
+    );
+    // The node's refusals, each with its own code.
+    refused(
+        a.post_raw(
+            "/v1/channels",
+            json!({"node_id": b.node_id, "amount_sat": 100_000}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_connected",
+        "connect first",
+    );
+    let unpayable = b
+        .post("/v1/invoices", json!({"amount_msat": 5_000}))
+        .await;
+    refused(
+        a.post_raw("/v1/payments", json!({"invoice": unpayable["invoice"]}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_route",
+        "no active channel to pay from",
+    );
+    refused(
+        a.post_raw(
+            "/v1/payments/keysend",
+            json!({"node_id": b.node_id, "amount_msat": 5_000}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_route",
+        "keysend goes to a channel peer",
     );
 
     // Node, peers, wallet.
@@ -613,14 +644,15 @@ async fn every_endpoint_with_scopes_errors_and_events() {
             json!({"invoice": b.get(&format!("/v1/invoices/{}", hashes[0])).await["invoice"]}),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "refused",
+        StatusCode::CONFLICT,
+        "duplicate_payment",
         "already paid",
     );
     let page = b.get("/v1/invoices?status=paid").await;
     assert_eq!(page["total"], 2);
+    // Two paid and the one A could not pay (no channel then).
     let page = b.get("/v1/invoices?limit=1&offset=1").await;
-    assert_eq!(page["total"], 2);
+    assert_eq!(page["total"], 3);
     assert_eq!(page["invoices"].as_array().unwrap().len(), 1);
     assert_eq!(
         b.get(&format!("/v1/invoices/{}", hashes[1])).await["status"],

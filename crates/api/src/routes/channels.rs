@@ -55,7 +55,8 @@ pub async fn open(
 #[utoipa::path(post, path = "/v1/channels/{channel_id}/close", tag = "channels",
     request_body = CloseRequest,
     params(("channel_id" = String, Path, description = "The channel id, hex")),
-    responses((status = 200, body = Closing), (status = 422, body = crate::error::ErrorBody)),
+    responses((status = 200, body = Closing), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn close(
     _: Authorized<Admin>,

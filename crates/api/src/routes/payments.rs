@@ -239,7 +239,8 @@ async fn find_payment(
 /// hash). A failure is a `refused` error saying why.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = PayRequest,
     responses((status = 200, body = Payment), (status = 400, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)),
     security(("bearer" = ["payments"])))]
 pub async fn pay(
     _: Authorized<Payments>,
@@ -247,7 +248,7 @@ pub async fn pay(
     Json(req): Json<PayRequest>,
 ) -> Result<Json<Payment>, ApiError> {
     let decoded = beongae_invoice::Invoice::decode(req.invoice.trim())
-        .map_err(|e| ApiError::bad_request(format!("invalid invoice: {e}")))?;
+        .map_err(|e| ApiError::invalid_invoice(format!("invalid invoice: {e}")))?;
     let hash = decoded.payment_hash();
     let timeout = Duration::from_secs(req.timeout_secs.unwrap_or(PAY_TIMEOUT.as_secs()).max(1));
     let started = Instant::now();

@@ -401,8 +401,84 @@ pub enum Reply {
     Graph(channels::gossip::NetworkGraph),
     /// The network graph's size.
     GraphCounts(channels::gossip::GraphCounts),
-    /// The command failed; the text says why.
-    Failed(String),
+    /// The command failed: what kind of failure, and why in words.
+    Failed(Failure),
+}
+
+impl Reply {
+    /// A failure of `kind`, explained by `message`.
+    pub fn failed(kind: FailureKind, message: impl Into<String>) -> Reply {
+        Reply::Failed(Failure {
+            kind,
+            message: message.into(),
+        })
+    }
+}
+
+/// Why a command failed: a kind that programs can act on (the API's error
+/// code) and a sentence for people that says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// The kinds of [`Failure`]; each has a stable [`FailureKind::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The node is not connected to that peer: connect first.
+    NotConnected,
+    /// The connection could not be made (dial, handshake or `init`).
+    ConnectFailed,
+    /// No channel of ours has that id.
+    UnknownChannel,
+    /// The channel exists but cannot do this now (not open yet, closing,
+    /// closed, or its peer is offline).
+    ChannelUnusable,
+    /// The channel failed while the command waited (the message says why).
+    ChannelFailed,
+    /// The peer refused (its `error` message says why).
+    PeerRefused,
+    /// The on-chain wallet cannot pay for it.
+    InsufficientFunds,
+    /// The invoice cannot be paid by this node (malformed, expired, for
+    /// another network, or missing an amount).
+    InvalidInvoice,
+    /// That payment was made already, or is under way.
+    DuplicatePayment,
+    /// No channel or route can carry the payment.
+    NoRoute,
+    /// The payment was tried and failed (the message says where and why).
+    PaymentFailed,
+    /// The node is still processing blocks; try again in a moment.
+    NotSynced,
+    /// Something else the node will not do (the message says why).
+    Refused,
+}
+
+impl FailureKind {
+    /// The stable code programs match on (the API's `error.code`).
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureKind::NotConnected => "not_connected",
+            FailureKind::ConnectFailed => "connect_failed",
+            FailureKind::UnknownChannel => "unknown_channel",
+            FailureKind::ChannelUnusable => "channel_unusable",
+            FailureKind::ChannelFailed => "channel_failed",
+            FailureKind::PeerRefused => "peer_refused",
+            FailureKind::InsufficientFunds => "insufficient_funds",
+            FailureKind::InvalidInvoice => "invalid_invoice",
+            FailureKind::DuplicatePayment => "duplicate_payment",
+            FailureKind::NoRoute => "no_route",
+            FailureKind::PaymentFailed => "payment_failed",
+            FailureKind::NotSynced => "not_synced",
+            FailureKind::Refused => "refused",
+        }
+    }
 }
 
 /// Why the core closes a connection.
@@ -836,7 +912,7 @@ impl NodeCore {
                 self.pending_connects.retain(|(c, _)| *c != id);
                 out.push(Output::Reply {
                     id,
-                    reply: Reply::Failed(reason),
+                    reply: Reply::failed(FailureKind::ConnectFailed, reason),
                 });
             }
             Input::FundingBuilt {
@@ -938,7 +1014,7 @@ impl NodeCore {
                 if node_id == self.local_id {
                     out.push(Output::Reply {
                         id,
-                        reply: Reply::Failed("cannot connect to ourselves".into()),
+                        reply: Reply::failed(FailureKind::Refused, "cannot connect to ourselves"),
                     });
                     return;
                 }
@@ -986,7 +1062,7 @@ impl NodeCore {
                     );
                     out.push(Output::Reply {
                         id,
-                        reply: Reply::Failed(why),
+                        reply: Reply::failed(FailureKind::Refused, why),
                     });
                     return;
                 }
@@ -996,7 +1072,7 @@ impl NodeCore {
                 let Some(peer) = ready else {
                     out.push(Output::Reply {
                         id,
-                        reply: Reply::Failed(format!("not connected to {node_id}")),
+                        reply: Reply::failed(FailureKind::NotConnected, format!("not connected to {node_id}")),
                     });
                     return;
                 };
@@ -1010,7 +1086,7 @@ impl NodeCore {
         let Some(c) = &mut self.channels else {
             out.push(Output::Reply {
                 id,
-                reply: Reply::Failed("this node runs without channels (no wallet)".into()),
+                reply: Reply::failed(FailureKind::Refused, "this node runs without channels (no wallet)"),
             });
             return;
         };
@@ -1043,7 +1119,7 @@ impl NodeCore {
             Command::SetPolicy { channel_id, policy } => {
                 let reply = match c.set_policy(channel_id, policy) {
                     Ok(ids) => Reply::PolicySet(ids),
-                    Err(why) => Reply::Failed(why),
+                    Err(why) => Reply::failed(FailureKind::Refused, why),
                 };
                 // After the policy is stored.
                 c.reply(Some(id), reply);
@@ -1061,7 +1137,7 @@ impl NodeCore {
                         invoice,
                         payment_hash,
                     },
-                    Err(why) => Reply::Failed(why),
+                    Err(why) => Reply::failed(FailureKind::Refused, why),
                 };
                 // After the invoice record is stored.
                 c.reply(Some(id), reply);

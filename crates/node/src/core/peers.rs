@@ -10,7 +10,7 @@ use beongae_wire::{
     NodeId, Ping, Warning,
 };
 
-use super::{CommandId, DisconnectReason, Event, NodeCore, Output, PeerId, Reply};
+use super::{CommandId, DisconnectReason, Event, FailureKind, NodeCore, Output, PeerId, Reply};
 
 /// Two connections to the same node within this time of each other, in
 /// opposite directions, are a simultaneous connect rather than a reconnect.
@@ -436,7 +436,7 @@ impl NodeCore {
             if let Some(id) = ping.command {
                 out.push(Output::Reply {
                     id,
-                    reply: Reply::Failed("peer disconnected before the pong".into()),
+                    reply: Reply::failed(FailureKind::NotConnected, "peer disconnected before the pong"),
                 });
             }
         }
@@ -449,7 +449,7 @@ impl NodeCore {
             }
         } else {
             let node_id = state.node_id;
-            let reply = Reply::Failed(format!("{node_id} disconnected before completing init"));
+            let reply = Reply::failed(FailureKind::ConnectFailed, format!("{node_id} disconnected before completing init"));
             self.answer_pending_connects(node_id, &reply, out);
         }
     }

@@ -782,7 +782,7 @@ fn connect_failures_are_replied() {
         out,
         vec![Output::Reply {
             id: CommandId(1),
-            reply: Reply::Failed("connection refused".into())
+            reply: Reply::failed(FailureKind::ConnectFailed, "connection refused")
         }]
     );
 
@@ -800,7 +800,7 @@ fn connect_failures_are_replied() {
         out,
         vec![Output::Reply {
             id: CommandId(2),
-            reply: Reply::Failed(text)
+            reply: Reply::failed(FailureKind::ConnectFailed, text)
         }]
     );
 
@@ -815,7 +815,7 @@ fn connect_failures_are_replied() {
         out,
         vec![Output::Reply {
             id: CommandId(3),
-            reply: Reply::Failed("cannot connect to ourselves".into())
+            reply: Reply::failed(FailureKind::Refused, "cannot connect to ourselves")
         }]
     );
 }
@@ -837,7 +837,7 @@ fn ping_command_refuses_lengths_a_peer_must_ignore() {
         out,
         vec![Output::Reply {
             id: CommandId(1),
-            reply: Reply::Failed(why.into())
+            reply: Reply::failed(FailureKind::Refused, why)
         }]
     );
 }
@@ -885,7 +885,7 @@ fn ping_command_replies_with_round_trip() {
         out,
         vec![Output::Reply {
             id: CommandId(6),
-            reply: Reply::Failed(text)
+            reply: Reply::failed(FailureKind::NotConnected, text)
         }]
     );
 }

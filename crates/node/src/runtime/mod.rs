@@ -21,7 +21,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::address::PeerAddress;
 use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS, NS_PEERS};
 use crate::core::{
-    ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Input,
+    ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Failure,
+    FailureKind, Input,
     NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
 };
 use crate::onchain::Onchain;
@@ -103,12 +104,22 @@ pub enum StartError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// The node refused or could not do it; the text says why.
+    /// The node refused or could not do it: what kind of failure, and why.
     #[error("{0}")]
-    Failed(String),
+    Failed(Failure),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+}
+
+impl NodeError {
+    fn failed(kind: FailureKind, message: String) -> NodeError {
+        NodeError::Failed(Failure { kind, message })
+    }
+
+    fn unexpected(reply: &Reply) -> NodeError {
+        NodeError::failed(FailureKind::Refused, format!("unexpected reply {reply:?}"))
+    }
 }
 
 /// Messages to the core task.
@@ -153,7 +164,7 @@ impl NodeHandle {
         match self.command(Command::Connect { node_id, addr }).await? {
             Reply::Connected(info) => Ok(info),
             Reply::Failed(why) => Err(NodeError::Failed(why)),
-            other => Err(NodeError::Failed(format!("unexpected reply {other:?}"))),
+            other => Err(NodeError::unexpected(&other)),
         }
     }
 
@@ -161,9 +172,17 @@ impl NodeHandle {
     pub async fn connect_to(&self, addr: &PeerAddress) -> Result<PeerInfo, NodeError> {
         let resolved: Vec<SocketAddr> = tokio::net::lookup_host((addr.host.as_str(), addr.port))
             .await
-            .map_err(|e| NodeError::Failed(format!("cannot resolve {}: {e}", addr.host)))?
+            .map_err(|e| {
+                NodeError::failed(
+                    FailureKind::ConnectFailed,
+                    format!("cannot resolve {}: {e}", addr.host),
+                )
+            })?
             .collect();
-        let mut last = NodeError::Failed(format!("{} resolved to no address", addr.host));
+        let mut last = NodeError::failed(
+            FailureKind::ConnectFailed,
+            format!("{} resolved to no address", addr.host),
+        );
         for sa in resolved {
             match self.connect(addr.node_id, sa).await {
                 Ok(info) => return Ok(info),
@@ -177,7 +196,7 @@ impl NodeHandle {
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         match self.command(Command::ListPeers).await? {
             Reply::Peers(p) => Ok(p),
-            other => Err(NodeError::Failed(format!("unexpected reply {other:?}"))),
+            other => Err(NodeError::unexpected(&other)),
         }
     }
 
@@ -185,7 +204,7 @@ impl NodeHandle {
     pub async fn disconnect(&self, node_id: NodeId) -> Result<bool, NodeError> {
         match self.command(Command::Disconnect { node_id }).await? {
             Reply::Disconnected { was_connected } => Ok(was_connected),
-            other => Err(NodeError::Failed(format!("unexpected reply {other:?}"))),
+            other => Err(NodeError::unexpected(&other)),
         }
     }
 
@@ -207,7 +226,7 @@ impl NodeHandle {
                 round_trip,
             } => Ok((byteslen, round_trip)),
             Reply::Failed(why) => Err(NodeError::Failed(why)),
-            other => Err(NodeError::Failed(format!("unexpected reply {other:?}"))),
+            other => Err(NodeError::unexpected(&other)),
         }
     }
 
@@ -409,7 +428,7 @@ impl NodeHandle {
 fn unexpected(reply: Reply) -> NodeError {
     match reply {
         Reply::Failed(why) => NodeError::Failed(why),
-        other => NodeError::Failed(format!("unexpected reply {other:?}")),
+        other => NodeError::unexpected(&other),
     }
 }
 

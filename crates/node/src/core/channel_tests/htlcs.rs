@@ -717,9 +717,10 @@ fn payments_wait_while_the_node_catches_up_with_the_chain() {
     p.open();
     let tip = p.height + 3;
     p.run(vec![(Side::A, Input::ChainTip { height: tip })]);
-    let Reply::Failed(why) = p.pay(Side::A, 10_000_000) else {
+    let Reply::Failed(Failure { kind, message: why }) = p.pay(Side::A, 10_000_000) else {
         panic!("paid while behind")
     };
+    assert_eq!(kind, FailureKind::NotSynced);
     assert!(
         why.contains(&format!(
             "catching up with the chain (block {} of {tip})",

@@ -186,10 +186,12 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
         assert_eq!(p.channel(Side::A).state, ChannelState::Closed);
         assert!(p.core(Side::A).pending_broadcasts().is_empty());
         // Proven old: not even when the user insists.
-        let Reply::Failed(why) = p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
+        let Reply::Failed(Failure { kind, message: why }) =
+            p.command(Side::A, Command::ForceCloseChannel { channel_id: id })
         else {
             panic!("forced out a revoked commitment")
         };
+        assert_eq!(kind, FailureKind::Refused);
         assert!(
             why.ends_with("the peer proved our state old, so our commitment is revoked and is never broadcast (the peer's commitment returns our funds)"),
             "{why}"
@@ -236,9 +238,9 @@ fn a_closer_that_cannot_pay_is_refused_and_a_close_waits_for_its_confirmation() 
     let reply = p.command(Side::B, Command::CloseChannel { channel_id: id });
     assert_eq!(
         reply,
-        Reply::Failed(
+        Reply::failed(
+            FailureKind::Refused,
             "our balance of 0 sat cannot pay the lowest relayable closing fee of 177 sat: ask the peer to close the channel"
-                .into()
         )
     );
     assert!(
@@ -359,9 +361,10 @@ fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
     for side in [Side::A, Side::B] {
         assert_eq!(p.channel(side).short_channel_id, None, "{side:?}");
     }
-    let Reply::Failed(why) = p.pay(Side::A, 1_000_000) else {
+    let Reply::Failed(Failure { kind, message: why }) = p.pay(Side::A, 1_000_000) else {
         panic!("paid over an unconfirmed channel")
     };
+    assert_eq!(kind, FailureKind::NoRoute);
     assert!(why.starts_with("no active channel with the payee"), "{why}");
     assert!(matches!(p.pay(Side::B, 1_000_000), Reply::Failed(_)));
     // The funding confirms again, in another block; the channel carries

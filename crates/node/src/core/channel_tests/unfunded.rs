@@ -168,9 +168,13 @@ fn an_open_that_fails_before_its_funding_went_out_frees_the_coins() {
             .map(|(_, r)| r.clone());
         match (ending, reply) {
             // Issue 14: the peer's reason reaches whoever asked.
-            ("error", Some(Reply::Failed(why))) => {
-                assert_eq!(why, "the peer refused the channel: \"channel too small\"")
-            }
+            ("error", Some(Reply::Failed(why))) => assert_eq!(
+                why,
+                Failure {
+                    kind: FailureKind::PeerRefused,
+                    message: "the peer refused the channel: \"channel too small\"".into()
+                }
+            ),
             (_, reply) => assert!(matches!(reply, Some(Reply::Failed(_))), "{reply:?}"),
         }
     }

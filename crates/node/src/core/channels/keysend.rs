@@ -9,7 +9,7 @@ use bitcoin::secp256k1::SecretKey;
 
 use super::record::{OutgoingRecord, OutgoingStatus, RecordError, NS_PAYMENTS};
 use super::{Channels, Phase};
-use crate::core::{CommandId, Event, Reply};
+use crate::core::{CommandId, Event, Failure, FailureKind, Reply};
 
 /// Blocks a keysend HTLC must leave before its expiry at the payee (what
 /// an invoice's `min_final_cltv_expiry_delta` would say; LND's keysend
@@ -80,17 +80,21 @@ impl Channels {
         preimage: Preimage,
         session_key: SecretKey,
         command: CommandId,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let hash = preimage.payment_hash();
         if self.outgoing.contains_key(&hash) {
-            return Err("a payment with this preimage exists".into());
+            return Err(Failure {
+                kind: FailureKind::DuplicatePayment,
+                message: "a payment with this preimage exists".into(),
+            });
         }
         if self.tip > self.height {
-            return Err(format!(
-                "the node is catching up with the chain (block {} of {}): try again in a moment",
-                self.height, self.tip
-            ));
+            return Err(self.not_synced());
         }
+        let no_route = |why: String| Failure {
+            kind: FailureKind::NoRoute,
+            message: why,
+        };
         let channel = self
             .entries
             .iter()
@@ -101,7 +105,9 @@ impl Channels {
             })
             .map(|(id, _)| *id)
             .ok_or_else(|| {
-                format!("no active channel with {node} (keysend goes to a channel peer)")
+                no_route(format!(
+                    "no active channel with {node} (keysend goes to a channel peer)"
+                ))
             })?;
         let p = crate::payments::keysend_direct(
             &self.secp,
@@ -111,16 +117,19 @@ impl Channels {
             preimage,
             self.height + KEYSEND_FINAL_CLTV_DELTA + crate::payments::CLTV_SAFETY_BLOCKS,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure {
+            kind: FailureKind::Refused,
+            message: e.to_string(),
+        })?;
         let Some(entry) = self.entries.get_mut(&channel) else {
-            return Err("the channel is gone".into());
+            return Err(no_route("the channel is gone".into()));
         };
         let Phase::Normal { chan, .. } = &mut entry.phase else {
-            return Err("the channel is not open".into());
+            return Err(no_route("the channel is not open".into()));
         };
         let add = chan
             .send_add(p.amount, hash, p.cltv_expiry, p.onion.clone())
-            .map_err(|e| format!("the channel cannot carry the payment: {e}"))?;
+            .map_err(|e| no_route(format!("the channel cannot carry the payment: {e}")))?;
         let rec = OutgoingRecord {
             payment_hash: hash,
             amount: p.amount,

@@ -46,7 +46,7 @@ use beongae_wire::{
 use bitcoin::secp256k1::{All, Secp256k1, SecretKey};
 use bitcoin::{Amount, ScriptBuf, Transaction, Txid};
 
-use super::{CommandId, Output, PeerId, Reply};
+use super::{CommandId, FailureKind, Output, PeerId, Reply};
 use open::Opening;
 use record::{
     ChannelRecord, InvoiceRecord, OutgoingRecord, RecordError, StoredPhase, KEY_HEIGHT,
@@ -844,7 +844,7 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
-            Reply::Failed(format!("channel {id} failed: {why}")),
+            Reply::failed(FailureKind::ChannelFailed, format!("channel {id} failed: {why}")),
         );
     }
 
@@ -864,7 +864,7 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
-            Reply::Failed(format!("channel {id} failed: {why}")),
+            Reply::failed(FailureKind::ChannelFailed, format!("channel {id} failed: {why}")),
         );
     }
 

@@ -9,7 +9,7 @@ use beongae_wire::{ChannelId, ErrorMessage, Feature, Features, NodeId, TlvStream
 use bitcoin::{Amount, Transaction};
 
 use super::{Channels, Phase};
-use crate::core::{CommandId, PeerId, Reply};
+use crate::core::{CommandId, PeerId, FailureKind, Reply};
 
 /// Weight of a legacy closing transaction with two P2WPKH outputs, rounded
 /// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
@@ -74,7 +74,7 @@ impl Channels {
             if let Some(o) = self.opening.remove(&key) {
                 let why = format!("{node} disconnected during the channel open");
                 let command = self.opening_dropped(&o);
-                self.reply(command, Reply::Failed(why));
+                self.reply(command, Reply::failed(FailureKind::NotConnected, why));
             }
         }
         let ids = self.channel_ids_with(node);
@@ -364,7 +364,7 @@ impl Channels {
         if self.settings.close_script.is_none() {
             return self.reply(
                 Some(command),
-                Reply::Failed("no close address: the node runs without a wallet".into()),
+                Reply::failed(FailureKind::Refused, "no close address: the node runs without a wallet"),
             );
         }
         let simple_close = self.entries.get(&id).is_some_and(|e| {
@@ -374,7 +374,7 @@ impl Channels {
         });
         let feerate = self.feerate;
         let Some(entry) = self.entries.get_mut(&id) else {
-            return self.reply(Some(command), Reply::Failed(format!("no channel {id}")));
+            return self.reply(Some(command), Reply::failed(FailureKind::UnknownChannel, format!("no channel {id}")));
         };
         let funding = entry.funding;
         let live = entry.live;
@@ -429,7 +429,7 @@ impl Channels {
                 if ours < min {
                     return self.reply(
                         Some(command),
-                        Reply::Failed(format!(
+                        Reply::failed(FailureKind::Refused, format!(
                             "our balance of {} sat cannot pay the lowest relayable closing fee of {} sat: ask the peer to close the channel",
                             ours.to_sat(),
                             min.to_sat()
@@ -441,7 +441,7 @@ impl Channels {
             Phase::Normal { .. } => self.set_close_command(id, command),
             Phase::Funded { .. } => self.reply(
                 Some(command),
-                Reply::Failed(format!(
+                Reply::failed(FailureKind::ChannelUnusable, format!(
                     "channel {id} is not open yet: close it with --force (our commitment goes to chain)"
                 )),
             ),
@@ -459,7 +459,7 @@ impl Channels {
             }
             Phase::Closed(super::record::Closed { reason, .. }) => {
                 let why = format!("channel {id} is closed ({reason})");
-                self.reply(Some(command), Reply::Failed(why))
+                self.reply(Some(command), Reply::failed(FailureKind::ChannelUnusable, why))
             }
         }
     }
@@ -470,7 +470,7 @@ impl Channels {
     /// a revoked commitment to punish, and the user is told so.
     pub(in crate::core) fn force_close(&mut self, id: ChannelId, command: CommandId) {
         let reply = match self.entries.get(&id).map(|e| &e.phase) {
-            None => Reply::Failed(format!("no channel {id}")),
+            None => Reply::failed(FailureKind::UnknownChannel, format!("no channel {id}")),
             Some(Phase::Closed(c))
                 if c.tx.is_none() && c.withheld != super::record::Withheld::No =>
             {
@@ -479,7 +479,7 @@ impl Channels {
                         channel_id: id,
                         txid,
                     },
-                    Err(why) => Reply::Failed(why),
+                    Err(why) => Reply::failed(FailureKind::Refused, why),
                 }
             }
             Some(Phase::Closed(super::record::Closed {
@@ -489,7 +489,7 @@ impl Channels {
                 txid: *txid,
             },
             Some(Phase::Closed(super::record::Closed { reason, .. })) => {
-                Reply::Failed(format!("channel {id} is closed ({reason})"))
+                Reply::failed(FailureKind::ChannelUnusable, format!("channel {id} is closed ({reason})"))
             }
             Some(_) => {
                 self.force(id, "force-closed by the user");
@@ -500,7 +500,7 @@ impl Channels {
                         channel_id: id,
                         txid: *txid,
                     },
-                    _ => Reply::Failed(format!("channel {id}: no commitment to broadcast")),
+                    _ => Reply::failed(FailureKind::ChannelUnusable, format!("channel {id}: no commitment to broadcast")),
                 }
             }
         };
@@ -517,7 +517,7 @@ impl Channels {
         if let Some(old) = c.replace(command) {
             self.reply(
                 Some(old),
-                Reply::Failed("superseded by a newer close".into()),
+                Reply::failed(FailureKind::Refused, "superseded by a newer close"),
             );
         }
         self.touch(id);
@@ -665,7 +665,7 @@ impl Channels {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.min_close_fee = None;
             }
-            self.reply(Some(command), Reply::Failed(why));
+            self.reply(Some(command), Reply::failed(FailureKind::Refused, why));
         }
         if let Some(why) = failed {
             self.fail(id, &why);
@@ -946,7 +946,7 @@ impl Channels {
                 let command = self.opening_dropped(&o);
                 self.reply(
                     command,
-                    Reply::Failed(format!("the peer refused the channel{said}")),
+                    Reply::failed(FailureKind::PeerRefused, format!("the peer refused the channel{said}")),
                 );
             }
         }

@@ -13,7 +13,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::{Amount, OutPoint, Transaction};
 
 use super::{Channels, Entry, Phase};
-use crate::core::{CommandId, Event, Output, Reply};
+use crate::core::{CommandId, Event, Output, FailureKind, Reply};
 
 /// Unfunded channels one peer may have with us at once (opens we accepted
 /// and channels whose funding has not confirmed), as LDK allows.
@@ -113,7 +113,7 @@ impl Channels {
         let Some((_, features)) = self.connected.get(&node) else {
             return self.reply(
                 Some(command),
-                Reply::Failed(format!("not connected to {node}: connect first")),
+                Reply::failed(FailureKind::NotConnected, format!("not connected to {node}: connect first")),
             );
         };
         // Anchors when the peer supports them (BOLT 9 `option_anchors`),
@@ -139,7 +139,7 @@ impl Channels {
             announce,
         ) {
             Ok(m) => m,
-            Err(e) => return self.reply(Some(command), Reply::Failed(e.to_string())),
+            Err(e) => return self.reply(Some(command), Reply::failed(FailureKind::Refused, e.to_string())),
         };
         self.send(node, msg.clone());
         self.opening_started.insert((node, temp), self.now);
@@ -181,7 +181,7 @@ impl Channels {
         self.send(node, ErrorMessage::new(temp, &why));
         self.reply(
             command,
-            Reply::Failed(format!("channel open failed: {why}")),
+            Reply::failed(FailureKind::PeerRefused, format!("channel open failed: {why}")),
         );
     }
 
@@ -279,7 +279,7 @@ impl Channels {
                 );
                 return self.reply(
                     command,
-                    Reply::Failed(format!("cannot fund the channel: {why}")),
+                    Reply::failed(FailureKind::InsufficientFunds, format!("cannot fund the channel: {why}")),
                 );
             }
         };
@@ -297,7 +297,7 @@ impl Channels {
             );
             return self.reply(
                 command,
-                Reply::Failed("the wallet's funding transaction lacks the funding output".into()),
+                Reply::failed(FailureKind::Refused, "the wallet's funding transaction lacks the funding output"),
             );
         };
         let outpoint = OutPoint {
@@ -329,7 +329,7 @@ impl Channels {
                 if self.entries.contains_key(&funding.channel_id) {
                     self.forget_unsent(&tx);
                     self.send(node, ErrorMessage::new(temp, "channel id collision"));
-                    return self.reply(command, Reply::Failed("channel id collision".into()));
+                    return self.reply(command, Reply::failed(FailureKind::Refused, "channel id collision"));
                 }
                 self.send(node, msg);
                 self.opening.insert(
@@ -347,7 +347,7 @@ impl Channels {
             Err(why) => {
                 self.forget_unsent(&tx);
                 self.send(node, ErrorMessage::new(temp, &why));
-                self.reply(command, Reply::Failed(why));
+                self.reply(command, Reply::failed(FailureKind::Refused, why));
             }
         }
     }
@@ -380,7 +380,7 @@ impl Channels {
             // Nothing was broadcast: forget the channel, free the coins.
             self.forget_unsent(&tx);
             self.send(node, ErrorMessage::new(msg.channel_id, &e.to_string()));
-            return self.reply(command, Reply::Failed(format!("channel open failed: {e}")));
+            return self.reply(command, Reply::failed(FailureKind::PeerRefused, format!("channel open failed: {e}")));
         }
         let id = funding.channel_id;
         let txid = tx.compute_txid();

@@ -13,7 +13,7 @@ use bitcoin::secp256k1::SecretKey;
 
 use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
 use super::{Channels, Phase};
-use crate::core::{CommandId, Event, Reply};
+use crate::core::{CommandId, Event, Failure, FailureKind, Reply};
 use crate::payments::{pay_direct, read_failure, receive_htlc_or_refuse, IncomingDecision};
 
 /// Most route hints in one of our invoices.
@@ -184,6 +184,17 @@ impl Channels {
         }
     }
 
+    /// Why a payment cannot start while the node is behind the chain.
+    pub(super) fn not_synced(&self) -> Failure {
+        Failure {
+            kind: FailureKind::NotSynced,
+            message: format!(
+                "the node is catching up with the chain (block {} of {}): try again in a moment",
+                self.height, self.tip
+            ),
+        }
+    }
+
     fn try_pay(
         &mut self,
         invoice: &str,
@@ -191,28 +202,35 @@ impl Channels {
         now_secs: u64,
         session_key: SecretKey,
         command: CommandId,
-    ) -> Result<(), String> {
-        let inv = Invoice::decode(invoice).map_err(|e| format!("invalid invoice: {e}"))?;
+    ) -> Result<(), Failure> {
+        let invalid = |why: String| Failure {
+            kind: FailureKind::InvalidInvoice,
+            message: why,
+        };
+        let inv = Invoice::decode(invoice).map_err(|e| invalid(format!("invalid invoice: {e}")))?;
         if inv.currency() != currency(self.chain) {
-            return Err(format!(
+            return Err(invalid(format!(
                 "the invoice is for {:?}, this node runs on another network",
                 inv.currency()
-            ));
+            )));
         }
         let hash = inv.payment_hash();
+        let duplicate = |why: &str| Failure {
+            kind: FailureKind::DuplicatePayment,
+            message: why.to_owned(),
+        };
         match self.outgoing.get(&hash).map(|p| &p.status) {
-            Some(OutgoingStatus::Pending) => return Err("this invoice is being paid".into()),
-            Some(OutgoingStatus::Succeeded(_)) => return Err("this invoice is already paid".into()),
+            Some(OutgoingStatus::Pending) => return Err(duplicate("this invoice is being paid")),
+            Some(OutgoingStatus::Succeeded(_)) => {
+                return Err(duplicate("this invoice is already paid"))
+            }
             _ => {}
         }
         // An HTLC's cltv_expiry counts from our tip: behind the chain it
         // would expire early (and our own deadline check would then take
         // the channel to chain).
         if self.tip > self.height {
-            return Err(format!(
-                "the node is catching up with the chain (block {} of {}): try again in a moment",
-                self.height, self.tip
-            ));
+            return Err(self.not_synced());
         }
         let payee = inv.payee_node_id();
         // A payee we have an open channel with is paid over it (or told
@@ -232,7 +250,7 @@ impl Channels {
             self.height,
             now_secs,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| invalid(e.to_string()))?;
         let candidates: Vec<ChannelId> = self
             .entries
             .iter()
@@ -245,10 +263,14 @@ impl Channels {
             })
             .map(|(id, _)| *id)
             .collect();
+        let no_route = |why: String| Failure {
+            kind: FailureKind::NoRoute,
+            message: why,
+        };
         if candidates.is_empty() {
-            return Err(format!(
+            return Err(no_route(format!(
                 "no active channel with the payee {payee}: it is not connected or its funding is not confirmed"
-            ));
+            )));
         }
         let mut last = String::new();
         for id in candidates {
@@ -285,9 +307,12 @@ impl Channels {
             // No one channel can carry it all: in parts, over several.
             return self
                 .pay_routed(&inv, amount, now_secs, session_key, command)
-                .map_err(|e| format!("no channel can carry the payment: {last}; {e}"));
+                .map_err(|e| Failure {
+                    kind: e.kind,
+                    message: format!("no channel can carry the payment: {last}; {e}"),
+                });
         }
-        Err(format!("no channel can carry the payment: {last}"))
+        Err(no_route(format!("no channel can carry the payment: {last}")))
     }
 
     /// An HTLC offered to us is irrevocably committed: settle or fail it.
@@ -687,7 +712,7 @@ impl Channels {
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
         let command = self.waiting.remove(&hash);
-        self.reply(command, Reply::Failed(format!("payment failed: {why}")));
+        self.reply(command, Reply::failed(FailureKind::PaymentFailed, format!("payment failed: {why}")));
         self.event(Event::PaymentFailed {
             payment_hash: hash,
             reason: why,
@@ -737,7 +762,7 @@ impl Channels {
             let command = self.waiting.remove(&h);
             self.reply(
                 command,
-                Reply::Failed(format!(
+                Reply::failed(FailureKind::ChannelFailed, format!(
                     "the channel failed ({why}); the payment is pending on chain"
                 )),
             );

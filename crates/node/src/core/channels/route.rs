@@ -19,7 +19,7 @@ use bitcoin::secp256k1::SecretKey;
 
 use super::record::{OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
 use super::{Channels, Phase};
-use crate::core::CommandId;
+use crate::core::{CommandId, Failure, FailureKind};
 use crate::payments::{amount_to_pay, final_cltv_expiry, pay_route, read_failure, PathHop};
 
 /// Most routes tried for one payment.
@@ -100,8 +100,11 @@ impl Channels {
         now_secs: u64,
         session_key: SecretKey,
         command: CommandId,
-    ) -> Result<(), String> {
-        let amount = amount_to_pay(inv, amount, now_secs).map_err(|e| e.to_string())?;
+    ) -> Result<(), Failure> {
+        let amount = amount_to_pay(inv, amount, now_secs).map_err(|e| Failure {
+            kind: FailureKind::InvalidInvoice,
+            message: e.to_string(),
+        })?;
         let hash = inv.payment_hash();
         self.attempting.insert(
             hash,
@@ -120,16 +123,19 @@ impl Channels {
                 deadline: self.now + self.settings.payment_timeout,
             },
         );
-        let result = self.attempt(hash);
-        match &result {
+        match self.attempt(hash) {
             Ok(()) => {
                 self.waiting.insert(hash, command);
+                Ok(())
             }
-            Err(_) => {
+            Err(why) => {
                 self.attempting.remove(&hash);
+                Err(Failure {
+                    kind: FailureKind::NoRoute,
+                    message: why,
+                })
             }
         }
-        result
     }
 
     /// One attempt of payment `hash`: what no part carries yet goes out on

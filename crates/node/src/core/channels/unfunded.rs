@@ -9,7 +9,7 @@ use beongae_wire::{ChannelId, ErrorMessage};
 use bitcoin::Transaction;
 
 use super::{Channels, Phase};
-use crate::core::Output;
+use crate::core::{FailureKind, Output};
 
 /// Blocks the fundee waits for the funding transaction (BOLT 2).
 pub(crate) const FUNDEE_WAIT: u32 = 2016;
@@ -29,7 +29,7 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, &why));
         self.reply(
             command,
-            crate::core::Reply::Failed(format!("channel {id} forgotten: {why}")),
+            crate::core::Reply::failed(FailureKind::ChannelFailed, format!("channel {id} forgotten: {why}")),
         );
     }
 

@@ -562,9 +562,10 @@ fn a_payment_is_not_retried_after_its_timeout() {
     s.payment_timeout = Duration::ZERO;
     let mut m = diamond(s);
     let (reply, summary) = pay_d(&mut m, 200_000, 0x63);
-    let Reply::Failed(why) = reply else {
+    let Reply::Failed(Failure { kind, message: why }) = reply else {
         panic!("{reply:?}")
     };
+    assert_eq!(kind, FailureKind::PaymentFailed);
     assert!(why.contains("temporary_channel_failure"), "{why}");
     assert!(why.contains("the payment timed out after 0 s"), "{why}");
     assert_eq!(summary.attempts, 1);
