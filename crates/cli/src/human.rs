@@ -550,7 +550,12 @@ pub fn render(kind: &str, v: &Value, qr: bool) -> String {
         ),
         "token revoke" => "revoked\n".into(),
         "newaddress" => format!("{}\n", s(v, "address")),
-        "send" => format!("sent: transaction {}\n", s(v, "txid")),
+        "send" => format!(
+            "sent {} (fee {}): transaction {}\n",
+            sat_field(v, "amount_sat"),
+            sat_field(v, "fee_sat"),
+            s(v, "txid")
+        ),
         "connect" => format!(
             "connected to {} at {} ({})\n",
             s(v, "node_id"),

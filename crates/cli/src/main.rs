@@ -114,11 +114,13 @@ enum Cmd {
     },
     /// On-chain balance.
     Balance,
-    /// Pay to an on-chain address: AMOUNT in satoshi (50000) or with a unit (0.0005btc).
+    /// Pay to an on-chain address: AMOUNT in satoshi (50000), with a unit
+    /// (0.0005btc), or `all` (everything but the fee and the reserve kept for
+    /// anchor channels' force closes).
     Send {
         /// Destination address.
         address: String,
-        /// Amount.
+        /// Amount, or `all`.
         amount: String,
         /// Feerate in sat/vB (default: the chain's estimate).
         #[arg(long)]
@@ -762,11 +764,19 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             if feerate == Some(0) {
                 anyhow::bail!("--feerate must be at least 1 sat/vB");
             }
-            let body = json!({
-                "address": address,
-                "amount_sat": parse_amount(&amount)?,
-                "feerate_sat_per_vb": feerate,
-            });
+            let body = if amount.eq_ignore_ascii_case("all") {
+                json!({
+                    "address": address,
+                    "send_all": true,
+                    "feerate_sat_per_vb": feerate,
+                })
+            } else {
+                json!({
+                    "address": address,
+                    "amount_sat": parse_amount(&amount)?,
+                    "feerate_sat_per_vb": feerate,
+                })
+            };
             api(&datadir)?.post("/v1/wallet/send", &body).await?
         }
         Cmd::Info => api(&datadir)?.get("/v1/info").await?,

@@ -479,6 +479,26 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "bad_request",
         "at least 1",
     );
+    refused(
+        a.post_raw(
+            "/v1/wallet/send",
+            json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "give amount_sat, or send_all: true",
+    );
+    refused(
+        a.post_raw(
+            "/v1/wallet/send",
+            json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "amount_sat": 5, "send_all": true}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "not both",
+    );
     refused(a.post_raw("/v1/wallet/send", json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "amount_sat": 10_000_000_000_000u64})).await, StatusCode::UNPROCESSABLE_ENTITY, "wallet", "insufficient funds");
     refused(
         a.post_raw(

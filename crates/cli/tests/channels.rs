@@ -263,6 +263,25 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     assert!(why.contains("below the 5000000 msat it must keep"), "{why}");
     assert_eq!(b.ok(&["channels"])[0]["local_msat"], 12_498_500u64);
 
+    // `send ADDRESS all` empties Alice's wallet but for the anchor
+    // channel's fee reserve, kept back in an output of its own; then a
+    // payment that would dip into the reserve is refused.
+    let before = a.ok(&["balance"]);
+    assert_eq!(before["fee_reserve_sat"], 10_000);
+    let total = before["confirmed_sat"].as_u64().unwrap() + before["unconfirmed_sat"].as_u64().unwrap();
+    let swept = a.ok(&["send", burn, "all", "--feerate", "2"]);
+    assert_eq!(
+        swept["amount_sat"].as_u64().unwrap() + swept["fee_sat"].as_u64().unwrap() + 10_000,
+        total,
+        "{swept} from {before}"
+    );
+    let after = a.ok(&["balance"]);
+    assert_eq!(after["confirmed_sat"], 0, "{after}");
+    assert_eq!(after["unconfirmed_sat"], 10_000, "{after}");
+    assert!(after.get("warning").is_none(), "{after}");
+    let e = a.err(&["send", burn, "1000"]);
+    assert!(e.contains("below the 10000 sat kept to pay the fees of anchor channels' force closes"), "{e}");
+
     let payments = a.ok(&["payments"]);
     let (sent, invoices) = (
         payments["payments"].as_array().unwrap(),

@@ -260,12 +260,17 @@ fn wallet_on_the_shared_devnet() {
 
     let sent = d.ok(&["send", OTHER, "0.5btc", "--feerate", "10"]);
     assert_eq!(sent["txid"].as_str().unwrap().len(), 64);
+    assert_eq!(sent["amount_sat"], 50_000_000);
     let bal = d.ok(&["balance"]);
     assert_eq!(bal["confirmed_sat"], 0, "the one coin is being spent");
     let change = bal["unconfirmed_sat"].as_u64().unwrap();
     assert!(
         change < 950_000_000 && change > 949_990_000,
         "change {change}"
+    );
+    assert_eq!(
+        sent["fee_sat"].as_u64().unwrap(),
+        1_000_000_000 - 50_000_000 - change
     );
 
     let mined = d.ok(&["devnet", "mine", "1"]);
@@ -291,6 +296,17 @@ fn wallet_on_the_shared_devnet() {
     assert!(e.contains("is not a bitcoin address"), "{e}");
     let e = d.err(&["send", OTHER, "12x"]);
     assert!(e.contains("write satoshis"), "{e}");
+
+    // Everything (no channel, so no reserve): the wallet is empty after.
+    let all = d.ok(&["send", OTHER, "all", "--feerate", "3"]);
+    assert_eq!(
+        all["amount_sat"].as_u64().unwrap() + all["fee_sat"].as_u64().unwrap(),
+        change + 150_000_000
+    );
+    let bal = d.ok(&["balance"]);
+    assert_eq!((bal["confirmed_sat"].as_u64(), bal["unconfirmed_sat"].as_u64()), (Some(0), Some(0)));
+    let e = d.err(&["send", OTHER, "all"]);
+    assert!(e.contains("nothing to send"), "{e}");
 }
 
 #[test]

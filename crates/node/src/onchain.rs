@@ -12,6 +12,17 @@ use bitcoin::{Address, Amount, Txid};
 /// Runs after a change the caller may want to persist (e.g. a devnet save).
 pub type AfterChange = Box<dyn Fn() + Send + Sync>;
 
+/// A payment from the wallet, broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Its txid.
+    pub txid: Txid,
+    /// What the address received.
+    pub amount: Amount,
+    /// The fee it pays.
+    pub fee: Amount,
+}
+
 /// Chain and wallet together.
 pub struct Onchain {
     chain: Arc<dyn ChainSource>,
@@ -72,14 +83,19 @@ impl Onchain {
         Ok(self.wallet().balance())
     }
 
-    /// Pays `amount` to `address` at `feerate` (default: the chain's 6-block
-    /// estimate) and broadcasts the transaction.
+    /// Pays `amount` (everything with `None`) to `address` at `feerate`
+    /// (default: the chain's 6-block estimate) and broadcasts the
+    /// transaction, leaving at least `reserve` in the wallet (the fee
+    /// reserve for anchor channels' force closes): a payment that would
+    /// leave less is refused, and a payment of everything keeps exactly
+    /// that back.
     pub fn send(
         &self,
         address: &str,
-        amount: Amount,
+        amount: Option<Amount>,
         feerate: Option<FeeratePerKw>,
-    ) -> Result<Txid, WalletError> {
+        reserve: Amount,
+    ) -> Result<Sent, WalletError> {
         self.sync()?;
         let feerate = match feerate {
             Some(f) => f,
@@ -87,19 +103,42 @@ impl Onchain {
         };
         let mut w = self.wallet();
         let address = w.parse_address(address)?;
-        let tx = w.pay_to(address.script_pubkey(), amount, feerate)?;
+        let spk = address.script_pubkey();
+        let tx = match amount {
+            Some(amount) => {
+                let tx = w.pay_to(spk.clone(), amount, feerate)?;
+                let left = w.left_after(&tx);
+                if left < reserve {
+                    return Err(WalletError::BelowFeeReserve { left, reserve });
+                }
+                tx
+            }
+            None => w.sweep_to(spk.clone(), feerate, reserve)?,
+        };
+        let out: Amount = tx.output.iter().map(|o| o.value).sum();
+        let sent = Sent {
+            txid: tx.compute_txid(),
+            amount: tx
+                .output
+                .iter()
+                .filter(|o| o.script_pubkey == spk)
+                .map(|o| o.value)
+                .sum(),
+            fee: w.spent_by(&tx).checked_sub(out).unwrap_or(Amount::ZERO),
+        };
         let txid = self.chain.broadcast(&tx).map_err(|e| match e {
             ChainError::Rejected(why) => {
                 WalletError::Internal(format!("the chain refused our transaction: {why}"))
             }
             other => WalletError::Chain(other),
         })?;
+        debug_assert_eq!(txid, sent.txid);
         w.note_broadcast(tx, unix_now());
         drop(w);
         if let Some(f) = &self.after_broadcast {
             f();
         }
-        Ok(txid)
+        Ok(sent)
     }
 
     /// A signed transaction paying `amount` to `script_pubkey` (a channel's

@@ -36,14 +36,19 @@ pub enum WalletError {
         /// What is spendable.
         available: Amount,
     },
-    /// Funding a channel would leave less than the fee reserve.
-    #[error("the wallet would keep {} sat, below the {} sat kept to pay the fees of anchor channels' force closes (10,000 sat per channel, at most 100,000): add funds or open a smaller channel", .left.to_sat(), .reserve.to_sat())]
+    /// Funding a channel, or a payment, would leave less than the fee
+    /// reserve.
+    #[error("the wallet would keep {} sat, below the {} sat kept to pay the fees of anchor channels' force closes (10,000 sat per channel, at most 100,000): add funds, or spend less (`all` leaves the reserve)", .left.to_sat(), .reserve.to_sat())]
     BelowFeeReserve {
         /// What would be left.
         left: Amount,
         /// The reserve.
         reserve: Amount,
     },
+    /// A payment of everything would pay nothing once the fee (and the
+    /// fee reserve) are taken.
+    #[error("the wallet has nothing to send once the fee and the reserve kept for anchor channels' force closes are paid")]
+    NothingToSend,
     /// The amount is below what the network relays.
     #[error("amount {0} is below the dust limit for that address; send more")]
     Dust(Amount),
@@ -82,6 +87,14 @@ pub enum AddressKind {
     P2wpkh,
     /// BIP 86 taproot key path (`bc1p…`).
     P2tr,
+}
+
+/// What a transaction pays to its recipient.
+enum Target {
+    /// This amount; change comes back.
+    Pay(Amount),
+    /// Everything, but for this output kept back to the wallet.
+    Sweep { keep: Option<(ScriptBuf, Amount)> },
 }
 
 /// Which coins a payment may use.
@@ -390,6 +403,20 @@ impl OnchainWallet {
         (held + back).checked_sub(spent).unwrap_or(Amount::ZERO)
     }
 
+    /// The value of the wallet's coins `tx` spends (all of its inputs, for
+    /// a transaction the wallet built and has not broadcast yet).
+    pub fn spent_by(&self, tx: &Transaction) -> Amount {
+        tx.input
+            .iter()
+            .filter_map(|i| {
+                self.wpkh
+                    .get_utxo(i.previous_output)
+                    .or_else(|| self.tr.get_utxo(i.previous_output))
+            })
+            .map(|u| u.txout.value)
+            .sum()
+    }
+
     fn is_mine(&self, script_pubkey: &ScriptBuf) -> bool {
         self.wpkh.is_mine(script_pubkey.clone()) || self.tr.is_mine(script_pubkey.clone())
     }
@@ -423,7 +450,7 @@ impl OnchainWallet {
         let feerate = FeeRate::from_sat_per_kwu(u64::from(feerate.0));
         let mut last = None;
         for funding in [Funding::Taproot, Funding::SegwitV0, Funding::Both] {
-            match self.build(funding, &script_pubkey, amount, feerate) {
+            match self.build(funding, &script_pubkey, Target::Pay(amount), feerate) {
                 Ok(tx) => return Ok(tx),
                 Err(e @ WalletError::InsufficientFunds { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -432,11 +459,57 @@ impl OnchainWallet {
         Err(last.expect("three attempts were made"))
     }
 
+    /// Builds and signs a transaction paying everything the wallet can
+    /// spend to `script_pubkey` at `feerate`, except `keep`, which goes to
+    /// a new change address of the wallet (the fee reserve of anchor
+    /// channels). Spends every confirmed coin, mature coinbase outputs, and
+    /// the wallet's own unconfirmed P2WPKH change; coins reserved for a
+    /// transaction not yet broadcast stay. The caller broadcasts it and then
+    /// calls [`OnchainWallet::note_broadcast`].
+    pub fn sweep_to(
+        &mut self,
+        script_pubkey: ScriptBuf,
+        feerate: FeeratePerKw,
+        keep: Amount,
+    ) -> Result<Transaction, WalletError> {
+        let feerate = FeeRate::from_sat_per_kwu(u64::from(feerate.0));
+        // A reserve too small to be an output is left to the fee.
+        let keep = (keep > Amount::ZERO).then(|| {
+            let spk = self
+                .wpkh
+                .next_unused_address(KeychainKind::Internal)
+                .script_pubkey();
+            let keep = keep.max(spk.minimal_non_dust());
+            (spk, keep)
+        });
+        let tx = self.build(
+            Funding::Both,
+            &script_pubkey,
+            Target::Sweep { keep },
+            feerate,
+        )
+        .map_err(|e| match e {
+            WalletError::InsufficientFunds { available, .. } if available == Amount::ZERO => {
+                WalletError::NothingToSend
+            }
+            other => other,
+        })?;
+        let sent = tx
+            .output
+            .iter()
+            .find(|o| o.script_pubkey == script_pubkey)
+            .map_or(Amount::ZERO, |o| o.value);
+        if sent < script_pubkey.minimal_non_dust() {
+            return Err(WalletError::NothingToSend);
+        }
+        Ok(tx)
+    }
+
     fn build(
         &mut self,
         funding: Funding,
         spk: &ScriptBuf,
-        amount: Amount,
+        target: Target,
         feerate: FeeRate,
     ) -> Result<Transaction, WalletError> {
         let height = self.synced.0;
@@ -485,10 +558,20 @@ impl OnchainWallet {
         };
         let mut builder = wallet.build_tx();
         builder
-            .add_recipient(spk.clone(), amount)
             .fee_rate(feerate)
             .current_height(height)
             .unspendable(reserved);
+        match target {
+            Target::Pay(amount) => {
+                builder.add_recipient(spk.clone(), amount);
+            }
+            Target::Sweep { keep } => {
+                builder.drain_wallet().drain_to(spk.clone());
+                if let Some((keep_spk, keep)) = keep {
+                    builder.add_recipient(keep_spk, keep);
+                }
+            }
+        }
         for (outpoint, input) in foreign {
             // Key-path spend: item count, length and a 64-byte signature.
             builder
@@ -500,6 +583,11 @@ impl OnchainWallet {
                 needed: c.needed,
                 available: c.available,
             },
+            // A sweep of nothing, or of less than its fee.
+            bdk_wallet::error::CreateTxError::NoUtxosSelected
+            | bdk_wallet::error::CreateTxError::OutputBelowDustLimit(_) => {
+                WalletError::NothingToSend
+            }
             other => internal(other),
         })?;
         psbt.sign(&self.master, self.wpkh.secp_ctx())

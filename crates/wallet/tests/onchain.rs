@@ -342,3 +342,86 @@ fn built_transactions_reserve_their_coins_until_broadcast() {
     w.forget(third.compute_txid(), u64::from(T0));
     assert!(w.pay_to(to.clone(), sixty, FeeratePerKw(2500)).is_ok());
 }
+
+/// A payment of everything (`send ADDRESS all`): every spendable coin of
+/// both kinds goes, less the fee, except the fee reserve kept back in an
+/// output of its own; immature coinbase outputs stay. The devnet's mempool
+/// accepts it. A wallet with nothing beyond the fee and the reserve is told so.
+#[test]
+fn a_sweep_sends_everything_but_the_reserve() {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([51; 32]));
+    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
+    chain.lock().unwrap().mine(101, &tr, T0);
+    alice.sync(&chain).unwrap();
+    // One P2WPKH coin of 1 BTC besides the P2TR ones.
+    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
+    let tx = alice
+        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    alice.note_broadcast(tx, u64::from(T0));
+    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
+    chain.lock().unwrap().mine(1, &burn, T0);
+    alice.sync(&chain).unwrap();
+    let before = alice.balance();
+    assert!(before.immature > Amount::ZERO);
+
+    let to = wallet(&Seed::from_entropy([52; 32]))
+        .new_address()
+        .script_pubkey();
+    let keep = Amount::from_sat(50_000);
+    let tx = alice
+        .sweep_to(to.clone(), FeeratePerKw(2500), keep)
+        .unwrap();
+    assert_eq!(tx.output.len(), 2);
+    let sent = tx.output.iter().find(|o| o.script_pubkey == to).unwrap().value;
+    let kept = tx.output.iter().find(|o| o.script_pubkey != to).unwrap().value;
+    assert_eq!(kept, keep);
+    let fee = before.confirmed - sent - kept;
+    // The fee is what 2,500 sat/kW asks of its weight (BDK counts the
+    // largest signatures, so a little more).
+    let weight = tx.weight().to_wu();
+    assert!(fee.to_sat() * 1000 >= weight * 2500, "{fee} for {weight} WU");
+    assert!(fee.to_sat() * 1000 < weight * 2600, "{fee} for {weight} WU");
+    let txid = chain.broadcast(&tx).unwrap();
+    alice.note_broadcast(tx, u64::from(T0));
+    chain.lock().unwrap().mine(1, &burn, T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+    alice.sync(&chain).unwrap();
+    // The reserve is all that is spendable now (one more coinbase output
+    // matured with the block, and it is not the sweep's).
+    let after = alice.balance();
+    let matured = before.immature - after.immature;
+    assert_eq!(after.confirmed, keep + matured);
+
+    // The reserve cannot pay itself and a fee.
+    let mut bob = wallet(&Seed::from_entropy([53; 32]));
+    let bob_address = bob.new_address().script_pubkey();
+    let tx = alice
+        .pay_to(bob_address.clone(), Amount::from_sat(60_000), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    chain.lock().unwrap().mine(1, &burn, T0);
+    bob.sync(&chain).unwrap();
+    assert_eq!(bob.balance().confirmed, Amount::from_sat(60_000));
+    assert!(matches!(
+        bob.sweep_to(to.clone(), FeeratePerKw(2500), Amount::from_sat(60_000)),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+    // Without a reserve it all goes, less the fee.
+    let tx = bob.sweep_to(to.clone(), FeeratePerKw(2500), Amount::ZERO).unwrap();
+    assert_eq!(tx.output.len(), 1);
+    let fee = Amount::from_sat(60_000) - tx.output[0].value;
+    let weight = tx.weight().to_wu();
+    assert!(fee.to_sat() * 1000 >= weight * 2500, "{fee} for {weight} WU");
+    assert!(fee.to_sat() * 1000 < weight * 2600, "{fee} for {weight} WU");
+    chain.broadcast(&tx).unwrap();
+    bob.note_broadcast(tx, u64::from(T0));
+    chain.lock().unwrap().mine(1, &burn, T0);
+    bob.sync(&chain).unwrap();
+    assert_eq!(bob.balance().confirmed, Amount::ZERO);
+    let empty = bob.sweep_to(to, FeeratePerKw(2500), Amount::ZERO);
+    assert!(matches!(empty, Err(WalletError::NothingToSend)), "{empty:?}");
+}

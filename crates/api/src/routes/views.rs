@@ -156,8 +156,13 @@ pub struct NewAddress {
 pub struct SendRequest {
     /// Destination.
     pub address: String,
-    /// Amount.
-    pub amount_sat: u64,
+    /// Amount (or `send_all`).
+    #[serde(default)]
+    pub amount_sat: Option<u64>,
+    /// Send everything the wallet can spend, less the fee, keeping back the
+    /// reserve for anchor channels' force closes (instead of `amount_sat`).
+    #[serde(default)]
+    pub send_all: bool,
     /// Feerate in sat/vB (default: the chain's estimate).
     #[serde(default)]
     pub feerate_sat_per_vb: Option<u64>,
@@ -168,6 +173,10 @@ pub struct SendRequest {
 pub struct Sent {
     /// Its txid.
     pub txid: String,
+    /// What the address receives.
+    pub amount_sat: u64,
+    /// The fee it pays.
+    pub fee_sat: u64,
 }
 
 /// An HTLC of a force-closed channel not resolved on chain yet.

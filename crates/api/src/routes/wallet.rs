@@ -81,9 +81,21 @@ pub async fn send(
     State(ctx): Ctx,
     Json(req): Json<SendRequest>,
 ) -> Result<Json<Sent>, ApiError> {
-    if req.amount_sat == 0 {
-        return Err(ApiError::bad_request("amount_sat must be at least 1"));
-    }
+    let amount = match (req.amount_sat, req.send_all) {
+        (Some(0), false) => return Err(ApiError::bad_request("amount_sat must be at least 1")),
+        (Some(sat), false) => Some(Amount::from_sat(sat)),
+        (None, true) => None,
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "give amount_sat, or send_all: true to send everything but the fee reserve",
+            ))
+        }
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "give amount_sat or send_all, not both",
+            ))
+        }
+    };
     if req.feerate_sat_per_vb == Some(0) {
         return Err(ApiError::bad_request(
             "feerate_sat_per_vb must be at least 1",
@@ -93,13 +105,15 @@ pub async fn send(
     let feerate = req
         .feerate_sat_per_vb
         .map(|r| FeeratePerKw(u32::try_from(r.saturating_mul(250)).unwrap_or(u32::MAX)));
+    // The fee reserve is decided by the node's channels, then kept by the
+    // wallet (a channel opened meanwhile checks its own funding again).
+    let reserve = ctx.node.fee_reserve().await?;
     let onchain = ctx.onchain.clone();
-    let txid = blocking(move || {
-        Ok(onchain.send(&req.address, Amount::from_sat(req.amount_sat), feerate)?)
-    })
-    .await?;
+    let sent = blocking(move || Ok(onchain.send(&req.address, amount, feerate, reserve)?)).await?;
     Ok(Json(Sent {
-        txid: txid.to_string(),
+        txid: sent.txid.to_string(),
+        amount_sat: sent.amount.to_sat(),
+        fee_sat: sent.fee.to_sat(),
     }))
 }
 
