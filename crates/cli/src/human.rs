@@ -211,7 +211,13 @@ pub fn channels(v: &Value) -> String {
         .map(|c| {
             let state = match (s(c, "state"), c["active"].as_bool()) {
                 ("normal", Some(false)) => "normal (peer away)".to_owned(),
-                ("awaiting_confirmation", _) => "awaiting confirmation".to_owned(),
+                ("awaiting_confirmation", _) => match (
+                    c["confirmations"].as_u64(),
+                    c["confirmations_required"].as_u64(),
+                ) {
+                    (Some(got), Some(need)) => format!("confirming {got}/{need}"),
+                    _ => "awaiting confirmation".to_owned(),
+                },
                 (st, _) => st.replace('_', " "),
             };
             vec![
@@ -266,18 +272,30 @@ pub fn peers(v: &Value) -> String {
     table(&["NODE", "DIRECTION", "ADDRESS"], &rows)
 }
 
+/// `text` as a QR code for a terminal: two modules per character cell,
+/// dark modules drawn as black blocks on a white background (set with ANSI
+/// colours on every line), so that a phone reads it whatever the
+/// terminal's own colours, with the quiet zone the standard asks for.
+fn qr_code(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    let art = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    let mut out = String::new();
+    for line in art.lines() {
+        // Black on bright white, then back to the terminal's colours.
+        let _ = writeln!(out, "\x1b[30;107m{line}\x1b[0m");
+    }
+    Some(out)
+}
+
 /// `invoice` (the QR code only on a terminal).
 pub fn invoice(v: &Value, qr: bool) -> String {
     let mut out = format!("{}\n", s(v, "invoice"));
     if qr {
-        if let Ok(code) = qrcode::QrCode::new(s(v, "invoice").to_uppercase().as_bytes()) {
-            out.push_str(
-                &code
-                    .render::<qrcode::render::unicode::Dense1x2>()
-                    .quiet_zone(true)
-                    .build(),
-            );
-            out.push('\n');
+        if let Some(code) = qr_code(&s(v, "invoice").to_uppercase()) {
+            out.push_str(&code);
         }
     }
     let description = v["description"]
@@ -501,10 +519,36 @@ pub fn event(e: &Value) -> String {
 
 /// Runs `f` with a spinner and `label` on stderr when it is a terminal.
 pub async fn spinner<T>(label: &str, f: impl std::future::Future<Output = T>) -> T {
+    spinner_with(&Label::new(label), f).await
+}
+
+/// What a spinner says; the work it spins for may change it (a count of
+/// confirmations, say).
+#[derive(Clone, Debug, Default)]
+pub struct Label(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Label {
+    /// A label saying `text`.
+    pub fn new(text: &str) -> Label {
+        Label(std::sync::Arc::new(std::sync::Mutex::new(text.to_owned())))
+    }
+
+    /// Says `text` from now on.
+    pub fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text;
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// [`spinner`] with a label that can change while it spins.
+pub async fn spinner_with<T>(label: &Label, f: impl std::future::Future<Output = T>) -> T {
     if !std::io::stderr().is_terminal() {
         return f.await;
     }
-    let label = label.to_owned();
+    let label = label.clone();
     let spin = tokio::spawn(async move {
         use std::io::Write as _;
         let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -512,10 +556,12 @@ pub async fn spinner<T>(label: &str, f: impl std::future::Future<Output = T>) ->
         for i in 0.. {
             {
                 let mut err = std::io::stderr().lock();
+                // Cleared first: a new label may be shorter.
                 let _ = write!(
                     err,
-                    "\r{} {label} {}s ",
+                    "\r\x1b[2K{} {} {}s ",
                     frames[i % frames.len()],
+                    label.get(),
                     started.elapsed().as_secs()
                 );
                 let _ = err.flush();
@@ -616,6 +662,30 @@ pub fn render(kind: &str, v: &Value, qr: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_qr_code_is_black_on_white_whatever_the_terminal() {
+        let code = qr_code("LNBCRT1TEST").unwrap();
+        let lines: Vec<&str> = code.lines().collect();
+        // Version 1 (21 modules) and a quiet zone of 4 on each side: 29
+        // modules, two rows per line.
+        assert_eq!(lines.len(), 15);
+        for line in &lines {
+            let inner = line
+                .strip_prefix("\x1b[30;107m")
+                .and_then(|l| l.strip_suffix("\x1b[0m"))
+                .unwrap();
+            assert_eq!(inner.chars().count(), 29);
+        }
+        // The quiet zone is light: spaces (the white background).
+        assert!(lines[0].contains(&" ".repeat(29)));
+        // The top-left finder pattern's first row of 7 dark modules, after 4
+        // light ones: the upper half of its cells is dark.
+        let row: Vec<char> = lines[2].chars().skip("\x1b[30;107m".len()).collect();
+        assert_eq!(row[..4], [' '; 4]);
+        assert!(row[4..11].iter().all(|c| *c == '\u{2580}' || *c == '\u{2588}'));
+    }
+
     use super::*;
 
     #[test]

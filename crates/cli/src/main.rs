@@ -517,10 +517,12 @@ fn api(datadir: &Path) -> anyhow::Result<ApiClient> {
 }
 
 /// Polls the channel until its state is one of `states`; returns it.
+/// `label` says how many confirmations the funding has meanwhile.
 async fn wait_for_channel(
     c: &ApiClient,
     id: &str,
     states: &[&str],
+    label: &human::Label,
 ) -> anyhow::Result<serde_json::Value> {
     loop {
         let channels: serde_json::Value = c.get("/v1/channels").await?;
@@ -534,6 +536,16 @@ async fn wait_for_channel(
         let state = channel["state"].as_str().unwrap_or_default();
         if states.contains(&state) && (state != "normal" || channel["active"] == true) {
             return Ok(channel);
+        }
+        if let (Some(got), Some(need)) = (
+            channel["confirmations"].as_u64(),
+            channel["confirmations_required"].as_u64(),
+        ) {
+            label.set(format!(
+                "waiting for the funding transaction to confirm: {got} of {need} confirmations"
+            ));
+        } else if state == "normal" && channel["active"] != true {
+            label.set("waiting for the peer to reconnect".into());
         }
         if state == "closed" {
             anyhow::bail!(
@@ -817,11 +829,10 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
                 if output == human::Output::Human {
                     print!("{}", human::render(kind, &opened, false));
                 }
-                let channel = human::spinner(
-                    "waiting for the funding transaction to confirm",
-                    wait_for_channel(&c, &id, &["normal"]),
-                )
-                .await?;
+                let label = human::Label::new("waiting for the funding transaction to confirm");
+                let channel =
+                    human::spinner_with(&label, wait_for_channel(&c, &id, &["normal"], &label))
+                        .await?;
                 match output {
                     human::Output::Json => channel,
                     human::Output::Human => {
@@ -868,11 +879,10 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
                 if output == human::Output::Human {
                     print!("{}", human::render(kind, &closing, false));
                 }
-                let channel = human::spinner(
-                    "waiting for the closing transaction to confirm",
-                    wait_for_channel(&c, &id, &["closed"]),
-                )
-                .await?;
+                let label = human::Label::new("waiting for the closing transaction to confirm");
+                let channel =
+                    human::spinner_with(&label, wait_for_channel(&c, &id, &["closed"], &label))
+                        .await?;
                 match output {
                     human::Output::Json => channel,
                     human::Output::Human => {

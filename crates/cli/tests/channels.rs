@@ -229,6 +229,8 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     let c = a.ok(&["channels"]);
     assert_eq!(c[0]["state"], "awaiting_confirmation");
     assert_eq!(c[0]["capacity_sat"], 500_000);
+    assert_eq!(c[0]["confirmations"], 0);
+    assert_eq!(c[0]["confirmations_required"], 3);
     mine(&chain_dir, "3", burn);
     let normal = |c: &serde_json::Value| c["state"] == "normal" && c["active"] == true;
     let c = a.wait_channel(normal);

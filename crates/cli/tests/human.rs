@@ -146,13 +146,33 @@ fn the_human_output_of_a_channel_and_a_payment() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));
     }
+    // One block: the table counts the funding's confirmations.
     let out = cmd(root.path())
-        .args(["--output", "human", "devnet", "mine", "3"])
+        .args(["--output", "human", "devnet", "mine", "1"])
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "mined 3 block(s); height 155\n"
+        "mined 1 block(s); height 153\n"
+    );
+    while a.json(&["channels"])[0]["confirmations"] != 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let table = a.ok(&["channels"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split("  ").filter(|c| !c.is_empty()).map(str::trim).collect();
+    assert_eq!(
+        row[2..],
+        ["confirming 1/3", "1,000,000 sat", "990,000 sat", "10,000 sat", "0 sat", "0 sat"],
+        "{table}"
+    );
+    let out = cmd(root.path())
+        .args(["--output", "human", "devnet", "mine", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "mined 2 block(s); height 155\n"
     );
     let done = waiting.wait_with_output().unwrap();
     assert!(

@@ -240,6 +240,11 @@ pub struct Channel {
     pub spendable_at: Option<u32>,
     /// HTLCs of a force close not yet resolved.
     pub unresolved_htlcs: Vec<UnresolvedHtlc>,
+    /// While the funding awaits confirmation: its confirmations so far.
+    pub confirmations: Option<u32>,
+    /// While the funding awaits confirmation: how many the channel waits
+    /// for (`minimum_depth`).
+    pub confirmations_required: Option<u32>,
 }
 
 /// `BLOCKxTXxOUTPUT`.
@@ -280,6 +285,8 @@ impl From<&ChannelSummary> for Channel {
                     claimable: h.claimable,
                 })
                 .collect(),
+            confirmations: c.funding_confirmations.map(|(got, _)| got),
+            confirmations_required: c.funding_confirmations.map(|(_, need)| need),
         }
     }
 }

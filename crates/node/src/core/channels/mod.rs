@@ -183,6 +183,10 @@ pub struct ChannelSummary {
     /// The largest payment the peer could send us over it now that we
     /// would accept (open and active only).
     pub receivable: Msat,
+    /// While the funding awaits confirmation: its confirmations so far (0
+    /// in the mempool) and how many the channel waits for (the
+    /// `minimum_depth` agreed, BOLT 2).
+    pub funding_confirmations: Option<(u32, u32)>,
 }
 
 /// An HTLC of a force-closed channel not resolved on chain yet.
@@ -1074,7 +1078,12 @@ impl Channels {
         self.entries
             .iter()
             .map(|(id, e)| {
-                let mut s = summary(*id, e, self.connected.contains_key(&e.peer));
+                let mut s = summary(
+                    *id,
+                    e,
+                    self.connected.contains_key(&e.peer),
+                    self.height,
+                );
                 s.alias = self.local_alias(e.index);
                 let limbo = self.limbo(*id);
                 (s.closing, s.spendable_at, s.unresolved_htlcs) =
@@ -1178,7 +1187,7 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
     })
 }
 
-fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
+fn summary(id: ChannelId, e: &Entry, connected: bool, height: u32) -> ChannelSummary {
     let mut s = ChannelSummary {
         channel_id: id,
         peer: e.peer,
@@ -1201,10 +1210,18 @@ fn summary(id: ChannelId, e: &Entry, connected: bool) -> ChannelSummary {
         unresolved_htlcs: Vec::new(),
         spendable: Msat::ZERO,
         receivable: Msat::ZERO,
+        funding_confirmations: None,
     };
     match &e.phase {
-        Phase::Funded { funding, .. } => {
+        Phase::Funded {
+            funding,
+            depth,
+            confirmed,
+            ..
+        } => {
             s.state = ChannelState::AwaitingConfirmation;
+            let got = confirmed.map_or(0, |(h, _)| (height + 1).saturating_sub(h));
+            s.funding_confirmations = Some((got.min(*depth), *depth));
             s.local = funding.commitments.local.to_local;
             s.remote = funding.commitments.local.to_remote;
             s.funding_txid = funding.funded.funding_outpoint.txid;
