@@ -619,8 +619,9 @@ pub fn render(kind: &str, v: &Value, qr: bool) -> String {
             v["round_trip_ms"].as_f64().unwrap_or(0.0)
         ),
         "openchannel" => format!(
-            "opening channel {}\nfunding transaction {} (the channel is usable once it confirms; `beongae channels` shows it)\n",
+            "opening channel {} of {}\nfunding transaction {} (the channel is usable once it confirms; `beongae channels` shows it)\n",
             s(v, "channel_id"),
+            sat_field(v, "capacity_sat"),
             s(v, "funding_txid")
         ),
         "closechannel" => format!("closing: transaction {}\n", s(v, "closing_txid")),

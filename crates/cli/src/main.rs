@@ -153,11 +153,13 @@ enum Cmd {
         /// The invoice (`lnbc…`, `lntb…`, `lntbs…`, `lnbcrt…`).
         invoice: String,
     },
-    /// Open a channel to a connected peer: AMOUNT in satoshi or with a unit.
+    /// Open a channel to a connected peer: AMOUNT in satoshi, with a unit,
+    /// or `all` (everything the wallet holds but the funding's fee and the
+    /// reserve kept for anchor channels' force closes).
     Openchannel {
         /// The peer's node id.
         peer: String,
-        /// Channel capacity (e.g. 1000000 or 0.01btc).
+        /// Channel capacity (e.g. 1000000 or 0.01btc), or `all`.
         amount: String,
         /// Give the peer this much at opening: satoshi, or with a unit
         /// (1500msat, 0.001btc).
@@ -814,12 +816,16 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             public,
             wait,
         } => {
-            let body = json!({
+            let mut body = json!({
                 "node_id": peer,
-                "amount_sat": parse_amount(&amount)?,
                 "push_msat": push.as_deref().map(parse_msat).transpose()?.unwrap_or(0),
                 "public": public,
             });
+            if amount.eq_ignore_ascii_case("all") {
+                body["fund_all"] = json!(true);
+            } else {
+                body["amount_sat"] = json!(parse_amount(&amount)?);
+            }
             let c = api(&datadir)?;
             let opened: serde_json::Value = c.post("/v1/channels", &body).await?;
             if !wait {

@@ -360,6 +360,12 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "missing field `node_id`",
     );
     refused(
+        a.post_raw("/v1/channels", json!({"node_id": b.node_id})).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "give amount_sat, or fund_all: true",
+    );
+    refused(
         a.post_raw("/v1/invoices", json!({"amount_msat": 0})).await,
         StatusCode::BAD_REQUEST,
         "bad_request",

@@ -340,16 +340,47 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     b.wait_channel(|c| c["state"] == "closed");
     // Bob's wallet receives his 12_498 sat (12_498_500 msat rounded down);
     // nothing is kept in reserve any more.
-    for _ in 0..100 {
-        let balance = b.ok(&["balance"]);
-        if balance["confirmed_sat"] == 12_498 {
-            assert_eq!(balance["fee_reserve_sat"], 0);
-            assert!(balance.get("warning").is_none(), "{balance}");
-            return;
+    let confirmed = |d: &Daemon, sat: u64| {
+        for _ in 0..100 {
+            let balance = d.ok(&["balance"]);
+            if balance["confirmed_sat"] == sat {
+                return balance;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("Bob's balance: {}", b.ok(&["balance"]));
+        panic!("balance: {}", d.ok(&["balance"]));
+    };
+    let balance = confirmed(&b, 12_498);
+    assert_eq!(balance["fee_reserve_sat"], 0);
+    assert!(balance.get("warning").is_none(), "{balance}");
+
+    // `openchannel PEER all`: Bob funds a channel with all he has (100,000
+    // sat from the faucet and the close's 12,498), less the funding's fee,
+    // keeping the 10,000 sat reserve the new anchor channel asks for (and
+    // the 10 sat left for the fee's rounding).
+    let b_addr = b.ok(&["newaddress"])["address"].as_str().unwrap().to_owned();
+    let out = common::devnet(&chain_dir, &["fund", "100000sat", "--address", &b_addr]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    confirmed(&b, 112_498);
+    let opened = b.ok(&["openchannel", &a.node_id, "all"]);
+    let capacity = opened["capacity_sat"].as_u64().unwrap();
+    let after = b.ok(&["balance"]);
+    let left = after["confirmed_sat"].as_u64().unwrap() + after["unconfirmed_sat"].as_u64().unwrap();
+    assert!((10_010..=10_012).contains(&left), "{after}");
+    assert_eq!(after["fee_reserve_sat"], 10_000);
+    // Two P2WPKH inputs, the funding output and the change, about 221 vB,
+    // at 2,500 sat/kW (10 sat/vB).
+    let fee = 112_498 - capacity - left;
+    assert!((2_150..2_260).contains(&fee), "fee {fee}");
+    let channels = b.ok(&["channels"]);
+    let channel = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel_id"] == opened["channel_id"])
+        .unwrap();
+    assert_eq!(channel["capacity_sat"], capacity);
+    assert_eq!(channel["we_opened"], true);
 }
 
 /// Sums of a node's succeeded outgoing payments and paid invoices, in msat;

@@ -12,6 +12,9 @@ use bitcoin::{Address, Amount, Txid};
 /// Runs after a change the caller may want to persist (e.g. a devnet save).
 pub type AfterChange = Box<dyn Fn() + Send + Sync>;
 
+/// What [`Onchain::max_payable`] leaves for the fee's rounding.
+const FEE_ROUNDING: Amount = Amount::from_sat(10);
+
 /// A payment from the wallet, broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
@@ -139,6 +142,29 @@ impl Onchain {
             f();
         }
         Ok(sent)
+    }
+
+    /// The most a transaction paying `script_pubkey` at `feerate` can pay
+    /// from the wallet while keeping `reserve`, less a few sat: what
+    /// [`Onchain::build_funding`] can then fund with the same coins, the
+    /// reserve coming back as its change (its fee is counted a little
+    /// differently from a sweep's, by a sat or two either way).
+    pub fn max_payable(
+        &self,
+        script_pubkey: bitcoin::ScriptBuf,
+        feerate: FeeratePerKw,
+        reserve: Amount,
+    ) -> Result<Amount, WalletError> {
+        self.sync()?;
+        let mut w = self.wallet();
+        let tx = w.sweep_to(script_pubkey.clone(), feerate, reserve)?;
+        let most: Amount = tx
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey == script_pubkey)
+            .map(|o| o.value)
+            .sum();
+        Ok(most.checked_sub(FEE_ROUNDING).unwrap_or(Amount::ZERO))
     }
 
     /// A signed transaction paying `amount` to `script_pubkey` (a channel's

@@ -425,3 +425,47 @@ fn a_sweep_sends_everything_but_the_reserve() {
     let empty = bob.sweep_to(to, FeeratePerKw(2500), Amount::ZERO);
     assert!(matches!(empty, Err(WalletError::NothingToSend)), "{empty:?}");
 }
+
+/// A channel opened with everything (`openchannel PEER all`): the sweep's
+/// amount to a P2WSH funding output is then paid by `pay_to` with the same
+/// coins, its change being the reserve kept.
+#[test]
+fn the_most_a_sweep_pays_is_then_payable_with_the_reserve_as_change() {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([61; 32]));
+    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
+    chain.lock().unwrap().mine(101, &tr, T0);
+    alice.sync(&chain).unwrap();
+    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
+    let tx = alice
+        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    alice.note_broadcast(tx, u64::from(T0));
+    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
+    chain.lock().unwrap().mine(1, &burn, T0);
+    alice.sync(&chain).unwrap();
+
+    let funding = bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::from(vec![0x51]).wscript_hash());
+    let keep = Amount::from_sat(20_000);
+    let sweep = alice
+        .sweep_to(funding.clone(), FeeratePerKw(2500), keep)
+        .unwrap();
+    let most = sweep
+        .output
+        .iter()
+        .find(|o| o.script_pubkey == funding)
+        .unwrap()
+        .value;
+    let tx = alice
+        .pay_to(funding.clone(), most, FeeratePerKw(2500))
+        .unwrap();
+    assert_eq!(tx.input.len(), sweep.input.len());
+    // The reserve, give or take the fee's rounding (a sat or two).
+    let left = alice.left_after(&tx);
+    assert!(left >= keep && left <= keep + Amount::from_sat(2), "{left}");
+    let txid = chain.broadcast(&tx).unwrap();
+    chain.lock().unwrap().mine(1, &burn, T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+}

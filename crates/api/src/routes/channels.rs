@@ -5,7 +5,7 @@ use beongae_wire::{ChannelId, Msat};
 use bitcoin::Amount;
 
 use super::views::*;
-use super::{hex32, node_id, Admin, Authorized, Ctx, Read};
+use super::{blocking, hex32, node_id, Admin, Authorized, Ctx, Read};
 use crate::error::{ApiError, Json};
 
 /// Every channel, closed ones too, with balances.
@@ -32,21 +32,37 @@ pub async fn open(
     State(ctx): Ctx,
     Json(req): Json<OpenRequest>,
 ) -> Result<Json<Opened>, ApiError> {
-    if req.amount_sat == 0 {
-        return Err(ApiError::bad_request("amount_sat must be at least 1"));
-    }
+    let peer = node_id(&req.node_id)?;
+    let amount = match (req.amount_sat, req.fund_all) {
+        (Some(0), false) => return Err(ApiError::bad_request("amount_sat must be at least 1")),
+        (Some(sat), false) => Amount::from_sat(sat),
+        (None, true) => {
+            // What the wallet can fund at the node's funding feerate,
+            // keeping the reserve this channel adds to: the funding output
+            // is a P2WSH, as wide as any.
+            let (feerate, reserve, max) = ctx.node.funding_terms().await?;
+            let onchain = ctx.onchain.clone();
+            let p2wsh = bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::new().wscript_hash());
+            let most = blocking(move || Ok(onchain.max_payable(p2wsh, feerate, reserve)?)).await?;
+            most.min(max)
+        }
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "give amount_sat, or fund_all: true to fund the channel with everything but the fee reserve",
+            ))
+        }
+        (Some(_), true) => {
+            return Err(ApiError::bad_request("give amount_sat or fund_all, not both"))
+        }
+    };
     let (id, txid) = ctx
         .node
-        .open_channel_with(
-            node_id(&req.node_id)?,
-            Amount::from_sat(req.amount_sat),
-            Msat::from_msat(req.push_msat),
-            req.public,
-        )
+        .open_channel_with(peer, amount, Msat::from_msat(req.push_msat), req.public)
         .await?;
     Ok(Json(Opened {
         channel_id: hex::encode(id.0),
         funding_txid: txid.to_string(),
+        capacity_sat: amount.to_sat(),
     }))
 }
 

@@ -307,8 +307,15 @@ pub fn state_name(s: ChannelState) -> &'static str {
 pub struct OpenRequest {
     /// The peer (connected).
     pub node_id: String,
-    /// Capacity.
-    pub amount_sat: u64,
+    /// Capacity (or `fund_all`).
+    #[serde(default)]
+    pub amount_sat: Option<u64>,
+    /// Fund the channel with everything the wallet can spend, less the
+    /// funding's fee, keeping back the reserve for anchor channels' force
+    /// closes (with this channel counted); at most 16,777,215 sat unless
+    /// large channels are enabled (instead of `amount_sat`).
+    #[serde(default)]
+    pub fund_all: bool,
     /// Given to the peer at opening.
     #[serde(default)]
     pub push_msat: u64,
@@ -324,6 +331,8 @@ pub struct Opened {
     pub channel_id: String,
     /// Funding transaction.
     pub funding_txid: String,
+    /// The channel's capacity (what `fund_all` came to).
+    pub capacity_sat: u64,
 }
 
 /// `POST /v1/channels/{channel_id}/close`.

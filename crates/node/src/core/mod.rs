@@ -263,6 +263,9 @@ pub enum Command {
     /// What the wallet keeps for the fees of anchor channels' force closes
     /// (`Reply::FeeReserve`).
     FeeReserve,
+    /// What funding one more channel asks of the wallet
+    /// (`Reply::FundingTerms`), to open a channel with everything it holds.
+    FundingTerms,
     /// How far the node has followed the chain (`Reply::ChainState`).
     ChainState,
     /// Every HTLC we forwarded (`Reply::Forwards`).
@@ -360,6 +363,17 @@ pub enum Reply {
     Channels(Vec<ChannelSummary>),
     /// The wallet's fee reserve for anchor channels' force closes.
     FeeReserve(Amount),
+    /// What funding one more channel asks of the wallet.
+    FundingTerms {
+        /// The feerate its funding transaction pays.
+        feerate: beongae_script::FeeratePerKw,
+        /// What the wallet must keep once it is funded (the fee reserve
+        /// with this channel counted as an anchor channel).
+        reserve: Amount,
+        /// The largest funding we open (under 2^24 sat without
+        /// `option_support_large_channel`, BOLT 2).
+        max_funding: Amount,
+    },
     /// The height blocks were processed to, and the best tip known (the
     /// node is behind while it is higher).
     ChainState {
@@ -1104,6 +1118,18 @@ impl NodeCore {
             Command::FeeReserve => out.push(Output::Reply {
                 id,
                 reply: Reply::FeeReserve(c.fee_reserve(0)),
+            }),
+            Command::FundingTerms => out.push(Output::Reply {
+                id,
+                reply: Reply::FundingTerms {
+                    feerate: c.feerate,
+                    reserve: c.fee_reserve(1),
+                    max_funding: if c.settings.config.large_channels {
+                        Amount::MAX_MONEY
+                    } else {
+                        beongae_channel::open::LARGE_CHANNEL - Amount::ONE_SAT
+                    },
+                },
             }),
             Command::ChainState => out.push(Output::Reply {
                 id,

@@ -334,6 +334,21 @@ impl NodeHandle {
         }
     }
 
+    /// What funding one more channel asks of the wallet: its feerate, the
+    /// reserve to keep, and the largest funding we open.
+    pub async fn funding_terms(
+        &self,
+    ) -> Result<(beongae_script::FeeratePerKw, Amount, Amount), NodeError> {
+        match self.command(Command::FundingTerms).await? {
+            Reply::FundingTerms {
+                feerate,
+                reserve,
+                max_funding,
+            } => Ok((feerate, reserve, max_funding)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The height the node has processed blocks to, and the best tip it
     /// knows of: it is synced when they are equal.
     pub async fn chain_state(&self) -> Result<(u32, u32), NodeError> {
