@@ -361,7 +361,11 @@ pub fn payments(v: &Value) -> String {
                     date(i["created"].as_u64().unwrap_or(0)),
                     msat_field(i, "amount_msat"),
                     s(i, "status").to_owned(),
-                    s(i, "description").to_owned(),
+                    if i["keysend"] == true {
+                        "(keysend)".to_owned()
+                    } else {
+                        s(i, "description").to_owned()
+                    },
                     short(s(i, "payment_hash")),
                 ]
             })

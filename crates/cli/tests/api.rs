@@ -698,6 +698,26 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         )
         .await;
     assert_eq!(keysend["status"], "succeeded");
+    // Bob lists the keysend he received with his invoices, paid.
+    let page = b.get("/v1/invoices?status=paid").await;
+    assert_eq!(page["total"], 3);
+    let received: Vec<&Value> = page["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["keysend"] == true)
+        .collect();
+    assert_eq!(received.len(), 1, "{page}");
+    assert_eq!(received[0]["payment_hash"], keysend["payment_hash"]);
+    assert_eq!(received[0]["amount_msat"], 5_000);
+    assert_eq!(received[0]["invoice"], Value::Null);
+    assert_eq!(received[0]["expires"], Value::Null);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let when = received[0]["created"].as_u64().unwrap();
+    assert!(now - 60 <= when && when <= now, "{when} vs {now}");
     assert_eq!(
         a.get("/v1/forwards").await,
         json!({"forwards": [], "fees_earned_msat": 0})

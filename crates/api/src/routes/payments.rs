@@ -13,8 +13,23 @@ use crate::error::{ApiError, Json, Query};
 /// How long `POST /v1/payments` waits by default.
 const PAY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// An incoming payment as an invoice: one of ours, or a keysend received.
 fn invoice_view(p: &PaymentSummary) -> Option<Invoice> {
-    let bolt11 = p.invoice.clone()?;
+    if !p.incoming {
+        return None;
+    }
+    let Some(bolt11) = p.invoice.clone() else {
+        return Some(Invoice {
+            invoice: None,
+            keysend: true,
+            payment_hash: hex::encode(p.payment_hash.0),
+            amount_msat: p.amount.map(Msat::to_msat),
+            status: "paid".into(),
+            description: None,
+            created: p.created.unwrap_or(0),
+            expires: None,
+        });
+    };
     let decoded = beongae_invoice::Invoice::decode(&bolt11).ok();
     let created = decoded.as_ref().map_or(0, |i| i.timestamp());
     Some(Invoice {
@@ -25,8 +40,9 @@ fn invoice_view(p: &PaymentSummary) -> Option<Invoice> {
             .as_ref()
             .and_then(|i| i.description().map(str::to_owned)),
         created,
-        expires: created + decoded.as_ref().map_or(0, |i| i.expiry()),
-        invoice: bolt11,
+        expires: Some(created + decoded.as_ref().map_or(0, |i| i.expiry())),
+        invoice: Some(bolt11),
+        keysend: false,
     })
 }
 
@@ -105,7 +121,6 @@ pub async fn invoices(
         .payments()
         .await?
         .iter()
-        .filter(|p| p.incoming)
         .filter_map(invoice_view)
         .filter(|i| q.status.as_deref().is_none_or(|s| i.status == s))
         .collect();

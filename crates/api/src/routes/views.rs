@@ -424,8 +424,11 @@ pub struct InvoiceRequest {
 /// An invoice of ours.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Invoice {
-    /// BOLT 11.
-    pub invoice: String,
+    /// BOLT 11 (none for a keysend received).
+    pub invoice: Option<String>,
+    /// A payment received without an invoice (bLIP 3 keysend): the payer
+    /// chose the preimage; `created` is when it arrived.
+    pub keysend: bool,
     /// Payment hash.
     pub payment_hash: String,
     /// Amount received once paid, else the amount asked (none: any).
@@ -434,10 +437,11 @@ pub struct Invoice {
     pub status: String,
     /// Description.
     pub description: Option<String>,
-    /// When it was made.
+    /// When it was made (a keysend: when it was received; 0 if that was
+    /// not recorded).
     pub created: u64,
-    /// When it expires.
-    pub expires: u64,
+    /// When it expires (none for a keysend).
+    pub expires: Option<u64>,
 }
 
 /// `GET /v1/invoices` and `GET /v1/payments` query.

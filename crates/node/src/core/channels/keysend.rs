@@ -25,9 +25,13 @@ pub struct KeysendRecord {
     pub amount: Msat,
     /// The HTLC it settled.
     pub settled_by: (ChannelId, u64),
+    /// When it was received (UNIX seconds; none for records of version 1,
+    /// which did not keep it).
+    pub received: Option<u64>,
 }
 
-const KEYSEND_VERSION: u8 = 1;
+/// Version 2 appends the time received.
+const KEYSEND_VERSION: u8 = 2;
 
 impl KeysendRecord {
     /// Bytes for the store.
@@ -38,19 +42,26 @@ impl KeysendRecord {
         w.write_u64(self.amount.to_msat());
         w.write_bytes(&self.settled_by.0 .0);
         w.write_u64(self.settled_by.1);
+        w.write_u64(self.received.unwrap_or(0));
         w.into_vec()
     }
 
     /// A record from the store.
     pub fn decode(bytes: &[u8]) -> Result<KeysendRecord, RecordError> {
         let mut r = Reader::new(bytes);
-        if r.read_u8()? != KEYSEND_VERSION {
+        let version = r.read_u8()?;
+        if version != 1 && version != KEYSEND_VERSION {
             return Err(RecordError::Corrupt("keysend version".into()));
         }
         let rec = KeysendRecord {
             preimage: Preimage(r.read_array()?),
             amount: Msat::from_msat(r.read_u64()?),
             settled_by: (ChannelId(r.read_array()?), r.read_u64()?),
+            received: if version >= 2 {
+                Some(r.read_u64()?).filter(|t| *t != 0)
+            } else {
+                None
+            },
         };
         r.finish()?;
         Ok(rec)
@@ -170,6 +181,7 @@ impl Channels {
             preimage,
             amount,
             settled_by: (channel, htlc),
+            received: Some(u64::from(self.now_secs())),
         };
         self.batch
             .put(NS_PAYMENTS, super::pay::key(b'k', &hash), rec.encode());
@@ -200,9 +212,21 @@ mod tests {
             preimage: Preimage([3; 32]),
             amount: Msat::from_msat(12_345),
             settled_by: (ChannelId([4; 32]), 7),
+            received: Some(1_700_000_000),
         };
         let bytes = rec.encode();
+        assert_eq!(bytes.len(), 1 + 32 + 8 + 32 + 8 + 8);
         assert_eq!(KeysendRecord::decode(&bytes).unwrap(), rec);
         assert!(KeysendRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        // Version 1 (no time) still reads, with the time unknown.
+        let mut v1 = bytes[..bytes.len() - 8].to_vec();
+        v1[0] = 1;
+        assert_eq!(
+            KeysendRecord::decode(&v1).unwrap(),
+            KeysendRecord {
+                received: None,
+                ..rec
+            }
+        );
     }
 }

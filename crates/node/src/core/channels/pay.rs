@@ -41,8 +41,9 @@ pub struct PaymentSummary {
     pub route: Vec<NodeId>,
     /// What the payee gets, fees excluded (outgoing).
     pub delivered: Option<Msat>,
-    /// When it was sent (outgoing; none for payments recorded before
-    /// times were kept).
+    /// When it was sent (outgoing) or received (a keysend); none for
+    /// invoices, which carry their own time, and for records made before
+    /// times were kept.
     pub created: Option<u64>,
 }
 
@@ -819,7 +820,7 @@ impl Channels {
             attempts: 0,
             route: Vec::new(),
             delivered: None,
-            created: None,
+            created: r.received,
         }));
         v.extend(self.outgoing.iter().map(|(h, r)| PaymentSummary {
             payment_hash: *h,
