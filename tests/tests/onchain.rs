@@ -281,7 +281,12 @@ async fn an_open_may_not_spend_the_fee_reserve() {
     let to_bob = bob.onchain.new_address().to_string();
     alice
         .onchain
-        .send(&to_bob, Amount::from_sat(1_005_000), None)
+        .send(
+            &to_bob,
+            Some(Amount::from_sat(1_005_000)),
+            None,
+            Amount::ZERO,
+        )
         .unwrap();
     net.mine(1);
     confirmed_balance(&bob, Amount::from_sat(1_005_000)).await;

@@ -25,7 +25,8 @@ pub struct ErrorDetail {
     /// the message), `insufficient_funds` (422), `invalid_invoice` (400:
     /// malformed, expired, another network, no amount), `duplicate_payment`
     /// (409), `no_route` (422), `payment_failed` (422: where and why in the
-    /// message), `not_synced` (503: try again shortly), `refused` (422:
+    /// message), `payment_pending` (504: its HTLC is being resolved on chain;
+    /// ask again later), `not_synced` (503: try again shortly), `refused` (422:
     /// anything else the node will not do). From the wallet: `wallet`
     /// (422). Waiting: `timeout` (504, the work goes on), `unavailable`
     /// (503: the node is stopping or its chain cannot be reached).
@@ -111,6 +112,8 @@ impl From<beongae_node::runtime::NodeError> for ApiError {
                     K::InvalidInvoice => StatusCode::BAD_REQUEST,
                     K::DuplicatePayment | K::ChannelUnusable => StatusCode::CONFLICT,
                     K::ConnectFailed => StatusCode::BAD_GATEWAY,
+                    // As a timeout: the outcome is not known yet.
+                    K::PaymentPending => StatusCode::GATEWAY_TIMEOUT,
                     K::NotSynced => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
@@ -123,7 +126,10 @@ impl From<beongae_node::runtime::NodeError> for ApiError {
 
 impl From<beongae_wallet::WalletError> for ApiError {
     fn from(e: beongae_wallet::WalletError) -> Self {
-        ApiError::wallet(e.to_string())
+        match e {
+            beongae_wallet::WalletError::Chain(_) => ApiError::unavailable(e.to_string()),
+            _ => ApiError::wallet(e.to_string()),
+        }
     }
 }
 

@@ -688,7 +688,9 @@ mod tests {
         // light ones: the upper half of its cells is dark.
         let row: Vec<char> = lines[2].chars().skip("\x1b[30;107m".len()).collect();
         assert_eq!(row[..4], [' '; 4]);
-        assert!(row[4..11].iter().all(|c| *c == '\u{2580}' || *c == '\u{2588}'));
+        assert!(row[4..11]
+            .iter()
+            .all(|c| *c == '\u{2580}' || *c == '\u{2588}'));
     }
 
     use super::*;

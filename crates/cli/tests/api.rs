@@ -360,7 +360,8 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "missing field `node_id`",
     );
     refused(
-        a.post_raw("/v1/channels", json!({"node_id": b.node_id})).await,
+        a.post_raw("/v1/channels", json!({"node_id": b.node_id}))
+            .await,
         StatusCode::BAD_REQUEST,
         "bad_request",
         "give amount_sat, or fund_all: true",
@@ -505,6 +506,16 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "bad_request",
         "not both",
     );
+    refused(
+        a.post_raw(
+            "/v1/wallet/send",
+            json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "amount_sat": u64::MAX}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "more than 21 million bitcoin",
+    );
     refused(a.post_raw("/v1/wallet/send", json!({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "amount_sat": 10_000_000_000_000u64})).await, StatusCode::UNPROCESSABLE_ENTITY, "wallet", "insufficient funds");
     refused(
         a.post_raw(
@@ -527,9 +538,7 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         "not_connected",
         "connect first",
     );
-    let unpayable = b
-        .post("/v1/invoices", json!({"amount_msat": 5_000}))
-        .await;
+    let unpayable = b.post("/v1/invoices", json!({"amount_msat": 5_000})).await;
     refused(
         a.post_raw("/v1/payments", json!({"invoice": unpayable["invoice"]}))
             .await,

@@ -270,7 +270,8 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     // payment that would dip into the reserve is refused.
     let before = a.ok(&["balance"]);
     assert_eq!(before["fee_reserve_sat"], 10_000);
-    let total = before["confirmed_sat"].as_u64().unwrap() + before["unconfirmed_sat"].as_u64().unwrap();
+    let total =
+        before["confirmed_sat"].as_u64().unwrap() + before["unconfirmed_sat"].as_u64().unwrap();
     let swept = a.ok(&["send", burn, "all", "--feerate", "2"]);
     assert_eq!(
         swept["amount_sat"].as_u64().unwrap() + swept["fee_sat"].as_u64().unwrap() + 10_000,
@@ -282,7 +283,10 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     assert_eq!(after["unconfirmed_sat"], 10_000, "{after}");
     assert!(after.get("warning").is_none(), "{after}");
     let e = a.err(&["send", burn, "1000"]);
-    assert!(e.contains("below the 10000 sat kept to pay the fees of anchor channels' force closes"), "{e}");
+    assert!(
+        e.contains("below the 10000 sat kept to pay the fees of anchor channels' force closes"),
+        "{e}"
+    );
 
     let payments = a.ok(&["payments"]);
     let (sent, invoices) = (
@@ -358,14 +362,22 @@ fn two_daemons_open_pay_and_close_from_the_cli() {
     // sat from the faucet and the close's 12,498), less the funding's fee,
     // keeping the 10,000 sat reserve the new anchor channel asks for (and
     // the 10 sat left for the fee's rounding).
-    let b_addr = b.ok(&["newaddress"])["address"].as_str().unwrap().to_owned();
+    let b_addr = b.ok(&["newaddress"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = common::devnet(&chain_dir, &["fund", "100000sat", "--address", &b_addr]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     confirmed(&b, 112_498);
     let opened = b.ok(&["openchannel", &a.node_id, "all"]);
     let capacity = opened["capacity_sat"].as_u64().unwrap();
     let after = b.ok(&["balance"]);
-    let left = after["confirmed_sat"].as_u64().unwrap() + after["unconfirmed_sat"].as_u64().unwrap();
+    let left =
+        after["confirmed_sat"].as_u64().unwrap() + after["unconfirmed_sat"].as_u64().unwrap();
     assert!((10_010..=10_012).contains(&left), "{after}");
     assert_eq!(after["fee_reserve_sat"], 10_000);
     // Two P2WPKH inputs, the funding output and the change, about 221 vB,

@@ -304,7 +304,13 @@ fn wallet_on_the_shared_devnet() {
         change + 150_000_000
     );
     let bal = d.ok(&["balance"]);
-    assert_eq!((bal["confirmed_sat"].as_u64(), bal["unconfirmed_sat"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            bal["confirmed_sat"].as_u64(),
+            bal["unconfirmed_sat"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     let e = d.err(&["send", OTHER, "all"]);
     assert!(e.contains("nothing to send"), "{e}");
 }

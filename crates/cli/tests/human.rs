@@ -160,10 +160,24 @@ fn the_human_output_of_a_channel_and_a_payment() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let table = a.ok(&["channels"]);
-    let row: Vec<&str> = table.lines().nth(1).unwrap().split("  ").filter(|c| !c.is_empty()).map(str::trim).collect();
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
     assert_eq!(
         row[2..],
-        ["confirming 1/3", "1,000,000 sat", "990,000 sat", "10,000 sat", "0 sat", "0 sat"],
+        [
+            "confirming 1/3",
+            "1,000,000 sat",
+            "990,000 sat",
+            "10,000 sat",
+            "0 sat",
+            "0 sat"
+        ],
         "{table}"
     );
     let out = cmd(root.path())

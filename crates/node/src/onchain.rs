@@ -108,14 +108,7 @@ impl Onchain {
         let address = w.parse_address(address)?;
         let spk = address.script_pubkey();
         let tx = match amount {
-            Some(amount) => {
-                let tx = w.pay_to(spk.clone(), amount, feerate)?;
-                let left = w.left_after(&tx);
-                if left < reserve {
-                    return Err(WalletError::BelowFeeReserve { left, reserve });
-                }
-                tx
-            }
+            Some(amount) => w.pay_to_keeping(spk.clone(), amount, feerate, reserve)?,
             None => w.sweep_to(spk.clone(), feerate, reserve)?,
         };
         let out: Amount = tx.output.iter().map(|o| o.value).sum();
@@ -182,11 +175,7 @@ impl Onchain {
     ) -> Result<bitcoin::Transaction, WalletError> {
         self.sync()?;
         let mut w = self.wallet();
-        let tx = w.pay_to(script_pubkey, amount, feerate)?;
-        let left = w.left_after(&tx);
-        if left < reserve {
-            return Err(WalletError::BelowFeeReserve { left, reserve });
-        }
+        let tx = w.pay_to_keeping(script_pubkey, amount, feerate, reserve)?;
         w.reserve(&tx);
         Ok(tx)
     }

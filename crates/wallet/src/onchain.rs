@@ -444,27 +444,55 @@ impl OnchainWallet {
         amount: Amount,
         feerate: FeeratePerKw,
     ) -> Result<Transaction, WalletError> {
+        self.pay_to_keeping(script_pubkey, amount, feerate, Amount::ZERO)
+    }
+
+    /// [`OnchainWallet::pay_to`], leaving at least `keep` in the wallet
+    /// (as [`OnchainWallet::left_after`] counts): a kind of coins that
+    /// would leave less (its change output costs more fee, say) is passed
+    /// over for the next; if none leaves enough, the error says what would
+    /// be left.
+    pub fn pay_to_keeping(
+        &mut self,
+        script_pubkey: ScriptBuf,
+        amount: Amount,
+        feerate: FeeratePerKw,
+        keep: Amount,
+    ) -> Result<Transaction, WalletError> {
         if amount < script_pubkey.minimal_non_dust() {
             return Err(WalletError::Dust(amount));
         }
         let feerate = FeeRate::from_sat_per_kwu(u64::from(feerate.0));
-        let mut last = None;
+        let mut below_reserve = None;
+        let mut short = None;
         for funding in [Funding::Taproot, Funding::SegwitV0, Funding::Both] {
             match self.build(funding, &script_pubkey, Target::Pay(amount), feerate) {
-                Ok(tx) => return Ok(tx),
-                Err(e @ WalletError::InsufficientFunds { .. }) => last = Some(e),
+                Ok(tx) => {
+                    let left = self.left_after(&tx);
+                    if left >= keep {
+                        return Ok(tx);
+                    }
+                    below_reserve.get_or_insert(WalletError::BelowFeeReserve {
+                        left,
+                        reserve: keep,
+                    });
+                }
+                Err(e @ WalletError::InsufficientFunds { .. }) => short = Some(e),
                 Err(e) => return Err(e),
             }
         }
-        Err(last.expect("three attempts were made"))
+        Err(below_reserve
+            .or(short)
+            .unwrap_or_else(|| internal("no way of funding was tried")))
     }
 
     /// Builds and signs a transaction paying everything the wallet can
     /// spend to `script_pubkey` at `feerate`, except `keep`, which goes to
     /// a new change address of the wallet (the fee reserve of anchor
-    /// channels). Spends every confirmed coin, mature coinbase outputs, and
-    /// the wallet's own unconfirmed P2WPKH change; coins reserved for a
-    /// transaction not yet broadcast stay. The caller broadcasts it and then
+    /// channels). Spends every confirmed coin but immature coinbase
+    /// outputs, and the wallet's own unconfirmed P2WPKH change; coins
+    /// reserved for a transaction not yet broadcast stay, and so do
+    /// unconfirmed coins paid to a receiving address. The caller broadcasts it and then
     /// calls [`OnchainWallet::note_broadcast`].
     pub fn sweep_to(
         &mut self,
@@ -482,18 +510,19 @@ impl OnchainWallet {
             let keep = keep.max(spk.minimal_non_dust());
             (spk, keep)
         });
-        let tx = self.build(
-            Funding::Both,
-            &script_pubkey,
-            Target::Sweep { keep },
-            feerate,
-        )
-        .map_err(|e| match e {
-            WalletError::InsufficientFunds { available, .. } if available == Amount::ZERO => {
-                WalletError::NothingToSend
-            }
-            other => other,
-        })?;
+        let tx = self
+            .build(
+                Funding::Both,
+                &script_pubkey,
+                Target::Sweep { keep },
+                feerate,
+            )
+            .map_err(|e| match e {
+                WalletError::InsufficientFunds { available, .. } if available == Amount::ZERO => {
+                    WalletError::NothingToSend
+                }
+                other => other,
+            })?;
         let sent = tx
             .output
             .iter()
@@ -556,11 +585,20 @@ impl OnchainWallet {
         } else {
             &mut self.wpkh
         };
+        // Unconfirmed coins paid to a receiving address (not our change):
+        // a mutual close or a claim of ours that a racing transaction may
+        // still replace. They pay once confirmed (`left_after` does not
+        // count them either).
+        let untrusted: Vec<OutPoint> = wallet
+            .list_unspent()
+            .filter(|u| u.keychain == KeychainKind::External && !u.chain_position.is_confirmed())
+            .map(|u| u.outpoint)
+            .collect();
         let mut builder = wallet.build_tx();
         builder
             .fee_rate(feerate)
             .current_height(height)
-            .unspendable(reserved);
+            .unspendable(reserved.into_iter().chain(untrusted).collect());
         match target {
             Target::Pay(amount) => {
                 builder.add_recipient(spk.clone(), amount);

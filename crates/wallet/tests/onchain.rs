@@ -376,14 +376,27 @@ fn a_sweep_sends_everything_but_the_reserve() {
         .sweep_to(to.clone(), FeeratePerKw(2500), keep)
         .unwrap();
     assert_eq!(tx.output.len(), 2);
-    let sent = tx.output.iter().find(|o| o.script_pubkey == to).unwrap().value;
-    let kept = tx.output.iter().find(|o| o.script_pubkey != to).unwrap().value;
+    let sent = tx
+        .output
+        .iter()
+        .find(|o| o.script_pubkey == to)
+        .unwrap()
+        .value;
+    let kept = tx
+        .output
+        .iter()
+        .find(|o| o.script_pubkey != to)
+        .unwrap()
+        .value;
     assert_eq!(kept, keep);
     let fee = before.confirmed - sent - kept;
     // The fee is what 2,500 sat/kW asks of its weight (BDK counts the
     // largest signatures, so a little more).
     let weight = tx.weight().to_wu();
-    assert!(fee.to_sat() * 1000 >= weight * 2500, "{fee} for {weight} WU");
+    assert!(
+        fee.to_sat() * 1000 >= weight * 2500,
+        "{fee} for {weight} WU"
+    );
     assert!(fee.to_sat() * 1000 < weight * 2600, "{fee} for {weight} WU");
     let txid = chain.broadcast(&tx).unwrap();
     alice.note_broadcast(tx, u64::from(T0));
@@ -400,7 +413,11 @@ fn a_sweep_sends_everything_but_the_reserve() {
     let mut bob = wallet(&Seed::from_entropy([53; 32]));
     let bob_address = bob.new_address().script_pubkey();
     let tx = alice
-        .pay_to(bob_address.clone(), Amount::from_sat(60_000), FeeratePerKw(2500))
+        .pay_to(
+            bob_address.clone(),
+            Amount::from_sat(60_000),
+            FeeratePerKw(2500),
+        )
         .unwrap();
     chain.broadcast(&tx).unwrap();
     chain.lock().unwrap().mine(1, &burn, T0);
@@ -411,11 +428,16 @@ fn a_sweep_sends_everything_but_the_reserve() {
         Err(WalletError::InsufficientFunds { .. })
     ));
     // Without a reserve it all goes, less the fee.
-    let tx = bob.sweep_to(to.clone(), FeeratePerKw(2500), Amount::ZERO).unwrap();
+    let tx = bob
+        .sweep_to(to.clone(), FeeratePerKw(2500), Amount::ZERO)
+        .unwrap();
     assert_eq!(tx.output.len(), 1);
     let fee = Amount::from_sat(60_000) - tx.output[0].value;
     let weight = tx.weight().to_wu();
-    assert!(fee.to_sat() * 1000 >= weight * 2500, "{fee} for {weight} WU");
+    assert!(
+        fee.to_sat() * 1000 >= weight * 2500,
+        "{fee} for {weight} WU"
+    );
     assert!(fee.to_sat() * 1000 < weight * 2600, "{fee} for {weight} WU");
     chain.broadcast(&tx).unwrap();
     bob.note_broadcast(tx, u64::from(T0));
@@ -423,7 +445,10 @@ fn a_sweep_sends_everything_but_the_reserve() {
     bob.sync(&chain).unwrap();
     assert_eq!(bob.balance().confirmed, Amount::ZERO);
     let empty = bob.sweep_to(to, FeeratePerKw(2500), Amount::ZERO);
-    assert!(matches!(empty, Err(WalletError::NothingToSend)), "{empty:?}");
+    assert!(
+        matches!(empty, Err(WalletError::NothingToSend)),
+        "{empty:?}"
+    );
 }
 
 /// A channel opened with everything (`openchannel PEER all`): the sweep's
@@ -447,7 +472,8 @@ fn the_most_a_sweep_pays_is_then_payable_with_the_reserve_as_change() {
     chain.lock().unwrap().mine(1, &burn, T0);
     alice.sync(&chain).unwrap();
 
-    let funding = bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::from(vec![0x51]).wscript_hash());
+    let funding =
+        bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::from(vec![0x51]).wscript_hash());
     let keep = Amount::from_sat(20_000);
     let sweep = alice
         .sweep_to(funding.clone(), FeeratePerKw(2500), keep)
@@ -468,4 +494,86 @@ fn the_most_a_sweep_pays_is_then_payable_with_the_reserve_as_change() {
     let txid = chain.broadcast(&tx).unwrap();
     chain.lock().unwrap().mine(1, &burn, T0);
     assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+}
+
+/// The same with P2TR coins only: paying with them alone would make a
+/// P2TR change output, which costs more fee than the sweep's P2WPKH one
+/// and leaves a few sat less than the reserve, so that way is passed over
+/// for the one spending them as the sweep did.
+#[test]
+fn a_payment_keeping_the_reserve_passes_over_a_costlier_change() {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([71; 32]));
+    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
+    chain.lock().unwrap().mine(101, &tr, T0);
+    alice.sync(&chain).unwrap();
+    let funding =
+        bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::from(vec![0x51]).wscript_hash());
+    let keep = Amount::from_sat(20_000);
+    let feerate = FeeratePerKw(2500);
+    let sweep = alice.sweep_to(funding.clone(), feerate, keep).unwrap();
+    let most = sweep
+        .output
+        .iter()
+        .find(|o| o.script_pubkey == funding)
+        .unwrap()
+        .value
+        - Amount::from_sat(10);
+    // Taproot coins alone: P2TR change, 12 vB more, 30 sat more fee.
+    let tr_only = alice.pay_to(funding.clone(), most, feerate).unwrap();
+    assert!(alice.left_after(&tr_only) < keep);
+    let tx = alice
+        .pay_to_keeping(funding.clone(), most, feerate, keep)
+        .unwrap();
+    let left = alice.left_after(&tx);
+    assert!(
+        left >= keep && left <= keep + Amount::from_sat(12),
+        "{left}"
+    );
+    let txid = chain.broadcast(&tx).unwrap();
+    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
+    chain.lock().unwrap().mine(1, &burn, T0);
+    assert_eq!(chain.lock().unwrap().confirmations(&txid), Some(1));
+    // Asked to keep more than any way leaves: the error says what would be.
+    let e = alice.pay_to_keeping(funding, most, feerate, Amount::from_btc(1000.0).unwrap());
+    assert!(
+        matches!(e, Err(WalletError::BelowFeeReserve { .. })),
+        "{e:?}"
+    );
+}
+
+/// Coins paid to a receiving address (a mutual close's output, say) do not
+/// pay until they confirm: a racing transaction may still replace them.
+#[test]
+fn unconfirmed_coins_to_a_receiving_address_wait_for_a_confirmation() {
+    let chain = Mutex::new(Devnet::new());
+    let mut alice = wallet(&Seed::from_entropy([81; 32]));
+    let a = alice.new_address().script_pubkey();
+    chain.lock().unwrap().mine(101, &a, T0);
+    alice.sync(&chain).unwrap();
+    let mut bob = wallet(&Seed::from_entropy([82; 32]));
+    let b = bob.new_address().script_pubkey();
+    let tx = alice
+        .pay_to(b, Amount::from_sat(100_000), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    // Bob's wallet learns of it unconfirmed (as of a close of ours it
+    // broadcast).
+    bob.note_broadcast(tx, u64::from(T0));
+    assert_eq!(bob.balance().unconfirmed, Amount::from_sat(100_000));
+    let to = alice.new_address().script_pubkey();
+    let e = bob.sweep_to(to.clone(), FeeratePerKw(2500), Amount::ZERO);
+    assert!(matches!(e, Err(WalletError::NothingToSend)), "{e:?}");
+    let e = bob.pay_to(to.clone(), Amount::from_sat(10_000), FeeratePerKw(2500));
+    assert!(
+        matches!(e, Err(WalletError::InsufficientFunds { .. })),
+        "{e:?}"
+    );
+    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
+    chain.lock().unwrap().mine(1, &burn, T0);
+    bob.sync(&chain).unwrap();
+    assert!(bob
+        .pay_to(to, Amount::from_sat(10_000), FeeratePerKw(2500))
+        .is_ok());
 }

@@ -35,6 +35,11 @@ pub async fn open(
     let peer = node_id(&req.node_id)?;
     let amount = match (req.amount_sat, req.fund_all) {
         (Some(0), false) => return Err(ApiError::bad_request("amount_sat must be at least 1")),
+        (Some(sat), false) if sat > Amount::MAX_MONEY.to_sat() => {
+            return Err(ApiError::bad_request(
+                "amount_sat is more than 21 million bitcoin",
+            ))
+        }
         (Some(sat), false) => Amount::from_sat(sat),
         (None, true) => {
             // What the wallet can fund at the node's funding feerate,

@@ -83,6 +83,11 @@ pub async fn send(
 ) -> Result<Json<Sent>, ApiError> {
     let amount = match (req.amount_sat, req.send_all) {
         (Some(0), false) => return Err(ApiError::bad_request("amount_sat must be at least 1")),
+        (Some(sat), false) if sat > Amount::MAX_MONEY.to_sat() => {
+            return Err(ApiError::bad_request(
+                "amount_sat is more than 21 million bitcoin",
+            ))
+        }
         (Some(sat), false) => Some(Amount::from_sat(sat)),
         (None, true) => None,
         (None, false) => {

@@ -180,7 +180,7 @@ pub enum Input {
         /// The channel's `temporary_channel_id`.
         temporary_channel_id: ChannelId,
         /// The signed, not yet broadcast, funding transaction, or why not.
-        result: Result<Transaction, String>,
+        result: Result<Transaction, Failure>,
     },
     /// A block joined the best chain.
     BlockConnected {
@@ -468,6 +468,9 @@ pub enum FailureKind {
     NoRoute,
     /// The payment was tried and failed (the message says where and why).
     PaymentFailed,
+    /// The payment's outcome is not known yet (its HTLC is being resolved
+    /// on chain): it may still succeed; ask again later.
+    PaymentPending,
     /// The node is still processing blocks; try again in a moment.
     NotSynced,
     /// Something else the node will not do (the message says why).
@@ -489,6 +492,7 @@ impl FailureKind {
             FailureKind::DuplicatePayment => "duplicate_payment",
             FailureKind::NoRoute => "no_route",
             FailureKind::PaymentFailed => "payment_failed",
+            FailureKind::PaymentPending => "payment_pending",
             FailureKind::NotSynced => "not_synced",
             FailureKind::Refused => "refused",
         }
@@ -1086,7 +1090,10 @@ impl NodeCore {
                 let Some(peer) = ready else {
                     out.push(Output::Reply {
                         id,
-                        reply: Reply::failed(FailureKind::NotConnected, format!("not connected to {node_id}")),
+                        reply: Reply::failed(
+                            FailureKind::NotConnected,
+                            format!("not connected to {node_id}"),
+                        ),
                     });
                     return;
                 };
@@ -1100,7 +1107,10 @@ impl NodeCore {
         let Some(c) = &mut self.channels else {
             out.push(Output::Reply {
                 id,
-                reply: Reply::failed(FailureKind::Refused, "this node runs without channels (no wallet)"),
+                reply: Reply::failed(
+                    FailureKind::Refused,
+                    "this node runs without channels (no wallet)",
+                ),
             });
             return;
         };

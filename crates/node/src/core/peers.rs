@@ -436,7 +436,10 @@ impl NodeCore {
             if let Some(id) = ping.command {
                 out.push(Output::Reply {
                     id,
-                    reply: Reply::failed(FailureKind::NotConnected, "peer disconnected before the pong"),
+                    reply: Reply::failed(
+                        FailureKind::NotConnected,
+                        "peer disconnected before the pong",
+                    ),
                 });
             }
         }
@@ -449,7 +452,10 @@ impl NodeCore {
             }
         } else {
             let node_id = state.node_id;
-            let reply = Reply::failed(FailureKind::ConnectFailed, format!("{node_id} disconnected before completing init"));
+            let reply = Reply::failed(
+                FailureKind::ConnectFailed,
+                format!("{node_id} disconnected before completing init"),
+            );
             self.answer_pending_connects(node_id, &reply, out);
         }
     }

@@ -22,8 +22,7 @@ use crate::address::PeerAddress;
 use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS, NS_PEERS};
 use crate::core::{
     ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Failure,
-    FailureKind, Input,
-    NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
+    FailureKind, Input, NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
 };
 use crate::onchain::Onchain;
 use beongae_chain::{BlockEvent, ChainWatcher};
@@ -1013,13 +1012,32 @@ impl CoreDriver {
                 reserve,
             } => self.wallet_job(
                 move |o| {
-                    o.build_funding(script_pubkey, amount, feerate, reserve)
-                        .map_err(|e| e.to_string())
+                    // The wallet's refusal, typed, inside the job's result.
+                    Ok(o.build_funding(script_pubkey, amount, feerate, reserve)
+                        .map_err(|e| {
+                            use beongae_wallet::WalletError as W;
+                            let kind = match e {
+                                W::InsufficientFunds { .. }
+                                | W::BelowFeeReserve { .. }
+                                | W::NothingToSend
+                                | W::Dust(_) => FailureKind::InsufficientFunds,
+                                _ => FailureKind::Refused,
+                            };
+                            Failure {
+                                kind,
+                                message: e.to_string(),
+                            }
+                        }))
                 },
                 move |result| Input::FundingBuilt {
                     node_id,
                     temporary_channel_id,
-                    result,
+                    result: result.unwrap_or_else(|why| {
+                        Err(Failure {
+                            kind: FailureKind::Refused,
+                            message: why,
+                        })
+                    }),
                 },
             ),
             Output::FundClaim {

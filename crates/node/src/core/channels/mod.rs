@@ -848,7 +848,10 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
-            Reply::failed(FailureKind::ChannelFailed, format!("channel {id} failed: {why}")),
+            Reply::failed(
+                FailureKind::ChannelFailed,
+                format!("channel {id} failed: {why}"),
+            ),
         );
     }
 
@@ -868,7 +871,10 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, why));
         self.reply(
             command,
-            Reply::failed(FailureKind::ChannelFailed, format!("channel {id} failed: {why}")),
+            Reply::failed(
+                FailureKind::ChannelFailed,
+                format!("channel {id} failed: {why}"),
+            ),
         );
     }
 
@@ -1078,12 +1084,7 @@ impl Channels {
         self.entries
             .iter()
             .map(|(id, e)| {
-                let mut s = summary(
-                    *id,
-                    e,
-                    self.connected.contains_key(&e.peer),
-                    self.height,
-                );
+                let mut s = summary(*id, e, self.connected.contains_key(&e.peer), self.height);
                 s.alias = self.local_alias(e.index);
                 let limbo = self.limbo(*id);
                 (s.closing, s.spendable_at, s.unresolved_htlcs) =

@@ -9,7 +9,7 @@ use beongae_wire::{ChannelId, ErrorMessage, Feature, Features, NodeId, TlvStream
 use bitcoin::{Amount, Transaction};
 
 use super::{Channels, Phase};
-use crate::core::{CommandId, PeerId, FailureKind, Reply};
+use crate::core::{CommandId, FailureKind, PeerId, Reply};
 
 /// Weight of a legacy closing transaction with two P2WPKH outputs, rounded
 /// up (BOLT 3 §"Closing Transaction": one 2-of-2 input, two outputs).
@@ -364,7 +364,10 @@ impl Channels {
         if self.settings.close_script.is_none() {
             return self.reply(
                 Some(command),
-                Reply::failed(FailureKind::Refused, "no close address: the node runs without a wallet"),
+                Reply::failed(
+                    FailureKind::Refused,
+                    "no close address: the node runs without a wallet",
+                ),
             );
         }
         let simple_close = self.entries.get(&id).is_some_and(|e| {
@@ -374,7 +377,10 @@ impl Channels {
         });
         let feerate = self.feerate;
         let Some(entry) = self.entries.get_mut(&id) else {
-            return self.reply(Some(command), Reply::failed(FailureKind::UnknownChannel, format!("no channel {id}")));
+            return self.reply(
+                Some(command),
+                Reply::failed(FailureKind::UnknownChannel, format!("no channel {id}")),
+            );
         };
         let funding = entry.funding;
         let live = entry.live;
@@ -488,9 +494,10 @@ impl Channels {
                 channel_id: id,
                 txid: *txid,
             },
-            Some(Phase::Closed(super::record::Closed { reason, .. })) => {
-                Reply::failed(FailureKind::ChannelUnusable, format!("channel {id} is closed ({reason})"))
-            }
+            Some(Phase::Closed(super::record::Closed { reason, .. })) => Reply::failed(
+                FailureKind::ChannelUnusable,
+                format!("channel {id} is closed ({reason})"),
+            ),
             Some(_) => {
                 self.force(id, "force-closed by the user");
                 match self.entries.get(&id).map(|e| &e.phase) {
@@ -500,7 +507,10 @@ impl Channels {
                         channel_id: id,
                         txid: *txid,
                     },
-                    _ => Reply::failed(FailureKind::ChannelUnusable, format!("channel {id}: no commitment to broadcast")),
+                    _ => Reply::failed(
+                        FailureKind::ChannelUnusable,
+                        format!("channel {id}: no commitment to broadcast"),
+                    ),
                 }
             }
         };
@@ -946,7 +956,10 @@ impl Channels {
                 let command = self.opening_dropped(&o);
                 self.reply(
                     command,
-                    Reply::failed(FailureKind::PeerRefused, format!("the peer refused the channel{said}")),
+                    Reply::failed(
+                        FailureKind::PeerRefused,
+                        format!("the peer refused the channel{said}"),
+                    ),
                 );
             }
         }

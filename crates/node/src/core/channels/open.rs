@@ -13,7 +13,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::{Amount, OutPoint, Transaction};
 
 use super::{Channels, Entry, Phase};
-use crate::core::{CommandId, Event, Output, FailureKind, Reply};
+use crate::core::{CommandId, Event, Failure, FailureKind, Output, Reply};
 
 /// Unfunded channels one peer may have with us at once (opens we accepted
 /// and channels whose funding has not confirmed), as LDK allows.
@@ -113,7 +113,10 @@ impl Channels {
         let Some((_, features)) = self.connected.get(&node) else {
             return self.reply(
                 Some(command),
-                Reply::failed(FailureKind::NotConnected, format!("not connected to {node}: connect first")),
+                Reply::failed(
+                    FailureKind::NotConnected,
+                    format!("not connected to {node}: connect first"),
+                ),
             );
         };
         // Anchors when the peer supports them (BOLT 9 `option_anchors`),
@@ -139,7 +142,12 @@ impl Channels {
             announce,
         ) {
             Ok(m) => m,
-            Err(e) => return self.reply(Some(command), Reply::failed(FailureKind::Refused, e.to_string())),
+            Err(e) => {
+                return self.reply(
+                    Some(command),
+                    Reply::failed(FailureKind::Refused, e.to_string()),
+                )
+            }
         };
         self.send(node, msg.clone());
         self.opening_started.insert((node, temp), self.now);
@@ -181,7 +189,10 @@ impl Channels {
         self.send(node, ErrorMessage::new(temp, &why));
         self.reply(
             command,
-            Reply::failed(FailureKind::PeerRefused, format!("channel open failed: {why}")),
+            Reply::failed(
+                FailureKind::PeerRefused,
+                format!("channel open failed: {why}"),
+            ),
         );
     }
 
@@ -249,7 +260,7 @@ impl Channels {
         &mut self,
         node: NodeId,
         temp: ChannelId,
-        result: Result<Transaction, String>,
+        result: Result<Transaction, Failure>,
     ) {
         let key = (node, temp);
         let Some(Opening::Building { .. }) = self.opening.get(&key) else {
@@ -279,7 +290,7 @@ impl Channels {
                 );
                 return self.reply(
                     command,
-                    Reply::failed(FailureKind::InsufficientFunds, format!("cannot fund the channel: {why}")),
+                    Reply::failed(why.kind, format!("cannot fund the channel: {why}")),
                 );
             }
         };
@@ -297,7 +308,10 @@ impl Channels {
             );
             return self.reply(
                 command,
-                Reply::failed(FailureKind::Refused, "the wallet's funding transaction lacks the funding output"),
+                Reply::failed(
+                    FailureKind::Refused,
+                    "the wallet's funding transaction lacks the funding output",
+                ),
             );
         };
         let outpoint = OutPoint {
@@ -329,7 +343,10 @@ impl Channels {
                 if self.entries.contains_key(&funding.channel_id) {
                     self.forget_unsent(&tx);
                     self.send(node, ErrorMessage::new(temp, "channel id collision"));
-                    return self.reply(command, Reply::failed(FailureKind::Refused, "channel id collision"));
+                    return self.reply(
+                        command,
+                        Reply::failed(FailureKind::Refused, "channel id collision"),
+                    );
                 }
                 self.send(node, msg);
                 self.opening.insert(
@@ -380,7 +397,13 @@ impl Channels {
             // Nothing was broadcast: forget the channel, free the coins.
             self.forget_unsent(&tx);
             self.send(node, ErrorMessage::new(msg.channel_id, &e.to_string()));
-            return self.reply(command, Reply::failed(FailureKind::PeerRefused, format!("channel open failed: {e}")));
+            return self.reply(
+                command,
+                Reply::failed(
+                    FailureKind::PeerRefused,
+                    format!("channel open failed: {e}"),
+                ),
+            );
         }
         let id = funding.channel_id;
         let txid = tx.compute_txid();

@@ -313,7 +313,9 @@ impl Channels {
                     message: format!("no channel can carry the payment: {last}; {e}"),
                 });
         }
-        Err(no_route(format!("no channel can carry the payment: {last}")))
+        Err(no_route(format!(
+            "no channel can carry the payment: {last}"
+        )))
     }
 
     /// An HTLC offered to us is irrevocably committed: settle or fail it.
@@ -713,7 +715,10 @@ impl Channels {
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
         let command = self.waiting.remove(&hash);
-        self.reply(command, Reply::failed(FailureKind::PaymentFailed, format!("payment failed: {why}")));
+        self.reply(
+            command,
+            Reply::failed(FailureKind::PaymentFailed, format!("payment failed: {why}")),
+        );
         self.event(Event::PaymentFailed {
             payment_hash: hash,
             reason: why,
@@ -763,9 +768,10 @@ impl Channels {
             let command = self.waiting.remove(&h);
             self.reply(
                 command,
-                Reply::failed(FailureKind::ChannelFailed, format!(
-                    "the channel failed ({why}); the payment is pending on chain"
-                )),
+                Reply::failed(
+                    FailureKind::PaymentPending,
+                    format!("the channel failed ({why}); the payment is pending on chain"),
+                ),
             );
         }
     }

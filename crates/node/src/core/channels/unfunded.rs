@@ -29,7 +29,10 @@ impl Channels {
         self.send(peer, ErrorMessage::new(id, &why));
         self.reply(
             command,
-            crate::core::Reply::failed(FailureKind::ChannelFailed, format!("channel {id} forgotten: {why}")),
+            crate::core::Reply::failed(
+                FailureKind::ChannelFailed,
+                format!("channel {id} forgotten: {why}"),
+            ),
         );
     }
 
