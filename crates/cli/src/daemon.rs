@@ -288,8 +288,8 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     banner += &format!("API: {}\n", api.url);
     if let Some(txid) = funded {
         banner += &format!(
-            "wallet funded with {} sat from the devnet faucet ({txid})\n",
-            DEVNET_FIRST_FUNDS.to_sat()
+            "wallet funded with {} from the devnet faucet ({txid})\n",
+            crate::human::sat(DEVNET_FIRST_FUNDS.to_sat())
         );
     }
     let mut stdout = std::io::stdout().lock();

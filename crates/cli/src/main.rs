@@ -381,8 +381,41 @@ impl Network {
     }
 }
 
+/// An error of the command line itself, with the code the API would give
+/// it (in the JSON error under `--json`).
+#[derive(Debug)]
+struct Coded {
+    code: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+fn coded(code: &'static str, message: impl std::fmt::Display) -> anyhow::Error {
+    Coded {
+        code,
+        message: message.to_string(),
+    }
+    .into()
+}
+
+/// A bad argument: `bad_request`, as the API says of a bad value.
+fn bad_argument(e: anyhow::Error) -> anyhow::Error {
+    coded("bad_request", format!("{e:#}"))
+}
+
 /// Parses `50000`, `50000sat` or `0.0005btc` (any case, optional space).
 fn parse_amount(s: &str) -> anyhow::Result<u64> {
+    parse_amount_of(s).map_err(bad_argument)
+}
+
+fn parse_amount_of(s: &str) -> anyhow::Result<u64> {
     let t = s.trim().to_lowercase();
     let bad = || {
         anyhow::anyhow!(
@@ -405,6 +438,10 @@ fn parse_amount(s: &str) -> anyhow::Result<u64> {
 /// Parses a Lightning amount: `1500msat`, `2sat` or `2` (satoshi), or
 /// `0.0001btc`, to millisatoshi.
 fn parse_msat(s: &str) -> anyhow::Result<u64> {
+    parse_msat_of(s).map_err(bad_argument)
+}
+
+fn parse_msat_of(s: &str) -> anyhow::Result<u64> {
     let t = s.trim().to_lowercase();
     if let Some(m) = t.strip_suffix("msat") {
         let v: u64 = m.trim().parse().map_err(|_| {
@@ -467,7 +504,9 @@ fn main() {
             // when the API answered.
             let code = e
                 .downcast_ref::<beongae_api::client::ClientError>()
-                .map_or("error", |c| c.code());
+                .map(|c| c.code())
+                .or_else(|| e.downcast_ref::<Coded>().map(|c| c.code))
+                .unwrap_or("error");
             println!(
                 "{}",
                 json!({"error": {"code": code, "message": format!("{e:#}")}})
@@ -575,11 +614,17 @@ async fn channel_by_prefix(c: &ApiClient, prefix: &str) -> anyhow::Result<String
         .collect();
     match matching.as_slice() {
         [one] => Ok((*one).to_owned()),
-        [] => anyhow::bail!("no channel {prefix}: `beongae channels` lists them"),
-        _ => anyhow::bail!(
-            "{} channels start with {prefix}: give more of the id",
-            matching.len()
-        ),
+        [] => Err(coded(
+            "unknown_channel",
+            format!("no channel {prefix}: `beongae channels` lists them"),
+        )),
+        _ => Err(coded(
+            "bad_request",
+            format!(
+                "{} channels start with {prefix}: give more of the id",
+                matching.len()
+            ),
+        )),
     }
 }
 
@@ -587,7 +632,10 @@ async fn channel_by_prefix(c: &ApiClient, prefix: &str) -> anyhow::Result<String
 fn hex_arg<'a>(s: &'a str, what: &str) -> anyhow::Result<&'a str> {
     let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        anyhow::bail!("bad {what} `{s}`: hex digits only");
+        return Err(coded(
+            "bad_request",
+            format!("bad {what} `{s}`: hex digits only"),
+        ));
     }
     Ok(s)
 }
@@ -776,7 +824,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             feerate,
         } => {
             if feerate == Some(0) {
-                anyhow::bail!("--feerate must be at least 1 sat/vB");
+                return Err(coded("bad_request", "--feerate must be at least 1 sat/vB"));
             }
             let body = if amount.eq_ignore_ascii_case("all") {
                 json!({
@@ -928,7 +976,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             timeout,
         } => {
             if timeout == 0 {
-                anyhow::bail!("--timeout must be at least 1 second");
+                return Err(coded("bad_request", "--timeout must be at least 1 second"));
             }
             let body = json!({
                 "invoice": invoice,

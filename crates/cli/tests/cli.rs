@@ -95,6 +95,17 @@ impl Daemon {
         assert!(!out.status.success(), "{args:?} should fail");
         String::from_utf8(out.stderr).unwrap()
     }
+
+    /// The error a script sees (piped output is JSON): its code and message.
+    fn err_json(&self, args: &[&str]) -> (String, String) {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["error"]["code"].as_str().unwrap().to_owned(),
+            v["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    }
 }
 
 impl Drop for Daemon {
@@ -296,6 +307,20 @@ fn wallet_on_the_shared_devnet() {
     assert!(e.contains("is not a bitcoin address"), "{e}");
     let e = d.err(&["send", OTHER, "12x"]);
     assert!(e.contains("write satoshis"), "{e}");
+    // Scripts get a code: the API's, or the command line's own.
+    let (code, message) = d.err_json(&["send", OTHER, "12x"]);
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("write satoshis"), "{message}");
+    let (code, message) = d.err_json(&["send", OTHER, "100000btc"]);
+    assert_eq!(code, "wallet");
+    assert!(message.contains("insufficient funds"), "{message}");
+    assert_eq!(
+        d.err_json(&["closechannel", "ab"]),
+        (
+            "unknown_channel".to_owned(),
+            "no channel ab: `beongae channels` lists them".to_owned()
+        )
+    );
 
     // Everything (no channel, so no reserve): the wallet is empty after.
     let all = d.ok(&["send", OTHER, "all", "--feerate", "3"]);
