@@ -18,6 +18,31 @@ fn wallet(seed: &Seed) -> OnchainWallet {
     OnchainWallet::new(&seed.master_key(NetworkKind::Test), Network::Regtest).unwrap()
 }
 
+/// A wallet mined 101 blocks on a P2TR address (two coinbase outputs
+/// mature, the rest not), which then paid itself one P2WPKH coin of 1 BTC,
+/// confirmed: coins of both kinds.
+fn mixed_wallet(entropy: u8) -> (Mutex<Devnet>, OnchainWallet) {
+    use beongae_wallet::AddressKind;
+    let chain = Mutex::new(Devnet::new());
+    let mut w = wallet(&Seed::from_entropy([entropy; 32]));
+    let tr = w.new_address_of(AddressKind::P2tr).script_pubkey();
+    chain.lock().unwrap().mine(101, &tr, T0);
+    w.sync(&chain).unwrap();
+    let wpkh = w.new_address_of(AddressKind::P2wpkh).script_pubkey();
+    let tx = w
+        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
+        .unwrap();
+    chain.broadcast(&tx).unwrap();
+    w.note_broadcast(tx, u64::from(T0));
+    chain.lock().unwrap().mine(1, &burn(), T0);
+    w.sync(&chain).unwrap();
+    (chain, w)
+}
+
+fn burn() -> bitcoin::ScriptBuf {
+    bitcoin::ScriptBuf::new_op_return([0u8; 0])
+}
+
 #[test]
 fn fund_pay_restore_and_reorg() {
     let chain = Mutex::new(Devnet::new());
@@ -166,21 +191,8 @@ fn taproot_and_mixed_payments() {
 /// immature coinbase.
 #[test]
 fn mixed_payment_leaves_immature_coinbase_alone() {
-    use beongae_wallet::AddressKind;
-    let chain = Mutex::new(Devnet::new());
-    let mut alice = wallet(&Seed::from_entropy([41; 32]));
-    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
-    chain.lock().unwrap().mine(101, &tr, T0);
-    alice.sync(&chain).unwrap();
-    // One P2WPKH coin of 1 BTC, paid to herself.
-    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
-    let tx = alice
-        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
-        .unwrap();
-    chain.broadcast(&tx).unwrap();
-    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
-    chain.lock().unwrap().mine(1, &burn, T0);
-    alice.sync(&chain).unwrap();
+    let (chain, mut alice) = mixed_wallet(41);
+    let burn = burn();
     let spendable = alice.balance().confirmed;
     assert!(spendable > Amount::from_btc(100.0).unwrap(), "{spendable}");
     assert!(alice.balance().immature > Amount::from_btc(4000.0).unwrap());
@@ -349,22 +361,8 @@ fn built_transactions_reserve_their_coins_until_broadcast() {
 /// accepts it. A wallet with nothing beyond the fee and the reserve is told so.
 #[test]
 fn a_sweep_sends_everything_but_the_reserve() {
-    use beongae_wallet::AddressKind;
-    let chain = Mutex::new(Devnet::new());
-    let mut alice = wallet(&Seed::from_entropy([51; 32]));
-    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
-    chain.lock().unwrap().mine(101, &tr, T0);
-    alice.sync(&chain).unwrap();
-    // One P2WPKH coin of 1 BTC besides the P2TR ones.
-    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
-    let tx = alice
-        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
-        .unwrap();
-    chain.broadcast(&tx).unwrap();
-    alice.note_broadcast(tx, u64::from(T0));
-    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
-    chain.lock().unwrap().mine(1, &burn, T0);
-    alice.sync(&chain).unwrap();
+    let (chain, mut alice) = mixed_wallet(51);
+    let burn = burn();
     let before = alice.balance();
     assert!(before.immature > Amount::ZERO);
 
@@ -456,21 +454,8 @@ fn a_sweep_sends_everything_but_the_reserve() {
 /// coins, its change being the reserve kept.
 #[test]
 fn the_most_a_sweep_pays_is_then_payable_with_the_reserve_as_change() {
-    use beongae_wallet::AddressKind;
-    let chain = Mutex::new(Devnet::new());
-    let mut alice = wallet(&Seed::from_entropy([61; 32]));
-    let tr = alice.new_address_of(AddressKind::P2tr).script_pubkey();
-    chain.lock().unwrap().mine(101, &tr, T0);
-    alice.sync(&chain).unwrap();
-    let wpkh = alice.new_address_of(AddressKind::P2wpkh).script_pubkey();
-    let tx = alice
-        .pay_to(wpkh, Amount::from_btc(1.0).unwrap(), FeeratePerKw(2500))
-        .unwrap();
-    chain.broadcast(&tx).unwrap();
-    alice.note_broadcast(tx, u64::from(T0));
-    let burn = bitcoin::ScriptBuf::new_op_return([0u8; 0]);
-    chain.lock().unwrap().mine(1, &burn, T0);
-    alice.sync(&chain).unwrap();
+    let (chain, mut alice) = mixed_wallet(61);
+    let burn = burn();
 
     let funding =
         bitcoin::ScriptBuf::new_p2wsh(&bitcoin::ScriptBuf::from(vec![0x51]).wscript_hash());
