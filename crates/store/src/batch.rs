@@ -28,6 +28,17 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The namespace it writes to.
+    pub fn namespace(&self) -> &str {
+        match self {
+            Op::Put { namespace, .. }
+            | Op::Delete { namespace, .. }
+            | Op::DeletePrefix { namespace, .. } => namespace,
+        }
+    }
+}
+
 /// Writes applied together, atomically, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {

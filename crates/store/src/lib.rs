@@ -6,14 +6,19 @@
 //! `commit` returns only once it is on disk. The node performs outputs that
 //! depend on a batch (e.g. sending `revoke_and_ack`) only after that.
 //!
-//! [`SqliteStore`] is the embedded implementation. The [`Store`] trait is all
-//! callers see, so a PostgreSQL backend can follow without changing them.
+//! [`SqliteStore`] is the embedded implementation; [`PostgresStore`] keeps
+//! the same data in a PostgreSQL database (ADR 0011). The [`Store`] trait is
+//! all callers see.
 
 mod batch;
 pub mod metrics;
+mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use batch::{Batch, Op};
+pub use postgres::{PostgresStore, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 /// Why a store operation failed.
@@ -34,6 +39,13 @@ pub enum StoreError {
     /// Another process (or another handle in this one) has the database open.
     #[error("database {0} is in use by another process; stop the other beongae first")]
     Locked(String),
+    /// The store's settings are wrong (a URL that does not parse, a login
+    /// refused, a database that does not exist): the text says what to change.
+    #[error("{0}")]
+    Config(String),
+    /// The database server cannot be reached.
+    #[error("{0}")]
+    Unreachable(String),
     /// A namespace name is empty or too long.
     #[error("invalid namespace {0:?}: use 1 to 64 characters")]
     InvalidNamespace(String),
@@ -59,6 +71,19 @@ pub trait Store: Send + Sync {
 
     /// Applies every operation of `batch` atomically and durably, in order.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+/// The smallest byte string greater than every string with `prefix`, or
+/// `None` if there is none (the prefix is empty or all 0xff).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Checks a namespace name.

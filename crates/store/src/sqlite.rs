@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{check_namespace, Batch, Entries, Op, Store, StoreError};
+use crate::{check_namespace, prefix_end, Batch, Entries, Op, Store, StoreError};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -117,19 +117,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The smallest byte string greater than every string with `prefix`, or
-/// `None` if there is none (the prefix is empty or all 0xff).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 impl Store for SqliteStore {
     fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         check_namespace(namespace)?;
@@ -176,11 +163,7 @@ impl Store for SqliteStore {
 impl SqliteStore {
     fn commit_timed(&self, batch: Batch) -> Result<(), StoreError> {
         for op in batch.ops() {
-            match op {
-                Op::Put { namespace, .. }
-                | Op::Delete { namespace, .. }
-                | Op::DeletePrefix { namespace, .. } => check_namespace(namespace)?,
-            }
+            check_namespace(op.namespace())?;
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

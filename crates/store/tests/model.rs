@@ -1,12 +1,15 @@
-//! The SQLite store against a `BTreeMap` model: random batches of puts,
-//! deletes and prefix deletes, then every prefix listing and lookup must
-//! agree.
+//! Both stores (SQLite, PostgreSQL) against a `BTreeMap` model: random
+//! batches of puts, deletes and prefix deletes, then every prefix listing
+//! and lookup must agree.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
-use beongae_store::{Batch, SqliteStore, Store};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use beongae_store::{testing, Batch, PostgresStore, SqliteStore, Store};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -37,9 +40,16 @@ proptest! {
 
     #[test]
     fn store_agrees_with_a_map(batches in proptest::collection::vec(proptest::collection::vec(write(), 0..12), 1..8), prefixes in proptest::collection::vec(key(), 1..6)) {
-        let store = SqliteStore::in_memory().unwrap();
+        // PostgreSQL: one database for every case, each case in namespaces
+        // of its own.
+        static PG: OnceLock<PostgresStore> = OnceLock::new();
+        static CASE: AtomicU32 = AtomicU32::new(0);
+        let pg = PG.get_or_init(|| PostgresStore::open(&testing::fresh_database("model")).unwrap());
+        let case = CASE.fetch_add(1, Ordering::Relaxed);
+        let sqlite = SqliteStore::in_memory().unwrap();
+        let stores: [&dyn Store; 2] = [&sqlite, pg];
         let mut model: BTreeMap<(String, Vec<u8>), Vec<u8>> = BTreeMap::new();
-        let ns = |n: u8| format!("ns{n}");
+        let ns = |n: u8| format!("c{case}ns{n}");
         for writes in batches {
             let mut batch = Batch::new();
             for w in writes {
@@ -58,7 +68,9 @@ proptest! {
                     }
                 }
             }
-            store.commit(batch).unwrap();
+            for store in stores {
+                store.commit(batch.clone()).unwrap();
+            }
         }
         for n in 0..3u8 {
             for prefix in &prefixes {
@@ -67,8 +79,10 @@ proptest! {
                     .filter(|((m, k), _)| *m == ns(n) && k.starts_with(prefix))
                     .map(|((_, k), v)| (k.clone(), v.clone()))
                     .collect();
-                prop_assert_eq!(store.list(&ns(n), prefix).unwrap(), expected);
-                prop_assert_eq!(store.get(&ns(n), prefix).unwrap(), model.get(&(ns(n), prefix.clone())).cloned());
+                for store in stores {
+                    prop_assert_eq!(store.list(&ns(n), prefix).unwrap(), expected.clone());
+                    prop_assert_eq!(store.get(&ns(n), prefix).unwrap(), model.get(&(ns(n), prefix.clone())).cloned());
+                }
             }
         }
     }

@@ -1,0 +1,188 @@
+//! A PostgreSQL server for tests (ADR 0011), and a fresh database on it for
+//! each test.
+//!
+//! `BEONGAE_TEST_POSTGRES` (a URL to an account that may create databases)
+//! names a server to use. Without it, the tests run their own: Debian's
+//! PostgreSQL binaries make a cluster in `/tmp/beongae-test-postgres`
+//! (`BEONGAE_TEST_POSTGRES_DIR`) (as the
+//! `postgres` user when the tests run as root, since PostgreSQL refuses
+//! root), listening on 127.0.0.1:[`PORT`] with password authentication, and
+//! `pg_ctl` starts it unless it already runs. It is left running for the next
+//! test binary and the next run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The port of the tests' own server.
+pub const PORT: u16 = 55432;
+
+/// The superuser's password of the tests' own server (loopback only).
+const PASSWORD: &str = "beongae-tests";
+
+/// A URL with rights to create databases on the tests' server (started if
+/// need be). Panics, saying what to install, when there is no server.
+pub fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("BEONGAE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            start_own_server();
+            format!("postgres://postgres:{PASSWORD}@127.0.0.1:{PORT}/postgres")
+        }
+    })
+    .clone()
+}
+
+/// A new, empty database for one test: its URL. `name` is made unique with
+/// the process id and a counter.
+pub fn fresh_database(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let db = format!(
+        "t_{}_{}_{}",
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(30)
+            .collect::<String>()
+            .to_lowercase(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = admin_url();
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&admin, &format!("CREATE DATABASE {db}"));
+    with_database(&admin, &db)
+}
+
+/// `url` with its database replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{db}")
+}
+
+/// Runs one SQL statement with `psql` against `url`; panics on failure.
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .output()
+        .expect("psql runs (apt-get install -y postgresql-client)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn bin_dir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    versions.sort();
+    match versions.pop() {
+        Some(v) if v.join("bin/initdb").exists() => v.join("bin"),
+        _ => panic!(
+            "the tests need PostgreSQL's server: apt-get install -y postgresql \
+             (or set BEONGAE_TEST_POSTGRES=postgres://USER:PASSWORD@HOST:PORT/DB)"
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs `program args` as the server's owner.
+fn as_owner(program: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    c.args(args).output().expect("runs")
+}
+
+fn start_own_server() {
+    let bin = bin_dir();
+    // Outside the checkout, so that the server's user can reach it and
+    // every checkout on the machine shares one server on one port.
+    let dir = PathBuf::from(
+        std::env::var("BEONGAE_TEST_POSTGRES_DIR")
+            .unwrap_or_else(|_| "/tmp/beongae-test-postgres".into()),
+    );
+    let data = dir.join("data");
+    let data_s = data.to_str().expect("a UTF-8 path");
+    // One test binary at a time sets the cluster up.
+    std::fs::create_dir_all(&dir).expect("target/tmp/postgres");
+    let lock = std::fs::File::create(dir.join("setup.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    if is_root() {
+        let _ = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status();
+    }
+    if !data.join("PG_VERSION").exists() {
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, PASSWORD).expect("pwfile");
+        if is_root() {
+            let _ = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&pwfile)
+                .status();
+        }
+        let out = as_owner(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data_s,
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                pwfile.to_str().expect("UTF-8"),
+                "-E",
+                "UTF8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let running = as_owner(&bin.join("pg_ctl"), &["-D", data_s, "status"]);
+    if !running.status.success() {
+        let options = format!(
+            "-p {PORT} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 -c fsync=on",
+            dir.display()
+        );
+        let log = dir.join("server.log");
+        let out = as_owner(
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                data_s,
+                "-o",
+                &options,
+                "-l",
+                log.to_str().expect("UTF-8"),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {} (see {})",
+            String::from_utf8_lossy(&out.stderr),
+            log.display()
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The same checks on both backends: SQLite and PostgreSQL (ADR 0011). The
+//! PostgreSQL server is the tests' own (`beongae_store::testing`).
+
+#![allow(clippy::unwrap_used)]
+
+use beongae_store::testing;
+use beongae_store::{Batch, PostgresStore, SqliteStore, Store, StoreError, PG_SCHEMA_VERSION};
+
+/// A fresh store of each kind.
+fn both(name: &str) -> Vec<(&'static str, Box<dyn Store>)> {
+    vec![
+        ("sqlite", Box::new(SqliteStore::in_memory().unwrap())),
+        (
+            "postgres",
+            Box::new(PostgresStore::open(&testing::fresh_database(name)).unwrap()),
+        ),
+    ]
+}
+
+#[test]
+fn put_get_list_delete_on_both() {
+    for (kind, s) in both("put_get") {
+        let mut b = Batch::new();
+        b.put("chan", b"a/1".to_vec(), b"x".to_vec())
+            .put("chan", b"a/2".to_vec(), b"y".to_vec())
+            .put("chan", b"b/1".to_vec(), b"z".to_vec())
+            .put("chan", vec![0xff, 0xff], b"top".to_vec())
+            .put("other", b"a/1".to_vec(), b"o".to_vec());
+        s.commit(b).unwrap();
+        assert_eq!(
+            s.get("chan", b"a/2").unwrap(),
+            Some(b"y".to_vec()),
+            "{kind}"
+        );
+        assert_eq!(s.get("chan", b"a/3").unwrap(), None, "{kind}");
+        assert_eq!(
+            s.list("chan", b"a/").unwrap(),
+            vec![
+                (b"a/1".to_vec(), b"x".to_vec()),
+                (b"a/2".to_vec(), b"y".to_vec())
+            ],
+            "{kind}"
+        );
+        // Keys order as unsigned bytes; an all-0xff prefix lists to the end.
+        assert_eq!(s.list("chan", b"").unwrap().len(), 4, "{kind}");
+        assert_eq!(
+            s.list("chan", &[0xff]).unwrap(),
+            vec![(vec![0xff, 0xff], b"top".to_vec())],
+            "{kind}"
+        );
+        // In order within a batch: put, delete, put again; a prefix delete.
+        let mut b = Batch::new();
+        b.delete("chan", b"a/1".to_vec())
+            .put("chan", b"a/2".to_vec(), b"y2".to_vec())
+            .put("chan", b"a/9".to_vec(), b"gone".to_vec())
+            .delete("chan", b"a/9".to_vec())
+            .put("chan", b"a/9".to_vec(), b"back".to_vec())
+            .delete_prefix("chan", b"b/".to_vec());
+        s.commit(b).unwrap();
+        assert_eq!(
+            s.list("chan", b"").unwrap(),
+            vec![
+                (b"a/2".to_vec(), b"y2".to_vec()),
+                (b"a/9".to_vec(), b"back".to_vec()),
+                (vec![0xff, 0xff], b"top".to_vec())
+            ],
+            "{kind}"
+        );
+        assert_eq!(
+            s.get("other", b"a/1").unwrap(),
+            Some(b"o".to_vec()),
+            "{kind}"
+        );
+        // A batch with a bad namespace writes nothing.
+        let mut b = Batch::new();
+        b.put("ok", b"k".to_vec(), b"v".to_vec())
+            .put("", b"k".to_vec(), b"v".to_vec());
+        assert!(
+            matches!(s.commit(b), Err(StoreError::InvalidNamespace(_))),
+            "{kind}"
+        );
+        assert_eq!(s.get("ok", b"k").unwrap(), None, "{kind}");
+    }
+}
+
+#[test]
+fn a_postgres_store_outlives_its_handle_and_a_lost_connection() {
+    let url = testing::fresh_database("reopen");
+    let s = PostgresStore::open(&url).unwrap();
+    assert_eq!(s.schema_version().unwrap(), PG_SCHEMA_VERSION);
+    let mut b = Batch::new();
+    b.put("ns", b"k".to_vec(), b"v".to_vec());
+    s.commit(b).unwrap();
+    // The server closes our connection (as a restart would): the next
+    // commit connects again and goes through.
+    let db = url.rsplit('/').next().unwrap();
+    testing::psql(
+        &testing::admin_url(),
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    let mut b = Batch::new();
+    b.put("ns", b"k2".to_vec(), b"v2".to_vec());
+    s.commit(b).unwrap();
+    drop(s);
+    let again = PostgresStore::open(&url).unwrap();
+    assert_eq!(
+        again.list("ns", b"").unwrap(),
+        vec![
+            (b"k".to_vec(), b"v".to_vec()),
+            (b"k2".to_vec(), b"v2".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_postgres_schema_newer_than_the_binary_is_refused() {
+    let url = testing::fresh_database("newer");
+    drop(PostgresStore::open(&url).unwrap());
+    let newer = (PG_SCHEMA_VERSION + 1).to_be_bytes();
+    testing::psql(
+        &url,
+        &format!(
+            "UPDATE beongae_meta SET value = '\\x{}' WHERE name = 'schema_version'",
+            newer.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    );
+    let err = PostgresStore::open(&url).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::SchemaTooNew {
+            found: PG_SCHEMA_VERSION + 1,
+            supported: PG_SCHEMA_VERSION
+        }
+    );
+    assert!(err.to_string().contains("upgrade beongae"));
+}
+
+#[test]
+fn bad_postgres_settings_say_what_to_change() {
+    let url = testing::fresh_database("settings");
+    let (base, db) = url.rsplit_once('/').unwrap();
+    // Wrong password.
+    let (scheme_user, host) = base.rsplit_once('@').unwrap();
+    let (user_part, _) = scheme_user.rsplit_once(':').unwrap();
+    let wrong = format!("{user_part}:not-the-password@{host}/{db}");
+    let err = PostgresStore::open(&wrong).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("refused the login of user postgres: check the user and password")),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+    // No such database.
+    let err = PostgresStore::open(&format!("{base}/no_such_db")).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("does not exist")),
+        "{err}"
+    );
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = PostgresStore::open(&format!("postgres://u:p@127.0.0.1:{port}/db")).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unreachable(m) if m.contains(&format!("cannot reach the database at 127.0.0.1:{port}/db")) && m.contains("is PostgreSQL running there?")),
+        "{err}"
+    );
+    // Not a URL.
+    let err = PostgresStore::open("postgres://[broken").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("does not parse")),
+        "{err}"
+    );
+}
