@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub color: Option<String>,
     /// `--announce-addr`.
     pub announce_addr: Option<Vec<String>>,
+    /// `sqlite` or a PostgreSQL URL.
+    pub store: Option<String>,
     /// Bitcoin Core.
     #[serde(default)]
     pub bitcoind: BitcoindSection,

@@ -49,6 +49,8 @@ pub struct DaemonOpts {
     pub api_tls_names: Vec<String>,
     /// What the node announces (alias, colour, addresses).
     pub gossip: beongae_node::core::channels::gossip::GossipSettings,
+    /// A PostgreSQL URL (none: SQLite in the data directory).
+    pub store: Option<String>,
 }
 
 /// The gossip settings from `--alias`, `--color` and `--announce-addr`,
@@ -197,6 +199,7 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
     let mut cfg = EmbeddedConfig::new(datadir, btc_network);
     cfg.listen = Some(opts.listen);
     cfg.core_seed = rand::random();
+    cfg.store = opts.store.clone();
     cfg.settings.gossip = opts.gossip.clone();
     cfg.chain_poll = match opts.network {
         Network::Devnet => Duration::from_millis(200),

@@ -47,6 +47,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once per process: the daemon's many settings cost nothing to keep inline.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the node.
@@ -99,6 +101,11 @@ enum Cmd {
         /// localhost (repeat for several; only when the certificate is made).
         #[arg(long = "api-tls-name")]
         api_tls_names: Vec<String>,
+        /// Where channels and payments are kept: `sqlite` (the file
+        /// DATADIR/beongae.sqlite) or a PostgreSQL URL,
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, env = "BEONGAE_STORE", default_value = "sqlite")]
+        store: String,
     },
     /// Create the node's seed and show its 24 words (once), or restore one.
     Init {
@@ -676,6 +683,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             api_listen,
             api_http,
             api_tls_names,
+            store,
         } => {
             let m = matches
                 .subcommand_matches("daemon")
@@ -724,6 +732,21 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
                 api_tls_names,
                 file.api.tls_names.clone(),
             );
+            let store = config::pick(m, "store", store, file.store.clone());
+            let store = match store.as_str() {
+                "sqlite" => None,
+                url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(url.to_owned())
+                }
+                other => {
+                    return Err(coded(
+                        "bad_request",
+                        format!(
+                            "store `{other}`: use sqlite, or a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
+                        ),
+                    ))
+                }
+            };
             let log_file = match file.log.file.as_deref() {
                 Some("") => None,
                 f => Some(logging::FileLog {
@@ -751,6 +774,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
                     api_http,
                     api_tls_names,
                     gossip,
+                    store,
                 },
             )
             .await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beongae_chain::ChainSource;
-use beongae_store::SqliteStore;
+use beongae_store::{SqliteStore, Store};
 use beongae_wallet::{KeyManager, OnchainWallet, Seed};
 use beongae_wire::ChainHash;
 
@@ -36,6 +36,8 @@ pub struct EmbeddedConfig {
     pub after_broadcast: Option<AfterChange>,
     /// Seed for the core's non-secret choices (ping padding).
     pub core_seed: u64,
+    /// A PostgreSQL URL for the store (none: SQLite in `datadir`).
+    pub store: Option<String>,
 }
 
 impl EmbeddedConfig {
@@ -49,6 +51,7 @@ impl EmbeddedConfig {
             chain_poll: Duration::from_secs(1),
             after_broadcast: None,
             core_seed: 0x6265_6f6e_6761_6521,
+            store: None,
         }
     }
 }
@@ -63,6 +66,14 @@ pub enum EmbeddedError {
     /// The store.
     #[error(transparent)]
     Store(#[from] beongae_store::StoreError),
+    /// The store holds another node's channels.
+    #[error("the store holds the channels of node {found}, not of this seed's node {ours}: point the store at this node's own database")]
+    WrongNode {
+        /// The node whose store it is.
+        found: String,
+        /// This node.
+        ours: String,
+    },
     /// The wallet.
     #[error(transparent)]
     Wallet(#[from] beongae_wallet::WalletError),
@@ -95,9 +106,19 @@ pub async fn start(
     let onchain = Arc::new(Onchain::new(chain, wallet, cfg.after_broadcast));
     let o = onchain.clone();
     let path = cfg.datadir.join(STORE_FILE);
+    let url = cfg.store.clone();
+    let ours = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::signing_only(),
+        &node_secret,
+    );
     let store = tokio::task::spawn_blocking(move || {
         o.sync()?;
-        Ok::<_, EmbeddedError>(SqliteStore::open(&path)?)
+        let store: Arc<dyn Store> = match url {
+            None => Arc::new(SqliteStore::open(&path)?),
+            Some(url) => Arc::new(beongae_store::PostgresStore::open(&url)?),
+        };
+        claim(store.as_ref(), &ours)?;
+        Ok::<_, EmbeddedError>(store)
     })
     .await
     .map_err(|e| EmbeddedError::Datadir(cfg.datadir.clone(), std::io::Error::other(e)))??;
@@ -107,13 +128,36 @@ pub async fn start(
     config.listen = cfg.listen;
     let services = ChannelServices {
         keys,
-        store: Arc::new(store),
+        store,
         onchain: onchain.clone(),
         settings: cfg.settings,
         chain_poll: cfg.chain_poll,
     };
     let node = Node::start_with_channels(node_secret, config, services).await?;
     Ok(Embedded { node, onchain })
+}
+
+/// Namespace of the store's owner.
+const NS_META: &str = "meta";
+/// Key of the owner's node id.
+const KEY_OWNER: &[u8] = b"node_id";
+
+/// Refuses a store that holds another node's channels; marks a new one (or
+/// one from before owners were recorded) as `ours`.
+fn claim(store: &dyn Store, ours: &bitcoin::secp256k1::PublicKey) -> Result<(), EmbeddedError> {
+    let ours_bytes = ours.serialize();
+    match store.get(NS_META, KEY_OWNER)? {
+        Some(found) if found == ours_bytes => Ok(()),
+        Some(found) => Err(EmbeddedError::WrongNode {
+            found: bitcoin::hex::DisplayHex::to_lower_hex_string(found.as_slice()),
+            ours: ours.to_string(),
+        }),
+        None => {
+            let mut b = beongae_store::Batch::new();
+            b.put(NS_META, KEY_OWNER.to_vec(), ours_bytes.to_vec());
+            Ok(store.commit(b)?)
+        }
+    }
 }
 
 /// The signed commitment transaction of channel `id` in a copy of a node's

@@ -815,7 +815,7 @@ impl CoreDriver {
                     .into_iter()
                     .flat_map(|i| self.feed(CoreMsg::Input(i)))
                     .collect();
-                if !self.commit_and_perform(outputs) {
+                if !self.commit_and_perform(outputs).await {
                     return;
                 }
                 continue;
@@ -837,7 +837,7 @@ impl CoreDriver {
                     Err(_) => break,
                 }
             }
-            if !self.commit_and_perform(outputs) {
+            if !self.commit_and_perform(outputs).await {
                 return;
             }
         }
@@ -845,7 +845,11 @@ impl CoreDriver {
 
     /// Commits every write among `outputs` at once, then performs the rest
     /// in order. False if the store failed (the node must stop).
-    fn commit_and_perform(&mut self, outputs: Vec<Output>) -> bool {
+    ///
+    /// The commit runs on a blocking thread (it waits for the disk, or for
+    /// a database server), so no worker of the runtime waits with it; the
+    /// core task waits for it before anything that depends on it goes out.
+    async fn commit_and_perform(&mut self, outputs: Vec<Output>) -> bool {
         let mut batch = Batch::new();
         let mut rest = Vec::with_capacity(outputs.len());
         for o in outputs {
@@ -861,7 +865,15 @@ impl CoreDriver {
                 tracing::error!("the core asked to persist without a store; stopping");
                 return false;
             };
-            if let Err(e) = io.store.commit(batch) {
+            let store = io.store.clone();
+            let committed = tokio::task::spawn_blocking(move || store.commit(batch))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(beongae_store::StoreError::Database(format!(
+                        "the commit's thread failed: {e}"
+                    )))
+                });
+            if let Err(e) = committed {
                 // Nothing that depends on the writes may go out.
                 tracing::error!(error = %e, "cannot write to the store; stopping the node");
                 for (_, link) in self.links.drain() {
