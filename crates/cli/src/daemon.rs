@@ -301,10 +301,22 @@ pub async fn run(datadir: &Path, opts: DaemonOpts) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush());
     drop(stdout);
 
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = stop_rx.wait_for(|s| *s) => {}
+    let handle = node.handle();
+    let failed = tokio::select! {
+        _ = int.recv() => None,
+        _ = term.recv() => None,
+        _ = stop_rx.wait_for(|s| *s) => None,
+        // The node stopped on its own: its store failed, or another
+        // instance took over the database.
+        why = handle.stopped() => Some(why.unwrap_or_else(|| "the node stopped".into())),
+    };
+    if let Some(why) = failed {
+        let _ = std::fs::remove_file(&url_file);
+        drop(api);
+        node.shutdown().await;
+        drop(shared);
+        drop(lock);
+        bail!("{why}");
     }
     eprintln!("shutting down");
     // No new requests, then the node's tasks end (every state change was

@@ -45,7 +45,11 @@ fn a_daemon_keeps_its_channels_in_postgres() {
     let b = Node::start(root, "b", &[]);
     let a = Node::start(root, "a", &["--store", &url]);
     let (a_dir, b_dir) = (a.datadir.clone(), b.datadir.clone());
-    cli(root, &a_dir, &["connect", &format!("{}@{}", b.node_id, b.listen)]);
+    cli(
+        root,
+        &a_dir,
+        &["connect", &format!("{}@{}", b.node_id, b.listen)],
+    );
     let opened = cli(
         root,
         &a_dir,
@@ -66,7 +70,8 @@ fn a_daemon_keeps_its_channels_in_postgres() {
 
     // Nothing in the data directory: the channel is in the database.
     assert!(!a_dir.join("beongae.sqlite").exists());
-    let db = PostgresStore::open(&url).unwrap();
+    // Read beside the running daemon (its lease stays with it).
+    let db = PostgresStore::connect(&url).unwrap();
     let channels = db.list("channels", b"").unwrap();
     assert_eq!(channels.len(), 1);
     assert_eq!(hex(&channels[0].0), id);
@@ -82,7 +87,10 @@ fn a_daemon_keeps_its_channels_in_postgres() {
     assert_eq!(c[0]["remote_msat"], 6_000_000u64);
 
     // Another seed's node is refused the database, and writes nothing.
-    let before = PostgresStore::open(&url).unwrap().list("meta", b"").unwrap();
+    let before = PostgresStore::connect(&url)
+        .unwrap()
+        .list("meta", b"")
+        .unwrap();
     let out = common::devnet_env(&mut Command::new(BIN), root)
         .arg("--datadir")
         .arg(root.join("c"))
@@ -100,7 +108,10 @@ fn a_daemon_keeps_its_channels_in_postgres() {
         "{err}"
     );
     assert_eq!(
-        PostgresStore::open(&url).unwrap().list("meta", b"").unwrap(),
+        PostgresStore::connect(&url)
+            .unwrap()
+            .list("meta", b"")
+            .unwrap(),
         before
     );
 }

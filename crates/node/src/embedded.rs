@@ -115,7 +115,14 @@ pub async fn start(
         o.sync()?;
         let store: Arc<dyn Store> = match url {
             None => Arc::new(SqliteStore::open(&path)?),
-            Some(url) => Arc::new(beongae_store::PostgresStore::open(&url)?),
+            Some(url) => {
+                let store = beongae_store::PostgresStore::connect(&url)?;
+                // Another node's database is refused before waiting for
+                // its lease.
+                check_owner(&store, &ours)?;
+                take_lease(&store)?;
+                Arc::new(store)
+            }
         };
         claim(store.as_ref(), &ours)?;
         Ok::<_, EmbeddedError>(store)
@@ -142,22 +149,59 @@ const NS_META: &str = "meta";
 /// Key of the owner's node id.
 const KEY_OWNER: &[u8] = b"node_id";
 
-/// Refuses a store that holds another node's channels; marks a new one (or
-/// one from before owners were recorded) as `ours`.
-fn claim(store: &dyn Store, ours: &bitcoin::secp256k1::PublicKey) -> Result<(), EmbeddedError> {
-    let ours_bytes = ours.serialize();
+/// Refuses a store that holds another node's channels; true if it holds
+/// no owner yet.
+fn check_owner(
+    store: &dyn Store,
+    ours: &bitcoin::secp256k1::PublicKey,
+) -> Result<bool, EmbeddedError> {
     match store.get(NS_META, KEY_OWNER)? {
-        Some(found) if found == ours_bytes => Ok(()),
+        Some(found) if found == ours.serialize() => Ok(false),
         Some(found) => Err(EmbeddedError::WrongNode {
             found: bitcoin::hex::DisplayHex::to_lower_hex_string(found.as_slice()),
             ours: ours.to_string(),
         }),
-        None => {
-            let mut b = beongae_store::Batch::new();
-            b.put(NS_META, KEY_OWNER.to_vec(), ours_bytes.to_vec());
-            Ok(store.commit(b)?)
-        }
+        None => Ok(true),
     }
+}
+
+/// Refuses a store that holds another node's channels; marks a new one (or
+/// one from before owners were recorded) as `ours`.
+fn claim(store: &dyn Store, ours: &bitcoin::secp256k1::PublicKey) -> Result<(), EmbeddedError> {
+    if check_owner(store, ours)? {
+        let mut b = beongae_store::Batch::new();
+        b.put(NS_META, KEY_OWNER.to_vec(), ours.serialize().to_vec());
+        store.commit(b)?;
+    }
+    Ok(())
+}
+
+/// Takes the database's lease, waiting as a standby while another instance
+/// of this node holds it (ADR 0011), and saying so every 30 seconds.
+fn take_lease(store: &beongae_store::PostgresStore) -> Result<(), EmbeddedError> {
+    let mut said: Option<std::time::Instant> = None;
+    let mut waiting = |held: &beongae_store::LeaseAttempt| {
+        if let beongae_store::LeaseAttempt::Held { holder, expires_in } = held {
+            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                said = Some(std::time::Instant::now());
+                tracing::warn!(
+                    "standby: another instance of this node ({holder}) holds the database's lease for {:.1} s more; this one takes over if it stops renewing it",
+                    expires_in.as_secs_f64()
+                );
+            }
+        }
+    };
+    let epoch = store.take_lease(
+        &beongae_store::lease_holder_name(),
+        beongae_store::LEASE_TTL,
+        &mut waiting,
+    )?;
+    if said.is_some() {
+        tracing::warn!(
+            "took over the database's lease (epoch {epoch}): this instance is now the node"
+        );
+    }
+    Ok(())
 }
 
 /// The signed commitment transaction of channel `id` in a copy of a node's

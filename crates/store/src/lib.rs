@@ -18,7 +18,7 @@ mod sqlite;
 pub mod testing;
 
 pub use batch::{Batch, Op};
-pub use postgres::{PostgresStore, PG_SCHEMA_VERSION};
+pub use postgres::{lease_holder_name, LeaseAttempt, PostgresStore, LEASE_TTL, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 /// Why a store operation failed.
@@ -46,6 +46,13 @@ pub enum StoreError {
     /// The database server cannot be reached.
     #[error("{0}")]
     Unreachable(String),
+    /// Another instance of this node took the database's lease: this one
+    /// may neither write nor send anything any more.
+    #[error("another instance of this node took over the database (its lease is no longer ours): this one stops, sending and writing nothing more")]
+    Fenced,
+    /// A write to a store whose lease was not taken (or was given up).
+    #[error("the store does not hold the database's lease: take it first")]
+    NoLease,
     /// A namespace name is empty or too long.
     #[error("invalid namespace {0:?}: use 1 to 64 characters")]
     InvalidNamespace(String),
@@ -71,6 +78,20 @@ pub trait Store: Send + Sync {
 
     /// Applies every operation of `batch` atomically and durably, in order.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Whether this process may still act for the node: always for a store
+    /// only it can open (SQLite's file lock); for a shared database, while
+    /// it holds the lease ([`StoreError::Fenced`] once another took it).
+    /// Cheap while the last renewal is recent; asks the database otherwise.
+    fn check_lease(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether [`Store::check_lease`] would answer at once, without asking
+    /// the database (the last renewal is recent, or there is no lease).
+    fn lease_is_fresh(&self) -> bool {
+        true
+    }
 }
 
 /// The smallest byte string greater than every string with `prefix`, or

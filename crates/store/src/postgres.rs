@@ -18,15 +18,26 @@ use crate::{check_namespace, prefix_end, Batch, Entries, Op, Store, StoreError};
 
 /// The schema version this build writes (kept apart from SQLite's: the two
 /// backends migrate on their own).
-pub const PG_SCHEMA_VERSION: u32 = 1;
+pub const PG_SCHEMA_VERSION: u32 = 2;
 
 /// Migrations: `PG_MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
-const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE beongae_kv (
+const PG_MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE beongae_kv (
         ns TEXT NOT NULL,
         key BYTEA NOT NULL,
         value BYTEA NOT NULL,
         PRIMARY KEY (ns, key)
-    );"];
+    );",
+    // The leader lease (one row): who may write, until when (the server's
+    // clock), and an epoch that grows with every new holder.
+    "CREATE TABLE beongae_lease (
+        id INT PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires TIMESTAMPTZ NOT NULL
+    );
+    INSERT INTO beongae_lease VALUES (1, '', 0, 'epoch');",
+];
 
 /// Serializes migrations of concurrent `open`s (an arbitrary 64-bit key for
 /// `pg_advisory_xact_lock`, "beongae" in ASCII).
@@ -39,12 +50,57 @@ const RECONNECT_FOR: Duration = Duration::from_secs(120);
 /// How long one attempt to connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The lease's time to live: a holder that stops renewing it (killed,
+/// frozen, cut off) is replaced this long after its last renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
 /// A [`Store`] in a PostgreSQL database.
+///
+/// Writes need the database's lease ([`PostgresStore::take_lease`]): every
+/// commit checks in its own transaction that our epoch still holds it (and
+/// renews it), so a former holder that wakes up after another took over
+/// cannot write ([`StoreError::Fenced`]). The lease is renewed in the
+/// background every third of its time to live.
 pub struct PostgresStore {
     jobs: Option<mpsc::UnboundedSender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where, without the password (for messages).
     place: String,
+    lease: std::sync::Arc<LeaseShared>,
+}
+
+/// What the callers know of the lease without asking the database.
+#[derive(Debug, Default)]
+struct LeaseShared {
+    /// Until when the lease is surely ours (our clock, with a margin), as
+    /// the last renewal that went through says.
+    valid_until: std::sync::Mutex<Option<Instant>>,
+    /// Another holder took it: nothing may be written or sent any more.
+    fenced: std::sync::atomic::AtomicBool,
+}
+
+impl LeaseShared {
+    fn valid_until(&self) -> Option<Instant> {
+        *self.valid_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_valid_until(&self, t: Option<Instant>) {
+        *self.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+}
+
+/// The outcome of one attempt to take the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseAttempt {
+    /// Ours, with this epoch.
+    Taken(i64),
+    /// Another holds it, for at least this long yet.
+    Held {
+        /// Who (as it named itself).
+        holder: String,
+        /// Until its lease runs out, unless it renews it.
+        expires_in: Duration,
+    },
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -60,6 +116,9 @@ enum Job {
     List(String, Vec<u8>, Reply<Entries>),
     Commit(Batch, Reply<()>),
     SchemaVersion(Reply<u32>),
+    TakeLease(String, Duration, Reply<LeaseAttempt>),
+    Renew(Reply<()>),
+    Release(Reply<()>),
 }
 
 /// The connection and its prepared statements.
@@ -72,12 +131,22 @@ struct Conn {
     delete: Statement,
     delete_range: Statement,
     delete_from: Statement,
+    renew: Statement,
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
-    /// or the key=value form) and migrates it to [`PG_SCHEMA_VERSION`].
+    /// [`PostgresStore::connect`], then [`PostgresStore::take_lease`] with
+    /// [`LEASE_TTL`], waiting for another holder's lease to run out.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url)?;
+        store.take_lease(&lease_holder_name(), LEASE_TTL, &mut |_| {})?;
+        Ok(store)
+    }
+
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
+    /// or the key=value form) and migrates it to [`PG_SCHEMA_VERSION`]. It
+    /// reads; it writes once it holds the lease.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "the database URL does not parse ({e}): write postgres://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -90,6 +159,8 @@ impl PostgresStore {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
         let thread_place = place.clone();
+        let lease_shared = std::sync::Arc::new(LeaseShared::default());
+        let thread_lease = lease_shared.clone();
         let thread = std::thread::Builder::new()
             .name("beongae-postgres".into())
             .spawn(move || {
@@ -103,13 +174,14 @@ impl PostgresStore {
                         return;
                     }
                 };
-                rt.block_on(serve(config, thread_place, rx, ready_tx));
+                rt.block_on(serve(config, thread_place, rx, ready_tx, thread_lease));
             })
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let store = PostgresStore {
             jobs: Some(jobs),
             thread: Some(thread),
             place,
+            lease: lease_shared,
         };
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(store),
@@ -140,10 +212,50 @@ impl PostgresStore {
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         self.ask(Job::SchemaVersion)
     }
+
+    /// Takes the lease as `holder` (a name for others' messages) for `ttl`,
+    /// renewed from then on; while another holds it, calls `waiting` and
+    /// tries again (every second, or sooner when it runs out).
+    pub fn take_lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        waiting: &mut dyn FnMut(&LeaseAttempt),
+    ) -> Result<i64, StoreError> {
+        loop {
+            match self.ask(|r| Job::TakeLease(holder.to_owned(), ttl, r))? {
+                LeaseAttempt::Taken(epoch) => return Ok(epoch),
+                held @ LeaseAttempt::Held { expires_in, .. } => {
+                    waiting(&held);
+                    std::thread::sleep(
+                        (expires_in + Duration::from_millis(20)).min(Duration::from_secs(1)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Gives the lease up (a standby may take it at once); writes are
+    /// refused from then on.
+    pub fn release_lease(&self) -> Result<(), StoreError> {
+        self.ask(Job::Release)
+    }
+}
+
+/// This process's name as a lease holder: the host and the process id.
+pub fn lease_holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host} pid {}", std::process::id())
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
+        // A store closed in good order lets a standby in at once.
+        if self.lease.valid_until().is_some() {
+            let _ = self.release_lease();
+        }
         // Closing the channel ends the thread's loop.
         self.jobs = None;
         if let Some(t) = self.thread.take() {
@@ -172,6 +284,21 @@ impl Store for PostgresStore {
         crate::metrics::record(started.elapsed());
         result
     }
+
+    fn lease_is_fresh(&self) -> bool {
+        !self.lease.fenced.load(std::sync::atomic::Ordering::SeqCst)
+            && self.lease.valid_until().is_some_and(|t| Instant::now() < t)
+    }
+
+    fn check_lease(&self) -> Result<(), StoreError> {
+        if self.lease.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Fenced);
+        }
+        match self.lease.valid_until() {
+            Some(t) if Instant::now() < t => Ok(()),
+            _ => self.ask(Job::Renew),
+        }
+    }
 }
 
 /// `host:port/database` of `config`.
@@ -190,13 +317,35 @@ fn place(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
+/// The lease as the database thread holds it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    epoch: i64,
+    ttl: Duration,
+}
+
+impl Held {
+    fn ttl_secs(&self) -> f64 {
+        self.ttl.as_secs_f64()
+    }
+
+    /// How long after a renewal was sent the lease is surely still ours:
+    /// the server counts its time to live from when it ran the renewal,
+    /// which is later; a quarter is left for the two clocks' rates.
+    fn sure_for(&self) -> Duration {
+        self.ttl - self.ttl / 4
+    }
+}
+
 /// The database thread: connects (answering `ready` with the outcome), then
-/// serves jobs until the store is dropped.
+/// serves jobs until the store is dropped, renewing the lease while it
+/// holds it.
 async fn serve(
     config: tokio_postgres::Config,
     place: String,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     ready: std_mpsc::SyncSender<Result<(), StoreError>>,
+    lease: std::sync::Arc<LeaseShared>,
 ) {
     let first = async {
         let mut client = connect_raw(&config, &place).await?;
@@ -213,7 +362,24 @@ async fn serve(
             return;
         }
     };
-    while let Some(job) = jobs.recv().await {
+    let mut held: Option<Held> = None;
+    loop {
+        let renew_at = match (held, lease.valid_until()) {
+            (Some(h), Some(_)) => Some(tokio::time::Instant::now() + h.ttl / 3),
+            _ => None,
+        };
+        let job = tokio::select! {
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            () = sleep_until(renew_at) => {
+                // In the background: a failure shows in `valid_until` and
+                // `fenced`, which every later use checks.
+                let _ = renew(&mut conn, &config, &place, &mut held, &lease).await;
+                continue;
+            }
+        };
         match job {
             Job::Get(ns, key, reply) => {
                 let r = retrying(&mut conn, &config, &place, |c| {
@@ -246,12 +412,7 @@ async fn serve(
                 let _ = reply.send(r);
             }
             Job::Commit(batch, reply) => {
-                let batch = std::sync::Arc::new(batch);
-                let r = retrying(&mut conn, &config, &place, |c| {
-                    let batch = batch.clone();
-                    Box::pin(async move { apply(c, &batch).await })
-                })
-                .await;
+                let r = commit(&mut conn, &config, &place, &mut held, &lease, batch).await;
                 let _ = reply.send(r);
             }
             Job::SchemaVersion(reply) => {
@@ -261,8 +422,156 @@ async fn serve(
                 .await;
                 let _ = reply.send(r);
             }
+            Job::TakeLease(holder, ttl, reply) => {
+                let sent = Instant::now();
+                let r = retrying(&mut conn, &config, &place, |c| {
+                    let holder = holder.clone();
+                    Box::pin(async move { take(&c.client, &holder, ttl).await })
+                })
+                .await;
+                if let Ok(LeaseAttempt::Taken(epoch)) = r {
+                    let h = Held { epoch, ttl };
+                    held = Some(h);
+                    lease
+                        .fenced
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    lease.set_valid_until(Some(sent + h.sure_for()));
+                }
+                let _ = reply.send(r);
+            }
+            Job::Renew(reply) => {
+                let r = renew(&mut conn, &config, &place, &mut held, &lease).await;
+                let _ = reply.send(r);
+            }
+            Job::Release(reply) => {
+                let r = match held.take() {
+                    None => Ok(()),
+                    Some(h) => {
+                        lease.set_valid_until(None);
+                        retrying(&mut conn, &config, &place, |c| {
+                            Box::pin(async move {
+                                c.client
+                                    .execute(
+                                        "UPDATE beongae_lease SET expires = now() WHERE id = 1 AND epoch = $1",
+                                        &[&h.epoch],
+                                    )
+                                    .await
+                                    .map(|_| ())
+                            })
+                        })
+                        .await
+                    }
+                };
+                let _ = reply.send(r);
+            }
         }
     }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One attempt to take the lease: it is free (never held, given up, or
+/// run out by the server's clock), so the epoch grows and it is ours; or
+/// another holds it.
+async fn take(
+    client: &Client,
+    holder: &str,
+    ttl: Duration,
+) -> Result<LeaseAttempt, tokio_postgres::Error> {
+    let taken = client
+        .query_opt(
+            "UPDATE beongae_lease SET holder = $1, epoch = epoch + 1, \
+             expires = now() + make_interval(secs => $2) \
+             WHERE id = 1 AND expires <= now() RETURNING epoch",
+            &[&holder, &ttl.as_secs_f64()],
+        )
+        .await?;
+    if let Some(row) = taken {
+        return Ok(LeaseAttempt::Taken(row.get(0)));
+    }
+    let row = client
+        .query_one(
+            "SELECT holder, GREATEST(EXTRACT(EPOCH FROM expires - now()), 0)::float8 \
+             FROM beongae_lease WHERE id = 1",
+            &[],
+        )
+        .await?;
+    Ok(LeaseAttempt::Held {
+        holder: row.get(0),
+        expires_in: Duration::from_secs_f64(row.get::<_, f64>(1)),
+    })
+}
+
+/// Renews the lease; a lease taken by another since is [`StoreError::Fenced`]
+/// from now on.
+async fn renew(
+    conn: &mut Conn,
+    config: &tokio_postgres::Config,
+    place: &str,
+    held: &mut Option<Held>,
+    lease: &LeaseShared,
+) -> Result<(), StoreError> {
+    let Some(h) = *held else {
+        return Err(StoreError::NoLease);
+    };
+    let sent = Instant::now();
+    let rows = retrying(conn, config, place, |c| {
+        Box::pin(async move { c.client.execute(&c.renew, &[&h.epoch, &h.ttl_secs()]).await })
+    })
+    .await?;
+    settle(rows == 1, sent, h, held, lease)
+}
+
+/// After a statement that renewed the lease (or found it taken).
+fn settle(
+    ours: bool,
+    sent: Instant,
+    h: Held,
+    held: &mut Option<Held>,
+    lease: &LeaseShared,
+) -> Result<(), StoreError> {
+    if ours {
+        lease.set_valid_until(Some(sent + h.sure_for()));
+        Ok(())
+    } else {
+        *held = None;
+        lease.set_valid_until(None);
+        lease
+            .fenced
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::Fenced)
+    }
+}
+
+/// Commits `batch` in a transaction that first renews our lease: if another
+/// took it, the transaction is rolled back and the store is fenced.
+async fn commit(
+    conn: &mut Conn,
+    config: &tokio_postgres::Config,
+    place: &str,
+    held: &mut Option<Held>,
+    lease: &LeaseShared,
+    batch: Batch,
+) -> Result<(), StoreError> {
+    if lease.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(StoreError::Fenced);
+    }
+    let Some(h) = *held else {
+        return Err(StoreError::NoLease);
+    };
+    let batch = std::sync::Arc::new(batch);
+    let sent = Instant::now();
+    let ours = retrying(conn, config, place, |c| {
+        let batch = batch.clone();
+        Box::pin(async move { apply(c, &batch, h).await })
+    })
+    .await?;
+    settle(ours, sent, h, held, lease)
 }
 
 type Param = dyn tokio_postgres::types::ToSql + Sync;
@@ -311,19 +620,28 @@ async fn retrying<T>(
     }
 }
 
-/// Applies `batch` in one transaction, every statement sent at once.
-async fn apply(c: &mut Conn, batch: &Batch) -> Result<(), tokio_postgres::Error> {
+/// Applies `batch` in one transaction, every statement sent at once, the
+/// first renewing lease `h`: false (and nothing written) if the lease is no
+/// longer ours.
+async fn apply(c: &mut Conn, batch: &Batch, h: Held) -> Result<bool, tokio_postgres::Error> {
     let Conn {
         client,
         put,
         delete,
         delete_range,
         delete_from,
+        renew,
         ..
     } = c;
     let tx = client.transaction().await?;
     // Statements are sent in the order their futures are first polled,
     // which `try_join_all` does in order; the server runs them in order.
+    // The lease row stays locked until the end of the transaction, so a
+    // standby's takeover waits for it, and our next commit sees the new
+    // epoch.
+    let ttl = h.ttl_secs();
+    let lease_params: [&Param; 2] = [&h.epoch, &ttl];
+    let lease = tx.execute(&*renew, &lease_params);
     let statements = batch.ops().iter().map(|op| {
         let tx = &tx;
         let (put, delete, delete_range, delete_from) =
@@ -351,8 +669,15 @@ async fn apply(c: &mut Conn, batch: &Batch) -> Result<(), tokio_postgres::Error>
             }
         }
     });
-    futures_util::future::try_join_all(statements).await?;
-    tx.commit().await
+    let (ours, _) =
+        futures_util::future::try_join(lease, futures_util::future::try_join_all(statements))
+            .await?;
+    if ours != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Connects and prepares the statements (on a migrated database).
@@ -407,6 +732,13 @@ async fn prepared(client: Client) -> Result<Conn, StoreError> {
         .prepare("DELETE FROM beongae_kv WHERE ns = $1 AND key >= $2")
         .await
         .map_err(db)?;
+    let renew = client
+        .prepare(
+            "UPDATE beongae_lease SET expires = now() + make_interval(secs => $2) \
+             WHERE id = 1 AND epoch = $1",
+        )
+        .await
+        .map_err(db)?;
     Ok(Conn {
         client,
         get,
@@ -416,6 +748,7 @@ async fn prepared(client: Client) -> Result<Conn, StoreError> {
         delete,
         delete_range,
         delete_from,
+        renew,
     })
 }
 

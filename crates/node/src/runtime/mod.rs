@@ -141,9 +141,19 @@ pub struct NodeHandle {
     tx: mpsc::Sender<CoreMsg>,
     events: broadcast::Sender<Event>,
     node_id: NodeId,
+    /// Why the core task stopped on its own (a store failure, or the lease
+    /// taken by another instance).
+    failure: Arc<std::sync::OnceLock<String>>,
 }
 
 impl NodeHandle {
+    /// Returns once the node's core has stopped, with why when it stopped
+    /// on its own (none: it was shut down).
+    pub async fn stopped(&self) -> Option<String> {
+        self.tx.closed().await;
+        self.failure.get().cloned()
+    }
+
     /// Our node id.
     pub fn node_id(&self) -> NodeId {
         self.node_id
@@ -535,6 +545,7 @@ impl Node {
             }
         };
         let rebroadcast = core.pending_broadcasts();
+        let failure: Arc<std::sync::OnceLock<String>> = Arc::default();
         let driver = CoreDriver {
             core,
             key,
@@ -550,6 +561,7 @@ impl Node {
             fundings: Default::default(),
             requeue: Vec::new(),
             broadcast_in_batch: false,
+            failure: failure.clone(),
         };
         if let Some(io) = &driver.io {
             for tx in rebroadcast {
@@ -565,6 +577,7 @@ impl Node {
                 tx,
                 events,
                 node_id,
+                failure,
             },
             listen_addr,
             tasks,
@@ -725,6 +738,25 @@ struct CoreDriver {
     /// A broadcast was queued in the outputs being performed: later
     /// replies wait for it.
     broadcast_in_batch: bool,
+    /// Why the core stopped on its own ([`NodeHandle::stopped`]).
+    failure: Arc<std::sync::OnceLock<String>>,
+}
+
+/// Whether this process still holds the store's lease: at once while the
+/// last renewal is recent, otherwise from the database (on a blocking
+/// thread).
+async fn lease_held(store: &Arc<dyn Store>) -> Result<(), beongae_store::StoreError> {
+    if store.lease_is_fresh() {
+        return Ok(());
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.check_lease())
+        .await
+        .unwrap_or_else(|e| {
+            Err(beongae_store::StoreError::Database(format!(
+                "the lease check's thread failed: {e}"
+            )))
+        })
 }
 
 /// The store and the wallet, for a node with channels.
@@ -875,18 +907,35 @@ impl CoreDriver {
                 });
             if let Err(e) = committed {
                 // Nothing that depends on the writes may go out.
-                tracing::error!(error = %e, "cannot write to the store; stopping the node");
-                for (_, link) in self.links.drain() {
-                    link.kill();
-                }
+                self.store_failed(&e);
                 return false;
             }
         }
         self.broadcast_in_batch = false;
+        let store = self.io.as_ref().map(|io| io.store.clone());
         for output in rest {
+            // With a shared database, only while this process holds its
+            // lease (a frozen process that wakes after another took over
+            // sends nothing); cheap while the last renewal is recent.
+            if let Some(store) = &store {
+                if let Err(e) = lease_held(store).await {
+                    self.store_failed(&e);
+                    return false;
+                }
+            }
             self.perform(output);
         }
         true
+    }
+
+    /// The store failed, or another instance took the lease: every
+    /// connection is dropped at once and the core stops.
+    fn store_failed(&mut self, e: &beongae_store::StoreError) {
+        tracing::error!(error = %e, "the store refused; stopping the node");
+        let _ = self.failure.set(e.to_string());
+        for (_, link) in self.links.drain() {
+            link.kill();
+        }
     }
 
     /// Feeds one message to the core; returns its outputs.
