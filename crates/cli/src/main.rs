@@ -514,7 +514,11 @@ fn main() {
                 .map(|c| c.code())
                 .or_else(|| e.downcast_ref::<Coded>().map(|c| c.code))
                 .unwrap_or("error");
-            println!(
+            // Written, not printed: a reader that has gone (a closed pipe)
+            // must not turn the error into a panic.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
                 "{}",
                 json!({"error": {"code": code, "message": format!("{e:#}")}})
             );

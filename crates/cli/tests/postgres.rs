@@ -136,3 +136,132 @@ fn a_bad_store_setting_says_what_to_write() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A daemon, without reading its banner (a standby prints it once it is
+/// the node).
+fn spawn_daemon(root: &Path, datadir: &Path, url: &str) -> std::process::Child {
+    common::devnet_env(&mut Command::new(BIN), root)
+        .arg("--datadir")
+        .arg(datadir)
+        .args([
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--block-interval",
+            "0",
+            "--store",
+            url,
+        ])
+        .env("BEONGAE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Issue 15's fencing test: two daemons of one seed on one database. The
+/// leader is frozen (SIGSTOP); the standby takes the lease, restores, and
+/// pays over the channel; the leader, woken (SIGCONT), writes nothing and
+/// exits saying another instance took over. The peer's channel agrees
+/// with the new leader's to the msat.
+#[test]
+fn a_standby_takes_over_a_frozen_leader_which_wakes_fenced() {
+    let url = testing::fresh_database("standby");
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let b = Node::start(root, "b", &[]);
+    let a1 = root.join("a1");
+    let mut leader = spawn_daemon(root, &a1, &url);
+    let leader_id = common::banner_field(&common::read_banner(&mut leader), "node id: ");
+    cli(
+        root,
+        &a1,
+        &["connect", &format!("{}@{}", b.node_id, b.listen)],
+    );
+    cli(root, &a1, &["openchannel", &b.node_id, "100000"]);
+    cli(root, &a1, &["devnet", "mine", "3"]);
+    let normal = |d: &Path| {
+        let c = cli(root, d, &["channels"]);
+        c[0]["state"] == "normal" && c[0]["active"] == true
+    };
+    wait_for("the channel is open", || normal(&a1) && normal(&b.datadir));
+    let inv = cli(root, &b.datadir, &["invoice", "1000sat"]);
+    cli(root, &a1, &["pay", inv["invoice"].as_str().unwrap()]);
+
+    // The standby: the same seed in another data directory.
+    let a2 = root.join("a2");
+    std::fs::create_dir_all(&a2).unwrap();
+    std::fs::copy(a1.join("seed"), a2.join("seed")).unwrap();
+    let mut standby = spawn_daemon(root, &a2, &url);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(standby.try_wait().unwrap().is_none(), "the standby waits");
+
+    // Freeze the leader: within the lease's time to live the standby is
+    // the node.
+    signal(&leader, "-STOP");
+    let frozen = Instant::now();
+    let lines = common::read_banner(&mut standby);
+    let took = frozen.elapsed();
+    println!(
+        "the standby took over {:.1} s after the leader froze",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(common::banner_field(&lines, "node id: "), leader_id);
+    // It reconnects to the peer, and pays over the channel.
+    wait_for("the standby's channel is active", || normal(&a2));
+    let inv = cli(root, &b.datadir, &["invoice", "2000sat"]);
+    cli(root, &a2, &["pay", inv["invoice"].as_str().unwrap()]);
+    let snapshot = || {
+        PostgresStore::connect(&url)
+            .unwrap()
+            .list("channels", b"")
+            .unwrap()
+    };
+    wait_for("the payment settles", || {
+        cli(root, &a2, &["channels"])[0]["pending_htlcs"] == 0
+            && cli(root, &b.datadir, &["channels"])[0]["pending_htlcs"] == 0
+    });
+    let before = snapshot();
+
+    // Wake the leader: it exits, saying why, having written nothing.
+    signal(&leader, "-CONT");
+    let woke = Instant::now();
+    let status = loop {
+        if let Some(s) = leader.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            woke.elapsed() < Duration::from_secs(15),
+            "the old leader still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut leader.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("error: another instance of this node took over the database (its lease is no longer ours): this one stops, sending and writing nothing more"),
+        "{err}"
+    );
+    assert_eq!(snapshot(), before);
+    // Both sides of the channel agree: 100,000 sat, 3,000 sat paid.
+    let (a, bb) = (
+        cli(root, &a2, &["channels"]),
+        cli(root, &b.datadir, &["channels"]),
+    );
+    assert_eq!(a[0]["local_msat"], 97_000_000u64);
+    assert_eq!(a[0]["remote_msat"], 3_000_000u64);
+    assert_eq!(bb[0]["local_msat"], 3_000_000u64);
+    assert_eq!(bb[0]["remote_msat"], 97_000_000u64);
+    let _ = standby.kill();
+    let _ = standby.wait();
+}

@@ -426,7 +426,7 @@ async fn serve(
                 let sent = Instant::now();
                 let r = retrying(&mut conn, &config, &place, |c| {
                     let holder = holder.clone();
-                    Box::pin(async move { take(&c.client, &holder, ttl).await })
+                    Box::pin(async move { take(&mut c.client, &holder, ttl).await })
                 })
                 .await;
                 if let Ok(LeaseAttempt::Taken(epoch)) = r {
@@ -479,18 +479,35 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// run out by the server's clock), so the epoch grows and it is ours; or
 /// another holds it.
 async fn take(
-    client: &Client,
+    client: &mut Client,
     holder: &str,
     ttl: Duration,
 ) -> Result<LeaseAttempt, tokio_postgres::Error> {
-    let taken = client
+    // The holder's commit locks the lease row for a moment; a holder frozen
+    // in the middle of one holds it until the server ends its session
+    // (`idle_in_transaction_session_timeout`): meanwhile the lease counts
+    // as held.
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
+    let taken = tx
         .query_opt(
             "UPDATE beongae_lease SET holder = $1, epoch = epoch + 1, \
              expires = now() + make_interval(secs => $2) \
              WHERE id = 1 AND expires <= now() RETURNING epoch",
             &[&holder, &ttl.as_secs_f64()],
         )
-        .await?;
+        .await;
+    let taken = match taken {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            tx.rollback().await?;
+            None
+        }
+        Err(e) => return Err(e),
+        Ok(row) => {
+            tx.commit().await?;
+            row
+        }
+    };
     if let Some(row) = taken {
         return Ok(LeaseAttempt::Taken(row.get(0)));
     }
@@ -516,6 +533,9 @@ async fn renew(
     held: &mut Option<Held>,
     lease: &LeaseShared,
 ) -> Result<(), StoreError> {
+    if lease.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(StoreError::Fenced);
+    }
     let Some(h) = *held else {
         return Err(StoreError::NoLease);
     };
@@ -696,6 +716,18 @@ async fn connect_raw(config: &tokio_postgres::Config, place: &str) -> Result<Cli
         // it closed.
         let _ = connection.await;
     });
+    // A process frozen in the middle of a transaction (SIGSTOP, a paused
+    // VM) would keep the lease row locked and a standby out: the server
+    // ends such a session after half the lease's time to live. Ours never
+    // wait on the client inside a transaction (every statement is sent at
+    // once), so this only ends frozen ones.
+    client
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            (LEASE_TTL / 2).as_millis()
+        ))
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?;
     Ok(client)
 }
 

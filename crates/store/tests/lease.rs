@@ -167,3 +167,50 @@ fn a_frozen_process_wakes_fenced() {
     assert_eq!(standby.list("ns", b"child/").unwrap(), before);
     standby.commit(put("standby/2")).unwrap();
 }
+
+/// A holder frozen inside a commit keeps the lease row locked: the standby
+/// is not stuck behind the lock (it counts the lease as held and tries
+/// again), and takes the lease once the server ends the frozen session
+/// (after `idle_in_transaction_session_timeout`, which every connection of
+/// ours sets to half the time to live).
+#[test]
+fn a_holder_frozen_inside_a_commit_does_not_lock_the_standby_out() {
+    let url = testing::fresh_database("locked");
+    drop(PostgresStore::open(&url).unwrap());
+    testing::psql(
+        &url,
+        "UPDATE beongae_lease SET expires = now() - interval '1 second'",
+    );
+    // A session that locks the row and then says nothing more, as a frozen
+    // holder would (with our connections' timeout).
+    let mut frozen = Command::new("psql")
+        .args(["-X", "-q", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = frozen.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "SET idle_in_transaction_session_timeout = 3000; BEGIN; SELECT 1 FROM beongae_lease FOR UPDATE;"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let standby = PostgresStore::connect(&url).unwrap();
+    let started = Instant::now();
+    let mut tries = 0;
+    let epoch = standby
+        .take_lease("standby", LEASE_TTL, &mut |_| tries += 1)
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(epoch, 2);
+    assert!(tries >= 1, "it waited for the lock");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    drop(stdin);
+    let _ = frozen.wait();
+}

@@ -882,6 +882,14 @@ impl CoreDriver {
     /// a database server), so no worker of the runtime waits with it; the
     /// core task waits for it before anything that depends on it goes out.
     async fn commit_and_perform(&mut self, outputs: Vec<Output>) -> bool {
+        // Every step (a tick at least every second) finds out when another
+        // instance took the database's lease, and stops this one.
+        if let Some(store) = self.io.as_ref().map(|io| io.store.clone()) {
+            if let Err(e) = lease_held(&store).await {
+                self.store_failed(&e);
+                return false;
+            }
+        }
         let mut batch = Batch::new();
         let mut rest = Vec::with_capacity(outputs.len());
         for o in outputs {
