@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The port of the tests' own server.
-pub const PORT: u16 = 55432;
+/// The port of the tests' own server: below Linux's ephemeral range
+/// (32768-60999), where the tests' daemons, which listen on port 0 (and
+/// their APIs on that port plus 100), never land.
+pub const PORT: u16 = 25432;
 
 /// The superuser's password of the tests' own server (loopback only).
 const PASSWORD: &str = "beongae-tests";
