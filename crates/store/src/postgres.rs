@@ -146,7 +146,15 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
     /// or the key=value form) and migrates it to [`PG_SCHEMA_VERSION`]. It
     /// reads; it writes once it holds the lease.
+    ///
+    /// TLS: `sslmode=require` with `sslrootcert=PATH` (the PEM certificate
+    /// of the authority that signed the server's) encrypts the connection
+    /// and checks the server's certificate and name; `sslmode=require`
+    /// without it is refused, since a certificate nobody checks protects
+    /// nothing. Without `sslmode`, `sslrootcert` makes TLS preferred.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let (url, rootcert) = split_rootcert(url);
+        let url = url.as_str();
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "the database URL does not parse ({e}): write postgres://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -156,6 +164,19 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let place = place(&config);
+        use tokio_postgres::config::SslMode;
+        let tls = match (config.get_ssl_mode(), rootcert) {
+            (SslMode::Disable, _) => None,
+            (SslMode::Require, None) => {
+                return Err(StoreError::Config(
+                    "sslmode=require needs sslrootcert=PATH, the certificate of the authority that signed the database server's certificate".into(),
+                ))
+            }
+            // `prefer` (the default): plain unless a certificate to check
+            // the server against is given.
+            (_, None) => None,
+            (_, Some(path)) => Some(tls_connector(&path)?),
+        };
         let (jobs, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
         let thread_place = place.clone();
@@ -174,7 +195,13 @@ impl PostgresStore {
                         return;
                     }
                 };
-                rt.block_on(serve(config, thread_place, rx, ready_tx, thread_lease));
+                rt.block_on(serve(
+                    Connector { config, tls },
+                    thread_place,
+                    rx,
+                    ready_tx,
+                    thread_lease,
+                ));
             })
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let store = PostgresStore {
@@ -317,6 +344,69 @@ fn place(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
+/// How to connect: the settings, and TLS when asked for.
+struct Connector {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+/// `url` without the `sslrootcert=` parameter (which tokio-postgres does
+/// not know), and that parameter's path.
+fn split_rootcert(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let is_param = |p: &str| p.starts_with("sslrootcert=");
+    let path = |p: &str| std::path::PathBuf::from(&p["sslrootcert=".len()..]);
+    if let Some((base, query)) = url.split_once('?') {
+        let (ours, rest): (Vec<&str>, Vec<&str>) = query.split('&').partition(|p| is_param(p));
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        (url, ours.last().map(|p| path(p)))
+    } else if url.contains("://") {
+        (url.to_owned(), None)
+    } else {
+        // key=value form.
+        let (ours, rest): (Vec<&str>, Vec<&str>) =
+            url.split_whitespace().partition(|p| is_param(p));
+        (rest.join(" "), ours.last().map(|p| path(p)))
+    }
+}
+
+/// A TLS connector that trusts the certificates in the PEM file at `path`
+/// (and checks the server's name against its certificate).
+fn tls_connector(
+    path: &std::path::Path,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let bad = |why: String| {
+        StoreError::Config(format!(
+            "sslrootcert {}: {why}: give the PEM certificate of the authority that signed the database server's certificate",
+            path.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    // ring, not aws-lc (no C++ build); rustls deprecates it for lacking a
+    // post-quantum key exchange, as the API's TLS notes.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 /// The lease as the database thread holds it.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -341,7 +431,7 @@ impl Held {
 /// serves jobs until the store is dropped, renewing the lease while it
 /// holds it.
 async fn serve(
-    config: tokio_postgres::Config,
+    config: Connector,
     place: String,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     ready: std_mpsc::SyncSender<Result<(), StoreError>>,
@@ -528,7 +618,7 @@ async fn take(
 /// from now on.
 async fn renew(
     conn: &mut Conn,
-    config: &tokio_postgres::Config,
+    config: &Connector,
     place: &str,
     held: &mut Option<Held>,
     lease: &LeaseShared,
@@ -572,7 +662,7 @@ fn settle(
 /// took it, the transaction is rolled back and the store is fenced.
 async fn commit(
     conn: &mut Conn,
-    config: &tokio_postgres::Config,
+    config: &Connector,
     place: &str,
     held: &mut Option<Held>,
     lease: &LeaseShared,
@@ -604,7 +694,7 @@ type Attempt<'a, T> =
 /// same state applied twice), for up to [`RECONNECT_FOR`].
 async fn retrying<T>(
     conn: &mut Conn,
-    config: &tokio_postgres::Config,
+    config: &Connector,
     place: &str,
     mut op: impl for<'a> FnMut(&'a mut Conn) -> Attempt<'a, T>,
 ) -> Result<T, StoreError> {
@@ -701,21 +791,33 @@ async fn apply(c: &mut Conn, batch: &Batch, h: Held) -> Result<bool, tokio_postg
 }
 
 /// Connects and prepares the statements (on a migrated database).
-async fn connect(config: &tokio_postgres::Config, place: &str) -> Result<Conn, StoreError> {
+async fn connect(config: &Connector, place: &str) -> Result<Conn, StoreError> {
     prepared(connect_raw(config, place).await?).await
 }
 
 /// A connection, its driving task spawned.
-async fn connect_raw(config: &tokio_postgres::Config, place: &str) -> Result<Client, StoreError> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| connect_error(&e, config, place))?;
-    tokio::spawn(async move {
-        // Ends when the connection closes; the next use of the client sees
-        // it closed.
-        let _ = connection.await;
-    });
+async fn connect_raw(connector: &Connector, place: &str) -> Result<Client, StoreError> {
+    let config = &connector.config;
+    // The connection task ends when the connection closes; the next use of
+    // the client sees it closed.
+    let client = match &connector.tls {
+        None => {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| connect_error(&e, config, place))?;
+            tokio::spawn(connection);
+            client
+        }
+        Some(tls) => {
+            let (client, connection) = config
+                .connect(tls.clone())
+                .await
+                .map_err(|e| connect_error(&e, config, place))?;
+            tokio::spawn(connection);
+            client
+        }
+    };
     // A process frozen in the middle of a transaction (SIGSTOP, a paused
     // VM) would keep the lease row locked and a standby out: the server
     // ends such a session after half the lease's time to live. Ours never
@@ -802,6 +904,13 @@ fn connect_error(
             "the database {place} does not exist: create it (createdb) or fix the name in the store URL"
         )),
         Some(_) => StoreError::Database(format!("{place}: {e}")),
+        // tokio-postgres names a failed handshake only in its message.
+        None if e.to_string().starts_with("error performing TLS handshake") => {
+            StoreError::Config(format!(
+                "the TLS handshake with the database at {place} failed ({}): check that sslrootcert is the authority that signed its certificate, and that the certificate names the host in the store URL",
+                std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string())
+            ))
+        }
         None => StoreError::Unreachable(format!(
             "cannot reach the database at {place}: {e}; is PostgreSQL running there? check the host and port in the store URL"
         )),

@@ -36,6 +36,106 @@ pub fn admin_url() -> String {
     .clone()
 }
 
+/// The certificate of the authority that signed the tests' server's
+/// certificate (for `sslrootcert=`); the server takes TLS connections.
+pub fn ca_cert() -> PathBuf {
+    admin_url();
+    dir().join("ca.crt")
+}
+
+fn dir() -> PathBuf {
+    // Outside the checkout, so that the server's user can reach it and
+    // every checkout on the machine shares one server on one port.
+    PathBuf::from(
+        std::env::var("BEONGAE_TEST_POSTGRES_DIR")
+            .unwrap_or_else(|_| "/tmp/beongae-test-postgres".into()),
+    )
+}
+
+/// A certificate authority and a certificate for 127.0.0.1 signed by it,
+/// made with `openssl` in `dir` (the key readable by the server only).
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=beongae test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("server.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "3650",
+        "-extfile",
+        "server.ext",
+    ]);
+    if is_root() {
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .args([dir.join("server.key"), dir.join("server.crt")])
+            .status();
+    }
+    let _ = Command::new("chmod")
+        .arg("600")
+        .arg(dir.join("server.key"))
+        .status();
+}
+
 /// A new, empty database for one test: its URL. `name` is made unique with
 /// the process id and a counter.
 pub fn fresh_database(name: &str) -> String {
@@ -113,12 +213,7 @@ fn as_owner(program: &Path, args: &[&str]) -> std::process::Output {
 
 fn start_own_server() {
     let bin = bin_dir();
-    // Outside the checkout, so that the server's user can reach it and
-    // every checkout on the machine shares one server on one port.
-    let dir = PathBuf::from(
-        std::env::var("BEONGAE_TEST_POSTGRES_DIR")
-            .unwrap_or_else(|_| "/tmp/beongae-test-postgres".into()),
-    );
+    let dir = dir();
     let data = dir.join("data");
     let data_s = data.to_str().expect("a UTF-8 path");
     // One test binary at a time sets the cluster up.
@@ -130,6 +225,9 @@ fn start_own_server() {
             .args(["postgres:postgres"])
             .arg(&dir)
             .status();
+    }
+    if !dir.join("server.crt").exists() {
+        make_certificates(&dir);
     }
     if !data.join("PG_VERSION").exists() {
         let pwfile = dir.join("pwfile");
@@ -163,8 +261,9 @@ fn start_own_server() {
     let running = as_owner(&bin.join("pg_ctl"), &["-D", data_s, "status"]);
     if !running.status.success() {
         let options = format!(
-            "-p {PORT} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 -c fsync=on",
-            dir.display()
+            "-p {PORT} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=200 -c fsync=on \
+             -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+            dir = dir.display()
         );
         let log = dir.join("server.log");
         let out = as_owner(

@@ -173,3 +173,72 @@ fn bad_postgres_settings_say_what_to_change() {
         "{err}"
     );
 }
+
+#[test]
+fn tls_to_the_database_with_the_server_checked() {
+    let url = testing::fresh_database("tls");
+    let ca = testing::ca_cert();
+    let tls = format!("{url}?sslmode=require&sslrootcert={}", ca.display());
+    let s = PostgresStore::open(&tls).unwrap();
+    let mut b = Batch::new();
+    b.put("ns", b"k".to_vec(), b"v".to_vec());
+    s.commit(b).unwrap();
+    assert_eq!(s.get("ns", b"k").unwrap(), Some(b"v".to_vec()));
+    // The server sees our connection encrypted (asked over a plain one).
+    let db = url.rsplit('/').next().unwrap();
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-At", &format!("{url}?sslmode=disable"), "-c"])
+        .arg(format!(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE datname = '{db}' AND ssl"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    drop(s);
+
+    // Required without a certificate to check the server against: refused.
+    let err = PostgresStore::open(&format!("{url}?sslmode=require")).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("sslmode=require needs sslrootcert=PATH")),
+        "{err}"
+    );
+    // Another authority: the server's certificate is not trusted.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .args(["-days", "1", "-subj", "/CN=someone else"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let err = PostgresStore::open(&format!(
+        "{url}?sslmode=require&sslrootcert={}",
+        other.display()
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("the TLS handshake with the database at 127.0.0.1") && m.contains("check that sslrootcert is the authority")),
+        "{err}"
+    );
+    // No such file.
+    let err = PostgresStore::open(&format!(
+        "{url}?sslmode=require&sslrootcert=/nonexistent.crt"
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("sslrootcert /nonexistent.crt")),
+        "{err}"
+    );
+}
