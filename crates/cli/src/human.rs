@@ -634,6 +634,12 @@ pub fn render(kind: &str, v: &Value, qr: bool) -> String {
             v["channels"].as_array().map_or(0, Vec::len)
         ),
         "stop" => "the daemon is stopping\n".into(),
+        "store migrate" => format!(
+            "copied {} keys ({} bytes) in {} namespaces, and read them back: the copy is identical\nstart the daemon with --store set to the target\n",
+            thousands(v["keys"].as_u64().unwrap_or(0)),
+            thousands(v["bytes"].as_u64().unwrap_or(0)),
+            v["namespaces"].as_u64().unwrap_or(0)
+        ),
         "devnet mine" => format!(
             "mined {} block(s); height {}\n",
             v["blocks"].as_array().map_or(0, Vec::len),

@@ -153,6 +153,11 @@ enum Cmd {
         #[command(subcommand)]
         command: DevnetCmd,
     },
+    /// The store: copy a stopped node's channels and payments to another.
+    Store {
+        #[command(subcommand)]
+        command: StoreCmd,
+    },
     /// Two nodes on an embedded devnet: open a channel, pay both ways, close.
     Demo,
     /// Decode and check a BOLT 11 invoice (offline; no daemon needed).
@@ -297,6 +302,22 @@ enum TokenCmd {
     Revoke {
         /// Its id (from `token list`).
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// Copy every key of a stopped node's store into an empty database,
+    /// then read both back and compare them. Afterwards start the daemon
+    /// with `--store` set to the target.
+    Migrate {
+        /// The store to copy: sqlite:PATH (e.g. sqlite:~/.beongae/beongae.sqlite).
+        #[arg(long)]
+        from: String,
+        /// The empty database: postgres://USER:PASSWORD@HOST:PORT/DATABASE
+        /// (or sqlite:PATH for a new file).
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -563,6 +584,46 @@ fn kind(cmd: &Cmd) -> &'static str {
     }
 }
 
+/// Opens `spec` (`sqlite:PATH` or a PostgreSQL URL); a PostgreSQL target
+/// takes the database's lease, so no node writes while the copy is made.
+fn open_store(spec: &str) -> anyhow::Result<Box<dyn beongae_store::Store>> {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        return Ok(Box::new(beongae_store::SqliteStore::open(Path::new(path))?));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let store = beongae_store::PostgresStore::connect(spec)?;
+        store.take_lease(
+            &beongae_store::lease_holder_name(),
+            beongae_store::LEASE_TTL,
+            &mut |_| {},
+        )?;
+        return Ok(Box::new(store));
+    }
+    Err(coded(
+        "bad_request",
+        format!("store `{spec}`: write sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+    ))
+}
+
+/// `store migrate`: a verified copy.
+fn migrate(from: &str, to: &str) -> anyhow::Result<serde_json::Value> {
+    if from.starts_with("sqlite:") && !Path::new(&from["sqlite:".len()..]).exists() {
+        return Err(coded(
+            "bad_request",
+            format!("{from}: no such file (a node's store is DATADIR/beongae.sqlite)"),
+        ));
+    }
+    let source = open_store(from)?;
+    let target = open_store(to)?;
+    let copied = beongae_store::copy_store(source.as_ref(), target.as_ref())?;
+    Ok(json!({
+        "namespaces": copied.namespaces,
+        "keys": copied.keys,
+        "bytes": copied.bytes,
+        "verified": true,
+    }))
+}
+
 /// The API client of the daemon at `datadir`.
 fn api(datadir: &Path) -> anyhow::Result<ApiClient> {
     Ok(ApiClient::for_datadir(datadir)?)
@@ -784,6 +845,16 @@ async fn run(cli: Cli, matches: &clap::ArgMatches, output: human::Output) -> any
             .await;
         }
         Cmd::Init { restore } => return init(&datadir, restore),
+        Cmd::Store {
+            command: StoreCmd::Migrate { from, to },
+        } => {
+            let v = tokio::task::spawn_blocking(move || migrate(&from, &to)).await??;
+            match output {
+                human::Output::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+                human::Output::Human => print!("{}", human::render("store migrate", &v, false)),
+            }
+            return Ok(());
+        }
         Cmd::Decode { invoice } => return decode::run(&invoice),
         Cmd::Demo => return demo::run().await,
         Cmd::Devnet { command } => {

@@ -265,3 +265,89 @@ fn a_standby_takes_over_a_frozen_leader_which_wakes_fenced() {
     let _ = standby.kill();
     let _ = standby.wait();
 }
+
+/// `beongae store migrate`: a node on SQLite, stopped, copied into an empty
+/// PostgreSQL database and started on it, has its channel back to the msat.
+/// A running node's store, and a target that is not empty, are refused.
+#[test]
+fn a_node_migrates_from_sqlite_to_postgres() {
+    let url = testing::fresh_database("migrate");
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let b = Node::start(root, "b", &[]);
+    let a = Node::start(root, "a", &[]);
+    let a_dir = a.datadir.clone();
+    cli(
+        root,
+        &a_dir,
+        &["connect", &format!("{}@{}", b.node_id, b.listen)],
+    );
+    cli(root, &a_dir, &["openchannel", &b.node_id, "200000"]);
+    cli(root, &a_dir, &["devnet", "mine", "3"]);
+    let normal = |d: &Path| {
+        let c = cli(root, d, &["channels"]);
+        c[0]["state"] == "normal" && c[0]["active"] == true
+    };
+    wait_for("the channel is open", || {
+        normal(&a_dir) && normal(&b.datadir)
+    });
+    let inv = cli(root, &b.datadir, &["invoice", "7000sat"]);
+    cli(root, &a_dir, &["pay", inv["invoice"].as_str().unwrap()]);
+    wait_for("the payment settles", || {
+        cli(root, &a_dir, &["channels"])[0]["pending_htlcs"] == 0
+    });
+    let sqlite = format!("sqlite:{}", a_dir.join("beongae.sqlite").display());
+    let migrate = |from: &str, to: &str| {
+        Command::new(BIN)
+            .args(["--json", "store", "migrate", "--from", from, "--to", to])
+            .output()
+            .unwrap()
+    };
+    // Not while the node runs.
+    let out = migrate(&sqlite, &url);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("in use by another process; stop the other beongae first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(a);
+    let out = migrate(&sqlite, &url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(copied["verified"], true);
+    assert!(copied["keys"].as_u64().unwrap() >= 5, "{copied}");
+    // The same keys, key for key.
+    let source = beongae_store::SqliteStore::open(&a_dir.join("beongae.sqlite")).unwrap();
+    let target = PostgresStore::connect(&url).unwrap();
+    assert_eq!(source.namespaces().unwrap(), target.namespaces().unwrap());
+    for ns in source.namespaces().unwrap() {
+        assert_eq!(
+            source.list(&ns, b"").unwrap(),
+            target.list(&ns, b"").unwrap(),
+            "{ns}"
+        );
+    }
+    drop((source, target));
+    // Again: the target holds data now.
+    let out = migrate(&sqlite, &url);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the target already holds data"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Started on the database: the channel, to the msat.
+    std::fs::rename(a_dir.join("beongae.sqlite"), a_dir.join("old.sqlite")).unwrap();
+    let a = Node::start(root, "a", &["--store", &url]);
+    wait_for("the channel is back", || normal(&a.datadir));
+    let c = cli(root, &a.datadir, &["channels"]);
+    assert_eq!(c[0]["local_msat"], 193_000_000u64);
+    assert_eq!(c[0]["remote_msat"], 7_000_000u64);
+}

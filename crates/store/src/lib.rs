@@ -79,6 +79,9 @@ pub trait Store: Send + Sync {
     /// Applies every operation of `batch` atomically and durably, in order.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
 
+    /// Every namespace that holds a key, in order.
+    fn namespaces(&self) -> Result<Vec<String>, StoreError>;
+
     /// Whether this process may still act for the node: always for a store
     /// only it can open (SQLite's file lock); for a shared database, while
     /// it holds the lease ([`StoreError::Fenced`] once another took it).
@@ -92,6 +95,59 @@ pub trait Store: Send + Sync {
     fn lease_is_fresh(&self) -> bool {
         true
     }
+}
+
+/// What [`copy_store`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Copied {
+    /// Namespaces.
+    pub namespaces: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Bytes of keys and values.
+    pub bytes: usize,
+}
+
+/// Copies every key of `from` into `to`, which must hold none, in batches,
+/// then reads both back and compares them (`beongae store migrate`).
+/// `from` must not change meanwhile (its node stopped).
+pub fn copy_store(from: &dyn Store, to: &dyn Store) -> Result<Copied, StoreError> {
+    let there = to.namespaces()?;
+    if !there.is_empty() {
+        return Err(StoreError::Config(format!(
+            "the target already holds data (namespaces {}): migrate into an empty database",
+            there.join(", ")
+        )));
+    }
+    let mut copied = Copied::default();
+    let namespaces = from.namespaces()?;
+    for ns in &namespaces {
+        let entries = from.list(ns, b"")?;
+        for chunk in entries.chunks(1000) {
+            let mut batch = Batch::new();
+            for (k, v) in chunk {
+                copied.bytes += k.len() + v.len();
+                batch.put(ns, k.clone(), v.clone());
+            }
+            to.commit(batch)?;
+        }
+        copied.keys += entries.len();
+    }
+    copied.namespaces = namespaces.len();
+    // Read back, every namespace, every key and value.
+    if to.namespaces()? != namespaces {
+        return Err(StoreError::Database(
+            "the copy's namespaces differ from the original's".into(),
+        ));
+    }
+    for ns in &namespaces {
+        if to.list(ns, b"")? != from.list(ns, b"")? {
+            return Err(StoreError::Database(format!(
+                "the copy of namespace {ns} differs from the original"
+            )));
+        }
+    }
+    Ok(copied)
 }
 
 /// The smallest byte string greater than every string with `prefix`, or

@@ -115,6 +115,7 @@ enum Job {
     Get(String, Vec<u8>, Reply<Option<Vec<u8>>>),
     List(String, Vec<u8>, Reply<Entries>),
     Commit(Batch, Reply<()>),
+    Namespaces(Reply<Vec<String>>),
     SchemaVersion(Reply<u32>),
     TakeLease(String, Duration, Reply<LeaseAttempt>),
     Renew(Reply<()>),
@@ -312,6 +313,10 @@ impl Store for PostgresStore {
         result
     }
 
+    fn namespaces(&self) -> Result<Vec<String>, StoreError> {
+        self.ask(Job::Namespaces)
+    }
+
     fn lease_is_fresh(&self) -> bool {
         !self.lease.fenced.load(std::sync::atomic::Ordering::SeqCst)
             && self.lease.valid_until().is_some_and(|t| Instant::now() < t)
@@ -503,6 +508,22 @@ async fn serve(
             }
             Job::Commit(batch, reply) => {
                 let r = commit(&mut conn, &config, &place, &mut held, &lease, batch).await;
+                let _ = reply.send(r);
+            }
+            Job::Namespaces(reply) => {
+                let r = retrying(&mut conn, &config, &place, |c| {
+                    Box::pin(async move {
+                        let rows = c
+                            .client
+                            .query(
+                                "SELECT DISTINCT ns COLLATE \"C\" AS ns FROM beongae_kv ORDER BY 1",
+                                &[],
+                            )
+                            .await?;
+                        Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect())
+                    })
+                })
+                .await;
                 let _ = reply.send(r);
             }
             Job::SchemaVersion(reply) => {
@@ -706,7 +727,7 @@ async fn retrying<T>(
             Err(e) => e,
         };
         if !conn.client.is_closed() {
-            return Err(StoreError::Database(e.to_string()));
+            return Err(StoreError::Database(db_text(&e)));
         }
         // The connection is gone: make another, as long as we may.
         loop {
@@ -829,12 +850,12 @@ async fn connect_raw(connector: &Connector, place: &str) -> Result<Client, Store
             (LEASE_TTL / 2).as_millis()
         ))
         .await
-        .map_err(|e| StoreError::Database(e.to_string()))?;
+        .map_err(|e| StoreError::Database(db_text(&e)))?;
     Ok(client)
 }
 
 async fn prepared(client: Client) -> Result<Conn, StoreError> {
-    let db = |e: tokio_postgres::Error| StoreError::Database(e.to_string());
+    let db = |e: tokio_postgres::Error| StoreError::Database(db_text(&e));
     let get = client
         .prepare("SELECT value FROM beongae_kv WHERE ns = $1 AND key = $2")
         .await
@@ -886,6 +907,15 @@ async fn prepared(client: Client) -> Result<Conn, StoreError> {
     })
 }
 
+/// A database error in full: tokio-postgres shows a server's error as just
+/// "db error", its text being in the source.
+fn db_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 /// Says what to change when a connection cannot be made.
 fn connect_error(
     e: &tokio_postgres::Error,
@@ -903,7 +933,7 @@ fn connect_error(
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => StoreError::Config(format!(
             "the database {place} does not exist: create it (createdb) or fix the name in the store URL"
         )),
-        Some(_) => StoreError::Database(format!("{place}: {e}")),
+        Some(_) => StoreError::Database(format!("{place}: {}", db_text(e))),
         // tokio-postgres names a failed handshake only in its message.
         None if e.to_string().starts_with("error performing TLS handshake") => {
             StoreError::Config(format!(
@@ -935,7 +965,7 @@ async fn read_version(client: &Client) -> Result<Option<u32>, tokio_postgres::Er
 /// Takes the schema to [`PG_SCHEMA_VERSION`], one transaction, serialized
 /// with other processes by an advisory lock.
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let db = |e: tokio_postgres::Error| StoreError::Database(e.to_string());
+    let db = |e: tokio_postgres::Error| StoreError::Database(db_text(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await

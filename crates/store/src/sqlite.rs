@@ -152,6 +152,13 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
+    fn namespaces(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT ns FROM kv ORDER BY ns")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let result = self.commit_timed(batch);

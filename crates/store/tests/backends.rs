@@ -71,6 +71,17 @@ fn put_get_list_delete_on_both() {
             Some(b"o".to_vec()),
             "{kind}"
         );
+        // Namespaces in byte order on both (PostgreSQL's collation aside).
+        let mut b = Batch::new();
+        b.put("peers", b"k".to_vec(), b"v".to_vec())
+            .put("peer_updates", b"k".to_vec(), b"v".to_vec())
+            .put("Z", b"k".to_vec(), b"v".to_vec());
+        s.commit(b).unwrap();
+        assert_eq!(
+            s.namespaces().unwrap(),
+            ["Z", "chan", "other", "peer_updates", "peers"],
+            "{kind}"
+        );
         // A batch with a bad namespace writes nothing.
         let mut b = Batch::new();
         b.put("ok", b"k".to_vec(), b"v".to_vec())
