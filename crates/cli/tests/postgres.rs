@@ -351,3 +351,84 @@ fn a_node_migrates_from_sqlite_to_postgres() {
     assert_eq!(c[0]["local_msat"], 193_000_000u64);
     assert_eq!(c[0]["remote_msat"], 7_000_000u64);
 }
+
+/// The database server restarted while payments flow: the node waits
+/// (its commits retry on a new connection), then goes on; every payment
+/// settles and both sides agree to the msat. The server is this test's own.
+#[test]
+fn the_database_restarted_mid_stream_loses_nothing() {
+    let server = testing::PrivateServer::start("restart", 25433);
+    let url = server.fresh_database("restarted");
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let b = Node::start(root, "b", &[]);
+    let mut a = Node::start(root, "a", &["--store", &url]);
+    let a_dir = a.datadir.clone();
+    cli(
+        root,
+        &a_dir,
+        &["connect", &format!("{}@{}", b.node_id, b.listen)],
+    );
+    cli(root, &a_dir, &["openchannel", &b.node_id, "500000"]);
+    cli(root, &a_dir, &["devnet", "mine", "3"]);
+    let normal = |d: &Path| {
+        let c = cli(root, d, &["channels"]);
+        c[0]["state"] == "normal" && c[0]["active"] == true
+    };
+    wait_for("the channel is open", || {
+        normal(&a_dir) && normal(&b.datadir)
+    });
+    let invoices: Vec<String> = (0..12)
+        .map(|_| {
+            cli(root, &b.datadir, &["invoice", "1000sat"])["invoice"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let outcomes = std::thread::scope(|s| {
+        let payer = s.spawn(|| {
+            invoices
+                .iter()
+                .map(|inv| {
+                    common::devnet_env(&mut Command::new(BIN), root)
+                        .arg("--datadir")
+                        .arg(&a_dir)
+                        .args(["--json", "pay", inv])
+                        .output()
+                        .unwrap()
+                        .status
+                        .success()
+                })
+                .collect::<Vec<bool>>()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let stopped = Instant::now();
+        server.restart();
+        println!(
+            "the database was away {:.2} s",
+            stopped.elapsed().as_secs_f64()
+        );
+        payer.join().unwrap()
+    });
+    assert_eq!(outcomes, vec![true; 12]);
+    assert!(a.child.try_wait().unwrap().is_none(), "the node goes on");
+    wait_for("the payments settle", || {
+        cli(root, &a_dir, &["channels"])[0]["pending_htlcs"] == 0
+            && cli(root, &b.datadir, &["channels"])[0]["pending_htlcs"] == 0
+    });
+    let (ca, cb) = (
+        cli(root, &a_dir, &["channels"]),
+        cli(root, &b.datadir, &["channels"]),
+    );
+    assert_eq!(ca[0]["local_msat"], 488_000_000u64);
+    assert_eq!(cb[0]["local_msat"], 12_000_000u64);
+    // And what the database holds is what the node says.
+    drop(a);
+    let a = Node::start(root, "a", &["--store", &url]);
+    wait_for("the channel is back", || normal(&a.datadir));
+    assert_eq!(
+        cli(root, &a.datadir, &["channels"])[0]["local_msat"],
+        488_000_000u64
+    );
+}

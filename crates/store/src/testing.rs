@@ -212,8 +212,89 @@ fn as_owner(program: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn start_own_server() {
+    start_server(&dir(), PORT);
+}
+
+/// A server of one test's own, which it may stop and start (the shared one
+/// must stay up for the others): in `dir()/private-NAME`, on `port`
+/// (below 32768), stopped when dropped.
+pub struct PrivateServer {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivateServer {
+    /// Made (first time) and started.
+    pub fn start(name: &str, port: u16) -> PrivateServer {
+        let base = dir();
+        std::fs::create_dir_all(&base).expect("the servers' directory");
+        if is_root() {
+            let _ = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&base)
+                .status();
+        }
+        let dir = base.join(format!("private-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        start_server(&dir, port);
+        PrivateServer { dir, port }
+    }
+
+    /// A URL of a new database on it.
+    pub fn fresh_database(&self, name: &str) -> String {
+        let admin = format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        );
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        with_database(&admin, name)
+    }
+
+    /// Stops it (fast: open connections are ended), then starts it again.
+    pub fn restart(&self) {
+        let data = self.dir.join("data");
+        let out = as_owner(
+            &bin_dir().join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().expect("UTF-8"),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        start_server(&self.dir, self.port);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = as_owner(
+            &bin_dir().join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Makes (first time) and starts the server in `dir` on `port`, unless it
+/// runs.
+fn start_server(dir: &Path, port: u16) {
     let bin = bin_dir();
-    let dir = dir();
+    let dir = dir.to_owned();
     let data = dir.join("data");
     let data_s = data.to_str().expect("a UTF-8 path");
     // One test binary at a time sets the cluster up.
@@ -261,7 +342,7 @@ fn start_own_server() {
     let running = as_owner(&bin.join("pg_ctl"), &["-D", data_s, "status"]);
     if !running.status.success() {
         let options = format!(
-            "-p {PORT} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=200 -c fsync=on \
+            "-p {port} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=200 -c fsync=on \
              -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
             dir = dir.display()
         );
