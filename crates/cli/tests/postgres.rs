@@ -29,6 +29,35 @@ fn cli(root: &Path, datadir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Whether the first channel of the node at `d` is open and active.
+fn normal(root: &Path, d: &Path) -> bool {
+    let c = cli(root, d, &["channels"]);
+    c[0]["state"] == "normal" && c[0]["active"] == true
+}
+
+/// The node at `a` connects to `b` and opens a channel (`args`: the amount
+/// and options), which three blocks bury; its id once both have it open.
+fn open_channel(root: &Path, a: &Path, b: &Node, args: &[&str]) -> String {
+    cli(
+        root,
+        a,
+        &["connect", &format!("{}@{}", b.node_id, b.listen)],
+    );
+    let open: Vec<&str> = ["openchannel", b.node_id.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let id = cli(root, a, &open)["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli(root, a, &["devnet", "mine", "3"]);
+    wait_for("the channel is open", || {
+        normal(root, a) && normal(root, &b.datadir)
+    });
+    id
+}
+
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {
@@ -45,23 +74,7 @@ fn a_daemon_keeps_its_channels_in_postgres() {
     let b = Node::start(root, "b", &[]);
     let a = Node::start(root, "a", &["--store", &url]);
     let (a_dir, b_dir) = (a.datadir.clone(), b.datadir.clone());
-    cli(
-        root,
-        &a_dir,
-        &["connect", &format!("{}@{}", b.node_id, b.listen)],
-    );
-    let opened = cli(
-        root,
-        &a_dir,
-        &["openchannel", &b.node_id, "100000", "--push-sat", "1000"],
-    );
-    let id = opened["channel_id"].as_str().unwrap().to_owned();
-    cli(root, &a_dir, &["devnet", "mine", "3"]);
-    let normal = |d: &Path| {
-        let c = cli(root, d, &["channels"]);
-        c[0]["state"] == "normal" && c[0]["active"] == true
-    };
-    wait_for("the channel is open", || normal(&a_dir) && normal(&b_dir));
+    let id = open_channel(root, &a_dir, &b, &["100000", "--push-sat", "1000"]);
     let inv = cli(root, &b_dir, &["invoice", "5000sat"]);
     cli(root, &a_dir, &["pay", inv["invoice"].as_str().unwrap()]);
     wait_for("the payment settles", || {
@@ -80,7 +93,7 @@ fn a_daemon_keeps_its_channels_in_postgres() {
     // Killed (SIGKILL) and started again: the channel is back, to the msat.
     drop(a);
     let a = Node::start(root, "a", &["--store", &url]);
-    wait_for("the channel is back", || normal(&a.datadir));
+    wait_for("the channel is back", || normal(root, &a.datadir));
     let c = cli(root, &a.datadir, &["channels"]);
     assert_eq!(c[0]["channel_id"], id.as_str());
     assert_eq!(c[0]["local_msat"], 94_000_000u64);
@@ -181,18 +194,7 @@ fn a_standby_takes_over_a_frozen_leader_which_wakes_fenced() {
     let a1 = root.join("a1");
     let mut leader = spawn_daemon(root, &a1, &url);
     let leader_id = common::banner_field(&common::read_banner(&mut leader), "node id: ");
-    cli(
-        root,
-        &a1,
-        &["connect", &format!("{}@{}", b.node_id, b.listen)],
-    );
-    cli(root, &a1, &["openchannel", &b.node_id, "100000"]);
-    cli(root, &a1, &["devnet", "mine", "3"]);
-    let normal = |d: &Path| {
-        let c = cli(root, d, &["channels"]);
-        c[0]["state"] == "normal" && c[0]["active"] == true
-    };
-    wait_for("the channel is open", || normal(&a1) && normal(&b.datadir));
+    open_channel(root, &a1, &b, &["100000"]);
     let inv = cli(root, &b.datadir, &["invoice", "1000sat"]);
     cli(root, &a1, &["pay", inv["invoice"].as_str().unwrap()]);
 
@@ -217,7 +219,7 @@ fn a_standby_takes_over_a_frozen_leader_which_wakes_fenced() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(common::banner_field(&lines, "node id: "), leader_id);
     // It reconnects to the peer, and pays over the channel.
-    wait_for("the standby's channel is active", || normal(&a2));
+    wait_for("the standby's channel is active", || normal(root, &a2));
     let inv = cli(root, &b.datadir, &["invoice", "2000sat"]);
     cli(root, &a2, &["pay", inv["invoice"].as_str().unwrap()]);
     let snapshot = || {
@@ -277,20 +279,7 @@ fn a_node_migrates_from_sqlite_to_postgres() {
     let b = Node::start(root, "b", &[]);
     let a = Node::start(root, "a", &[]);
     let a_dir = a.datadir.clone();
-    cli(
-        root,
-        &a_dir,
-        &["connect", &format!("{}@{}", b.node_id, b.listen)],
-    );
-    cli(root, &a_dir, &["openchannel", &b.node_id, "200000"]);
-    cli(root, &a_dir, &["devnet", "mine", "3"]);
-    let normal = |d: &Path| {
-        let c = cli(root, d, &["channels"]);
-        c[0]["state"] == "normal" && c[0]["active"] == true
-    };
-    wait_for("the channel is open", || {
-        normal(&a_dir) && normal(&b.datadir)
-    });
+    open_channel(root, &a_dir, &b, &["200000"]);
     let inv = cli(root, &b.datadir, &["invoice", "7000sat"]);
     cli(root, &a_dir, &["pay", inv["invoice"].as_str().unwrap()]);
     wait_for("the payment settles", || {
@@ -346,7 +335,7 @@ fn a_node_migrates_from_sqlite_to_postgres() {
     // Started on the database: the channel, to the msat.
     std::fs::rename(a_dir.join("beongae.sqlite"), a_dir.join("old.sqlite")).unwrap();
     let a = Node::start(root, "a", &["--store", &url]);
-    wait_for("the channel is back", || normal(&a.datadir));
+    wait_for("the channel is back", || normal(root, &a.datadir));
     let c = cli(root, &a.datadir, &["channels"]);
     assert_eq!(c[0]["local_msat"], 193_000_000u64);
     assert_eq!(c[0]["remote_msat"], 7_000_000u64);
@@ -364,20 +353,7 @@ fn the_database_restarted_mid_stream_loses_nothing() {
     let b = Node::start(root, "b", &[]);
     let mut a = Node::start(root, "a", &["--store", &url]);
     let a_dir = a.datadir.clone();
-    cli(
-        root,
-        &a_dir,
-        &["connect", &format!("{}@{}", b.node_id, b.listen)],
-    );
-    cli(root, &a_dir, &["openchannel", &b.node_id, "500000"]);
-    cli(root, &a_dir, &["devnet", "mine", "3"]);
-    let normal = |d: &Path| {
-        let c = cli(root, d, &["channels"]);
-        c[0]["state"] == "normal" && c[0]["active"] == true
-    };
-    wait_for("the channel is open", || {
-        normal(&a_dir) && normal(&b.datadir)
-    });
+    open_channel(root, &a_dir, &b, &["500000"]);
     let invoices: Vec<String> = (0..12)
         .map(|_| {
             cli(root, &b.datadir, &["invoice", "1000sat"])["invoice"]
@@ -426,7 +402,7 @@ fn the_database_restarted_mid_stream_loses_nothing() {
     // And what the database holds is what the node says.
     drop(a);
     let a = Node::start(root, "a", &["--store", &url]);
-    wait_for("the channel is back", || normal(&a.datadir));
+    wait_for("the channel is back", || normal(root, &a.datadir));
     assert_eq!(
         cli(root, &a.datadir, &["channels"])[0]["local_msat"],
         488_000_000u64
