@@ -45,19 +45,7 @@ impl Daemon {
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = cmd(&self.root)
-            .arg("--datadir")
-            .arg(&self.datadir)
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        common::cli_json(&self.root, &self.datadir, args)
     }
 }
 

@@ -14,19 +14,7 @@ use beongae_store::{testing, PostgresStore, Store};
 use common::{Node, BIN};
 
 fn cli(root: &Path, datadir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = common::devnet_env(&mut Command::new(BIN), root)
-        .arg("--datadir")
-        .arg(datadir)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::cli_json(root, datadir, args)
 }
 
 /// Whether the first channel of the node at `d` is open and active.

@@ -169,3 +169,26 @@ impl Drop for Node {
         let _ = self.child.wait();
     }
 }
+
+/// `beongae --datadir DATADIR --json ARGS` on the devnet of `root`: its JSON.
+/// Panics, with the error, if the command fails.
+pub fn cli_json(
+    root: &std::path::Path,
+    datadir: &std::path::Path,
+    args: &[&str],
+) -> serde_json::Value {
+    let out = devnet_env(&mut Command::new(BIN), root)
+        .arg("--datadir")
+        .arg(datadir)
+        .arg("--json")
+        .args(args)
+        .env("BEONGAE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
