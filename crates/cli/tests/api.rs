@@ -36,26 +36,12 @@ impl std::ops::DerefMut for Daemon {
     }
 }
 
-/// A client that trusts only the daemon's own certificate.
-fn pinned(datadir: &Path) -> reqwest::Client {
-    let pem = std::fs::read(datadir.join("api/tls.cert")).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
-}
-
 impl Daemon {
     fn start(root: &Path, name: &str, extra: &[&str]) -> Daemon {
         let node = common::Node::start(root, name, extra);
-        let url = std::fs::read_to_string(node.datadir.join("api/url")).unwrap();
-        let http = if url.starts_with("https") {
-            pinned(&node.datadir)
-        } else {
-            reqwest::Client::new()
-        };
+        let (url, http, admin) = common::api_client(&node.datadir);
         Daemon {
-            admin: std::fs::read_to_string(node.datadir.join("api/admin.token")).unwrap(),
+            admin,
             node,
             url,
             http,

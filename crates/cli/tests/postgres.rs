@@ -396,3 +396,237 @@ fn the_database_restarted_mid_stream_loses_nothing() {
         488_000_000u64
     );
 }
+
+/// An invoice of B's the driver pays: its hash and amount.
+struct Bill {
+    hash: String,
+    bolt11: String,
+    msat: u64,
+}
+
+/// `GET` or `POST` on a daemon's API: the status and the JSON, or the
+/// transport's error (the daemon is gone).
+async fn api(
+    (url, http, token): &(String, reqwest::Client, String),
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let req = match body {
+        Some(b) => http.post(format!("{url}{path}")).json(&b),
+        None => http.get(format!("{url}{path}")),
+    };
+    let resp = req.bearer_auth(token).send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await.unwrap_or(serde_json::Value::Null)))
+}
+
+/// Issue 15's failover test under load. Two daemons of one seed on one
+/// database, the leader paying B (on SQLite) with 100 payments in flight
+/// through the HTTP API, is killed with SIGKILL. The standby takes over
+/// within 10 s. Every payment the leader recorded then ends, succeeded or
+/// failed, on the standby; what succeeded is exactly what B was paid, to
+/// the msat; both sides' balances agree; and B refused no commitment of
+/// A's (`beongae_commitments_refused_total` 0: it never saw two different
+/// commitments for one number).
+#[test]
+fn a_standby_takes_over_a_killed_leader_under_load() {
+    const CAPACITY_MSAT: u64 = 2_000_000_000;
+    const BILLS: u64 = 600;
+    const IN_FLIGHT: usize = 100;
+    let url = testing::fresh_database("failover");
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let b = Node::start(root, "b", &[]);
+    let a1 = root.join("a1");
+    let mut leader = spawn_daemon(root, &a1, &url);
+    common::read_banner(&mut leader);
+    open_channel(root, &a1, &b, &["2000000"]);
+    let a2 = root.join("a2");
+    std::fs::create_dir_all(&a2).unwrap();
+    std::fs::copy(a1.join("seed"), a2.join("seed")).unwrap();
+    let mut standby = spawn_daemon(root, &a2, &url);
+    // The standby prints its banner once it is the node.
+    let took_over = std::thread::spawn(move || {
+        common::read_banner(&mut standby);
+        (standby, Instant::now())
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b_api = common::api_client(&b.datadir);
+        let mut bills = Vec::new();
+        for i in 0..BILLS {
+            let msat = 1_000_000 + i;
+            let (s, inv) = api(
+                &b_api,
+                "/v1/invoices",
+                Some(serde_json::json!({ "amount_msat": msat })),
+            )
+            .await
+            .unwrap();
+            assert_eq!(s, 200, "{inv}");
+            bills.push(Bill {
+                hash: inv["payment_hash"].as_str().unwrap().to_owned(),
+                bolt11: inv["invoice"].as_str().unwrap().to_owned(),
+                msat,
+            });
+        }
+        let amounts: std::collections::HashMap<String, u64> =
+            bills.iter().map(|b| (b.hash.clone(), b.msat)).collect();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(bills));
+        let attempted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let paid = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let leader_api = std::sync::Arc::new(common::api_client(&a1));
+        let mut workers = Vec::new();
+        for _ in 0..IN_FLIGHT {
+            let (queue, attempted, paid, leader_api) = (
+                queue.clone(),
+                attempted.clone(),
+                paid.clone(),
+                leader_api.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let Some(bill) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
+                    attempted.lock().unwrap().push(bill.hash.clone());
+                    let body = serde_json::json!({ "invoice": bill.bolt11, "timeout_secs": 120 });
+                    match api(&leader_api, "/v1/payments", Some(body)).await {
+                        Ok((200, _)) => {
+                            paid.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Ok((status, v)) => panic!("the leader refused a payment: {status} {v}"),
+                        // The leader is gone.
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while paid.load(std::sync::atomic::Ordering::SeqCst) < 150 {
+            assert!(Instant::now() < deadline, "150 payments never settled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        signal(&leader, "-KILL");
+        let killed = Instant::now();
+        let paid_before = paid.load(std::sync::atomic::Ordering::SeqCst);
+        let _ = leader.wait();
+        let (mut standby, at) = tokio::task::spawn_blocking(move || took_over.join().unwrap())
+            .await
+            .unwrap();
+        let took = at - killed;
+        for w in workers {
+            w.await.unwrap();
+        }
+        let attempted = attempted.lock().unwrap().clone();
+        println!(
+            "the standby took over {:.1} s after the leader was killed, with {} payments in flight ({paid_before} paid before)",
+            took.as_secs_f64(),
+            attempted.len() - paid_before
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+
+        // Every payment the leader recorded ends on the standby.
+        let standby_api = common::api_client(&a2);
+        let (mut succeeded, mut failed, mut unknown) = (
+            std::collections::HashMap::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for hash in &attempted {
+            loop {
+                let (s, p) = api(&standby_api, &format!("/v1/payments/{hash}"), None)
+                    .await
+                    .unwrap();
+                match (s, p["status"].as_str()) {
+                    (404, _) => unknown.push(hash.clone()),
+                    (200, Some("succeeded")) => {
+                        assert_eq!(p["amount_msat"], amounts[hash], "{p}");
+                        succeeded.insert(hash.clone(), amounts[hash]);
+                    }
+                    (200, Some("failed")) => failed.push(format!("{hash}: {}", p["failure"])),
+                    (200, Some("pending")) => {
+                        assert!(Instant::now() < deadline, "still pending: {p}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    other => panic!("{other:?}: {p}"),
+                }
+                break;
+            }
+        }
+        println!(
+            "{} payments attempted: {} succeeded, {} failed, {} never recorded by the leader (their requests died with it)",
+            attempted.len(),
+            succeeded.len(),
+            failed.len(),
+            unknown.len()
+        );
+        println!("failed: {failed:#?}");
+        assert!(succeeded.len() >= paid_before);
+
+        // What succeeded is what B was paid, invoice by invoice, to the msat.
+        let (s, page) = api(&b_api, "/v1/invoices?status=paid&limit=1000", None)
+            .await
+            .unwrap();
+        assert_eq!(s, 200);
+        let received: std::collections::HashMap<String, u64> = page["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["payment_hash"].as_str().unwrap().to_owned(),
+                    i["amount_msat"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(received, succeeded);
+        let sum: u64 = succeeded.values().sum();
+
+        // Both sides' channels agree, with nothing left in flight.
+        let channels = |api_: &(String, reqwest::Client, String)| {
+            let api_ = api_.clone();
+            async move { api(&api_, "/v1/channels", None).await.unwrap().1 }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (ca, cb) = loop {
+            let (ca, cb) = (channels(&standby_api).await, channels(&b_api).await);
+            let c = |v: &serde_json::Value| v[0].clone();
+            if c(&ca)["pending_htlcs"] == 0 && c(&cb)["pending_htlcs"] == 0 {
+                break (c(&ca), c(&cb));
+            }
+            assert!(Instant::now() < deadline, "HTLCs left: {ca} {cb}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(ca["local_msat"], CAPACITY_MSAT - sum, "{ca}");
+        assert_eq!(ca["remote_msat"], sum, "{ca}");
+        assert_eq!(cb["local_msat"], sum, "{cb}");
+        assert_eq!(cb["remote_msat"], CAPACITY_MSAT - sum, "{cb}");
+        assert_eq!(cb["state"], "normal", "{cb}");
+
+        // B never saw two different commitments for one number.
+        let (url, http, token) = &b_api;
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("\nbeongae_commitments_refused_total 0\n"),
+            "{metrics}"
+        );
+        let _ = standby.kill();
+        let _ = standby.wait();
+    });
+}

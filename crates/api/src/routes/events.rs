@@ -81,6 +81,17 @@ pub enum EventView {
         /// Why.
         reason: String,
     },
+    /// A peer's `commitment_signed` or `channel_reestablish` was refused:
+    /// its signature was not for the commitment we compute, or it named
+    /// commitment numbers our state does not have. The channel fails.
+    CommitmentRefused {
+        /// Channel id.
+        channel_id: String,
+        /// Peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
     /// Something else happened (a kind of event this API version does
     /// not name yet).
     Other {
@@ -154,6 +165,15 @@ impl From<Event> for EventView {
                 payment_hash: hex::encode(payment_hash.0),
                 reason,
             },
+            Event::CommitmentRefused {
+                channel_id,
+                peer,
+                reason,
+            } => EventView::CommitmentRefused {
+                channel_id: hex::encode(channel_id.0),
+                peer: peer.to_string(),
+                reason,
+            },
             other => EventView::Other {
                 description: format!("{other:?}"),
             },
@@ -173,6 +193,7 @@ impl EventView {
             EventView::InvoicePaid { .. } => "invoice_paid",
             EventView::PaymentSucceeded { .. } => "payment_succeeded",
             EventView::PaymentFailed { .. } => "payment_failed",
+            EventView::CommitmentRefused { .. } => "commitment_refused",
             EventView::Other { .. } => "other",
             EventView::Lagged { .. } => "lagged",
         }

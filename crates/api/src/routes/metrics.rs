@@ -54,6 +54,13 @@ pub async fn metrics(_: Authorized<Read>, State(ctx): Ctx) -> Result<impl IntoRe
         "Connected peers.",
         &[("", peers)],
     );
+    metric(
+        &mut out,
+        "beongae_commitments_refused_total",
+        "counter",
+        "Peers' commitment_signed or channel_reestablish refused since start: a signature not for the commitment we compute, or commitment numbers our state does not have (a peer that signed two commitments for one number).",
+        &[("", ctx.node.commitments_refused())],
+    );
     let count = |f: &dyn Fn(&beongae_node::core::ChannelSummary) -> bool| {
         channels.iter().filter(|c| f(c)).count() as u64
     };

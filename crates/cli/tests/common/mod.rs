@@ -192,3 +192,20 @@ pub fn cli_json(
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A client of a daemon's HTTP API: its URL (`api/url`), its admin token,
+/// and an HTTP client that trusts only the daemon's own certificate.
+pub fn api_client(datadir: &std::path::Path) -> (String, reqwest::Client, String) {
+    let url = std::fs::read_to_string(datadir.join("api/url")).unwrap();
+    let http = if url.starts_with("https") {
+        let pem = std::fs::read(datadir.join("api/tls.cert")).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    } else {
+        reqwest::Client::new()
+    };
+    let admin = std::fs::read_to_string(datadir.join("api/admin.token")).unwrap();
+    (url, http, admin)
+}

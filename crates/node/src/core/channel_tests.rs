@@ -63,6 +63,8 @@ struct Pair {
     forgotten: Vec<(Side, Txid)>,
     /// Messages each side sent (after the fact).
     sent: Vec<(Side, Message)>,
+    /// The events each side raised.
+    events: Vec<(Side, super::Event)>,
     /// Whether messages are delivered (false: the link is down).
     linked: bool,
     /// What each side's store holds: (namespace, key) -> value.
@@ -339,6 +341,7 @@ impl Pair {
             replies: Vec::new(),
             forgotten: Vec::new(),
             sent: Vec::new(),
+            events: Vec::new(),
             linked: true,
             stores: [BTreeMap::new(), BTreeMap::new()],
             tamper: None,
@@ -566,6 +569,7 @@ impl Pair {
                         self.unanswered.push((side, o));
                     }
                     Output::Forget { txid } => self.forgotten.push((side, txid)),
+                    Output::Event(e) => self.events.push((side, e)),
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
                         let stored = self.stores[side as usize]
                             .iter()
@@ -1287,6 +1291,7 @@ fn each_must_fail_violation_gets_an_error_and_our_commitment() {
         };
         p.linked = false;
         let since = p.sent.len();
+        let events = p.events.len();
         for m in messages(id) {
             p.deliver_from_b(m);
         }
@@ -1294,6 +1299,23 @@ fn each_must_fail_violation_gets_an_error_and_our_commitment() {
         if got != [expected] {
             mismatches.push(format!("expected {expected:?}, got {got:?}"));
             continue;
+        }
+        // A commitment_signed that does not sign the commitment we compute
+        // for its number is counted as refused; nothing else is.
+        let refused: Vec<String> = p.events[events..]
+            .iter()
+            .filter_map(|(s, e)| match (s, e) {
+                (Side::A, super::Event::CommitmentRefused { reason, .. }) => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<String> = if expected == "commitment signature does not verify" {
+            vec![format!("commitment_signed: {expected}")]
+        } else {
+            vec![]
+        };
+        if refused != want {
+            mismatches.push(format!("{expected}: refused {refused:?}"));
         }
         check_force_closed(&p, &funding, 920_000_000, 80_000_000);
     }

@@ -736,6 +736,27 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The peer's `commitment_signed` did not sign the commitment we
+    /// compute for its number, or its `channel_reestablish` named
+    /// commitment numbers our state does not have: the channel fails.
+    ///
+    /// This is how a node sees its peer sign two different commitments for
+    /// one number. The number a `commitment_signed` signs is not in the
+    /// message (BOLT 2): it is the receiver's next, and the receiver builds
+    /// that transaction from the updates both sides have. A second,
+    /// different commitment for a number already signed therefore arrives
+    /// as a signature that does not verify for the next number, and a peer
+    /// whose state went back (a standby restored from an old copy) shows
+    /// it in `channel_reestablish`. Both are counted
+    /// ([`crate::runtime::NodeHandle::commitments_refused`]).
+    CommitmentRefused {
+        /// `channel_id`
+        channel_id: ChannelId,
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The deterministic node state machine.

@@ -144,9 +144,20 @@ pub struct NodeHandle {
     /// Why the core task stopped on its own (a store failure, or the lease
     /// taken by another instance).
     failure: Arc<std::sync::OnceLock<String>>,
+    /// Peers' commitments refused since start ([`Event::CommitmentRefused`]).
+    refused: Arc<AtomicU64>,
 }
 
 impl NodeHandle {
+    /// How many of the peers' commitments this node refused since it
+    /// started ([`Event::CommitmentRefused`]): a peer's `commitment_signed`
+    /// whose signature is not for the commitment we compute, or a
+    /// `channel_reestablish` with commitment numbers our state does not
+    /// have. Zero on a healthy node.
+    pub fn commitments_refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Returns once the node's core has stopped, with why when it stopped
     /// on its own (none: it was shut down).
     pub async fn stopped(&self) -> Option<String> {
@@ -546,6 +557,7 @@ impl Node {
         };
         let rebroadcast = core.pending_broadcasts();
         let failure: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let refused: Arc<AtomicU64> = Arc::default();
         let driver = CoreDriver {
             core,
             key,
@@ -562,6 +574,7 @@ impl Node {
             requeue: Vec::new(),
             broadcast_in_batch: false,
             failure: failure.clone(),
+            refused: refused.clone(),
         };
         if let Some(io) = &driver.io {
             for tx in rebroadcast {
@@ -578,6 +591,7 @@ impl Node {
                 events,
                 node_id,
                 failure,
+                refused,
             },
             listen_addr,
             tasks,
@@ -740,6 +754,8 @@ struct CoreDriver {
     broadcast_in_batch: bool,
     /// Why the core stopped on its own ([`NodeHandle::stopped`]).
     failure: Arc<std::sync::OnceLock<String>>,
+    /// [`NodeHandle::commitments_refused`].
+    refused: Arc<AtomicU64>,
 }
 
 /// Whether this process still holds the store's lease: at once while the
@@ -1239,6 +1255,9 @@ impl CoreDriver {
                     }
                     Event::ErrorReceived { node_id, text } => {
                         warn!(%node_id, text = %truncate(text), "peer sent an error")
+                    }
+                    Event::CommitmentRefused { .. } => {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
                     }
                     other => info!(event = ?other, "event"),
                 }

@@ -177,6 +177,32 @@ fn a_node_restored_from_a_copy_taken_before_channel_ready_never_broadcasts() {
             assert!(errors_sent(&p, sent)
                 .iter()
                 .any(|e| e.starts_with("our channel state is behind (you hold our secret 3)")));
+            // A standby restored from an old copy is what "two
+            // commitments for one number" looks like from B: B counts
+            // A's reestablish as refused, and A counts B's.
+            let refused: Vec<(Side, String)> = p
+                .events
+                .iter()
+                .filter_map(|(s, e)| match e {
+                    crate::core::Event::CommitmentRefused {
+                        channel_id, reason, ..
+                    } if *channel_id == id => Some((*s, reason.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                refused,
+                vec![
+                    (
+                        Side::A,
+                        "channel_reestablish: our channel state is behind (you hold our secret 3); please close the channel".to_owned()
+                    ),
+                    (
+                        Side::B,
+                        "channel_reestablish: peer expects commitment_signed 1 and revoke_and_ack 0, we are at commitment 4 and have signed its commitment 4".to_owned()
+                    ),
+                ]
+            );
         }
         assert!(
             p.a_broadcasts(since).is_empty(),

@@ -221,10 +221,27 @@ impl Channels {
                         super::record::Withheld::Unverified,
                     ),
                 };
+                self.refused(node, id, &format!("channel_reestablish: {why}"));
                 self.fail_withheld(id, &why, withheld);
             }
-            Err(e) => self.fail(id, &e.to_string()),
+            Err(e) => {
+                let why = e.to_string();
+                if matches!(e, ChannelError::Reestablish(_)) {
+                    self.refused(node, id, &format!("channel_reestablish: {why}"));
+                }
+                self.fail(id, &why)
+            }
         }
+    }
+
+    /// [`crate::core::Event::CommitmentRefused`].
+    fn refused(&mut self, peer: NodeId, channel_id: ChannelId, reason: &str) {
+        tracing::warn!(channel = %channel_id, %peer, %reason, "the peer's commitment refused");
+        self.event(crate::core::Event::CommitmentRefused {
+            channel_id,
+            peer,
+            reason: reason.to_owned(),
+        });
     }
 
     /// Offers again the fulfills and fails a disconnection forgot.
@@ -286,7 +303,13 @@ impl Channels {
                 }
                 self.touch(id);
             }
-            Err(e) => self.fail(id, &e.to_string()),
+            Err(e) => {
+                let why = e.to_string();
+                if matches!(msg, Message::CommitmentSigned(_)) {
+                    self.refused(node, id, &format!("commitment_signed: {why}"));
+                }
+                self.fail(id, &why)
+            }
         }
     }
 
