@@ -148,7 +148,7 @@ async fn beongae(dir: &std::path::Path) -> Measured {
     settings.gossip.flush_interval = Duration::from_millis(500);
     let mut nodes = Vec::new();
     for (seed, name) in [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave")] {
-        nodes.push(start_with(&devnet, &dir.join(name), seed, settings.clone()).await);
+        nodes.push(start_with(&devnet, &dir.join(name), seed, settings.clone(), None).await);
     }
     let [alice, bob, carol, dave]: [Embedded; 4] = nodes.try_into().ok().unwrap();
     for e in [&alice, &bob, &carol] {

@@ -74,6 +74,8 @@ async fn silent_connections_do_not_lock_a_good_peer_out() {
 async fn channel_node(dir: &std::path::Path) -> Embedded {
     let devnet: Arc<dyn ChainSource> = Arc::new(Mutex::new(Devnet::new()));
     let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    // The suite's backend (`.ci/run` runs it on SQLite and on PostgreSQL).
+    cfg.store = beongae_store::testing::node_store(dir);
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     embedded::start(&Seed::from_entropy([3; 32]), devnet, cfg)
         .await

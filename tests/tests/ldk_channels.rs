@@ -36,6 +36,8 @@ fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
 
 async fn beongae(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path) -> Embedded {
     let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    // The suite's backend (`.ci/run` runs it on SQLite and on PostgreSQL).
+    cfg.store = beongae_store::testing::node_store(dir);
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.chain_poll = Duration::from_millis(20);
     let chain: Arc<dyn ChainSource> = devnet.clone();
@@ -745,6 +747,11 @@ async fn a_fee_spike_gets_our_commitment_mined_by_its_anchor_child() {
     let (_paying, _) = pay_held(&b, &ldk, cid).await;
     let spike = beongae_script::FeeratePerKw(10_000);
     devnet.lock().unwrap().spike(spike);
+    // LDK answers our `error` by broadcasting its own commitment, which
+    // could reach the mempool before ours (the test is about ours): the
+    // close happens while LDK is away.
+    let ldk_id = NodeId::from_pubkey(ldk.node_id());
+    assert!(b.node.handle().disconnect(ldk_id).await.unwrap());
     let txid = b
         .node
         .handle()
@@ -866,9 +873,7 @@ async fn we_broadcast_a_revoked_commitment_and_ldk_punishes_it() {
         burn,
     } = ldk_channel_paying_us().await;
     b.node.shutdown().await;
-    let copy = tempfile::tempdir().unwrap();
-    let backup = copy.path().join(embedded::STORE_FILE);
-    std::fs::copy(_dir.path().join(embedded::STORE_FILE), &backup).unwrap();
+    let (_copy, backup) = net::backup(_dir.path());
     let b = beongae(&devnet, _dir.path()).await;
     ldk.connect(our_id.pubkey(), b.node.listen_addr().unwrap())
         .await
@@ -884,7 +889,7 @@ async fn we_broadcast_a_revoked_commitment_and_ldk_punishes_it() {
     let old = embedded::commitment_in_backup(
         &Seed::from_entropy([7; 32]),
         bitcoin::Network::Regtest,
-        &backup,
+        backup.as_ref(),
         ChannelId(cid.0),
     )
     .unwrap();

@@ -39,6 +39,8 @@ fn mine(devnet: &Mutex<Devnet>, n: u32, script: &ScriptBuf) {
 
 async fn beongae(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path) -> Embedded {
     let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
+    // The suite's backend (`.ci/run` runs it on SQLite and on PostgreSQL).
+    cfg.store = beongae_store::testing::node_store(dir);
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.chain_poll = Duration::from_millis(20);
     let mut settings = ChannelSettings::default();

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use beongae_node::core::ChannelState;
-use beongae_node::embedded::{Embedded, STORE_FILE};
+use beongae_node::embedded::Embedded;
 use beongae_wire::{ChannelId, Msat};
 use bitcoin::{Amount, Transaction, Txid};
 
@@ -159,12 +159,7 @@ async fn a_cheater_loses_the_whole_channel() {
     let (alice, bob, id) = open_and_pay(&net).await;
     // A copy of Bob's store as it is now.
     bob.node.shutdown().await;
-    let copy = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        net.dirs[1].path().join(STORE_FILE),
-        copy.path().join(STORE_FILE),
-    )
-    .unwrap();
+    let (_copy, copy) = net::backup(net.dirs[1].path());
     let bob = net.start(1).await;
     alice
         .node
@@ -182,7 +177,7 @@ async fn a_cheater_loses_the_whole_channel() {
     let old = beongae_node::embedded::commitment_in_backup(
         &Net::seed(1),
         bitcoin::Network::Regtest,
-        &copy.path().join(STORE_FILE),
+        copy.as_ref(),
         id,
     )
     .unwrap();
@@ -229,7 +224,7 @@ async fn a_reorg_while_down_is_undone_at_restart() {
     let theirs = beongae_node::embedded::commitment_in_backup(
         &Net::seed(1),
         bitcoin::Network::Regtest,
-        &net.dirs[1].path().join(STORE_FILE),
+        net::open_store(net.dirs[1].path()).as_ref(),
         id,
     )
     .unwrap();

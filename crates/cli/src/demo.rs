@@ -283,6 +283,7 @@ where
     demo.say("then paid Alice 250,000 sat back: that old state is revoked now");
     show(demo, alice, &bob, id).await?;
     let bob_channel = channel(&bob, id).await?.local;
+    let backup = beongae_store::SqliteStore::open(&backup).context("opening Bob's backup")?;
     let old = embedded::commitment_in_backup(bob_seed, bitcoin::Network::Regtest, &backup, id)
         .map_err(anyhow::Error::msg)?;
     let alice_before = wallet_total(alice).await?;

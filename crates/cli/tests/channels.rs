@@ -109,6 +109,7 @@ impl Daemon {
                 "--bitcoind-cookie",
                 cookie.to_str().unwrap(),
             ])
+            .args(common::store_args(datadir, extra))
             .args(extra)
             .env("BEONGAE_LOG", "info")
             .stdout(Stdio::piped())

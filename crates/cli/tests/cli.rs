@@ -31,6 +31,7 @@ fn spawn_daemon(datadir: &Path) -> Child {
             "--block-interval",
             "0",
         ])
+        .args(common::store_args(datadir, &[]))
         .env("BEONGAE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

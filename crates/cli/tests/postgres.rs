@@ -265,7 +265,8 @@ fn a_node_migrates_from_sqlite_to_postgres() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let b = Node::start(root, "b", &[]);
-    let a = Node::start(root, "a", &[]);
+    // On SQLite whichever backend the suite runs on.
+    let a = Node::start(root, "a", &["--store", "sqlite"]);
     let a_dir = a.datadir.clone();
     open_channel(root, &a_dir, &b, &["200000"]);
     let inv = cli(root, &b.datadir, &["invoice", "7000sat"]);

@@ -1,34 +1,39 @@
 //! Node throughput: payments per second between two Beongae nodes over one
-//! channel, each with its durable SQLite store (`synchronous=FULL`), over
-//! real loopback TCP with BOLT 8, on an in-process devnet. Each payment is
-//! an invoice of the payee's (created beforehand) paid by the payer: the
-//! onion, the HTLC, four commitment signatures and two revocations, the
-//! fulfill, every state change committed before the messages that depend on
-//! it.
+//! channel, each with its durable store, over real loopback TCP with BOLT 8,
+//! on an in-process devnet: first both on SQLite (`synchronous=FULL`), then
+//! both on PostgreSQL (the tests' server on the same disk, `beongae_store::
+//! testing`; ADR 0011). Each payment is an invoice of the payee's (created
+//! beforehand) paid by the payer: the onion, the HTLC, four commitment
+//! signatures and two revocations, the fulfill, every state change committed
+//! before the messages that depend on it.
 //!
 //! With N payments in flight (N = 1, 10, 100), the nodes sign one
 //! commitment for many updates and the runtime commits many inputs' writes
 //! with one fsync (group commit).
 //!
 //! The baseline, run in the same process on the same disk: durable commits
-//! per second of a one-row batch to the same kind of store. The printed
-//! ratio is payments per second / commits per second: below 1.0 a payment
-//! costs more than one fsync; above 1.0 group commit shares fsyncs between
-//! payments.
+//! per second of a one-row batch to a SQLite store. The printed ratio is
+//! payments per second / commits per second: below 1.0 a payment costs more
+//! than one fsync; above 1.0 group commit shares fsyncs between payments.
+//! Then PostgreSQL's payments per second over SQLite's at each N (issue 15's
+//! goal: at least 0.5 at 100 in flight).
 //!
-//! Then what the payer keeps on disk for on-chain enforcement (BOLT 5) per
-//! payment and per state of the channel: each HTLC of the peer's
+//! What the stores grow by per payment on each backend (SQLite's file and
+//! write-ahead log; PostgreSQL's tables, indexes and dead row versions not
+//! yet vacuumed), next to issue 15's goal of 500 MB for a million payments.
+//! And on SQLite, what the payer keeps for on-chain enforcement (BOLT 5)
+//! per payment and per state of the channel: each HTLC of the peer's
 //! commitments once, whatever the number of commitments it stays in
 //! (`remote_htlcs`), and the channel record (constant: the peer's revealed
-//! secrets in shachain form), next to the goal of 500 bytes per state and
-//! to what keeping each signed commitment transaction would take.
+//! secrets in shachain form), next to what keeping each signed commitment
+//! transaction would take.
 //!
 //! Run: `cargo bench -p beongae-node --bench payments`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
-use support::{mine, pay_all, scratch, start};
+use support::{mine, pay_all, scratch, start_with};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +41,7 @@ use std::time::{Duration, Instant};
 use beongae_chain::devnet::Devnet;
 use beongae_node::core::ChannelState;
 use beongae_node::embedded::{self, Embedded};
-use beongae_store::{Batch, SqliteStore, Store};
+use beongae_store::{testing, Batch, PostgresStore, SqliteStore, Store};
 use beongae_wire::Msat;
 use bitcoin::{Amount, ScriptBuf};
 
@@ -107,6 +112,133 @@ fn baseline(dir: &std::path::Path, n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Where a node's store is: SQLite in its data directory, or a PostgreSQL
+/// database.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    Postgres { a: String, b: String },
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// What each store takes on disk now: (payer, payee).
+    fn bytes(&self, dir: &std::path::Path) -> (u64, u64) {
+        match self {
+            Backend::Sqlite => {
+                let size = |n: &str| {
+                    let f = dir.join(n).join(embedded::STORE_FILE);
+                    let mut wal = f.as_os_str().to_owned();
+                    wal.push("-wal");
+                    std::fs::metadata(&f).map_or(0, |m| m.len())
+                        + std::fs::metadata(wal).map_or(0, |m| m.len())
+                };
+                (size("a"), size("b"))
+            }
+            Backend::Postgres { a, b } => {
+                let size = |url: &str| PostgresStore::connect(url).unwrap().size_bytes().unwrap();
+                (size(a), size(b))
+            }
+        }
+    }
+}
+
+/// Payments per second at 1, 10 and 100 in flight on `backend`, with what
+/// the stores keep per payment.
+async fn measure(backend: Backend, dir: &std::path::Path, commits: f64) -> Vec<(usize, f64)> {
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let store = |who: &str| match &backend {
+        Backend::Sqlite => None,
+        Backend::Postgres { a, b } => Some(if who == "a" { a.clone() } else { b.clone() }),
+    };
+    let settings = beongae_node::core::ChannelSettings::default();
+    let a = start_with(&devnet, &dir.join("a"), 1, settings.clone(), store("a")).await;
+    let b = start_with(&devnet, &dir.join("b"), 2, settings, store("b")).await;
+    mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
+    a.node
+        .handle()
+        .connect(b.node.node_id(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let (id, _) = a
+        .node
+        .handle()
+        .open_channel(b.node.node_id(), Amount::from_sat(16_000_000), Msat::ZERO)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
+    loop {
+        let c = a.node.handle().channels().await.unwrap();
+        if c.iter()
+            .any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let name = backend.name();
+    let sqlite_store = dir.join("a").join(embedded::STORE_FILE);
+    let mut rates = Vec::new();
+    let mut kept = Vec::new();
+    let (mut total, start_bytes) = (0usize, backend.bytes(dir));
+    for (n, count) in [(1usize, 300usize), (10, 1_000), (100, 2_000)] {
+        let before = match backend {
+            Backend::Sqlite => Some((monitor_bytes(&sqlite_store, id), updates(&a, id).await)),
+            Backend::Postgres { .. } => None,
+        };
+        let per_sec = run(&a, &b, count, n).await;
+        total += count;
+        println!(
+            "{name:>10}, {n:>3} in flight: {per_sec:>7.0} payments/s over TCP (ratio to SQLite's durable commits/s {:.3})",
+            per_sec / commits
+        );
+        rates.push((n, per_sec));
+        if let Some(before) = before {
+            let after = (monitor_bytes(&sqlite_store, id), updates(&a, id).await);
+            kept.push((
+                n,
+                count,
+                after.1 - before.1,
+                after.0 .0 - before.0 .0,
+                after.0 .1,
+            ));
+        }
+    }
+    let end_bytes = backend.bytes(dir);
+    let per = |end: u64, start: u64| end.saturating_sub(start) as f64 / total as f64;
+    let (pa, pb) = (
+        per(end_bytes.0, start_bytes.0),
+        per(end_bytes.1, start_bytes.1),
+    );
+    println!(
+        "{name:>10}: the stores grew by {pa:.0} bytes per payment on the payer and {pb:.0} on the payee over {total} payments ({} and {} bytes in all): a million payments would take {:.0} MB and {:.0} MB (goal <= 500 MB)",
+        end_bytes.0,
+        end_bytes.1,
+        pa,
+        pb
+    );
+    // A signed commitment with one HTLC: what keeping each would cost.
+    let one_htlc_commitment = 4 + 2 + 1 + 41 + 1 + 5 * 43 + 4 + 1 + 2 * 73 + 72;
+    for (n, payments, states, bytes, record) in kept {
+        let per_state = bytes as f64 / states.max(1) as f64;
+        let per_payment = bytes as f64 / payments as f64;
+        println!(
+            "{n:>3} in flight: {payments} payments, {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_payment:.0} bytes per payment, {per_state:.0} per state of {:.1} new payments (a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all",
+            payments as f64 / states.max(1) as f64
+        );
+    }
+    a.node.shutdown().await;
+    b.node.shutdown().await;
+    rates
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,52 +246,19 @@ fn main() {
         .unwrap();
     let dir = scratch("payments");
     let commits = baseline(&dir.0, 300);
-    println!("baseline: {commits:.0} durable store commits/s");
+    println!("baseline: {commits:.0} durable SQLite store commits/s");
+    // The tests' PostgreSQL server (started if need be), on the same disk.
+    let postgres = Backend::Postgres {
+        a: testing::fresh_database("bench_payer"),
+        b: testing::fresh_database("bench_payee"),
+    };
     rt.block_on(async {
-        let devnet = Arc::new(Mutex::new(Devnet::new()));
-        let a = start(&devnet, &dir.0.join("a"), 1).await;
-        let b = start(&devnet, &dir.0.join("b"), 2).await;
-        mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
-        a.node
-            .handle()
-            .connect(b.node.node_id(), b.node.listen_addr().unwrap())
-            .await
-            .unwrap();
-        let (id, _) = a
-            .node
-            .handle()
-            .open_channel(b.node.node_id(), Amount::from_sat(16_000_000), Msat::ZERO)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
-        loop {
-            let c = a.node.handle().channels().await.unwrap();
-            if c.iter().any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let store = dir.0.join("a").join(embedded::STORE_FILE);
-        let mut kept = Vec::new();
-        for (n, count) in [(1usize, 300usize), (10, 1_000), (100, 2_000)] {
-            let before = (monitor_bytes(&store, id), updates(&a, id).await);
-            let per_sec = run(&a, &b, count, n).await;
+        let sqlite = measure(Backend::Sqlite, &dir.0.join("sqlite"), commits).await;
+        let pg = measure(postgres, &dir.0.join("postgres"), commits).await;
+        for ((n, s), (_, p)) in sqlite.iter().zip(&pg) {
             println!(
-                "{n:>3} in flight: {per_sec:>7.0} payments/s over TCP with SQLite (ratio to store commits/s {:.3})",
-                per_sec / commits
-            );
-            let after = (monitor_bytes(&store, id), updates(&a, id).await);
-            kept.push((n, count, after.1 - before.1, after.0 .0 - before.0 .0, after.0 .1));
-        }
-        // A signed commitment with one HTLC: what keeping each would cost.
-        let one_htlc_commitment = 4 + 2 + 1 + 41 + 1 + 5 * 43 + 4 + 1 + 2 * 73 + 72;
-        for (n, payments, states, bytes, record) in kept {
-            let per_state = bytes as f64 / states.max(1) as f64;
-            let per_payment = bytes as f64 / payments as f64;
-            println!(
-                "{n:>3} in flight: {payments} payments, {states} peer commitments signed, {bytes} bytes of their HTLCs kept: {per_payment:.0} bytes per payment (goal <= 500: a million payments' states in 500 MB), {per_state:.0} per state of {:.1} new payments (a commitment transaction per state would be >= {one_htlc_commitment}); channel record {record} bytes in all",
-                payments as f64 / states.max(1) as f64
+                "{n:>3} in flight: PostgreSQL {p:.0} payments/s, SQLite {s:.0}: ratio {:.2} (goal at 100 in flight >= 0.5)",
+                p / s
             );
         }
     });

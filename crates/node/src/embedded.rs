@@ -204,9 +204,9 @@ fn take_lease(store: &beongae_store::PostgresStore) -> Result<(), EmbeddedError>
     Ok(())
 }
 
-/// The signed commitment transaction of channel `id` in a copy of a node's
-/// store at `backup` (the node's seed `seed`): what a node restored from
-/// an old backup would broadcast to close the channel.
+/// The signed commitment transaction of channel `id` in `backup`, a copy of
+/// a node's store (the node's seed `seed`): what a node restored from an
+/// old backup would broadcast to close the channel.
 ///
 /// Once the channel has moved on, that commitment is revoked: broadcasting
 /// it hands the peer the whole channel (BOLT 5 "Revoked Transaction Close
@@ -214,13 +214,11 @@ fn take_lease(store: &beongae_store::PostgresStore) -> Result<(), EmbeddedError>
 pub fn commitment_in_backup(
     seed: &Seed,
     network: bitcoin::Network,
-    backup: &std::path::Path,
+    backup: &dyn Store,
     id: beongae_wire::ChannelId,
 ) -> Result<bitcoin::Transaction, String> {
     use crate::core::channels::record::{self, ChannelRecord, StoredPhase, NS_CHANNELS};
-    use beongae_store::Store as _;
-    let store = SqliteStore::open(backup).map_err(|e| e.to_string())?;
-    let bytes = store
+    let bytes = backup
         .get(NS_CHANNELS, &id.0)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no channel {id} in the backup"))?;

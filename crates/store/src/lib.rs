@@ -82,6 +82,11 @@ pub trait Store: Send + Sync {
     /// Every namespace that holds a key, in order.
     fn namespaces(&self) -> Result<Vec<String>, StoreError>;
 
+    /// The bytes the store takes on disk: SQLite's file (its pages, without
+    /// the write-ahead log not yet checkpointed); PostgreSQL's tables with
+    /// their indexes and TOAST (dead row versions included until vacuumed).
+    fn size_bytes(&self) -> Result<u64, StoreError>;
+
     /// Whether this process may still act for the node: always for a store
     /// only it can open (SQLite's file lock); for a shared database, while
     /// it holds the lease ([`StoreError::Fenced`] once another took it).

@@ -116,6 +116,7 @@ enum Job {
     List(String, Vec<u8>, Reply<Entries>),
     Commit(Batch, Reply<()>),
     Namespaces(Reply<Vec<String>>),
+    SizeBytes(Reply<u64>),
     SchemaVersion(Reply<u32>),
     TakeLease(String, Duration, Reply<LeaseAttempt>),
     Renew(Reply<()>),
@@ -315,6 +316,10 @@ impl Store for PostgresStore {
 
     fn namespaces(&self) -> Result<Vec<String>, StoreError> {
         self.ask(Job::Namespaces)
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.ask(Job::SizeBytes)
     }
 
     fn lease_is_fresh(&self) -> bool {
@@ -521,6 +526,24 @@ async fn serve(
                             )
                             .await?;
                         Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect())
+                    })
+                })
+                .await;
+                let _ = reply.send(r);
+            }
+            Job::SizeBytes(reply) => {
+                let r = retrying(&mut conn, &config, &place, |c| {
+                    Box::pin(async move {
+                        let row = c
+                            .client
+                            .query_one(
+                                "SELECT (pg_total_relation_size('beongae_kv') \
+                                 + pg_total_relation_size('beongae_meta') \
+                                 + pg_total_relation_size('beongae_lease'))::bigint",
+                                &[],
+                            )
+                            .await?;
+                        Ok(row.get::<_, i64>(0) as u64)
                     })
                 })
                 .await;

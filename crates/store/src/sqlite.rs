@@ -159,6 +159,13 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages * size) as u64)
+    }
+
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let result = self.commit_timed(batch);

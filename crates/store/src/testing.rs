@@ -157,6 +157,37 @@ pub fn fresh_database(name: &str) -> String {
     with_database(&admin, &db)
 }
 
+/// The store the tests give the node whose data directory is `datadir`:
+/// `None` (SQLite in that directory), or, when
+/// `BEONGAE_TEST_STORE=postgres`, a database on the tests' server, made
+/// fresh the first time and the same one when the node starts again (its
+/// URL is kept in `datadir/test-store`). `.ci/run` runs the whole suite
+/// both ways; a test about one backend names it itself.
+pub fn node_store(datadir: &Path) -> Option<String> {
+    match std::env::var("BEONGAE_TEST_STORE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let file = datadir.join("test-store");
+            if let Ok(url) = std::fs::read_to_string(&file) {
+                return Some(url);
+            }
+            let name = datadir
+                .file_name()
+                .map_or("node".into(), |n| n.to_string_lossy().into_owned());
+            let url = fresh_database(&name);
+            std::fs::create_dir_all(datadir).expect("the node's data directory");
+            std::fs::write(&file, &url).expect("writes the test store's URL");
+            Some(url)
+        }
+        Ok(other) => panic!("BEONGAE_TEST_STORE={other}: use sqlite or postgres"),
+    }
+}
+
+/// [`node_store`] as `daemon` arguments: `--store URL`, or none.
+pub fn node_store_args(datadir: &Path) -> Vec<String> {
+    node_store(datadir).map_or_else(Vec::new, |url| vec!["--store".to_owned(), url])
+}
+
 /// `url` with its database replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let (base, _) = url.rsplit_once('/').expect("a URL with a database");

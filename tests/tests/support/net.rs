@@ -59,12 +59,48 @@ impl Net {
     /// Starts node `who` from its data directory with `settings`.
     pub async fn start_with(&self, who: usize, settings: ChannelSettings) -> Embedded {
         let mut cfg = EmbeddedConfig::new(self.dirs[who].path(), bitcoin::Network::Regtest);
+        // The suite's backend (`.ci/run` runs it on SQLite and on PostgreSQL).
+        cfg.store = beongae_store::testing::node_store(self.dirs[who].path());
         cfg.settings = settings;
         cfg.listen = Some("127.0.0.1:0".parse().unwrap());
         cfg.chain_poll = Duration::from_millis(20);
         let chain: Arc<dyn ChainSource> = self.devnet.clone();
         embedded::start(&Net::seed(who), chain, cfg).await.unwrap()
     }
+}
+
+/// The store of the stopped node whose data directory is `datadir`, as the
+/// suite gave it ([`beongae_store::testing::node_store`]).
+pub fn open_store(datadir: &std::path::Path) -> Box<dyn beongae_store::Store> {
+    match beongae_store::testing::node_store(datadir) {
+        None => {
+            Box::new(beongae_store::SqliteStore::open(&datadir.join(embedded::STORE_FILE)).unwrap())
+        }
+        Some(url) => Box::new(beongae_store::PostgresStore::connect(&url).unwrap()),
+    }
+}
+
+/// A copy of the stopped node's store at `datadir`, taken now (a backup):
+/// SQLite's file copied into the returned directory, or a fresh PostgreSQL
+/// database with every key.
+pub fn backup(datadir: &std::path::Path) -> (tempfile::TempDir, Box<dyn beongae_store::Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy: Box<dyn beongae_store::Store> = match beongae_store::testing::node_store(datadir) {
+        None => {
+            let file = dir.path().join(embedded::STORE_FILE);
+            std::fs::copy(datadir.join(embedded::STORE_FILE), &file).unwrap();
+            Box::new(beongae_store::SqliteStore::open(&file).unwrap())
+        }
+        Some(_) => {
+            let url = beongae_store::testing::fresh_database("backup");
+            let to = beongae_store::PostgresStore::connect(&url).unwrap();
+            to.take_lease("backup", beongae_store::LEASE_TTL, &mut |_| {})
+                .unwrap();
+            beongae_store::copy_store(open_store(datadir).as_ref(), &to).unwrap();
+            Box::new(to)
+        }
+    };
+    (dir, copy)
 }
 
 /// Waits until the devnet's mempool holds a transaction spending an output

@@ -146,6 +146,7 @@ impl Node {
             .arg("--datadir")
             .arg(&datadir)
             .args(["daemon", "--listen", "127.0.0.1:0", "--block-interval", "0"])
+            .args(store_args(&datadir, extra))
             .args(extra)
             .env("BEONGAE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -208,4 +209,13 @@ pub fn api_client(datadir: &std::path::Path) -> (String, reqwest::Client, String
     };
     let admin = std::fs::read_to_string(datadir.join("api/admin.token")).unwrap();
     (url, http, admin)
+}
+
+/// The store the suite gives the daemon of `datadir`
+/// ([`beongae_store::testing::node_store`]), unless `extra` names one.
+pub fn store_args(datadir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--store") {
+        return Vec::new();
+    }
+    beongae_store::testing::node_store_args(datadir)
 }

@@ -37,20 +37,23 @@ pub fn scratch(name: &str) -> Scratch {
 }
 
 /// A node with seed `[seed; 32]` in `dir` on `devnet`, listening on
-/// loopback.
+/// loopback, its store SQLite in `dir`.
 pub async fn start(devnet: &Arc<Mutex<Devnet>>, dir: &std::path::Path, seed: u8) -> Embedded {
-    start_with(devnet, dir, seed, ChannelSettings::default()).await
+    start_with(devnet, dir, seed, ChannelSettings::default(), None).await
 }
 
-/// [`start`] with `settings`.
+/// [`start`] with `settings`, and the store at the PostgreSQL URL `store`
+/// when there is one.
 pub async fn start_with(
     devnet: &Arc<Mutex<Devnet>>,
     dir: &std::path::Path,
     seed: u8,
     settings: ChannelSettings,
+    store: Option<String>,
 ) -> Embedded {
     let mut cfg = EmbeddedConfig::new(dir, bitcoin::Network::Regtest);
     cfg.settings = settings;
+    cfg.store = store;
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.chain_poll = Duration::from_millis(20);
     let chain: Arc<dyn ChainSource> = devnet.clone();
