@@ -46,7 +46,13 @@ use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 
-const CHANNELS: usize = 10_000;
+/// How many channels (`BEONGAE_BENCH_CHANNELS`, 10,000 unless set).
+fn channels() -> usize {
+    std::env::var("BEONGAE_BENCH_CHANNELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 /// B's limit of unconfirmed channels from one peer.
 const PER_BLOCK: usize = 4;
 const FUNDING: Amount = Amount::from_sat(100_000);
@@ -263,7 +269,7 @@ impl Pair {
     }
 }
 
-/// A's store after it opened [`CHANNELS`] channels to B, all open and
+/// A's store after it opened [`channels`] channels to B, all open and
 /// three blocks deep, and the devnet they are on.
 fn build() -> (Map, Devnet) {
     let mut devnet = Devnet::new();
@@ -276,8 +282,8 @@ fn build() -> (Map, Devnet) {
     let mut coin = (outpoint, coin.txout.value);
     let mut pair = Pair::new(devnet.height());
     let mut opened = 0;
-    while opened < CHANNELS {
-        let n = PER_BLOCK.min(CHANNELS - opened);
+    while opened < channels() {
+        let n = PER_BLOCK.min(channels() - opened);
         for i in 0..n {
             let id = CommandId((opened + i) as u64);
             pair.run(vec![(
@@ -357,7 +363,7 @@ fn build() -> (Map, Devnet) {
         .iter()
         .filter(|c| c.state == ChannelState::Normal)
         .count();
-    assert_eq!(normal, CHANNELS);
+    assert_eq!(normal, channels());
     (pair.store_a, devnet)
 }
 
@@ -380,7 +386,7 @@ fn read_all(store: &dyn Store) -> Duration {
     for ns in store.namespaces().unwrap() {
         n += store.list(&ns, b"").unwrap().len();
     }
-    assert!(n > CHANNELS);
+    assert!(n > channels());
     started.elapsed()
 }
 
@@ -396,28 +402,73 @@ async fn restart(
     let chain: Arc<dyn ChainSource> = devnet.clone();
     let started = Instant::now();
     let a = embedded::start(&seed(1), chain, cfg).await.unwrap();
-    let channels = a.node.handle().channels().await.unwrap();
+    let listed = a.node.handle().channels().await.unwrap();
     let took = started.elapsed();
     assert_eq!(
-        channels
+        listed
             .iter()
             .filter(|c| c.state == ChannelState::Normal)
             .count(),
-        CHANNELS
+        channels()
     );
     a.node.shutdown().await;
+    took
+}
+
+/// How long A's core takes to rebuild itself from `map` alone
+/// (`NodeCore::with_channels`): the channel records decoded, their keys
+/// derived.
+fn rebuild(map: &Map, height: u32) -> Duration {
+    let ns = |name: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        map.iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    use beongae_node::core::channels::{forward, gossip, policy, record};
+    let stored = StoredState {
+        channels: ns(record::NS_CHANNELS),
+        payments: ns(record::NS_PAYMENTS),
+        node: ns(record::NS_NODE),
+        peers: ns(record::NS_PEERS),
+        peer_updates: ns(policy::NS_PEER_UPDATES),
+        forwards: ns(forward::NS_FORWARDS),
+        policies: ns(policy::NS_POLICIES),
+        gossip: ns(gossip::NS_GOSSIP),
+        public: ns(gossip::NS_PUBLIC),
+    };
+    let k = keys(1);
+    let id = node_id(&k);
+    let started = Instant::now();
+    let core = NodeCore::with_channels(
+        id,
+        CoreConfig::new(ChainHash::REGTEST),
+        k,
+        ChannelSettings::default(),
+        height,
+        stored,
+    )
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(core.channels().len(), channels());
     took
 }
 
 fn main() {
     let started = Instant::now();
     let (map, devnet) = build();
+    let core = rebuild(&map, devnet.height());
+    println!(
+        "A's core rebuilt from the records alone in {:.2} s",
+        core.as_secs_f64()
+    );
     let bytes: usize = map
         .iter()
         .map(|((ns, k), v)| ns.len() + k.len() + v.len())
         .sum();
     println!(
-        "{CHANNELS} channels opened through both cores in {:.1} s: A's store holds {} keys, {bytes} bytes",
+        "{} channels opened through both cores in {:.1} s: A's store holds {} keys, {bytes} bytes",
+        channels(),
         started.elapsed().as_secs_f64(),
         map.len()
     );
@@ -449,7 +500,8 @@ fn main() {
             let first = restart(&devnet, &dir, store.clone()).await;
             let again = restart(&devnet, &dir, store).await;
             println!(
-                "{name:>10}: restart with {CHANNELS} channels in {:.2} s (first) and {:.2} s (again) (goal <= 2 s); reading every key takes {:.3} s (ratio {:.1})",
+                "{name:>10}: restart with {} channels in {:.2} s (first) and {:.2} s (again) (goal <= 2 s); reading every key takes {:.3} s (ratio {:.1})",
+                channels(),
                 first.as_secs_f64(),
                 again.as_secs_f64(),
                 read.as_secs_f64(),

@@ -70,6 +70,12 @@ pub struct KeyManager {
     master: Xpriv,
     coin: u32,
     secp: Secp256k1<bitcoin::secp256k1::All>,
+    /// Per [`KeyFamily`] (its number as index): the extended key at
+    /// `m/1017'/coin'/family'/0` and its public key, derived once. A key
+    /// of the family is then one non-hardened step (BIP32 `CKDpriv`: an
+    /// HMAC and a scalar addition, no point multiplication), so a node
+    /// restores 10,000 channels' keys in milliseconds, not seconds.
+    families: Vec<(Xpriv, [u8; 33])>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -86,14 +92,60 @@ impl KeyManager {
         } else {
             1
         };
+        let secp = Secp256k1::new();
+        let families = (0..=KeyFamily::NodeKey as u32)
+            .map(|family| {
+                let path: DerivationPath = [
+                    ChildNumber::from_hardened_idx(1017),
+                    ChildNumber::from_hardened_idx(coin),
+                    ChildNumber::from_hardened_idx(family),
+                    ChildNumber::from_normal_idx(0),
+                ]
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .expect("indexes are below 2^31")
+                .into();
+                let parent = master
+                    .derive_priv(&secp, &path)
+                    .expect("BIP32 derivation from a valid key");
+                let public = PublicKey::from_secret_key(&secp, &parent.private_key).serialize();
+                (parent, public)
+            })
+            .collect();
         KeyManager {
             master,
             coin,
-            secp: Secp256k1::new(),
+            secp,
+            families,
         }
     }
 
+    /// The key at `m/1017'/coin'/family'/0/index`: BIP32 `CKDpriv` of a
+    /// non-hardened child from the family's key, `I = HMAC-SHA512(c_par,
+    /// serP(K_par) || ser32(i))`, `k_i = parse256(I_L) + k_par`.
     fn derive(&self, family: KeyFamily, index: u32) -> SecretKey {
+        use bitcoin::hashes::{hmac, sha512, HashEngine};
+        if index > 0x7fff_ffff {
+            // A hardened index: not a key of ours (refused there).
+            return self.derive_slowly(family, index);
+        }
+        let (parent, public) = &self.families[family as usize];
+        let mut engine = hmac::HmacEngine::<sha512::Hash>::new(parent.chain_code.as_bytes());
+        engine.input(public);
+        engine.input(&index.to_be_bytes());
+        let i = hmac::Hmac::from_engine(engine).to_byte_array();
+        let left: [u8; 32] = i[..32].try_into().expect("64 bytes");
+        bitcoin::secp256k1::Scalar::from_be_bytes(left)
+            .ok()
+            .and_then(|tweak| parent.private_key.add_tweak(&tweak).ok())
+            // I_L >= n or a zero key (probability below 2^-127): BIP32
+            // says this index is invalid; the library's derivation answers
+            // the same way for every caller.
+            .unwrap_or_else(|| self.derive_slowly(family, index))
+    }
+
+    /// [`KeyManager::derive`] by the library's BIP32 from the master key.
+    fn derive_slowly(&self, family: KeyFamily, index: u32) -> SecretKey {
         let path: DerivationPath = [
             ChildNumber::from_hardened_idx(1017),
             ChildNumber::from_hardened_idx(self.coin),
@@ -135,6 +187,33 @@ impl KeyManager {
 mod tests {
     use super::*;
     use crate::Seed;
+
+    /// The one-step derivation from each family's key gives the keys the
+    /// library's BIP32 derives from the master key, on both coins.
+    #[test]
+    fn family_keys_match_full_derivation() {
+        for network in [bitcoin::Network::Bitcoin, bitcoin::Network::Regtest] {
+            let seed = Seed::from_entropy([5; 32]);
+            let km = KeyManager::new(seed.master_key(network.into()), network);
+            for family in [
+                KeyFamily::Funding,
+                KeyFamily::RevocationBase,
+                KeyFamily::HtlcBase,
+                KeyFamily::PaymentBase,
+                KeyFamily::DelayBase,
+                KeyFamily::RevocationRoot,
+                KeyFamily::NodeKey,
+            ] {
+                for index in [0, 1, 2, 17, 1_000, 65_535, 0x7fff_ffff] {
+                    assert_eq!(
+                        km.derive(family, index),
+                        km.derive_slowly(family, index),
+                        "{family:?} {index}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn keys_are_deterministic_and_distinct() {
