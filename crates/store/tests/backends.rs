@@ -253,3 +253,66 @@ fn tls_to_the_database_with_the_server_checked() {
         "{err}"
     );
 }
+
+/// `size_bytes` counts what the store holds: 200 values of 1,000 bytes
+/// make it at least 200,000 bytes larger, on both backends.
+#[test]
+fn size_bytes_grows_with_the_data_on_both() {
+    for (kind, s) in both("size") {
+        let before = s.size_bytes().unwrap();
+        let mut b = Batch::new();
+        for i in 0..200u32 {
+            // Incompressible: a hash chain.
+            let v: Vec<u8> = (0..1000u32)
+                .map(|j| {
+                    (i.wrapping_mul(2654435761)
+                        .wrapping_add(j.wrapping_mul(40503))
+                        >> 7) as u8
+                })
+                .collect();
+            b.put("sized", i.to_be_bytes().to_vec(), v);
+        }
+        s.commit(b).unwrap();
+        let after = s.size_bytes().unwrap();
+        assert!(after >= before + 200_000, "{kind}: {before} -> {after}");
+    }
+}
+
+/// A PostgreSQL store that commits vacuums its table itself within a few
+/// seconds (rewritten large records leave dead copies that the server's
+/// autovacuum would only reclaim a minute later); a store that only reads
+/// does not.
+#[test]
+fn a_committing_postgres_store_vacuums_its_table() {
+    let url = testing::fresh_database("vacuum");
+    let s = PostgresStore::open(&url).unwrap();
+    let reader = PostgresStore::connect(&url).unwrap();
+    let vacuums = || {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-t", "-A", &url, "-c"])
+            .arg("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'beongae_kv'")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    for round in 0..20u8 {
+        let mut b = Batch::new();
+        b.put("chan", b"record".to_vec(), vec![round; 20_000]);
+        s.commit(b).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while vacuums() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no vacuum 15 s after the commits"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        reader.get("chan", b"record").unwrap(),
+        Some(vec![19; 20_000])
+    );
+}
