@@ -1321,3 +1321,41 @@ fn each_must_fail_violation_gets_an_error_and_our_commitment() {
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
+
+/// The payer's stored record of a payment keeps the secrets shared with
+/// the hops (BOLT 4: to read a failure returned for its HTLC) while the
+/// payment is pending, and drops them once it succeeded or failed: a
+/// million payments' records do not carry 32 bytes per hop for nothing.
+#[test]
+fn a_finished_payments_record_drops_its_shared_secrets() {
+    let stored = |p: &Pair, hash: &PaymentHash| {
+        let bytes = p.stores[Side::A as usize]
+            .get(&(
+                channels::record::NS_PAYMENTS.to_owned(),
+                [&[b'o'][..], &hash.0].concat(),
+            ))
+            .expect("the payer's record")
+            .clone();
+        channels::record::OutgoingRecord::decode(&bytes).unwrap()
+    };
+    let mut p = Pair::new();
+    p.open();
+    // Pending: the payee fulfils and goes silent before A hears it.
+    p.pay_then_silence(Side::A);
+    let pending = p.core(Side::A).payments();
+    let hash = pending.iter().find(|x| !x.incoming).unwrap().payment_hash;
+    let rec = stored(&p, &hash);
+    assert_eq!(rec.status, channels::record::OutgoingStatus::Pending);
+    assert_eq!(rec.shared_secrets.len(), 1, "one hop");
+    // Settled: the secrets are gone, the preimage kept.
+    p.mute_after = None;
+    p.disconnect();
+    p.connect();
+    let rec = stored(&p, &hash);
+    assert!(matches!(
+        rec.status,
+        channels::record::OutgoingStatus::Succeeded(_)
+    ));
+    assert!(rec.shared_secrets.is_empty());
+    assert_eq!(rec.amount, Msat::from_msat(10_000_000));
+}

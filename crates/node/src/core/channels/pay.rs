@@ -554,6 +554,9 @@ impl Channels {
             return; // another part of it, fulfilled already
         }
         rec.status = OutgoingStatus::Succeeded(preimage);
+        // BOLT 4: the secrets shared with the hops only serve to read a
+        // failure returned for this payment's HTLCs; its outcome is final.
+        rec.shared_secrets.clear();
         let amount = rec.amount;
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
@@ -712,6 +715,8 @@ impl Channels {
             return;
         }
         rec.status = OutgoingStatus::Failed(why.clone());
+        // No part is in flight any more: no failure is left to read.
+        rec.shared_secrets.clear();
         let encoded = rec.encode();
         self.batch.put(NS_PAYMENTS, key(b'o', &hash), encoded);
         let command = self.waiting.remove(&hash);
