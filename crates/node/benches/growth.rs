@@ -21,19 +21,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
-use support::{mine, pay_all, scratch, start_with};
+use support::{pay_all, read_copy, scratch, two_nodes_with_a_channel};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beongae_chain::devnet::Devnet;
 use beongae_chain::ChainSource;
-use beongae_node::core::{ChannelSettings, ChannelState};
 use beongae_node::embedded::{self, Embedded, EmbeddedConfig};
-use beongae_store::{testing, PostgresStore, SqliteStore, Store};
+use beongae_store::{testing, PostgresStore, Store};
 use beongae_wallet::Seed;
 use beongae_wire::Msat;
-use bitcoin::{Amount, ScriptBuf};
 
 const ROUND: usize = 5_000;
 const REPORT_EVERY: usize = 100_000;
@@ -63,23 +61,7 @@ fn stores() -> (Option<String>, Option<String>) {
 fn size(dir: &std::path::Path, url: &Option<String>) -> u64 {
     match url {
         Some(url) => PostgresStore::connect(url).unwrap().size_bytes().unwrap(),
-        None => {
-            // The node holds its file locked: read a copy, with its log.
-            let store = dir.join(embedded::STORE_FILE);
-            let copy = dir.join("size-copy.sqlite");
-            std::fs::copy(&store, &copy).unwrap();
-            let mut wal = store.as_os_str().to_owned();
-            wal.push("-wal");
-            let mut copy_wal = copy.as_os_str().to_owned();
-            copy_wal.push("-wal");
-            if std::path::Path::new(&wal).exists() {
-                std::fs::copy(&wal, &copy_wal).unwrap();
-            }
-            let bytes = SqliteStore::open(&copy).unwrap().size_bytes().unwrap();
-            let _ = std::fs::remove_file(&copy_wal);
-            let _ = std::fs::remove_file(&copy);
-            bytes
-        }
+        None => read_copy(&dir.join(embedded::STORE_FILE), |s| s.size_bytes().unwrap()),
     }
 }
 
@@ -128,31 +110,7 @@ fn main() {
     let backend = if ua.is_some() { "PostgreSQL" } else { "SQLite" };
     let (da, db) = (dir.0.join("a"), dir.0.join("b"));
     rt.block_on(async {
-        let devnet = Arc::new(Mutex::new(Devnet::new()));
-        let settings = ChannelSettings::default();
-        let a = start_with(&devnet, &da, 1, settings.clone(), ua.clone()).await;
-        let b = start_with(&devnet, &db, 2, settings, ub.clone()).await;
-        mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
-        a.node
-            .handle()
-            .connect(b.node.node_id(), b.node.listen_addr().unwrap())
-            .await
-            .unwrap();
-        let (id, _) = a
-            .node
-            .handle()
-            .open_channel(b.node.node_id(), Amount::from_sat(16_000_000), Msat::ZERO)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
-        loop {
-            let c = a.node.handle().channels().await.unwrap();
-            if c.iter().any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (devnet, a, b, _) = two_nodes_with_a_channel(&dir.0, (ua.clone(), ub.clone())).await;
         let base = (size(&da, &ua), size(&db, &ub));
         println!("{backend}: stores of {} and {} bytes with the channel open", base.0, base.1);
         let (mut done, mut last, mut stretch) = (0usize, 0usize, Instant::now());

@@ -34,17 +34,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
-use support::{mine, pay_all, scratch, start_with};
+use support::{pay_all, read_copy, scratch, two_nodes_with_a_channel};
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use beongae_chain::devnet::Devnet;
-use beongae_node::core::ChannelState;
 use beongae_node::embedded::{self, Embedded};
 use beongae_store::{testing, Batch, PostgresStore, SqliteStore, Store};
 use beongae_wire::Msat;
-use bitcoin::{Amount, ScriptBuf};
 
 /// `count` payments of 1_000 sat from `a` to `b`, `in_flight` at a time.
 async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 {
@@ -59,27 +55,6 @@ async fn run(a: &Embedded, b: &Embedded, count: usize, in_flight: usize) -> f64 
         invoices.push(inv);
     }
     pay_all(a, invoices, in_flight).await
-}
-
-/// Reads a copy of the SQLite store at `store` (the node holds it locked),
-/// with its write-ahead log.
-fn read_copy<T>(store: &std::path::Path, read: impl FnOnce(&SqliteStore) -> T) -> T {
-    let copy = store.with_extension("copy");
-    std::fs::copy(store, &copy).unwrap();
-    let wal = |p: &std::path::Path| {
-        let mut s = p.as_os_str().to_owned();
-        s.push("-wal");
-        std::path::PathBuf::from(s)
-    };
-    if wal(store).exists() {
-        std::fs::copy(wal(store), wal(&copy)).unwrap();
-    }
-    let opened = SqliteStore::open(&copy).unwrap();
-    let out = read(&opened);
-    drop(opened);
-    let _ = std::fs::remove_file(wal(&copy));
-    let _ = std::fs::remove_file(&copy);
-    out
 }
 
 /// The bytes the payer keeps on channel `id` for a penalty: its HTLC
@@ -160,37 +135,11 @@ impl Backend {
 /// Payments per second at 1, 10 and 100 in flight on `backend`, with what
 /// the stores keep per payment.
 async fn measure(backend: Backend, dir: &std::path::Path, commits: f64) -> Vec<(usize, f64)> {
-    let devnet = Arc::new(Mutex::new(Devnet::new()));
-    let store = |who: &str| match &backend {
-        Backend::Sqlite => None,
-        Backend::Postgres { a, b } => Some(if who == "a" { a.clone() } else { b.clone() }),
+    let stores = match &backend {
+        Backend::Sqlite => (None, None),
+        Backend::Postgres { a, b } => (Some(a.clone()), Some(b.clone())),
     };
-    let settings = beongae_node::core::ChannelSettings::default();
-    let a = start_with(&devnet, &dir.join("a"), 1, settings.clone(), store("a")).await;
-    let b = start_with(&devnet, &dir.join("b"), 2, settings, store("b")).await;
-    mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
-    a.node
-        .handle()
-        .connect(b.node.node_id(), b.node.listen_addr().unwrap())
-        .await
-        .unwrap();
-    let (id, _) = a
-        .node
-        .handle()
-        .open_channel(b.node.node_id(), Amount::from_sat(16_000_000), Msat::ZERO)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
-    loop {
-        let c = a.node.handle().channels().await.unwrap();
-        if c.iter()
-            .any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_devnet, a, b, id) = two_nodes_with_a_channel(dir, stores).await;
     let name = backend.name();
     let sqlite_store = dir.join("a").join(embedded::STORE_FILE);
     let mut rates = Vec::new();

@@ -91,3 +91,73 @@ pub async fn pay_all(payer: &Embedded, invoices: Vec<String>, in_flight: usize) 
     }
     count as f64 / start.elapsed().as_secs_f64()
 }
+
+/// Nodes `[1; 32]` and `[2; 32]` in `dir/a` and `dir/b` on a new devnet
+/// (their stores at the PostgreSQL URLs `stores`, or SQLite), A's wallet
+/// funded and a channel of 16,000,000 sat from A to B open and active.
+pub async fn two_nodes_with_a_channel(
+    dir: &std::path::Path,
+    stores: (Option<String>, Option<String>),
+) -> (
+    Arc<Mutex<Devnet>>,
+    Embedded,
+    Embedded,
+    beongae_wire::ChannelId,
+) {
+    use beongae_node::core::ChannelState;
+    let devnet = Arc::new(Mutex::new(Devnet::new()));
+    let settings = ChannelSettings::default();
+    let a = start_with(&devnet, &dir.join("a"), 1, settings.clone(), stores.0).await;
+    let b = start_with(&devnet, &dir.join("b"), 2, settings, stores.1).await;
+    mine(&devnet, 101, &a.onchain.new_address().script_pubkey());
+    a.node
+        .handle()
+        .connect(b.node.node_id(), b.node.listen_addr().unwrap())
+        .await
+        .unwrap();
+    let (id, _) = a
+        .node
+        .handle()
+        .open_channel(
+            b.node.node_id(),
+            bitcoin::Amount::from_sat(16_000_000),
+            beongae_wire::Msat::ZERO,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    mine(&devnet, 3, &ScriptBuf::new_op_return([0u8; 0]));
+    loop {
+        let c = a.node.handle().channels().await.unwrap();
+        if c.iter()
+            .any(|c| c.channel_id == id && c.state == ChannelState::Normal && c.active)
+        {
+            return (devnet, a, b, id);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads a copy of the SQLite store at `store`, which its node holds
+/// locked, with its write-ahead log.
+pub fn read_copy<T>(
+    store: &std::path::Path,
+    read: impl FnOnce(&beongae_store::SqliteStore) -> T,
+) -> T {
+    let copy = store.with_extension("copy");
+    std::fs::copy(store, &copy).unwrap();
+    let wal = |p: &std::path::Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push("-wal");
+        std::path::PathBuf::from(s)
+    };
+    if wal(store).exists() {
+        std::fs::copy(wal(store), wal(&copy)).unwrap();
+    }
+    let opened = beongae_store::SqliteStore::open(&copy).unwrap();
+    let out = read(&opened);
+    drop(opened);
+    let _ = std::fs::remove_file(wal(&copy));
+    let _ = std::fs::remove_file(&copy);
+    out
+}
