@@ -26,7 +26,7 @@
 mod support;
 use support::scratch;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use beongae_node::core::{
     Output, PeerId, Reply, StoredState,
 };
 use beongae_node::embedded::{self, EmbeddedConfig};
-use beongae_store::{testing, Batch, Op, PostgresStore, SqliteStore, Store};
+use beongae_store::{testing, Batch, PostgresStore, SqliteStore, Store};
 use beongae_wallet::{KeyManager, Seed};
 use beongae_wire::{ChainHash, Msat, NodeId};
 use bitcoin::absolute::LockTime;
@@ -58,7 +58,7 @@ const PER_BLOCK: usize = 4;
 const FUNDING: Amount = Amount::from_sat(100_000);
 
 /// What a store holds: (namespace, key) -> value.
-type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+type Map = beongae_store::MemoryMap;
 
 fn seed(b: u8) -> Seed {
     Seed::from_entropy([b; 32])
@@ -146,26 +146,6 @@ struct Pair {
 const PA: PeerId = PeerId(1);
 const PB: PeerId = PeerId(2);
 
-fn apply(map: &mut Map, batch: &Batch) {
-    for op in batch.ops() {
-        match op {
-            Op::Put {
-                namespace,
-                key,
-                value,
-            } => {
-                map.insert((namespace.clone(), key.clone()), value.clone());
-            }
-            Op::Delete { namespace, key } => {
-                map.remove(&(namespace.clone(), key.clone()));
-            }
-            Op::DeletePrefix { namespace, prefix } => {
-                map.retain(|(ns, k), _| ns != namespace || !k.starts_with(prefix));
-            }
-        }
-    }
-}
-
 impl Pair {
     fn new(height: u32) -> Pair {
         let (ka, kb) = (keys(1), keys(2));
@@ -234,7 +214,7 @@ impl Pair {
                             bytes: msg.encode().unwrap(),
                         },
                     )),
-                    Output::Persist(batch) if to_a => apply(&mut self.store_a, &batch),
+                    Output::Persist(batch) if to_a => batch.apply_to(&mut self.store_a),
                     Output::BuildFunding {
                         node_id,
                         temporary_channel_id,

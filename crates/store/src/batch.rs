@@ -105,4 +105,31 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// Applies the writes in order to `map`, a store held in memory
+    /// ((namespace, key) -> value): for the deterministic core's tests and
+    /// benches, which play the store's part themselves.
+    pub fn apply_to(&self, map: &mut MemoryMap) {
+        for op in &self.ops {
+            match op {
+                Op::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    map.insert((namespace.clone(), key.clone()), value.clone());
+                }
+                Op::Delete { namespace, key } => {
+                    map.remove(&(namespace.clone(), key.clone()));
+                }
+                Op::DeletePrefix { namespace, prefix } => {
+                    map.retain(|(ns, k), _| ns != namespace || !k.starts_with(prefix));
+                }
+            }
+        }
+    }
 }
+
+/// A store's contents in memory: (namespace, key) -> value
+/// ([`Batch::apply_to`]).
+pub type MemoryMap = std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>;

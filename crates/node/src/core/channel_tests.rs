@@ -41,7 +41,7 @@ mod trio;
 mod unfunded;
 
 /// A store in memory: (namespace, key) -> value.
-type MemStore = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+type MemStore = beongae_store::MemoryMap;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
@@ -285,27 +285,6 @@ fn restore_core_with(
     .expect("the store reads back")
 }
 
-/// Applies a persisted batch to a store in memory.
-fn apply_batch(store: &mut MemStore, batch: &beongae_store::Batch) {
-    for op in batch.ops() {
-        match op {
-            beongae_store::Op::Put {
-                namespace,
-                key,
-                value,
-            } => {
-                store.insert((namespace.clone(), key.clone()), value.clone());
-            }
-            beongae_store::Op::Delete { namespace, key } => {
-                store.remove(&(namespace.clone(), key.clone()));
-            }
-            beongae_store::Op::DeletePrefix { namespace, prefix } => {
-                store.retain(|(ns, k), _| ns != namespace || !k.starts_with(prefix));
-            }
-        }
-    }
-}
-
 /// What the store must reproduce of a channel: everything but whether the
 /// peer is connected right now.
 fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
@@ -535,7 +514,7 @@ impl Pair {
                         self.mempool.push((tx.compute_txid(), got));
                         self.broadcasts.push((side, tx));
                     }
-                    Output::Persist(batch) => apply_batch(&mut self.stores[side as usize], &batch),
+                    Output::Persist(batch) => batch.apply_to(&mut self.stores[side as usize]),
                     Output::Reply { reply, .. } => self.replies.push((side, reply)),
                     Output::FundClaim {
                         channel_id,

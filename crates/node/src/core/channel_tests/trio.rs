@@ -170,7 +170,7 @@ impl Mesh {
             for o in outs {
                 match o {
                     Output::Persist(batch) => {
-                        apply_batch(&mut self.stores[node], &batch);
+                        batch.apply_to(&mut self.stores[node]);
                         if let Some((victim, k)) = self.kill_after.filter(|_| !self.killed) {
                             if node == victim {
                                 self.persists += 1;
