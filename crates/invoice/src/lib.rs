@@ -25,6 +25,7 @@
 //! ```
 
 mod builder;
+mod compact;
 mod error;
 mod fields;
 mod hrp;
@@ -32,6 +33,7 @@ mod invoice;
 mod words;
 
 pub use builder::InvoiceBuilder;
+pub use compact::compact_to_string;
 pub use error::{BuildError, InvoiceError};
 pub use fields::{
     DescriptionHash, Fallback, PaymentSecret, RawTaggedField, RouteHint, RouteHintHop, TaggedField,

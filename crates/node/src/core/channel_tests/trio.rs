@@ -1426,4 +1426,37 @@ fn an_unpaid_invoice_past_its_expiry_says_expired() {
     assert_eq!(statuses(&t), vec!["expired", "paid"]);
 }
 
+/// Issue 15: an invoice is kept in its compact form (the payment hash and
+/// secret derive from its index) and is shown as it was given, before and
+/// after a restart. The unpaid record is 185 bytes; kept as text it was
+/// 382 (the string is 352 characters).
+#[test]
+fn an_invoice_is_kept_compact_and_shown_as_given() {
+    let (mut t, _, _) = trio();
+    let given = [
+        t.invoice(2, 1_000_000, "growth"),
+        t.invoice(2, 7, ""),
+        t.invoice(2, 2_000_000_000, "café ☕"),
+    ];
+    let shown = |t: &Trio| -> Vec<String> {
+        let mut v: Vec<String> = t.cores[2]
+            .payments()
+            .into_iter()
+            .filter_map(|p| p.invoice)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut sorted = given.to_vec();
+    sorted.sort();
+    assert_eq!(shown(&t), sorted);
+    t.restart(2);
+    assert_eq!(shown(&t), sorted);
+    let inv = beongae_invoice::Invoice::decode(&given[0]).unwrap();
+    let mut k = vec![b'i'];
+    k.extend_from_slice(&inv.payment_hash().0);
+    let record = &t.stores[2][&(channels::record::NS_PAYMENTS.to_string(), k)];
+    assert_eq!((given[0].len(), record.len()), (352, 185));
+}
+
 mod gossip;

@@ -4,14 +4,16 @@
 //! to us.
 
 use beongae_channel::normal::FailReason;
-use beongae_invoice::{Currency, Invoice, InvoiceBuilder, PaymentSecret};
+use beongae_invoice::{
+    compact_to_string, Currency, Invoice, InvoiceBuilder, PaymentSecret, TaggedField,
+};
 use beongae_onion::{ExpectedPayment, FailureMessage, FinalOutcome, IncomingHtlc};
 use beongae_wire::msgs::OnionPacketBytes;
 use beongae_wire::{ChainHash, ChannelId, Feature, Features, Msat, NodeId, PaymentHash, Preimage};
 use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
 use bitcoin::secp256k1::SecretKey;
 
-use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, NS_PAYMENTS};
+use super::record::{InvoiceRecord, OutgoingRecord, OutgoingStatus, StoredInvoice, NS_PAYMENTS};
 use super::{Channels, Phase};
 use crate::core::{CommandId, Event, Failure, FailureKind, Reply};
 use crate::payments::{pay_direct, read_failure, receive_htlc_or_refuse, IncomingDecision};
@@ -76,6 +78,31 @@ impl Channels {
         derive(&self.node_secret, b"beongae/payment_secret", index)
     }
 
+    /// The fields every invoice of ours starts with, derived from its
+    /// index: `payment_hash` and `payment_secret`, left out of its compact
+    /// form.
+    fn derived_fields(&self, index: u64) -> [TaggedField; 2] {
+        [
+            TaggedField::PaymentHash(self.preimage(index).payment_hash()),
+            TaggedField::PaymentSecret(PaymentSecret(self.payment_secret(index))),
+        ]
+    }
+
+    /// The BOLT 11 string of an invoice of ours; `None` if its stored form
+    /// does not read (logged).
+    pub(super) fn invoice_text(&self, rec: &InvoiceRecord) -> Option<String> {
+        match &rec.invoice {
+            StoredInvoice::Text(s) => Some(s.clone()),
+            StoredInvoice::Compact(c) => {
+                let s = compact_to_string(c, &self.derived_fields(rec.index));
+                if s.is_none() {
+                    tracing::warn!(index = rec.index, "an invoice's stored form does not read");
+                }
+                s
+            }
+        }
+    }
+
     /// `invoice`: a signed BOLT 11 invoice of ours.
     pub(in crate::core) fn create_invoice(
         &mut self,
@@ -110,13 +137,22 @@ impl Channels {
         for hint in self.route_hints() {
             b = b.route_hint(hint);
         }
-        let invoice = b
+        let signed = b
             .sign(&self.secp, &self.node_secret)
-            .map_err(|e| format!("cannot build the invoice: {e}"))?
-            .encode();
+            .map_err(|e| format!("cannot build the invoice: {e}"))?;
+        let invoice = signed.encode();
+        // Kept compact when that gives back this exact string (issue 15:
+        // the payee's bytes per payment).
+        let derived = self.derived_fields(index);
+        let stored = match signed.to_compact(&derived) {
+            Some(c) if compact_to_string(&c, &derived).as_deref() == Some(invoice.as_str()) => {
+                StoredInvoice::Compact(c)
+            }
+            _ => StoredInvoice::Text(invoice.clone()),
+        };
         let rec = InvoiceRecord {
             index,
-            invoice: invoice.clone(),
+            invoice: stored,
             amount,
             received: None,
             settled_by: None,
@@ -798,22 +834,29 @@ impl Channels {
         let now = u64::from(self.now_secs());
         // An unpaid invoice past its expiry (BOLT 11 `x`): payers refuse
         // to pay it.
-        let expired =
-            |r: &InvoiceRecord| Invoice::decode(&r.invoice).is_ok_and(|inv| inv.is_expired(now));
+        let expired = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| Invoice::decode(t).ok())
+                .is_some_and(|inv| inv.is_expired(now))
+        };
         let mut v: Vec<PaymentSummary> = self
             .invoices
             .iter()
-            .map(|(h, r)| PaymentSummary {
+            .map(|(h, r)| {
+                let text = self.invoice_text(r);
+                (h, r, text)
+            })
+            .map(|(h, r, text)| PaymentSummary {
                 payment_hash: *h,
                 incoming: true,
                 amount: r.received.or(r.amount),
                 status: match r.received {
                     Some(_) => "paid",
-                    None if expired(r) => "expired",
+                    None if expired(&text) => "expired",
                     None => "open",
                 }
                 .into(),
-                invoice: Some(r.invoice.clone()),
+                invoice: text,
                 fee: None,
                 attempts: 0,
                 route: Vec::new(),

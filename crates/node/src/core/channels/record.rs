@@ -650,13 +650,25 @@ impl ChannelRecord {
     }
 }
 
+/// How an invoice of ours is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredInvoice {
+    /// The BOLT 11 string as it was given out.
+    Text(String),
+    /// Its compact form ([`beongae_invoice::Invoice::to_compact`]) without
+    /// the payment hash and secret, which derive from the invoice's index:
+    /// 154 bytes where the string takes 352. Kept only when it gave back
+    /// the exact string as the invoice was made.
+    Compact(Vec<u8>),
+}
+
 /// The state of one of our invoices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRecord {
     /// Index its preimage and payment secret derive from.
     pub index: u64,
-    /// The encoded invoice.
-    pub invoice: String,
+    /// The invoice.
+    pub invoice: StoredInvoice,
     /// What it asks (none: any amount).
     pub amount: Option<Msat>,
     /// What arrived, once paid.
@@ -665,13 +677,27 @@ pub struct InvoiceRecord {
     pub settled_by: Option<(ChannelId, u64)>,
 }
 
+/// Version of [`InvoiceRecord`]s: 2 keeps the invoice in either form of
+/// [`StoredInvoice`] (a flag, then the string or the compact bytes);
+/// version 1 (the string) is read.
+const INVOICE_VERSION: u8 = 2;
+
 impl InvoiceRecord {
     /// Bytes for the store.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.write_u8(RECORD_VERSION);
+        w.write_u8(INVOICE_VERSION);
         w.write_u64(self.index);
-        put_str(&mut w, &self.invoice);
+        match &self.invoice {
+            StoredInvoice::Text(s) => {
+                w.write_u8(0);
+                put_str(&mut w, s);
+            }
+            StoredInvoice::Compact(b) => {
+                w.write_u8(1);
+                put_blob(&mut w, b);
+            }
+        }
         w.write_u64(self.amount.map_or(u64::MAX, Msat::to_msat));
         w.write_u64(self.received.map_or(u64::MAX, Msat::to_msat));
         match &self.settled_by {
@@ -688,11 +714,19 @@ impl InvoiceRecord {
     /// A record from the store.
     pub fn decode(bytes: &[u8]) -> Result<InvoiceRecord, RecordError> {
         let mut r = Reader::new(bytes);
-        if r.read_u8()? != RECORD_VERSION {
+        let version = r.read_u8()?;
+        if !(1..=INVOICE_VERSION).contains(&version) {
             return Err(RecordError::Corrupt("invoice record version".into()));
         }
         let index = r.read_u64()?;
-        let invoice = get_str(&mut r)?;
+        let invoice = match version {
+            1 => StoredInvoice::Text(get_str(&mut r)?),
+            _ => match r.read_u8()? {
+                0 => StoredInvoice::Text(get_str(&mut r)?),
+                1 => StoredInvoice::Compact(get_blob(&mut r)?),
+                _ => return Err(RecordError::Corrupt("invoice form".into())),
+            },
+        };
         let opt = |v: u64| (v != u64::MAX).then(|| Msat::from_msat(v));
         let amount = opt(r.read_u64()?);
         let received = opt(r.read_u64()?);
@@ -1135,7 +1169,7 @@ mod tests {
 
         let inv = InvoiceRecord {
             index: 7,
-            invoice: "lnbcrt1...".into(),
+            invoice: StoredInvoice::Text("lnbcrt1...".into()),
             amount: Some(Msat::from_msat(1_500)),
             received: Some(Msat::from_msat(1_500)),
             settled_by: Some((ChannelId([2; 32]), 9)),
@@ -1143,6 +1177,53 @@ mod tests {
         let bytes = inv.encode();
         assert_eq!(InvoiceRecord::decode(&bytes).unwrap(), inv);
         assert!(InvoiceRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        let compact = InvoiceRecord {
+            invoice: StoredInvoice::Compact(vec![6, 1, 2, 3]),
+            received: None,
+            settled_by: None,
+            ..inv
+        };
+        let bytes = compact.encode();
+        assert_eq!(
+            bytes,
+            [
+                &[2][..],
+                &7u64.to_be_bytes(),
+                &[1, 0, 0, 0, 4, 6, 1, 2, 3],
+                &1_500u64.to_be_bytes(),
+                &u64::MAX.to_be_bytes(),
+                &[0],
+            ]
+            .concat()
+        );
+        assert_eq!(InvoiceRecord::decode(&bytes).unwrap(), compact);
+        let mut unknown_form = bytes;
+        unknown_form[9] = 2;
+        assert!(InvoiceRecord::decode(&unknown_form).is_err());
+    }
+
+    /// Invoice records of version 1 kept the string: still read.
+    #[test]
+    fn an_invoice_record_of_version_1_reads() {
+        let mut w = Writer::new();
+        w.write_u8(1);
+        w.write_u64(3);
+        put_str(&mut w, "lnbcrt10u1p...");
+        w.write_u64(1_000_000);
+        w.write_u64(1_000_000);
+        w.write_u8(1);
+        w.write_bytes(&[8; 32]);
+        w.write_u64(4);
+        assert_eq!(
+            InvoiceRecord::decode(&w.into_vec()).unwrap(),
+            InvoiceRecord {
+                index: 3,
+                invoice: StoredInvoice::Text("lnbcrt10u1p...".into()),
+                amount: Some(Msat::from_msat(1_000_000)),
+                received: Some(Msat::from_msat(1_000_000)),
+                settled_by: Some((ChannelId([8; 32]), 4)),
+            }
+        );
     }
 
     /// Issue 14: outgoing payments keep when they were sent (version 3);
