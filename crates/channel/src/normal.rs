@@ -13,6 +13,7 @@ mod force;
 mod persist;
 mod reestablish;
 mod shutdown;
+pub use persist::OnionKey;
 pub use reestablish::ReestablishError;
 
 use beongae_script::commitment::CommitmentNumber;

@@ -22,6 +22,11 @@ use crate::sign::FundedChannel;
 /// a checksum; version 1 (no checksum) is still read.
 pub const FORMAT_VERSION: u8 = 2;
 
+/// The format of an open channel's record whose HTLC onions are kept apart
+/// ([`crate::normal::NormalChannel::encode_state_apart`]): version 2 with
+/// the onions left out, each named by its [`crate::normal::OnionKey`].
+pub const ONIONS_APART_VERSION: u8 = 3;
+
 /// Bytes of SHA-256 of the rest of a record kept at its end.
 const CHECKSUM_LEN: usize = 8;
 
@@ -47,7 +52,7 @@ pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], PersistError> {
     match bytes.first() {
         None => Err(PersistError::Decode(DecodeError::ShortRead { needed: 1 })),
         Some(1) => Ok(bytes),
-        Some(&FORMAT_VERSION) => {
+        Some(&FORMAT_VERSION | &ONIONS_APART_VERSION) => {
             let split = bytes
                 .len()
                 .checked_sub(CHECKSUM_LEN)
@@ -75,7 +80,7 @@ pub enum PersistError {
     #[error("stored channel is corrupt: {0}")]
     Decode(#[from] DecodeError),
     /// Written by a newer Beongae.
-    #[error("stored channel format {0} is newer than this build reads ({FORMAT_VERSION}); upgrade beongae")]
+    #[error("stored channel format {0} is newer than this build reads ({ONIONS_APART_VERSION}); upgrade beongae")]
     Version(u8),
     /// The checksum does not match: the record was damaged.
     #[error("stored channel is corrupt: checksum mismatch")]

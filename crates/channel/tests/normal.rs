@@ -10,14 +10,16 @@
 mod common;
 
 use beongae_channel::commitments::{Update, UpdateError};
+use beongae_channel::normal::OnionKey;
 use beongae_channel::normal::{ChannelError, Event, FailReason, NormalChannel, ReestablishError};
 use beongae_channel::revocation::{LocalSecrets, RevocationError};
 use beongae_channel::sign::CommitSignError;
 use beongae_script::commitment::CommitmentNumber;
 use beongae_script::FeeratePerKw;
-use beongae_wire::msgs::{Message, UpdateFailMalformedHtlc};
+use beongae_wire::msgs::{Message, OnionPacketBytes, UpdateFailMalformedHtlc, ONION_PACKET_LEN};
 use beongae_wire::{ChannelId, Msat, Preimage, TlvStream, WireMessage};
 use common::pair::{onion, setup, Pair, A_SAT, B_SAT};
+use std::collections::BTreeMap;
 
 #[test]
 fn many_htlcs_both_ways_balances_exact() {
@@ -706,9 +708,70 @@ impl Pair {
                 NormalChannel::decode_state(&bytes, party.signing(), LocalSecrets::new(party.seed))
                     .unwrap();
             assert_eq!(back.encode_state().unwrap(), bytes);
+            // With the onions kept apart: the same channel, the record
+            // shorter by each onion, and refused without one of them.
+            let (apart, onions) = ch.encode_state_apart().unwrap();
+            let onions: BTreeMap<OnionKey, OnionPacketBytes> =
+                onions.into_iter().map(|(k, o)| (k, o.clone())).collect();
+            assert_eq!(apart.len() + onions.len() * ONION_PACKET_LEN, bytes.len());
+            let load = |onions: &BTreeMap<OnionKey, OnionPacketBytes>| {
+                NormalChannel::decode_state_apart(
+                    &apart,
+                    onions,
+                    party.signing(),
+                    LocalSecrets::new(party.seed),
+                )
+            };
+            assert_eq!(load(&onions).unwrap().encode_state().unwrap(), bytes);
+            if let Some(k) = onions.keys().next() {
+                let mut short = onions.clone();
+                short.remove(k);
+                assert_eq!(
+                    load(&short).unwrap_err(),
+                    beongae_channel::persist::PersistError::Invalid("onion kept apart (missing)")
+                );
+            }
             *ch = back;
         }
     }
+}
+
+/// The onions of HTLCs in flight are kept apart from the record: ours
+/// while our `update_add_htlc` may be sent again, the peer's until its HTLC
+/// is committed on both sides; then the record names none.
+#[test]
+fn onions_in_flight_are_kept_apart() {
+    let mut p = setup();
+    let keys = |ch: &NormalChannel| -> Vec<OnionKey> {
+        ch.encode_state_apart()
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    for n in 0..2u8 {
+        let h = Preimage([n + 1; 32]).payment_hash();
+        let add =
+            p.a.send_add(Msat::from_msat(2_000_000), h, 700_000, onion(n + 1))
+                .unwrap();
+        p.send(true, add);
+    }
+    let ours = |id| OnionKey { offered: true, id };
+    let theirs = |id| OnionKey { offered: false, id };
+    assert_eq!(keys(&p.a), [ours(0), ours(1)]);
+    let (_, onions) = p.a.encode_state_apart().unwrap();
+    assert_eq!(onions[1].1, &onion(2));
+    p.restart();
+    while p.deliver(false) {}
+    assert_eq!(keys(&p.b), [theirs(0), theirs(1)]);
+    p.restart();
+    p.settle();
+    assert_eq!(keys(&p.a), []);
+    assert_eq!(keys(&p.b), []);
+    let (apart, onions) = p.b.encode_state_apart().unwrap();
+    assert!(onions.is_empty());
+    assert_eq!(apart.len(), p.b.encode_state().unwrap().len());
 }
 
 /// A damaged or newer record is refused with a clear error, never a panic.
@@ -735,8 +798,8 @@ fn stored_state_refuses_damage() {
         );
     }
     let mut newer = bytes.clone();
-    newer[0] = 3;
-    assert_eq!(load(&newer).unwrap_err(), PersistError::Version(3));
+    newer[0] = 4;
+    assert_eq!(load(&newer).unwrap_err(), PersistError::Version(4));
     let mut longer = bytes.clone();
     longer.push(0);
     assert_eq!(load(&longer).unwrap_err(), PersistError::Checksum);

@@ -766,6 +766,14 @@ async fn every_endpoint_with_scopes_errors_and_events() {
         .parse()
         .unwrap();
     assert!(commits > 10, "{commits}");
+    // Every commit writes at least a key.
+    let bytes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("beongae_store_commit_bytes_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bytes > commits, "{bytes} bytes in {commits} commits");
     let b_text = b
         .http
         .get(format!("{}/metrics", b.url))

@@ -156,10 +156,12 @@ async fn measure(backend: Backend, dir: &std::path::Path, commits: f64) -> Vec<(
         total += count;
         let stores = h1.count - h0.count;
         println!(
-            "{name:>10}, {n:>3} in flight: {per_sec:>7.0} payments/s over TCP (ratio to SQLite's durable commits/s {:.3}); {:.1} store commits per payment (both nodes), {:.2} ms each",
+            "{name:>10}, {n:>3} in flight: {per_sec:>7.0} payments/s over TCP (ratio to SQLite's durable commits/s {:.3}); {:.1} store commits per payment (both nodes), {:.2} ms and {:.1} kB each, {:.1} kB written per payment",
             per_sec / commits,
             stores as f64 / count as f64,
-            (h1.sum_secs - h0.sum_secs) * 1e3 / stores.max(1) as f64
+            (h1.sum_secs - h0.sum_secs) * 1e3 / stores.max(1) as f64,
+            (h1.bytes - h0.bytes) as f64 / 1e3 / stores.max(1) as f64,
+            (h1.bytes - h0.bytes) as f64 / 1e3 / count as f64,
         );
         rates.push((n, per_sec));
         if let Some(before) = before {

@@ -405,7 +405,7 @@ fn rebuild(map: &Map, height: u32) -> Duration {
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect()
     };
-    use beongae_node::core::channels::{forward, gossip, policy, record};
+    use beongae_node::core::channels::{forward, gossip, onions, policy, record};
     let stored = StoredState {
         channels: ns(record::NS_CHANNELS),
         payments: ns(record::NS_PAYMENTS),
@@ -416,6 +416,7 @@ fn rebuild(map: &Map, height: u32) -> Duration {
         policies: ns(policy::NS_POLICIES),
         gossip: ns(gossip::NS_GOSSIP),
         public: ns(gossip::NS_PUBLIC),
+        onions: ns(onions::NS_ONIONS),
     };
     let k = keys(1);
     let id = node_id(&k);

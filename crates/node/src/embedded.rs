@@ -232,8 +232,18 @@ pub fn commitment_in_backup(
         funding_key: k.funding,
         htlc_base_key: k.htlc_base,
     };
-    let chan = record::decode_normal(
+    // The onions kept apart from an open channel's record.
+    let kept = crate::core::channels::onions::load(
+        &backup
+            .list(crate::core::channels::onions::NS_ONIONS, &id.0)
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?
+    .remove(&id)
+    .unwrap_or_default();
+    let chan = record::decode_normal_apart(
         &state,
+        &kept,
         signing,
         beongae_channel::revocation::LocalSecrets::new(k.commitment_seed),
     )

@@ -106,6 +106,19 @@ impl Batch {
         self.ops.len()
     }
 
+    /// The bytes of the keys and values it writes (what a commit costs
+    /// beyond its fixed price).
+    pub fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, .. } => key.len() + value.len(),
+                Op::Delete { key, .. } => key.len(),
+                Op::DeletePrefix { prefix, .. } => prefix.len(),
+            })
+            .sum()
+    }
+
     /// Applies the writes in order to `map`, a store held in memory
     /// ((namespace, key) -> value): for the deterministic core's tests and
     /// benches, which play the store's part themselves.
@@ -133,3 +146,18 @@ impl Batch {
 /// A store's contents in memory: (namespace, key) -> value
 /// ([`Batch::apply_to`]).
 pub type MemoryMap = std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_counts_the_bytes_of_its_keys_and_values() {
+        let mut b = Batch::new();
+        assert_eq!(b.bytes(), 0);
+        b.put("payments", vec![1; 33], vec![2; 185])
+            .delete("channels", vec![3; 32])
+            .delete_prefix("remote_htlcs", vec![4; 32]);
+        assert_eq!(b.bytes(), 33 + 185 + 32 + 32);
+    }
+}

@@ -12,9 +12,11 @@ pub const BUCKETS: [f64; 12] = [
 
 static COUNTS: [AtomicU64; 13] = [const { AtomicU64::new(0) }; 13];
 static SUM_NANOS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// Records one commit.
-pub fn record(elapsed: Duration) {
+/// Records one commit of `bytes` ([`crate::Batch::bytes`]).
+pub fn record(elapsed: Duration, bytes: usize) {
+    BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
     let secs = elapsed.as_secs_f64();
     let i = BUCKETS
         .iter()
@@ -36,6 +38,9 @@ pub struct Histogram {
     pub count: u64,
     /// Their total time, in seconds.
     pub sum_secs: f64,
+    /// The keys and values they wrote, in bytes: with the count, how much
+    /// each commit rewrites.
+    pub bytes: u64,
 }
 
 /// Reads the histogram.
@@ -51,5 +56,6 @@ pub fn commit_latency() -> Histogram {
         cumulative,
         count,
         sum_secs: SUM_NANOS.load(Ordering::Relaxed) as f64 / 1e9,
+        bytes: BYTES.load(Ordering::Relaxed),
     }
 }

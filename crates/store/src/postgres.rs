@@ -313,8 +313,9 @@ impl Store for PostgresStore {
             check_namespace(op.namespace())?;
         }
         let started = Instant::now();
+        let bytes = batch.bytes();
         let result = self.ask(|r| Job::Commit(batch, r));
-        crate::metrics::record(started.elapsed());
+        crate::metrics::record(started.elapsed(), bytes);
         result
     }
 

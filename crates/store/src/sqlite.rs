@@ -168,8 +168,9 @@ impl Store for SqliteStore {
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
+        let bytes = batch.bytes();
         let result = self.commit_timed(batch);
-        crate::metrics::record(started.elapsed());
+        crate::metrics::record(started.elapsed(), bytes);
         result
     }
 }

@@ -227,6 +227,13 @@ pub async fn metrics(_: Authorized<Read>, State(ctx): Ctx) -> Result<impl IntoRe
     );
     let _ = writeln!(out, "beongae_store_commit_seconds_sum {}", h.sum_secs);
     let _ = writeln!(out, "beongae_store_commit_seconds_count {}", h.count);
+    metric(
+        &mut out,
+        "beongae_store_commit_bytes_total",
+        "counter",
+        "Bytes of keys and values written by durable store commits.",
+        &[("", h.bytes)],
+    );
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -45,7 +45,11 @@ impl Funding {
         secrets: LocalSecrets,
     ) -> Result<Funding, PersistError> {
         let mut r = Reader::new(unseal(bytes)?);
-        r.read_u8()?; // the version, checked by `unseal`
+        // The version, checked by `unseal`; an open channel's alone keeps
+        // its onions apart.
+        if r.read_u8()? == crate::persist::ONIONS_APART_VERSION {
+            return Err(PersistError::Invalid("funding record format"));
+        }
         let channel_id = ChannelId(r.read_array()?);
         let funded = get_funded(&mut r)?;
         let commitments = Commitments::read(&mut r)?;

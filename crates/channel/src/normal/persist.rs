@@ -11,27 +11,88 @@ use super::{FailReason, NormalChannel, Retransmit, ShutdownScripts};
 use crate::commitments::Commitments;
 use crate::persist::{
     get_bool, get_funded, get_script, get_sig, put_bool, put_funded, put_script, put_sig, seal,
-    unseal, PersistError, FORMAT_VERSION,
+    unseal, PersistError, FORMAT_VERSION, ONIONS_APART_VERSION,
 };
 use crate::revocation::{LocalSecrets, RemoteRevocations};
 use crate::sign::{CommitmentSignatures, SigningKeys};
 
-fn put_messages(w: &mut Writer, ms: &[Message]) -> Result<(), PersistError> {
+/// Where the onion of an `update_add_htlc` starts in its encoding (BOLT 2:
+/// type 2, `channel_id` 32, `id` 8, `amount_msat` 8, `payment_hash` 32,
+/// `cltv_expiry` 4 bytes).
+const ADD_ONION_AT: usize = 2 + 32 + 8 + 8 + 32 + 4;
+/// Where its `id` is.
+const ADD_ID_AT: usize = 2 + 32;
+/// The message type of `update_add_htlc`.
+const UPDATE_ADD_HTLC: [u8; 2] = 128u16.to_be_bytes();
+
+/// The onion of one HTLC, kept apart from its channel's record (format
+/// [`ONIONS_APART_VERSION`]): each is written once, when first stored, and
+/// not again with every commitment while its HTLC is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OnionKey {
+    /// Ours (an `update_add_htlc` we may send again) or the peer's (an
+    /// HTLC not yet committed on both sides).
+    pub offered: bool,
+    /// The HTLC's `id`.
+    pub id: u64,
+}
+
+/// Writes `ms`; with `apart`, the onion of each `update_add_htlc` is cut out
+/// of its bytes and given to `onions` instead.
+fn put_messages<'a>(
+    w: &mut Writer,
+    ms: &'a [Message],
+    apart: Option<&mut Vec<(OnionKey, &'a OnionPacketBytes)>>,
+) -> Result<(), PersistError> {
     w.write_u32(u32::try_from(ms.len()).map_err(|_| PersistError::Invalid("message count"))?);
+    let mut apart = apart;
     for m in ms {
-        let bytes = m.encode()?;
+        let mut bytes = m.encode()?;
+        if let (Some(onions), Message::UpdateAddHtlc(add)) = (apart.as_deref_mut(), m) {
+            bytes.drain(ADD_ONION_AT..ADD_ONION_AT + ONION_PACKET_LEN);
+            onions.push((
+                OnionKey {
+                    offered: true,
+                    id: add.id,
+                },
+                &add.onion_routing_packet,
+            ));
+        }
         w.write_u32(u32::try_from(bytes.len()).map_err(|_| PersistError::Invalid("message"))?);
         w.write_bytes(&bytes);
     }
     Ok(())
 }
 
-fn get_messages(r: &mut Reader<'_>) -> Result<Vec<Message>, PersistError> {
+/// Reads what [`put_messages`] wrote; with `apart`, each `update_add_htlc`
+/// gets its onion back from it.
+fn get_messages(
+    r: &mut Reader<'_>,
+    apart: Option<&BTreeMap<OnionKey, OnionPacketBytes>>,
+) -> Result<Vec<Message>, PersistError> {
     let n = r.read_u32()?;
     (0..n)
         .map(|_| {
             let len = r.read_u32()? as usize;
-            Ok(Message::decode(r.read_bytes(len)?)?)
+            let bytes = r.read_bytes(len)?;
+            match apart {
+                Some(onions) if bytes.starts_with(&UPDATE_ADD_HTLC) => {
+                    let id = bytes
+                        .get(ADD_ID_AT..ADD_ID_AT + 8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or(PersistError::Invalid("update_add_htlc"))?;
+                    let onion = onions
+                        .get(&OnionKey { offered: true, id })
+                        .ok_or(PersistError::Invalid("onion kept apart (missing)"))?;
+                    let (head, tail) = bytes
+                        .split_at_checked(ADD_ONION_AT)
+                        .ok_or(PersistError::Invalid("update_add_htlc"))?;
+                    let whole = [head, &onion.0[..], tail].concat();
+                    Ok(Message::decode(&whole)?)
+                }
+                _ => Ok(Message::decode(bytes)?),
+            }
         })
         .collect()
 }
@@ -55,8 +116,34 @@ fn get_opt_script(r: &mut Reader<'_>) -> Result<Option<bitcoin::ScriptBuf>, Pers
 impl NormalChannel {
     /// The record to store: everything but our secrets.
     pub fn encode_state(&self) -> Result<Vec<u8>, PersistError> {
+        self.encode(None)
+    }
+
+    /// The channel's record without the onions of its HTLCs in flight
+    /// (format [`ONIONS_APART_VERSION`]), and those onions, for the owner to
+    /// keep beside it in the same atomic write. An onion is 1,366 bytes
+    /// and stays for as long as its HTLC is being added: with a hundred
+    /// HTLCs in flight, the onions were most of every commit's bytes.
+    /// [`NormalChannel::decode_state_apart`] reads it back.
+    #[allow(clippy::type_complexity)]
+    pub fn encode_state_apart(
+        &self,
+    ) -> Result<(Vec<u8>, Vec<(OnionKey, &OnionPacketBytes)>), PersistError> {
+        let mut onions = Vec::new();
+        let record = self.encode(Some(&mut onions))?;
+        Ok((record, onions))
+    }
+
+    fn encode<'a>(
+        &'a self,
+        mut apart: Option<&mut Vec<(OnionKey, &'a OnionPacketBytes)>>,
+    ) -> Result<Vec<u8>, PersistError> {
         let mut w = Writer::new();
-        w.write_u8(FORMAT_VERSION);
+        w.write_u8(if apart.is_some() {
+            ONIONS_APART_VERSION
+        } else {
+            FORMAT_VERSION
+        });
         w.write_bytes(&self.channel_id.0);
         put_funded(&mut w, &self.funded);
         // The peer's points and revealed secrets.
@@ -80,7 +167,16 @@ impl NormalChannel {
         w.write_u32(self.incoming.len() as u32);
         for (id, onion) in &self.incoming {
             w.write_u64(*id);
-            w.write_bytes(&onion.0[..]);
+            match apart.as_deref_mut() {
+                Some(onions) => onions.push((
+                    OnionKey {
+                        offered: false,
+                        id: *id,
+                    },
+                    onion,
+                )),
+                None => w.write_bytes(&onion.0[..]),
+            }
         }
         w.write_u32(self.failures.len() as u32);
         for (id, reason) in &self.failures {
@@ -105,15 +201,15 @@ impl NormalChannel {
             w.write_u64(*id);
         }
         let t = &self.retransmit;
-        put_messages(&mut w, &t.proposed_updates)?;
-        put_messages(&mut w, &t.signed_updates)?;
+        put_messages(&mut w, &t.proposed_updates, apart.as_deref_mut())?;
+        put_messages(&mut w, &t.signed_updates, apart)?;
         let cs: Vec<Message> = t
             .commitment_signed
             .clone()
             .map(Message::CommitmentSigned)
             .into_iter()
             .collect();
-        put_messages(&mut w, &cs)?;
+        put_messages(&mut w, &cs, None)?;
         put_bool(&mut w, t.commit_before_revoke);
         put_opt_script(&mut w, &self.shutdown.local)?;
         put_opt_script(&mut w, &self.shutdown.remote)?;
@@ -129,8 +225,22 @@ impl NormalChannel {
         signing: SigningKeys,
         local_secrets: LocalSecrets,
     ) -> Result<NormalChannel, PersistError> {
+        Self::decode_state_apart(bytes, &BTreeMap::new(), signing, local_secrets)
+    }
+
+    /// A channel from its record, of either format, and the onions kept
+    /// apart from it ([`NormalChannel::encode_state_apart`]). One the
+    /// record names and `onions` lacks is an error: a store that lost it
+    /// cannot settle that HTLC.
+    pub fn decode_state_apart(
+        bytes: &[u8],
+        onions: &BTreeMap<OnionKey, OnionPacketBytes>,
+        signing: SigningKeys,
+        local_secrets: LocalSecrets,
+    ) -> Result<NormalChannel, PersistError> {
         let mut r = Reader::new(unseal(bytes)?);
-        r.read_u8()?; // the version, checked by `unseal`
+        // The version, checked by `unseal`.
+        let apart = (r.read_u8()? == ONIONS_APART_VERSION).then_some(onions);
         let channel_id = ChannelId(r.read_array()?);
         let funded = get_funded(&mut r)?;
         let current = CommitmentNumber::new(r.read_u64()?)
@@ -153,10 +263,14 @@ impl NormalChannel {
         let mut incoming = BTreeMap::new();
         for _ in 0..n {
             let id = r.read_u64()?;
-            incoming.insert(
-                id,
-                OnionPacketBytes(Box::new(r.read_array::<ONION_PACKET_LEN>()?)),
-            );
+            let onion = match apart {
+                Some(onions) => onions
+                    .get(&OnionKey { offered: false, id })
+                    .cloned()
+                    .ok_or(PersistError::Invalid("onion kept apart (missing)"))?,
+                None => OnionPacketBytes(Box::new(r.read_array::<ONION_PACKET_LEN>()?)),
+            };
+            incoming.insert(id, onion);
         }
         let n = r.read_u32()?;
         let mut failures = BTreeMap::new();
@@ -174,9 +288,9 @@ impl NormalChannel {
         }
         let n = r.read_u32()?;
         let over_dust = (0..n).map(|_| r.read_u64()).collect::<Result<_, _>>()?;
-        let proposed_updates = get_messages(&mut r)?;
-        let signed_updates = get_messages(&mut r)?;
-        let commitment_signed = match get_messages(&mut r)?.pop() {
+        let proposed_updates = get_messages(&mut r, apart)?;
+        let signed_updates = get_messages(&mut r, apart)?;
+        let commitment_signed = match get_messages(&mut r, None)?.pop() {
             None => None,
             Some(Message::CommitmentSigned(cs)) => Some(cs),
             Some(_) => return Err(PersistError::Invalid("retransmitted commitment_signed")),

@@ -209,11 +209,17 @@ fn check_order(outs: &[Output]) {
     }
 }
 
-/// A channel crate record of `side`'s first channel, read with its keys.
-fn decode_channel(side: Side, state: &[u8]) -> beongae_channel::normal::NormalChannel {
+/// A channel crate record of `side`'s first channel, read with its keys
+/// and the onions kept apart from it.
+fn decode_channel(
+    side: Side,
+    state: &[u8],
+    onions: &channels::onions::Kept,
+) -> beongae_channel::normal::NormalChannel {
     let k = keys(if side == Side::A { 1 } else { 2 }).channel(0);
-    beongae_channel::normal::NormalChannel::decode_state(
+    beongae_channel::normal::NormalChannel::decode_state_apart(
         state,
+        onions,
         beongae_channel::sign::SigningKeys {
             funding_key: k.funding,
             htlc_base_key: k.htlc_base,
@@ -239,7 +245,16 @@ fn stored_channel(
     else {
         panic!("not a normal channel")
     };
-    decode_channel(side, &state)
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = store
+        .iter()
+        .filter(|((ns, _), _)| ns == channels::onions::NS_ONIONS)
+        .map(|((_, k), v)| (k.clone(), v.clone()))
+        .collect();
+    let onions = channels::onions::load(&entries)
+        .unwrap()
+        .remove(&id)
+        .unwrap_or_default();
+    decode_channel(side, &state, &onions)
 }
 
 /// A core with keys `k` and node id `id` built from `store` alone, at
@@ -273,6 +288,7 @@ fn restore_core_with(
         public: ns(channels::gossip::NS_PUBLIC),
         forwards: ns(channels::forward::NS_FORWARDS),
         policies: ns(channels::policy::NS_POLICIES),
+        onions: ns(channels::onions::NS_ONIONS),
     };
     NodeCore::with_channels(
         id,

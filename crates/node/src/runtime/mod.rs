@@ -1311,6 +1311,7 @@ async fn restore(
             policies: read(crate::core::channels::policy::NS_POLICIES)?,
             gossip: read(crate::core::channels::gossip::NS_GOSSIP)?,
             public: read(crate::core::channels::gossip::NS_PUBLIC)?,
+            onions: read(crate::core::channels::onions::NS_ONIONS)?,
         };
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;

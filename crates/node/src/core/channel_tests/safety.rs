@@ -95,7 +95,7 @@ fn a_failed_channel_keeps_what_enforcement_needs() {
         panic!("the closed channel's state is kept")
     };
     let (ours, theirs) = (keys(1).channel(0), keys(2).channel(0));
-    let chan = decode_channel(Side::A, &bytes);
+    let chan = decode_channel(Side::A, &bytes, &Default::default());
     let secp = bitcoin::secp256k1::Secp256k1::new();
     assert_eq!(chan.funded.remote_keys, theirs.public(&secp));
     assert_eq!(chan.funded.local_keys, ours.public(&secp));

@@ -1459,4 +1459,51 @@ fn an_invoice_is_kept_compact_and_shown_as_given() {
     assert_eq!((given[0].len(), record.len()), (352, 185));
 }
 
+/// Issue 15 (ADR 0012): the onion of an HTLC being added is kept apart from
+/// the channel's record, on both sides, while B's replies are lost; B
+/// restarts from that store, the payment settles, and no onion is left.
+#[test]
+fn an_htlc_being_added_keeps_its_onion_apart_until_committed() {
+    let (mut t, ab, _) = trio();
+    let invoice = t.invoice(1, 5_000_000, "apart");
+    let onions = |t: &Trio, n: usize| -> Vec<Vec<u8>> {
+        t.stores[n]
+            .keys()
+            .filter(|(ns, _)| ns == channels::onions::NS_ONIONS)
+            .map(|(_, k)| k.clone())
+            .collect()
+    };
+    let key =
+        |offered, id| channels::onions::key(ab, beongae_channel::normal::OnionKey { offered, id });
+    t.loses = Some((1, "*"));
+    t.run(vec![(
+        0,
+        Input::Command {
+            id: CommandId(970),
+            command: Command::Pay {
+                invoice,
+                amount: None,
+                now_secs: 1_700_000_000,
+                session_key: SecretKey::from_slice(&[0x47; 32]).unwrap(),
+            },
+        },
+    )]);
+    // A may send its update_add_htlc again; B has it, not committed.
+    assert_eq!(onions(&t, 0), [key(true, 0)]);
+    assert_eq!(onions(&t, 1), [key(false, 0)]);
+    t.loses = None;
+    t.restart(1);
+    assert!(
+        t.replies
+            .iter()
+            .any(|(n, r)| *n == 0 && matches!(r, Reply::Paid { .. })),
+        "{:?}",
+        t.replies
+    );
+    assert_eq!(t.channel(1, ab).pending_htlcs, 0);
+    for n in 0..3 {
+        assert_eq!(onions(&t, n), Vec::<Vec<u8>>::new(), "node {n}");
+    }
+}
+
 mod gossip;

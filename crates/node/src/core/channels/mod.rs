@@ -17,6 +17,7 @@ pub mod keysend;
 mod limbo;
 mod mpp;
 mod normal;
+pub mod onions;
 mod open;
 mod pay;
 pub mod policy;
@@ -32,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use beongae_channel::close::ClosingNegotiation;
 use beongae_channel::config::ChannelConfig;
 use beongae_channel::funding::{Funding, LocalSetup};
-use beongae_channel::normal::NormalChannel;
+use beongae_channel::normal::{NormalChannel, OnionKey};
 use beongae_channel::propose::our_limits;
 use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::SigningKeys;
@@ -111,6 +112,8 @@ pub struct StoredState {
     pub gossip: Vec<(Vec<u8>, Vec<u8>)>,
     /// `public` namespace entries.
     pub public: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `onions` namespace entries ([`onions::NS_ONIONS`]).
+    pub onions: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a channel stands, for the API.
@@ -376,6 +379,9 @@ pub(super) struct Channels {
     pub(super) waiting: BTreeMap<PaymentHash, CommandId>,
     /// Changes of the current input.
     dirty: BTreeSet<ChannelId>,
+    /// The onions each open channel has in the store, apart from its
+    /// record ([`onions`]).
+    onions: BTreeMap<ChannelId, onions::Kept>,
     /// Closed channels whose revoked commitment's HTLCs are being read.
     loading: BTreeSet<ChannelId>,
     /// Closed channels with nothing (economical) left to claim on chain,
@@ -435,6 +441,7 @@ impl Channels {
             by_htlc: BTreeMap::new(),
             waiting: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            onions: BTreeMap::new(),
             loading: BTreeSet::new(),
             unclaimable: BTreeSet::new(),
             uneconomical: BTreeSet::new(),
@@ -493,6 +500,7 @@ impl Channels {
             }
         }
         let mut stored_redo: BTreeMap<ChannelId, Vec<Message>> = BTreeMap::new();
+        let mut stored_onions = onions::load(&stored.onions)?;
         for (k, v) in &stored.channels {
             let id = ChannelId(
                 k.as_slice()
@@ -527,8 +535,11 @@ impl Channels {
                     closing_txs,
                 } => {
                     stored_redo.insert(id, redo);
+                    let kept = stored_onions.remove(&id).unwrap_or_default();
+                    let chan = record::decode_normal_apart(&state, &kept, signing, secrets)?;
+                    c.onions.insert(id, kept);
                     Phase::Normal {
-                        chan: Box::new(record::decode_normal(&state, signing, secrets)?),
+                        chan: Box::new(chan),
                         scid,
                         closing: None,
                         simple: None,
@@ -754,7 +765,21 @@ impl Channels {
                 continue;
             };
             match entry_record(entry) {
-                Ok(rec) => {
+                Ok((rec, now)) => {
+                    // The onions first named by this record go in its
+                    // batch, and those it no longer names (all of them
+                    // once the channel is not open).
+                    match now {
+                        Some(now) => {
+                            let kept = self.onions.entry(id).or_default();
+                            onions::write(&mut self.batch, id, kept, &now);
+                        }
+                        None => {
+                            if let Some(mut kept) = self.onions.remove(&id) {
+                                onions::write(&mut self.batch, id, &mut kept, &[]);
+                            }
+                        }
+                    }
                     self.batch.put(NS_CHANNELS, id.0, rec.encode());
                 }
                 Err(e) => {
@@ -1149,7 +1174,19 @@ fn entry_funding_amount(e: Option<&Entry>) -> Option<Amount> {
     }
 }
 
-fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
+/// An entry's record and, for an open channel, the onions kept apart from
+/// it ([`onions`]).
+#[allow(clippy::type_complexity)]
+fn entry_record(
+    e: &Entry,
+) -> Result<
+    (
+        ChannelRecord,
+        Option<Vec<(OnionKey, &beongae_wire::msgs::OnionPacketBytes)>>,
+    ),
+    RecordError,
+> {
+    let mut apart = None;
     let phase = match &e.phase {
         Phase::Funded {
             funding,
@@ -1172,7 +1209,11 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
             closing_txs,
             ..
         } => StoredPhase::Normal {
-            state: chan.encode_state()?,
+            state: {
+                let (state, onions) = chan.encode_state_apart()?;
+                apart = Some(onions);
+                state
+            },
             scid: *scid,
             redo: e.redo.clone(),
             remote_alias: *remote_alias,
@@ -1180,12 +1221,15 @@ fn entry_record(e: &Entry) -> Result<ChannelRecord, RecordError> {
         },
         Phase::Closed(c) => StoredPhase::Closed(c.clone()),
     };
-    Ok(ChannelRecord {
-        peer: e.peer,
-        index: e.index,
-        funding: e.funding,
-        phase,
-    })
+    Ok((
+        ChannelRecord {
+            peer: e.peer,
+            index: e.index,
+            funding: e.funding,
+            phase,
+        },
+        apart,
+    ))
 }
 
 fn summary(id: ChannelId, e: &Entry, connected: bool, height: u32) -> ChannelSummary {

@@ -5,23 +5,27 @@
 //!   the key index, the phase and the channel crate's own record
 //!   (`Funding::encode_state`, `NormalChannel::encode_state`). No secret is
 //!   stored: keys derive again from the seed by index.
+//! - `onions`: the onions of open channels' HTLCs in flight, apart from
+//!   their records ([`super::onions`]).
 //! - `payments`: `i` + payment hash for our invoices, `o` + payment hash for
 //!   payments we make.
 //! - `node`: counters (next channel and invoice index) and the height the
 //!   core has processed blocks up to.
 
 use beongae_channel::funding::Funding;
-use beongae_channel::normal::NormalChannel;
+use beongae_channel::normal::{NormalChannel, OnionKey};
 use beongae_channel::persist::PersistError;
 use beongae_onion::SharedSecret;
 use beongae_script::FeeratePerKw;
 use beongae_wire::msgs::Message;
+use beongae_wire::msgs::OnionPacketBytes;
 use beongae_wire::{
     ChannelId, Msat, NodeId, PaymentHash, Preimage, Reader, ShortChannelId, Writer,
 };
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
+use std::collections::BTreeMap;
 
 /// Namespace of channel records.
 pub const NS_CHANNELS: &str = "channels";
@@ -891,6 +895,19 @@ pub fn decode_normal(
     secrets: beongae_channel::revocation::LocalSecrets,
 ) -> Result<NormalChannel, RecordError> {
     Ok(NormalChannel::decode_state(state, signing, secrets)?)
+}
+
+/// Decodes an open channel's channel crate record, of either format, with
+/// the onions kept apart from it ([`super::onions`]).
+pub fn decode_normal_apart(
+    state: &[u8],
+    onions: &BTreeMap<OnionKey, OnionPacketBytes>,
+    signing: beongae_channel::sign::SigningKeys,
+    secrets: beongae_channel::revocation::LocalSecrets,
+) -> Result<NormalChannel, RecordError> {
+    Ok(NormalChannel::decode_state_apart(
+        state, onions, signing, secrets,
+    )?)
 }
 
 /// `(height, hash)` of the last blocks processed, lowest first, heights
