@@ -106,6 +106,27 @@ impl Batch {
         self.ops.len()
     }
 
+    /// Drops every put or delete that a later put or delete of the same
+    /// key overrides: the batch leaves the store exactly as before, and
+    /// writes less. A group commit joins the batches of several inputs,
+    /// and each input rewrites the records it changed (an open channel's
+    /// with every update), so most of a busy node's commit was records
+    /// written again in the same transaction.
+    pub fn squash(&mut self) {
+        let mut later: std::collections::HashSet<(&str, &[u8])> = std::collections::HashSet::new();
+        let mut keep = vec![true; self.ops.len()];
+        for (i, op) in self.ops.iter().enumerate().rev() {
+            match op {
+                Op::Put { namespace, key, .. } | Op::Delete { namespace, key } => {
+                    keep[i] = later.insert((namespace.as_str(), key.as_slice()));
+                }
+                Op::DeletePrefix { .. } => {}
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.ops.retain(|_| keep.next().unwrap_or(true));
+    }
+
     /// The bytes of the keys and values it writes (what a commit costs
     /// beyond its fixed price).
     pub fn bytes(&self) -> usize {
@@ -150,6 +171,78 @@ pub type MemoryMap = std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Squashed, a batch of random writes over a few keys leaves every
+    /// store it is applied to as it was, and writes each key once.
+    #[test]
+    fn a_squashed_batch_leaves_the_store_as_the_whole_batch() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let mut start = MemoryMap::new();
+            for k in 0..4u8 {
+                if next(2) == 0 {
+                    start.insert(("a".into(), vec![k, 1]), vec![9]);
+                }
+            }
+            let mut b = Batch::new();
+            for _ in 0..next(12) {
+                let ns = if next(4) == 0 { "b" } else { "a" };
+                let key = vec![next(4) as u8, next(2) as u8];
+                match next(6) {
+                    0 => b.delete(ns, key),
+                    1 => b.delete_prefix(ns, vec![key[0]]),
+                    v => b.put(ns, key, vec![v as u8]),
+                };
+            }
+            let (mut whole, mut squashed) = (start.clone(), start);
+            b.apply_to(&mut whole);
+            let before = b.len();
+            b.squash();
+            b.apply_to(&mut squashed);
+            assert_eq!(whole, squashed, "{b:?}");
+            assert!(b.len() <= before);
+            let mut keys: Vec<_> = b
+                .ops()
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Put { namespace, key, .. } | Op::Delete { namespace, key } => {
+                        Some((namespace.clone(), key.clone()))
+                    }
+                    Op::DeletePrefix { .. } => None,
+                })
+                .collect();
+            let n = keys.len();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "{b:?}");
+        }
+        let mut b = Batch::new();
+        b.put("channels", vec![1], vec![1])
+            .put("onions", vec![2], vec![2])
+            .put("channels", vec![1], vec![3]);
+        b.squash();
+        assert_eq!(
+            b.ops(),
+            [
+                Op::Put {
+                    namespace: "onions".into(),
+                    key: vec![2],
+                    value: vec![2]
+                },
+                Op::Put {
+                    namespace: "channels".into(),
+                    key: vec![1],
+                    value: vec![3]
+                }
+            ]
+        );
+    }
 
     #[test]
     fn a_batch_counts_the_bytes_of_its_keys_and_values() {

@@ -916,6 +916,9 @@ impl CoreDriver {
                 other => rest.push(other),
             }
         }
+        // The inputs of one commit rewrite the same records (an open
+        // channel's at each of its updates): each is written once.
+        batch.squash();
         if !batch.is_empty() {
             let Some(io) = &self.io else {
                 tracing::error!("the core asked to persist without a store; stopping");

@@ -555,6 +555,10 @@ impl Channels {
                 Entry::new(rec.peer, rec.index, rec.funding, phase, false),
             );
         }
+        // Onions no open channel names (none are left so; kept tidy).
+        for id in stored_onions.into_keys() {
+            c.batch.delete_prefix(onions::NS_ONIONS, id.0);
+        }
         let mut parts = Vec::new();
         let mut single = Vec::new();
         for (k, v) in &stored.payments {

@@ -362,15 +362,21 @@ impl Channels {
                 let number = chan.remote.current.get() + 1;
                 if let Some(next) = &chan.commitments.remote_next {
                     let before = &chan.commitments.remote.htlcs;
-                    for h in next.htlcs.iter().filter(|h| {
-                        !before
-                            .iter()
-                            .any(|b| b.offered == h.offered && b.id == h.id)
-                    }) {
+                    let new: Vec<_> = next
+                        .htlcs
+                        .iter()
+                        .filter(|h| {
+                            !before
+                                .iter()
+                                .any(|b| b.offered == h.offered && b.id == h.id)
+                        })
+                        .cloned()
+                        .collect();
+                    if !new.is_empty() {
                         self.batch.put(
                             super::record::NS_REMOTE_HTLCS,
-                            super::record::remote_htlc_key(id, number, h),
-                            super::record::encode_remote_htlc(h),
+                            super::record::remote_htlcs_key(id, number),
+                            super::record::encode_remote_htlcs(&new),
                         );
                     }
                 }

@@ -11,7 +11,14 @@
 //! batch of the first record that no longer does.
 //!
 //! Namespace [`NS_ONIONS`], key `channel_id` || 1 if ours (0: the peer's)
-//! || HTLC `id` (8 bytes, big-endian), value the onion.
+//! || HTLC `id` (8 bytes, big-endian), value the onion and 8 bytes of the
+//! SHA-256 of key and onion: damage on disk, or an onion under another
+//! key, is refused at start as a damaged channel record is, never read as
+//! another onion.
+//!
+//! [`Channels::onions`](super::Channels) changes when a batch is made, not
+//! when it is committed: right because a node whose commit fails stops
+//! (the runtime's `store_failed`) and starts again from the store.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +26,7 @@ use beongae_channel::normal::OnionKey;
 use beongae_store::Batch;
 use beongae_wire::msgs::{OnionPacketBytes, ONION_PACKET_LEN};
 use beongae_wire::ChannelId;
+use bitcoin::hashes::{sha256, Hash, HashEngine};
 
 use super::record::RecordError;
 
@@ -37,6 +45,27 @@ pub fn key(channel: ChannelId, k: OnionKey) -> Vec<u8> {
     v
 }
 
+/// Bytes of the checksum after an onion.
+const CHECKSUM_LEN: usize = 8;
+
+fn checksum(key: &[u8], onion: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut e = sha256::Hash::engine();
+    e.input(key);
+    e.input(onion);
+    let h = sha256::Hash::from_engine(e).to_byte_array();
+    let mut c = [0; CHECKSUM_LEN];
+    c.copy_from_slice(&h[..CHECKSUM_LEN]);
+    c
+}
+
+/// The value of `onion` under `key`: the onion, then its checksum.
+fn value(key: &[u8], onion: &OnionPacketBytes) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ONION_PACKET_LEN + CHECKSUM_LEN);
+    v.extend_from_slice(&onion.0[..]);
+    v.extend_from_slice(&checksum(key, &onion.0[..]));
+    v
+}
+
 /// The entries of [`NS_ONIONS`], by channel.
 pub fn load(entries: &[(Vec<u8>, Vec<u8>)]) -> Result<BTreeMap<ChannelId, Kept>, RecordError> {
     let mut out: BTreeMap<ChannelId, Kept> = BTreeMap::new();
@@ -52,10 +81,20 @@ pub fn load(entries: &[(Vec<u8>, Vec<u8>)]) -> Result<BTreeMap<ChannelId, Kept>,
             _ => return Err(corrupt()),
         };
         let id = u64::from_be_bytes(k[33..].try_into().map_err(|_| corrupt())?);
-        let onion: [u8; ONION_PACKET_LEN] = v
-            .as_slice()
-            .try_into()
-            .map_err(|_| RecordError::Corrupt("onion".into()))?;
+        let damaged = || {
+            RecordError::Corrupt(format!(
+                "the onion of HTLC {id} ({}) of channel {channel} is damaged",
+                if offered { "ours" } else { "the peer's" }
+            ))
+        };
+        if v.len() != ONION_PACKET_LEN + CHECKSUM_LEN {
+            return Err(damaged());
+        }
+        let (onion, sum) = v.split_at(ONION_PACKET_LEN);
+        if checksum(k, onion) != sum {
+            return Err(damaged());
+        }
+        let onion: [u8; ONION_PACKET_LEN] = onion.try_into().map_err(|_| damaged())?;
         out.entry(channel)
             .or_default()
             .insert(OnionKey { offered, id }, OnionPacketBytes(Box::new(onion)));
@@ -84,7 +123,9 @@ pub(super) fn write(
     });
     for (k, onion) in named {
         if kept.get(&k) != Some(onion) {
-            batch.put(NS_ONIONS, key(channel, k), onion.0.to_vec());
+            let key = key(channel, k);
+            let value = value(&key, onion);
+            batch.put(NS_ONIONS, key, value);
             kept.insert(k, onion.clone());
         }
     }
@@ -150,27 +191,45 @@ mod tests {
             [Op::Put {
                 namespace: NS_ONIONS.into(),
                 key: key(ch, b),
-                value: o3.0.to_vec()
+                value: value(&key(ch, b), &o3)
             }]
         );
         assert_eq!(key(ch, b).len(), 41);
         assert_eq!(key(ch, a)[32..], [1, 0, 0, 0, 0, 0, 0, 0, 4]);
     }
 
+    /// An entry that does not read, a damaged onion, or an onion under
+    /// another key than its own is refused, never read as another onion.
     #[test]
     fn entries_that_do_not_read_are_refused() {
-        let k = key(
-            ChannelId([1; 32]),
-            OnionKey {
-                offered: true,
-                id: 1,
-            },
+        let id = |id| OnionKey { offered: true, id };
+        let k = key(ChannelId([1; 32]), id(1));
+        let v = value(&k, &onion(5));
+        assert_eq!(v.len(), ONION_PACKET_LEN + 8);
+        assert_eq!(
+            load(&[(k.clone(), v.clone())]).unwrap()[&ChannelId([1; 32])][&id(1)],
+            onion(5)
         );
-        assert!(load(&[(k.clone(), vec![0; ONION_PACKET_LEN])]).is_ok());
         assert!(load(&[(k.clone(), vec![0; 10])]).is_err());
-        assert!(load(&[(k[..40].to_vec(), vec![0; ONION_PACKET_LEN])]).is_err());
+        assert!(load(&[(k.clone(), v[..ONION_PACKET_LEN].to_vec())]).is_err());
+        assert!(load(&[(k[..40].to_vec(), v.clone())]).is_err());
+        for at in [0, 700, ONION_PACKET_LEN - 1, ONION_PACKET_LEN + 7] {
+            let mut damaged = v.clone();
+            damaged[at] ^= 1;
+            assert_eq!(
+                load(&[(k.clone(), damaged)]).unwrap_err(),
+                RecordError::Corrupt(format!(
+                    "the onion of HTLC 1 (ours) of channel {} is damaged",
+                    ChannelId([1; 32])
+                )),
+                "{at}"
+            );
+        }
+        // Another HTLC's slot.
+        let other = key(ChannelId([1; 32]), id(2));
+        assert!(load(&[(other, v.clone())]).is_err());
         let mut bad = k;
         bad[32] = 2;
-        assert!(load(&[(bad, vec![0; ONION_PACKET_LEN])]).is_err());
+        assert!(load(&[(bad, v)]).is_err());
     }
 }

@@ -37,11 +37,16 @@ pub const NS_NODE: &str = "node";
 /// reconnecting.
 pub const NS_PEERS: &str = "peers";
 /// Namespace of the HTLCs of the peer's commitments we signed, each stored
-/// once, when the first commitment of the peer's with it is signed
-/// ([`remote_htlc_key`]: `channel_id` || that commitment's number ||
-/// offered || id): what a penalty needs to rebuild the HTLC output scripts
-/// of a revoked commitment ([`remote_htlcs_in`]). Stores written before
-/// also hold one list per commitment (`channel_id` || number), still read.
+/// once, when the first commitment of the peer's with it is signed: what a
+/// penalty needs to rebuild the HTLC output scripts of a revoked
+/// commitment ([`remote_htlcs_in`]). One entry per commitment signed with
+/// new HTLCs, its list of them ([`remote_htlcs_key`]: `channel_id` || the
+/// commitment's number; [`encode_remote_htlcs`]). A number is signed once
+/// (a commitment signed and stored is sent again as it is, never signed
+/// anew), so an entry is never overwritten. Stores written before hold one
+/// entry per HTLC ([`remote_htlc_key`]: `channel_id` || number || offered
+/// || id), and older ones a list of every HTLC per commitment; both are
+/// still read.
 pub const NS_REMOTE_HTLCS: &str = "remote_htlcs";
 /// Key of the next channel key index.
 pub const KEY_NEXT_CHANNEL: &[u8] = b"next_channel_index";
@@ -947,13 +952,14 @@ pub fn decode_recent_blocks(
     Ok(blocks)
 }
 
-/// Version of one HTLC in [`NS_REMOTE_HTLCS`] ([`encode_remote_htlc`]);
-/// a list per commitment (stores written before) has [`RECORD_VERSION`].
+/// Version of an entry of one HTLC in [`NS_REMOTE_HTLCS`] (stores written
+/// before); a list has [`RECORD_VERSION`].
 const REMOTE_HTLC_VERSION: u8 = 2;
 
 /// The key of HTLC `h` (as the peer sees it) in [`NS_REMOTE_HTLCS`], first
-/// in the peer's commitment `from`.
-pub fn remote_htlc_key(
+/// in the peer's commitment `from`, as stores written before kept it.
+#[cfg(test)]
+fn remote_htlc_key(
     channel: ChannelId,
     from: u64,
     h: &beongae_channel::commitments::SpecHtlc,
@@ -966,8 +972,10 @@ pub fn remote_htlc_key(
 }
 
 /// The value of HTLC `h` in [`NS_REMOTE_HTLCS`]: `amount_msat`,
-/// `payment_hash`, `cltv_expiry` (the rest is in the key).
-pub fn encode_remote_htlc(h: &beongae_channel::commitments::SpecHtlc) -> Vec<u8> {
+/// `payment_hash`, `cltv_expiry` (the rest is in the key), as stores
+/// written before kept it.
+#[cfg(test)]
+fn encode_remote_htlc(h: &beongae_channel::commitments::SpecHtlc) -> Vec<u8> {
     let mut w = Writer::new();
     w.write_u8(REMOTE_HTLC_VERSION);
     w.write_u64(h.amount.to_msat());
@@ -1037,11 +1045,19 @@ fn remote_htlc_entry(
     }
 }
 
-/// The HTLCs of one commitment of the peer's, as its owner sees them:
-/// `(offered by the peer, id, amount, payment_hash, cltv_expiry)`, as
-/// stores written before kept them (one list per commitment).
-#[cfg(test)]
-fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
+/// The key of the list of HTLCs first in the peer's commitment `number`
+/// in [`NS_REMOTE_HTLCS`].
+pub fn remote_htlcs_key(channel: ChannelId, number: u64) -> Vec<u8> {
+    let mut k = channel.0.to_vec();
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// HTLCs of a commitment of the peer's, as its owner sees them: `(offered
+/// by the peer, id, amount, payment_hash, cltv_expiry)`: those first signed
+/// in it (the oldest stores: all of its HTLCs). 53 bytes each, where an
+/// entry per HTLC took 94 and a row of its own.
+pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> Vec<u8> {
     let mut w = Writer::new();
     w.write_u8(RECORD_VERSION);
     w.write_u16(htlcs.len() as u16); // at most 966
@@ -1178,6 +1194,20 @@ mod tests {
             read(&entries, 5),
             (vec![h1.clone(), h2.clone(), h3.clone()], 0)
         );
+        // What is written now: the HTLCs first in commitment 11, in one
+        // list.
+        let (h4, h5) = (htlc(false, 8, 2_000), htlc(true, 3, 3_000));
+        entries.push((
+            remote_htlcs_key(ch, 11),
+            encode_remote_htlcs(&[h4.clone(), h5.clone()]),
+        ));
+        assert_eq!(entries.last().unwrap().0.len(), 40);
+        assert_eq!(entries.last().unwrap().1.len(), 3 + 2 * 53);
+        // (h3 twice: its own entry and the old list; a penalty takes each
+        // output once.)
+        let before_11 = vec![h1.clone(), h2.clone(), h3.clone(), h3.clone()];
+        assert_eq!(read(&entries, 10), (before_11.clone(), 0));
+        assert_eq!(read(&entries, 11), ([before_11, vec![h4, h5]].concat(), 0));
         // An entry that does not read is skipped and counted; the others
         // still count.
         entries[0].1.pop();
