@@ -1,6 +1,7 @@
 //! Both stores (SQLite, PostgreSQL) against a `BTreeMap` model: random
 //! batches of puts, deletes and prefix deletes, then every prefix listing
-//! and lookup must agree.
+//! and lookup must agree; again with each batch squashed (`Batch::squash`,
+//! as the node's group commit does).
 
 #![allow(clippy::unwrap_used)]
 
@@ -46,30 +47,37 @@ proptest! {
         static CASE: AtomicU32 = AtomicU32::new(0);
         let pg = PG.get_or_init(|| PostgresStore::open(&testing::fresh_database("model")).unwrap());
         let case = CASE.fetch_add(1, Ordering::Relaxed);
-        let sqlite = SqliteStore::in_memory().unwrap();
-        let stores: [&dyn Store; 2] = [&sqlite, pg];
+        let (sqlite, squashed) = (SqliteStore::in_memory().unwrap(), SqliteStore::in_memory().unwrap());
+        // Each store with the namespaces its batches write: the whole
+        // batches, or squashed ones ('q').
+        let stores: [(&dyn Store, char); 4] = [(&sqlite, 'c'), (pg, 'c'), (&squashed, 'q'), (pg, 'q')];
         let mut model: BTreeMap<(String, Vec<u8>), Vec<u8>> = BTreeMap::new();
         let ns = |n: u8| format!("c{case}ns{n}");
+        let named = |form: char, n: u8| format!("{form}{case}ns{n}");
         for writes in batches {
-            let mut batch = Batch::new();
+            let (mut batch, mut short) = (Batch::new(), Batch::new());
             for w in writes {
                 match w {
                     Write::Put(n, k, v) => {
                         batch.put(&ns(n), k.clone(), v.clone());
+                        short.put(&named('q', n), k.clone(), v.clone());
                         model.insert((ns(n), k), v);
                     }
                     Write::Delete(n, k) => {
                         batch.delete(&ns(n), k.clone());
+                        short.delete(&named('q', n), k.clone());
                         model.remove(&(ns(n), k));
                     }
                     Write::DeletePrefix(n, p) => {
                         batch.delete_prefix(&ns(n), p.clone());
+                        short.delete_prefix(&named('q', n), p.clone());
                         model.retain(|(m, k), _| *m != ns(n) || !k.starts_with(&p));
                     }
                 }
             }
-            for store in stores {
-                store.commit(batch.clone()).unwrap();
+            short.squash();
+            for (store, form) in stores {
+                store.commit(if form == 'q' { short.clone() } else { batch.clone() }).unwrap();
             }
         }
         for n in 0..3u8 {
@@ -79,9 +87,10 @@ proptest! {
                     .filter(|((m, k), _)| *m == ns(n) && k.starts_with(prefix))
                     .map(|((_, k), v)| (k.clone(), v.clone()))
                     .collect();
-                for store in stores {
-                    prop_assert_eq!(store.list(&ns(n), prefix).unwrap(), expected.clone());
-                    prop_assert_eq!(store.get(&ns(n), prefix).unwrap(), model.get(&(ns(n), prefix.clone())).cloned());
+                for (store, form) in stores {
+                    let at = named(form, n);
+                    prop_assert_eq!(store.list(&at, prefix).unwrap(), expected.clone());
+                    prop_assert_eq!(store.get(&at, prefix).unwrap(), model.get(&(ns(n), prefix.clone())).cloned());
                 }
             }
         }

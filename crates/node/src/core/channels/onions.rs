@@ -14,7 +14,8 @@
 //! || HTLC `id` (8 bytes, big-endian), value the onion and 8 bytes of the
 //! SHA-256 of key and onion: damage on disk, or an onion under another
 //! key, is refused at start as a damaged channel record is, never read as
-//! another onion.
+//! another onion. (The first build that kept onions apart wrote them
+//! without the checksum; read.)
 //!
 //! [`Channels::onions`](super::Channels) changes when a batch is made, not
 //! when it is committed: right because a node whose commit fails stops
@@ -87,13 +88,19 @@ pub fn load(entries: &[(Vec<u8>, Vec<u8>)]) -> Result<BTreeMap<ChannelId, Kept>,
                 if offered { "ours" } else { "the peer's" }
             ))
         };
-        if v.len() != ONION_PACKET_LEN + CHECKSUM_LEN {
-            return Err(damaged());
-        }
-        let (onion, sum) = v.split_at(ONION_PACKET_LEN);
-        if checksum(k, onion) != sum {
-            return Err(damaged());
-        }
+        // The first build that kept onions apart wrote them without a
+        // checksum: still read.
+        let onion = match v.len() {
+            ONION_PACKET_LEN => v.as_slice(),
+            n if n == ONION_PACKET_LEN + CHECKSUM_LEN => {
+                let (onion, sum) = v.split_at(ONION_PACKET_LEN);
+                if checksum(k, onion) != sum {
+                    return Err(damaged());
+                }
+                onion
+            }
+            _ => return Err(damaged()),
+        };
         let onion: [u8; ONION_PACKET_LEN] = onion.try_into().map_err(|_| damaged())?;
         out.entry(channel)
             .or_default()
@@ -211,7 +218,14 @@ mod tests {
             onion(5)
         );
         assert!(load(&[(k.clone(), vec![0; 10])]).is_err());
-        assert!(load(&[(k.clone(), v[..ONION_PACKET_LEN].to_vec())]).is_err());
+        assert!(load(&[(k.clone(), v[..ONION_PACKET_LEN + 7].to_vec())]).is_err());
+        // Without a checksum, as the first build that kept onions apart
+        // wrote them: read.
+        assert_eq!(
+            load(&[(k.clone(), v[..ONION_PACKET_LEN].to_vec())]).unwrap()[&ChannelId([1; 32])]
+                [&id(1)],
+            onion(5)
+        );
         assert!(load(&[(k[..40].to_vec(), v.clone())]).is_err());
         for at in [0, 700, ONION_PACKET_LEN - 1, ONION_PACKET_LEN + 7] {
             let mut damaged = v.clone();

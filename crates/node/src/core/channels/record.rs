@@ -1071,7 +1071,7 @@ pub fn encode_remote_htlcs(htlcs: &[beongae_channel::commitments::SpecHtlc]) -> 
     w.into_vec()
 }
 
-/// Reads a list of one commitment's HTLCs (stores written before).
+/// Reads a list of HTLCs of one commitment ([`encode_remote_htlcs`]).
 fn decode_remote_htlcs(
     bytes: &[u8],
 ) -> Result<Vec<beongae_channel::commitments::SpecHtlc>, RecordError> {
