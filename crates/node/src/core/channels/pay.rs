@@ -79,22 +79,23 @@ impl Channels {
     }
 
     /// The fields every invoice of ours starts with, derived from its
-    /// index: `payment_hash` and `payment_secret`, left out of its compact
-    /// form.
-    fn derived_fields(&self, index: u64) -> [TaggedField; 2] {
+    /// index: `payment_hash` (`hash`, the hash of the preimage of `index`,
+    /// which its record is stored under) and `payment_secret`, left out of
+    /// its compact form.
+    fn derived_fields(&self, index: u64, hash: PaymentHash) -> [TaggedField; 2] {
         [
-            TaggedField::PaymentHash(self.preimage(index).payment_hash()),
+            TaggedField::PaymentHash(hash),
             TaggedField::PaymentSecret(PaymentSecret(self.payment_secret(index))),
         ]
     }
 
-    /// The BOLT 11 string of an invoice of ours; `None` if its stored form
-    /// does not read (logged).
-    pub(super) fn invoice_text(&self, rec: &InvoiceRecord) -> Option<String> {
+    /// The BOLT 11 string of our invoice for `hash`; `None` if its stored
+    /// form does not read (logged).
+    pub(super) fn invoice_text(&self, hash: PaymentHash, rec: &InvoiceRecord) -> Option<String> {
         match &rec.invoice {
             StoredInvoice::Text(s) => Some(s.clone()),
             StoredInvoice::Compact(c) => {
-                let s = compact_to_string(c, &self.derived_fields(rec.index));
+                let s = compact_to_string(c, &self.derived_fields(rec.index, hash));
                 if s.is_none() {
                     tracing::warn!(index = rec.index, "an invoice's stored form does not read");
                 }
@@ -143,7 +144,7 @@ impl Channels {
         let invoice = signed.encode();
         // Kept compact when that gives back this exact string (issue 15:
         // the payee's bytes per payment).
-        let derived = self.derived_fields(index);
+        let derived = self.derived_fields(index, hash);
         let stored = match signed.to_compact(&derived) {
             Some(c) if compact_to_string(&c, &derived).as_deref() == Some(invoice.as_str()) => {
                 StoredInvoice::Compact(c)
@@ -843,7 +844,7 @@ impl Channels {
             .invoices
             .iter()
             .map(|(h, r)| {
-                let text = self.invoice_text(r);
+                let text = self.invoice_text(*h, r);
                 (h, r, text)
             })
             .map(|(h, r, text)| PaymentSummary {
