@@ -62,6 +62,8 @@ pub(super) struct Mesh {
     lookups: usize,
     /// Each node's settings (what a restart uses).
     settings: Vec<ChannelSettings>,
+    /// When kept: every step's node and outputs, as `Debug` prints them.
+    trace: Option<Vec<String>>,
 }
 
 impl Mesh {
@@ -108,6 +110,7 @@ impl Mesh {
             next_peer: next,
             lookups: 0,
             settings: vec![settings(); n],
+            trace: None,
         };
         let start: Vec<(usize, Input)> = (0..m.links.len())
             .flat_map(|l| m.connect_inputs(l))
@@ -167,6 +170,9 @@ impl Mesh {
             assert!(steps < 200_000, "no quiescence");
             let outs = self.cores[node].handle(self.now, input);
             check_order(&outs);
+            if let Some(t) = &mut self.trace {
+                t.push(format!("{node}: {outs:?}"));
+            }
             for o in outs {
                 match o {
                     Output::Persist(batch) => {

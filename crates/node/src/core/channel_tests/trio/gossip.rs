@@ -9,8 +9,14 @@ use beongae_wire::msgs::{ChannelAnnouncement, ChannelUpdate};
 /// Six nodes in a line, 0 — 1 — 2 — 3 — 4 — 5, every channel public,
 /// funded in one block and six deep; the gossip flushed until it settles.
 fn line() -> (Mesh, Vec<ChannelId>) {
+    line_with(false)
+}
+
+/// [`line`], with every output kept from the opens on (`trace`).
+fn line_with(trace: bool) -> (Mesh, Vec<ChannelId>) {
     let links: Vec<(usize, usize)> = (0..5).map(|i| (i, i + 1)).collect();
     let mut m = Mesh::new(6, &links);
+    m.trace = trace.then(Vec::new);
     let mut ids = Vec::new();
     let mut txs = Vec::new();
     for i in 0..5 {
@@ -26,6 +32,22 @@ fn line() -> (Mesh, Vec<ChannelId>) {
         m.tick(Duration::from_secs(61));
     }
     (m, ids)
+}
+
+/// Issue 16 (ADR 0013): a core's outputs are a function of its inputs.
+/// The same network, gossip and all, built twice in one process (every
+/// `HashMap` iterates in an order of its own) gives the same outputs, in
+/// the same order, byte for byte.
+#[test]
+fn the_same_inputs_give_the_same_outputs() {
+    let (a, _) = line_with(true);
+    let (b, _) = line_with(true);
+    let (ta, tb) = (a.trace.unwrap(), b.trace.unwrap());
+    assert!(ta.len() > 300, "{} steps", ta.len());
+    for (i, (x, y)) in ta.iter().zip(&tb).enumerate() {
+        assert_eq!(x, y, "step {i}");
+    }
+    assert_eq!(ta.len(), tb.len());
 }
 
 fn scid_of(m: &Mesh, node: usize, id: ChannelId) -> ShortChannelId {

@@ -271,12 +271,14 @@ pub(in crate::core) struct Gossip {
     queue: BTreeMap<Queued, Option<NodeId>>,
     next_flush: Duration,
     next_prune: Duration,
-    pub(super) peers: HashMap<NodeId, GossipPeer>,
+    /// Ordered: what is sent to each peer goes out in the same order at
+    /// every run (ADR 0013).
+    pub(super) peers: BTreeMap<NodeId, GossipPeer>,
     /// A sync with a peer completed in this process.
     pub(super) synced: bool,
     /// Peers that left our gossip queries unanswered in this process: their
     /// next filter asks for two weeks (see `start_gossip_with`).
-    pub(in crate::core) unanswered: HashSet<NodeId>,
+    pub(in crate::core) unanswered: BTreeSet<NodeId>,
     /// Our public channels: the peer's `announcement_signatures`, kept until
     /// ours are due too.
     pub(super) their_signatures: BTreeMap<ChannelId, AnnouncementSignatures>,
@@ -413,9 +415,9 @@ impl Gossip {
             queue: BTreeMap::new(),
             next_flush: Duration::ZERO,
             next_prune: Duration::ZERO,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             synced: false,
-            unanswered: HashSet::new(),
+            unanswered: BTreeSet::new(),
             their_signatures: BTreeMap::new(),
             signatures_sent: BTreeSet::new(),
             public: BTreeSet::new(),
@@ -589,13 +591,16 @@ impl Channels {
             self.batch
                 .put(NS_GOSSIP, key_spent(scid), height.to_be_bytes().to_vec());
         }
-        let buried: Vec<ShortChannelId> = self
+        // (Sorted, as below: the channels are a `HashMap`, and what is
+        // written and sent must not follow its order; ADR 0013.)
+        let mut buried: Vec<ShortChannelId> = self
             .gossip
             .channels
             .iter()
             .filter(|(_, c)| c.spent_at.is_some_and(|h| height >= h + FORGET_AFTER_SPEND))
             .map(|(s, _)| *s)
             .collect();
+        buried.sort_unstable();
         for scid in buried {
             tracing::debug!(%scid, "channel closed on chain: removed from the graph");
             self.forget_channel(scid);
@@ -612,6 +617,7 @@ impl Channels {
                 unspent.push(*scid);
             }
         }
+        unspent.sort_unstable();
         for scid in unspent {
             self.batch.delete(NS_GOSSIP, key_spent(scid));
         }
@@ -631,7 +637,7 @@ impl Channels {
                 c.added_at = now;
             }
         }
-        let stale: Vec<ShortChannelId> = self
+        let mut stale: Vec<ShortChannelId> = self
             .gossip
             .channels
             .iter()
@@ -650,6 +656,7 @@ impl Channels {
             })
             .map(|(s, _)| *s)
             .collect();
+        stale.sort_unstable();
         if !stale.is_empty() {
             tracing::info!(count = stale.len(), "pruning stale channels from the graph");
         }
@@ -676,13 +683,14 @@ impl Channels {
                 self.gossip.away_since.entry(p).or_insert(self.now);
             }
         }
-        let expired: Vec<ShortChannelId> = self
+        let mut expired: Vec<ShortChannelId> = self
             .gossip
             .pending
             .iter()
             .filter(|(_, p)| self.now.saturating_sub(p.since) >= PENDING_TIMEOUT)
             .map(|(s, _)| *s)
             .collect();
+        expired.sort_unstable();
         for scid in expired {
             tracing::info!(%scid, "no answer from the chain for a channel's funding: announcement dropped");
             self.take_pending(scid);
