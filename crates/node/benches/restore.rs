@@ -399,25 +399,7 @@ async fn restart(
 /// (`NodeCore::with_channels`): the channel records decoded, their keys
 /// derived.
 fn rebuild(map: &Map, height: u32) -> Duration {
-    let ns = |name: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
-        map.iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    use beongae_node::core::channels::{forward, gossip, onions, policy, record};
-    let stored = StoredState {
-        channels: ns(record::NS_CHANNELS),
-        payments: ns(record::NS_PAYMENTS),
-        node: ns(record::NS_NODE),
-        peers: ns(record::NS_PEERS),
-        peer_updates: ns(policy::NS_PEER_UPDATES),
-        forwards: ns(forward::NS_FORWARDS),
-        policies: ns(policy::NS_POLICIES),
-        gossip: ns(gossip::NS_GOSSIP),
-        public: ns(gossip::NS_PUBLIC),
-        onions: ns(onions::NS_ONIONS),
-    };
+    let stored = StoredState::from_map(map);
     let k = keys(1);
     let id = node_id(&k);
     let started = Instant::now();

@@ -271,25 +271,7 @@ fn restore_core_with(
     height: u32,
     settings: ChannelSettings,
 ) -> NodeCore {
-    let ns = |n: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
-        store
-            .iter()
-            .filter(|((ns, _), _)| ns == n)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    let stored = StoredState {
-        channels: ns(channels::record::NS_CHANNELS),
-        payments: ns(channels::record::NS_PAYMENTS),
-        node: ns(channels::record::NS_NODE),
-        peers: ns(channels::record::NS_PEERS),
-        peer_updates: ns(channels::policy::NS_PEER_UPDATES),
-        gossip: ns(channels::gossip::NS_GOSSIP),
-        public: ns(channels::gossip::NS_PUBLIC),
-        forwards: ns(channels::forward::NS_FORWARDS),
-        policies: ns(channels::policy::NS_POLICIES),
-        onions: ns(channels::onions::NS_ONIONS),
-    };
+    let stored = StoredState::from_map(store);
     NodeCore::with_channels(
         id,
         CoreConfig::new(ChainHash::REGTEST),

@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::address::PeerAddress;
-use crate::core::channels::record::{NS_CHANNELS, NS_NODE, NS_PAYMENTS, NS_PEERS};
 use crate::core::{
     ChannelSettings, ChannelSummary, Command, CommandId, CoreConfig, Direction, Event, Failure,
     FailureKind, Input, NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
@@ -1300,22 +1299,10 @@ async fn restore(
     } = services;
     let (s, o) = (store.clone(), onchain.clone());
     let blocking = tokio::task::spawn_blocking(move || {
-        let read = |ns: &str| {
+        let stored = StoredState::read(|ns| {
             s.list(ns, b"")
                 .map_err(|e| StartError::Restore(e.to_string()))
-        };
-        let stored = StoredState {
-            channels: read(NS_CHANNELS)?,
-            payments: read(NS_PAYMENTS)?,
-            node: read(NS_NODE)?,
-            peers: read(NS_PEERS)?,
-            peer_updates: read(crate::core::channels::policy::NS_PEER_UPDATES)?,
-            forwards: read(crate::core::channels::forward::NS_FORWARDS)?,
-            policies: read(crate::core::channels::policy::NS_POLICIES)?,
-            gossip: read(crate::core::channels::gossip::NS_GOSSIP)?,
-            public: read(crate::core::channels::gossip::NS_PUBLIC)?,
-            onions: read(crate::core::channels::onions::NS_ONIONS)?,
-        };
+        })?;
         let chain = o.chain().clone();
         let (tip, _) = chain.tip().map_err(|e| StartError::Chain(e.to_string()))?;
         let feerate = chain.fee_estimate(6).ok();

@@ -116,6 +116,43 @@ pub struct StoredState {
     pub onions: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+impl StoredState {
+    /// Reads every namespace the core keeps with `list` (a namespace's
+    /// entries, in key order): from a [`beongae_store::Store`], or from a
+    /// store held in memory by tests and benches.
+    pub fn read<E>(
+        mut list: impl FnMut(&str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, E>,
+    ) -> Result<StoredState, E> {
+        Ok(StoredState {
+            channels: list(record::NS_CHANNELS)?,
+            payments: list(record::NS_PAYMENTS)?,
+            node: list(record::NS_NODE)?,
+            peers: list(record::NS_PEERS)?,
+            peer_updates: list(policy::NS_PEER_UPDATES)?,
+            forwards: list(forward::NS_FORWARDS)?,
+            policies: list(policy::NS_POLICIES)?,
+            gossip: list(gossip::NS_GOSSIP)?,
+            public: list(gossip::NS_PUBLIC)?,
+            onions: list(onions::NS_ONIONS)?,
+        })
+    }
+
+    /// [`StoredState::read`] from a store held in memory.
+    pub fn from_map(map: &beongae_store::MemoryMap) -> StoredState {
+        let read: Result<StoredState, std::convert::Infallible> = StoredState::read(|ns| {
+            Ok(map
+                .iter()
+                .filter(|((n, _), _)| n == ns)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        });
+        match read {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// Where a channel stands, for the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelState {
