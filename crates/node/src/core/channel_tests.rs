@@ -190,22 +190,8 @@ use bitcoin::hashes::Hash as _;
 
 /// Every output list: the persist batch precedes what depends on it.
 fn check_order(outs: &[Output]) {
-    let p = outs
-        .iter()
-        .position(|o| matches!(o, Output::Persist(_)))
-        .unwrap_or(usize::MAX);
-    for (i, o) in outs.iter().enumerate() {
-        let dependent = match o {
-            Output::Send { msg, .. } => channels::message_channel(msg).is_some(),
-            Output::Broadcast { .. } | Output::BroadcastPackage { .. } | Output::Reply { .. } => {
-                true
-            }
-            _ => false,
-        };
-        assert!(
-            !dependent || p == usize::MAX || i > p,
-            "output {i} ({o:?}) before the persist at {p}"
-        );
+    if let Some((i, o)) = super::misordered_output(outs) {
+        panic!("output {i} ({o:?}) before the persist of its input");
     }
 }
 

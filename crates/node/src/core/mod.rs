@@ -759,6 +759,20 @@ pub enum Event {
     },
 }
 
+/// The persistence rule (DESIGN.md "Persistence", SAFETY.md "Killed after
+/// `Persist` and before the `Send`s that follow it"): among one input's
+/// outputs, a channel message, a broadcast or a reply never comes before
+/// that input's [`Output::Persist`], since it may depend on what the batch
+/// writes. Returns the first output that breaks the rule, with its index.
+pub fn misordered_output(outs: &[Output]) -> Option<(usize, &Output)> {
+    let persist = outs.iter().position(|o| matches!(o, Output::Persist(_)))?;
+    outs[..persist].iter().enumerate().find(|(_, o)| match o {
+        Output::Send { msg, .. } => channels::message_channel(msg).is_some(),
+        Output::Broadcast { .. } | Output::BroadcastPackage { .. } | Output::Reply { .. } => true,
+        _ => false,
+    })
+}
+
 /// The deterministic node state machine.
 pub struct NodeCore {
     config: CoreConfig,
@@ -1019,7 +1033,15 @@ impl NodeCore {
             }
         }
         if let Some(c) = &mut self.channels {
-            c.flush(&mut out);
+            let mut flushed = Vec::new();
+            c.flush(&mut flushed);
+            // The batch also holds what the peer layer's outputs of this
+            // input may depend on (`Connected` answers a command whose
+            // dialled address the batch remembers): it goes first.
+            if let Some(Output::Persist(_)) = flushed.first() {
+                out.insert(0, flushed.remove(0));
+            }
+            out.append(&mut flushed);
         }
         out
     }

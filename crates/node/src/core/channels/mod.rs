@@ -1170,7 +1170,7 @@ fn depends_on(o: &Output, id: ChannelId) -> bool {
 }
 
 /// The `channel_id` a channel message is about.
-pub(super) fn message_channel(msg: &Message) -> Option<ChannelId> {
+pub(crate) fn message_channel(msg: &Message) -> Option<ChannelId> {
     Some(match msg {
         Message::OpenChannel(m) => m.temporary_channel_id,
         Message::AcceptChannel(m) => m.temporary_channel_id,

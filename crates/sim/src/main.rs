@@ -1,0 +1,128 @@
+//! `beongae-sim`: the long simulation run, and the replay of one seed.
+//!
+//! ```text
+//! cargo run -p beongae-sim --release -- --seeds 10000 [--from 0] [--threads 2]
+//! cargo run -p beongae-sim --release -- --seed 42 [--verbose] [--broken]
+//! ```
+//!
+//! The long run prints seeds per second, what was injected of each kind of
+//! fault, and every violation with its replay command; it exits non-zero
+//! if there was one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use beongae_sim::{run, Broken, Config, Counts};
+
+struct Args {
+    seeds: u64,
+    from: u64,
+    threads: u64,
+    seed: Option<u64>,
+    config: Config,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        seeds: 100,
+        from: 0,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        seed: None,
+        config: Config::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    let num = |v: Option<String>, what: &str| -> Result<u64, String> {
+        v.ok_or_else(|| format!("{what} needs a number"))?
+            .parse()
+            .map_err(|_| format!("{what} needs a number"))
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seeds" => a.seeds = num(it.next(), "--seeds")?,
+            "--from" => a.from = num(it.next(), "--from")?,
+            "--threads" => a.threads = num(it.next(), "--threads")?.max(1),
+            "--seed" => a.seed = Some(num(it.next(), "--seed")?),
+            "--verbose" => a.config.verbose = true,
+            "--broken" => a.config.broken = Some(Broken::SkipPersist),
+            "--no-faults" => a.config.faults = false,
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; see the top of crates/sim/src/main.rs"
+                ))
+            }
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("beongae-sim: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(seed) = args.seed {
+        match run(seed, &args.config) {
+            Ok(r) => println!(
+                "seed {seed}: ok, {} nodes, {} channels, {:?}",
+                r.nodes, r.channels, r.counts
+            ),
+            Err(v) => {
+                println!("{v}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let next = AtomicU64::new(args.from);
+    let end = args.from + args.seeds;
+    let totals = Mutex::new((Counts::default(), 0u64, Vec::new()));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..args.threads {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let result = run(seed, &args.config);
+                let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                match result {
+                    Ok(r) => {
+                        t.0 += &r.counts;
+                        t.1 += 1;
+                    }
+                    Err(v) => {
+                        println!("VIOLATION {v}");
+                        t.2.push(v.seed);
+                    }
+                }
+                let done = t.1 + t.2.len() as u64;
+                if done.is_multiple_of(100) {
+                    let secs = start.elapsed().as_secs_f64();
+                    eprintln!("{done} seeds, {:.1} seeds/s", done as f64 / secs);
+                }
+            });
+        }
+    });
+    let (counts, ok, bad) = totals.into_inner().unwrap_or_else(|p| p.into_inner());
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "seeds {}..{}: {} kept every invariant, {} violations, in {:.0} s ({:.2} seeds/s, {} threads)",
+        args.from,
+        end,
+        ok,
+        bad.len(),
+        secs,
+        (ok + bad.len() as u64) as f64 / secs,
+        args.threads
+    );
+    println!("{counts:#?}");
+    if !bad.is_empty() {
+        println!("violating seeds: {bad:?}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,1473 @@
+//! The simulated world: nodes, connections, the chain, virtual time, and
+//! one queue of events ordered by (time, sequence number), drawn from one
+//! seed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beongae_chain::devnet::{Devnet, COINBASE_MATURITY};
+use beongae_chain::{BlockEvent, ChainWatcher};
+use beongae_node::core::channels::record::NS_REMOTE_HTLCS;
+use beongae_node::core::{
+    misordered_output, ChannelSettings, Command, CommandId, CoreConfig, Direction, Event, Input,
+    NodeCore, Output, PeerId, RecordError, Reply, StoredState,
+};
+use beongae_store::MemoryMap;
+use beongae_wallet::{KeyManager, Seed};
+use beongae_wire::{ChainHash, ChannelId, Message, Msat, NodeId, PaymentHash};
+use bitcoin::hashes::{sha256, Hash as _};
+use bitcoin::{Amount, ScriptBuf, Transaction};
+
+use crate::rng::Rng;
+use crate::wallet::Wallet;
+
+/// Virtual time starts here (seconds since the Unix epoch).
+const EPOCH: u64 = 1_700_000_000;
+
+/// A deliberately broken node, to show that the invariants catch what
+/// they are meant to catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// Node 0 drops (never writes) the store batch of any step that also
+    /// sends a `commitment_signed` or a `revoke_and_ack`: a node that
+    /// skips the persist before the send.
+    SkipPersist,
+}
+
+/// What a run simulates.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Fewest and most nodes (drawn per seed).
+    pub nodes: (usize, usize),
+    /// Fewest and most payments (drawn per seed).
+    pub payments: (usize, usize),
+    /// The window over which payments start, after the channels are open.
+    pub workload: Duration,
+    /// Whether faults are injected at all.
+    pub faults: bool,
+    /// The chance that a node crashes during any one step.
+    pub crash: f64,
+    /// Seconds between network faults (drawn uniformly in this range).
+    pub fault_every: (u64, u64),
+    /// A broken node, to check the checks.
+    pub broken: Option<Broken>,
+    /// Faults not injected, by their number in the run (to shrink a
+    /// failing seed: the draws stay the same, so the rest of the schedule
+    /// does too).
+    pub skip_faults: BTreeSet<u64>,
+    /// Payments left out, by number.
+    pub skip_payments: BTreeSet<usize>,
+    /// Keep a digest of every step's outputs (for the determinism check).
+    pub digest: bool,
+    /// Print every step (replaying one seed).
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nodes: (3, 5),
+            payments: (4, 12),
+            workload: Duration::from_secs(300),
+            faults: true,
+            crash: 0.002,
+            fault_every: (10, 60),
+            broken: None,
+            skip_faults: BTreeSet::new(),
+            skip_payments: BTreeSet::new(),
+            digest: false,
+            verbose: false,
+        }
+    }
+}
+
+/// What happened in a run, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Inputs handled by a core.
+    pub steps: u64,
+    /// Crashes between two outputs of a step (elsewhere than below).
+    pub crashes: u64,
+    /// Crashes after a `Persist` and before the `Send`s that follow it.
+    pub crashes_after_persist: u64,
+    /// Crashes at a `Persist`: the commit failed, and the node stopped.
+    pub failed_commits: u64,
+    /// Nodes crashed between steps.
+    pub kills: u64,
+    /// Connections dropped.
+    pub drops: u64,
+    /// Nodes cut off from the network for a while.
+    pub partitions: u64,
+    /// Nodes that stopped answering for a while.
+    pub stalls: u64,
+    /// Dials that failed (the node down or cut off).
+    pub failed_dials: u64,
+    /// Blocks mined.
+    pub blocks: u64,
+    /// Payments that succeeded.
+    pub paid: u64,
+    /// Payments that failed (the payer knows).
+    pub failed: u64,
+    /// Payments never made (the payee was down, or the payer crashed
+    /// before the payment was stored).
+    pub unmade: u64,
+    /// Payments that went through more than one hop.
+    pub multi_hop: u64,
+    /// Transactions the devnet refused (duplicates of ours included).
+    pub refused_broadcasts: u64,
+}
+
+impl std::ops::AddAssign<&Counts> for Counts {
+    fn add_assign(&mut self, o: &Counts) {
+        self.steps += o.steps;
+        self.crashes += o.crashes;
+        self.crashes_after_persist += o.crashes_after_persist;
+        self.failed_commits += o.failed_commits;
+        self.kills += o.kills;
+        self.drops += o.drops;
+        self.partitions += o.partitions;
+        self.stalls += o.stalls;
+        self.failed_dials += o.failed_dials;
+        self.blocks += o.blocks;
+        self.paid += o.paid;
+        self.failed += o.failed;
+        self.unmade += o.unmade;
+        self.multi_hop += o.multi_hop;
+        self.refused_broadcasts += o.refused_broadcasts;
+    }
+}
+
+/// A run that kept every invariant.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Nodes.
+    pub nodes: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Virtual time the run took.
+    pub time: Duration,
+    /// What happened.
+    pub counts: Counts,
+    /// Faults injected, by number (what shrinking may leave out).
+    pub faults: u64,
+    /// A digest of every step's outputs (when asked for).
+    pub digest: Option<[u8; 32]>,
+}
+
+/// An invariant broken: where, and how to replay it.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// The seed.
+    pub seed: u64,
+    /// The step (inputs handled so far).
+    pub step: u64,
+    /// Virtual time since the start.
+    pub time: Duration,
+    /// What went wrong.
+    pub what: String,
+    /// The run's broken node, if any (part of the replay command).
+    pub broken: Option<Broken>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} step {} at {:.3} s: {}\nreplay: cargo run -p beongae-sim --release -- --seed {} --verbose{}",
+            self.seed,
+            self.step,
+            self.time.as_secs_f64(),
+            self.what,
+            self.seed,
+            if self.broken.is_some() { " --broken" } else { "" }
+        )
+    }
+}
+
+/// Something to happen at a time.
+#[derive(Debug)]
+enum Ev {
+    /// An input for a node (dropped if the node restarted since).
+    Input {
+        node: usize,
+        life: u32,
+        input: Input,
+    },
+    /// Bytes arriving over a connection at end `to`.
+    Msg {
+        conn: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    /// End `end` of a connection learns that it closed.
+    Closed {
+        conn: usize,
+        end: usize,
+    },
+    /// A dial by `from` reaches `to`, or fails.
+    Dial {
+        from: usize,
+        life: u32,
+        to: usize,
+        id: CommandId,
+    },
+    Tick(usize),
+    Poll(usize),
+    Mine,
+    Fault,
+    Restart(usize),
+    /// Payment `usize` begins: its payee makes the invoice.
+    Pay(usize),
+}
+
+/// A simulated node.
+struct Node {
+    core: Option<NodeCore>,
+    store: MemoryMap,
+    entropy: [u8; 32],
+    id: NodeId,
+    config: CoreConfig,
+    settings: ChannelSettings,
+    watcher: Option<ChainWatcher>,
+    wallet: Wallet,
+    /// Incremented at each crash; events for an earlier life are lost.
+    life: u32,
+    stalled_until: Duration,
+    cut_until: Duration,
+    next_peer: u64,
+}
+
+/// A connection between two nodes.
+struct Conn {
+    ends: [(usize, PeerId); 2],
+    /// Whether each end still sends and receives on it.
+    open: [bool; 2],
+    /// Whether each end was told it closed.
+    told: [bool; 2],
+    /// False once dropped: what is in flight is lost.
+    live: bool,
+    /// When the last message towards each end arrives.
+    last: [Duration; 2],
+    latency: Duration,
+}
+
+/// A channel of the workload.
+pub(crate) struct Chan {
+    pub(crate) a: usize,
+    pub(crate) b: usize,
+    pub(crate) id: Option<ChannelId>,
+    funding: Amount,
+    push: Msat,
+    announce: bool,
+}
+
+/// A payment of the workload.
+pub(crate) struct Payment {
+    pub(crate) payer: usize,
+    pub(crate) payee: usize,
+    pub(crate) msat: u64,
+    pub(crate) hash: Option<PaymentHash>,
+    pub(crate) reply: Option<Reply>,
+}
+
+/// What a command's reply means to the workload.
+enum Pending {
+    Connect(usize),
+    Open(usize),
+    Invoice(usize),
+    Pay(usize),
+}
+
+/// Phases of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Setup,
+    Workload,
+    Settle,
+}
+
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    config: Config,
+    rng: Rng,
+    nodes: Vec<Node>,
+    conns: Vec<Conn>,
+    /// (node, peer id) -> (connection, end), while open at that end.
+    by_peer: BTreeMap<(usize, PeerId), (usize, usize)>,
+    chain: Mutex<Devnet>,
+    miner: ScriptBuf,
+    now: Duration,
+    queue: BTreeMap<(Duration, u64), Ev>,
+    seq: u64,
+    phase: Phase,
+    pub(crate) counts: Counts,
+    faults: u64,
+    commands: BTreeMap<(usize, u64), Pending>,
+    next_command: u64,
+    pub(crate) chans: Vec<Chan>,
+    pub(crate) payments: Vec<Payment>,
+    /// (node, channel, the peer's commitment number) -> what the node's
+    /// `commitment_signed` for it held.
+    signed: BTreeMap<(usize, ChannelId, u64), sha256::Hash>,
+    digest: Option<sha256::HashEngine>,
+}
+
+fn keys(entropy: [u8; 32]) -> KeyManager {
+    KeyManager::new(
+        Seed::from_entropy(entropy).master_key(bitcoin::NetworkKind::Test),
+        bitcoin::Network::Regtest,
+    )
+}
+
+fn addr(n: usize, port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, (n >> 8) as u8, n as u8),
+        port,
+    ))
+}
+
+impl World {
+    pub(crate) fn new(seed: u64, config: Config) -> World {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(config.nodes.0 as u64, config.nodes.1 as u64 + 1) as usize;
+        let mut devnet = Devnet::new();
+        let miner = ScriptBuf::new_op_return([0x51; 4]);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let entropy = rng.bytes32();
+            let k = keys(entropy);
+            let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+            let id = NodeId::from_pubkey(bitcoin::secp256k1::PublicKey::from_secret_key(
+                &secp,
+                &k.node_secret(),
+            ));
+            let wallet = Wallet::new(rng.bytes32());
+            devnet.mine(4, &wallet.script, (EPOCH + i as u64) as u32);
+            let mut config = CoreConfig::new(ChainHash::REGTEST);
+            config.seed = rng.next_u64();
+            let settings = ChannelSettings {
+                close_script: Some(wallet.script.clone()),
+                ..ChannelSettings::default()
+            };
+            nodes.push(Node {
+                core: None,
+                store: MemoryMap::new(),
+                entropy,
+                id,
+                config,
+                settings,
+                watcher: None,
+                wallet,
+                life: 0,
+                stalled_until: Duration::ZERO,
+                cut_until: Duration::ZERO,
+                next_peer: 1,
+            });
+        }
+        devnet.mine(COINBASE_MATURITY, &miner, EPOCH as u32);
+        let mut w = World {
+            seed,
+            config,
+            rng,
+            nodes,
+            conns: Vec::new(),
+            by_peer: BTreeMap::new(),
+            chain: Mutex::new(devnet),
+            miner,
+            now: Duration::from_secs(EPOCH),
+            queue: BTreeMap::new(),
+            seq: 0,
+            phase: Phase::Setup,
+            counts: Counts::default(),
+            faults: 0,
+            commands: BTreeMap::new(),
+            next_command: 1,
+            chans: Vec::new(),
+            payments: Vec::new(),
+            signed: BTreeMap::new(),
+            digest: None,
+        };
+        if w.config.digest {
+            w.digest = Some(sha256::Hash::engine());
+        }
+        w
+    }
+
+    fn devnet(&self) -> std::sync::MutexGuard<'_, Devnet> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn violation(&self, what: impl Into<String>) -> Violation {
+        Violation {
+            seed: self.seed,
+            step: self.counts.steps,
+            time: self.now - Duration::from_secs(EPOCH),
+            what: what.into(),
+            broken: self.config.broken,
+        }
+    }
+
+    fn at(&mut self, t: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((t.max(self.now), self.seq), ev);
+    }
+
+    fn after(&mut self, d: Duration, ev: Ev) {
+        self.at(self.now + d, ev);
+    }
+
+    fn input(&mut self, d: Duration, node: usize, input: Input) {
+        let life = self.nodes[node].life;
+        self.after(d, Ev::Input { node, life, input });
+    }
+
+    fn log(&self, what: String) {
+        if self.config.verbose {
+            eprintln!(
+                "[{:.3}] {what}",
+                (self.now - Duration::from_secs(EPOCH)).as_secs_f64()
+            );
+        }
+    }
+
+    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.rng.range(lo, hi))
+    }
+
+    /// Whether the next fault is injected (each fault drawn has a number;
+    /// shrinking leaves some out).
+    fn next_fault(&mut self) -> bool {
+        self.faults += 1;
+        !self.config.skip_faults.contains(&(self.faults - 1))
+    }
+
+    pub(crate) fn core(&self, n: usize) -> Option<&NodeCore> {
+        self.nodes[n].core.as_ref()
+    }
+
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// A core for node `n` built from its store alone, as a restart
+    /// builds it.
+    pub(crate) fn restore(&self, n: usize) -> Result<NodeCore, RecordError> {
+        let tip = self.devnet().height();
+        let node = &self.nodes[n];
+        NodeCore::with_channels(
+            node.id,
+            node.config.clone(),
+            keys(node.entropy),
+            node.settings.clone(),
+            tip,
+            StoredState::from_map(&node.store),
+        )
+    }
+
+    /// Starts node `n` from its store (at the start, and after a crash).
+    fn start(&mut self, n: usize) -> Result<(), Violation> {
+        let tip = self.devnet().height();
+        let core = self
+            .restore(n)
+            .map_err(|e| self.violation(format!("node {n}'s store does not restore: {e}")))?;
+        let from = core.height().unwrap_or(tip);
+        let watcher = match ChainWatcher::resume(&core.recent_blocks()) {
+            Some(w) => w,
+            None => ChainWatcher::starting_at(&self.chain, from)
+                .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?,
+        };
+        let rebroadcast = core.pending_broadcasts();
+        let node = &mut self.nodes[n];
+        node.core = Some(core);
+        node.watcher = Some(watcher);
+        if self.config.verbose {
+            for c in self.nodes[n]
+                .core
+                .as_ref()
+                .map(|c| c.channels())
+                .unwrap_or_default()
+            {
+                eprintln!(
+                    "    {n} restored {} {:?} {:?}",
+                    c.channel_id, c.state, c.reason
+                );
+            }
+        }
+        for tx in rebroadcast {
+            if self.config.verbose {
+                eprintln!("    {n} rebroadcasts {tx:?}");
+            }
+            self.broadcast(tx);
+        }
+        Ok(())
+    }
+
+    /// The whole run: the network is built and its channels opened
+    /// without faults, then payments are made under faults, then the
+    /// faults stop and the network must come to rest with every
+    /// invariant kept.
+    pub(crate) fn run(mut self) -> Result<Report, Violation> {
+        let n = self.nodes.len();
+        for i in 0..n {
+            self.start(i)?;
+            let (t, p) = (self.ms(0, 2000), self.ms(0, 4000));
+            self.after(t, Ev::Tick(i));
+            self.after(p, Ev::Poll(i));
+        }
+        let m = self.ms(30_000, 120_000);
+        self.after(m, Ev::Mine);
+        self.plan_channels();
+        // Setup: every channel normal on both sides.
+        let deadline = self.now + Duration::from_secs(4 * 3600);
+        while !self.channels_normal() {
+            if self.now > deadline {
+                return Err(
+                    self.violation(format!("the channels did not open: {}", self.unsettled()))
+                );
+            }
+            self.step()?;
+        }
+        // Workload, under faults.
+        self.phase = Phase::Workload;
+        self.plan_payments();
+        if self.config.faults {
+            let f = Duration::from_secs(
+                self.rng
+                    .range(self.config.fault_every.0, self.config.fault_every.1),
+            );
+            self.after(f, Ev::Fault);
+        }
+        let before = crate::check::balances(&self);
+        let end = self.now + self.config.workload + Duration::from_secs(60);
+        while self.now < end {
+            self.step()?;
+        }
+        // Settle: no more faults; every node up and reachable.
+        self.phase = Phase::Settle;
+        for i in 0..n {
+            self.nodes[i].cut_until = self.now;
+            if self.nodes[i].core.is_none() {
+                self.at(self.now, Ev::Restart(i));
+            }
+        }
+        let deadline = self.now + Duration::from_secs(3 * 3600);
+        let mut next_check = self.now;
+        loop {
+            if self.now >= next_check {
+                if self.quiet() {
+                    break;
+                }
+                next_check = self.now + Duration::from_secs(10);
+            }
+            if self.now > deadline {
+                return Err(self.violation(format!(
+                    "not at rest three hours after the faults stopped: {}",
+                    self.unsettled()
+                )));
+            }
+            self.step()?;
+        }
+        crate::check::at_rest(&mut self, &before)?;
+        Ok(Report {
+            seed: self.seed,
+            nodes: n,
+            channels: self.chans.len(),
+            time: self.now - Duration::from_secs(EPOCH),
+            counts: self.counts.clone(),
+            faults: self.faults,
+            digest: self
+                .digest
+                .take()
+                .map(|e| sha256::Hash::from_engine(e).to_byte_array()),
+        })
+    }
+
+    /// A ring of channels (a line for two nodes) and a few chords, each
+    /// opened by its first node after connecting.
+    fn plan_channels(&mut self) {
+        let n = self.nodes.len();
+        let mut links: Vec<(usize, usize)> = if n == 2 {
+            vec![(0, 1)]
+        } else {
+            (0..n).map(|i| (i, (i + 1) % n)).collect()
+        };
+        let chords = self.rng.below(n as u64 / 2 + 1);
+        for _ in 0..chords {
+            let (a, b) = (
+                self.rng.below(n as u64) as usize,
+                self.rng.below(n as u64) as usize,
+            );
+            if a != b
+                && !links
+                    .iter()
+                    .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+            {
+                links.push((a, b));
+            }
+        }
+        for (a, b) in links {
+            let funding = Amount::from_sat(self.rng.range(200, 2_001) * 1_000);
+            let push = Msat::from_msat(self.rng.below(funding.to_sat() / 2) * 1_000);
+            let announce = self.rng.chance(0.5);
+            self.chans.push(Chan {
+                a,
+                b,
+                id: None,
+                funding,
+                push,
+                announce,
+            });
+            let c = self.chans.len() - 1;
+            let node_id = self.nodes[b].id;
+            let t = self.ms(0, 5_000);
+            self.command(
+                t,
+                a,
+                Command::Connect {
+                    node_id,
+                    addr: addr(b, 9735),
+                },
+                Some(Pending::Connect(c)),
+            );
+        }
+    }
+
+    /// Payments at random times in the workload window: most small, some
+    /// larger than one channel carries (paid in parts, or failing).
+    fn plan_payments(&mut self) {
+        let n = self.nodes.len() as u64;
+        let count = self.rng.range(
+            self.config.payments.0 as u64,
+            self.config.payments.1 as u64 + 1,
+        );
+        for i in 0..count as usize {
+            let payer = self.rng.below(n) as usize;
+            let payee = (payer + 1 + self.rng.below(n - 1) as usize) % n as usize;
+            let sat = if self.rng.chance(0.7) {
+                self.rng.range(1, 200) * 1_000
+            } else {
+                self.rng.range(200, 1_500) * 1_000
+            };
+            let msat = sat * 1_000 + self.rng.below(1_000);
+            self.payments.push(Payment {
+                payer,
+                payee,
+                msat,
+                hash: None,
+                reply: None,
+            });
+            let t = Duration::from_millis(self.rng.below(self.config.workload.as_millis() as u64));
+            if !self.config.skip_payments.contains(&i) {
+                self.after(t, Ev::Pay(i));
+            }
+        }
+    }
+
+    fn command(&mut self, d: Duration, node: usize, command: Command, pending: Option<Pending>) {
+        let id = self.next_command;
+        self.next_command += 1;
+        if let Some(p) = pending {
+            self.commands.insert((node, id), p);
+        }
+        self.input(
+            d,
+            node,
+            Input::Command {
+                id: CommandId(id),
+                command,
+            },
+        );
+    }
+
+    /// Runs the next event.
+    fn step(&mut self) -> Result<(), Violation> {
+        let Some(((t, _), ev)) = self.queue.pop_first() else {
+            return Err(self.violation("nothing left to happen"));
+        };
+        self.now = t;
+        match ev {
+            Ev::Input { node, life, input } => {
+                if self.nodes[node].life == life {
+                    self.feed(node, input)?;
+                }
+            }
+            Ev::Msg { conn, to, bytes } => {
+                let c = &self.conns[conn];
+                if c.live && c.open[to] {
+                    let (node, peer) = c.ends[to];
+                    self.feed(node, Input::PeerMessage { peer, bytes })?;
+                }
+            }
+            Ev::Closed { conn, end } => {
+                let c = &mut self.conns[conn];
+                if !c.told[end] {
+                    c.told[end] = true;
+                    c.open[end] = false;
+                    let (node, peer) = c.ends[end];
+                    self.by_peer.remove(&(node, peer));
+                    self.feed(node, Input::PeerDisconnected { peer })?;
+                }
+            }
+            Ev::Dial { from, life, to, id } => {
+                if self.nodes[from].life == life && self.nodes[from].core.is_some() {
+                    let cut = self.now < self.nodes[from].cut_until
+                        || self.now < self.nodes[to].cut_until;
+                    if self.nodes[to].core.is_none() || cut {
+                        self.counts.failed_dials += 1;
+                        let reason = "connection timed out".to_owned();
+                        self.feed(from, Input::DialFailed { id, reason })?;
+                    } else {
+                        self.connect(from, to);
+                    }
+                }
+            }
+            Ev::Tick(n) => {
+                self.feed(n, Input::Tick)?;
+                let d = self.ms(1_000, 3_000);
+                self.after(d, Ev::Tick(n));
+            }
+            Ev::Poll(n) => {
+                self.poll(n)?;
+                let d = self.ms(1_000, 5_000);
+                self.after(d, Ev::Poll(n));
+            }
+            Ev::Mine => {
+                let time = self.now.as_secs() as u32;
+                let miner = self.miner.clone();
+                self.devnet().mine(1, &miner, time);
+                self.counts.blocks += 1;
+                // Quick while the channels open (they wait for depth);
+                // then about every ten minutes, as on mainnet, so that the
+                // faults (two minutes at most) stay shorter than an HTLC's
+                // deadline: a channel that must go to chain to keep its
+                // funds is a check of its own (ADR 0013).
+                let d = if self.phase == Phase::Setup {
+                    self.ms(30_000, 120_000)
+                } else {
+                    self.ms(300_000, 900_000)
+                };
+                self.after(d, Ev::Mine);
+            }
+            Ev::Fault => {
+                if self.phase == Phase::Workload {
+                    self.fault();
+                    let f = Duration::from_secs(
+                        self.rng
+                            .range(self.config.fault_every.0, self.config.fault_every.1),
+                    );
+                    self.after(f, Ev::Fault);
+                }
+            }
+            Ev::Restart(n) => {
+                if self.nodes[n].core.is_none() {
+                    self.start(n)?;
+                }
+            }
+            Ev::Pay(i) => {
+                let p = &self.payments[i];
+                let (payee, msat) = (p.payee, p.msat);
+                if self.nodes[payee].core.is_some() {
+                    let command = Command::CreateInvoice {
+                        amount: Some(Msat::from_msat(msat)),
+                        description: format!("payment {i}"),
+                        expiry_secs: 3600,
+                        now_secs: self.now.as_secs(),
+                    };
+                    self.command(Duration::ZERO, payee, command, Some(Pending::Invoice(i)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `n` follows the chain: blocks disconnected and connected since
+    /// its last poll, one input each.
+    fn poll(&mut self, n: usize) -> Result<(), Violation> {
+        if self.nodes[n].core.is_none() || self.now < self.nodes[n].stalled_until {
+            return Ok(());
+        }
+        let Some(mut watcher) = self.nodes[n].watcher.take() else {
+            return Ok(());
+        };
+        let events = watcher.poll(&self.chain);
+        self.nodes[n].watcher = Some(watcher);
+        let events =
+            events.map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
+        let life = self.nodes[n].life;
+        for e in events {
+            if self.nodes[n].life != life {
+                break;
+            }
+            let input = match e {
+                BlockEvent::Connected { height, block } => Input::BlockConnected {
+                    height,
+                    block: Arc::new(block),
+                },
+                BlockEvent::Disconnected { height, .. } => Input::BlockDisconnected { height },
+            };
+            self.feed(n, input)?;
+        }
+        Ok(())
+    }
+
+    /// Node `n` handles one input; its outputs are performed in order,
+    /// unless it crashes between two of them.
+    fn feed(&mut self, n: usize, input: Input) -> Result<(), Violation> {
+        if self.now < self.nodes[n].stalled_until {
+            // Frozen: what arrives waits, in order.
+            let (t, life) = (self.nodes[n].stalled_until, self.nodes[n].life);
+            self.at(
+                t,
+                Ev::Input {
+                    node: n,
+                    life,
+                    input,
+                },
+            );
+            return Ok(());
+        }
+        let now = self.now;
+        let Some(core) = self.nodes[n].core.as_mut() else {
+            return Ok(());
+        };
+        self.counts.steps += 1;
+        if self.config.verbose {
+            eprintln!(
+                "[{:.3}] {n} <- {}",
+                (now - Duration::from_secs(EPOCH)).as_secs_f64(),
+                brief_input(&input)
+            );
+        }
+        let outs = core.handle(now, input);
+        if let Some((i, o)) = misordered_output(&outs) {
+            return Err(self.violation(format!(
+                "node {n}'s output {i} comes before the persist of its step: {o:?}"
+            )));
+        }
+        if let Some(e) = &mut self.digest {
+            use bitcoin::hashes::HashEngine as _;
+            e.input(format!("{n}: {outs:?}").as_bytes());
+        }
+        let crash_at = if self.phase == Phase::Workload
+            && self.config.faults
+            && self.rng.chance(self.config.crash)
+            && self.next_fault()
+        {
+            Some(self.rng.below(outs.len() as u64 + 1) as usize)
+        } else {
+            None
+        };
+        let skip_persist = self.config.broken == Some(Broken::SkipPersist)
+            && n == 0
+            && outs.iter().any(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: Message::CommitmentSigned(_) | Message::RevokeAndAck(_),
+                        ..
+                    }
+                )
+            });
+        let len = outs.len();
+        for (i, o) in outs.into_iter().enumerate() {
+            if crash_at == Some(i) {
+                self.count_crash(i, len, &o);
+                self.crash(n);
+                return Ok(());
+            }
+            if self.config.verbose {
+                eprintln!("    {n} -> {}", brief_output(&o));
+            }
+            match o {
+                Output::Persist(_) if skip_persist => {}
+                o => self.perform(n, o)?,
+            }
+        }
+        if crash_at == Some(len) {
+            self.counts.crashes += 1;
+            self.crash(n);
+        }
+        Ok(())
+    }
+
+    fn count_crash(&mut self, i: usize, _len: usize, at: &Output) {
+        if matches!(at, Output::Persist(_)) {
+            self.counts.failed_commits += 1;
+        } else if i > 0 && matches!(at, Output::Send { .. }) {
+            self.counts.crashes_after_persist += 1;
+        } else {
+            self.counts.crashes += 1;
+        }
+    }
+
+    fn perform(&mut self, n: usize, o: Output) -> Result<(), Violation> {
+        match o {
+            Output::Persist(batch) => batch.apply_to(&mut self.nodes[n].store),
+            Output::Send { peer, msg } => self.send(n, peer, msg)?,
+            Output::Disconnect { peer, .. } => self.close(n, peer),
+            Output::Dial { id, node_id, .. } => {
+                if let Some(to) = self.nodes.iter().position(|x| x.id == node_id) {
+                    let life = self.nodes[n].life;
+                    let d = self.ms(20, 400);
+                    self.after(
+                        d,
+                        Ev::Dial {
+                            from: n,
+                            life,
+                            to,
+                            id,
+                        },
+                    );
+                }
+            }
+            Output::Reply { id, reply } => self.on_reply(n, id, reply)?,
+            Output::Event(e) => self.on_event(n, e)?,
+            Output::BuildFunding {
+                node_id,
+                temporary_channel_id,
+                script_pubkey,
+                amount,
+                feerate,
+                reserve,
+            } => {
+                let devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+                let result = self.nodes[n].wallet.build_funding(
+                    &devnet,
+                    script_pubkey,
+                    amount,
+                    u64::from(feerate.0),
+                    reserve,
+                );
+                drop(devnet);
+                let d = self.ms(1, 50);
+                self.input(
+                    d,
+                    n,
+                    Input::FundingBuilt {
+                        node_id,
+                        temporary_channel_id,
+                        result,
+                    },
+                );
+            }
+            Output::LoadRemoteHtlcs { channel_id, number } => {
+                let stored = self.nodes[n]
+                    .store
+                    .range((NS_REMOTE_HTLCS.to_owned(), channel_id.0.to_vec())..)
+                    .take_while(|((ns, k), _)| {
+                        ns == NS_REMOTE_HTLCS && k.starts_with(&channel_id.0)
+                    })
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
+                    .collect();
+                let d = self.ms(1, 20);
+                self.input(
+                    d,
+                    n,
+                    Input::RemoteHtlcs {
+                        channel_id,
+                        number,
+                        stored: Ok(stored),
+                    },
+                );
+            }
+            Output::FundClaim {
+                channel_id,
+                tx,
+                feerate,
+                parent,
+                max_fee,
+                replaces,
+                ..
+            } => {
+                let outpoint = tx
+                    .input
+                    .first()
+                    .map(|i| i.previous_output)
+                    .unwrap_or_default();
+                let devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+                let result = self.nodes[n].wallet.fund_claim(
+                    &devnet,
+                    tx,
+                    u64::from(feerate.0),
+                    parent,
+                    max_fee,
+                    replaces,
+                );
+                drop(devnet);
+                let d = self.ms(1, 50);
+                self.input(
+                    d,
+                    n,
+                    Input::ClaimFunded {
+                        channel_id,
+                        outpoint,
+                        result,
+                    },
+                );
+            }
+            Output::DoubleSpend {
+                channel_id,
+                tx,
+                feerate,
+                descendants_fee,
+            } => {
+                let devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+                let result = self.nodes[n].wallet.double_spend(
+                    &devnet,
+                    &tx,
+                    u64::from(feerate.0),
+                    descendants_fee,
+                );
+                drop(devnet);
+                let d = self.ms(1, 50);
+                self.input(d, n, Input::DoubleSpent { channel_id, result });
+            }
+            Output::Forget { txid } => self.nodes[n].wallet.forget(txid),
+            Output::Broadcast { tx } => self.broadcast(tx),
+            Output::BroadcastPackage { parent, child } => {
+                self.broadcast(parent);
+                self.broadcast(child);
+            }
+            Output::NotifyDrained { peer } => {
+                if let Some(&(c, end)) = self.by_peer.get(&(n, peer)) {
+                    let t = self.conns[c].last[1 - end] + Duration::from_micros(1);
+                    let life = self.nodes[n].life;
+                    self.at(
+                        t,
+                        Ev::Input {
+                            node: n,
+                            life,
+                            input: Input::PeerDrained { peer },
+                        },
+                    );
+                }
+            }
+            Output::LookupFunding { scids } => {
+                let devnet = self.devnet();
+                let results = scids
+                    .into_iter()
+                    .map(|s| {
+                        let found = devnet
+                            .block_at(s.block())
+                            .and_then(|b| b.txdata.get(s.tx_index() as usize))
+                            .and_then(|tx| {
+                                let outpoint = bitcoin::OutPoint::new(
+                                    tx.compute_txid(),
+                                    u32::from(s.output()),
+                                );
+                                devnet.utxo(&outpoint).map(|c| (outpoint, c.txout.clone()))
+                            });
+                        (s, Ok(found))
+                    })
+                    .collect();
+                drop(devnet);
+                let d = self.ms(1, 50);
+                self.input(d, n, Input::FundingLookedUp { results });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, tx: Transaction) {
+        if self.devnet().accept(tx).is_err() {
+            self.counts.refused_broadcasts += 1;
+        }
+    }
+
+    /// Node `n` sends `msg` on its connection `peer`.
+    fn send(&mut self, n: usize, peer: PeerId, msg: Message) -> Result<(), Violation> {
+        let Some(&(c, end)) = self.by_peer.get(&(n, peer)) else {
+            return Ok(());
+        };
+        if !self.conns[c].live || !self.conns[c].open[end] {
+            return Ok(());
+        }
+        let bytes = msg.encode().map_err(|e| {
+            self.violation(format!("node {n} sent a message it cannot encode: {e:?}"))
+        })?;
+        if let Message::CommitmentSigned(m) = &msg {
+            self.note_signed(n, m.channel_id, &bytes)?;
+        }
+        let to = 1 - end;
+        let latency = self.conns[c].latency;
+        let jitter = Duration::from_micros(self.rng.below(latency.as_micros() as u64 / 2 + 1));
+        let t =
+            (self.now + latency + jitter).max(self.conns[c].last[to] + Duration::from_micros(1));
+        self.conns[c].last[to] = t;
+        self.at(t, Ev::Msg { conn: c, to, bytes });
+        Ok(())
+    }
+
+    /// No node signs two different commitments for one number: every
+    /// `commitment_signed` sent is kept by (node, channel, the number of
+    /// the peer's commitment it signs, which the node reports as the
+    /// channel's `updates`).
+    fn note_signed(&mut self, n: usize, channel: ChannelId, bytes: &[u8]) -> Result<(), Violation> {
+        let Some(number) = self.nodes[n]
+            .core
+            .as_ref()
+            .and_then(|c| c.channels().into_iter().find(|s| s.channel_id == channel))
+            .map(|s| s.updates)
+        else {
+            return Err(self.violation(format!(
+                "node {n} signed a commitment of a channel it does not have"
+            )));
+        };
+        let h = sha256::Hash::hash(bytes);
+        match self.signed.insert((n, channel, number), h) {
+            Some(old) if old != h => Err(self.violation(format!(
+                "node {n} signed two different commitments number {number} of channel {channel}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Node `n` closes its connection `peer` after what it sent so far.
+    fn close(&mut self, n: usize, peer: PeerId) {
+        let Some(&(c, end)) = self.by_peer.get(&(n, peer)) else {
+            return;
+        };
+        self.conns[c].open[end] = false;
+        self.at(self.now, Ev::Closed { conn: c, end });
+        let t = self.conns[c].last[1 - end] + Duration::from_micros(1);
+        self.at(
+            t,
+            Ev::Closed {
+                conn: c,
+                end: 1 - end,
+            },
+        );
+    }
+
+    /// The connection drops: what is in flight is lost, and each end
+    /// learns of it after a while.
+    fn drop_conn(&mut self, c: usize) {
+        self.log(format!("connection {c} drops"));
+        self.conns[c].live = false;
+        self.conns[c].open = [false, false];
+        for end in 0..2 {
+            let d = self.ms(1, 2_000);
+            self.after(d, Ev::Closed { conn: c, end });
+        }
+    }
+
+    /// A new connection from `a` (dialling) to `b`.
+    fn connect(&mut self, a: usize, b: usize) {
+        let (pa, pb) = (
+            PeerId(self.nodes[a].next_peer),
+            PeerId(self.nodes[b].next_peer),
+        );
+        self.nodes[a].next_peer += 1;
+        self.nodes[b].next_peer += 1;
+        let latency = self.ms(5, 150);
+        let c = self.conns.len();
+        self.conns.push(Conn {
+            ends: [(a, pa), (b, pb)],
+            open: [true, true],
+            told: [false, false],
+            live: true,
+            last: [self.now, self.now],
+            latency,
+        });
+        self.by_peer.insert((a, pa), (c, 0));
+        self.by_peer.insert((b, pb), (c, 1));
+        self.log(format!(
+            "connection {c}: {a} (peer {}) dialled {b} (peer {})",
+            pa.0, pb.0
+        ));
+        let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+        self.input(
+            Duration::ZERO,
+            a,
+            Input::PeerConnected {
+                peer: pa,
+                node_id: idb,
+                direction: Direction::Outbound,
+                remote_addr: Some(addr(b, 9735)),
+            },
+        );
+        self.input(
+            Duration::ZERO,
+            b,
+            Input::PeerConnected {
+                peer: pb,
+                node_id: ida,
+                direction: Direction::Inbound,
+                remote_addr: Some(addr(a, 40_000 + (c % 20_000) as u16)),
+            },
+        );
+    }
+
+    /// Node `n` dies: its outputs not yet performed never are, messages to
+    /// it are lost, its peers see the connections drop; it starts again
+    /// from its store a little later.
+    fn crash(&mut self, n: usize) {
+        self.log(format!("node {n} crashes"));
+        self.nodes[n].core = None;
+        self.nodes[n].watcher = None;
+        self.nodes[n].life += 1;
+        for c in 0..self.conns.len() {
+            for end in 0..2 {
+                if self.conns[c].ends[end].0 == n && !self.conns[c].told[end] {
+                    self.conns[c].told[end] = true;
+                    self.by_peer.remove(&self.conns[c].ends[end]);
+                    self.conns[c].live = false;
+                    self.conns[c].open = [false, false];
+                    let d = self.ms(1, 2_000);
+                    self.after(
+                        d,
+                        Ev::Closed {
+                            conn: c,
+                            end: 1 - end,
+                        },
+                    );
+                }
+            }
+        }
+        let devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        self.nodes[n].wallet.crashed(&devnet);
+        drop(devnet);
+        let d = if self.phase == Phase::Workload {
+            self.ms(1_000, 30_000)
+        } else {
+            Duration::ZERO
+        };
+        self.after(d, Ev::Restart(n));
+    }
+
+    /// A network or process fault between steps.
+    fn fault(&mut self) {
+        let n = self.nodes.len() as u64;
+        let kind = self.rng.below(100);
+        let node = self.rng.below(n) as usize;
+        let live: Vec<usize> = (0..self.conns.len())
+            .filter(|&c| self.conns[c].live && self.conns[c].open == [true, true])
+            .collect();
+        let pick = if live.is_empty() {
+            None
+        } else {
+            Some(live[self.rng.below(live.len() as u64) as usize])
+        };
+        let d = Duration::from_secs(self.rng.range(1, 120));
+        if !self.next_fault() {
+            return;
+        }
+        match kind {
+            0..40 => {
+                if let Some(c) = pick {
+                    self.counts.drops += 1;
+                    self.drop_conn(c);
+                }
+            }
+            40..60 => {
+                self.counts.partitions += 1;
+                self.log(format!("node {node} is cut off for {d:?}"));
+                self.nodes[node].cut_until = self.now + d;
+                for c in 0..self.conns.len() {
+                    if self.conns[c].live && self.conns[c].ends.iter().any(|e| e.0 == node) {
+                        self.drop_conn(c);
+                    }
+                }
+            }
+            60..85 => {
+                if self.nodes[node].core.is_some() {
+                    self.counts.stalls += 1;
+                    self.log(format!("node {node} stalls for {d:?}"));
+                    // Never shortened: what waits for the end of a stall
+                    // must not run after what comes later.
+                    let until = self.nodes[node].stalled_until.max(self.now + d);
+                    self.nodes[node].stalled_until = until;
+                }
+            }
+            _ => {
+                if self.nodes[node].core.is_some() {
+                    self.counts.kills += 1;
+                    self.crash(node);
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, n: usize, id: CommandId, reply: Reply) -> Result<(), Violation> {
+        let Some(pending) = self.commands.remove(&(n, id.0)) else {
+            return Ok(());
+        };
+        match (pending, reply) {
+            (Pending::Connect(c), Reply::Connected(_)) => {
+                let ch = &self.chans[c];
+                let command = Command::OpenChannel {
+                    node_id: self.nodes[ch.b].id,
+                    funding: ch.funding,
+                    push: ch.push,
+                    announce: ch.announce,
+                };
+                self.command(Duration::from_millis(1), n, command, Some(Pending::Open(c)));
+            }
+            (Pending::Connect(c), other) => {
+                return Err(self.violation(format!("channel {c}'s connect failed: {other:?}")));
+            }
+            (Pending::Open(c), Reply::ChannelOpened { channel_id, .. }) => {
+                self.chans[c].id = Some(channel_id);
+            }
+            (Pending::Open(c), other) => {
+                return Err(self.violation(format!("channel {c} did not open: {other:?}")));
+            }
+            (
+                Pending::Invoice(i),
+                Reply::Invoice {
+                    invoice,
+                    payment_hash,
+                },
+            ) => {
+                self.payments[i].hash = Some(payment_hash);
+                let payer = self.payments[i].payer;
+                let session_key = loop {
+                    if let Ok(k) = bitcoin::secp256k1::SecretKey::from_slice(&self.rng.bytes32()) {
+                        break k;
+                    }
+                };
+                let command = Command::Pay {
+                    invoice,
+                    amount: None,
+                    now_secs: self.now.as_secs(),
+                    session_key,
+                };
+                let d = self.ms(1, 2_000);
+                self.command(d, payer, command, Some(Pending::Pay(i)));
+            }
+            (Pending::Invoice(i), other) => {
+                return Err(self.violation(format!("payment {i}'s invoice was refused: {other:?}")));
+            }
+            (Pending::Pay(i), reply) => self.payments[i].reply = Some(reply),
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, n: usize, e: Event) -> Result<(), Violation> {
+        match e {
+            Event::CommitmentRefused {
+                channel_id, reason, ..
+            } => Err(self.violation(format!(
+                "node {n} refused its peer's commitment of channel {channel_id}: {reason}"
+            ))),
+            Event::ErrorReceived { node_id, text } => Err(self.violation(format!(
+                "node {n} received an error from {}: {text}",
+                self.index_of(node_id)
+            ))),
+            Event::ChannelClosed { channel_id, txid } => Err(self.violation(format!(
+                "node {n}'s channel {channel_id} closed unasked ({txid:?})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn index_of(&self, id: NodeId) -> String {
+        self.nodes
+            .iter()
+            .position(|x| x.id == id)
+            .map_or_else(|| id.to_string(), |i| format!("node {i}"))
+    }
+
+    /// Whether every channel of the plan is open and normal at both ends.
+    fn channels_normal(&self) -> bool {
+        self.chans.iter().all(|c| {
+            c.id.is_some_and(|id| {
+                [c.a, c.b].iter().all(|&n| {
+                    self.nodes[n].core.as_ref().is_some_and(|core| {
+                        core.channels().iter().any(|s| {
+                            s.channel_id == id
+                                && s.state == beongae_node::core::ChannelState::Normal
+                                && s.active
+                        })
+                    })
+                })
+            })
+        })
+    }
+
+    /// At rest: every node up, every channel reestablished at both ends
+    /// with no HTLC left, every payment ended at its payer.
+    fn quiet(&self) -> bool {
+        self.unsettled().is_empty()
+    }
+
+    /// What keeps the network from rest, for the report.
+    pub(crate) fn unsettled(&self) -> String {
+        let mut why = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.core.is_none() {
+                why.push(format!("node {i} down"));
+            }
+        }
+        for c in &self.chans {
+            let Some(id) = c.id else {
+                why.push(format!("channel {}-{} not opened", c.a, c.b));
+                continue;
+            };
+            for n in [c.a, c.b] {
+                let Some(core) = &self.nodes[n].core else {
+                    continue;
+                };
+                match core.channels().into_iter().find(|s| s.channel_id == id) {
+                    None => why.push(format!("node {n} lost channel {id}")),
+                    Some(s)
+                        if s.state != beongae_node::core::ChannelState::Normal
+                            || !s.active
+                            || s.pending_htlcs > 0 =>
+                    {
+                        why.push(format!(
+                            "node {n}'s channel {}-{}: {:?}, active {}, {} HTLCs",
+                            c.a, c.b, s.state, s.active, s.pending_htlcs
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (i, p) in self.payments.iter().enumerate() {
+            let (Some(hash), Some(core)) = (p.hash, &self.nodes[p.payer].core) else {
+                continue;
+            };
+            if core
+                .payments()
+                .iter()
+                .any(|s| s.payment_hash == hash && !s.incoming && s.status == "pending")
+            {
+                why.push(format!("payment {i} pending at node {}", p.payer));
+            }
+        }
+        why.join("; ")
+    }
+}
+
+/// An input, briefly (a replay's log).
+fn brief_input(i: &Input) -> String {
+    match i {
+        Input::PeerMessage { peer, bytes } => match Message::decode(bytes) {
+            Ok(m) => format!("{} from {}", m.name(), peer.0),
+            Err(_) => format!("{} undecodable bytes from {}", bytes.len(), peer.0),
+        },
+        Input::BlockConnected { height, .. } => format!("block {height}"),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(160).collect()
+        }
+    }
+}
+
+/// An output, briefly.
+fn brief_output(o: &Output) -> String {
+    match o {
+        Output::Send { peer, msg } => format!("send {} to {}", msg.name(), peer.0),
+        Output::Persist(b) => format!("persist {} bytes", b.bytes()),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(160).collect()
+        }
+    }
+}
