@@ -7,6 +7,7 @@
 pub mod address;
 pub mod core;
 pub mod embedded;
+pub mod follow;
 mod funding_cache;
 pub mod onchain;
 pub mod payments;

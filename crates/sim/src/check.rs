@@ -13,12 +13,13 @@
 //!   sum over the network is conserved, to the msat;
 //! - every node's store restores to the channels and payments it holds.
 
-use beongae_node::core::{ChannelSummary, NodeCore, PaymentSummary, Reply};
+use beongae_node::core::{ChannelState, ChannelSummary, NodeCore, PaymentSummary, Reply};
 use beongae_wire::Msat;
 
 use crate::world::{Violation, World};
 
-/// Each node's balance over the plan's channels, in msat.
+/// Each node's balance in its open channels, in msat (closed channels'
+/// funds are on chain).
 pub(crate) fn balances(w: &World) -> Vec<i64> {
     (0..w.node_count())
         .map(|n| {
@@ -29,10 +30,148 @@ pub(crate) fn balances(w: &World) -> Vec<i64> {
                 .filter(|c| c.a == n || c.b == n)
                 .filter_map(|c| c.id)
                 .filter_map(|id| summaries.iter().find(|s| s.channel_id == id))
+                .filter(|s| s.state != ChannelState::Closed)
                 .map(|s| s.local.to_msat() as i64)
                 .sum()
         })
         .collect()
+}
+
+/// Each node's value in msat: its confirmed coins plus its balance in
+/// its open channels.
+fn values(w: &World) -> Vec<i64> {
+    let channels = balances(w);
+    let devnet = w.devnet();
+    (0..w.node_count())
+        .map(|n| {
+            let coins: u64 = devnet
+                .utxos_for(w.wallet_script(n))
+                .iter()
+                .map(|(_, c)| c.txout.value.to_sat())
+                .sum();
+            coins as i64 * 1_000 + channels[n]
+        })
+        .collect()
+}
+
+/// What each node held when the workload began, and the transactions
+/// confirmed then (a reorganisation may move them, but they are counted
+/// in what the nodes held).
+pub(crate) struct Baseline {
+    txs: std::collections::BTreeSet<bitcoin::Txid>,
+    values: Vec<i64>,
+}
+
+impl Baseline {
+    pub(crate) fn now(w: &World) -> Baseline {
+        let devnet = w.devnet();
+        let txs = (1..=devnet.height())
+            .filter_map(|h| devnet.block_at(h))
+            .flat_map(|b| b.txdata.iter().map(|t| t.compute_txid()))
+            .collect();
+        drop(devnet);
+        Baseline {
+            txs,
+            values: values(w),
+        }
+    }
+}
+
+/// What left the nodes on chain since the baseline: the fees of every
+/// transaction confirmed since, and the outputs paying none of them that
+/// are still unspent (anchors); per node, the part of both in transactions
+/// that touch it (spend or pay its coins, spend its channels' funding
+/// outputs, or spend such a transaction's outputs).
+struct Flows {
+    /// Fees and unowned outputs, in sat.
+    total: u64,
+    /// The same, per node, over the transactions that touch it.
+    per_node: Vec<u64>,
+    /// Transactions confirmed since the baseline.
+    txs: usize,
+}
+
+fn flows(w: &World, before: &std::collections::BTreeSet<bitcoin::Txid>) -> Result<Flows, String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let devnet = w.devnet();
+    let n = w.node_count();
+    let owner = |script: &bitcoin::ScriptBuf| (0..n).find(|&i| w.wallet_script(i) == script);
+    // Every channel's funding outpoint, and its two nodes.
+    let mut fundings: BTreeMap<bitcoin::OutPoint, [usize; 2]> = BTreeMap::new();
+    for c in &w.chans {
+        let Some(id) = c.id else { continue };
+        let Some(s) = w.core(c.a).and_then(|core| summary(core, id)) else {
+            continue;
+        };
+        let tx = devnet
+            .transaction(&s.funding_txid)
+            .ok_or_else(|| format!("channel {id}'s funding is not on chain"))?;
+        let vout = tx
+            .output
+            .iter()
+            .position(|o| o.value == s.capacity && o.script_pubkey.is_p2wsh())
+            .ok_or_else(|| format!("channel {id}'s funding pays no output of its capacity"))?;
+        fundings.insert(
+            bitcoin::OutPoint::new(s.funding_txid, vout as u32),
+            [c.a, c.b],
+        );
+    }
+    let mut touches: BTreeMap<bitcoin::Txid, BTreeSet<usize>> = BTreeMap::new();
+    let mut flows = Flows {
+        total: 0,
+        per_node: vec![0; n],
+        txs: 0,
+    };
+    let mut since = Vec::new();
+    for h in 1..=devnet.height() {
+        let block = devnet.block_at(h).ok_or("a block vanished")?;
+        for tx in block.txdata.iter().filter(|t| !t.is_coinbase()) {
+            let txid = tx.compute_txid();
+            if before.contains(&txid) {
+                continue;
+            }
+            let mut nodes = BTreeSet::new();
+            let mut value_in = 0u64;
+            for i in &tx.input {
+                let prev = devnet
+                    .transaction(&i.previous_output.txid)
+                    .and_then(|p| p.output.get(i.previous_output.vout as usize))
+                    .ok_or_else(|| format!("{txid} spends an output that is nowhere"))?;
+                value_in += prev.value.to_sat();
+                nodes.extend(owner(&prev.script_pubkey));
+                nodes.extend(fundings.get(&i.previous_output).into_iter().flatten());
+                nodes.extend(touches.get(&i.previous_output.txid).into_iter().flatten());
+            }
+            let value_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+            nodes.extend(tx.output.iter().filter_map(|o| owner(&o.script_pubkey)));
+            let fee = value_in
+                .checked_sub(value_out)
+                .ok_or_else(|| format!("{txid} pays out more than it spends"))?;
+            flows.total += fee;
+            for &i in &nodes {
+                flows.per_node[i] += fee;
+            }
+            flows.txs += 1;
+            touches.insert(txid, nodes);
+            since.push(tx.clone());
+        }
+    }
+    for tx in &since {
+        let txid = tx.compute_txid();
+        for (vout, o) in tx.output.iter().enumerate() {
+            let outpoint = bitcoin::OutPoint::new(txid, vout as u32);
+            if owner(&o.script_pubkey).is_none()
+                && !fundings.contains_key(&outpoint)
+                && devnet.utxo(&outpoint).is_some()
+            {
+                flows.total += o.value.to_sat();
+                for &i in &touches[&txid] {
+                    flows.per_node[i] += o.value.to_sat();
+                }
+            }
+        }
+    }
+    Ok(flows)
 }
 
 fn summary(core: &NodeCore, id: beongae_wire::ChannelId) -> Option<ChannelSummary> {
@@ -49,7 +188,7 @@ fn stored_view(mut c: ChannelSummary) -> ChannelSummary {
 }
 
 /// The checks at rest; counts what the payments came to.
-pub(crate) fn at_rest(w: &mut World, before: &[i64]) -> Result<(), Violation> {
+pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation> {
     let n = w.node_count();
     let cores: Vec<&NodeCore> = (0..n)
         .map(|i| {
@@ -66,6 +205,16 @@ pub(crate) fn at_rest(w: &mut World, before: &[i64]) -> Result<(), Violation> {
                 c.a, c.b
             )));
         };
+        if x.state == ChannelState::Closed || y.state == ChannelState::Closed {
+            // Its funds are on chain, and counted there.
+            if (x.state, y.state) != (ChannelState::Closed, ChannelState::Closed) {
+                return Err(w.violation(format!(
+                    "channel {}-{} is {:?} at {} and {:?} at {}",
+                    c.a, c.b, x.state, c.a, y.state, c.b
+                )));
+            }
+            continue;
+        }
         if (x.local, x.remote) != (y.remote, y.local) || x.pending_htlcs + y.pending_htlcs > 0 {
             return Err(w.violation(format!(
                 "the ends of channel {}-{} disagree: {} has {} / {} with {} HTLCs, {} has {} / {} with {} HTLCs",
@@ -161,33 +310,66 @@ pub(crate) fn at_rest(w: &mut World, before: &[i64]) -> Result<(), Violation> {
             }
         }
     }
-    // Every msat accounted for.
-    let after = balances(w);
-    let mut total = 0;
+    // Every msat accounted for: what each node holds (coins and open
+    // channels) moved by what it received, less what it sent, plus what it
+    // earned forwarding, less at most the on-chain fees (and anchors) of
+    // the transactions that touch it; over the network, by exactly the
+    // fees and anchors of everything confirmed since the baseline.
+    let after = values(w);
+    let flows = flows(w, &before.txs).map_err(|e| w.violation(e))?;
+    let mut lost_total = 0;
     for i in 0..n {
-        let fees: i64 = cores[i]
+        let earned: i64 = cores[i]
             .forwards()
             .iter()
             .filter(|f| f.status == "settled")
             .map(|f| f.fee.to_msat() as i64)
             .sum();
-        let delta = after[i] - before[i];
-        if delta != received[i] - sent[i] + fees {
+        let closed = w
+            .chans
+            .iter()
+            .filter(|c| (c.a == i || c.b == i) && c.close.is_some())
+            .count() as i64;
+        let lost = before.values[i] + received[i] - sent[i] + earned - after[i];
+        // Rounding: a closed channel's msat below one sat go to the fee.
+        if lost < 0 || lost > flows.per_node[i] as i64 * 1_000 + closed * 1_000 {
+            if w.verbose() {
+                let devnet = w.devnet();
+                for s in cores[i].channels() {
+                    eprintln!(
+                        "node {i}: channel {} {:?} local {} funding {} confirmations {:?} in mempool {}",
+                        s.channel_id,
+                        s.state,
+                        s.local,
+                        s.funding_txid,
+                        devnet.confirmations(&s.funding_txid),
+                        devnet.mempool().contains(&s.funding_txid)
+                    );
+                }
+                for (o, c) in devnet.utxos_for(w.wallet_script(i)) {
+                    eprintln!("node {i}: coin {o} {} at {}", c.txout.value, c.height);
+                }
+            }
             return Err(w.violation(format!(
-                "node {i}'s balance moved by {delta} msat; it received {}, sent {} and earned {fees} in fees",
-                received[i], sent[i]
+                "node {i} holds {} msat, from {} msat; it received {}, sent {} and earned {earned} forwarding, \
+                 so it lost {lost} msat, and the transactions touching it paid {} sat in fees and anchors",
+                after[i], before.values[i], received[i], sent[i], flows.per_node[i]
             )));
         }
-        total += delta;
+        lost_total += lost;
     }
-    if total != 0 {
-        return Err(w.violation(format!("the network's balance moved by {total} msat")));
+    if lost_total != flows.total as i64 * 1_000 {
+        return Err(w.violation(format!(
+            "the nodes lost {lost_total} msat together, but the {} transactions since the workload began paid {} sat in fees and anchors",
+            flows.txs, flows.total
+        )));
     }
     // Every store restores to what its node holds.
     for (i, core) in cores.iter().enumerate() {
         let restored = w
             .restore(i)
             .map_err(|e| w.violation(format!("node {i}'s store does not restore: {e}")))?;
+
         let view = |c: &NodeCore| {
             c.channels()
                 .into_iter()
@@ -201,12 +383,48 @@ pub(crate) fn at_rest(w: &mut World, before: &[i64]) -> Result<(), Violation> {
                 view(&restored)
             )));
         }
-        if restored.payments() != core.payments() {
+        // Whether an open invoice shows as expired depends on the time
+        // the core last saw, not on what is stored.
+        let unexpired = |c: &NodeCore| -> Vec<PaymentSummary> {
+            let mut v = c.payments();
+            for p in &mut v {
+                if p.status == "expired" {
+                    p.status = "open".to_owned();
+                }
+            }
+            v
+        };
+        let (held, back) = (unexpired(core), unexpired(&restored));
+        if held != back {
+            let differ: Vec<String> = held
+                .iter()
+                .filter(|p| !back.contains(p))
+                .map(|p| format!("held {p:?}"))
+                .chain(
+                    back.iter()
+                        .filter(|p| !held.contains(p))
+                        .map(|p| format!("restored {p:?}")),
+                )
+                .collect();
             return Err(w.violation(format!(
-                "node {i}'s store restores other payments than it holds"
+                "node {i}'s store restores other payments than it holds:\n  {}",
+                differ.join("\n  ")
             )));
         }
     }
+    let (mut mutual, mut forced) = (0, 0);
+    for c in &w.chans {
+        let closed =
+            c.id.and_then(|id| summary(cores[c.a], id))
+                .is_some_and(|s| s.state == ChannelState::Closed);
+        match (closed, c.close) {
+            (true, Some((_, true))) => forced += 1,
+            (true, _) => mutual += 1,
+            _ => {}
+        }
+    }
+    w.counts.mutual_closes = mutual;
+    w.counts.force_closes = forced;
     w.counts.paid = paid;
     w.counts.failed = failed;
     w.counts.unmade = unmade;

@@ -4,16 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use beongae_chain::devnet::{Devnet, COINBASE_MATURITY};
-use beongae_chain::{BlockEvent, ChainWatcher};
+use beongae_chain::ChainWatcher;
 use beongae_node::core::channels::record::NS_REMOTE_HTLCS;
 use beongae_node::core::{
     misordered_output, ChannelSettings, Command, CommandId, CoreConfig, Direction, Event, Input,
     NodeCore, Output, PeerId, RecordError, Reply, StoredState,
 };
+use beongae_node::follow::ChainFollower;
 use beongae_store::MemoryMap;
 use beongae_wallet::{KeyManager, Seed};
 use beongae_wire::{ChainHash, ChannelId, Message, Msat, NodeId, PaymentHash};
@@ -22,6 +23,9 @@ use bitcoin::{Amount, ScriptBuf, Transaction};
 
 use crate::rng::Rng;
 use crate::wallet::Wallet;
+
+mod net;
+mod workload;
 
 /// Virtual time starts here (seconds since the Unix epoch).
 const EPOCH: u64 = 1_700_000_000;
@@ -117,6 +121,15 @@ pub struct Counts {
     pub multi_hop: u64,
     /// Transactions the devnet refused (duplicates of ours included).
     pub refused_broadcasts: u64,
+    /// Reorganisations of the chain (1 to 6 blocks deep).
+    pub reorgs: u64,
+    /// Transactions a reorganisation left out of the new branch (back in
+    /// the mempool after it).
+    pub late_transactions: u64,
+    /// Channels closed mutually, and by force, by the end.
+    pub mutual_closes: u64,
+    /// Channels closed by force.
+    pub force_closes: u64,
 }
 
 impl std::ops::AddAssign<&Counts> for Counts {
@@ -136,6 +149,10 @@ impl std::ops::AddAssign<&Counts> for Counts {
         self.unmade += o.unmade;
         self.multi_hop += o.multi_hop;
         self.refused_broadcasts += o.refused_broadcasts;
+        self.reorgs += o.reorgs;
+        self.late_transactions += o.late_transactions;
+        self.mutual_closes += o.mutual_closes;
+        self.force_closes += o.force_closes;
     }
 }
 
@@ -222,6 +239,8 @@ enum Ev {
     Restart(usize),
     /// Payment `usize` begins: its payee makes the invoice.
     Pay(usize),
+    /// Channel `usize` is closed by one end, mutually or by force.
+    Close(usize, usize, bool),
 }
 
 /// A simulated node.
@@ -232,7 +251,7 @@ struct Node {
     id: NodeId,
     config: CoreConfig,
     settings: ChannelSettings,
-    watcher: Option<ChainWatcher>,
+    watcher: Option<ChainFollower>,
     wallet: Wallet,
     /// Incremented at each crash; events for an earlier life are lost.
     life: u32,
@@ -263,6 +282,8 @@ pub(crate) struct Chan {
     funding: Amount,
     push: Msat,
     announce: bool,
+    /// Asked to close: by which end, and whether forced.
+    pub(crate) close: Option<(usize, bool)>,
 }
 
 /// A payment of the workload.
@@ -349,10 +370,13 @@ impl World {
             devnet.mine(4, &wallet.script, (EPOCH + i as u64) as u32);
             let mut config = CoreConfig::new(ChainHash::REGTEST);
             config.seed = rng.next_u64();
-            let settings = ChannelSettings {
+            let mut settings = ChannelSettings {
                 close_script: Some(wallet.script.clone()),
                 ..ChannelSettings::default()
             };
+            // The delay each node asks of its peers on their own outputs
+            // after a force close: 18 to 144 blocks.
+            settings.config.to_self_delay = rng.range(18, 145) as u16;
             nodes.push(Node {
                 core: None,
                 store: MemoryMap::new(),
@@ -397,7 +421,7 @@ impl World {
         w
     }
 
-    fn devnet(&self) -> std::sync::MutexGuard<'_, Devnet> {
+    pub(crate) fn devnet(&self) -> std::sync::MutexGuard<'_, Devnet> {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -449,6 +473,16 @@ impl World {
         self.nodes[n].core.as_ref()
     }
 
+    /// Node `n`'s wallet script (where its coins, closes and sweeps pay).
+    pub(crate) fn wallet_script(&self, n: usize) -> &ScriptBuf {
+        &self.nodes[n].wallet.script
+    }
+
+    /// Whether the run prints what it does.
+    pub(crate) fn verbose(&self) -> bool {
+        self.config.verbose
+    }
+
     pub(crate) fn node_count(&self) -> usize {
         self.nodes.len()
     }
@@ -480,6 +514,7 @@ impl World {
             None => ChainWatcher::starting_at(&self.chain, from)
                 .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?,
         };
+        let watcher = ChainFollower::new(watcher);
         let rebroadcast = core.pending_broadcasts();
         let node = &mut self.nodes[n];
         node.core = Some(core);
@@ -541,7 +576,7 @@ impl World {
             );
             self.after(f, Ev::Fault);
         }
-        let before = crate::check::balances(&self);
+        let before = crate::check::Baseline::now(&self);
         let end = self.now + self.config.workload + Duration::from_secs(60);
         while self.now < end {
             self.step()?;
@@ -554,7 +589,7 @@ impl World {
                 self.at(self.now, Ev::Restart(i));
             }
         }
-        let deadline = self.now + Duration::from_secs(3 * 3600);
+        let deadline = self.now + Duration::from_secs(12 * 3600);
         let mut next_check = self.now;
         loop {
             if self.now >= next_check {
@@ -565,7 +600,7 @@ impl World {
             }
             if self.now > deadline {
                 return Err(self.violation(format!(
-                    "not at rest three hours after the faults stopped: {}",
+                    "not at rest twelve hours after the faults stopped: {}",
                     self.unsettled()
                 )));
             }
@@ -584,103 +619,6 @@ impl World {
                 .take()
                 .map(|e| sha256::Hash::from_engine(e).to_byte_array()),
         })
-    }
-
-    /// A ring of channels (a line for two nodes) and a few chords, each
-    /// opened by its first node after connecting.
-    fn plan_channels(&mut self) {
-        let n = self.nodes.len();
-        let mut links: Vec<(usize, usize)> = if n == 2 {
-            vec![(0, 1)]
-        } else {
-            (0..n).map(|i| (i, (i + 1) % n)).collect()
-        };
-        let chords = self.rng.below(n as u64 / 2 + 1);
-        for _ in 0..chords {
-            let (a, b) = (
-                self.rng.below(n as u64) as usize,
-                self.rng.below(n as u64) as usize,
-            );
-            if a != b
-                && !links
-                    .iter()
-                    .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
-            {
-                links.push((a, b));
-            }
-        }
-        for (a, b) in links {
-            let funding = Amount::from_sat(self.rng.range(200, 2_001) * 1_000);
-            let push = Msat::from_msat(self.rng.below(funding.to_sat() / 2) * 1_000);
-            let announce = self.rng.chance(0.5);
-            self.chans.push(Chan {
-                a,
-                b,
-                id: None,
-                funding,
-                push,
-                announce,
-            });
-            let c = self.chans.len() - 1;
-            let node_id = self.nodes[b].id;
-            let t = self.ms(0, 5_000);
-            self.command(
-                t,
-                a,
-                Command::Connect {
-                    node_id,
-                    addr: addr(b, 9735),
-                },
-                Some(Pending::Connect(c)),
-            );
-        }
-    }
-
-    /// Payments at random times in the workload window: most small, some
-    /// larger than one channel carries (paid in parts, or failing).
-    fn plan_payments(&mut self) {
-        let n = self.nodes.len() as u64;
-        let count = self.rng.range(
-            self.config.payments.0 as u64,
-            self.config.payments.1 as u64 + 1,
-        );
-        for i in 0..count as usize {
-            let payer = self.rng.below(n) as usize;
-            let payee = (payer + 1 + self.rng.below(n - 1) as usize) % n as usize;
-            let sat = if self.rng.chance(0.7) {
-                self.rng.range(1, 200) * 1_000
-            } else {
-                self.rng.range(200, 1_500) * 1_000
-            };
-            let msat = sat * 1_000 + self.rng.below(1_000);
-            self.payments.push(Payment {
-                payer,
-                payee,
-                msat,
-                hash: None,
-                reply: None,
-            });
-            let t = Duration::from_millis(self.rng.below(self.config.workload.as_millis() as u64));
-            if !self.config.skip_payments.contains(&i) {
-                self.after(t, Ev::Pay(i));
-            }
-        }
-    }
-
-    fn command(&mut self, d: Duration, node: usize, command: Command, pending: Option<Pending>) {
-        let id = self.next_command;
-        self.next_command += 1;
-        if let Some(p) = pending {
-            self.commands.insert((node, id), p);
-        }
-        self.input(
-            d,
-            node,
-            Input::Command {
-                id: CommandId(id),
-                command,
-            },
-        );
     }
 
     /// Runs the next event.
@@ -745,8 +683,12 @@ impl World {
                 // faults (two minutes at most) stay shorter than an HTLC's
                 // deadline: a channel that must go to chain to keep its
                 // funds is a check of its own (ADR 0013).
+                // Once faults stop and only blocks are awaited (closes to
+                // resolve, delays to run out), they come quickly.
                 let d = if self.phase == Phase::Setup {
                     self.ms(30_000, 120_000)
+                } else if self.phase == Phase::Settle && self.unsettled_parts().0.is_empty() {
+                    self.ms(5_000, 20_000)
                 } else {
                     self.ms(300_000, 900_000)
                 };
@@ -765,6 +707,26 @@ impl World {
             Ev::Restart(n) => {
                 if self.nodes[n].core.is_none() {
                     self.start(n)?;
+                }
+            }
+            Ev::Close(c, end, force) => {
+                let node = if end == 0 {
+                    self.chans[c].a
+                } else {
+                    self.chans[c].b
+                };
+                if let (Some(channel_id), true) =
+                    (self.chans[c].id, self.nodes[node].core.is_some())
+                {
+                    // A channel forced once stays counted as forced.
+                    let forced = matches!(self.chans[c].close, Some((_, true)));
+                    self.chans[c].close = Some((node, force || forced));
+                    let command = if force {
+                        Command::ForceCloseChannel { channel_id }
+                    } else {
+                        Command::CloseChannel { channel_id }
+                    };
+                    self.command(Duration::ZERO, node, command, None);
                 }
             }
             Ev::Pay(i) => {
@@ -790,25 +752,21 @@ impl World {
         if self.nodes[n].core.is_none() || self.now < self.nodes[n].stalled_until {
             return Ok(());
         }
-        let Some(mut watcher) = self.nodes[n].watcher.take() else {
+        let Some(mut follower) = self.nodes[n].watcher.take() else {
             return Ok(());
         };
-        let events = watcher.poll(&self.chain);
-        self.nodes[n].watcher = Some(watcher);
-        let events =
-            events.map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
+        let inputs = follower.poll(&self.chain);
+        self.nodes[n].watcher = Some(follower);
+        // A reorganisation deeper than the blocks watched fails two polls
+        // before the follower starts again further down.
+        let Ok(inputs) = inputs else {
+            return Ok(());
+        };
         let life = self.nodes[n].life;
-        for e in events {
+        for input in inputs {
             if self.nodes[n].life != life {
                 break;
             }
-            let input = match e {
-                BlockEvent::Connected { height, block } => Input::BlockConnected {
-                    height,
-                    block: Arc::new(block),
-                },
-                BlockEvent::Disconnected { height, .. } => Input::BlockDisconnected { height },
-            };
             self.feed(n, input)?;
         }
         Ok(())
@@ -1077,371 +1035,6 @@ impl World {
         if self.devnet().accept(tx).is_err() {
             self.counts.refused_broadcasts += 1;
         }
-    }
-
-    /// Node `n` sends `msg` on its connection `peer`.
-    fn send(&mut self, n: usize, peer: PeerId, msg: Message) -> Result<(), Violation> {
-        let Some(&(c, end)) = self.by_peer.get(&(n, peer)) else {
-            return Ok(());
-        };
-        if !self.conns[c].live || !self.conns[c].open[end] {
-            return Ok(());
-        }
-        let bytes = msg.encode().map_err(|e| {
-            self.violation(format!("node {n} sent a message it cannot encode: {e:?}"))
-        })?;
-        if let Message::CommitmentSigned(m) = &msg {
-            self.note_signed(n, m.channel_id, &bytes)?;
-        }
-        let to = 1 - end;
-        let latency = self.conns[c].latency;
-        let jitter = Duration::from_micros(self.rng.below(latency.as_micros() as u64 / 2 + 1));
-        let t =
-            (self.now + latency + jitter).max(self.conns[c].last[to] + Duration::from_micros(1));
-        self.conns[c].last[to] = t;
-        self.at(t, Ev::Msg { conn: c, to, bytes });
-        Ok(())
-    }
-
-    /// No node signs two different commitments for one number: every
-    /// `commitment_signed` sent is kept by (node, channel, the number of
-    /// the peer's commitment it signs, which the node reports as the
-    /// channel's `updates`).
-    fn note_signed(&mut self, n: usize, channel: ChannelId, bytes: &[u8]) -> Result<(), Violation> {
-        let Some(number) = self.nodes[n]
-            .core
-            .as_ref()
-            .and_then(|c| c.channels().into_iter().find(|s| s.channel_id == channel))
-            .map(|s| s.updates)
-        else {
-            return Err(self.violation(format!(
-                "node {n} signed a commitment of a channel it does not have"
-            )));
-        };
-        let h = sha256::Hash::hash(bytes);
-        match self.signed.insert((n, channel, number), h) {
-            Some(old) if old != h => Err(self.violation(format!(
-                "node {n} signed two different commitments number {number} of channel {channel}"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Node `n` closes its connection `peer` after what it sent so far.
-    fn close(&mut self, n: usize, peer: PeerId) {
-        let Some(&(c, end)) = self.by_peer.get(&(n, peer)) else {
-            return;
-        };
-        self.conns[c].open[end] = false;
-        self.at(self.now, Ev::Closed { conn: c, end });
-        let t = self.conns[c].last[1 - end] + Duration::from_micros(1);
-        self.at(
-            t,
-            Ev::Closed {
-                conn: c,
-                end: 1 - end,
-            },
-        );
-    }
-
-    /// The connection drops: what is in flight is lost, and each end
-    /// learns of it after a while.
-    fn drop_conn(&mut self, c: usize) {
-        self.log(format!("connection {c} drops"));
-        self.conns[c].live = false;
-        self.conns[c].open = [false, false];
-        for end in 0..2 {
-            let d = self.ms(1, 2_000);
-            self.after(d, Ev::Closed { conn: c, end });
-        }
-    }
-
-    /// A new connection from `a` (dialling) to `b`.
-    fn connect(&mut self, a: usize, b: usize) {
-        let (pa, pb) = (
-            PeerId(self.nodes[a].next_peer),
-            PeerId(self.nodes[b].next_peer),
-        );
-        self.nodes[a].next_peer += 1;
-        self.nodes[b].next_peer += 1;
-        let latency = self.ms(5, 150);
-        let c = self.conns.len();
-        self.conns.push(Conn {
-            ends: [(a, pa), (b, pb)],
-            open: [true, true],
-            told: [false, false],
-            live: true,
-            last: [self.now, self.now],
-            latency,
-        });
-        self.by_peer.insert((a, pa), (c, 0));
-        self.by_peer.insert((b, pb), (c, 1));
-        self.log(format!(
-            "connection {c}: {a} (peer {}) dialled {b} (peer {})",
-            pa.0, pb.0
-        ));
-        let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
-        self.input(
-            Duration::ZERO,
-            a,
-            Input::PeerConnected {
-                peer: pa,
-                node_id: idb,
-                direction: Direction::Outbound,
-                remote_addr: Some(addr(b, 9735)),
-            },
-        );
-        self.input(
-            Duration::ZERO,
-            b,
-            Input::PeerConnected {
-                peer: pb,
-                node_id: ida,
-                direction: Direction::Inbound,
-                remote_addr: Some(addr(a, 40_000 + (c % 20_000) as u16)),
-            },
-        );
-    }
-
-    /// Node `n` dies: its outputs not yet performed never are, messages to
-    /// it are lost, its peers see the connections drop; it starts again
-    /// from its store a little later.
-    fn crash(&mut self, n: usize) {
-        self.log(format!("node {n} crashes"));
-        self.nodes[n].core = None;
-        self.nodes[n].watcher = None;
-        self.nodes[n].life += 1;
-        for c in 0..self.conns.len() {
-            for end in 0..2 {
-                if self.conns[c].ends[end].0 == n && !self.conns[c].told[end] {
-                    self.conns[c].told[end] = true;
-                    self.by_peer.remove(&self.conns[c].ends[end]);
-                    self.conns[c].live = false;
-                    self.conns[c].open = [false, false];
-                    let d = self.ms(1, 2_000);
-                    self.after(
-                        d,
-                        Ev::Closed {
-                            conn: c,
-                            end: 1 - end,
-                        },
-                    );
-                }
-            }
-        }
-        let devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        self.nodes[n].wallet.crashed(&devnet);
-        drop(devnet);
-        let d = if self.phase == Phase::Workload {
-            self.ms(1_000, 30_000)
-        } else {
-            Duration::ZERO
-        };
-        self.after(d, Ev::Restart(n));
-    }
-
-    /// A network or process fault between steps.
-    fn fault(&mut self) {
-        let n = self.nodes.len() as u64;
-        let kind = self.rng.below(100);
-        let node = self.rng.below(n) as usize;
-        let live: Vec<usize> = (0..self.conns.len())
-            .filter(|&c| self.conns[c].live && self.conns[c].open == [true, true])
-            .collect();
-        let pick = if live.is_empty() {
-            None
-        } else {
-            Some(live[self.rng.below(live.len() as u64) as usize])
-        };
-        let d = Duration::from_secs(self.rng.range(1, 120));
-        if !self.next_fault() {
-            return;
-        }
-        match kind {
-            0..40 => {
-                if let Some(c) = pick {
-                    self.counts.drops += 1;
-                    self.drop_conn(c);
-                }
-            }
-            40..60 => {
-                self.counts.partitions += 1;
-                self.log(format!("node {node} is cut off for {d:?}"));
-                self.nodes[node].cut_until = self.now + d;
-                for c in 0..self.conns.len() {
-                    if self.conns[c].live && self.conns[c].ends.iter().any(|e| e.0 == node) {
-                        self.drop_conn(c);
-                    }
-                }
-            }
-            60..85 => {
-                if self.nodes[node].core.is_some() {
-                    self.counts.stalls += 1;
-                    self.log(format!("node {node} stalls for {d:?}"));
-                    // Never shortened: what waits for the end of a stall
-                    // must not run after what comes later.
-                    let until = self.nodes[node].stalled_until.max(self.now + d);
-                    self.nodes[node].stalled_until = until;
-                }
-            }
-            _ => {
-                if self.nodes[node].core.is_some() {
-                    self.counts.kills += 1;
-                    self.crash(node);
-                }
-            }
-        }
-    }
-
-    fn on_reply(&mut self, n: usize, id: CommandId, reply: Reply) -> Result<(), Violation> {
-        let Some(pending) = self.commands.remove(&(n, id.0)) else {
-            return Ok(());
-        };
-        match (pending, reply) {
-            (Pending::Connect(c), Reply::Connected(_)) => {
-                let ch = &self.chans[c];
-                let command = Command::OpenChannel {
-                    node_id: self.nodes[ch.b].id,
-                    funding: ch.funding,
-                    push: ch.push,
-                    announce: ch.announce,
-                };
-                self.command(Duration::from_millis(1), n, command, Some(Pending::Open(c)));
-            }
-            (Pending::Connect(c), other) => {
-                return Err(self.violation(format!("channel {c}'s connect failed: {other:?}")));
-            }
-            (Pending::Open(c), Reply::ChannelOpened { channel_id, .. }) => {
-                self.chans[c].id = Some(channel_id);
-            }
-            (Pending::Open(c), other) => {
-                return Err(self.violation(format!("channel {c} did not open: {other:?}")));
-            }
-            (
-                Pending::Invoice(i),
-                Reply::Invoice {
-                    invoice,
-                    payment_hash,
-                },
-            ) => {
-                self.payments[i].hash = Some(payment_hash);
-                let payer = self.payments[i].payer;
-                let session_key = loop {
-                    if let Ok(k) = bitcoin::secp256k1::SecretKey::from_slice(&self.rng.bytes32()) {
-                        break k;
-                    }
-                };
-                let command = Command::Pay {
-                    invoice,
-                    amount: None,
-                    now_secs: self.now.as_secs(),
-                    session_key,
-                };
-                let d = self.ms(1, 2_000);
-                self.command(d, payer, command, Some(Pending::Pay(i)));
-            }
-            (Pending::Invoice(i), other) => {
-                return Err(self.violation(format!("payment {i}'s invoice was refused: {other:?}")));
-            }
-            (Pending::Pay(i), reply) => self.payments[i].reply = Some(reply),
-        }
-        Ok(())
-    }
-
-    fn on_event(&mut self, n: usize, e: Event) -> Result<(), Violation> {
-        match e {
-            Event::CommitmentRefused {
-                channel_id, reason, ..
-            } => Err(self.violation(format!(
-                "node {n} refused its peer's commitment of channel {channel_id}: {reason}"
-            ))),
-            Event::ErrorReceived { node_id, text } => Err(self.violation(format!(
-                "node {n} received an error from {}: {text}",
-                self.index_of(node_id)
-            ))),
-            Event::ChannelClosed { channel_id, txid } => Err(self.violation(format!(
-                "node {n}'s channel {channel_id} closed unasked ({txid:?})"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    fn index_of(&self, id: NodeId) -> String {
-        self.nodes
-            .iter()
-            .position(|x| x.id == id)
-            .map_or_else(|| id.to_string(), |i| format!("node {i}"))
-    }
-
-    /// Whether every channel of the plan is open and normal at both ends.
-    fn channels_normal(&self) -> bool {
-        self.chans.iter().all(|c| {
-            c.id.is_some_and(|id| {
-                [c.a, c.b].iter().all(|&n| {
-                    self.nodes[n].core.as_ref().is_some_and(|core| {
-                        core.channels().iter().any(|s| {
-                            s.channel_id == id
-                                && s.state == beongae_node::core::ChannelState::Normal
-                                && s.active
-                        })
-                    })
-                })
-            })
-        })
-    }
-
-    /// At rest: every node up, every channel reestablished at both ends
-    /// with no HTLC left, every payment ended at its payer.
-    fn quiet(&self) -> bool {
-        self.unsettled().is_empty()
-    }
-
-    /// What keeps the network from rest, for the report.
-    pub(crate) fn unsettled(&self) -> String {
-        let mut why = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.core.is_none() {
-                why.push(format!("node {i} down"));
-            }
-        }
-        for c in &self.chans {
-            let Some(id) = c.id else {
-                why.push(format!("channel {}-{} not opened", c.a, c.b));
-                continue;
-            };
-            for n in [c.a, c.b] {
-                let Some(core) = &self.nodes[n].core else {
-                    continue;
-                };
-                match core.channels().into_iter().find(|s| s.channel_id == id) {
-                    None => why.push(format!("node {n} lost channel {id}")),
-                    Some(s)
-                        if s.state != beongae_node::core::ChannelState::Normal
-                            || !s.active
-                            || s.pending_htlcs > 0 =>
-                    {
-                        why.push(format!(
-                            "node {n}'s channel {}-{}: {:?}, active {}, {} HTLCs",
-                            c.a, c.b, s.state, s.active, s.pending_htlcs
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        for (i, p) in self.payments.iter().enumerate() {
-            let (Some(hash), Some(core)) = (p.hash, &self.nodes[p.payer].core) else {
-                continue;
-            };
-            if core
-                .payments()
-                .iter()
-                .any(|s| s.payment_hash == hash && !s.incoming && s.status == "pending")
-            {
-                why.push(format!("payment {i} pending at node {}", p.payer));
-            }
-        }
-        why.join("; ")
     }
 }
 

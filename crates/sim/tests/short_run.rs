@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use beongae_sim::{run, Broken, Config, Counts};
 
-/// How many seeds the short run takes (`BEONGAE_SIM_SEEDS`, 300 by
+/// How many seeds the short run takes (`BEONGAE_SIM_SEEDS`, 200 by
 /// default), and where it starts: the suite's second pass in CI (the one
 /// with `BEONGAE_TEST_STORE=postgres`, which the simulator does not use)
 /// takes other seeds rather than the same again.
@@ -16,7 +16,7 @@ fn seeds() -> std::ops::Range<u64> {
     let count = std::env::var("BEONGAE_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(200);
     let from = match std::env::var("BEONGAE_TEST_STORE").as_deref() {
         Ok("postgres") => 1_000_000,
         _ => 0,

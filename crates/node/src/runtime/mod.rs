@@ -24,7 +24,7 @@ use crate::core::{
     FailureKind, Input, NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
 };
 use crate::onchain::Onchain;
-use beongae_chain::{BlockEvent, ChainWatcher};
+use beongae_chain::ChainWatcher;
 use beongae_store::{Batch, Store};
 use beongae_wallet::KeyManager;
 use beongae_wire::{ChannelId, Msat, PaymentHash, Preimage};
@@ -1337,9 +1337,9 @@ async fn restore(
 }
 
 /// Follows the chain: new and disconnected blocks and the fee estimate go
-/// to the core.
+/// to the core ([`crate::follow::ChainFollower`]).
 async fn chain_poll_loop(
-    mut watcher: ChainWatcher,
+    watcher: ChainWatcher,
     onchain: Arc<Onchain>,
     core: mpsc::Sender<CoreMsg>,
     every: Duration,
@@ -1347,23 +1347,21 @@ async fn chain_poll_loop(
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polls: u64 = 0;
-    let mut failures = 0u32;
+    let mut follower = crate::follow::ChainFollower::new(watcher);
     loop {
         interval.tick().await;
         let o = onchain.clone();
         // The fee estimate now and then (every 50 polls).
         let estimate = polls.is_multiple_of(50);
         polls += 1;
-        // Poll a copy: a poll that fails half-way must not leave the
-        // watcher past blocks the core never received.
-        let mut copy = watcher.clone();
+        let mut copy = follower.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let events = copy.poll(o.chain().as_ref());
+            let inputs = copy.poll(o.chain().as_ref());
             let fee = estimate.then(|| o.chain().fee_estimate(6).ok()).flatten();
-            (copy, events, fee)
+            (copy, inputs, fee)
         })
         .await;
-        let (polled, events, fee) = match result {
+        let (polled, inputs, fee) = match result {
             Ok(x) => x,
             Err(e) => {
                 // The blocking task panicked: say so and keep following.
@@ -1371,6 +1369,7 @@ async fn chain_poll_loop(
                 continue;
             }
         };
+        follower = polled;
         if let Some(f) = fee {
             if core
                 .send(CoreMsg::Input(Input::FeerateEstimate(f)))
@@ -1380,68 +1379,28 @@ async fn chain_poll_loop(
                 return;
             }
         }
-        let events: Vec<BlockEvent> = match events {
-            Ok(e) => {
-                watcher = polled;
-                failures = 0;
-                e
-            }
+        let inputs = match inputs {
+            Ok(i) => i,
             Err(e) => {
-                failures += 1;
                 warn!(error = %e, "chain poll failed");
-                let deep = e.to_string().contains("reorganised below");
-                if !deep || failures < 3 {
-                    continue;
-                }
-                // A reorganisation deeper than what we watched: undo our
-                // blocks down to 100 below our tip, then follow the chain
-                // from there (the core takes blocks it saw again in its
-                // stride).
-                let (tip, _) = watcher.tip();
-                let from = tip.saturating_sub(100);
-                let o = onchain.clone();
-                let again = tokio::task::spawn_blocking(move || {
-                    ChainWatcher::starting_at(o.chain().as_ref(), from)
-                })
-                .await;
-                let Ok(Ok(w)) = again else {
-                    continue;
-                };
-                warn!(
-                    from,
-                    "following the chain again after a deep reorganisation"
-                );
-                watcher = w;
-                failures = 0;
-                (from + 1..=tip)
-                    .rev()
-                    .map(|height| BlockEvent::Disconnected {
-                        height,
-                        hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
-                    })
-                    .collect()
+                continue;
             }
         };
-        // The tip these blocks lead to, before them: until the core has
-        // them all it knows it is behind (payments wait).
-        let tip = (!events.is_empty()).then(|| watcher.tip().0);
-        if let Some(height) = tip {
-            if core
-                .send(CoreMsg::Input(Input::ChainTip { height }))
-                .await
-                .is_err()
-            {
-                return;
-            }
+        // Blocks disconnected above the tip reported: the follower started
+        // again below a reorganisation deeper than what it watched.
+        let deep = match inputs.first() {
+            Some(Input::ChainTip { height }) => inputs
+                .iter()
+                .any(|i| matches!(i, Input::BlockDisconnected { height: h } if h > height)),
+            _ => false,
+        };
+        if deep {
+            warn!(
+                from = follower.tip(),
+                "following the chain again after a deep reorganisation"
+            );
         }
-        for e in events {
-            let input = match e {
-                BlockEvent::Connected { height, block } => Input::BlockConnected {
-                    height,
-                    block: Arc::new(block),
-                },
-                BlockEvent::Disconnected { height, .. } => Input::BlockDisconnected { height },
-            };
+        for input in inputs {
             if core.send(CoreMsg::Input(input)).await.is_err() {
                 return;
             }

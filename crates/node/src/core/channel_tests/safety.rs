@@ -679,3 +679,64 @@ fn a_loaded_channel_fails_without_its_commitment_until_shown_current() {
         .expect("B's commitment");
     assert_eq!(values(btx), vec![330, 330, 105_000, 895_000 - 2_810 - 660]);
 }
+
+/// Found by the simulator (issue 16): A asked for a simple close and
+/// restarted after sending `shutdown` and before its `closing_complete`;
+/// its request was in memory only. On reconnection both sides sent
+/// `shutdown` again and then each waited for the other's
+/// `closing_complete`, for ever. Now a side that waits for the peer's
+/// `closing_complete` sends its own after a minute (BOLT 2
+/// `option_simple_close`: both nodes SHOULD send one), paying its own fee.
+#[test]
+fn a_simple_close_whose_asker_restarted_completes_after_a_minute() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    p.pay(Side::A, 30_000_000);
+    // A's shutdown is stored, and lost on the wire; A restarts.
+    p.linked = false;
+    p.start_close(Side::A, id);
+    p.linked = true;
+    p.restart(Side::A);
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::ShuttingDown);
+    }
+    let (sent, since) = (p.sent.len(), p.broadcasts.len());
+    p.now += Duration::from_secs(59);
+    p.run(vec![(Side::A, Input::Tick), (Side::B, Input::Tick)]);
+    assert!(
+        !p.sent[sent..]
+            .iter()
+            .any(|(_, m)| matches!(m, Message::ClosingComplete(_))),
+        "{:?}",
+        &p.sent[sent..]
+    );
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::ShuttingDown);
+    }
+    // A minute: each sends its closing_complete, and signs the other's.
+    p.now += Duration::from_secs(1);
+    p.run(vec![(Side::A, Input::Tick), (Side::B, Input::Tick)]);
+    let completes: Vec<Side> = p.sent[sent..]
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::ClosingComplete(_)))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(completes, vec![Side::A, Side::B]);
+    for side in [Side::A, Side::B] {
+        assert_eq!(p.channel(side).state, ChannelState::Closing);
+    }
+    // Two closing transactions, each paying its closer's fee (700 weight
+    // units at 2,500 sat/kW) from the closer's balance alone.
+    let fee = 2_500 * 700 / 1000;
+    let mut closes: Vec<Vec<u64>> = p.broadcasts[since..]
+        .iter()
+        .filter(|(_, t)| spends(t, &funding))
+        .map(|(_, t)| values(t))
+        .collect();
+    closes.sort();
+    closes.dedup();
+    assert_eq!(
+        closes,
+        vec![vec![130_000 - fee, 870_000], vec![130_000, 870_000 - fee]]
+    );
+}

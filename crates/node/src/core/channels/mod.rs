@@ -301,6 +301,12 @@ pub(super) struct Entry {
     /// The least fee a replacement of our pending mutual close must pay
     /// (BIP 125), while the user's request for one is being served.
     pub(super) min_close_fee: Option<Amount>,
+    /// Since when (on this connection) a simple close waits for the peer's
+    /// `closing_complete` with none of ours sent: after
+    /// [`normal::CLOSEE_PATIENCE`] we send ours (BOLT 2: both nodes SHOULD
+    /// send one). The peer that asked to close may have lost its request
+    /// in a restart, and a channel must not stay shutting down for ever.
+    pub(super) closee_since: Option<std::time::Duration>,
 }
 
 impl Entry {
@@ -317,6 +323,7 @@ impl Entry {
             close_as_closer: false,
             verified: live,
             min_close_fee: None,
+            closee_since: None,
         }
     }
 }

@@ -23,6 +23,13 @@ const MAX_CLOSING_TXS: usize = 8;
 pub(in crate::core) const NEGOTIATION_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(600);
 
+/// How long the closee of a simple close waits for the peer's
+/// `closing_complete` before it sends its own (BOLT 2
+/// `option_simple_close`: both nodes SHOULD send one; the one that asked
+/// pays for its own, and a peer that lost its request in a restart would
+/// otherwise leave the channel shutting down for ever).
+pub(in crate::core) const CLOSEE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The lowest feerate relayed by default (1 sat/vbyte, rounded up).
 const MIN_RELAY_FEERATE: FeeratePerKw = FeeratePerKw(253);
 
@@ -89,6 +96,7 @@ impl Channels {
             entry.sent_complete = false;
             // Only connected time counts towards the negotiation's limit.
             entry.negotiating_since = None;
+            entry.closee_since = None;
             let dropped = match &mut entry.phase {
                 Phase::Normal {
                     chan,
@@ -592,6 +600,7 @@ impl Channels {
         let agreed = !closing_txs.is_empty();
         let sent_complete = &mut entry.sent_complete;
         let close_as_closer = &mut entry.close_as_closer;
+        let closee_since = &mut entry.closee_since;
         let min_close_fee = entry.min_close_fee;
         let mut refused: Option<(CommandId, String)> = None;
         let mut out: Vec<Message> = Vec::new();
@@ -626,6 +635,9 @@ impl Channels {
             // After a close agreed, a command is the user's request to
             // replace it at a higher fee (`close`).
             let closer = command.is_some() || *close_as_closer;
+            if !closer && !*sent_complete && closee_since.is_none() {
+                *closee_since = Some(self.now);
+            }
             if let (Some(s), true) = (simple.as_mut(), closer) {
                 if !s.awaiting_sig() && !*sent_complete {
                     // We pay our own fee: at our feerate, or all we have if
@@ -764,6 +776,24 @@ impl Channels {
     /// `closing_signed` response after a reasonable amount of time: MUST
     /// fail the channel").
     pub(in crate::core) fn expire_negotiations(&mut self, now: std::time::Duration) {
+        // A simple close the peer has not completed in time: we close too,
+        // paying our own fee.
+        let waited: Vec<ChannelId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.closee_since
+                    .is_some_and(|t| now.saturating_sub(t) >= CLOSEE_PATIENCE)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waited {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.closee_since = None;
+                e.close_as_closer = true;
+            }
+            self.maybe_start_closing(id);
+        }
         let stale: Vec<ChannelId> = self
             .entries
             .iter()
@@ -900,6 +930,7 @@ impl Channels {
             return;
         };
         entry.negotiating_since = None;
+        entry.closee_since = None;
         entry.close_as_closer = false;
         entry.min_close_fee = None;
         let Phase::Normal {
