@@ -740,3 +740,37 @@ fn a_simple_close_whose_asker_restarted_completes_after_a_minute() {
         vec![vec![130_000 - fee, 870_000], vec![130_000, 870_000 - fee]]
     );
 }
+
+/// The closee's patience (above) is for a close nobody completes: once
+/// the peer's `closing_complete` is signed and its transaction broadcast,
+/// the closee sends none of its own, however long the close waits to
+/// confirm (it would pay a fee it never asked to pay).
+#[test]
+fn an_agreed_simple_close_is_not_followed_by_the_closees_own() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    p.pay(Side::A, 30_000_000);
+    let (sent, since) = (p.sent.len(), p.broadcasts.len());
+    let Reply::ChannelClosed { .. } = p.command(Side::A, Command::CloseChannel { channel_id: id })
+    else {
+        panic!("no close")
+    };
+    for _ in 0..5 {
+        p.now += Duration::from_secs(60);
+        p.run(vec![(Side::A, Input::Tick), (Side::B, Input::Tick)]);
+    }
+    let completes: Vec<Side> = p.sent[sent..]
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::ClosingComplete(_)))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(completes, vec![Side::A]);
+    let mut closes: Vec<Vec<u64>> = p.broadcasts[since..]
+        .iter()
+        .filter(|(_, t)| spends(t, &funding))
+        .map(|(_, t)| values(t))
+        .collect();
+    closes.dedup();
+    let fee = 2_500 * 700 / 1000;
+    assert_eq!(closes, vec![vec![130_000, 870_000 - fee]]);
+}

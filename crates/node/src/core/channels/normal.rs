@@ -635,7 +635,9 @@ impl Channels {
             // After a close agreed, a command is the user's request to
             // replace it at a higher fee (`close`).
             let closer = command.is_some() || *close_as_closer;
-            if !closer && !*sent_complete && closee_since.is_none() {
+            // Only while no close is agreed: once one is, the closee has
+            // nothing to add (and would pay a fee it never asked to pay).
+            if !closer && !*sent_complete && !agreed && closee_since.is_none() {
                 *closee_since = Some(self.now);
             }
             if let (Some(s), true) = (simple.as_mut(), closer) {
@@ -788,11 +790,15 @@ impl Channels {
             .map(|(id, _)| *id)
             .collect();
         for id in waited {
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.closee_since = None;
+            let Some(e) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            e.closee_since = None;
+            // Still nothing agreed (a close agreed since stops the wait).
+            if matches!(&e.phase, Phase::Normal { closing_txs, .. } if closing_txs.is_empty()) {
                 e.close_as_closer = true;
+                self.maybe_start_closing(id);
             }
-            self.maybe_start_closing(id);
         }
         let stale: Vec<ChannelId> = self
             .entries
