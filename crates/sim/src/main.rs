@@ -103,7 +103,14 @@ fn main() {
                 let done = t.1 + t.2.len() as u64;
                 if done.is_multiple_of(100) {
                     let secs = start.elapsed().as_secs_f64();
-                    eprintln!("{done} seeds, {:.1} seeds/s", done as f64 / secs);
+                    eprintln!(
+                        "{done} seeds, {:.2} seeds/s, {} violations",
+                        done as f64 / secs,
+                        t.2.len()
+                    );
+                }
+                if done.is_multiple_of(1000) {
+                    eprintln!("totals after {done} seeds: {:?}", t.0);
                 }
             });
         }
