@@ -13,7 +13,9 @@
 //!   sum over the network is conserved, to the msat;
 //! - every node's store restores to the channels and payments it holds.
 
-use beongae_node::core::{ChannelState, ChannelSummary, NodeCore, PaymentSummary, Reply};
+use beongae_node::core::{
+    ChannelState, ChannelSummary, FailureKind, NodeCore, PaymentSummary, Reply,
+};
 use beongae_wire::Msat;
 
 use crate::world::{Violation, World};
@@ -279,7 +281,9 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                 if s.route.len() > 1 {
                     multi += 1;
                 }
-                if let Some(Reply::Failed(f)) = &p.reply {
+                // "Pending on chain" is not "failed".
+                let told_failed = matches!(&p.reply, Some(Reply::Failed(f)) if f.kind != FailureKind::PaymentPending);
+                if let (true, Some(Reply::Failed(f))) = (told_failed, &p.reply) {
                     return Err(w.violation(format!(
                         "payment {i} succeeded, but node {} was told it failed: {}",
                         p.payer, f.message

@@ -478,6 +478,25 @@ impl World {
         &self.nodes[n].wallet.script
     }
 
+    /// For a replay: where each pending transaction's inputs stand.
+    fn explain_pending(&self) {
+        let devnet = self.devnet();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(core) = &node.core else { continue };
+            for tx in core.pending_broadcasts() {
+                for input in &tx.input {
+                    let o = input.previous_output;
+                    eprintln!(
+                        "node {i} pending {} spends {o}: its transaction has {:?} confirmations, spent by {:?}",
+                        tx.compute_txid(),
+                        devnet.confirmations(&o.txid),
+                        devnet.spender(&o)
+                    );
+                }
+            }
+        }
+    }
+
     /// Whether the run prints what it does.
     pub(crate) fn verbose(&self) -> bool {
         self.config.verbose
@@ -599,6 +618,9 @@ impl World {
                 next_check = self.now + Duration::from_secs(10);
             }
             if self.now > deadline {
+                if self.config.verbose {
+                    self.explain_pending();
+                }
                 return Err(self.violation(format!(
                     "not at rest twelve hours after the faults stopped: {}",
                     self.unsettled()
@@ -1032,8 +1054,11 @@ impl World {
     }
 
     fn broadcast(&mut self, tx: Transaction) {
-        if self.devnet().accept(tx).is_err() {
+        let txid = tx.compute_txid();
+        let result = self.devnet().accept(tx);
+        if let Err(e) = result {
             self.counts.refused_broadcasts += 1;
+            self.log(format!("the devnet refused {txid}: {e}"));
         }
     }
 }

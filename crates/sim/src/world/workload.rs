@@ -329,7 +329,7 @@ impl World {
             };
             if payments[p.payer]
                 .iter()
-                .any(|s| s.payment_hash == hash && !s.incoming && s.status == "pending")
+                .any(|s| s.payment_hash == hash && !s.incoming && s.status.starts_with("pending"))
             {
                 chain.push(format!("payment {i} pending at node {}", p.payer));
             }
