@@ -935,14 +935,11 @@ impl World {
                 );
             }
             Output::LoadRemoteHtlcs { channel_id, number } => {
-                let stored = self.nodes[n]
-                    .store
-                    .range((NS_REMOTE_HTLCS.to_owned(), channel_id.0.to_vec())..)
-                    .take_while(|((ns, k), _)| {
-                        ns == NS_REMOTE_HTLCS && k.starts_with(&channel_id.0)
-                    })
-                    .map(|((_, k), v)| (k.clone(), v.clone()))
-                    .collect();
+                let stored = beongae_store::list_memory(
+                    &self.nodes[n].store,
+                    NS_REMOTE_HTLCS,
+                    &channel_id.0,
+                );
                 let d = self.ms(1, 20);
                 self.input(
                     d,

@@ -168,6 +168,15 @@ impl Batch {
 /// ([`Batch::apply_to`]).
 pub type MemoryMap = std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
+/// What [`crate::Store::list`] answers, from a store held in memory: the
+/// entries of `namespace` whose key starts with `prefix`, in key order.
+pub fn list_memory(map: &MemoryMap, namespace: &str, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    map.range((namespace.to_owned(), prefix.to_vec())..)
+        .take_while(|((ns, k), _)| ns == namespace && k.starts_with(prefix))
+        .map(|((_, k), v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use batch::{Batch, MemoryMap, Op};
+pub use batch::{list_memory, Batch, MemoryMap, Op};
 pub use postgres::{lease_holder_name, LeaseAttempt, PostgresStore, LEASE_TTL, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 

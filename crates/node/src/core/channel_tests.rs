@@ -534,14 +534,11 @@ impl Pair {
                     Output::Forget { txid } => self.forgotten.push((side, txid)),
                     Output::Event(e) => self.events.push((side, e)),
                     Output::LoadRemoteHtlcs { channel_id, number } if !self.drop_loads => {
-                        let stored = self.stores[side as usize]
-                            .iter()
-                            .filter(|((ns, k), _)| {
-                                ns == channels::record::NS_REMOTE_HTLCS
-                                    && k.starts_with(&channel_id.0)
-                            })
-                            .map(|((_, k), v)| (k.clone(), v.clone()))
-                            .collect();
+                        let stored = beongae_store::list_memory(
+                            &self.stores[side as usize],
+                            channels::record::NS_REMOTE_HTLCS,
+                            &channel_id.0,
+                        );
                         queue.push_back((
                             side,
                             Input::RemoteHtlcs {

@@ -139,13 +139,8 @@ impl StoredState {
 
     /// [`StoredState::read`] from a store held in memory.
     pub fn from_map(map: &beongae_store::MemoryMap) -> StoredState {
-        let read: Result<StoredState, std::convert::Infallible> = StoredState::read(|ns| {
-            Ok(map
-                .iter()
-                .filter(|((n, _), _)| n == ns)
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect())
-        });
+        let read: Result<StoredState, std::convert::Infallible> =
+            StoredState::read(|ns| Ok(beongae_store::list_memory(map, ns, b"")));
         match read {
             Ok(s) => s,
             Err(never) => match never {},
