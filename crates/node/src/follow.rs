@@ -20,11 +20,13 @@ const DEEP_REORG_POLLS: u32 = 3;
 /// in its stride).
 const DEEP_REORG_UNDO: u32 = 100;
 
-/// A chain watcher and the count of polls that failed in a row.
+/// A chain watcher, the count of polls that failed in a row, and blocks
+/// to disconnect before what the next poll finds.
 #[derive(Debug, Clone)]
 pub struct ChainFollower {
     watcher: ChainWatcher,
     failures: u32,
+    undo: Vec<BlockEvent>,
 }
 
 impl ChainFollower {
@@ -33,7 +35,38 @@ impl ChainFollower {
         ChainFollower {
             watcher,
             failures: 0,
+            undo: Vec::new(),
         }
+    }
+
+    /// Follows for a core that stands at `height` (`None`: it never
+    /// followed a chain; it starts at the tip), having processed the
+    /// `recent` blocks ([`crate::core::NodeCore::recent_blocks`]):
+    /// - from those blocks, so that a reorganisation while it was down
+    ///   is undone first;
+    /// - without them (it stopped right after it started following, or
+    ///   in the middle of the disconnections of a deep reorganisation),
+    ///   the block at `height` is not known to be the chain's: it may
+    ///   have been replaced, and the replacement's transactions would
+    ///   never be seen. The follower starts [`DEEP_REORG_UNDO`] blocks
+    ///   below, as after a deep reorganisation, and its first poll
+    ///   disconnects the blocks down to there.
+    pub fn start(
+        source: &dyn ChainSource,
+        recent: &[(u32, bitcoin::BlockHash)],
+        height: Option<u32>,
+    ) -> Result<ChainFollower, ChainError> {
+        if let Some(watcher) = ChainWatcher::resume(recent) {
+            return Ok(ChainFollower::new(watcher));
+        }
+        let Some(height) = height else {
+            let (tip, _) = source.tip()?;
+            return Ok(ChainFollower::new(ChainWatcher::starting_at(source, tip)?));
+        };
+        let from = height.saturating_sub(DEEP_REORG_UNDO);
+        let mut follower = ChainFollower::new(ChainWatcher::starting_at(source, from)?);
+        follower.undo = disconnections(from, height);
+        Ok(follower)
     }
 
     /// The last block reported.
@@ -55,7 +88,10 @@ impl ChainFollower {
             Ok(events) => {
                 self.watcher = copy;
                 self.failures = 0;
-                events
+                std::mem::take(&mut self.undo)
+                    .into_iter()
+                    .chain(events)
+                    .collect()
             }
             Err(e) => {
                 self.failures += 1;
@@ -67,13 +103,9 @@ impl ChainFollower {
                 let from = tip.saturating_sub(DEEP_REORG_UNDO);
                 self.watcher = ChainWatcher::starting_at(source, from)?;
                 self.failures = 0;
-                (from + 1..=tip)
-                    .rev()
-                    .map(|height| BlockEvent::Disconnected {
-                        height,
-                        hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
-                    })
-                    .collect()
+                let mut events = std::mem::take(&mut self.undo);
+                events.extend(disconnections(from, tip));
+                events
             }
         };
         let mut inputs = Vec::with_capacity(events.len() + 1);
@@ -89,6 +121,18 @@ impl ChainFollower {
         }));
         Ok(inputs)
     }
+}
+
+/// Blocks `to` down to `from + 1` disconnected (their hashes are not
+/// known, nor needed by the core).
+fn disconnections(from: u32, to: u32) -> Vec<BlockEvent> {
+    (from + 1..=to)
+        .rev()
+        .map(|height| BlockEvent::Disconnected {
+            height,
+            hash: <bitcoin::BlockHash as bitcoin::hashes::Hash>::all_zeros(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,6 +152,32 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    /// Found by the simulator (seeds 2381, 2580, 5408): a node stopped in
+    /// the middle of a deep reorganisation's disconnections had no block
+    /// hashes left, resumed at its height with the chain's hash there,
+    /// and never saw the transactions of the block that had replaced its
+    /// own (there, the peer's commitment: its balance was never swept).
+    #[test]
+    fn a_core_without_the_hashes_of_its_blocks_resumes_a_hundred_below() {
+        let chain = Mutex::new(Devnet::new());
+        let a = ScriptBuf::new_op_return([1u8; 1]);
+        let b = ScriptBuf::new_op_return([2u8; 1]);
+        chain.lock().unwrap().mine(150, &a, 1_700_000_000);
+        // The core stands at 148, its block 148 replaced since.
+        chain.lock().unwrap().disconnect(3);
+        chain.lock().unwrap().mine(4, &b, 1_700_000_000);
+        let mut f = ChainFollower::start(&chain, &[], Some(148)).unwrap();
+        assert_eq!(f.tip(), 48);
+        let mut expected = vec![('^', 151)];
+        expected.extend((49..=148).rev().map(|h| ('-', h)));
+        expected.extend((49..=151).map(|h| ('+', h)));
+        assert_eq!(heights(&f.poll(&chain).unwrap())[..], expected[..]);
+        assert!(f.poll(&chain).unwrap().is_empty());
+        // A core that never followed the chain starts at its tip.
+        let f = ChainFollower::start(&chain, &[], None).unwrap();
+        assert_eq!(f.tip(), 151);
     }
 
     #[test]

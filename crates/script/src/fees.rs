@@ -9,6 +9,10 @@ use crate::ChannelType;
 pub struct FeeratePerKw(pub u32);
 
 impl FeeratePerKw {
+    /// BOLT 3's floor, 253 sat/kW (1 sat/vB rounded up): the lowest
+    /// feerate a transaction may pay and still relay.
+    pub const FLOOR: FeeratePerKw = FeeratePerKw(253);
+
     /// `feerate_per_kw * weight / 1000`, rounded down (BOLT 3 "Fee Calculation").
     pub fn fee_for_weight(self, weight: u64) -> Amount {
         Amount::from_sat(u64::from(self.0) * weight / 1000)

@@ -65,6 +65,18 @@ fn main() {
         }
     };
     if let Some(seed) = args.seed {
+        if args.config.verbose {
+            // The nodes' own logs, between the inputs and outputs they
+            // belong to (RUST_LOG filters; info by default).
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .without_time()
+                .with_ansi(false)
+                .init();
+        }
         match run(seed, &args.config) {
             Ok(r) => println!(
                 "seed {seed}: ok, {} nodes, {} channels, {:?}",

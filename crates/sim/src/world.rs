@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use beongae_chain::devnet::{Devnet, COINBASE_MATURITY};
-use beongae_chain::ChainWatcher;
 use beongae_node::core::channels::record::NS_REMOTE_HTLCS;
 use beongae_node::core::{
     misordered_output, ChannelSettings, Command, CommandId, CoreConfig, Direction, Event, Input,
@@ -523,17 +522,16 @@ impl World {
 
     /// Starts node `n` from its store (at the start, and after a crash).
     fn start(&mut self, n: usize) -> Result<(), Violation> {
-        let tip = self.devnet().height();
         let core = self
             .restore(n)
             .map_err(|e| self.violation(format!("node {n}'s store does not restore: {e}")))?;
-        let from = core.height().unwrap_or(tip);
-        let watcher = match ChainWatcher::resume(&core.recent_blocks()) {
-            Some(w) => w,
-            None => ChainWatcher::starting_at(&self.chain, from)
-                .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?,
-        };
-        let watcher = ChainFollower::new(watcher);
+        let watcher =
+            ChainFollower::start(&self.chain, &core.recent_blocks(), core.followed_height())
+                .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
+        self.log(format!(
+            "node {n} follows the chain from block {}",
+            watcher.tip()
+        ));
         let rebroadcast = core.pending_broadcasts();
         let node = &mut self.nodes[n];
         node.core = Some(core);
@@ -1076,10 +1074,38 @@ fn brief_input(i: &Input) -> String {
 }
 
 /// An output, briefly.
+/// A transaction in one line: txid, lock time, each input (outpoint and
+/// sequence) and each output's value.
+fn brief_tx(tx: &bitcoin::Transaction) -> String {
+    let ins: Vec<String> = tx
+        .input
+        .iter()
+        .map(|i| format!("{} seq {:x}", i.previous_output, i.sequence.0))
+        .collect();
+    let outs: Vec<String> = tx
+        .output
+        .iter()
+        .map(|o| o.value.to_sat().to_string())
+        .collect();
+    format!(
+        "{} lock {} in [{}] out [{}]",
+        tx.compute_txid(),
+        tx.lock_time,
+        ins.join(", "),
+        outs.join(", ")
+    )
+}
+
 fn brief_output(o: &Output) -> String {
     match o {
         Output::Send { peer, msg } => format!("send {} to {}", msg.name(), peer.0),
         Output::Persist(b) => format!("persist {} bytes", b.bytes()),
+        Output::Broadcast { tx } => format!("broadcast {}", brief_tx(tx)),
+        Output::BroadcastPackage { parent, child } => format!(
+            "broadcast package {} + {}",
+            brief_tx(parent),
+            brief_tx(child)
+        ),
         other => {
             let s = format!("{other:?}");
             s.chars().take(160).collect()

@@ -857,6 +857,17 @@ impl NodeCore {
         self.channels.as_ref().map(|c| c.height)
     }
 
+    /// The height the node followed the chain to (stored, or reached by a
+    /// block since), `None` if it never followed it: where following
+    /// resumes when [`NodeCore::recent_blocks`] are not known
+    /// ([`crate::follow::ChainFollower::start`]).
+    pub fn followed_height(&self) -> Option<u32> {
+        self.channels
+            .as_ref()
+            .filter(|c| c.followed)
+            .map(|c| c.height)
+    }
+
     /// `(height, hash)` of the last blocks processed (up to 100, lowest
     /// first, consecutive), as stored: where following the chain resumes
     /// after a restart, so that blocks reorganised away meanwhile are

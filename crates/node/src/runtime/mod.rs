@@ -24,7 +24,6 @@ use crate::core::{
     FailureKind, Input, NodeCore, Output, PaymentSummary, PeerId, PeerInfo, Reply, StoredState,
 };
 use crate::onchain::Onchain;
-use beongae_chain::ChainWatcher;
 use beongae_store::{Batch, Store};
 use beongae_wallet::KeyManager;
 use beongae_wire::{ChannelId, Msat, PaymentHash, Preimage};
@@ -536,9 +535,9 @@ impl Node {
             None => (NodeCore::new(node_id, config.core.clone()), None),
             Some(services) => {
                 let every = services.chain_poll;
-                let (core, watcher, store, onchain) =
+                let (core, follower, store, onchain) =
                     restore(node_id, config.core.clone(), services).await?;
-                let poll = chain_poll_loop(watcher, onchain.clone(), tx.clone(), every);
+                let poll = chain_poll_loop(follower, onchain.clone(), tx.clone(), every);
                 tasks.push(tokio::spawn(poll.instrument(info_span!("chain"))));
                 let (btx, brx) = mpsc::unbounded_channel();
                 tasks.push(tokio::spawn(
@@ -1289,7 +1288,15 @@ async fn restore(
     node_id: NodeId,
     core: CoreConfig,
     services: ChannelServices,
-) -> Result<(NodeCore, ChainWatcher, Arc<dyn Store>, Arc<Onchain>), StartError> {
+) -> Result<
+    (
+        NodeCore,
+        crate::follow::ChainFollower,
+        Arc<dyn Store>,
+        Arc<Onchain>,
+    ),
+    StartError,
+> {
     let ChannelServices {
         keys,
         store,
@@ -1320,26 +1327,21 @@ async fn restore(
     }
     let core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
         .map_err(|e| StartError::Restore(e.to_string()))?;
-    let from = core.height().unwrap_or(tip);
-    // From the blocks processed before (a reorganisation while we were
-    // down is undone first), else from the stored height.
-    let watcher = match ChainWatcher::resume(&core.recent_blocks()) {
-        Some(w) => w,
-        None => {
-            let o = onchain.clone();
-            tokio::task::spawn_blocking(move || ChainWatcher::starting_at(o.chain().as_ref(), from))
-                .await
-                .map_err(|e| StartError::Chain(e.to_string()))?
-                .map_err(|e| StartError::Chain(e.to_string()))?
-        }
-    };
-    Ok((core, watcher, store, onchain))
+    let (recent, height) = (core.recent_blocks(), core.followed_height());
+    let o = onchain.clone();
+    let follower = tokio::task::spawn_blocking(move || {
+        crate::follow::ChainFollower::start(o.chain().as_ref(), &recent, height)
+    })
+    .await
+    .map_err(|e| StartError::Chain(e.to_string()))?
+    .map_err(|e| StartError::Chain(e.to_string()))?;
+    Ok((core, follower, store, onchain))
 }
 
 /// Follows the chain: new and disconnected blocks and the fee estimate go
 /// to the core ([`crate::follow::ChainFollower`]).
 async fn chain_poll_loop(
-    watcher: ChainWatcher,
+    mut follower: crate::follow::ChainFollower,
     onchain: Arc<Onchain>,
     core: mpsc::Sender<CoreMsg>,
     every: Duration,
@@ -1347,7 +1349,6 @@ async fn chain_poll_loop(
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polls: u64 = 0;
-    let mut follower = crate::follow::ChainFollower::new(watcher);
     loop {
         interval.tick().await;
         let o = onchain.clone();

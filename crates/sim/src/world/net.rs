@@ -233,10 +233,14 @@ impl World {
     /// and comes back to the mempool after it (confirmed late).
     pub(super) fn reorg(&mut self, depth: u32) {
         self.counts.reorgs += 1;
-        self.log(format!("the chain reorganises {depth} deep"));
         let time = self.now.as_secs() as u32;
         let branch = ScriptBuf::new_op_return(self.counts.reorgs.to_be_bytes());
         let mut devnet = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        self.log(format!(
+            "the chain reorganises {depth} deep: blocks {} to {} replaced",
+            devnet.height() + 1 - depth,
+            devnet.height()
+        ));
         devnet.disconnect(depth);
         let mut late = Vec::new();
         for txid in devnet.mempool() {

@@ -16,6 +16,7 @@ impl Channels {
     /// A block joined the best chain at `height`.
     pub(in crate::core) fn on_block(&mut self, height: u32, block: &Block) {
         self.height = height;
+        self.followed = true;
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(height).to_be_bytes());
         self.recent.retain(|(h, _)| *h < height);
@@ -258,6 +259,7 @@ impl Channels {
         self.sweeps_disconnected(height);
         self.spends_disconnected(height);
         self.height = height.saturating_sub(1);
+        self.followed = true;
         self.batch
             .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());
         self.recent.retain(|(h, _)| *h < height);

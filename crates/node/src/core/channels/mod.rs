@@ -369,6 +369,9 @@ pub(super) struct Channels {
     /// `(height, hash)` of the last [`RECENT_BLOCKS`] blocks processed, up
     /// to `height` (stored: `record::KEY_RECENT_BLOCKS`).
     pub(super) recent: std::collections::VecDeque<(u32, bitcoin::BlockHash)>,
+    /// Whether `height` is one the node followed the chain to (stored, or
+    /// reached by a block), not just the tip it was given at its start.
+    pub(super) followed: bool,
     /// The peers' `channel_update`s for their direction of our channels
     /// (stored: `policy::NS_PEER_UPDATES`), for route hints.
     pub(super) peer_updates: BTreeMap<ChannelId, beongae_wire::msgs::ChannelUpdate>,
@@ -455,6 +458,7 @@ impl Channels {
             settings,
             height,
             recent: std::collections::VecDeque::new(),
+            followed: false,
             peer_updates: BTreeMap::new(),
             forwards: forward::Forwards::default(),
             policies: BTreeMap::new(),
@@ -500,7 +504,10 @@ impl Channels {
                         .map_err(|_| RecordError::Corrupt("channel index".into()))?
                 }
                 KEY_NEXT_INVOICE => c.next_invoice = u(v)?,
-                KEY_HEIGHT => c.height = c.height.min(u32::try_from(u(v)?).unwrap_or(0)),
+                KEY_HEIGHT => {
+                    c.height = c.height.min(u32::try_from(u(v)?).unwrap_or(0));
+                    c.followed = true;
+                }
                 record::KEY_RECENT_BLOCKS => match record::decode_recent_blocks(v) {
                     Ok(b) => c.recent = b,
                     // Only where following the chain resumes: from the
@@ -1048,7 +1055,7 @@ impl Channels {
                 "ignoring an absurd fee estimate (sat/kW); check the chain source"
             );
         }
-        let feerate = FeeratePerKw(feerate.0.max(253));
+        let feerate = feerate.max(FeeratePerKw::FLOOR);
         let changed = feerate != self.feerate;
         if changed {
             self.unclaimable.clear();
