@@ -782,9 +782,14 @@ impl Pair {
     /// `update_fulfill_htlc` on (which is lost too). Returns the HTLC's
     /// `cltv_expiry`.
     fn pay_then_silence(&mut self, payer: Side) -> u32 {
+        self.pay_then_silence_of(payer, 10_000_000)
+    }
+
+    /// [`Pair::pay_then_silence`] of `msat`.
+    fn pay_then_silence_of(&mut self, payer: Side, msat: u64) -> u32 {
         let payee = if payer == Side::A { Side::B } else { Side::A };
         self.mute_after = Some((payee, "UpdateFulfillHtlc"));
-        self.start_pay(payer, 10_000_000);
+        self.start_pay(payer, msat);
         assert!(self
             .sent
             .iter()

@@ -317,6 +317,45 @@ fn our_htlc_success_on_our_commitment_tells_the_payer() {
     assert!(p.accepted(&sweep[0]), "{:?}", p.mempool.last());
 }
 
+/// A small HTLC with its preimage known, at a fee estimate that would
+/// cost more than it is worth (found by the simulator, seed 4061: a
+/// forwarder gave the preimage downstream and lost the HTLC upstream):
+/// B's HTLC-success is still made, at the feerate the HTLC can bear (its
+/// wallet pays at most 98% of it), rather than the HTLC left to time out
+/// back to A.
+#[test]
+fn a_small_htlc_is_claimed_at_the_feerate_it_can_bear() {
+    let mut p = Pair::new();
+    let (id, _) = p.open();
+    p.pay_then_silence_of(Side::A, 2_000_000);
+    let (_, hash) = added_by_a(&p);
+    // 10_000 sat/kW: about 11_000 sat for the HTLC-success with its
+    // wallet input and change.
+    p.estimate(Side::B, 10_000);
+    let commitment = p.force_close(Side::B, id);
+    let htlc_vout = vout_of(&commitment, 2_000);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let success = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(success.len(), 1, "{success:?}");
+    let success = success[0].clone();
+    assert_eq!(success.input[0].previous_output.vout, htlc_vout);
+    assert_eq!(success.output[0].value, Amount::from_sat(2_000));
+    assert!(p.accepted(&success), "{:?}", p.mempool.last());
+    // The wallet's coin less its change: the fee, within 98% of the HTLC.
+    let coin = p
+        .devnet
+        .utxos_for(&coin_script())
+        .into_iter()
+        .find(|(o, _)| *o == success.input[1].previous_output)
+        .unwrap()
+        .1;
+    let fee = coin.txout.value.to_sat() - success.output[1].value.to_sat();
+    assert!((1_900..=1_960).contains(&fee), "fee {fee}");
+    p.block_both(vec![success]);
+    assert_eq!(a_payment(&mut p, hash), "succeeded");
+}
+
 /// Killed at each step of an HTLC's resolution on chain — our commitment
 /// broadcast, confirmed, the HTLC-timeout being funded by the wallet (the
 /// answer lost), broadcast, confirmed, its output swept — and restarted

@@ -436,6 +436,44 @@ fn a_channel_forced_before_channel_ready_is_swept_too() {
     );
 }
 
+/// B's `to_remote` of 1_500 sat at a fee estimate under which its claim
+/// would cost more than that (found by the simulator, seeds 333, 987,
+/// 3124 and 6388: such an output stayed "closing" for ever): it is swept
+/// at the feerate it can bear, its output at least the dust limit.
+#[test]
+fn a_small_output_is_swept_at_the_feerate_it_can_bear() {
+    let mut p = Pair::new();
+    let (_, funding) = p.start_open(Msat::from_msat(1_500_000));
+    p.block_both(vec![funding]);
+    let id = p.channel(Side::A).channel_id;
+    p.run(vec![(
+        Side::B,
+        Input::FeerateEstimate(FeeratePerKw(10_000)),
+    )]);
+    let commitment = p.force_close(Side::A, id);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    let b = p.claims_on(Side::B, since, &commitment);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(p.accepted(&b[0]), "{:?}", p.mempool.last());
+    let input = b[0].input[0].previous_output;
+    assert_eq!(
+        commitment.output[input.vout as usize].value,
+        Amount::from_sat(1_500)
+    );
+    let fee = 1_500 - b[0].output[0].value.to_sat();
+    // All but the dust limit (294 sat for P2WPKH), the feerate rounded down.
+    assert!(
+        (294..=300).contains(&b[0].output[0].value.to_sat()),
+        "fee {fee}"
+    );
+    assert!(
+        fee < FeeratePerKw(10_000)
+            .fee_for_weight(b[0].weight().to_wu())
+            .to_sat()
+    );
+}
+
 /// Both sides forced the channel closed; B's commitment confirms first (A
 /// claims its to_remote in it), then a reorg puts A's own commitment in its
 /// place: the claim on B's is dropped and A's to_local is swept after its

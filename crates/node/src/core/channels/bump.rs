@@ -35,12 +35,22 @@ pub(super) const CHANGE_WEIGHT: u64 = 4 * 31;
 
 /// The fee a bump aims at for what is worth `value` at most: 98%, below
 /// the 99% the wallet may pay ([`max_fee_for`]), weights being estimates.
-fn aim_fee(value: Amount) -> Amount {
+pub(super) fn aim_fee(value: Amount) -> Amount {
     Amount::from_sat(value.to_sat() * 98 / 100)
 }
 
-/// BOLT 3's floor (253 sat/kW, 1 sat/vB rounded up).
-const MIN_FEERATE: u32 = 253;
+/// `target`, lowered so that the fee on `weight` stays within `budget`
+/// (what the transaction takes back is worth); `None` if even BOLT 3's
+/// floor would cost more: then the output is worth less than any claim
+/// of it. An output worth claiming is claimed at the feerate it can bear
+/// when that is below the target, rather than not at all: a forwarded
+/// HTLC whose preimage we gave downstream is lost if it is not claimed.
+pub(super) fn within(target: FeeratePerKw, budget: Amount, weight: u64) -> Option<FeeratePerKw> {
+    let cap = budget.to_sat().saturating_mul(1000) / weight.max(1);
+    let feerate = u64::from(target.0.max(FeeratePerKw::FLOOR.0)).min(cap);
+    (feerate >= u64::from(FeeratePerKw::FLOOR.0))
+        .then(|| FeeratePerKw(u32::try_from(feerate).unwrap_or(u32::MAX)))
+}
 
 /// Whether `target` beats `paid` by enough for a replacement: 25% more, and
 /// at least 1 sat/vB more (Bitcoin Core's incremental relay fee).
@@ -101,7 +111,7 @@ impl Channels {
     }
 
     pub(super) fn target_feerate(&self, deadline: Option<u32>) -> FeeratePerKw {
-        let f = self.feerate.0.max(MIN_FEERATE);
+        let f = self.feerate.0.max(FeeratePerKw::FLOOR.0);
         FeeratePerKw(match deadline.map(|d| d.saturating_sub(self.height)) {
             Some(0..=3) => f.saturating_mul(4),
             Some(4..=12) => f.saturating_mul(2),
@@ -195,13 +205,13 @@ impl Channels {
         let child_weight = child.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
         // Never more from the wallet than the HTLCs are worth (aiming a
         // little lower, for the wallet's own weight estimate).
-        let cap = (aim_fee(at_stake).to_sat() + parent_fee.to_sat()) * 1000
-            / (parent_weight + child_weight);
-        let target = FeeratePerKw(
-            self.target_feerate(Some(deadline))
-                .0
-                .min(u32::try_from(cap).unwrap_or(u32::MAX)),
-        );
+        let Some(target) = within(
+            self.target_feerate(Some(deadline)),
+            aim_fee(at_stake) + parent_fee,
+            parent_weight + child_weight,
+        ) else {
+            return;
+        };
         let paid = FeeratePerKw(
             u32::try_from(parent_fee.to_sat() * 1000 / parent_weight).unwrap_or(u32::MAX),
         );
@@ -299,8 +309,9 @@ impl Channels {
                 // Never more from the wallet than the HTLC is worth.
                 let weight = base.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
                 let max_fee = max_fee_for(htlc.value);
-                let cap = aim_fee(htlc.value).to_sat() * 1000 / weight;
-                let target = FeeratePerKw(target.0.min(u32::try_from(cap).unwrap_or(u32::MAX)));
+                let Some(target) = within(target, aim_fee(htlc.value), weight) else {
+                    continue;
+                };
                 if !worth_bumping(paid, target) {
                     continue;
                 }
@@ -334,8 +345,9 @@ impl Channels {
             let worth: bitcoin::Amount = group.iter().map(|c| c.input.value).sum();
             let inputs: Vec<_> = group.iter().map(|c| c.input.clone()).collect();
             let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
-            let cap = aim_fee(worth).to_sat() * 1000 / weight.max(1);
-            let target = FeeratePerKw(target.0.min(u32::try_from(cap).unwrap_or(u32::MAX)));
+            let Some(target) = within(target, aim_fee(worth), weight) else {
+                continue;
+            };
             if !worth_bumping(paid, target) {
                 continue;
             }
@@ -448,12 +460,10 @@ impl Channels {
             let worth: Amount = claims.iter().map(|c| c.input.value).sum();
             let inputs: Vec<_> = claims.iter().map(|c| c.input.clone()).collect();
             let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
-            let cap = aim_fee(worth).to_sat() * 1000 / weight.max(1);
-            let target = FeeratePerKw(
-                self.target_feerate(Some(deadline))
-                    .0
-                    .min(u32::try_from(cap).unwrap_or(u32::MAX)),
-            );
+            let Some(target) = within(self.target_feerate(Some(deadline)), aim_fee(worth), weight)
+            else {
+                continue;
+            };
             if !worth_bumping(paid, target) {
                 continue;
             }

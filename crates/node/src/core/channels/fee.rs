@@ -13,9 +13,6 @@ use beongae_wire::ChannelId;
 
 use super::{Channels, Phase};
 
-/// BOLT 3's floor: 253 sat/kW (1 sat/vB rounded up).
-const MIN_FEERATE: u32 = 253;
-
 impl Channels {
     /// Sends `update_fee` on every live channel we fund without anchors
     /// whose commitment feerate is off the estimate.
@@ -33,7 +30,7 @@ impl Channels {
 
     /// [`Channels::update_fees`] for one channel.
     pub(super) fn update_fee(&mut self, id: ChannelId) {
-        let estimate = self.feerate.0.max(MIN_FEERATE);
+        let estimate = self.feerate.0.max(FeeratePerKw::FLOOR.0);
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };

@@ -125,13 +125,15 @@ impl Channels {
         let Some(k) = self.confirmed_commitment(id) else {
             return Limbo::default();
         };
-        // Spent by our claims (pending or confirmed) or by the peer.
+        // Spent by our claims (pending or confirmed) or by the peer, or
+        // worth less than any claim of it (gone to fees, as dust is).
         let taken: std::collections::BTreeSet<OutPoint> = c
             .sweeps
             .iter()
             .filter(|s| s.live())
             .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
             .chain(c.spent.iter().map(|s| s.outpoint))
+            .chain(self.uneconomical.iter().copied())
             .collect();
         let mut limbo = Limbo::default();
         // Our claims not confirmed yet: what goes to the wallet, and the

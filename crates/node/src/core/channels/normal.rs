@@ -31,7 +31,7 @@ pub(in crate::core) const NEGOTIATION_TIMEOUT: std::time::Duration =
 pub(in crate::core) const CLOSEE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The lowest feerate relayed by default (1 sat/vbyte, rounded up).
-const MIN_RELAY_FEERATE: FeeratePerKw = FeeratePerKw(253);
+const MIN_RELAY_FEERATE: FeeratePerKw = FeeratePerKw::FLOOR;
 
 impl Channels {
     /// A peer finished `init`: BOLT 2 §"Message Retransmission", "upon

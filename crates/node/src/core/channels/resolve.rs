@@ -394,17 +394,18 @@ impl Channels {
                     + super::bump::WALLET_INPUT_WEIGHT
                     + super::bump::CHANGE_WEIGHT;
                 let deadline = (!out.we_offered).then_some(out.cltv_expiry);
-                let fee = self.target_feerate(deadline).fee_for_weight(weight);
-                if out.value <= fee {
+                let target = self.target_feerate(deadline);
+                let Some(feerate) =
+                    super::bump::within(target, super::bump::aim_fee(out.value), weight)
+                else {
                     self.uneconomical.insert(out.outpoint);
-                    return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee");
-                }
+                    let fee = FeeratePerKw::FLOOR.fee_for_weight(weight);
+                    return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee at the lowest feerate");
+                };
                 let prevout = bitcoin::TxOut {
                     value: out.value,
                     script_pubkey: out.script.to_p2wsh(),
                 };
-                let deadline = (!out.we_offered).then_some(out.cltv_expiry);
-                let feerate = self.target_feerate(deadline);
                 let kind = super::FundingKind::Htlc {
                     out: Box::new(out.clone()),
                     preimage,
@@ -647,6 +648,15 @@ impl Channels {
         };
         let mut made = 0;
         for claims in groups.iter().filter(|g| !g.is_empty()) {
+            // At the feerate the outputs can bear, if lower: the claim
+            // must leave at least a dust output.
+            let inputs: Vec<_> = claims.iter().map(|c| c.input.clone()).collect();
+            let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
+            let worth: bitcoin::Amount = inputs.iter().map(|i| i.value).sum();
+            let budget = worth
+                .checked_sub(beongae_channel::close::dust_limit_for(&destination))
+                .unwrap_or(bitcoin::Amount::ZERO);
+            let feerate = super::bump::within(feerate, budget, weight).unwrap_or(feerate);
             match claim_transaction(&self.secp, claims, destination.clone(), feerate) {
                 Ok(tx) => {
                     tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
