@@ -11,7 +11,12 @@
 //! - every node's channel balances moved by exactly what it received, less
 //!   what it sent (fees included), plus the fees it earned forwarding: the
 //!   sum over the network is conserved, to the msat;
-//! - every node's store restores to the channels and payments it holds.
+//! - every node's store restores to the channels and payments it holds;
+//! - a revoked commitment that confirmed was punished: every output of it
+//!   but the anchors was spent, and nothing of it reached the cheater.
+//!
+//! A cheater may lose anything, its victim may gain, and a payment routed
+//! through a cheater may fail at its payer and still reach its payee.
 
 use beongae_node::core::{
     ChannelState, ChannelSummary, FailureKind, NodeCore, PaymentSummary, Reply,
@@ -176,6 +181,71 @@ fn flows(w: &World, before: &std::collections::BTreeSet<bitcoin::Txid>) -> Resul
     Ok(flows)
 }
 
+/// Whether `cheat`'s revoked commitment confirmed; if it did, an error
+/// unless it was punished: every output of it but the anchors spent (by
+/// the victim's justice, or by the cheater's HTLC transactions and then by
+/// the victim), and the cheater's wallet paid no more by the transactions
+/// descending from it than it put into them (the fee inputs of its HTLC
+/// transactions come back as change).
+fn punished(w: &World, cheat: &crate::world::Cheat) -> Result<bool, String> {
+    let devnet = w.devnet();
+    let txid = cheat.tx.compute_txid();
+    if devnet.confirmations(&txid).is_none() {
+        return Ok(false); // another close won the funding output
+    }
+    let cheater = w.wallet_script(cheat.by);
+    let anchor = bitcoin::Amount::from_sat(330);
+    let mut todo: Vec<bitcoin::OutPoint> = cheat
+        .tx
+        .output
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.value != anchor)
+        .map(|(v, _)| bitcoin::OutPoint::new(txid, v as u32))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut gain: i64 = 0;
+    while let Some(outpoint) = todo.pop() {
+        let spender = match devnet.spender(&outpoint) {
+            Some((spender, Some(_))) => spender,
+            _ => {
+                return Err(format!(
+                    "node {}'s revoked commitment {txid} confirmed, and its output {outpoint} was never claimed",
+                    cheat.by
+                ))
+            }
+        };
+        if !seen.insert(spender) {
+            continue;
+        }
+        let tx = devnet.transaction(&spender).ok_or("a spender vanished")?;
+        for i in &tx.input {
+            let prev = devnet
+                .transaction(&i.previous_output.txid)
+                .and_then(|p| p.output.get(i.previous_output.vout as usize))
+                .ok_or("an input vanished")?;
+            if &prev.script_pubkey == cheater {
+                gain -= prev.value.to_sat() as i64;
+            }
+        }
+        for (v, o) in tx.output.iter().enumerate() {
+            if &o.script_pubkey == cheater {
+                gain += o.value.to_sat() as i64;
+            } else if (0..w.node_count()).all(|n| w.wallet_script(n) != &o.script_pubkey) {
+                // Not a wallet's yet (the output of an HTLC transaction).
+                todo.push(bitcoin::OutPoint::new(spender, v as u32));
+            }
+        }
+    }
+    if gain > 0 {
+        return Err(format!(
+            "node {} cheated with its revoked commitment {txid}, and its wallet got {gain} sat out of it",
+            cheat.by
+        ));
+    }
+    Ok(true)
+}
+
 fn summary(core: &NodeCore, id: beongae_wire::ChannelId) -> Option<ChannelSummary> {
     core.channels().into_iter().find(|s| s.channel_id == id)
 }
@@ -228,6 +298,20 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                 "channel {}-{}'s balances {} + {} are not its capacity {}",
                 c.a, c.b, x.local, x.remote, x.capacity
             )));
+        }
+    }
+    // Every revoked commitment that confirmed was punished.
+    let mut cheaters = std::collections::BTreeSet::new();
+    let mut victims = std::collections::BTreeSet::new();
+    let mut punished_count = 0;
+    for c in &w.chans {
+        let Some(cheat) = c.cheat.as_ref().filter(|x| x.sent) else {
+            continue;
+        };
+        cheaters.insert(cheat.by);
+        victims.insert(if cheat.by == c.a { c.b } else { c.a });
+        if punished(w, cheat).map_err(|e| w.violation(e))? {
+            punished_count += 1;
         }
     }
     // Every payment ended, and its payer knows how.
@@ -291,7 +375,15 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                 }
             }
             s if s.starts_with("failed") || s == "never made" => {
-                if payee_paid {
+                // A cheater on the route may have paid the payee and lost
+                // the payer's HTLC to its own revoked commitment.
+                let through_cheater = cheaters.contains(&p.payer)
+                    || out.as_ref().is_some_and(|o| {
+                        o.route
+                            .iter()
+                            .any(|id| cheaters.iter().any(|&c| w.node_id(c) == *id))
+                    });
+                if payee_paid && !through_cheater {
                     return Err(w.violation(format!(
                         "payment {i}: node {} received it, node {} counts it {s}",
                         p.payee, p.payer
@@ -336,7 +428,10 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
             .count() as i64;
         let lost = before.values[i] + received[i] - sent[i] + earned - after[i];
         // Rounding: a closed channel's msat below one sat go to the fee.
-        if lost < 0 || lost > flows.per_node[i] as i64 * 1_000 + closed * 1_000 {
+        // A cheater may lose anything, its victim gain.
+        if (lost < 0 && !victims.contains(&i))
+            || (lost > flows.per_node[i] as i64 * 1_000 + closed * 1_000 && !cheaters.contains(&i))
+        {
             if w.verbose() {
                 let devnet = w.devnet();
                 for s in cores[i].channels() {
@@ -427,6 +522,7 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
             _ => {}
         }
     }
+    w.counts.punished = punished_count;
     w.counts.mutual_closes = mutual;
     w.counts.force_closes = forced;
     w.counts.paid = paid;

@@ -52,6 +52,9 @@ pub struct Config {
     pub faults: bool,
     /// The chance that a node crashes during any one step.
     pub crash: f64,
+    /// The chance that one end of a channel keeps its commitment and
+    /// broadcasts it once revoked (per seed).
+    pub cheat: f64,
     /// Seconds between network faults (drawn uniformly in this range).
     pub fault_every: (u64, u64),
     /// A broken node, to check the checks.
@@ -76,6 +79,7 @@ impl Default for Config {
             workload: Duration::from_secs(300),
             faults: true,
             crash: 0.002,
+            cheat: 0.3,
             fault_every: (10, 60),
             broken: None,
             skip_faults: BTreeSet::new(),
@@ -129,6 +133,10 @@ pub struct Counts {
     pub mutual_closes: u64,
     /// Channels closed by force.
     pub force_closes: u64,
+    /// Revoked commitments broadcast by a cheating node.
+    pub cheats: u64,
+    /// Revoked commitments that confirmed, and were punished.
+    pub punished: u64,
 }
 
 impl std::ops::AddAssign<&Counts> for Counts {
@@ -152,6 +160,8 @@ impl std::ops::AddAssign<&Counts> for Counts {
         self.late_transactions += o.late_transactions;
         self.mutual_closes += o.mutual_closes;
         self.force_closes += o.force_closes;
+        self.cheats += o.cheats;
+        self.punished += o.punished;
     }
 }
 
@@ -240,6 +250,11 @@ enum Ev {
     Pay(usize),
     /// Channel `usize` is closed by one end, mutually or by force.
     Close(usize, usize, bool),
+    /// One end (0 or 1) of channel `usize` keeps its current commitment.
+    Keep(usize, usize),
+    /// The end that kept a commitment of channel `usize` broadcasts it, if
+    /// it is revoked by now.
+    Cheat(usize),
 }
 
 /// A simulated node.
@@ -283,6 +298,19 @@ pub(crate) struct Chan {
     announce: bool,
     /// Asked to close: by which end, and whether forced.
     pub(crate) close: Option<(usize, bool)>,
+    /// A commitment one end keeps to cheat with.
+    pub(crate) cheat: Option<Cheat>,
+}
+
+/// A commitment kept by a cheating node, broadcast once revoked.
+pub(crate) struct Cheat {
+    /// The cheating node.
+    pub(crate) by: usize,
+    /// Its commitment number then.
+    number: u64,
+    pub(crate) tx: bitcoin::Transaction,
+    /// Broadcast (the devnet took it).
+    pub(crate) sent: bool,
 }
 
 /// A payment of the workload.
@@ -499,6 +527,10 @@ impl World {
     /// Whether the run prints what it does.
     pub(crate) fn verbose(&self) -> bool {
         self.config.verbose
+    }
+
+    pub(crate) fn node_id(&self, n: usize) -> NodeId {
+        self.nodes[n].id
     }
 
     pub(crate) fn node_count(&self) -> usize {
@@ -749,6 +781,8 @@ impl World {
                     self.command(Duration::ZERO, node, command, None);
                 }
             }
+            Ev::Keep(c, end) => self.keep_commitment(c, end),
+            Ev::Cheat(c) => self.cheat(c),
             Ev::Pay(i) => {
                 let p = &self.payments[i];
                 let (payee, msat) = (p.payee, p.msat);

@@ -909,6 +909,21 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// Our current commitment of open channel `channel`, fully signed, with
+    /// its number: what a cheating node keeps to broadcast once it is
+    /// revoked. For the simulator only (feature `sim`).
+    #[cfg(feature = "sim")]
+    pub fn signed_commitment(&self, channel: ChannelId) -> Option<(u64, Transaction)> {
+        let c = self.channels.as_ref()?;
+        match &c.entries.get(&channel)?.phase {
+            channels::Phase::Normal { chan, .. } => Some((
+                chan.local_number.get(),
+                chan.signed_local_commitment(&c.secp).ok()?,
+            )),
+            _ => None,
+        }
+    }
+
     /// Our transactions not yet seen confirmed (funding we built, closing
     /// or commitment transactions, claims, and the children paying for our
     /// commitments after them): to broadcast again after a restart.

@@ -40,6 +40,7 @@ impl World {
                 push,
                 announce,
                 close: None,
+                cheat: None,
             });
             let c = self.chans.len() - 1;
             let node_id = self.nodes[b].id;
@@ -94,6 +95,92 @@ impl World {
             if self.next_fault() {
                 self.after(t, Ev::Close(c, end, force));
             }
+        }
+        // Now and then a cheat: one end of a channel keeps its commitment,
+        // and broadcasts it once it is revoked.
+        if self.rng.chance(self.config.cheat) {
+            let c = self.rng.below(self.chans.len() as u64) as usize;
+            let end = self.rng.below(2) as usize;
+            let half = self.config.workload.as_millis() as u64 / 2;
+            let keep = Duration::from_millis(self.rng.below(half));
+            let cheat = keep + Duration::from_millis(self.rng.range(60_000, 60_000 + half));
+            if self.next_fault() {
+                self.after(keep, Ev::Keep(c, end));
+                self.after(cheat, Ev::Cheat(c));
+            }
+        }
+    }
+
+    /// Node `end` of channel `c` keeps its current commitment, fully
+    /// signed, to cheat with later.
+    pub(super) fn keep_commitment(&mut self, c: usize, end: usize) {
+        let node = if end == 0 {
+            self.chans[c].a
+        } else {
+            self.chans[c].b
+        };
+        let Some(id) = self.chans[c].id else { return };
+        let Some((number, tx)) = self.nodes[node]
+            .core
+            .as_ref()
+            .and_then(|core| core.signed_commitment(id))
+        else {
+            return;
+        };
+        self.log(format!(
+            "node {node} keeps its commitment {number} of channel {id}: {}",
+            tx.compute_txid()
+        ));
+        self.chans[c].cheat = Some(Cheat {
+            by: node,
+            number,
+            tx,
+            sent: false,
+        });
+    }
+
+    /// The node that kept a commitment of channel `c` broadcasts it if it
+    /// is revoked: its channel has moved two commitments on since (so the
+    /// peer has the revocation for it; one on, the revocation may not
+    /// have reached it yet). Else it tries again later in the workload.
+    pub(super) fn cheat(&mut self, c: usize) {
+        let Some(cheat) = &self.chans[c].cheat else {
+            return;
+        };
+        let (by, number) = (cheat.by, cheat.number);
+        let Some(id) = self.chans[c].id else { return };
+        let Some(core) = self.nodes[by].core.as_ref() else {
+            return self.after(Duration::from_secs(30), Ev::Cheat(c));
+        };
+        match core.signed_commitment(id) {
+            // Closed meanwhile: nothing to cheat on.
+            None => {}
+            Some((now, _)) if now >= number + 2 => {
+                let tx = cheat.tx.clone();
+                let asked = self.chans[c].close;
+                self.chans[c].close = Some((by, true));
+                let accepted = self.devnet().accept(tx.clone());
+                match accepted {
+                    Ok(_) => {
+                        self.counts.cheats += 1;
+                        self.log(format!(
+                            "node {by} cheats: it broadcasts its revoked commitment {number} of channel {id} ({})",
+                            tx.compute_txid()
+                        ));
+                        if let Some(cheat) = self.chans[c].cheat.as_mut() {
+                            cheat.sent = true;
+                        }
+                    }
+                    Err(e) => {
+                        self.log(format!("node {by}'s revoked commitment was refused: {e}"));
+                        self.chans[c].close = asked;
+                    }
+                }
+            }
+            Some(_) if self.phase == Phase::Workload => {
+                self.after(Duration::from_secs(60), Ev::Cheat(c));
+            }
+            Some(_) => {}
         }
     }
 
@@ -267,10 +354,15 @@ impl World {
         if waiting > 0 {
             chain.push(format!("{waiting} transactions in the mempool"));
         }
+        let tip = self.devnet().height();
         for (i, node) in self.nodes.iter().enumerate() {
             match &node.core {
                 None => net.push(format!("node {i} down")),
                 Some(core) => {
+                    // A block it has not seen may hold what it must answer.
+                    if core.height() != Some(tip) {
+                        chain.push(format!("node {i} has not seen block {tip}"));
+                    }
                     let pending = core.pending_broadcasts().len();
                     if pending > 0 {
                         chain.push(format!("node {i} has {pending} transactions to confirm"));
