@@ -401,6 +401,15 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                     failed += 1;
                 }
             }
+            s if s.starts_with("pending") && cheaters.contains(&p.payer) => {
+                if payee_paid {
+                    received[p.payee] +=
+                        inc.as_ref().and_then(|s| s.amount).map_or(0, Msat::to_msat) as i64;
+                    sent[p.payer] +=
+                        out.as_ref().and_then(|s| s.amount).map_or(0, Msat::to_msat) as i64;
+                }
+                unmade += 1;
+            }
             other => {
                 return Err(w.violation(format!("payment {i} has not ended: {other}")));
             }
@@ -516,8 +525,10 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
         let closed =
             c.id.and_then(|id| summary(cores[c.a], id))
                 .is_some_and(|s| s.state == ChannelState::Closed);
+        let stalled = w.long_stalled.contains(&c.a) || w.long_stalled.contains(&c.b);
         match (closed, c.close) {
             (true, Some((_, true))) => forced += 1,
+            (true, None) if stalled => forced += 1,
             (true, _) => mutual += 1,
             _ => {}
         }

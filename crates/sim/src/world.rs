@@ -55,6 +55,9 @@ pub struct Config {
     /// The chance that one end of a channel keeps its commitment and
     /// broadcasts it once revoked (per seed).
     pub cheat: f64,
+    /// The chance that a node stops answering for hours, past its peers'
+    /// HTLC deadlines (per seed): they must go to chain.
+    pub long_stall: f64,
     /// Seconds between network faults (drawn uniformly in this range).
     pub fault_every: (u64, u64),
     /// A broken node, to check the checks.
@@ -80,6 +83,7 @@ impl Default for Config {
             faults: true,
             crash: 0.002,
             cheat: 0.3,
+            long_stall: 0.15,
             fault_every: (10, 60),
             broken: None,
             skip_faults: BTreeSet::new(),
@@ -109,6 +113,8 @@ pub struct Counts {
     pub partitions: u64,
     /// Nodes that stopped answering for a while.
     pub stalls: u64,
+    /// Nodes that stopped answering for hours.
+    pub long_stalls: u64,
     /// Dials that failed (the node down or cut off).
     pub failed_dials: u64,
     /// Blocks mined.
@@ -149,6 +155,7 @@ impl std::ops::AddAssign<&Counts> for Counts {
         self.drops += o.drops;
         self.partitions += o.partitions;
         self.stalls += o.stalls;
+        self.long_stalls += o.long_stalls;
         self.failed_dials += o.failed_dials;
         self.blocks += o.blocks;
         self.paid += o.paid;
@@ -255,6 +262,8 @@ enum Ev {
     /// The end that kept a commitment of channel `usize` broadcasts it, if
     /// it is revoked by now.
     Cheat(usize),
+    /// Node `usize` stops answering for hours.
+    LongStall(usize, Duration),
 }
 
 /// A simulated node.
@@ -358,6 +367,9 @@ pub(crate) struct World {
     next_command: u64,
     pub(crate) chans: Vec<Chan>,
     pub(crate) payments: Vec<Payment>,
+    /// Nodes that stopped answering for hours: their peers may force
+    /// their channels closed (and fail them with an `error`).
+    pub(crate) long_stalled: BTreeSet<usize>,
     /// (node, channel, the peer's commitment number) -> what the node's
     /// `commitment_signed` for it held.
     signed: BTreeMap<(usize, ChannelId, u64), sha256::Hash>,
@@ -439,6 +451,7 @@ impl World {
             next_command: 1,
             chans: Vec::new(),
             payments: Vec::new(),
+            long_stalled: BTreeSet::new(),
             signed: BTreeMap::new(),
             digest: None,
         };
@@ -645,7 +658,7 @@ impl World {
                 if self.quiet() {
                     break;
                 }
-                next_check = self.now + Duration::from_secs(10);
+                next_check = self.now + Duration::from_secs(60);
             }
             if self.now > deadline {
                 if self.config.verbose {
@@ -783,6 +796,15 @@ impl World {
             }
             Ev::Keep(c, end) => self.keep_commitment(c, end),
             Ev::Cheat(c) => self.cheat(c),
+            Ev::LongStall(n, d) => {
+                if self.nodes[n].core.is_some() {
+                    self.counts.long_stalls += 1;
+                    self.long_stalled.insert(n);
+                    self.log(format!("node {n} stalls for {d:?}"));
+                    let until = self.nodes[n].stalled_until.max(self.now + d);
+                    self.nodes[n].stalled_until = until;
+                }
+            }
             Ev::Pay(i) => {
                 let p = &self.payments[i];
                 let (payee, msat) = (p.payee, p.msat);
@@ -830,6 +852,10 @@ impl World {
     /// unless it crashes between two of them.
     fn feed(&mut self, n: usize, input: Input) -> Result<(), Violation> {
         if self.now < self.nodes[n].stalled_until {
+            if matches!(input, Input::Tick) {
+                // A frozen process's timer: one tick on waking is enough.
+                return Ok(());
+            }
             // Frozen: what arrives waits, in order.
             let (t, life) = (self.nodes[n].stalled_until, self.nodes[n].life);
             self.at(

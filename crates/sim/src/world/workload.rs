@@ -96,6 +96,16 @@ impl World {
                 self.after(t, Ev::Close(c, end, force));
             }
         }
+        // Now and then a node stops answering for hours: past the HTLC
+        // deadlines of its peers, which must go to chain.
+        if self.rng.chance(self.config.long_stall) {
+            let node = self.rng.below(n) as usize;
+            let t = Duration::from_millis(self.rng.below(self.config.workload.as_millis() as u64));
+            let d = Duration::from_secs(self.rng.range(3 * 3600, 8 * 3600));
+            if self.next_fault() {
+                self.after(t, Ev::LongStall(node, d));
+            }
+        }
         // Now and then a cheat: one end of a channel keeps its commitment,
         // and broadcasts it once it is revoked.
         if self.rng.chance(self.config.cheat) {
@@ -109,6 +119,13 @@ impl World {
                 self.after(cheat, Ev::Cheat(c));
             }
         }
+    }
+
+    /// Whether node `n` broadcast a revoked commitment.
+    pub(crate) fn cheater(&self, n: usize) -> bool {
+        self.chans
+            .iter()
+            .any(|c| c.cheat.as_ref().is_some_and(|x| x.sent && x.by == n))
     }
 
     /// Node `end` of channel `c` keeps its current commitment, fully
@@ -276,10 +293,13 @@ impl World {
             Event::ErrorReceived { node_id, text } => {
                 // A channel forced closed fails with an `error` to the peer.
                 let from = self.nodes.iter().position(|x| x.id == node_id);
-                let forced = self.chans.iter().any(|c| {
-                    matches!(c.close, Some((_, true)))
-                        && ((Some(c.a), c.b) == (from, n) || (Some(c.b), c.a) == (from, n))
-                });
+                let stalled = self.long_stalled.contains(&n)
+                    || from.is_some_and(|f| self.long_stalled.contains(&f));
+                let forced = stalled
+                    || self.chans.iter().any(|c| {
+                        matches!(c.close, Some((_, true)))
+                            && ((Some(c.a), c.b) == (from, n) || (Some(c.b), c.a) == (from, n))
+                    });
                 if forced {
                     Ok(())
                 } else {
@@ -290,11 +310,12 @@ impl World {
                 }
             }
             Event::ChannelClosed { channel_id, txid } => {
-                if self
-                    .chans
-                    .iter()
-                    .any(|c| c.id == Some(channel_id) && c.close.is_some())
-                {
+                if self.chans.iter().any(|c| {
+                    c.id == Some(channel_id)
+                        && (c.close.is_some()
+                            || self.long_stalled.contains(&c.a)
+                            || self.long_stalled.contains(&c.b))
+                }) {
                     Ok(())
                 } else {
                     Err(self.violation(format!(
@@ -419,9 +440,13 @@ impl World {
             let Some(hash) = p.hash else {
                 continue;
             };
-            if payments[p.payer]
-                .iter()
-                .any(|s| s.payment_hash == hash && !s.incoming && s.status.starts_with("pending"))
+            // A cheater's core takes its own revoked commitment for its
+            // peer's (it holds a newer state): the HTLCs it offered since
+            // may stay pending.
+            if !self.cheater(p.payer)
+                && payments[p.payer].iter().any(|s| {
+                    s.payment_hash == hash && !s.incoming && s.status.starts_with("pending")
+                })
             {
                 chain.push(format!("payment {i} pending at node {}", p.payer));
             }
