@@ -16,11 +16,14 @@
 //! - faults: a node crashed between any two outputs of a step (after a
 //!   `Persist` and before the `Send`s that follow it, or in the middle of
 //!   them; a crash at the `Persist` itself is a commit that failed) and
-//!   restored from its store; stalls; dropped connections; partitions.
+//!   restored from its store; stalls, short and for hours; dropped
+//!   connections; partitions; reorganisations; cheating (a revoked
+//!   commitment broadcast).
 //!
 //! Invariants are checked after every step, and once the network is quiet
 //! at the end (see [`check`]). A violation names the seed, the step, and
-//! the command that replays it.
+//! the command that replays it; [`shrink`] leaves out every fault and
+//! payment the violation does not need.
 
 pub mod check;
 pub mod rng;
@@ -32,4 +35,33 @@ pub use world::{Broken, Config, Counts, Report, Violation};
 /// Runs the simulation of `seed` under `config`.
 pub fn run(seed: u64, config: &Config) -> Result<Report, Violation> {
     world::World::new(seed, config.clone()).run()
+}
+
+/// Shrinks a failing seed to a shorter schedule: each fault, then each
+/// payment, is left out in turn and stays out if the run still breaks an
+/// invariant (every draw stays the same, so the rest of the schedule does
+/// too). Returns the last violation, with what it left out (its replay
+/// command runs the short schedule); `None` if the seed passes.
+pub fn shrink(seed: u64, config: &Config) -> Option<Violation> {
+    let mut config = config.clone();
+    let mut last = run(seed, &config).err()?;
+    for i in 0..last.faults {
+        config.skip_faults.insert(i);
+        match run(seed, &config) {
+            Err(v) => last = v,
+            Ok(_) => {
+                config.skip_faults.remove(&i);
+            }
+        }
+    }
+    for i in 0..last.payments {
+        config.skip_payments.insert(i);
+        match run(seed, &config) {
+            Err(v) => last = v,
+            Ok(_) => {
+                config.skip_payments.remove(&i);
+            }
+        }
+    }
+    Some(last)
 }

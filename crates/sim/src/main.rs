@@ -3,7 +3,11 @@
 //! ```text
 //! cargo run -p beongae-sim --release -- --seeds 10000 [--from 0] [--threads 2]
 //! cargo run -p beongae-sim --release -- --seed 42 [--verbose] [--broken]
+//!     [--skip-faults 0,3,7] [--skip-payments 1,2] [--shrink]
 //! ```
+//!
+//! `--shrink` leaves out every fault and payment a failing seed does not
+//! need to fail, and prints the short schedule's replay command.
 //!
 //! The long run prints seeds per second, what was injected of each kind of
 //! fault, and every violation with its replay command; it exits non-zero
@@ -20,6 +24,7 @@ struct Args {
     from: u64,
     threads: u64,
     seed: Option<u64>,
+    shrink: bool,
     config: Config,
 }
 
@@ -29,6 +34,7 @@ fn parse() -> Result<Args, String> {
         from: 0,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
         seed: None,
+        shrink: false,
         config: Config::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -46,6 +52,22 @@ fn parse() -> Result<Args, String> {
             "--verbose" => a.config.verbose = true,
             "--broken" => a.config.broken = Some(Broken::SkipPersist),
             "--no-faults" => a.config.faults = false,
+            "--shrink" => a.shrink = true,
+            "--skip-faults" => {
+                let v = it.next().ok_or("--skip-faults needs a list")?;
+                for x in v.split(',').filter(|x| !x.is_empty()) {
+                    a.config
+                        .skip_faults
+                        .insert(num(Some(x.to_owned()), "--skip-faults")?);
+                }
+            }
+            "--skip-payments" => {
+                let v = it.next().ok_or("--skip-payments needs a list")?;
+                for x in v.split(',').filter(|x| !x.is_empty()) {
+                    let n = num(Some(x.to_owned()), "--skip-payments")?;
+                    a.config.skip_payments.insert(n as usize);
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown argument {other}; see the top of crates/sim/src/main.rs"
@@ -64,6 +86,23 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let (Some(seed), true) = (args.seed, args.shrink) {
+        match beongae_sim::shrink(seed, &args.config) {
+            None => println!("seed {seed}: ok, nothing to shrink"),
+            Some(v) => {
+                println!(
+                    "seed {seed} shrunk: {} of {} faults and {} of {} payments left",
+                    v.faults - v.skipped.0.len() as u64,
+                    v.faults,
+                    v.payments - v.skipped.1.len(),
+                    v.payments
+                );
+                println!("{v}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if let Some(seed) = args.seed {
         if args.config.verbose {
             // The nodes' own logs, between the inputs and outputs they

@@ -204,19 +204,47 @@ pub struct Violation {
     pub what: String,
     /// The run's broken node, if any (part of the replay command).
     pub broken: Option<Broken>,
+    /// Faults drawn until then (each has a number, from 0).
+    pub faults: u64,
+    /// Payments planned.
+    pub payments: usize,
+    /// Faults and payments left out (part of the replay command).
+    pub skipped: Box<(BTreeSet<u64>, BTreeSet<usize>)>,
+}
+
+impl Violation {
+    /// The command that replays it.
+    pub fn replay(&self) -> String {
+        let list = |v: Vec<String>| v.join(",");
+        let mut c = format!(
+            "cargo run -p beongae-sim --release -- --seed {} --verbose",
+            self.seed
+        );
+        if self.broken.is_some() {
+            c.push_str(" --broken");
+        }
+        if !self.skipped.0.is_empty() {
+            c.push_str(" --skip-faults ");
+            c.push_str(&list(self.skipped.0.iter().map(u64::to_string).collect()));
+        }
+        if !self.skipped.1.is_empty() {
+            c.push_str(" --skip-payments ");
+            c.push_str(&list(self.skipped.1.iter().map(usize::to_string).collect()));
+        }
+        c
+    }
 }
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} step {} at {:.3} s: {}\nreplay: cargo run -p beongae-sim --release -- --seed {} --verbose{}",
+            "seed {} step {} at {:.3} s: {}\nreplay: {}",
             self.seed,
             self.step,
             self.time.as_secs_f64(),
             self.what,
-            self.seed,
-            if self.broken.is_some() { " --broken" } else { "" }
+            self.replay()
         )
     }
 }
@@ -472,6 +500,12 @@ impl World {
             time: self.now - Duration::from_secs(EPOCH),
             what: what.into(),
             broken: self.config.broken,
+            faults: self.faults,
+            payments: self.payments.len(),
+            skipped: Box::new((
+                self.config.skip_faults.clone(),
+                self.config.skip_payments.clone(),
+            )),
         }
     }
 

@@ -88,6 +88,33 @@ fn a_seed_names_one_run() {
     assert_ne!(a.digest, c.digest);
 }
 
+/// A failing seed shrinks to a shorter schedule that still fails, and
+/// its replay command names what it leaves out. The broken node of seed
+/// 4 (when written: 7 of 14 faults and 1 of 4 payments left).
+#[test]
+fn a_failing_seed_shrinks_to_a_shorter_schedule() {
+    let config = Config {
+        broken: Some(Broken::SkipPersist),
+        ..Config::default()
+    };
+    let v = beongae_sim::shrink(4, &config).expect("seed 4 catches the broken node");
+    assert!(!v.skipped.0.is_empty() && !v.skipped.1.is_empty(), "{v}");
+    assert!((v.skipped.0.len() as u64) < v.faults, "{v}");
+    let shrunk = Config {
+        skip_faults: v.skipped.0.clone(),
+        skip_payments: v.skipped.1.clone(),
+        ..config.clone()
+    };
+    let again = beongae_sim::run(4, &shrunk).expect_err("the short schedule fails too");
+    assert_eq!((again.step, &again.what), (v.step, &v.what));
+    assert!(
+        v.replay().contains(" --broken --skip-faults "),
+        "{}",
+        v.replay()
+    );
+    assert!(beongae_sim::shrink(1, &Config::default()).is_none());
+}
+
 /// A node that skips the persist before it sends a `commitment_signed` or
 /// a `revoke_and_ack` is caught within the first seeds (at seed 5 first,
 /// when this was written; 22 seeds of 0..40 caught it).
