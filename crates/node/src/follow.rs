@@ -40,7 +40,7 @@ impl ChainFollower {
     }
 
     /// Follows for a core that stands at `height` (`None`: it never
-    /// followed a chain; it starts at the tip), having processed the
+    /// followed a chain; it starts at `start`, the tip it was made at), having processed the
     /// `recent` blocks ([`crate::core::NodeCore::recent_blocks`]):
     /// - from those blocks, so that a reorganisation while it was down
     ///   is undone first;
@@ -55,13 +55,15 @@ impl ChainFollower {
         source: &dyn ChainSource,
         recent: &[(u32, bitcoin::BlockHash)],
         height: Option<u32>,
+        start: u32,
     ) -> Result<ChainFollower, ChainError> {
         if let Some(watcher) = ChainWatcher::resume(recent) {
             return Ok(ChainFollower::new(watcher));
         }
         let Some(height) = height else {
-            let (tip, _) = source.tip()?;
-            return Ok(ChainFollower::new(ChainWatcher::starting_at(source, tip)?));
+            return Ok(ChainFollower::new(ChainWatcher::starting_at(
+                source, start,
+            )?));
         };
         let from = height.saturating_sub(DEEP_REORG_UNDO);
         let mut follower = ChainFollower::new(ChainWatcher::starting_at(source, from)?);
@@ -168,16 +170,16 @@ mod tests {
         // The core stands at 148, its block 148 replaced since.
         chain.lock().unwrap().disconnect(3);
         chain.lock().unwrap().mine(4, &b, 1_700_000_000);
-        let mut f = ChainFollower::start(&chain, &[], Some(148)).unwrap();
+        let mut f = ChainFollower::start(&chain, &[], Some(148), 151).unwrap();
         assert_eq!(f.tip(), 48);
         let mut expected = vec![('^', 151)];
         expected.extend((49..=148).rev().map(|h| ('-', h)));
         expected.extend((49..=151).map(|h| ('+', h)));
         assert_eq!(heights(&f.poll(&chain).unwrap())[..], expected[..]);
         assert!(f.poll(&chain).unwrap().is_empty());
-        // A core that never followed the chain starts at its tip.
-        let f = ChainFollower::start(&chain, &[], None).unwrap();
-        assert_eq!(f.tip(), 151);
+        // A core that never followed the chain starts where it was made.
+        let f = ChainFollower::start(&chain, &[], None, 150).unwrap();
+        assert_eq!(f.tip(), 150);
     }
 
     #[test]

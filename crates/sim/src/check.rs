@@ -314,6 +314,18 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
             punished_count += 1;
         }
     }
+    // HTLCs offered to a node that had their preimage and that its peer
+    // took back on chain: worth less than claiming them (BOLT 5 leaves
+    // those; SAFETY.md: no claim costs more than it recovers).
+    let abandoned: Vec<i64> = cores
+        .iter()
+        .map(|core| {
+            core.channels()
+                .iter()
+                .map(|s| s.lost.to_sat() as i64 * 1_000)
+                .sum()
+        })
+        .collect();
     // Every payment ended, and its payer knows how.
     let mut received = vec![0i64; n];
     let mut sent = vec![0i64; n];
@@ -383,7 +395,14 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                             .iter()
                             .any(|id| cheaters.iter().any(|&c| w.node_id(c) == *id))
                     });
-                if payee_paid && !through_cheater {
+                // A node on the route that left an HTLC it could not
+                // claim for less than it was worth paid the payee.
+                let through_loss = out.as_ref().is_some_and(|o| {
+                    o.route
+                        .iter()
+                        .any(|id| (0..n).any(|c| w.node_id(c) == *id && abandoned[c] > 0))
+                });
+                if payee_paid && !through_cheater && !through_loss {
                     return Err(w.violation(format!(
                         "payment {i}: node {} received it, node {} counts it {s}",
                         p.payee, p.payer
@@ -439,7 +458,8 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
         // Rounding: a closed channel's msat below one sat go to the fee.
         // A cheater may lose anything, its victim gain.
         if (lost < 0 && !victims.contains(&i))
-            || (lost > flows.per_node[i] as i64 * 1_000 + closed * 1_000 && !cheaters.contains(&i))
+            || (lost > flows.per_node[i] as i64 * 1_000 + closed * 1_000 + abandoned[i]
+                && !cheaters.contains(&i))
         {
             if w.verbose() {
                 let devnet = w.devnet();

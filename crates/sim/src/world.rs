@@ -604,9 +604,14 @@ impl World {
         let core = self
             .restore(n)
             .map_err(|e| self.violation(format!("node {n}'s store does not restore: {e}")))?;
-        let watcher =
-            ChainFollower::start(&self.chain, &core.recent_blocks(), core.followed_height())
-                .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
+        let made_at = core.height().unwrap_or_else(|| self.devnet().height());
+        let watcher = ChainFollower::start(
+            &self.chain,
+            &core.recent_blocks(),
+            core.followed_height(),
+            made_at,
+        )
+        .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
         self.log(format!(
             "node {n} follows the chain from block {}",
             watcher.tip()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use beongae_chain::devnet::{Devnet, COINBASE_MATURITY};
 use beongae_wallet::{KeyManager, Seed};
 use beongae_wire::msgs::{OnionPacketBytes, UpdateAddHtlc, ONION_PACKET_LEN};
-use beongae_wire::{ErrorMessage, Init, TlvStream};
+use beongae_wire::{ErrorMessage, Feature, Init, TlvStream};
 use bitcoin::absolute::LockTime;
 use bitcoin::transaction::Version;
 use bitcoin::{OutPoint, Sequence, TxIn, TxOut, Witness};

@@ -6,7 +6,10 @@
 //! feeds it and carries out what it returns.
 
 pub mod channels;
+mod features;
 mod peers;
+
+pub use features::default_features;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,8 +21,7 @@ use beongae_store::Batch;
 use beongae_wallet::KeyManager;
 use beongae_wire::msgs::MAX_PONG_BYTES;
 use beongae_wire::{
-    ChainHash, ChannelId, Feature, Features, Message, Msat, NodeId, PaymentHash, Preimage,
-    ShortChannelId,
+    ChainHash, ChannelId, Features, Message, Msat, NodeId, PaymentHash, Preimage, ShortChannelId,
 };
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Amount, Block, ScriptBuf, Transaction, Txid};
@@ -78,28 +80,6 @@ impl CoreConfig {
             max_inbound_peers: 512,
         }
     }
-}
-
-/// The features we advertise: the optional bits of the features BOLT 9 marks
-/// ASSUMED, plus `payment_secret` and `option_channel_type`, which deployed
-/// nodes (LDK's `ChannelManager` among them) require before they will open
-/// channels, `option_anchors` (zero-fee HTLC transactions), the channel
-/// type we prefer, `option_scid_alias` (we send an alias in every
-/// `channel_ready`), and `option_simple_close` with the
-/// `option_shutdown_anysegwit` it depends on. `gossip_queries` also tells peers not to push the
-/// whole gossip stream at us unasked. See docs/adr/0002-advertised-features.md.
-pub fn default_features() -> Features {
-    Features::empty()
-        .with_optional(Feature::DataLossProtect)
-        .with_optional(Feature::GossipQueries)
-        .with_optional(Feature::VarOnionOptin)
-        .with_optional(Feature::StaticRemoteKey)
-        .with_optional(Feature::PaymentSecret)
-        .with_optional(Feature::Anchors)
-        .with_optional(Feature::ShutdownAnySegwit)
-        .with_optional(Feature::ChannelType)
-        .with_optional(Feature::ScidAlias)
-        .with_optional(Feature::SimpleClose)
 }
 
 /// Something that happened, for the runtime and the node's API.

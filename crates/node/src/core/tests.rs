@@ -1,6 +1,7 @@
 //! Core tests, per phase: connection and `init`, messages once ready, timers, commands.
 
 use super::*;
+use beongae_wire::Feature;
 use beongae_wire::{
     ChannelId, ErrorMessage, Init, Message, NetAddress, Ping, Pong, UnknownMessage, Warning,
 };

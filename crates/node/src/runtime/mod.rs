@@ -1328,9 +1328,10 @@ async fn restore(
     let core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
         .map_err(|e| StartError::Restore(e.to_string()))?;
     let (recent, height) = (core.recent_blocks(), core.followed_height());
+    let made_at = core.height().unwrap_or(tip);
     let o = onchain.clone();
     let follower = tokio::task::spawn_blocking(move || {
-        crate::follow::ChainFollower::start(o.chain().as_ref(), &recent, height)
+        crate::follow::ChainFollower::start(o.chain().as_ref(), &recent, height, made_at)
     })
     .await
     .map_err(|e| StartError::Chain(e.to_string()))?

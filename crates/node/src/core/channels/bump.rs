@@ -21,6 +21,7 @@ use beongae_channel::revocation::LocalSecrets;
 use beongae_script::sweep::SpendPath;
 use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::ChannelId;
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, OutPoint, Transaction};
 
 use super::record::{self, KeptState};
@@ -37,6 +38,50 @@ pub(super) const CHANGE_WEIGHT: u64 = 4 * 31;
 /// the 99% the wallet may pay ([`max_fee_for`]), weights being estimates.
 pub(super) fn aim_fee(value: Amount) -> Amount {
     Amount::from_sat(value.to_sat() * 98 / 100)
+}
+
+/// What our HTLC transaction of an anchor channel may take from the wallet
+/// for an HTLC of `value` (BOLT 5: not "more in fees than it recovers",
+/// SAFETY.md): the transaction pays no fee of its own and its output is the
+/// whole HTLC, which must still be swept after `to_self_delay` (at least at
+/// `feerate`) to `destination` and leave the dust limit; and at most
+/// [`aim_fee`]. Zero when the HTLC cannot pay for both: claiming it would
+/// leave us poorer than leaving it.
+pub(super) fn htlc_tx_budget(
+    value: Amount,
+    funded: &beongae_channel::sign::FundedChannel,
+    destination: Option<&bitcoin::ScriptBuf>,
+    feerate: FeeratePerKw,
+) -> Amount {
+    let key = funded.local_keys.delayed_payment_basepoint;
+    let delay = funded.local_to_self_delay;
+    let output = beongae_script::sweep::SweepInput {
+        outpoint: OutPoint::null(),
+        value,
+        witness_script: Some(beongae_script::scripts::to_local_script(&key, delay, &key)),
+        path: SpendPath::Delayed {
+            to_self_delay: delay,
+        },
+    };
+    // The wallet's P2WPKH when no address is set (sweeps then wait).
+    let p2wpkh = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0; 20]));
+    let destination = destination.unwrap_or(&p2wpkh);
+    let weight = beongae_script::sweep::sweep_weight(&[output], destination).to_wu();
+    let sweep = feerate.max(FeeratePerKw::FLOOR).fee_for_weight(weight);
+    let dust = beongae_channel::close::dust_limit_for(destination);
+    value
+        .checked_sub(sweep + dust)
+        .unwrap_or(Amount::ZERO)
+        .min(aim_fee(value))
+}
+
+/// What a claim taking `worth` to our wallet may pay: all but the dust
+/// limit its output must keep, and at most [`aim_fee`].
+pub(super) fn claim_budget(worth: Amount, destination: &bitcoin::ScriptBuf) -> Amount {
+    worth
+        .checked_sub(beongae_channel::close::dust_limit_for(destination))
+        .unwrap_or(Amount::ZERO)
+        .min(aim_fee(worth))
 }
 
 /// `target`, lowered so that the fee on `weight` stays within `budget`
@@ -309,7 +354,13 @@ impl Channels {
                 // Never more from the wallet than the HTLC is worth.
                 let weight = base.weight().to_wu() + WALLET_INPUT_WEIGHT + CHANGE_WEIGHT;
                 let max_fee = max_fee_for(htlc.value);
-                let Some(target) = within(target, aim_fee(htlc.value), weight) else {
+                let budget = htlc_tx_budget(
+                    htlc.value,
+                    &k.view.funded,
+                    self.settings.close_script.as_ref(),
+                    self.feerate,
+                );
+                let Some(target) = within(target, budget, weight) else {
                     continue;
                 };
                 if !worth_bumping(paid, target) {
@@ -345,7 +396,7 @@ impl Channels {
             let worth: bitcoin::Amount = group.iter().map(|c| c.input.value).sum();
             let inputs: Vec<_> = group.iter().map(|c| c.input.clone()).collect();
             let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
-            let Some(target) = within(target, aim_fee(worth), weight) else {
+            let Some(target) = within(target, claim_budget(worth, &destination), weight) else {
                 continue;
             };
             if !worth_bumping(paid, target) {
@@ -460,8 +511,11 @@ impl Channels {
             let worth: Amount = claims.iter().map(|c| c.input.value).sum();
             let inputs: Vec<_> = claims.iter().map(|c| c.input.clone()).collect();
             let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
-            let Some(target) = within(self.target_feerate(Some(deadline)), aim_fee(worth), weight)
-            else {
+            let Some(target) = within(
+                self.target_feerate(Some(deadline)),
+                claim_budget(worth, &destination),
+                weight,
+            ) else {
                 continue;
             };
             if !worth_bumping(paid, target) {

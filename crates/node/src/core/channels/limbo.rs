@@ -18,6 +18,9 @@ pub(super) struct Limbo {
     pub(super) closing: Amount,
     pub(super) spendable_at: Option<u32>,
     pub(super) htlcs: Vec<UnresolvedHtlc>,
+    /// HTLCs offered to us whose preimage we had and that the peer took
+    /// back on chain (worth less than claiming them, or a race lost).
+    pub(super) lost: Amount,
 }
 
 impl Channels {
@@ -120,20 +123,22 @@ impl Channels {
                 closing: Amount::from_sat(c.local.to_msat() / 1000),
                 spendable_at: None,
                 htlcs,
+                lost: Amount::ZERO,
             };
         }
         let Some(k) = self.confirmed_commitment(id) else {
             return Limbo::default();
         };
-        // Spent by our claims (pending or confirmed) or by the peer, or
-        // worth less than any claim of it (gone to fees, as dust is).
+        // Spent by our claims (pending or confirmed) or by the peer. (An
+        // output worth less than any claim of it stays counted: it is still
+        // ours on chain, and what is shown must not depend on what was
+        // worked out since the last restart.)
         let taken: std::collections::BTreeSet<OutPoint> = c
             .sweeps
             .iter()
             .filter(|s| s.live())
             .flat_map(|s| s.tx.input.iter().map(|i| i.previous_output))
             .chain(c.spent.iter().map(|s| s.outpoint))
-            .chain(self.uneconomical.iter().copied())
             .collect();
         let mut limbo = Limbo::default();
         // Our claims not confirmed yet: what goes to the wallet, and the
@@ -178,6 +183,13 @@ impl Channels {
         }
         for out in k.htlcs.iter().flatten() {
             if taken.contains(&out.outpoint) {
+                // The peer's spend of an HTLC offered to us is its timeout.
+                if !out.we_offered
+                    && c.spent.iter().any(|s| s.outpoint == out.outpoint)
+                    && self.incoming_preimage(id, out.id).is_some()
+                {
+                    limbo.lost += out.value;
+                }
                 continue;
             }
             let claimable = out.we_offered || self.incoming_preimage(id, out.id).is_some();

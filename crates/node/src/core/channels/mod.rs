@@ -212,6 +212,11 @@ pub struct ChannelSummary {
     /// HTLCs of a force-closed channel not resolved on chain yet, with
     /// their deadlines.
     pub unresolved_htlcs: Vec<UnresolvedHtlc>,
+    /// HTLCs of a force-closed channel offered to us, whose preimage we
+    /// had, that the peer took back on chain: worth less than claiming
+    /// them and sweeping the result, or a race lost (a forward whose
+    /// payment we paid downstream).
+    pub lost: Amount,
     /// The largest payment we could send over it now (open and active
     /// only): what BOLT 2's checks let us offer.
     pub spendable: Msat,
@@ -840,6 +845,15 @@ impl Channels {
                 }
             }
         }
+        if !self.followed && !self.batch.is_empty() {
+            // The first thing stored also stores the height the node
+            // started at: a restart before the next block must follow the
+            // chain from there, not from a later tip (a funding broadcast
+            // meanwhile could confirm in a block it would never see).
+            self.batch
+                .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());
+            self.followed = true;
+        }
         let batch = std::mem::take(&mut self.batch);
         if !batch.is_empty() {
             out.push(Output::Persist(batch));
@@ -1162,8 +1176,8 @@ impl Channels {
                 let mut s = summary(*id, e, self.connected.contains_key(&e.peer), self.height);
                 s.alias = self.local_alias(e.index);
                 let limbo = self.limbo(*id);
-                (s.closing, s.spendable_at, s.unresolved_htlcs) =
-                    (limbo.closing, limbo.spendable_at, limbo.htlcs);
+                (s.closing, s.spendable_at, s.unresolved_htlcs, s.lost) =
+                    (limbo.closing, limbo.spendable_at, limbo.htlcs, limbo.lost);
                 s
             })
             .collect()
@@ -1303,6 +1317,7 @@ fn summary(id: ChannelId, e: &Entry, connected: bool, height: u32) -> ChannelSum
         closing: Amount::ZERO,
         spendable_at: None,
         unresolved_htlcs: Vec::new(),
+        lost: Amount::ZERO,
         spendable: Msat::ZERO,
         receivable: Msat::ZERO,
         funding_confirmations: None,

@@ -309,7 +309,7 @@ impl Channels {
                 preimage.as_ref(),
                 None,
             ) {
-                Ok(tx) => self.second_stage(id, k.view.funded.channel_type, out, tx, preimage),
+                Ok(tx) => self.second_stage(id, &k.view.funded, out, tx, preimage),
                 Err(e) => {
                     tracing::error!(channel = %id, htlc = out.id, error = %e, "cannot sign our htlc transaction");
                 }
@@ -381,12 +381,12 @@ impl Channels {
     fn second_stage(
         &mut self,
         id: ChannelId,
-        ct: ChannelType,
+        funded: &FundedChannel,
         out: &HtlcOutput,
         tx: Transaction,
         preimage: Option<beongae_wire::Preimage>,
     ) {
-        match ct {
+        match funded.channel_type {
             ChannelType::StaticRemoteKey => self.keep_and_broadcast(id, tx, None),
             ChannelType::Anchors => {
                 // With the wallet's P2WPKH input and change output.
@@ -395,12 +395,15 @@ impl Channels {
                     + super::bump::CHANGE_WEIGHT;
                 let deadline = (!out.we_offered).then_some(out.cltv_expiry);
                 let target = self.target_feerate(deadline);
-                let Some(feerate) =
-                    super::bump::within(target, super::bump::aim_fee(out.value), weight)
-                else {
+                let budget = super::bump::htlc_tx_budget(
+                    out.value,
+                    funded,
+                    self.settings.close_script.as_ref(),
+                    self.feerate,
+                );
+                let Some(feerate) = super::bump::within(target, budget, weight) else {
                     self.uneconomical.insert(out.outpoint);
-                    let fee = FeeratePerKw::FLOOR.fee_for_weight(weight);
-                    return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %fee, "not claiming an htlc worth less than its fee at the lowest feerate");
+                    return tracing::warn!(channel = %id, htlc = out.id, value = %out.value, %budget, "not claiming an htlc worth less than its claim and the sweep of its output");
                 };
                 let prevout = bitcoin::TxOut {
                     value: out.value,
@@ -653,20 +656,27 @@ impl Channels {
             let inputs: Vec<_> = claims.iter().map(|c| c.input.clone()).collect();
             let weight = beongae_script::sweep::sweep_weight(&inputs, &destination).to_wu();
             let worth: bitcoin::Amount = inputs.iter().map(|i| i.value).sum();
-            let budget = worth
-                .checked_sub(beongae_channel::close::dust_limit_for(&destination))
-                .unwrap_or(bitcoin::Amount::ZERO);
-            let feerate = super::bump::within(feerate, budget, weight).unwrap_or(feerate);
+            let budget = super::bump::claim_budget(worth, &destination);
+            let Some(feerate) = super::bump::within(feerate, budget, weight) else {
+                tracing::warn!(channel = %id, %worth, "not claiming outputs worth less than any claim of them");
+                self.uneconomical
+                    .extend(claims.iter().map(|c| c.input.outpoint));
+                continue;
+            };
             match claim_transaction(&self.secp, claims, destination.clone(), feerate) {
                 Ok(tx) => {
                     tracing::info!(channel = %id, txid = %tx.compute_txid(), value = %tx.output[0].value, "claiming the channel's outputs");
                     self.keep_and_broadcast(id, tx, Some(feerate));
                     made += 1;
                 }
-                Err(e) => {
-                    tracing::warn!(channel = %id, error = %e, "not claiming an output worth less than its fee");
+                Err(beongae_script::sweep::SweepError::Uneconomical { .. }) => {
+                    tracing::warn!(channel = %id, "not claiming an output worth less than its fee");
                     self.uneconomical
                         .extend(claims.iter().map(|c| c.input.outpoint));
+                }
+                // Not a matter of fees: tried again at the next block.
+                Err(e) => {
+                    tracing::error!(channel = %id, error = %e, "cannot claim the channel's outputs");
                 }
             }
         }
