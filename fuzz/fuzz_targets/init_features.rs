@@ -16,14 +16,13 @@
 use beongae_wire::{Context, Feature, FeatureError, Features};
 use libfuzzer_sys::fuzz_target;
 
-/// The features beongae-node advertises (`beongae_node::core::default_features`).
+/// The features beongae-node advertises, from its own source file (no
+/// copy to fall behind).
+#[path = "../../crates/node/src/core/features.rs"]
+mod node_features;
+
 fn ours() -> Features {
-    Features::empty()
-        .with_optional(Feature::DataLossProtect)
-        .with_optional(Feature::VarOnionOptin)
-        .with_optional(Feature::StaticRemoteKey)
-        .with_optional(Feature::PaymentSecret)
-        .with_optional(Feature::ChannelType)
+    node_features::default_features()
 }
 
 /// Set bits of a big-endian vector, ascending, as `usize`.
