@@ -290,20 +290,9 @@ fn the_peers_preimage_claim_on_our_commitment_settles_our_payment() {
 #[test]
 fn our_htlc_success_on_our_commitment_tells_the_payer() {
     let mut p = Pair::new();
-    let (id, _) = p.open();
-    p.pay_then_silence(Side::A);
-    let (_, hash) = added_by_a(&p);
-    let commitment = p.force_close(Side::B, id);
-    let htlc_vout = vout_of(&commitment, 10_000);
-    let since = p.broadcasts.len();
-    p.block_both(vec![commitment.clone()]);
-    let success = p.claims_on(Side::B, since, &commitment);
-    assert_eq!(success.len(), 1, "{success:?}");
-    let success = success[0].clone();
-    assert_eq!(success.input[0].previous_output.vout, htlc_vout);
+    let forced = b_forced_with_a_fulfilled_htlc(&mut p, 10_000, None);
+    let (hash, success) = (forced.hash, b_htlc_success(&mut p, &forced));
     assert_eq!(success.lock_time.to_consensus_u32(), 0);
-    assert_eq!(success.output[0].value, Amount::from_sat(10_000));
-    assert!(p.accepted(&success), "{:?}", p.mempool.last());
     p.block_both(vec![success.clone()]);
     let confirmed = p.height;
     assert_eq!(a_payment(&mut p, hash), "succeeded");
@@ -328,19 +317,8 @@ fn our_htlc_success_on_our_commitment_tells_the_payer() {
 #[test]
 fn a_small_htlc_is_claimed_at_the_feerate_it_can_bear() {
     let mut p = Pair::new();
-    let (id, _) = p.open();
-    p.pay_then_silence_of(Side::A, 2_000_000);
-    let (_, hash) = added_by_a(&p);
-    let commitment = p.force_close(Side::B, id);
-    let htlc_vout = vout_of(&commitment, 2_000);
-    let since = p.broadcasts.len();
-    p.block_both(vec![commitment.clone()]);
-    let success = p.claims_on(Side::B, since, &commitment);
-    assert_eq!(success.len(), 1, "{success:?}");
-    let success = success[0].clone();
-    assert_eq!(success.input[0].previous_output.vout, htlc_vout);
-    assert_eq!(success.output[0].value, Amount::from_sat(2_000));
-    assert!(p.accepted(&success), "{:?}", p.mempool.last());
+    let forced = b_forced_with_a_fulfilled_htlc(&mut p, 2_000, None);
+    let (hash, success) = (forced.hash, b_htlc_success(&mut p, &forced));
     // The wallet's coin less its change: the fee, within what the HTLC
     // leaves once its sweep and the dust are set aside.
     let coin = p
@@ -364,13 +342,14 @@ fn a_small_htlc_is_claimed_at_the_feerate_it_can_bear() {
 #[test]
 fn an_htlc_worth_less_than_its_claim_is_left_and_reported_lost() {
     let mut p = Pair::new();
-    let (id, _) = p.open();
-    let expiry = p.pay_then_silence_of(Side::A, 2_000_000);
-    p.estimate(Side::B, 10_000);
-    let commitment = p.force_close(Side::B, id);
-    let htlc_vout = vout_of(&commitment, 2_000);
-    let since = p.broadcasts.len();
-    p.block_both(vec![commitment.clone()]);
+    let forced = b_forced_with_a_fulfilled_htlc(&mut p, 2_000, Some(10_000));
+    let Forced {
+        expiry,
+        commitment,
+        htlc_vout,
+        since,
+        ..
+    } = forced;
     while p.height < expiry {
         p.block_both(vec![]);
     }
@@ -389,6 +368,54 @@ fn an_htlc_worth_less_than_its_claim_is_left_and_reported_lost() {
     assert_eq!(p.channel(Side::B).lost, Amount::ZERO);
     p.block_both(vec![back]);
     assert_eq!(p.channel(Side::B).lost, Amount::from_sat(2_000));
+}
+
+/// B's force close with an HTLC of A's in it that B fulfilled (the fulfil
+/// lost), its commitment confirmed.
+struct Forced {
+    hash: PaymentHash,
+    expiry: u32,
+    commitment: Transaction,
+    htlc_vout: u32,
+    /// Broadcasts before the commitment confirmed.
+    since: usize,
+    sat: u64,
+}
+
+/// Opens a channel, A pays B `sat` (B fulfils, the fulfil is lost), B
+/// learns the fee `estimate` (if any) and forces the channel closed, and
+/// its commitment confirms.
+fn b_forced_with_a_fulfilled_htlc(p: &mut Pair, sat: u64, estimate: Option<u32>) -> Forced {
+    let (id, _) = p.open();
+    let expiry = p.pay_then_silence_of(Side::A, sat * 1_000);
+    let (_, hash) = added_by_a(p);
+    if let Some(e) = estimate {
+        p.estimate(Side::B, e);
+    }
+    let commitment = p.force_close(Side::B, id);
+    let htlc_vout = vout_of(&commitment, sat);
+    let since = p.broadcasts.len();
+    p.block_both(vec![commitment.clone()]);
+    Forced {
+        hash,
+        expiry,
+        commitment,
+        htlc_vout,
+        since,
+        sat,
+    }
+}
+
+/// B's one claim on its confirmed commitment: its HTLC-success, which the
+/// devnet accepts, its output the whole HTLC (anchors: zero-fee).
+fn b_htlc_success(p: &mut Pair, f: &Forced) -> Transaction {
+    let success = p.claims_on(Side::B, f.since, &f.commitment);
+    assert_eq!(success.len(), 1, "{success:?}");
+    let success = success[0].clone();
+    assert_eq!(success.input[0].previous_output.vout, f.htlc_vout);
+    assert_eq!(success.output[0].value, Amount::from_sat(f.sat));
+    assert!(p.accepted(&success), "{:?}", p.mempool.last());
+    success
 }
 
 /// Killed at each step of an HTLC's resolution on chain — our commitment

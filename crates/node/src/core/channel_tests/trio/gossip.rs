@@ -54,6 +54,35 @@ fn scid_of(m: &Mesh, node: usize, id: ChannelId) -> ShortChannelId {
     m.channel(node, id).short_channel_id.expect("confirmed")
 }
 
+/// A reorganisation that takes away the block of announced channels takes
+/// them out of the graph: their `short_channel_id`s name positions that
+/// hold other transactions now (found by the simulator, seed 9831: a new
+/// channel at one of those positions had its updates refused as signed by
+/// the wrong nodes, and every connection relaying them was closed).
+#[test]
+fn announced_channels_whose_block_leaves_the_chain_leave_the_graph() {
+    let (mut m, _) = line();
+    let funded = m.height - 5;
+    assert_eq!(m.cores[5].graph().unwrap().channel_count(), 5);
+    let inputs = (funded + 1..=m.height)
+        .rev()
+        .map(|height| (5, Input::BlockDisconnected { height }))
+        .collect();
+    m.run(inputs);
+    assert_eq!(
+        m.cores[5].graph().unwrap().channel_count(),
+        5,
+        "one block above"
+    );
+    m.run(vec![(5, Input::BlockDisconnected { height: funded })]);
+    assert_eq!(m.cores[5].graph().unwrap().channel_count(), 0);
+    assert_eq!(
+        m.cores[4].graph().unwrap().channel_count(),
+        5,
+        "node 4 kept its chain"
+    );
+}
+
 #[test]
 fn announced_channels_reach_every_node_and_carry_a_five_hop_payment() {
     let (mut m, ids) = line();

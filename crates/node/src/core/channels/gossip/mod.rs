@@ -608,8 +608,27 @@ impl Channels {
     }
 
     /// The block at `height` left the best chain: spends seen in it are
-    /// undone.
+    /// undone, and announced channels whose `short_channel_id` names a
+    /// position in it are forgotten: that position now holds another
+    /// transaction, or none (found by the simulator, seed 9831: after a
+    /// reorganisation another channel confirmed at the position of one
+    /// still in the graph, and its honest `channel_update`s, checked
+    /// against the old channel's nodes, failed as invalid signatures and
+    /// closed every connection that relayed them). A channel whose funding
+    /// confirms again is announced again with its new position.
     pub(super) fn gossip_block_disconnected(&mut self, height: u32) {
+        let mut gone: Vec<ShortChannelId> = self
+            .gossip
+            .channels
+            .keys()
+            .filter(|scid| scid.block() >= height)
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        for scid in gone {
+            tracing::info!(%scid, "the block of an announced channel left the chain: removed from the graph");
+            self.forget_channel(scid);
+        }
         let mut unspent = Vec::new();
         for (scid, c) in self.gossip.channels.iter_mut() {
             if c.spent_at.is_some_and(|h| h >= height) {
