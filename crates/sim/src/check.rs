@@ -187,7 +187,7 @@ fn flows(w: &World, before: &std::collections::BTreeSet<bitcoin::Txid>) -> Resul
 /// the victim), and the cheater's wallet paid no more by the transactions
 /// descending from it than it put into them (the fee inputs of its HTLC
 /// transactions come back as change).
-fn punished(w: &World, cheat: &crate::world::Cheat) -> Result<bool, String> {
+pub(crate) fn punished(w: &World, cheat: &crate::world::Cheat) -> Result<bool, String> {
     let devnet = w.devnet();
     let txid = cheat.tx.compute_txid();
     if devnet.confirmations(&txid).is_none() {

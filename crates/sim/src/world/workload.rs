@@ -376,6 +376,24 @@ impl World {
             chain.push(format!("{waiting} transactions in the mempool"));
         }
         let tip = self.devnet().height();
+        // Answers and messages on their way to a node (a lookup it asked
+        // for, a wallet's answer) may still set it to work.
+        let in_flight = self
+            .queue
+            .values()
+            .filter(|e| matches!(e, Ev::Input { .. } | Ev::Msg { .. }))
+            .count();
+        if in_flight > 0 {
+            net.push(format!("{in_flight} inputs on their way"));
+        }
+        // A revoked commitment that confirmed: until its punishment does.
+        for c in &self.chans {
+            if let Some(cheat) = c.cheat.as_ref().filter(|x| x.sent) {
+                if let Err(e) = crate::check::punished(self, cheat) {
+                    chain.push(e);
+                }
+            }
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             match &node.core {
                 None => net.push(format!("node {i} down")),
