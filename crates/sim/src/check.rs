@@ -315,8 +315,8 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
         }
     }
     // HTLCs offered to a node that had their preimage and that its peer
-    // took back on chain: worth less than claiming them (BOLT 5 leaves
-    // those; SAFETY.md: no claim costs more than it recovers).
+    // took back on chain: worth less than claiming them (SAFETY.md: no
+    // claim spends more in fees than it recovers).
     let abandoned: Vec<i64> = cores
         .iter()
         .map(|core| {

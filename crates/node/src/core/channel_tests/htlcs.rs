@@ -336,8 +336,8 @@ fn a_small_htlc_is_claimed_at_the_feerate_it_can_bear() {
 }
 
 /// The same HTLC at 10,000 sat/kW: claiming it and sweeping the result
-/// would cost more than its 2,000 sat, so B leaves it (BOLT 5 never asks a
-/// node to spend more than it recovers); A takes it back after its expiry,
+/// would cost more than its 2,000 sat, so B leaves it (SAFETY.md: no claim
+/// spends more in fees than it recovers); A takes it back after its expiry,
 /// and B reports those 2,000 sat as lost.
 #[test]
 fn an_htlc_worth_less_than_its_claim_is_left_and_reported_lost() {

@@ -41,8 +41,8 @@ pub(super) fn aim_fee(value: Amount) -> Amount {
 }
 
 /// What our HTLC transaction of an anchor channel may take from the wallet
-/// for an HTLC of `value` (BOLT 5: not "more in fees than it recovers",
-/// SAFETY.md): the transaction pays no fee of its own and its output is the
+/// for an HTLC of `value` (SAFETY.md: no claim spends "more in fees than
+/// it recovers"): the transaction pays no fee of its own and its output is the
 /// whole HTLC, which must still be swept after `to_self_delay` (at least at
 /// `feerate`) to `destination` and leave the dust limit; and at most
 /// [`aim_fee`]. Zero when the HTLC cannot pay for both: claiming it would
