@@ -4,9 +4,13 @@
 //! revoked commitments are in [`crate::penalty`].
 
 use beongae_script::keys::{derive_privkey, CommitmentKeys, KeyError};
-use beongae_script::scripts::{to_local_script, to_remote_anchors_script};
+use beongae_script::scripts::{
+    offered_htlc_script, to_local_script, to_remote_anchors_script, to_remote_script_pubkey,
+    HtlcKeys,
+};
 use beongae_script::sweep::{build_sweep, sign_sweep, SpendPath, SweepError, SweepInput};
 use beongae_script::{ChannelType, FeeratePerKw};
+use beongae_wire::PaymentHash;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing, Verification};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, Txid};
 
@@ -45,6 +49,80 @@ pub fn commitment_number(funded: &FundedChannel, tx: &Transaction) -> Option<u64
     }
     let obscured = (u64::from(seq & 0x00ff_ffff) << 24) | u64::from(lock & 0x00ff_ffff);
     Some(obscured ^ funded.obscuring_factor.get())
+}
+
+/// A commitment of this channel read by its outputs alone, for one we no
+/// longer hold the state of (an old commitment of ours, revoked, that a
+/// copy of our store from before broadcast): it is ours, at our
+/// `per_commitment_point` for its number, when one of its outputs is our
+/// `to_local` (BOLT 3 §"`to_local` Output": our delayed key and the peer's
+/// revocation key at that point, our delay), or pays the peer's
+/// `to_remote` to its static `payment_basepoint` while that differs from
+/// ours (nothing in BOLT 2 stops a peer from copying our basepoint, and
+/// then every commitment of its own would pay "its" `to_remote`: such a
+/// commitment must still be punished as the peer's). `None` when neither
+/// is there: a commitment of the peer's pays our `to_remote` and its own
+/// `to_local`, whose delayed key only the peer can spend with.
+pub fn ours_by_outputs<C: Verification>(
+    secp: &Secp256k1<C>,
+    funded: &FundedChannel,
+    tx: &Transaction,
+    per_commitment_point: &PublicKey,
+) -> Option<CommitmentKeys> {
+    let keys = CommitmentKeys::derive(
+        secp,
+        &funded.local_keys,
+        &funded.remote_keys,
+        per_commitment_point,
+    )
+    .ok()?;
+    let to_local = to_local_script(
+        &keys.revocation_key,
+        funded.local_to_self_delay,
+        &keys.local_delayed_key,
+    )
+    .to_p2wsh();
+    let theirs = funded.remote_keys.payment_basepoint;
+    let their_to_remote = (theirs != funded.local_keys.payment_basepoint)
+        .then(|| to_remote_script_pubkey(funded.channel_type, &theirs));
+    tx.output
+        .iter()
+        .any(|o| o.script_pubkey == to_local || Some(&o.script_pubkey) == their_to_remote.as_ref())
+        .then_some(keys)
+}
+
+/// The outputs of our commitment `tx` (with its `keys`, from
+/// [`ours_by_outputs`]) that hold an HTLC we offered with `payment_hash`
+/// (BOLT 3 §"Offered HTLC Outputs"). Found by script, so without the
+/// commitment's state; the script has no expiry nor amount in it, so every
+/// HTLC of ours with that hash (the parts of one payment) has the same
+/// one, and each of them may be in any of these outputs.
+pub fn our_offered_htlc_outputs(
+    funded: &FundedChannel,
+    tx: &Transaction,
+    keys: &CommitmentKeys,
+    payment_hash: &PaymentHash,
+) -> Vec<OutPoint> {
+    let script = offered_htlc_script(
+        HtlcKeys {
+            revocation_key: &keys.revocation_key,
+            local_htlc_key: &keys.local_htlc_key,
+            remote_htlc_key: &keys.remote_htlc_key,
+        },
+        payment_hash,
+        funded.channel_type,
+    )
+    .to_p2wsh();
+    let txid = tx.compute_txid();
+    tx.output
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.script_pubkey == script)
+        .map(|(vout, _)| OutPoint {
+            txid,
+            vout: vout as u32,
+        })
+        .collect()
 }
 
 /// The first output of `tx` paying `script_pubkey` not `used` yet.

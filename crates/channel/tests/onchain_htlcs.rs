@@ -9,7 +9,9 @@
 
 mod common;
 
-use beongae_channel::onchain::{claim_transaction, our_to_local_claim};
+use beongae_channel::onchain::{
+    claim_transaction, our_offered_htlc_outputs, our_to_local_claim, ours_by_outputs,
+};
 use beongae_channel::onchain_htlcs::{
     our_commitment_htlcs, preimage_in, signed_htlc_tx, their_commitment_htlcs, their_htlc_claim,
     HtlcClaimError, HtlcOutput,
@@ -400,4 +402,64 @@ fn the_anchor_child_takes_a_wallet_input() {
     let p = channel_with_htlcs(ChannelType::StaticRemoteKey);
     let commitment = p.a.signed_local_commitment(&p.secp).unwrap();
     assert!(anchor_child(&p.secp, &p.a.funded, &commitment, &p.pa.funding, wallet()).is_none());
+}
+
+/// A commitment of ours read without its state (an old one, revoked, that
+/// a copy of our store from before broadcast): told from the peer's by its
+/// outputs, and the HTLC we offered found by its script, at the output
+/// where the state puts it; the trimmed one and one the peer offered are
+/// not found as ours.
+fn ours_read_by_outputs(ct: ChannelType) {
+    let p = channel_with_htlcs(ct);
+    let ours = p.a.signed_local_commitment(&p.secp).unwrap();
+    let theirs = p.b.signed_local_commitment(&p.secp).unwrap();
+    let point = LocalSecrets::new(p.pa.seed).point(&p.secp, p.a.local_number);
+    let keys = ours_by_outputs(&p.secp, &p.a.funded, &ours, &point).expect("ours");
+    assert!(ours_by_outputs(&p.secp, &p.a.funded, &theirs, &point).is_none());
+    // At another commitment's point our to_local does not match, but the
+    // peer's static to_remote still tells the commitment ours...
+    let other = LocalSecrets::new(p.pa.seed).point(&p.secp, p.a.local_number.next().unwrap());
+    assert!(ours_by_outputs(&p.secp, &p.a.funded, &ours, &other).is_some());
+    // ...unless the peer's payment_basepoint is ours: then its own
+    // commitments would pay "its" to_remote too, and only our to_local
+    // tells.
+    let mut copied = p.a.funded;
+    copied.remote_keys.payment_basepoint = copied.local_keys.payment_basepoint;
+    assert!(ours_by_outputs(&p.secp, &copied, &ours, &other).is_none());
+    assert!(ours_by_outputs(&p.secp, &copied, &ours, &point).is_some());
+    let outputs = our_commitment_htlcs(
+        &p.secp,
+        &p.a.funded,
+        &ours,
+        &p.a.commitments.local,
+        p.a.local_number,
+        &point,
+        &p.a.local_signatures.htlc_signatures,
+    )
+    .unwrap();
+    let hash = |tag: u8| Preimage([tag; 32]).payment_hash();
+    assert_eq!(
+        our_offered_htlc_outputs(&p.a.funded, &ours, &keys, &hash(1)),
+        vec![out_of(&outputs, true, 1).outpoint]
+    );
+    // 400 sat: trimmed, no output.
+    assert_eq!(
+        our_offered_htlc_outputs(&p.a.funded, &ours, &keys, &hash(2)),
+        vec![]
+    );
+    // B's: received by us, not offered.
+    assert_eq!(
+        our_offered_htlc_outputs(&p.a.funded, &ours, &keys, &hash(3)),
+        vec![]
+    );
+}
+
+#[test]
+fn our_commitment_read_by_its_outputs_anchors() {
+    ours_read_by_outputs(ChannelType::Anchors);
+}
+
+#[test]
+fn our_commitment_read_by_its_outputs_static_remotekey() {
+    ours_read_by_outputs(ChannelType::StaticRemoteKey);
 }

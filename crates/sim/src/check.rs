@@ -420,15 +420,6 @@ pub(crate) fn at_rest(w: &mut World, before: &Baseline) -> Result<(), Violation>
                     failed += 1;
                 }
             }
-            s if s.starts_with("pending") && cheaters.contains(&p.payer) => {
-                if payee_paid {
-                    received[p.payee] +=
-                        inc.as_ref().and_then(|s| s.amount).map_or(0, Msat::to_msat) as i64;
-                    sent[p.payer] +=
-                        out.as_ref().and_then(|s| s.amount).map_or(0, Msat::to_msat) as i64;
-                }
-                unmade += 1;
-            }
             other => {
                 return Err(w.violation(format!("payment {i} has not ended: {other}")));
             }

@@ -5,6 +5,8 @@
 
 use beongae_channel::revocation::LocalSecrets;
 
+use super::channels::spends::ANTI_REORG_DEPTH;
+
 use super::*;
 
 /// B's commitment as B's store held it in `snapshot`, fully signed: what
@@ -112,6 +114,42 @@ fn a_restart_between_seeing_a_revoked_commitment_and_punishing_it() {
     p.restart(Side::A);
     let all = p.claims_on(Side::A, since, &revoked);
     assert!(all.iter().all(|t| justice.contains(t)), "{all:?}");
+}
+
+/// B, restored from an old copy of its store, broadcast a commitment it
+/// had revoked, while a payment of its own was in flight over the channel
+/// and not in that commitment (sim seed 11328: there a forward, whose
+/// upstream waited until its own channel went to chain). B reads the
+/// commitment as its own (not as a revoked one of A's, which it cannot
+/// punish) and fails the payment once the commitment is
+/// `ANTI_REORG_DEPTH` blocks deep (BOLT 5: "MUST fail the corresponding
+/// incoming HTLC (if any)"); A punishes it.
+#[test]
+fn a_payment_not_in_our_old_commitment_fails_once_it_is_buried() {
+    let (mut p, _, _, revoked, _) = revoked_state();
+    // B pays A 20_000 sat; A fulfils but its update_fulfill_htlc is lost.
+    p.pay_then_silence_of(Side::B, 20_000_000);
+    assert_eq!(p.payment_status(Side::B), vec!["pending", "succeeded"]);
+    let since = p.revoked_confirms(&revoked);
+    let justice = p.claims_on(Side::A, since, &revoked);
+    assert_eq!(justice.len(), 2);
+    // B claims nothing of it.
+    assert!(p.claims_on(Side::B, since, &revoked).is_empty());
+    for _ in 0..ANTI_REORG_DEPTH - 2 {
+        p.block(vec![]);
+    }
+    assert_eq!(
+        p.payment_status(Side::B),
+        vec!["pending on chain", "succeeded"]
+    );
+    p.block(vec![]);
+    assert_eq!(
+        p.payment_status(Side::B),
+        vec![
+            "failed: our old commitment went on chain without the htlc",
+            "succeeded"
+        ]
+    );
 }
 
 fn spends_output(tx: &Transaction, funding: &Transaction) -> bool {

@@ -36,7 +36,7 @@ impl Pair {
         )]);
     }
 
-    fn payment_status(&mut self, side: Side) -> Vec<String> {
+    pub(super) fn payment_status(&mut self, side: Side) -> Vec<String> {
         let Reply::Payments(list) = self.command(side, Command::ListPayments) else {
             panic!()
         };

@@ -31,7 +31,8 @@ impl Channels {
     /// back, no HTLC output unresolved (the peer's spends of its own are
     /// recorded), no payment of ours still pending over it. A revoked
     /// commitment: punished, and no output of it left as worth less than
-    /// its fee (a feerate change could still make it worth claiming).
+    /// its fee (a feerate change could still make it worth claiming). An
+    /// old commitment of ours: nothing of it is ours to wait for.
     pub(super) fn force_close_resolved(&self, id: ChannelId) -> bool {
         let Some(Phase::Closed(c)) = self.entries.get(&id).map(|e| &e.phase) else {
             return false;
@@ -69,6 +70,8 @@ impl Channels {
             return false;
         };
         match k.case {
+            // Nothing of it is ours to claim.
+            Case::OursRevoked(_) => true,
             Case::Revoked(_) => {
                 let commitment = k.spend.compute_txid();
                 self.punished(id) && !self.uneconomical.iter().any(|o| o.txid == commitment)
@@ -157,7 +160,7 @@ impl Channels {
             };
         }
         match k.case {
-            Case::Revoked(_) => return limbo,
+            Case::Revoked(_) | Case::OursRevoked(_) => return limbo,
             Case::Ours(_) => {
                 for (claim, at) in self.delayed_outputs(id, &k) {
                     if !taken.contains(&claim.input.outpoint) {

@@ -24,7 +24,7 @@ pub mod policy;
 pub mod record;
 mod resolve;
 mod route;
-mod spends;
+pub(crate) mod spends;
 mod unfunded;
 mod withheld;
 

@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 
 use beongae_channel::commitments::CommitSpec;
 use beongae_channel::onchain::{
-    claim_transaction, commitment_number, our_to_local_claim, their_commitment_claims, Claim,
+    claim_transaction, commitment_number, our_to_local_claim, ours_by_outputs,
+    their_commitment_claims, Claim,
 };
 use beongae_channel::onchain_htlcs::{
     our_commitment_htlcs, signed_htlc_tx, their_commitment_htlcs, their_htlc_claim, HtlcOutput,
@@ -20,6 +21,7 @@ use beongae_channel::penalty::{revoked_claims, PenaltySecrets};
 use beongae_channel::revocation::LocalSecrets;
 use beongae_channel::sign::FundedChannel;
 use beongae_script::commitment::CommitmentNumber;
+use beongae_script::keys::CommitmentKeys;
 use beongae_script::{ChannelType, FeeratePerKw};
 use beongae_wire::ChannelId;
 use bitcoin::secp256k1::{ecdsa, PublicKey};
@@ -94,6 +96,10 @@ pub(super) enum Case {
     Ours(CommitmentNumber),
     /// One the peer revoked, with its number.
     Revoked(u64),
+    /// An old one of ours, revoked (a copy of our store from before went
+    /// out), with its number: the peer takes all of it; what is left to us
+    /// is failing the HTLCs it cannot pay.
+    OursRevoked(CommitmentNumber),
     /// The peer's current or next one.
     Theirs(CommitmentNumber),
 }
@@ -108,6 +114,9 @@ pub(super) struct Confirmed {
     pub(super) case: Case,
     /// Our `per_commitment_point` of it (our commitment only).
     pub(super) our_point: Option<PublicKey>,
+    /// The keys of an old commitment of ours (revoked), read by its
+    /// outputs: its HTLCs are found by script.
+    pub(super) old_keys: Option<CommitmentKeys>,
     /// Its HTLC outputs (not for a revoked commitment, nor one we cannot
     /// rebuild).
     pub(super) htlcs: Option<Vec<HtlcOutput>>,
@@ -174,6 +183,8 @@ impl Channels {
     ///   `to_self_delay` has passed after they confirm;
     /// - a commitment of the peer's it revoked: everything, once the
     ///   store gave that commitment's HTLCs ([`Output::LoadRemoteHtlcs`]);
+    /// - an old commitment of ours, revoked: nothing (the peer may take
+    ///   every output of it);
     /// - its current (or next) commitment: our `to_remote`, each HTLC we
     ///   offered once it expired, each offered to us with its preimage.
     ///
@@ -199,9 +210,11 @@ impl Channels {
             }
             Case::Ours(_) => self.resolve_ours(id, &k),
             Case::Theirs(_) => self.resolve_theirs(id, &k),
+            // Every output is the peer's with the revocation key (and its
+            // own `to_remote`): nothing is ours to claim.
+            Case::OursRevoked(_) => {}
         }
-        let revoked = matches!(k.case, Case::Revoked(_));
-        self.outgoing_on_chain(id, k.htlcs.as_deref(), revoked);
+        self.outgoing_on_chain(id, &k);
     }
 
     /// The confirmed commitment of closed channel `id`, if a commitment
@@ -219,16 +232,24 @@ impl Channels {
         let view = self.kept_view(id)?;
         // Not a commitment: a closing transaction.
         let number = commitment_number(&view.funded, &spend)?;
+        let keys = self.keys.channel(entry.index);
+        let mut old_keys = None;
         let case = if view.our_txid == Some(spend.compute_txid()) {
             Case::Ours(CommitmentNumber::new(number)?)
+        } else if let Some((n, keys)) = CommitmentNumber::new(number).and_then(|n| {
+            let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
+            ours_by_outputs(&self.secp, &view.funded, &spend, &point).map(|k| (n, k))
+        }) {
+            old_keys = Some(keys);
+            Case::OursRevoked(n)
         } else if number < view.remote_current {
             Case::Revoked(number)
         } else {
             Case::Theirs(CommitmentNumber::new(number)?)
         };
-        let keys = self.keys.channel(entry.index);
         let (our_point, htlcs) = match case {
             Case::Revoked(_) => (None, None),
+            Case::OursRevoked(_) => (None, None),
             Case::Ours(n) => {
                 let point = LocalSecrets::new(keys.commitment_seed).point(&self.secp, n);
                 let htlcs = view
@@ -264,6 +285,7 @@ impl Channels {
             case,
             our_point,
             htlcs,
+            old_keys,
         })
     }
 

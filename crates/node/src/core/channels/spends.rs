@@ -13,15 +13,15 @@
 //!   buried, or no output of it in the confirmed commitment) fails our
 //!   payment once [`ANTI_REORG_DEPTH`] blocks deep.
 
-use beongae_channel::onchain::commitment_number;
-use beongae_channel::onchain_htlcs::{preimage_in, HtlcOutput};
+use beongae_channel::onchain::{commitment_number, our_offered_htlc_outputs};
+use beongae_channel::onchain_htlcs::preimage_in;
 use beongae_channel::penalty::{second_stage_claims, PenaltySecrets};
 use beongae_script::commitment::CommitmentNumber;
 use beongae_wire::{ChannelId, PaymentHash};
 use bitcoin::{Block, Transaction, Txid};
 
 use super::record::{self, KeptState, Spent};
-use super::resolve::Case;
+use super::resolve::{Case, Confirmed};
 use super::{Channels, Phase};
 
 /// Blocks on top of a resolution before a payment is failed for it: a
@@ -215,22 +215,26 @@ impl Channels {
 
     /// Our payments over closed channel `id` that the chain resolved back
     /// to us fail, [`ANTI_REORG_DEPTH`] blocks after: an HTLC with no
-    /// output in the confirmed commitment (below the dust limit, or not in
-    /// it), or whose output our timeout (or justice) transaction took.
-    /// `outputs` are the confirmed commitment's HTLC outputs when it is
-    /// ours or the peer's current one; for a revoked commitment, the HTLCs
-    /// fail once every claim of ours on it is buried.
-    pub(super) fn outgoing_on_chain(
-        &mut self,
-        id: ChannelId,
-        outputs: Option<&[HtlcOutput]>,
-        revoked: bool,
-    ) {
-        let pending: Vec<u64> = self
+    /// output in the confirmed commitment `k` (below the dust limit, or not
+    /// in it), or whose output our timeout (or justice) transaction took.
+    /// When `k` is ours or the peer's current one its HTLC outputs are
+    /// known; for a revoked commitment of the peer's, the HTLCs fail once
+    /// every claim of ours on it is buried; for an old commitment of ours
+    /// (revoked), an HTLC fails when the commitment has no output for it,
+    /// or once the peer's spends of every output that may hold it are
+    /// buried without its preimage (a spend with the preimage settles it
+    /// instead, in [`Channels::foreign_spends`]). BOLT 5: "MUST fail the
+    /// corresponding incoming HTLC (if any)" once the commitment without it
+    /// is deep enough. Our own payment fails then too: the peer may have
+    /// fulfilled it off-chain, but no coin of ours went to it through the
+    /// HTLC (what the peer takes, it takes as the penalty of the whole
+    /// channel).
+    pub(super) fn outgoing_on_chain(&mut self, id: ChannelId, k: &Confirmed) {
+        let pending: Vec<(u64, PaymentHash)> = self
             .by_htlc
             .range((id, 0)..=(id, u64::MAX))
-            .map(|((_, htlc), _)| *htlc)
-            .chain(self.forwarded_out(id).into_iter().map(|(htlc, _)| htlc))
+            .map(|((_, htlc), hash)| (*htlc, *hash))
+            .chain(self.forwarded_out(id))
             .collect();
         if pending.is_empty() {
             return;
@@ -245,7 +249,8 @@ impl Channels {
             return;
         }
         let mut failed = Vec::new();
-        for htlc in pending {
+        let outputs = k.htlcs.as_deref();
+        for (htlc, hash) in pending {
             let why = match outputs {
                 Some(list) => match list.iter().find(|o| o.we_offered && o.id == htlc) {
                     None => Some("the channel closed on chain with no output for the htlc (below the dust limit, or not in the confirmed commitment)"),
@@ -258,16 +263,32 @@ impl Channels {
                         })
                         .then_some("the htlc timed out on chain"),
                 },
-                // A revoked commitment: every output we took, buried, and
-                // none left as worth less than its fee (the cheater could
-                // still claim that one with the preimage).
-                None if revoked => (!c.sweeps.is_empty()
-                    && c.sweeps.iter().all(|s| deep(s.confirmed) || !s.live())
-                    && !self.uneconomical.iter().any(|o| Some(o.txid) == commitment))
-                .then_some("the channel was resolved on chain"),
-                // A commitment we could not read: its HTLCs may still be
-                // claimed with the preimage; failing them could pay twice.
-                None => None,
+                None => match k.case {
+                    // A revoked commitment: every output we took, buried,
+                    // and none left as worth less than its fee (the cheater
+                    // could still claim that one with the preimage).
+                    Case::Revoked(_) => (!c.sweeps.is_empty()
+                        && c.sweeps.iter().all(|s| deep(s.confirmed) || !s.live())
+                        && !self.uneconomical.iter().any(|o| Some(o.txid) == commitment))
+                    .then_some("the channel was resolved on chain"),
+                    // Every output that may hold it (HTLCs sharing its
+                    // hash share its script) taken by the peer, buried,
+                    // none with the preimage (which settles it instead).
+                    Case::OursRevoked(_) => k.old_keys.as_ref().and_then(|keys| {
+                        let outputs = our_offered_htlc_outputs(&k.view.funded, &k.spend, keys, &hash);
+                        if outputs.is_empty() {
+                            Some("our old commitment went on chain without the htlc")
+                        } else {
+                            outputs
+                                .iter()
+                                .all(|o| c.spent.iter().any(|s| s.outpoint == *o && deep(Some(s.height))))
+                                .then_some("the peer took the htlc's outputs of our old commitment without its preimage")
+                        }
+                    }),
+                    // A commitment we could not read: its HTLCs may still be
+                    // claimed with the preimage; failing them could pay twice.
+                    _ => None,
+                },
             };
             if let Some(why) = why {
                 failed.push((htlc, why));
