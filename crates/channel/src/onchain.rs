@@ -58,11 +58,13 @@ pub fn commitment_number(funded: &FundedChannel, tx: &Transaction) -> Option<u64
 /// `to_local` (BOLT 3 §"`to_local` Output": our delayed key and the peer's
 /// revocation key at that point, our delay), or pays the peer's
 /// `to_remote` to its static `payment_basepoint` while that differs from
-/// ours (nothing in BOLT 2 stops a peer from copying our basepoint, and
-/// then every commitment of its own would pay "its" `to_remote`: such a
-/// commitment must still be punished as the peer's). `None` when neither
-/// is there: a commitment of the peer's pays our `to_remote` and its own
-/// `to_local`, whose delayed key only the peer can spend with.
+/// ours (a peer copying our basepoint would have every commitment of its
+/// own pay "its" `to_remote`, and its revoked ones go unpunished).
+/// `None` when neither is there: a commitment of the peer's pays our
+/// `to_remote` and its own `to_local`, from its own delayed and our
+/// revocation basepoints at its point, which can match ours only if it
+/// repeats our basepoints: [`crate::open::check_keys_are_theirs`] refuses
+/// such a peer when the channel opens.
 pub fn ours_by_outputs<C: Verification>(
     secp: &Secp256k1<C>,
     funded: &FundedChannel,

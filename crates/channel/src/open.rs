@@ -145,6 +145,39 @@ pub enum OpenError {
     /// `accept_channel` for another `temporary_channel_id`.
     #[error("accept_channel is for temporary channel {0}, not ours")]
     WrongTemporaryChannelId(ChannelId),
+    /// One of the peer's keys is one of ours.
+    #[error("your {0} is one of our keys: every key must be your own")]
+    KeyIsOurs(&'static str),
+}
+
+/// The peer's funding key and basepoints must not repeat any of ours. BOLT
+/// 2 does not ask it, but keys are the peer's own random choice: an honest
+/// peer never repeats ours, and one that does could make its commitments
+/// read as ours by their scripts (a copied `payment_basepoint` turns its
+/// `to_remote` into what ours pays it; copied revocation and delayed
+/// basepoints do the same for `to_local`), so that a revoked one of its
+/// own might not be punished.
+pub fn check_keys_are_theirs(
+    ours: &ChannelPublicKeys,
+    theirs: &ChannelPublicKeys,
+) -> Result<(), OpenError> {
+    let list = |k: &ChannelPublicKeys| {
+        [
+            ("funding_pubkey", k.funding_pubkey),
+            ("revocation_basepoint", k.revocation_basepoint),
+            ("payment_basepoint", k.payment_basepoint),
+            ("delayed_payment_basepoint", k.delayed_payment_basepoint),
+            ("htlc_basepoint", k.htlc_basepoint),
+        ]
+    };
+    let mine = list(ours);
+    match list(theirs)
+        .into_iter()
+        .find(|(_, key)| mine.iter().any(|(_, m)| m == key))
+    {
+        Some((name, _)) => Err(OpenError::KeyIsOurs(name)),
+        None => Ok(()),
+    }
 }
 
 /// One side's parameters, as the other side announced them.
@@ -396,6 +429,22 @@ pub fn check_accept_channel(
         });
     }
     check_reserve_limit(cfg, reserve, Amount::from_sat(ours.funding_satoshis))?;
+    check_keys_are_theirs(
+        &ChannelPublicKeys {
+            funding_pubkey: ours.funding_pubkey,
+            revocation_basepoint: ours.revocation_basepoint,
+            payment_basepoint: ours.payment_basepoint,
+            delayed_payment_basepoint: ours.delayed_payment_basepoint,
+            htlc_basepoint: ours.htlc_basepoint,
+        },
+        &ChannelPublicKeys {
+            funding_pubkey: msg.funding_pubkey,
+            revocation_basepoint: msg.revocation_basepoint,
+            payment_basepoint: msg.payment_basepoint,
+            delayed_payment_basepoint: msg.delayed_payment_basepoint,
+            htlc_basepoint: msg.htlc_basepoint,
+        },
+    )?;
     let theirs = msg.channel_type.as_ref().ok_or(OpenError::NoChannelType)?;
     if Some(theirs) != ours.channel_type.as_ref() {
         return Err(OpenError::ChannelTypeMismatch);

@@ -14,7 +14,7 @@ use crate::channel_type::ChannelTypeSpec;
 use crate::config::ChannelConfig;
 use crate::funding::LocalSetup;
 use crate::limits::CommitLimits;
-use crate::open::{OpenError, OpenRequest, LARGE_CHANNEL};
+use crate::open::{check_keys_are_theirs, OpenError, OpenRequest, LARGE_CHANNEL};
 
 /// The limits we announce for a channel of `funding`: our dust limit, the
 /// reserve we ask of the peer (`reserve_ppm` of the channel, and never below
@@ -115,6 +115,7 @@ pub fn accept_channel<C: Signing>(
             reserve: request.params.channel_reserve,
         });
     }
+    check_keys_are_theirs(&local.keys, &request.params.keys)?;
     let k = &local.keys;
     Ok(AcceptChannel {
         temporary_channel_id: request.temporary_channel_id,

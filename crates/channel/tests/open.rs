@@ -5,7 +5,7 @@
 
 use beongae_channel::channel_type::ChannelTypeSpec;
 use beongae_channel::open::{
-    check_accept_channel, check_open_channel, initial_funder_cost, OpenError,
+    check_accept_channel, check_keys_are_theirs, check_open_channel, initial_funder_cost, OpenError,
 };
 use beongae_channel::ChannelConfig;
 use beongae_script::{ChannelType, FeeratePerKw};
@@ -359,4 +359,72 @@ fn accept_channel_must_fail_rules() {
             reserve: Amount::from_sat(600)
         }
     );
+}
+
+/// A peer's key that repeats one of ours is refused, whichever it is and
+/// wherever ours is: the opener checks `accept_channel` against its
+/// `open_channel`, and the accepter checks `open_channel` before its
+/// `accept_channel` goes out (with its keys as `setup` holds them).
+#[test]
+fn a_peer_repeating_one_of_our_keys_is_refused() {
+    let cfg = ChannelConfig::default();
+    let ours = open();
+    let cases = [
+        (
+            AcceptChannel {
+                payment_basepoint: ours.payment_basepoint,
+                ..accept()
+            },
+            "payment_basepoint",
+        ),
+        (
+            AcceptChannel {
+                delayed_payment_basepoint: ours.delayed_payment_basepoint,
+                ..accept()
+            },
+            "delayed_payment_basepoint",
+        ),
+        (
+            AcceptChannel {
+                revocation_basepoint: ours.htlc_basepoint,
+                ..accept()
+            },
+            "revocation_basepoint",
+        ),
+        (
+            AcceptChannel {
+                funding_pubkey: ours.funding_pubkey,
+                ..accept()
+            },
+            "funding_pubkey",
+        ),
+    ];
+    for (msg, name) in cases {
+        let e = check_accept_channel(&msg, &ours, &cfg).unwrap_err();
+        assert_eq!(e, OpenError::KeyIsOurs(name));
+        assert_eq!(
+            e.to_string(),
+            format!("your {name} is one of our keys: every key must be your own")
+        );
+    }
+    // The accepter's side: the opener's htlc_basepoint is our payment one.
+    let request = check(open()).unwrap();
+    let mut mine = request.params.keys;
+    assert_eq!(
+        check_keys_are_theirs(&mine, &request.params.keys),
+        Err(OpenError::KeyIsOurs("funding_pubkey"))
+    );
+    mine = beongae_script::keys::ChannelPublicKeys {
+        funding_pubkey: key(21),
+        revocation_basepoint: key(22),
+        payment_basepoint: key(5),
+        delayed_payment_basepoint: key(24),
+        htlc_basepoint: key(25),
+    };
+    assert_eq!(
+        check_keys_are_theirs(&mine, &request.params.keys),
+        Err(OpenError::KeyIsOurs("htlc_basepoint"))
+    );
+    mine.payment_basepoint = key(23);
+    assert_eq!(check_keys_are_theirs(&mine, &request.params.keys), Ok(()));
 }
