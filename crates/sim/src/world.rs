@@ -60,6 +60,11 @@ pub struct Config {
     pub long_stall: f64,
     /// Seconds between network faults (drawn uniformly in this range).
     pub fault_every: (u64, u64),
+    /// The chance, at each block while payments run, that one transaction
+    /// of the mempool is dropped from it for good (from every node's
+    /// mempool, as an eviction or a restarted bitcoind does): it confirms
+    /// only if its owner broadcasts it again.
+    pub drop_tx: f64,
     /// A broken node, to check the checks.
     pub broken: Option<Broken>,
     /// Faults not injected, by their number in the run (to shrink a
@@ -85,6 +90,7 @@ impl Default for Config {
             cheat: 0.3,
             long_stall: 0.15,
             fault_every: (10, 60),
+            drop_tx: 0.5,
             broken: None,
             skip_faults: BTreeSet::new(),
             skip_payments: BTreeSet::new(),
@@ -135,6 +141,9 @@ pub struct Counts {
     /// Transactions a reorganisation left out of the new branch (back in
     /// the mempool after it).
     pub late_transactions: u64,
+    /// Transactions dropped from the mempool for good (with what spends
+    /// them): they confirm only if broadcast again.
+    pub dropped_transactions: u64,
     /// Channels closed mutually, and by force, by the end.
     pub mutual_closes: u64,
     /// Channels closed by force.
@@ -165,6 +174,7 @@ impl std::ops::AddAssign<&Counts> for Counts {
         self.refused_broadcasts += o.refused_broadcasts;
         self.reorgs += o.reorgs;
         self.late_transactions += o.late_transactions;
+        self.dropped_transactions += o.dropped_transactions;
         self.mutual_closes += o.mutual_closes;
         self.force_closes += o.force_closes;
         self.cheats += o.cheats;
@@ -379,6 +389,9 @@ pub(crate) struct World {
     pub(crate) seed: u64,
     config: Config,
     rng: Rng,
+    /// Draws for dropped transactions, apart from `rng` so that adding
+    /// them left every other draw of a seed where it was.
+    drop_rng: Rng,
     nodes: Vec<Node>,
     conns: Vec<Conn>,
     /// (node, peer id) -> (connection, end), while open at that end.
@@ -464,6 +477,7 @@ impl World {
             seed,
             config,
             rng,
+            drop_rng: Rng::new(seed ^ 0x6d65_6d70_6f6f_6c73),
             nodes,
             conns: Vec::new(),
             by_peer: BTreeMap::new(),
@@ -778,6 +792,9 @@ impl World {
                 self.after(d, Ev::Poll(n));
             }
             Ev::Mine => {
+                if self.phase == Phase::Workload && self.config.faults {
+                    self.drop_a_transaction();
+                }
                 let time = self.now.as_secs() as u32;
                 let miner = self.miner.clone();
                 self.devnet().mine(1, &miner, time);

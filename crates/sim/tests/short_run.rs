@@ -68,6 +68,10 @@ fn every_seed_of_the_short_run_keeps_every_invariant() {
         "{counts:?}"
     );
     assert!(
+        counts.reorgs > 0 && counts.late_transactions > 0 && counts.dropped_transactions > 0,
+        "{counts:?}"
+    );
+    assert!(
         counts.paid >= n && counts.multi_hop > 0 && counts.failed > 0,
         "{counts:?}"
     );

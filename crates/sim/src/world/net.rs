@@ -226,6 +226,30 @@ impl World {
         }
     }
 
+    /// With chance `Config::drop_tx`, one transaction of the mempool (and
+    /// what spends it) leaves it for good, before the next block: only its
+    /// owner broadcasting it again brings it back. A fault like the others
+    /// (numbered, so that a shrink may leave it out).
+    pub(super) fn drop_a_transaction(&mut self) {
+        if !self.drop_rng.chance(self.config.drop_tx) {
+            return;
+        }
+        let pool = self.devnet().mempool();
+        if pool.is_empty() {
+            return;
+        }
+        let txid = pool[self.drop_rng.below(pool.len() as u64) as usize];
+        if !self.next_fault() {
+            return;
+        }
+        let dropped = self.devnet().evict(txid);
+        self.counts.dropped_transactions += dropped.len() as u64;
+        self.log(format!(
+            "{txid} leaves the mempool for good, with {} spending it",
+            dropped.len().saturating_sub(1)
+        ));
+    }
+
     /// The chain reorganises: the top `depth` blocks are replaced by a
     /// longer branch (mined by another miner, so that every block differs).
     /// The replaced blocks' transactions return to the mempool; each, with

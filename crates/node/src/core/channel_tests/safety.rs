@@ -374,7 +374,8 @@ fn both_htlc_deadlines_take_the_channel_to_chain_in_time() {
 }
 
 /// Issue 11 (6): the funding transaction leaves the chain after
-/// `channel_ready`: no new HTLC either way until it confirms again.
+/// `channel_ready`: no new HTLC either way until it confirms again, and
+/// its funder broadcasts it again until it does.
 #[test]
 fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
     let mut p = Pair::new();
@@ -393,10 +394,25 @@ fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
     assert_eq!(kind, FailureKind::NoRoute);
     assert!(why.starts_with("no active channel with the payee"), "{why}");
     assert!(matches!(p.pay(Side::B, 1_000_000), Reply::Failed(_)));
+    // Mempools may have dropped it (sim: a dropped transaction): its
+    // funder, A, broadcasts it again at every block until it confirms,
+    // also after a restart; B has no copy of it to send.
+    let since = p.broadcasts.len();
+    p.block(vec![]);
+    let again = |p: &Pair, since: usize| -> Vec<Side> {
+        p.broadcasts[since..]
+            .iter()
+            .filter(|(_, t)| t.compute_txid() == funding.compute_txid())
+            .map(|(s, _)| *s)
+            .collect()
+    };
+    assert_eq!(again(&p, since), vec![Side::A]);
+    p.restart(Side::A);
+    assert_eq!(p.core(Side::A).pending_broadcasts(), vec![funding.clone()]);
     // The funding confirms again, in another block; the channel carries
     // HTLCs again once it is buried minimum_depth (3) blocks.
-    p.block(vec![]);
-    p.block(vec![funding]);
+    p.block(vec![funding.clone()]);
+    assert!(p.core(Side::A).pending_broadcasts().is_empty());
     assert_eq!(
         p.channel(Side::A).short_channel_id.map(|s| s.block()),
         Some(102)
@@ -408,6 +424,79 @@ fn a_funding_reorged_out_after_channel_ready_stops_new_htlcs() {
     assert_eq!(
         p.channel(Side::A).local,
         Msat::from_msat(900_000_000 - 2_000_000)
+    );
+}
+
+/// The funding leaves the chain after `channel_ready` and its funder forces
+/// the channel closed before it confirms again: the funder broadcasts the
+/// funding again ahead of its commitment at every block (mempools may have
+/// dropped it; sim seed 5568 kept 282,730 sat "closing" for ever), also
+/// after a restart, until the commitment confirms.
+#[test]
+fn a_funding_reorged_out_goes_out_again_with_the_close() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    for _ in 0..3 {
+        p.unblock();
+    }
+    let commitment = p.force_close(Side::A, id);
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![funding.clone(), commitment.clone()]
+    );
+    let since = p.broadcasts.len();
+    p.block(vec![]);
+    let sent: Vec<Txid> = p.broadcasts[since..]
+        .iter()
+        .filter(|(s, _)| *s == Side::A)
+        .map(|(_, t)| t.compute_txid())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![funding.compute_txid(), commitment.compute_txid()]
+    );
+    p.restart(Side::A);
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![funding.clone(), commitment.clone()]
+    );
+    p.block(vec![funding.clone(), commitment.clone()]);
+    assert!(!p
+        .core(Side::A)
+        .pending_broadcasts()
+        .iter()
+        .any(|t| *t == funding || *t == commitment));
+}
+
+/// The other order (sim seed 5568): the funder forces the channel closed,
+/// then a reorg takes the funding out before the commitment confirms; the
+/// funding goes out again ahead of the commitment until it is back on
+/// chain, and not while it is on chain.
+#[test]
+fn a_funding_reorged_out_after_the_close_goes_out_again() {
+    let mut p = Pair::new();
+    let (id, funding) = p.open();
+    let commitment = p.force_close(Side::A, id);
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![commitment.clone()]
+    );
+    for _ in 0..3 {
+        p.unblock();
+    }
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![funding.clone(), commitment.clone()]
+    );
+    p.restart(Side::A);
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![funding.clone(), commitment.clone()]
+    );
+    p.block(vec![funding.clone()]);
+    assert_eq!(
+        p.core(Side::A).pending_broadcasts(),
+        vec![commitment.clone()]
     );
 }
 

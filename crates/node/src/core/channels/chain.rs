@@ -84,7 +84,14 @@ impl Channels {
                 }
                 continue;
             }
-            if let Phase::Closed(c) = &entry.phase {
+            if let Phase::Closed(c) = &mut entry.phase {
+                // Our funding back on chain after a reorg.
+                if let Some((_, at @ None)) = &mut c.funding_tx {
+                    if txids.contains(&outpoint.txid) {
+                        *at = Some(height);
+                        self.dirty.insert(id);
+                    }
+                }
                 let funded = c.withheld == super::record::Withheld::UntilFunded
                     && txids.contains(&outpoint.txid);
                 // Compact a buried mutual close: nothing on chain needs its
@@ -155,8 +162,13 @@ impl Channels {
         self.bump_all();
         self.check_htlc_deadlines();
         // Ours not yet mined go out again (a refusal, e.g. a commitment
-        // that reached the mempool before its funding, is retried).
-        // (Those this block made go out once.)
+        // that reached the mempool before its funding, is retried), once
+        // we are at the tip: blocks we catch up with (after a restart, or
+        // a deep reorg followed from below) may still hold them. (Those
+        // this block made go out once.)
+        if height < self.tip {
+            return;
+        }
         let already: std::collections::BTreeSet<Txid> = self
             .deferred
             .iter()
@@ -282,7 +294,18 @@ impl Channels {
                     *scid = None;
                     self.dirty.insert(*id);
                 }
-                Phase::Closed(c) if c.confirmed.is_some_and(|h| h >= height) => {
+                Phase::Closed(c) => {
+                    // Our funding left the chain: it goes out again ahead
+                    // of our close.
+                    if let Some((_, at)) = &mut c.funding_tx {
+                        if at.is_some_and(|h| h >= height) {
+                            *at = None;
+                            self.dirty.insert(*id);
+                        }
+                    }
+                    if c.confirmed.is_none_or(|h| h < height) {
+                        continue;
+                    }
                     if c.kept.is_none() {
                         // Deeper than we follow: the close was buried
                         // BURIED_DEPTH blocks and its state dropped. Nothing

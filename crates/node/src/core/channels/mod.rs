@@ -269,6 +269,10 @@ pub(super) enum Phase {
         remote_alias: Option<ShortChannelId>,
         /// Mutual closing transactions broadcast and not yet confirmed.
         closing_txs: Vec<Transaction>,
+        /// Our funding transaction (as the funder): broadcast again at
+        /// every block while it is not on chain (a reorg took it out, and
+        /// mempools may drop it; the channel lives on it).
+        funding_tx: Option<Transaction>,
     },
     Closed(record::Closed),
 }
@@ -584,6 +588,7 @@ impl Channels {
                     redo,
                     remote_alias,
                     closing_txs,
+                    funding_tx,
                 } => {
                     stored_redo.insert(id, redo);
                     let kept = stored_onions.remove(&id).unwrap_or_default();
@@ -597,6 +602,7 @@ impl Channels {
                         command: None,
                         remote_alias,
                         closing_txs,
+                        funding_tx,
                     }
                 }
                 StoredPhase::Closed(c) => Phase::Closed(c),
@@ -1002,6 +1008,19 @@ impl Channels {
             ),
             Phase::Closed(_) => return None,
         };
+        // Our funding (as its funder), and where it is on chain. Not one
+        // never confirmed: that one is double-spent instead.
+        let funding_tx = match &entry.phase {
+            Phase::Normal {
+                scid, funding_tx, ..
+            } => funding_tx.clone().map(|t| (t, scid.map(|s| s.block()))),
+            Phase::Funded {
+                tx: Some(tx),
+                confirmed: Some((h, _)),
+                ..
+            } => Some((tx.clone(), Some(*h))),
+            _ => None,
+        };
         // Our HTLCs in a commitment either side may broadcast.
         let on_chain: BTreeSet<u64> = match &entry.phase {
             Phase::Normal { chan, .. } => {
@@ -1045,6 +1064,7 @@ impl Channels {
             theirs: Vec::new(),
             we_are_funder: Some(we_are_funder),
             remote: Some(remote),
+            funding_tx,
         });
         entry.redo.clear();
         self.touch(id);
@@ -1095,19 +1115,34 @@ impl Channels {
     pub(super) fn pending_broadcasts(&self) -> Vec<Transaction> {
         self.entries
             .values()
-            .filter_map(|e| match &e.phase {
+            .flat_map(|e| match &e.phase {
                 Phase::Funded {
                     tx: Some(tx),
                     confirmed: None,
                     ..
-                } => Some(tx.clone()),
+                } => vec![tx.clone()],
+                // Our funding (if a reorg took it out before the close)
+                // first, then what spends it.
                 Phase::Closed(record::Closed {
                     tx: Some(tx),
                     confirmed: None,
                     withheld: record::Withheld::No,
+                    funding_tx,
                     ..
-                }) => Some(tx.clone()),
-                _ => None,
+                }) => funding_tx
+                    .iter()
+                    .filter(|(_, height)| height.is_none())
+                    .map(|(t, _)| t)
+                    .chain([tx])
+                    .cloned()
+                    .collect(),
+                // Our funding, reorged out after channel_ready.
+                Phase::Normal {
+                    scid: None,
+                    funding_tx: Some(tx),
+                    ..
+                } => vec![tx.clone()],
+                _ => Vec::new(),
             })
             .chain(self.entries.values().flat_map(|e| {
                 match &e.phase {
@@ -1271,6 +1306,7 @@ fn entry_record(
             scid,
             remote_alias,
             closing_txs,
+            funding_tx,
             ..
         } => StoredPhase::Normal {
             state: {
@@ -1282,6 +1318,7 @@ fn entry_record(
             redo: e.redo.clone(),
             remote_alias: *remote_alias,
             closing_txs: closing_txs.clone(),
+            funding_tx: funding_tx.clone(),
         },
         Phase::Closed(c) => StoredPhase::Closed(c.clone()),
     };

@@ -616,6 +616,7 @@ impl Channels {
         let peer = entry.peer;
         let Phase::Funded {
             funding,
+            tx,
             depth,
             confirmed,
             their_ready,
@@ -625,6 +626,7 @@ impl Channels {
         else {
             return;
         };
+        let funding_tx = tx.clone();
         let Some((h, index)) = *confirmed else {
             return;
         };
@@ -671,6 +673,7 @@ impl Channels {
                         command: None,
                         remote_alias,
                         closing_txs: Vec::new(),
+                        funding_tx,
                     };
                 }
                 self.touch(id);

@@ -66,8 +66,9 @@ const RECORD_VERSION: u8 = 1;
 /// peer's spends of the confirmed commitment's outputs, version 5 each
 /// sweep's feerate, replacement and conflict, and when an unfunded channel
 /// was signed, version 6 the cheater's HTLC transactions, version 7 who
-/// opened a closed channel and the peer's balance at closing; all are read.
-const CHANNEL_RECORD_VERSION: u8 = 7;
+/// opened a closed channel and the peer's balance at closing, version 8 a
+/// normal channel's funding transaction (its funder's); all are read.
+const CHANNEL_RECORD_VERSION: u8 = 8;
 
 /// A stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +122,8 @@ pub enum StoredPhase {
         /// confirmed yet: the channel stays until one is (BOLT 2 gives no
         /// other end to a close), so a close can be redone or forced.
         closing_txs: Vec<Transaction>,
+        /// Our funding transaction, as the funder (from record version 8).
+        funding_tx: Option<Transaction>,
     },
     /// Closed: the closing (or our commitment) transaction.
     Closed(Closed),
@@ -173,6 +176,11 @@ pub struct Closed {
     pub we_are_funder: Option<bool>,
     /// The peer's balance when it closed (none: closed before version 7).
     pub remote: Option<Msat>,
+    /// Our funding transaction (as its funder; from version 8), and the
+    /// height of the block holding it (none while off the chain): while a
+    /// reorg keeps it off, it goes out again ahead of the closing
+    /// transaction, since mempools may have dropped it.
+    pub funding_tx: Option<(Transaction, Option<u32>)>,
 }
 
 /// An output a transaction not ours spent, and where.
@@ -363,6 +371,7 @@ impl ChannelRecord {
                 redo,
                 remote_alias,
                 closing_txs,
+                funding_tx,
             } => {
                 w.write_u8(2);
                 put_blob(&mut w, state);
@@ -377,6 +386,7 @@ impl ChannelRecord {
                 for tx in closing_txs {
                     put_tx(&mut w, &Some(tx.clone()));
                 }
+                put_tx(&mut w, funding_tx);
             }
             StoredPhase::Closed(Closed {
                 funding_outpoint,
@@ -392,6 +402,7 @@ impl ChannelRecord {
                 theirs,
                 we_are_funder,
                 remote,
+                funding_tx,
             }) => {
                 w.write_u8(3);
                 w.write_bytes(&funding_outpoint.txid.to_byte_array());
@@ -451,6 +462,10 @@ impl ChannelRecord {
                 });
                 // Unknown as u64::MAX (no balance is that large).
                 w.write_u64(remote.map_or(u64::MAX, Msat::to_msat));
+                put_tx(&mut w, &funding_tx.as_ref().map(|(t, _)| t.clone()));
+                if let Some((_, height)) = funding_tx {
+                    w.write_u32(height.map_or(0, |h| h + 1));
+                }
             }
         }
         w.into_vec()
@@ -521,12 +536,14 @@ impl ChannelRecord {
                 } else {
                     Vec::new()
                 };
+                let funding_tx = if v >= 8 { get_tx(&mut r)? } else { None };
                 StoredPhase::Normal {
                     state,
                     scid,
                     redo,
                     remote_alias,
                     closing_txs,
+                    funding_tx,
                 }
             }
             3 => {
@@ -631,6 +648,14 @@ impl ChannelRecord {
                 } else {
                     (None, None)
                 };
+                let funding_tx = if v >= 8 {
+                    match get_tx(&mut r)? {
+                        Some(tx) => Some((tx, r.read_u32()?.checked_sub(1))),
+                        None => None,
+                    }
+                } else {
+                    None
+                };
                 StoredPhase::Closed(Closed {
                     funding_outpoint,
                     tx,
@@ -645,6 +670,7 @@ impl ChannelRecord {
                     theirs,
                     we_are_funder,
                     remote,
+                    funding_tx,
                 })
             }
             p => return Err(RecordError::Corrupt(format!("channel phase {p}"))),
@@ -1129,6 +1155,15 @@ mod tests {
                 extension: TlvStream::default(),
             }),
         ];
+        let funding_tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![bitcoin::TxIn::default()],
+            output: vec![bitcoin::TxOut {
+                value: Amount::from_sat(1_000_000),
+                script_pubkey: bitcoin::ScriptBuf::new(),
+            }],
+        };
         let rec = ChannelRecord {
             peer,
             index: 3,
@@ -1139,18 +1174,34 @@ mod tests {
                 redo: redo.clone(),
                 remote_alias: ShortChannelId::new(16_000_123, 4, 5),
                 closing_txs: Vec::new(),
+                funding_tx: Some(funding_tx.clone()),
             },
         };
         let bytes = rec.encode();
         let back = ChannelRecord::decode(&bytes).unwrap();
         assert_eq!(back.encode(), bytes);
         let StoredPhase::Normal {
-            redo: got, scid, ..
+            redo: got,
+            scid,
+            funding_tx: kept,
+            ..
         } = back.phase
         else {
             panic!()
         };
         assert_eq!(got, redo);
+        assert_eq!(kept, Some(funding_tx));
+        // As version 7 wrote it: no funding transaction (the flag byte of
+        // an absent one is the last), read as none.
+        let mut without = rec;
+        if let StoredPhase::Normal { funding_tx, .. } = &mut without.phase {
+            *funding_tx = None;
+        }
+        let mut v7 = without.encode();
+        assert_eq!(v7.pop(), Some(0));
+        v7[0] = 7;
+        let old = ChannelRecord::decode(&v7).unwrap();
+        assert_eq!(old.encode(), without.encode());
         assert_eq!(scid, ShortChannelId::new(800_000, 12, 1));
         for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
             assert!(ChannelRecord::decode(&bytes[..cut]).is_err(), "{cut}");
@@ -1337,10 +1388,11 @@ mod tests {
                 theirs: Vec::new(),
                 we_are_funder: Some(true),
                 remote: Some(Msat::from_msat(250_000_000)),
+                funding_tx: None,
             }),
         };
         let bytes = rec.encode();
-        assert_eq!(bytes[0], 7);
+        assert_eq!(bytes[0], 8);
         let closed = |r: ChannelRecord| match r.phase {
             StoredPhase::Closed(c) => c,
             _ => panic!("not closed"),
@@ -1350,12 +1402,37 @@ mod tests {
         assert_eq!(back.remote, Some(Msat::from_msat(250_000_000)));
         assert_eq!(back.local, Msat::from_msat(750_000_000));
         assert_eq!(back.reason, "cooperative close");
-        // As version 6 wrote it: without the last nine bytes.
-        let mut v6 = bytes[..bytes.len() - 9].to_vec();
+        // As version 7 wrote it: without the last byte (no funding
+        // transaction).
+        let mut v7 = bytes[..bytes.len() - 1].to_vec();
+        v7[0] = 7;
+        assert_eq!(
+            closed(ChannelRecord::decode(&v7).unwrap()).remote,
+            Some(Msat::from_msat(250_000_000))
+        );
+        // As version 6 wrote it: without the last ten bytes.
+        let mut v6 = bytes[..bytes.len() - 10].to_vec();
         v6[0] = 6;
         let old = closed(ChannelRecord::decode(&v6).unwrap());
         assert_eq!((old.we_are_funder, old.remote), (None, None));
         assert_eq!(old.confirmed, Some(200));
         assert!(ChannelRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        // Our funding, on chain at 150 or off it.
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![bitcoin::TxIn::default()],
+            output: Vec::new(),
+        };
+        for at in [Some(150), None] {
+            let mut with = rec.clone();
+            if let StoredPhase::Closed(c) = &mut with.phase {
+                c.funding_tx = Some((tx.clone(), at));
+            }
+            let bytes = with.encode();
+            let back = closed(ChannelRecord::decode(&bytes).unwrap());
+            assert_eq!(back.funding_tx, Some((tx.clone(), at)));
+            assert!(ChannelRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        }
     }
 }
