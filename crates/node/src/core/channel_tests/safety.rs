@@ -439,7 +439,18 @@ fn a_funding_reorged_out_goes_out_again_with_the_close() {
     for _ in 0..3 {
         p.unblock();
     }
+    let before = p.broadcasts.len();
     let commitment = p.force_close(Side::A, id);
+    // The funding goes out right ahead of the close that spends it.
+    let sent: Vec<Txid> = p.broadcasts[before..]
+        .iter()
+        .filter(|(s, _)| *s == Side::A)
+        .map(|(_, t)| t.compute_txid())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![funding.compute_txid(), commitment.compute_txid()]
+    );
     assert_eq!(
         p.core(Side::A).pending_broadcasts(),
         vec![funding.clone(), commitment.clone()]

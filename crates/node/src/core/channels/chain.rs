@@ -54,6 +54,16 @@ impl Channels {
                 }) => *funding_outpoint,
             };
             if let Some(&i) = spends.get(&outpoint) {
+                // Our funding, in this block too.
+                if let Phase::Closed(super::record::Closed {
+                    funding_tx: Some((_, at @ None)),
+                    ..
+                }) = &mut entry.phase
+                {
+                    if txids.contains(&outpoint.txid) {
+                        *at = Some(height);
+                    }
+                }
                 self.funding_spent(id, &block.txdata[i], txids[i], height);
                 continue;
             }

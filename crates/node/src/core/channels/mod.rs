@@ -926,6 +926,7 @@ impl Channels {
         // Not while our funding is double-spent: as its descendant our
         // commitment would make the double spend pay for it too.
         if let (Some(tx), None) = (&tx, &abandon) {
+            self.broadcast_funding_off_chain(id);
             self.deferred.push(Output::Broadcast { tx: tx.clone() });
         }
         let txid = tx.as_ref().map(Transaction::compute_txid);
@@ -1121,19 +1122,15 @@ impl Channels {
                     confirmed: None,
                     ..
                 } => vec![tx.clone()],
-                // Our funding (if a reorg took it out before the close)
-                // first, then what spends it.
-                Phase::Closed(record::Closed {
-                    tx: Some(tx),
-                    confirmed: None,
-                    withheld: record::Withheld::No,
-                    funding_tx,
-                    ..
-                }) => funding_tx
+                // Our funding if a reorg keeps it off the chain (also while
+                // we withhold our commitment: the peer's needs it too),
+                // then our close.
+                Phase::Closed(c) if c.confirmed.is_none() => c
+                    .funding_tx
                     .iter()
                     .filter(|(_, height)| height.is_none())
                     .map(|(t, _)| t)
-                    .chain([tx])
+                    .chain(c.tx.iter().filter(|_| c.withheld == record::Withheld::No))
                     .cloned()
                     .collect(),
                 // Our funding, reorged out after channel_ready.
@@ -1157,6 +1154,31 @@ impl Channels {
                 }
             }))
             .collect()
+    }
+
+    /// Our funding transaction of channel `id`, as its funder, while a reorg
+    /// keeps it off the chain.
+    pub(super) fn funding_off_chain(&self, id: ChannelId) -> Option<Transaction> {
+        match &self.entries.get(&id)?.phase {
+            Phase::Normal {
+                scid: None,
+                funding_tx,
+                ..
+            } => funding_tx.clone(),
+            Phase::Closed(record::Closed {
+                funding_tx: Some((tx, None)),
+                ..
+            }) => Some(tx.clone()),
+            _ => None,
+        }
+    }
+
+    /// Broadcasts [`Channels::funding_off_chain`], ahead of a close that
+    /// spends it (the close alone would be refused for its missing input).
+    pub(super) fn broadcast_funding_off_chain(&mut self, id: ChannelId) {
+        if let Some(tx) = self.funding_off_chain(id) {
+            self.deferred.push(Output::Broadcast { tx });
+        }
     }
 
     /// Our pending anchor children with their unconfirmed commitments, to

@@ -958,6 +958,7 @@ impl Channels {
         }
         let command = command.take();
         self.touch(id);
+        self.broadcast_funding_off_chain(id);
         self.deferred.push(crate::core::Output::Broadcast { tx });
         self.reply(
             command,

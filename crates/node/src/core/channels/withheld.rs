@@ -123,6 +123,7 @@ impl Channels {
             c.reason = format!("{} ({why})", c.reason);
         }
         self.touch(id);
+        self.broadcast_funding_off_chain(id);
         self.deferred.push(Output::Broadcast { tx });
     }
 
