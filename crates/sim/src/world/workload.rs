@@ -121,13 +121,6 @@ impl World {
         }
     }
 
-    /// Whether node `n` broadcast a revoked commitment.
-    pub(crate) fn cheater(&self, n: usize) -> bool {
-        self.chans
-            .iter()
-            .any(|c| c.cheat.as_ref().is_some_and(|x| x.sent && x.by == n))
-    }
-
     /// Node `end` of channel `c` keeps its current commitment, fully
     /// signed, to cheat with later.
     pub(super) fn keep_commitment(&mut self, c: usize, end: usize) {
@@ -458,13 +451,11 @@ impl World {
             let Some(hash) = p.hash else {
                 continue;
             };
-            // A cheater's core takes its own revoked commitment for its
-            // peer's (it holds a newer state): the HTLCs it offered since
-            // may stay pending.
-            if !self.cheater(p.payer)
-                && payments[p.payer].iter().any(|s| {
-                    s.payment_hash == hash && !s.incoming && s.status.starts_with("pending")
-                })
+            // A cheater's too: its HTLCs that its old commitment cannot pay
+            // fail once that commitment is buried.
+            if payments[p.payer]
+                .iter()
+                .any(|s| s.payment_hash == hash && !s.incoming && s.status.starts_with("pending"))
             {
                 chain.push(format!("payment {i} pending at node {}", p.payer));
             }
