@@ -442,14 +442,9 @@ fn a_funding_reorged_out_goes_out_again_with_the_close() {
     let before = p.broadcasts.len();
     let commitment = p.force_close(Side::A, id);
     // The funding goes out right ahead of the close that spends it.
-    let sent: Vec<Txid> = p.broadcasts[before..]
-        .iter()
-        .filter(|(s, _)| *s == Side::A)
-        .map(|(_, t)| t.compute_txid())
-        .collect();
     assert_eq!(
-        sent,
-        vec![funding.compute_txid(), commitment.compute_txid()]
+        p.a_broadcasts(before),
+        vec![funding.clone(), commitment.clone()]
     );
     assert_eq!(
         p.core(Side::A).pending_broadcasts(),
@@ -457,14 +452,9 @@ fn a_funding_reorged_out_goes_out_again_with_the_close() {
     );
     let since = p.broadcasts.len();
     p.block(vec![]);
-    let sent: Vec<Txid> = p.broadcasts[since..]
-        .iter()
-        .filter(|(s, _)| *s == Side::A)
-        .map(|(_, t)| t.compute_txid())
-        .collect();
     assert_eq!(
-        sent,
-        vec![funding.compute_txid(), commitment.compute_txid()]
+        p.a_broadcasts(since),
+        vec![funding.clone(), commitment.clone()]
     );
     p.restart(Side::A);
     assert_eq!(
