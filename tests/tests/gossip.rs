@@ -57,6 +57,10 @@ fn complete(g: &NetworkGraph, channels: usize, nodes: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_nodes_learn_the_graph_and_pay_over_five_hops() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let net = Net::with_nodes(7);
     let mut nodes = Vec::new();
     for who in 0..6 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use beongae_chain::{BlockEvent, ChainError, ChainSource, ChainWatcher};
 
-use crate::core::Input;
+use crate::core::{Input, NodeCore};
 
 /// After this many polls in a row fail because the chain reorganised below
 /// the blocks watched, the follower starts again
@@ -68,6 +68,27 @@ impl ChainFollower {
         let from = height.saturating_sub(DEEP_REORG_UNDO);
         let mut follower = ChainFollower::new(ChainWatcher::starting_at(source, from)?);
         follower.undo = disconnections(from, height);
+        Ok(follower)
+    }
+
+    /// Follows for `core` ([`ChainFollower::start`] with its blocks and
+    /// height; `tip`, the chain's, where a core without channels starts),
+    /// and tells a core that never followed the chain the block it starts
+    /// at ([`NodeCore::starts_following_at`]).
+    pub fn start_for(
+        core: &mut NodeCore,
+        source: &dyn ChainSource,
+        tip: u32,
+    ) -> Result<ChainFollower, ChainError> {
+        let made_at = core.height().unwrap_or(tip);
+        let follower = ChainFollower::start(
+            source,
+            &core.recent_blocks(),
+            core.followed_height(),
+            made_at,
+        )?;
+        let (height, hash) = follower.watcher.tip();
+        core.starts_following_at(height, hash);
         Ok(follower)
     }
 

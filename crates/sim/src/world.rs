@@ -615,17 +615,12 @@ impl World {
 
     /// Starts node `n` from its store (at the start, and after a crash).
     fn start(&mut self, n: usize) -> Result<(), Violation> {
-        let core = self
+        let mut core = self
             .restore(n)
             .map_err(|e| self.violation(format!("node {n}'s store does not restore: {e}")))?;
-        let made_at = core.height().unwrap_or_else(|| self.devnet().height());
-        let watcher = ChainFollower::start(
-            &self.chain,
-            &core.recent_blocks(),
-            core.followed_height(),
-            made_at,
-        )
-        .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
+        let tip = self.devnet().height();
+        let watcher = ChainFollower::start_for(&mut core, &self.chain, tip)
+            .map_err(|e| self.violation(format!("node {n} cannot follow the chain: {e}")))?;
         self.log(format!(
             "node {n} follows the chain from block {}",
             watcher.tip()

@@ -848,6 +848,22 @@ impl NodeCore {
             .map(|c| c.height)
     }
 
+    /// The block where a core that never followed the chain starts
+    /// following it (the tip it was made at,
+    /// [`crate::follow::ChainFollower::start_for`]): the first of
+    /// [`NodeCore::recent_blocks`], stored with the height at the first
+    /// write, so that a restart before the next block resumes from it. (A
+    /// stored height without it resumes a hundred blocks below, as after a
+    /// deep reorganisation, and the graph forgot every channel announced
+    /// in those blocks: found by the gossip test, a new node that learnt
+    /// the graph and restarted before the next block.) Nothing for a core
+    /// that followed the chain, or at another height.
+    pub fn starts_following_at(&mut self, height: u32, hash: bitcoin::BlockHash) {
+        if let Some(c) = self.channels.as_mut() {
+            c.starts_following_at(height, hash);
+        }
+    }
+
     /// `(height, hash)` of the last blocks processed (up to 100, lowest
     /// first, consecutive), as stored: where following the chain resumes
     /// after a restart, so that blocks reorganised away meanwhile are

@@ -1325,17 +1325,16 @@ async fn restore(
     if let Some(f) = feerate {
         settings.feerate = f;
     }
-    let core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
+    let mut core = NodeCore::with_channels(node_id, core, keys, settings, tip, stored)
         .map_err(|e| StartError::Restore(e.to_string()))?;
-    let (recent, height) = (core.recent_blocks(), core.followed_height());
-    let made_at = core.height().unwrap_or(tip);
     let o = onchain.clone();
-    let follower = tokio::task::spawn_blocking(move || {
-        crate::follow::ChainFollower::start(o.chain().as_ref(), &recent, height, made_at)
+    let (core, follower) = tokio::task::spawn_blocking(move || {
+        let follower = crate::follow::ChainFollower::start_for(&mut core, o.chain().as_ref(), tip);
+        (core, follower)
     })
     .await
-    .map_err(|e| StartError::Chain(e.to_string()))?
     .map_err(|e| StartError::Chain(e.to_string()))?;
+    let follower = follower.map_err(|e| StartError::Chain(e.to_string()))?;
     Ok((core, follower, store, onchain))
 }
 

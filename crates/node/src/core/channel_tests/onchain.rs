@@ -512,6 +512,69 @@ fn a_small_output_is_swept_at_the_feerate_it_can_bear() {
     );
 }
 
+/// A new node that stores something before its first block (here an
+/// invoice) stores the block it started at with its height, and a restart
+/// resumes from that block: nothing is disconnected. (Found by the gossip
+/// test: a new node that had learnt the graph and restarted before the
+/// next block went a hundred blocks down, as after a deep reorganisation,
+/// and forgot every channel announced in them.)
+#[test]
+fn a_new_node_restarted_before_its_first_block_resumes_from_its_start_block() {
+    use crate::follow::ChainFollower;
+    use beongae_chain::ChainSource;
+    use std::sync::Mutex;
+    let chain = Mutex::new(Devnet::new());
+    let coinbase = bitcoin::ScriptBuf::new_op_return([1u8; 1]);
+    chain.lock().unwrap().mine(150, &coinbase, 1_700_000_000);
+    let start = chain.tip().unwrap();
+    assert_eq!(start.0, 150);
+    let id = node_id_of(&keys(1));
+    let mut store = MemStore::default();
+    let mut core = restore_core(keys(1), id, &store, 150);
+    let mut follower = ChainFollower::start_for(&mut core, &chain, 150).unwrap();
+    assert_eq!((follower.tip(), core.recent_blocks()), (150, vec![start]));
+    assert_eq!(core.followed_height(), None);
+    let out = core.handle(
+        Duration::from_secs(1_700_000_000),
+        Input::Command {
+            id: CommandId(1),
+            command: Command::CreateInvoice {
+                amount: Some(Msat::from_msat(1_000)),
+                description: "t".into(),
+                expiry_secs: 3600,
+                now_secs: 1_700_000_000,
+            },
+        },
+    );
+    for o in out {
+        if let Output::Persist(batch) = o {
+            batch.apply_to(&mut store);
+        }
+    }
+    assert!(follower.poll(&chain).unwrap().is_empty());
+    // The restart, before any block.
+    let mut core = restore_core(keys(1), id, &store, 150);
+    assert_eq!(
+        (core.followed_height(), core.recent_blocks()),
+        (Some(150), vec![start])
+    );
+    let mut follower = ChainFollower::start_for(&mut core, &chain, 150).unwrap();
+    assert_eq!(follower.tip(), 150);
+    assert!(follower.poll(&chain).unwrap().is_empty());
+    chain.lock().unwrap().mine(1, &coinbase, 1_700_000_600);
+    let inputs = follower.poll(&chain).unwrap();
+    assert!(
+        matches!(
+            inputs[..],
+            [
+                Input::ChainTip { height: 151 },
+                Input::BlockConnected { height: 151, .. }
+            ]
+        ),
+        "{inputs:?}"
+    );
+}
+
 /// Both sides forced the channel closed; B's commitment confirms first (A
 /// claims its to_remote in it), then a reorg puts A's own commitment in its
 /// place: the claim on B's is dropped and A's to_local is swept after its
