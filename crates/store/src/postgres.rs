@@ -760,7 +760,7 @@ async fn retrying<T>(
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        if !conn.client.is_closed() {
+        if !connection_gone(&conn.client, &e) {
             return Err(StoreError::Database(db_text(&e)));
         }
         // The connection is gone: make another, as long as we may.
@@ -783,6 +783,26 @@ async fn retrying<T>(
             }
         }
     }
+}
+
+/// Whether the connection is gone after error `e`: closed, or ended by the
+/// server with a `FATAL` (or `PANIC`) error, after which it closes the
+/// connection (PostgreSQL's protocol: "FATAL ... the session is
+/// terminated"), e.g. "terminating connection due to administrator
+/// command" (57P01) when a backend is terminated or the server shuts down.
+/// The client may read that error before it sees the socket close: CI met
+/// it, and a commit failed that a new connection would have taken.
+fn connection_gone(client: &Client, e: &tokio_postgres::Error) -> bool {
+    client.is_closed()
+        || e.is_closed()
+        || e.as_db_error().is_some_and(|db| {
+            matches!(
+                db.parsed_severity(),
+                Some(
+                    tokio_postgres::error::Severity::Fatal | tokio_postgres::error::Severity::Panic
+                )
+            )
+        })
 }
 
 /// Applies `batch` in one transaction, every statement sent at once, the
