@@ -917,7 +917,8 @@ async fn connect(config: &Connector, place: &str) -> Result<Conn, StoreError> {
 async fn connect_raw(connector: &Connector, place: &str) -> Result<Client, StoreError> {
     let config = &connector.config;
     // The connection task ends when the connection closes; the next use of
-    // the client sees it closed.
+    // the client sees it closed, or first reads the server's last error
+    // (`connection_gone`).
     let client = match &connector.tls {
         None => {
             let (client, connection) = config
@@ -1030,6 +1031,16 @@ fn connect_error(
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => StoreError::Config(format!(
             "the database {place} does not exist: create it (createdb) or fix the name in the store URL"
         )),
+        // Up, but not taking connections for now: starting, shutting down
+        // or recovering (57P03), or at a connection limit (53300). A lost
+        // connection is made again while this lasts (`retrying`): the
+        // server that ended it with 57P01 is often still shutting down.
+        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW || *c == SqlState::TOO_MANY_CONNECTIONS => {
+            StoreError::Unreachable(format!(
+                "the database at {place} does not take connections now ({}): it may be starting, shutting down or recovering; or raise its connection limit (max_connections, or the user's or database's CONNECTION LIMIT)",
+                db_text(e)
+            ))
+        }
         Some(_) => StoreError::Database(format!("{place}: {}", db_text(e))),
         // tokio-postgres names a failed handshake only in its message.
         None if e.to_string().starts_with("error performing TLS handshake") => {

@@ -178,6 +178,20 @@ fn bad_postgres_settings_say_what_to_change() {
         matches!(&err, StoreError::Unreachable(m) if m.contains(&format!("cannot reach the database at 127.0.0.1:{port}/db")) && m.contains("is PostgreSQL running there?")),
         "{err}"
     );
+    // A user at its connection limit: the server answers, but takes no
+    // connection for now (53300), as while it starts or shuts down (57P03):
+    // unreachable, which a lost connection waits out.
+    testing::psql(
+        &url,
+        "DROP ROLE IF EXISTS beongae_limited; CREATE ROLE beongae_limited LOGIN PASSWORD 'limited' CONNECTION LIMIT 0",
+    );
+    let (_, host) = base.rsplit_once('@').unwrap();
+    let err = PostgresStore::open(&format!("postgres://beongae_limited:limited@{host}/{db}"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unreachable(m) if m.contains("does not take connections now (too many connections for role \"beongae_limited\" (53300))") && m.contains("raise its connection limit")),
+        "{err}"
+    );
     // Not a URL.
     let err = PostgresStore::open("postgres://[broken").unwrap_err();
     assert!(
