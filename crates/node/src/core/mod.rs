@@ -860,7 +860,9 @@ impl NodeCore {
     /// that followed the chain, or at another height.
     pub fn starts_following_at(&mut self, height: u32, hash: bitcoin::BlockHash) {
         if let Some(c) = self.channels.as_mut() {
-            c.starts_following_at(height, hash);
+            if !c.followed && c.recent.is_empty() && height == c.height {
+                c.recent.push_back((height, hash));
+            }
         }
     }
 

@@ -853,11 +853,10 @@ impl Channels {
         }
         if !self.followed && !self.batch.is_empty() {
             // The first thing stored also stores the height the node
-            // started at: a restart before the next block must follow the
-            // chain from there, not from a later tip (a funding broadcast
-            // meanwhile could confirm in a block it would never see). With
-            // it the block there (`starts_following_at`), so that the
-            // restart resumes from that block.
+            // started at and its block (`starts_following_at`): a restart
+            // before the next block must resume there, not at a later tip
+            // (a funding broadcast meanwhile could confirm in a block it
+            // would never see).
             self.batch
                 .put(NS_NODE, KEY_HEIGHT, u64::from(self.height).to_be_bytes());
             if !self.recent.is_empty() {
@@ -875,13 +874,6 @@ impl Channels {
         }
         out.append(&mut self.deferred);
         out.extend(self.take_lookups());
-    }
-
-    /// [`crate::core::NodeCore::starts_following_at`].
-    pub(super) fn starts_following_at(&mut self, height: u32, hash: bitcoin::BlockHash) {
-        if !self.followed && self.recent.is_empty() && height == self.height {
-            self.recent.push_back((height, hash));
-        }
     }
 
     /// Fails a channel (BOLT 2/5): sends `error`, broadcasts our latest
