@@ -573,6 +573,31 @@ fn a_new_node_restarted_before_its_first_block_resumes_from_its_start_block() {
         ),
         "{inputs:?}"
     );
+    // Restarted again after a reorganisation replaced its start block (it
+    // never took block 151; SAFETY.md: restarted during a reorg): three
+    // polls fail, then it goes a hundred blocks down and takes the new
+    // blocks from there, the new 150 too.
+    chain.lock().unwrap().disconnect(2);
+    let other = bitcoin::ScriptBuf::new_op_return([2u8; 1]);
+    chain.lock().unwrap().mine(3, &other, 1_700_000_000);
+    let mut core = restore_core(keys(1), id, &store, 152);
+    let mut follower = ChainFollower::start_for(&mut core, &chain, 152).unwrap();
+    assert!(follower.poll(&chain).is_err());
+    assert!(follower.poll(&chain).is_err());
+    let heights = |inputs: &[Input], disconnected: bool| -> Vec<u32> {
+        inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::BlockDisconnected { height } if disconnected => Some(*height),
+                Input::BlockConnected { height, .. } if !disconnected => Some(*height),
+                _ => None,
+            })
+            .collect()
+    };
+    let undo = follower.poll(&chain).unwrap();
+    assert_eq!(heights(&undo, true), (51..=150).rev().collect::<Vec<u32>>());
+    let redo = follower.poll(&chain).unwrap();
+    assert_eq!(heights(&redo, false), (51..=152).collect::<Vec<u32>>());
 }
 
 /// Both sides forced the channel closed; B's commitment confirms first (A
